@@ -1,0 +1,60 @@
+# plait - thin wrapper around meson so the README's commands work on a fresh
+# Debian 12 machine: `make demo` and `make test` install what they need first.
+
+BUILD ?= build
+MESON_FLAGS ?=
+
+BUILD_PKGS = meson ninja-build pkg-config gcc libc6-dev libcurl4-openssl-dev libjansson-dev \
+	libarchive-dev libssl-dev zlib1g-dev libzstd-dev
+TEST_PKGS = libcmocka-dev docker-registry skopeo umoci openssl apache2-utils python3 \
+	ca-certificates curl jq
+DEMO_PKGS = docker-registry skopeo openssl python3 curl
+
+# Install the Debian packages in $(1) that are missing (apt-get update first).
+define ensure_pkgs
+	@missing=""; for p in $(1); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "plait: installing Debian packages:$$missing"; \
+		if [ "$$(id -u)" != 0 ]; then echo "plait: run as root to install packages" >&2; exit 1; fi; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	fi
+endef
+
+.PHONY: all build deps test-deps demo-deps test unit integration demo bench clean
+
+all: build
+
+deps:
+	$(call ensure_pkgs,$(BUILD_PKGS))
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) $(MESON_FLAGS)
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+test-deps:
+	$(call ensure_pkgs,$(BUILD_PKGS) $(TEST_PKGS))
+
+test: test-deps build
+	bash tests/run.sh $(BUILD)
+
+unit: test-deps build
+	bash tests/run.sh $(BUILD) unit
+
+integration: test-deps build
+	bash tests/run.sh $(BUILD) integration
+
+demo-deps:
+	$(call ensure_pkgs,$(BUILD_PKGS) $(DEMO_PKGS))
+
+demo: demo-deps build
+	bash examples/demo.sh $(BUILD)/cmd/plait
+
+bench: test-deps build
+	bash bench/copy.sh $(BUILD)/cmd/plait
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,179 @@
+/* cmd/common.c - error reporting, usage errors and the registry options shared
+ * by every subcommand that talks to registries. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "common.h"
+#include "core/endpoint.h"
+#include "platforms/select.h"
+#include "core/banned.h"
+
+int report_error(struct plait_error *err)
+{
+	const char *msg = err && err->msg ? err->msg : "unknown error";
+	fprintf(stderr, "plait: error: %s\n", msg);
+	switch (err ? err->code : PLAIT_E_GENERIC) {
+	case PLAIT_E_USAGE:
+		return EXIT_USAGE;
+	case PLAIT_E_CANCELLED:
+		return EXIT_INTERRUPTED;
+	default:
+		return 1;
+	}
+}
+
+int usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "plait %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nsee 'plait %s --help'\n", cmd);
+	return EXIT_USAGE;
+}
+
+static void strv_push(char ***v, size_t *n, const char *s)
+{
+	*v = xrealloc(*v, (*n + 2) * sizeof(char *));
+	(*v)[(*n)++] = xstrdup(s);
+	(*v)[*n] = NULL;
+}
+
+static int parse_positive(const char *cmd, const char *opt, const char *arg, long max, long *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(arg, &end, 10);
+	if (errno || *end || end == arg || v < 1 || v > max)
+		return usage_error(cmd, "%s: '%s' is not a number from 1 to %ld", opt, arg, max), -1;
+	*out = v;
+	return 0;
+}
+
+int registry_cli_option(struct registry_cli *rc, const char *cmd, int c, const char *arg)
+{
+	long v;
+	switch (c) {
+	case OPT_INSECURE_REGISTRY:
+		strv_push(&rc->insecure, &rc->n_insecure, arg);
+		return 1;
+	case OPT_CERT_DIR:
+		strv_push(&rc->cert_dirs, &rc->n_cert_dirs, arg);
+		return 1;
+	case OPT_RETRIES:
+		if (parse_positive(cmd, "--retries", arg, 100, &v) < 0)
+			return -1;
+		rc->opts.max_tries = (int)v;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* Knobs for tests and benchmarks, not for users: smaller upload chunks and
+ * shorter backoff make fault-injection tests quick. */
+static int64_t env_int(const char *name)
+{
+	const char *s = getenv(name);
+	if (!s || !*s)
+		return 0;
+	char *end;
+	long long v = strtoll(s, &end, 10);
+	return *end || v < 0 ? 0 : (int64_t)v;
+}
+
+void registry_cli_finish(struct registry_cli *rc)
+{
+	rc->opts.insecure_hosts = (const char *const *)rc->insecure;
+	rc->opts.certs_dirs = (const char *const *)rc->cert_dirs;
+	if (!rc->opts.chunk_size)
+		rc->opts.chunk_size = env_int("PLAIT_CHUNK_SIZE");
+	if (!rc->opts.backoff_base_ms)
+		rc->opts.backoff_base_ms = (long)env_int("PLAIT_BACKOFF_MS");
+}
+
+void registry_cli_release(struct registry_cli *rc)
+{
+	plait_strv_free(rc->insecure);
+	plait_strv_free(rc->cert_dirs);
+	memset(rc, 0, sizeof(*rc));
+}
+
+void format_size(int64_t n, char out[32])
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)n;
+	size_t u = 0;
+	while (v >= 1024 && u + 1 < ARRAY_SIZE(units)) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(out, 32, "%lld B", (long long)n);
+	else
+		snprintf(out, 32, "%.1f %s", v, units[u]);
+}
+
+int narrow_to_platforms(struct plait_endpoint *ep, struct plait_descriptor *root, struct plait_buf *data,
+			const struct plait_platform *want, size_t n, struct plait_error **err)
+{
+	enum plait_media_type t = plait_media_type_from_string(root->media_type);
+	if (plait_media_type_is_manifest(t)) {
+		/* A single image: check it is one of the platforms asked for. */
+		struct plait_manifest m = { 0 };
+		struct plait_image_config cfg = { 0 };
+		struct plait_buf cbuf = PLAIT_BUF_INIT;
+		int r = plait_manifest_parse(data->buf, data->len, &m, err);
+		if (r >= 0)
+			r = plait_endpoint_read_blob(ep, &m.config, PLAIT_MANIFEST_MAX, &cbuf, err);
+		if (r >= 0)
+			r = plait_image_config_parse(cbuf.buf, cbuf.len, &cfg, err);
+		if (r >= 0) {
+			struct plait_platform have = { .os = cfg.os, .architecture = cfg.architecture,
+						       .variant = cfg.variant };
+			bool ok = false;
+			for (size_t i = 0; i < n && !ok; i++)
+				ok = plait_platform_match_score(&want[i], &have) >= 0;
+			if (!ok) {
+				_cleanup_free_ char *h = plait_platform_format(&have);
+				r = plait_error_set(err, PLAIT_E_NOT_FOUND,
+						    "%s is a single-platform image for %s, not the platform asked for",
+						    ep->display, h);
+			}
+		}
+		plait_buf_release(&cbuf);
+		plait_image_config_release(&cfg);
+		plait_manifest_release(&m);
+		return r;
+	}
+
+	struct plait_index idx = { 0 }, narrowed = { 0 };
+	int r = plait_index_parse(data->buf, data->len, &idx, err);
+	if (r < 0) {
+		plait_error_wrap(err, "%s", ep->display);
+		return r;
+	}
+	r = plait_index_select_platforms(&idx, want, n, &narrowed, err);
+	if (r < 0) {
+		plait_error_wrap(err, "%s", ep->display);
+		goto out;
+	}
+	if (n == 1) {
+		r = plait_endpoint_resolve(ep, narrowed.manifests[0].digest, root, data, err);
+		goto out;
+	}
+	plait_buf_reset(data);
+	r = plait_index_serialise(&narrowed, data, err);
+	if (r < 0)
+		goto out;
+	/* root keeps its media type: the new index is of the same kind. */
+	plait_sha256_buf(data->buf, data->len, root->digest);
+	root->size = (int64_t)data->len;
+out:
+	plait_index_release(&narrowed);
+	plait_index_release(&idx);
+	return r;
+}

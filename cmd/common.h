@@ -1,0 +1,86 @@
+/* cmd/common.h - what the subcommands share: the command table entry, option
+ * parsing helpers, error reporting and exit codes.
+ *
+ * Only cmd/ prints and exits. Exit codes: 0 success, 1 the operation failed,
+ * 2 the command line was wrong (usage), 130 interrupted. */
+#ifndef PLAIT_CMD_COMMON_H
+#define PLAIT_CMD_COMMON_H
+
+#include "core/error.h"
+#include "registry/registry.h"
+
+#define EXIT_USAGE 2
+#define EXIT_INTERRUPTED 130
+
+struct plait_cmd {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *summary;
+};
+
+int cmd_version(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_copy(int argc, char **argv);
+int cmd_index(int argc, char **argv);
+int cmd_login(int argc, char **argv);
+int cmd_logout(int argc, char **argv);
+
+/* Print "plait: error: <msg>" (and hints) and return the exit code for err. */
+int report_error(struct plait_error *err);
+/* Print "plait <cmd>: <msg>" plus "see 'plait <cmd> --help'" and return EXIT_USAGE. */
+int usage_error(const char *cmd, const char *fmt, ...) _printf_(2, 3);
+
+/* Registry options every command that talks to registries accepts:
+ *   --insecure-registry HOST   (repeatable) plain HTTP / no TLS verification for HOST
+ *   --cert-dir DIR             (repeatable) per-host CA directories like /etc/docker/certs.d
+ *   --retries N                tries per request (default 5) */
+struct registry_cli {
+	char **insecure; /* NULL-terminated */
+	size_t n_insecure;
+	char **cert_dirs; /* NULL-terminated, NULL when none given */
+	size_t n_cert_dirs;
+	struct plait_registry_opts opts;
+};
+/* getopt_long ids for the registry options; add REGISTRY_CLI_OPTIONS to a long option table. */
+enum {
+	OPT_INSECURE_REGISTRY = 0x1000,
+	OPT_CERT_DIR,
+	OPT_RETRIES,
+	OPT_FIRST_PRIVATE = 0x1100,
+};
+#define REGISTRY_CLI_OPTIONS                                                      \
+	{ "insecure-registry", required_argument, NULL, OPT_INSECURE_REGISTRY }, \
+	{ "cert-dir", required_argument, NULL, OPT_CERT_DIR },                     \
+	{ "retries", required_argument, NULL, OPT_RETRIES }
+#define REGISTRY_CLI_HELP                                                                      \
+	"      --insecure-registry HOST  allow plain HTTP and unverified TLS for HOST (repeatable)\n" \
+	"      --cert-dir DIR            CA certificates per host, laid out as DIR/HOST[:PORT]/ca.crt\n" \
+	"                                (default /etc/docker/certs.d and /etc/containers/certs.d)\n" \
+	"      --retries N               tries per request on 408, 429, 5xx and dropped connections\n" \
+	"                                (default 5)\n"
+/* Handle one of the registry options; returns 1 when c was one, 0 when not, <0 on a bad value. */
+int registry_cli_option(struct registry_cli *rc, const char *cmd, int c, const char *arg);
+/* Fill rc->opts from what was parsed. */
+void registry_cli_finish(struct registry_cli *rc);
+void registry_cli_release(struct registry_cli *rc);
+
+/* "512 B", "1.2 KiB", "3.4 MiB". */
+void format_size(int64_t n, char out[32]);
+
+/* Narrow an index (bytes in *data, described by *root) to the platforms in
+ * want: one platform replaces root and data with that platform's manifest,
+ * several with a new index of just those entries. A manifest is left alone
+ * when it matches (read from its config) and refused when it does not. */
+struct plait_endpoint;
+int narrow_to_platforms(struct plait_endpoint *ep, struct plait_descriptor *root, struct plait_buf *data,
+			const struct plait_platform *want, size_t n, struct plait_error **err);
+
+/* A REGISTRY argument of login/logout: "https://host:5000/" -> "host:5000" (the
+ * name credentials are stored under); docker.io's names -> "docker.io" with
+ * *api_host "registry-1.docker.io" (else NULL). NULL when arg is not a host. */
+char *registry_host_arg(const char *arg, const char **api_host);
+
+/* Set by SIGINT/SIGTERM handlers installed in main. */
+extern volatile int plait_interrupted;
+
+#endif

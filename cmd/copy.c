@@ -1,0 +1,201 @@
+/* cmd/copy.c - plait copy: copy images between registries, layouts and archives. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+
+#include "common.h"
+#include "core/copy.h"
+#include "platforms/platform.h"
+#include "registry/endpoint.h"
+#include "core/banned.h"
+
+static const char usage[] =
+	"usage: plait copy [options] SRC DST\n"
+	"\n"
+	"Copy an image or a multi-platform index from SRC to DST, preserving digests.\n"
+	"SRC and DST are registry references (registry.example.com/ml/train:1.4.0),\n"
+	"oci:DIR[:TAG] (an OCI layout directory, created if missing) or oci-archive:FILE[:TAG].\n"
+	"Without --all or --platform, an index is narrowed to the image for this host's\n"
+	"platform (as skopeo does). Blobs DST already has are skipped; blobs in another\n"
+	"repository of the same registry are mounted instead of uploaded. DST without a tag\n"
+	"gets SRC's tag; nothing is tagged unless every blob and manifest arrived.\n"
+	"\n"
+	"options:\n"
+	"  -a, --all                     copy the whole index (byte-identical)\n"
+	"      --platform P[,P...]       copy the images for these platforms only: one platform\n"
+	"                                copies its image, several a new index of just those\n"
+	"  -j, --parallel N              blobs transferred at once (default 4)\n"
+	"  -q, --quiet                   no progress lines\n" REGISTRY_CLI_HELP
+	"  -h, --help                    show this help\n"
+	"\n"
+	"On success the destination reference with its digest is printed on stdout.\n";
+
+enum { OPT_PLATFORM = OPT_FIRST_PRIVATE };
+
+static void on_progress(const struct plait_copy_event *ev, void *ctx)
+{
+	(void)ctx;
+	char sz[32];
+	format_size(ev->size, sz);
+	switch (ev->kind) {
+	case PLAIT_COPY_BLOB_SKIPPED:
+		fprintf(stderr, "blob %s %s: already there\n", ev->digest, sz);
+		break;
+	case PLAIT_COPY_BLOB_MOUNTED:
+		fprintf(stderr, "blob %s %s: mounted\n", ev->digest, sz);
+		break;
+	case PLAIT_COPY_BLOB_COPIED:
+		fprintf(stderr, "blob %s %s: copied\n", ev->digest, sz);
+		break;
+	case PLAIT_COPY_MANIFEST_PUT:
+		fprintf(stderr, "manifest %s: written\n", ev->digest);
+		break;
+	case PLAIT_COPY_TAGGED:
+		fprintf(stderr, "tag %s -> %s\n", ev->tag, ev->digest);
+		break;
+	}
+}
+
+/* The tag to give DST: its own, else SRC's when that is a tag. A digest DST must match. */
+static int destination_tag(const struct plait_endpoint *src, const struct plait_endpoint *dst,
+			   const struct plait_descriptor *root, const char **tag, struct plait_error **err)
+{
+	*tag = NULL;
+	if (dst->ref && strchr(dst->ref, ':')) {
+		if (!streq(dst->ref, root->digest))
+			return plait_error_set(err, PLAIT_E_USAGE,
+					       "destination '%s' names digest %s, but the image is %s",
+					       dst->display, dst->ref, root->digest);
+		return 0;
+	}
+	if (dst->ref)
+		*tag = dst->ref;
+	else if (src->ref && !strchr(src->ref, ':'))
+		*tag = src->ref;
+	else if (!src->ref && streq(src->ops->kind, "registry"))
+		*tag = "latest"; /* a bare source name was read as :latest */
+	return 0;
+}
+
+int cmd_copy(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "all", no_argument, NULL, 'a' },
+		{ "platform", required_argument, NULL, OPT_PLATFORM },
+		{ "parallel", required_argument, NULL, 'j' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		REGISTRY_CLI_OPTIONS,
+		{ NULL, 0, NULL, 0 },
+	};
+	struct registry_cli rc = { 0 };
+	struct plait_error *err = NULL;
+	struct plait_endpoint *src = NULL, *dst = NULL;
+	struct plait_descriptor root = { 0 };
+	struct plait_buf data = PLAIT_BUF_INIT;
+	struct plait_platform *want = NULL;
+	size_t n_want = 0;
+	struct plait_copy_opts copts = { .progress = on_progress, .cancel = &plait_interrupted };
+	struct plait_copy_stats stats = { 0 };
+	bool all = false;
+	const char *tag = NULL;
+	int c, r, ret = 0;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+aj:qh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			fputs(usage, stdout);
+			goto done;
+		case 'a':
+			all = true;
+			break;
+		case OPT_PLATFORM:
+			plait_platform_list_free(want, n_want);
+			want = NULL;
+			if (plait_platform_parse_list(optarg, &want, &n_want, &err) < 0) {
+				ret = report_error(err);
+				goto done;
+			}
+			break;
+		case 'j': {
+			char *end;
+			errno = 0;
+			long v = strtol(optarg, &end, 10);
+			if (errno || *end || v < 1 || v > 64) {
+				ret = usage_error("copy", "--parallel: '%s' is not a number from 1 to 64", optarg);
+				goto done;
+			}
+			copts.parallel = (int)v;
+			break;
+		}
+		case 'q':
+			copts.progress = NULL;
+			break;
+		case '?':
+			ret = usage_error("copy", "unknown or incomplete option '%s'", argv[optind - 1]);
+			goto done;
+		default:
+			r = registry_cli_option(&rc, "copy", c, optarg);
+			if (r < 0) {
+				ret = EXIT_USAGE;
+				goto done;
+			}
+		}
+	}
+	if (all && want) {
+		ret = usage_error("copy", "--all and --platform exclude each other");
+		goto done;
+	}
+	if (argc - optind != 2) {
+		ret = usage_error("copy", "expected SRC and DST, got %d argument%s", argc - optind,
+				  argc - optind == 1 ? "" : "s");
+		goto done;
+	}
+	registry_cli_finish(&rc);
+
+	if (plait_endpoint_open(argv[optind], false, &rc.opts, &src, &err) < 0 ||
+	    plait_endpoint_resolve(src, NULL, &root, &data, &err) < 0)
+		goto fail;
+	if (!all) {
+		bool is_index = plait_media_type_is_index(plait_media_type_from_string(root.media_type));
+		if (!want && is_index) {
+			want = xcalloc(1, sizeof(*want));
+			plait_platform_host(want);
+			n_want = 1;
+		}
+		if (want && narrow_to_platforms(src, &root, &data, want, n_want, &err) < 0)
+			goto fail;
+	}
+	if (plait_endpoint_open(argv[optind + 1], true, &rc.opts, &dst, &err) < 0 ||
+	    destination_tag(src, dst, &root, &tag, &err) < 0)
+		goto fail;
+	if (plait_copy_image(src, dst, &root, data.buf, data.len, tag, &copts, &stats, &err) < 0)
+		goto fail;
+	/* An untagged image in a layout is still listed in index.json, or nothing could find it. */
+	if (!tag && dst->store && dst->ops->tag(dst, NULL, &root, data.buf, data.len, &err) < 0)
+		goto fail;
+	if (plait_endpoint_commit(dst, &err) < 0)
+		goto fail;
+
+	if (copts.progress) {
+		char sz[32];
+		format_size(stats.bytes_copied, sz);
+		fprintf(stderr, "copied %s to %s: %zu blobs copied (%s), %zu already there, %zu mounted, %zu manifests\n",
+			src->display, dst->display, stats.blobs_copied, sz, stats.blobs_skipped,
+			stats.blobs_mounted, stats.manifests);
+	}
+	printf("%s@%s\n", dst->display, root.digest);
+	goto done;
+fail:
+	ret = report_error(err);
+done:
+	plait_error_free(err);
+	plait_platform_list_free(want, n_want);
+	plait_buf_release(&data);
+	plait_descriptor_release(&root);
+	plait_endpoint_free(src);
+	plait_endpoint_free(dst);
+	registry_cli_release(&rc);
+	return ret;
+}

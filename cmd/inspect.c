@@ -1,0 +1,310 @@
+/* cmd/inspect.c - plait inspect: show an index or a manifest. */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+
+#include "common.h"
+#include "platforms/platform.h"
+#include "registry/endpoint.h"
+#include "core/banned.h"
+
+static const char usage[] =
+	"usage: plait inspect [options] REF\n"
+	"\n"
+	"Show the image or index REF: for an index, one row per entry (platform, digest,\n"
+	"size, annotations); for an image, its configuration and layers.\n"
+	"REF is a registry reference (registry.example.com/ml/train:1.4.0, busybox@sha256:...),\n"
+	"oci:DIR[:TAG] (an OCI layout directory) or oci-archive:FILE[:TAG].\n"
+	"\n"
+	"options:\n"
+	"      --raw                     print the exact bytes of the manifest or index\n"
+	"      --format table|json       output format (default table)\n"
+	"      --platform P              inspect the image for platform P in an index\n" REGISTRY_CLI_HELP
+	"  -h, --help                    show this help\n";
+
+enum { OPT_RAW = OPT_FIRST_PRIVATE, OPT_FORMAT, OPT_PLATFORM };
+
+static json_t *strv_json(char **v)
+{
+	json_t *a = json_array();
+	for (; v && *v; v++)
+		json_array_append_new(a, json_string(*v));
+	return a;
+}
+
+static json_t *map_json(const struct plait_map *m)
+{
+	json_t *o = json_object();
+	for (size_t i = 0; i < m->n; i++)
+		json_object_set_new(o, m->items[i].key, json_string(m->items[i].value));
+	return o;
+}
+
+static json_t *descriptor_json(const struct plait_descriptor *d)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "mediaType", json_string(d->media_type ? d->media_type : ""));
+	json_object_set_new(o, "digest", json_string(d->digest));
+	json_object_set_new(o, "size", json_integer(d->size));
+	if (d->platform) {
+		_cleanup_free_ char *p = plait_platform_format(d->platform);
+		json_object_set_new(o, "platform", json_string(p));
+	}
+	if (d->annotations.n)
+		json_object_set_new(o, "annotations", map_json(&d->annotations));
+	return o;
+}
+
+static void print_map_inline(const struct plait_map *m)
+{
+	for (size_t i = 0; i < m->n; i++)
+		printf("%s%s=%s", i ? "," : "", m->items[i].key, m->items[i].value);
+}
+
+static int show_index(struct plait_endpoint *ep, const struct plait_descriptor *root,
+		      const struct plait_buf *data, bool json, struct plait_error **err)
+{
+	struct plait_index idx = { 0 };
+	int r = plait_index_parse(data->buf, data->len, &idx, err);
+	if (r < 0) {
+		plait_error_wrap(err, "%s", ep->display);
+		return r;
+	}
+	if (json) {
+		json_auto_t *o = json_object();
+		json_object_set_new(o, "name", json_string(ep->display));
+		json_object_set_new(o, "mediaType", json_string(root->media_type));
+		json_object_set_new(o, "digest", json_string(root->digest));
+		json_object_set_new(o, "size", json_integer(root->size));
+		json_t *a = json_array();
+		for (size_t i = 0; i < idx.n_manifests; i++)
+			json_array_append_new(a, descriptor_json(&idx.manifests[i]));
+		json_object_set_new(o, "manifests", a);
+		if (idx.annotations.n)
+			json_object_set_new(o, "annotations", map_json(&idx.annotations));
+		json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		putchar('\n');
+	} else {
+		printf("Name:       %s\nMediaType:  %s\nDigest:     %s\nSize:       %lld\n", ep->display,
+		       root->media_type, root->digest, (long long)root->size);
+		if (idx.annotations.n) {
+			printf("Annotations:\n");
+			for (size_t i = 0; i < idx.annotations.n; i++)
+				printf("  %s=%s\n", idx.annotations.items[i].key, idx.annotations.items[i].value);
+		}
+		printf("\n%-16s %-71s %10s  %s\n", "PLATFORM", "DIGEST", "SIZE", "ANNOTATIONS");
+		for (size_t i = 0; i < idx.n_manifests; i++) {
+			const struct plait_descriptor *d = &idx.manifests[i];
+			_cleanup_free_ char *p = d->platform ? plait_platform_format(d->platform) : xstrdup("-");
+			char sz[32];
+			format_size(d->size, sz);
+			printf("%-16s %-71s %10s  ", p, d->digest, sz);
+			print_map_inline(&d->annotations);
+			putchar('\n');
+		}
+	}
+	plait_index_release(&idx);
+	return 0;
+}
+
+static int show_manifest(struct plait_endpoint *ep, const struct plait_descriptor *root,
+			 const struct plait_buf *data, bool json, struct plait_error **err)
+{
+	struct plait_manifest m = { 0 };
+	struct plait_image_config cfg = { 0 };
+	struct plait_buf cbuf = PLAIT_BUF_INIT;
+	_cleanup_free_ char *platform = NULL;
+	bool have_cfg = false;
+	int r = plait_manifest_parse(data->buf, data->len, &m, err);
+	if (r < 0) {
+		plait_error_wrap(err, "%s", ep->display);
+		return r;
+	}
+	enum plait_media_type ct = plait_media_type_from_string(m.config.media_type);
+	if (plait_media_type_is_config(ct)) {
+		r = plait_endpoint_read_blob(ep, &m.config, PLAIT_MANIFEST_MAX, &cbuf, err);
+		if (r >= 0)
+			r = plait_image_config_parse(cbuf.buf, cbuf.len, &cfg, err);
+		if (r < 0) {
+			plait_error_wrap(err, "%s: config %s", ep->display, m.config.digest);
+			goto out;
+		}
+		have_cfg = true;
+	}
+	int64_t total = 0;
+	for (size_t i = 0; i < m.n_layers; i++)
+		total += m.layers[i].size;
+	struct plait_platform plat = { .os = cfg.os, .architecture = cfg.architecture, .variant = cfg.variant };
+	if (have_cfg && cfg.os && cfg.architecture)
+		platform = plait_platform_format(&plat);
+
+	if (json) {
+		json_auto_t *o = json_object();
+		json_object_set_new(o, "name", json_string(ep->display));
+		json_object_set_new(o, "mediaType", json_string(root->media_type));
+		json_object_set_new(o, "digest", json_string(root->digest));
+		json_object_set_new(o, "size", json_integer(root->size));
+		if (platform)
+			json_object_set_new(o, "platform", json_string(platform));
+		json_object_set_new(o, "config", descriptor_json(&m.config));
+		if (have_cfg) {
+			json_t *c = json_object();
+			if (cfg.created)
+				json_object_set_new(c, "created", json_string(cfg.created));
+			if (cfg.config.user)
+				json_object_set_new(c, "user", json_string(cfg.config.user));
+			if (cfg.config.working_dir)
+				json_object_set_new(c, "workingDir", json_string(cfg.config.working_dir));
+			json_object_set_new(c, "env", strv_json(cfg.config.env));
+			if (cfg.config.entrypoint)
+				json_object_set_new(c, "entrypoint", strv_json(cfg.config.entrypoint));
+			if (cfg.config.cmd)
+				json_object_set_new(c, "cmd", strv_json(cfg.config.cmd));
+			if (cfg.config.labels.n)
+				json_object_set_new(c, "labels", map_json(&cfg.config.labels));
+			json_object_set_new(o, "image", c);
+		}
+		json_t *a = json_array();
+		for (size_t i = 0; i < m.n_layers; i++)
+			json_array_append_new(a, descriptor_json(&m.layers[i]));
+		json_object_set_new(o, "layers", a);
+		json_object_set_new(o, "layersSize", json_integer(total));
+		if (m.annotations.n)
+			json_object_set_new(o, "annotations", map_json(&m.annotations));
+		json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		putchar('\n');
+		goto out;
+	}
+
+	printf("Name:       %s\nMediaType:  %s\nDigest:     %s\nSize:       %lld\n", ep->display,
+	       root->media_type, root->digest, (long long)root->size);
+	if (platform)
+		printf("Platform:   %s\n", platform);
+	printf("Config:     %s (%lld bytes)\n", m.config.digest, (long long)m.config.size);
+	if (have_cfg) {
+		if (cfg.created)
+			printf("Created:    %s\n", cfg.created);
+		if (cfg.config.user)
+			printf("User:       %s\n", cfg.config.user);
+		if (cfg.config.working_dir)
+			printf("WorkingDir: %s\n", cfg.config.working_dir);
+		if (cfg.config.entrypoint) {
+			printf("Entrypoint:");
+			for (char **p = cfg.config.entrypoint; *p; p++)
+				printf(" '%s'", *p);
+			putchar('\n');
+		}
+		if (cfg.config.cmd) {
+			printf("Cmd:       ");
+			for (char **p = cfg.config.cmd; *p; p++)
+				printf(" '%s'", *p);
+			putchar('\n');
+		}
+		for (char **p = cfg.config.env; p && *p; p++)
+			printf("Env:        %s\n", *p);
+		for (size_t i = 0; i < cfg.config.labels.n; i++)
+			printf("Label:      %s=%s\n", cfg.config.labels.items[i].key,
+			       cfg.config.labels.items[i].value);
+	}
+	for (size_t i = 0; i < m.annotations.n; i++)
+		printf("Annotation: %s=%s\n", m.annotations.items[i].key, m.annotations.items[i].value);
+	char tsz[32];
+	format_size(total, tsz);
+	printf("\nLAYERS (%zu, %s)\n", m.n_layers, tsz);
+	for (size_t i = 0; i < m.n_layers; i++) {
+		char sz[32];
+		format_size(m.layers[i].size, sz);
+		printf("  %-71s %10s  %s\n", m.layers[i].digest, sz, m.layers[i].media_type);
+	}
+out:
+	plait_buf_release(&cbuf);
+	plait_image_config_release(&cfg);
+	plait_manifest_release(&m);
+	return r;
+}
+
+int cmd_inspect(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "raw", no_argument, NULL, OPT_RAW },
+		{ "format", required_argument, NULL, OPT_FORMAT },
+		{ "platform", required_argument, NULL, OPT_PLATFORM },
+		{ "help", no_argument, NULL, 'h' },
+		REGISTRY_CLI_OPTIONS,
+		{ NULL, 0, NULL, 0 },
+	};
+	struct registry_cli rc = { 0 };
+	struct plait_error *err = NULL;
+	struct plait_endpoint *ep = NULL;
+	struct plait_descriptor root = { 0 };
+	struct plait_buf data = PLAIT_BUF_INIT;
+	struct plait_platform want = { 0 };
+	bool raw = false, json = false, have_platform = false;
+	int c, r, ret = 0;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			fputs(usage, stdout);
+			goto done;
+		case OPT_RAW:
+			raw = true;
+			break;
+		case OPT_FORMAT:
+			if (streq(optarg, "json"))
+				json = true;
+			else if (!streq(optarg, "table")) {
+				ret = usage_error("inspect", "--format: unknown format '%s'; use table or json", optarg);
+				goto done;
+			}
+			break;
+		case OPT_PLATFORM:
+			if (plait_platform_parse(optarg, &want, &err) < 0) {
+				ret = report_error(err);
+				goto done;
+			}
+			have_platform = true;
+			break;
+		case '?':
+			ret = usage_error("inspect", "unknown or incomplete option '%s'", argv[optind - 1]);
+			goto done;
+		default:
+			r = registry_cli_option(&rc, "inspect", c, optarg);
+			if (r < 0) {
+				ret = EXIT_USAGE;
+				goto done;
+			}
+		}
+	}
+	if (optind != argc - 1) {
+		ret = usage_error("inspect", optind == argc ? "missing REF" : "expected one REF, got %d",
+				  argc - optind);
+		goto done;
+	}
+	registry_cli_finish(&rc);
+	if (plait_endpoint_open(argv[optind], false, &rc.opts, &ep, &err) < 0 ||
+	    plait_endpoint_resolve(ep, NULL, &root, &data, &err) < 0 ||
+	    (have_platform && narrow_to_platforms(ep, &root, &data, &want, 1, &err) < 0)) {
+		ret = report_error(err);
+		goto done;
+	}
+	if (raw) {
+		fwrite(data.buf, 1, data.len, stdout);
+		goto done;
+	}
+	if (plait_media_type_is_index(plait_media_type_from_string(root.media_type)))
+		r = show_index(ep, &root, &data, json, &err);
+	else
+		r = show_manifest(ep, &root, &data, json, &err);
+	if (r < 0)
+		ret = report_error(err);
+done:
+	plait_error_free(err);
+	plait_platform_release(&want);
+	plait_buf_release(&data);
+	plait_descriptor_release(&root);
+	plait_endpoint_free(ep);
+	registry_cli_release(&rc);
+	return ret;
+}

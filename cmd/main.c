@@ -1,0 +1,59 @@
+/* cmd/main.c - the plait executable: the command table and dispatch.
+ * To add a subcommand: see cmd/README.md. */
+#include <signal.h>
+#include <stdio.h>
+
+#include "common.h"
+#include "plait-config.h"
+#include "core/banned.h"
+
+static const struct plait_cmd commands[] = {
+	{ "inspect", cmd_inspect, "show an image or index in a registry, OCI layout or archive" },
+	{ "copy", cmd_copy, "copy images between registries, OCI layouts and archives" },
+	{ "index", cmd_index, "assemble a multi-platform index from single-platform images" },
+	{ "login", cmd_login, "store credentials for a registry" },
+	{ "logout", cmd_logout, "remove stored credentials for a registry" },
+	{ "version", cmd_version, "print the version" },
+};
+
+volatile int plait_interrupted;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	plait_interrupted = 1;
+}
+
+static void print_usage(FILE *f)
+{
+	fprintf(f, "usage: plait <command> [options] [args]\n\ncommands:\n");
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\nRun 'plait <command> --help' for a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (argc < 2) {
+		print_usage(stderr);
+		return EXIT_USAGE;
+	}
+	const char *name = argv[1];
+	if (streq(name, "--help") || streq(name, "-h") || streq(name, "help")) {
+		print_usage(stdout);
+		return 0;
+	}
+	if (streq(name, "--version"))
+		name = "version";
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		if (streq(commands[i].name, name))
+			return commands[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "plait: '%s' is not a plait command; see 'plait --help'\n", name);
+	return EXIT_USAGE;
+}

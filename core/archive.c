@@ -1,0 +1,394 @@
+/* core/archive.c - an OCI archive ("oci-archive:FILE[:REF]"): a tar of an OCI
+ * layout. It is unpacked into a temporary layout to be read; written into a
+ * temporary layout and packed on commit, so FILE appears (atomically, by
+ * rename) only once everything is in it.
+ *
+ * Unpacking accepts regular files and directories only, with relative names
+ * free of "..": an archive cannot write outside its temporary directory. */
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "endpoint.h"
+#include "banned.h"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct archive *, archive_read_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct archive *, archive_write_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct archive_entry *, archive_entry_free)
+
+struct archive_priv {
+	char *file;    /* the archive's path */
+	char *tmpdir;  /* the unpacked layout */
+	bool for_write;
+	bool dirty;    /* something was written: commit packs it */
+	const struct plait_endpoint_ops *layout_ops;
+};
+
+static bool safe_member_name(const char *name)
+{
+	if (!*name || name[0] == '/')
+		return false;
+	const char *p = name;
+	while (*p) {
+		const char *e = strchrnul(p, '/');
+		size_t n = (size_t)(e - p);
+		if (n == 2 && p[0] == '.' && p[1] == '.')
+			return false;
+		p = *e ? e + 1 : e;
+	}
+	return true;
+}
+
+static int mkdir_parents(const char *root, const char *rel, struct plait_error **err)
+{
+	struct plait_buf b = PLAIT_BUF_INIT;
+	plait_buf_adds(&b, root);
+	size_t base = b.len;
+	plait_buf_addch(&b, '/');
+	plait_buf_adds(&b, rel);
+	int r = 0;
+	for (char *p = b.buf + base + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(b.buf, 0755) < 0 && errno != EEXIST)
+			r = plait_error_set_errno(err, PLAIT_E_IO, errno, "create '%s'", b.buf);
+		*p = '/';
+		if (r < 0)
+			break;
+	}
+	plait_buf_release(&b);
+	return r;
+}
+
+static int unpack(const char *file, const char *dir, struct plait_error **err)
+{
+	_cleanup_(archive_read_freep) struct archive *a = archive_read_new();
+	archive_read_support_format_tar(a);
+	archive_read_support_filter_all(a);
+	if (archive_read_open_filename(a, file, 1 << 16) != ARCHIVE_OK)
+		return plait_error_set(err, errno == ENOENT ? PLAIT_E_NOT_FOUND : PLAIT_E_INVALID,
+				       "open OCI archive '%s': %s", file, archive_error_string(a));
+	struct archive_entry *e;
+	char buf[1 << 16];
+	for (;;) {
+		int ar = archive_read_next_header(a, &e);
+		if (ar == ARCHIVE_EOF)
+			break;
+		if (ar != ARCHIVE_OK)
+			return plait_error_set(err, PLAIT_E_INVALID, "read OCI archive '%s': %s", file,
+					       archive_error_string(a));
+		const char *name = archive_entry_pathname(e);
+		while (name && name[0] == '.' && name[1] == '/')
+			name += 2;
+		if (!name || !*name || streq(name, "."))
+			continue;
+		if (!safe_member_name(name))
+			return plait_error_set(err, PLAIT_E_INVALID,
+					       "OCI archive '%s': member '%s' points outside the archive",
+					       file, name);
+		mode_t type = archive_entry_filetype(e);
+		if (type == AE_IFDIR) {
+			int r = mkdir_parents(dir, name, err);
+			if (r < 0)
+				return r;
+			struct plait_buf p = PLAIT_BUF_INIT;
+			plait_buf_addf(&p, "%s/%s", dir, name);
+			if (mkdir(p.buf, 0755) < 0 && errno != EEXIST)
+				r = plait_error_set_errno(err, PLAIT_E_IO, errno, "create '%s'", p.buf);
+			plait_buf_release(&p);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		if (type != AE_IFREG || archive_entry_hardlink(e))
+			return plait_error_set(err, PLAIT_E_INVALID,
+					       "OCI archive '%s': member '%s' is not a regular file or directory",
+					       file, name);
+		int r = mkdir_parents(dir, name, err);
+		if (r < 0)
+			return r;
+		struct plait_buf p = PLAIT_BUF_INIT;
+		plait_buf_addf(&p, "%s/%s", dir, name);
+		_cleanup_close_ int fd = open(p.buf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+		if (fd < 0) {
+			r = plait_error_set_errno(err, PLAIT_E_IO, errno, "create '%s'", p.buf);
+			plait_buf_release(&p);
+			return r;
+		}
+		plait_buf_release(&p);
+		for (;;) {
+			la_ssize_t n = archive_read_data(a, buf, sizeof(buf));
+			if (n < 0)
+				return plait_error_set(err, PLAIT_E_INVALID, "read '%s' in OCI archive '%s': %s",
+						       name, file, archive_error_string(a));
+			if (n == 0)
+				break;
+			int wr = plait_write_all(fd, buf, (size_t)n);
+			if (wr < 0)
+				return plait_error_set_errno(err, PLAIT_E_IO, wr, "unpack '%s'", name);
+		}
+	}
+	return 0;
+}
+
+/* Collect the layout's files relative to root, sorted, so archives are reproducible. */
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int list_files(const char *root, const char *rel, char ***v, size_t *n, size_t *alloc,
+		      struct plait_error **err)
+{
+	struct plait_buf p = PLAIT_BUF_INIT;
+	plait_buf_addf(&p, "%s%s%s", root, *rel ? "/" : "", rel);
+	DIR *d = opendir(p.buf);
+	if (!d) {
+		int r = plait_error_set_errno(err, PLAIT_E_IO, errno, "read directory '%s'", p.buf);
+		plait_buf_release(&p);
+		return r;
+	}
+	plait_buf_release(&p);
+	struct dirent *de;
+	int r = 0;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue; /* ".", "..", and the store's lock and temporary files */
+		struct plait_buf child = PLAIT_BUF_INIT;
+		plait_buf_addf(&child, "%s%s%s", rel, *rel ? "/" : "", de->d_name);
+		PLAIT_ALLOC_GROW(*v, *n + 2, *alloc);
+		(*v)[(*n)++] = xstrdup(child.buf);
+		(*v)[*n] = NULL;
+		if (de->d_type == DT_DIR)
+			r = list_files(root, child.buf, v, n, alloc, err);
+		plait_buf_release(&child);
+		if (r < 0)
+			break;
+	}
+	closedir(d);
+	return r;
+}
+
+static int pack(const char *dir, const char *file, struct plait_error **err)
+{
+	char **files = NULL;
+	size_t n = 0, alloc = 0;
+	int r = list_files(dir, "", &files, &n, &alloc, err);
+	if (r < 0) {
+		plait_strv_free(files);
+		return r;
+	}
+	if (n)
+		qsort(files, n, sizeof(char *), cmp_str);
+
+	struct plait_buf tmp = PLAIT_BUF_INIT;
+	plait_buf_addf(&tmp, "%s.tmp-%d", file, (int)getpid());
+	_cleanup_(archive_write_freep) struct archive *a = archive_write_new();
+	_cleanup_(archive_entry_freep) struct archive_entry *e = archive_entry_new();
+	char *buf = xmalloc(1 << 20);
+	archive_write_set_format_pax_restricted(a);
+	if (archive_write_open_filename(a, tmp.buf) != ARCHIVE_OK) {
+		r = plait_error_set(err, PLAIT_E_IO, "create '%s': %s", tmp.buf, archive_error_string(a));
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct plait_buf p = PLAIT_BUF_INIT;
+		plait_buf_addf(&p, "%s/%s", dir, files[i]);
+		struct stat st;
+		_cleanup_close_ int fd = open(p.buf, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0 || fstat(fd, &st) < 0) {
+			r = plait_error_set_errno(err, PLAIT_E_IO, errno, "read '%s'", p.buf);
+			plait_buf_release(&p);
+			goto out;
+		}
+		plait_buf_release(&p);
+		archive_entry_clear(e);
+		archive_entry_set_pathname(e, files[i]);
+		archive_entry_set_mtime(e, 0, 0);
+		archive_entry_set_uid(e, 0);
+		archive_entry_set_gid(e, 0);
+		if (S_ISDIR(st.st_mode)) {
+			archive_entry_set_filetype(e, AE_IFDIR);
+			archive_entry_set_perm(e, 0755);
+			archive_entry_set_size(e, 0);
+		} else {
+			archive_entry_set_filetype(e, AE_IFREG);
+			archive_entry_set_perm(e, 0644);
+			archive_entry_set_size(e, st.st_size);
+		}
+		if (archive_write_header(a, e) != ARCHIVE_OK) {
+			r = plait_error_set(err, PLAIT_E_IO, "write '%s': %s", tmp.buf, archive_error_string(a));
+			goto out;
+		}
+		if (S_ISREG(st.st_mode)) {
+			for (;;) {
+				ssize_t k = read(fd, buf, 1 << 20);
+				if (k < 0 && errno == EINTR)
+					continue;
+				if (k < 0) {
+					r = plait_error_set_errno(err, PLAIT_E_IO, errno, "read '%s'", files[i]);
+					goto out;
+				}
+				if (k == 0)
+					break;
+				if (archive_write_data(a, buf, (size_t)k) != k) {
+					r = plait_error_set(err, PLAIT_E_IO, "write '%s': %s", tmp.buf,
+							    archive_error_string(a));
+					goto out;
+				}
+			}
+		}
+	}
+	if (archive_write_close(a) != ARCHIVE_OK) {
+		r = plait_error_set(err, PLAIT_E_IO, "write '%s': %s", tmp.buf, archive_error_string(a));
+		goto out;
+	}
+	{
+		_cleanup_close_ int fd = open(tmp.buf, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || fsync(fd) < 0) {
+			r = plait_error_set_errno(err, PLAIT_E_IO, errno, "sync '%s'", tmp.buf);
+			goto out;
+		}
+	}
+	if (rename(tmp.buf, file) < 0) {
+		r = plait_error_set_errno(err, PLAIT_E_IO, errno, "rename '%s' to '%s'", tmp.buf, file);
+		goto out;
+	}
+out:
+	if (r < 0)
+		unlink(tmp.buf);
+	free(buf);
+	plait_buf_release(&tmp);
+	plait_strv_free(files);
+	return r;
+}
+
+/* The archive kind wraps the layout ops: reads go straight through, writes mark it dirty. */
+static struct archive_priv *priv_of(struct plait_endpoint *ep)
+{
+	return ep->priv;
+}
+
+static int archive_get_manifest(struct plait_endpoint *ep, const char *ref, struct plait_buf *body,
+				char **media_type, char digest[PLAIT_DIGEST_MAX], struct plait_error **err)
+{
+	return priv_of(ep)->layout_ops->get_manifest(ep, ref, body, media_type, digest, err);
+}
+
+static int archive_has_blob(struct plait_endpoint *ep, const struct plait_descriptor *d,
+			    struct plait_error **err)
+{
+	return priv_of(ep)->layout_ops->has_blob(ep, d, err);
+}
+
+static int archive_fetch_blob(struct plait_endpoint *ep, const struct plait_descriptor *d,
+			      struct plait_blob_writer *w, struct plait_error **err)
+{
+	return priv_of(ep)->layout_ops->fetch_blob(ep, d, w, err);
+}
+
+static int archive_put_blob(struct plait_endpoint *ep, const struct plait_descriptor *d, int fd,
+			    struct plait_error **err)
+{
+	priv_of(ep)->dirty = true;
+	return priv_of(ep)->layout_ops->put_blob(ep, d, fd, err);
+}
+
+static int archive_put_manifest(struct plait_endpoint *ep, const char *media_type, const void *data,
+				size_t len, const char *digest, struct plait_error **err)
+{
+	priv_of(ep)->dirty = true;
+	return priv_of(ep)->layout_ops->put_manifest(ep, media_type, data, len, digest, err);
+}
+
+static int archive_tag(struct plait_endpoint *ep, const char *tag, const struct plait_descriptor *d,
+		       const void *data, size_t len, struct plait_error **err)
+{
+	priv_of(ep)->dirty = true;
+	return priv_of(ep)->layout_ops->tag(ep, tag, d, data, len, err);
+}
+
+static int archive_commit(struct plait_endpoint *ep, struct plait_error **err)
+{
+	struct archive_priv *p = priv_of(ep);
+	if (!p->for_write || !p->dirty)
+		return 0;
+	int r = pack(p->tmpdir, p->file, err);
+	if (r < 0)
+		return r;
+	p->dirty = false;
+	return 0;
+}
+
+static void oci_archive_free(struct plait_endpoint *ep)
+{
+	struct archive_priv *p = priv_of(ep);
+	if (!p)
+		return;
+	plait_store_free(TAKE_PTR(ep->store)); /* before its directory goes */
+	if (p->tmpdir)
+		plait_rm_rf(p->tmpdir);
+	free(p->tmpdir);
+	free(p->file);
+	free(p);
+}
+
+static const struct plait_endpoint_ops archive_ops = {
+	.kind = "oci-archive",
+	.get_manifest = archive_get_manifest,
+	.has_blob = archive_has_blob,
+	.fetch_blob = archive_fetch_blob,
+	.put_blob = archive_put_blob,
+	.put_manifest = archive_put_manifest,
+	.tag = archive_tag,
+	.commit = archive_commit,
+	.free = oci_archive_free,
+};
+
+int plait_archive_endpoint_open(const char *file, const char *ref, bool for_write,
+				struct plait_endpoint **out, struct plait_error **err)
+{
+	_cleanup_free_ char *tmpdir = NULL;
+	struct plait_store *store = NULL;
+	int r = plait_mkdtemp("archive", &tmpdir, err);
+	if (r < 0)
+		return r;
+	struct stat st;
+	bool exists = stat(file, &st) == 0;
+	if (!exists && !for_write) {
+		plait_rm_rf(tmpdir);
+		return plait_error_set(err, PLAIT_E_NOT_FOUND, "OCI archive '%s' does not exist", file);
+	}
+	if (exists) {
+		r = unpack(file, tmpdir, err);
+		if (r < 0)
+			goto fail;
+	}
+	r = plait_store_open(tmpdir, for_write, &store, err);
+	if (r < 0) {
+		plait_error_wrap(err, "OCI archive '%s'", file);
+		goto fail;
+	}
+	struct plait_buf display = PLAIT_BUF_INIT;
+	plait_buf_addf(&display, "oci-archive:%s%s%s", file, ref ? ":" : "", ref ? ref : "");
+	/* Borrow the layout ops for the actual work: build a layout endpoint and re-dress it. */
+	struct plait_endpoint *layout = plait_layout_endpoint_new(store, display.buf, ref);
+	plait_buf_release(&display);
+	struct archive_priv *p = xcalloc(1, sizeof(*p));
+	p->file = xstrdup(file);
+	p->tmpdir = TAKE_PTR(tmpdir);
+	p->for_write = for_write;
+	p->layout_ops = layout->ops;
+	layout->ops = &archive_ops;
+	layout->priv = p;
+	*out = layout;
+	return 0;
+fail:
+	plait_rm_rf(tmpdir);
+	return r;
+}

@@ -1,0 +1,93 @@
+/* core/endpoint.h - places images are read from and written to, behind one
+ * interface: an OCI layout directory (core/layout.c), an OCI archive
+ * (core/archive.c) and a registry repository (registry/endpoint.c).
+ *
+ * core/ never opens a network connection itself: the registry endpoint is
+ * provided by registry/ and reaches core only through these ops.
+ *
+ * Contract: an endpoint names one repository (or layout) and optionally a
+ * default reference (tag or digest). Ops return <0 with *err set on failure.
+ * Ops a kind cannot do are NULL. Written content becomes visible to readers of
+ * a layout/registry as it is put; an archive appears at its path only on commit. */
+#ifndef PLAIT_ENDPOINT_H
+#define PLAIT_ENDPOINT_H
+
+#include "store.h"
+
+struct plait_endpoint;
+
+struct plait_endpoint_ops {
+	const char *kind; /* "registry", "oci", "oci-archive" */
+	/* Fetch a manifest or index: ref is a tag or digest, NULL = the endpoint's
+	 * default reference. body gets the exact bytes, *media_type (caller frees)
+	 * its type, digest the digest of the bytes (verified). */
+	int (*get_manifest)(struct plait_endpoint *ep, const char *ref, struct plait_buf *body,
+			    char **media_type, char digest[PLAIT_DIGEST_MAX], struct plait_error **err);
+	/* 1 when the blob (or manifest, by digest) is present, 0 when not. */
+	int (*has_blob)(struct plait_endpoint *ep, const struct plait_descriptor *d,
+			struct plait_error **err);
+	/* Stream a blob into w; the caller commits w (which verifies the digest). */
+	int (*fetch_blob)(struct plait_endpoint *ep, const struct plait_descriptor *d,
+			  struct plait_blob_writer *w, struct plait_error **err);
+	/* Upload size bytes from fd (read with pread from 0) as blob d. */
+	int (*put_blob)(struct plait_endpoint *ep, const struct plait_descriptor *d, int fd,
+			struct plait_error **err);
+	/* Optional: make blob d present by reference to from (same registry,
+	 * another repository). 1 done, 0 not possible (caller uploads). */
+	int (*mount_blob)(struct plait_endpoint *ep, const struct plait_descriptor *d,
+			  struct plait_endpoint *from, struct plait_error **err);
+	/* Store a manifest or index by its digest (not tagged). */
+	int (*put_manifest)(struct plait_endpoint *ep, const char *media_type, const void *data,
+			    size_t len, const char *digest, struct plait_error **err);
+	/* Point tag at the manifest or index d whose bytes are data. */
+	int (*tag)(struct plait_endpoint *ep, const char *tag, const struct plait_descriptor *d,
+		   const void *data, size_t len, struct plait_error **err);
+	/* Finish writing (archives are written here). Optional. */
+	int (*commit)(struct plait_endpoint *ep, struct plait_error **err);
+	void (*free)(struct plait_endpoint *ep);
+};
+
+struct plait_endpoint {
+	const struct plait_endpoint_ops *ops;
+	char *display;             /* "localhost:5000/ml/train:1.0", "oci:/tmp/x:tag": for messages */
+	char *ref;                 /* default tag or digest, or NULL */
+	struct plait_store *store; /* set when blobs live in a local layout: opened directly */
+	void *priv;
+};
+
+/* Open "oci:PATH[:REF]" or "oci-archive:FILE[:REF]" (REF a tag or digest).
+ * for_write creates a layout that does not exist yet. Other strings:
+ * -PLAIT_E_USAGE (registry references are opened by registry/endpoint.h). */
+int plait_endpoint_open_local(const char *spec, bool for_write, struct plait_endpoint **out,
+			      struct plait_error **err);
+/* true when spec starts with "oci:" or "oci-archive:". */
+bool plait_endpoint_spec_is_local(const char *spec);
+/* Commit (where the kind needs it) is separate; free never commits. NULL is fine. */
+void plait_endpoint_free(struct plait_endpoint *ep);
+
+/* Finish writing (an archive is written here); no-op for kinds without commit. */
+int plait_endpoint_commit(struct plait_endpoint *ep, struct plait_error **err);
+/* Read a small blob (a config) into out, refusing more than max bytes. Remote
+ * blobs go through a temporary store so they are verified like any other. */
+int plait_endpoint_read_blob(struct plait_endpoint *ep, const struct plait_descriptor *d, size_t max,
+			     struct plait_buf *out, struct plait_error **err);
+/* Fetch the endpoint's image (ref NULL = its default reference) and describe it:
+ * *root gets mediaType, digest and size; data the exact bytes. */
+int plait_endpoint_resolve(struct plait_endpoint *ep, const char *ref, struct plait_descriptor *root,
+			   struct plait_buf *data, struct plait_error **err);
+
+/* Helpers shared by the kinds. */
+struct plait_endpoint *plait_endpoint_alloc(const struct plait_endpoint_ops *ops, const char *display,
+					    const char *ref);
+/* A layout endpoint over an open store (takes ownership of store). */
+struct plait_endpoint *plait_layout_endpoint_new(struct plait_store *store, const char *display,
+						 const char *ref);
+/* An OCI archive (a tar of a layout) at file; see core/archive.c. */
+int plait_archive_endpoint_open(const char *file, const char *ref, bool for_write,
+				struct plait_endpoint **out, struct plait_error **err);
+/* Create a fresh temporary directory under $TMPDIR (or /tmp): "<tmp>/plait-<what>-XXXXXX". */
+int plait_mkdtemp(const char *what, char **path_out, struct plait_error **err);
+/* Remove a directory tree (no error when absent). */
+int plait_rm_rf(const char *path);
+
+#endif

@@ -1,0 +1,114 @@
+/* core/util.h - small helpers every module uses: cleanup attributes, ownership
+ * hand-over, array sizes, allocation that never returns NULL.
+ *
+ * Contract: allocation failure is not a recoverable error in plait (as in git);
+ * the x* allocators abort with a message instead of returning NULL. */
+#ifndef PLAIT_UTIL_H
+#define PLAIT_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <stdbool.h>
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _unused_ __attribute__((unused))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+#define _noreturn_ __attribute__((noreturn))
+#define _likely_(x) __builtin_expect(!!(x), 1)
+#define _unlikely_(x) __builtin_expect(!!(x), 0)
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Hand ownership out of a cleanup-managed variable. */
+#define TAKE_PTR(p)                      \
+	({                               \
+		__typeof__(p) _p_ = (p); \
+		(p) = NULL;              \
+		_p_;                     \
+	})
+#define TAKE_FD(fd)              \
+	({                       \
+		int _fd_ = (fd); \
+		(fd) = -1;       \
+		_fd_;            \
+	})
+
+static inline void freep(void *p)
+{
+	free(*(void **)p);
+}
+#define _cleanup_free_ _cleanup_(freep)
+
+static inline void closep(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+}
+#define _cleanup_close_ _cleanup_(closep)
+
+/* Frees a NULL-terminated array of strings. */
+void plait_strv_free(char **v);
+static inline void plait_strv_freep(char ***v)
+{
+	plait_strv_free(*v);
+}
+#define _cleanup_strv_free_ _cleanup_(plait_strv_freep)
+
+/* DEFINE_TRIVIAL_CLEANUP_FUNC(CURL *, curl_easy_cleanup) defines
+ * curl_easy_cleanupp() for use with _cleanup_(). */
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)       \
+	static inline void func##p(type *p)            \
+	{                                              \
+		if (*p)                                \
+			func(*p);                      \
+	}
+
+_noreturn_ void plait_die_oom(void);
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+/* xstrdup that maps NULL to NULL. */
+char *xstrdup_or_null(const char *s);
+
+/* Grow *arr (element size elem) so that it holds at least want elements. */
+#define PLAIT_ALLOC_GROW(arr, want, alloc)                                        \
+	do {                                                                      \
+		if ((want) > (alloc)) {                                           \
+			size_t _n_ = (alloc) ? (alloc) * 2 : 8;                   \
+			if (_n_ < (want))                                         \
+				_n_ = (want);                                     \
+			(arr) = xrealloc((arr), _n_ * sizeof(*(arr)));            \
+			(alloc) = _n_;                                            \
+		}                                                                 \
+	} while (0)
+
+static inline bool streq(const char *a, const char *b)
+{
+	return strcmp(a, b) == 0;
+}
+static inline bool streq_ptr(const char *a, const char *b)
+{
+	if (!a || !b)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+static inline bool startswith(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+bool endswith(const char *s, const char *suffix);
+
+/* Write all of buf to fd, retrying on EINTR and short writes. 0 or -errno. */
+int plait_write_all(int fd, const void *buf, size_t len);
+/* Read exactly len bytes unless EOF; returns bytes read or -errno. */
+ssize_t plait_read_full(int fd, void *buf, size_t len);
+
+/* Monotonic clock in nanoseconds. */
+uint64_t plait_now_ns(void);
+
+#endif

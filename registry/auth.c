@@ -1,0 +1,907 @@
+/* registry/auth.c - docker config.json credentials, credential helpers and
+ * WWW-Authenticate challenges.
+ *
+ * config.json is read and rewritten as a jansson tree so members plait does
+ * not know survive a store or erase byte for byte in meaning. Credential
+ * helpers speak the docker-credential-helpers protocol: one action as argv[1],
+ * the request on stdin, JSON or an error text on stdout. */
+#include "auth.h"
+
+#include "core/buf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <spawn.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "core/banned.h"
+
+extern char **environ;
+
+#define CONFIG_FILE "config.json"
+#define CONFIG_MAX (16u * 1024 * 1024)
+#define HELPER_OUTPUT_MAX (1u * 1024 * 1024)
+/* The key docker uses for Docker Hub in auths and towards helpers. */
+#define HUB_SERVER "https://index.docker.io/v1/"
+#define HUB_HOST "index.docker.io"
+/* Username a helper returns when Secret is an identity token. */
+#define TOKEN_USERNAME "<token>"
+
+static const char *const hub_names[] = {"docker.io", "index.docker.io", "registry-1.docker.io"};
+
+void plait_credentials_release(struct plait_credentials *c)
+{
+	if (!c)
+		return;
+	if (c->password)
+		OPENSSL_cleanse(c->password, strlen(c->password));
+	if (c->identity_token)
+		OPENSSL_cleanse(c->identity_token, strlen(c->identity_token));
+	free(c->username);
+	free(c->password);
+	free(c->identity_token);
+	memset(c, 0, sizeof(*c));
+}
+
+/* free() for strings that held a secret. */
+static void free_secret(char *s)
+{
+	if (!s)
+		return;
+	OPENSSL_cleanse(s, strlen(s));
+	free(s);
+}
+
+static void free_secretp(char **s)
+{
+	free_secret(*s);
+}
+#define _cleanup_secret_ _cleanup_(free_secretp)
+
+char *plait_auth_config_dir(const char *config_dir)
+{
+	if (config_dir && *config_dir)
+		return xstrdup(config_dir);
+	const char *env = getenv("DOCKER_CONFIG");
+	if (env && *env)
+		return xstrdup(env);
+	const char *home = getenv("HOME");
+	struct plait_buf b = PLAIT_BUF_INIT;
+	if (home && *home) {
+		plait_buf_addf(&b, "%s/.docker", home);
+		return plait_buf_detach(&b, NULL);
+	}
+	/* No $HOME (cron, systemd units): ask the password database. */
+	char pwbuf[16384];
+	struct passwd pw, *res = NULL;
+	if (getpwuid_r(getuid(), &pw, pwbuf, sizeof(pwbuf), &res) == 0 && res && res->pw_dir)
+		plait_buf_addf(&b, "%s/.docker", res->pw_dir);
+	else
+		plait_buf_adds(&b, "/.docker");
+	return plait_buf_detach(&b, NULL);
+}
+
+/* ---- host names ---------------------------------------------------------- */
+
+static bool is_hub(const char *host)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(hub_names); i++)
+		if (streq(hub_names[i], host))
+			return true;
+	return false;
+}
+
+/* "https://Host:5000/v1/" -> "host:5000"; every Docker Hub name -> "index.docker.io". */
+static char *host_key(const char *s)
+{
+	if (strncasecmp(s, "https://", 8) == 0)
+		s += 8;
+	else if (strncasecmp(s, "http://", 7) == 0)
+		s += 7;
+	char *h = xstrndup(s, strcspn(s, "/"));
+	for (char *p = h; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	if (is_hub(h)) {
+		free(h);
+		return xstrdup(HUB_HOST);
+	}
+	return h;
+}
+
+/* The name docker uses for host in auths and towards helpers. */
+static char *server_url(const char *host)
+{
+	char *key = host_key(host);
+	if (streq(key, HUB_HOST)) {
+		free(key);
+		return xstrdup(HUB_SERVER);
+	}
+	return key;
+}
+
+/* The key of obj that names the same registry as host, or NULL. */
+static const char *find_key(json_t *obj, const char *host)
+{
+	if (!json_is_object(obj))
+		return NULL;
+	void *it = json_object_iter_at(obj, host);
+	if (it)
+		return json_object_iter_key(it);
+	_cleanup_free_ char *want = host_key(host);
+	const char *key;
+	json_t *value;
+	json_object_foreach(obj, key, value)
+	{
+		_cleanup_free_ char *k = host_key(key);
+		if (streq(k, want))
+			return key;
+	}
+	return NULL;
+}
+
+/* ---- base64 ----------------------------------------------------------------- */
+
+static char *b64_encode(const void *data, size_t len)
+{
+	char *out = xmalloc(4 * ((len + 2) / 3) + 1);
+	EVP_EncodeBlock((unsigned char *)out, data, (int)len);
+	return out;
+}
+
+static bool is_b64_char(char c)
+{
+	return isalnum((unsigned char)c) || c == '+' || c == '/';
+}
+
+/* Decode standard base64 (padding optional); NULL when s is not base64 or
+ * decodes to something with a NUL byte. */
+static char *b64_decode(const char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	size_t len = strlen(s);
+	while (len && isspace((unsigned char)s[len - 1]))
+		len--;
+	size_t data = 0;
+	while (data < len && is_b64_char(s[data]))
+		data++;
+	size_t pad = len - data;
+	if (pad > 2 || data % 4 == 1)
+		return NULL;
+	for (size_t i = data; i < len; i++)
+		if (s[i] != '=')
+			return NULL;
+	/* EVP_DecodeBlock wants whole quanta: re-pad what the writer left out. */
+	size_t padded = (data + 3) / 4 * 4;
+	if (pad && data + pad != padded)
+		return NULL;
+	_cleanup_secret_ char *in = xmalloc(padded + 1);
+	memcpy(in, s, data);
+	memset(in + data, '=', padded - data);
+	in[padded] = '\0';
+	char *out = xmalloc(padded / 4 * 3 + 1);
+	int n =
+	    padded ? EVP_DecodeBlock((unsigned char *)out, (unsigned char *)in, (int)padded) : 0;
+	if (n < 0) {
+		free(out);
+		return NULL;
+	}
+	/* EVP_DecodeBlock counts the bytes the padding stands for. */
+	n -= (int)(padded - data);
+	out[n] = '\0';
+	if (memchr(out, '\0', (size_t)n)) {
+		free_secret(out);
+		return NULL;
+	}
+	return out;
+}
+
+/* ---- config.json ------------------------------------------------------------ */
+
+struct config {
+	char *dir;
+	char *path;
+	json_t *root; /* always an object once loaded */
+	bool exists;
+};
+
+static void config_release(struct config *c)
+{
+	free(c->dir);
+	free(c->path);
+	json_decref(c->root);
+	memset(c, 0, sizeof(*c));
+}
+
+static int config_load(const char *config_dir, struct config *c, struct plait_error **err)
+{
+	memset(c, 0, sizeof(*c));
+	c->dir = plait_auth_config_dir(config_dir);
+	struct plait_buf p = PLAIT_BUF_INIT;
+	plait_buf_addf(&p, "%s/%s", c->dir, CONFIG_FILE);
+	c->path = plait_buf_detach(&p, NULL);
+
+	_cleanup_buf_ struct plait_buf b = PLAIT_BUF_INIT;
+	int r = plait_buf_read_file(&b, c->path, CONFIG_MAX);
+	if (r == -ENOENT || r == -ENOTDIR) {
+		/* No file means no credentials, as for docker. */
+		c->root = json_object();
+		return 0;
+	}
+	if (r < 0)
+		return plait_error_set_errno(err, PLAIT_E_IO, r, "cannot read docker config '%s'",
+					     c->path);
+	c->exists = true;
+	size_t i = 0;
+	while (i < b.len && isspace((unsigned char)b.buf[i]))
+		i++;
+	if (i == b.len) {
+		c->root = json_object();
+		OPENSSL_cleanse(b.buf, b.len);
+		return 0;
+	}
+	json_error_t je;
+	c->root = json_loadb(b.buf, b.len, 0, &je);
+	OPENSSL_cleanse(b.buf, b.len);
+	if (!c->root) {
+		/* jansson adds "near '<text>'": that text may be a credential. */
+		char *near = strstr(je.text, " near ");
+		if (near)
+			*near = '\0';
+		return plait_error_set(err, PLAIT_E_INVALID,
+				       "invalid JSON in docker config '%s' at line %d, column %d: "
+				       "%s",
+				       c->path, je.line, je.column, je.text);
+	}
+	if (!json_is_object(c->root))
+		return plait_error_set(err, PLAIT_E_INVALID,
+				       "invalid docker config '%s': expected a JSON object",
+				       c->path);
+	return 0;
+}
+
+static int mkdir_parents(const char *dir, struct plait_error **err)
+{
+	_cleanup_free_ char *copy = xstrdup(dir);
+	for (char *p = copy + 1;; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char saved = *p;
+		*p = '\0';
+		if (mkdir(copy, 0700) < 0 && errno != EEXIST)
+			return plait_error_set_errno(err, PLAIT_E_IO, errno,
+						     "cannot create directory '%s'", copy);
+		*p = saved;
+		if (!saved)
+			return 0;
+	}
+}
+
+/* Replace config.json atomically: temp file (0600) in the same directory,
+ * fsync, rename, fsync the directory. A symlinked config.json is written
+ * through to its target, as docker does. */
+static int config_write(struct config *c, struct plait_error **err)
+{
+	int r = mkdir_parents(c->dir, err);
+	if (r < 0)
+		return r;
+
+	_cleanup_free_ char *target = NULL;
+	struct stat st;
+	if (lstat(c->path, &st) == 0 && S_ISLNK(st.st_mode))
+		target = realpath(c->path, NULL);
+	if (!target)
+		target = xstrdup(c->path);
+	_cleanup_free_ char *target_dir = xstrdup(target);
+	char *slash = strrchr(target_dir, '/');
+	if (slash)
+		*(slash == target_dir ? slash + 1 : slash) = '\0';
+	else
+		target_dir[0] = '.', target_dir[1] = '\0';
+
+	_cleanup_secret_ char *text = json_dumps(c->root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+	if (!text)
+		plait_die_oom();
+	struct plait_buf t = PLAIT_BUF_INIT;
+	plait_buf_addf(&t, "%s.XXXXXX", target);
+	_cleanup_free_ char *tmp = plait_buf_detach(&t, NULL);
+	_cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return plait_error_set_errno(err, PLAIT_E_IO, errno,
+					     "cannot write docker config '%s'", c->path);
+	if (fchmod(fd, 0600) < 0 || (r = plait_write_all(fd, text, strlen(text))) < 0 ||
+	    (r = plait_write_all(fd, "\n", 1)) < 0 || fsync(fd) < 0) {
+		int e = r < 0 ? -r : errno;
+		unlink(tmp);
+		return plait_error_set_errno(err, PLAIT_E_IO, e, "cannot write docker config '%s'",
+					     c->path);
+	}
+	if (close(TAKE_FD(fd)) < 0 || rename(tmp, target) < 0) {
+		int e = errno;
+		unlink(tmp);
+		return plait_error_set_errno(err, PLAIT_E_IO, e, "cannot write docker config '%s'",
+					     c->path);
+	}
+	_cleanup_close_ int dfd = open(target_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0)
+		(void)fsync(dfd);
+	c->exists = true;
+	return 0;
+}
+
+/* The helper configured for host and the member that names it. */
+static const char *helper_for(json_t *root, const char *host, const char **member)
+{
+	json_t *helpers = json_object_get(root, "credHelpers");
+	const char *key = find_key(helpers, host);
+	if (key) {
+		json_t *name = json_object_get(helpers, key);
+		if (json_is_string(name) && *json_string_value(name)) {
+			*member = "credHelpers";
+			return json_string_value(name);
+		}
+	}
+	json_t *store = json_object_get(root, "credsStore");
+	if (json_is_string(store) && *json_string_value(store)) {
+		*member = "credsStore";
+		return json_string_value(store);
+	}
+	return NULL;
+}
+
+/* ---- credential helpers ----------------------------------------------------- */
+
+struct helper_run {
+	int status; /* exit status, or 128 + signal */
+	struct plait_buf out;
+	struct plait_buf errout;
+};
+
+static void helper_run_release(struct helper_run *h)
+{
+	OPENSSL_cleanse(h->out.buf, h->out.len);
+	plait_buf_release(&h->out);
+	plait_buf_release(&h->errout);
+}
+
+static bool helper_name_is_valid(const char *name)
+{
+	if (!*name)
+		return false;
+	for (const char *p = name; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.')
+			return false;
+	return true;
+}
+
+/* Write input to a child's stdin without letting SIGPIPE kill us when the
+ * child exits early; the signal is blocked for this thread and consumed. */
+static void write_to_child(int fd, const char *input)
+{
+	sigset_t pipe_set, old, pending;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+	sigemptyset(&pending);
+	sigpending(&pending);
+	bool was_pending = sigismember(&pending, SIGPIPE);
+	int r = plait_write_all(fd, input, strlen(input));
+	if (r == -EPIPE && !was_pending) {
+		struct timespec zero = {0, 0};
+		while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+			;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+static void read_child(int out_fd, int err_fd, struct helper_run *h)
+{
+	struct pollfd fds[2] = {{.fd = out_fd, .events = POLLIN}, {.fd = err_fd, .events = POLLIN}};
+	struct plait_buf *bufs[2] = {&h->out, &h->errout};
+	int open_fds = 2;
+	while (open_fds > 0) {
+		if (poll(fds, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return;
+		}
+		for (int i = 0; i < 2; i++) {
+			if (fds[i].fd < 0 || !fds[i].revents)
+				continue;
+			char chunk[4096];
+			ssize_t n = read(fds[i].fd, chunk, sizeof(chunk));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				fds[i].fd = -1;
+				open_fds--;
+				continue;
+			}
+			/* Keep draining past the limit so the helper never blocks. */
+			if (bufs[i]->len + (size_t)n <= HELPER_OUTPUT_MAX)
+				plait_buf_add(bufs[i], chunk, (size_t)n);
+			OPENSSL_cleanse(chunk, sizeof(chunk));
+		}
+	}
+}
+
+static void close_pipe(int p[2])
+{
+	for (int i = 0; i < 2; i++)
+		if (p[i] >= 0)
+			close(p[i]);
+	p[0] = p[1] = -1;
+}
+
+/* Run docker-credential-<name> <action> with input on stdin. 0 once it ran
+ * (whatever its exit status), <0 when it could not be started. */
+static int helper_run(const char *name, const char *member, const char *config_path,
+		      const char *action, const char *input, struct helper_run *h,
+		      struct plait_error **err)
+{
+	memset(h, 0, sizeof(*h));
+	h->out = (struct plait_buf)PLAIT_BUF_INIT;
+	h->errout = (struct plait_buf)PLAIT_BUF_INIT;
+	if (!helper_name_is_valid(name))
+		return plait_error_set(err, PLAIT_E_INVALID,
+				       "invalid credential helper name '%s' in '%s' of '%s': use "
+				       "letters, digits, '-', '_' and '.'",
+				       name, member, config_path);
+	struct plait_buf pb = PLAIT_BUF_INIT;
+	plait_buf_addf(&pb, "docker-credential-%s", name);
+	_cleanup_free_ char *prog = plait_buf_detach(&pb, NULL);
+
+	int in[2] = {-1, -1}, out[2] = {-1, -1}, er[2] = {-1, -1};
+	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(er, O_CLOEXEC) < 0) {
+		int e = errno;
+		close_pipe(in);
+		close_pipe(out);
+		close_pipe(er);
+		return plait_error_set_errno(err, PLAIT_E_IO, e, "cannot run '%s'", prog);
+	}
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, in[0], STDIN_FILENO);
+	posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
+	posix_spawn_file_actions_adddup2(&fa, er[1], STDERR_FILENO);
+	char *argv[] = {prog, (char *)action, NULL};
+	pid_t pid;
+	int r = posix_spawnp(&pid, prog, &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(in[0]);
+	close(out[1]);
+	close(er[1]);
+	if (r != 0) {
+		close(in[1]);
+		close(out[0]);
+		close(er[0]);
+		if (r == ENOENT)
+			return plait_error_set(
+			    err, PLAIT_E_NOT_FOUND,
+			    "credential helper '%s' not found in PATH: install it "
+			    "or remove '%s' from '%s'",
+			    prog, member, config_path);
+		return plait_error_set_errno(err, PLAIT_E_IO, r,
+					     "cannot run credential helper '%s'", prog);
+	}
+	write_to_child(in[1], input);
+	close(in[1]);
+	read_child(out[0], er[0], h);
+	close(out[0]);
+	close(er[0]);
+
+	int wstatus;
+	while (waitpid(pid, &wstatus, 0) < 0) {
+		if (errno != EINTR)
+			return plait_error_set_errno(
+			    err, PLAIT_E_IO, errno, "cannot wait for credential helper '%s'", prog);
+	}
+	h->status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+	return 0;
+}
+
+static bool helper_says_not_found(const struct helper_run *h)
+{
+	return strcasestr(h->out.buf, "credentials not found") ||
+	       strcasestr(h->errout.buf, "credentials not found");
+}
+
+/* ": <first line the helper printed>" for messages about a failed get or erase;
+ * never used for store, whose input holds the secret. */
+static void add_helper_output(struct plait_buf *msg, const struct helper_run *h)
+{
+	const char *text = h->errout.len ? h->errout.buf : h->out.buf;
+	while (isspace((unsigned char)*text))
+		text++;
+	size_t n = strcspn(text, "\r\n");
+	if (n > 200)
+		n = 200;
+	if (n)
+		plait_buf_addf(msg, ": %.*s", (int)n, text);
+}
+
+static int helper_failed(struct plait_error **err, const char *name, const char *what,
+			 const char *server, const struct helper_run *h, bool show_output)
+{
+	_cleanup_buf_ struct plait_buf msg = PLAIT_BUF_INIT;
+	plait_buf_addf(&msg,
+		       "credential helper 'docker-credential-%s' failed to %s credentials for "
+		       "'%s' (exit status %d)",
+		       name, what, server, h->status);
+	if (show_output)
+		add_helper_output(&msg, h);
+	return plait_error_set(err, PLAIT_E_AUTH, "%s", msg.buf);
+}
+
+/* 1 with *out filled, 0 when the helper has nothing for server. */
+static int helper_get(const char *name, const char *member, const char *config_path,
+		      const char *server, struct plait_credentials *out, struct plait_error **err)
+{
+	_cleanup_(helper_run_release) struct helper_run h;
+	int r = helper_run(name, member, config_path, "get", server, &h, err);
+	if (r < 0)
+		return r;
+	if (h.status != 0) {
+		if (helper_says_not_found(&h))
+			return 0;
+		return helper_failed(err, name, "get", server, &h, true);
+	}
+	json_error_t je;
+	json_auto_t *root = json_loadb(h.out.buf, h.out.len, 0, &je);
+	json_t *user = json_object_get(root, "Username");
+	json_t *secret = json_object_get(root, "Secret");
+	if (!json_is_object(root) || (user && !json_is_string(user)) || !json_is_string(secret))
+		return plait_error_set(err, PLAIT_E_INVALID,
+				       "credential helper 'docker-credential-%s' returned no valid "
+				       "{\"Username\", \"Secret\"} JSON for '%s'",
+				       name, server);
+	const char *u = user ? json_string_value(user) : "";
+	const char *s = json_string_value(secret);
+	if (!*u && !*s)
+		return 0;
+	if (streq(u, TOKEN_USERNAME)) {
+		out->identity_token = xstrdup(s);
+	} else {
+		out->username = xstrdup(u);
+		out->password = xstrdup(s);
+	}
+	return 1;
+}
+
+/* ---- lookup ------------------------------------------------------------------- */
+
+/* Credentials from an auths entry: 1, 0 when the entry holds none. */
+static int auths_entry_get(const struct config *c, const char *key, json_t *entry,
+			   struct plait_credentials *out, struct plait_error **err)
+{
+	if (!json_is_object(entry))
+		return plait_error_set(
+		    err, PLAIT_E_INVALID,
+		    "invalid docker config '%s': auths entry '%s' is not an object", c->path, key);
+	json_t *auth = json_object_get(entry, "auth");
+	json_t *token = json_object_get(entry, "identitytoken");
+	json_t *user = json_object_get(entry, "username");
+	json_t *pass = json_object_get(entry, "password");
+
+	if (json_is_string(auth) && *json_string_value(auth)) {
+		_cleanup_secret_ char *plain = b64_decode(json_string_value(auth));
+		char *colon = plain ? strchr(plain, ':') : NULL;
+		if (!colon)
+			return plait_error_set(err, PLAIT_E_INVALID,
+					       "invalid docker config '%s': 'auth' of '%s' is not "
+					       "base64 of 'user:password'; log in again",
+					       c->path, key);
+		out->username = xstrndup(plain, (size_t)(colon - plain));
+		out->password = xstrdup(colon + 1);
+	} else if (json_is_string(user) && json_is_string(pass)) {
+		/* The format before "auth" existed. */
+		out->username = xstrdup(json_string_value(user));
+		out->password = xstrdup(json_string_value(pass));
+	}
+	if (json_is_string(token) && *json_string_value(token)) {
+		out->identity_token = xstrdup(json_string_value(token));
+		free_secret(TAKE_PTR(out->password));
+	}
+	if (out->password && !*out->password && !out->username[0]) {
+		plait_credentials_release(out);
+		return 0;
+	}
+	return out->username || out->identity_token ? 1 : 0;
+}
+
+int plait_auth_lookup(const char *config_dir, const char *host, struct plait_credentials *out,
+		      struct plait_error **err)
+{
+	memset(out, 0, sizeof(*out));
+	_cleanup_(config_release) struct config c;
+	int r = config_load(config_dir, &c, err);
+	if (r < 0)
+		return r;
+	if (!c.exists)
+		return 0;
+
+	const char *member = NULL;
+	const char *helper = helper_for(c.root, host, &member);
+	if (helper) {
+		_cleanup_free_ char *server = server_url(host);
+		r = helper_get(helper, member, c.path, server, out, err);
+		if (r != 0)
+			return r;
+	}
+
+	json_t *auths = json_object_get(c.root, "auths");
+	if (auths && !json_is_object(auths))
+		return plait_error_set(err, PLAIT_E_INVALID,
+				       "invalid docker config '%s': 'auths' is not an object",
+				       c.path);
+	const char *key = find_key(auths, host);
+	if (!key)
+		return 0;
+	r = auths_entry_get(&c, key, json_object_get(auths, key), out, err);
+	if (r < 0)
+		plait_credentials_release(out);
+	return r;
+}
+
+/* ---- store and erase ---------------------------------------------------------- */
+
+/* Remove every member of auths that names host; returns how many. */
+static size_t auths_remove(json_t *auths, const char *host)
+{
+	size_t removed = 0;
+	const char *key;
+	while ((key = find_key(auths, host))) {
+		_cleanup_free_ char *copy = xstrdup(key);
+		json_object_del(auths, copy);
+		removed++;
+	}
+	return removed;
+}
+
+int plait_auth_store(const char *config_dir, const char *host, const struct plait_credentials *cr,
+		     struct plait_error **err)
+{
+	const char *user = cr->username ? cr->username : "";
+	const char *pass = cr->password ? cr->password : "";
+	if (strchr(user, ':'))
+		return plait_error_set(err, PLAIT_E_USAGE,
+				       "cannot store credentials for '%s': username '%s' contains "
+				       "':'",
+				       host, user);
+	_cleanup_(config_release) struct config c;
+	int r = config_load(config_dir, &c, err);
+	if (r < 0)
+		return r;
+	_cleanup_free_ char *server = server_url(host);
+
+	const char *member = NULL;
+	const char *helper = helper_for(c.root, host, &member);
+	if (helper) {
+		json_auto_t *req = json_object();
+		bool token = cr->identity_token && *cr->identity_token;
+		json_object_set_new(req, "ServerURL", json_string(server));
+		json_object_set_new(req, "Username", json_string(token ? TOKEN_USERNAME : user));
+		json_object_set_new(req, "Secret", json_string(token ? cr->identity_token : pass));
+		_cleanup_secret_ char *input = json_dumps(req, JSON_COMPACT);
+		if (!input)
+			plait_die_oom();
+		_cleanup_(helper_run_release) struct helper_run h;
+		r = helper_run(helper, member, c.path, "store", input, &h, err);
+		if (r < 0)
+			return r;
+		if (h.status != 0)
+			return helper_failed(err, helper, "store", server, &h, false);
+		return 0;
+	}
+
+	json_t *auths = json_object_get(c.root, "auths");
+	if (!auths) {
+		auths = json_object();
+		json_object_set_new(c.root, "auths", auths);
+	} else if (!json_is_object(auths)) {
+		return plait_error_set(err, PLAIT_E_INVALID,
+				       "invalid docker config '%s': 'auths' is not an object",
+				       c.path);
+	}
+	auths_remove(auths, host);
+	json_t *entry = json_object();
+	if (*user || *pass) {
+		struct plait_buf up = PLAIT_BUF_INIT;
+		plait_buf_addf(&up, "%s:%s", user, pass);
+		_cleanup_secret_ char *plain = plait_buf_detach(&up, NULL);
+		_cleanup_secret_ char *encoded = b64_encode(plain, strlen(plain));
+		json_object_set_new(entry, "auth", json_string(encoded));
+	}
+	if (cr->identity_token && *cr->identity_token)
+		json_object_set_new(entry, "identitytoken", json_string(cr->identity_token));
+	json_object_set_new(auths, server, entry);
+	return config_write(&c, err);
+}
+
+int plait_auth_erase(const char *config_dir, const char *host, struct plait_error **err)
+{
+	_cleanup_(config_release) struct config c;
+	int r = config_load(config_dir, &c, err);
+	if (r < 0)
+		return r;
+	if (!c.exists)
+		return 0;
+	_cleanup_free_ char *server = server_url(host);
+	int removed = 0;
+
+	const char *member = NULL;
+	const char *helper = helper_for(c.root, host, &member);
+	if (helper) {
+		_cleanup_(helper_run_release) struct helper_run h;
+		r = helper_run(helper, member, c.path, "erase", server, &h, err);
+		if (r < 0)
+			return r;
+		if (h.status == 0)
+			removed = 1;
+		else if (!helper_says_not_found(&h))
+			return helper_failed(err, helper, "erase", server, &h, true);
+	}
+
+	json_t *auths = json_object_get(c.root, "auths");
+	if (json_is_object(auths) && auths_remove(auths, host) > 0) {
+		r = config_write(&c, err);
+		if (r < 0)
+			return r;
+		removed = 1;
+	}
+	return removed;
+}
+
+/* ---- WWW-Authenticate ---------------------------------------------------------- */
+
+static bool is_tchar(char c)
+{
+	return c && (isalnum((unsigned char)c) || strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static bool is_ows(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+void plait_auth_challenge_release(struct plait_auth_challenge *c)
+{
+	if (!c)
+		return;
+	free(c->scheme);
+	free(c->realm);
+	free(c->service);
+	free(c->scope);
+	free(c->error);
+	memset(c, 0, sizeof(*c));
+}
+
+static int challenge_error(struct plait_auth_challenge *out, struct plait_error **err,
+			   const char *header, const char *why)
+{
+	plait_auth_challenge_release(out);
+	return plait_error_set(err, PLAIT_E_INVALID,
+			       "invalid WWW-Authenticate header '%.200s%s': %s", header,
+			       strlen(header) > 200 ? "…" : "", why);
+}
+
+static bool key_is(const char *key, size_t len, const char *name)
+{
+	return strlen(name) == len && strncasecmp(key, name, len) == 0;
+}
+
+static void set_param(struct plait_auth_challenge *out, const char *key, size_t key_len,
+		      struct plait_buf *value)
+{
+	char **field = NULL;
+	if (key_is(key, key_len, "realm"))
+		field = &out->realm;
+	else if (key_is(key, key_len, "service"))
+		field = &out->service;
+	else if (key_is(key, key_len, "error"))
+		field = &out->error;
+	else if (key_is(key, key_len, "scope")) {
+		/* Repeated scope parameters add up, as a space separated list. */
+		if (out->scope) {
+			struct plait_buf b = PLAIT_BUF_INIT;
+			plait_buf_addf(&b, "%s %s", out->scope, value->buf);
+			free(out->scope);
+			out->scope = plait_buf_detach(&b, NULL);
+			return;
+		}
+		field = &out->scope;
+	}
+	if (field && !*field)
+		*field = xstrdup(value->buf);
+}
+
+int plait_auth_parse_challenge(const char *header, struct plait_auth_challenge *out,
+			       struct plait_error **err)
+{
+	memset(out, 0, sizeof(*out));
+	if (!header)
+		header = "";
+	const char *p = header;
+	while (is_ows(*p))
+		p++;
+	const char *scheme = p;
+	while (is_tchar(*p))
+		p++;
+	if (p == scheme)
+		return challenge_error(out, err, header, "missing authentication scheme");
+	if (*p && !is_ows(*p))
+		return challenge_error(out, err, header,
+				       "unexpected character after the authentication scheme");
+	out->scheme = xstrndup(scheme, (size_t)(p - scheme));
+	for (char *s = out->scheme; *s; s++)
+		*s = (char)tolower((unsigned char)*s);
+
+	_cleanup_buf_ struct plait_buf value = PLAIT_BUF_INIT;
+	for (;;) {
+		bool after_comma = false;
+		while (is_ows(*p) || *p == ',')
+			after_comma |= *p++ == ',';
+		if (!*p)
+			break;
+		const char *key = p;
+		while (is_tchar(*p))
+			p++;
+		size_t key_len = (size_t)(p - key);
+		if (!key_len)
+			return challenge_error(out, err, header, "expected a parameter name");
+		const char *q = p;
+		while (is_ows(*q))
+			q++;
+		if (*q != '=') {
+			/* "Basic realm=x, Bearer realm=y": a second challenge; the first wins. */
+			if (after_comma && (!*q || (q != p && is_tchar(*q))))
+				break;
+			return challenge_error(out, err, header,
+					       "expected '=' after a parameter name");
+		}
+		p = q + 1;
+		while (is_ows(*p))
+			p++;
+		plait_buf_reset(&value);
+		if (*p == '"') {
+			p++;
+			while (*p && *p != '"') {
+				if (*p == '\\') {
+					p++;
+					if (!*p)
+						break;
+				}
+				plait_buf_addch(&value, *p++);
+			}
+			if (*p != '"')
+				return challenge_error(out, err, header,
+						       "unterminated quoted string");
+			p++;
+		} else {
+			const char *v = p;
+			while (*p && *p != ',' && !is_ows(*p) && *p != '"')
+				p++;
+			if (p == v)
+				return challenge_error(out, err, header, "missing parameter value");
+			plait_buf_add(&value, v, (size_t)(p - v));
+		}
+		set_param(out, key, key_len, &value);
+		while (is_ows(*p))
+			p++;
+		if (*p && *p != ',')
+			return challenge_error(out, err, header, "expected ',' between parameters");
+	}
+	if (streq(out->scheme, "bearer") && !out->realm)
+		return challenge_error(out, err, header, "a bearer challenge needs a realm");
+	return 0;
+}

@@ -1,0 +1,84 @@
+/* registry/registry.h - the distribution-spec client.
+ *
+ * One struct plait_registry speaks to one registry host. It is safe to use from
+ * several threads at once (parallel blob transfers): each call takes its own
+ * curl handle from a pool; connections, DNS and auth tokens are shared.
+ *
+ * Contract:
+ *  - TLS verification is on; a CA per host is read from <certs_dir>/<host[:port]>/ca.crt
+ *    (and a client certificate and key as *.cert and *.key) for each certs dir; plain HTTP is used only
+ *    for loopback hosts and hosts listed as insecure.
+ *  - auth: anonymous first; on 401 the WWW-Authenticate challenge decides: Basic
+ *    with the stored credentials, or a Bearer token fetched from the realm with
+ *    scope repository:<repo>:pull[,push] (plus pull on the source repository of
+ *    a mount). Tokens are cached per scope and renewed when they expire or a
+ *    request is refused with 401 mid-way.
+ *  - retries: 408, 429, 5xx and connection errors are retried (max_tries, default 5)
+ *    with exponential backoff and jitter, honouring Retry-After; the final error
+ *    says "after N tries". 401/403 give -PLAIT_E_AUTH naming the registry and
+ *    suggesting `plait login <host>`; 404 gives -PLAIT_E_NOT_FOUND.
+ *  - every byte fetched is verified against its digest; manifests larger than
+ *    PLAIT_MANIFEST_MAX are refused.
+ *  - messages name the URL or the repository and digest, never credentials. */
+#ifndef PLAIT_REGISTRY_H
+#define PLAIT_REGISTRY_H
+
+#include "core/buf.h"
+#include "core/store.h"
+#include "auth.h"
+
+struct plait_registry_opts {
+	const char *const *insecure_hosts; /* NULL-terminated; hosts allowed plain HTTP / no verify */
+	const char *const *certs_dirs;     /* NULL-terminated; NULL = /etc/docker/certs.d, /etc/containers/certs.d */
+	const char *docker_config_dir;     /* NULL = plait_auth_config_dir(NULL) */
+	int max_tries;                     /* 0 = 5 */
+	long backoff_base_ms;              /* 0 = 200 */
+	int64_t chunk_size;                /* 0 = 16 MiB; blobs larger use chunked PATCH upload */
+	const char *user_agent;            /* NULL = "plait/<version>" */
+};
+
+struct plait_registry;
+
+/* host is the API host ("localhost:5000", "registry-1.docker.io"); see plait_ref_api_host(). */
+int plait_registry_new(const char *host, const struct plait_registry_opts *opts,
+		       struct plait_registry **out, struct plait_error **err);
+void plait_registry_free(struct plait_registry *r);
+const char *plait_registry_host(const struct plait_registry *r);
+
+/* Fetch a manifest or index by tag or digest. body gets the exact bytes;
+ * media_type (caller frees) the Content-Type, or the document's own mediaType;
+ * digest the digest of the bytes (checked against ref when ref is a digest, and
+ * against Docker-Content-Digest when the server sends it). */
+int plait_registry_get_manifest(struct plait_registry *r, const char *repo, const char *ref,
+				struct plait_buf *body, char **media_type,
+				char digest[PLAIT_DIGEST_MAX], struct plait_error **err);
+/* HEAD a manifest: fills what the server tells (size -1 when unknown). */
+int plait_registry_head_manifest(struct plait_registry *r, const char *repo, const char *ref,
+				 char **media_type, char digest[PLAIT_DIGEST_MAX], int64_t *size,
+				 struct plait_error **err);
+/* 1 when the blob exists (size in *size if not NULL), 0 when not. */
+int plait_registry_has_blob(struct plait_registry *r, const char *repo, const char *digest,
+			    int64_t *size, struct plait_error **err);
+/* Stream a blob into w (from w's offset; resumes with Range after a dropped
+ * connection). The caller commits w, which verifies the digest. */
+int plait_registry_get_blob(struct plait_registry *r, const char *repo, const char *digest,
+			    int64_t size, struct plait_blob_writer *w, struct plait_error **err);
+/* Cross-repository mount. 1 when mounted, 0 when the registry declined (the
+ * caller uploads instead; an upload session the registry opened is cancelled). */
+int plait_registry_mount_blob(struct plait_registry *r, const char *repo, const char *digest,
+			      const char *from_repo, struct plait_error **err);
+/* Upload size bytes read from fd (pread from offset 0) as the blob digest.
+ * Monolithic POST+PUT up to chunk_size, chunked PATCH above it, resuming from
+ * the registry's Range after a dropped connection. */
+int plait_registry_put_blob(struct plait_registry *r, const char *repo, const char *digest,
+			    int64_t size, int fd, struct plait_error **err);
+/* PUT a manifest or index under ref (a tag or its digest), Content-Type media_type. */
+int plait_registry_put_manifest(struct plait_registry *r, const char *repo, const char *ref,
+				const char *media_type, const void *data, size_t len,
+				struct plait_error **err);
+/* GET /v2/ with the given credentials (for `plait login`): 0 when accepted,
+ * -PLAIT_E_AUTH when refused. */
+int plait_registry_check_login(struct plait_registry *r, const struct plait_credentials *c,
+			       struct plait_error **err);
+
+#endif

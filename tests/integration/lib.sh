@@ -1,0 +1,531 @@
+# tests/integration/lib.sh - sourced by every integration test script.
+#
+# Gives each script: strict mode, a private temp dir $T (removed on exit,
+# kept when KEEP_T=1), real services on 127.0.0.1 with free ports
+# (docker-registry in plain/tls/tls-basic/token mode, the token server, the
+# fault proxy), and small assertions that print what differed.
+#
+# Convention: every check prints "ok - <name>" (pass); the first failure
+# prints "FAIL: ..." with expected and actual values and exits 1.
+# Exit 77 means skipped: only when a required tool is not installed.
+
+set -Eeuo pipefail
+shopt -s inherit_errexit 2>/dev/null || true
+
+LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PY=${PYTHON:-/usr/bin/python3}
+[ -x "$PY" ] || PY=python3
+PLAIT=${PLAIT:-${PLAIT_SRCDIR:-$LIB_DIR/../..}/build/cmd/plait}
+PLAIT_SRCDIR=${PLAIT_SRCDIR:-$(cd "$LIB_DIR/../.." && pwd)}
+export PLAIT PLAIT_SRCDIR
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/plait-it.XXXXXX")
+export T
+mkdir -p "$T/certs.d" "$T/skopeo-certs" "$T/docker"
+export CERTS_DIR=$T/certs.d
+# Keep plait and skopeo away from the user's credentials.
+export DOCKER_CONFIG=$T/docker
+# (Not REGISTRY_AUTH_FILE: docker-registry reads REGISTRY_* as its config.)
+export XDG_RUNTIME_DIR=$T/xdg
+mkdir -p "$XDG_RUNTIME_DIR"
+chmod 700 "$XDG_RUNTIME_DIR"
+
+LIB_PIDS=()
+declare -A LIB_HOST_MODE=()   # host:port -> plain|tls
+TEST_NAME=$(basename "${0%.sh}")
+
+lib_cleanup() {
+	local rc=$?
+	set +e
+	trap - ERR
+	local pid
+	for pid in "${LIB_PIDS[@]}"; do
+		kill "$pid" 2>/dev/null
+	done
+	for pid in "${LIB_PIDS[@]}"; do
+		wait "$pid" 2>/dev/null
+	done
+	if [ "$rc" != 0 ] && [ "$rc" != 77 ]; then
+		lib_dump_logs >&2
+	fi
+	if [ "${KEEP_T:-0}" = 1 ]; then
+		echo "# kept $T" >&2
+	else
+		rm -rf "$T"
+	fi
+	exit "$rc"
+}
+trap lib_cleanup EXIT
+trap 'lib_on_err $? "$BASH_COMMAND" "${BASH_SOURCE[0]}" "$LINENO"' ERR
+
+lib_on_err() {
+	# Only the first (innermost) report matters; set -e exits after it.
+	[ -n "${LIB_ERR_REPORTED:-}" ] && return 0
+	LIB_ERR_REPORTED=1
+	echo "FAIL: command exited $1 at $3:$4: $2" >&2
+}
+
+# Tail of each service log, so a failed run shows what the services saw.
+lib_dump_logs() {
+	local f
+	for f in "$T"/*.log; do
+		[ -f "$f" ] || continue
+		echo "---- tail $(basename "$f")"
+		tail -n 15 "$f"
+	done
+}
+
+# ---------------------------------------------------------------- asserts
+
+fail() {
+	echo "FAIL: $*" >&2
+	LIB_ERR_REPORTED=1
+	exit 1
+}
+
+pass() {
+	echo "ok - $*"
+}
+
+skip() {
+	echo "SKIP: $*"
+	exit 77
+}
+
+require_cmd() {
+	local c
+	for c in "$@"; do
+		command -v "$c" >/dev/null 2>&1 || skip "'$c' is not installed"
+	done
+}
+
+require_plait() {
+	[ -x "$PLAIT" ] || fail "plait binary '$PLAIT' does not exist or is not executable (set PLAIT)"
+}
+
+assert_eq() {
+	local exp=$1 act=$2 what=${3:-value}
+	if [ "$exp" != "$act" ]; then
+		fail "$what differs
+  expected: $(printf '%q' "$exp")
+  actual:   $(printf '%q' "$act")"
+	fi
+}
+
+assert_ne() {
+	local a=$1 b=$2 what=${3:-value}
+	[ "$a" != "$b" ] || fail "$what: both are $(printf '%q' "$a"), expected them to differ"
+}
+
+assert_contains() {
+	local hay=$1 needle=$2 what=${3:-output}
+	case "$hay" in
+	*"$needle"*) ;;
+	*) fail "$what does not contain $(printf '%q' "$needle")
+  actual: $hay" ;;
+	esac
+}
+
+assert_not_contains() {
+	local hay=$1 needle=$2 what=${3:-output}
+	case "$hay" in
+	*"$needle"*) fail "$what contains $(printf '%q' "$needle") but must not
+  actual: $hay" ;;
+	esac
+}
+
+# assert_match STRING ERE [what]
+assert_match() {
+	local s=$1 re=$2 what=${3:-output}
+	[[ $s =~ $re ]] || fail "$what does not match /$re/
+  actual: $s"
+}
+
+# assert_file_mode FILE MODE(octal, e.g. 600) [what]
+assert_file_mode() {
+	local f=$1 exp=$2 what=${3:-mode of $1}
+	[ -e "$f" ] || fail "$what: '$f' does not exist"
+	assert_eq "$exp" "$(stat -c %a "$f")" "$what"
+}
+
+assert_file_exists() {
+	[ -e "$1" ] || fail "${2:-file} '$1' does not exist"
+}
+
+assert_file_absent() {
+	[ ! -e "$1" ] || fail "${2:-file} '$1' exists but must not"
+}
+
+# run_ok CMD... : run, capture stdout in $OUT and stderr in $ERR; fail with
+# both shown when the command does not exit 0.
+run_ok() {
+	local o=$T/.run.out e=$T/.run.err
+	RC=0
+	"$@" >"$o" 2>"$e" || RC=$?
+	OUT=$(cat "$o")
+	ERR=$(cat "$e")
+	if [ "$RC" != 0 ]; then
+		fail "command failed (exit $RC): $*
+  stdout: $OUT
+  stderr: $ERR"
+	fi
+}
+
+# run_expect_fail CMD... : the command must fail; stdout in $OUT, stderr in
+# $ERR, exit code in $RC.
+run_expect_fail() {
+	local o=$T/.run.out e=$T/.run.err
+	RC=0
+	"$@" >"$o" 2>"$e" || RC=$?
+	OUT=$(cat "$o")
+	ERR=$(cat "$e")
+	if [ "$RC" = 0 ]; then
+		fail "command succeeded but was expected to fail: $*
+  stdout: $OUT
+  stderr: $ERR"
+	fi
+}
+
+# expect_rc N : after run_expect_fail, check the exit code.
+expect_rc() {
+	assert_eq "$1" "$RC" "exit code of the last command (stderr: $ERR)"
+}
+
+sha256_file() {
+	sha256sum "$1" | cut -d' ' -f1
+}
+
+sha256_stdin() {
+	sha256sum | cut -d' ' -f1
+}
+
+# ---------------------------------------------------------------- ports
+
+free_port() {
+	"$PY" -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()'
+}
+
+# bg_start LOGNAME CMD... : start a background process tracked for cleanup;
+# output goes to $T/LOGNAME.log. Sets BG_PID.
+bg_start() {
+	local log=$1
+	shift
+	"$@" >"$T/$log.log" 2>&1 &
+	BG_PID=$!
+	LIB_PIDS+=("$BG_PID")
+}
+
+# wait_http URL [curl args...] : wait up to 20 s for any HTTP answer.
+wait_http() {
+	local url=$1
+	shift
+	local i code
+	for i in $(seq 1 200); do
+		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$@" "$url" 2>/dev/null || true)
+		if [ -n "$code" ] && [ "$code" != 000 ]; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	fail "service at $url did not answer within 20 s"
+}
+
+# ---------------------------------------------------------------- TLS
+
+# The test CA, made once per test run.
+ca_init() {
+	[ -f "$T/ca/ca.crt" ] && return 0
+	mkdir -p "$T/ca"
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 \
+		-keyout "$T/ca/ca.key" -out "$T/ca/ca.crt" \
+		-subj "/CN=plait test CA" \
+		-addext "basicConstraints=critical,CA:TRUE" \
+		-addext "keyUsage=critical,keyCertSign,cRLSign" >/dev/null 2>&1 ||
+		fail "openssl could not create the test CA"
+}
+
+# server_cert DIR : server.key + server.crt for 127.0.0.1 / localhost.
+server_cert() {
+	local d=$1
+	ca_init
+	mkdir -p "$d"
+	openssl req -newkey rsa:2048 -nodes -keyout "$d/server.key" \
+		-out "$d/server.csr" -subj "/CN=127.0.0.1" >/dev/null 2>&1 ||
+		fail "openssl could not create a server key"
+	cat >"$d/ext.cnf" <<-EOF
+	basicConstraints=CA:FALSE
+	keyUsage=critical,digitalSignature,keyEncipherment
+	extendedKeyUsage=serverAuth
+	subjectAltName=IP:127.0.0.1,DNS:localhost
+	EOF
+	openssl x509 -req -in "$d/server.csr" -CA "$T/ca/ca.crt" \
+		-CAkey "$T/ca/ca.key" -CAcreateserial -days 2 \
+		-extfile "$d/ext.cnf" -out "$d/server.crt" >/dev/null 2>&1 ||
+		fail "openssl could not sign the server certificate"
+}
+
+# ---------------------------------------------------------------- registry
+
+# registry_start NAME [plain|tls|tls-basic|token]
+# Exports NAME_HOST (127.0.0.1:PORT), NAME_MODE, NAME_URL, NAME_DIR
+# (storage), NAME_LOG; tls-basic and token also NAME_USER / NAME_PASS;
+# token also NAME_TOKEN_HOST, NAME_TOKEN_LOG.
+# Token server options (e.g. --lifetime 3) come from TOKEN_ARGS.
+registry_start() {
+	local name=$1 mode=${2:-plain}
+	require_cmd docker-registry curl openssl
+	local port dir=$T/reg-$name
+	port=$(free_port)
+	local host=127.0.0.1:$port
+	mkdir -p "$dir/data"
+	local scheme=http tls_cfg="" auth_cfg="" curl_args=()
+
+	case "$mode" in
+	plain | token) ;;
+	tls | tls-basic)
+		server_cert "$dir/tls"
+		scheme=https
+		tls_cfg="  tls:
+    certificate: $dir/tls/server.crt
+    key: $dir/tls/server.key"
+		mkdir -p "$CERTS_DIR/$host" "$T/skopeo-certs/$host"
+		cp "$T/ca/ca.crt" "$CERTS_DIR/$host/ca.crt"
+		cp "$T/ca/ca.crt" "$T/skopeo-certs/$host/ca.crt"
+		curl_args=(--cacert "$T/ca/ca.crt")
+		;;
+	*) fail "registry_start: unknown mode '$mode'" ;;
+	esac
+
+	if [ "$mode" = tls-basic ] || [ "$mode" = token ]; then
+		local pass
+		pass=$(openssl rand -hex 12)
+		printf -v "${name}_USER" '%s' alice
+		printf -v "${name}_PASS" '%s' "p-$pass"
+		export "${name}_USER" "${name}_PASS"
+	fi
+
+	if [ "$mode" = tls-basic ]; then
+		require_cmd htpasswd
+		htpasswd -Bbn alice "p-$pass" >"$dir/htpasswd" 2>/dev/null ||
+			fail "htpasswd failed"
+		auth_cfg="auth:
+  htpasswd:
+    realm: plait-test
+    path: $dir/htpasswd"
+	fi
+
+	if [ "$mode" = token ]; then
+		local tport
+		tport=$(free_port)
+		mkdir -p "$dir/token"
+		openssl req -x509 -newkey rsa:2048 -nodes -days 2 \
+			-keyout "$dir/token/key.pem" -out "$dir/token/cert.pem" \
+			-subj "/CN=plait test token signer" >/dev/null 2>&1 ||
+			fail "openssl could not create the token signing key"
+		printf 'alice:%s\n' "$(printf '%s' "p-$pass" | sha256sum | cut -d' ' -f1)" \
+			>"$dir/token/users"
+		: >"$T/$name-token.log"
+		# shellcheck disable=SC2086
+		bg_start "$name-tokenserver" "$PY" "$LIB_DIR/tokenserver.py" \
+			--port "$tport" --key "$dir/token/key.pem" \
+			--cert "$dir/token/cert.pem" --users "$dir/token/users" \
+			--issuer plait-test-issuer --service plait-test \
+			--log "$T/$name-token.log" ${TOKEN_ARGS:-}
+		wait_http "http://127.0.0.1:$tport/"
+		printf -v "${name}_TOKEN_HOST" '%s' "127.0.0.1:$tport"
+		printf -v "${name}_TOKEN_LOG" '%s' "$T/$name-token.log"
+		printf -v "${name}_TOKEN_PID" '%s' "$BG_PID"
+		export "${name}_TOKEN_HOST" "${name}_TOKEN_LOG" "${name}_TOKEN_PID"
+		auth_cfg="auth:
+  token:
+    realm: http://127.0.0.1:$tport/token
+    service: plait-test
+    issuer: plait-test-issuer
+    rootcertbundle: $dir/token/cert.pem"
+	fi
+
+	cat >"$dir/config.yml" <<-EOF
+	version: 0.1
+	log:
+	  level: info
+	  accesslog:
+	    disabled: false
+	storage:
+	  filesystem:
+	    rootdirectory: $dir/data
+	  delete:
+	    enabled: true
+	  maintenance:
+	    uploadpurging:
+	      enabled: false
+	http:
+	  addr: $host
+	  secret: plait-test-secret-$port
+	$tls_cfg
+	$auth_cfg
+	EOF
+	# The heredoc's indentation is tabs (stripped); the embedded multi-line
+	# strings keep their spaces.
+	# docker-registry takes REGISTRY_* variables as config overrides.
+	bg_start "$name-registry" env $(env | sed -n 's/^\(REGISTRY_[A-Za-z0-9_]*\)=.*/-u \1/p') \
+		docker-registry serve "$dir/config.yml"
+	printf -v "${name}_PID" '%s' "$BG_PID"
+	wait_http "$scheme://$host/v2/" "${curl_args[@]}"
+	if ! kill -0 "$BG_PID" 2>/dev/null; then
+		fail "docker-registry '$name' exited; see $T/$name-registry.log"
+	fi
+
+	LIB_HOST_MODE[$host]=$([ "$scheme" = https ] && echo tls || echo plain)
+	printf -v "${name}_HOST" '%s' "$host"
+	printf -v "${name}_MODE" '%s' "$mode"
+	printf -v "${name}_URL" '%s' "$scheme://$host"
+	printf -v "${name}_DIR" '%s' "$dir/data"
+	printf -v "${name}_LOG" '%s' "$T/$name-registry.log"
+	export "${name}_HOST" "${name}_MODE" "${name}_URL" "${name}_DIR" \
+		"${name}_LOG" "${name}_PID"
+}
+
+# registry_curl NAME CURL_ARGS... PATH : curl against a started registry with
+# its CA and (tls-basic) credentials. PATH is like /v2/repo/manifests/tag.
+registry_curl() {
+	local name=$1
+	shift
+	local url_var=${name}_URL mode_var=${name}_MODE
+	local args=(-sS)
+	case "${!mode_var}" in
+	tls) args+=(--cacert "$T/ca/ca.crt") ;;
+	tls-basic)
+		local u=${name}_USER p=${name}_PASS
+		args+=(--cacert "$T/ca/ca.crt" -u "${!u}:${!p}")
+		;;
+	esac
+	local last=${*: -1}
+	local rest=("${@:1:$#-1}")
+	curl "${args[@]}" "${rest[@]}" "${!url_var}$last"
+}
+
+# ---------------------------------------------------------------- proxy
+
+# faultproxy_start NAME UPSTREAM_HOST [faultproxy flags...]
+# Exports NAME_HOST (the proxy's 127.0.0.1:PORT), NAME_STATS (JSON file).
+faultproxy_start() {
+	local name=$1 upstream=$2
+	shift 2
+	local port
+	port=$(free_port)
+	bg_start "$name-proxy" "$PY" "$LIB_DIR/faultproxy.py" --port "$port" \
+		--upstream "http://$upstream" --stats "$T/$name-stats.json" "$@"
+	printf -v "${name}_PID" '%s' "$BG_PID"
+	wait_http "http://127.0.0.1:$port/faultproxy/health"
+	LIB_HOST_MODE[127.0.0.1:$port]=plain
+	printf -v "${name}_HOST" '%s' "127.0.0.1:$port"
+	printf -v "${name}_STATS" '%s' "$T/$name-stats.json"
+	export "${name}_HOST" "${name}_STATS" "${name}_PID"
+}
+
+# stat_of STATSFILE KEY : a counter from the proxy's stats file (0 if none).
+stat_of() {
+	"$PY" - "$1" "$2" <<-'EOF'
+	import json, sys
+	try:
+	    d = json.load(open(sys.argv[1]))
+	except FileNotFoundError:
+	    d = {}
+	print(d.get(sys.argv[2], 0))
+	EOF
+}
+
+# ---------------------------------------------------------------- skopeo
+
+# The skopeo TLS flags for one docker:// reference: --tls-verify=false for
+# plain registries, a cert dir holding the CA for TLS ones. PREFIX is "" or
+# "src-" / "dest-".
+skopeo_tls_flags() {
+	local prefix=$1 ref=$2
+	local rest=${ref#docker://}
+	local host=${rest%%/*}
+	case "${LIB_HOST_MODE[$host]:-plain}" in
+	tls) echo "--${prefix}cert-dir=$T/skopeo-certs/$host" ;;
+	*) echo "--${prefix}tls-verify=false" ;;
+	esac
+}
+
+# skopeo_reg SUBCOMMAND ARGS... : skopeo with the right TLS options added for
+# each docker:// argument (copy: first is the source, second the dest).
+skopeo_reg() {
+	require_cmd skopeo
+	local sub=$1
+	shift
+	local a flags=() refs=()
+	# Positional image names always carry a transport, option values do not,
+	# so this finds SRC and DST whatever options surround them.
+	for a in "$@"; do
+		case "$a" in
+		docker://* | oci:* | oci-archive:* | dir:* | docker-archive:*) refs+=("$a") ;;
+		esac
+	done
+	if [ "$sub" = copy ]; then
+		case "${refs[0]:-}" in docker://*) flags+=("$(skopeo_tls_flags src- "${refs[0]}")") ;; esac
+		case "${refs[1]:-}" in docker://*) flags+=("$(skopeo_tls_flags dest- "${refs[1]}")") ;; esac
+	else
+		case "${refs[0]:-}" in docker://*) flags+=("$(skopeo_tls_flags "" "${refs[0]}")") ;; esac
+	fi
+	skopeo "$sub" "${flags[@]}" "$@"
+}
+
+# raw_digest REF : sha256 of `skopeo inspect --raw REF` (REF with transport).
+raw_digest() {
+	skopeo_reg inspect --raw "$@" | sha256_stdin
+}
+
+# ---------------------------------------------------------------- images
+
+# mkimage OUTDIR ARGS... : tests/integration/mkimage.py
+mkimage() {
+	"$PY" "$LIB_DIR/mkimage.py" "$@"
+}
+
+# ---------------------------------------------------------------- layouts
+
+# verify_layout_blobs DIR : every blobs/sha256/<hex> file hashes to its name.
+verify_layout_blobs() {
+	local dir=$1 f name
+	[ -d "$dir/blobs/sha256" ] || fail "'$dir' has no blobs/sha256 directory"
+	for f in "$dir"/blobs/sha256/*; do
+		[ -f "$f" ] || continue
+		name=$(basename "$f")
+		[[ $name =~ ^[0-9a-f]{64}$ ]] || continue
+		assert_eq "$name" "$(sha256_file "$f")" "content hash of blob $f"
+	done
+}
+
+# blob_names DIR : sorted blob digests (hex) of a layout, temp files left out.
+blob_names() {
+	find "$1/blobs/sha256" -maxdepth 1 -type f -printf '%f\n' 2>/dev/null |
+		grep -E '^[0-9a-f]{64}$' | sort || true
+}
+
+# layout_tag_digest DIR TAG : the digest index.json gives for TAG ("" if none).
+layout_tag_digest() {
+	[ -f "$1/index.json" ] || return 0
+	jq -r --arg t "$2" '.manifests[]? |
+		select(.annotations["org.opencontainers.image.ref.name"] == $t) |
+		.digest' "$1/index.json"
+}
+
+# host_platform : os/arch of this machine as OCI names it.
+host_platform() {
+	case "$(uname -m)" in
+	x86_64) echo linux/amd64 ;;
+	aarch64 | arm64) echo linux/arm64 ;;
+	armv7l) echo linux/arm/v7 ;;
+	ppc64le) echo linux/ppc64le ;;
+	s390x) echo linux/s390x ;;
+	riscv64) echo linux/riscv64 ;;
+	*) echo "linux/$(uname -m)" ;;
+	esac
+}

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# test_cli.sh - the command line itself: version, --help of every command,
+# usage errors (exit 2 with a message naming the offending word).
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+require_plait
+
+# version
+run_ok "$PLAIT" version
+assert_match "$OUT" '^plait [0-9]+\.[0-9]+' "'plait version' output"
+assert_eq "" "$ERR" "stderr of 'plait version'"
+pass "plait version prints the version"
+version_line=$(printf '%s\n' "$OUT" | head -n 1)
+run_ok "$PLAIT" --version
+assert_eq "$version_line" "$(printf '%s\n' "$OUT" | head -n 1)" "first line of 'plait --version'"
+pass "plait --version equals plait version"
+
+run_expect_fail "$PLAIT" version extra
+expect_rc 2
+assert_contains "$ERR" "extra" "stderr of 'plait version extra'"
+pass "plait version rejects arguments"
+
+# top-level help
+for h in --help -h help; do
+	run_ok "$PLAIT" "$h"
+	for c in inspect copy index login logout version; do
+		assert_contains "$OUT" "$c" "'plait $h' output"
+	done
+done
+pass "plait --help lists every command"
+
+run_expect_fail "$PLAIT"
+expect_rc 2
+assert_contains "$ERR" "usage" "stderr of plait without arguments"
+pass "plait without a command exits 2 with usage"
+
+# --help of each command: exit 0, usage on stdout, nothing on stderr
+check_help() {
+	local name=$1
+	shift
+	run_ok "$PLAIT" "$@" --help
+	assert_contains "$OUT" "usage: plait $name" "'plait $* --help' output"
+	assert_eq "" "$ERR" "stderr of 'plait $* --help'"
+	pass "plait $* --help"
+}
+check_help inspect inspect
+check_help copy copy
+check_help "index create" index create
+check_help login login
+check_help logout logout
+check_help version version
+run_ok "$PLAIT" index --help
+assert_contains "$OUT" "create" "'plait index --help' output"
+pass "plait index --help names the create subcommand"
+
+# options from the spec appear in the help texts
+run_ok "$PLAIT" copy --help
+for o in --all --platform --parallel --insecure-registry --cert-dir --retries; do
+	assert_contains "$OUT" "$o" "'plait copy --help'"
+done
+run_ok "$PLAIT" inspect --help
+for o in --raw --format --platform; do
+	assert_contains "$OUT" "$o" "'plait inspect --help'"
+done
+run_ok "$PLAIT" index create --help
+for o in --annotation --append --index-format; do
+	assert_contains "$OUT" "$o" "'plait index create --help'"
+done
+run_ok "$PLAIT" login --help
+for o in --password-stdin --username; do
+	assert_contains "$OUT" "$o" "'plait login --help'"
+done
+pass "help texts name the documented options"
+
+# unknown command
+run_expect_fail "$PLAIT" frobnicate
+expect_rc 2
+assert_contains "$ERR" "frobnicate" "stderr for an unknown command"
+pass "unknown command exits 2 naming it"
+
+# unknown flag, per command
+for cmd in "inspect" "copy" "index create" "login" "logout" "version"; do
+	# shellcheck disable=SC2086
+	run_expect_fail "$PLAIT" $cmd --frobnicate
+	expect_rc 2
+	assert_contains "$ERR" "--frobnicate" "stderr of 'plait $cmd --frobnicate'"
+	pass "plait $cmd --frobnicate exits 2 naming the flag"
+done
+
+run_expect_fail "$PLAIT" index frob
+expect_rc 2
+assert_contains "$ERR" "frob" "stderr of 'plait index frob'"
+pass "unknown index subcommand exits 2 naming it"
+
+# wrong argument counts and bad option values
+run_expect_fail "$PLAIT" copy only-one
+expect_rc 2
+pass "copy with one argument exits 2"
+run_expect_fail "$PLAIT" copy a b c
+expect_rc 2
+pass "copy with three arguments exits 2"
+run_expect_fail "$PLAIT" inspect
+expect_rc 2
+pass "inspect without REF exits 2"
+run_expect_fail "$PLAIT" copy --all --platform linux/amd64 oci:"$T/a" oci:"$T/b"
+expect_rc 2
+assert_contains "$ERR" "--all" "stderr of copy --all --platform"
+pass "copy --all with --platform exits 2"
+run_expect_fail "$PLAIT" inspect --format yaml oci:"$T/a"
+expect_rc 2
+assert_contains "$ERR" "yaml" "stderr of inspect --format yaml"
+pass "inspect --format yaml exits 2 naming it"
+run_expect_fail "$PLAIT" copy --parallel 0 oci:"$T/a" oci:"$T/b"
+expect_rc 2
+assert_contains "$ERR" "0" "stderr of copy --parallel 0"
+pass "copy --parallel 0 exits 2"
+run_expect_fail "$PLAIT" copy --retries abc oci:"$T/a" oci:"$T/b"
+expect_rc 2
+assert_contains "$ERR" "abc" "stderr of copy --retries abc"
+pass "copy --retries abc exits 2 naming the value"
+run_expect_fail "$PLAIT" index create oci:"$T/a"
+expect_rc 2
+assert_contains "$ERR" "-t" "stderr of index create without -t"
+pass "index create without -t exits 2"
+run_expect_fail "$PLAIT" index create --index-format weird -t oci:"$T/x:1" oci:"$T/a"
+expect_rc 2
+assert_contains "$ERR" "weird" "stderr of --index-format weird"
+pass "index create --index-format weird exits 2 naming it"
+run_expect_fail "$PLAIT" index create --annotation novalue -t oci:"$T/x:1" oci:"$T/a"
+expect_rc 2
+assert_contains "$ERR" "novalue" "stderr of --annotation novalue"
+pass "index create --annotation without = exits 2 naming it"
+run_expect_fail "$PLAIT" login
+expect_rc 2
+pass "login without REGISTRY exits 2"
+run_expect_fail "$PLAIT" logout
+expect_rc 2
+pass "logout without REGISTRY exits 2"
+run_expect_fail "$PLAIT" login -u alice -p x --password-stdin 127.0.0.1:1 </dev/null
+expect_rc 2
+pass "login with -p and --password-stdin exits 2"
+# nothing was written for usage errors
+assert_file_absent "$DOCKER_CONFIG/config.json" "config.json after usage errors"
+pass "usage errors leave no config.json behind"

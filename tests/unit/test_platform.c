@@ -1,0 +1,584 @@
+/* tests/unit/test_platform.c - platform parse, normalise, format, match, select. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <sys/utsname.h>
+
+#include "platforms/platform.h"
+
+#include "core/banned.h"
+
+/* Parse s and return its canonical form; fails the test on error. */
+static char *parse_format(const char *s)
+{
+	_cleanup_error_ struct plait_error *err = NULL;
+	struct plait_platform p;
+	int r = plait_platform_parse(s, &p, &err);
+	if (r < 0)
+		fail_msg("parse '%s' failed: %s", s, err ? err->msg : "(no message)");
+	char *f = plait_platform_format(&p);
+	plait_platform_release(&p);
+	return f;
+}
+
+/* Parse s expecting failure; returns the message (caller frees). */
+static char *parse_error(const char *s, int want_code)
+{
+	struct plait_error *err = NULL;
+	struct plait_platform p;
+	int r = plait_platform_parse(s, &p, &err);
+	if (r >= 0) {
+		char *f = plait_platform_format(&p);
+		plait_platform_release(&p);
+		fail_msg("parse '%s' succeeded as '%s', expected an error", s, f);
+	}
+	assert_int_equal(r, -want_code);
+	assert_non_null(err);
+	assert_int_equal(err->code, want_code);
+	char *msg = xstrdup(err->msg);
+	plait_error_free(err);
+	return msg;
+}
+
+static void assert_contains(const char *haystack, const char *needle)
+{
+	if (!strstr(haystack, needle))
+		fail_msg("'%s' does not contain '%s'", haystack, needle);
+}
+
+static void test_platform__parse_normalises_every_alias(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *in;
+		const char *want;
+	} cases[] = {
+	    {"linux/amd64", "linux/amd64"},
+	    {"amd64", "linux/amd64"},
+	    {"x86_64", "linux/amd64"},
+	    {"x86-64", "linux/amd64"},
+	    {"linux/x86_64", "linux/amd64"},
+	    {"linux/amd64/v1", "linux/amd64"},
+	    {"linux/amd64/v2", "linux/amd64/v2"},
+	    {"linux/amd64/v3", "linux/amd64/v3"},
+	    {"linux/amd64/v4", "linux/amd64/v4"},
+	    {"amd64/v3", "linux/amd64/v3"},
+	    {"linux/arm64", "linux/arm64"},
+	    {"linux/arm64/v8", "linux/arm64"},
+	    {"arm64/v8", "linux/arm64"},
+	    {"aarch64", "linux/arm64"},
+	    {"linux/aarch64", "linux/arm64"},
+	    {"armv8", "linux/arm64"},
+	    {"arm64v8", "linux/arm64"},
+	    {"linux/arm64/v8.2", "linux/arm64/v8.2"},
+	    {"linux/arm", "linux/arm/v7"},
+	    {"arm", "linux/arm/v7"},
+	    {"linux/arm/v7", "linux/arm/v7"},
+	    {"linux/arm/v6", "linux/arm/v6"},
+	    {"linux/arm/v5", "linux/arm/v5"},
+	    {"armhf", "linux/arm/v7"},
+	    {"linux/armhf", "linux/arm/v7"},
+	    {"armel", "linux/arm/v5"},
+	    {"armv7", "linux/arm/v7"},
+	    {"armv7l", "linux/arm/v7"},
+	    {"armv7hl", "linux/arm/v7"},
+	    {"arm32v7", "linux/arm/v7"},
+	    {"armv8l", "linux/arm/v7"},
+	    {"armv6", "linux/arm/v6"},
+	    {"armv6l", "linux/arm/v6"},
+	    {"arm32v6", "linux/arm/v6"},
+	    {"armv5", "linux/arm/v5"},
+	    {"armv5l", "linux/arm/v5"},
+	    {"armv5tel", "linux/arm/v5"},
+	    {"arm32v5", "linux/arm/v5"},
+	    {"linux/armv6l/v6", "linux/arm/v6"},
+	    {"386", "linux/386"},
+	    {"i386", "linux/386"},
+	    {"i486", "linux/386"},
+	    {"i586", "linux/386"},
+	    {"i686", "linux/386"},
+	    {"x86", "linux/386"},
+	    {"ppc64le", "linux/ppc64le"},
+	    {"ppc64el", "linux/ppc64le"},
+	    {"powerpc64le", "linux/ppc64le"},
+	    {"s390x", "linux/s390x"},
+	    {"riscv64", "linux/riscv64"},
+	    {"mips64le", "linux/mips64le"},
+	    {"mips64el", "linux/mips64le"},
+	    {"loong64", "linux/loong64"},
+	    {"loongarch64", "linux/loong64"},
+	    {"Linux/AMD64", "linux/amd64"},
+	    {"LINUX/ARM/V6", "linux/arm/v6"},
+	    {"windows/amd64", "windows/amd64"},
+	    {"darwin/arm64", "darwin/arm64"},
+	    {"freebsd/amd64", "freebsd/amd64"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		_cleanup_free_ char *got = parse_format(cases[i].in);
+		if (!streq(got, cases[i].want))
+			fail_msg("parse '%s': got '%s', want '%s'", cases[i].in, got,
+				 cases[i].want);
+	}
+}
+
+static void test_platform__parse_fills_fields(void **state)
+{
+	(void)state;
+	struct plait_platform p;
+	assert_int_equal(plait_platform_parse("linux/arm/v6", &p, NULL), 0);
+	assert_string_equal(p.os, "linux");
+	assert_string_equal(p.architecture, "arm");
+	assert_string_equal(p.variant, "v6");
+	assert_null(p.os_version);
+	assert_null(p.os_features);
+	plait_platform_release(&p);
+
+	assert_int_equal(plait_platform_parse("linux/arm64/v8", &p, NULL), 0);
+	assert_null(p.variant);
+	plait_platform_release(&p);
+}
+
+static void test_platform__parse_rejects_unknown_architecture(void **state)
+{
+	(void)state;
+	_cleanup_free_ char *msg = parse_error("linux/foo", PLAIT_E_USAGE);
+	assert_string_equal(msg, "unknown platform 'linux/foo': unknown architecture 'foo'; known: "
+				 "amd64, arm64, arm/v7, arm/v6, arm/v5, 386, ppc64le, s390x, "
+				 "riscv64, mips64le, loong64");
+	free(msg);
+	msg = parse_error("sparc64", PLAIT_E_USAGE);
+	assert_contains(msg, "unknown architecture 'sparc64'");
+}
+
+static void test_platform__parse_rejects_unknown_os(void **state)
+{
+	(void)state;
+	_cleanup_free_ char *msg = parse_error("plan9/amd64", PLAIT_E_USAGE);
+	assert_string_equal(msg, "unknown platform 'plan9/amd64': unknown operating system "
+				 "'plan9'; known: linux, windows, darwin, freebsd");
+}
+
+static void test_platform__parse_rejects_empty(void **state)
+{
+	(void)state;
+	_cleanup_free_ char *msg = parse_error("", PLAIT_E_USAGE);
+	assert_contains(msg, "invalid platform '': empty");
+	struct plait_platform p;
+	assert_int_equal(plait_platform_parse(NULL, &p, NULL), -PLAIT_E_USAGE);
+}
+
+static void test_platform__parse_rejects_bad_shape(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *in;
+		const char *want;
+	} cases[] = {
+	    {"linux/arm/v7/extra", "too many '/'"},
+	    {"linux//amd64", "empty component"},
+	    {"linux/", "empty component"},
+	    {"/amd64", "empty component"},
+	    {"linux", "missing architecture"},
+	    {"linux/arm/v9", "unknown variant 'v9' for arm; known: v5, v6, v7, v8"},
+	    {"linux/amd64/v5", "unknown variant 'v5' for amd64"},
+	    {"linux/s390x/v2", "unknown variant 'v2' for s390x; it takes none"},
+	    {"linux/armhf/v6", "'armhf' means arm/v7, not variant 'v6'"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		_cleanup_free_ char *msg = parse_error(cases[i].in, PLAIT_E_USAGE);
+		assert_contains(msg, cases[i].want);
+		/* Every message quotes what the user typed. */
+		_cleanup_free_ char *quoted = NULL;
+		struct plait_buf b = PLAIT_BUF_INIT;
+		plait_buf_addf(&b, "'%s'", cases[i].in);
+		quoted = plait_buf_detach(&b, NULL);
+		assert_contains(msg, quoted);
+	}
+}
+
+static void test_platform__normalise_in_place(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *os, *arch, *variant;
+		const char *want;
+	} cases[] = {
+	    {"Linux", "AArch64", "V8", "linux/arm64"},
+	    {"linux", "arm", NULL, "linux/arm/v7"},
+	    {"linux", "armhf", NULL, "linux/arm/v7"},
+	    {"linux", "amd64", "v1", "linux/amd64"},
+	    {"linux", "x86_64", "V3", "linux/amd64/v3"},
+	    /* Unknown values from an index are kept, lowercased, not refused. */
+	    {"linux", "SPARC64", NULL, "linux/sparc64"},
+	    {"unknown", "unknown", NULL, "unknown/unknown"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct plait_platform p = {
+		    .os = xstrdup(cases[i].os),
+		    .architecture = xstrdup(cases[i].arch),
+		    .variant = xstrdup_or_null(cases[i].variant),
+		};
+		plait_platform_normalise(&p);
+		_cleanup_free_ char *got = plait_platform_format(&p);
+		if (!streq(got, cases[i].want))
+			fail_msg("normalise %s/%s/%s: got '%s', want '%s'", cases[i].os,
+				 cases[i].arch, cases[i].variant ? cases[i].variant : "(null)", got,
+				 cases[i].want);
+		plait_platform_release(&p);
+	}
+}
+
+static void test_platform__format_omits_empty_variant(void **state)
+{
+	(void)state;
+	struct plait_platform p = {.os = "linux", .architecture = "arm", .variant = "v6"};
+	_cleanup_free_ char *a = plait_platform_format(&p);
+	assert_string_equal(a, "linux/arm/v6");
+	p.architecture = "amd64";
+	p.variant = NULL;
+	_cleanup_free_ char *b = plait_platform_format(&p);
+	assert_string_equal(b, "linux/amd64");
+	p.variant = "";
+	_cleanup_free_ char *c = plait_platform_format(&p);
+	assert_string_equal(c, "linux/amd64");
+}
+
+static void test_platform__equal_compares_normalised_forms(void **state)
+{
+	(void)state;
+	struct plait_platform a = {.os = "linux", .architecture = "arm64"};
+	struct plait_platform b = {.os = "linux", .architecture = "aarch64", .variant = "v8"};
+	struct plait_platform c = {.os = "linux", .architecture = "arm"};
+	struct plait_platform d = {.os = "linux", .architecture = "arm", .variant = "v7"};
+	struct plait_platform e = {.os = "linux", .architecture = "arm", .variant = "v6"};
+	struct plait_platform f = {.os = "windows", .architecture = "arm64"};
+	assert_true(plait_platform_equal(&a, &b));
+	assert_true(plait_platform_equal(&c, &d));
+	assert_false(plait_platform_equal(&d, &e));
+	assert_false(plait_platform_equal(&a, &f));
+	assert_false(plait_platform_equal(&a, &c));
+}
+
+static void test_platform__host_matches_uname(void **state)
+{
+	(void)state;
+	struct utsname u;
+	assert_int_equal(uname(&u), 0);
+	struct plait_platform host;
+	plait_platform_host(&host);
+	assert_string_equal(host.os, "linux");
+	assert_non_null(host.architecture);
+	static const struct {
+		const char *machine, *arch;
+	} map[] = {
+	    {"x86_64", "amd64"}, {"aarch64", "arm64"},	 {"armv7l", "arm"},
+	    {"armv6l", "arm"},	 {"i686", "386"},	 {"ppc64le", "ppc64le"},
+	    {"s390x", "s390x"},	 {"riscv64", "riscv64"}, {"loongarch64", "loong64"},
+	};
+	bool known = false;
+	for (size_t i = 0; i < ARRAY_SIZE(map); i++) {
+		if (!streq(u.machine, map[i].machine))
+			continue;
+		known = true;
+		assert_string_equal(host.architecture, map[i].arch);
+	}
+	if (!known)
+		print_message("uname machine '%s' not in the test's table; got '%s'\n", u.machine,
+			      host.architecture);
+	if (streq(host.architecture, "arm"))
+		assert_non_null(host.variant);
+	else if (streq(host.architecture, "amd64") || streq(host.architecture, "arm64"))
+		assert_null(host.variant);
+	/* The host platform is already normalised: parsing its format gives it back. */
+	_cleanup_free_ char *f = plait_platform_format(&host);
+	_cleanup_free_ char *again = parse_format(f);
+	if (known)
+		assert_string_equal(again, f);
+	plait_platform_release(&host);
+}
+
+static void test_platform__known_arches_lists_goarch_names(void **state)
+{
+	(void)state;
+	const char *const *a = plait_platform_known_arches();
+	size_t n = 0;
+	for (; a[n]; n++)
+		assert_non_null(strchr("abcdefghijklmnopqrstuvwxyz0123456789", a[n][0]));
+	assert_int_equal(n, 9);
+	assert_string_equal(a[0], "amd64");
+	assert_string_equal(a[2], "arm");
+}
+
+static int score(const char *want, const char *have)
+{
+	struct plait_platform w, h;
+	if (plait_platform_parse(want, &w, NULL) < 0)
+		fail_msg("bad test platform '%s'", want);
+	if (plait_platform_parse(have, &h, NULL) < 0)
+		fail_msg("bad test platform '%s'", have);
+	int s = plait_platform_match_score(&w, &h);
+	plait_platform_release(&w);
+	plait_platform_release(&h);
+	return s;
+}
+
+static void test_platform__match_scores(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *want, *have;
+		bool match;
+	} cases[] = {
+	    {"linux/amd64", "linux/amd64", true},	{"linux/amd64", "linux/arm64", false},
+	    {"linux/amd64", "windows/amd64", false},	{"linux/arm64", "linux/arm64/v8", true},
+	    {"linux/arm64/v8", "linux/arm64", true},	{"linux/arm64/v8.2", "linux/arm64", true},
+	    {"linux/arm64", "linux/arm64/v8.2", false}, {"linux/arm/v7", "linux/arm/v7", true},
+	    {"linux/arm/v7", "linux/arm/v6", true},	{"linux/arm/v7", "linux/arm/v5", true},
+	    {"linux/arm/v6", "linux/arm/v5", true},	{"linux/arm/v6", "linux/arm/v7", false},
+	    {"linux/arm/v5", "linux/arm/v6", false},	{"linux/arm/v7", "linux/arm64", false},
+	    {"linux/amd64/v3", "linux/amd64", true},	{"linux/amd64/v3", "linux/amd64/v2", true},
+	    {"linux/amd64/v3", "linux/amd64/v3", true}, {"linux/amd64/v2", "linux/amd64/v3", false},
+	    {"linux/amd64", "linux/amd64/v2", false},	{"linux/386", "linux/amd64", false},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		int s = score(cases[i].want, cases[i].have);
+		if ((s >= 0) != cases[i].match)
+			fail_msg("want %s, have %s: score %d, expected %s", cases[i].want,
+				 cases[i].have, s, cases[i].match ? "a match" : "no match");
+	}
+}
+
+static void test_platform__match_prefers_exact_then_newer(void **state)
+{
+	(void)state;
+	assert_true(score("linux/arm/v7", "linux/arm/v7") > score("linux/arm/v7", "linux/arm/v6"));
+	assert_true(score("linux/arm/v7", "linux/arm/v6") > score("linux/arm/v7", "linux/arm/v5"));
+	assert_true(score("linux/amd64/v3", "linux/amd64/v3") >
+		    score("linux/amd64/v3", "linux/amd64/v2"));
+	assert_true(score("linux/amd64/v3", "linux/amd64/v2") >
+		    score("linux/amd64/v3", "linux/amd64"));
+	assert_int_equal(score("linux/arm64", "linux/arm64/v8"),
+			 score("linux/s390x", "linux/s390x"));
+}
+
+static void test_platform__match_normalises_unparsed_input(void **state)
+{
+	(void)state;
+	/* Platforms straight out of an index, not through parse. */
+	struct plait_platform want = {.os = "linux", .architecture = "arm64"};
+	struct plait_platform have = {.os = "Linux", .architecture = "aarch64", .variant = "v8"};
+	assert_true(plait_platform_match_score(&want, &have) >= 0);
+	struct plait_platform arm = {.os = "linux", .architecture = "arm"};
+	struct plait_platform armv7 = {.os = "linux", .architecture = "arm", .variant = "v7"};
+	assert_int_equal(plait_platform_match_score(&arm, &armv7),
+			 plait_platform_match_score(&armv7, &armv7));
+}
+
+/* An index whose entries have the given platforms; NULL = no platform. */
+struct fake_index {
+	struct plait_index idx;
+	struct plait_descriptor d[8];
+	struct plait_platform p[8];
+};
+
+static void fake_index_init(struct fake_index *f, const char *const *platforms, size_t n)
+{
+	memset(f, 0, sizeof(*f));
+	assert_true(n <= ARRAY_SIZE(f->d));
+	for (size_t i = 0; i < n; i++) {
+		if (platforms[i]) {
+			/* Split "os/arch[/variant]" by hand: index entries are not parsed. */
+			_cleanup_free_ char *copy = xstrdup(platforms[i]);
+			char *arch = strchr(copy, '/');
+			*arch++ = '\0';
+			char *variant = strchr(arch, '/');
+			if (variant)
+				*variant++ = '\0';
+			f->p[i].os = xstrdup(copy);
+			f->p[i].architecture = xstrdup(arch);
+			f->p[i].variant = xstrdup_or_null(variant);
+			f->d[i].platform = &f->p[i];
+		}
+	}
+	f->idx.manifests = f->d;
+	f->idx.n_manifests = n;
+}
+
+static void fake_index_release(struct fake_index *f)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(f->p); i++)
+		plait_platform_release(&f->p[i]);
+}
+
+static size_t select_ok(const char *const *platforms, size_t n, const char *want)
+{
+	struct fake_index f;
+	fake_index_init(&f, platforms, n);
+	struct plait_platform w;
+	assert_int_equal(plait_platform_parse(want, &w, NULL), 0);
+	_cleanup_error_ struct plait_error *err = NULL;
+	size_t pos = 999;
+	int r = plait_platform_select(&f.idx, &w, &pos, &err);
+	if (r < 0)
+		fail_msg("select %s: %s", want, err->msg);
+	plait_platform_release(&w);
+	fake_index_release(&f);
+	return pos;
+}
+
+static void test_platform__select_arm_v7_prefers_v7_over_v6(void **state)
+{
+	(void)state;
+	const char *const p[] = {"linux/amd64", "linux/arm/v6", "linux/arm/v7", "linux/arm64"};
+	assert_int_equal(select_ok(p, ARRAY_SIZE(p), "linux/arm/v7"), 2);
+	assert_int_equal(select_ok(p, ARRAY_SIZE(p), "linux/arm"), 2);
+	assert_int_equal(select_ok(p, ARRAY_SIZE(p), "linux/arm/v6"), 1);
+}
+
+static void test_platform__select_arm_v7_takes_v6_only_without_v7(void **state)
+{
+	(void)state;
+	const char *const p[] = {"linux/amd64", "linux/arm/v5", "linux/arm/v6"};
+	assert_int_equal(select_ok(p, ARRAY_SIZE(p), "linux/arm/v7"), 2);
+	const char *const q[] = {"linux/amd64", "linux/arm/v5"};
+	assert_int_equal(select_ok(q, ARRAY_SIZE(q), "linux/arm/v7"), 1);
+}
+
+static void test_platform__select_arm64_matches_v8_entries(void **state)
+{
+	(void)state;
+	const char *const p[] = {"linux/amd64", "linux/arm64/v8"};
+	assert_int_equal(select_ok(p, ARRAY_SIZE(p), "linux/arm64"), 1);
+	assert_int_equal(select_ok(p, ARRAY_SIZE(p), "aarch64"), 1);
+}
+
+static void test_platform__select_skips_entries_without_platform(void **state)
+{
+	(void)state;
+	const char *const p[] = {NULL, "linux/amd64", "linux/amd64"};
+	/* Ties go to the first entry in index order. */
+	assert_int_equal(select_ok(p, ARRAY_SIZE(p), "linux/amd64"), 1);
+}
+
+static void test_platform__select_missing_platform_lists_what_exists(void **state)
+{
+	(void)state;
+	const char *const p[] = {"linux/amd64", "linux/arm64", NULL, "unknown/unknown",
+				 "linux/arm64"};
+	struct fake_index f;
+	fake_index_init(&f, p, ARRAY_SIZE(p));
+	struct plait_platform w;
+	assert_int_equal(plait_platform_parse("linux/s390x", &w, NULL), 0);
+	_cleanup_error_ struct plait_error *err = NULL;
+	size_t pos = 999;
+	assert_int_equal(plait_platform_select(&f.idx, &w, &pos, &err), -PLAIT_E_NOT_FOUND);
+	assert_int_equal(pos, 999);
+	assert_string_equal(
+	    err->msg, "no image for linux/s390x in this index; it has linux/amd64, linux/arm64");
+	plait_platform_release(&w);
+
+	/* arm/v6 never takes a v7 image. */
+	assert_int_equal(plait_platform_parse("linux/arm/v6", &w, NULL), 0);
+	const char *const q[] = {"linux/arm/v7"};
+	fake_index_release(&f);
+	fake_index_init(&f, q, 1);
+	assert_int_equal(plait_platform_select(&f.idx, &w, &pos, &err), -PLAIT_E_NOT_FOUND);
+	assert_string_equal(err->msg,
+			    "no image for linux/arm/v6 in this index; it has linux/arm/v7");
+	plait_platform_release(&w);
+	fake_index_release(&f);
+}
+
+static void test_platform__parse_list_splits_and_trims(void **state)
+{
+	(void)state;
+	struct plait_platform *list = NULL;
+	size_t n = 0;
+	_cleanup_error_ struct plait_error *err = NULL;
+	int r = plait_platform_parse_list(" linux/amd64 , aarch64,linux/arm/v6 ", &list, &n, &err);
+	if (r < 0)
+		fail_msg("parse_list: %s", err->msg);
+	assert_int_equal(n, 3);
+	static const char *const want[] = {"linux/amd64", "linux/arm64", "linux/arm/v6"};
+	for (size_t i = 0; i < n; i++) {
+		_cleanup_free_ char *f = plait_platform_format(&list[i]);
+		assert_string_equal(f, want[i]);
+	}
+	plait_platform_list_free(list, n);
+
+	assert_int_equal(plait_platform_parse_list("linux/riscv64", &list, &n, NULL), 0);
+	assert_int_equal(n, 1);
+	plait_platform_list_free(list, n);
+	plait_platform_list_free(NULL, 0);
+}
+
+static void test_platform__parse_list_rejects_duplicates(void **state)
+{
+	(void)state;
+	struct plait_platform *list = (void *)1;
+	size_t n = 42;
+	_cleanup_error_ struct plait_error *err = NULL;
+	assert_int_equal(
+	    plait_platform_parse_list("linux/arm64,linux/amd64, linux/arm64/v8", &list, &n, &err),
+	    -PLAIT_E_USAGE);
+	assert_null(list);
+	assert_int_equal(n, 0);
+	assert_string_equal(err->msg,
+			    "platform 'linux/arm64/v8' is listed twice (same as 'linux/arm64')");
+	assert_int_equal(plait_platform_parse_list("linux/amd64,linux/amd64", &list, &n, &err),
+			 -PLAIT_E_USAGE);
+	assert_string_equal(err->msg, "platform 'linux/amd64' is listed twice");
+}
+
+static void test_platform__parse_list_rejects_bad_entries(void **state)
+{
+	(void)state;
+	struct plait_platform *list = NULL;
+	size_t n = 0;
+	_cleanup_error_ struct plait_error *err = NULL;
+	assert_int_equal(plait_platform_parse_list("linux/amd64,,linux/arm64", &list, &n, &err),
+			 -PLAIT_E_USAGE);
+	assert_contains(err->msg, "empty entry");
+	assert_int_equal(plait_platform_parse_list("linux/amd64,", &list, &n, &err),
+			 -PLAIT_E_USAGE);
+	assert_contains(err->msg, "empty entry");
+	assert_int_equal(plait_platform_parse_list("", &list, &n, &err), -PLAIT_E_USAGE);
+	assert_contains(err->msg, "empty");
+	assert_int_equal(plait_platform_parse_list("linux/amd64,linux/foo", &list, &n, &err),
+			 -PLAIT_E_USAGE);
+	assert_contains(err->msg, "unknown architecture 'foo'");
+	assert_null(list);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_platform__parse_normalises_every_alias),
+	    cmocka_unit_test(test_platform__parse_fills_fields),
+	    cmocka_unit_test(test_platform__parse_rejects_unknown_architecture),
+	    cmocka_unit_test(test_platform__parse_rejects_unknown_os),
+	    cmocka_unit_test(test_platform__parse_rejects_empty),
+	    cmocka_unit_test(test_platform__parse_rejects_bad_shape),
+	    cmocka_unit_test(test_platform__normalise_in_place),
+	    cmocka_unit_test(test_platform__format_omits_empty_variant),
+	    cmocka_unit_test(test_platform__equal_compares_normalised_forms),
+	    cmocka_unit_test(test_platform__host_matches_uname),
+	    cmocka_unit_test(test_platform__known_arches_lists_goarch_names),
+	    cmocka_unit_test(test_platform__match_scores),
+	    cmocka_unit_test(test_platform__match_prefers_exact_then_newer),
+	    cmocka_unit_test(test_platform__match_normalises_unparsed_input),
+	    cmocka_unit_test(test_platform__select_arm_v7_prefers_v7_over_v6),
+	    cmocka_unit_test(test_platform__select_arm_v7_takes_v6_only_without_v7),
+	    cmocka_unit_test(test_platform__select_arm64_matches_v8_entries),
+	    cmocka_unit_test(test_platform__select_skips_entries_without_platform),
+	    cmocka_unit_test(test_platform__select_missing_platform_lists_what_exists),
+	    cmocka_unit_test(test_platform__parse_list_splits_and_trims),
+	    cmocka_unit_test(test_platform__parse_list_rejects_duplicates),
+	    cmocka_unit_test(test_platform__parse_list_rejects_bad_entries),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
