@@ -292,11 +292,11 @@ static int archive_fetch_blob(struct plait_endpoint *ep, const struct plait_desc
 	return priv_of(ep)->layout_ops->fetch_blob(ep, d, w, err);
 }
 
-static int archive_put_blob(struct plait_endpoint *ep, const struct plait_descriptor *d, int fd,
-			    struct plait_error **err)
+static int archive_put_blob(struct plait_endpoint *ep, const struct plait_descriptor *d,
+			    const struct plait_blob_source *src, struct plait_error **err)
 {
 	priv_of(ep)->dirty = true;
-	return priv_of(ep)->layout_ops->put_blob(ep, d, fd, err);
+	return priv_of(ep)->layout_ops->put_blob(ep, d, src, err);
 }
 
 static int archive_put_manifest(struct plait_endpoint *ep, const char *media_type, const void *data,

@@ -162,6 +162,8 @@ static int ensure_staging(struct copier *c, struct plait_error **err)
 			if (r >= 0)
 				r = plait_store_open(c->staging_dir, true, &c->staging, err);
 		}
+		if (r >= 0)
+			plait_store_set_durable(c->staging, false);
 	}
 	pthread_mutex_unlock(&c->lock);
 	return r;
@@ -179,6 +181,66 @@ static int fetch_into(struct copier *c, struct plait_store *store, const struct 
 	if (r >= 0)
 		r = plait_blob_writer_commit(w, NULL, err);
 	plait_blob_writer_free(w);
+	return r;
+}
+
+struct fetch_job {
+	struct copier *c;
+	const struct plait_descriptor *d;
+	struct plait_blob_writer *w;
+	int r;
+	struct plait_error *err;
+};
+
+static void *fetch_thread(void *arg)
+{
+	struct fetch_job *j = arg;
+	j->r = j->c->src->ops->fetch_blob(j->c->src, j->d, j->w, &j->err);
+	if (j->r >= 0)
+		j->r = plait_blob_writer_commit(j->w, NULL, &j->err); /* verifies the digest */
+	else
+		plait_blob_writer_abandon(j->w);
+	return NULL;
+}
+
+/* Remote to remote: the blob is downloaded into the staging store while the
+ * upload reads the same file behind it, so both run at once. The staged copy
+ * makes the upload resumable; the registry checks the digest at the final
+ * PUT, and the download is verified too, so wrong bytes are stored nowhere. */
+static int relay_blob(struct copier *c, const struct plait_descriptor *d, struct plait_error **err)
+{
+	struct fetch_job j = { .c = c, .d = d };
+	struct plait_blob_source src = { .fd = -1 };
+	pthread_t t;
+	int r = ensure_staging(c, err);
+	if (r < 0)
+		return r;
+	r = plait_blob_writer_new(c->staging, d->digest, d->size, &j.w, err);
+	if (r < 0)
+		return r;
+	r = plait_blob_writer_source(j.w, &src, err);
+	if (r < 0)
+		goto out;
+	bool threaded = pthread_create(&t, NULL, fetch_thread, &j) == 0;
+	if (!threaded)
+		fetch_thread(&j); /* no thread to be had: download first, then upload */
+	r = c->dst->ops->put_blob(c->dst, d, &src, err);
+	if (r < 0)
+		plait_blob_writer_abandon(j.w); /* stops the download */
+	if (threaded)
+		pthread_join(t, NULL);
+	/* A failed download is the cause of whatever the upload saw. */
+	if (j.r < 0 && (r >= 0 || j.err->code != PLAIT_E_CANCELLED)) {
+		plait_error_free(*err);
+		*err = TAKE_PTR(j.err);
+		r = j.r;
+	}
+out:
+	if (src.fd >= 0)
+		close(src.fd);
+	plait_blob_writer_free(j.w);
+	plait_error_free(j.err);
+	plait_store_remove_blob(c->staging, d->digest, NULL);
 	return r;
 }
 
@@ -205,27 +267,17 @@ static int copy_blob(struct copier *c, const struct plait_descriptor *d, enum pl
 	if (c->dst->store)
 		return fetch_into(c, c->dst->store, d, err);
 
-	_cleanup_close_ int fd = -1;
 	if (c->src->store) {
+		_cleanup_close_ int fd = -1;
 		r = plait_store_open_blob(c->src->store, d->digest, &fd, err);
 		if (r < 0) {
 			plait_error_wrap(err, "%s", c->src->display);
 			return r;
 		}
-		return c->dst->ops->put_blob(c->dst, d, fd, err);
+		struct plait_blob_source src = { .fd = fd };
+		return c->dst->ops->put_blob(c->dst, d, &src, err);
 	}
-	/* Remote to remote: stage, verified, then upload from the file. */
-	r = ensure_staging(c, err);
-	if (r < 0)
-		return r;
-	r = fetch_into(c, c->staging, d, err);
-	if (r < 0)
-		return r;
-	r = plait_store_open_blob(c->staging, d->digest, &fd, err);
-	if (r >= 0)
-		r = c->dst->ops->put_blob(c->dst, d, fd, err);
-	plait_store_remove_blob(c->staging, d->digest, NULL);
-	return r;
+	return relay_blob(c, d, err);
 }
 
 static void *worker(void *arg)

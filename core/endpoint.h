@@ -29,9 +29,9 @@ struct plait_endpoint_ops {
 	/* Stream a blob into w; the caller commits w (which verifies the digest). */
 	int (*fetch_blob)(struct plait_endpoint *ep, const struct plait_descriptor *d,
 			  struct plait_blob_writer *w, struct plait_error **err);
-	/* Upload size bytes from fd (read with pread from 0) as blob d. */
-	int (*put_blob)(struct plait_endpoint *ep, const struct plait_descriptor *d, int fd,
-			struct plait_error **err);
+	/* Upload blob d (d->size bytes) from src, which may still be growing. */
+	int (*put_blob)(struct plait_endpoint *ep, const struct plait_descriptor *d,
+			const struct plait_blob_source *src, struct plait_error **err);
 	/* Optional: make blob d present by reference to from (same registry,
 	 * another repository). 1 done, 0 not possible (caller uploads). */
 	int (*mount_blob)(struct plait_endpoint *ep, const struct plait_descriptor *d,

@@ -38,15 +38,20 @@ static int layout_has_blob(struct plait_endpoint *ep, const struct plait_descrip
 	return plait_store_has(ep->store, d->digest, NULL, err);
 }
 
-/* Copy size bytes of fd into w with pread, so fd's offset is never shared state. */
-static int copy_fd_to_writer(int fd, int64_t size, struct plait_blob_writer *w, const char *what,
-			     struct plait_error **err)
+/* Copy size bytes of src into w with pread, so the fd's offset is never shared state. */
+static int copy_source_to_writer(const struct plait_blob_source *src, int64_t size,
+				 struct plait_blob_writer *w, const char *what, struct plait_error **err)
 {
 	static const size_t bufsz = 1 << 20;
 	_cleanup_free_ char *buf = xmalloc(bufsz);
 	off_t off = 0;
 	for (;;) {
-		ssize_t n = pread(fd, buf, bufsz, off);
+		size_t want = bufsz;
+		if (size >= 0 && (int64_t)off + (int64_t)want > size)
+			want = (size_t)(size - off);
+		if (src->wait && want && src->wait(src->ud, (int64_t)off + (int64_t)want) < 0)
+			return plait_error_set(err, PLAIT_E_GENERIC, "%s: the source was abandoned", what);
+		ssize_t n = want ? pread(src->fd, buf, want, off) : 0;
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -74,17 +79,18 @@ static int layout_fetch_blob(struct plait_endpoint *ep, const struct plait_descr
 		plait_error_wrap(err, "%s", ep->display);
 		return r;
 	}
-	return copy_fd_to_writer(fd, d->size, w, d->digest, err);
+	struct plait_blob_source src = { .fd = fd };
+	return copy_source_to_writer(&src, d->size, w, d->digest, err);
 }
 
-static int layout_put_blob(struct plait_endpoint *ep, const struct plait_descriptor *d, int fd,
-			   struct plait_error **err)
+static int layout_put_blob(struct plait_endpoint *ep, const struct plait_descriptor *d,
+			   const struct plait_blob_source *src, struct plait_error **err)
 {
 	struct plait_blob_writer *w = NULL;
 	int r = plait_blob_writer_new(ep->store, d->digest, d->size, &w, err);
 	if (r < 0)
 		return r;
-	r = copy_fd_to_writer(fd, d->size, w, d->digest, err);
+	r = copy_source_to_writer(src, d->size, w, d->digest, err);
 	if (r >= 0)
 		r = plait_blob_writer_commit(w, NULL, err);
 	plait_blob_writer_free(w);

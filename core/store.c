@@ -1,6 +1,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@ struct plait_store {
 	char *path; /* as given, for messages */
 	char *abs;  /* absolute: temp-file names must survive a chdir() */
 	int dirfd; /* the layout directory */
+	bool volatile_; /* staging: no fsync (plait_store_set_durable) */
 };
 
 struct plait_blob_writer {
@@ -31,6 +33,11 @@ struct plait_blob_writer {
 	int64_t expected_size;		 /* -1 when unknown */
 	int64_t offset;
 	bool spent;
+	/* Sources (plait_blob_writer_source) wait here for bytes; offset and
+	 * state change under lock so a reader sees them together. */
+	pthread_mutex_t lock;
+	pthread_cond_t grown;
+	int state; /* 0 writing, 1 committed, -1 abandoned */
 };
 
 const char *plait_store_path(const struct plait_store *s)
@@ -454,6 +461,8 @@ int plait_blob_writer_new(struct plait_store *s, const char *expected_digest, in
 	struct plait_blob_writer *w = xcalloc(1, sizeof(*w));
 	w->s = s;
 	w->fd = -1;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->grown, NULL);
 	w->expected_size = expected_size < 0 ? -1 : expected_size;
 	if (expected_digest)
 		memcpy(w->expected, expected_digest, strlen(expected_digest) + 1);
@@ -479,6 +488,8 @@ int plait_blob_writer_write(struct plait_blob_writer *w, const void *data, size_
 	if (w->spent || w->fd < 0)
 		return plait_error_set(err, PLAIT_E_GENERIC, "%s: write after commit",
 				       writer_name(w));
+	if (__atomic_load_n(&w->state, __ATOMIC_RELAXED) < 0)
+		return plait_error_set(err, PLAIT_E_CANCELLED, "%s: abandoned", writer_name(w));
 	/* Stop a stream that runs past its declared size before it fills the disk. */
 	if (w->expected_size >= 0 && (uint64_t)w->offset + len > (uint64_t)w->expected_size)
 		return plait_error_set(err, PLAIT_E_INVALID,
@@ -489,7 +500,49 @@ int plait_blob_writer_write(struct plait_blob_writer *w, const void *data, size_
 		return plait_error_set_errno(err, PLAIT_E_IO, r, "cannot write %s to oci:%s",
 					     writer_name(w), w->s->path);
 	plait_sha256_update(&w->h, data, len);
+	pthread_mutex_lock(&w->lock);
 	w->offset += (int64_t)len;
+	pthread_cond_broadcast(&w->grown);
+	pthread_mutex_unlock(&w->lock);
+	return 0;
+}
+
+static void writer_settle(struct plait_blob_writer *w, int state)
+{
+	pthread_mutex_lock(&w->lock);
+	if (w->state == 0)
+		w->state = state;
+	pthread_cond_broadcast(&w->grown);
+	pthread_mutex_unlock(&w->lock);
+}
+
+void plait_blob_writer_abandon(struct plait_blob_writer *w)
+{
+	if (w)
+		writer_settle(w, -1);
+}
+
+static int64_t writer_wait(void *ud, int64_t end)
+{
+	struct plait_blob_writer *w = ud;
+	pthread_mutex_lock(&w->lock);
+	while (w->offset < end && w->state == 0)
+		pthread_cond_wait(&w->grown, &w->lock);
+	int64_t have = w->offset >= end && w->state >= 0 ? w->offset : -1;
+	pthread_mutex_unlock(&w->lock);
+	return have;
+}
+
+int plait_blob_writer_source(struct plait_blob_writer *w, struct plait_blob_source *out,
+			     struct plait_error **err)
+{
+	if (w->fd < 0)
+		return plait_error_set(err, PLAIT_E_GENERIC, "%s: no file to read", writer_name(w));
+	int fd = fcntl(w->fd, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0)
+		return plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot read %s being written",
+					     writer_name(w));
+	*out = (struct plait_blob_source){ .fd = fd, .wait = writer_wait, .ud = w };
 	return 0;
 }
 
@@ -506,7 +559,9 @@ int plait_blob_writer_restart(struct plait_blob_writer *w, struct plait_error **
 	if (ftruncate(w->fd, 0) < 0 || lseek(w->fd, 0, SEEK_SET) < 0)
 		return plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot restart %s in oci:%s",
 					     writer_name(w), w->s->path);
+	pthread_mutex_lock(&w->lock);
 	w->offset = 0;
+	pthread_mutex_unlock(&w->lock);
 	plait_sha256_release(&w->h);
 	return plait_sha256_init(&w->h, err);
 }
@@ -569,7 +624,7 @@ int plait_blob_writer_commit(struct plait_blob_writer *w, char digest_out[PLAIT_
 				    (long long)w->offset);
 		goto out;
 	}
-	if (fsync(w->fd) < 0) {
+	if (!w->s->volatile_ && fsync(w->fd) < 0) {
 		r = plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot sync %s in oci:%s", got,
 					  w->s->path);
 		goto out;
@@ -577,7 +632,7 @@ int plait_blob_writer_commit(struct plait_blob_writer *w, char digest_out[PLAIT_
 	if ((r = writer_link(w, got, err)) < 0)
 		goto out;
 	/* The name must survive a crash too, not only the content. */
-	r = fsync_dir_at(w->s->dirfd, BLOBS_DIR);
+	r = w->s->volatile_ ? 0 : fsync_dir_at(w->s->dirfd, BLOBS_DIR);
 	if (r < 0) {
 		r = plait_error_set_errno(err, PLAIT_E_IO, r, "cannot sync '%s/%s'", w->s->path,
 					  BLOBS_DIR);
@@ -586,6 +641,7 @@ int plait_blob_writer_commit(struct plait_blob_writer *w, char digest_out[PLAIT_
 	if (digest_out)
 		memcpy(digest_out, got, PLAIT_SHA256_DIGEST_SIZE);
 out:
+	writer_settle(w, r < 0 ? -1 : 1);
 	writer_discard(w);
 	return r;
 }
@@ -594,9 +650,17 @@ void plait_blob_writer_free(struct plait_blob_writer *w)
 {
 	if (!w)
 		return;
+	writer_settle(w, -1);
 	writer_discard(w);
 	plait_sha256_release(&w->h);
+	pthread_cond_destroy(&w->grown);
+	pthread_mutex_destroy(&w->lock);
 	free(w);
+}
+
+void plait_store_set_durable(struct plait_store *s, bool durable)
+{
+	s->volatile_ = !durable;
 }
 
 /* ---- index.json ---- */

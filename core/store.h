@@ -65,6 +65,27 @@ int plait_blob_writer_commit(struct plait_blob_writer *w, char digest_out[PLAIT_
 /* Abandons an uncommitted writer (its temporary file disappears). NULL is fine. */
 void plait_blob_writer_free(struct plait_blob_writer *w);
 
+/* A readable view of blob bytes for uploads: fd read with pread (never its
+ * offset). For a blob still being written, wait blocks until its first end
+ * bytes exist and returns how many exist (>= end), or < 0 when they never will
+ * (the writer was abandoned or came up short). wait is NULL for a complete file. */
+struct plait_blob_source {
+	int fd;
+	int64_t (*wait)(void *ud, int64_t end);
+	void *ud;
+};
+/* A source over what w has written and will write, so a blob can be uploaded
+ * while it is downloaded. out->fd is a duplicate the caller closes; w must
+ * outlive every read through it. */
+int plait_blob_writer_source(struct plait_blob_writer *w, struct plait_blob_source *out,
+			     struct plait_error **err);
+/* Give up on w: sources waiting on it fail. Commit and free do this as needed. */
+void plait_blob_writer_abandon(struct plait_blob_writer *w);
+
+/* A store for temporary copies (staging) need not survive a crash: skip the
+ * fsyncs. Stores are durable unless told otherwise. */
+void plait_store_set_durable(struct plait_store *s, bool durable);
+
 /* index.json */
 int plait_store_read_index(struct plait_store *s, struct plait_index *out, struct plait_error **err);
 /* Add desc to index.json. With ref_name, it is set as the ref.name annotation

@@ -97,10 +97,10 @@ static int reg_fetch_blob(struct plait_endpoint *ep, const struct plait_descript
 	return plait_registry_get_blob(P(ep)->client->reg, P(ep)->repo, d->digest, d->size, w, err);
 }
 
-static int reg_put_blob(struct plait_endpoint *ep, const struct plait_descriptor *d, int fd,
-			struct plait_error **err)
+static int reg_put_blob(struct plait_endpoint *ep, const struct plait_descriptor *d,
+			const struct plait_blob_source *src, struct plait_error **err)
 {
-	return plait_registry_put_blob(P(ep)->client->reg, P(ep)->repo, d->digest, d->size, fd, err);
+	return plait_registry_put_blob(P(ep)->client->reg, P(ep)->repo, d->digest, d->size, src, err);
 }
 
 static const struct plait_endpoint_ops registry_ops;

@@ -274,6 +274,12 @@ static size_t read_cb(char *buf, size_t size, size_t nitems, void *ud)
 		x->pos += (int64_t)n;
 		return n;
 	}
+	if (q->body_wait && q->body_wait(q->body_wait_ud, q->body_off + x->pos + (int64_t)n) < 0) {
+		snprintf(x->resp->errmsg, sizeof(x->resp->errmsg),
+			 "the upload source failed before it was complete");
+		x->resp->aborted = true;
+		return CURL_READFUNC_ABORT;
+	}
 	ssize_t got;
 	do
 		got = pread(q->body_fd, buf, n, (off_t)(q->body_off + x->pos));

@@ -63,6 +63,10 @@ struct plait_http_req {
 	bool body_from_fd;
 	int body_fd;
 	int64_t body_off;
+	/* For a file still being written: block until its first end bytes exist;
+	 * returns how many exist, < 0 to abort (see struct plait_blob_source). */
+	int64_t (*body_wait)(void *ud, int64_t end);
+	void *body_wait_ud;
 	/* 2xx response body: into out (at most out_max bytes, then resp->too_large), or to sink */
 	struct plait_buf *out;
 	size_t out_max;

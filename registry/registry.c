@@ -41,7 +41,9 @@
 
 #define DEFAULT_MAX_TRIES 5
 #define DEFAULT_BACKOFF_MS 200
-#define DEFAULT_CHUNK (16 * 1024 * 1024)
+/* Blobs up to this size go in one POST+PUT; larger ones as PATCH uploads,
+ * which can resume from the registry's Range. */
+#define MONOLITHIC_MAX (16 * 1024 * 1024)
 #define BACKOFF_CAP_MS 10000
 #define RETRY_AFTER_CAP_S 60
 #define TOKEN_BODY_MAX (1024 * 1024)
@@ -65,6 +67,7 @@ struct plait_registry {
 	int max_tries;
 	long backoff_base_ms;
 	int64_t chunk_size;
+	int64_t monolithic_max;
 	struct plait_http *http;
 	struct plait_http_tls tls;
 
@@ -90,7 +93,7 @@ struct rq {
 	const void *body;
 	int64_t body_len;
 	bool body_from_fd;
-	int fd;
+	const struct plait_blob_source *src; /* with body_from_fd */
 	int64_t off;
 	struct plait_buf *out;
 	size_t out_max;
@@ -344,7 +347,10 @@ int plait_registry_new(const char *host, const struct plait_registry_opts *opts,
 	r->loopback = plait_host_is_loopback(host);
 	r->max_tries = opts->max_tries > 0 ? opts->max_tries : DEFAULT_MAX_TRIES;
 	r->backoff_base_ms = opts->backoff_base_ms > 0 ? opts->backoff_base_ms : DEFAULT_BACKOFF_MS;
-	r->chunk_size = opts->chunk_size > 0 ? opts->chunk_size : DEFAULT_CHUNK;
+	/* One PATCH for the whole rest by default: every extra PATCH costs the
+	 * registry a reopen of the upload and its hash state. */
+	r->chunk_size = opts->chunk_size > 0 ? opts->chunk_size : INT64_MAX;
+	r->monolithic_max = r->chunk_size < MONOLITHIC_MAX ? r->chunk_size : MONOLITHIC_MAX;
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_mutex_init(&r->probe_lock, NULL);
 	if (!r->insecure && !r->loopback) {
@@ -898,7 +904,9 @@ static int attempt(struct plait_registry *r, struct rq *q, const char *url, stru
 			.body = q->body,
 			.body_len = q->body_len,
 			.body_from_fd = q->body_from_fd,
-			.body_fd = q->fd,
+			.body_fd = q->src ? q->src->fd : -1,
+			.body_wait = q->src ? q->src->wait : NULL,
+			.body_wait_ud = q->src ? q->src->ud : NULL,
 			.body_off = q->off,
 			.out = q->out,
 			.out_max = q->out_max,
@@ -915,7 +923,14 @@ static int attempt(struct plait_registry *r, struct rq *q, const char *url, stru
 		if (resp->status != 401 || q->no_auth || q->auth_header)
 			return 0;
 		if (as->fresh) {
-			bool had = q->login ? creds_usable(q->login) : r->have_creds;
+			bool had;
+			if (q->login) {
+				had = creds_usable(q->login);
+			} else {
+				pthread_mutex_lock(&r->lock);
+				had = r->have_creds;
+				pthread_mutex_unlock(&r->lock);
+			}
 			return auth_required(r, q, had, resp, err);
 		}
 		rc = attempt_auth_challenge(r, q, as, resp, err);
@@ -931,7 +946,7 @@ static int request(struct plait_registry *r, struct rq *q, struct plait_http_res
 {
 	int max = q->tries > 0 ? q->tries : r->max_tries;
 	struct auth_state as = { 0 };
-	_cleanup_free_ char *full = NULL;
+	_cleanup_free_ char *full = NULL, *probe_url = NULL;
 	bool reached = false;
 	int rc = 0, failed = 0;
 	q->retryable_failure = false;
@@ -942,6 +957,13 @@ static int request(struct plait_registry *r, struct rq *q, struct plait_http_res
 		if (q->url[0] == '/') {
 			const char *base;
 			if (ensure_base(r, &base, resp) < 0) {
+				/* the scheme probe failed: name the URL https would have had */
+				if (!probe_url) {
+					struct plait_buf u = PLAIT_BUF_INIT;
+					plait_buf_addf(&u, "https://%s%s", r->host, q->url);
+					probe_url = plait_buf_detach(&u, NULL);
+				}
+				url = probe_url;
 				step = 1;
 				goto classify;
 			}
@@ -1023,7 +1045,7 @@ static int request(struct plait_registry *r, struct rq *q, struct plait_http_res
 	/* out of tries */
 	{
 		struct plait_buf b = PLAIT_BUF_INIT;
-		const char *url = full ? full : q->url;
+		const char *url = full ? full : probe_url ? probe_url : q->url;
 		if (!reached) {
 			plait_http_describe_failure(resp, &b);
 			_cleanup_free_ char *host = url_authority(url);
@@ -1451,24 +1473,31 @@ out:
 	return rc;
 }
 
-/* Resolve a Location header against the registry's base. */
-static char *upload_url(struct plait_registry *r, const char *location)
+/* Resolve a Location header against the URL of the request that returned
+ * it (a path under the registry's base, or absolute). */
+static char *upload_url(struct plait_registry *r, const char *request_url, const char *location)
 {
-	const char *base;
-	pthread_mutex_lock(&r->lock);
-	base = r->base;
-	pthread_mutex_unlock(&r->lock);
 	if (!location || !*location)
 		return NULL;
-	return plait_http_resolve_url(base ? base : "https://invalid", location);
+	if (request_url[0] != '/')
+		return plait_http_resolve_url(request_url, location);
+	pthread_mutex_lock(&r->lock);
+	struct plait_buf b = PLAIT_BUF_INIT;
+	plait_buf_addf(&b, "%s%s", r->base ? r->base : "https://invalid", request_url);
+	pthread_mutex_unlock(&r->lock);
+	char *ret = plait_http_resolve_url(b.buf, location);
+	plait_buf_release(&b);
+	return ret;
 }
 
 /* Cancel an upload session; failures do not matter (sessions expire). */
-static void cancel_upload(struct plait_registry *r, const char *repo, const char *url)
+static void cancel_upload(struct plait_registry *r, const char *repo, const char *from,
+			  const char *url)
 {
 	struct plait_http_resp resp = PLAIT_HTTP_RESP_INIT;
+	/* the mount's scope, so that its token is reused */
 	struct rq q = { .method = "DELETE", .url = url, .repo = repo, .access = ACCESS_PUSH,
-			.tries = 1 };
+			.mount_from = from, .tries = 1 };
 	request(r, &q, &resp, NULL);
 	plait_http_resp_release(&resp);
 }
@@ -1501,9 +1530,9 @@ int plait_registry_mount_blob(struct plait_registry *r, const char *repo, const 
 		rc = 1;
 	} else if (resp.status == 202) {
 		/* The registry opened an upload session instead: close it. */
-		_cleanup_free_ char *url = upload_url(r, resp.location);
+		_cleanup_free_ char *url = upload_url(r, path.buf, resp.location);
 		if (url)
-			cancel_upload(r, repo, url);
+			cancel_upload(r, repo, from_repo, url);
 		rc = 0;
 	} else {
 		rc = unexpected(err, "POST", path.buf, &resp);
@@ -1552,7 +1581,7 @@ static bool blob_arrived(struct plait_registry *r, const char *repo, const char 
 /* The final PUT ?digest= (with the whole body for a monolithic upload).
  * UP_DONE, UP_RESTART (e says why), or <0. */
 static int finish_upload(struct plait_registry *r, const char *repo, const char *digest,
-			 int64_t size, int fd, bool with_body, const char *loc, bool resumed,
+			 int64_t size, const struct plait_blob_source *src, bool with_body, const char *loc, bool resumed,
 			 struct plait_http_resp *resp, struct plait_error **e)
 {
 	_cleanup_free_ char *url = with_query(loc, "digest", digest);
@@ -1560,7 +1589,7 @@ static int finish_upload(struct plait_registry *r, const char *repo, const char 
 			.hdrs = { "Content-Type: application/octet-stream" }, .tries = 1 };
 	if (with_body) {
 		q.body_from_fd = true;
-		q.fd = fd;
+		q.src = src;
 		q.body_len = size;
 	}
 	int rc = request(r, &q, resp, e);
@@ -1610,7 +1639,7 @@ static int upload_status(struct plait_registry *r, const char *repo, char **loc,
 		return unexpected(e, "GET", *loc, resp);
 	int64_t n = range_next(resp->range);
 	*next = n < 0 ? 0 : n;
-	char *nl = upload_url(r, resp->location);
+	char *nl = upload_url(r, *loc, resp->location);
 	if (nl) {
 		free(*loc);
 		*loc = nl;
@@ -1622,7 +1651,7 @@ static int upload_status(struct plait_registry *r, const char *repo, char **loc,
  * UP_DONE, UP_RESTART (e says why), or <0 (*failed >= max_tries when out
  * of tries). */
 static int upload_once(struct plait_registry *r, const char *repo, const char *digest,
-		       int64_t size, int fd, int *failed, struct plait_http_resp *resp,
+		       int64_t size, const struct plait_blob_source *src, int *failed, struct plait_http_resp *resp,
 		       struct plait_error **e)
 {
 	struct plait_buf path = PLAIT_BUF_INIT;
@@ -1631,18 +1660,18 @@ static int upload_once(struct plait_registry *r, const char *repo, const char *d
 	int rc = request(r, &q, resp, e);
 	if (rc == 0 && resp->status != 202 && resp->status != 201)
 		rc = unexpected(e, "POST", path.buf, resp);
+	_cleanup_free_ char *loc = rc == 0 ? upload_url(r, path.buf, resp->location) : NULL;
 	plait_buf_release(&path);
 	if (rc < 0)
 		return rc;
 	if (resp->status == 201) /* the registry took it without a body: it has it */
 		return UP_DONE;
-	_cleanup_free_ char *loc = upload_url(r, resp->location);
 	if (!loc)
 		return plait_error_set(e, PLAIT_E_GENERIC,
 				       "registry started an upload without a valid Location");
 
-	if (size <= r->chunk_size)
-		return finish_upload(r, repo, digest, size, fd, true, loc, false, resp, e);
+	if (size <= r->monolithic_max)
+		return finish_upload(r, repo, digest, size, src, true, loc, false, resp, e);
 
 	int64_t off = 0;
 	bool resumed = false;
@@ -1653,13 +1682,13 @@ static int upload_once(struct plait_registry *r, const char *repo, const char *d
 			 (long long)(off + n - 1));
 		struct rq pq = { .method = "PATCH", .url = loc, .repo = repo, .access = ACCESS_PUSH,
 				 .hdrs = { "Content-Type: application/octet-stream", crange },
-				 .body_from_fd = true, .fd = fd, .off = off, .body_len = n,
+				 .body_from_fd = true, .src = src, .off = off, .body_len = n,
 				 .tries = 1 };
 		rc = request(r, &pq, resp, e);
 		if (rc == 0 && resp->status == 202) {
 			int64_t next = range_next(resp->range);
 			off = next > off ? next : off + n;
-			char *nl = upload_url(r, resp->location);
+			char *nl = upload_url(r, loc, resp->location);
 			if (nl) {
 				free(loc);
 				loc = nl;
@@ -1689,11 +1718,11 @@ static int upload_once(struct plait_registry *r, const char *repo, const char *d
 		off = next;
 		resumed = true;
 	}
-	return finish_upload(r, repo, digest, size, fd, false, loc, resumed, resp, e);
+	return finish_upload(r, repo, digest, size, src, false, loc, resumed, resp, e);
 }
 
 int plait_registry_put_blob(struct plait_registry *r, const char *repo, const char *digest,
-			    int64_t size, int fd, struct plait_error **err)
+			    int64_t size, const struct plait_blob_source *src, struct plait_error **err)
 {
 	int rc = plait_digest_validate(digest, err);
 	if (rc < 0)
@@ -1705,7 +1734,7 @@ int plait_registry_put_blob(struct plait_registry *r, const char *repo, const ch
 	for (;;) {
 		_cleanup_error_ struct plait_error *e = NULL;
 		struct plait_http_resp resp = PLAIT_HTTP_RESP_INIT;
-		rc = upload_once(r, repo, digest, size, fd, &failed, &resp, &e);
+		rc = upload_once(r, repo, digest, size, src, &failed, &resp, &e);
 		_cleanup_free_ char *retry_after = xstrdup_or_null(resp.retry_after);
 		plait_http_resp_release(&resp);
 		if (rc == UP_DONE)

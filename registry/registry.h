@@ -33,7 +33,7 @@ struct plait_registry_opts {
 	const char *docker_config_dir;     /* NULL = plait_auth_config_dir(NULL) */
 	int max_tries;                     /* 0 = 5 */
 	long backoff_base_ms;              /* 0 = 200 */
-	int64_t chunk_size;                /* 0 = 16 MiB; blobs larger use chunked PATCH upload */
+	int64_t chunk_size;                /* most bytes in one PATCH; 0 = no limit (one PATCH) */
 	const char *user_agent;            /* NULL = "plait/<version>" */
 };
 
@@ -67,11 +67,14 @@ int plait_registry_get_blob(struct plait_registry *r, const char *repo, const ch
  * caller uploads instead; an upload session the registry opened is cancelled). */
 int plait_registry_mount_blob(struct plait_registry *r, const char *repo, const char *digest,
 			      const char *from_repo, struct plait_error **err);
-/* Upload size bytes read from fd (pread from offset 0) as the blob digest.
- * Monolithic POST+PUT up to chunk_size, chunked PATCH above it, resuming from
- * the registry's Range after a dropped connection. */
+/* Upload size bytes read from src (pread from offset 0; src may still be
+ * growing, see struct plait_blob_source) as the blob digest. Up to 16 MiB (or
+ * chunk_size when smaller) in one POST+PUT; larger blobs as PATCH uploads of at
+ * most chunk_size bytes each (default: the whole rest in one PATCH), resuming
+ * from the registry's Range after a dropped connection. The registry checks
+ * the digest at the final PUT, so bytes that do not match are never stored. */
 int plait_registry_put_blob(struct plait_registry *r, const char *repo, const char *digest,
-			    int64_t size, int fd, struct plait_error **err);
+			    int64_t size, const struct plait_blob_source *src, struct plait_error **err);
 /* PUT a manifest or index under ref (a tag or its digest), Content-Type media_type. */
 int plait_registry_put_manifest(struct plait_registry *r, const char *repo, const char *ref,
 				const char *media_type, const void *data, size_t len,
