@@ -607,8 +607,6 @@ const char *plait_http_reason(long status)
 
 char *plait_http_resolve_url(const char *base, const char *ref)
 {
-	if (startswith(ref, "http://") || startswith(ref, "https://"))
-		return xstrdup(ref);
 	_cleanup_(curl_url_cleanupp) CURLU *u = curl_url();
 	if (!u)
 		plait_die_oom();
