@@ -89,6 +89,7 @@ void registry_cli_finish(struct registry_cli *rc)
 {
 	rc->opts.insecure_hosts = (const char *const *)rc->insecure;
 	rc->opts.certs_dirs = (const char *const *)rc->cert_dirs;
+	rc->opts.cancel = &plait_interrupted;
 	if (!rc->opts.chunk_size)
 		rc->opts.chunk_size = env_int("PLAIT_CHUNK_SIZE");
 	if (!rc->opts.backoff_base_ms)
@@ -131,6 +132,8 @@ int narrow_to_platforms(struct plait_endpoint *ep, struct plait_descriptor *root
 			r = plait_endpoint_read_blob(ep, &m.config, PLAIT_MANIFEST_MAX, &cbuf, err);
 		if (r >= 0)
 			r = plait_image_config_parse(cbuf.buf, cbuf.len, &cfg, err);
+		if (r < 0)
+			plait_error_wrap(err, "%s: config %s", ep->display, m.config.digest);
 		if (r >= 0) {
 			struct plait_platform have = { .os = cfg.os, .architecture = cfg.architecture,
 						       .variant = cfg.variant };
@@ -139,9 +142,10 @@ int narrow_to_platforms(struct plait_endpoint *ep, struct plait_descriptor *root
 				ok = plait_platform_match_score(&want[i], &have) >= 0;
 			if (!ok) {
 				_cleanup_free_ char *h = plait_platform_format(&have);
+				_cleanup_free_ char *w = plait_platform_format(&want[0]);
 				r = plait_error_set(err, PLAIT_E_NOT_FOUND,
-						    "%s is a single-platform image for %s, not the platform asked for",
-						    ep->display, h);
+						    "%s is a single-platform image for %s, not for %s%s",
+						    ep->display, h, w, n > 1 ? " and the others asked for" : "");
 			}
 		}
 		plait_buf_release(&cbuf);
@@ -165,6 +169,12 @@ int narrow_to_platforms(struct plait_endpoint *ep, struct plait_descriptor *root
 		r = plait_endpoint_resolve(ep, narrowed.manifests[0].digest, root, data, err);
 		goto out;
 	}
+	/* Every entry, in the same order: the index as it is keeps its digest. */
+	bool same = narrowed.n_manifests == idx.n_manifests;
+	for (size_t i = 0; same && i < idx.n_manifests; i++)
+		same = streq(narrowed.manifests[i].digest, idx.manifests[i].digest);
+	if (same)
+		goto out;
 	plait_buf_reset(data);
 	r = plait_index_serialise(&narrowed, data, err);
 	if (r < 0)

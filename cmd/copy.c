@@ -56,7 +56,9 @@ static void on_progress(const struct plait_copy_event *ev, void *ctx)
 	}
 }
 
-/* The tag to give DST: its own, else SRC's when that is a tag. A digest DST must match. */
+/* The tag to give DST: its own, else SRC's when that is a tag. A digest DST
+ * must match. A registry DST must end up with a tag or a digest: an untagged
+ * push leaves an image nothing can find. */
 static int destination_tag(const struct plait_endpoint *src, const struct plait_endpoint *dst,
 			   const struct plait_descriptor *root, const char **tag, struct plait_error **err)
 {
@@ -74,6 +76,11 @@ static int destination_tag(const struct plait_endpoint *src, const struct plait_
 		*tag = src->ref;
 	else if (!src->ref && streq(src->ops->kind, "registry"))
 		*tag = "latest"; /* a bare source name was read as :latest */
+	if (!*tag && !dst->store)
+		return plait_error_set(err, PLAIT_E_USAGE,
+				       "destination '%s' needs a tag (the source has none to pass on): "
+				       "name one, e.g. '%s:1.0', or push by digest with '%s@%s'",
+				       dst->display, dst->name, dst->name, root->digest);
 	return 0;
 }
 
@@ -110,14 +117,20 @@ int cmd_copy(int argc, char **argv)
 		case 'a':
 			all = true;
 			break;
-		case OPT_PLATFORM:
-			plait_platform_list_free(want, n_want);
-			want = NULL;
-			if (plait_platform_parse_list(optarg, &want, &n_want, &err) < 0) {
+		case OPT_PLATFORM: {
+			/* Repeated --platform options add up, as in docker buildx. */
+			struct plait_platform *more = NULL;
+			size_t n_more = 0;
+			if (plait_platform_parse_list(optarg, &more, &n_more, &err) < 0) {
 				ret = report_error(err);
 				goto done;
 			}
+			want = xrealloc(want, (n_want + n_more) * sizeof(*want));
+			memcpy(want + n_want, more, n_more * sizeof(*want));
+			n_want += n_more;
+			free(more); /* its platforms now belong to want */
 			break;
+		}
 		case 'j': {
 			char *end;
 			errno = 0;
@@ -159,13 +172,22 @@ int cmd_copy(int argc, char **argv)
 		goto fail;
 	if (!all) {
 		bool is_index = plait_media_type_is_index(plait_media_type_from_string(root.media_type));
-		if (!want && is_index) {
+		bool host_default = !want && is_index;
+		if (host_default) {
 			want = xcalloc(1, sizeof(*want));
 			plait_platform_host(want);
 			n_want = 1;
 		}
-		if (want && narrow_to_platforms(src, &root, &data, want, n_want, &err) < 0)
+		if (want && narrow_to_platforms(src, &root, &data, want, n_want, &err) < 0) {
+			if (host_default && err->code == PLAIT_E_NOT_FOUND) {
+				_cleanup_free_ char *msg = TAKE_PTR(err->msg);
+				_cleanup_free_ char *h = plait_platform_format(want);
+				plait_error_set(&err, PLAIT_E_NOT_FOUND,
+						"%s (%s is this host's platform: copy every platform with --all, "
+						"or pick some with --platform)", msg, h);
+			}
 			goto fail;
+		}
 	}
 	if (plait_endpoint_open(argv[optind + 1], true, &rc.opts, &dst, &err) < 0 ||
 	    destination_tag(src, dst, &root, &tag, &err) < 0)
@@ -185,7 +207,10 @@ int cmd_copy(int argc, char **argv)
 			src->display, dst->display, stats.blobs_copied, sz, stats.blobs_skipped,
 			stats.blobs_mounted, stats.manifests);
 	}
-	printf("%s@%s\n", dst->display, root.digest);
+	{
+		_cleanup_free_ char *result = plait_endpoint_ref_string(dst, root.digest);
+		printf("%s\n", result);
+	}
 	goto done;
 fail:
 	ret = report_error(err);

@@ -61,12 +61,90 @@ static struct entry *entries_add(struct entries *e)
 	return x;
 }
 
+static void entries_remove(struct entries *e, size_t i)
+{
+	plait_descriptor_release(&e->v[i].desc);
+	plait_buf_release(&e->v[i].bytes);
+	memmove(&e->v[i], &e->v[i + 1], (e->n - i - 1) * sizeof(e->v[0]));
+	e->n--;
+}
+
+/* Attestations (as buildx attaches them: platform unknown/unknown, annotated
+ * with the image they describe) ride along with their image: they are not a
+ * platform of their own. */
+#define REFERENCE_TYPE "vnd.docker.reference.type"
+#define REFERENCE_DIGEST "vnd.docker.reference.digest"
+static bool is_attachment(const struct plait_descriptor *d)
+{
+	const char *t = plait_map_get(&d->annotations, REFERENCE_TYPE);
+	if (t && streq(t, "attestation-manifest"))
+		return true;
+	return d->platform && streq_ptr(d->platform->os, "unknown") &&
+	       streq_ptr(d->platform->architecture, "unknown");
+}
+
 static ssize_t find_platform(const struct entries *e, const struct plait_platform *p)
 {
 	for (size_t i = 0; i < e->n; i++)
-		if (e->v[i].desc.platform && plait_platform_equal(e->v[i].desc.platform, p))
+		if (e->v[i].desc.platform && !is_attachment(&e->v[i].desc) &&
+		    plait_platform_equal(e->v[i].desc.platform, p))
 			return (ssize_t)i;
 	return -1;
+}
+
+static ssize_t find_digest(const struct entries *e, const char *digest)
+{
+	for (size_t i = 0; i < e->n; i++)
+		if (streq(e->v[i].desc.digest, digest))
+			return (ssize_t)i;
+	return -1;
+}
+
+/* Sources: the same image twice is kept once; two images for one platform are refused. */
+static int check_added(struct entries *added, struct plait_error **err)
+{
+	for (size_t i = 0; i < added->n;) {
+		const struct plait_descriptor *d = &added->v[i].desc;
+		ssize_t same = find_digest(added, d->digest);
+		if (same >= 0 && (size_t)same < i) {
+			entries_remove(added, i);
+			continue;
+		}
+		for (size_t j = 0; j < i && d->platform && !is_attachment(d); j++) {
+			const struct plait_descriptor *o = &added->v[j].desc;
+			if (o->platform && !is_attachment(o) && plait_platform_equal(d->platform, o->platform)) {
+				_cleanup_free_ char *p = plait_platform_format(d->platform);
+				return plait_error_set(err, PLAIT_E_USAGE,
+						       "two images for %s: '%s' (%s) and '%s' (%s); an index holds one image per platform",
+						       p, added->v[j].src_name, o->digest, added->v[i].src_name,
+						       d->digest);
+			}
+		}
+		i++;
+	}
+	return 0;
+}
+
+/* --append: drop from the base what the sources replace: images of the same
+ * platform (or digest), and the attestations of the images dropped. */
+static void drop_replaced(struct entries *base, const struct entries *added)
+{
+	bool *drop = xcalloc(base->n + 1, sizeof(bool));
+	for (size_t i = 0; i < base->n; i++) {
+		const struct plait_descriptor *d = &base->v[i].desc;
+		drop[i] = find_digest(added, d->digest) >= 0 ||
+			  (!is_attachment(d) && d->platform && find_platform(added, d->platform) >= 0);
+	}
+	for (size_t i = 0; i < base->n; i++) {
+		const char *of = plait_map_get(&base->v[i].desc.annotations, REFERENCE_DIGEST);
+		ssize_t k = of && is_attachment(&base->v[i].desc) ? find_digest(base, of) : -1;
+		if (k >= 0 && drop[k])
+			drop[i] = true;
+	}
+	for (size_t i = base->n; i-- > 0;)
+		if (drop[i])
+			entries_remove(base, i);
+	free(drop);
 }
 
 /* A single-platform image: its platform comes from its config. */
@@ -265,21 +343,8 @@ static int index_create(int argc, char **argv)
 		if (r < 0)
 			goto fail;
 	}
-	for (size_t i = 0; i < added.n; i++) {
-		if (!added.v[i].desc.platform)
-			continue;
-		for (size_t j = 0; j < i; j++) {
-			if (added.v[j].desc.platform &&
-			    plait_platform_equal(added.v[i].desc.platform, added.v[j].desc.platform)) {
-				_cleanup_free_ char *p = plait_platform_format(added.v[i].desc.platform);
-				r = plait_error_set(&err, PLAIT_E_USAGE,
-						    "two images for %s: '%s' (%s) and '%s' (%s); an index holds one image per platform",
-						    p, added.v[j].src_name, added.v[j].desc.digest,
-						    added.v[i].src_name, added.v[i].desc.digest);
-				goto fail;
-			}
-		}
-	}
+	if (check_added(&added, &err) < 0)
+		goto fail;
 
 	struct plait_endpoint *first = NULL;
 	if (append) {
@@ -315,9 +380,9 @@ static int index_create(int argc, char **argv)
 	idx.media_type = xstrdup(plait_media_type_to_string(format));
 	for (size_t i = 0; i < annotations.n; i++)
 		plait_map_set(&idx.annotations, annotations.items[i].key, annotations.items[i].value);
+	drop_replaced(&base, &added);
 	for (size_t i = 0; i < base.n; i++)
-		if (!base.v[i].desc.platform || find_platform(&added, base.v[i].desc.platform) < 0)
-			plait_index_add(&idx, &base.v[i].desc);
+		plait_index_add(&idx, &base.v[i].desc);
 	for (size_t i = 0; i < added.n; i++)
 		plait_index_add(&idx, &added.v[i].desc);
 	if (plait_index_serialise(&idx, &bytes, &err) < 0) {
@@ -333,7 +398,7 @@ static int index_create(int argc, char **argv)
 		r = plait_endpoint_open(dsts[d], true, &rc.opts, &dst, &err);
 		if (r >= 0 && dst->ref && strchr(dst->ref, ':'))
 			r = plait_error_set(&err, PLAIT_E_USAGE, "-t '%s': give a tag, not a digest", dsts[d]);
-		else if (r >= 0 && !dst->ref && !dst->store)
+		else if (r >= 0 && !dst->ref)
 			r = plait_error_set(&err, PLAIT_E_USAGE,
 					    "-t '%s' has no tag: name one (e.g. '%s:1.0'); plait does not tag 'latest' implicitly",
 					    dsts[d], dsts[d]);
@@ -344,8 +409,13 @@ static int index_create(int argc, char **argv)
 		for (size_t i = 0; i < base.n && r >= 0 && d > 0; i++)
 			r = plait_copy_image(first, dst, &base.v[i].desc, base.v[i].bytes.buf, base.v[i].bytes.len,
 					     NULL, &copts, NULL, &err);
+		if (r >= 0 && plait_interrupted)
+			r = plait_error_set(&err, PLAIT_E_CANCELLED, "interrupted: %s not written or tagged",
+					    dsts[d]);
 		if (r >= 0)
 			r = dst->ops->put_manifest(dst, root.media_type, bytes.buf, bytes.len, root.digest, &err);
+		if (r >= 0 && plait_interrupted)
+			r = plait_error_set(&err, PLAIT_E_CANCELLED, "interrupted: '%s' not tagged", dsts[d]);
 		if (r >= 0)
 			r = dst->ops->tag(dst, dst->ref, &root, bytes.buf, bytes.len, &err);
 		if (r >= 0)
@@ -354,7 +424,8 @@ static int index_create(int argc, char **argv)
 			if (!quiet)
 				fprintf(stderr, "index %s with %zu entries -> %s\n", root.digest, idx.n_manifests,
 					dst->display);
-			printf("%s@%s\n", dst->display, root.digest);
+			_cleanup_free_ char *result = plait_endpoint_ref_string(dst, root.digest);
+			printf("%s\n", result);
 		}
 		plait_endpoint_free(dst);
 		if (r < 0) {

@@ -260,6 +260,10 @@ int cmd_inspect(int argc, char **argv)
 			}
 			break;
 		case OPT_PLATFORM:
+			if (have_platform) {
+				ret = usage_error("inspect", "--platform given twice: inspect one platform at a time");
+				goto done;
+			}
 			if (plait_platform_parse(optarg, &want, &err) < 0) {
 				ret = report_error(err);
 				goto done;

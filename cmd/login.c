@@ -157,6 +157,10 @@ int cmd_login(int argc, char **argv)
 		fprintf(stderr, "Password: ");
 		creds.password = read_line(stdin, false);
 	}
+	if (plait_interrupted) {
+		ret = EXIT_INTERRUPTED;
+		goto done;
+	}
 	if (!*creds.username || !*creds.password) {
 		ret = usage_error("login", "the user name and the password must not be empty");
 		goto done;

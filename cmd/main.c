@@ -18,9 +18,15 @@ static const struct plait_cmd commands[] = {
 
 volatile int plait_interrupted;
 
+/* The first SIGINT/SIGTERM asks every transfer to stop and nothing to be
+ * tagged; a second one kills plait at once. */
 static void on_signal(int sig)
 {
-	(void)sig;
+	if (plait_interrupted) {
+		signal(sig, SIG_DFL);
+		raise(sig);
+		return;
+	}
 	plait_interrupted = 1;
 }
 

@@ -193,7 +193,7 @@ static int pack(const char *dir, const char *file, struct plait_error **err)
 	char *buf = xmalloc(1 << 20);
 	archive_write_set_format_pax_restricted(a);
 	if (archive_write_open_filename(a, tmp.buf) != ARCHIVE_OK) {
-		r = plait_error_set(err, PLAIT_E_IO, "create '%s': %s", tmp.buf, archive_error_string(a));
+		r = plait_error_set_errno(err, PLAIT_E_IO, archive_errno(a), "create '%s'", tmp.buf);
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -360,6 +360,17 @@ int plait_archive_endpoint_open(const char *file, const char *ref, bool for_writ
 		return r;
 	struct stat st;
 	bool exists = stat(file, &st) == 0;
+	if (for_write) {
+		/* Fail now, not after every blob was copied, when the archive cannot be written. */
+		_cleanup_free_ char *dir = xstrdup(file);
+		char *slash = strrchr(dir, '/');
+		const char *parent = slash ? (slash == dir ? "/" : (*slash = '\0', dir)) : ".";
+		if (access(parent, W_OK) < 0) {
+			r = plait_error_set_errno(err, PLAIT_E_IO, errno,
+						  "cannot write OCI archive '%s': directory '%s'", file, parent);
+			goto fail;
+		}
+	}
 	if (!exists && !for_write) {
 		plait_rm_rf(tmpdir);
 		return plait_error_set(err, PLAIT_E_NOT_FOUND, "OCI archive '%s' does not exist", file);
@@ -374,11 +385,14 @@ int plait_archive_endpoint_open(const char *file, const char *ref, bool for_writ
 		plait_error_wrap(err, "OCI archive '%s'", file);
 		goto fail;
 	}
-	struct plait_buf display = PLAIT_BUF_INIT;
-	plait_buf_addf(&display, "oci-archive:%s%s%s", file, ref ? ":" : "", ref ? ref : "");
+	struct plait_buf display = PLAIT_BUF_INIT, name = PLAIT_BUF_INIT;
+	plait_buf_addf(&name, "oci-archive:%s", file);
+	plait_buf_addf(&display, "%s%s%s", name.buf, ref ? ":" : "", ref ? ref : "");
+	plait_store_set_display(store, name.buf);
 	/* Borrow the layout ops for the actual work: build a layout endpoint and re-dress it. */
-	struct plait_endpoint *layout = plait_layout_endpoint_new(store, display.buf, ref);
+	struct plait_endpoint *layout = plait_layout_endpoint_new(store, name.buf, display.buf, ref);
 	plait_buf_release(&display);
+	plait_buf_release(&name);
 	struct archive_priv *p = xcalloc(1, sizeof(*p));
 	p->file = xstrdup(file);
 	p->tmpdir = TAKE_PTR(tmpdir);

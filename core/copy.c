@@ -306,7 +306,8 @@ static void *worker(void *arg)
 				c->failed = true;
 				c->err = TAKE_PTR(e);
 				if (c->err->code != PLAIT_E_CANCELLED)
-					plait_error_wrap(&c->err, "copy blob %s to %s", j->desc.digest,
+					plait_error_wrap(&c->err, "copy blob %s from %s to %s",
+							 j->desc.digest, c->src->display,
 							 c->dst->display);
 			}
 		} else {
@@ -382,6 +383,11 @@ int plait_copy_image(struct plait_endpoint *src, struct plait_endpoint *dst,
 		struct plait_descriptor d = { .media_type = m->media_type, .size = (int64_t)m->bytes.len };
 		memcpy(d.digest, m->digest, sizeof(d.digest));
 		progress(&c, PLAIT_COPY_MANIFEST_PUT, &d, NULL);
+	}
+	if (cancelled(&c)) {
+		r = plait_error_set(err, PLAIT_E_CANCELLED, "interrupted before %s was written",
+				    root->digest);
+		goto out;
 	}
 	r = dst->ops->put_manifest(dst, root->media_type, data, len, root->digest, err);
 	if (r < 0) {

@@ -8,11 +8,12 @@
 #include "endpoint.h"
 #include "banned.h"
 
-struct plait_endpoint *plait_endpoint_alloc(const struct plait_endpoint_ops *ops, const char *display,
-					    const char *ref)
+struct plait_endpoint *plait_endpoint_alloc(const struct plait_endpoint_ops *ops, const char *name,
+					    const char *display, const char *ref)
 {
 	struct plait_endpoint *ep = xcalloc(1, sizeof(*ep));
 	ep->ops = ops;
+	ep->name = xstrdup(name);
 	ep->display = xstrdup(display);
 	ep->ref = xstrdup_or_null(ref);
 	return ep;
@@ -26,8 +27,18 @@ void plait_endpoint_free(struct plait_endpoint *ep)
 		ep->ops->free(ep);
 	plait_store_free(ep->store);
 	free(ep->display);
+	free(ep->name);
 	free(ep->ref);
 	free(ep);
+}
+
+char *plait_endpoint_ref_string(const struct plait_endpoint *ep, const char *ref)
+{
+	struct plait_buf b = PLAIT_BUF_INIT;
+	bool remote = !ep->store;
+	/* Registries say name@digest; local specs take any reference after ':'. */
+	plait_buf_addf(&b, "%s%c%s", ep->name, remote && strchr(ref, ':') ? '@' : ':', ref);
+	return plait_buf_detach(&b, NULL);
 }
 
 int plait_endpoint_commit(struct plait_endpoint *ep, struct plait_error **err)

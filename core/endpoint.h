@@ -50,6 +50,7 @@ struct plait_endpoint_ops {
 struct plait_endpoint {
 	const struct plait_endpoint_ops *ops;
 	char *display;             /* "localhost:5000/ml/train:1.0", "oci:/tmp/x:tag": for messages */
+	char *name;                /* the same without its reference: "localhost:5000/ml/train" */
 	char *ref;                 /* default tag or digest, or NULL */
 	struct plait_store *store; /* set when blobs live in a local layout: opened directly */
 	void *priv;
@@ -65,6 +66,9 @@ bool plait_endpoint_spec_is_local(const char *spec);
 /* Commit (where the kind needs it) is separate; free never commits. NULL is fine. */
 void plait_endpoint_free(struct plait_endpoint *ep);
 
+/* A reference to ref (a tag or digest) at ep that plait accepts back:
+ * "host/repo@sha256:…", "host/repo:tag", "oci:DIR:sha256:…". Caller frees. */
+char *plait_endpoint_ref_string(const struct plait_endpoint *ep, const char *ref);
 /* Finish writing (an archive is written here); no-op for kinds without commit. */
 int plait_endpoint_commit(struct plait_endpoint *ep, struct plait_error **err);
 /* Read a small blob (a config) into out, refusing more than max bytes. Remote
@@ -77,11 +81,11 @@ int plait_endpoint_resolve(struct plait_endpoint *ep, const char *ref, struct pl
 			   struct plait_buf *data, struct plait_error **err);
 
 /* Helpers shared by the kinds. */
-struct plait_endpoint *plait_endpoint_alloc(const struct plait_endpoint_ops *ops, const char *display,
-					    const char *ref);
+struct plait_endpoint *plait_endpoint_alloc(const struct plait_endpoint_ops *ops, const char *name,
+					    const char *display, const char *ref);
 /* A layout endpoint over an open store (takes ownership of store). */
-struct plait_endpoint *plait_layout_endpoint_new(struct plait_store *store, const char *display,
-						 const char *ref);
+struct plait_endpoint *plait_layout_endpoint_new(struct plait_store *store, const char *name,
+						 const char *display, const char *ref);
 /* An OCI archive (a tar of a layout) at file; see core/archive.c. */
 int plait_archive_endpoint_open(const char *file, const char *ref, bool for_write,
 				struct plait_endpoint **out, struct plait_error **err);

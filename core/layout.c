@@ -139,10 +139,10 @@ static const struct plait_endpoint_ops layout_ops = {
 	.tag = layout_tag,
 };
 
-struct plait_endpoint *plait_layout_endpoint_new(struct plait_store *store, const char *display,
-						 const char *ref)
+struct plait_endpoint *plait_layout_endpoint_new(struct plait_store *store, const char *name,
+						 const char *display, const char *ref)
 {
-	struct plait_endpoint *ep = plait_endpoint_alloc(&layout_ops, display, ref);
+	struct plait_endpoint *ep = plait_endpoint_alloc(&layout_ops, name, display, ref);
 	ep->store = store;
 	return ep;
 }
@@ -161,6 +161,18 @@ static void split_path_ref(const char *s, char **path, char **ref)
 	}
 }
 
+/* Tags in a layout: the registry tag grammar, so they can be pushed as they
+ * are, or a digest. */
+static bool local_ref_valid(const char *ref)
+{
+	if (strchr(ref, ':'))
+		return plait_digest_validate(ref, NULL) == 0;
+	size_t n = strlen(ref);
+	if (n == 0 || n > 128 || ref[0] == '.' || ref[0] == '-')
+		return false;
+	return strspn(ref, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
+}
+
 int plait_endpoint_open_local(const char *spec, bool for_write, struct plait_endpoint **out,
 			      struct plait_error **err)
 {
@@ -174,8 +186,10 @@ int plait_endpoint_open_local(const char *spec, bool for_write, struct plait_end
 	split_path_ref(rest, &path, &ref);
 	if (!*path)
 		return plait_error_set(err, PLAIT_E_USAGE, "'%s': the path is empty", spec);
-	if (ref && strchr(ref, '/'))
-		return plait_error_set(err, PLAIT_E_USAGE, "'%s': invalid tag '%s'", spec, ref);
+	if (ref && !local_ref_valid(ref))
+		return plait_error_set(err, PLAIT_E_USAGE,
+				       "'%s': invalid tag '%s': use letters, digits, '.', '_' and '-' (or a sha256: digest)",
+				       spec, ref);
 	if (archive)
 		return plait_archive_endpoint_open(path, ref, for_write, out, err);
 
@@ -183,6 +197,9 @@ int plait_endpoint_open_local(const char *spec, bool for_write, struct plait_end
 	int r = plait_store_open(path, for_write, &s, err);
 	if (r < 0)
 		return r;
-	*out = plait_layout_endpoint_new(s, spec, ref);
+	struct plait_buf name = PLAIT_BUF_INIT;
+	plait_buf_addf(&name, "oci:%s", path);
+	*out = plait_layout_endpoint_new(s, name.buf, spec, ref);
+	plait_buf_release(&name);
 	return 0;
 }

@@ -22,6 +22,7 @@ struct plait_store {
 	char *abs;  /* absolute: temp-file names must survive a chdir() */
 	int dirfd; /* the layout directory */
 	bool volatile_; /* staging: no fsync (plait_store_set_durable) */
+	char *display;  /* "oci:<path>", or what the store stands for (an archive) */
 };
 
 struct plait_blob_writer {
@@ -199,6 +200,9 @@ int plait_store_open(const char *path, bool create, struct plait_store **out,
 	while (n > 1 && path[n - 1] == '/')
 		n--;
 	s->path = xstrndup(path, n);
+	struct plait_buf d = PLAIT_BUF_INIT;
+	plait_buf_addf(&d, "oci:%s", s->path);
+	s->display = plait_buf_detach(&d, NULL);
 	int r;
 
 	if (create) {
@@ -259,6 +263,7 @@ void plait_store_free(struct plait_store *s)
 	if (s->dirfd >= 0)
 		close(s->dirfd);
 	free(s->path);
+	free(s->display);
 	free(s->abs);
 	free(s);
 }
@@ -269,7 +274,7 @@ static int validate_for_store(struct plait_store *s, const char *digest, struct 
 {
 	int r = plait_digest_validate(digest, err);
 	if (r < 0 && err)
-		plait_error_wrap(err, "oci:%s", s->path);
+		plait_error_wrap(err, "%s", s->display);
 	return r;
 }
 
@@ -308,7 +313,7 @@ int plait_store_open_blob(struct plait_store *s, const char *digest, int *fd_out
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return plait_error_set(err, PLAIT_E_NOT_FOUND,
-					       "blob %s not found in oci:%s", digest, s->path);
+					       "blob %s not found in %s", digest, s->display);
 		return plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot open '%s/%s'", s->path,
 					     rel.buf);
 	}
@@ -326,12 +331,12 @@ int plait_store_read_blob(struct plait_store *s, const char *digest, size_t max,
 	struct stat st;
 	if (fstat(fd, &st) < 0)
 		return plait_error_set_errno(err, PLAIT_E_IO, errno,
-					     "cannot stat blob %s in oci:%s", digest, s->path);
+					     "cannot stat blob %s in %s", digest, s->display);
 	if ((uint64_t)st.st_size > max)
 		return plait_error_set(
 		    err, PLAIT_E_INVALID,
-		    "blob %s in oci:%s is %lld bytes, larger than the %zu byte limit", digest,
-		    s->path, (long long)st.st_size, max);
+		    "blob %s in %s is %lld bytes, larger than the %zu byte limit", digest,
+		    s->display, (long long)st.st_size, max);
 	size_t start = out->len;
 	r = plait_buf_read_fd(out, fd, max);
 	if (r < 0) {
@@ -339,10 +344,10 @@ int plait_store_read_blob(struct plait_store *s, const char *digest, size_t max,
 		if (r == -EFBIG)
 			return plait_error_set(
 			    err, PLAIT_E_INVALID,
-			    "blob %s in oci:%s is larger than the %zu byte limit", digest, s->path,
+			    "blob %s in %s is larger than the %zu byte limit", digest, s->display,
 			    max);
-		return plait_error_set_errno(err, PLAIT_E_IO, r, "cannot read blob %s in oci:%s",
-					     digest, s->path);
+		return plait_error_set_errno(err, PLAIT_E_IO, r, "cannot read blob %s in %s",
+					     digest, s->display);
 	}
 	/* Callers parse what this returns, so check it is what its name says:
 	 * a file edited or damaged on disk must not pass as the real thing. */
@@ -355,8 +360,8 @@ int plait_store_read_blob(struct plait_store *s, const char *digest, size_t max,
 				plait_buf_setlen(out, start);
 			return plait_error_set(
 			    err, PLAIT_E_INVALID,
-			    "blob %s in oci:%s is corrupt: its %zu bytes hash to %s", digest,
-			    s->path, n, got);
+			    "blob %s in %s is corrupt: its %zu bytes hash to %s", digest,
+			    s->display, n, got);
 		}
 	}
 	return 0;
@@ -455,8 +460,8 @@ int plait_blob_writer_new(struct plait_store *s, const char *expected_digest, in
 		if (!plait_digest_is_sha256(expected_digest))
 			return plait_error_set(
 			    err, PLAIT_E_INVALID,
-			    "cannot store %s in oci:%s: only sha256 blobs are supported",
-			    expected_digest, s->path);
+			    "cannot store %s in %s: only sha256 blobs are supported",
+			    expected_digest, s->display);
 	}
 	struct plait_blob_writer *w = xcalloc(1, sizeof(*w));
 	w->s = s;
@@ -497,8 +502,8 @@ int plait_blob_writer_write(struct plait_blob_writer *w, const void *data, size_
 				       writer_name(w), (long long)w->expected_size);
 	int r = plait_write_all(w->fd, data, len);
 	if (r < 0)
-		return plait_error_set_errno(err, PLAIT_E_IO, r, "cannot write %s to oci:%s",
-					     writer_name(w), w->s->path);
+		return plait_error_set_errno(err, PLAIT_E_IO, r, "cannot write %s to %s",
+					     writer_name(w), w->s->display);
 	plait_sha256_update(&w->h, data, len);
 	pthread_mutex_lock(&w->lock);
 	w->offset += (int64_t)len;
@@ -511,7 +516,7 @@ static void writer_settle(struct plait_blob_writer *w, int state)
 {
 	pthread_mutex_lock(&w->lock);
 	if (w->state == 0)
-		w->state = state;
+		__atomic_store_n(&w->state, state, __ATOMIC_RELEASE); /* write() reads it unlocked */
 	pthread_cond_broadcast(&w->grown);
 	pthread_mutex_unlock(&w->lock);
 }
@@ -557,8 +562,8 @@ int plait_blob_writer_restart(struct plait_blob_writer *w, struct plait_error **
 		return plait_error_set(err, PLAIT_E_GENERIC, "%s: restart after commit",
 				       writer_name(w));
 	if (ftruncate(w->fd, 0) < 0 || lseek(w->fd, 0, SEEK_SET) < 0)
-		return plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot restart %s in oci:%s",
-					     writer_name(w), w->s->path);
+		return plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot restart %s in %s",
+					     writer_name(w), w->s->display);
 	pthread_mutex_lock(&w->lock);
 	w->offset = 0;
 	pthread_mutex_unlock(&w->lock);
@@ -625,8 +630,8 @@ int plait_blob_writer_commit(struct plait_blob_writer *w, char digest_out[PLAIT_
 		goto out;
 	}
 	if (!w->s->volatile_ && fsync(w->fd) < 0) {
-		r = plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot sync %s in oci:%s", got,
-					  w->s->path);
+		r = plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot sync %s in %s", got,
+					  w->s->display);
 		goto out;
 	}
 	if ((r = writer_link(w, got, err)) < 0)
@@ -656,6 +661,12 @@ void plait_blob_writer_free(struct plait_blob_writer *w)
 	pthread_cond_destroy(&w->grown);
 	pthread_mutex_destroy(&w->lock);
 	free(w);
+}
+
+void plait_store_set_display(struct plait_store *s, const char *display)
+{
+	free(s->display);
+	s->display = xstrdup(display);
 }
 
 void plait_store_set_durable(struct plait_store *s, bool durable)
@@ -814,21 +825,21 @@ static int resolve_blob(struct plait_store *s, const char *digest, struct plait_
 	if (r < 0)
 		return r;
 	if (r == 0)
-		return plait_error_set(err, PLAIT_E_NOT_FOUND, "no image %s in oci:%s", digest,
-				       s->path);
+		return plait_error_set(err, PLAIT_E_NOT_FOUND, "no image %s in %s", digest,
+				       s->display);
 	if (size > (int64_t)PLAIT_MANIFEST_MAX)
 		return plait_error_set(
 		    err, PLAIT_E_INVALID,
-		    "%s in oci:%s is %lld bytes: too large for a manifest or index", digest,
-		    s->path, (long long)size);
+		    "%s in %s is %lld bytes: too large for a manifest or index", digest,
+		    s->display, (long long)size);
 	_cleanup_buf_ struct plait_buf b = PLAIT_BUF_INIT;
 	if ((r = plait_store_read_blob(s, digest, PLAIT_MANIFEST_MAX, &b, err)) < 0)
 		return r;
 	enum plait_media_type t = plait_oci_sniff(b.buf, b.len);
 	if (!plait_media_type_is_manifest(t) && !plait_media_type_is_index(t))
 		return plait_error_set(err, PLAIT_E_NOT_FOUND,
-				       "%s in oci:%s is not an image manifest or index", digest,
-				       s->path);
+				       "%s in %s is not an image manifest or index", digest,
+				       s->display);
 	/* Keep the media type as the document spells it. */
 	json_auto_t *root = json_loadb(b.buf, b.len, 0, NULL);
 	json_t *mt = json_object_get(root, "mediaType");
@@ -854,12 +865,12 @@ int plait_store_resolve(struct plait_store *s, const char *ref, struct plait_des
 			plait_descriptor_copy(out, &idx.manifests[0]);
 			r = 0;
 		} else if (idx.n_manifests == 0) {
-			r = plait_error_set(err, PLAIT_E_NOT_FOUND, "oci:%s holds no images",
-					    s->path);
+			r = plait_error_set(err, PLAIT_E_NOT_FOUND, "%s holds no images",
+					    s->display);
 		} else {
 			list_tags(&idx, &tags);
 			r = plait_error_set(
-			    err, PLAIT_E_USAGE, "oci:%s holds %zu images; name one%s%s", s->path,
+			    err, PLAIT_E_USAGE, "%s holds %zu images; name one%s%s", s->display,
 			    idx.n_manifests, tags.len ? ": " : " by digest", tags.buf);
 		}
 		goto out;
@@ -888,12 +899,12 @@ int plait_store_resolve(struct plait_store *s, const char *ref, struct plait_des
 	list_tags(&idx, &tags);
 	if (tags.len)
 		r = plait_error_set(err, PLAIT_E_NOT_FOUND,
-				    "no image tagged '%s' in oci:%s; it has: %s", ref, s->path,
+				    "no image tagged '%s' in %s; it has: %s", ref, s->display,
 				    tags.buf);
 	else
 		r = plait_error_set(err, PLAIT_E_NOT_FOUND,
-				    "no image tagged '%s' in oci:%s; it has no tagged images", ref,
-				    s->path);
+				    "no image tagged '%s' in %s; it has no tagged images", ref,
+				    s->display);
 out:
 	plait_index_release(&idx);
 	return r;

@@ -85,6 +85,9 @@ void plait_blob_writer_abandon(struct plait_blob_writer *w);
 /* A store for temporary copies (staging) need not survive a crash: skip the
  * fsyncs. Stores are durable unless told otherwise. */
 void plait_store_set_durable(struct plait_store *s, bool durable);
+/* How messages name the store ("oci:<path>" unless set): an archive's
+ * temporary layout is named after the archive. */
+void plait_store_set_display(struct plait_store *s, const char *display);
 
 /* index.json */
 int plait_store_read_index(struct plait_store *s, struct plait_index *out, struct plait_error **err);

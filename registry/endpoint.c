@@ -167,8 +167,9 @@ int plait_registry_endpoint_open(const char *reference, const struct plait_regis
 	}
 	p->repo = xstrdup(ref.path);
 	_cleanup_free_ char *display = plait_ref_format(&ref);
-	struct plait_endpoint *ep =
-		plait_endpoint_alloc(&registry_ops, display, ref.digest ? ref.digest : ref.tag);
+	_cleanup_free_ char *name = plait_ref_name(&ref);
+	struct plait_endpoint *ep = plait_endpoint_alloc(&registry_ops, name, display,
+							 ref.digest ? ref.digest : ref.tag);
 	p->ref = ref;
 	ep->priv = p;
 	*out = ep;

@@ -274,16 +274,23 @@ static size_t read_cb(char *buf, size_t size, size_t nitems, void *ud)
 		x->pos += (int64_t)n;
 		return n;
 	}
-	if (q->body_wait && q->body_wait(q->body_wait_ud, q->body_off + x->pos + (int64_t)n) < 0) {
-		snprintf(x->resp->errmsg, sizeof(x->resp->errmsg),
-			 "the upload source failed before it was complete");
-		x->resp->aborted = true;
-		return CURL_READFUNC_ABORT;
-	}
 	ssize_t got;
-	do
-		got = pread(q->body_fd, buf, n, (off_t)(q->body_off + x->pos));
-	while (got < 0 && errno == EINTR);
+	/* A growing source may be rewritten from 0 (a download that restarted):
+	 * a short read then means "not there yet", so wait and read again. */
+	for (int tries = 0;; tries++) {
+		if (q->body_wait &&
+		    q->body_wait(q->body_wait_ud, q->body_off + x->pos + (int64_t)n) < 0) {
+			snprintf(x->resp->errmsg, sizeof(x->resp->errmsg),
+				 "the upload source failed before it was complete");
+			x->resp->aborted = true;
+			return CURL_READFUNC_ABORT;
+		}
+		do
+			got = pread(q->body_fd, buf, n, (off_t)(q->body_off + x->pos));
+		while (got < 0 && errno == EINTR);
+		if (got != 0 || !q->body_wait || tries >= 100)
+			break;
+	}
 	if (got <= 0) {
 		/* The file is shorter than announced or unreadable: stop rather
 		 * than send a body that does not match its Content-Length. */
@@ -293,6 +300,18 @@ static size_t read_cb(char *buf, size_t size, size_t nitems, void *ud)
 	}
 	x->pos += got;
 	return (size_t)got;
+}
+
+static int progress_cb(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+	struct xfer *x = ud;
+	if (*x->req->cancel) {
+		x->resp->aborted = true;
+		return 1;
+	}
+	return 0;
 }
 
 static int seek_cb(void *ud, curl_off_t offset, int origin)
@@ -457,6 +476,11 @@ int plait_http_perform(struct plait_http *h, const struct plait_http_req *req,
 	SETOPT(c, CURLOPT_HEADERDATA, &x);
 	SETOPT(c, CURLOPT_WRITEFUNCTION, write_cb);
 	SETOPT(c, CURLOPT_WRITEDATA, &x);
+	if (req->cancel) {
+		SETOPT(c, CURLOPT_NOPROGRESS, 0L);
+		SETOPT(c, CURLOPT_XFERINFOFUNCTION, progress_cb);
+		SETOPT(c, CURLOPT_XFERINFODATA, &x);
+	}
 	if (req->follow_redirects) {
 		SETOPT(c, CURLOPT_FOLLOWLOCATION, 1L);
 		SETOPT(c, CURLOPT_MAXREDIRS, 10L);

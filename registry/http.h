@@ -74,6 +74,7 @@ struct plait_http_req {
 	void *sink_ud;
 	bool follow_redirects;
 	const struct plait_http_tls *tls; /* NULL = verify with the default CAs */
+	const volatile int *cancel;       /* non-zero stops the transfer (resp->aborted) */
 };
 
 struct plait_http_resp {

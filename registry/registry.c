@@ -68,6 +68,7 @@ struct plait_registry {
 	long backoff_base_ms;
 	int64_t chunk_size;
 	int64_t monolithic_max;
+	const volatile int *cancel;
 	struct plait_http *http;
 	struct plait_http_tls tls;
 
@@ -278,11 +279,21 @@ static long retry_after_s(const char *v)
 	return t > now ? (long)(t - now) : 0;
 }
 
-static void sleep_ms(uint64_t ms)
+static bool cancelled(const struct plait_registry *r)
 {
-	struct timespec ts = { .tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
+	return r->cancel && *r->cancel;
+}
+
+/* Sleep in slices so an interrupt ends the wait. */
+static void sleep_ms(const struct plait_registry *r, uint64_t ms)
+{
+	while (ms > 0 && !cancelled(r)) {
+		uint64_t slice = ms < 100 ? ms : 100;
+		struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)slice * 1000000L };
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR && !cancelled(r))
+			;
+		ms -= slice;
+	}
 }
 
 /* Wait before try number failed+1: the server's Retry-After (capped), else
@@ -291,7 +302,7 @@ static void backoff(const struct plait_registry *r, int failed, const char *retr
 {
 	long ra = retry_after_s(retry_after);
 	if (ra >= 0) {
-		sleep_ms((uint64_t)(ra > RETRY_AFTER_CAP_S ? RETRY_AFTER_CAP_S : ra) * 1000);
+		sleep_ms(r, (uint64_t)(ra > RETRY_AFTER_CAP_S ? RETRY_AFTER_CAP_S : ra) * 1000);
 		return;
 	}
 	uint64_t window = (uint64_t)r->backoff_base_ms;
@@ -299,7 +310,7 @@ static void backoff(const struct plait_registry *r, int failed, const char *retr
 		window *= 2;
 	if (window > BACKOFF_CAP_MS)
 		window = BACKOFF_CAP_MS;
-	sleep_ms(rand64() % (window + 1));
+	sleep_ms(r, rand64() % (window + 1));
 }
 
 static char *base64(const void *data, size_t len)
@@ -346,6 +357,7 @@ int plait_registry_new(const char *host, const struct plait_registry_opts *opts,
 	r->insecure = host_listed(r->insecure_hosts, host);
 	r->loopback = plait_host_is_loopback(host);
 	r->max_tries = opts->max_tries > 0 ? opts->max_tries : DEFAULT_MAX_TRIES;
+	r->cancel = opts->cancel;
 	r->backoff_base_ms = opts->backoff_base_ms > 0 ? opts->backoff_base_ms : DEFAULT_BACKOFF_MS;
 	/* One PATCH for the whole rest by default: every extra PATCH costs the
 	 * registry a reopen of the upload and its hash state. */
@@ -914,6 +926,7 @@ static int attempt(struct plait_registry *r, struct rq *q, const char *url, stru
 			.sink_ud = q->sink_ud,
 			.follow_redirects = q->follow,
 			.tls = q->tls ? q->tls : &r->tls,
+			.cancel = r->cancel,
 		};
 		rc = plait_http_perform(r->http, &hq, resp);
 		if (auth)
@@ -980,6 +993,10 @@ static int request(struct plait_registry *r, struct rq *q, struct plait_http_res
 			goto out;
 		}
 	classify:
+		if (cancelled(r)) {
+			rc = plait_error_set(err, PLAIT_E_CANCELLED, "%s %s: interrupted", q->method, url);
+			goto out;
+		}
 		if (step == 1) {
 			if (resp->too_large) {
 				rc = plait_error_set(err, PLAIT_E_INVALID, "%s %s: response is too large",

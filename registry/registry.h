@@ -35,6 +35,9 @@ struct plait_registry_opts {
 	long backoff_base_ms;              /* 0 = 200 */
 	int64_t chunk_size;                /* most bytes in one PATCH; 0 = no limit (one PATCH) */
 	const char *user_agent;            /* NULL = "plait/<version>" */
+	/* When not NULL and non-zero: transfers stop, backoff sleeps end, and
+	 * calls fail with -PLAIT_E_CANCELLED (a SIGINT handler sets it). */
+	const volatile int *cancel;
 };
 
 struct plait_registry;
