@@ -1602,8 +1602,11 @@ static int finish_upload(struct plait_registry *r, const char *repo, const char 
 			 struct plait_http_resp *resp, struct plait_error **e)
 {
 	_cleanup_free_ char *url = with_query(loc, "digest", digest);
+	/* Without a body the PUT only closes the session: retrying it in place
+	 * is safe. With a body a retry would append to the session. */
 	struct rq q = { .method = "PUT", .url = url, .repo = repo, .access = ACCESS_PUSH,
-			.hdrs = { "Content-Type: application/octet-stream" }, .tries = 1 };
+			.hdrs = { "Content-Type: application/octet-stream" },
+			.tries = with_body ? 1 : 0 };
 	if (with_body) {
 		q.body_from_fd = true;
 		q.src = src;
@@ -1747,7 +1750,7 @@ int plait_registry_put_blob(struct plait_registry *r, const char *repo, const ch
 	if (!repo || !*repo || size < 0)
 		return plait_error_set(err, PLAIT_E_USAGE, "upload blob %s: missing repository or size",
 				       digest);
-	int failed = 0;
+	int failed = 0, restarts = 0;
 	for (;;) {
 		_cleanup_error_ struct plait_error *e = NULL;
 		struct plait_http_resp resp = PLAIT_HTTP_RESP_INIT;
@@ -1756,6 +1759,11 @@ int plait_registry_put_blob(struct plait_registry *r, const char *repo, const ch
 		plait_http_resp_release(&resp);
 		if (rc == UP_DONE)
 			return 0;
+		/* failed resets whenever a chunk gets through, so whole new sessions
+		 * are bounded on their own: a fault that recurs in every session
+		 * must end in an error, not a loop. */
+		if (rc == UP_RESTART && ++restarts >= r->max_tries)
+			failed = r->max_tries;
 		if (rc == UP_RESTART && ++failed < r->max_tries) {
 			backoff(r, failed, retry_after);
 			continue;

@@ -210,10 +210,22 @@ class Handler(socketserver.BaseRequestHandler):
         st = self.server.state
         args = st.args
         sock = self.request
+        # A TLS ClientHello (a client probing for https) gets what Go's
+        # net/http answers, at once, instead of a hang in readline().
+        try:
+            first = sock.recv(1, socket.MSG_PEEK)
+        except OSError:
+            return
+        if first == b"\x16":
+            self.send(b"HTTP/1.0 400 Bad Request\r\n\r\n"
+                      b"Client sent an HTTP request to an HTTPS server.\n")
+            log("TLS handshake on the plain HTTP port -> 400")
+            return
         rfile = sock.makefile("rb")
         try:
             req = Request(rfile)
         except (EOFError, ValueError, OSError):
+            self.simple(400, b'{"errors":[{"code":"BAD_REQUEST"}]}')
             return
         if req.path == "/faultproxy/health":
             self.simple(200, b"{}")
@@ -310,7 +322,9 @@ class Handler(socketserver.BaseRequestHandler):
                 body = json.dumps({"errors": [{
                     "code": ecode,
                     "message": f"faultproxy: canned {code}"}]}).encode()
-                self.simple(int(code), body)
+                extra = [("WWW-Authenticate", 'Basic realm="faultproxy"')] \
+                    if int(code) == 401 else []
+                self.simple(int(code), body, extra)
                 self.server.state.status(int(code))
                 log(f"{req.method} {req.target} -> {code} (reply)")
                 return True

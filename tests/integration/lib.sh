@@ -9,6 +9,10 @@
 # prints "FAIL: ..." with expected and actual values and exits 1.
 # Exit 77 means skipped: only when a required tool is not installed.
 
+# Sourced twice, it would make a second $T and orphan the first one's services.
+[ -n "${PLAIT_LIB_LOADED:-}" ] && return 0
+PLAIT_LIB_LOADED=1
+
 set -Eeuo pipefail
 shopt -s inherit_errexit 2>/dev/null || true
 
@@ -32,7 +36,6 @@ chmod 700 "$XDG_RUNTIME_DIR"
 
 LIB_PIDS=()
 declare -A LIB_HOST_MODE=()   # host:port -> plain|tls
-TEST_NAME=$(basename "${0%.sh}")
 
 lib_cleanup() {
 	local rc=$?
@@ -56,13 +59,17 @@ lib_cleanup() {
 	exit "$rc"
 }
 trap lib_cleanup EXIT
-trap 'lib_on_err $? "$BASH_COMMAND" "${BASH_SOURCE[0]}" "$LINENO"' ERR
+trap 'lib_on_err $? "$BASH_COMMAND"' ERR
 
 lib_on_err() {
 	# Only the first (innermost) report matters; set -e exits after it.
 	[ -n "${LIB_ERR_REPORTED:-}" ] && return 0
 	LIB_ERR_REPORTED=1
-	echo "FAIL: command exited $1 at $3:$4: $2" >&2
+	echo "FAIL: command exited $1: $2" >&2
+	local i
+	for ((i = 1; i < ${#FUNCNAME[@]}; i++)); do
+		echo "  at ${BASH_SOURCE[i]}:${BASH_LINENO[i - 1]} (${FUNCNAME[i]})" >&2
+	done
 }
 
 # Tail of each service log, so a failed run shows what the services saw.
@@ -157,28 +164,47 @@ assert_file_absent() {
 }
 
 # run_ok CMD... : run, capture stdout in $OUT and stderr in $ERR; fail with
-# both shown when the command does not exit 0.
+# both shown when the command does not exit 0. $OUT loses trailing newlines
+# like any $(...); the exact bytes stay in $OUT_FILE until the next run_*.
 run_ok() {
-	local o=$T/.run.out e=$T/.run.err
-	RC=0
-	"$@" >"$o" 2>"$e" || RC=$?
-	OUT=$(cat "$o")
-	ERR=$(cat "$e")
+	lib_run "$@"
 	if [ "$RC" != 0 ]; then
-		fail "command failed (exit $RC): $*
+		fail "command failed (exit $RC${LIB_TIMED_OUT:+, killed after $CMD_TIMEOUT s}): $*
   stdout: $OUT
   stderr: $ERR"
 	fi
 }
 
+# Commands (not shell functions) run under timeout(1): a hung plait fails
+# its check instead of the whole script hitting meson's limit. KILL follows
+# TERM after 10 s for a process that does not stop on TERM.
+CMD_TIMEOUT=${CMD_TIMEOUT:-180}
+lib_run() {
+	local o=$T/.run.out e=$T/.run.err
+	OUT_FILE=$o
+	RC=0
+	LIB_TIMED_OUT=
+	if [ "$(type -t "$1")" = file ]; then
+		timeout -k 10 "$CMD_TIMEOUT" "$@" >"$o" 2>"$e" || RC=$?
+		if [ "$RC" = 124 ] || [ "$RC" = 137 ]; then
+			LIB_TIMED_OUT=1
+		fi
+	else
+		"$@" >"$o" 2>"$e" || RC=$?
+	fi
+	OUT=$(cat "$o")
+	ERR=$(cat "$e")
+}
+
 # run_expect_fail CMD... : the command must fail; stdout in $OUT, stderr in
 # $ERR, exit code in $RC.
 run_expect_fail() {
-	local o=$T/.run.out e=$T/.run.err
-	RC=0
-	"$@" >"$o" 2>"$e" || RC=$?
-	OUT=$(cat "$o")
-	ERR=$(cat "$e")
+	lib_run "$@"
+	if [ -n "$LIB_TIMED_OUT" ]; then
+		fail "command did not finish within $CMD_TIMEOUT s (expected it to fail): $*
+  stdout: $OUT
+  stderr: $ERR"
+	fi
 	if [ "$RC" = 0 ]; then
 		fail "command succeeded but was expected to fail: $*
   stdout: $OUT
@@ -371,6 +397,7 @@ registry_start() {
 	# The heredoc's indentation is tabs (stripped); the embedded multi-line
 	# strings keep their spaces.
 	# docker-registry takes REGISTRY_* variables as config overrides.
+	# shellcheck disable=SC2046 # one "-u NAME" pair per variable
 	bg_start "$name-registry" env $(env | sed -n 's/^\(REGISTRY_[A-Za-z0-9_]*\)=.*/-u \1/p') \
 		docker-registry serve "$dir/config.yml"
 	printf -v "${name}_PID" '%s' "$BG_PID"
@@ -446,8 +473,8 @@ stat_of() {
 # "src-" / "dest-".
 skopeo_tls_flags() {
 	local prefix=$1 ref=$2
-	local rest=${ref#docker://}
-	local host=${rest%%/*}
+	local name=${ref#docker://}
+	local host=${name%%/*}
 	case "${LIB_HOST_MODE[$host]:-plain}" in
 	tls) echo "--${prefix}cert-dir=$T/skopeo-certs/$host" ;;
 	*) echo "--${prefix}tls-verify=false" ;;

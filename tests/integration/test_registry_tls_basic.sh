@@ -38,7 +38,7 @@ assert_contains "$ERR" "plait login" "stderr without credentials (the fix)"
 pass "copy without login fails naming the registry and suggesting 'plait login'"
 
 # wrong password
-echo "not-$R_PASS" | plait_run fail login --cert-dir "$CERTS_DIR" -u alice --password-stdin "$H"
+plait_run fail login --cert-dir "$CERTS_DIR" -u alice --password-stdin "$H" <<<"not-$R_PASS"
 expect_rc 1
 assert_contains "$ERR" "$H" "stderr of a login with a wrong password"
 if [ -f "$CFG" ]; then
@@ -47,13 +47,13 @@ fi
 pass "login with a wrong password fails and stores nothing"
 
 # login without --cert-dir: the TLS check fails, naming the host
-printf '%s\n' "$R_PASS" | plait_run fail login -u alice --password-stdin "$H"
+plait_run fail login -u alice --password-stdin "$H" <<<"$R_PASS"
 expect_rc 1
 assert_contains "$ERR" "$H" "stderr of login without the CA"
 pass "login without the CA fails naming the registry"
 
 # login
-printf '%s\n' "$R_PASS" | plait_run ok login --cert-dir "$CERTS_DIR" -u alice --password-stdin "$H"
+plait_run ok login --cert-dir "$CERTS_DIR" -u alice --password-stdin "$H" <<<"$R_PASS"
 assert_file_mode "$CFG" 600 "mode of config.json"
 want_auth=$(printf '%s' "alice:$R_PASS" | base64 -w0)
 assert_eq "$want_auth" "$(jq -r --arg h "$H" '.auths[$h].auth' "$CFG")" "auths[\"$H\"].auth in config.json"
@@ -110,7 +110,7 @@ pass "inspect without --cert-dir fails naming the host"
 
 # --insecure-registry skips verification
 plait_run ok inspect --raw --insecure-registry "$H" "$H/src/img:v1"
-assert_eq "$ORIG" "$(printf '%s' "$OUT" | sha256_stdin)" "inspect --raw with --insecure-registry"
+assert_eq "$ORIG" "$(sha256_file "$OUT_FILE")" "inspect --raw with --insecure-registry"
 pass "--insecure-registry accepts the unverified certificate"
 
 # logout
@@ -122,9 +122,6 @@ plait_run fail inspect --cert-dir "$CERTS_DIR" "$H/src/img:v1"
 expect_rc 1
 assert_contains "$ERR" "plait login" "stderr after logout"
 pass "logout removes the entry and access is refused again"
-
-plait_run fail logout "$H"
-pass "logout of a registry without an entry fails"
 
 # the password never appears in anything plait printed
 if grep -qF -- "$R_PASS" "$ALL"; then
