@@ -1595,51 +1595,69 @@ static bool blob_arrived(struct plait_registry *r, const char *repo, const char 
 	return rc == 1 && (have < 0 || have == size);
 }
 
+static int upload_status(struct plait_registry *r, const char *repo, char **loc, int64_t *next,
+			 struct plait_http_resp *resp, struct plait_error **e);
+
 /* The final PUT ?digest= (with the whole body for a monolithic upload).
  * UP_DONE, UP_RESTART (e says why), or <0. */
 static int finish_upload(struct plait_registry *r, const char *repo, const char *digest,
-			 int64_t size, const struct plait_blob_source *src, bool with_body, const char *loc, bool resumed,
-			 struct plait_http_resp *resp, struct plait_error **e)
+			 int64_t size, const struct plait_blob_source *src, bool with_body,
+			 const char *loc, bool resumed, struct plait_http_resp *resp,
+			 struct plait_error **e)
 {
-	_cleanup_free_ char *url = with_query(loc, "digest", digest);
-	/* Without a body the PUT only closes the session: retrying it in place
-	 * is safe. With a body a retry would append to the session. */
-	struct rq q = { .method = "PUT", .url = url, .repo = repo, .access = ACCESS_PUSH,
-			.hdrs = { "Content-Type: application/octet-stream" },
-			.tries = with_body ? 1 : 0 };
-	if (with_body) {
-		q.body_from_fd = true;
-		q.src = src;
-		q.body_len = size;
-	}
-	int rc = request(r, &q, resp, e);
-	if (rc < 0) {
-		if (!q.retryable_failure)
-			return rc;
-		/* The answer may be what was lost; a retry of a PUT with a body
-		 * would append to the session, so start a new one instead. */
-		return blob_arrived(r, repo, digest, size) ? UP_DONE : UP_RESTART;
-	}
-	if (resp->status == 201 || resp->status == 204) {
-		if (resp->docker_digest && plait_digest_validate(resp->docker_digest, NULL) == 0 &&
-		    !streq(resp->docker_digest, digest))
-			return plait_error_set(e, PLAIT_E_INVALID, "registry stored it as %s",
-					       resp->docker_digest);
-		return UP_DONE;
-	}
-	if (resp->status == 404) {
-		/* the session is gone: maybe because it completed */
-		if (blob_arrived(r, repo, digest, size))
+	_cleanup_free_ char *session = xstrdup(loc);
+	for (int tries = 1;; tries++) {
+		_cleanup_free_ char *url = with_query(session, "digest", digest);
+		/* Without a body the PUT only closes the session: request() retries
+		 * it in place. With a body a blind retry could append to the session. */
+		struct rq q = { .method = "PUT", .url = url, .repo = repo, .access = ACCESS_PUSH,
+				.hdrs = { "Content-Type: application/octet-stream" },
+				.tries = with_body ? 1 : 0 };
+		if (with_body) {
+			q.body_from_fd = true;
+			q.src = src;
+			q.body_len = size;
+		}
+		int rc = request(r, &q, resp, e);
+		if (rc < 0) {
+			if (!q.retryable_failure)
+				return rc;
+			/* No answer: the blob may have arrived and only the answer was lost. */
+			if (resp->status == 0)
+				return blob_arrived(r, repo, digest, size) ? UP_DONE : UP_RESTART;
+			/* The registry answered 5xx/429: when the session still holds
+			 * nothing, the same PUT can go again; otherwise start afresh. */
+			int64_t held = -1;
+			_cleanup_error_ struct plait_error *se = NULL;
+			_cleanup_free_ char *retry_after = xstrdup_or_null(resp->retry_after);
+			if (tries >= r->max_tries ||
+			    upload_status(r, repo, &session, &held, resp, &se) != 0 || held != 0)
+				return UP_RESTART;
+			backoff(r, tries, retry_after);
+			resumed = true; /* "0-0" may also mean one byte: a 400 then restarts */
+			continue;
+		}
+		if (resp->status == 201 || resp->status == 204) {
+			if (resp->docker_digest && plait_digest_validate(resp->docker_digest, NULL) == 0 &&
+			    !streq(resp->docker_digest, digest))
+				return plait_error_set(e, PLAIT_E_INVALID, "registry stored it as %s",
+						       resp->docker_digest);
 			return UP_DONE;
-		unexpected(e, "PUT", url, resp);
-		return UP_RESTART;
+		}
+		if (resp->status == 404) {
+			/* the session is gone: maybe because it completed */
+			if (blob_arrived(r, repo, digest, size))
+				return UP_DONE;
+			unexpected(e, "PUT", url, resp);
+			return UP_RESTART;
+		}
+		if (resp->status == 400 && resumed) {
+			/* a resumed upload that ended up wrong: a clean start fixes it */
+			unexpected(e, "PUT", url, resp);
+			return UP_RESTART;
+		}
+		return unexpected(e, "PUT", url, resp);
 	}
-	if (resp->status == 400 && resumed) {
-		/* a resumed upload that ended up wrong: a clean start fixes it */
-		unexpected(e, "PUT", url, resp);
-		return UP_RESTART;
-	}
-	return unexpected(e, "PUT", url, resp);
 }
 
 /* Ask the registry how much of the upload it holds: 0 with *next (and maybe
