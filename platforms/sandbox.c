@@ -1,0 +1,878 @@
+/* platforms/sandbox.c - the RUN sandbox (see sandbox.h).
+ *
+ * Process tree: the caller forks a helper, which unshares the namespaces and
+ * forks the command; the command is pid 1 of the new PID namespace (proc must
+ * be mounted from inside it, and only a child of the unsharer enters it). The
+ * helper waits for it and reports its pid and wait status on a pipe, since the
+ * caller cannot wait for a grandchild. Setup errors travel on a close-on-exec
+ * pipe: EOF without a message means exec succeeded. */
+#include "sandbox.h"
+#include "core/buf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/banned.h"
+
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define LINE_MAX_BYTES (64 * 1024)
+#define ID_FILE_MAX (16 * 1024 * 1024)
+
+/* ---- resolving paths inside the root ---- */
+
+static int openat_in_root(int rootfd, const char *path, int flags)
+{
+	while (*path == '/')
+		path++;
+	if (!*path)
+		path = ".";
+	struct open_how how = {
+		.flags = (uint64_t)flags | O_CLOEXEC,
+		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+	};
+	int fd = syscall(SYS_openat2, rootfd, path, &how, sizeof(how));
+	return fd < 0 ? -errno : fd;
+}
+
+/* ---- USER ---- */
+
+static int read_in_root(const char *rootfs, const char *path, struct plait_buf *out)
+{
+	_cleanup_close_ int rootfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return -errno;
+	_cleanup_close_ int fd = openat_in_root(rootfd, path, O_RDONLY | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return fd;
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EINVAL;
+	return plait_buf_read_fd(out, fd, ID_FILE_MAX);
+}
+
+/* Split line into at most max ':'-separated fields (in place). */
+static size_t split_fields(char *line, char **f, size_t max)
+{
+	size_t n = 0;
+	f[n++] = line;
+	for (char *p = line; *p && n < max; p++) {
+		if (*p == ':') {
+			*p = '\0';
+			f[n++] = p + 1;
+		}
+	}
+	return n;
+}
+
+static bool parse_id(const char *s, unsigned long *out)
+{
+	if (!*s || strspn(s, "0123456789") != strlen(s) || strlen(s) > 10)
+		return false;
+	unsigned long v = strtoul(s, NULL, 10);
+	if (v >= UINT32_MAX)
+		return false;
+	*out = v;
+	return true;
+}
+
+/* Calls fn for every entry line of an /etc/passwd-like file. */
+static void for_each_line(char *data, bool (*fn)(void *opaque, char **f, size_t n), void *opaque)
+{
+	char *save = NULL;
+	for (char *line = strtok_r(data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (*line == '#' || *line == '+' || *line == '-' || !*line)
+			continue;
+		char *f[7];
+		size_t n = split_fields(line, f, ARRAY_SIZE(f));
+		if (fn(opaque, f, n))
+			return;
+	}
+}
+
+struct pw_query {
+	const char *name; /* match by name, or */
+	unsigned long uid; /* by uid when name is NULL */
+	bool found;
+	char *found_name;
+	unsigned long found_uid, found_gid;
+};
+
+static bool pw_match(void *opaque, char **f, size_t n)
+{
+	struct pw_query *q = opaque;
+	unsigned long uid, gid;
+	if (n < 4 || !parse_id(f[2], &uid) || !parse_id(f[3], &gid))
+		return false;
+	if (q->name ? !streq(f[0], q->name) : uid != q->uid)
+		return false;
+	q->found = true;
+	q->found_name = xstrdup(f[0]);
+	q->found_uid = uid;
+	q->found_gid = gid;
+	return true;
+}
+
+struct gr_query {
+	const char *group_name;  /* find this group's gid */
+	bool found;
+	unsigned long gid;
+	const char *member;      /* or collect the groups listing this user */
+	struct plait_sandbox_user *u;
+	size_t alloc;
+};
+
+static bool gr_match(void *opaque, char **f, size_t n)
+{
+	struct gr_query *q = opaque;
+	unsigned long gid;
+	if (n < 3 || !parse_id(f[2], &gid))
+		return false;
+	if (q->group_name) {
+		if (!streq(f[0], q->group_name))
+			return false;
+		q->found = true;
+		q->gid = gid;
+		return true;
+	}
+	if (n < 4)
+		return false;
+	char *save = NULL;
+	for (char *m = strtok_r(f[3], ",", &save); m; m = strtok_r(NULL, ",", &save)) {
+		if (!streq(m, q->member))
+			continue;
+		for (size_t i = 0; i < q->u->n_groups; i++)
+			if (q->u->groups[i] == gid)
+				return false;
+		PLAIT_ALLOC_GROW(q->u->groups, q->u->n_groups + 1, q->alloc);
+		q->u->groups[q->u->n_groups++] = gid;
+		break;
+	}
+	return false;
+}
+
+void plait_sandbox_user_release(struct plait_sandbox_user *u)
+{
+	if (!u)
+		return;
+	free(u->groups);
+	u->groups = NULL;
+	u->n_groups = 0;
+}
+
+/* The primary group leads the supplementary list, as containerd sets it up. */
+static void add_primary_group(struct plait_sandbox_user *u)
+{
+	for (size_t i = 0; i < u->n_groups; i++)
+		if (u->groups[i] == u->gid)
+			return;
+	u->groups = xrealloc(u->groups, (u->n_groups + 1) * sizeof(*u->groups));
+	memmove(u->groups + 1, u->groups, u->n_groups * sizeof(*u->groups));
+	u->groups[0] = u->gid;
+	u->n_groups++;
+}
+
+static int resolve_user(const char *rootfs, const char *user, struct plait_sandbox_user *out,
+			struct plait_error **err)
+{
+	if (!user || !*user)
+		return 0;
+	_cleanup_free_ char *spec = xstrdup(user);
+	char *group = strchr(spec, ':');
+	if (group)
+		*group++ = '\0';
+	if (!*spec || (group && !*group))
+		return plait_error_set(err, PLAIT_E_USAGE,
+				       "invalid user '%s': expected name, uid, name:group or uid:gid", user);
+
+	_cleanup_buf_ struct plait_buf passwd = PLAIT_BUF_INIT;
+	int pr = read_in_root(rootfs, "/etc/passwd", &passwd);
+	struct pw_query q = { 0 };
+	unsigned long id;
+	bool numeric = parse_id(spec, &id);
+	if (numeric)
+		q.uid = id;
+	else
+		q.name = spec;
+	if (pr >= 0)
+		for_each_line(passwd.buf, pw_match, &q);
+	_cleanup_free_ char *name = q.found_name;
+	if (!numeric && !q.found) {
+		if (pr < 0 && pr != -ENOENT)
+			return plait_error_set_errno(err, PLAIT_E_IO, pr, "unable to find user '%s': read the image's /etc/passwd", spec);
+		return plait_error_set(err, PLAIT_E_NOT_FOUND,
+				       "unable to find user '%s': no matching entry in the image's /etc/passwd%s",
+				       spec, pr == -ENOENT ? " (the file does not exist)" : "");
+	}
+	out->uid = numeric ? id : q.found_uid;
+	out->gid = q.found ? q.found_gid : 0;
+
+	_cleanup_buf_ struct plait_buf groupf = PLAIT_BUF_INIT;
+	int gr = read_in_root(rootfs, "/etc/group", &groupf);
+	if (group) {
+		if (parse_id(group, &id)) {
+			out->gid = id;
+			return 0;
+		}
+		struct gr_query g = { .group_name = group };
+		if (gr >= 0)
+			for_each_line(groupf.buf, gr_match, &g);
+		if (!g.found)
+			return plait_error_set(err, PLAIT_E_NOT_FOUND,
+					       "unable to find group '%s': no matching entry in the image's /etc/group%s",
+					       group, gr == -ENOENT ? " (the file does not exist)" : "");
+		out->gid = g.gid;
+		return 0;
+	}
+	if (name && gr >= 0) {
+		struct gr_query g = { .member = name, .u = out };
+		for_each_line(groupf.buf, gr_match, &g);
+	}
+	return 0;
+}
+
+int plait_sandbox_resolve_user(const char *rootfs, const char *user, struct plait_sandbox_user *out,
+			       struct plait_error **err)
+{
+	*out = (struct plait_sandbox_user){ 0 };
+	int r = resolve_user(rootfs, user, out, err);
+	if (r < 0) {
+		plait_sandbox_user_release(out);
+		return r;
+	}
+	add_primary_group(out);
+	return 0;
+}
+
+/* ---- mount targets and stubs ---- */
+
+struct stub {
+	char *path;   /* inside the root, absolute */
+	bool dir;
+	struct timespec parent_times[2];
+};
+
+struct stubs {
+	struct stub *v;
+	size_t n, alloc;
+};
+
+/* The path of fd inside the root whose real path is root_abs. */
+static char *path_in_root(int fd, const char *root_abs)
+{
+	char proc[64], buf[PATH_MAX + 1];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(proc, buf, PATH_MAX);
+	if (n < 0)
+		return NULL;
+	buf[n] = '\0';
+	size_t rl = strlen(root_abs);
+	if (streq(root_abs, "/"))
+		return xstrdup(buf);
+	if (strncmp(buf, root_abs, rl) != 0 || (buf[rl] != '/' && buf[rl] != '\0'))
+		return NULL;
+	return xstrdup(buf[rl] ? buf + rl : "/");
+}
+
+/* Make sure target exists inside the root, creating missing directories and,
+ * for a file target, an empty file; each creation is recorded as a stub. */
+static int ensure_target(int rootfd, const char *root_abs, const char *target, bool dir,
+			 struct stubs *stubs, struct plait_error **err)
+{
+	int fd = openat_in_root(rootfd, target, O_PATH);
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	if (fd != -ENOENT)
+		return plait_error_set_errno(err, PLAIT_E_IO, fd, "mount target '%s'", target);
+	_cleanup_buf_ struct plait_buf prefix = PLAIT_BUF_INIT;
+	const char *p = target;
+	while (*p) {
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		const char *e = strchrnul(p, '/');
+		_cleanup_free_ char *comp = xstrndup(p, e - p);
+		bool last = !*e || !e[strspn(e, "/")];
+		_cleanup_close_ int parent = openat_in_root(rootfd, prefix.len ? prefix.buf : "/", O_RDONLY | O_DIRECTORY);
+		if (parent < 0)
+			return plait_error_set_errno(err, PLAIT_E_IO, parent, "mount target '%s': open '%s'",
+						     target, prefix.len ? prefix.buf : "/");
+		plait_buf_addf(&prefix, "/%s", comp);
+		p = e;
+		_cleanup_close_ int cur = openat_in_root(rootfd, prefix.buf, O_PATH);
+		if (cur >= 0)
+			continue;
+		if (streq(comp, "..") || streq(comp, "."))
+			return plait_error_set(err, PLAIT_E_USAGE, "mount target '%s' must be a clean absolute path", target);
+		struct stat pst;
+		if (fstat(parent, &pst) < 0)
+			return plait_error_set_errno(err, PLAIT_E_IO, errno, "mount target '%s'", target);
+		bool make_dir = dir || !last;
+		if (make_dir) {
+			if (mkdirat(parent, comp, 0755) < 0)
+				return plait_error_set_errno(err, PLAIT_E_IO, errno, "mount target '%s': create '%s'",
+							     target, prefix.buf);
+		} else {
+			int f = openat(parent, comp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+			if (f < 0)
+				return plait_error_set_errno(err, PLAIT_E_IO, errno, "mount target '%s': create '%s'",
+							     target, prefix.buf);
+			close(f);
+		}
+		cur = openat_in_root(rootfd, prefix.buf, O_PATH | O_NOFOLLOW);
+		char *real = cur >= 0 ? path_in_root(cur, root_abs) : NULL;
+		if (!real)
+			return plait_error_set(err, PLAIT_E_IO, "mount target '%s': cannot find created '%s'",
+					       target, prefix.buf);
+		PLAIT_ALLOC_GROW(stubs->v, stubs->n + 1, stubs->alloc);
+		stubs->v[stubs->n++] = (struct stub){ real, make_dir, { pst.st_atim, pst.st_mtim } };
+	}
+	return 0;
+}
+
+/* Remove the stubs that are still empty, newest first, restoring parent times. */
+static void remove_stubs(int rootfd, struct stubs *stubs)
+{
+	for (size_t i = stubs->n; i-- > 0;) {
+		struct stub *s = &stubs->v[i];
+		_cleanup_free_ char *parent_path = xstrdup(s->path);
+		char *slash = strrchr(parent_path, '/');
+		const char *base = slash + 1;
+		*slash = '\0';
+		_cleanup_close_ int parent = openat_in_root(rootfd, *parent_path ? parent_path : "/",
+							    O_RDONLY | O_DIRECTORY);
+		if (parent < 0)
+			continue;
+		struct stat st;
+		if (fstatat(parent, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (s->dir ? !S_ISDIR(st.st_mode) : !(S_ISREG(st.st_mode) && st.st_size == 0))
+			continue;
+		if (unlinkat(parent, base, s->dir ? AT_REMOVEDIR : 0) < 0)
+			continue; /* a directory the command filled: a real change now */
+		(void)futimens(parent, s->parent_times);
+	}
+}
+
+static void stubs_release(struct stubs *stubs)
+{
+	for (size_t i = 0; i < stubs->n; i++)
+		free(stubs->v[i].path);
+	free(stubs->v);
+}
+
+/* ---- the child side (after fork: report errors on the pipe, never return) ---- */
+
+struct child_ctx {
+	const struct plait_sandbox_spec *spec;
+	const char *root_abs;
+	const struct plait_sandbox_user *user;
+	int out_w, err_w, sync_w, status_w;
+};
+
+_noreturn_ static void child_fail(int sync_w, struct plait_buf *msg)
+{
+	(void)plait_write_all(sync_w, msg->buf, msg->len);
+	_exit(127);
+}
+
+#define CHILD_CHECK(cond, ctx, ...)                                     \
+	do {                                                             \
+		if (!(cond)) {                                           \
+			int _e_ = errno;                                 \
+			struct plait_buf _m_ = PLAIT_BUF_INIT;           \
+			plait_buf_addf(&_m_, __VA_ARGS__);               \
+			plait_buf_addf(&_m_, ": %s", strerror(_e_));     \
+			child_fail((ctx)->sync_w, &_m_);                 \
+		}                                                        \
+	} while (0)
+
+static void fd_path(char *buf, size_t size, int fd)
+{
+	snprintf(buf, size, "/proc/self/fd/%d", fd);
+}
+
+/* Mount onto target (resolved inside the root), read-only afterwards if asked. */
+static void mount_in_root(struct child_ctx *c, int rootfd, const char *source, const char *target,
+			  const char *fstype, unsigned long flags, const char *data, bool ro)
+{
+	char p[64];
+	int fd = openat_in_root(rootfd, target, O_PATH);
+	errno = fd < 0 ? -fd : 0;
+	CHILD_CHECK(fd >= 0, c, "sandbox: open mount target '%s'", target);
+	fd_path(p, sizeof(p), fd);
+	CHILD_CHECK(mount(source, p, fstype, flags, data) == 0, c, "sandbox: mount '%s' on '%s'",
+		    source ? source : fstype, target);
+	close(fd);
+	if (!ro)
+		return;
+	/* A bind ignores MS_RDONLY: remount the new mount (reopened: the old fd
+	 * still points under it). */
+	fd = openat_in_root(rootfd, target, O_PATH);
+	errno = fd < 0 ? -fd : 0;
+	CHILD_CHECK(fd >= 0, c, "sandbox: open mount '%s'", target);
+	fd_path(p, sizeof(p), fd);
+	CHILD_CHECK(mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | (flags & ~(unsigned long)(MS_BIND | MS_REC)), NULL) == 0,
+		    c, "sandbox: make '%s' read-only", target);
+	close(fd);
+}
+
+static void setup_dev(struct child_ctx *c, int rootfd)
+{
+	mount_in_root(c, rootfd, "tmpfs", "/dev", "tmpfs", MS_NOSUID, "mode=755,size=65536k", false);
+	int devfd = openat_in_root(rootfd, "/dev", O_PATH | O_DIRECTORY);
+	errno = devfd < 0 ? -devfd : 0;
+	CHILD_CHECK(devfd >= 0, c, "sandbox: open /dev");
+	static const char *const nodes[] = { "null", "zero", "full", "random", "urandom", "tty" };
+	for (size_t i = 0; i < ARRAY_SIZE(nodes); i++) {
+		char host[32], p[64];
+		snprintf(host, sizeof(host), "/dev/%s", nodes[i]);
+		int f = openat(devfd, nodes[i], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+		CHILD_CHECK(f >= 0, c, "sandbox: create /dev/%s", nodes[i]);
+		close(f);
+		f = openat(devfd, nodes[i], O_PATH | O_CLOEXEC);
+		CHILD_CHECK(f >= 0, c, "sandbox: open /dev/%s", nodes[i]);
+		fd_path(p, sizeof(p), f);
+		CHILD_CHECK(mount(host, p, NULL, MS_BIND, NULL) == 0, c, "sandbox: bind '%s'", host);
+		close(f);
+	}
+	CHILD_CHECK(mkdirat(devfd, "pts", 0755) == 0, c, "sandbox: create /dev/pts");
+	mount_in_root(c, rootfd, "devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+		      "newinstance,ptmxmode=0666,mode=0620,gid=5", false);
+	CHILD_CHECK(symlinkat("pts/ptmx", devfd, "ptmx") == 0, c, "sandbox: create /dev/ptmx");
+	CHILD_CHECK(mkdirat(devfd, "shm", 01777) == 0, c, "sandbox: create /dev/shm");
+	mount_in_root(c, rootfd, "shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		      "mode=1777,size=65536k", false);
+	static const char *const links[][2] = {
+		{ "fd", "/proc/self/fd" },
+		{ "stdin", "/proc/self/fd/0" },
+		{ "stdout", "/proc/self/fd/1" },
+		{ "stderr", "/proc/self/fd/2" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(links); i++)
+		CHILD_CHECK(symlinkat(links[i][1], devfd, links[i][0]) == 0, c, "sandbox: create /dev/%s",
+			    links[i][0]);
+	close(devfd);
+}
+
+static void mkdir_p(struct child_ctx *c, const char *path)
+{
+	_cleanup_buf_ struct plait_buf p = PLAIT_BUF_INIT;
+	for (const char *s = path; *s;) {
+		const char *e = strchrnul(s + 1, '/');
+		plait_buf_add(&p, s, e - s);
+		s = e;
+		if (p.len <= 1)
+			continue;
+		CHILD_CHECK(mkdir(p.buf, 0755) == 0 || errno == EEXIST, c, "create working directory '%s'", path);
+	}
+}
+
+_noreturn_ static void exec_command(struct child_ctx *c)
+{
+	const struct plait_sandbox_spec *spec = c->spec;
+	static const char *const no_env[] = { NULL };
+	char *const *envp = (char *const *)(spec->env ? spec->env : no_env);
+	const char *cmd = spec->argv[0];
+	if (strchr(cmd, '/')) {
+		execve(cmd, (char *const *)spec->argv, envp);
+		CHILD_CHECK(false, c, "exec '%s'", cmd);
+	}
+	const char *path = DEFAULT_PATH;
+	for (char *const *e = envp; *e; e++)
+		if (startswith(*e, "PATH="))
+			path = *e + 5;
+	int saved = ENOENT;
+	_cleanup_buf_ struct plait_buf p = PLAIT_BUF_INIT;
+	for (const char *s = path;;) {
+		const char *e = strchrnul(s, ':');
+		plait_buf_reset(&p);
+		if (e == s)
+			plait_buf_addch(&p, '.');
+		else
+			plait_buf_add(&p, s, e - s);
+		plait_buf_addf(&p, "/%s", cmd);
+		execve(p.buf, (char *const *)spec->argv, envp);
+		if (errno != ENOENT && errno != ENOTDIR)
+			saved = errno;
+		if (!*e)
+			break;
+		s = e + 1;
+	}
+	errno = saved;
+	CHILD_CHECK(false, c, "exec '%s' (PATH '%s')", cmd, path);
+	_exit(127);
+}
+
+_noreturn_ static void run_pid1(struct child_ctx *c)
+{
+	const struct plait_sandbox_spec *spec = c->spec;
+	char p[64];
+	/* The namespace dies with the helper, and so with the caller. */
+	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+
+	CHILD_CHECK(mount(c->root_abs, c->root_abs, NULL, MS_BIND | MS_REC, NULL) == 0, c,
+		    "sandbox: bind '%s'", c->root_abs);
+	/* Reopened: the earlier path now leads to the bind on top. */
+	int rootfd = open(c->root_abs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	CHILD_CHECK(rootfd >= 0, c, "sandbox: open '%s'", c->root_abs);
+
+	mount_in_root(c, rootfd, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, false);
+	{
+		int fd = openat_in_root(rootfd, "/sys", O_PATH);
+		errno = fd < 0 ? -fd : 0;
+		CHILD_CHECK(fd >= 0, c, "sandbox: open mount target '/sys'");
+		fd_path(p, sizeof(p), fd);
+		if (mount("sysfs", p, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+			close(fd);
+			mount_in_root(c, rootfd, "/sys", "/sys", NULL, MS_BIND | MS_REC, NULL, true);
+		} else {
+			close(fd);
+		}
+	}
+	setup_dev(c, rootfd);
+	mount_in_root(c, rootfd, spec->resolv_conf ? spec->resolv_conf : "/etc/resolv.conf", "/etc/resolv.conf",
+		      NULL, MS_BIND, NULL, true);
+	mount_in_root(c, rootfd, spec->hosts ? spec->hosts : "/etc/hosts", "/etc/hosts", NULL, MS_BIND, NULL, true);
+	for (size_t i = 0; i < spec->n_mounts; i++) {
+		const struct plait_sandbox_mount *m = &spec->mounts[i];
+		if (m->type == PLAIT_SANDBOX_TMPFS)
+			mount_in_root(c, rootfd, "tmpfs", m->target, "tmpfs",
+				      MS_NOSUID | MS_NODEV | (m->readonly ? MS_RDONLY : 0), m->options, false);
+		else
+			mount_in_root(c, rootfd, m->source, m->target, NULL, MS_BIND | MS_REC, NULL, m->readonly);
+	}
+	const char *hn = spec->hostname ? spec->hostname : "plait";
+	CHILD_CHECK(sethostname(hn, strlen(hn)) == 0, c, "sandbox: set hostname '%s'", hn);
+
+	CHILD_CHECK(fchdir(rootfd) == 0, c, "sandbox: enter '%s'", c->root_abs);
+	if (syscall(SYS_pivot_root, ".", ".") == 0) {
+		/* The old root is stacked under the new one: detach it. */
+		CHILD_CHECK(umount2(".", MNT_DETACH) == 0, c, "sandbox: detach the old root");
+	} else {
+		/* e.g. a root on initramfs: chroot still confines path lookups. */
+		CHILD_CHECK(chroot(".") == 0, c, "sandbox: chroot '%s'", c->root_abs);
+	}
+	CHILD_CHECK(chdir("/") == 0, c, "sandbox: chdir /");
+	close(rootfd);
+
+	const char *wd = spec->workdir && *spec->workdir ? spec->workdir : "/";
+	mkdir_p(c, wd);
+	CHILD_CHECK(chdir(wd) == 0, c, "change to working directory '%s'", wd);
+
+	int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	CHILD_CHECK(devnull >= 0, c, "sandbox: open /dev/null");
+	CHILD_CHECK(dup2(devnull, 0) == 0 && dup2(c->out_w, 1) == 1 && dup2(c->err_w, 2) == 2, c,
+		    "sandbox: set up stdio");
+
+	CHILD_CHECK(setgroups(c->user->n_groups, c->user->groups) == 0, c, "set groups of user '%s'",
+		    spec->user && *spec->user ? spec->user : "root");
+	CHILD_CHECK(setgid(c->user->gid) == 0, c, "set gid %u", (unsigned)c->user->gid);
+	CHILD_CHECK(setuid(c->user->uid) == 0, c, "set uid %u", (unsigned)c->user->uid);
+
+	/* The caller may ignore or block signals (SIGPIPE): the command must not. */
+	sigset_t all;
+	sigemptyset(&all);
+	for (int s = 1; s < NSIG; s++)
+		if (s != SIGKILL && s != SIGSTOP)
+			(void)signal(s, SIG_DFL);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	/* Nothing but 0-2 and the close-on-exec sync pipe survive exec. */
+	CHILD_CHECK(close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) == 0, c, "sandbox: close descriptors");
+	exec_command(c);
+}
+
+static void loopback_up(void)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return;
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	memcpy(ifr.ifr_name, "lo", 3);
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
+		ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+		(void)ioctl(s, SIOCSIFFLAGS, &ifr);
+	}
+	close(s);
+}
+
+_noreturn_ static void run_helper(struct child_ctx *c)
+{
+	int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
+	if (c->spec->network_none)
+		flags |= CLONE_NEWNET;
+	CHILD_CHECK(unshare(flags) == 0, c, "sandbox: create namespaces (are you root?)");
+	/* Nothing we mount may reach the caller's namespace. */
+	CHILD_CHECK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0, c, "sandbox: make mounts private");
+	if (c->spec->network_none)
+		loopback_up();
+	pid_t pid = fork();
+	CHILD_CHECK(pid >= 0, c, "sandbox: fork");
+	if (pid == 0)
+		run_pid1(c);
+	close(c->out_w);
+	close(c->err_w);
+	close(c->sync_w);
+	int32_t msg[2] = { pid, 0 };
+	(void)plait_write_all(c->status_w, msg, sizeof(msg[0]));
+	int st;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			_exit(1);
+	msg[1] = st;
+	(void)plait_write_all(c->status_w, &msg[1], sizeof(msg[1]));
+	_exit(0);
+}
+
+/* ---- the caller's side ---- */
+
+struct line_buf {
+	struct plait_buf b;
+	enum plait_sandbox_stream stream;
+	int fd;
+};
+
+static void deliver(const struct plait_sandbox_spec *spec, struct line_buf *l, bool eof)
+{
+	size_t start = 0;
+	for (;;) {
+		char *nl = memchr(l->b.buf + start, '\n', l->b.len - start);
+		size_t end;
+		if (nl)
+			end = nl - l->b.buf;
+		else if (l->b.len - start >= LINE_MAX_BYTES || (eof && l->b.len > start))
+			end = l->b.len;
+		else
+			break;
+		if (spec->on_output)
+			spec->on_output(spec->opaque, l->stream, l->b.buf + start, end - start);
+		start = nl ? end + 1 : end;
+	}
+	if (start) {
+		memmove(l->b.buf, l->b.buf + start, l->b.len - start);
+		plait_buf_setlen(&l->b, l->b.len - start);
+	}
+}
+
+static void close_pair(int p[2])
+{
+	for (int i = 0; i < 2; i++)
+		if (p[i] >= 0) {
+			close(p[i]);
+			p[i] = -1;
+		}
+}
+
+void plait_sandbox_result_release(struct plait_sandbox_result *res)
+{
+	if (!res)
+		return;
+	plait_strv_free(res->stubs);
+	res->stubs = NULL;
+}
+
+int plait_sandbox_run(const struct plait_sandbox_spec *spec, struct plait_sandbox_result *res,
+		      struct plait_error **err)
+{
+	*res = (struct plait_sandbox_result){ 0 };
+	if (!spec->argv || !spec->argv[0])
+		return plait_error_set(err, PLAIT_E_USAGE, "sandbox: empty command");
+	if (spec->workdir && *spec->workdir && spec->workdir[0] != '/')
+		return plait_error_set(err, PLAIT_E_USAGE, "working directory '%s' must be absolute", spec->workdir);
+	for (size_t i = 0; i < spec->n_mounts; i++) {
+		const struct plait_sandbox_mount *m = &spec->mounts[i];
+		if (!m->target || m->target[0] != '/')
+			return plait_error_set(err, PLAIT_E_USAGE, "mount target '%s' must be an absolute path",
+					       m->target ? m->target : "");
+		if (m->type == PLAIT_SANDBOX_BIND && (!m->source || m->source[0] != '/'))
+			return plait_error_set(err, PLAIT_E_USAGE, "mount source '%s' must be an absolute path",
+					       m->source ? m->source : "");
+	}
+
+	_cleanup_free_ char *root_abs = realpath(spec->rootfs, NULL);
+	if (!root_abs)
+		return plait_error_set_errno(err, PLAIT_E_NOT_FOUND, errno, "sandbox root '%s'", spec->rootfs);
+	_cleanup_close_ int rootfd = open(root_abs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return plait_error_set_errno(err, PLAIT_E_IO, errno, "sandbox root '%s'", root_abs);
+
+	struct plait_sandbox_user user;
+	int r = plait_sandbox_resolve_user(root_abs, spec->user, &user, err);
+	if (r < 0)
+		return r;
+
+	struct stubs stubs = { 0 };
+	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, syncp[2] = { -1, -1 }, statp[2] = { -1, -1 };
+	struct line_buf lines[2] = { { PLAIT_BUF_INIT, PLAIT_SANDBOX_STDOUT, -1 },
+				     { PLAIT_BUF_INIT, PLAIT_SANDBOX_STDERR, -1 } };
+	_cleanup_buf_ struct plait_buf sync_msg = PLAIT_BUF_INIT;
+	pid_t helper = -1;
+
+	static const char *const dirs[] = { "/proc", "/sys", "/dev" };
+	for (size_t i = 0; i < ARRAY_SIZE(dirs) && r >= 0; i++)
+		r = ensure_target(rootfd, root_abs, dirs[i], true, &stubs, err);
+	if (r >= 0)
+		r = ensure_target(rootfd, root_abs, "/etc/resolv.conf", false, &stubs, err);
+	if (r >= 0)
+		r = ensure_target(rootfd, root_abs, "/etc/hosts", false, &stubs, err);
+	for (size_t i = 0; i < spec->n_mounts && r >= 0; i++) {
+		const struct plait_sandbox_mount *m = &spec->mounts[i];
+		bool dir = true;
+		if (m->type == PLAIT_SANDBOX_BIND) {
+			struct stat st;
+			if (stat(m->source, &st) < 0) {
+				r = plait_error_set_errno(err, PLAIT_E_NOT_FOUND, errno, "mount source '%s'", m->source);
+				break;
+			}
+			dir = S_ISDIR(st.st_mode);
+		}
+		r = ensure_target(rootfd, root_abs, m->target, dir, &stubs, err);
+	}
+	if (r < 0)
+		goto out;
+
+	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || pipe2(syncp, O_CLOEXEC) < 0 ||
+	    pipe2(statp, O_CLOEXEC) < 0) {
+		r = plait_error_set_errno(err, PLAIT_E_IO, errno, "sandbox: create pipes");
+		goto out;
+	}
+	struct child_ctx c = { spec, root_abs, &user, outp[1], errp[1], syncp[1], statp[1] };
+	helper = fork();
+	if (helper < 0) {
+		r = plait_error_set_errno(err, PLAIT_E_IO, errno, "sandbox: fork");
+		goto out;
+	}
+	if (helper == 0) {
+		close(outp[0]);
+		close(errp[0]);
+		close(syncp[0]);
+		close(statp[0]);
+		run_helper(&c);
+	}
+	close(outp[1]);
+	close(errp[1]);
+	close(syncp[1]);
+	close(statp[1]);
+	outp[1] = errp[1] = syncp[1] = statp[1] = -1;
+	lines[0].fd = outp[0];
+	lines[1].fd = errp[0];
+
+	int32_t stat_msg[2];
+	size_t stat_got = 0;
+	bool cancel_open = spec->cancel_fd > 0, sync_open = true, stat_open = true;
+	while (lines[0].fd >= 0 || lines[1].fd >= 0 || sync_open || stat_open) {
+		struct pollfd pfd[5];
+		int n = 0;
+		for (int i = 0; i < 2; i++)
+			pfd[n++] = (struct pollfd){ .fd = lines[i].fd, .events = POLLIN };
+		pfd[n++] = (struct pollfd){ .fd = sync_open ? syncp[0] : -1, .events = POLLIN };
+		pfd[n++] = (struct pollfd){ .fd = stat_open ? statp[0] : -1, .events = POLLIN };
+		pfd[n++] = (struct pollfd){ .fd = cancel_open ? spec->cancel_fd : -1, .events = POLLIN };
+		if (poll(pfd, n, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			r = plait_error_set_errno(err, PLAIT_E_IO, errno, "sandbox: poll");
+			kill(helper, SIGKILL);
+			break;
+		}
+		char buf[16384];
+		for (int i = 0; i < 2; i++) {
+			if (lines[i].fd < 0 || !pfd[i].revents)
+				continue;
+			ssize_t got = read(lines[i].fd, buf, sizeof(buf));
+			if (got < 0 && errno == EINTR)
+				continue;
+			if (got <= 0) {
+				deliver(spec, &lines[i], true);
+				close(lines[i].fd);
+				lines[i].fd = -1;
+				if (i == 0)
+					outp[0] = -1;
+				else
+					errp[0] = -1;
+				continue;
+			}
+			plait_buf_add(&lines[i].b, buf, got);
+			deliver(spec, &lines[i], false);
+		}
+		if (sync_open && pfd[2].revents) {
+			ssize_t got = read(syncp[0], buf, sizeof(buf));
+			if (got > 0)
+				plait_buf_add(&sync_msg, buf, got);
+			else if (got == 0 || errno != EINTR)
+				sync_open = false;
+		}
+		if (stat_open && pfd[3].revents) {
+			ssize_t got = read(statp[0], (char *)stat_msg + stat_got, sizeof(stat_msg) - stat_got);
+			if (got > 0)
+				stat_got += got;
+			else if (got == 0 || errno != EINTR)
+				stat_open = false;
+		}
+		if (cancel_open && pfd[4].revents) {
+			cancel_open = false;
+			res->cancelled = true;
+			/* pid 1 dying takes the whole namespace with it. */
+			if (stat_got >= sizeof(stat_msg[0]))
+				kill(stat_msg[0], SIGKILL);
+			kill(helper, SIGKILL);
+		}
+	}
+	int hst;
+	while (waitpid(helper, &hst, 0) < 0 && errno == EINTR)
+		;
+	if (r < 0)
+		goto out;
+	if (sync_msg.len) {
+		r = plait_error_set(err, PLAIT_E_GENERIC, "%s", sync_msg.buf);
+		goto out;
+	}
+	if (stat_got == sizeof(stat_msg)) {
+		if (WIFSIGNALED(stat_msg[1]))
+			res->signal = WTERMSIG(stat_msg[1]);
+		else
+			res->exit_code = WEXITSTATUS(stat_msg[1]);
+	} else if (res->cancelled) {
+		res->signal = SIGKILL;
+	} else {
+		r = plait_error_set(err, PLAIT_E_GENERIC, "sandbox: the helper process died (status %d)", hst);
+	}
+
+out:
+	remove_stubs(rootfd, &stubs);
+	if (stubs.n) {
+		res->stubs = xcalloc(stubs.n + 1, sizeof(char *));
+		for (size_t i = 0; i < stubs.n; i++)
+			res->stubs[i] = xstrdup(stubs.v[i].path);
+	}
+	stubs_release(&stubs);
+	close_pair(outp);
+	close_pair(errp);
+	close_pair(syncp);
+	close_pair(statp);
+	plait_buf_release(&lines[0].b);
+	plait_buf_release(&lines[1].b);
+	plait_sandbox_user_release(&user);
+	return r < 0 ? r : 0;
+}

@@ -1,0 +1,510 @@
+/* Unit tests for platforms/sandbox: a busybox root (Debian's busybox-static).
+ * Needs root; skipped otherwise or when /bin/busybox is not static-capable. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "core/buf.h"
+#include "core/snapshot.h"
+#include "platforms/sandbox.h"
+
+#include "core/banned.h"
+
+#define BUSYBOX "/bin/busybox"
+
+static char tmpdir[] = "/tmp/plait-sbx-XXXXXX";
+static char root[PATH_MAX];
+static bool usable;
+
+static void write_file(const char *path, const char *content)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(plait_write_all(fd, content, strlen(content)), 0);
+	close(fd);
+}
+
+static void in_root(struct plait_buf *b, const char *rel)
+{
+	plait_buf_reset(b);
+	plait_buf_addf(b, "%s%s", root, rel);
+}
+
+static bool root_has(const char *rel)
+{
+	_cleanup_buf_ struct plait_buf p = PLAIT_BUF_INIT;
+	in_root(&p, rel);
+	struct stat st;
+	return lstat(p.buf, &st) == 0;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	if (geteuid() != 0 || access(BUSYBOX, X_OK) != 0)
+		return 0;
+	assert_non_null(mkdtemp(tmpdir));
+	snprintf(root, sizeof(root), "%s/root", tmpdir);
+	_cleanup_buf_ struct plait_buf p = PLAIT_BUF_INIT;
+	assert_int_equal(mkdir(root, 0755), 0);
+	in_root(&p, "/bin");
+	assert_int_equal(mkdir(p.buf, 0755), 0);
+	in_root(&p, "/etc");
+	assert_int_equal(mkdir(p.buf, 0755), 0);
+	/* A copy, so the test root never links to the host's binary. */
+	_cleanup_buf_ struct plait_buf bb = PLAIT_BUF_INIT;
+	assert_int_equal(plait_buf_read_file(&bb, BUSYBOX, 64 << 20), 0);
+	in_root(&p, "/bin/busybox");
+	int fd = open(p.buf, O_WRONLY | O_CREAT | O_TRUNC, 0755);
+	assert_true(fd >= 0);
+	assert_int_equal(plait_write_all(fd, bb.buf, bb.len), 0);
+	close(fd);
+	static const char *const applets[] = { "sh", "echo", "id", "cat", "ls", "env", "hostname",
+						"ip", "pwd", "sleep", "touch", "grep", "test", "tr", "printf" };
+	for (size_t i = 0; i < ARRAY_SIZE(applets); i++) {
+		in_root(&p, "/bin/");
+		plait_buf_adds(&p, applets[i]);
+		assert_int_equal(symlink("busybox", p.buf), 0);
+	}
+	in_root(&p, "/etc/passwd");
+	write_file(p.buf, "root:x:0:0:root:/root:/bin/sh\nbob:x:1000:1000::/home/bob:/bin/sh\n");
+	in_root(&p, "/etc/group");
+	write_file(p.buf, "root:x:0:\nbob:x:1000:\nstaff:x:50:alice,bob\n");
+	usable = true;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	if (usable)
+		(void)plait_remove_tree(tmpdir);
+	return 0;
+}
+
+static void require_root(void)
+{
+	if (!usable)
+		skip();
+}
+
+struct output {
+	struct plait_buf out, err;
+};
+
+static void collect(void *opaque, enum plait_sandbox_stream stream, const char *line, size_t len)
+{
+	struct output *o = opaque;
+	struct plait_buf *b = stream == PLAIT_SANDBOX_STDOUT ? &o->out : &o->err;
+	plait_buf_add(b, line, len);
+	plait_buf_addch(b, '\n');
+}
+
+static const char *const default_env[] = { "PATH=/bin", NULL };
+
+static struct plait_sandbox_spec spec_for(const char *const *argv, struct output *o)
+{
+	return (struct plait_sandbox_spec){
+		.rootfs = root, .argv = argv, .env = default_env, .on_output = collect, .opaque = o,
+		.cancel_fd = -1,
+	};
+}
+
+/* Runs spec and fails the test on a setup error. */
+static void run_ok(const struct plait_sandbox_spec *spec, struct plait_sandbox_result *res)
+{
+	_cleanup_error_ struct plait_error *err = NULL;
+	int r = plait_sandbox_run(spec, res, &err);
+	if (r < 0)
+		fail_msg("sandbox run: %s", err->msg);
+}
+
+static void output_release(struct output *o)
+{
+	plait_buf_release(&o->out);
+	plait_buf_release(&o->err);
+}
+
+#define SH(...) ((const char *const[]){ "sh", "-c", __VA_ARGS__, NULL })
+
+static void test_sandbox__stdout_and_stderr_are_captured_by_line(void **state)
+{
+	(void)state;
+	require_root();
+	struct output o = { PLAIT_BUF_INIT, PLAIT_BUF_INIT };
+	struct plait_sandbox_spec spec = spec_for(SH("echo hello; echo oops >&2; echo world; printf tail"), &o);
+	struct plait_sandbox_result res;
+	run_ok(&spec, &res);
+	assert_int_equal(res.exit_code, 0);
+	assert_int_equal(res.signal, 0);
+	assert_string_equal(o.out.buf, "hello\nworld\ntail\n");
+	assert_string_equal(o.err.buf, "oops\n");
+	plait_sandbox_result_release(&res);
+	output_release(&o);
+}
+
+static void test_sandbox__exit_status_is_propagated(void **state)
+{
+	(void)state;
+	require_root();
+	struct output o = { PLAIT_BUF_INIT, PLAIT_BUF_INIT };
+	struct plait_sandbox_spec spec = spec_for(SH("exit 3"), &o);
+	struct plait_sandbox_result res;
+	run_ok(&spec, &res);
+	assert_int_equal(res.exit_code, 3);
+	assert_false(res.cancelled);
+	plait_sandbox_result_release(&res);
+	output_release(&o);
+}
+
+static void test_sandbox__environment_is_exactly_the_given_one(void **state)
+{
+	(void)state;
+	require_root();
+	setenv("PLAIT_HOST_SECRET", "leak", 1);
+	struct output o = { PLAIT_BUF_INIT, PLAIT_BUF_INIT };
+	const char *const env[] = { "PATH=/bin", "A=1", "B=two words", NULL };
+	const char *const argv[] = { "env", NULL };
+	struct plait_sandbox_spec spec = spec_for(argv, &o);
+	spec.env = env;
+	struct plait_sandbox_result res;
+	run_ok(&spec, &res);
+	assert_int_equal(res.exit_code, 0);
+	assert_string_equal(o.out.buf, "PATH=/bin\nA=1\nB=two words\n");
+	unsetenv("PLAIT_HOST_SECRET");
+	plait_sandbox_result_release(&res);
+	output_release(&o);
+}
+
+static void test_sandbox__command_is_pid_1_with_a_fresh_proc(void **state)
+{
+	(void)state;
+	require_root();
+	struct output o = { PLAIT_BUF_INIT, PLAIT_BUF_INIT };
+	struct plait_sandbox_spec spec = spec_for(SH("echo $$; ls /proc | grep -c '^[0-9]'"), &o);
+	struct plait_sandbox_result res;
+	run_ok(&spec, &res);
+	/* pid 1 (sh) and the pipeline's ls and grep: nothing of the host. */
+	assert_string_equal(o.out.buf, "1\n3\n");
+	plait_sandbox_result_release(&res);
+	output_release(&o);
+}
+
+static void test_sandbox__hostname_is_set(void **state)
+{
+	(void)state;
+	require_root();
+	struct output o = { PLAIT_BUF_INIT, PLAIT_BUF_INIT };
+	const char *const argv[] = { "hostname", NULL };
+	struct plait_sandbox_spec spec = spec_for(argv, &o);
+	spec.hostname = "buildhost";
+	struct plait_sandbox_result res;
+	run_ok(&spec, &res);
+	assert_string_equal(o.out.buf, "buildhost\n");
+	plait_sandbox_result_release(&res);
+	output_release(&o);
+}
+
+static void test_sandbox__network_none_has_only_an_up_loopback(void **state)
+{
+	(void)state;
+	require_root();
+	struct output o = { PLAIT_BUF_INIT, PLAIT_BUF_INIT };
+	struct plait_sandbox_spec spec = spec_for(SH("ls /sys/class/net; ip -o link | grep -c UP"), &o);
+	spec.network_none = true;
+	struct plait_sandbox_result res;
+	run_ok(&spec, &res);
+	assert_string_equal(o.out.buf, "lo\n1\n");
+	assert_string_equal(o.err.buf, "");
+	plait_sandbox_result_release(&res);
+	output_release(&o);
+}
+
+static void run_id(const char *user, const char *want)
+{
+	struct output o = { PLAIT_BUF_INIT, PLAIT_BUF_INIT };
+	const char *const argv[] = { "id", NULL };
+	struct plait_sandbox_spec spec = spec_for(argv, &o);
+	spec.user = user;
+	struct plait_sandbox_result res;
+	run_ok(&spec, &res);
+	assert_string_equal(o.out.buf, want);
+	plait_sandbox_result_release(&res);
+	output_release(&o);
+}
+
+static void test_sandbox__user_by_name_gets_supplementary_groups(void **state)
+{
+	(void)state;
+	require_root();
+	run_id("bob", "uid=1000(bob) gid=1000(bob) groups=50(staff),1000(bob)\n"); /* the kernel sorts groups */
+}
+
+static void test_sandbox__user_by_uid_gid_need_not_exist(void **state)
+{
+	(void)state;
+	require_root();
+	run_id("4321:50", "uid=4321 gid=50(staff) groups=50(staff)\n");
+	run_id("bob:staff", "uid=1000(bob) gid=50(staff) groups=50(staff)\n");
+	run_id("", "uid=0(root) gid=0(root) groups=0(root)\n");
+}
+
+static void test_sandbox__missing_user_names_user_and_file(void **state)
+{
+	(void)state;
+	require_root();
+	struct output o = { PLAIT_BUF_INIT, PLAIT_BUF_INIT };
+	const char *const argv[] = { "id", NULL };
+	struct plait_sandbox_spec spec = spec_for(argv, &o);
+	spec.user = "nobody2";
+	struct plait_sandbox_result res;
+	_cleanup_error_ struct plait_error *err = NULL;
+	assert_int_equal(plait_sandbox_run(&spec, &res, &err), -PLAIT_E_NOT_FOUND);
+	assert_non_null(strstr(err->msg, "'nobody2'"));
+	assert_non_null(strstr(err->msg, "/etc/passwd"));
+	plait_error_clear(&err);
+	spec.user = "bob:nogroup";
+	assert_int_equal(plait_sandbox_run(&spec, &res, &err), -PLAIT_E_NOT_FOUND);
+	assert_non_null(strstr(err->msg, "'nogroup'"));
+	assert_non_null(strstr(err->msg, "/etc/group"));
+	assert_string_equal(o.out.buf, "");
+	output_release(&o);
+}
+
+static void test_sandbox__resolve_user_stays_inside_the_root(void **state)
+{
+	(void)state;
+	require_root();
+	/* An image whose /etc/passwd is an absolute symlink: it must resolve
+	 * to the image's file, not the host's. */
+	_cleanup_buf_ struct plait_buf r2 = PLAIT_BUF_INIT;
+	_cleanup_buf_ struct plait_buf p = PLAIT_BUF_INIT;
+	plait_buf_addf(&r2, "%s/root2", tmpdir);
+	assert_int_equal(mkdir(r2.buf, 0755), 0);
+	plait_buf_addf(&p, "%s/etc", r2.buf);
+	assert_int_equal(mkdir(p.buf, 0755), 0);
+	plait_buf_adds(&p, "/passwd");
+	assert_int_equal(symlink("/../../../../etc/passwd.img", p.buf), 0);
+	plait_buf_reset(&p);
+	plait_buf_addf(&p, "%s/etc/passwd.img", r2.buf);
+	write_file(p.buf, "root:x:4242:77::/:/bin/sh\n");
+	struct plait_sandbox_user u;
+	_cleanup_error_ struct plait_error *err = NULL;
+	assert_int_equal(plait_sandbox_resolve_user(r2.buf, "root", &u, &err), 0);
+	assert_int_equal(u.uid, 4242);
+	assert_int_equal(u.gid, 77);
+	assert_int_equal(u.n_groups, 1);
+	assert_int_equal(u.groups[0], 77);
+	plait_sandbox_user_release(&u);
+	assert_int_equal(plait_sandbox_resolve_user(r2.buf, "a:b:c", &u, &err), -PLAIT_E_NOT_FOUND);
+	assert_int_equal(plait_sandbox_resolve_user(r2.buf, ":5", &u, &err), -PLAIT_E_USAGE);
+	assert_non_null(strstr(err->msg, "invalid user ':5'"));
+}
+
+static void test_sandbox__workdir_is_created(void **state)
+{
+	(void)state;
+	require_root();
+	struct output o = { PLAIT_BUF_INIT, PLAIT_BUF_INIT };
+	const char *const argv[] = { "pwd", NULL };
+	struct plait_sandbox_spec spec = spec_for(argv, &o);
+	spec.workdir = "/work/dir";
+	struct plait_sandbox_result res;
+	run_ok(&spec, &res);
+	assert_string_equal(o.out.buf, "/work/dir\n");
+	assert_true(root_has("/work/dir"));
+	plait_sandbox_result_release(&res);
+	output_release(&o);
+}
+
+static void test_sandbox__bind_and_tmpfs_mounts_are_visible(void **state)
+{
+	(void)state;
+	require_root();
+	_cleanup_buf_ struct plait_buf src = PLAIT_BUF_INIT;
+	_cleanup_buf_ struct plait_buf f = PLAIT_BUF_INIT;
+	plait_buf_addf(&src, "%s/hostdir", tmpdir);
+	assert_int_equal(mkdir(src.buf, 0755), 0);
+	plait_buf_addf(&f, "%s/hello", src.buf);
+	write_file(f.buf, "from host\n");
+	struct plait_sandbox_mount mounts[] = {
+		{ .type = PLAIT_SANDBOX_BIND, .source = src.buf, .target = "/mnt/src", .readonly = true },
+		{ .type = PLAIT_SANDBOX_TMPFS, .target = "/scratch", .options = "size=1m" },
+	};
+	struct output o = { PLAIT_BUF_INIT, PLAIT_BUF_INIT };
+	struct plait_sandbox_spec spec = spec_for(
+		SH("cat /mnt/src/hello; grep -c ' /scratch tmpfs' /proc/mounts; "
+		   "touch /scratch/x && echo tmpfs-writable; touch /mnt/src/x 2>/dev/null || echo bind-readonly"),
+		&o);
+	spec.mounts = mounts;
+	spec.n_mounts = ARRAY_SIZE(mounts);
+	struct plait_sandbox_result res;
+	run_ok(&spec, &res);
+	assert_string_equal(o.out.buf, "from host\n1\ntmpfs-writable\nbind-readonly\n");
+	/* The stub mount points are gone again, and nothing leaked to the host dir. */
+	assert_false(root_has("/mnt"));
+	assert_false(root_has("/scratch"));
+	assert_int_equal(access(f.buf, F_OK), 0);
+	plait_sandbox_result_release(&res);
+	output_release(&o);
+}
+
+static void test_sandbox__dev_is_minimal_and_usable(void **state)
+{
+	(void)state;
+	require_root();
+	struct output o = { PLAIT_BUF_INIT, PLAIT_BUF_INIT };
+	struct plait_sandbox_spec spec = spec_for(SH("echo x > /dev/null && ls /dev | grep -v '^fd$' | tr '\\n' ' '; "
+						    "test -c /dev/pts/ptmx && echo pts"), &o);
+	struct plait_sandbox_result res;
+	run_ok(&spec, &res);
+	(void)res;
+	assert_true(startswith(o.out.buf, "full null ptmx pts random shm stderr stdin stdout tty urandom zero"));
+	plait_sandbox_result_release(&res);
+	output_release(&o);
+}
+
+static void test_sandbox__resolv_conf_is_bound_and_not_left_in_the_upper(void **state)
+{
+	(void)state;
+	require_root();
+	_cleanup_buf_ struct plait_buf layer = PLAIT_BUF_INIT;
+	_cleanup_buf_ struct plait_buf work = PLAIT_BUF_INIT;
+	_cleanup_buf_ struct plait_buf rc = PLAIT_BUF_INIT;
+	plait_buf_addf(&work, "%s/snaps", tmpdir);
+	assert_int_equal(mkdir(work.buf, 0755), 0);
+	plait_buf_addf(&rc, "%s/resolv.conf", tmpdir);
+	write_file(rc.buf, "nameserver 192.0.2.53\n");
+	const char *lowers[] = { root };
+	struct plait_snapshot *s = NULL;
+	_cleanup_error_ struct plait_error *err = NULL;
+	assert_int_equal(plait_snapshot_prepare(lowers, 1, work.buf, PLAIT_SNAPSHOT_OVERLAY, &s, &err), 0);
+
+	struct output o = { PLAIT_BUF_INIT, PLAIT_BUF_INIT };
+	struct plait_sandbox_spec spec = spec_for(SH("cat /etc/resolv.conf; echo x >> /etc/resolv.conf || echo readonly"), &o);
+	spec.rootfs = plait_snapshot_root(s);
+	spec.resolv_conf = rc.buf;
+	struct plait_sandbox_result res;
+	run_ok(&spec, &res);
+	assert_string_equal(o.out.buf, "nameserver 192.0.2.53\nreadonly\n");
+	/* Created for the mount, so listed and removed. */
+	assert_non_null(res.stubs);
+	bool listed = false;
+	for (char **p = res.stubs; *p; p++)
+		listed |= streq(*p, "/etc/resolv.conf");
+	assert_true(listed);
+	_cleanup_buf_ struct plait_buf up = PLAIT_BUF_INIT;
+	plait_buf_addf(&up, "%s/etc/resolv.conf", plait_snapshot_upper(s));
+	assert_int_equal(access(up.buf, F_OK), -1);
+	plait_buf_reset(&up);
+	plait_buf_addf(&up, "%s/proc", plait_snapshot_upper(s));
+	assert_int_equal(access(up.buf, F_OK), -1);
+	/* The host file is untouched. */
+	_cleanup_buf_ struct plait_buf host = PLAIT_BUF_INIT;
+	assert_int_equal(plait_buf_read_file(&host, rc.buf, 4096), 0);
+	assert_string_equal(host.buf, "nameserver 192.0.2.53\n");
+	plait_sandbox_result_release(&res);
+	plait_snapshot_release(s);
+	output_release(&o);
+}
+
+static void test_sandbox__missing_command_is_an_error(void **state)
+{
+	(void)state;
+	require_root();
+	struct output o = { PLAIT_BUF_INIT, PLAIT_BUF_INIT };
+	const char *const argv[] = { "nosuchcmd", NULL };
+	struct plait_sandbox_spec spec = spec_for(argv, &o);
+	struct plait_sandbox_result res;
+	_cleanup_error_ struct plait_error *err = NULL;
+	assert_true(plait_sandbox_run(&spec, &res, &err) < 0);
+	assert_non_null(strstr(err->msg, "exec 'nosuchcmd'"));
+	plait_sandbox_result_release(&res);
+	output_release(&o);
+}
+
+static void test_sandbox__cancel_kills_the_namespace(void **state)
+{
+	(void)state;
+	require_root();
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(write(p[1], "x", 1), 1);
+	struct output o = { PLAIT_BUF_INIT, PLAIT_BUF_INIT };
+	struct plait_sandbox_spec spec = spec_for(SH("sleep 60 & sleep 60; echo not-reached"), &o);
+	spec.cancel_fd = p[0];
+	struct plait_sandbox_result res;
+	uint64_t t0 = plait_now_ns();
+	run_ok(&spec, &res);
+	assert_true(res.cancelled);
+	assert_int_equal(res.signal, SIGKILL);
+	assert_true(plait_now_ns() - t0 < 10ull * 1000 * 1000 * 1000);
+	assert_string_equal(o.out.buf, "");
+	close(p[0]);
+	close(p[1]);
+	plait_sandbox_result_release(&res);
+	output_release(&o);
+}
+
+static void test_sandbox__stubs_are_removed_after_the_run(void **state)
+{
+	(void)state;
+	require_root();
+	struct output o = { PLAIT_BUF_INIT, PLAIT_BUF_INIT };
+	struct plait_sandbox_spec spec = spec_for(SH(":"), &o);
+	struct plait_sandbox_result res;
+	run_ok(&spec, &res);
+	assert_false(root_has("/proc"));
+	assert_false(root_has("/dev"));
+	assert_false(root_has("/sys"));
+	assert_false(root_has("/etc/hosts"));
+	assert_true(root_has("/etc/passwd"));
+	plait_sandbox_result_release(&res);
+	output_release(&o);
+}
+
+static void test_sandbox__relative_workdir_is_refused(void **state)
+{
+	(void)state;
+	struct output o = { PLAIT_BUF_INIT, PLAIT_BUF_INIT };
+	struct plait_sandbox_spec spec = spec_for(SH(":"), &o);
+	spec.workdir = "rel";
+	struct plait_sandbox_result res;
+	_cleanup_error_ struct plait_error *err = NULL;
+	assert_int_equal(plait_sandbox_run(&spec, &res, &err), -PLAIT_E_USAGE);
+	assert_string_equal(err->msg, "working directory 'rel' must be absolute");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sandbox__stdout_and_stderr_are_captured_by_line),
+		cmocka_unit_test(test_sandbox__exit_status_is_propagated),
+		cmocka_unit_test(test_sandbox__environment_is_exactly_the_given_one),
+		cmocka_unit_test(test_sandbox__command_is_pid_1_with_a_fresh_proc),
+		cmocka_unit_test(test_sandbox__hostname_is_set),
+		cmocka_unit_test(test_sandbox__network_none_has_only_an_up_loopback),
+		cmocka_unit_test(test_sandbox__user_by_name_gets_supplementary_groups),
+		cmocka_unit_test(test_sandbox__user_by_uid_gid_need_not_exist),
+		cmocka_unit_test(test_sandbox__missing_user_names_user_and_file),
+		cmocka_unit_test(test_sandbox__resolve_user_stays_inside_the_root),
+		cmocka_unit_test(test_sandbox__workdir_is_created),
+		cmocka_unit_test(test_sandbox__bind_and_tmpfs_mounts_are_visible),
+		cmocka_unit_test(test_sandbox__dev_is_minimal_and_usable),
+		cmocka_unit_test(test_sandbox__resolv_conf_is_bound_and_not_left_in_the_upper),
+		cmocka_unit_test(test_sandbox__missing_command_is_an_error),
+		cmocka_unit_test(test_sandbox__cancel_kills_the_namespace),
+		cmocka_unit_test(test_sandbox__stubs_are_removed_after_the_run),
+		cmocka_unit_test(test_sandbox__relative_workdir_is_refused),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
