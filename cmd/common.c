@@ -42,7 +42,7 @@ static void strv_push(char ***v, size_t *n, const char *s)
 	(*v)[*n] = NULL;
 }
 
-static int parse_positive(const char *cmd, const char *opt, const char *arg, long max, long *out)
+int parse_number_option(const char *cmd, const char *opt, const char *arg, long max, long *out)
 {
 	char *end;
 	errno = 0;
@@ -64,7 +64,7 @@ int registry_cli_option(struct registry_cli *rc, const char *cmd, int c, const c
 		strv_push(&rc->cert_dirs, &rc->n_cert_dirs, arg);
 		return 1;
 	case OPT_RETRIES:
-		if (parse_positive(cmd, "--retries", arg, 100, &v) < 0)
+		if (parse_number_option(cmd, "--retries", arg, 100, &v) < 0)
 			return -1;
 		rc->opts.max_tries = (int)v;
 		return 1;
@@ -126,14 +126,11 @@ int narrow_to_platforms(struct plait_endpoint *ep, struct plait_descriptor *root
 		/* A single image: check it is one of the platforms asked for. */
 		struct plait_manifest m = { 0 };
 		struct plait_image_config cfg = { 0 };
-		struct plait_buf cbuf = PLAIT_BUF_INIT;
 		int r = plait_manifest_parse(data->buf, data->len, &m, err);
-		if (r >= 0)
-			r = plait_endpoint_read_blob(ep, &m.config, PLAIT_MANIFEST_MAX, &cbuf, err);
-		if (r >= 0)
-			r = plait_image_config_parse(cbuf.buf, cbuf.len, &cfg, err);
 		if (r < 0)
-			plait_error_wrap(err, "%s: config %s", ep->display, m.config.digest);
+			plait_error_wrap(err, "%s", ep->display);
+		else
+			r = plait_endpoint_image_config(ep, &m, &cfg, err);
 		if (r >= 0) {
 			struct plait_platform have = { .os = cfg.os, .architecture = cfg.architecture,
 						       .variant = cfg.variant };
@@ -148,7 +145,6 @@ int narrow_to_platforms(struct plait_endpoint *ep, struct plait_descriptor *root
 						    ep->display, h, w, n > 1 ? " and the others asked for" : "");
 			}
 		}
-		plait_buf_release(&cbuf);
 		plait_image_config_release(&cfg);
 		plait_manifest_release(&m);
 		return r;

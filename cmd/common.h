@@ -64,6 +64,10 @@ int registry_cli_option(struct registry_cli *rc, const char *cmd, int c, const c
 void registry_cli_finish(struct registry_cli *rc);
 void registry_cli_release(struct registry_cli *rc);
 
+/* A whole number from 1 to max for option opt; on a bad value prints the usage
+ * error and returns -1 (the caller exits with EXIT_USAGE). */
+int parse_number_option(const char *cmd, const char *opt, const char *arg, long max, long *out);
+
 /* "512 B", "1.2 KiB", "3.4 MiB". */
 void format_size(int64_t n, char out[32]);
 

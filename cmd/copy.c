@@ -132,11 +132,9 @@ int cmd_copy(int argc, char **argv)
 			break;
 		}
 		case 'j': {
-			char *end;
-			errno = 0;
-			long v = strtol(optarg, &end, 10);
-			if (errno || *end || v < 1 || v > 64) {
-				ret = usage_error("copy", "--parallel: '%s' is not a number from 1 to 64", optarg);
+			long v;
+			if (parse_number_option("copy", "--parallel", optarg, 64, &v) < 0) {
+				ret = EXIT_USAGE;
 				goto done;
 			}
 			copts.parallel = (int)v;

@@ -153,16 +153,14 @@ static int add_manifest(struct entries *e, struct plait_endpoint *ep, const char
 {
 	struct plait_manifest m = { 0 };
 	struct plait_image_config cfg = { 0 };
-	struct plait_buf cbuf = PLAIT_BUF_INIT;
 	int r = plait_manifest_parse(data->buf, data->len, &m, err);
-	if (r >= 0)
-		r = plait_endpoint_read_blob(ep, &m.config, PLAIT_MANIFEST_MAX, &cbuf, err);
-	if (r >= 0)
-		r = plait_image_config_parse(cbuf.buf, cbuf.len, &cfg, err);
 	if (r < 0) {
 		plait_error_wrap(err, "%s", name);
 		goto out;
 	}
+	r = plait_endpoint_image_config(ep, &m, &cfg, err);
+	if (r < 0)
+		goto out;
 	if (!cfg.os || !cfg.architecture) {
 		r = plait_error_set(err, PLAIT_E_INVALID,
 				    "%s: its config names no os and architecture, so its platform is unknown",
@@ -181,7 +179,6 @@ static int add_manifest(struct entries *e, struct plait_endpoint *ep, const char
 	x->src = ep;
 	x->src_name = name;
 out:
-	plait_buf_release(&cbuf);
 	plait_image_config_release(&cfg);
 	plait_manifest_release(&m);
 	return r;
@@ -288,11 +285,9 @@ static int index_create(int argc, char **argv)
 			}
 			break;
 		case 'j': {
-			char *end;
-			errno = 0;
-			long v = strtol(optarg, &end, 10);
-			if (errno || *end || v < 1 || v > 64) {
-				ret = usage_error("index create", "--parallel: '%s' is not a number from 1 to 64", optarg);
+			long v;
+			if (parse_number_option("index create", "--parallel", optarg, 64, &v) < 0) {
+				ret = EXIT_USAGE;
 				goto done;
 			}
 			copts.parallel = (int)v;

@@ -112,7 +112,6 @@ static int show_manifest(struct plait_endpoint *ep, const struct plait_descripto
 {
 	struct plait_manifest m = { 0 };
 	struct plait_image_config cfg = { 0 };
-	struct plait_buf cbuf = PLAIT_BUF_INIT;
 	_cleanup_free_ char *platform = NULL;
 	bool have_cfg = false;
 	int r = plait_manifest_parse(data->buf, data->len, &m, err);
@@ -122,13 +121,9 @@ static int show_manifest(struct plait_endpoint *ep, const struct plait_descripto
 	}
 	enum plait_media_type ct = plait_media_type_from_string(m.config.media_type);
 	if (plait_media_type_is_config(ct)) {
-		r = plait_endpoint_read_blob(ep, &m.config, PLAIT_MANIFEST_MAX, &cbuf, err);
-		if (r >= 0)
-			r = plait_image_config_parse(cbuf.buf, cbuf.len, &cfg, err);
-		if (r < 0) {
-			plait_error_wrap(err, "%s: config %s", ep->display, m.config.digest);
+		r = plait_endpoint_image_config(ep, &m, &cfg, err);
+		if (r < 0)
 			goto out;
-		}
 		have_cfg = true;
 	}
 	int64_t total = 0;
@@ -217,7 +212,6 @@ static int show_manifest(struct plait_endpoint *ep, const struct plait_descripto
 		printf("  %-71s %10s  %s\n", m.layers[i].digest, sz, m.layers[i].media_type);
 	}
 out:
-	plait_buf_release(&cbuf);
 	plait_image_config_release(&cfg);
 	plait_manifest_release(&m);
 	return r;

@@ -143,3 +143,17 @@ out:
 	plait_rm_rf(dir);
 	return r;
 }
+
+int plait_endpoint_image_config(struct plait_endpoint *ep, const struct plait_manifest *m,
+				struct plait_image_config *out, struct plait_error **err)
+{
+	struct plait_buf b = PLAIT_BUF_INIT;
+	memset(out, 0, sizeof(*out));
+	int r = plait_endpoint_read_blob(ep, &m->config, PLAIT_MANIFEST_MAX, &b, err);
+	if (r >= 0)
+		r = plait_image_config_parse(b.buf, b.len, out, err);
+	if (r < 0)
+		plait_error_wrap(err, "%s: config %s", ep->display, m->config.digest);
+	plait_buf_release(&b);
+	return r;
+}

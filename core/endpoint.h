@@ -75,6 +75,10 @@ int plait_endpoint_commit(struct plait_endpoint *ep, struct plait_error **err);
  * blobs go through a temporary store so they are verified like any other. */
 int plait_endpoint_read_blob(struct plait_endpoint *ep, const struct plait_descriptor *d, size_t max,
 			     struct plait_buf *out, struct plait_error **err);
+/* Read and parse the image config m names (out is initialised here); errors
+ * name the endpoint and the config digest. */
+int plait_endpoint_image_config(struct plait_endpoint *ep, const struct plait_manifest *m,
+				struct plait_image_config *out, struct plait_error **err);
 /* Fetch the endpoint's image (ref NULL = its default reference) and describe it:
  * *root gets mediaType, digest and size; data the exact bytes. */
 int plait_endpoint_resolve(struct plait_endpoint *ep, const char *ref, struct plait_descriptor *root,

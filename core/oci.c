@@ -327,12 +327,12 @@ struct pctx {
 	struct plait_error **err;
 };
 
-static int pfail(struct pctx *c, const char *path, const char *key, const char *fmt, ...)
-    _printf_(4, 5);
-static int pfail(struct pctx *c, const char *path, const char *key, const char *fmt, ...)
+/* "<prefix> <doc>: <path>.<key>: <message>", shared by parse and serialise errors. */
+static int doc_fail(struct plait_error **err, const char *prefix, const char *doc, const char *path,
+		    const char *key, const char *fmt, va_list ap)
 {
 	struct plait_buf b = PLAIT_BUF_INIT;
-	plait_buf_addf(&b, "invalid %s: ", c->doc);
+	plait_buf_addf(&b, "%s %s: ", prefix, doc);
 	if (path && *path)
 		plait_buf_adds(&b, path);
 	if (key) {
@@ -342,12 +342,20 @@ static int pfail(struct pctx *c, const char *path, const char *key, const char *
 	}
 	if ((path && *path) || key)
 		plait_buf_adds(&b, ": ");
+	plait_buf_vaddf(&b, fmt, ap);
+	int r = plait_error_set(err, PLAIT_E_INVALID, "%s", b.buf);
+	plait_buf_release(&b);
+	return r;
+}
+
+static int pfail(struct pctx *c, const char *path, const char *key, const char *fmt, ...)
+    _printf_(4, 5);
+static int pfail(struct pctx *c, const char *path, const char *key, const char *fmt, ...)
+{
 	va_list ap;
 	va_start(ap, fmt);
-	plait_buf_vaddf(&b, fmt, ap);
+	int r = doc_fail(c->err, "invalid", c->doc, path, key, fmt, ap);
 	va_end(ap);
-	int r = plait_error_set(c->err, PLAIT_E_INVALID, "%s", b.buf);
-	plait_buf_release(&b);
 	return r;
 }
 
@@ -942,23 +950,10 @@ static int sfail(struct sctx *c, const char *path, const char *key, const char *
     _printf_(4, 5);
 static int sfail(struct sctx *c, const char *path, const char *key, const char *fmt, ...)
 {
-	struct plait_buf b = PLAIT_BUF_INIT;
-	plait_buf_addf(&b, "cannot serialise %s: ", c->doc);
-	if (path && *path)
-		plait_buf_adds(&b, path);
-	if (key) {
-		if (path && *path)
-			plait_buf_addch(&b, '.');
-		plait_buf_adds(&b, key);
-	}
-	if ((path && *path) || key)
-		plait_buf_adds(&b, ": ");
 	va_list ap;
 	va_start(ap, fmt);
-	plait_buf_vaddf(&b, fmt, ap);
+	int r = doc_fail(c->err, "cannot serialise", c->doc, path, key, fmt, ap);
 	va_end(ap);
-	int r = plait_error_set(c->err, PLAIT_E_INVALID, "%s", b.buf);
-	plait_buf_release(&b);
 	return r;
 }
 
