@@ -19,6 +19,7 @@ struct plait_cmd {
 };
 
 int cmd_version(int argc, char **argv);
+int cmd_build(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_copy(int argc, char **argv);
 int cmd_index(int argc, char **argv);

@@ -8,6 +8,7 @@
 #include "core/banned.h"
 
 static const struct plait_cmd commands[] = {
+	{ "build", cmd_build, "build an image from a Dockerfile (no daemon)" },
 	{ "inspect", cmd_inspect, "show an image or index in a registry, OCI layout or archive" },
 	{ "copy", cmd_copy, "copy images between registries, OCI layouts and archives" },
 	{ "index", cmd_index, "assemble a multi-platform index from single-platform images" },

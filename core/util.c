@@ -13,6 +13,16 @@ void plait_strv_free(char **v)
 	free(v);
 }
 
+void plait_strv_push(char ***v, const char *s)
+{
+	size_t n = 0;
+	while (*v && (*v)[n])
+		n++;
+	*v = xrealloc(*v, (n + 2) * sizeof(char *));
+	(*v)[n] = xstrdup(s);
+	(*v)[n + 1] = NULL;
+}
+
 void plait_die_oom(void)
 {
 	static const char msg[] = "plait: fatal: out of memory\n";

@@ -51,6 +51,8 @@ static inline void closep(int *fd)
 
 /* Frees a NULL-terminated array of strings. */
 void plait_strv_free(char **v);
+/* Append a copy of s to the NULL-terminated array *v (which may be NULL). */
+void plait_strv_push(char ***v, const char *s);
 static inline void plait_strv_freep(char ***v)
 {
 	plait_strv_free(*v);

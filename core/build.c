@@ -1,0 +1,1579 @@
+/* core/build.c - the build executor (see build.h): stages, steps, the step
+ * cache, and the image it ends with. */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "build-internal.h"
+#include "copy.h"
+#include "dockerfile.h"
+#include "expand.h"
+#include "snapshot.h"
+#include "unpack.h"
+#include "banned.h"
+
+#define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+/* Build args that are visible to RUN without an ARG line, as in BuildKit. */
+static const char *const proxy_args[] = {
+	"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY",
+	"ftp_proxy",  "NO_PROXY",   "no_proxy",    "ALL_PROXY",   "all_proxy",
+};
+
+struct layer_ref {
+	struct plait_descriptor desc; /* the blob */
+	char diff_id[PLAIT_SHA256_DIGEST_SIZE];
+	char *dir; /* unpacked, overlay form */
+};
+
+struct stage {
+	const struct plait_df_stage *df;
+	char *label; /* name or index, for messages */
+	bool needed, built;
+	struct plait_image_config cfg;
+	struct layer_ref *layers;
+	size_t n_layers;
+	char key[PLAIT_SHA256_DIGEST_SIZE]; /* cache chain */
+	struct plait_map args;              /* ARGs in scope */
+	bool cmd_set;                       /* CMD given in this stage */
+};
+
+struct builder {
+	const struct plait_build_opts *o;
+	struct plait_dockerfile df;
+	struct plait_context *ctx;
+	char *cache, *layers_dir, *steps_dir, *mounts_dir, *work_dir;
+	struct plait_store *store;
+	int lockfd;
+	struct stage *stages;
+	size_t n_stages;
+	struct plait_map build_args; /* --build-arg */
+	struct plait_map meta;       /* global ARGs and automatic args, for FROM */
+	int step, total, cached;
+	/* for a failing RUN: its last output lines */
+	char *tail[8];
+	size_t n_tail;
+	struct stage *cur;
+};
+
+/* ------------------------------------------------------------ helpers */
+
+static char *join(const char *a, const char *b)
+{
+	struct plait_buf x = PLAIT_BUF_INIT;
+	plait_buf_addf(&x, "%s/%s", a, b);
+	return plait_buf_detach(&x, NULL);
+}
+
+static void emit(struct builder *b, enum plait_build_event_kind kind, const char *text, double secs)
+{
+	if (!b->o->progress)
+		return;
+	struct plait_build_event ev = { .kind = kind,
+					.step = b->step,
+					.total = b->total,
+					.stage = b->cur ? b->cur->label : "",
+					.text = text,
+					.seconds = secs };
+	b->o->progress(&ev, b->o->progress_ctx);
+}
+
+static bool cancelled(const struct builder *b)
+{
+	return b->o->cancel && *b->o->cancel;
+}
+
+/* "Dockerfile:12" for messages. */
+static void where(const struct builder *b, const struct plait_df_instr *in, struct plait_buf *out)
+{
+	plait_buf_addf(out, "%s:%d", b->df.filename, in->line);
+}
+
+static int instr_error(const struct builder *b, const struct plait_df_instr *in, int code,
+		       struct plait_error **err, const char *fmt, ...) _printf_(5, 6);
+static int instr_error(const struct builder *b, const struct plait_df_instr *in, int code,
+		       struct plait_error **err, const char *fmt, ...)
+{
+	struct plait_buf m = PLAIT_BUF_INIT;
+	where(b, in, &m);
+	plait_buf_adds(&m, ": ");
+	va_list ap;
+	va_start(ap, fmt);
+	plait_buf_vaddf(&m, fmt, ap);
+	va_end(ap);
+	int r = plait_error_set(err, code, "%s", m.buf);
+	plait_buf_release(&m);
+	return r;
+}
+
+static void now_rfc3339(const struct builder *b, struct plait_buf *out)
+{
+	time_t t = b->o->have_epoch ? (time_t)b->o->source_date_epoch : time(NULL);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	char s[40];
+	strftime(s, sizeof(s), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	plait_buf_adds(out, s);
+}
+
+static int mkdir_p(const char *path)
+{
+	struct plait_buf b = PLAIT_BUF_INIT;
+	plait_buf_adds(&b, path);
+	for (char *p = b.buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(b.buf, 0755) < 0 && errno != EEXIST) {
+			int r = -errno;
+			plait_buf_release(&b);
+			return r;
+		}
+		*p = '/';
+	}
+	int r = mkdir(b.buf, 0755) < 0 && errno != EEXIST ? -errno : 0;
+	plait_buf_release(&b);
+	return r;
+}
+
+/* env "K=V" list helpers */
+static const char *env_get(char **env, const char *key)
+{
+	size_t n = strlen(key);
+	for (char **p = env; p && *p; p++)
+		if (strncmp(*p, key, n) == 0 && (*p)[n] == '=')
+			return *p + n + 1;
+	return NULL;
+}
+
+static void env_set(char ***envp, const char *key, const char *value)
+{
+	size_t n = strlen(key), count = 0;
+	char **env = *envp;
+	struct plait_buf kv = PLAIT_BUF_INIT;
+	plait_buf_addf(&kv, "%s=%s", key, value);
+	for (; env && env[count]; count++) {
+		if (strncmp(env[count], key, n) == 0 && env[count][n] == '=') {
+			free(env[count]);
+			env[count] = plait_buf_detach(&kv, NULL);
+			return;
+		}
+	}
+	env = xrealloc(env, (count + 2) * sizeof(char *));
+	env[count] = plait_buf_detach(&kv, NULL);
+	env[count + 1] = NULL;
+	*envp = env;
+}
+
+static char **strv_dup(char *const *v)
+{
+	size_t n = 0;
+	while (v && v[n])
+		n++;
+	char **r = xcalloc(n + 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++)
+		r[i] = xstrdup(v[i]);
+	return r;
+}
+
+/* ------------------------------------------------------------ variables */
+
+struct lookup_ctx {
+	struct builder *b;
+	struct stage *st; /* NULL: the global scope (FROM lines) */
+};
+
+static const char *lookup(const char *name, void *ud)
+{
+	struct lookup_ctx *l = ud;
+	if (!l->st)
+		return plait_map_get(&l->b->meta, name);
+	/* ENV wins over ARG of the same name (Dockerfile reference). */
+	const char *v = env_get(l->st->cfg.config.env, name);
+	return v ? v : plait_map_get(&l->st->args, name);
+}
+
+static int expand_word(struct builder *b, struct stage *st, const struct plait_df_instr *in,
+		       const char *text, char **out, struct plait_error **err)
+{
+	struct plait_expand_opts eo;
+	plait_expand_opts_for(&eo, &b->df, in);
+	struct lookup_ctx l = { b, st };
+	return plait_expand_word(text, &eo, lookup, &l, out, err);
+}
+
+/* ------------------------------------------------------------ cache dir */
+
+char *plait_build_default_cache_dir(void)
+{
+	const char *x = getenv("XDG_CACHE_HOME");
+	if (x && *x)
+		return join(x, "plait");
+	const char *home = getenv("HOME");
+	struct plait_buf b = PLAIT_BUF_INIT;
+	plait_buf_addf(&b, "%s/.cache/plait", home && *home ? home : "/root");
+	return plait_buf_detach(&b, NULL);
+}
+
+char *plait_build_cache_store(const char *cache_dir)
+{
+	return join(cache_dir, "store");
+}
+
+static int open_cache(struct builder *b, struct plait_error **err)
+{
+	b->cache = b->o->cache_dir ? xstrdup(b->o->cache_dir) : plait_build_default_cache_dir();
+	b->layers_dir = join(b->cache, "layers");
+	b->steps_dir = join(b->cache, "steps");
+	b->mounts_dir = join(b->cache, "mounts");
+	b->work_dir = join(b->cache, "work");
+	const char *dirs[] = { b->cache, b->layers_dir, b->steps_dir, b->mounts_dir, b->work_dir };
+	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+		int r = mkdir_p(dirs[i]);
+		if (r < 0)
+			return plait_error_set_errno(err, PLAIT_E_IO, r,
+						     "cannot create cache directory '%s'", dirs[i]);
+	}
+	_cleanup_free_ char *lock = join(b->cache, "lock");
+	b->lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	/* Builds share the cache; `plait cache prune` takes it exclusively. */
+	if (b->lockfd < 0 || flock(b->lockfd, LOCK_SH) < 0)
+		return plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot lock '%s'", lock);
+	_cleanup_free_ char *sp = plait_build_cache_store(b->cache);
+	return plait_store_open(sp, true, &b->store, err);
+}
+
+/* Make sure the layer blob d (diff_id) is unpacked as an overlay lower. */
+static int ensure_layer_dir(struct builder *b, struct layer_ref *l, struct plait_error **err)
+{
+	l->dir = join(b->layers_dir, plait_digest_hex(l->diff_id));
+	struct stat st;
+	if (stat(l->dir, &st) == 0)
+		return 0;
+	_cleanup_free_ char *tmp = NULL;
+	struct plait_buf t = PLAIT_BUF_INIT;
+	plait_buf_addf(&t, "%s/.tmp-%s-XXXXXX", b->layers_dir, plait_digest_hex(l->diff_id) + 56);
+	tmp = plait_buf_detach(&t, NULL);
+	if (!mkdtemp(tmp))
+		return plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot create '%s'", tmp);
+	struct plait_unpack_options uo = { .mode = PLAIT_UNPACK_OVERLAY,
+					   .media_type = l->desc.media_type,
+					   .diff_id = l->diff_id,
+					   .digest = l->desc.digest };
+	int r = plait_unpack_blob(b->store, l->desc.digest, tmp, &uo, NULL, err);
+	if (r < 0) {
+		plait_remove_tree(tmp);
+		return r;
+	}
+	if (rename(tmp, l->dir) < 0) {
+		int e = errno;
+		plait_remove_tree(tmp);
+		/* another build unpacked it first */
+		if (e != EEXIST && e != ENOTEMPTY)
+			return plait_error_set_errno(err, PLAIT_E_IO, e, "cannot rename '%s'", tmp);
+	}
+	return 0;
+}
+
+/* Step records: <cache>/steps/<key hex> holds the layer a step produced. */
+static int record_step(struct builder *b, const char *key, const struct layer_ref *l, bool empty)
+{
+	json_auto_t *o = json_object();
+	if (empty) {
+		json_object_set_new(o, "empty", json_true());
+	} else {
+		json_object_set_new(o, "mediaType", json_string(l->desc.media_type));
+		json_object_set_new(o, "digest", json_string(l->desc.digest));
+		json_object_set_new(o, "size", json_integer(l->desc.size));
+		json_object_set_new(o, "diffID", json_string(l->diff_id));
+	}
+	_cleanup_free_ char *path = join(b->steps_dir, plait_digest_hex(key));
+	struct plait_buf tmp = PLAIT_BUF_INIT;
+	plait_buf_addf(&tmp, "%s.tmp-%d", path, (int)getpid());
+	int r = json_dump_file(o, tmp.buf, JSON_COMPACT) == 0 && rename(tmp.buf, path) == 0 ? 0 : -errno;
+	if (r < 0)
+		unlink(tmp.buf);
+	plait_buf_release(&tmp);
+	return r;
+}
+
+/* 1 and *l filled (or *empty) on a hit, 0 on a miss. */
+static int lookup_step(struct builder *b, const char *key, struct layer_ref *l, bool *empty)
+{
+	_cleanup_free_ char *path = join(b->steps_dir, plait_digest_hex(key));
+	json_auto_t *o = json_load_file(path, 0, NULL);
+	if (!o)
+		return 0;
+	*empty = json_is_true(json_object_get(o, "empty"));
+	if (*empty)
+		return 1;
+	const char *mt = json_string_value(json_object_get(o, "mediaType"));
+	const char *dg = json_string_value(json_object_get(o, "digest"));
+	const char *di = json_string_value(json_object_get(o, "diffID"));
+	json_int_t sz = json_integer_value(json_object_get(o, "size"));
+	if (!mt || !dg || !di || plait_digest_validate(dg, NULL) < 0 || !plait_digest_is_sha256(di))
+		return 0;
+	if (plait_store_has(b->store, dg, NULL, NULL) != 1)
+		return 0; /* pruned */
+	memset(l, 0, sizeof(*l));
+	l->desc.media_type = xstrdup(mt);
+	memcpy(l->desc.digest, dg, strlen(dg) + 1);
+	l->desc.size = sz;
+	memcpy(l->diff_id, di, PLAIT_SHA256_DIGEST_SIZE);
+	return 1;
+}
+
+/* ------------------------------------------------------------ stage state */
+
+static void layer_ref_release(struct layer_ref *l)
+{
+	plait_descriptor_release(&l->desc);
+	free(l->dir);
+}
+
+static void stage_add_layer(struct stage *st, struct layer_ref *l)
+{
+	st->layers = xrealloc(st->layers, (st->n_layers + 1) * sizeof(*st->layers));
+	st->layers[st->n_layers++] = *l;
+	memset(l, 0, sizeof(*l));
+	plait_strv_push(&st->cfg.diff_ids, st->layers[st->n_layers - 1].diff_id);
+}
+
+static void stage_add_history(struct builder *b, struct stage *st, const char *created_by, bool empty)
+{
+	struct plait_buf when = PLAIT_BUF_INIT;
+	now_rfc3339(b, &when);
+	st->cfg.history = xrealloc(st->cfg.history, (st->cfg.n_history + 1) * sizeof(*st->cfg.history));
+	struct plait_history *h = &st->cfg.history[st->cfg.n_history++];
+	memset(h, 0, sizeof(*h));
+	h->created = plait_buf_detach(&when, NULL);
+	h->created_by = xstrdup(created_by);
+	h->comment = xstrdup("buildkit.dockerfile.v0");
+	h->empty_layer = empty;
+}
+
+/* The key of a state: what came before and what this step is. */
+static void chain_key(const char *parent, const struct plait_buf *step, char out[PLAIT_SHA256_DIGEST_SIZE])
+{
+	struct plait_buf b = PLAIT_BUF_INIT;
+	plait_buf_addf(&b, "plait-step-v1\n%s\n", parent);
+	plait_buf_add(&b, step->buf, step->len);
+	plait_sha256_buf(b.buf, b.len, out);
+	plait_buf_release(&b);
+}
+
+static const char *const *lowers_of(const struct stage *st, const char ***buf)
+{
+	*buf = xcalloc(st->n_layers + 1, sizeof(char *));
+	for (size_t i = 0; i < st->n_layers; i++)
+		(*buf)[i] = st->layers[i].dir;
+	return *buf;
+}
+
+/* Turn the snapshot's change into a layer of st (or an empty history entry). */
+static int commit_change(struct builder *b, struct stage *st, struct plait_snapshot *snap,
+			 const char *key, const char *created_by, struct plait_error **err)
+{
+	struct plait_layer_options lo = { .compression = b->o->compression,
+					  .clamp_mtime = b->o->have_epoch,
+					  .source_date_epoch = b->o->source_date_epoch };
+	struct plait_layer out;
+	int r;
+	if (plait_snapshot_upper(snap)) {
+		r = plait_layer_from_overlay(b->store, plait_snapshot_upper(snap), &lo, &out, err);
+	} else {
+		struct plait_change_list cl = PLAIT_CHANGE_LIST_INIT;
+		r = plait_snapshot_changes(snap, &cl, err);
+		struct plait_layer_change *lc = xcalloc(cl.n + 1, sizeof(*lc));
+		for (size_t i = 0; i < cl.n; i++) {
+			lc[i].path = cl.items[i].path;
+			lc[i].kind = cl.items[i].kind == PLAIT_CHANGE_DELETE ? PLAIT_LAYER_CHANGE_DELETE
+									    : PLAIT_LAYER_CHANGE_ADD;
+		}
+		if (r >= 0)
+			r = plait_layer_from_changes(b->store, plait_snapshot_root(snap), lc, cl.n, &lo,
+						     &out, err);
+		free(lc);
+		plait_change_list_release(&cl);
+	}
+	if (r < 0)
+		return r;
+	bool empty = out.n_entries == 0;
+	struct layer_ref l = { 0 };
+	if (!empty) {
+		l.desc.media_type = xstrdup(out.media_type);
+		memcpy(l.desc.digest, out.digest, sizeof(out.digest));
+		l.desc.size = out.size;
+		memcpy(l.diff_id, out.diff_id, sizeof(out.diff_id));
+		r = ensure_layer_dir(b, &l, err);
+		if (r < 0) {
+			layer_ref_release(&l);
+			return r;
+		}
+	}
+	record_step(b, key, &l, empty);
+	if (!empty)
+		stage_add_layer(st, &l);
+	stage_add_history(b, st, created_by, empty);
+	memcpy(st->key, key, PLAIT_SHA256_DIGEST_SIZE);
+	return 0;
+}
+
+/* A cache hit: take the recorded layer. */
+static int apply_hit(struct builder *b, struct stage *st, const char *key, struct layer_ref *l,
+		     bool empty, const char *created_by, struct plait_error **err)
+{
+	if (!empty) {
+		int r = ensure_layer_dir(b, l, err);
+		if (r < 0)
+			return r;
+		stage_add_layer(st, l);
+	}
+	stage_add_history(b, st, created_by, empty);
+	memcpy(st->key, key, PLAIT_SHA256_DIGEST_SIZE);
+	b->cached++;
+	emit(b, PLAIT_BUILD_STEP_CACHED, NULL, 0);
+	return 0;
+}
+
+/* ------------------------------------------------------------ FROM */
+
+static struct stage *find_stage(struct builder *b, const char *name, size_t before)
+{
+	const struct plait_df_stage *s = plait_dockerfile_find_stage(&b->df, name);
+	if (!s || s->index >= before)
+		return NULL;
+	return &b->stages[s->index];
+}
+
+static void stage_copy_state(struct stage *dst, const struct stage *src)
+{
+	plait_image_config_release(&dst->cfg);
+	/* A round trip through JSON is the simplest deep copy of a config. */
+	struct plait_buf j = PLAIT_BUF_INIT;
+	if (plait_image_config_serialise(&src->cfg, &j, NULL) >= 0)
+		plait_image_config_parse(j.buf, j.len, &dst->cfg, NULL);
+	plait_buf_release(&j);
+	dst->layers = xcalloc(src->n_layers + 1, sizeof(*dst->layers));
+	for (size_t i = 0; i < src->n_layers; i++) {
+		plait_descriptor_copy(&dst->layers[i].desc, &src->layers[i].desc);
+		memcpy(dst->layers[i].diff_id, src->layers[i].diff_id, PLAIT_SHA256_DIGEST_SIZE);
+		dst->layers[i].dir = xstrdup(src->layers[i].dir);
+	}
+	dst->n_layers = src->n_layers;
+	memcpy(dst->key, src->key, sizeof(dst->key));
+}
+
+static int from_image(struct builder *b, struct stage *st, const char *ref, const char *platform,
+		      struct plait_error **err)
+{
+	struct plait_endpoint *ep = NULL, *cache_ep = NULL;
+	struct plait_descriptor man = { 0 };
+	struct plait_buf bytes = PLAIT_BUF_INIT, cbuf = PLAIT_BUF_INIT;
+	struct plait_manifest m = { 0 };
+	_cleanup_free_ char *sp = plait_build_cache_store(b->cache);
+	int r = b->o->resolver->resolve(b->o->resolver->ctx, ref, platform, &ep, &man, &bytes, err);
+	if (r < 0)
+		goto out;
+	/* Pull into the cache store (blobs it has are skipped). */
+	struct plait_store *cs = NULL;
+	r = plait_store_open(sp, true, &cs, err);
+	if (r < 0)
+		goto out;
+	cache_ep = plait_layout_endpoint_new(cs, sp, sp, NULL);
+	struct plait_copy_opts co = { .cancel = b->o->cancel };
+	r = plait_copy_image(ep, cache_ep, &man, bytes.buf, bytes.len, NULL, &co, NULL, err);
+	if (r < 0) {
+		plait_error_wrap(err, "pull %s", ref);
+		goto out;
+	}
+	r = plait_manifest_parse(bytes.buf, bytes.len, &m, err);
+	if (r >= 0)
+		r = plait_store_read_blob(b->store, m.config.digest, PLAIT_MANIFEST_MAX, &cbuf, err);
+	if (r >= 0)
+		r = plait_image_config_parse(cbuf.buf, cbuf.len, &st->cfg, err);
+	if (r < 0) {
+		plait_error_wrap(err, "base image %s", ref);
+		goto out;
+	}
+	size_t n_diff = 0;
+	while (st->cfg.diff_ids && st->cfg.diff_ids[n_diff])
+		n_diff++;
+	if (n_diff != m.n_layers) {
+		r = plait_error_set(err, PLAIT_E_INVALID, "base image %s: %zu layers but %zu diff_ids", ref,
+				    m.n_layers, n_diff);
+		goto out;
+	}
+	st->layers = xcalloc(m.n_layers + 1, sizeof(*st->layers));
+	for (size_t i = 0; i < m.n_layers && r >= 0; i++) {
+		struct layer_ref *l = &st->layers[st->n_layers++];
+		plait_descriptor_copy(&l->desc, &m.layers[i]);
+		memcpy(l->diff_id, st->cfg.diff_ids[i], PLAIT_SHA256_DIGEST_SIZE);
+		r = ensure_layer_dir(b, l, err);
+	}
+	if (r < 0) {
+		plait_error_wrap(err, "base image %s", ref);
+		goto out;
+	}
+	struct plait_buf k = PLAIT_BUF_INIT;
+	plait_buf_addf(&k, "FROM %s", man.digest);
+	chain_key("", &k, st->key);
+	plait_buf_release(&k);
+out:
+	plait_manifest_release(&m);
+	plait_buf_release(&cbuf);
+	plait_buf_release(&bytes);
+	plait_descriptor_release(&man);
+	plait_endpoint_free(ep);
+	plait_endpoint_free(cache_ep);
+	return r;
+}
+
+/* ------------------------------------------------------------ RUN */
+
+struct run_out {
+	struct builder *b;
+};
+
+static void on_output(void *opaque, int stream, const char *line, size_t len)
+{
+	(void)stream;
+	struct builder *b = opaque;
+	_cleanup_free_ char *s = xstrndup(line, len);
+	emit(b, PLAIT_BUILD_STEP_OUTPUT, s, 0);
+	if (b->n_tail == ARRAY_SIZE(b->tail)) {
+		free(b->tail[0]);
+		memmove(b->tail, b->tail + 1, (ARRAY_SIZE(b->tail) - 1) * sizeof(char *));
+		b->n_tail--;
+	}
+	b->tail[b->n_tail++] = TAKE_PTR(s);
+}
+
+/* One --mount=... of RUN, as mounts and a line in the cache key. */
+static int parse_mount(struct builder *b, struct stage *st, const struct plait_df_instr *in,
+		       const char *spec, struct plait_run_mount *m, char **keep1, char **keep2,
+		       struct plait_buf *key, struct plait_error **err)
+{
+	_cleanup_free_ char *type = xstrdup("bind"), *target = NULL, *id = NULL, *source = NULL,
+			     *from = NULL, *mode = NULL, *size = NULL;
+	bool rw = false, required = false;
+	_cleanup_free_ char *copy = NULL;
+	int r = expand_word(b, st, in, spec, &copy, err);
+	if (r < 0)
+		return r;
+	for (char *save = NULL, *f = strtok_r(copy, ",", &save); f; f = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(f, '=');
+		const char *v = eq ? eq + 1 : "";
+		if (eq)
+			*eq = '\0';
+		if (streq(f, "type"))
+			free(type), type = xstrdup(v);
+		else if (streq(f, "target") || streq(f, "dst") || streq(f, "destination"))
+			free(target), target = xstrdup(v);
+		else if (streq(f, "id"))
+			free(id), id = xstrdup(v);
+		else if (streq(f, "source") || streq(f, "src"))
+			free(source), source = xstrdup(v);
+		else if (streq(f, "from"))
+			free(from), from = xstrdup(v);
+		else if (streq(f, "rw") || streq(f, "readwrite"))
+			rw = !eq || streq(v, "true");
+		else if (streq(f, "ro") || streq(f, "readonly"))
+			rw = eq && streq(v, "false");
+		else if (streq(f, "required"))
+			required = !eq || streq(v, "true");
+		else if (streq(f, "mode"))
+			free(mode), mode = xstrdup(v);
+		else if (streq(f, "size"))
+			free(size), size = xstrdup(v);
+		else if (!streq(f, "sharing") && !streq(f, "uid") && !streq(f, "gid"))
+			return instr_error(b, in, PLAIT_E_USAGE, err, "--mount: unknown option '%s'", f);
+	}
+	if (streq(type, "secret") && !target) {
+		struct plait_buf t = PLAIT_BUF_INIT;
+		plait_buf_addf(&t, "/run/secrets/%s", id ? id : "");
+		target = plait_buf_detach(&t, NULL);
+	}
+	if (!target || target[0] != '/')
+		return instr_error(b, in, PLAIT_E_USAGE, err,
+				   "--mount=%s: needs target=/absolute/path", spec);
+	memset(m, 0, sizeof(*m));
+	*keep1 = xstrdup(target);
+	m->target = *keep1;
+	if (streq(type, "cache")) {
+		/* Persisted in the cache directory, shared by id (default: target). */
+		char h[PLAIT_SHA256_DIGEST_SIZE];
+		const char *cid = id ? id : target;
+		plait_sha256_buf(cid, strlen(cid), h);
+		*keep2 = join(b->mounts_dir, plait_digest_hex(h));
+		r = mkdir_p(*keep2);
+		if (r < 0)
+			return plait_error_set_errno(err, PLAIT_E_IO, r, "create cache mount '%s'", *keep2);
+		m->type = PLAIT_RUN_MOUNT_BIND;
+		m->source = *keep2;
+		plait_buf_addf(key, "mount cache %s %s\n", cid, target); /* its content is not an input */
+	} else if (streq(type, "tmpfs")) {
+		m->type = PLAIT_RUN_MOUNT_TMPFS;
+		if (size) {
+			struct plait_buf o = PLAIT_BUF_INIT;
+			plait_buf_addf(&o, "size=%s", size);
+			*keep2 = plait_buf_detach(&o, NULL);
+			m->options = *keep2;
+		}
+		plait_buf_addf(key, "mount tmpfs %s %s\n", target, size ? size : "");
+	} else if (streq(type, "secret")) {
+		const char *sid = id ? id : strrchr(target, '/') + 1;
+		const char *src = NULL;
+		for (size_t i = 0; i < b->o->n_secrets; i++)
+			if (streq(b->o->secrets[i].id, sid))
+				src = b->o->secrets[i].src;
+		if (!src) {
+			if (required)
+				return instr_error(b, in, PLAIT_E_USAGE, err,
+						   "secret '%s' is required: pass --secret id=%s,src=FILE", sid,
+						   sid);
+			free(*keep1);
+			*keep1 = NULL;
+			return 0; /* an optional secret that was not given: no mount */
+		}
+		m->type = PLAIT_RUN_MOUNT_BIND;
+		*keep2 = xstrdup(src);
+		m->source = *keep2;
+		m->readonly = true;
+		/* Only the secret's name enters the key, never its value. */
+		plait_buf_addf(key, "mount secret %s %s\n", sid, target);
+	} else if (streq(type, "bind")) {
+		if (from)
+			return instr_error(b, in, PLAIT_E_USAGE, err,
+					   "--mount=type=bind,from=... is not supported yet; COPY --from the files instead");
+		if (rw)
+			return instr_error(b, in, PLAIT_E_USAGE, err,
+					   "--mount=type=bind,rw is not supported yet; drop rw");
+		/* From the context: resolve inside it and key on its content. */
+		struct plait_context_list l = PLAIT_CONTEXT_LIST_INIT;
+		r = plait_context_resolve(b->ctx, source ? source : ".", "RUN --mount", &l, err);
+		char d[PLAIT_SHA256_DIGEST_SIZE];
+		if (r >= 0)
+			r = plait_context_digest(b->ctx, &l, d, err);
+		if (r >= 0 && l.n_entries) {
+			*keep2 = join(plait_context_path(b->ctx), l.entries[0].path);
+			m->type = PLAIT_RUN_MOUNT_BIND;
+			m->source = *keep2;
+			m->readonly = true;
+			plait_buf_addf(key, "mount bind %s %s %s\n", source ? source : ".", target, d);
+		}
+		plait_context_list_release(&l);
+		if (r < 0)
+			return plait_error_wrap(err, "%s:%d", b->df.filename, in->line), r;
+	} else {
+		return instr_error(b, in, PLAIT_E_USAGE, err,
+				   "--mount: unknown type '%s'; use bind, cache, tmpfs or secret", type);
+	}
+	(void)mode;
+	return 1;
+}
+
+static int do_run(struct builder *b, struct stage *st, const struct plait_df_instr *in,
+		  struct plait_error **err)
+{
+	char **argv = NULL;
+	_cleanup_free_ char *script = NULL, *script_file = NULL;
+	const char *file_name = NULL;
+	struct plait_buf key = PLAIT_BUF_INIT, created_by = PLAIT_BUF_INIT;
+	struct plait_run_mount *mounts = NULL;
+	char **keep = NULL;
+	size_t n_mounts = 0, n_keep = 0;
+	char **env = NULL;
+	struct plait_snapshot *snap = NULL;
+	int r = 0;
+
+	enum plait_df_run_form form = plait_df_run_script(in, &script, &file_name);
+	char *const default_shell[] = { (char *)"/bin/sh", (char *)"-c", NULL };
+	char *const *shell = st->cfg.config.shell ? st->cfg.config.shell : default_shell;
+	if (form == PLAIT_DF_RUN_EXEC) {
+		argv = strv_dup(in->args);
+	} else {
+		argv = strv_dup(shell);
+		if (form == PLAIT_DF_RUN_FILE) {
+			struct plait_buf p = PLAIT_BUF_INIT;
+			plait_buf_addf(&p, "/dev/pipes/%s", file_name);
+			plait_strv_push(&argv, p.buf);
+			plait_buf_release(&p);
+		} else {
+			plait_strv_push(&argv, script ? script : in->shell);
+		}
+	}
+	plait_buf_adds(&created_by, "RUN ");
+	for (char **a = argv; *a; a++)
+		plait_buf_addf(&created_by, "%s%s", a == argv ? "" : " ", *a);
+	plait_buf_adds(&created_by, " # buildkit");
+
+	/* Environment: the image's, then ARGs in scope and proxy args it does not set. */
+	env = strv_dup(st->cfg.config.env);
+	for (size_t i = 0; i < st->args.n; i++)
+		if (!env_get(env, st->args.items[i].key))
+			env_set(&env, st->args.items[i].key, st->args.items[i].value);
+	for (size_t i = 0; i < ARRAY_SIZE(proxy_args); i++) {
+		const char *v = plait_map_get(&b->build_args, proxy_args[i]);
+		if (v && !env_get(env, proxy_args[i]))
+			env_set(&env, proxy_args[i], v);
+	}
+
+	const char *network = plait_df_flag_get(in, "network");
+	bool network_none = network && streq(network, "none");
+	if (network && !streq(network, "none") && !streq(network, "default") && !streq(network, "host"))
+		return instr_error(b, in, PLAIT_E_USAGE, err,
+				   "--network=%s: use none, default or host", network);
+
+	plait_buf_adds(&key, "RUN\n");
+	for (char **a = argv; *a; a++)
+		plait_buf_addf(&key, "arg %s\n", *a);
+	for (char **e = env; *e; e++)
+		plait_buf_addf(&key, "env %s\n", *e);
+	plait_buf_addf(&key, "user %s\nworkdir %s\nnetwork %s\nplatform %s\n",
+		       st->cfg.config.user ? st->cfg.config.user : "",
+		       st->cfg.config.working_dir ? st->cfg.config.working_dir : "/",
+		       network_none ? "none" : "default", b->o->platform_str);
+	if (form == PLAIT_DF_RUN_FILE)
+		plait_buf_addf(&key, "script %s\n", script);
+
+	for (size_t i = 0; i < in->n_flags; i++) {
+		if (!streq(in->flags[i].name, "mount"))
+			continue;
+		mounts = xrealloc(mounts, (n_mounts + 1) * sizeof(*mounts));
+		keep = xrealloc(keep, (n_keep + 3) * sizeof(char *));
+		keep[n_keep] = keep[n_keep + 1] = NULL;
+		r = parse_mount(b, st, in, in->flags[i].value, &mounts[n_mounts], &keep[n_keep],
+				&keep[n_keep + 1], &key, err);
+		n_keep += 2;
+		if (r < 0)
+			goto out;
+		if (r > 0)
+			n_mounts++;
+	}
+	if (form == PLAIT_DF_RUN_FILE) {
+		/* The #! script goes in as a read-only file at /dev/pipes/<name>. */
+		struct plait_buf p = PLAIT_BUF_INIT;
+		plait_buf_addf(&p, "%s/script-XXXXXX", b->work_dir);
+		script_file = plait_buf_detach(&p, NULL);
+		int fd = mkstemp(script_file);
+		if (fd < 0 || plait_write_all(fd, script, strlen(script)) < 0 || fchmod(fd, 0755) < 0) {
+			r = plait_error_set_errno(err, PLAIT_E_IO, errno, "write RUN script");
+			if (fd >= 0)
+				close(fd);
+			goto out;
+		}
+		close(fd);
+		mounts = xrealloc(mounts, (n_mounts + 1) * sizeof(*mounts));
+		keep = xrealloc(keep, (n_keep + 1) * sizeof(char *));
+		struct plait_buf t = PLAIT_BUF_INIT;
+		plait_buf_addf(&t, "/dev/pipes/%s", file_name);
+		keep[n_keep] = plait_buf_detach(&t, NULL);
+		mounts[n_mounts++] = (struct plait_run_mount){ .type = PLAIT_RUN_MOUNT_BIND,
+							       .source = script_file,
+							       .target = keep[n_keep],
+							       .readonly = true };
+		n_keep++;
+	}
+
+	char k[PLAIT_SHA256_DIGEST_SIZE];
+	chain_key(st->key, &key, k);
+	struct layer_ref hit = { 0 };
+	bool empty = false;
+	if (!b->o->no_cache && lookup_step(b, k, &hit, &empty) == 1) {
+		r = apply_hit(b, st, k, &hit, empty, created_by.buf, err);
+		layer_ref_release(&hit);
+		goto out;
+	}
+
+	const char **lw = NULL;
+	r = plait_snapshot_prepare(lowers_of(st, &lw), st->n_layers, b->work_dir, PLAIT_SNAPSHOT_AUTO,
+				   &snap, err);
+	free(lw);
+	if (r < 0)
+		goto out;
+	struct plait_run_request req = {
+		.rootfs = plait_snapshot_root(snap),
+		.argv = (const char *const *)argv,
+		.env = (const char *const *)env,
+		.workdir = st->cfg.config.working_dir ? st->cfg.config.working_dir : "/",
+		.user = st->cfg.config.user,
+		.network_none = network_none,
+		.mounts = mounts,
+		.n_mounts = n_mounts,
+		.on_output = on_output,
+		.opaque = b,
+	};
+	int code = 0, sig = 0;
+	uint64_t t0 = plait_now_ns();
+	for (size_t i = 0; i < b->n_tail; i++)
+		free(b->tail[i]);
+	b->n_tail = 0;
+	r = b->o->runner->run(b->o->runner->ctx, &req, &code, &sig, err);
+	if (r < 0) {
+		struct plait_buf w = PLAIT_BUF_INIT;
+		where(b, in, &w);
+		plait_error_wrap(err, "%s: RUN", w.buf);
+		plait_buf_release(&w);
+		goto out;
+	}
+	if (code != 0 || sig != 0) {
+		struct plait_buf m = PLAIT_BUF_INIT;
+		where(b, in, &m);
+		if (sig)
+			plait_buf_addf(&m, ": RUN %s was killed by signal %d", in->original, sig);
+		else
+			plait_buf_addf(&m, ": RUN %s failed with exit code %d", in->original, code);
+		if (b->n_tail) {
+			plait_buf_adds(&m, "; its last output:");
+			for (size_t i = 0; i < b->n_tail; i++)
+				plait_buf_addf(&m, "\n    %s", b->tail[i]);
+		}
+		r = plait_error_set(err, PLAIT_E_GENERIC, "%s", m.buf);
+		plait_buf_release(&m);
+		goto out;
+	}
+	r = commit_change(b, st, snap, k, created_by.buf, err);
+	if (r >= 0)
+		emit(b, PLAIT_BUILD_STEP_DONE, NULL, (double)(plait_now_ns() - t0) / 1e9);
+out:
+	plait_snapshot_release(snap);
+	if (script_file)
+		unlink(script_file);
+	for (size_t i = 0; i < n_keep; i++)
+		free(keep[i]);
+	free(keep);
+	free(mounts);
+	plait_strv_free(argv);
+	plait_strv_free(env);
+	plait_buf_release(&key);
+	plait_buf_release(&created_by);
+	return r;
+}
+
+/* ------------------------------------------------------------ COPY / ADD */
+
+static void clean_abs(const char *workdir, const char *p, struct plait_buf *out)
+{
+	struct plait_buf joined = PLAIT_BUF_INIT;
+	if (p[0] == '/')
+		plait_buf_adds(&joined, p);
+	else
+		plait_buf_addf(&joined, "%s/%s", workdir && *workdir ? workdir : "/", p);
+	plait_path_clean(joined.buf, out);
+	plait_buf_release(&joined);
+}
+
+/* Look a stage root up as a context for COPY --from: a read-only view. */
+static int stage_view(struct builder *b, struct stage *from, struct plait_snapshot **snap,
+		      struct plait_context **ctx, struct plait_error **err)
+{
+	const char **lw = NULL;
+	int r = plait_snapshot_prepare(lowers_of(from, &lw), from->n_layers, b->work_dir,
+				       PLAIT_SNAPSHOT_AUTO, snap, err);
+	free(lw);
+	if (r < 0)
+		return r;
+	return plait_context_open_with_ignore(plait_snapshot_root(*snap), NULL, ctx, err);
+}
+
+static int do_copy(struct builder *b, struct stage *st, size_t idx, const struct plait_df_instr *in,
+		   struct plait_error **err)
+{
+	bool add = in->kind == PLAIT_DF_ADD;
+	const char *what = add ? "ADD" : "COPY";
+	char **words = NULL;
+	size_t n_words = 0;
+	struct plait_buf key = PLAIT_BUF_INIT, created_by = PLAIT_BUF_INIT, dest = PLAIT_BUF_INIT,
+			 whr = PLAIT_BUF_INIT;
+	struct plait_context *src_ctx = b->ctx;
+	struct plait_snapshot *from_snap = NULL, *snap = NULL;
+	struct plait_context *from_ctx = NULL;
+	struct plait_context_list l = PLAIT_CONTEXT_LIST_INIT;
+	struct copy_attrs a = { 0 };
+	int r = 0;
+
+	where(b, in, &whr);
+	plait_buf_addf(&whr, ": %s", what);
+	static const char *const unsupported[] = { "exclude", "parents", "checksum", "keep-git-dir" };
+	for (size_t i = 0; i < ARRAY_SIZE(unsupported); i++)
+		if (plait_df_flag_get(in, unsupported[i]))
+			return instr_error(b, in, PLAIT_E_USAGE, err, "%s --%s is not supported yet", what,
+					   unsupported[i]);
+
+	/* args holds the words in both forms; each is expanded on its own. */
+	words = strv_dup(in->args);
+	n_words = in->n_args;
+	for (size_t i = 0; i < n_words && r >= 0; i++) {
+		if (plait_df_heredoc_for_arg(in, words[i]))
+			continue;
+		char *x = NULL;
+		r = expand_word(b, st, in, words[i], &x, err);
+		if (r >= 0) {
+			free(words[i]);
+			words[i] = x;
+		}
+	}
+	if (r < 0)
+		goto out;
+	if (n_words < 2 && !(in->n_heredocs && n_words >= 1)) {
+		r = instr_error(b, in, PLAIT_E_USAGE, err, "%s needs at least one source and a destination",
+				what);
+		goto out;
+	}
+	const char *dst_word = words[n_words - 1];
+	clean_abs(st->cfg.config.working_dir, dst_word, &dest);
+	size_t n_src = n_words - 1;
+	bool dest_is_dir = endswith(dst_word, "/") || n_src > 1;
+
+	const char *chown_s = plait_df_flag_get(in, "chown");
+	const char *chmod_s = plait_df_flag_get(in, "chmod");
+	const char *from_s = plait_df_flag_get(in, "from");
+	plait_buf_addf(&key, "%s\ndest %s%s\nchown %s\nchmod %s\n", what, dest.buf,
+		       dest_is_dir ? "/" : "", chown_s ? chown_s : "", chmod_s ? chmod_s : "");
+	if (chmod_s) {
+		char *end;
+		long m = strtol(chmod_s, &end, 8);
+		if (*end || m < 0 || m > 07777) {
+			r = instr_error(b, in, PLAIT_E_USAGE, err,
+					"--chmod=%s: give an octal mode such as 0755", chmod_s);
+			goto out;
+		}
+		a.chmod = true;
+		a.mode = (mode_t)m;
+	}
+	if (from_s) {
+		_cleanup_free_ char *fx = NULL;
+		r = expand_word(b, st, in, from_s, &fx, err);
+		if (r < 0)
+			goto out;
+		struct stage *fs = find_stage(b, fx, idx);
+		if (!fs) {
+			r = instr_error(b, in, PLAIT_E_USAGE, err,
+					"%s --from=%s: no earlier stage has that name or index "
+					"(copying from an image by name is not supported yet)",
+					what, fx);
+			goto out;
+		}
+		r = stage_view(b, fs, &from_snap, &from_ctx, err);
+		if (r < 0)
+			goto out;
+		src_ctx = from_ctx;
+		a.keep_owner = true;
+		plait_buf_addf(&key, "from %s\n", fs->key);
+	}
+
+	/* Sources: resolved (and digested) before anything runs. */
+	for (size_t i = 0; i < n_src; i++) {
+		if (plait_glob_has_wildcards(words[i]))
+			dest_is_dir = true;
+		const struct plait_df_heredoc *h = plait_df_heredoc_for_arg(in, words[i]);
+		if (h) {
+			_cleanup_free_ char *data = plait_df_heredoc_data(h);
+			plait_buf_addf(&key, "heredoc %s %zu\n", h->name, strlen(data));
+			plait_buf_adds(&key, data);
+			continue;
+		}
+		r = plait_context_resolve(src_ctx, words[i], what, &l, err);
+		if (r < 0) {
+			plait_error_wrap(err, "%s:%d", b->df.filename, in->line);
+			goto out;
+		}
+	}
+	char d[PLAIT_SHA256_DIGEST_SIZE];
+	r = plait_context_digest(src_ctx, &l, d, err);
+	if (r < 0)
+		goto out;
+	plait_buf_addf(&key, "sources %s\n", d);
+	for (size_t i = 0; i < l.n_sources; i++)
+		plait_buf_addf(&key, "source %s\n", l.sources[i].name);
+
+	plait_buf_addf(&created_by, "%s ", what);
+	for (size_t i = 0; i < n_words; i++)
+		plait_buf_addf(&created_by, "%s%s", i ? " " : "", words[i]);
+	plait_buf_adds(&created_by, " # buildkit");
+
+	char k[PLAIT_SHA256_DIGEST_SIZE];
+	chain_key(st->key, &key, k);
+	struct layer_ref hit = { 0 };
+	bool empty = false;
+	if (!b->o->no_cache && lookup_step(b, k, &hit, &empty) == 1) {
+		r = apply_hit(b, st, k, &hit, empty, created_by.buf, err);
+		layer_ref_release(&hit);
+		goto out;
+	}
+	uint64_t t0 = plait_now_ns();
+	const char **lw = NULL;
+	r = plait_snapshot_prepare(lowers_of(st, &lw), st->n_layers, b->work_dir, PLAIT_SNAPSHOT_AUTO,
+				   &snap, err);
+	free(lw);
+	if (r < 0)
+		goto out;
+	if (chown_s) {
+		_cleanup_free_ char *cx = NULL;
+		r = expand_word(b, st, in, chown_s, &cx, err);
+		if (r >= 0)
+			r = b->o->runner->resolve_user(b->o->runner->ctx, plait_snapshot_root(snap), cx,
+						       &a.uid, &a.gid, err);
+		if (r < 0) {
+			plait_error_wrap(err, "%s --chown", whr.buf);
+			goto out;
+		}
+		a.chown = true;
+	}
+	for (size_t i = 0; i < n_src && r >= 0; i++) {
+		const struct plait_df_heredoc *h = plait_df_heredoc_for_arg(in, words[i]);
+		if (!h)
+			continue;
+		_cleanup_free_ char *data = plait_df_heredoc_data(h);
+		struct plait_buf target = PLAIT_BUF_INIT;
+		if (dest_is_dir)
+			plait_buf_addf(&target, "%s/%s", dest.buf, h->name);
+		else
+			plait_buf_adds(&target, dest.buf);
+		r = build_write_file_into(plait_snapshot_root(snap), target.buf, data, strlen(data), &a,
+					  whr.buf, err);
+		plait_buf_release(&target);
+	}
+	if (r >= 0 && l.n_sources)
+		r = build_copy_into(plait_snapshot_root(snap), src_ctx, &l, dest.buf, dest_is_dir, &a,
+				    whr.buf, err);
+	if (r >= 0)
+		r = commit_change(b, st, snap, k, created_by.buf, err);
+	if (r >= 0)
+		emit(b, PLAIT_BUILD_STEP_DONE, NULL, (double)(plait_now_ns() - t0) / 1e9);
+out:
+	plait_snapshot_release(snap);
+	plait_context_list_release(&l);
+	plait_context_free(from_ctx);
+	plait_snapshot_release(from_snap);
+	plait_strv_free(words);
+	plait_buf_release(&key);
+	plait_buf_release(&created_by);
+	plait_buf_release(&dest);
+	plait_buf_release(&whr);
+	return r;
+}
+
+/* ------------------------------------------------------------ metadata instructions */
+
+static int set_healthcheck(struct stage *st, const struct plait_df_instr *in)
+{
+	json_auto_t *extra = st->cfg.config.extra_json ? json_loads(st->cfg.config.extra_json, 0, NULL)
+							 : json_object();
+	if (!extra)
+		extra = json_object();
+	json_t *h = json_object();
+	json_t *test = json_array();
+	if (in->health_none) {
+		json_array_append_new(test, json_string("NONE"));
+	} else if (in->json) {
+		json_array_append_new(test, json_string("CMD"));
+		for (size_t i = 0; i < in->n_args; i++)
+			json_array_append_new(test, json_string(in->args[i]));
+	} else {
+		json_array_append_new(test, json_string("CMD-SHELL"));
+		json_array_append_new(test, json_string(in->shell ? in->shell : ""));
+	}
+	json_object_set_new(h, "Test", test);
+	if (in->health_interval_ns)
+		json_object_set_new(h, "Interval", json_integer(in->health_interval_ns));
+	if (in->health_timeout_ns)
+		json_object_set_new(h, "Timeout", json_integer(in->health_timeout_ns));
+	if (in->health_start_period_ns)
+		json_object_set_new(h, "StartPeriod", json_integer(in->health_start_period_ns));
+	if (in->health_start_interval_ns)
+		json_object_set_new(h, "StartInterval", json_integer(in->health_start_interval_ns));
+	if (in->health_retries)
+		json_object_set_new(h, "Retries", json_integer(in->health_retries));
+	json_object_set_new(extra, "Healthcheck", h);
+	free(st->cfg.config.extra_json);
+	st->cfg.config.extra_json = json_dumps(extra, JSON_COMPACT | JSON_SORT_KEYS);
+	return 0;
+}
+
+static char **command_of(struct stage *st, const struct plait_df_instr *in)
+{
+	if (in->json)
+		return strv_dup(in->args);
+	char *const default_shell[] = { (char *)"/bin/sh", (char *)"-c", NULL };
+	char **v = strv_dup(st->cfg.config.shell ? st->cfg.config.shell : default_shell);
+	plait_strv_push(&v, in->shell ? in->shell : "");
+	return v;
+}
+
+static const char *arg0(const struct plait_df_instr *in)
+{
+	return in->n_args ? in->args[0] : "";
+}
+
+/* Each word of args expanded (EXPOSE, VOLUME). */
+static int expand_args(struct builder *b, struct stage *st, const struct plait_df_instr *in, char ***out,
+		       struct plait_error **err)
+{
+	*out = NULL;
+	for (size_t i = 0; i < in->n_args; i++) {
+		_cleanup_free_ char *x = NULL;
+		int r = expand_word(b, st, in, in->args[i], &x, err);
+		if (r < 0)
+			return r;
+		plait_strv_push(out, x);
+	}
+	return 0;
+}
+
+static int do_arg(struct builder *b, struct stage *st, const struct plait_df_instr *in,
+		  struct plait_error **err)
+{
+	for (size_t i = 0; i < in->n_kvs; i++) {
+		const char *name = in->kvs[i].key;
+		const char *given = plait_map_get(&b->build_args, name);
+		_cleanup_free_ char *def = NULL;
+		if (in->kvs[i].value) {
+			int r = expand_word(b, st, in, in->kvs[i].value, &def, err);
+			if (r < 0)
+				return r;
+		}
+		const char *v = given ? given : def ? def : plait_map_get(&b->meta, name);
+		if (v)
+			plait_map_set(&st->args, name, v);
+	}
+	return 0;
+}
+
+static int do_meta(struct builder *b, struct stage *st, const struct plait_df_instr *in,
+		   struct plait_error **err)
+{
+	struct plait_container_config *c = &st->cfg.config;
+	int r = 0;
+	switch (in->kind) {
+	case PLAIT_DF_ENV:
+		for (size_t i = 0; i < in->n_kvs && r >= 0; i++) {
+			_cleanup_free_ char *k = NULL, *v = NULL;
+			r = expand_word(b, st, in, in->kvs[i].key, &k, err);
+			if (r >= 0)
+				r = expand_word(b, st, in, in->kvs[i].value ? in->kvs[i].value : "", &v, err);
+			if (r >= 0)
+				env_set(&c->env, k, v);
+		}
+		break;
+	case PLAIT_DF_LABEL:
+		for (size_t i = 0; i < in->n_kvs && r >= 0; i++) {
+			_cleanup_free_ char *k = NULL, *v = NULL;
+			r = expand_word(b, st, in, in->kvs[i].key, &k, err);
+			if (r >= 0)
+				r = expand_word(b, st, in, in->kvs[i].value ? in->kvs[i].value : "", &v, err);
+			if (r >= 0)
+				plait_map_set(&c->labels, k, v);
+		}
+		break;
+	case PLAIT_DF_ARG:
+		r = do_arg(b, st, in, err);
+		break;
+	case PLAIT_DF_WORKDIR: {
+		_cleanup_free_ char *w = NULL;
+		r = expand_word(b, st, in, arg0(in), &w, err);
+		if (r < 0)
+			break;
+		struct plait_buf p = PLAIT_BUF_INIT;
+		clean_abs(c->working_dir, w, &p);
+		free(c->working_dir);
+		c->working_dir = plait_buf_detach(&p, NULL);
+		break;
+	}
+	case PLAIT_DF_USER: {
+		_cleanup_free_ char *u = NULL;
+		r = expand_word(b, st, in, arg0(in), &u, err);
+		if (r >= 0) {
+			free(c->user);
+			c->user = TAKE_PTR(u);
+		}
+		break;
+	}
+	case PLAIT_DF_EXPOSE: {
+		char **w = NULL;
+		r = expand_args(b, st, in, &w, err);
+		for (size_t i = 0; w && w[i] && r >= 0; i++) {
+			struct plait_buf p = PLAIT_BUF_INIT;
+			plait_buf_addf(&p, "%s%s", w[i], strchr(w[i], '/') ? "" : "/tcp");
+			bool have = false;
+			for (char **e = c->exposed_ports; e && *e; e++)
+				have |= streq(*e, p.buf);
+			if (!have)
+				plait_strv_push(&c->exposed_ports, p.buf);
+			plait_buf_release(&p);
+		}
+		plait_strv_free(w);
+		break;
+	}
+	case PLAIT_DF_VOLUME: {
+		char **w = NULL;
+		r = expand_args(b, st, in, &w, err);
+		for (size_t i = 0; w && w[i] && r >= 0; i++)
+			plait_strv_push(&c->volumes, w[i]);
+		plait_strv_free(w);
+		break;
+	}
+	case PLAIT_DF_CMD:
+		plait_strv_free(c->cmd);
+		c->cmd = command_of(st, in);
+		st->cmd_set = true;
+		break;
+	case PLAIT_DF_ENTRYPOINT:
+		plait_strv_free(c->entrypoint);
+		c->entrypoint = command_of(st, in);
+		/* An ENTRYPOINT resets a CMD this stage did not set (Dockerfile reference). */
+		if (!st->cmd_set) {
+			plait_strv_free(c->cmd);
+			c->cmd = NULL;
+		}
+		break;
+	case PLAIT_DF_STOPSIGNAL: {
+		_cleanup_free_ char *s = NULL;
+		r = expand_word(b, st, in, arg0(in), &s, err);
+		if (r >= 0) {
+			free(c->stop_signal);
+			c->stop_signal = TAKE_PTR(s);
+		}
+		break;
+	}
+	case PLAIT_DF_SHELL:
+		plait_strv_free(c->shell);
+		c->shell = strv_dup(in->args);
+		break;
+	case PLAIT_DF_HEALTHCHECK:
+		r = set_healthcheck(st, in);
+		break;
+	case PLAIT_DF_ONBUILD:
+		plait_strv_push(&c->on_build, in->shell ? in->shell : "");
+		break;
+	case PLAIT_DF_MAINTAINER:
+		free(st->cfg.author);
+		st->cfg.author = xstrdup(arg0(in));
+		break;
+	default:
+		r = instr_error(b, in, PLAIT_E_USAGE, err, "'%s' cannot be used here",
+				plait_df_kind_name(in->kind));
+	}
+	if (r < 0)
+		return r;
+	/* Config-only steps are part of the chain: later steps see their effect. */
+	struct plait_buf k = PLAIT_BUF_INIT;
+	plait_buf_addf(&k, "meta %s\n", in->original);
+	for (char **e = c->env; e && *e; e++)
+		plait_buf_addf(&k, "env %s\n", *e);
+	for (size_t i = 0; i < st->args.n; i++)
+		plait_buf_addf(&k, "arg %s=%s\n", st->args.items[i].key, st->args.items[i].value);
+	char nk[PLAIT_SHA256_DIGEST_SIZE];
+	chain_key(st->key, &k, nk);
+	memcpy(st->key, nk, sizeof(nk));
+	plait_buf_release(&k);
+	if (in->kind != PLAIT_DF_ARG) {
+		struct plait_buf cb = PLAIT_BUF_INIT;
+		plait_buf_addf(&cb, "%s # buildkit", in->original);
+		stage_add_history(b, st, cb.buf, true);
+		plait_buf_release(&cb);
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ stages */
+
+static int build_stage(struct builder *b, size_t idx, struct plait_error **err);
+
+static int do_from(struct builder *b, struct stage *st, size_t idx, struct plait_error **err)
+{
+	const struct plait_df_instr *in = st->df->from;
+	_cleanup_free_ char *image = NULL, *platform = NULL;
+	int r = expand_word(b, NULL, in, st->df->image, &image, err);
+	if (r >= 0 && st->df->platform)
+		r = expand_word(b, NULL, in, st->df->platform, &platform, err);
+	if (r < 0)
+		return r;
+	struct plait_buf text = PLAIT_BUF_INIT;
+	plait_buf_addf(&text, "FROM %s", image);
+	emit(b, PLAIT_BUILD_STEP_START, text.buf, 0);
+	plait_buf_release(&text);
+
+	struct stage *base = find_stage(b, image, idx);
+	if (base) {
+		if (!base->built && (r = build_stage(b, (size_t)(base - b->stages), err)) < 0)
+			return r;
+		stage_copy_state(st, base);
+	} else if (streq(image, "scratch")) {
+		memset(&st->cfg, 0, sizeof(st->cfg));
+		struct plait_buf k = PLAIT_BUF_INIT;
+		plait_buf_adds(&k, "FROM scratch");
+		chain_key("", &k, st->key);
+		plait_buf_release(&k);
+	} else {
+		r = from_image(b, st, image, platform ? platform : b->o->platform_str, err);
+		if (r < 0) {
+			struct plait_buf w = PLAIT_BUF_INIT;
+			where(b, in, &w);
+			plait_error_wrap(err, "%s: FROM %s", w.buf, image);
+			plait_buf_release(&w);
+			return r;
+		}
+	}
+	/* The image keeps the target's platform; a PATH is always there (as BuildKit does). */
+	free(st->cfg.architecture);
+	free(st->cfg.os);
+	free(st->cfg.variant);
+	st->cfg.architecture = xstrdup_or_null(b->o->platform.architecture);
+	st->cfg.os = xstrdup_or_null(b->o->platform.os);
+	st->cfg.variant = xstrdup_or_null(b->o->platform.variant);
+	if (!env_get(st->cfg.config.env, "PATH"))
+		env_set(&st->cfg.config.env, "PATH", DEFAULT_PATH + strlen("PATH="));
+	emit(b, PLAIT_BUILD_STEP_DONE, NULL, 0);
+	return 0;
+}
+
+static int build_stage(struct builder *b, size_t idx, struct plait_error **err)
+{
+	struct stage *st = &b->stages[idx];
+	struct stage *prev = b->cur;
+	b->cur = st;
+	b->step++;
+	int r = do_from(b, st, idx, err);
+	for (size_t i = 0; i < st->df->n_instrs && r >= 0; i++) {
+		const struct plait_df_instr *in = &st->df->instrs[i];
+		if (cancelled(b)) {
+			r = plait_error_set(err, PLAIT_E_CANCELLED, "interrupted at %s:%d", b->df.filename,
+					    in->line);
+			break;
+		}
+		b->cur = st;
+		b->step++;
+		emit(b, PLAIT_BUILD_STEP_START, in->original, 0);
+		switch (in->kind) {
+		case PLAIT_DF_RUN:
+			r = do_run(b, st, in, err);
+			break;
+		case PLAIT_DF_COPY:
+		case PLAIT_DF_ADD:
+			r = do_copy(b, st, idx, in, err);
+			break;
+		default:
+			r = do_meta(b, st, in, err);
+			if (r >= 0)
+				emit(b, PLAIT_BUILD_STEP_DONE, NULL, 0);
+		}
+		if (r < 0)
+			emit(b, PLAIT_BUILD_STEP_ERROR, (*err)->msg, 0);
+	}
+	st->built = r >= 0;
+	b->cur = prev;
+	return r;
+}
+
+/* Which stages the target needs: FROM <stage>, COPY --from, RUN --mount from=. */
+static void mark_needed(struct builder *b, size_t idx)
+{
+	struct stage *st = &b->stages[idx];
+	if (st->needed)
+		return;
+	st->needed = true;
+	_cleanup_free_ char *image = NULL;
+	plait_expand_word(st->df->image, &(struct plait_expand_opts){ .escape = b->df.escape }, lookup,
+			  &(struct lookup_ctx){ b, NULL }, &image, NULL);
+	struct stage *base = image ? find_stage(b, image, idx) : NULL;
+	if (base)
+		mark_needed(b, (size_t)(base - b->stages));
+	for (size_t i = 0; i < st->df->n_instrs; i++) {
+		const struct plait_df_instr *in = &st->df->instrs[i];
+		const char *from = in->kind == PLAIT_DF_COPY ? plait_df_flag_get(in, "from") : NULL;
+		struct stage *dep = from ? find_stage(b, from, idx) : NULL;
+		if (dep)
+			mark_needed(b, (size_t)(dep - b->stages));
+	}
+}
+
+static void set_auto_args(struct builder *b)
+{
+	const struct plait_platform *t = &b->o->platform, *h = &b->o->build_platform;
+	plait_map_set(&b->meta, "TARGETPLATFORM", b->o->platform_str);
+	plait_map_set(&b->meta, "TARGETOS", t->os ? t->os : "");
+	plait_map_set(&b->meta, "TARGETARCH", t->architecture ? t->architecture : "");
+	plait_map_set(&b->meta, "TARGETVARIANT", t->variant ? t->variant : "");
+	plait_map_set(&b->meta, "BUILDPLATFORM", b->o->build_platform_str);
+	plait_map_set(&b->meta, "BUILDOS", h->os ? h->os : "");
+	plait_map_set(&b->meta, "BUILDARCH", h->architecture ? h->architecture : "");
+	plait_map_set(&b->meta, "BUILDVARIANT", h->variant ? h->variant : "");
+}
+
+static int write_image(struct builder *b, struct stage *st, struct plait_build_result *res,
+		       struct plait_error **err)
+{
+	for (const char *const *l = b->o->labels; l && *l; l++) {
+		const char *eq = strchr(*l, '=');
+		_cleanup_free_ char *k = eq ? xstrndup(*l, (size_t)(eq - *l)) : xstrdup(*l);
+		plait_map_set(&st->cfg.config.labels, k, eq ? eq + 1 : "");
+	}
+	struct plait_buf when = PLAIT_BUF_INIT, cj = PLAIT_BUF_INIT, mj = PLAIT_BUF_INIT;
+	now_rfc3339(b, &when);
+	free(st->cfg.created);
+	st->cfg.created = plait_buf_detach(&when, NULL);
+	if (!st->cfg.diff_ids)
+		st->cfg.diff_ids = xcalloc(1, sizeof(char *));
+	int r = plait_image_config_serialise(&st->cfg, &cj, err);
+	char cd[PLAIT_SHA256_DIGEST_SIZE];
+	if (r >= 0)
+		r = plait_store_put_bytes(b->store, cj.buf, cj.len, cd, err);
+	if (r < 0)
+		goto out;
+	struct plait_manifest m = { .schema_version = 2 };
+	m.media_type = (char *)plait_media_type_to_string(PLAIT_MT_OCI_MANIFEST);
+	m.config.media_type = (char *)plait_media_type_to_string(PLAIT_MT_OCI_CONFIG);
+	memcpy(m.config.digest, cd, sizeof(cd));
+	m.config.size = (int64_t)cj.len;
+	m.layers = xcalloc(st->n_layers + 1, sizeof(*m.layers));
+	m.n_layers = st->n_layers;
+	res->size = (int64_t)cj.len;
+	for (size_t i = 0; i < st->n_layers; i++) {
+		m.layers[i] = st->layers[i].desc; /* shallow: not released here */
+		res->size += st->layers[i].desc.size;
+	}
+	r = plait_manifest_serialise(&m, &mj, err);
+	free(m.layers);
+	char md[PLAIT_SHA256_DIGEST_SIZE];
+	if (r >= 0)
+		r = plait_store_put_bytes(b->store, mj.buf, mj.len, md, err);
+	if (r < 0)
+		goto out;
+	res->manifest.media_type = xstrdup(plait_media_type_to_string(PLAIT_MT_OCI_MANIFEST));
+	memcpy(res->manifest.digest, md, sizeof(md));
+	res->manifest.size = (int64_t)mj.len;
+	res->size += (int64_t)mj.len;
+	memcpy(res->config_digest, cd, sizeof(cd));
+out:
+	plait_buf_release(&cj);
+	plait_buf_release(&mj);
+	return r;
+}
+
+void plait_build_result_release(struct plait_build_result *r)
+{
+	if (r)
+		plait_descriptor_release(&r->manifest);
+}
+
+int plait_build(const struct plait_build_opts *o, struct plait_build_result *res,
+		struct plait_error **err)
+{
+	struct builder b = { .o = o, .lockfd = -1 };
+	struct plait_buf data = PLAIT_BUF_INIT;
+	_cleanup_free_ char *dfpath = o->dockerfile ? xstrdup(o->dockerfile) : join(o->context_dir, "Dockerfile");
+	memset(res, 0, sizeof(*res));
+	int r = plait_buf_read_file(&data, dfpath, 16u << 20);
+	if (r < 0) {
+		r = plait_error_set_errno(err, r == -ENOENT ? PLAIT_E_NOT_FOUND : PLAIT_E_IO, r,
+					  "cannot read Dockerfile '%s'", dfpath);
+		goto out;
+	}
+	const char *base = strrchr(dfpath, '/');
+	r = plait_dockerfile_parse(data.buf, data.len, base ? base + 1 : dfpath, &b.df, err);
+	if (r < 0)
+		goto out;
+	if (!b.df.n_stages) {
+		r = plait_error_set(err, PLAIT_E_USAGE, "%s has no FROM: nothing to build", dfpath);
+		goto out;
+	}
+	for (const char *const *a = o->build_args; a && *a; a++) {
+		const char *eq = strchr(*a, '=');
+		_cleanup_free_ char *k = eq ? xstrndup(*a, (size_t)(eq - *a)) : xstrdup(*a);
+		const char *v = eq ? eq + 1 : getenv(k); /* --build-arg NAME takes it from the environment */
+		if (v)
+			plait_map_set(&b.build_args, k, v);
+	}
+	set_auto_args(&b);
+	/* Global ARGs, in order, each seeing those before it. */
+	for (size_t i = 0; i < b.df.n_global_args; i++) {
+		const struct plait_df_instr *in = &b.df.global_args[i];
+		for (size_t j = 0; j < in->n_kvs; j++) {
+			const char *given = plait_map_get(&b.build_args, in->kvs[j].key);
+			_cleanup_free_ char *def = NULL;
+			if (!given && in->kvs[j].value &&
+			    (r = expand_word(&b, NULL, in, in->kvs[j].value, &def, err)) < 0)
+				goto out;
+			if (given || def)
+				plait_map_set(&b.meta, in->kvs[j].key, given ? given : def);
+		}
+	}
+	r = plait_context_open(o->context_dir, dfpath, &b.ctx, err);
+	if (r < 0)
+		goto out;
+	r = open_cache(&b, err);
+	if (r < 0)
+		goto out;
+
+	b.n_stages = b.df.n_stages;
+	b.stages = xcalloc(b.n_stages, sizeof(*b.stages));
+	for (size_t i = 0; i < b.n_stages; i++) {
+		b.stages[i].df = &b.df.stages[i];
+		struct plait_buf lb = PLAIT_BUF_INIT;
+		if (b.df.stages[i].name)
+			plait_buf_adds(&lb, b.df.stages[i].name);
+		else
+			plait_buf_addf(&lb, "stage-%zu", i);
+		b.stages[i].label = plait_buf_detach(&lb, NULL);
+	}
+	size_t target = b.n_stages - 1;
+	if (o->target) {
+		const struct plait_df_stage *ts = plait_dockerfile_find_stage(&b.df, o->target);
+		if (!ts) {
+			struct plait_buf names = PLAIT_BUF_INIT;
+			for (size_t i = 0; i < b.n_stages; i++)
+				if (b.df.stages[i].name)
+					plait_buf_addf(&names, "%s%s", names.len ? ", " : "", b.df.stages[i].name);
+			r = plait_error_set(err, PLAIT_E_USAGE, "--target '%s': no such stage in %s; it has: %s",
+					    o->target, b.df.filename, names.len ? names.buf : "no named stages");
+			plait_buf_release(&names);
+			goto out;
+		}
+		target = ts->index;
+	}
+	mark_needed(&b, target);
+	for (size_t i = 0; i < b.n_stages; i++)
+		if (b.stages[i].needed)
+			b.total += 1 + (int)b.stages[i].df->n_instrs;
+	for (size_t i = 0; i <= target && r >= 0; i++)
+		if (b.stages[i].needed && !b.stages[i].built)
+			r = build_stage(&b, i, err);
+	if (r < 0)
+		goto out;
+	r = write_image(&b, &b.stages[target], res, err);
+	res->steps = b.total;
+	res->cached = b.cached;
+out:
+	for (size_t i = 0; i < b.n_stages; i++) {
+		struct stage *st = &b.stages[i];
+		plait_image_config_release(&st->cfg);
+		for (size_t j = 0; j < st->n_layers; j++)
+			layer_ref_release(&st->layers[j]);
+		free(st->layers);
+		plait_map_release(&st->args);
+		free(st->label);
+	}
+	for (size_t i = 0; i < b.n_tail; i++)
+		free(b.tail[i]);
+	free(b.stages);
+	plait_map_release(&b.build_args);
+	plait_map_release(&b.meta);
+	plait_context_free(b.ctx);
+	plait_store_free(b.store);
+	if (b.lockfd >= 0)
+		close(b.lockfd);
+	free(b.cache);
+	free(b.layers_dir);
+	free(b.steps_dir);
+	free(b.mounts_dir);
+	free(b.work_dir);
+	plait_dockerfile_release(&b.df);
+	plait_buf_release(&data);
+	return r;
+}

@@ -1,0 +1,138 @@
+/* core/build.h - the build executor: one Dockerfile, one target platform, one
+ * image in the content store.
+ *
+ * The executor knows neither "which platform runs this" nor "where the result
+ * goes": commands run through a struct plait_runner (a native sandbox, QEMU,
+ * a remote builder: platforms/ provides them), base images come through a
+ * struct plait_image_resolver (registries, layouts: cmd/ wires registry/),
+ * and the result is an image manifest in the cache's content store that the
+ * caller exports.
+ *
+ * Contract:
+ *  - only the stages the target needs are built, in dependency order;
+ *  - each layer-producing step (RUN, COPY, ADD) has a cache key: a digest of
+ *    the parent state, the expanded instruction, the environment and args it
+ *    can see, the user and working directory, its mounts and, for COPY/ADD,
+ *    the content and metadata of its sources. A hit reuses the recorded layer
+ *    and runs nothing; --no-cache skips lookups (results are still recorded);
+ *  - layers are deterministic (core/layer.h); with an epoch set, the config's
+ *    created times are the epoch, so the same inputs give the same digest;
+ *  - a failed step names the Dockerfile line and, for RUN, the exit status and
+ *    the last lines of output; nothing is tagged by the executor at all;
+ *  - the cache directory may be shared by concurrent builds: entries are
+ *    written to temporary names and renamed, and a shared lock is held. */
+#ifndef PLAIT_BUILD_H
+#define PLAIT_BUILD_H
+
+#include "endpoint.h"
+#include "layer.h"
+
+/* Mounts a RUN step asks for, as the runner must provide them. */
+enum plait_run_mount_type { PLAIT_RUN_MOUNT_BIND = 1, PLAIT_RUN_MOUNT_TMPFS };
+struct plait_run_mount {
+	enum plait_run_mount_type type;
+	const char *source; /* BIND: host path */
+	const char *target; /* absolute inside the root */
+	bool readonly;
+	const char *options; /* TMPFS options, or NULL */
+};
+
+struct plait_run_request {
+	const char *rootfs;
+	const char *const *argv;
+	const char *const *env;
+	const char *workdir;
+	const char *user;
+	bool network_none;
+	const struct plait_run_mount *mounts;
+	size_t n_mounts;
+	/* Output line by line (stream 1 stdout, 2 stderr). */
+	void (*on_output)(void *opaque, int stream, const char *line, size_t len);
+	void *opaque;
+};
+
+/* Runs commands for one target platform (native sandbox, emulated, remote). */
+struct plait_runner {
+	void *ctx;
+	/* 0 when the command ran (its status in *exit_code / *signal), <0 when it could not run. */
+	int (*run)(void *ctx, const struct plait_run_request *req, int *exit_code, int *signal,
+		   struct plait_error **err);
+	/* USER / --chown names resolved in the image at rootfs (its /etc/passwd, /etc/group). */
+	int (*resolve_user)(void *ctx, const char *rootfs, const char *user, uid_t *uid, gid_t *gid,
+			    struct plait_error **err);
+};
+
+/* Finds base images: ref as written in FROM (after expansion), for platform
+ * ("linux/arm64", as in FROM --platform after expansion). Fills an endpoint to
+ * read blobs from, and the manifest (not an index) with its bytes. */
+struct plait_image_resolver {
+	void *ctx;
+	int (*resolve)(void *ctx, const char *ref, const char *platform,
+		       struct plait_endpoint **ep, struct plait_descriptor *manifest,
+		       struct plait_buf *bytes, struct plait_error **err);
+};
+
+enum plait_build_event_kind {
+	PLAIT_BUILD_STEP_START, /* text: "[stage] INSTRUCTION ..." */
+	PLAIT_BUILD_STEP_CACHED,
+	PLAIT_BUILD_STEP_DONE,  /* seconds */
+	PLAIT_BUILD_STEP_OUTPUT, /* text: a line of RUN output */
+	PLAIT_BUILD_STEP_ERROR, /* text: what failed */
+};
+
+struct plait_build_event {
+	enum plait_build_event_kind kind;
+	int step;          /* 1-based, over the whole build */
+	int total;         /* steps planned */
+	const char *stage; /* stage name or index */
+	const char *text;
+	double seconds;
+};
+
+struct plait_build_secret {
+	const char *id;
+	const char *src; /* host file holding the secret */
+};
+
+struct plait_build_opts {
+	const char *context_dir;
+	const char *dockerfile; /* NULL = <context>/Dockerfile */
+	const char *target;     /* stage name; NULL = the last stage */
+	struct plait_platform platform;       /* target platform (TARGETOS, TARGETARCH, ...) */
+	const char *platform_str;             /* the same formatted: "linux/arm64" */
+	struct plait_platform build_platform; /* where the build runs */
+	const char *build_platform_str;
+	const char *const *build_args;        /* "K=V", NULL-terminated, or NULL */
+	const char *const *labels;            /* "K=V" added to the image config */
+	const struct plait_build_secret *secrets;
+	size_t n_secrets;
+	const char *cache_dir;
+	bool no_cache;
+	enum plait_layer_compression compression;
+	bool have_epoch;
+	int64_t source_date_epoch;
+	const struct plait_runner *runner;
+	const struct plait_image_resolver *resolver;
+	void (*progress)(const struct plait_build_event *ev, void *ctx);
+	void *progress_ctx;
+	const volatile int *cancel;
+};
+
+struct plait_build_result {
+	struct plait_descriptor manifest; /* in the cache's store */
+	char config_digest[PLAIT_SHA256_DIGEST_SIZE];
+	int64_t size; /* manifest + config + layers */
+	int steps, cached;
+};
+void plait_build_result_release(struct plait_build_result *r);
+
+/* Build; the image lands in the store of the cache directory (see
+ * plait_build_cache_store()). */
+int plait_build(const struct plait_build_opts *o, struct plait_build_result *res,
+		struct plait_error **err);
+/* The cache directory's content store path: "<cache>/store". Caller frees. */
+char *plait_build_cache_store(const char *cache_dir);
+/* $XDG_CACHE_HOME/plait or ~/.cache/plait. Caller frees. */
+char *plait_build_default_cache_dir(void);
+
+#endif

@@ -1,0 +1,318 @@
+/* core/build_copy.c - COPY and ADD into a snapshot root. Every path under the
+ * root is opened with openat2(RESOLVE_IN_ROOT), so a symlink in the image
+ * ("/usr/lib -> lib", or a hostile "/etc -> /host/etc") resolves inside it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+#include "build-internal.h"
+#include "banned.h"
+
+static int open_in_root(int rootfd, const char *rel, int flags, mode_t mode)
+{
+	struct open_how how = {
+		.flags = (uint64_t)flags | O_CLOEXEC,
+		.mode = (flags & O_CREAT) ? mode : 0,
+		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+	};
+	while (*rel == '/')
+		rel++;
+	if (!*rel)
+		rel = ".";
+	long fd = syscall(SYS_openat2, rootfd, rel, &how, sizeof(how));
+	return fd < 0 ? -errno : (int)fd;
+}
+
+/* Open (creating as needed, mode 0755) the directory at rel inside root. */
+static int mkdirs_in_root(int rootfd, const char *rel, const struct copy_attrs *a, bool own_new,
+			  int *fd_out, struct plait_error **err)
+{
+	struct plait_buf prefix = PLAIT_BUF_INIT;
+	int dfd = open_in_root(rootfd, ".", O_PATH | O_DIRECTORY, 0);
+	int r = dfd < 0 ? dfd : 0;
+	const char *p = rel;
+	while (r >= 0 && *p) {
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		size_t n = strcspn(p, "/");
+		if (prefix.len)
+			plait_buf_addch(&prefix, '/');
+		plait_buf_add(&prefix, p, n);
+		p += n;
+		int next = open_in_root(rootfd, prefix.buf, O_PATH | O_DIRECTORY, 0);
+		if (next == -ENOENT) {
+			/* Create it in the directory we already hold (resolved inside root). */
+			_cleanup_free_ char *name = xstrndup(p - n, n);
+			if (mkdirat(dfd, name, 0755) < 0 && errno != EEXIST) {
+				r = -errno;
+				break;
+			}
+			next = open_in_root(rootfd, prefix.buf, O_PATH | O_DIRECTORY, 0);
+			if (next >= 0 && own_new && a->chown)
+				fchownat(next, "", a->uid, a->gid, AT_EMPTY_PATH);
+		}
+		if (next < 0) {
+			r = next;
+			break;
+		}
+		close(dfd);
+		dfd = next;
+	}
+	if (r < 0) {
+		if (dfd >= 0)
+			close(dfd);
+		r = plait_error_set_errno(err, PLAIT_E_IO, r, "create directory '/%s'", prefix.buf);
+		plait_buf_release(&prefix);
+		return r;
+	}
+	plait_buf_release(&prefix);
+	*fd_out = dfd;
+	return 0;
+}
+
+int build_mkdir_in_root(const char *root, const char *path, struct plait_error **err)
+{
+	_cleanup_close_ int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return plait_error_set_errno(err, PLAIT_E_IO, errno, "open '%s'", root);
+	struct copy_attrs none = { 0 };
+	int fd = -1;
+	int r = mkdirs_in_root(rootfd, path, &none, false, &fd, err);
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+static void split_parent(const char *path, struct plait_buf *parent, const char **base)
+{
+	const char *slash = strrchr(path, '/');
+	if (slash) {
+		plait_buf_add(parent, path, (size_t)(slash - path));
+		*base = slash + 1;
+	} else {
+		*base = path;
+	}
+}
+
+static int copy_contents(int in, int out)
+{
+	for (;;) {
+		ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
+		if (n == 0)
+			return 0;
+		if (n > 0)
+			continue;
+		if (errno == EINTR)
+			continue;
+		if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+			return -errno;
+		break; /* fall back to read/write */
+	}
+	char buf[1 << 16];
+	for (;;) {
+		ssize_t n = read(in, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return 0;
+		int r = plait_write_all(out, buf, (size_t)n);
+		if (r < 0)
+			return r;
+	}
+}
+
+/* Make room for a new entry called base in dirfd: an existing file or link
+ * goes; an existing directory stays when a directory is wanted. */
+static int clear_slot(int dirfd, const char *base, bool want_dir)
+{
+	struct stat st;
+	if (fstatat(dirfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (S_ISDIR(st.st_mode))
+		return want_dir ? 1 : -EISDIR;
+	if (unlinkat(dirfd, base, 0) < 0)
+		return -errno;
+	return 0;
+}
+
+static void owner_for(const struct copy_attrs *a, const struct plait_context_entry *e, uid_t *uid,
+		      gid_t *gid)
+{
+	if (a->chown) {
+		*uid = a->uid;
+		*gid = a->gid;
+	} else if (a->keep_owner && e) {
+		*uid = e->uid;
+		*gid = e->gid;
+	} else {
+		*uid = 0;
+		*gid = 0;
+	}
+}
+
+static int put_entry(int rootfd, struct plait_context *src, const struct plait_context_entry *e,
+		     const char *target, const struct copy_attrs *a, const char *what,
+		     struct plait_error **err)
+{
+	struct plait_buf parent = PLAIT_BUF_INIT;
+	const char *base;
+	split_parent(target, &parent, &base);
+	int dirfd = -1;
+	int r = mkdirs_in_root(rootfd, parent.buf, a, true, &dirfd, err);
+	plait_buf_release(&parent);
+	if (r < 0)
+		return plait_error_wrap(err, "%s", what), r;
+	uid_t uid;
+	gid_t gid;
+	owner_for(a, e, &uid, &gid);
+	mode_t perm = a->chmod ? a->mode : (e->mode & 07777);
+	struct timespec times[2] = { { .tv_nsec = UTIME_OMIT },
+				     { .tv_sec = e->mtime_sec, .tv_nsec = e->mtime_nsec } };
+
+	if (!*base) {
+		/* the root itself: only its metadata */
+		if (a->chown)
+			fchownat(dirfd, "", uid, gid, AT_EMPTY_PATH);
+		goto out;
+	}
+	int c = clear_slot(dirfd, base, S_ISDIR(e->mode));
+	if (c < 0) {
+		r = plait_error_set_errno(err, PLAIT_E_IO, c, "%s: cannot replace '%s'", what, target);
+		goto out;
+	}
+	if (S_ISDIR(e->mode)) {
+		if (c == 0 && mkdirat(dirfd, base, perm) < 0) {
+			r = plait_error_set_errno(err, PLAIT_E_IO, errno, "%s: create '%s'", what, target);
+			goto out;
+		}
+		fchownat(dirfd, base, uid, gid, AT_SYMLINK_NOFOLLOW);
+		fchmodat(dirfd, base, perm, 0);
+	} else if (S_ISLNK(e->mode)) {
+		if (symlinkat(e->link_target ? e->link_target : "", dirfd, base) < 0) {
+			r = plait_error_set_errno(err, PLAIT_E_IO, errno, "%s: create '%s'", what, target);
+			goto out;
+		}
+		fchownat(dirfd, base, uid, gid, AT_SYMLINK_NOFOLLOW);
+	} else if (S_ISREG(e->mode)) {
+		_cleanup_close_ int in = -1;
+		r = plait_context_open_entry(src, e, &in, err);
+		if (r < 0) {
+			plait_error_wrap(err, "%s", what);
+			goto out;
+		}
+		_cleanup_close_ int fd = openat(dirfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			r = plait_error_set_errno(err, PLAIT_E_IO, errno, "%s: create '%s'", what, target);
+			goto out;
+		}
+		int cr = copy_contents(in, fd);
+		if (cr < 0) {
+			r = plait_error_set_errno(err, PLAIT_E_IO, cr, "%s: copy '%s'", what, e->path);
+			goto out;
+		}
+		if (fchown(fd, uid, gid) < 0 || fchmod(fd, perm) < 0) {
+			r = plait_error_set_errno(err, PLAIT_E_IO, errno, "%s: set owner of '%s'", what, target);
+			goto out;
+		}
+	} else {
+		/* fifos and devices, as docker copies them */
+		if (mknodat(dirfd, base, (e->mode & S_IFMT) | perm, e->rdev) < 0) {
+			r = plait_error_set_errno(err, PLAIT_E_IO, errno, "%s: create '%s'", what, target);
+			goto out;
+		}
+		fchownat(dirfd, base, uid, gid, AT_SYMLINK_NOFOLLOW);
+	}
+	utimensat(dirfd, base, times, AT_SYMLINK_NOFOLLOW);
+out:
+	close(dirfd);
+	return r;
+}
+
+static bool dir_exists_in_root(int rootfd, const char *path)
+{
+	int fd = open_in_root(rootfd, path, O_PATH | O_DIRECTORY, 0);
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+int build_copy_into(const char *root, struct plait_context *src, const struct plait_context_list *l,
+		    const char *dest, bool dest_is_dir, const struct copy_attrs *a, const char *what,
+		    struct plait_error **err)
+{
+	_cleanup_close_ int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return plait_error_set_errno(err, PLAIT_E_IO, errno, "open '%s'", root);
+	/* "COPY a.txt /dir" into an existing directory means /dir/a.txt. */
+	if (!dest_is_dir && l->n_sources == 1 && dir_exists_in_root(rootfd, dest))
+		dest_is_dir = true;
+
+	for (size_t s = 0; s < l->n_sources; s++) {
+		const struct plait_context_source *so = &l->sources[s];
+		for (size_t i = so->first; i < so->first + so->count; i++) {
+			const struct plait_context_entry *e = &l->entries[i];
+			bool src_is_dir = S_ISDIR(l->entries[so->first].mode);
+			struct plait_buf target = PLAIT_BUF_INIT;
+			/* dest without leading '/', then what goes below it */
+			const char *d = dest;
+			while (*d == '/')
+				d++;
+			plait_buf_adds(&target, d);
+			while (target.len && target.buf[target.len - 1] == '/')
+				plait_buf_setlen(&target, target.len - 1);
+			if (src_is_dir) {
+				/* a directory's contents go into dest */
+				if (*e->rel)
+					plait_buf_addf(&target, "%s%s", target.len ? "/" : "", e->rel);
+			} else if (dest_is_dir) {
+				const char *b = strrchr(so->name, '/');
+				plait_buf_addf(&target, "%s%s", target.len ? "/" : "", b ? b + 1 : so->name);
+			}
+			int r = put_entry(rootfd, src, e, target.buf, a, what, err);
+			plait_buf_release(&target);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+int build_write_file_into(const char *root, const char *dest, const char *data, size_t len,
+			  const struct copy_attrs *a, const char *what, struct plait_error **err)
+{
+	_cleanup_close_ int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return plait_error_set_errno(err, PLAIT_E_IO, errno, "open '%s'", root);
+	struct plait_buf parent = PLAIT_BUF_INIT;
+	const char *base;
+	split_parent(dest, &parent, &base);
+	int dirfd = -1;
+	int r = mkdirs_in_root(rootfd, parent.buf, a, true, &dirfd, err);
+	plait_buf_release(&parent);
+	if (r < 0)
+		return r;
+	int c = clear_slot(dirfd, base, false);
+	int fd = c < 0 ? c : openat(dirfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		r = plait_error_set_errno(err, PLAIT_E_IO, c < 0 ? c : errno, "%s: create '%s'", what, dest);
+		close(dirfd);
+		return r;
+	}
+	uid_t uid;
+	gid_t gid;
+	owner_for(a, NULL, &uid, &gid);
+	if (plait_write_all(fd, data, len) < 0 || fchown(fd, uid, gid) < 0 ||
+	    fchmod(fd, a->chmod ? a->mode : 0644) < 0)
+		r = plait_error_set_errno(err, PLAIT_E_IO, errno, "%s: write '%s'", what, dest);
+	close(fd);
+	close(dirfd);
+	return r;
+}
