@@ -366,6 +366,15 @@ static void chain_key(const char *parent, const struct plait_buf *step, char out
 	plait_buf_release(&b);
 }
 
+/* What shapes every layer of a chain: part of the key at its root, so a layer
+ * made with one epoch or compression is never reused for another. */
+static void layer_settings(const struct builder *b, struct plait_buf *k)
+{
+	plait_buf_addf(k, "compression %d\n", (int)b->o->compression);
+	if (b->o->have_epoch)
+		plait_buf_addf(k, "epoch %lld\n", (long long)b->o->source_date_epoch);
+}
+
 static const char *const *lowers_of(const struct stage *st, const char ***buf)
 {
 	*buf = xcalloc(st->n_layers + 1, sizeof(char *));
@@ -520,7 +529,8 @@ static int from_image(struct builder *b, struct stage *st, const char *ref, cons
 		goto out;
 	}
 	struct plait_buf k = PLAIT_BUF_INIT;
-	plait_buf_addf(&k, "FROM %s", man.digest);
+	plait_buf_addf(&k, "FROM %s\n", man.digest);
+	layer_settings(b, &k);
 	chain_key("", &k, st->key);
 	plait_buf_release(&k);
 out:
@@ -1307,7 +1317,8 @@ static int do_from(struct builder *b, struct stage *st, size_t idx, struct plait
 	} else if (streq(image, "scratch")) {
 		memset(&st->cfg, 0, sizeof(st->cfg));
 		struct plait_buf k = PLAIT_BUF_INIT;
-		plait_buf_adds(&k, "FROM scratch");
+		plait_buf_adds(&k, "FROM scratch\n");
+		layer_settings(b, &k);
 		chain_key("", &k, st->key);
 		plait_buf_release(&k);
 	} else {
