@@ -40,6 +40,9 @@ struct stage {
 	char key[PLAIT_SHA256_DIGEST_SIZE]; /* cache chain */
 	struct plait_map args;              /* ARGs in scope */
 	bool cmd_set;                       /* CMD given in this stage */
+	/* When the newest layer of this state was made: metadata steps and the
+	 * image take it, so an unchanged rebuild gives the same digest. */
+	char *last_created;
 };
 
 struct builder {
@@ -280,9 +283,11 @@ static int ensure_layer_dir(struct builder *b, struct layer_ref *l, struct plait
 }
 
 /* Step records: <cache>/steps/<key hex> holds the layer a step produced. */
-static int record_step(struct builder *b, const char *key, const struct layer_ref *l, bool empty)
+static int record_step(struct builder *b, const char *key, const struct layer_ref *l, bool empty,
+		       const char *created)
 {
 	json_auto_t *o = json_object();
+	json_object_set_new(o, "created", json_string(created));
 	if (empty) {
 		json_object_set_new(o, "empty", json_true());
 	} else {
@@ -301,24 +306,35 @@ static int record_step(struct builder *b, const char *key, const struct layer_re
 	return r;
 }
 
-/* 1 and *l filled (or *empty) on a hit, 0 on a miss. */
-static int lookup_step(struct builder *b, const char *key, struct layer_ref *l, bool *empty)
+/* 1 and *l filled (or *empty), *created (caller frees) on a hit, 0 on a miss. */
+static int lookup_step(struct builder *b, const char *key, struct layer_ref *l, bool *empty,
+		       char **created)
 {
 	_cleanup_free_ char *path = join(b->steps_dir, plait_digest_hex(key));
 	json_auto_t *o = json_load_file(path, 0, NULL);
 	if (!o)
 		return 0;
+	const char *c = json_string_value(json_object_get(o, "created"));
+	if (!c)
+		return 0;
 	*empty = json_is_true(json_object_get(o, "empty"));
+	*created = xstrdup(c);
 	if (*empty)
 		return 1;
 	const char *mt = json_string_value(json_object_get(o, "mediaType"));
 	const char *dg = json_string_value(json_object_get(o, "digest"));
 	const char *di = json_string_value(json_object_get(o, "diffID"));
 	json_int_t sz = json_integer_value(json_object_get(o, "size"));
-	if (!mt || !dg || !di || plait_digest_validate(dg, NULL) < 0 || !plait_digest_is_sha256(di))
+	if (!mt || !dg || !di || plait_digest_validate(dg, NULL) < 0 || !plait_digest_is_sha256(di)) {
+		free(*created);
+		*created = NULL;
 		return 0;
-	if (plait_store_has(b->store, dg, NULL, NULL) != 1)
+	}
+	if (plait_store_has(b->store, dg, NULL, NULL) != 1) {
+		free(*created);
+		*created = NULL;
 		return 0; /* pruned */
+	}
 	memset(l, 0, sizeof(*l));
 	l->desc.media_type = xstrdup(mt);
 	memcpy(l->desc.digest, dg, strlen(dg) + 1);
@@ -343,10 +359,19 @@ static void stage_add_layer(struct stage *st, struct layer_ref *l)
 	plait_strv_push(&st->cfg.diff_ids, st->layers[st->n_layers - 1].diff_id);
 }
 
-static void stage_add_history(struct builder *b, struct stage *st, const char *created_by, bool empty)
+/* created NULL: the time of the newest layer (metadata steps), else now. */
+static void stage_add_history(struct builder *b, struct stage *st, const char *created_by, bool empty,
+			      const char *created)
 {
 	struct plait_buf when = PLAIT_BUF_INIT;
-	now_rfc3339(b, &when);
+	if (b->o->have_epoch || (!created && !st->last_created))
+		now_rfc3339(b, &when);
+	else
+		plait_buf_adds(&when, created ? created : st->last_created);
+	if (created && !b->o->have_epoch) {
+		free(st->last_created);
+		st->last_created = xstrdup(created);
+	}
 	st->cfg.history = xrealloc(st->cfg.history, (st->cfg.n_history + 1) * sizeof(*st->cfg.history));
 	struct plait_history *h = &st->cfg.history[st->cfg.n_history++];
 	memset(h, 0, sizeof(*h));
@@ -424,17 +449,20 @@ static int commit_change(struct builder *b, struct stage *st, struct plait_snaps
 			return r;
 		}
 	}
-	record_step(b, key, &l, empty);
+	struct plait_buf when = PLAIT_BUF_INIT;
+	now_rfc3339(b, &when);
+	record_step(b, key, &l, empty, when.buf);
 	if (!empty)
 		stage_add_layer(st, &l);
-	stage_add_history(b, st, created_by, empty);
+	stage_add_history(b, st, created_by, empty, when.buf);
+	plait_buf_release(&when);
 	memcpy(st->key, key, PLAIT_SHA256_DIGEST_SIZE);
 	return 0;
 }
 
 /* A cache hit: take the recorded layer. */
 static int apply_hit(struct builder *b, struct stage *st, const char *key, struct layer_ref *l,
-		     bool empty, const char *created_by, struct plait_error **err)
+		     bool empty, const char *created, const char *created_by, struct plait_error **err)
 {
 	if (!empty) {
 		int r = ensure_layer_dir(b, l, err);
@@ -442,7 +470,7 @@ static int apply_hit(struct builder *b, struct stage *st, const char *key, struc
 			return r;
 		stage_add_layer(st, l);
 	}
-	stage_add_history(b, st, created_by, empty);
+	stage_add_history(b, st, created_by, empty, created);
 	memcpy(st->key, key, PLAIT_SHA256_DIGEST_SIZE);
 	b->cached++;
 	emit(b, PLAIT_BUILD_STEP_CACHED, NULL, 0);
@@ -475,6 +503,8 @@ static void stage_copy_state(struct stage *dst, const struct stage *src)
 	}
 	dst->n_layers = src->n_layers;
 	memcpy(dst->key, src->key, sizeof(dst->key));
+	free(dst->last_created);
+	dst->last_created = xstrdup_or_null(src->last_created);
 }
 
 static int from_image(struct builder *b, struct stage *st, const char *ref, const char *platform,
@@ -528,6 +558,8 @@ static int from_image(struct builder *b, struct stage *st, const char *ref, cons
 		plait_error_wrap(err, "base image %s", ref);
 		goto out;
 	}
+	free(st->last_created);
+	st->last_created = xstrdup_or_null(st->cfg.created);
 	struct plait_buf k = PLAIT_BUF_INIT;
 	plait_buf_addf(&k, "FROM %s\n", man.digest);
 	layer_settings(b, &k);
@@ -794,8 +826,10 @@ static int do_run(struct builder *b, struct stage *st, const struct plait_df_ins
 	chain_key(st->key, &key, k);
 	struct layer_ref hit = { 0 };
 	bool empty = false;
-	if (!b->o->no_cache && lookup_step(b, k, &hit, &empty) == 1) {
-		r = apply_hit(b, st, k, &hit, empty, created_by.buf, err);
+	char *hit_created = NULL;
+	if (!b->o->no_cache && lookup_step(b, k, &hit, &empty, &hit_created) == 1) {
+		r = apply_hit(b, st, k, &hit, empty, hit_created, created_by.buf, err);
+		free(hit_created);
 		layer_ref_release(&hit);
 		goto out;
 	}
@@ -983,8 +1017,10 @@ static int do_copy(struct builder *b, struct stage *st, size_t idx, const struct
 			dest_is_dir = true;
 		const struct plait_df_heredoc *h = plait_df_heredoc_for_arg(in, words[i]);
 		if (h) {
+			/* The raw body and the variables it may use are in the chain already
+			 * (env and args are keyed by earlier steps); the body itself here. */
 			_cleanup_free_ char *data = plait_df_heredoc_data(h);
-			plait_buf_addf(&key, "heredoc %s %zu\n", h->name, strlen(data));
+			plait_buf_addf(&key, "heredoc %s %d %zu\n", h->name, h->expand, strlen(data));
 			plait_buf_adds(&key, data);
 			continue;
 		}
@@ -1011,8 +1047,10 @@ static int do_copy(struct builder *b, struct stage *st, size_t idx, const struct
 	chain_key(st->key, &key, k);
 	struct layer_ref hit = { 0 };
 	bool empty = false;
-	if (!b->o->no_cache && lookup_step(b, k, &hit, &empty) == 1) {
-		r = apply_hit(b, st, k, &hit, empty, created_by.buf, err);
+	char *hit_created = NULL;
+	if (!b->o->no_cache && lookup_step(b, k, &hit, &empty, &hit_created) == 1) {
+		r = apply_hit(b, st, k, &hit, empty, hit_created, created_by.buf, err);
+		free(hit_created);
 		layer_ref_release(&hit);
 		goto out;
 	}
@@ -1039,7 +1077,16 @@ static int do_copy(struct builder *b, struct stage *st, size_t idx, const struct
 		const struct plait_df_heredoc *h = plait_df_heredoc_for_arg(in, words[i]);
 		if (!h)
 			continue;
-		_cleanup_free_ char *data = plait_df_heredoc_data(h);
+		_cleanup_free_ char *raw = plait_df_heredoc_data(h), *data = NULL;
+		/* An unquoted delimiter expands variables in the body, as BuildKit does. */
+		if (h->expand) {
+			struct lookup_ctx lc = { b, st };
+			r = plait_expand_heredoc(raw, lookup, &lc, &data, err);
+			if (r < 0)
+				break;
+		} else {
+			data = TAKE_PTR(raw);
+		}
 		struct plait_buf target = PLAIT_BUF_INIT;
 		if (dest_is_dir)
 			plait_buf_addf(&target, "%s/%s", dest.buf, h->name);
@@ -1285,7 +1332,7 @@ static int do_meta(struct builder *b, struct stage *st, const struct plait_df_in
 	if (in->kind != PLAIT_DF_ARG) {
 		struct plait_buf cb = PLAIT_BUF_INIT;
 		plait_buf_addf(&cb, "%s # buildkit", in->original);
-		stage_add_history(b, st, cb.buf, true);
+		stage_add_history(b, st, cb.buf, true, NULL);
 		plait_buf_release(&cb);
 	}
 	return 0;
@@ -1426,7 +1473,10 @@ static int write_image(struct builder *b, struct stage *st, struct plait_build_r
 		plait_map_set(&st->cfg.config.labels, k, eq ? eq + 1 : "");
 	}
 	struct plait_buf when = PLAIT_BUF_INIT, cj = PLAIT_BUF_INIT, mj = PLAIT_BUF_INIT;
-	now_rfc3339(b, &when);
+	if (b->o->have_epoch || !st->last_created)
+		now_rfc3339(b, &when);
+	else
+		plait_buf_adds(&when, st->last_created);
 	free(st->cfg.created);
 	st->cfg.created = plait_buf_detach(&when, NULL);
 	if (!st->cfg.diff_ids)
@@ -1482,14 +1532,19 @@ int plait_build(const struct plait_build_opts *o, struct plait_build_result *res
 	memset(res, 0, sizeof(*res));
 	int r = plait_buf_read_file(&data, dfpath, 16u << 20);
 	if (r < 0) {
-		r = plait_error_set_errno(err, r == -ENOENT ? PLAIT_E_NOT_FOUND : PLAIT_E_IO, r,
-					  "cannot read Dockerfile '%s'", dfpath);
+		/* A missing Dockerfile or context is the command line's fault: exit 2. */
+		r = plait_error_set_errno(err, r == -ENOENT ? PLAIT_E_USAGE : PLAIT_E_IO, r,
+					  "cannot read Dockerfile '%s'%s", dfpath,
+					  r == -ENOENT ? " (name the context directory, and the Dockerfile with -f)" : "");
 		goto out;
 	}
 	const char *base = strrchr(dfpath, '/');
 	r = plait_dockerfile_parse(data.buf, data.len, base ? base + 1 : dfpath, &b.df, err);
-	if (r < 0)
+	if (r < 0) {
+		(*err)->code = PLAIT_E_USAGE; /* the Dockerfile must change: exit 2 */
+		r = -PLAIT_E_USAGE;
 		goto out;
+	}
 	if (!b.df.n_stages) {
 		r = plait_error_set(err, PLAIT_E_USAGE, "%s has no FROM: nothing to build", dfpath);
 		goto out;
@@ -1569,6 +1624,7 @@ out:
 		free(st->layers);
 		plait_map_release(&st->args);
 		free(st->label);
+		free(st->last_created);
 	}
 	for (size_t i = 0; i < b.n_tail; i++)
 		free(b.tail[i]);

@@ -112,6 +112,7 @@ struct pw_query {
 	unsigned long uid; /* by uid when name is NULL */
 	bool found;
 	char *found_name;
+	char *found_home;
 	unsigned long found_uid, found_gid;
 };
 
@@ -125,6 +126,7 @@ static bool pw_match(void *opaque, char **f, size_t n)
 		return false;
 	q->found = true;
 	q->found_name = xstrdup(f[0]);
+	q->found_home = n > 5 && *f[5] ? xstrdup(f[5]) : NULL;
 	q->found_uid = uid;
 	q->found_gid = gid;
 	return true;
@@ -175,6 +177,8 @@ void plait_sandbox_user_release(struct plait_sandbox_user *u)
 	free(u->groups);
 	u->groups = NULL;
 	u->n_groups = 0;
+	free(u->home);
+	u->home = NULL;
 }
 
 /* The primary group leads the supplementary list, as containerd sets it up. */
@@ -193,7 +197,7 @@ static int resolve_user(const char *rootfs, const char *user, struct plait_sandb
 			struct plait_error **err)
 {
 	if (!user || !*user)
-		return 0;
+		user = "0"; /* root, looked up only for its home directory */
 	_cleanup_free_ char *spec = xstrdup(user);
 	char *group = strchr(spec, ':');
 	if (group)
@@ -214,6 +218,7 @@ static int resolve_user(const char *rootfs, const char *user, struct plait_sandb
 	if (pr >= 0)
 		for_each_line(passwd.buf, pw_match, &q);
 	_cleanup_free_ char *name = q.found_name;
+	out->home = q.found_home;
 	if (!numeric && !q.found) {
 		if (pr < 0 && pr != -ENOENT)
 			return plait_error_set_errno(err, PLAIT_E_IO, pr, "unable to find user '%s': read the image's /etc/passwd", spec);
@@ -757,7 +762,22 @@ int plait_sandbox_run(const struct plait_sandbox_spec *spec, struct plait_sandbo
 		r = plait_error_set_errno(err, PLAIT_E_IO, errno, "sandbox: create pipes");
 		goto out;
 	}
-	struct child_ctx c = { spec, root_abs, &user, outp[1], errp[1], syncp[1], statp[1] };
+	/* HOME from the user's passwd entry when the environment has none, as runc does. */
+	struct plait_sandbox_spec with_home = *spec;
+	_cleanup_strv_free_ char **env = NULL;
+	bool has_home = false;
+	for (const char *const *e = spec->env; e && *e; e++) {
+		plait_strv_push(&env, *e);
+		has_home |= startswith(*e, "HOME=");
+	}
+	if (!has_home) {
+		struct plait_buf h = PLAIT_BUF_INIT;
+		plait_buf_addf(&h, "HOME=%s", user.home ? user.home : "/");
+		plait_strv_push(&env, h.buf);
+		plait_buf_release(&h);
+	}
+	with_home.env = (const char *const *)env;
+	struct child_ctx c = { &with_home, root_abs, &user, outp[1], errp[1], syncp[1], statp[1] };
 	helper = fork();
 	if (helper < 0) {
 		r = plait_error_set_errno(err, PLAIT_E_IO, errno, "sandbox: fork");

@@ -104,6 +104,7 @@ struct plait_sandbox_user {
 	gid_t gid;
 	gid_t *groups; /* supplementary groups */
 	size_t n_groups;
+	char *home;    /* the passwd entry's home directory, or NULL when there is none */
 };
 
 /* Resolve USER against <rootfs>/etc/passwd and <rootfs>/etc/group, opened

@@ -166,6 +166,8 @@ static void test_sandbox__exit_status_is_propagated(void **state)
 	output_release(&o);
 }
 
+/* The given environment and nothing of the host's; HOME is added from the
+ * user's passwd entry only when the environment has none (as runc does). */
 static void test_sandbox__environment_is_exactly_the_given_one(void **state)
 {
 	(void)state;
@@ -179,10 +181,20 @@ static void test_sandbox__environment_is_exactly_the_given_one(void **state)
 	struct plait_sandbox_result res;
 	run_ok(&spec, &res);
 	assert_int_equal(res.exit_code, 0);
-	assert_string_equal(o.out.buf, "PATH=/bin\nA=1\nB=two words\n");
+	assert_string_equal(o.out.buf, "PATH=/bin\nA=1\nB=two words\nHOME=/root\n");
 	unsetenv("PLAIT_HOST_SECRET");
 	plait_sandbox_result_release(&res);
 	output_release(&o);
+
+	/* A HOME that is given is kept. */
+	struct output o2 = { PLAIT_BUF_INIT, PLAIT_BUF_INIT };
+	const char *const env2[] = { "HOME=/srv", NULL };
+	spec = spec_for(argv, &o2);
+	spec.env = env2;
+	run_ok(&spec, &res);
+	assert_string_equal(o2.out.buf, "HOME=/srv\n");
+	plait_sandbox_result_release(&res);
+	output_release(&o2);
 }
 
 static void test_sandbox__command_is_pid_1_with_a_fresh_proc(void **state)
