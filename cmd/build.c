@@ -11,6 +11,7 @@
 #include "platforms/platform.h"
 #include "platforms/runner.h"
 #include "registry/endpoint.h"
+#include "registry/fetch.h"
 #include "registry/ref.h"
 #include "core/banned.h"
 
@@ -98,6 +99,12 @@ static int resolve_image(void *ctx, const char *ref, const char *platform, struc
 		r = narrow_to_platforms(*ep, manifest, bytes, &want, 1, err); /* checks the config */
 	plait_platform_release(&want);
 	return r;
+}
+
+static int fetch_url(void *ctx, const char *url, struct plait_blob_writer *w, struct plait_error **err)
+{
+	struct resolver_ctx *rc = ctx;
+	return plait_fetch_url(url, rc->opts, w, err);
 }
 
 struct progress_ctx {
@@ -223,7 +230,7 @@ int cmd_build(int argc, char **argv)
 	struct progress_ctx pc = { .mode = PROGRESS_PLAIN };
 	struct resolver_ctx rctx = { 0 };
 	struct plait_runner runner;
-	struct plait_image_resolver resolver = { .ctx = &rctx, .resolve = resolve_image };
+	struct plait_image_resolver resolver = { .ctx = &rctx, .resolve = resolve_image, .fetch_url = fetch_url };
 	char **tags = NULL, **build_args = NULL, **labels = NULL, **outputs = NULL, **secret_files = NULL;
 	struct plait_build_secret *secrets = NULL;
 	size_t n_secrets = 0;

@@ -13,6 +13,8 @@ struct copy_attrs {
 	bool keep_owner; /* COPY --from keeps owners; the context's files become root's */
 	bool chmod;
 	mode_t mode;
+	bool parents; /* COPY --parents: keep each source's path below dest */
+	const struct plait_ignore *exclude; /* COPY --exclude patterns, or NULL */
 };
 
 /* Copy the sources in l (resolved in src) into the directory tree at root, to
@@ -23,7 +25,16 @@ struct copy_attrs {
  * for messages ("Dockerfile:7: COPY"). */
 int build_copy_into(const char *root, struct plait_context *src, const struct plait_context_list *l,
 		    const char *dest, bool dest_is_dir, const struct copy_attrs *a, const char *what,
-		    struct plait_error **err);
+		    const bool *skip_source, struct plait_error **err);
+/* Extract the tar archive (plain, gzip, bzip2, xz or zstd) read from fd into
+ * the directory dest inside root (ADD of a local archive). */
+int build_extract_into(const char *root, int fd, const char *dest, const char *what,
+		       struct plait_error **err);
+/* true when fd (read with pread from 0) holds a tar archive, compressed or not. */
+bool build_is_archive(int fd);
+/* Write the file dest inside root from fd (ADD of a URL), mode and owner from a. */
+int build_write_fd_into(const char *root, const char *dest, int fd, const struct copy_attrs *a,
+			const char *what, struct plait_error **err);
 /* Write data as the file dest inside root (COPY <<EOF), creating parents. */
 int build_write_file_into(const char *root, const char *dest, const char *data, size_t len,
 			  const struct copy_attrs *a, const char *what, struct plait_error **err);

@@ -477,6 +477,17 @@ static int apply_hit(struct builder *b, struct stage *st, const char *key, struc
 	return 0;
 }
 
+static void stage_release(struct stage *st)
+{
+	plait_image_config_release(&st->cfg);
+	for (size_t j = 0; j < st->n_layers; j++)
+		layer_ref_release(&st->layers[j]);
+	free(st->layers);
+	plait_map_release(&st->args);
+	free(st->label);
+	free(st->last_created);
+}
+
 /* ------------------------------------------------------------ FROM */
 
 static struct stage *find_stage(struct builder *b, const char *name, size_t before)
@@ -925,6 +936,57 @@ static int stage_view(struct builder *b, struct stage *from, struct plait_snapsh
 	return plait_context_open_with_ignore(plait_snapshot_root(*snap), NULL, ctx, err);
 }
 
+struct url_source {
+	char digest[PLAIT_SHA256_DIGEST_SIZE];
+	char name[256]; /* the file name the URL's path ends with */
+};
+
+/* Fetch an ADD URL into the store, checked against --checksum when given. */
+static int fetch_source(struct builder *b, const struct plait_df_instr *in, const char *url,
+			const char *checksum, struct url_source **urls, size_t *n, struct plait_error **err)
+{
+	if (!b->o->resolver || !b->o->resolver->fetch_url)
+		return instr_error(b, in, PLAIT_E_USAGE, err, "ADD %s: no way to fetch URLs here", url);
+	if (checksum && plait_digest_validate(checksum, NULL) < 0)
+		return instr_error(b, in, PLAIT_E_USAGE, err,
+				   "ADD --checksum=%s: give a digest such as sha256:<64 hex>", checksum);
+	struct plait_blob_writer *w = NULL;
+	char got[PLAIT_SHA256_DIGEST_SIZE];
+	int r = plait_blob_writer_new(b->store, checksum, -1, &w, err);
+	if (r >= 0)
+		r = b->o->resolver->fetch_url(b->o->resolver->ctx, url, w, err);
+	if (r >= 0)
+		r = plait_blob_writer_commit(w, got, err);
+	plait_blob_writer_free(w);
+	if (r < 0) {
+		struct plait_buf m = PLAIT_BUF_INIT;
+		where(b, in, &m);
+		plait_error_wrap(err, "%s: ADD %s", m.buf, url);
+		plait_buf_release(&m);
+		return r;
+	}
+	*urls = xrealloc(*urls, (*n + 1) * sizeof(**urls));
+	struct url_source *u = &(*urls)[(*n)++];
+	memcpy(u->digest, got, sizeof(got));
+	/* The name is the last path segment, without query or fragment. */
+	const char *path = strstr(url, "://") + 3;
+	path += strcspn(path, "/");
+	size_t len = strcspn(path, "?#");
+	while (len > 1 && path[len - 1] == '/')
+		len--;
+	const char *slash = path;
+	for (size_t i = 0; i < len; i++)
+		if (path[i] == '/')
+			slash = path + i;
+	size_t nl = len - (size_t)(slash - path) - (*slash == '/');
+	const char *nm = *slash == '/' ? slash + 1 : slash;
+	if (nl == 0 || nl >= sizeof(u->name))
+		snprintf(u->name, sizeof(u->name), "download");
+	else
+		snprintf(u->name, sizeof(u->name), "%.*s", (int)nl, nm);
+	return 0;
+}
+
 static int do_copy(struct builder *b, struct stage *st, size_t idx, const struct plait_df_instr *in,
 		   struct plait_error **err)
 {
@@ -939,11 +1001,17 @@ static int do_copy(struct builder *b, struct stage *st, size_t idx, const struct
 	struct plait_context *from_ctx = NULL;
 	struct plait_context_list l = PLAIT_CONTEXT_LIST_INIT;
 	struct copy_attrs a = { 0 };
+	struct plait_ignore *exclude = NULL;
+	struct stage *from_image_st = NULL;
+	struct url_source *urls = NULL;
+	size_t n_urls = 0;
+	bool *archive = NULL;
+	_cleanup_free_ char *checksum = NULL, *chmod_x = NULL;
 	int r = 0;
 
 	where(b, in, &whr);
 	plait_buf_addf(&whr, ": %s", what);
-	static const char *const unsupported[] = { "exclude", "parents", "checksum", "keep-git-dir" };
+	static const char *const unsupported[] = { "keep-git-dir" };
 	for (size_t i = 0; i < ARRAY_SIZE(unsupported); i++)
 		if (plait_df_flag_get(in, unsupported[i]))
 			return instr_error(b, in, PLAIT_E_USAGE, err, "%s --%s is not supported yet", what,
@@ -977,6 +1045,15 @@ static int do_copy(struct builder *b, struct stage *st, size_t idx, const struct
 	const char *chown_s = plait_df_flag_get(in, "chown");
 	const char *chmod_s = plait_df_flag_get(in, "chmod");
 	const char *from_s = plait_df_flag_get(in, "from");
+	/* Flag values expand like the instruction's words (--checksum=${SUM}). */
+	if (plait_df_flag_get(in, "checksum") &&
+	    (r = expand_word(b, st, in, plait_df_flag_get(in, "checksum"), &checksum, err)) < 0)
+		goto out;
+	if (chmod_s) {
+		if ((r = expand_word(b, st, in, chmod_s, &chmod_x, err)) < 0)
+			goto out;
+		chmod_s = chmod_x;
+	}
 	plait_buf_addf(&key, "%s\ndest %s%s\nchown %s\nchmod %s\n", what, dest.buf,
 		       dest_is_dir ? "/" : "", chown_s ? chown_s : "", chmod_s ? chmod_s : "");
 	if (chmod_s) {
@@ -990,6 +1067,27 @@ static int do_copy(struct builder *b, struct stage *st, size_t idx, const struct
 		a.chmod = true;
 		a.mode = (mode_t)m;
 	}
+	a.parents = plait_df_flag_bool(in, "parents");
+	plait_buf_addf(&key, "parents %d\n", a.parents);
+	{
+		struct plait_buf pat = PLAIT_BUF_INIT;
+		for (size_t i = 0; i < in->n_flags; i++) {
+			if (!streq(in->flags[i].name, "exclude"))
+				continue;
+			_cleanup_free_ char *x = NULL;
+			r = expand_word(b, st, in, in->flags[i].value, &x, err);
+			if (r < 0)
+				break;
+			plait_buf_addf(&pat, "%s\n", x);
+		}
+		if (r >= 0 && pat.len)
+			r = plait_ignore_parse(pat.buf, pat.len, "--exclude", &exclude, err);
+		plait_buf_addf(&key, "exclude %s\n", pat.buf);
+		plait_buf_release(&pat);
+		if (r < 0)
+			goto out;
+		a.exclude = exclude;
+	}
 	if (from_s) {
 		_cleanup_free_ char *fx = NULL;
 		r = expand_word(b, st, in, from_s, &fx, err);
@@ -997,11 +1095,15 @@ static int do_copy(struct builder *b, struct stage *st, size_t idx, const struct
 			goto out;
 		struct stage *fs = find_stage(b, fx, idx);
 		if (!fs) {
-			r = instr_error(b, in, PLAIT_E_USAGE, err,
-					"%s --from=%s: no earlier stage has that name or index "
-					"(copying from an image by name is not supported yet)",
-					what, fx);
-			goto out;
+			/* Not a stage: an image, pulled for the target platform. */
+			from_image_st = xcalloc(1, sizeof(*from_image_st));
+			r = from_image(b, from_image_st, fx, b->o->platform_str, err);
+			if (r < 0) {
+				plait_error_wrap(err, "%s --from=%s (no earlier stage has that name)", whr.buf,
+						 fx);
+				goto out;
+			}
+			fs = from_image_st;
 		}
 		r = stage_view(b, fs, &from_snap, &from_ctx, err);
 		if (r < 0)
@@ -1024,17 +1126,44 @@ static int do_copy(struct builder *b, struct stage *st, size_t idx, const struct
 			plait_buf_adds(&key, data);
 			continue;
 		}
+		if (startswith(words[i], "http://") || startswith(words[i], "https://")) {
+			if (!add || from_s) {
+				r = instr_error(b, in, PLAIT_E_USAGE, err,
+						"%s cannot fetch '%s': use ADD for URLs", what, words[i]);
+				goto out;
+			}
+			/* Fetched now: its content (or --checksum) is what the key sees. */
+			r = fetch_source(b, in, words[i], checksum, &urls, &n_urls, err);
+			if (r < 0)
+				goto out;
+			plait_buf_addf(&key, "url %s %s\n", words[i], urls[n_urls - 1].digest);
+			continue;
+		}
 		r = plait_context_resolve(src_ctx, words[i], what, &l, err);
 		if (r < 0) {
 			plait_error_wrap(err, "%s:%d", b->df.filename, in->line);
 			goto out;
 		}
 	}
+	if (checksum && n_urls == 0) {
+		r = instr_error(b, in, PLAIT_E_USAGE, err, "ADD --checksum only applies to URL sources");
+		goto out;
+	}
 	char d[PLAIT_SHA256_DIGEST_SIZE];
 	r = plait_context_digest(src_ctx, &l, d, err);
 	if (r < 0)
 		goto out;
 	plait_buf_addf(&key, "sources %s\n", d);
+	/* ADD extracts local tar archives (plain or compressed) into dest. */
+	archive = xcalloc(l.n_sources + 1, sizeof(bool));
+	for (size_t i = 0; add && !from_s && i < l.n_sources; i++) {
+		const struct plait_context_entry *e = &l.entries[l.sources[i].first];
+		_cleanup_close_ int fd = -1;
+		if (!S_ISREG(e->mode) || plait_context_open_entry(src_ctx, e, &fd, NULL) < 0)
+			continue;
+		archive[i] = build_is_archive(fd);
+		plait_buf_addf(&key, "archive %s %d\n", l.sources[i].name, archive[i]);
+	}
 	for (size_t i = 0; i < l.n_sources; i++)
 		plait_buf_addf(&key, "source %s\n", l.sources[i].name);
 
@@ -1098,7 +1227,27 @@ static int do_copy(struct builder *b, struct stage *st, size_t idx, const struct
 	}
 	if (r >= 0 && l.n_sources)
 		r = build_copy_into(plait_snapshot_root(snap), src_ctx, &l, dest.buf, dest_is_dir, &a,
-				    whr.buf, err);
+				    whr.buf, archive, err);
+	for (size_t i = 0; i < l.n_sources && r >= 0; i++) {
+		if (!archive[i])
+			continue;
+		_cleanup_close_ int fd = -1;
+		r = plait_context_open_entry(src_ctx, &l.entries[l.sources[i].first], &fd, err);
+		if (r >= 0)
+			r = build_extract_into(plait_snapshot_root(snap), fd, dest.buf, whr.buf, err);
+	}
+	for (size_t i = 0; i < n_urls && r >= 0; i++) {
+		_cleanup_close_ int fd = -1;
+		struct plait_buf target = PLAIT_BUF_INIT;
+		if (dest_is_dir || n_src > 1)
+			plait_buf_addf(&target, "%s/%s", dest.buf, urls[i].name);
+		else
+			plait_buf_adds(&target, dest.buf);
+		r = plait_store_open_blob(b->store, urls[i].digest, &fd, err);
+		if (r >= 0)
+			r = build_write_fd_into(plait_snapshot_root(snap), target.buf, fd, &a, whr.buf, err);
+		plait_buf_release(&target);
+	}
 	if (r >= 0)
 		r = commit_change(b, st, snap, k, created_by.buf, err);
 	if (r >= 0)
@@ -1108,6 +1257,13 @@ out:
 	plait_context_list_release(&l);
 	plait_context_free(from_ctx);
 	plait_snapshot_release(from_snap);
+	plait_ignore_free(exclude);
+	free(urls);
+	free(archive);
+	if (from_image_st) {
+		stage_release(from_image_st);
+		free(from_image_st);
+	}
 	plait_strv_free(words);
 	plait_buf_release(&key);
 	plait_buf_release(&created_by);
@@ -1616,16 +1772,8 @@ int plait_build(const struct plait_build_opts *o, struct plait_build_result *res
 	res->steps = b.total;
 	res->cached = b.cached;
 out:
-	for (size_t i = 0; i < b.n_stages; i++) {
-		struct stage *st = &b.stages[i];
-		plait_image_config_release(&st->cfg);
-		for (size_t j = 0; j < st->n_layers; j++)
-			layer_ref_release(&st->layers[j]);
-		free(st->layers);
-		plait_map_release(&st->args);
-		free(st->label);
-		free(st->last_created);
-	}
+	for (size_t i = 0; i < b.n_stages; i++)
+		stage_release(&b.stages[i]);
 	for (size_t i = 0; i < b.n_tail; i++)
 		free(b.tail[i]);
 	free(b.stages);

@@ -8,7 +8,10 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
+#include <archive.h>
+
 #include "build-internal.h"
+#include "unpack.h"
 #include "banned.h"
 
 static int open_in_root(int rootfd, const char *rel, int flags, mode_t mode)
@@ -246,7 +249,7 @@ static bool dir_exists_in_root(int rootfd, const char *path)
 
 int build_copy_into(const char *root, struct plait_context *src, const struct plait_context_list *l,
 		    const char *dest, bool dest_is_dir, const struct copy_attrs *a, const char *what,
-		    struct plait_error **err)
+		    const bool *skip_source, struct plait_error **err)
 {
 	_cleanup_close_ int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
@@ -257,9 +260,14 @@ int build_copy_into(const char *root, struct plait_context *src, const struct pl
 
 	for (size_t s = 0; s < l->n_sources; s++) {
 		const struct plait_context_source *so = &l->sources[s];
+		if (skip_source && skip_source[s])
+			continue;
 		for (size_t i = so->first; i < so->first + so->count; i++) {
 			const struct plait_context_entry *e = &l->entries[i];
 			bool src_is_dir = S_ISDIR(l->entries[so->first].mode);
+			/* --exclude: the patterns match below the source, as BuildKit's do */
+			if (a->exclude && *e->rel && plait_ignore_match(a->exclude, e->rel))
+				continue;
 			struct plait_buf target = PLAIT_BUF_INIT;
 			/* dest without leading '/', then what goes below it */
 			const char *d = dest;
@@ -268,7 +276,12 @@ int build_copy_into(const char *root, struct plait_context *src, const struct pl
 			plait_buf_adds(&target, d);
 			while (target.len && target.buf[target.len - 1] == '/')
 				plait_buf_setlen(&target, target.len - 1);
-			if (src_is_dir) {
+			if (a->parents) {
+				/* --parents: the source's own path is kept below dest */
+				plait_buf_addf(&target, "%s%s", target.len ? "/" : "", so->name);
+				if (*e->rel)
+					plait_buf_addf(&target, "/%s", e->rel);
+			} else if (src_is_dir) {
 				/* a directory's contents go into dest */
 				if (*e->rel)
 					plait_buf_addf(&target, "%s%s", target.len ? "/" : "", e->rel);
@@ -313,6 +326,76 @@ int build_write_file_into(const char *root, const char *dest, const char *data, 
 	    fchmod(fd, a->chmod ? a->mode : 0644) < 0)
 		r = plait_error_set_errno(err, PLAIT_E_IO, errno, "%s: write '%s'", what, dest);
 	close(fd);
+	close(dirfd);
+	return r;
+}
+
+bool build_is_archive(int fd)
+{
+	struct archive *a = archive_read_new();
+	archive_read_support_format_tar(a);
+	archive_read_support_filter_all(a);
+	_cleanup_close_ int dup = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	bool yes = false;
+	if (dup >= 0 && lseek(dup, 0, SEEK_SET) == 0 && archive_read_open_fd(a, dup, 1 << 16) == ARCHIVE_OK) {
+		struct archive_entry *e;
+		yes = archive_read_next_header(a, &e) == ARCHIVE_OK;
+	}
+	archive_read_free(a);
+	if (dup >= 0)
+		lseek(dup, 0, SEEK_SET); /* shares the offset with fd */
+	return yes;
+}
+
+int build_extract_into(const char *root, int fd, const char *dest, const char *what,
+		       struct plait_error **err)
+{
+	_cleanup_close_ int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return plait_error_set_errno(err, PLAIT_E_IO, errno, "open '%s'", root);
+	struct copy_attrs none = { 0 };
+	int dirfd = -1;
+	int r = mkdirs_in_root(rootfd, dest, &none, false, &dirfd, err);
+	if (r < 0)
+		return r;
+	/* The destination as resolved inside the root; the unpacker resolves every
+	 * member inside it in turn. */
+	char dir[64];
+	snprintf(dir, sizeof(dir), "/proc/self/fd/%d", dirfd);
+	_cleanup_close_ int real = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	close(dirfd);
+	if (real < 0)
+		return plait_error_set_errno(err, PLAIT_E_IO, errno, "%s: open '%s'", what, dest);
+	snprintf(dir, sizeof(dir), "/proc/self/fd/%d", real);
+	struct plait_unpack_options uo = { .mode = PLAIT_UNPACK_APPLY };
+	r = plait_unpack_fd(fd, dir, &uo, NULL, err);
+	if (r < 0)
+		plait_error_wrap(err, "%s: extract into '%s'", what, dest);
+	return r;
+}
+
+int build_write_fd_into(const char *root, const char *dest, int fd, const struct copy_attrs *a,
+			const char *what, struct plait_error **err)
+{
+	_cleanup_close_ int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return plait_error_set_errno(err, PLAIT_E_IO, errno, "open '%s'", root);
+	struct plait_buf parent = PLAIT_BUF_INIT;
+	const char *base;
+	split_parent(dest, &parent, &base);
+	int dirfd = -1;
+	int r = mkdirs_in_root(rootfd, parent.buf, a, true, &dirfd, err);
+	plait_buf_release(&parent);
+	if (r < 0)
+		return r;
+	int c = clear_slot(dirfd, base, false);
+	_cleanup_close_ int out = c < 0 ? c : openat(dirfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	uid_t uid;
+	gid_t gid;
+	owner_for(a, NULL, &uid, &gid);
+	if (out < 0 || copy_contents(fd, out) < 0 || fchown(out, uid, gid) < 0 ||
+	    fchmod(out, a->chmod ? a->mode : 0600) < 0)
+		r = plait_error_set_errno(err, PLAIT_E_IO, out < 0 && c < 0 ? c : errno, "%s: write '%s'", what, dest);
 	close(dirfd);
 	return r;
 }

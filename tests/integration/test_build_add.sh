@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# plait build: ADD of local archives (gzip, zstd) and of URLs with --checksum,
+# COPY --exclude, --parents and --from=<image>, checked by unpacking the image
+# with umoci.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+require_cmd skopeo umoci docker-registry curl jq zstd python3
+require_plait
+[ "$(id -u)" = 0 ] || skip "umoci unpack with owners needs root"
+
+registry_start R plain
+bash "$LIB_DIR/mkbase.sh" "$T/base" busybox >/dev/null
+skopeo_reg copy -q --all "oci:$T/base:busybox" "docker://$R_HOST/base/busybox:1"
+BASE=$R_HOST/base/busybox:1
+
+ctx=$T/ctx
+cp -a "$PLAIT_SRCDIR/tests/data/build/add" "$ctx"
+tar -C "$ctx/t" -czf "$ctx/arch.tar.gz" d
+tar -C "$ctx/t" -cf - d | zstd -q -o "$ctx/arch.tar.zst"
+mkdir -p "$T/www"
+echo downloaded >"$T/www/file.txt"
+SUM=sha256:$(sha256sum "$T/www/file.txt" | cut -d' ' -f1)
+port=$(free_port)
+bg_start www "$PY" -m http.server "$port" --bind 127.0.0.1 --directory "$T/www"
+wait_http "http://127.0.0.1:$port/file.txt"
+URL=http://127.0.0.1:$port/file.txt
+
+run_ok "$PLAIT" build --cache-dir "$T/cache" --build-arg "BASE=$BASE" --build-arg "URL=$URL" \
+	--build-arg "SUM=$SUM" -t localhost/add:1 --output "type=oci,dest=$T/out" "$ctx"
+run_ok umoci unpack --image "$T/out:1" "$T/bundle"
+R=$T/bundle/rootfs
+assert_eq in-tar "$(cat "$R/gz/d/f.txt")" "ADD of a .tar.gz extracts it"
+assert_eq in-tar "$(cat "$R/zst/d/f.txt")" "ADD of a .tar.zst extracts it"
+assert_eq "not an archive" "$(cat "$R/plain/plain.gz")" "ADD of a file named .gz that is no archive copies it"
+pass "ADD extracts local tar archives (gzip, zstd) and copies other files"
+assert_eq downloaded "$(cat "$R/dl/file.txt")" "ADD of a URL"
+assert_eq 600 "$(stat -c %a "$R/dl/file.txt")" "mode of a file ADDed from a URL"
+pass "ADD --checksum of a URL downloads it with mode 600"
+[ -f "$R/ex/a/keep.txt" ] || [ -f "$R/ex/keep.txt" ] || fail "COPY --exclude dropped a file it should keep: $(find "$R/ex")"
+[ ! -e "$R/ex/skip.log" ] || fail "COPY --exclude=*.log kept $R/ex/skip.log"
+pass "COPY --exclude leaves out the matching files"
+assert_eq keep "$(cat "$R/par/src/a/b/keep.txt")" "COPY --parents keeps the source path"
+assert_eq x "$(cat "$R/par/src/c/x.txt")" "COPY --parents keeps the source path"
+pass "COPY --parents keeps each source's path below the destination"
+cmp -s "$R/from-image/busybox" "$R/bin/busybox" || fail "COPY --from=<image> did not copy the image's /bin/busybox"
+pass "COPY --from=<image reference> copies from that image"
+
+# A wrong checksum fails the build, names the URL and both digests, writes no tag.
+run_expect_fail "$PLAIT" build --cache-dir "$T/cache" --build-arg "BASE=$BASE" --build-arg "URL=$URL" \
+	--build-arg "SUM=sha256:$(printf '0%.0s' $(seq 64))" -t localhost/add:2 --output "type=oci,dest=$T/out" "$ctx"
+assert_contains "$ERR" "$URL" "error names the URL"
+assert_contains "$ERR" "digest mismatch" "error says the digest did not match"
+assert_contains "$ERR" "$SUM" "error names the digest that arrived"
+[ -z "$(jq -r '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"]=="2") | .digest' "$T/out/index.json")" ] ||
+	fail "a failed build tagged '2' in $T/out"
+pass "ADD --checksum mismatch fails the build, naming URL and digests, and tags nothing"
+
+# COPY of a URL is refused.
+printf 'ARG BASE\nFROM ${BASE}\nCOPY %s /x\n' "$URL" >"$ctx/Dockerfile.copyurl"
+run_expect_fail "$PLAIT" build --cache-dir "$T/cache" --build-arg "BASE=$BASE" -f "$ctx/Dockerfile.copyurl" "$ctx"
+assert_contains "$ERR" "use ADD for URLs" "COPY of a URL"
+pass "COPY of a URL is refused with a hint to use ADD"
