@@ -4,8 +4,10 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <linux/openat2.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 
 #include "build-internal.h"
@@ -607,9 +609,65 @@ static void on_output(void *opaque, int stream, const char *line, size_t len)
 }
 
 /* One --mount=... of RUN, as mounts and a line in the cache key. */
-static int parse_mount(struct builder *b, struct stage *st, const struct plait_df_instr *in,
+static int build_stage(struct builder *b, size_t idx, struct plait_error **err);
+
+/* What bind mounts of a RUN hold open until it ends: views of stages and
+ * images, and writable overlays that make rw binds throwaway. */
+struct mount_views {
+	struct plait_snapshot **snaps;
+	size_t n_snaps;
+	struct stage **stages;
+	size_t n_stages;
+};
+
+static void mount_views_release(struct mount_views *v)
+{
+	for (size_t i = v->n_snaps; i-- > 0;)
+		plait_snapshot_release(v->snaps[i]);
+	free(v->snaps);
+	for (size_t i = 0; i < v->n_stages; i++) {
+		stage_release(v->stages[i]);
+		free(v->stages[i]);
+	}
+	free(v->stages);
+	memset(v, 0, sizeof(*v));
+}
+
+static int snapshot_of(struct builder *b, const char *const *lowers, size_t n, struct mount_views *v,
+		       struct plait_snapshot **out, struct plait_error **err)
+{
+	int r = plait_snapshot_prepare(lowers, n, b->work_dir, PLAIT_SNAPSHOT_AUTO, out, err);
+	if (r < 0)
+		return r;
+	v->snaps = xrealloc(v->snaps, (v->n_snaps + 1) * sizeof(*v->snaps));
+	v->snaps[v->n_snaps++] = *out;
+	return 0;
+}
+
+/* The real path of rel inside root, every component resolved inside it. */
+static int path_in_root(const char *root, const char *rel, char **out, struct plait_error **err)
+{
+	_cleanup_close_ int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	struct open_how how = { .flags = O_PATH | O_CLOEXEC,
+				.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+	while (*rel == '/')
+		rel++;
+	long fd = rootfd < 0 ? -1 : syscall(SYS_openat2, rootfd, *rel ? rel : ".", &how, sizeof(how));
+	if (fd < 0)
+		return plait_error_set_errno(err, PLAIT_E_NOT_FOUND, errno, "mount source '/%s'", rel);
+	char proc[64], buf[4096];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%ld", fd);
+	ssize_t n = readlink(proc, buf, sizeof(buf) - 1);
+	close((int)fd);
+	if (n < 0)
+		return plait_error_set_errno(err, PLAIT_E_IO, errno, "mount source '/%s'", rel);
+	*out = xstrndup(buf, (size_t)n);
+	return 0;
+}
+
+static int parse_mount(struct builder *b, struct stage *st, size_t idx, const struct plait_df_instr *in,
 		       const char *spec, struct plait_run_mount *m, char **keep1, char **keep2,
-		       struct plait_buf *key, struct plait_error **err)
+		       struct mount_views *views, struct plait_buf *key, struct plait_error **err)
 {
 	_cleanup_free_ char *type = xstrdup("bind"), *target = NULL, *id = NULL, *source = NULL,
 			     *from = NULL, *mode = NULL, *size = NULL;
@@ -700,28 +758,69 @@ static int parse_mount(struct builder *b, struct stage *st, const struct plait_d
 		/* Only the secret's name enters the key, never its value. */
 		plait_buf_addf(key, "mount secret %s %s\n", sid, target);
 	} else if (streq(type, "bind")) {
-		if (from)
-			return instr_error(b, in, PLAIT_E_USAGE, err,
-					   "--mount=type=bind,from=... is not supported yet; COPY --from the files instead");
-		if (rw)
-			return instr_error(b, in, PLAIT_E_USAGE, err,
-					   "--mount=type=bind,rw is not supported yet; drop rw");
-		/* From the context: resolve inside it and key on its content. */
-		struct plait_context_list l = PLAIT_CONTEXT_LIST_INIT;
-		r = plait_context_resolve(b->ctx, source ? source : ".", "RUN --mount", &l, err);
-		char d[PLAIT_SHA256_DIGEST_SIZE];
-		if (r >= 0)
-			r = plait_context_digest(b->ctx, &l, d, err);
-		if (r >= 0 && l.n_entries) {
-			*keep2 = join(plait_context_path(b->ctx), l.entries[0].path);
-			m->type = PLAIT_RUN_MOUNT_BIND;
-			m->source = *keep2;
-			m->readonly = true;
-			plait_buf_addf(key, "mount bind %s %s %s\n", source ? source : ".", target, d);
+		_cleanup_free_ char *path = NULL;
+		if (from) {
+			/* From a stage or an image: a view of its root, alive until the RUN ends. */
+			struct stage *fs = find_stage(b, from, idx);
+			if (!fs) {
+				struct stage *img = xcalloc(1, sizeof(*img));
+				views->stages = xrealloc(views->stages, (views->n_stages + 1) * sizeof(*views->stages));
+				views->stages[views->n_stages++] = img;
+				r = from_image(b, img, from, b->o->platform_str, err);
+				if (r < 0)
+					return plait_error_wrap(err, "%s:%d: --mount from=%s", b->df.filename,
+								in->line, from), r;
+				fs = img;
+			}
+			if (fs->df && !fs->built && (r = build_stage(b, (size_t)(fs - b->stages), err)) < 0)
+				return r;
+			const char **lw = NULL;
+			struct plait_snapshot *view = NULL;
+			r = snapshot_of(b, lowers_of(fs, &lw), fs->n_layers, views, &view, err);
+			free(lw);
+			if (r >= 0)
+				r = path_in_root(plait_snapshot_root(view), source ? source : "/", &path, err);
+			if (r < 0)
+				return plait_error_wrap(err, "%s:%d: --mount from=%s", b->df.filename, in->line,
+							from), r;
+			plait_buf_addf(key, "mount bind from %s %s %s %d\n", fs->key, source ? source : "/",
+				       target, rw);
+		} else {
+			/* From the context: resolved inside it and keyed on its content. */
+			struct plait_context_list l = PLAIT_CONTEXT_LIST_INIT;
+			r = plait_context_resolve(b->ctx, source ? source : ".", "RUN --mount", &l, err);
+			char d[PLAIT_SHA256_DIGEST_SIZE];
+			if (r >= 0)
+				r = plait_context_digest(b->ctx, &l, d, err);
+			if (r >= 0 && l.n_entries) {
+				_cleanup_free_ char *rel = join(plait_context_path(b->ctx), l.entries[0].path);
+				path = realpath(rel, NULL); /* the sandbox wants an absolute source */
+				if (!path)
+					path = TAKE_PTR(rel);
+				plait_buf_addf(key, "mount bind %s %s %s %d\n", source ? source : ".", target, d, rw);
+			}
+			plait_context_list_release(&l);
+			if (r < 0)
+				return plait_error_wrap(err, "%s:%d", b->df.filename, in->line), r;
 		}
-		plait_context_list_release(&l);
-		if (r < 0)
-			return plait_error_wrap(err, "%s:%d", b->df.filename, in->line), r;
+		struct stat sst;
+		if (rw && stat(path, &sst) == 0 && S_ISDIR(sst.st_mode)) {
+			/* rw: the RUN may write, the writes go to a throwaway overlay. */
+			struct plait_snapshot *over = NULL;
+			const char *lower[] = { path, NULL };
+			r = snapshot_of(b, lower, 1, views, &over, err);
+			if (r < 0)
+				return r;
+			free(path);
+			path = xstrdup(plait_snapshot_root(over));
+		} else if (rw) {
+			return instr_error(b, in, PLAIT_E_USAGE, err,
+					   "--mount=type=bind,rw of a single file is not supported yet; mount its directory");
+		}
+		*keep2 = TAKE_PTR(path);
+		m->type = PLAIT_RUN_MOUNT_BIND;
+		m->source = *keep2;
+		m->readonly = !rw;
 	} else {
 		return instr_error(b, in, PLAIT_E_USAGE, err,
 				   "--mount: unknown type '%s'; use bind, cache, tmpfs or secret", type);
@@ -730,9 +829,10 @@ static int parse_mount(struct builder *b, struct stage *st, const struct plait_d
 	return 1;
 }
 
-static int do_run(struct builder *b, struct stage *st, const struct plait_df_instr *in,
+static int do_run(struct builder *b, struct stage *st, size_t idx, const struct plait_df_instr *in,
 		  struct plait_error **err)
 {
+	struct mount_views views = { 0 };
 	char **argv = NULL;
 	_cleanup_free_ char *script = NULL, *script_file = NULL;
 	const char *file_name = NULL;
@@ -800,8 +900,8 @@ static int do_run(struct builder *b, struct stage *st, const struct plait_df_ins
 		mounts = xrealloc(mounts, (n_mounts + 1) * sizeof(*mounts));
 		keep = xrealloc(keep, (n_keep + 3) * sizeof(char *));
 		keep[n_keep] = keep[n_keep + 1] = NULL;
-		r = parse_mount(b, st, in, in->flags[i].value, &mounts[n_mounts], &keep[n_keep],
-				&keep[n_keep + 1], &key, err);
+		r = parse_mount(b, st, idx, in, in->flags[i].value, &mounts[n_mounts], &keep[n_keep],
+				&keep[n_keep + 1], &views, &key, err);
 		n_keep += 2;
 		if (r < 0)
 			goto out;
@@ -897,6 +997,7 @@ static int do_run(struct builder *b, struct stage *st, const struct plait_df_ins
 		emit(b, PLAIT_BUILD_STEP_DONE, NULL, (double)(plait_now_ns() - t0) / 1e9);
 out:
 	plait_snapshot_release(snap);
+	mount_views_release(&views);
 	if (script_file)
 		unlink(script_file);
 	for (size_t i = 0; i < n_keep; i++)
@@ -1547,6 +1648,56 @@ static int do_from(struct builder *b, struct stage *st, size_t idx, struct plait
 	return 0;
 }
 
+static int run_instruction(struct builder *b, struct stage *st, size_t idx,
+			   const struct plait_df_instr *in, struct plait_error **err)
+{
+	if (cancelled(b))
+		return plait_error_set(err, PLAIT_E_CANCELLED, "interrupted at %s:%d", b->df.filename,
+				       in->line);
+	b->cur = st;
+	b->step++;
+	emit(b, PLAIT_BUILD_STEP_START, in->original, 0);
+	int r;
+	switch (in->kind) {
+	case PLAIT_DF_RUN:
+		r = do_run(b, st, idx, in, err);
+		break;
+	case PLAIT_DF_COPY:
+	case PLAIT_DF_ADD:
+		r = do_copy(b, st, idx, in, err);
+		break;
+	default:
+		r = do_meta(b, st, in, err);
+		if (r >= 0)
+			emit(b, PLAIT_BUILD_STEP_DONE, NULL, 0);
+	}
+	if (r < 0)
+		emit(b, PLAIT_BUILD_STEP_ERROR, (*err)->msg, 0);
+	return r;
+}
+
+/* A base image's ONBUILD triggers run right after FROM, and are consumed:
+ * the new image does not pass them on (Dockerfile reference). */
+static int run_onbuild(struct builder *b, struct stage *st, size_t idx, struct plait_error **err)
+{
+	char **triggers = TAKE_PTR(st->cfg.config.on_build);
+	int r = 0;
+	for (size_t i = 0; triggers && triggers[i] && r >= 0; i++) {
+		struct plait_df_instr in = { 0 };
+		r = plait_df_parse_instruction(triggers[i], b->df.escape, b->df.filename, st->df->from->line,
+					       &in, err);
+		if (r < 0) {
+			plait_error_wrap(err, "ONBUILD trigger '%s' of the base image", triggers[i]);
+			break;
+		}
+		b->total++;
+		r = run_instruction(b, st, idx, &in, err);
+		plait_df_instr_release(&in);
+	}
+	plait_strv_free(triggers);
+	return r;
+}
+
 static int build_stage(struct builder *b, size_t idx, struct plait_error **err)
 {
 	struct stage *st = &b->stages[idx];
@@ -1554,32 +1705,10 @@ static int build_stage(struct builder *b, size_t idx, struct plait_error **err)
 	b->cur = st;
 	b->step++;
 	int r = do_from(b, st, idx, err);
-	for (size_t i = 0; i < st->df->n_instrs && r >= 0; i++) {
-		const struct plait_df_instr *in = &st->df->instrs[i];
-		if (cancelled(b)) {
-			r = plait_error_set(err, PLAIT_E_CANCELLED, "interrupted at %s:%d", b->df.filename,
-					    in->line);
-			break;
-		}
-		b->cur = st;
-		b->step++;
-		emit(b, PLAIT_BUILD_STEP_START, in->original, 0);
-		switch (in->kind) {
-		case PLAIT_DF_RUN:
-			r = do_run(b, st, in, err);
-			break;
-		case PLAIT_DF_COPY:
-		case PLAIT_DF_ADD:
-			r = do_copy(b, st, idx, in, err);
-			break;
-		default:
-			r = do_meta(b, st, in, err);
-			if (r >= 0)
-				emit(b, PLAIT_BUILD_STEP_DONE, NULL, 0);
-		}
-		if (r < 0)
-			emit(b, PLAIT_BUILD_STEP_ERROR, (*err)->msg, 0);
-	}
+	if (r >= 0)
+		r = run_onbuild(b, st, idx, err);
+	for (size_t i = 0; i < st->df->n_instrs && r >= 0; i++)
+		r = run_instruction(b, st, idx, &st->df->instrs[i], err);
 	st->built = r >= 0;
 	b->cur = prev;
 	return r;
@@ -1604,6 +1733,18 @@ static void mark_needed(struct builder *b, size_t idx)
 		struct stage *dep = from ? find_stage(b, from, idx) : NULL;
 		if (dep)
 			mark_needed(b, (size_t)(dep - b->stages));
+		/* RUN --mount=...,from=<stage> */
+		for (size_t f = 0; in->kind == PLAIT_DF_RUN && f < in->n_flags; f++) {
+			if (!streq(in->flags[f].name, "mount"))
+				continue;
+			const char *p = strstr(in->flags[f].value, "from=");
+			if (!p || (p != in->flags[f].value && p[-1] != ','))
+				continue;
+			_cleanup_free_ char *name = xstrndup(p + 5, strcspn(p + 5, ","));
+			dep = find_stage(b, name, idx);
+			if (dep)
+				mark_needed(b, (size_t)(dep - b->stages));
+		}
 	}
 }
 

@@ -27,6 +27,11 @@ export CONTAINERS_REGISTRIES_CONF=$T/registries.conf
 mkdir -p "$T/storage-conf"
 printf '[storage]\ndriver = "vfs"\n' >"$T/storage-conf/storage.conf"
 export CONTAINERS_STORAGE_CONF=$T/storage-conf/storage.conf
+# Not the system's containers.conf either. (buildah 1.28 still creates an
+# empty /run/containers/networks whatever the settings.)
+printf '[network]\nnetwork_config_dir = "%s"\n' "$T/netconf" >"$T/containers.conf"
+export CONTAINERS_CONF=$T/containers.conf
+# Cache mounts and temporary files go under TMPDIR, not /var/tmp.
 export TMPDIR=$T
 # buildah push insists that an auth file exists ($DOCKER_CONFIG is lib.sh's).
 echo '{"auths":{}}' >"$T/buildah-auth.json"
