@@ -22,7 +22,7 @@ define ensure_pkgs
 	fi
 endef
 
-.PHONY: all build deps test-deps demo-deps test unit integration demo bench clean
+.PHONY: all build deps test-deps demo-deps test unit integration demo bench bench-build clean
 
 all: build
 
@@ -55,6 +55,9 @@ demo: demo-deps build
 
 bench: test-deps build
 	bash bench/copy.sh $(BUILD)/cmd/plait
+
+bench-build: test-deps build
+	bash bench/build.sh $(BUILD)/cmd/plait
 
 clean:
 	rm -rf $(BUILD)

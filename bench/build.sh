@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# bench/build.sh [PLAIT] - `plait build --push` against `buildah build
+# --layers` + `buildah push` (not a test).
+#
+# Both build the same multi-stage Dockerfile (bench/build/Dockerfile: a few
+# thousand small files, a 32 MiB incompressible layer, several COPY and RUN
+# steps, COPY --from) FROM an offline busybox base in a local
+# docker-registry, and push the result into that registry. Each round gets a
+# fresh registry (the base pushed into it untimed) and runs, alternating
+# which tool goes first (odd rounds plait, even rounds buildah):
+#   cold         empty plait cache dir / empty buildah storage root
+#   warm         the same again, nothing changed (same caches)
+#   incremental  one source file changed (src/app/main.txt, COPY'd late)
+# Every timed run includes the push. Reports the median wall time per tool
+# and scenario and the ratio plait/buildah against the targets (cold <= 0.6,
+# warm <= 0.25, incremental <= 0.5).
+#
+# buildah is hermetic (own --root/--runroot under $T, no system registries
+# or policy, --isolation chroot), like tests/integration/test_build_diff.sh.
+# Its storage driver is overlay where that works here (its usual, fast
+# setup) and vfs otherwise; BUILDAH_DRIVER=vfs|overlay forces one. Note:
+# buildah as root keeps its blob-info cache in /var/lib/containers/cache;
+# each round's registry has a new port, so nothing learnt there carries over.
+#
+# Environment: ROUNDS (3), FILES (3000 small files), BIG_MIB (32),
+# BUILDAH_DRIVER, PLAIT_ARGS (extra options for plait build), STRICT=1
+# (exit 1 when a target is missed). Results also go to bench/out/build.txt.
+# Needs root (buildah and plait RUN sandboxes), buildah, skopeo,
+# docker-registry, curl, python3.
+set -Eeuo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SRCDIR=$(cd "$BENCH_DIR/.." && pwd)
+PLAIT=${1:-${PLAIT:-$SRCDIR/build/cmd/plait}}
+case "$PLAIT" in /*) ;; *) PLAIT=$PWD/$PLAIT ;; esac
+ROUNDS=${ROUNDS:-3}
+FILES=${FILES:-3000}
+BIG_MIB=${BIG_MIB:-32}
+PLAIT_ARGS=${PLAIT_ARGS:-}
+BUILDAH_DRIVER=${BUILDAH_DRIVER:-}
+
+# shellcheck source=../tests/integration/lib.sh
+source "$SRCDIR/tests/integration/lib.sh"
+require_cmd buildah skopeo docker-registry curl
+[ "$(id -u)" = 0 ] || skip "buildah --isolation chroot and plait's RUN sandbox need root here"
+[ -x "$PLAIT" ] || fail "plait binary '$PLAIT' not found; run 'make' first or pass its path"
+
+OUTDIR=$SRCDIR/bench/out
+mkdir -p "$OUTDIR"
+
+# overlay storage leaves mounts under $T; lib.sh's cleanup removes $T, so
+# unmount first (deepest first, lazily: a busy mount must not stop cleanup).
+umount_under() {
+	local dir=$1 m
+	awk -v d="$dir" '$5 == d || index($5, d "/") == 1 { print $5 }' /proc/self/mountinfo |
+		sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+}
+# shellcheck disable=SC2317 # invoked by the EXIT trap
+bench_cleanup() {
+	local rc=$?
+	set +e
+	trap - ERR
+	umount_under "$T"
+	(exit "$rc")
+	lib_cleanup
+}
+trap bench_cleanup EXIT
+
+# buildah, hermetic: own storage, no system registries or policy.
+echo '{"default":[{"type":"insecureAcceptAnything"}]}' >"$T/policy.json"
+: >"$T/registries.conf"
+export CONTAINERS_REGISTRIES_CONF=$T/registries.conf
+mkdir -p "$T/storage-conf"
+export TMPDIR=$T
+# buildah push insists that an auth file exists ($DOCKER_CONFIG is lib.sh's).
+echo '{"auths":{}}' >"$T/buildah-auth.json"
+# bah ROOT ARGS... : buildah on the storage under ROOT.
+bah() {
+	local root=$1
+	shift
+	buildah --root "$root/store" --runroot "$root/run" --storage-driver "$BUILDAH_DRIVER" "$@"
+}
+
+if [ -z "$BUILDAH_DRIVER" ]; then
+	BUILDAH_DRIVER=overlay
+	mkdir -p "$T/probe/ctx"
+	printf 'FROM scratch\nCOPY a /a\n' >"$T/probe/ctx/Dockerfile"
+	echo a >"$T/probe/ctx/a"
+	if ! bah "$T/probe" build -q --isolation chroot --signature-policy "$T/policy.json" \
+		-t localhost/probe:1 "$T/probe/ctx" >"$T/probe.log" 2>&1; then
+		BUILDAH_DRIVER=vfs
+	fi
+	umount_under "$T/probe"
+	rm -rf "$T/probe"
+fi
+printf '[storage]\ndriver = "%s"\n' "$BUILDAH_DRIVER" >"$T/storage-conf/storage.conf"
+export CONTAINERS_STORAGE_CONF=$T/storage-conf/storage.conf
+
+CTX=$T/ctx
+"$PY" "$BENCH_DIR/build/gen-context.py" "$CTX" "$FILES" "$BIG_MIB"
+ctx_mib=$(du -sm "$CTX" | cut -f1)
+MAIN=$CTX/src/app/main.txt
+bash "$LIB_DIR/mkbase.sh" "$T/base" busybox >/dev/null
+echo "# context: $ctx_mib MiB, $((FILES + 1)) source files, ${BIG_MIB} MiB asset; buildah storage: $BUILDAH_DRIVER"
+
+# one_run TOOL SCENARIO ROUND : build + push, append "TOOL SCENARIO SECONDS"
+# to $T/results and remember the pushed digest in $T/digest-TOOL-SCENARIO-ROUND.
+one_run() {
+	local tool=$1 scen=$2 r=$3
+	local log=$T/$tool-$scen-r$r.log ref
+	# shellcheck disable=SC2206
+	local pcmd=("$PLAIT" build --progress plain --cache-dir "$T/pc-$r" $PLAIT_ARGS
+		--build-arg "BASE=$BASE" -t "$HOST/bench/plait:$scen" --push "$CTX")
+	local bcmd=(bah "$T/b-$r" build -q --isolation chroot --layers --tls-verify=false
+		--signature-policy "$T/policy.json" --build-arg "BASE=$BASE"
+		-t "localhost/bench/app:$scen" "$CTX")
+	local pushcmd=(bah "$T/b-$r" push -q --tls-verify=false --authfile "$T/buildah-auth.json"
+		--signature-policy "$T/policy.json" "localhost/bench/app:$scen"
+		"docker://$HOST/bench/buildah:$scen")
+	local t0 t1 ok=1
+	t0=$(date +%s.%N)
+	if [ "$tool" = plait ]; then
+		"${pcmd[@]}" >"$log" 2>&1 || ok=0
+		ref=$HOST/bench/plait:$scen
+	else
+		{ "${bcmd[@]}" && "${pushcmd[@]}"; } >"$log" 2>&1 || ok=0
+		ref=$HOST/bench/buildah:$scen
+	fi
+	t1=$(date +%s.%N)
+	if [ "$ok" = 0 ]; then
+		tail -n 30 "$log" >&2
+		fail "$tool $scen build + push failed in round $r (log above)"
+	fi
+	local secs
+	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+	echo "$tool $scen $secs" >>"$T/results"
+	raw_digest "docker://$ref" >"$T/digest-$tool-$scen-$r"
+	echo "# round $r $scen $tool: $secs s"
+}
+
+: >"$T/results"
+for r in $(seq 1 "$ROUNDS"); do
+	name=R$r
+	registry_start "$name" plain
+	hv=${name}_HOST pv=${name}_PID dv=${name}_DIR
+	HOST=${!hv}
+	skopeo_reg copy -q "oci:$T/base:busybox" "docker://$HOST/base/busybox:1"
+	BASE=$HOST/base/busybox:1
+	order=(plait buildah)
+	[ $((r % 2)) = 1 ] || order=(buildah plait)
+	# Each round starts from the generated main.txt (cold is cold either way,
+	# but the same input keeps the rounds comparable).
+	printf '// the entry point\nversion 0\n' >"$MAIN"
+	touch -d @1600000000 "$MAIN"
+	for scen in cold warm incremental; do
+		if [ "$scen" = incremental ]; then
+			printf '// the entry point\nversion %d\n' "$r" >"$MAIN"
+		fi
+		for tool in "${order[@]}"; do
+			one_run "$tool" "$scen" "$r"
+		done
+	done
+	for tool in plait buildah; do
+		w=$(cat "$T/digest-$tool-warm-$r") i=$(cat "$T/digest-$tool-incremental-$r")
+		assert_ne "$w" "$i" "round $r $tool: the incremental image must differ from the warm one"
+	done
+	kill "${!pv}" 2>/dev/null || true
+	wait "${!pv}" 2>/dev/null || true
+	umount_under "$T/b-$r"
+	rm -rf "${!dv}" "$T/pc-$r" "$T/b-$r"
+done
+
+rc=0
+"$PY" - "$T/results" "$ROUNDS" "$BUILDAH_DRIVER" "$FILES" "$BIG_MIB" \
+	<<'EOF' | tee "$OUTDIR/build.txt" || rc=$?
+import statistics, sys
+res, rounds, driver, files, big = sys.argv[1:6]
+targets = {"cold": 0.6, "warm": 0.25, "incremental": 0.5}
+t = {}
+for line in open(res):
+    tool, scen, sec = line.split()
+    t.setdefault((tool, scen), []).append(float(sec))
+print(f"workload: bench/build/Dockerfile, {files} small files + a {big} MiB layer, "
+      f"{rounds} rounds, build + push; buildah storage driver: {driver}")
+print(f"{'scenario':<12} {'plait s':>9} {'buildah s':>10} {'ratio':>7} {'target':>8}")
+ok = True
+for scen, target in targets.items():
+    mp = statistics.median(t[("plait", scen)])
+    mb = statistics.median(t[("buildah", scen)])
+    ratio = mp / mb if mb else float("inf")
+    met = ratio <= target
+    ok = ok and met
+    print(f"{scen:<12} {mp:9.2f} {mb:10.2f} {ratio:7.2f} {'<= ' + str(target):>8}  "
+          f"{'MET' if met else 'MISSED'}")
+sys.exit(0 if ok else 3)
+EOF
+if [ "$rc" = 3 ] && [ "${STRICT:-0}" = 1 ]; then
+	exit 1
+fi
+[ "$rc" = 0 ] || [ "$rc" = 3 ] || exit 1
+exit 0
