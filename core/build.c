@@ -445,6 +445,14 @@ static int commit_change(struct builder *b, struct stage *st, struct plait_snaps
 		memcpy(l.desc.digest, out.digest, sizeof(out.digest));
 		l.desc.size = out.size;
 		memcpy(l.diff_id, out.diff_id, sizeof(out.diff_id));
+		/* The overlay upper already is this layer in lower form: keep it
+		 * rather than unpack the blob just written. */
+		if (plait_snapshot_upper(snap)) {
+			_cleanup_free_ char *dir = join(b->layers_dir, plait_digest_hex(l.diff_id));
+			struct stat sst;
+			if (stat(dir, &sst) < 0)
+				(void)plait_snapshot_take_upper(snap, dir, NULL);
+		}
 		r = ensure_layer_dir(b, &l, err);
 		if (r < 0) {
 			layer_ref_release(&l);

@@ -799,6 +799,24 @@ void plait_snapshot_release(struct plait_snapshot *s)
 	snapshot_free(s);
 }
 
+int plait_snapshot_take_upper(struct plait_snapshot *s, const char *dest, struct plait_error **err)
+{
+	if (s->mode != PLAIT_SNAPSHOT_OVERLAY || !s->upper)
+		return plait_error_set(err, PLAIT_E_USAGE, "snapshot: only an overlay snapshot has an upper directory");
+	if (s->mounted) {
+		/* A plain unmount: a lazily detached overlay would still hold the upper. */
+		if (umount2(s->root, 0) < 0)
+			return plait_error_set_errno(err, PLAIT_E_IO, errno, "snapshot: unmount '%s'", s->root);
+		s->mounted = false;
+	}
+	if (rename(s->upper, dest) < 0) {
+		if (errno == EEXIST || errno == ENOTEMPTY)
+			return 0;
+		return plait_error_set_errno(err, PLAIT_E_IO, errno, "snapshot: move '%s' to '%s'", s->upper, dest);
+	}
+	return 1;
+}
+
 int plait_snapshot_prepare(const char *const *lowers, size_t n, const char *workroot,
 			   enum plait_snapshot_mode mode, struct plait_snapshot **out,
 			   struct plait_error **err)

@@ -92,6 +92,12 @@ int plait_snapshot_changes(struct plait_snapshot *s, struct plait_change_list *o
 			   struct plait_error **err);
 /* Unmount (detach) and remove the temporary directories, then free s. Accepts NULL. */
 void plait_snapshot_release(struct plait_snapshot *s);
+/* Overlay mode: unmount and move the upper directory (the step's change, in
+ * overlay-lower form: whiteouts and opaque markers) to dest, where it can serve
+ * as a lower of later snapshots. 1 when moved, 0 when dest already existed (the
+ * upper stays and goes with release), <0 on error; the snapshot is spent either
+ * way (only release it). Copy mode: -PLAIT_E_USAGE. */
+int plait_snapshot_take_upper(struct plait_snapshot *s, const char *dest, struct plait_error **err);
 static inline void plait_snapshot_releasep(struct plait_snapshot **s)
 {
 	plait_snapshot_release(*s);
