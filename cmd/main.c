@@ -14,6 +14,7 @@ static const struct plait_cmd commands[] = {
 	{ "index", cmd_index, "assemble a multi-platform index from single-platform images" },
 	{ "login", cmd_login, "store credentials for a registry" },
 	{ "logout", cmd_logout, "remove stored credentials for a registry" },
+	{ "cache", cmd_cache, "show and prune the build cache" },
 	{ "version", cmd_version, "print the version" },
 };
 

@@ -257,8 +257,10 @@ static int ensure_layer_dir(struct builder *b, struct layer_ref *l, struct plait
 {
 	l->dir = join(b->layers_dir, plait_digest_hex(l->diff_id));
 	struct stat st;
-	if (stat(l->dir, &st) == 0)
+	if (stat(l->dir, &st) == 0) {
+		utimensat(AT_FDCWD, l->dir, NULL, 0); /* a use: cache prune is LRU on mtime */
 		return 0;
+	}
 	_cleanup_free_ char *tmp = NULL;
 	struct plait_buf t = PLAIT_BUF_INIT;
 	plait_buf_addf(&t, "%s/.tmp-%s-XXXXXX", b->layers_dir, plait_digest_hex(l->diff_id) + 56);
@@ -337,6 +339,7 @@ static int lookup_step(struct builder *b, const char *key, struct layer_ref *l, 
 		*created = NULL;
 		return 0; /* pruned */
 	}
+	utimensat(AT_FDCWD, path, NULL, 0); /* a hit is a use: cache prune is LRU on mtime */
 	memset(l, 0, sizeof(*l));
 	l->desc.media_type = xstrdup(mt);
 	memcpy(l->desc.digest, dg, strlen(dg) + 1);
@@ -1824,8 +1827,12 @@ out:
 
 void plait_build_result_release(struct plait_build_result *r)
 {
-	if (r)
-		plait_descriptor_release(&r->manifest);
+	if (!r)
+		return;
+	plait_descriptor_release(&r->manifest);
+	if (r->lock_fd > 0)
+		close(r->lock_fd);
+	r->lock_fd = -1;
 }
 
 int plait_build(const struct plait_build_opts *o, struct plait_build_result *res,
@@ -1835,6 +1842,7 @@ int plait_build(const struct plait_build_opts *o, struct plait_build_result *res
 	struct plait_buf data = PLAIT_BUF_INIT;
 	_cleanup_free_ char *dfpath = o->dockerfile ? xstrdup(o->dockerfile) : join(o->context_dir, "Dockerfile");
 	memset(res, 0, sizeof(*res));
+	res->lock_fd = -1;
 	int r = plait_buf_read_file(&data, dfpath, 16u << 20);
 	if (r < 0) {
 		/* A missing Dockerfile or context is the command line's fault: exit 2. */
@@ -1920,6 +1928,8 @@ int plait_build(const struct plait_build_opts *o, struct plait_build_result *res
 	r = write_image(&b, &b.stages[target], res, err);
 	res->steps = b.total;
 	res->cached = b.cached;
+	if (r >= 0)
+		res->lock_fd = TAKE_FD(b.lockfd);
 out:
 	for (size_t i = 0; i < b.n_stages; i++)
 		stage_release(&b.stages[i]);

@@ -125,6 +125,9 @@ struct plait_build_result {
 	char config_digest[PLAIT_SHA256_DIGEST_SIZE];
 	int64_t size; /* manifest + config + layers */
 	int steps, cached;
+	/* The cache's shared lock, held until the result is released, so a
+	 * `plait cache prune` cannot remove blobs while the caller exports them. */
+	int lock_fd;
 };
 void plait_build_result_release(struct plait_build_result *r);
 

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# test_cache.sh - `plait cache du|prune` against a cache that a real
+# `plait build` of tests/data/build/basic filled: du sees every kind, prune
+# --keep shrinks it (least recently used first), a build after a full prune
+# runs every step again, prune refuses while a build holds the lock.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+require_cmd docker-registry skopeo curl jq openssl flock
+require_plait
+# RUN steps need the sandbox (namespaces, overlay mounts).
+[ "$(id -u)" = 0 ] || skip "plait build's RUN sandbox needs root"
+
+registry_start R plain
+bash "$LIB_DIR/mkbase.sh" "$T/base" busybox >/dev/null
+skopeo_reg copy -q --all "oci:$T/base:busybox" "docker://$R_HOST/base/busybox:1"
+BASE=$R_HOST/base/busybox:1
+CACHE=$T/cache
+CTX=$T/ctx/basic
+mkdir -p "$T/ctx"
+cp -a "$PLAIT_SRCDIR/tests/data/build/basic" "$CTX"
+pass "busybox base image pushed to $BASE"
+
+build() {
+	run_ok "$PLAIT" build --progress plain --cache-dir "$CACHE" \
+		--build-arg "BASE=$BASE" -t localhost/basic:1 --output "type=oci,dest=$T/out" "$CTX"
+	LOG="$OUT
+$ERR"
+}
+
+# du_json KIND FIELD : from `plait cache du --format json`
+du_json() {
+	run_ok "$PLAIT" cache du --cache-dir "$CACHE" --format json
+	jq -r --arg k "$1" --arg f "$2" '.usage[$k][$f]' <<<"$OUT"
+}
+
+# ---------------------------------------------------------------- du
+
+run_ok "$PLAIT" cache du --cache-dir "$T/no-such-cache"
+assert_match "$OUT" 'total +0 +0 B +0' "du of a missing cache"
+assert_file_absent "$T/no-such-cache" "cache dir created by du"
+pass "du of a missing cache dir: all zero, nothing created"
+
+build
+for kind in store layers steps; do
+	n=$(du_json "$kind" entries)
+	b=$(du_json "$kind" bytes)
+	[ "$n" -gt 0 ] && [ "$b" -gt 0 ] || fail "du after a build: $kind has $n entries, $b bytes; expected both > 0:
+$OUT"
+done
+assert_eq 0 "$(du_json temporary entries)" "temporary entries after a finished build"
+TOTAL=$(du_json total bytes)
+run_ok "$PLAIT" cache du --cache-dir "$CACHE"
+assert_match "$OUT" $'KIND +ENTRIES +SIZE +BYTES' "du table header"
+assert_match "$OUT" "total +[0-9]+ +[0-9.]+ [KMG]iB +$TOTAL" "du table total"
+pass "du after a build: store, layers and steps non-empty, total $TOTAL bytes"
+
+# ---------------------------------------------------------------- prune refused while in use
+
+exec {lockfd}>>"$CACHE/lock"
+flock -s "$lockfd"
+run_expect_fail "$PLAIT" cache prune --cache-dir "$CACHE"
+exec {lockfd}>&-
+expect_rc 1
+assert_contains "$ERR" "in use by a running build; try again when it ends"
+assert_eq "$TOTAL" "$(du_json total bytes)" "cache size after a refused prune"
+pass "prune refuses while a build holds the cache lock, and removes nothing"
+
+# ---------------------------------------------------------------- prune --keep
+
+run_ok "$PLAIT" cache prune --cache-dir "$CACHE" --keep 1K --dry-run
+assert_contains "$OUT" "would free"
+assert_eq "$TOTAL" "$(du_json total bytes)" "cache size after --dry-run"
+run_ok "$PLAIT" cache prune --cache-dir "$CACHE" --keep 1K
+assert_contains "$OUT" "freed"
+AFTER=$(du_json total bytes)
+[ "$AFTER" -le 1024 ] || fail "after prune --keep 1K the cache holds $AFTER bytes (> 1024):
+$OUT"
+assert_match "$OUT" "the cache holds .*\($AFTER bytes\)" "prune's report of what is left"
+pass "prune --keep 1K: $TOTAL -> $AFTER bytes"
+
+# A step record never outlives its blob: any left names a blob that exists.
+for rec in "$CACHE"/steps/*; do
+	[ -f "$rec" ] || continue
+	d=$(jq -r '.digest // empty' "$rec")
+	[ -z "$d" ] || assert_file_exists "$CACHE/store/blobs/sha256/${d#sha256:}" "blob of step record $rec"
+done
+pass "no step record names a missing blob"
+
+# ---------------------------------------------------------------- rebuild, prune --all
+
+build
+S=$(printf '%s\n' "$LOG" | grep -E '^#[0-9]+ CACHED' || true)
+[ -z "$S" ] || fail "build after prune: steps reported CACHED:
+$LOG"
+assert_file_exists "$T/out/index.json"
+pass "a build after the prune runs every step again (no CACHED)"
+
+build
+printf '%s\n' "$LOG" | grep -qE '^#[0-9]+ CACHED' || fail "second build after prune: nothing CACHED:
+$LOG"
+pass "and the cache it refilled serves the next build"
+
+run_ok "$PLAIT" cache prune --cache-dir "$CACHE" --all
+run_ok "$PLAIT" cache du --cache-dir "$CACHE" --format json
+assert_eq 0 "$(jq '.usage.total.entries' <<<"$OUT")" "entries after prune --all"
+assert_file_exists "$CACHE/lock"
+pass "prune --all leaves 0 entries (and the lock file)"
+
+build
+pass "a build into the emptied cache works"
+
+# ---------------------------------------------------------------- usage errors
+
+run_expect_fail "$PLAIT" cache prune --cache-dir "$CACHE" --keep 12Q
+expect_rc 2
+assert_contains "$ERR" "--keep: '12Q' is not a size"
+run_expect_fail "$PLAIT" cache prune --cache-dir "$CACHE" --keep 1M --all
+expect_rc 2
+run_expect_fail "$PLAIT" cache du --cache-dir "$CACHE" --format yaml
+expect_rc 2
+run_expect_fail "$PLAIT" cache frobnicate
+expect_rc 2
+run_ok "$PLAIT" cache prune --help
+assert_contains "$OUT" "usage: plait cache prune"
+pass "usage errors exit 2 and say what was wrong"

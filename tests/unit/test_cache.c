@@ -1,0 +1,547 @@
+/* Unit tests for core/cache: usage per kind and LRU pruning of a build cache
+ * directory laid out as core/build.c writes it. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#include "core/buf.h"
+#include "core/cache.h"
+#include "core/digest.h"
+#include "core/snapshot.h"
+#include "core/store.h"
+
+#include "core/banned.h"
+
+struct layer {
+	char blob[PLAIT_SHA256_DIGEST_SIZE]; /* sha256:... in the store */
+	char diff[PLAIT_SHA256_DIGEST_SIZE];
+	char *dir;    /* layers/<diff hex> */
+	char *record; /* steps/<key hex>, or NULL */
+};
+
+struct fixture {
+	char dir[64];
+	char *cache, *outside;
+	struct plait_store *s;
+	struct layer a, b, c; /* a, b built (records); c a base layer (manifest) */
+	char config[PLAIT_SHA256_DIGEST_SIZE], manifest[PLAIT_SHA256_DIGEST_SIZE];
+	char *empty_record, *mount, *temp_layer, *temp_work;
+	int64_t rec_a_size, rec_b_size, rec_empty_size;
+};
+
+static char *path_of(const char *a, const char *b)
+{
+	struct plait_buf p = PLAIT_BUF_INIT;
+	plait_buf_addf(&p, "%s/%s", a, b);
+	return plait_buf_detach(&p, NULL);
+}
+
+static char *hex_of(const char *name)
+{
+	char d[PLAIT_SHA256_DIGEST_SIZE];
+	plait_sha256_buf(name, strlen(name), d);
+	return xstrdup(plait_digest_hex(d));
+}
+
+static void write_file(const char *path, const char *data)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(plait_write_all(fd, data, strlen(data)), 0);
+	close(fd);
+}
+
+static void make_dir(const char *path)
+{
+	assert_int_equal(mkdir(path, 0755) < 0 && errno != EEXIST ? -errno : 0, 0);
+}
+
+static void set_time(const char *path, time_t sec)
+{
+	struct timespec ts[2] = { { sec, 0 }, { sec, 0 } };
+	assert_int_equal(utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW), 0);
+}
+
+static int64_t file_size(const char *path)
+{
+	struct stat st;
+	assert_int_equal(lstat(path, &st), 0);
+	return st.st_size;
+}
+
+static bool exists(const char *path)
+{
+	struct stat st;
+	return lstat(path, &st) == 0;
+}
+
+static char *blob_path(struct fixture *f, const char *digest)
+{
+	struct plait_buf p = PLAIT_BUF_INIT;
+	plait_store_blob_path(f->s, digest, &p);
+	return plait_buf_detach(&p, NULL);
+}
+
+static void put(struct fixture *f, const char *data, char digest[PLAIT_SHA256_DIGEST_SIZE], time_t sec)
+{
+	_cleanup_error_ struct plait_error *err = NULL;
+	assert_int_equal(plait_store_put_bytes(f->s, data, strlen(data), digest, &err), 0);
+	_cleanup_free_ char *p = blob_path(f, digest);
+	set_time(p, sec);
+}
+
+static char *write_record(struct fixture *f, const char *key, const char *json, time_t sec, int64_t *size)
+{
+	_cleanup_free_ char *steps = path_of(f->cache, "steps");
+	_cleanup_free_ char *hex = hex_of(key);
+	char *p = path_of(steps, hex);
+	write_file(p, json);
+	set_time(p, sec);
+	*size = file_size(p);
+	return p;
+}
+
+/* A layer: its blob, its unpacked dir holding files, and (built) a step record. */
+static void make_layer(struct fixture *f, struct layer *l, const char *name, const char *blob_data,
+		       time_t sec, bool built, int64_t *rec_size)
+{
+	put(f, blob_data, l->blob, sec);
+	struct plait_buf d = PLAIT_BUF_INIT;
+	plait_buf_addf(&d, "diff %s", name);
+	plait_sha256_buf(d.buf, d.len, l->diff);
+	plait_buf_release(&d);
+	_cleanup_free_ char *layers = path_of(f->cache, "layers");
+	l->dir = path_of(layers, plait_digest_hex(l->diff));
+	make_dir(l->dir);
+	if (built) {
+		struct plait_buf j = PLAIT_BUF_INIT;
+		plait_buf_addf(&j,
+			       "{\"created\":\"2024-01-01T00:00:00Z\",\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\","
+			       "\"digest\":\"%s\",\"size\":%zu,\"diffID\":\"%s\"}",
+			       l->blob, strlen(blob_data), l->diff);
+		l->record = write_record(f, name, j.buf, sec, rec_size);
+		plait_buf_release(&j);
+	}
+}
+
+static void fill_dir(const char *dir, const char *file, const char *content, time_t sec)
+{
+	_cleanup_free_ char *p = path_of(dir, file);
+	write_file(p, content);
+	set_time(dir, sec);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = xcalloc(1, sizeof(*f));
+	snprintf(f->dir, sizeof(f->dir), "/tmp/plait-test-cache-XXXXXX");
+	if (!mkdtemp(f->dir)) {
+		free(f);
+		return -1;
+	}
+	f->cache = path_of(f->dir, "cache");
+	f->outside = path_of(f->dir, "outside");
+	make_dir(f->cache);
+	make_dir(f->outside);
+	_cleanup_free_ char *secret = path_of(f->outside, "secret.txt");
+	write_file(secret, "not the cache's");
+	const char *subs[] = { "layers", "steps", "mounts", "work" };
+	for (size_t i = 0; i < ARRAY_SIZE(subs); i++) {
+		_cleanup_free_ char *p = path_of(f->cache, subs[i]);
+		make_dir(p);
+	}
+	_cleanup_free_ char *store = path_of(f->cache, "store");
+	_cleanup_error_ struct plait_error *err = NULL;
+	if (plait_store_open(store, true, &f->s, &err) < 0) {
+		fprintf(stderr, "setup: %s\n", err->msg);
+		return -1;
+	}
+
+	/* a (used at 1000): 4-byte file, a hard link to it, a 1-byte symlink. */
+	make_layer(f, &f->a, "a", "layer A bytes", 1000, true, &f->rec_a_size);
+	_cleanup_free_ char *fa = path_of(f->a.dir, "f"), *fa2 = path_of(f->a.dir, "f2"),
+			    *la = path_of(f->a.dir, "l");
+	write_file(fa, "aaaa");
+	assert_int_equal(link(fa, fa2), 0);
+	assert_int_equal(symlink("f", la), 0);
+	set_time(f->a.dir, 1000);
+	/* b (used at 3000): 10 bytes. */
+	make_layer(f, &f->b, "b", "layer B bytes!!", 3000, true, &f->rec_b_size);
+	fill_dir(f->b.dir, "g", "0123456789", 3000);
+	/* c: a base image layer at 2000, known through its manifest and config. */
+	make_layer(f, &f->c, "c", "layer C", 2000, false, NULL);
+	fill_dir(f->c.dir, "h", "hhh", 2000);
+	struct plait_buf j = PLAIT_BUF_INIT;
+	plait_buf_addf(&j, "{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"%s\"]}}",
+		       f->c.diff);
+	put(f, j.buf, f->config, 2000);
+	size_t cfg_size = j.len;
+	plait_buf_reset(&j);
+	plait_buf_addf(&j,
+		       "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
+		       "\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"%s\",\"size\":%zu},"
+		       "\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"%s\",\"size\":7}]}",
+		       f->config, cfg_size, f->c.blob);
+	put(f, j.buf, f->manifest, 2000);
+	struct plait_descriptor md = { .media_type = (char *)"application/vnd.oci.image.manifest.v1+json",
+				       .size = (int64_t)j.len };
+	memcpy(md.digest, f->manifest, sizeof(f->manifest));
+	plait_buf_release(&j);
+	if (plait_store_tag(f->s, &md, "base", &err) < 0) {
+		fprintf(stderr, "setup: %s\n", err->msg);
+		return -1;
+	}
+
+	f->empty_record = write_record(f, "empty", "{\"created\":\"2024-01-01T00:00:00Z\",\"empty\":true}", 500,
+				       &f->rec_empty_size);
+	_cleanup_free_ char *mounts = path_of(f->cache, "mounts"), *mhex = hex_of("/root/.cache");
+	f->mount = path_of(mounts, mhex);
+	make_dir(f->mount);
+	fill_dir(f->mount, "data", "7 bytes", 2500);
+	_cleanup_free_ char *layers = path_of(f->cache, "layers"), *work = path_of(f->cache, "work");
+	f->temp_layer = path_of(layers, ".tmp-dead-abc123");
+	make_dir(f->temp_layer);
+	fill_dir(f->temp_layer, "x", "6bytes", 4000);
+	f->temp_work = path_of(work, "snap-1");
+	make_dir(f->temp_work);
+	fill_dir(f->temp_work, "y", "8 bytes!", 4000);
+	*state = f;
+	return 0;
+}
+
+static void layer_release(struct layer *l)
+{
+	free(l->dir);
+	free(l->record);
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	plait_store_free(f->s);
+	plait_remove_tree(f->dir);
+	free(f->cache);
+	free(f->outside);
+	layer_release(&f->a);
+	layer_release(&f->b);
+	layer_release(&f->c);
+	free(f->empty_record);
+	free(f->mount);
+	free(f->temp_layer);
+	free(f->temp_work);
+	free(f);
+	return 0;
+}
+
+static int64_t blob_size(struct fixture *f, const char *digest)
+{
+	_cleanup_free_ char *p = blob_path(f, digest);
+	return file_size(p);
+}
+
+static bool blob_exists(struct fixture *f, const char *digest)
+{
+	_cleanup_free_ char *p = blob_path(f, digest);
+	return exists(p);
+}
+
+static int64_t store_meta_size(struct fixture *f)
+{
+	_cleanup_free_ char *store = path_of(f->cache, "store");
+	_cleanup_free_ char *l = path_of(store, "oci-layout"), *i = path_of(store, "index.json");
+	return file_size(l) + file_size(i);
+}
+
+static void usage_ok(struct fixture *f, struct plait_cache_usage *u)
+{
+	_cleanup_error_ struct plait_error *err = NULL;
+	int r = plait_cache_usage(f->cache, u, &err);
+	if (r < 0)
+		fail_msg("usage: %s", err->msg);
+}
+
+static void prune_ok(struct fixture *f, const struct plait_cache_prune_opts *o,
+		     struct plait_cache_prune_result *res)
+{
+	_cleanup_error_ struct plait_error *err = NULL;
+	int r = plait_cache_prune(f->cache, o, res, &err);
+	if (r < 0)
+		fail_msg("prune: %s", err->msg);
+}
+
+/* ------------------------------------------------------------ usage */
+
+static void test_cache__usage_counts_each_kind(void **state)
+{
+	struct fixture *f = *state;
+	struct plait_cache_usage u;
+	usage_ok(f, &u);
+	int64_t blobs = blob_size(f, f->a.blob) + blob_size(f, f->b.blob) + blob_size(f, f->c.blob) +
+			blob_size(f, f->config) + blob_size(f, f->manifest);
+	assert_int_equal(u.kind[PLAIT_CACHE_STORE].entries, 5);
+	assert_int_equal(u.kind[PLAIT_CACHE_STORE].bytes, blobs + store_meta_size(f));
+	assert_int_equal(u.kind[PLAIT_CACHE_LAYERS].entries, 3);
+	/* a: "aaaa" once (f2 is a hard link) + the symlink "f"; b: 10; c: 3 */
+	assert_int_equal(u.kind[PLAIT_CACHE_LAYERS].bytes, 4 + 1 + 10 + 3);
+	assert_int_equal(u.kind[PLAIT_CACHE_STEPS].entries, 3);
+	assert_int_equal(u.kind[PLAIT_CACHE_STEPS].bytes, f->rec_a_size + f->rec_b_size + f->rec_empty_size);
+	assert_int_equal(u.kind[PLAIT_CACHE_MOUNTS].entries, 1);
+	assert_int_equal(u.kind[PLAIT_CACHE_MOUNTS].bytes, 7);
+	assert_int_equal(u.kind[PLAIT_CACHE_TEMP].entries, 2);
+	assert_int_equal(u.kind[PLAIT_CACHE_TEMP].bytes, 6 + 8);
+	assert_int_equal(u.total.entries, 5 + 3 + 3 + 1 + 2);
+	assert_int_equal(u.total.bytes, blobs + store_meta_size(f) + 18 + f->rec_a_size + f->rec_b_size +
+						f->rec_empty_size + 7 + 14);
+	assert_string_equal(plait_cache_kind_name(PLAIT_CACHE_TEMP), "temporary");
+}
+
+static void test_cache__missing_dir_is_empty_and_not_created(void **state)
+{
+	struct fixture *f = *state;
+	_cleanup_free_ char *gone = path_of(f->dir, "no-such-cache");
+	struct plait_cache_usage u;
+	_cleanup_error_ struct plait_error *err = NULL;
+	assert_int_equal(plait_cache_usage(gone, &u, &err), 0);
+	assert_int_equal(u.total.entries, 0);
+	assert_int_equal(u.total.bytes, 0);
+	struct plait_cache_prune_opts o = { .all = true };
+	struct plait_cache_prune_result res;
+	assert_int_equal(plait_cache_prune(gone, &o, &res, &err), 0);
+	assert_int_equal(res.freed.total.entries, 0);
+	assert_false(exists(gone));
+}
+
+static void test_cache__usage_of_a_file_is_an_error(void **state)
+{
+	struct fixture *f = *state;
+	_cleanup_free_ char *file = path_of(f->outside, "secret.txt");
+	struct plait_cache_usage u;
+	_cleanup_error_ struct plait_error *err = NULL;
+	assert_int_equal(plait_cache_usage(file, &u, &err), -PLAIT_E_USAGE);
+	assert_non_null(strstr(err->msg, "is not a directory"));
+}
+
+/* ------------------------------------------------------------ prune */
+
+static void test_cache__prune_keep_removes_least_recently_used_first(void **state)
+{
+	struct fixture *f = *state;
+	struct plait_cache_usage u;
+	usage_ok(f, &u);
+	/* Order: temporary (always), the empty record (500), layer a (1000). */
+	int64_t a = f->rec_a_size + blob_size(f, f->a.blob) + 5;
+	struct plait_cache_prune_opts o = {
+		.keep_bytes = u.total.bytes - u.kind[PLAIT_CACHE_TEMP].bytes - f->rec_empty_size - a
+	};
+	struct plait_cache_prune_result res;
+	prune_ok(f, &o, &res);
+	assert_false(exists(f->temp_layer));
+	assert_false(exists(f->temp_work));
+	assert_false(exists(f->empty_record));
+	assert_false(exists(f->a.record));
+	assert_false(blob_exists(f, f->a.blob));
+	assert_false(exists(f->a.dir));
+	/* newer than a: kept */
+	assert_true(exists(f->b.record));
+	assert_true(blob_exists(f, f->b.blob));
+	assert_true(exists(f->b.dir));
+	assert_true(blob_exists(f, f->c.blob));
+	assert_true(blob_exists(f, f->manifest));
+	assert_true(exists(f->c.dir));
+	assert_true(exists(f->mount));
+	assert_int_equal(res.after.total.bytes, o.keep_bytes);
+	assert_int_equal(res.freed.kind[PLAIT_CACHE_STEPS].entries, 2);
+	assert_int_equal(res.freed.kind[PLAIT_CACHE_STORE].entries, 1);
+	assert_int_equal(res.freed.kind[PLAIT_CACHE_LAYERS].entries, 1);
+	assert_int_equal(res.freed.kind[PLAIT_CACHE_TEMP].entries, 2);
+	struct plait_cache_usage after;
+	usage_ok(f, &after);
+	assert_int_equal(after.total.bytes, res.after.total.bytes);
+	assert_int_equal(after.total.entries, res.after.total.entries);
+}
+
+static void test_cache__prune_keep_nothing_to_do_keeps_live_entries(void **state)
+{
+	struct fixture *f = *state;
+	struct plait_cache_usage u;
+	usage_ok(f, &u);
+	struct plait_cache_prune_opts o = { .keep_bytes = u.total.bytes };
+	struct plait_cache_prune_result res;
+	prune_ok(f, &o, &res);
+	/* Only leftovers of dead builds go. */
+	assert_int_equal(res.freed.total.entries, 2);
+	assert_false(exists(f->temp_work));
+	assert_true(exists(f->empty_record));
+	assert_true(exists(f->a.record));
+	assert_true(exists(f->a.dir));
+}
+
+static void test_cache__prune_base_layer_takes_its_manifest_and_tag(void **state)
+{
+	struct fixture *f = *state;
+	struct plait_cache_usage u;
+	usage_ok(f, &u);
+	int64_t a = f->rec_a_size + blob_size(f, f->a.blob) + 5;
+	int64_t c = blob_size(f, f->c.blob) + 3;
+	struct plait_cache_prune_opts o = {
+		.keep_bytes = u.total.bytes - u.kind[PLAIT_CACHE_TEMP].bytes - f->rec_empty_size - a - c
+	};
+	struct plait_cache_prune_result res;
+	prune_ok(f, &o, &res);
+	assert_false(blob_exists(f, f->c.blob));
+	assert_false(exists(f->c.dir));
+	assert_false(blob_exists(f, f->manifest)); /* it listed c */
+	assert_true(blob_exists(f, f->config));   /* enough was freed before its turn */
+	assert_true(blob_exists(f, f->b.blob));
+	struct plait_descriptor d = { 0 };
+	_cleanup_error_ struct plait_error *err = NULL;
+	assert_int_equal(plait_store_resolve(f->s, "base", &d, &err), -PLAIT_E_NOT_FOUND);
+	plait_descriptor_release(&d);
+}
+
+static void test_cache__prune_removes_records_whose_blob_is_gone(void **state)
+{
+	struct fixture *f = *state;
+	int64_t size;
+	_cleanup_free_ char *dead = write_record(
+		f, "dead",
+		"{\"created\":\"x\",\"mediaType\":\"m\",\"digest\":\"sha256:1111111111111111111111111111111111111111111111111111111111111111\","
+		"\"size\":1,\"diffID\":\"sha256:2222222222222222222222222222222222222222222222222222222222222222\"}",
+		9000, &size);
+	_cleanup_free_ char *garbled = write_record(f, "garbled", "{not json", 9000, &size);
+	struct plait_cache_prune_opts o = { .keep_bytes = INT64_MAX / 2 };
+	struct plait_cache_prune_result res;
+	prune_ok(f, &o, &res);
+	assert_false(exists(dead));
+	assert_false(exists(garbled));
+	assert_true(exists(f->a.record));
+	assert_true(exists(f->empty_record));
+	assert_int_equal(res.freed.kind[PLAIT_CACHE_STEPS].entries, 2);
+}
+
+static void test_cache__prune_all_empties_the_cache(void **state)
+{
+	struct fixture *f = *state;
+	struct plait_cache_prune_opts o = { .all = true };
+	struct plait_cache_prune_result res;
+	prune_ok(f, &o, &res);
+	assert_int_equal(res.freed.total.entries, 14);
+	struct plait_cache_usage u;
+	usage_ok(f, &u);
+	for (int k = 0; k < PLAIT_CACHE_N_KINDS; k++)
+		assert_int_equal(u.kind[k].entries, 0);
+	assert_int_equal(u.total.bytes, store_meta_size(f));
+	assert_int_equal(u.total.bytes, res.after.total.bytes);
+	/* The folders, the lock and the layout stay for builds that wait on the lock. */
+	const char *keep[] = { "lock", "layers", "steps", "mounts", "work", "store/oci-layout" };
+	for (size_t i = 0; i < ARRAY_SIZE(keep); i++) {
+		_cleanup_free_ char *p = path_of(f->cache, keep[i]);
+		if (!exists(p))
+			fail_msg("'%s' was removed", keep[i]);
+	}
+	_cleanup_free_ char *secret = path_of(f->outside, "secret.txt");
+	assert_true(exists(secret));
+	struct plait_descriptor d = { 0 };
+	_cleanup_error_ struct plait_error *err = NULL;
+	assert_int_equal(plait_store_resolve(f->s, "base", &d, &err), -PLAIT_E_NOT_FOUND);
+	plait_descriptor_release(&d);
+	/* the store still works */
+	char dg[PLAIT_SHA256_DIGEST_SIZE];
+	put(f, "after", dg, 5000);
+}
+
+static void test_cache__prune_never_follows_symlinks_out(void **state)
+{
+	struct fixture *f = *state;
+	_cleanup_free_ char *in_mount = path_of(f->mount, "escape");
+	assert_int_equal(symlink(f->outside, in_mount), 0);
+	_cleanup_free_ char *layers = path_of(f->cache, "layers"), *hex = hex_of("link");
+	_cleanup_free_ char *as_layer = path_of(layers, hex);
+	assert_int_equal(symlink(f->outside, as_layer), 0);
+	struct plait_cache_usage u;
+	usage_ok(f, &u);
+	/* the links' own sizes, never what they point at */
+	assert_int_equal(u.kind[PLAIT_CACHE_MOUNTS].bytes, 7 + (int64_t)strlen(f->outside));
+	assert_int_equal(u.kind[PLAIT_CACHE_LAYERS].entries, 3);
+	struct plait_cache_prune_opts o = { .all = true };
+	struct plait_cache_prune_result res;
+	prune_ok(f, &o, &res);
+	_cleanup_free_ char *secret = path_of(f->outside, "secret.txt");
+	assert_true(exists(secret));
+	assert_false(exists(as_layer));
+	assert_false(exists(in_mount));
+}
+
+static void test_cache__prune_refuses_while_a_build_holds_the_lock(void **state)
+{
+	struct fixture *f = *state;
+	_cleanup_free_ char *lock = path_of(f->cache, "lock");
+	_cleanup_close_ int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(flock(fd, LOCK_SH), 0); /* as core/build.c does */
+	struct plait_cache_prune_opts o = { .all = true };
+	struct plait_cache_prune_result res;
+	_cleanup_error_ struct plait_error *err = NULL;
+	assert_int_equal(plait_cache_prune(f->cache, &o, &res, &err), -PLAIT_E_RETRYABLE);
+	assert_non_null(strstr(err->msg, "in use by a running build; try again when it ends"));
+	assert_true(blob_exists(f, f->a.blob));
+	assert_true(exists(f->temp_work));
+	/* released: it goes through */
+	flock(fd, LOCK_UN);
+	plait_error_clear(&err);
+	assert_int_equal(plait_cache_prune(f->cache, &o, &res, &err), 0);
+	assert_false(blob_exists(f, f->a.blob));
+}
+
+static void test_cache__prune_dry_run_removes_nothing(void **state)
+{
+	struct fixture *f = *state;
+	struct plait_cache_prune_opts o = { .all = true, .dry_run = true };
+	struct plait_cache_prune_result res;
+	prune_ok(f, &o, &res);
+	assert_int_equal(res.freed.total.entries, 14);
+	assert_int_equal(res.after.total.entries, 0);
+	assert_true(exists(f->a.record));
+	assert_true(blob_exists(f, f->manifest));
+	assert_true(exists(f->temp_work));
+	assert_true(exists(f->mount));
+}
+
+static void test_cache__prune_rejects_a_negative_keep(void **state)
+{
+	struct fixture *f = *state;
+	struct plait_cache_prune_opts o = { .keep_bytes = -1 };
+	struct plait_cache_prune_result res;
+	_cleanup_error_ struct plait_error *err = NULL;
+	assert_int_equal(plait_cache_prune(f->cache, &o, &res, &err), -PLAIT_E_USAGE);
+	assert_true(exists(f->temp_work));
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_cache__usage_counts_each_kind),
+		T(test_cache__missing_dir_is_empty_and_not_created),
+		T(test_cache__usage_of_a_file_is_an_error),
+		T(test_cache__prune_keep_removes_least_recently_used_first),
+		T(test_cache__prune_keep_nothing_to_do_keeps_live_entries),
+		T(test_cache__prune_base_layer_takes_its_manifest_and_tag),
+		T(test_cache__prune_removes_records_whose_blob_is_gone),
+		T(test_cache__prune_all_empties_the_cache),
+		T(test_cache__prune_never_follows_symlinks_out),
+		T(test_cache__prune_refuses_while_a_build_holds_the_lock),
+		T(test_cache__prune_dry_run_removes_nothing),
+		T(test_cache__prune_rejects_a_negative_keep),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
