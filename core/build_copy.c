@@ -102,9 +102,13 @@ static void split_parent(const char *path, struct plait_buf *parent, const char 
 	}
 }
 
+/* copy_file_range cannot cross file systems (overlay upper vs context): once
+ * it said so, go straight to read/write. */
+static int no_copy_range;
+
 static int copy_contents(int in, int out)
 {
-	for (;;) {
+	while (!__atomic_load_n(&no_copy_range, __ATOMIC_RELAXED)) {
 		ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
 		if (n == 0)
 			return 0;
@@ -114,6 +118,7 @@ static int copy_contents(int in, int out)
 			continue;
 		if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
 			return -errno;
+		__atomic_store_n(&no_copy_range, 1, __ATOMIC_RELAXED);
 		break; /* fall back to read/write */
 	}
 	char buf[1 << 16];
@@ -160,18 +165,33 @@ static void owner_for(const struct copy_attrs *a, const struct plait_context_ent
 	}
 }
 
+/* The directory the previous entry went into: entries come sorted, so most
+ * share it, and resolving it again from the root for each costs a walk. */
+struct parent_cache {
+	struct plait_buf path;
+	int fd;
+};
+
 static int put_entry(int rootfd, struct plait_context *src, const struct plait_context_entry *e,
 		     const char *target, const struct copy_attrs *a, const char *what,
-		     struct plait_error **err)
+		     struct parent_cache *pc, struct plait_error **err)
 {
 	struct plait_buf parent = PLAIT_BUF_INIT;
 	const char *base;
 	split_parent(target, &parent, &base);
-	int dirfd = -1;
-	int r = mkdirs_in_root(rootfd, parent.buf, a, true, &dirfd, err);
+	int r = 0;
+	if (pc->fd < 0 || !streq(pc->path.buf, parent.buf)) {
+		if (pc->fd >= 0)
+			close(pc->fd);
+		pc->fd = -1;
+		r = mkdirs_in_root(rootfd, parent.buf, a, true, &pc->fd, err);
+		plait_buf_reset(&pc->path);
+		plait_buf_adds(&pc->path, parent.buf);
+	}
 	plait_buf_release(&parent);
 	if (r < 0)
 		return plait_error_wrap(err, "%s", what), r;
+	int dirfd = pc->fd;
 	uid_t uid;
 	gid_t gid;
 	owner_for(a, e, &uid, &gid);
@@ -234,7 +254,6 @@ static int put_entry(int rootfd, struct plait_context *src, const struct plait_c
 	}
 	utimensat(dirfd, base, times, AT_SYMLINK_NOFOLLOW);
 out:
-	close(dirfd);
 	return r;
 }
 
@@ -257,6 +276,8 @@ int build_copy_into(const char *root, struct plait_context *src, const struct pl
 	/* "COPY a.txt /dir" into an existing directory means /dir/a.txt. */
 	if (!dest_is_dir && l->n_sources == 1 && dir_exists_in_root(rootfd, dest))
 		dest_is_dir = true;
+	struct parent_cache pc = { PLAIT_BUF_INIT, -1 };
+	int r = 0;
 
 	for (size_t s = 0; s < l->n_sources; s++) {
 		const struct plait_context_source *so = &l->sources[s];
@@ -289,13 +310,17 @@ int build_copy_into(const char *root, struct plait_context *src, const struct pl
 				const char *b = strrchr(so->name, '/');
 				plait_buf_addf(&target, "%s%s", target.len ? "/" : "", b ? b + 1 : so->name);
 			}
-			int r = put_entry(rootfd, src, e, target.buf, a, what, err);
+			r = put_entry(rootfd, src, e, target.buf, a, what, &pc, err);
 			plait_buf_release(&target);
 			if (r < 0)
-				return r;
+				goto out;
 		}
 	}
-	return 0;
+out:
+	if (pc.fd >= 0)
+		close(pc.fd);
+	plait_buf_release(&pc.path);
+	return r;
 }
 
 int build_write_file_into(const char *root, const char *dest, const char *data, size_t len,
