@@ -1477,22 +1477,15 @@ static int do_meta(struct builder *b, struct stage *st, const struct plait_df_in
 	int r = 0;
 	switch (in->kind) {
 	case PLAIT_DF_ENV:
-		for (size_t i = 0; i < in->n_kvs && r >= 0; i++) {
-			_cleanup_free_ char *k = NULL, *v = NULL;
-			r = expand_word(b, st, in, in->kvs[i].key, &k, err);
-			if (r >= 0)
-				r = expand_word(b, st, in, in->kvs[i].value ? in->kvs[i].value : "", &v, err);
-			if (r >= 0)
-				env_set(&c->env, k, v);
-		}
-		break;
 	case PLAIT_DF_LABEL:
 		for (size_t i = 0; i < in->n_kvs && r >= 0; i++) {
 			_cleanup_free_ char *k = NULL, *v = NULL;
 			r = expand_word(b, st, in, in->kvs[i].key, &k, err);
 			if (r >= 0)
 				r = expand_word(b, st, in, in->kvs[i].value ? in->kvs[i].value : "", &v, err);
-			if (r >= 0)
+			if (r >= 0 && in->kind == PLAIT_DF_ENV)
+				env_set(&c->env, k, v);
+			else if (r >= 0)
 				plait_map_set(&c->labels, k, v);
 		}
 		break;

@@ -323,38 +323,6 @@ out:
 	return r;
 }
 
-int build_write_file_into(const char *root, const char *dest, const char *data, size_t len,
-			  const struct copy_attrs *a, const char *what, struct plait_error **err)
-{
-	_cleanup_close_ int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (rootfd < 0)
-		return plait_error_set_errno(err, PLAIT_E_IO, errno, "open '%s'", root);
-	struct plait_buf parent = PLAIT_BUF_INIT;
-	const char *base;
-	split_parent(dest, &parent, &base);
-	int dirfd = -1;
-	int r = mkdirs_in_root(rootfd, parent.buf, a, true, &dirfd, err);
-	plait_buf_release(&parent);
-	if (r < 0)
-		return r;
-	int c = clear_slot(dirfd, base, false);
-	int fd = c < 0 ? c : openat(dirfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		r = plait_error_set_errno(err, PLAIT_E_IO, c < 0 ? c : errno, "%s: create '%s'", what, dest);
-		close(dirfd);
-		return r;
-	}
-	uid_t uid;
-	gid_t gid;
-	owner_for(a, NULL, &uid, &gid);
-	if (plait_write_all(fd, data, len) < 0 || fchown(fd, uid, gid) < 0 ||
-	    fchmod(fd, a->chmod ? a->mode : 0644) < 0)
-		r = plait_error_set_errno(err, PLAIT_E_IO, errno, "%s: write '%s'", what, dest);
-	close(fd);
-	close(dirfd);
-	return r;
-}
-
 bool build_is_archive(int fd)
 {
 	struct archive *a = archive_read_new();
@@ -399,8 +367,11 @@ int build_extract_into(const char *root, int fd, const char *dest, const char *w
 	return r;
 }
 
-int build_write_fd_into(const char *root, const char *dest, int fd, const struct copy_attrs *a,
-			const char *what, struct plait_error **err)
+/* A new file dest inside root (parents made as needed), owned and moded per a
+ * (default mode def_mode), filled from data or, when data is NULL, from fd. */
+static int write_new_file(const char *root, const char *dest, const void *data, size_t len, int fd,
+			  const struct copy_attrs *a, mode_t def_mode, const char *what,
+			  struct plait_error **err)
 {
 	_cleanup_close_ int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
@@ -408,19 +379,32 @@ int build_write_fd_into(const char *root, const char *dest, int fd, const struct
 	struct plait_buf parent = PLAIT_BUF_INIT;
 	const char *base;
 	split_parent(dest, &parent, &base);
-	int dirfd = -1;
+	_cleanup_close_ int dirfd = -1;
 	int r = mkdirs_in_root(rootfd, parent.buf, a, true, &dirfd, err);
 	plait_buf_release(&parent);
 	if (r < 0)
 		return r;
 	int c = clear_slot(dirfd, base, false);
-	_cleanup_close_ int out = c < 0 ? c : openat(dirfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	_cleanup_close_ int out = c < 0 ? -1 : openat(dirfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (out < 0)
+		return plait_error_set_errno(err, PLAIT_E_IO, c < 0 ? c : errno, "%s: create '%s'", what, dest);
 	uid_t uid;
 	gid_t gid;
 	owner_for(a, NULL, &uid, &gid);
-	if (out < 0 || copy_contents(fd, out) < 0 || fchown(out, uid, gid) < 0 ||
-	    fchmod(out, a->chmod ? a->mode : 0600) < 0)
-		r = plait_error_set_errno(err, PLAIT_E_IO, out < 0 && c < 0 ? c : errno, "%s: write '%s'", what, dest);
-	close(dirfd);
-	return r;
+	int w = data ? plait_write_all(out, data, len) : copy_contents(fd, out);
+	if (w < 0 || fchown(out, uid, gid) < 0 || fchmod(out, a->chmod ? a->mode : def_mode) < 0)
+		return plait_error_set_errno(err, PLAIT_E_IO, w < 0 ? w : errno, "%s: write '%s'", what, dest);
+	return 0;
+}
+
+int build_write_file_into(const char *root, const char *dest, const char *data, size_t len,
+			  const struct copy_attrs *a, const char *what, struct plait_error **err)
+{
+	return write_new_file(root, dest, data, len, -1, a, 0644, what, err);
+}
+
+int build_write_fd_into(const char *root, const char *dest, int fd, const struct copy_attrs *a,
+			const char *what, struct plait_error **err)
+{
+	return write_new_file(root, dest, NULL, 0, fd, a, 0600, what, err);
 }
