@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <sys/stat.h>
 
 #include "common.h"
 #include "core/build.h"
@@ -41,8 +42,9 @@ static const char usage[] =
 	"      --label K=V               add a label to the image (repeatable)\n"
 	"      --secret id=ID,src=FILE | id=ID,env=VAR\n"
 	"                                a secret for RUN --mount=type=secret (never stored)\n"
-	"      --build-context NAME=REF  an image FROM NAME resolves to (oci:DIR[:TAG] or\n"
-	"                                docker-image://REF)\n"
+	"      --build-context NAME=REF  a named context: a directory (for COPY --from=NAME and\n"
+	"                                RUN --mount from=NAME), or an image FROM NAME and\n"
+	"                                COPY --from=NAME resolve to (oci:DIR[:TAG], docker-image://REF)\n"
 	"      --metadata-file FILE      write the image digest, tags, size and duration as JSON\n"
 	"      --progress plain|tty|json|quiet\n"
 	"                                how steps are shown (default plain)\n" REGISTRY_CLI_HELP
@@ -359,7 +361,7 @@ int cmd_build(int argc, char **argv)
 		case OPT_BUILD_CONTEXT: {
 			const char *eq = strchr(optarg, '=');
 			if (!eq || eq == optarg) {
-				ret = usage_error("build", "--build-context '%s': use NAME=oci:DIR[:TAG] or NAME=docker-image://REF",
+				ret = usage_error("build", "--build-context '%s': use NAME=DIR, NAME=oci:DIR[:TAG] or NAME=docker-image://REF",
 						  optarg);
 				goto done;
 			}
@@ -441,6 +443,19 @@ int cmd_build(int argc, char **argv)
 	bo.labels = (const char *const *)labels;
 	bo.secrets = secrets;
 	bo.n_secrets = n_secrets;
+	/* --build-context NAME=DIR: a directory is a named local context; other
+	 * values (oci:, docker-image://) name images for FROM and COPY --from. */
+	struct plait_named_dir *dirs = xcalloc(rctx.n_named + 1, sizeof(*dirs));
+	size_t n_dirs = 0;
+	for (size_t i = 0; i < rctx.n_named; i++) {
+		const char *v = rctx.named[i].ref;
+		struct stat st;
+		if (!startswith(v, "oci:") && !startswith(v, "oci-archive:") && !startswith(v, "docker-image://") &&
+		    stat(v, &st) == 0 && S_ISDIR(st.st_mode))
+			dirs[n_dirs++] = (struct plait_named_dir){ rctx.named[i].name, v };
+	}
+	bo.named_dirs = dirs;
+	bo.n_named_dirs = n_dirs;
 	plait_native_runner(&runner);
 	bo.runner = &runner;
 	rctx.opts = &rc.opts;
@@ -524,6 +539,7 @@ done:
 		free(rctx.named[i].ref);
 	}
 	free(rctx.named);
+	free((void *)bo.named_dirs);
 	plait_endpoint_free(src);
 	plait_buf_release(&data);
 	plait_build_result_release(&res);

@@ -503,6 +503,14 @@ static void stage_release(struct stage *st)
 
 /* ------------------------------------------------------------ FROM */
 
+static const char *named_dir(const struct builder *b, const char *name)
+{
+	for (size_t i = 0; i < b->o->n_named_dirs; i++)
+		if (streq(b->o->named_dirs[i].name, name))
+			return b->o->named_dirs[i].dir;
+	return NULL;
+}
+
 static struct stage *find_stage(struct builder *b, const char *name, size_t before)
 {
 	const struct plait_df_stage *s = plait_dockerfile_find_stage(&b->df, name);
@@ -770,7 +778,31 @@ static int parse_mount(struct builder *b, struct stage *st, size_t idx, const st
 		plait_buf_addf(key, "mount secret %s %s\n", sid, target);
 	} else if (streq(type, "bind")) {
 		_cleanup_free_ char *path = NULL;
-		if (from) {
+		const char *ndir = from && !find_stage(b, from, idx) ? named_dir(b, from) : NULL;
+		if (ndir) {
+			/* A named local context: bound like the build context, never written. */
+			_cleanup_free_ char *rel = join(ndir, source ? source : ".");
+			path = realpath(rel, NULL);
+			if (!path)
+				return plait_error_set_errno(err, PLAIT_E_NOT_FOUND, errno,
+							     "%s:%d: --mount from=%s: source '%s'", b->df.filename,
+							     in->line, from, source ? source : ".");
+			struct plait_context *nc = NULL;
+			struct plait_context_list l = PLAIT_CONTEXT_LIST_INIT;
+			char d[PLAIT_SHA256_DIGEST_SIZE];
+			r = plait_context_open(ndir, NULL, &nc, err);
+			if (r >= 0)
+				r = plait_context_resolve(nc, source ? source : ".", "RUN --mount", &l, err);
+			if (r >= 0)
+				r = plait_context_digest(nc, &l, d, err);
+			if (r >= 0)
+				plait_buf_addf(key, "mount bind context %s %s %s %s %d\n", from,
+					       source ? source : ".", target, d, rw);
+			plait_context_list_release(&l);
+			plait_context_free(nc);
+			if (r < 0)
+				return r;
+		} else if (from) {
 			/* From a stage or an image: a view of its root, alive until the RUN ends. */
 			struct stage *fs = find_stage(b, from, idx);
 			if (!fs) {
@@ -1206,7 +1238,17 @@ static int do_copy(struct builder *b, struct stage *st, size_t idx, const struct
 		if (r < 0)
 			goto out;
 		struct stage *fs = find_stage(b, fx, idx);
-		if (!fs) {
+		const char *ndir = fs ? NULL : named_dir(b, fx);
+		if (ndir) {
+			/* A named local context: read like the build context (files become root's). */
+			r = plait_context_open(ndir, NULL, &from_ctx, err);
+			if (r < 0) {
+				plait_error_wrap(err, "%s --from=%s", whr.buf, fx);
+				goto out;
+			}
+			src_ctx = from_ctx;
+			plait_buf_addf(&key, "from context %s\n", fx);
+		} else if (!fs) {
 			/* Not a stage: an image, pulled for the target platform. */
 			from_image_st = xcalloc(1, sizeof(*from_image_st));
 			r = from_image(b, from_image_st, fx, b->o->platform_str, err);
@@ -1217,12 +1259,14 @@ static int do_copy(struct builder *b, struct stage *st, size_t idx, const struct
 			}
 			fs = from_image_st;
 		}
-		r = stage_view(b, fs, &from_snap, &from_ctx, err);
-		if (r < 0)
-			goto out;
-		src_ctx = from_ctx;
-		a.keep_owner = true;
-		plait_buf_addf(&key, "from %s\n", fs->key);
+		if (fs) {
+			r = stage_view(b, fs, &from_snap, &from_ctx, err);
+			if (r < 0)
+				goto out;
+			src_ctx = from_ctx;
+			a.keep_owner = true;
+			plait_buf_addf(&key, "from %s\n", fs->key);
+		}
 	}
 
 	/* Sources: resolved (and digested) before anything runs. */

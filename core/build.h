@@ -96,8 +96,17 @@ struct plait_build_secret {
 	const char *src; /* host file holding the secret */
 };
 
+/* --build-context NAME=DIR: a local directory COPY --from=NAME and
+ * RUN --mount from=NAME read, like a second build context. */
+struct plait_named_dir {
+	const char *name;
+	const char *dir;
+};
+
 struct plait_build_opts {
 	const char *context_dir;
+	const struct plait_named_dir *named_dirs;
+	size_t n_named_dirs;
 	const char *dockerfile; /* NULL = <context>/Dockerfile */
 	const char *target;     /* stage name; NULL = the last stage */
 	struct plait_platform platform;       /* target platform (TARGETOS, TARGETARCH, ...) */

@@ -38,3 +38,19 @@ assert_eq "trigger ran
 child context file" "$(cat "$T/b2/rootfs/both.txt")" "ONBUILD RUN and COPY ran in the child's build and context"
 assert_eq null "$(skopeo inspect --config --raw "oci:$T/out:1" | jq -c '.config.OnBuild')" "OnBuild of the child"
 pass "ONBUILD triggers of a base image run after FROM, in the child's context, and are not passed on"
+
+# --build-context NAME=DIR: a second local context for COPY --from and RUN --mount from=.
+mkdir -p "$T/named/sub" "$T/nctx"
+echo "from named dir" >"$T/named/sub/f.txt"
+printf 'ARG BASE\nFROM ${BASE}\nCOPY --from=extra sub/f.txt /named.txt\nRUN --mount=type=bind,from=extra,source=sub,target=/m cat /m/f.txt > /mounted.txt\n' >"$T/nctx/Dockerfile"
+run_ok "$PLAIT" build --cache-dir "$T/cache" --build-arg "BASE=$BASE" --build-context "extra=$T/named" \
+	-t localhost/n:1 --output "type=oci,dest=$T/out" "$T/nctx"
+run_ok umoci unpack --image "$T/out:1" "$T/b3"
+assert_eq "from named dir" "$(cat "$T/b3/rootfs/named.txt")" "COPY --from=<named dir context>"
+assert_eq "from named dir" "$(cat "$T/b3/rootfs/mounted.txt")" "RUN --mount from=<named dir context>"
+pass "--build-context NAME=DIR serves COPY --from=NAME and RUN --mount from=NAME"
+echo "changed" >"$T/named/sub/f.txt"
+run_ok "$PLAIT" build --cache-dir "$T/cache" --build-arg "BASE=$BASE" --build-context "extra=$T/named" \
+	-t localhost/n:2 --output "type=oci,dest=$T/out" "$T/nctx"
+assert_not_contains "$ERR" "CACHED" "a rebuild after the named context changed"
+pass "a change in a named directory context invalidates the steps that read it"
