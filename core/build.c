@@ -1265,7 +1265,10 @@ static int do_copy(struct builder *b, struct stage *st, size_t idx, const struct
 				goto out;
 			src_ctx = from_ctx;
 			a.keep_owner = true;
-			plait_buf_addf(&key, "from %s\n", fs->key);
+			/* Keyed on what is copied (the source digest below covers content,
+			 * modes and owners), not on the stage's whole chain: a change
+			 * elsewhere in that stage does not invalidate this COPY. */
+			plait_buf_adds(&key, "from stage\n");
 		}
 	}
 
