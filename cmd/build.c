@@ -46,8 +46,10 @@ static const char usage[] =
 	"                                RUN --mount from=NAME), or an image FROM NAME and\n"
 	"                                COPY --from=NAME resolve to (oci:DIR[:TAG], docker-image://REF)\n"
 	"      --metadata-file FILE      write the image digest, tags, size and duration as JSON\n"
-	"      --progress plain|tty|json|quiet\n"
-	"                                how steps are shown (default plain)\n" REGISTRY_CLI_HELP
+	"      --progress auto|plain|tty|json|quiet\n"
+	"                                how steps are shown: tty redraws the running step in\n"
+	"                                place (default when stderr is a terminal), plain prints\n"
+	"                                a line per event (default otherwise, e.g. in CI)\n" REGISTRY_CLI_HELP
 	"  -h, --help                    show this help\n";
 
 enum {
@@ -67,7 +69,7 @@ enum {
 	OPT_PROGRESS,
 };
 
-enum progress_mode { PROGRESS_PLAIN, PROGRESS_JSON, PROGRESS_QUIET };
+enum progress_mode { PROGRESS_PLAIN, PROGRESS_TTY, PROGRESS_JSON, PROGRESS_QUIET };
 
 struct named_context {
 	char *name;
@@ -111,13 +113,50 @@ static int fetch_url(void *ctx, const char *url, struct plait_blob_writer *w, st
 
 struct progress_ctx {
 	enum progress_mode mode;
+	char *current; /* tty: the step line being redrawn */
+	uint64_t started;
 };
+
+/* tty: one live line per running step, rewritten in place; RUN output scrolls
+ * above it, dimmed; finished steps stay with their outcome. */
+static void tty_progress(struct progress_ctx *p, const struct plait_build_event *ev)
+{
+	switch (ev->kind) {
+	case PLAIT_BUILD_STEP_START: {
+		free(p->current);
+		struct plait_buf b = PLAIT_BUF_INIT;
+		plait_buf_addf(&b, "[%d/%d] %s: %s", ev->step, ev->total, ev->stage, ev->text);
+		p->current = plait_buf_detach(&b, NULL);
+		p->started = plait_now_ns();
+		fprintf(stderr, "\r\033[K\033[1m=>\033[0m %s", p->current);
+		break;
+	}
+	case PLAIT_BUILD_STEP_OUTPUT:
+		fprintf(stderr, "\r\033[K\033[2m   %s\033[0m\n\033[1m=>\033[0m %s (%.1fs)", ev->text,
+			p->current ? p->current : "", (double)(plait_now_ns() - p->started) / 1e9);
+		break;
+	case PLAIT_BUILD_STEP_CACHED:
+		fprintf(stderr, "\r\033[K\033[32m=> CACHED\033[0m %s\n", p->current ? p->current : "");
+		break;
+	case PLAIT_BUILD_STEP_DONE:
+		fprintf(stderr, "\r\033[K\033[34m=> %.1fs\033[0m %s\n", ev->seconds, p->current ? p->current : "");
+		break;
+	case PLAIT_BUILD_STEP_ERROR:
+		fprintf(stderr, "\r\033[K\033[31m=> ERROR\033[0m %s\n   %s\n", p->current ? p->current : "", ev->text);
+		break;
+	}
+	fflush(stderr);
+}
 
 static void on_progress(const struct plait_build_event *ev, void *opaque)
 {
 	struct progress_ctx *p = opaque;
 	if (p->mode == PROGRESS_QUIET)
 		return;
+	if (p->mode == PROGRESS_TTY) {
+		tty_progress(p, ev);
+		return;
+	}
 	if (p->mode == PROGRESS_JSON) {
 		static const char *const kinds[] = { "start", "cached", "done", "output", "error" };
 		json_auto_t *o = json_object();
@@ -229,7 +268,7 @@ int cmd_build(int argc, char **argv)
 	struct plait_error *err = NULL;
 	struct plait_build_opts bo = { .compression = PLAIT_LAYER_GZIP };
 	struct plait_build_result res = { 0 };
-	struct progress_ctx pc = { .mode = PROGRESS_PLAIN };
+	struct progress_ctx pc = { .mode = isatty(STDERR_FILENO) ? PROGRESS_TTY : PROGRESS_PLAIN };
 	struct resolver_ctx rctx = { 0 };
 	struct plait_runner runner;
 	struct plait_image_resolver resolver = { .ctx = &rctx, .resolve = resolve_image, .fetch_url = fetch_url };
@@ -375,14 +414,18 @@ int cmd_build(int argc, char **argv)
 			metadata = optarg;
 			break;
 		case OPT_PROGRESS:
-			if (streq(optarg, "plain") || streq(optarg, "tty") || streq(optarg, "auto"))
+			if (streq(optarg, "plain"))
 				pc.mode = PROGRESS_PLAIN;
+			else if (streq(optarg, "tty"))
+				pc.mode = PROGRESS_TTY;
+			else if (streq(optarg, "auto"))
+				pc.mode = isatty(STDERR_FILENO) ? PROGRESS_TTY : PROGRESS_PLAIN;
 			else if (streq(optarg, "json"))
 				pc.mode = PROGRESS_JSON;
 			else if (streq(optarg, "quiet"))
 				pc.mode = PROGRESS_QUIET;
 			else {
-				ret = usage_error("build", "--progress: unknown '%s'; use plain, tty, json or quiet", optarg);
+				ret = usage_error("build", "--progress: unknown '%s'; use auto, plain, tty, json or quiet", optarg);
 				goto done;
 			}
 			break;
@@ -540,6 +583,7 @@ done:
 	}
 	free(rctx.named);
 	free((void *)bo.named_dirs);
+	free(pc.current);
 	plait_endpoint_free(src);
 	plait_buf_release(&data);
 	plait_build_result_release(&res);
