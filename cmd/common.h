@@ -26,6 +26,7 @@ int cmd_index(int argc, char **argv);
 int cmd_login(int argc, char **argv);
 int cmd_logout(int argc, char **argv);
 int cmd_cache(int argc, char **argv);
+int cmd_qemu(int argc, char **argv);
 
 /* Print "plait: error: <msg>" (and hints) and return the exit code for err. */
 int report_error(struct plait_error *err);

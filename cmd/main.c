@@ -15,6 +15,7 @@ static const struct plait_cmd commands[] = {
 	{ "login", cmd_login, "store credentials for a registry" },
 	{ "logout", cmd_logout, "remove stored credentials for a registry" },
 	{ "cache", cmd_cache, "show and prune the build cache" },
+	{ "qemu", cmd_qemu, "show and set up QEMU emulation for foreign architectures" },
 	{ "version", cmd_version, "print the version" },
 };
 

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# test_qemu.sh - `plait qemu status|install` against the real binfmt_misc:
+# install arm64 registers qemu-aarch64-static with the F flag, status shows
+# it, a second install changes nothing, a handler without F is replaced, the
+# native arch and non-root callers are refused, and a static arm64 busybox
+# runs through the handler. Leaves qemu-aarch64 registered with F.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+require_cmd jq
+require_plait
+[ "$(id -u)" = 0 ] || skip "registering binfmt_misc handlers needs root"
+[ -x /usr/bin/qemu-aarch64-static ] || skip "/usr/bin/qemu-aarch64-static is missing: apt-get install qemu-user-static"
+case "$(uname -m)" in
+aarch64 | arm64) skip "the host is arm64: this test emulates arm64" ;;
+esac
+B=/proc/sys/fs/binfmt_misc
+
+run_ok "$PLAIT" qemu status
+assert_match "$OUT" $'(^|\n)ARCH +NATIVE +HANDLER +F-FLAG' "status table header"
+assert_match "$OUT" $'\n(amd64|386|ppc64le|s390x|riscv64|mips64le|loong64|arm) +yes ' "host's native row"
+pass "status prints a table"
+
+# Non-root callers are told why, before anything is touched.
+if command -v setpriv >/dev/null 2>&1; then
+	run_expect_fail setpriv --reuid=65534 --regid=65534 --clear-groups "$PLAIT" qemu install arm64
+	expect_rc 1
+	assert_contains "$ERR" "qemu install must run as root"
+	pass "install refuses non-root"
+fi
+
+run_expect_fail "$PLAIT" qemu install "$(jq -r .host <<<"$("$PLAIT" qemu status --format json)")"
+expect_rc 2
+assert_contains "$ERR" "runs natively on this"
+run_expect_fail "$PLAIT" qemu install sparc
+expect_rc 2
+assert_contains "$ERR" "unknown architecture 'sparc'"
+pass "install refuses the native arch and unknown arches"
+
+run_ok "$PLAIT" qemu install arm64
+assert_match "$OUT" "^linux/arm64: (registered|already registered with the F flag|replaced a handler without the F flag|enabled)"
+assert_file_exists "$B/register" "binfmt_misc register file (mounted by install)"
+run_ok "$PLAIT" qemu status --format json
+assert_eq true "$(jq -r .mounted <<<"$OUT")" "mounted"
+arm64=$(jq -c '.arches[] | select(.arch == "arm64")' <<<"$OUT")
+assert_eq true "$(jq -r .registered <<<"$arm64")" "arm64 registered"
+assert_eq true "$(jq -r .enabled <<<"$arm64")" "arm64 enabled"
+assert_eq true "$(jq -r .fix_binary <<<"$arm64")" "arm64 has the F flag"
+assert_eq false "$(jq -r .native <<<"$arm64")" "arm64 native"
+handler=$(jq -r .handler <<<"$arm64")
+grep -qx 'flags: .*F.*' "$B/$handler" || fail "$B/$handler has no F flag: $(cat "$B/$handler")"
+run_ok "$PLAIT" qemu status
+assert_match "$OUT" $'\narm64 +no +enabled +yes ' "arm64 row of the status table"
+pass "install arm64 registers a handler with F; status shows it"
+
+run_ok "$PLAIT" qemu install arm64
+assert_eq "linux/arm64: already registered with the F flag (qemu-aarch64)" "$OUT" "second install"
+pass "install is idempotent"
+
+# A handler without F (what some distributions register) is replaced.
+echo -1 >"$B/$handler"
+printf '%s' ':qemu-aarch64:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:/usr/bin/qemu-aarch64-static:' >"$B/register"
+run_ok "$PLAIT" qemu status --format json
+assert_eq false "$(jq -r '.arches[] | select(.arch == "arm64") | .fix_binary' <<<"$OUT")" "F flag before reinstall"
+run_ok "$PLAIT" qemu install arm64
+assert_eq "linux/arm64: replaced a handler without the F flag (qemu-aarch64)" "$OUT" "install over a handler without F"
+grep -qx 'flags: F' "$B/qemu-aarch64" || fail "qemu-aarch64 not registered with F: $(cat "$B/qemu-aarch64")"
+pass "a handler without F is replaced by one with F"
+
+# A real static arm64 binary runs through the handler.
+deb_dir=$T/deb
+mkdir -p "$deb_dir"
+got_deb=
+if dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64; then
+	if timeout 300 apt-get update -qq >"$T/apt.log" 2>&1 &&
+		(cd "$deb_dir" && timeout 300 apt-get download -qq busybox-static:arm64 >>"$T/apt.log" 2>&1); then
+		got_deb=$(ls "$deb_dir"/busybox-static_*_arm64.deb 2>/dev/null | head -n1)
+	fi
+fi
+if [ -z "$got_deb" ]; then
+	echo "SKIP (part): could not download busybox-static:arm64 (no network or no arm64 archive?); not running an arm64 binary"
+	tail -n 5 "$T/apt.log" 2>/dev/null || true
+else
+	dpkg-deb -x "$got_deb" "$T/bb"
+	run_ok "$T/bb/bin/busybox" uname -m
+	assert_eq aarch64 "$OUT" "uname -m of an arm64 busybox"
+	pass "a static arm64 busybox runs through the F handler"
+fi
