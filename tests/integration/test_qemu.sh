@@ -84,3 +84,20 @@ else
 	assert_eq aarch64 "$OUT" "uname -m of an arm64 busybox"
 	pass "a static arm64 busybox runs through the F handler"
 fi
+
+# With the handler in place, plait build --platform linux/arm64 runs RUN steps of
+# an arm64 base under QEMU inside the sandbox's chroot (the F flag at work).
+if [ -n "$got_deb" ]; then
+	require_cmd skopeo docker-registry curl jq umoci
+	registry_start R plain
+	bash "$LIB_DIR/mkbase.sh" "$T/mb" busybox "arm64=$got_deb" >/dev/null
+	skopeo_reg copy -q --all "oci:$T/mb:busybox" "docker://$R_HOST/base/arm64:1"
+	mkdir -p "$T/xb"
+	printf 'ARG BASE\nFROM ${BASE}\nARG TARGETARCH\nRUN echo "$TARGETARCH $(uname -m)" > /arch.txt\n' >"$T/xb/Dockerfile"
+	run_ok "$PLAIT" build --platform linux/arm64 --cache-dir "$T/cache" --build-arg "BASE=$R_HOST/base/arm64:1" \
+		-t x/arm:1 --output "type=oci,dest=$T/xout" "$T/xb"
+	run_ok umoci unpack --image "$T/xout:1" "$T/xbundle"
+	assert_eq "arm64 aarch64" "$(cat "$T/xbundle/rootfs/arch.txt")" "TARGETARCH and uname -m inside the arm64 RUN"
+	assert_eq arm64 "$(skopeo inspect --config --raw "oci:$T/xout:1" | jq -r .architecture)" "architecture of the built image"
+	pass "plait build --platform linux/arm64 runs RUN under QEMU and makes an arm64 image"
+fi
