@@ -6,6 +6,8 @@
  * helper waits for it and reports its pid and wait status on a pipe, since the
  * caller cannot wait for a grandchild. Setup errors travel on a close-on-exec
  * pipe: EOF without a message means exec succeeded. */
+#include <linux/capability.h>
+
 #include "sandbox.h"
 #include "core/buf.h"
 
@@ -493,6 +495,37 @@ static void mkdir_p(struct child_ctx *c, const char *path)
 	}
 }
 
+/* RUN keeps the capabilities a Docker container has by default, minus
+ * CAP_MKNOD (no device cgroup guards what a device node would open here):
+ * without CAP_SYS_ADMIN a read-only bind cannot be remounted writable, and no
+ * file system, module or raw device is within reach. The bounding set is
+ * dropped too, so nothing run later (setuid binaries) gets them back. */
+static void drop_capabilities(struct child_ctx *c)
+{
+	static const int keep[] = { CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FSETID, CAP_FOWNER,
+				    CAP_NET_RAW, CAP_SETGID, CAP_SETUID, CAP_SETFCAP, CAP_SETPCAP,
+				    CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT, CAP_KILL, CAP_AUDIT_WRITE };
+	uint64_t mask = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(keep); i++)
+		mask |= 1ull << keep[i];
+	for (int cap = 0; cap <= 63; cap++) {
+		if (mask & (1ull << cap))
+			continue;
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+			CHILD_CHECK(false, c, "sandbox: drop capability %d", cap);
+	}
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[2];
+	CHILD_CHECK(syscall(SYS_capget, &hdr, data) == 0, c, "sandbox: read capabilities");
+	for (int i = 0; i < 2; i++) {
+		uint32_t m = (uint32_t)(mask >> (32 * i));
+		data[i].effective &= m;
+		data[i].permitted &= m;
+		data[i].inheritable &= m;
+	}
+	CHILD_CHECK(syscall(SYS_capset, &hdr, data) == 0, c, "sandbox: set capabilities");
+}
+
 _noreturn_ static void exec_command(struct child_ctx *c)
 {
 	const struct plait_sandbox_spec *spec = c->spec;
@@ -590,6 +623,7 @@ _noreturn_ static void run_pid1(struct child_ctx *c)
 	CHILD_CHECK(dup2(devnull, 0) == 0 && dup2(c->out_w, 1) == 1 && dup2(c->err_w, 2) == 2, c,
 		    "sandbox: set up stdio");
 
+	drop_capabilities(c);
 	CHILD_CHECK(setgroups(c->user->n_groups, c->user->groups) == 0, c, "set groups of user '%s'",
 		    spec->user && *spec->user ? spec->user : "root");
 	CHILD_CHECK(setgid(c->user->gid) == 0, c, "set gid %u", (unsigned)c->user->gid);
@@ -728,6 +762,7 @@ int plait_sandbox_run(const struct plait_sandbox_spec *spec, struct plait_sandbo
 		return r;
 
 	struct stubs stubs = { 0 };
+	_cleanup_strv_free_ char **env = NULL; /* before any goto out: freed on every path */
 	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, syncp[2] = { -1, -1 }, statp[2] = { -1, -1 };
 	struct line_buf lines[2] = { { PLAIT_BUF_INIT, PLAIT_SANDBOX_STDOUT, -1 },
 				     { PLAIT_BUF_INIT, PLAIT_SANDBOX_STDERR, -1 } };
@@ -764,7 +799,6 @@ int plait_sandbox_run(const struct plait_sandbox_spec *spec, struct plait_sandbo
 	}
 	/* HOME from the user's passwd entry when the environment has none, as runc does. */
 	struct plait_sandbox_spec with_home = *spec;
-	_cleanup_strv_free_ char **env = NULL;
 	bool has_home = false;
 	for (const char *const *e = spec->env; e && *e; e++) {
 		plait_strv_push(&env, *e);

@@ -370,6 +370,44 @@ static void test_sandbox__bind_and_tmpfs_mounts_are_visible(void **state)
 	output_release(&o);
 }
 
+/* Root in RUN has Docker's default capabilities minus CAP_MKNOD: it cannot
+ * remount a read-only bind writable, make device nodes, or mount anything. */
+static void test_sandbox__root_cannot_remount_binds_or_make_devices(void **state)
+{
+	(void)state;
+	require_root();
+	_cleanup_buf_ struct plait_buf src = PLAIT_BUF_INIT;
+	plait_buf_addf(&src, "%s/guarded", tmpdir);
+	assert_int_equal(mkdir(src.buf, 0755), 0);
+	struct plait_sandbox_mount mounts[] = {
+		{ .type = PLAIT_SANDBOX_BIND, .source = src.buf, .target = "/mnt/g", .readonly = true },
+	};
+	struct output o = { PLAIT_BUF_INIT, PLAIT_BUF_INIT };
+	struct plait_sandbox_spec spec = spec_for(
+		SH("mount -o remount,rw,bind /mnt/g 2>/dev/null && echo remounted; "
+		   "touch /mnt/g/pwned 2>/dev/null && echo wrote; "
+		   "mknod /blk b 7 0 2>/dev/null && echo mknod; "
+		   "mount -t tmpfs none /tmp 2>/dev/null && echo mounted; "
+		   "grep -E '^Cap(Eff|Bnd)' /proc/self/status"),
+		&o);
+	spec.mounts = mounts;
+	spec.n_mounts = ARRAY_SIZE(mounts);
+	struct plait_sandbox_result res;
+	run_ok(&spec, &res);
+	assert_null(strstr(o.out.buf, "remounted"));
+	assert_null(strstr(o.out.buf, "wrote"));
+	assert_null(strstr(o.out.buf, "mknod"));
+	assert_null(strstr(o.out.buf, "mounted"));
+	/* Docker's default set (0xa80425fb) less CAP_MKNOD (bit 27, 0x08000000). */
+	assert_non_null(strstr(o.out.buf, "CapEff:\t00000000a00425fb"));
+	assert_non_null(strstr(o.out.buf, "CapBnd:\t00000000a00425fb"));
+	_cleanup_buf_ struct plait_buf pw = PLAIT_BUF_INIT;
+	plait_buf_addf(&pw, "%s/pwned", src.buf);
+	assert_int_equal(access(pw.buf, F_OK), -1);
+	plait_sandbox_result_release(&res);
+	output_release(&o);
+}
+
 static void test_sandbox__dev_is_minimal_and_usable(void **state)
 {
 	(void)state;
@@ -511,6 +549,7 @@ int main(void)
 		cmocka_unit_test(test_sandbox__resolve_user_stays_inside_the_root),
 		cmocka_unit_test(test_sandbox__workdir_is_created),
 		cmocka_unit_test(test_sandbox__bind_and_tmpfs_mounts_are_visible),
+		cmocka_unit_test(test_sandbox__root_cannot_remount_binds_or_make_devices),
 		cmocka_unit_test(test_sandbox__dev_is_minimal_and_usable),
 		cmocka_unit_test(test_sandbox__resolv_conf_is_bound_and_not_left_in_the_upper),
 		cmocka_unit_test(test_sandbox__missing_command_is_an_error),
