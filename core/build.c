@@ -780,24 +780,26 @@ static int parse_mount(struct builder *b, struct stage *st, size_t idx, const st
 		_cleanup_free_ char *path = NULL;
 		const char *ndir = from && !find_stage(b, from, idx) ? named_dir(b, from) : NULL;
 		if (ndir) {
-			/* A named local context: bound like the build context, never written. */
-			_cleanup_free_ char *rel = join(ndir, source ? source : ".");
-			path = realpath(rel, NULL);
-			if (!path)
-				return plait_error_set_errno(err, PLAIT_E_NOT_FOUND, errno,
-							     "%s:%d: --mount from=%s: source '%s'", b->df.filename,
-							     in->line, from, source ? source : ".");
+			/* A named local context: the source is resolved inside it (symlinks
+			 * stay in it), and that resolved entry is what gets bound. */
 			struct plait_context *nc = NULL;
 			struct plait_context_list l = PLAIT_CONTEXT_LIST_INIT;
 			char d[PLAIT_SHA256_DIGEST_SIZE];
-			r = plait_context_open(ndir, NULL, &nc, err);
+			_cleanup_free_ char *root = realpath(ndir, NULL);
+			r = root ? plait_context_open(root, NULL, &nc, err)
+				 : plait_error_set_errno(err, PLAIT_E_NOT_FOUND, errno, "--build-context '%s'", ndir);
 			if (r >= 0)
 				r = plait_context_resolve(nc, source ? source : ".", "RUN --mount", &l, err);
+			if (r >= 0 && !l.n_entries)
+				r = plait_error_set(err, PLAIT_E_NOT_FOUND, "--mount from=%s: '%s' matches nothing",
+						    from, source ? source : ".");
 			if (r >= 0)
 				r = plait_context_digest(nc, &l, d, err);
-			if (r >= 0)
+			if (r >= 0) {
+				path = *l.entries[0].path ? join(root, l.entries[0].path) : xstrdup(root);
 				plait_buf_addf(key, "mount bind context %s %s %s %s %d\n", from,
 					       source ? source : ".", target, d, rw);
+			}
 			plait_context_list_release(&l);
 			plait_context_free(nc);
 			if (r < 0)
@@ -836,10 +838,11 @@ static int parse_mount(struct builder *b, struct stage *st, size_t idx, const st
 			if (r >= 0)
 				r = plait_context_digest(b->ctx, &l, d, err);
 			if (r >= 0 && l.n_entries) {
-				_cleanup_free_ char *rel = join(plait_context_path(b->ctx), l.entries[0].path);
-				path = realpath(rel, NULL); /* the sandbox wants an absolute source */
-				if (!path)
-					path = TAKE_PTR(rel);
+				/* The entry is already resolved inside the context: only the
+				 * context's own path is made absolute for the sandbox. */
+				_cleanup_free_ char *root = realpath(plait_context_path(b->ctx), NULL);
+				const char *base = root ? root : plait_context_path(b->ctx);
+				path = *l.entries[0].path ? join(base, l.entries[0].path) : xstrdup(base);
 				plait_buf_addf(key, "mount bind %s %s %s %d\n", source ? source : ".", target, d, rw);
 			}
 			plait_context_list_release(&l);
@@ -921,9 +924,10 @@ static int do_run(struct builder *b, struct stage *st, size_t idx, const struct 
 
 	const char *network = plait_df_flag_get(in, "network");
 	bool network_none = network && streq(network, "none");
-	if (network && !streq(network, "none") && !streq(network, "default") && !streq(network, "host"))
-		return instr_error(b, in, PLAIT_E_USAGE, err,
-				   "--network=%s: use none, default or host", network);
+	if (network && !streq(network, "none") && !streq(network, "default") && !streq(network, "host")) {
+		r = instr_error(b, in, PLAIT_E_USAGE, err, "--network=%s: use none, default or host", network);
+		goto out;
+	}
 
 	plait_buf_adds(&key, "RUN\n");
 	for (char **a = argv; *a; a++)
@@ -1005,6 +1009,7 @@ static int do_run(struct builder *b, struct stage *st, size_t idx, const struct 
 		.n_mounts = n_mounts,
 		.on_output = on_output,
 		.opaque = b,
+		.cancel = b->o->cancel,
 	};
 	int code = 0, sig = 0;
 	uint64_t t0 = plait_now_ns();
@@ -1019,13 +1024,17 @@ static int do_run(struct builder *b, struct stage *st, size_t idx, const struct 
 		plait_buf_release(&w);
 		goto out;
 	}
+	if (cancelled(b)) {
+		r = plait_error_set(err, PLAIT_E_CANCELLED, "interrupted at %s:%d", b->df.filename, in->line);
+		goto out;
+	}
 	if (code != 0 || sig != 0) {
 		struct plait_buf m = PLAIT_BUF_INIT;
 		where(b, in, &m);
 		if (sig)
-			plait_buf_addf(&m, ": RUN %s was killed by signal %d", in->original, sig);
+			plait_buf_addf(&m, ": '%s' was killed by signal %d", in->original, sig);
 		else
-			plait_buf_addf(&m, ": RUN %s failed with exit code %d", in->original, code);
+			plait_buf_addf(&m, ": '%s' failed with exit code %d", in->original, code);
 		if (b->n_tail) {
 			plait_buf_adds(&m, "; its last output:");
 			for (size_t i = 0; i < b->n_tail; i++)
@@ -1259,6 +1268,8 @@ static int do_copy(struct builder *b, struct stage *st, size_t idx, const struct
 			}
 			fs = from_image_st;
 		}
+		if (fs && fs->df && !fs->built && (r = build_stage(b, (size_t)(fs - b->stages), err)) < 0)
+			goto out; /* --from=${ARG} names a stage only known now */
 		if (fs) {
 			r = stage_view(b, fs, &from_snap, &from_ctx, err);
 			if (r < 0)
@@ -1304,6 +1315,7 @@ static int do_copy(struct builder *b, struct stage *st, size_t idx, const struct
 			goto out;
 		}
 	}
+	plait_buf_addf(&key, "dest-is-dir %d\n", dest_is_dir); /* wildcards decide it late */
 	if (checksum && n_urls == 0) {
 		r = instr_error(b, in, PLAIT_E_USAGE, err, "ADD --checksum only applies to URL sources");
 		goto out;
@@ -1963,6 +1975,8 @@ int plait_build(const struct plait_build_opts *o, struct plait_build_result *res
 	for (size_t i = 0; i <= target && r >= 0; i++)
 		if (b.stages[i].needed && !b.stages[i].built)
 			r = build_stage(&b, i, err);
+	if (r >= 0 && cancelled(&b))
+		r = plait_error_set(err, PLAIT_E_CANCELLED, "interrupted: no image written");
 	if (r < 0)
 		goto out;
 	r = write_image(&b, &b.stages[target], res, err);

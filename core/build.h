@@ -49,6 +49,7 @@ struct plait_run_request {
 	/* Output line by line (stream 1 stdout, 2 stderr). */
 	void (*on_output)(void *opaque, int stream, const char *line, size_t len);
 	void *opaque;
+	const volatile int *cancel; /* non-zero: stop the command */
 };
 
 /* Runs commands for one target platform (native sandbox, emulated, remote). */

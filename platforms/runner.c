@@ -1,5 +1,10 @@
 /* platforms/runner.c - the native runner: the build executor's RUN steps in
  * the local sandbox. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <time.h>
+
 #include "runner.h"
 #include "sandbox.h"
 #include "core/banned.h"
@@ -15,10 +20,40 @@ static void relay_output(void *opaque, enum plait_sandbox_stream stream, const c
 		rl->req->on_output(rl->req->opaque, stream == PLAIT_SANDBOX_STDERR ? 2 : 1, line, len);
 }
 
+/* The sandbox stops a command when its cancel fd turns readable; the build's
+ * cancel flag (set by a signal handler) is polled into such a pipe. */
+struct watcher {
+	const volatile int *cancel;
+	int fd;
+	volatile int done;
+};
+
+static void *watch_cancel(void *arg)
+{
+	struct watcher *w = arg;
+	while (!w->done) {
+		if (*w->cancel) {
+			(void)!write(w->fd, "x", 1);
+			return NULL;
+		}
+		struct timespec ts = { .tv_nsec = 100 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
 static int native_run(void *ctx, const struct plait_run_request *req, int *exit_code, int *signal,
 		      struct plait_error **err)
 {
 	(void)ctx;
+	int cancel_pipe[2] = { -1, -1 };
+	struct watcher w = { .cancel = req->cancel, .fd = -1 };
+	pthread_t t;
+	bool watching = false;
+	if (req->cancel && pipe2(cancel_pipe, O_CLOEXEC) == 0) {
+		w.fd = cancel_pipe[1];
+		watching = pthread_create(&t, NULL, watch_cancel, &w) == 0;
+	}
 	struct plait_sandbox_mount *mounts = xcalloc(req->n_mounts + 1, sizeof(*mounts));
 	for (size_t i = 0; i < req->n_mounts; i++) {
 		const struct plait_run_mount *m = &req->mounts[i];
@@ -41,9 +76,20 @@ static int native_run(void *ctx, const struct plait_run_request *req, int *exit_
 		.n_mounts = req->n_mounts,
 		.on_output = relay_output,
 		.opaque = &(struct relay){ req },
+		.cancel_fd = watching ? cancel_pipe[0] : -1,
 	};
 	struct plait_sandbox_result res = { 0 };
 	int r = plait_sandbox_run(&spec, &res, err);
+	if (watching) {
+		w.done = 1;
+		pthread_join(t, NULL);
+	}
+	if (cancel_pipe[0] >= 0) {
+		close(cancel_pipe[0]);
+		close(cancel_pipe[1]);
+	}
+	if (r >= 0 && res.cancelled)
+		r = plait_error_set(err, PLAIT_E_CANCELLED, "interrupted");
 	*exit_code = res.exit_code;
 	*signal = res.signal;
 	plait_sandbox_result_release(&res);
