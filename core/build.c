@@ -1193,7 +1193,9 @@ static int do_copy(struct builder *b, struct stage *st, size_t idx, const struct
 	const char *dst_word = words[n_words - 1];
 	clean_abs(st->cfg.config.working_dir, dst_word, &dest);
 	size_t n_src = n_words - 1;
-	bool dest_is_dir = endswith(dst_word, "/") || n_src > 1;
+	/* "dir/", ".", "dir/." all name a directory (Dockerfile reference). */
+	bool dest_is_dir = endswith(dst_word, "/") || streq(dst_word, ".") || endswith(dst_word, "/.") ||
+			   n_src > 1;
 
 	const char *chown_s = plait_df_flag_get(in, "chown");
 	const char *chmod_s = plait_df_flag_get(in, "chmod");
@@ -1649,7 +1651,7 @@ static int do_meta(struct builder *b, struct stage *st, const struct plait_df_in
 	chain_key(st->key, &k, nk);
 	memcpy(st->key, nk, sizeof(nk));
 	plait_buf_release(&k);
-	if (in->kind != PLAIT_DF_ARG) {
+	if (in->kind != PLAIT_DF_ARG && in->kind != PLAIT_DF_WORKDIR) {
 		struct plait_buf cb = PLAIT_BUF_INIT;
 		plait_buf_addf(&cb, "%s # buildkit", in->original);
 		stage_add_history(b, st, cb.buf, true, NULL);
@@ -1711,6 +1713,45 @@ static int do_from(struct builder *b, struct stage *st, size_t idx, struct plait
 	return 0;
 }
 
+/* WORKDIR creates its directory, as docker does: a layer when it did not
+ * exist yet (an empty history entry when it did), cached like other steps. */
+static int do_workdir(struct builder *b, struct stage *st, const struct plait_df_instr *in,
+		      struct plait_error **err)
+{
+	int r = do_meta(b, st, in, err);
+	if (r < 0)
+		return r;
+	const char *wd = st->cfg.config.working_dir;
+	struct plait_buf key = PLAIT_BUF_INIT, created_by = PLAIT_BUF_INIT;
+	plait_buf_addf(&key, "WORKDIR-mkdir %s\n", wd);
+	plait_buf_addf(&created_by, "%s # buildkit", in->original);
+	char k[PLAIT_SHA256_DIGEST_SIZE];
+	chain_key(st->key, &key, k);
+	struct layer_ref hit = { 0 };
+	bool empty = false;
+	char *hit_created = NULL;
+	struct plait_snapshot *snap = NULL;
+	if (!b->o->no_cache && lookup_step(b, k, &hit, &empty, &hit_created) == 1) {
+		r = apply_hit(b, st, k, &hit, empty, hit_created, created_by.buf, err);
+		free(hit_created);
+		layer_ref_release(&hit);
+		goto out;
+	}
+	const char **lw = NULL;
+	r = plait_snapshot_prepare(lowers_of(st, &lw), st->n_layers, b->work_dir, PLAIT_SNAPSHOT_AUTO,
+				   &snap, err);
+	free(lw);
+	if (r >= 0)
+		r = build_mkdir_in_root(plait_snapshot_root(snap), wd, err);
+	if (r >= 0)
+		r = commit_change(b, st, snap, k, created_by.buf, err);
+out:
+	plait_snapshot_release(snap);
+	plait_buf_release(&key);
+	plait_buf_release(&created_by);
+	return r;
+}
+
 static int run_instruction(struct builder *b, struct stage *st, size_t idx,
 			   const struct plait_df_instr *in, struct plait_error **err)
 {
@@ -1728,6 +1769,11 @@ static int run_instruction(struct builder *b, struct stage *st, size_t idx,
 	case PLAIT_DF_COPY:
 	case PLAIT_DF_ADD:
 		r = do_copy(b, st, idx, in, err);
+		break;
+	case PLAIT_DF_WORKDIR:
+		r = do_workdir(b, st, in, err);
+		if (r >= 0)
+			emit(b, PLAIT_BUILD_STEP_DONE, NULL, 0);
 		break;
 	default:
 		r = do_meta(b, st, in, err);

@@ -205,6 +205,20 @@ static int put_entry(int rootfd, struct plait_context *src, const struct plait_c
 			fchownat(dirfd, "", uid, gid, AT_EMPTY_PATH);
 		goto out;
 	}
+	if (S_ISDIR(e->mode)) {
+		/* A directory that exists (also through a symlink inside the root,
+		 * as /lib -> usr/lib on merged-usr images) is written into, and
+		 * keeps its own owner and mode unless --chown/--chmod say otherwise. */
+		int existing = open_in_root(rootfd, target, O_RDONLY | O_DIRECTORY, 0);
+		if (existing >= 0) {
+			if (a->chown && fchown(existing, uid, gid) < 0)
+				r = plait_error_set_errno(err, PLAIT_E_IO, errno, "%s: set owner of '%s'", what, target);
+			if (r >= 0 && a->chmod && fchmod(existing, perm) < 0)
+				r = plait_error_set_errno(err, PLAIT_E_IO, errno, "%s: set mode of '%s'", what, target);
+			close(existing);
+			goto out;
+		}
+	}
 	int c = clear_slot(dirfd, base, S_ISDIR(e->mode));
 	if (c < 0) {
 		r = plait_error_set_errno(err, PLAIT_E_IO, c, "%s: cannot replace '%s'", what, target);

@@ -59,3 +59,31 @@ printf 'ARG BASE\nFROM ${BASE}\nCOPY %s /x\n' "$URL" >"$ctx/Dockerfile.copyurl"
 run_expect_fail "$PLAIT" build --cache-dir "$T/cache" --build-arg "BASE=$BASE" -f "$ctx/Dockerfile.copyurl" "$ctx"
 assert_contains "$ERR" "use ADD for URLs" "COPY of a URL"
 pass "COPY of a URL is refused with a hint to use ADD"
+
+# Destination rules: a symlinked destination directory is followed inside the
+# root (merged-usr /lib -> usr/lib), an existing directory keeps its mode, "."
+# is the working directory, and WORKDIR makes its directory.
+mkdir -p "$T/dctx/libs"
+echo lib >"$T/dctx/libs/a.so"
+chmod 700 "$T/dctx/libs"
+cat >"$T/dctx/Dockerfile" <<'DOCKERFILE'
+ARG BASE
+FROM ${BASE}
+RUN mkdir -p /usr/lib && ln -s usr/lib /lib && chmod 755 /usr/lib
+COPY libs/ /lib/
+WORKDIR /srv/app
+COPY libs/a.so .
+WORKDIR /srv/empty
+DOCKERFILE
+run_ok "$PLAIT" build --cache-dir "$T/cache" --build-arg "BASE=$BASE" -t localhost/d:1 \
+	--output "type=oci,dest=$T/dout" "$T/dctx"
+run_ok umoci unpack --image "$T/dout:1" "$T/db"
+D=$T/db/rootfs
+[ -L "$D/lib" ] || fail "COPY into /lib/ replaced the symlink /lib -> usr/lib: $(ls -ld "$D/lib")"
+assert_eq lib "$(cat "$D/usr/lib/a.so")" "COPY through a symlinked destination directory"
+assert_eq 755 "$(stat -c %a "$D/usr/lib")" "mode of an existing destination directory"
+pass "COPY follows a symlinked destination directory inside the root and keeps its mode"
+assert_eq lib "$(cat "$D/srv/app/a.so")" "COPY a.so . in WORKDIR /srv/app"
+pass "COPY to '.' copies into the working directory"
+[ -d "$D/srv/empty" ] || fail "WORKDIR /srv/empty did not create the directory"
+pass "WORKDIR creates its directory"
