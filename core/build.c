@@ -916,11 +916,6 @@ static int do_run(struct builder *b, struct stage *st, size_t idx, const struct 
 	for (size_t i = 0; i < st->args.n; i++)
 		if (!env_get(env, st->args.items[i].key))
 			env_set(&env, st->args.items[i].key, st->args.items[i].value);
-	for (size_t i = 0; i < ARRAY_SIZE(proxy_args); i++) {
-		const char *v = plait_map_get(&b->build_args, proxy_args[i]);
-		if (v && !env_get(env, proxy_args[i]))
-			env_set(&env, proxy_args[i], v);
-	}
 
 	const char *network = plait_df_flag_get(in, "network");
 	bool network_none = network && streq(network, "none");
@@ -990,6 +985,13 @@ static int do_run(struct builder *b, struct stage *st, size_t idx, const struct 
 		free(hit_created);
 		layer_ref_release(&hit);
 		goto out;
+	}
+	/* Proxy build args reach RUN without an ARG line but stay out of the key
+	 * (BuildKit's rule): a different proxy does not invalidate the cache. */
+	for (size_t i = 0; i < ARRAY_SIZE(proxy_args); i++) {
+		const char *v = plait_map_get(&b->build_args, proxy_args[i]);
+		if (v && !env_get(env, proxy_args[i]))
+			env_set(&env, proxy_args[i], v);
 	}
 
 	const char **lw = NULL;
@@ -1640,7 +1642,18 @@ static int do_meta(struct builder *b, struct stage *st, const struct plait_df_in
 	}
 	if (r < 0)
 		return r;
-	/* Config-only steps are part of the chain: later steps see their effect. */
+	/* Only what later RUN and COPY steps can see is part of the chain (as in
+	 * BuildKit): a new LABEL or CMD does not invalidate the steps after it. */
+	switch (in->kind) {
+	case PLAIT_DF_ENV:
+	case PLAIT_DF_ARG:
+	case PLAIT_DF_USER:
+	case PLAIT_DF_WORKDIR:
+	case PLAIT_DF_SHELL:
+		break;
+	default:
+		goto history;
+	}
 	struct plait_buf k = PLAIT_BUF_INIT;
 	plait_buf_addf(&k, "meta %s\n", in->original);
 	for (char **e = c->env; e && *e; e++)
@@ -1651,6 +1664,7 @@ static int do_meta(struct builder *b, struct stage *st, const struct plait_df_in
 	chain_key(st->key, &k, nk);
 	memcpy(st->key, nk, sizeof(nk));
 	plait_buf_release(&k);
+history:
 	if (in->kind != PLAIT_DF_ARG && in->kind != PLAIT_DF_WORKDIR) {
 		struct plait_buf cb = PLAIT_BUF_INIT;
 		plait_buf_addf(&cb, "%s # buildkit", in->original);
