@@ -374,7 +374,8 @@ int build_extract_into(const char *root, int fd, const char *dest, const char *w
 	if (real < 0)
 		return plait_error_set_errno(err, PLAIT_E_IO, errno, "%s: open '%s'", what, dest);
 	snprintf(dir, sizeof(dir), "/proc/self/fd/%d", real);
-	struct plait_unpack_options uo = { .mode = PLAIT_UNPACK_APPLY };
+	/* An archive, not a layer: its ".wh." members are files, not deletions. */
+	struct plait_unpack_options uo = { .mode = PLAIT_UNPACK_PLAIN };
 	r = plait_unpack_fd(fd, dir, &uo, NULL, err);
 	if (r < 0)
 		plait_error_wrap(err, "%s: extract into '%s'", what, dest);

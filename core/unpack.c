@@ -662,7 +662,7 @@ static int unpack_entry(struct unpacker *u, struct archive *a, struct archive_en
 	const char *base;
 	const char *parent = split(u->rel.buf, &base);
 
-	if (startswith(base, WHITEOUT_PREFIX))
+	if (u->o->mode != PLAIT_UNPACK_PLAIN && startswith(base, WHITEOUT_PREFIX))
 		return whiteout(u, ae, parent, base, name, err);
 	if (type == AE_IFSOCK)
 		return 0;

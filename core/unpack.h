@@ -39,6 +39,9 @@
 enum plait_unpack_mode {
 	PLAIT_UNPACK_APPLY = 0,
 	PLAIT_UNPACK_OVERLAY,
+	/* An ordinary archive (ADD of a local tar): ".wh." names are files like
+	 * any other, nothing is deleted. Containment rules are the same. */
+	PLAIT_UNPACK_PLAIN,
 };
 
 struct plait_unpack_options {

@@ -87,3 +87,19 @@ assert_eq lib "$(cat "$D/srv/app/a.so")" "COPY a.so . in WORKDIR /srv/app"
 pass "COPY to '.' copies into the working directory"
 [ -d "$D/srv/empty" ] || fail "WORKDIR /srv/empty did not create the directory"
 pass "WORKDIR creates its directory"
+
+# ADD of a local tar is an archive, not a layer: a '.wh.' member is a file,
+# and nothing already in the image is deleted because of it.
+mkdir -p "$T/whctx/t"
+echo x >"$T/whctx/t/.wh.keep"
+echo n >"$T/whctx/t/new"
+tar -C "$T/whctx/t" -cf "$T/whctx/wh.tar" .wh.keep new
+echo keep >"$T/whctx/a.txt"
+printf 'ARG BASE\nFROM ${BASE}\nCOPY a.txt /app/keep\nADD wh.tar /app/\nRUN ls -A /app > /listing\n' >"$T/whctx/Dockerfile"
+run_ok "$PLAIT" build --cache-dir "$T/cache" --build-arg "BASE=$BASE" -t localhost/wh:1 \
+	--output "type=oci,dest=$T/whout" "$T/whctx"
+run_ok umoci unpack --image "$T/whout:1" "$T/whb"
+assert_eq ".wh.keep
+keep
+new" "$(cat "$T/whb/rootfs/listing")" "files in /app after ADD of a tar with a .wh. member"
+pass "ADD of a tar does not apply whiteouts: /app/keep stays, .wh.keep is a file"
