@@ -4,7 +4,9 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <dirent.h>
 #include <linux/openat2.h>
+#include <sys/mount.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -229,6 +231,23 @@ char *plait_build_cache_store(const char *cache_dir)
 	return join(cache_dir, "store");
 }
 
+static void clean_work_dir(const char *work)
+{
+	DIR *d = opendir(work);
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		_cleanup_free_ char *p = join(work, de->d_name);
+		_cleanup_free_ char *root = join(p, "root");
+		(void)umount2(root, MNT_DETACH); /* a snapshot's overlay, if still mounted */
+		(void)plait_remove_tree(p);
+	}
+	closedir(d);
+}
+
 static int open_cache(struct builder *b, struct plait_error **err)
 {
 	b->cache = b->o->cache_dir ? xstrdup(b->o->cache_dir) : plait_build_default_cache_dir();
@@ -245,8 +264,14 @@ static int open_cache(struct builder *b, struct plait_error **err)
 	}
 	_cleanup_free_ char *lock = join(b->cache, "lock");
 	b->lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (b->lockfd < 0)
+		return plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot open '%s'", lock);
+	/* Alone on the cache: what a crashed build left in work/ (mounted
+	 * snapshots, temporary files) belongs to nobody and goes. */
+	if (flock(b->lockfd, LOCK_EX | LOCK_NB) == 0)
+		clean_work_dir(b->work_dir);
 	/* Builds share the cache; `plait cache prune` takes it exclusively. */
-	if (b->lockfd < 0 || flock(b->lockfd, LOCK_SH) < 0)
+	if (flock(b->lockfd, LOCK_SH) < 0)
 		return plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot lock '%s'", lock);
 	_cleanup_free_ char *sp = plait_build_cache_store(b->cache);
 	return plait_store_open(sp, true, &b->store, err);
