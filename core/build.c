@@ -662,6 +662,7 @@ struct mount_views {
 	size_t n_snaps;
 	struct stage **stages;
 	size_t n_stages;
+	char **tmpdirs; /* filtered copies of the context, removed after the RUN */
 };
 
 static void mount_views_release(struct mount_views *v)
@@ -674,6 +675,9 @@ static void mount_views_release(struct mount_views *v)
 		free(v->stages[i]);
 	}
 	free(v->stages);
+	for (char **d = v->tmpdirs; d && *d; d++)
+		plait_remove_tree(*d);
+	plait_strv_free(v->tmpdirs);
 	memset(v, 0, sizeof(*v));
 }
 
@@ -862,7 +866,23 @@ static int parse_mount(struct builder *b, struct stage *st, size_t idx, const st
 			char d[PLAIT_SHA256_DIGEST_SIZE];
 			if (r >= 0)
 				r = plait_context_digest(b->ctx, &l, d, err);
-			if (r >= 0 && l.n_entries) {
+			const struct plait_ignore *ig = plait_context_ignore(b->ctx);
+			if (r >= 0 && l.n_entries && ig && ig->n_rules && S_ISDIR(l.entries[0].mode)) {
+				/* .dockerignore applies to mounts too: the RUN sees a copy of
+				 * just the files the context lets through. */
+				struct plait_buf t = PLAIT_BUF_INIT;
+				plait_buf_addf(&t, "%s/ctxmount-XXXXXX", b->work_dir);
+				if (!mkdtemp(t.buf)) {
+					r = plait_error_set_errno(err, PLAIT_E_IO, errno, "create '%s'", t.buf);
+				} else {
+					plait_strv_push(&views->tmpdirs, t.buf);
+					struct copy_attrs ka = { .keep_owner = true };
+					r = build_copy_into(t.buf, b->ctx, &l, "/", true, &ka, "RUN --mount", NULL, err);
+					path = xstrdup(t.buf);
+				}
+				plait_buf_addf(key, "mount bind %s %s %s %d\n", source ? source : ".", target, d, rw);
+				plait_buf_release(&t);
+			} else if (r >= 0 && l.n_entries) {
 				/* The entry is already resolved inside the context: only the
 				 * context's own path is made absolute for the sandbox. */
 				_cleanup_free_ char *root = realpath(plait_context_path(b->ctx), NULL);

@@ -54,3 +54,16 @@ run_ok "$PLAIT" build --cache-dir "$T/cache" --build-arg "BASE=$BASE" --build-co
 	-t localhost/n:2 --output "type=oci,dest=$T/out" "$T/nctx"
 assert_not_contains "$ERR" "CACHED" "a rebuild after the named context changed"
 pass "a change in a named directory context invalidates the steps that read it"
+
+# .dockerignore applies to RUN --mount=type=bind of the context as it does to COPY.
+mkdir -p "$T/igctx"
+echo "s3cr3t" >"$T/igctx/secret.env"
+echo ok >"$T/igctx/visible.txt"
+echo "secret.env" >"$T/igctx/.dockerignore"
+printf 'ARG BASE\nFROM ${BASE}\nRUN --mount=type=bind,target=/m ls /m > /seen\n' >"$T/igctx/Dockerfile"
+run_ok "$PLAIT" build --cache-dir "$T/cache" --build-arg "BASE=$BASE" -t localhost/ig:1 \
+	--output "type=oci,dest=$T/igout" "$T/igctx"
+run_ok umoci unpack --image "$T/igout:1" "$T/igb"
+assert_not_contains "$(cat "$T/igb/rootfs/seen")" "secret.env" "what RUN saw of the mounted context"
+assert_contains "$(cat "$T/igb/rootfs/seen")" "visible.txt" "what RUN saw of the mounted context"
+pass "a bind mount of the context hides what .dockerignore excludes"
