@@ -21,6 +21,10 @@
 #include "banned.h"
 
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+/* Where a RUN heredoc with "#!" is bound as a script. BuildKit uses
+ * /dev/pipes/, but the sandbox's /dev is its own tmpfs, made after the
+ * mount targets: a top-level name the sandbox removes again afterwards. */
+#define HEREDOC_DIR "/.plait-heredoc-"
 
 /* Build args that are visible to RUN without an ARG line, as in BuildKit. */
 static const char *const proxy_args[] = {
@@ -944,7 +948,7 @@ static int do_run(struct builder *b, struct stage *st, size_t idx, const struct 
 		argv = strv_dup(shell);
 		if (form == PLAIT_DF_RUN_FILE) {
 			struct plait_buf p = PLAIT_BUF_INIT;
-			plait_buf_addf(&p, "/dev/pipes/%s", file_name);
+			plait_buf_addf(&p, HEREDOC_DIR "%s", file_name);
 			plait_strv_push(&argv, p.buf);
 			plait_buf_release(&p);
 		} else {
@@ -996,7 +1000,7 @@ static int do_run(struct builder *b, struct stage *st, size_t idx, const struct 
 			n_mounts++;
 	}
 	if (form == PLAIT_DF_RUN_FILE) {
-		/* The #! script goes in as a read-only file at /dev/pipes/<name>. */
+		/* The #! script goes in as a read-only file at HEREDOC_DIR<name>. */
 		struct plait_buf p = PLAIT_BUF_INIT;
 		plait_buf_addf(&p, "%s/script-XXXXXX", b->work_dir);
 		script_file = plait_buf_detach(&p, NULL);
@@ -1011,7 +1015,7 @@ static int do_run(struct builder *b, struct stage *st, size_t idx, const struct 
 		mounts = xrealloc(mounts, (n_mounts + 1) * sizeof(*mounts));
 		keep = xrealloc(keep, (n_keep + 1) * sizeof(char *));
 		struct plait_buf t = PLAIT_BUF_INIT;
-		plait_buf_addf(&t, "/dev/pipes/%s", file_name);
+		plait_buf_addf(&t, HEREDOC_DIR "%s", file_name);
 		keep[n_keep] = plait_buf_detach(&t, NULL);
 		mounts[n_mounts++] = (struct plait_run_mount){ .type = PLAIT_RUN_MOUNT_BIND,
 							       .source = script_file,

@@ -103,3 +103,13 @@ assert_eq ".wh.keep
 keep
 new" "$(cat "$T/whb/rootfs/listing")" "files in /app after ADD of a tar with a .wh. member"
 pass "ADD of a tar does not apply whiteouts: /app/keep stays, .wh.keep is a file"
+
+# A RUN heredoc starting with #! runs as a script file.
+mkdir -p "$T/shctx"
+printf 'ARG BASE\nFROM ${BASE}\nRUN <<EOT\n#!/bin/sh\necho "shebang heredoc ran" > /shebang.txt\nEOT\n' >"$T/shctx/Dockerfile"
+run_ok "$PLAIT" build --cache-dir "$T/cache" --build-arg "BASE=$BASE" -t localhost/sh:1 \
+	--output "type=oci,dest=$T/shout" "$T/shctx"
+run_ok umoci unpack --image "$T/shout:1" "$T/shb"
+assert_eq "shebang heredoc ran" "$(cat "$T/shb/rootfs/shebang.txt")" "RUN <<EOT with #!"
+[ -z "$(ls -A "$T/shb/rootfs" | grep plait-heredoc)" ] || fail "the heredoc script's mount point stayed in the image"
+pass "a RUN heredoc with #! runs as a script and leaves nothing behind"
