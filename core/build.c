@@ -1245,8 +1245,13 @@ static int do_copy(struct builder *b, struct stage *st, size_t idx, const struct
 	clean_abs(st->cfg.config.working_dir, dst_word, &dest);
 	size_t n_src = n_words - 1;
 	/* "dir/", ".", "dir/." all name a directory (Dockerfile reference). */
-	bool dest_is_dir = endswith(dst_word, "/") || streq(dst_word, ".") || endswith(dst_word, "/.") ||
-			   n_src > 1;
+	bool dest_is_dir = endswith(dst_word, "/") || streq(dst_word, ".") || endswith(dst_word, "/.");
+	if (n_src > 1 && !dest_is_dir) {
+		r = instr_error(b, in, PLAIT_E_USAGE, err,
+				"%s of several sources needs a directory destination ending in '/': write '%s/'",
+				what, dst_word);
+		goto out;
+	}
 
 	const char *chown_s = plait_df_flag_get(in, "chown");
 	const char *chmod_s = plait_df_flag_get(in, "chmod");
