@@ -30,7 +30,8 @@ static const char usage[] =
 	"                                its tag names the image in --output layouts\n"
 	"      --build-arg K=V           set a build argument (repeatable; K alone takes $K)\n"
 	"      --target STAGE            build this stage (default: the last)\n"
-	"      --platform P              target platform (default: this host's)\n"
+	"      --platform P[,P...]       target platforms (default: this host's); several give\n"
+	"                                one OCI index, published only if every platform built\n"
 	"      --output type=oci,dest=DIR | type=oci-archive,dest=FILE\n"
 	"                                write the image there (repeatable)\n"
 	"      --push                    push to every -t registry reference\n"
@@ -113,6 +114,7 @@ static int fetch_url(void *ctx, const char *url, struct plait_blob_writer *w, st
 
 struct progress_ctx {
 	enum progress_mode mode;
+	const char *platform; /* set when several platforms are built: prefixes each line */
 	char *current; /* tty: the step line being redrawn */
 	uint64_t started;
 };
@@ -125,7 +127,8 @@ static void tty_progress(struct progress_ctx *p, const struct plait_build_event 
 	case PLAIT_BUILD_STEP_START: {
 		free(p->current);
 		struct plait_buf b = PLAIT_BUF_INIT;
-		plait_buf_addf(&b, "[%d/%d] %s: %s", ev->step, ev->total, ev->stage, ev->text);
+		plait_buf_addf(&b, "[%d/%d] %s%s%s: %s", ev->step, ev->total, p->platform ? p->platform : "",
+			       p->platform ? " " : "", ev->stage, ev->text);
 		p->current = plait_buf_detach(&b, NULL);
 		p->started = plait_now_ns();
 		fprintf(stderr, "\r\033[K\033[1m=>\033[0m %s", p->current);
@@ -164,6 +167,8 @@ static void on_progress(const struct plait_build_event *ev, void *opaque)
 		json_object_set_new(o, "step", json_integer(ev->step));
 		json_object_set_new(o, "total", json_integer(ev->total));
 		json_object_set_new(o, "stage", json_string(ev->stage ? ev->stage : ""));
+		if (p->platform)
+			json_object_set_new(o, "platform", json_string(p->platform));
 		if (ev->text)
 			json_object_set_new(o, "text", json_string(ev->text));
 		if (ev->kind == PLAIT_BUILD_STEP_DONE)
@@ -174,7 +179,8 @@ static void on_progress(const struct plait_build_event *ev, void *opaque)
 	}
 	switch (ev->kind) {
 	case PLAIT_BUILD_STEP_START:
-		fprintf(stderr, "#%d [%s %d/%d] %s\n", ev->step, ev->stage, ev->step, ev->total, ev->text);
+		fprintf(stderr, "#%d [%s%s%s %d/%d] %s\n", ev->step, p->platform ? p->platform : "",
+			p->platform ? " " : "", ev->stage, ev->step, ev->total, ev->text);
 		break;
 	case PLAIT_BUILD_STEP_CACHED:
 		fprintf(stderr, "#%d CACHED\n", ev->step);
@@ -267,7 +273,6 @@ int cmd_build(int argc, char **argv)
 	struct registry_cli rc = { 0 };
 	struct plait_error *err = NULL;
 	struct plait_build_opts bo = { .compression = PLAIT_LAYER_GZIP };
-	struct plait_build_result res = { 0 };
 	struct progress_ctx pc = { .mode = isatty(STDERR_FILENO) ? PROGRESS_TTY : PROGRESS_PLAIN };
 	struct resolver_ctx rctx = { 0 };
 	struct plait_runner runner;
@@ -276,7 +281,11 @@ int cmd_build(int argc, char **argv)
 	struct plait_build_secret *secrets = NULL;
 	size_t n_secrets = 0;
 	const char *metadata = NULL;
-	bool push = false, have_platform = false;
+	bool push = false;
+	struct plait_platform *plats = NULL;
+	size_t n_plats = 0;
+	struct plait_build_result *results = NULL;
+	struct plait_descriptor root = { 0 };
 	_cleanup_free_ char *platform_str = NULL, *build_platform_str = NULL, *cache_dir = NULL;
 	struct plait_endpoint *src = NULL;
 	struct plait_buf data = PLAIT_BUF_INIT;
@@ -301,12 +310,18 @@ int cmd_build(int argc, char **argv)
 		case OPT_TARGET:
 			bo.target = optarg;
 			break;
-		case OPT_PLATFORM:
-			plait_platform_release(&bo.platform);
-			if (plait_platform_parse(optarg, &bo.platform, &err) < 0)
+		case OPT_PLATFORM: {
+			/* A list, and repeated options add up (as in docker buildx). */
+			struct plait_platform *more = NULL;
+			size_t n_more = 0;
+			if (plait_platform_parse_list(optarg, &more, &n_more, &err) < 0)
 				goto fail;
-			have_platform = true;
+			plats = xrealloc(plats, (n_plats + n_more) * sizeof(*plats));
+			memcpy(plats + n_plats, more, n_more * sizeof(*plats));
+			n_plats += n_more;
+			free(more);
 			break;
+		}
 		case OPT_OUTPUT: {
 			char *spec = NULL;
 			if (output_spec(optarg, &spec, &err) < 0)
@@ -475,11 +490,19 @@ int cmd_build(int argc, char **argv)
 	registry_cli_finish(&rc);
 
 	plait_platform_host(&bo.build_platform);
-	if (!have_platform)
-		plait_platform_host(&bo.platform);
-	platform_str = plait_platform_format(&bo.platform);
+	if (!n_plats) {
+		plats = xcalloc(1, sizeof(*plats));
+		plait_platform_host(&plats[0]);
+		n_plats = 1;
+	}
+	for (size_t i = 0; i < n_plats; i++)
+		for (size_t j = 0; j < i; j++)
+			if (plait_platform_equal(&plats[i], &plats[j])) {
+				_cleanup_free_ char *ps = plait_platform_format(&plats[i]);
+				ret = usage_error("build", "--platform: %s is listed twice", ps);
+				goto done;
+			}
 	build_platform_str = plait_platform_format(&bo.build_platform);
-	bo.platform_str = platform_str;
 	bo.build_platform_str = build_platform_str;
 	bo.context_dir = argv[optind];
 	bo.build_args = (const char *const *)build_args;
@@ -511,34 +534,80 @@ int cmd_build(int argc, char **argv)
 		bo.cache_dir = cache_dir;
 	}
 
-	if (plait_build(&bo, &res, &err) < 0)
-		goto fail;
+	/* One build per platform, in the order asked; any failure stops here,
+	 * before anything is exported or tagged. */
+	results = xcalloc(n_plats, sizeof(*results));
+	for (size_t i = 0; i < n_plats; i++)
+		results[i].lock_fd = -1;
+	for (size_t i = 0; i < n_plats; i++) {
+		free(platform_str);
+		platform_str = plait_platform_format(&plats[i]);
+		bo.platform = plats[i]; /* borrowed: released with plats */
+		bo.platform_str = platform_str;
+		pc.platform = n_plats > 1 ? platform_str : NULL;
+		if (plait_build(&bo, &results[i], &err) < 0) {
+			if (n_plats > 1)
+				plait_error_wrap(&err, "%s", platform_str);
+			goto fail;
+		}
+	}
+	memset(&bo.platform, 0, sizeof(bo.platform));
 
 	/* Export: from the cache's store to every output, then every tag. */
 	{
 		_cleanup_free_ char *sp = plait_build_cache_store(bo.cache_dir);
 		struct plait_store *s = NULL;
-		if (plait_store_open(sp, false, &s, &err) < 0 ||
-		    plait_store_read_blob(s, res.manifest.digest, PLAIT_MANIFEST_MAX, &data, &err) < 0) {
+		if (plait_store_open(sp, false, &s, &err) < 0) {
+			plait_store_free(s);
+			goto fail;
+		}
+		if (n_plats == 1) {
+			plait_descriptor_copy(&root, &results[0].manifest);
+		} else {
+			/* Several platforms: one OCI index, entries in --platform order. */
+			struct plait_index idx = { .schema_version = 2 };
+			idx.media_type = xstrdup(plait_media_type_to_string(PLAIT_MT_OCI_INDEX));
+			for (size_t i = 0; i < n_plats; i++) {
+				struct plait_descriptor d = { 0 };
+				plait_descriptor_copy(&d, &results[i].manifest);
+				d.platform = xcalloc(1, sizeof(*d.platform));
+				plait_platform_copy(d.platform, &plats[i]);
+				plait_index_add(&idx, &d);
+				plait_descriptor_release(&d);
+			}
+			struct plait_buf ib = PLAIT_BUF_INIT;
+			int r2 = plait_index_serialise(&idx, &ib, &err);
+			if (r2 >= 0)
+				r2 = plait_store_put_bytes(s, ib.buf, ib.len, root.digest, &err);
+			root.media_type = xstrdup(idx.media_type);
+			root.size = (int64_t)ib.len;
+			plait_buf_release(&ib);
+			plait_index_release(&idx);
+			if (r2 < 0) {
+				plait_store_free(s);
+				goto fail;
+			}
+		}
+		if (plait_store_read_blob(s, root.digest, PLAIT_MANIFEST_MAX, &data, &err) < 0) {
 			plait_store_free(s);
 			goto fail;
 		}
 		src = plait_layout_endpoint_new(s, sp, sp, NULL);
 	}
 	for (char **o = outputs; o && *o; o++) {
-		if (!tags && export_to(*o, NULL, src, &res.manifest, &data, &rc.opts, &err) < 0)
+		if (!tags && export_to(*o, NULL, src, &root, &data, &rc.opts, &err) < 0)
 			goto fail;
 		for (char **t = tags; t && *t; t++) {
 			_cleanup_free_ char *tag = tag_of(*t);
-			if (export_to(*o, tag, src, &res.manifest, &data, &rc.opts, &err) < 0)
+			if (export_to(*o, tag, src, &root, &data, &rc.opts, &err) < 0)
 				goto fail;
 		}
-		fprintf(stderr, "exported %s to %s\n", res.manifest.digest, *o);
+		fprintf(stderr, "exported %s to %s\n", root.digest, *o);
 	}
 	if (push) {
 		for (char **t = tags; t && *t; t++) {
 			_cleanup_free_ char *tag = tag_of(*t);
-			if (export_to(*t, tag, src, &res.manifest, &data, &rc.opts, &err) < 0)
+			if (export_to(*t, tag, src, &root, &data, &rc.opts, &err) < 0)
 				goto fail;
 			fprintf(stderr, "pushed %s\n", *t);
 		}
@@ -548,23 +617,48 @@ int cmd_build(int argc, char **argv)
 		struct plait_buf names = PLAIT_BUF_INIT;
 		for (char **t = tags; t && *t; t++)
 			plait_buf_addf(&names, "%s%s", names.len ? "," : "", *t);
-		json_object_set_new(m, "containerimage.digest", json_string(res.manifest.digest));
-		json_object_set_new(m, "containerimage.config.digest", json_string(res.config_digest));
+		int64_t size = 0;
+		int steps = 0, cached = 0;
+		json_t *pl = json_array();
+		for (size_t i = 0; i < n_plats; i++) {
+			_cleanup_free_ char *ps = plait_platform_format(&plats[i]);
+			json_t *e = json_object();
+			json_object_set_new(e, "platform", json_string(ps));
+			json_object_set_new(e, "digest", json_string(results[i].manifest.digest));
+			json_object_set_new(e, "config.digest", json_string(results[i].config_digest));
+			json_object_set_new(e, "size", json_integer(results[i].size));
+			json_array_append_new(pl, e);
+			size += results[i].size;
+			steps += results[i].steps;
+			cached += results[i].cached;
+		}
+		json_object_set_new(m, "containerimage.digest", json_string(root.digest));
+		json_object_set_new(m, "containerimage.mediaType", json_string(root.media_type));
+		if (n_plats == 1)
+			json_object_set_new(m, "containerimage.config.digest",
+					    json_string(results[0].config_digest));
 		json_object_set_new(m, "image.name", json_string(names.buf));
-		json_object_set_new(m, "size", json_integer(res.size));
+		json_object_set_new(m, "size", json_integer(size));
 		json_object_set_new(m, "duration_s", json_real((double)(plait_now_ns() - t0) / 1e9));
-		json_object_set_new(m, "steps", json_integer(res.steps));
-		json_object_set_new(m, "cached", json_integer(res.cached));
+		json_object_set_new(m, "steps", json_integer(steps));
+		json_object_set_new(m, "cached", json_integer(cached));
+		json_object_set_new(m, "platforms", pl);
 		plait_buf_release(&names);
 		if (json_dump_file(m, metadata, JSON_INDENT(2)) < 0) {
 			plait_error_set_errno(&err, PLAIT_E_IO, errno, "cannot write --metadata-file '%s'", metadata);
 			goto fail;
 		}
 	}
-	if (pc.mode != PROGRESS_QUIET)
-		fprintf(stderr, "built %s (%d steps, %d cached) in %.1fs\n", res.manifest.digest, res.steps,
-			res.cached, (double)(plait_now_ns() - t0) / 1e9);
-	printf("%s\n", res.manifest.digest);
+	if (pc.mode != PROGRESS_QUIET) {
+		for (size_t i = 0; n_plats > 1 && i < n_plats; i++) {
+			_cleanup_free_ char *ps = plait_platform_format(&plats[i]);
+			fprintf(stderr, "  %-16s %s (%d steps, %d cached)\n", ps, results[i].manifest.digest,
+				results[i].steps, results[i].cached);
+		}
+		fprintf(stderr, "built %s%s in %.1fs\n", n_plats > 1 ? "index " : "", root.digest,
+			(double)(plait_now_ns() - t0) / 1e9);
+	}
+	printf("%s\n", root.digest);
 	goto done;
 fail:
 	ret = report_error(err);
@@ -586,8 +680,11 @@ done:
 	free(pc.current);
 	plait_endpoint_free(src);
 	plait_buf_release(&data);
-	plait_build_result_release(&res);
-	plait_platform_release(&bo.platform);
+	for (size_t i = 0; results && i < n_plats; i++)
+		plait_build_result_release(&results[i]);
+	free(results);
+	plait_descriptor_release(&root);
+	plait_platform_list_free(plats, n_plats);
 	plait_platform_release(&bo.build_platform);
 	plait_strv_free(tags);
 	plait_strv_free(build_args);

@@ -101,3 +101,37 @@ if [ -n "$got_deb" ]; then
 	assert_eq arm64 "$(skopeo inspect --config --raw "oci:$T/xout:1" | jq -r .architecture)" "architecture of the built image"
 	pass "plait build --platform linux/arm64 runs RUN under QEMU and makes an arm64 image"
 fi
+
+# Several platforms in one build: one OCI index, entries in --platform order,
+# each image built for its own architecture; a failure on one platform
+# leaves the tag where it was.
+if [ -n "$got_deb" ]; then
+	bash "$LIB_DIR/mkbase.sh" "$T/mb2" busybox "$(dpkg --print-architecture)" "arm64=$got_deb" >/dev/null
+	skopeo_reg copy -q --all "oci:$T/mb2:busybox" "docker://$R_HOST/base/multi:1"
+	run_ok "$PLAIT" build --platform linux/amd64,linux/arm64 --cache-dir "$T/cache" \
+		--build-arg "BASE=$R_HOST/base/multi:1" -t "$R_HOST/app/multi:1.0" --push \
+		--metadata-file "$T/meta.json" "$T/xb"
+	raw=$(skopeo_reg inspect --raw "docker://$R_HOST/app/multi:1.0")
+	assert_eq "application/vnd.oci.image.index.v1+json" "$(echo "$raw" | jq -r .mediaType)" "media type of the pushed tag"
+	assert_eq "amd64 arm64" "$(echo "$raw" | jq -r '[.manifests[].platform.architecture] | join(" ")')" "index entries, in --platform order"
+	assert_eq "$(jq -r '."containerimage.digest"' "$T/meta.json")" \
+		"sha256:$(echo -n "$raw" | sha256sum | cut -d' ' -f1)" "metadata digest = pushed index digest"
+	for a in amd64 arm64; do
+		run_ok "$PLAIT" copy -q --platform "linux/$a" "$R_HOST/app/multi:1.0" "oci:$T/m-$a:x"
+		run_ok umoci unpack --image "$T/m-$a:x" "$T/mb-$a"
+		want=$a
+		[ "$a" = amd64 ] && m=x86_64 || m=aarch64
+		assert_eq "$want $m" "$(cat "$T/mb-$a/rootfs/arch.txt")" "linux/$a image of the index"
+	done
+	pass "--platform linux/amd64,linux/arm64 builds both and pushes one index, in order"
+
+	before=$(skopeo_reg inspect --raw "docker://$R_HOST/app/multi:1.0" | sha256sum)
+	mkdir -p "$T/xfail"
+	printf 'ARG BASE\nFROM ${BASE}\nRUN test "$(uname -m)" != aarch64\n' >"$T/xfail/Dockerfile"
+	run_expect_fail "$PLAIT" build --platform linux/amd64,linux/arm64 --cache-dir "$T/cache" \
+		--build-arg "BASE=$R_HOST/base/multi:1" -t "$R_HOST/app/multi:1.0" --push "$T/xfail"
+	assert_contains "$ERR" "linux/arm64" "the error names the platform that failed"
+	assert_contains "$ERR" "Dockerfile:3" "the error names the Dockerfile line"
+	assert_eq "$before" "$(skopeo_reg inspect --raw "docker://$R_HOST/app/multi:1.0" | sha256sum)" "the tag after a failed arm64 build"
+	pass "a RUN that fails only under emulation fails the build and moves no tag"
+fi
