@@ -35,6 +35,9 @@ static const char usage[] =
 	"      --output type=oci,dest=DIR | type=oci-archive,dest=FILE\n"
 	"                                write the image there (repeatable)\n"
 	"      --push                    push to every -t registry reference\n"
+	"      --push-by-digest          push to the -t repositories without tagging (for\n"
+	"                                'plait index create --from-metadata' on a last CI job)\n"
+	"      --allow-latest            allow a -t tag named 'latest'\n"
 	"      --cache-dir DIR           the build cache (default $XDG_CACHE_HOME/plait)\n"
 	"      --no-cache                run every step, ignoring cached results\n"
 	"      --compression gzip|zstd   layer compression (default gzip)\n"
@@ -68,6 +71,8 @@ enum {
 	OPT_BUILD_CONTEXT,
 	OPT_METADATA,
 	OPT_PROGRESS,
+	OPT_PUSH_BY_DIGEST,
+	OPT_ALLOW_LATEST,
 };
 
 enum progress_mode { PROGRESS_PLAIN, PROGRESS_TTY, PROGRESS_JSON, PROGRESS_QUIET };
@@ -266,6 +271,8 @@ int cmd_build(int argc, char **argv)
 		{ "build-context", required_argument, NULL, OPT_BUILD_CONTEXT },
 		{ "metadata-file", required_argument, NULL, OPT_METADATA },
 		{ "progress", required_argument, NULL, OPT_PROGRESS },
+		{ "push-by-digest", no_argument, NULL, OPT_PUSH_BY_DIGEST },
+		{ "allow-latest", no_argument, NULL, OPT_ALLOW_LATEST },
 		{ "help", no_argument, NULL, 'h' },
 		REGISTRY_CLI_OPTIONS,
 		{ NULL, 0, NULL, 0 },
@@ -281,7 +288,7 @@ int cmd_build(int argc, char **argv)
 	struct plait_build_secret *secrets = NULL;
 	size_t n_secrets = 0;
 	const char *metadata = NULL;
-	bool push = false;
+	bool push = false, by_digest = false, allow_latest = false;
 	struct plait_platform *plats = NULL;
 	size_t n_plats = 0;
 	struct plait_build_result *results = NULL;
@@ -332,6 +339,12 @@ int cmd_build(int argc, char **argv)
 		}
 		case OPT_PUSH:
 			push = true;
+			break;
+		case OPT_PUSH_BY_DIGEST:
+			push = by_digest = true;
+			break;
+		case OPT_ALLOW_LATEST:
+			allow_latest = true;
 			break;
 		case OPT_CACHE_DIR:
 			bo.cache_dir = optarg;
@@ -469,8 +482,14 @@ int cmd_build(int argc, char **argv)
 		struct plait_ref ref = { 0 };
 		if (plait_ref_parse(*t, &ref, &err) < 0)
 			goto fail;
-		bool no_tag = !ref.tag;
+		bool no_tag = !ref.tag && !by_digest;
+		bool latest = ref.tag && streq(ref.tag, "latest");
 		plait_ref_release(&ref);
+		if (latest && !allow_latest) {
+			ret = usage_error("build", "-t '%s': refusing to tag 'latest' (it moves with every build and "
+					  "pins nothing): tag a version, or pass --allow-latest", *t);
+			goto done;
+		}
 		if (no_tag) {
 			ret = usage_error("build", "-t '%s' has no tag: name a version, e.g. '%s:1.0' "
 					  "(plait does not tag 'latest' implicitly)", *t, *t);
@@ -606,10 +625,13 @@ int cmd_build(int argc, char **argv)
 	}
 	if (push) {
 		for (char **t = tags; t && *t; t++) {
-			_cleanup_free_ char *tag = tag_of(*t);
+			/* --push-by-digest: everything goes up, nothing is tagged (the CI
+			 * matrix flow: a last job joins the digests into one index). */
+			_cleanup_free_ char *tag = by_digest ? NULL : tag_of(*t);
 			if (export_to(*t, tag, src, &root, &data, &rc.opts, &err) < 0)
 				goto fail;
-			fprintf(stderr, "pushed %s\n", *t);
+			fprintf(stderr, "pushed %s%s%s\n", *t, by_digest ? " by digest " : "",
+				by_digest ? root.digest : "");
 		}
 	}
 	if (metadata) {

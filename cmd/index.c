@@ -2,12 +2,14 @@
  * single-platform images (or other indexes) and publish it. */
 #include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <stdio.h>
 
 #include "common.h"
 #include "core/copy.h"
 #include "platforms/platform.h"
 #include "registry/endpoint.h"
+#include "registry/ref.h"
 #include "core/banned.h"
 
 static const char usage[] =
@@ -24,11 +26,41 @@ static const char usage[] =
 	"      --append                  start from the index the first DST already has; new\n"
 	"                                entries replace entries of the same platform\n"
 	"      --index-format oci|docker an OCI image index (default) or a Docker manifest list\n"
+	"      --from-metadata FILE      add the image a 'plait build --push-by-digest\n"
+	"                                --metadata-file FILE' pushed (repeatable; the CI matrix flow)\n"
 	"  -j, --parallel N              blobs transferred at once (default 4)\n"
 	"  -q, --quiet                   no progress lines\n" REGISTRY_CLI_HELP
 	"  -h, --help                    show this help\n";
 
-enum { OPT_ANNOTATION = OPT_FIRST_PRIVATE, OPT_APPEND, OPT_INDEX_FORMAT };
+enum { OPT_ANNOTATION = OPT_FIRST_PRIVATE, OPT_APPEND, OPT_INDEX_FORMAT, OPT_FROM_METADATA };
+
+/* A --metadata-file of `plait build --push-by-digest`: the image it pushed,
+ * as "repository@digest" (the repository from its first -t name). */
+static int source_from_metadata(const char *file, char **out, struct plait_error **err)
+{
+	json_error_t jerr;
+	json_auto_t *m = json_load_file(file, 0, &jerr);
+	if (!m)
+		return plait_error_set(err, PLAIT_E_USAGE, "--from-metadata '%s': %s (line %d)", file, jerr.text,
+				       jerr.line);
+	const char *digest = json_string_value(json_object_get(m, "containerimage.digest"));
+	const char *names = json_string_value(json_object_get(m, "image.name"));
+	if (!digest || plait_digest_validate(digest, NULL) < 0 || !names || !*names)
+		return plait_error_set(err, PLAIT_E_USAGE,
+				       "--from-metadata '%s': no containerimage.digest and image.name in it "
+				       "(write it with 'plait build --metadata-file')", file);
+	_cleanup_free_ char *first = xstrndup(names, strcspn(names, ","));
+	struct plait_ref ref = { 0 };
+	int r = plait_ref_parse(first, &ref, err);
+	if (r < 0)
+		return plait_error_wrap(err, "--from-metadata '%s'", file), r;
+	_cleanup_free_ char *name = plait_ref_name(&ref);
+	plait_ref_release(&ref);
+	struct plait_buf b = PLAIT_BUF_INIT;
+	plait_buf_addf(&b, "%s@%s", name, digest);
+	*out = plait_buf_detach(&b, NULL);
+	return 0;
+}
 
 struct entry {
 	struct plait_descriptor desc; /* with platform */
@@ -216,6 +248,7 @@ static int index_create(int argc, char **argv)
 		{ "annotation", required_argument, NULL, OPT_ANNOTATION },
 		{ "append", no_argument, NULL, OPT_APPEND },
 		{ "index-format", required_argument, NULL, OPT_INDEX_FORMAT },
+		{ "from-metadata", required_argument, NULL, OPT_FROM_METADATA },
 		{ "parallel", required_argument, NULL, 'j' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -232,6 +265,8 @@ static int index_create(int argc, char **argv)
 	struct plait_copy_opts copts = { .cancel = &plait_interrupted };
 	struct plait_endpoint **srcs = NULL;
 	size_t n_srcs = 0;
+	char **meta_srcs = NULL; /* from --from-metadata, before the SRC arguments */
+	char **src_names = NULL;
 	struct entries base = { 0 }, added = { 0 };
 	struct plait_index idx = { 0 };
 	struct plait_buf bytes = PLAIT_BUF_INIT;
@@ -273,6 +308,14 @@ static int index_create(int argc, char **argv)
 		case OPT_APPEND:
 			append = true;
 			break;
+		case OPT_FROM_METADATA: {
+			char *src = NULL;
+			if (source_from_metadata(optarg, &src, &err) < 0)
+				goto fail;
+			plait_strv_push(&meta_srcs, src);
+			free(src);
+			break;
+		}
 		case OPT_INDEX_FORMAT:
 			if (streq(optarg, "oci"))
 				format = PLAIT_MT_OCI_INDEX;
@@ -311,17 +354,22 @@ static int index_create(int argc, char **argv)
 		ret = usage_error("index create", "missing -t DST: say where the index goes");
 		goto done;
 	}
-	if (optind == argc && !append) {
-		ret = usage_error("index create", "missing SRC: name at least one image");
+	for (char **m = meta_srcs; m && *m; m++)
+		plait_strv_push(&src_names, *m);
+	for (int i = optind; i < argc; i++)
+		plait_strv_push(&src_names, argv[i]);
+	if (!src_names && !append) {
+		ret = usage_error("index create", "missing SRC: name at least one image (or --from-metadata FILE)");
 		goto done;
 	}
 	registry_cli_finish(&rc);
 
 	/* Sources first: everything is checked before anything is written. */
-	n_srcs = (size_t)(argc - optind);
+	while (src_names && src_names[n_srcs])
+		n_srcs++;
 	srcs = xcalloc(n_srcs + 1, sizeof(*srcs));
 	for (size_t i = 0; i < n_srcs; i++) {
-		const char *name = argv[optind + (int)i];
+		const char *name = src_names[i];
 		struct plait_descriptor sroot = { 0 };
 		struct plait_buf sdata = PLAIT_BUF_INIT;
 		r = plait_endpoint_open(name, false, &rc.opts, &srcs[i], &err);
@@ -444,6 +492,8 @@ done:
 	plait_buf_release(&bytes);
 	plait_map_release(&annotations);
 	free(dsts);
+	plait_strv_free(meta_srcs);
+	plait_strv_free(src_names);
 	registry_cli_release(&rc);
 	return ret;
 }

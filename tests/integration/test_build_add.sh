@@ -113,3 +113,10 @@ run_ok umoci unpack --image "$T/shout:1" "$T/shb"
 assert_eq "shebang heredoc ran" "$(cat "$T/shb/rootfs/shebang.txt")" "RUN <<EOT with #!"
 [ -z "$(ls -A "$T/shb/rootfs" | grep plait-heredoc)" ] || fail "the heredoc script's mount point stayed in the image"
 pass "a RUN heredoc with #! runs as a script and leaves nothing behind"
+
+# No accidental latest: -t NAME:latest is refused unless --allow-latest.
+run_expect_fail "$PLAIT" build --cache-dir "$T/cache" --build-arg "BASE=$BASE" -t localhost/x:latest "$T/dctx"
+assert_eq 2 "$RC" "exit status for -t ...:latest"
+assert_contains "$ERR" "--allow-latest" "the error says how to allow it"
+run_ok "$PLAIT" build --cache-dir "$T/cache" --build-arg "BASE=$BASE" -t localhost/x:latest --allow-latest "$T/dctx"
+pass "a 'latest' tag is refused unless --allow-latest"

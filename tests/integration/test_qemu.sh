@@ -135,3 +135,23 @@ if [ -n "$got_deb" ]; then
 	assert_eq "$before" "$(skopeo_reg inspect --raw "docker://$R_HOST/app/multi:1.0" | sha256sum)" "the tag after a failed arm64 build"
 	pass "a RUN that fails only under emulation fails the build and moves no tag"
 fi
+
+# The CI matrix flow: one job per platform pushes by digest (no tag moves),
+# a last job joins them with index create --from-metadata; the result is the
+# same index a single multi-platform build makes.
+if [ -n "$got_deb" ]; then
+	for a in amd64 arm64; do
+		run_ok "$PLAIT" build --platform "linux/$a" --cache-dir "$T/cache" \
+			--build-arg "BASE=$R_HOST/base/multi:1" -t "$R_HOST/app/matrix:2.0" --push-by-digest \
+			--metadata-file "$T/m-$a.json" "$T/xb"
+	done
+	tags=$(curl -s "http://$R_HOST/v2/app/matrix/tags/list" | jq -c '.tags // []')
+	assert_eq "[]" "$tags" "tags after two --push-by-digest builds"
+	run_ok "$PLAIT" index create -t "$R_HOST/app/matrix:2.0" --from-metadata "$T/m-amd64.json" \
+		--from-metadata "$T/m-arm64.json"
+	raw=$(skopeo_reg inspect --raw "docker://$R_HOST/app/matrix:2.0")
+	assert_eq "amd64 arm64" "$(echo "$raw" | jq -r '[.manifests[].platform.architecture] | join(" ")')" "entries of the merged index"
+	assert_eq "$(jq -r '."containerimage.digest"' "$T/meta.json")" "sha256:$(echo -n "$raw" | sha256sum | cut -d' ' -f1)" \
+		"merged index digest = the one-command multi-platform build's"
+	pass "CI matrix flow: --push-by-digest per platform, then index create --from-metadata"
+fi
