@@ -298,7 +298,7 @@ assert_eq "${R1#sha256:}" "$(raw_digest "oci-archive:$T/basic.tar:basic-out")" "
 pass "two --output at once: OCI layout and OCI archive hold the same image"
 
 run_ok "$PLAIT" build --progress plain --cache-dir "$T/cache-repro1" --source-date-epoch 1700000000 \
-	--build-arg "BASE=$BASE" -t "$R_HOST/built/basic:1" -t "$R_HOST/built/basic:latest" --push \
+	--build-arg "BASE=$BASE" -t "$R_HOST/built/basic:1" -t "$R_HOST/built/basic:latest" --allow-latest --push \
 	--metadata-file "$T/meta.json" "$BASIC"
 for t in 1 latest; do
 	assert_eq "${R1#sha256:}" "$(raw_digest "docker://$R_HOST/built/basic:$t")" "digest of pushed tag '$t'"
