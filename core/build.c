@@ -530,6 +530,22 @@ static void stage_release(struct stage *st)
 	free(st->last_created);
 }
 
+/* Look the step with key k up and, on a hit, take its recorded layer: 1 hit,
+ * 0 miss (or --no-cache), <0 error. */
+static int use_cached_step(struct builder *b, struct stage *st, const char *k, const char *created_by,
+			   struct plait_error **err)
+{
+	struct layer_ref hit = { 0 };
+	bool empty = false;
+	char *created = NULL;
+	if (b->o->no_cache || lookup_step(b, k, &hit, &empty, &created) != 1)
+		return 0;
+	int r = apply_hit(b, st, k, &hit, empty, created, created_by, err);
+	free(created);
+	layer_ref_release(&hit);
+	return r < 0 ? r : 1;
+}
+
 /* ------------------------------------------------------------ FROM */
 
 static const char *named_dir(const struct builder *b, const char *name)
@@ -1026,13 +1042,9 @@ static int do_run(struct builder *b, struct stage *st, size_t idx, const struct 
 
 	char k[PLAIT_SHA256_DIGEST_SIZE];
 	chain_key(st->key, &key, k);
-	struct layer_ref hit = { 0 };
-	bool empty = false;
-	char *hit_created = NULL;
-	if (!b->o->no_cache && lookup_step(b, k, &hit, &empty, &hit_created) == 1) {
-		r = apply_hit(b, st, k, &hit, empty, hit_created, created_by.buf, err);
-		free(hit_created);
-		layer_ref_release(&hit);
+	r = use_cached_step(b, st, k, created_by.buf, err);
+	if (r != 0) {
+		r = r < 0 ? r : 0;
 		goto out;
 	}
 	/* Proxy build args reach RUN without an ARG line but stay out of the key
@@ -1403,13 +1415,9 @@ static int do_copy(struct builder *b, struct stage *st, size_t idx, const struct
 
 	char k[PLAIT_SHA256_DIGEST_SIZE];
 	chain_key(st->key, &key, k);
-	struct layer_ref hit = { 0 };
-	bool empty = false;
-	char *hit_created = NULL;
-	if (!b->o->no_cache && lookup_step(b, k, &hit, &empty, &hit_created) == 1) {
-		r = apply_hit(b, st, k, &hit, empty, hit_created, created_by.buf, err);
-		free(hit_created);
-		layer_ref_release(&hit);
+	r = use_cached_step(b, st, k, created_by.buf, err);
+	if (r != 0) {
+		r = r < 0 ? r : 0;
 		goto out;
 	}
 	uint64_t t0 = plait_now_ns();
@@ -1795,14 +1803,10 @@ static int do_workdir(struct builder *b, struct stage *st, const struct plait_df
 	plait_buf_addf(&created_by, "%s # buildkit", in->original);
 	char k[PLAIT_SHA256_DIGEST_SIZE];
 	chain_key(st->key, &key, k);
-	struct layer_ref hit = { 0 };
-	bool empty = false;
-	char *hit_created = NULL;
 	struct plait_snapshot *snap = NULL;
-	if (!b->o->no_cache && lookup_step(b, k, &hit, &empty, &hit_created) == 1) {
-		r = apply_hit(b, st, k, &hit, empty, hit_created, created_by.buf, err);
-		free(hit_created);
-		layer_ref_release(&hit);
+	r = use_cached_step(b, st, k, created_by.buf, err);
+	if (r != 0) {
+		r = r < 0 ? r : 0;
 		goto out;
 	}
 	const char **lw = NULL;
