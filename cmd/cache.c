@@ -234,18 +234,10 @@ static int cache_prune(int argc, char **argv)
 
 int cmd_cache(int argc, char **argv)
 {
-	if (argc < 2) {
-		fputs(cache_usage, stderr);
-		return EXIT_USAGE;
-	}
-	const char *sub = argv[1];
-	if (streq(sub, "-h") || streq(sub, "--help") || streq(sub, "help")) {
-		fputs(cache_usage, stdout);
-		return 0;
-	}
-	if (streq(sub, "du"))
-		return cache_du(argc - 1, argv + 1);
-	if (streq(sub, "prune"))
-		return cache_prune(argc - 1, argv + 1);
-	return usage_error("cache", "unknown subcommand '%s': use du or prune", sub);
+	static const struct plait_subcmd subs[] = {
+		{ "du", cache_du },
+		{ "prune", cache_prune },
+		{ NULL, NULL },
+	};
+	return run_subcommand("cache", cache_usage, subs, argc, argv);
 }

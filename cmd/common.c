@@ -183,3 +183,28 @@ out:
 	plait_index_release(&idx);
 	return r;
 }
+
+int run_subcommand(const char *cmd, const char *usage, const struct plait_subcmd *subs, int argc,
+		   char **argv)
+{
+	if (argc < 2) {
+		fputs(usage, stderr);
+		return EXIT_USAGE;
+	}
+	const char *sub = argv[1];
+	if (streq(sub, "-h") || streq(sub, "--help") || streq(sub, "help")) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	struct plait_buf names = PLAIT_BUF_INIT;
+	for (const struct plait_subcmd *s = subs; s->name; s++) {
+		if (streq(s->name, sub)) {
+			plait_buf_release(&names);
+			return s->fn(argc - 1, argv + 1);
+		}
+		plait_buf_addf(&names, "%s%s", names.len ? (s[1].name ? ", " : " or ") : "", s->name);
+	}
+	int r = usage_error(cmd, "unknown subcommand '%s': use %s", sub, names.buf);
+	plait_buf_release(&names);
+	return r;
+}

@@ -28,6 +28,16 @@ int cmd_logout(int argc, char **argv);
 int cmd_cache(int argc, char **argv);
 int cmd_qemu(int argc, char **argv);
 
+/* Commands with subcommands (plait cache du, plait qemu status, ...): run the
+ * one argv[1] names from subs (NULL-name terminated), print usage for -h,
+ * and a usage error naming the choices otherwise. */
+struct plait_subcmd {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+};
+int run_subcommand(const char *cmd, const char *usage, const struct plait_subcmd *subs, int argc,
+		   char **argv);
+
 /* Print "plait: error: <msg>" (and hints) and return the exit code for err. */
 int report_error(struct plait_error *err);
 /* Print "plait <cmd>: <msg>" plus "see 'plait <cmd> --help'" and return EXIT_USAGE. */

@@ -500,11 +500,9 @@ done:
 
 int cmd_index(int argc, char **argv)
 {
-	if (argc < 2 || streq(argv[1], "-h") || streq(argv[1], "--help")) {
-		fputs(usage, argc < 2 ? stderr : stdout);
-		return argc < 2 ? EXIT_USAGE : 0;
-	}
-	if (streq(argv[1], "create"))
-		return index_create(argc - 1, argv + 1);
-	return usage_error("index", "unknown subcommand '%s'; the index subcommand is 'create'", argv[1]);
+	static const struct plait_subcmd subs[] = {
+		{ "create", index_create },
+		{ NULL, NULL },
+	};
+	return run_subcommand("index", usage, subs, argc, argv);
 }

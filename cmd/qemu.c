@@ -307,18 +307,10 @@ out:
 
 int cmd_qemu(int argc, char **argv)
 {
-	if (argc < 2) {
-		fputs(qemu_usage, stderr);
-		return EXIT_USAGE;
-	}
-	const char *sub = argv[1];
-	if (streq(sub, "-h") || streq(sub, "--help") || streq(sub, "help")) {
-		fputs(qemu_usage, stdout);
-		return 0;
-	}
-	if (streq(sub, "status"))
-		return qemu_status(argc - 1, argv + 1);
-	if (streq(sub, "install"))
-		return qemu_install(argc - 1, argv + 1);
-	return usage_error("qemu", "unknown subcommand '%s': use status or install", sub);
+	static const struct plait_subcmd subs[] = {
+		{ "status", qemu_status },
+		{ "install", qemu_install },
+		{ NULL, NULL },
+	};
+	return run_subcommand("qemu", qemu_usage, subs, argc, argv);
 }

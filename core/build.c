@@ -191,6 +191,13 @@ static char **strv_dup(char *const *v)
 	return r;
 }
 
+/* The SHELL in effect: the image's, or /bin/sh -c. */
+static char *const *shell_of(const struct stage *st)
+{
+	static char *const default_shell[] = { (char *)"/bin/sh", (char *)"-c", NULL };
+	return st->cfg.config.shell ? st->cfg.config.shell : default_shell;
+}
+
 /* ------------------------------------------------------------ variables */
 
 struct lookup_ctx {
@@ -956,8 +963,7 @@ static int do_run(struct builder *b, struct stage *st, size_t idx, const struct 
 	int r = 0;
 
 	enum plait_df_run_form form = plait_df_run_script(in, &script, &file_name);
-	char *const default_shell[] = { (char *)"/bin/sh", (char *)"-c", NULL };
-	char *const *shell = st->cfg.config.shell ? st->cfg.config.shell : default_shell;
+	char *const *shell = shell_of(st);
 	if (form == PLAIT_DF_RUN_EXEC) {
 		argv = strv_dup(in->args);
 	} else {
@@ -1550,8 +1556,7 @@ static char **command_of(struct stage *st, const struct plait_df_instr *in)
 {
 	if (in->json)
 		return strv_dup(in->args);
-	char *const default_shell[] = { (char *)"/bin/sh", (char *)"-c", NULL };
-	char **v = strv_dup(st->cfg.config.shell ? st->cfg.config.shell : default_shell);
+	char **v = strv_dup(shell_of(st));
 	plait_strv_push(&v, in->shell ? in->shell : "");
 	return v;
 }
@@ -1559,6 +1564,19 @@ static char **command_of(struct stage *st, const struct plait_df_instr *in)
 static const char *arg0(const struct plait_df_instr *in)
 {
 	return in->n_args ? in->args[0] : "";
+}
+
+/* The instruction's argument expanded into *field (USER, STOPSIGNAL). */
+static int expand_into(struct builder *b, struct stage *st, const struct plait_df_instr *in,
+		       char **field, struct plait_error **err)
+{
+	char *v = NULL;
+	int r = expand_word(b, st, in, arg0(in), &v, err);
+	if (r >= 0) {
+		free(*field);
+		*field = v;
+	}
+	return r;
 }
 
 /* Each word of args expanded (EXPOSE, VOLUME). */
@@ -1628,15 +1646,9 @@ static int do_meta(struct builder *b, struct stage *st, const struct plait_df_in
 		c->working_dir = plait_buf_detach(&p, NULL);
 		break;
 	}
-	case PLAIT_DF_USER: {
-		_cleanup_free_ char *u = NULL;
-		r = expand_word(b, st, in, arg0(in), &u, err);
-		if (r >= 0) {
-			free(c->user);
-			c->user = TAKE_PTR(u);
-		}
+	case PLAIT_DF_USER:
+		r = expand_into(b, st, in, &c->user, err);
 		break;
-	}
 	case PLAIT_DF_EXPOSE: {
 		char **w = NULL;
 		r = expand_args(b, st, in, &w, err);
@@ -1675,15 +1687,9 @@ static int do_meta(struct builder *b, struct stage *st, const struct plait_df_in
 			c->cmd = NULL;
 		}
 		break;
-	case PLAIT_DF_STOPSIGNAL: {
-		_cleanup_free_ char *s = NULL;
-		r = expand_word(b, st, in, arg0(in), &s, err);
-		if (r >= 0) {
-			free(c->stop_signal);
-			c->stop_signal = TAKE_PTR(s);
-		}
+	case PLAIT_DF_STOPSIGNAL:
+		r = expand_into(b, st, in, &c->stop_signal, err);
 		break;
-	}
 	case PLAIT_DF_SHELL:
 		plait_strv_free(c->shell);
 		c->shell = strv_dup(in->args);
