@@ -27,6 +27,9 @@ int cmd_login(int argc, char **argv);
 int cmd_logout(int argc, char **argv);
 int cmd_cache(int argc, char **argv);
 int cmd_qemu(int argc, char **argv);
+int cmd_bake(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
+int cmd_lint(int argc, char **argv);
 
 /* Commands with subcommands (plait cache du, plait qemu status, ...): run the
  * one argv[1] names from subs (NULL-name terminated), print usage for -h,

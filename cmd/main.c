@@ -16,6 +16,9 @@ static const struct plait_cmd commands[] = {
 	{ "logout", cmd_logout, "remove stored credentials for a registry" },
 	{ "cache", cmd_cache, "show and prune the build cache" },
 	{ "qemu", cmd_qemu, "show and set up QEMU emulation for foreign architectures" },
+	{ "plan", cmd_plan, "show the jobs a build would run, without building" },
+	{ "bake", cmd_bake, "build the targets of a docker-bake.json file together" },
+	{ "lint", cmd_lint, "check a Dockerfile against container best practices" },
 	{ "version", cmd_version, "print the version" },
 };
 

@@ -60,6 +60,8 @@ struct builder {
 	char *cache, *layers_dir, *steps_dir, *mounts_dir, *work_dir;
 	struct plait_store *store;
 	int lockfd;
+	int step_lock;   /* the step being run, see lock_step() */
+	char *step_lock_path;
 	struct stage *stages;
 	size_t n_stages;
 	struct plait_map build_args; /* --build-arg */
@@ -338,7 +340,7 @@ static int record_step(struct builder *b, const char *key, const struct layer_re
 	}
 	_cleanup_free_ char *path = join(b->steps_dir, plait_digest_hex(key));
 	struct plait_buf tmp = PLAIT_BUF_INIT;
-	plait_buf_addf(&tmp, "%s.tmp-%d", path, (int)getpid());
+	plait_buf_addf(&tmp, "%s.tmp-%d", path, (int)gettid()); /* jobs are threads */
 	int r = json_dump_file(o, tmp.buf, JSON_COMPACT) == 0 && rename(tmp.buf, path) == 0 ? 0 : -errno;
 	if (r < 0)
 		unlink(tmp.buf);
@@ -449,6 +451,8 @@ static const char *const *lowers_of(const struct stage *st, const char ***buf)
 	return *buf;
 }
 
+static void unlock_step(struct builder *b);
+
 /* Turn the snapshot's change into a layer of st (or an empty history entry). */
 static int commit_change(struct builder *b, struct stage *st, struct plait_snapshot *snap,
 			 const char *key, const char *created_by, struct plait_error **err)
@@ -501,6 +505,7 @@ static int commit_change(struct builder *b, struct stage *st, struct plait_snaps
 	struct plait_buf when = PLAIT_BUF_INIT;
 	now_rfc3339(b, &when);
 	record_step(b, key, &l, empty, when.buf);
+	unlock_step(b); /* others waiting for this step find the record now */
 	if (!empty)
 		stage_add_layer(st, &l);
 	stage_add_history(b, st, created_by, empty, when.buf);
@@ -539,14 +544,72 @@ static void stage_release(struct stage *st)
 
 /* Look the step with key k up and, on a hit, take its recorded layer: 1 hit,
  * 0 miss (or --no-cache), <0 error. */
+static void unlock_step(struct builder *b)
+{
+	if (b->step_lock < 0)
+		return;
+	/* Unlinked before it is unlocked: a build that still waits on it finds
+	 * the record (or, after a failure, runs the step itself). */
+	unlink(b->step_lock_path);
+	close(b->step_lock);
+	b->step_lock = -1;
+	free(b->step_lock_path);
+	b->step_lock_path = NULL;
+}
+
+/* Jobs that run in parallel (the platforms of one build, or other plait
+ * processes on the same cache) often reach the same step: typically a
+ * FROM --platform=$BUILDPLATFORM stage. The first takes the step's lock and
+ * runs it; the others wait here and then take its result from the cache, so
+ * the step runs once. The lock is held until the next step or the end. */
+static int lock_step(struct builder *b, const char *key, struct plait_error **err)
+{
+	unlock_step(b);
+	struct plait_buf p = PLAIT_BUF_INIT;
+	plait_buf_addf(&p, "%s/%s.lock", b->work_dir, plait_digest_hex(key));
+	for (;;) {
+		int fd = open(p.buf, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+		if (fd < 0) {
+			int r = plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot open '%s'", p.buf);
+			plait_buf_release(&p);
+			return r;
+		}
+		while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+			if (cancelled(b)) {
+				close(fd);
+				plait_buf_release(&p);
+				return plait_error_set(err, PLAIT_E_CANCELLED, "interrupted");
+			}
+			usleep(20 * 1000);
+		}
+		/* Still the file at that name? (its holder unlinks it when done) */
+		struct stat a, c;
+		if (fstat(fd, &a) == 0 && stat(p.buf, &c) == 0 && a.st_ino == c.st_ino && a.st_dev == c.st_dev) {
+			b->step_lock = fd;
+			b->step_lock_path = plait_buf_detach(&p, NULL);
+			return 0;
+		}
+		close(fd);
+	}
+}
+
 static int use_cached_step(struct builder *b, struct stage *st, const char *k, const char *created_by,
 			   struct plait_error **err)
 {
 	struct layer_ref hit = { 0 };
 	bool empty = false;
 	char *created = NULL;
-	if (b->o->no_cache || lookup_step(b, k, &hit, &empty, &created) != 1)
+	unlock_step(b);
+	if (b->o->no_cache)
 		return 0;
+	if (lookup_step(b, k, &hit, &empty, &created) != 1) {
+		int r = lock_step(b, k, err);
+		if (r < 0)
+			return r;
+		if (lookup_step(b, k, &hit, &empty, &created) != 1)
+			return 0; /* ours to run, under the lock */
+		unlock_step(b);
+	}
 	int r = apply_hit(b, st, k, &hit, empty, created, created_by, err);
 	free(created);
 	layer_ref_release(&hit);
@@ -1972,8 +2035,9 @@ static int write_image(struct builder *b, struct stage *st, struct plait_build_r
 	if (r < 0)
 		goto out;
 	struct plait_manifest m = { .schema_version = 2 };
-	m.media_type = (char *)plait_media_type_to_string(PLAIT_MT_OCI_MANIFEST);
-	m.config.media_type = (char *)plait_media_type_to_string(PLAIT_MT_OCI_CONFIG);
+	bool docker = b->o->docker_media_types;
+	m.media_type = (char *)plait_media_type_to_string(docker ? PLAIT_MT_DOCKER_MANIFEST : PLAIT_MT_OCI_MANIFEST);
+	m.config.media_type = (char *)plait_media_type_to_string(docker ? PLAIT_MT_DOCKER_CONFIG : PLAIT_MT_OCI_CONFIG);
 	memcpy(m.config.digest, cd, sizeof(cd));
 	m.config.size = (int64_t)cj.len;
 	m.layers = xcalloc(st->n_layers + 1, sizeof(*m.layers));
@@ -1981,16 +2045,33 @@ static int write_image(struct builder *b, struct stage *st, struct plait_build_r
 	res->size = (int64_t)cj.len;
 	for (size_t i = 0; i < st->n_layers; i++) {
 		m.layers[i] = st->layers[i].desc; /* shallow: not released here */
+		/* The same gzip bytes under Docker's name (base layers may be either). */
+		enum plait_media_type lt = plait_media_type_from_string(m.layers[i].media_type);
+		if (docker && lt == PLAIT_MT_OCI_LAYER_GZIP)
+			m.layers[i].media_type = (char *)plait_media_type_to_string(PLAIT_MT_DOCKER_LAYER_GZIP);
+		else if (docker && lt != PLAIT_MT_DOCKER_LAYER_GZIP && lt != PLAIT_MT_DOCKER_LAYER_FOREIGN) {
+			r = plait_error_set(err, PLAIT_E_USAGE,
+					    "--index-format docker: layer %zu is %s, which a Docker manifest cannot hold; "
+					    "use the OCI format", i + 1, m.layers[i].media_type);
+			free(m.layers);
+			goto out;
+		}
 		res->size += st->layers[i].desc.size;
 	}
+	for (const char *const *a = b->o->annotations; a && *a; a++) {
+		const char *eq = strchr(*a, '=');
+		_cleanup_free_ char *k = eq ? xstrndup(*a, (size_t)(eq - *a)) : xstrdup(*a);
+		plait_map_set(&m.annotations, k, eq ? eq + 1 : "");
+	}
 	r = plait_manifest_serialise(&m, &mj, err);
+	plait_map_release(&m.annotations);
 	free(m.layers);
 	char md[PLAIT_SHA256_DIGEST_SIZE];
 	if (r >= 0)
 		r = plait_store_put_bytes(b->store, mj.buf, mj.len, md, err);
 	if (r < 0)
 		goto out;
-	res->manifest.media_type = xstrdup(plait_media_type_to_string(PLAIT_MT_OCI_MANIFEST));
+	res->manifest.media_type = xstrdup(m.media_type);
 	memcpy(res->manifest.digest, md, sizeof(md));
 	res->manifest.size = (int64_t)mj.len;
 	res->size += (int64_t)mj.len;
@@ -2011,54 +2092,115 @@ void plait_build_result_release(struct plait_build_result *r)
 	r->lock_fd = -1;
 }
 
-int plait_build(const struct plait_build_opts *o, struct plait_build_result *res,
-		struct plait_error **err)
+/* Read and parse the Dockerfile, set the args, find the target stage and
+ * mark the stages it needs: what both a build and the planner's base image
+ * check start from. */
+static int prepare(struct builder *b, const char *dfpath, struct plait_buf *data, size_t *target_out,
+		   struct plait_error **err)
 {
-	struct builder b = { .o = o, .lockfd = -1 };
-	struct plait_buf data = PLAIT_BUF_INIT;
-	_cleanup_free_ char *dfpath = o->dockerfile ? xstrdup(o->dockerfile) : join(o->context_dir, "Dockerfile");
-	memset(res, 0, sizeof(*res));
-	res->lock_fd = -1;
-	int r = plait_buf_read_file(&data, dfpath, 16u << 20);
+	const struct plait_build_opts *o = b->o;
+	int r = plait_buf_read_file(data, dfpath, 16u << 20);
 	if (r < 0) {
 		/* A missing Dockerfile or context is the command line's fault: exit 2. */
 		r = plait_error_set_errno(err, r == -ENOENT ? PLAIT_E_USAGE : PLAIT_E_IO, r,
 					  "cannot read Dockerfile '%s'%s", dfpath,
 					  r == -ENOENT ? " (name the context directory, and the Dockerfile with -f)" : "");
-		goto out;
+		return r;
 	}
 	const char *base = strrchr(dfpath, '/');
-	r = plait_dockerfile_parse(data.buf, data.len, base ? base + 1 : dfpath, &b.df, err);
+	r = plait_dockerfile_parse(data->buf, data->len, base ? base + 1 : dfpath, &b->df, err);
 	if (r < 0) {
 		(*err)->code = PLAIT_E_USAGE; /* the Dockerfile must change: exit 2 */
-		r = -PLAIT_E_USAGE;
-		goto out;
+		return -PLAIT_E_USAGE;
 	}
-	if (!b.df.n_stages) {
-		r = plait_error_set(err, PLAIT_E_USAGE, "%s has no FROM: nothing to build", dfpath);
-		goto out;
-	}
+	if (!b->df.n_stages)
+		return plait_error_set(err, PLAIT_E_USAGE, "%s has no FROM: nothing to build", dfpath);
 	for (const char *const *a = o->build_args; a && *a; a++) {
 		const char *eq = strchr(*a, '=');
 		_cleanup_free_ char *k = eq ? xstrndup(*a, (size_t)(eq - *a)) : xstrdup(*a);
 		const char *v = eq ? eq + 1 : getenv(k); /* --build-arg NAME takes it from the environment */
 		if (v)
-			plait_map_set(&b.build_args, k, v);
+			plait_map_set(&b->build_args, k, v);
 	}
-	set_auto_args(&b);
+	set_auto_args(b);
 	/* Global ARGs, in order, each seeing those before it. */
-	for (size_t i = 0; i < b.df.n_global_args; i++) {
-		const struct plait_df_instr *in = &b.df.global_args[i];
+	for (size_t i = 0; i < b->df.n_global_args; i++) {
+		const struct plait_df_instr *in = &b->df.global_args[i];
 		for (size_t j = 0; j < in->n_kvs; j++) {
-			const char *given = plait_map_get(&b.build_args, in->kvs[j].key);
+			const char *given = plait_map_get(&b->build_args, in->kvs[j].key);
 			_cleanup_free_ char *def = NULL;
 			if (!given && in->kvs[j].value &&
-			    (r = expand_word(&b, NULL, in, in->kvs[j].value, &def, err)) < 0)
-				goto out;
+			    (r = expand_word(b, NULL, in, in->kvs[j].value, &def, err)) < 0)
+				return r;
 			if (given || def)
-				plait_map_set(&b.meta, in->kvs[j].key, given ? given : def);
+				plait_map_set(&b->meta, in->kvs[j].key, given ? given : def);
 		}
 	}
+	b->n_stages = b->df.n_stages;
+	b->stages = xcalloc(b->n_stages, sizeof(*b->stages));
+	for (size_t i = 0; i < b->n_stages; i++) {
+		b->stages[i].df = &b->df.stages[i];
+		struct plait_buf lb = PLAIT_BUF_INIT;
+		if (b->df.stages[i].name)
+			plait_buf_adds(&lb, b->df.stages[i].name);
+		else
+			plait_buf_addf(&lb, "stage-%zu", i);
+		b->stages[i].label = plait_buf_detach(&lb, NULL);
+	}
+	size_t target = b->n_stages - 1;
+	if (o->target) {
+		const struct plait_df_stage *ts = plait_dockerfile_find_stage(&b->df, o->target);
+		if (!ts) {
+			struct plait_buf names = PLAIT_BUF_INIT;
+			for (size_t i = 0; i < b->n_stages; i++)
+				if (b->df.stages[i].name)
+					plait_buf_addf(&names, "%s%s", names.len ? ", " : "", b->df.stages[i].name);
+			r = plait_error_set(err, PLAIT_E_USAGE, "--target '%s': no such stage in %s; it has: %s",
+					    o->target, b->df.filename, names.len ? names.buf : "no named stages");
+			plait_buf_release(&names);
+			return r;
+		}
+		target = ts->index;
+	}
+	mark_needed(b, target);
+	*target_out = target;
+	return 0;
+}
+
+static void builder_release(struct builder *b)
+{
+	unlock_step(b);
+	for (size_t i = 0; i < b->n_stages; i++)
+		stage_release(&b->stages[i]);
+	for (size_t i = 0; i < b->n_tail; i++)
+		free(b->tail[i]);
+	free(b->stages);
+	plait_map_release(&b->build_args);
+	plait_map_release(&b->meta);
+	plait_context_free(b->ctx);
+	plait_store_free(b->store);
+	if (b->lockfd >= 0)
+		close(b->lockfd);
+	free(b->cache);
+	free(b->layers_dir);
+	free(b->steps_dir);
+	free(b->mounts_dir);
+	free(b->work_dir);
+	plait_dockerfile_release(&b->df);
+}
+
+int plait_build(const struct plait_build_opts *o, struct plait_build_result *res,
+		struct plait_error **err)
+{
+	struct builder b = { .o = o, .lockfd = -1, .step_lock = -1 };
+	struct plait_buf data = PLAIT_BUF_INIT;
+	_cleanup_free_ char *dfpath = o->dockerfile ? xstrdup(o->dockerfile) : join(o->context_dir, "Dockerfile");
+	memset(res, 0, sizeof(*res));
+	res->lock_fd = -1;
+	size_t target = 0;
+	int r = prepare(&b, dfpath, &data, &target, err);
+	if (r < 0)
+		goto out;
 	r = plait_context_open(o->context_dir, dfpath, &b.ctx, err);
 	if (r < 0)
 		goto out;
@@ -2066,33 +2208,6 @@ int plait_build(const struct plait_build_opts *o, struct plait_build_result *res
 	if (r < 0)
 		goto out;
 
-	b.n_stages = b.df.n_stages;
-	b.stages = xcalloc(b.n_stages, sizeof(*b.stages));
-	for (size_t i = 0; i < b.n_stages; i++) {
-		b.stages[i].df = &b.df.stages[i];
-		struct plait_buf lb = PLAIT_BUF_INIT;
-		if (b.df.stages[i].name)
-			plait_buf_adds(&lb, b.df.stages[i].name);
-		else
-			plait_buf_addf(&lb, "stage-%zu", i);
-		b.stages[i].label = plait_buf_detach(&lb, NULL);
-	}
-	size_t target = b.n_stages - 1;
-	if (o->target) {
-		const struct plait_df_stage *ts = plait_dockerfile_find_stage(&b.df, o->target);
-		if (!ts) {
-			struct plait_buf names = PLAIT_BUF_INIT;
-			for (size_t i = 0; i < b.n_stages; i++)
-				if (b.df.stages[i].name)
-					plait_buf_addf(&names, "%s%s", names.len ? ", " : "", b.df.stages[i].name);
-			r = plait_error_set(err, PLAIT_E_USAGE, "--target '%s': no such stage in %s; it has: %s",
-					    o->target, b.df.filename, names.len ? names.buf : "no named stages");
-			plait_buf_release(&names);
-			goto out;
-		}
-		target = ts->index;
-	}
-	mark_needed(&b, target);
 	for (size_t i = 0; i < b.n_stages; i++)
 		if (b.stages[i].needed)
 			b.total += 1 + (int)b.stages[i].df->n_instrs;
@@ -2109,23 +2224,54 @@ int plait_build(const struct plait_build_opts *o, struct plait_build_result *res
 	if (r >= 0)
 		res->lock_fd = TAKE_FD(b.lockfd);
 out:
-	for (size_t i = 0; i < b.n_stages; i++)
-		stage_release(&b.stages[i]);
-	for (size_t i = 0; i < b.n_tail; i++)
-		free(b.tail[i]);
-	free(b.stages);
-	plait_map_release(&b.build_args);
-	plait_map_release(&b.meta);
-	plait_context_free(b.ctx);
-	plait_store_free(b.store);
-	if (b.lockfd >= 0)
-		close(b.lockfd);
-	free(b.cache);
-	free(b.layers_dir);
-	free(b.steps_dir);
-	free(b.mounts_dir);
-	free(b.work_dir);
-	plait_dockerfile_release(&b.df);
+	builder_release(&b);
+	plait_buf_release(&data);
+	return r;
+}
+
+void plait_base_refs_free(struct plait_base_ref *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++) {
+		free(v[i].ref);
+		free(v[i].platform);
+	}
+	free(v);
+}
+
+int plait_build_bases(const struct plait_build_opts *o, struct plait_base_ref **out, size_t *n,
+		      struct plait_error **err)
+{
+	struct builder b = { .o = o, .lockfd = -1, .step_lock = -1 };
+	struct plait_buf data = PLAIT_BUF_INIT;
+	_cleanup_free_ char *dfpath = o->dockerfile ? xstrdup(o->dockerfile) : join(o->context_dir, "Dockerfile");
+	size_t target = 0;
+	*out = NULL;
+	*n = 0;
+	int r = prepare(&b, dfpath, &data, &target, err);
+	for (size_t i = 0; r >= 0 && i <= target; i++) {
+		struct stage *st = &b.stages[i];
+		if (!st->needed)
+			continue;
+		const struct plait_df_instr *in = st->df->from;
+		_cleanup_free_ char *image = NULL, *platform = NULL;
+		r = expand_word(&b, NULL, in, st->df->image, &image, err);
+		if (r >= 0 && st->df->platform)
+			r = expand_word(&b, NULL, in, st->df->platform, &platform, err);
+		if (r < 0 || find_stage(&b, image, i) || streq(image, "scratch"))
+			continue;
+		*out = xrealloc(*out, (*n + 1) * sizeof(**out));
+		(*out)[*n] = (struct plait_base_ref){ .ref = TAKE_PTR(image),
+						      .platform = platform ? TAKE_PTR(platform)
+									   : xstrdup(o->platform_str),
+						      .line = in->line };
+		(*n)++;
+	}
+	if (r < 0) {
+		plait_base_refs_free(*out, *n);
+		*out = NULL;
+		*n = 0;
+	}
+	builder_release(&b);
 	plait_buf_release(&data);
 	return r;
 }

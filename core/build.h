@@ -116,11 +116,13 @@ struct plait_build_opts {
 	const char *build_platform_str;
 	const char *const *build_args;        /* "K=V", NULL-terminated, or NULL */
 	const char *const *labels;            /* "K=V" added to the image config */
+	const char *const *annotations;       /* "K=V" added to the image manifest */
 	const struct plait_build_secret *secrets;
 	size_t n_secrets;
 	const char *cache_dir;
 	bool no_cache;
 	enum plait_layer_compression compression;
+	bool docker_media_types; /* Docker schema 2 manifest and config (gzip layers only) */
 	bool have_epoch;
 	int64_t source_date_epoch;
 	const struct plait_runner *runner;
@@ -145,6 +147,18 @@ void plait_build_result_release(struct plait_build_result *r);
  * plait_build_cache_store()). */
 int plait_build(const struct plait_build_opts *o, struct plait_build_result *res,
 		struct plait_error **err);
+/* A base image a build needs: FROM ref (expanded), for platform, at line. */
+struct plait_base_ref {
+	char *ref;
+	char *platform;
+	int line;
+};
+/* The base images the stages the target needs start from (not stages, not
+ * scratch), without building or touching the cache: for the planner's check. */
+int plait_build_bases(const struct plait_build_opts *o, struct plait_base_ref **out, size_t *n,
+		      struct plait_error **err);
+void plait_base_refs_free(struct plait_base_ref *v, size_t n);
+
 /* The cache directory's content store path: "<cache>/store". Caller frees. */
 char *plait_build_cache_store(const char *cache_dir);
 /* $XDG_CACHE_HOME/plait or ~/.cache/plait. Caller frees. */

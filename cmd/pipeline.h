@@ -1,0 +1,145 @@
+/* cmd/pipeline.h - what `plait build`, `plait plan` and `plait bake` share:
+ * a request (targets x variants x platforms) through the planner
+ * (core/plan.h), the scheduler (core/scheduler.h) and the exporters, with
+ * progress, a summary and a metadata file.
+ *
+ * Publication order: every job must succeed first; then each output
+ * (OCI layout, archive) gets all images; then every blob, manifest and index
+ * goes to each registry repository by digest; only then do tags move. */
+#ifndef PLAIT_CMD_PIPELINE_H
+#define PLAIT_CMD_PIPELINE_H
+
+#include "common.h"
+#include "progress.h"
+#include "core/plan.h"
+
+/* One target with the storage behind its struct plait_plan_target. */
+struct pipeline_target {
+	char *name;
+	char *context;
+	char *dockerfile;
+	char *stage;
+	struct plait_platform *platforms;
+	size_t n_platforms;
+	struct plait_variant *variants;
+	size_t n_variants;
+	struct plait_annotation *annotations;
+	size_t n_annotations;
+	char **tags;
+	char **build_args;
+	char **labels;
+	char **outputs; /* "oci:DIR", "oci-archive:FILE" */
+};
+
+struct named_context {
+	char *name;
+	char *ref;
+};
+
+struct pipeline {
+	struct pipeline_target *targets;
+	size_t n_targets;
+	/* shared by every job */
+	const char *cache_dir;
+	bool no_cache;
+	enum plait_layer_compression compression;
+	bool have_epoch;
+	int64_t source_date_epoch;
+	struct plait_build_secret *secrets;
+	size_t n_secrets;
+	char **secret_files; /* temporary files to remove */
+	struct named_context *named;
+	size_t n_named;
+	struct registry_cli rc;
+	bool push, by_digest, allow_latest, keep_going, docker_format;
+	size_t max_jobs; /* 0 = default */
+	const char *metadata;
+	enum progress_mode mode;
+};
+
+void pipeline_target_release(struct pipeline_target *t);
+void pipeline_release(struct pipeline *p);
+
+/* Options build and bake share (getopt ids and help text). */
+enum {
+	OPT_P_CACHE_DIR = 0x1200,
+	OPT_P_NO_CACHE,
+	OPT_P_COMPRESSION,
+	OPT_P_EPOCH,
+	OPT_P_SECRET,
+	OPT_P_BUILD_CONTEXT,
+	OPT_P_METADATA,
+	OPT_P_PROGRESS,
+	OPT_P_PUSH,
+	OPT_P_PUSH_BY_DIGEST,
+	OPT_P_ALLOW_LATEST,
+	OPT_P_JOBS,
+	OPT_P_KEEP_GOING,
+	OPT_P_INDEX_FORMAT,
+};
+#define PIPELINE_OPTIONS                                                        \
+	{ "cache-dir", required_argument, NULL, OPT_P_CACHE_DIR },             \
+	{ "no-cache", no_argument, NULL, OPT_P_NO_CACHE },                     \
+	{ "compression", required_argument, NULL, OPT_P_COMPRESSION },         \
+	{ "source-date-epoch", required_argument, NULL, OPT_P_EPOCH },         \
+	{ "secret", required_argument, NULL, OPT_P_SECRET },                   \
+	{ "build-context", required_argument, NULL, OPT_P_BUILD_CONTEXT },     \
+	{ "metadata-file", required_argument, NULL, OPT_P_METADATA },          \
+	{ "progress", required_argument, NULL, OPT_P_PROGRESS },               \
+	{ "push", no_argument, NULL, OPT_P_PUSH },                             \
+	{ "push-by-digest", no_argument, NULL, OPT_P_PUSH_BY_DIGEST },         \
+	{ "allow-latest", no_argument, NULL, OPT_P_ALLOW_LATEST },             \
+	{ "jobs", required_argument, NULL, OPT_P_JOBS },                       \
+	{ "keep-going", no_argument, NULL, OPT_P_KEEP_GOING },                 \
+	{ "index-format", required_argument, NULL, OPT_P_INDEX_FORMAT }
+#define PIPELINE_HELP                                                                               \
+	"      --push                    push to every -t registry reference (tags move only after\n"   \
+	"                                every job succeeded and everything is uploaded)\n"           \
+	"      --push-by-digest          push to the -t repositories without tagging (for\n"          \
+	"                                'plait index create --from-metadata' on a last CI job)\n"     \
+	"      --allow-latest            allow a -t tag named 'latest'\n"                              \
+	"  -j, --jobs N                  build at most N jobs at once (default: one per job, up to\n"  \
+	"                                the number of CPUs)\n"                                        \
+	"      --keep-going              let the other jobs finish when one fails (nothing is\n"       \
+	"                                published either way)\n"                                      \
+	"      --index-format oci|docker an OCI image index (default) or a Docker manifest list\n"     \
+	"                                (docker: Docker media types throughout; gzip layers only)\n"  \
+	"      --cache-dir DIR           the build cache (default $XDG_CACHE_HOME/plait)\n"            \
+	"      --no-cache                run every step, ignoring cached results\n"                    \
+	"      --compression gzip|zstd   layer compression (default gzip)\n"                           \
+	"      --source-date-epoch N     clamp file times and set created times to N (also\n"          \
+	"                                $SOURCE_DATE_EPOCH): same inputs, same digest\n"              \
+	"      --secret id=ID,src=FILE | id=ID,env=VAR\n"                                              \
+	"                                a secret for RUN --mount=type=secret (never stored)\n"        \
+	"      --build-context NAME=REF  a named context: a directory (for COPY --from=NAME and\n"     \
+	"                                RUN --mount from=NAME), or an image FROM NAME and\n"          \
+	"                                COPY --from=NAME resolve to (oci:DIR[:TAG], docker-image://REF)\n" \
+	"      --metadata-file FILE      write per image (variant) the digest, tags and per platform\n" \
+	"                                the manifest digest, size and duration as JSON\n"            \
+	"      --progress auto|plain|tty|json|quiet\n"                                                 \
+	"                                how steps are shown: tty redraws a live line per running\n"   \
+	"                                job (default on a terminal), plain prints a line per event\n" \
+	"                                (default otherwise, e.g. in CI), json one object per event\n"
+
+/* Handle one of the shared options: 1 handled, 0 not one of them, <0 a usage
+ * error was printed (exit EXIT_USAGE). Registry options included. */
+int pipeline_option(struct pipeline *p, const char *cmd, int c, const char *arg);
+/* After option parsing: SOURCE_DATE_EPOCH, registry options. <0: usage error printed. */
+int pipeline_finish_options(struct pipeline *p, const char *cmd);
+
+/* "NAME[:K=V,...,platforms=P+P]" (--variant); "index:K=V", "manifest[P]:K=V",
+ * "K=V" (--annotation); "type=oci,dest=DIR" (--output). */
+int parse_variant(const char *spec, struct plait_variant *out, struct plait_error **err);
+int parse_annotation(const char *spec, struct plait_annotation *out, struct plait_error **err);
+int parse_output(const char *arg, char **spec, struct plait_error **err);
+/* Add a platform list ("linux/amd64,linux/arm64") to t; duplicates are an error. */
+int target_add_platforms(struct pipeline_target *t, const char *list, struct plait_error **err);
+
+/* Plan (and with plan_only print the plan as a table or JSON), else build,
+ * export, push, write metadata and the summary. Returns the exit code. */
+int pipeline_run(struct pipeline *p, bool plan_only, bool plan_json);
+
+/* plait build (plan false) and plait plan (true): cmd/build.c. */
+int build_or_plan(int argc, char **argv, bool plan);
+
+#endif

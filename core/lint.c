@@ -1,0 +1,3 @@
+/* core/lint.c - placeholder */
+#include "lint.h"
+#include "core/banned.h"

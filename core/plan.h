@@ -1,0 +1,132 @@
+/* core/plan.h - the planner: what the user asked (targets x variants x
+ * platforms) to jobs, each with its builder and build args, and the images
+ * (one index or manifest per target and variant) the jobs make.
+ *
+ * Contract:
+ *  - one job per (target, variant, platform), platforms in the order given,
+ *    a variant's own platform list restricting the target's;
+ *  - a variant sets build args (after the target's, so they win) and the
+ *    "{variant}" placeholder in tags; CUDA is not a platform: one image per
+ *    (target, variant), never two manifests for one platform in an index;
+ *  - every problem is found before any job starts and reported together in
+ *    one -PLAIT_E_USAGE error, a line each: no builder for a platform (the
+ *    chooser's message, with its fix), a base image missing for a
+ *    (platform, variant) it is needed for, a tag used by two images, several
+ *    variants but a tag without "{variant}", a tag without a tag part, a
+ *    "latest" tag without allow_latest;
+ *  - the start order interleaves emulated and native jobs so both kinds of
+ *    builder are busy at once;
+ *  - nothing here runs a build or prints. */
+#ifndef PLAIT_PLAN_H
+#define PLAIT_PLAN_H
+
+#include <jansson.h>
+
+#include "build.h"
+
+/* What runs a job's RUN steps: the host itself, QEMU through binfmt_misc,
+ * or (later) a remote machine. The planner only sees this interface. */
+struct plait_builder {
+	char *name; /* "native", "qemu" */
+	char *detail; /* e.g. the interpreter; NULL when none */
+	bool emulated;
+	struct plait_runner runner;
+};
+void plait_builder_release(struct plait_builder *b);
+
+struct plait_builder_chooser {
+	void *ctx;
+	/* Fill *out for platform p, or fail with what to do about it. */
+	int (*choose)(void *ctx, const struct plait_platform *p, struct plait_builder *out,
+		      struct plait_error **err);
+};
+
+struct plait_variant {
+	char *name;
+	char **args;	  /* "K=V" */
+	char **platforms; /* normalised ("linux/arm64"): restricts the target's; NULL = none */
+};
+void plait_variant_release(struct plait_variant *v);
+
+/* --annotation, parsed: "index:K=V", "manifest[P,...]:K=V", "K=V". */
+struct plait_annotation {
+	char *kv;
+	bool index;
+	char **platforms; /* manifest[...]: normalised platforms it is for; NULL = all */
+};
+void plait_annotation_release(struct plait_annotation *a);
+
+/* One build request: the command line's, or one bake target. */
+struct plait_plan_target {
+	const char *name; /* bake target, or NULL */
+	const char *context_dir;
+	const char *dockerfile; /* NULL = <context>/Dockerfile */
+	const char *stage;	/* --target, or NULL */
+	/* Platforms are parsed and normalised by the caller (platforms/ owns the
+	 * strings); none given: the caller passes the host's and sets
+	 * default_platform. An image of one platform is a manifest, not an index. */
+	const struct plait_platform *platforms;
+	size_t n_platforms;
+	bool default_platform;
+	const struct plait_variant *variants; /* none = one unnamed */
+	size_t n_variants;
+	const char *const *tags;
+	const char *const *build_args;
+	const char *const *labels;
+	const struct plait_annotation *annotations;
+	size_t n_annotations;
+};
+
+struct plait_plan_opts {
+	const struct plait_platform *build_platform;
+	const char *build_platform_str;
+	/* "linux/arm64": the canonical form of a platform (platforms/ owns it). */
+	char *(*format_platform)(const struct plait_platform *p);
+	const struct plait_builder_chooser *builders;
+	/* For the base image check; NULL skips it. The opts give the cache and
+	 * context settings the build would use. */
+	const struct plait_image_resolver *resolver;
+	/* Image references are registry/'s business: the caller parses -t
+	 * values into their normalised form and their tag part (NULL when none). */
+	int (*parse_ref)(const char *ref, char **normalised, char **tag, struct plait_error **err);
+	bool allow_latest;
+	bool untagged_ok; /* --push-by-digest: tags name repositories only */
+};
+
+struct plait_job {
+	size_t image;
+	struct plait_platform platform;
+	char *platform_str;
+	char *label; /* "linux/arm64 cuda": names the job in progress and errors */
+	struct plait_builder builder;
+	char **build_args;  /* the target's, then the variant's */
+	char **annotations; /* manifest-level "K=V" for this platform */
+};
+
+struct plait_plan_image {
+	size_t target;
+	const struct plait_plan_target *req;
+	char *variant;	     /* NULL when no variants */
+	char **tags;	     /* "{variant}" replaced */
+	char **annotations;  /* index-level "K=V" */
+	size_t *jobs;	     /* in platform order */
+	size_t n_jobs;
+	bool single;	     /* one platform: a manifest, not an index */
+};
+
+struct plait_plan {
+	struct plait_job *jobs;
+	size_t n_jobs;
+	struct plait_plan_image *images;
+	size_t n_images;
+	size_t *order; /* start order */
+};
+
+int plait_plan_make(const struct plait_plan_target *targets, size_t n, const struct plait_plan_opts *o,
+		    struct plait_plan *out, struct plait_error **err);
+void plait_plan_release(struct plait_plan *p);
+/* {"images":[{target, variant, tags, annotations, jobs:[...]}], "jobs":[{platform, variant, builder,
+ * emulated, args, tags, target, stage}]}; a new reference. */
+json_t *plait_plan_to_json(const struct plait_plan *p);
+
+#endif
