@@ -1,9 +1,164 @@
-/* cmd/bake.c - placeholder */
-#include "common.h"
+/* cmd/bake.c - plait bake: the targets of a docker-bake.json file, planned,
+ * built and published together (cmd/pipeline.h). */
+#include <getopt.h>
+#include <stdio.h>
+
+#include "pipeline.h"
+#include "core/bake.h"
 #include "core/banned.h"
+
+static const char usage[] =
+	"usage: plait bake [options] [TARGET|GROUP...]\n"
+	"\n"
+	"Build the targets of a bake file (the JSON form of docker-bake files: variable,\n"
+	"group, target with context, dockerfile, args, platforms, tags, target, labels,\n"
+	"annotations, output, inherits, matrix). No name builds the group 'default'.\n"
+	"Every target and platform is planned together before anything runs, and nothing\n"
+	"is pushed or tagged unless every job of every target succeeded.\n"
+	"\n"
+	"options:\n"
+	"  -f, --file FILE               the bake file (default docker-bake.json)\n"
+	"      --print                   print the resolved targets as JSON and exit\n"
+	"      --plan                    print the jobs (as 'plait plan') and exit\n"
+	"      --format table|json       with --plan: the output (default table)\n"
+	"      --set TARGET.KEY=VALUE    override a field (TARGET may be '*'; KEY: context,\n"
+	"                                dockerfile, target, args.NAME, labels.NAME, tags,\n"
+	"                                platform, output, annotations, no-cache) (repeatable)\n"
+	"\n"
+	"Variables take their defaults unless the environment sets them.\n"
+	"\n"
+	"options shared with plait build:\n" PIPELINE_HELP REGISTRY_CLI_HELP
+	"  -h, --help                    show this help\n";
+
+enum { OPT_PRINT = OPT_FIRST_PRIVATE, OPT_SET, OPT_PLAN, OPT_FORMAT };
+
+/* One resolved bake target as a pipeline target. */
+static int to_target(const struct plait_bake_target *b, struct pipeline_target *t, struct plait_error **err)
+{
+	int r = 0;
+	t->name = xstrdup(b->name);
+	t->context = xstrdup(b->context);
+	t->dockerfile = xstrdup_or_null(b->dockerfile);
+	t->stage = xstrdup_or_null(b->target);
+	for (char **p = b->platforms; r >= 0 && p && *p; p++)
+		r = target_add_platforms(t, *p, err);
+	for (char **s = b->tags; s && *s; s++)
+		plait_strv_push(&t->tags, *s);
+	for (char **s = b->args; s && *s; s++)
+		plait_strv_push(&t->build_args, *s);
+	for (char **s = b->labels; s && *s; s++)
+		plait_strv_push(&t->labels, *s);
+	for (char **s = b->annotations; r >= 0 && s && *s; s++) {
+		t->annotations = xrealloc(t->annotations, (t->n_annotations + 1) * sizeof(*t->annotations));
+		r = parse_annotation(*s, &t->annotations[t->n_annotations], err);
+		if (r >= 0)
+			t->n_annotations++;
+	}
+	for (char **s = b->outputs; r >= 0 && s && *s; s++) {
+		char *spec = NULL;
+		r = parse_output(*s, &spec, err);
+		if (r >= 0)
+			plait_strv_push(&t->outputs, spec);
+		free(spec);
+	}
+	if (r < 0)
+		plait_error_wrap(err, "target \"%s\"", b->name);
+	return r;
+}
+
 int cmd_bake(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	return 2;
+	static const struct option longopts[] = {
+		{ "file", required_argument, NULL, 'f' },
+		{ "print", no_argument, NULL, OPT_PRINT },
+		{ "plan", no_argument, NULL, OPT_PLAN },
+		{ "format", required_argument, NULL, OPT_FORMAT },
+		{ "set", required_argument, NULL, OPT_SET },
+		{ "help", no_argument, NULL, 'h' },
+		PIPELINE_OPTIONS,
+		REGISTRY_CLI_OPTIONS,
+		{ NULL, 0, NULL, 0 },
+	};
+	struct pipeline p = { .compression = PLAIT_LAYER_GZIP,
+			      .mode = isatty(STDERR_FILENO) ? PROGRESS_TTY : PROGRESS_PLAIN };
+	struct plait_bake bake = { 0 };
+	struct plait_error *err = NULL;
+	const char *file = "docker-bake.json";
+	char **sets = NULL, **names = NULL;
+	bool print = false, plan = false, json = false;
+	int c, r, ret = 0;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+f:j:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			fputs(usage, stdout);
+			goto done;
+		case 'f':
+			file = optarg;
+			break;
+		case OPT_PRINT:
+			print = true;
+			break;
+		case OPT_PLAN:
+			plan = true;
+			break;
+		case OPT_FORMAT:
+			if (!streq(optarg, "json") && !streq(optarg, "table")) {
+				ret = usage_error("bake", "--format: unknown '%s'; use table or json", optarg);
+				goto done;
+			}
+			json = streq(optarg, "json");
+			break;
+		case OPT_SET:
+			plait_strv_push(&sets, optarg);
+			break;
+		case '?':
+			ret = usage_error("bake", "unknown or incomplete option '%s'", argv[optind - 1]);
+			goto done;
+		default:
+			r = pipeline_option(&p, "bake", c, optarg);
+			if (r <= 0) {
+				ret = r < 0 ? EXIT_USAGE : usage_error("bake", "unknown option '%s'", argv[optind - 1]);
+				goto done;
+			}
+		}
+	}
+	for (int i = optind; i < argc; i++)
+		plait_strv_push(&names, argv[i]);
+	struct plait_bake_opts bo = { .names = (const char *const *)names, .sets = (const char *const *)sets };
+	if (plait_bake_load(file, &bo, &bake, &err) < 0)
+		goto fail;
+	if (print) {
+		struct plait_buf out = PLAIT_BUF_INIT;
+		plait_bake_print(&bake, &out);
+		fwrite(out.buf, 1, out.len, stdout);
+		if (out.len && out.buf[out.len - 1] != '\n')
+			fputc('\n', stdout);
+		plait_buf_release(&out);
+		goto done;
+	}
+	p.targets = xcalloc(bake.n_targets + 1, sizeof(*p.targets));
+	for (size_t i = 0; i < bake.n_targets; i++) {
+		p.n_targets++;
+		if (to_target(&bake.targets[i], &p.targets[i], &err) < 0)
+			goto fail;
+		if (bake.targets[i].no_cache)
+			p.no_cache = true; /* one cache setting per run */
+	}
+	if (pipeline_finish_options(&p, "bake") < 0) {
+		ret = EXIT_USAGE;
+		goto done;
+	}
+	ret = pipeline_run(&p, plan, json);
+	goto done;
+fail:
+	ret = report_error(err);
+done:
+	plait_bake_release(&bake);
+	pipeline_release(&p);
+	plait_strv_free(sets);
+	plait_strv_free(names);
+	plait_error_free(err);
+	return ret;
 }

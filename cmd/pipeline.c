@@ -549,6 +549,36 @@ static int export_output(struct run *run, struct plait_endpoint *src, struct pub
 	return r;
 }
 
+/* Two images must not get the same tag in one OCI layout or archive: the
+ * second would silently replace the first. Found before anything is built. */
+static int check_outputs(const struct pipeline *p, const struct plait_plan *plan, struct plait_error **err)
+{
+	char **seen = NULL;
+	int r = 0;
+	for (size_t i = 0; r >= 0 && i < plan->n_images; i++) {
+		const struct plait_plan_image *im = &plan->images[i];
+		for (char **o = p->targets[im->target].outputs; r >= 0 && o && *o; o++) {
+			for (char **t = im->tags; r >= 0 && t && *t; t++) {
+				_cleanup_free_ char *tag = tag_of(*t);
+				struct plait_buf k = PLAIT_BUF_INIT;
+				plait_buf_addf(&k, "%s\n%s", *o, tag ? tag : "");
+				bool dup = false;
+				for (char **s2 = seen; s2 && *s2; s2++)
+					dup = dup || streq(*s2, k.buf);
+				if (dup)
+					r = plait_error_set(err, PLAIT_E_USAGE,
+							    "two images would be tagged '%s' in %s (a layout names images "
+							    "by tag only): give each target its own output or tags",
+							    tag ? tag : "", *o);
+				plait_strv_push(&seen, k.buf);
+				plait_buf_release(&k);
+			}
+		}
+	}
+	plait_strv_free(seen);
+	return r;
+}
+
 struct pushed {
 	struct plait_endpoint *ep;
 	size_t image;
@@ -685,24 +715,39 @@ static void print_summary(struct run *run, const struct published *pub, double t
 		return;
 	bool several = run->plan->n_jobs > 1 || run->plan->n_images > 1;
 	if (several) {
+		int w = 8, wl = 12;
+		struct plait_buf *names = xcalloc(run->plan->n_images, sizeof(*names));
+		for (size_t i = 0; i < run->plan->n_images; i++) {
+			const struct plait_plan_image *im = &run->plan->images[i];
+			names[i] = (struct plait_buf)PLAIT_BUF_INIT;
+			plait_buf_addf(&names[i], "%s%s%s", im->req->name ? im->req->name : "",
+				       im->req->name && im->variant ? " " : "",
+				       im->variant ? im->variant : (im->req->name ? "" : "default"));
+			if ((int)names[i].len > w)
+				w = (int)names[i].len;
+		}
+		for (size_t j = 0; j < run->plan->n_jobs; j++)
+			if ((int)strlen(run->plan->jobs[j].label) > wl)
+				wl = (int)strlen(run->plan->jobs[j].label);
 		fprintf(stderr, "\nimages:\n");
 		for (size_t i = 0; i < run->plan->n_images; i++) {
 			const struct plait_plan_image *im = &run->plan->images[i];
 			struct plait_buf tags = PLAIT_BUF_INIT;
 			for (char **t = im->tags; t && *t; t++)
 				plait_buf_addf(&tags, "%s%s", tags.len ? ", " : "", *t);
-			fprintf(stderr, "  %s%s%-8s %-8s %s  %s\n", im->req->name ? im->req->name : "",
-				im->req->name ? " " : "", im->variant ? im->variant : (im->req->name ? "" : "-"),
-				im->single ? "manifest" : "index", pub[i].root.digest, tags.len ? tags.buf : "(no tags)");
+			fprintf(stderr, "  %-*s  %-8s %s  %s\n", w, names[i].buf, im->single ? "manifest" : "index",
+				pub[i].root.digest, tags.len ? tags.buf : "(no tags)");
 			plait_buf_release(&tags);
+			plait_buf_release(&names[i]);
 		}
+		free(names);
 		fprintf(stderr, "jobs:\n");
 		for (size_t j = 0; j < run->plan->n_jobs; j++) {
 			const struct plait_job *job = &run->plan->jobs[j];
 			const struct plait_build_result *res = &run->results[j];
 			char size[32];
 			format_size(res->size, size);
-			fprintf(stderr, "  %-24s %.19s  %10s  %6.1fs  %d/%d cached  %s\n", job->label,
+			fprintf(stderr, "  %-*s  %.19s  %10s  %6.1fs  %2d/%-2d cached  %s\n", wl, job->label,
 				res->manifest.digest, size, run->seconds[j], res->cached, res->steps,
 				job->builder.emulated ? "emulated" : "native");
 		}
@@ -777,6 +822,8 @@ int pipeline_run(struct pipeline *p, bool plan_only, bool plan_json)
 		.untagged_ok = p->by_digest,
 	};
 	if (plait_plan_make(pts, p->n_targets, &po, &plan, &err) < 0)
+		goto fail;
+	if (check_outputs(p, &plan, &err) < 0)
 		goto fail;
 	if (plan_only) {
 		print_plan(&plan, plan_json);
