@@ -31,7 +31,9 @@ static const char build_usage[] =
 	"      --annotation [TYPE:]K=V   index:K=V on the index, manifest:K=V (the default) or\n"
 	"                                manifest[linux/arm64]:K=V on the image manifests\n"
 	"      --output type=oci,dest=DIR | type=oci-archive,dest=FILE\n"
-	"                                write every image there (repeatable)\n" PIPELINE_HELP REGISTRY_CLI_HELP
+	"                                write every image there (repeatable)\n"
+	"      --lint                    run 'plait lint' first; findings of severity error stop\n"
+	"                                the build (exit 1)\n" PIPELINE_HELP REGISTRY_CLI_HELP
 	"  -h, --help                    show this help\n";
 
 static const char plan_usage[] =
@@ -71,6 +73,7 @@ int build_or_plan(int argc, char **argv, bool plan)
 		{ "variant", required_argument, NULL, OPT_VARIANT },
 		{ "annotation", required_argument, NULL, OPT_ANNOTATION },
 		{ "format", required_argument, NULL, OPT_FORMAT },
+		{ "lint", no_argument, NULL, OPT_LINT },
 		{ "help", no_argument, NULL, 'h' },
 		PIPELINE_OPTIONS,
 		REGISTRY_CLI_OPTIONS,
@@ -81,7 +84,7 @@ int build_or_plan(int argc, char **argv, bool plan)
 			      .mode = isatty(STDERR_FILENO) ? PROGRESS_TTY : PROGRESS_PLAIN };
 	struct pipeline_target *t = xcalloc(1, sizeof(*t));
 	struct plait_error *err = NULL;
-	bool json = false;
+	bool json = false, lint = false;
 	int c, r, ret = 0;
 	p.targets = t;
 	p.n_targets = 1;
@@ -143,6 +146,9 @@ int build_or_plan(int argc, char **argv, bool plan)
 			}
 			json = streq(optarg, "json");
 			break;
+		case OPT_LINT:
+			lint = true;
+			break;
 		case '?':
 			ret = usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
 			goto done;
@@ -169,6 +175,8 @@ int build_or_plan(int argc, char **argv, bool plan)
 		ret = EXIT_USAGE;
 		goto done;
 	}
+	if (lint && (ret = lint_before_build(t->context, t->dockerfile)) != 0)
+		goto done;
 	ret = pipeline_run(&p, plan, json);
 	goto done;
 fail:

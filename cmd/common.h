@@ -100,6 +100,10 @@ int narrow_to_platforms(struct plait_endpoint *ep, struct plait_descriptor *root
  * *api_host "registry-1.docker.io" (else NULL). NULL when arg is not a host. */
 char *registry_host_arg(const char *arg, const char **api_host);
 
+/* plait build --lint: lint CONTEXT's Dockerfile, print the findings on stderr;
+ * 0 when none is of severity error, else the exit code to stop with. */
+int lint_before_build(const char *context, const char *dockerfile);
+
 /* Set by SIGINT/SIGTERM handlers installed in main. */
 extern volatile int plait_interrupted;
 

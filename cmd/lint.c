@@ -119,18 +119,42 @@ static int explain(const char *id)
 	return 0;
 }
 
-static void print_text(const struct plait_lint_result *res)
+static void print_text(FILE *out, const struct plait_lint_result *res)
 {
 	for (size_t i = 0; i < res->n; i++) {
 		const struct plait_lint_finding *f = &res->findings[i];
 		/* Context findings have no line in the Dockerfile. */
 		if (f->line > 0)
-			printf("%s:%d: ", f->file, f->line);
+			fprintf(out, "%s:%d: ", f->file, f->line);
 		else
-			printf("%s: ", f->file);
-		printf("%s %s: %s (%s)\n", f->rule->id, plait_lint_severity_name(f->rule->severity),
-		       f->message, f->rule->fix);
+			fprintf(out, "%s: ", f->file);
+		fprintf(out, "%s %s: %s (%s)\n", f->rule->id, plait_lint_severity_name(f->rule->severity),
+			f->message, f->rule->fix);
 	}
+}
+
+int lint_before_build(const char *context, const char *dockerfile)
+{
+	struct plait_lint_opts o = { .context_dir = context, .dockerfile = dockerfile };
+	struct plait_lint_result res = { 0 };
+	struct plait_error *err = NULL;
+	if (plait_lint_run(&o, &res, &err) < 0) {
+		int r = report_error(err);
+		plait_error_free(err);
+		return r == 1 ? EXIT_USAGE : r;
+	}
+	print_text(stderr, &res);
+	size_t errors = 0;
+	for (size_t i = 0; i < res.n; i++)
+		if (res.findings[i].rule->severity >= PLAIT_LINT_ERROR)
+			errors++;
+	if (errors)
+		fprintf(stderr, "plait: error: --lint: %zu finding%s of severity error in %s; fix %s (see 'plait "
+				"lint --explain ID') or build without --lint\n",
+			errors, errors == 1 ? "" : "s", dockerfile ? dockerfile : "the Dockerfile",
+			errors == 1 ? "it" : "them");
+	plait_lint_result_release(&res);
+	return errors ? 1 : 0;
 }
 
 static void print_json(const struct plait_lint_result *res)
@@ -232,7 +256,7 @@ int cmd_lint(int argc, char **argv)
 	if (json)
 		print_json(&res);
 	else
-		print_text(&res);
+		print_text(stdout, &res);
 	int ret = 0;
 	for (size_t i = 0; i < res.n; i++)
 		if ((int)res.findings[i].rule->severity >= fail_on)

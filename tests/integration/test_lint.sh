@@ -133,3 +133,16 @@ printf 'weights.bin\n.git\n' >"$C/.dockerignore"
 run_ok "$PLAIT" lint --fail-on info "$C"
 assert_eq "" "$OUT" "findings with .git in .dockerignore"
 pass ".git is reported until .dockerignore excludes it"
+
+# plait build --lint: findings of severity error stop the build before it starts.
+run_expect_fail "$PLAIT" build --lint --cache-dir "$T/cache" "$D/bad"
+expect_rc 1
+assert_contains "$ERR" "PL018 error"
+assert_contains "$ERR" "--lint:"
+assert_file_absent "$T/cache/store" "cache store (nothing may be built)"
+mkdir -p "$T/okctx"
+printf 'FROM scratch\nCOPY a.txt /a.txt\nUSER 1000\n' >"$T/okctx/Dockerfile"
+echo a >"$T/okctx/a.txt"
+run_ok "$PLAIT" build --lint --progress quiet --cache-dir "$T/cache" "$T/okctx"
+assert_match "$OUT" "^sha256:[0-9a-f]{64}$" "digest of the linted build"
+pass "build --lint stops on error findings and builds a clean Dockerfile"
