@@ -340,7 +340,7 @@ int plait_plan_make(const struct plait_plan_target *targets, size_t n, const str
 		}
 	}
 	check_tags(out, o, &pr);
-	if (o->resolver && !pr.n)
+	if (o->resolver)
 		check_bases(out, o, &pr);
 
 	/* Start order: emulated and native jobs alternate (emulated first: they are
