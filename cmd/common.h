@@ -84,6 +84,10 @@ void registry_cli_release(struct registry_cli *rc);
  * error and returns -1 (the caller exits with EXIT_USAGE). */
 int parse_number_option(const char *cmd, const char *opt, const char *arg, long max, long *out);
 
+/* "500M" -> 524288000: K, M, G, T are powers of 1024, a trailing "iB" or "B" is
+ * allowed. -1 when s is not a size. */
+int parse_size(const char *s, int64_t *out);
+
 /* "512 B", "1.2 KiB", "3.4 MiB". */
 void format_size(int64_t n, char out[32]);
 

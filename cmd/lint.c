@@ -52,51 +52,6 @@ static void print_usage(void)
 		       r[i].name, r[i].reason);
 }
 
-/* "50M" -> 52428800; K, M, G, T are powers of 1024, a trailing "iB" or "B" is allowed. */
-static int parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	errno = 0;
-	if (!*s || *s == '-' || *s == '+')
-		return -1;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -1;
-	int shift = 0;
-	switch (*end) {
-	case 'k':
-	case 'K':
-		shift = 10;
-		break;
-	case 'm':
-	case 'M':
-		shift = 20;
-		break;
-	case 'g':
-	case 'G':
-		shift = 30;
-		break;
-	case 't':
-	case 'T':
-		shift = 40;
-		break;
-	case '\0':
-		break;
-	default:
-		return -1;
-	}
-	if (*end) {
-		end++;
-		if (*end == 'i' && end[1] == 'B')
-			end += 2;
-		else if (*end == 'B')
-			end++;
-	}
-	if (*end || v == 0 || v > (unsigned long long)(INT64_MAX >> shift))
-		return -1;
-	*out = (uint64_t)v << shift;
-	return 0;
-}
 
 static int explain(const char *id)
 {
@@ -180,6 +135,7 @@ static void print_json(const struct plait_lint_result *res)
 
 int cmd_lint(int argc, char **argv)
 {
+	int64_t size = 0;
 	static const struct option longopts[] = {
 	    {"file", required_argument, NULL, 'f'},
 	    {"format", required_argument, NULL, OPT_FORMAT},
@@ -218,11 +174,12 @@ int cmd_lint(int argc, char **argv)
 						   optarg);
 			break;
 		case OPT_LARGE_FILE_SIZE:
-			if (parse_size(optarg, &o.large_file_bytes) < 0)
+			if (parse_size(optarg, &size) < 0 || size == 0)
 				return usage_error(
 				    "lint",
 				    "--large-file-size: '%s' is not a size such as 52428800 or 50M",
 				    optarg);
+			o.large_file_bytes = (uint64_t)size;
 			break;
 		case OPT_EXPLAIN:
 			explain_id = optarg;
