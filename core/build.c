@@ -805,10 +805,10 @@ static int path_in_root(const char *root, const char *rel, char **out, struct pl
 
 static int parse_mount(struct builder *b, struct stage *st, size_t idx, const struct plait_df_instr *in,
 		       const char *spec, struct plait_run_mount *m, char **keep1, char **keep2,
-		       struct mount_views *views, struct plait_buf *key, struct plait_error **err)
+		       struct mount_views *views, struct plait_buf *key, char ***env, struct plait_error **err)
 {
 	_cleanup_free_ char *type = xstrdup("bind"), *target = NULL, *id = NULL, *source = NULL,
-			     *from = NULL, *mode = NULL, *size = NULL;
+			     *from = NULL, *mode = NULL, *size = NULL, *env_name = NULL;
 	bool rw = false, required = false;
 	_cleanup_free_ char *copy = NULL;
 	int r = expand_word(b, st, in, spec, &copy, err);
@@ -839,9 +839,15 @@ static int parse_mount(struct builder *b, struct stage *st, size_t idx, const st
 			free(mode), mode = xstrdup(v);
 		else if (streq(f, "size"))
 			free(size), size = xstrdup(v);
+		else if (streq(f, "env"))
+			free(env_name), env_name = xstrdup(v);
 		else if (!streq(f, "sharing") && !streq(f, "uid") && !streq(f, "gid"))
 			return instr_error(b, in, PLAIT_E_USAGE, err, "--mount: unknown option '%s'", f);
 	}
+	if (env_name && !streq(type, "secret"))
+		return instr_error(b, in, PLAIT_E_USAGE, err, "--mount: env= is for type=secret only");
+	/* A secret with env= and no target is only an environment variable. */
+	bool secret_file = !env_name || target;
 	if (streq(type, "secret") && !target) {
 		struct plait_buf t = PLAIT_BUF_INIT;
 		plait_buf_addf(&t, "/run/secrets/%s", id ? id : "");
@@ -889,12 +895,32 @@ static int parse_mount(struct builder *b, struct stage *st, size_t idx, const st
 			*keep1 = NULL;
 			return 0; /* an optional secret that was not given: no mount */
 		}
+		/* Only the secret's name enters the key, never its value. */
+		plait_buf_addf(key, "mount secret %s %s %s\n", sid, secret_file ? target : "-",
+			       env_name ? env_name : "-");
+		if (env_name) {
+			/* The value goes to the command's environment only: the key has
+			 * been made, and the image config never sees it. */
+			struct plait_buf val = PLAIT_BUF_INIT;
+			r = plait_buf_read_file(&val, src, 1u << 20);
+			if (r < 0) {
+				plait_buf_release(&val);
+				return instr_error(b, in, PLAIT_E_IO, err, "secret '%s': cannot read it: %s", sid,
+						   strerror(-r));
+			}
+			env_set(env, env_name, val.buf ? val.buf : "");
+			explicit_bzero(val.buf, val.len);
+			plait_buf_release(&val);
+		}
+		if (!secret_file) {
+			free(*keep1);
+			*keep1 = NULL;
+			return 0;
+		}
 		m->type = PLAIT_RUN_MOUNT_BIND;
 		*keep2 = xstrdup(src);
 		m->source = *keep2;
 		m->readonly = true;
-		/* Only the secret's name enters the key, never its value. */
-		plait_buf_addf(key, "mount secret %s %s\n", sid, target);
 	} else if (streq(type, "bind")) {
 		_cleanup_free_ char *path = NULL;
 		const char *ndir = from && !find_stage(b, from, idx) ? named_dir(b, from) : NULL;
@@ -1077,7 +1103,7 @@ static int do_run(struct builder *b, struct stage *st, size_t idx, const struct 
 		keep = xrealloc(keep, (n_keep + 3) * sizeof(char *));
 		keep[n_keep] = keep[n_keep + 1] = NULL;
 		r = parse_mount(b, st, idx, in, in->flags[i].value, &mounts[n_mounts], &keep[n_keep],
-				&keep[n_keep + 1], &views, &key, err);
+				&keep[n_keep + 1], &views, &key, &env, err);
 		n_keep += 2;
 		if (r < 0)
 			goto out;

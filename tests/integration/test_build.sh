@@ -544,6 +544,16 @@ assert_content "$R/tok-len" "${#PLAIT_TEST_TOK}"
 unset PLAIT_TEST_TOK
 pass "--secret id=tok,env=VAR"
 
+build sec-envmount "$SEC" -f "$SEC/Dockerfile.env" --cache-dir "$T/cache-sec" --secret "id=tok,src=$T/tok"
+unpack sec-envmount
+assert_content "$R/env-len" "${#TOKEN}"
+assert_content "$R/both" "both"
+assert_content "$R/after" "unset"
+config sec-envmount
+assert_not_contains "$(cat "$T/cfg-sec-envmount.json")" "$TOKEN" "image config"
+assert_not_contains "$LOG" "$TOKEN" "build output"
+pass "RUN --mount=type=secret,env=NAME: the value in that RUN's environment only"
+
 build_fail sec-missing "$SEC" --cache-dir "$T/cache-sec" --no-cache
 expect_rc 1
 pass "without --secret the RUN that needs it fails (exit 1)"
