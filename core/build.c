@@ -1314,6 +1314,8 @@ static int do_copy(struct builder *b, struct stage *st, size_t idx, const struct
 	struct copy_attrs a = { 0 };
 	struct plait_ignore *exclude = NULL;
 	struct stage *from_image_st = NULL;
+	_cleanup_free_ char *from_name = NULL;
+	bool from_ctx_is_dir = false;
 	struct url_source *urls = NULL;
 	size_t n_urls = 0;
 	bool *archive = NULL;
@@ -1407,10 +1409,11 @@ static int do_copy(struct builder *b, struct stage *st, size_t idx, const struct
 		a.exclude = exclude;
 	}
 	if (from_s) {
-		_cleanup_free_ char *fx = NULL;
+		char *fx = NULL;
 		r = expand_word(b, st, in, from_s, &fx, err);
 		if (r < 0)
 			goto out;
+		from_name = fx;
 		struct stage *fs = find_stage(b, fx, idx);
 		const char *ndir = fs ? NULL : named_dir(b, fx);
 		if (ndir) {
@@ -1421,6 +1424,7 @@ static int do_copy(struct builder *b, struct stage *st, size_t idx, const struct
 				goto out;
 			}
 			src_ctx = from_ctx;
+			from_ctx_is_dir = true;
 			plait_buf_addf(&key, "from context %s\n", fx);
 		} else if (!fs) {
 			/* Not a stage: an image, pulled for the target platform. */
@@ -1475,6 +1479,10 @@ static int do_copy(struct builder *b, struct stage *st, size_t idx, const struct
 			continue;
 		}
 		r = plait_context_resolve(src_ctx, words[i], what, &l, err);
+		if (r == -PLAIT_E_NOT_FOUND && from_s && src_ctx != b->ctx && !from_ctx_is_dir)
+			/* the context's message would say "build context": name the stage or image */
+			plait_error_set(err, PLAIT_E_NOT_FOUND, "%s --from=%s: '%s' not found in %s '%s'", what,
+					from_name, words[i], from_image_st ? "image" : "stage", from_name);
 		if (r < 0) {
 			plait_error_wrap(err, "%s:%d", b->df.filename, in->line);
 			goto out;

@@ -465,6 +465,7 @@ bad_input Dockerfile.syntax 3 FROBNICATE 2
 bad_input Dockerfile.missing 4 not-there.txt
 bad_input Dockerfile.outside 3 outside
 bad_input Dockerfile.ignored 4 excluded.key
+bad_input Dockerfile.fromstage 5 "'/not-in-stage' not found in stage 'tools'"
 
 run_expect_fail "$PLAIT" build --no-such-flag "$BAD"
 expect_rc 2
