@@ -1493,6 +1493,7 @@ static int do_copy(struct builder *b, struct stage *st, size_t idx, const struct
 		r = instr_error(b, in, PLAIT_E_USAGE, err, "ADD --checksum only applies to URL sources");
 		goto out;
 	}
+	plait_context_list_exclude(&l, exclude); /* excluded files are no input */
 	char d[PLAIT_SHA256_DIGEST_SIZE];
 	r = plait_context_digest(src_ctx, &l, d, err);
 	if (r < 0)

@@ -43,6 +43,36 @@ void plait_context_list_release(struct plait_context_list *l)
 	*l = (struct plait_context_list)PLAIT_CONTEXT_LIST_INIT;
 }
 
+void plait_context_list_exclude(struct plait_context_list *l, const struct plait_ignore *ig)
+{
+	if (!ig)
+		return;
+	bool *drop = xcalloc(l->n_entries + 1, sizeof(*drop));
+	for (size_t s = 0; s < l->n_sources; s++)
+		for (size_t i = l->sources[s].first; i < l->sources[s].first + l->sources[s].count; i++)
+			drop[i] = *l->entries[i].rel && plait_ignore_match(ig, l->entries[i].rel);
+	size_t *moved = xcalloc(l->n_entries + 1, sizeof(*moved));
+	size_t n = 0;
+	for (size_t i = 0; i < l->n_entries; i++) {
+		moved[i] = n;
+		if (drop[i]) {
+			free(l->entries[i].path);
+			free(l->entries[i].link_target);
+			continue;
+		}
+		l->entries[n++] = l->entries[i];
+	}
+	moved[l->n_entries] = n;
+	for (size_t s = 0; s < l->n_sources; s++) {
+		size_t first = l->sources[s].first, end = first + l->sources[s].count;
+		l->sources[s].first = moved[first];
+		l->sources[s].count = moved[end] - moved[first];
+	}
+	l->n_entries = n;
+	free(moved);
+	free(drop);
+}
+
 /* Append an entry for path (rel starts at rel_off); link_target is taken. */
 static void add_entry(struct plait_context_list *l, const char *path, size_t rel_off, const struct stat *st,
 		      char *link_target)

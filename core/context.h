@@ -69,6 +69,10 @@ struct plait_context_list {
 };
 #define PLAIT_CONTEXT_LIST_INIT { 0 }
 void plait_context_list_release(struct plait_context_list *l);
+/* Drop the entries below a source (never the source itself) whose path
+ * relative to it matches ig: COPY --exclude, applied before the list is
+ * digested so excluded files are not part of the cache key. */
+void plait_context_list_exclude(struct plait_context_list *l, const struct plait_ignore *ig);
 
 /* Open dir as a build context with the ignore file plait_ignore_load() picks
  * for dockerfile (may be NULL). Errors: -PLAIT_E_NOT_FOUND, -PLAIT_E_IO,

@@ -38,6 +38,14 @@ pass "ADD --checksum of a URL downloads it with mode 600"
 [ -f "$R/ex/a/keep.txt" ] || [ -f "$R/ex/keep.txt" ] || fail "COPY --exclude dropped a file it should keep: $(find "$R/ex")"
 [ ! -e "$R/ex/skip.log" ] || fail "COPY --exclude=*.log kept $R/ex/skip.log"
 pass "COPY --exclude leaves out the matching files"
+# An excluded file is no input: changing it keeps the step cached.
+echo changed >>"$ctx/src/a/b/skip.log"
+run_ok "$PLAIT" build --progress plain --cache-dir "$T/cache" --build-arg "BASE=$BASE" --build-arg "URL=$URL" \
+	--build-arg "SUM=$SUM" -t localhost/add:excl --output "type=oci,dest=$T/out-excl" "$ctx"
+step=$(printf '%s\n' "$ERR" | sed -n 's/^#\([0-9]*\) .*COPY --exclude=\*\.log.*/\1/p' | head -n 1)
+[ -n "$step" ] || fail "no COPY --exclude step in the progress output: $ERR"
+assert_contains "$ERR" "#$step CACHED"
+pass "COPY --exclude: a change to an excluded file keeps the step cached"
 assert_eq keep "$(cat "$R/par/src/a/b/keep.txt")" "COPY --parents keeps the source path"
 assert_eq x "$(cat "$R/par/src/c/x.txt")" "COPY --parents keeps the source path"
 pass "COPY --parents keeps each source's path below the destination"
