@@ -1,6 +1,7 @@
 /* cmd/common.c - error reporting, usage errors and the registry options shared
  * by every subcommand that talks to registries. */
 #include <errno.h>
+#include <time.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -238,4 +239,33 @@ int parse_size(const char *s, int64_t *out)
 		return -1;
 	*out = (int64_t)(v << shift);
 	return 0;
+}
+
+int parse_epoch(const char *cmd, const char *what, const char *s, int64_t *out)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || end == s || *end || v < 0)
+		return usage_error(cmd, "%s: '%s' is not a Unix time (seconds since 1970)", what, s), -1;
+	*out = v;
+	return 0;
+}
+
+int source_date_epoch(const char *cmd, bool *have, int64_t *out)
+{
+	const char *sde = getenv("SOURCE_DATE_EPOCH");
+	if (*have || !sde || !*sde)
+		return 0;
+	if (parse_epoch(cmd, "SOURCE_DATE_EPOCH", sde, out) < 0)
+		return -1;
+	*have = true;
+	return 0;
+}
+
+void format_epoch(int64_t epoch, char out[32])
+{
+	time_t t = (time_t)epoch;
+	struct tm tm;
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
 }

@@ -26,13 +26,15 @@ static const char usage[] =
 	"      --append                  start from the index the first DST already has; new\n"
 	"                                entries replace entries of the same platform\n"
 	"      --index-format oci|docker an OCI image index (default) or a Docker manifest list\n"
+	"      --source-date-epoch N     set org.opencontainers.image.created to N (also\n"
+	"                                $SOURCE_DATE_EPOCH), as 'plait build' does\n"
 	"      --from-metadata FILE      add the image a 'plait build --push-by-digest\n"
 	"                                --metadata-file FILE' pushed (repeatable; the CI matrix flow)\n"
 	"  -j, --parallel N              blobs transferred at once (default 4)\n"
 	"  -q, --quiet                   no progress lines\n" REGISTRY_CLI_HELP
 	"  -h, --help                    show this help\n";
 
-enum { OPT_ANNOTATION = OPT_FIRST_PRIVATE, OPT_APPEND, OPT_INDEX_FORMAT, OPT_FROM_METADATA };
+enum { OPT_ANNOTATION = OPT_FIRST_PRIVATE, OPT_APPEND, OPT_INDEX_FORMAT, OPT_FROM_METADATA, OPT_EPOCH };
 
 /* A --metadata-file of `plait build --push-by-digest`: the image it pushed,
  * as "repository@digest" (the repository from its first -t name). */
@@ -249,6 +251,7 @@ static int index_create(int argc, char **argv)
 		{ "append", no_argument, NULL, OPT_APPEND },
 		{ "index-format", required_argument, NULL, OPT_INDEX_FORMAT },
 		{ "from-metadata", required_argument, NULL, OPT_FROM_METADATA },
+		{ "source-date-epoch", required_argument, NULL, OPT_EPOCH },
 		{ "parallel", required_argument, NULL, 'j' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -260,6 +263,8 @@ static int index_create(int argc, char **argv)
 	char **dsts = NULL;
 	size_t n_dsts = 0;
 	struct plait_map annotations = { 0 };
+	bool have_epoch = false;
+	int64_t epoch = 0;
 	bool append = false, quiet = false;
 	enum plait_media_type format = PLAIT_MT_OCI_INDEX;
 	struct plait_copy_opts copts = { .cancel = &plait_interrupted };
@@ -316,6 +321,13 @@ static int index_create(int argc, char **argv)
 			free(src);
 			break;
 		}
+		case OPT_EPOCH:
+			if (parse_epoch("index create", "--source-date-epoch", optarg, &epoch) < 0) {
+				ret = EXIT_USAGE;
+				goto done;
+			}
+			have_epoch = true;
+			break;
 		case OPT_INDEX_FORMAT:
 			if (streq(optarg, "oci"))
 				format = PLAIT_MT_OCI_INDEX;
@@ -360,6 +372,10 @@ static int index_create(int argc, char **argv)
 		plait_strv_push(&src_names, argv[i]);
 	if (!src_names && !append) {
 		ret = usage_error("index create", "missing SRC: name at least one image (or --from-metadata FILE)");
+		goto done;
+	}
+	if (source_date_epoch("index create", &have_epoch, &epoch) < 0) {
+		ret = EXIT_USAGE;
 		goto done;
 	}
 	registry_cli_finish(&rc);
@@ -423,6 +439,13 @@ static int index_create(int argc, char **argv)
 	idx.media_type = xstrdup(plait_media_type_to_string(format));
 	for (size_t i = 0; i < annotations.n; i++)
 		plait_map_set(&idx.annotations, annotations.items[i].key, annotations.items[i].value);
+	/* As plait build: the same epoch gives the same index digest. */
+	if (have_epoch && format == PLAIT_MT_OCI_INDEX &&
+	    !plait_map_get(&idx.annotations, "org.opencontainers.image.created")) {
+		char when[32];
+		format_epoch(epoch, when);
+		plait_map_set(&idx.annotations, "org.opencontainers.image.created", when);
+	}
 	drop_replaced(&base, &added);
 	for (size_t i = 0; i < base.n; i++)
 		plait_index_add(&idx, &base.v[i].desc);

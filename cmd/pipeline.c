@@ -119,16 +119,11 @@ int pipeline_option(struct pipeline *p, const char *cmd, int c, const char *arg)
 		else
 			return usage_error(cmd, "--compression: unknown '%s'; use gzip or zstd", arg), -1;
 		return 1;
-	case OPT_P_EPOCH: {
-		char *end;
-		errno = 0;
-		long long v = strtoll(arg, &end, 10);
-		if (errno || *end || v < 0 || end == arg)
-			return usage_error(cmd, "--source-date-epoch: '%s' is not a Unix time", arg), -1;
+	case OPT_P_EPOCH:
+		if (parse_epoch(cmd, "--source-date-epoch", arg, &p->source_date_epoch) < 0)
+			return -1;
 		p->have_epoch = true;
-		p->source_date_epoch = v;
 		return 1;
-	}
 	case OPT_P_SECRET:
 		return add_secret(p, cmd, arg) < 0 ? -1 : 1;
 	case OPT_P_BUILD_CONTEXT: {
@@ -189,15 +184,8 @@ int pipeline_option(struct pipeline *p, const char *cmd, int c, const char *arg)
 
 int pipeline_finish_options(struct pipeline *p, const char *cmd)
 {
-	const char *sde = getenv("SOURCE_DATE_EPOCH");
-	if (!p->have_epoch && sde && *sde) {
-		char *end;
-		long long v = strtoll(sde, &end, 10);
-		if (*end || v < 0)
-			return usage_error(cmd, "SOURCE_DATE_EPOCH='%s' is not a Unix time", sde), -1;
-		p->have_epoch = true;
-		p->source_date_epoch = v;
-	}
+	if (source_date_epoch(cmd, &p->have_epoch, &p->source_date_epoch) < 0)
+		return -1;
 	if (p->docker_format && p->compression == PLAIT_LAYER_ZSTD)
 		return usage_error(cmd, "--index-format docker: Docker media types have no zstd layers; use "
 					"--compression gzip or the OCI format"),
@@ -501,10 +489,8 @@ static int make_root(struct run *run, struct plait_store *s, const struct plait_
 			plait_map_set(&idx.annotations, k, eq + 1);
 		}
 		if (run->p->have_epoch && !plait_map_get(&idx.annotations, "org.opencontainers.image.created")) {
-			char when[64];
-			time_t tt = (time_t)run->p->source_date_epoch;
-			struct tm tm;
-			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&tt, &tm));
+			char when[32];
+			format_epoch(run->p->source_date_epoch, when);
 			plait_map_set(&idx.annotations, "org.opencontainers.image.created", when);
 		}
 	}
@@ -713,6 +699,19 @@ static void print_summary(struct run *run, const struct published *pub, double t
 {
 	if (run->p->mode == PROGRESS_QUIET)
 		return;
+	if (run->p->mode == PROGRESS_JSON) {
+		/* One more event line, so that every line of stderr is JSON. */
+		json_auto_t *o = json_object();
+		json_t *images = json_array();
+		for (size_t i = 0; i < run->plan->n_images; i++)
+			json_array_append_new(images, image_json(run, &run->plan->images[i], &pub[i]));
+		json_object_set_new(o, "event", json_string("summary"));
+		json_object_set_new(o, "images", images);
+		json_object_set_new(o, "duration_s", json_real(total));
+		json_dumpf(o, stderr, JSON_COMPACT);
+		fputc('\n', stderr);
+		return;
+	}
 	bool several = run->plan->n_jobs > 1 || run->plan->n_images > 1;
 	if (several) {
 		int w = 8, wl = 12;
@@ -874,10 +873,9 @@ int pipeline_run(struct pipeline *p, bool plan_only, bool plan_json)
 			first = plan.order[0];
 		for (size_t j = 0; plan.n_jobs > 1 && j < plan.n_jobs; j++)
 			fprintf(stderr, "  %-28s %s\n", plan.jobs[j].label,
-				!errs[j] ? "built (not published)"
-				: j == first ? "FAILED"
+				!errs[j]				? "built (not published)"
 				: errs[j]->code == PLAIT_E_CANCELLED ? "cancelled"
-				: "FAILED");
+									: "FAILED");
 		if (plan.n_jobs > 1)
 			fprintf(stderr, "nothing was published: no tag moved\n");
 		err = TAKE_PTR(errs[first]);

@@ -1,6 +1,6 @@
 /* cmd/qemu.c - plait qemu status | install: which architectures this host can
  * run (natively or through QEMU in binfmt_misc), and registering the QEMU
- * handlers with the F flag that foreign RUN steps need. */
+ * handlers with the F and P flags that foreign RUN steps need. */
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -19,7 +19,7 @@ static const char qemu_usage[] =
     "\n"
     "  status    per architecture: does the host run it natively, is a\n"
     "            binfmt_misc handler registered, its interpreter and flags\n"
-    "  install   register qemu-user-static's interpreters with the F flag (root)\n"
+    "  install   register qemu-user-static's interpreters with the F and P flags (root)\n"
     "\n"
     "Run 'plait qemu status --help' or 'plait qemu install --help' for options.\n";
 
@@ -29,7 +29,8 @@ static const char status_usage[] =
     "Show, for each architecture plait knows, whether this host runs it natively,\n"
     "whether a binfmt_misc handler is registered for it, its interpreter, and\n"
     "whether the handler has the F flag (needed for RUN steps, which run in a\n"
-    "chroot where the interpreter's path does not exist).\n"
+    "chroot where the interpreter's path does not exist) and the P flag (keeps\n"
+    "argv[0], which busybox and other multi-call programs need).\n"
     "\n"
     "      --format FORMAT   table (default) or json\n"
     "  -h, --help            show this help\n";
@@ -38,10 +39,10 @@ static const char install_usage[] =
     "usage: plait qemu install [ARCH...]\n"
     "\n"
     "Register QEMU interpreters from Debian's qemu-user-static\n"
-    "(/usr/bin/qemu-<name>-static) in binfmt_misc with the F flag, mounting\n"
+    "(/usr/bin/qemu-<name>-static) in binfmt_misc with the F and P flags, mounting\n"
     "binfmt_misc first when needed. Without ARCH: every foreign architecture whose\n"
-    "interpreter is installed. A handler without the F flag is replaced; one with\n"
-    "it is left alone. The host's native architectures are never touched.\n"
+    "interpreter is installed. A handler without F or P is replaced; one with\n"
+    "both is left alone. The host's native architectures are never touched.\n"
     "Must run as root.\n"
     "\n"
     "  ARCH        arm64, arm, 386, ppc64le, s390x, riscv64, mips64le, loong64,\n"
@@ -66,8 +67,8 @@ static void print_table(const struct plait_binfmt_status *v, size_t n, bool moun
 	if (!mounted)
 		printf("binfmt_misc is not mounted at %s: run 'plait qemu install' as root\n\n",
 		       PLAIT_BINFMT_DIR);
-	printf("%-10s %-7s %-11s %-6s %-22s %s\n", "ARCH", "NATIVE", "HANDLER", "F-FLAG", "NAME",
-	       "INTERPRETER");
+	printf("%-10s %-7s %-11s %-6s %-6s %-22s %s\n", "ARCH", "NATIVE", "HANDLER", "F-FLAG", "P-FLAG",
+	       "NAME", "INTERPRETER");
 	for (size_t i = 0; i < n; i++) {
 		const struct plait_binfmt_status *s = &v[i];
 		const char *handler = !s->registered ? "-" : s->enabled ? "enabled" : "disabled";
@@ -86,8 +87,8 @@ static void print_table(const struct plait_binfmt_status *v, size_t n, bool moun
 			avail = plait_buf_detach(&b, NULL);
 			interp = avail;
 		}
-		printf("%-10s %-7s %-11s %-6s %-22s %s\n", s->arch->arch, yes_no(s->native),
-		       handler, s->registered ? yes_no(s->fix_binary) : "-",
+		printf("%-10s %-7s %-11s %-6s %-6s %-22s %s\n", s->arch->arch, yes_no(s->native), handler,
+		       s->registered ? yes_no(s->fix_binary) : "-", s->registered ? yes_no(s->preserve_argv0) : "-",
 		       s->handler ? s->handler : "-", interp);
 	}
 }
@@ -110,6 +111,7 @@ static json_t *status_json(const struct plait_binfmt_status *v, size_t n, bool m
 		json_object_set_new(e, "registered", json_boolean(s->registered));
 		json_object_set_new(e, "enabled", json_boolean(s->enabled));
 		json_object_set_new(e, "fix_binary", json_boolean(s->fix_binary));
+		json_object_set_new(e, "preserve_argv0", json_boolean(s->preserve_argv0));
 		json_object_set_new(e, "handler",
 				    s->handler ? json_string(s->handler) : json_null());
 		json_object_set_new(e, "interpreter",
@@ -190,13 +192,13 @@ static const char *action_text(enum plait_binfmt_action a)
 {
 	switch (a) {
 	case PLAIT_BINFMT_UNCHANGED:
-		return "already registered with the F flag";
+		return "already registered with the F and P flags";
 	case PLAIT_BINFMT_ENABLED:
-		return "enabled the existing handler (it has the F flag)";
+		return "enabled the existing handler (it has the F and P flags)";
 	case PLAIT_BINFMT_REGISTERED:
 		return "registered";
 	case PLAIT_BINFMT_REREGISTERED:
-		return "replaced a handler without the F flag";
+		return "replaced a handler without the F or P flag";
 	}
 	return "?";
 }

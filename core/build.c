@@ -51,6 +51,10 @@ struct stage {
 	/* When the newest layer of this state was made: metadata steps and the
 	 * image take it, so an unchanged rebuild gives the same digest. */
 	char *last_created;
+	/* The platform its RUN steps execute for: FROM --platform's, else the
+	 * target's. In the RUN key instead of the target platform, so a
+	 * FROM --platform=$BUILDPLATFORM stage is the same step for every target. */
+	char *run_platform;
 };
 
 struct builder {
@@ -540,6 +544,7 @@ static void stage_release(struct stage *st)
 	plait_map_release(&st->args);
 	free(st->label);
 	free(st->last_created);
+	free(st->run_platform);
 }
 
 /* Look the step with key k up and, on a hit, take its recorded layer: 1 hit,
@@ -652,6 +657,8 @@ static void stage_copy_state(struct stage *dst, const struct stage *src)
 	memcpy(dst->key, src->key, sizeof(dst->key));
 	free(dst->last_created);
 	dst->last_created = xstrdup_or_null(src->last_created);
+	free(dst->run_platform);
+	dst->run_platform = xstrdup_or_null(src->run_platform);
 }
 
 static int from_image(struct builder *b, struct stage *st, const char *ref, const char *platform,
@@ -1092,7 +1099,7 @@ static int do_run(struct builder *b, struct stage *st, size_t idx, const struct 
 	plait_buf_addf(&key, "user %s\nworkdir %s\nnetwork %s\nplatform %s\n",
 		       st->cfg.config.user ? st->cfg.config.user : "",
 		       st->cfg.config.working_dir ? st->cfg.config.working_dir : "/",
-		       network_none ? "none" : "default", b->o->platform_str);
+		       network_none ? "none" : "default", st->run_platform ? st->run_platform : b->o->platform_str);
 	if (form == PLAIT_DF_RUN_FILE)
 		plait_buf_addf(&key, "script %s\n", script);
 
@@ -1879,6 +1886,10 @@ static int do_from(struct builder *b, struct stage *st, size_t idx, struct plait
 			plait_buf_release(&w);
 			return r;
 		}
+	}
+	if (platform || !base) {
+		free(st->run_platform);
+		st->run_platform = xstrdup(platform ? platform : b->o->platform_str);
 	}
 	/* The image keeps the target's platform; a PATH is always there (as BuildKit does). */
 	free(st->cfg.architecture);

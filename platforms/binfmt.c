@@ -379,7 +379,7 @@ char *plait_binfmt_interpreter(const char *interp_dir, const struct plait_binfmt
 char *plait_binfmt_register_line(const struct plait_binfmt_arch *a, const char *interpreter)
 {
 	struct plait_buf b = PLAIT_BUF_INIT;
-	plait_buf_addf(&b, ":qemu-%s:M::%s:%s:%s:F", a->qemu, a->magic, a->mask, interpreter);
+	plait_buf_addf(&b, ":qemu-%s:M::%s:%s:%s:FP", a->qemu, a->magic, a->mask, interpreter);
 	return plait_buf_detach(&b, NULL);
 }
 
@@ -410,6 +410,7 @@ int plait_binfmt_status(const char *dir, const char *interp_dir, const char *hos
 		s->registered = true;
 		s->enabled = entries[k].enabled;
 		s->fix_binary = plait_binfmt_entry_has_flag(&entries[k], 'F');
+		s->preserve_argv0 = plait_binfmt_entry_has_flag(&entries[k], 'P');
 		s->handler = xstrdup(entries[k].name);
 		s->interpreter = xstrdup_or_null(entries[k].interpreter);
 	}
@@ -482,8 +483,8 @@ int plait_binfmt_install(const char *dir, const char *interp_dir, const char *ho
 	if (r < 0)
 		return r;
 	int k = plait_binfmt_find(v, n, a);
-	if (k >= 0 && plait_binfmt_entry_has_flag(&v[k], 'F')) {
-		/* A handler with F (ours or the distribution's) already works in a chroot. */
+	if (k >= 0 && plait_binfmt_entry_has_flag(&v[k], 'F') && plait_binfmt_entry_has_flag(&v[k], 'P')) {
+		/* A handler with F and P (ours or the distribution's) already works in a chroot. */
 		if (v[k].enabled) {
 			*action = PLAIT_BINFMT_UNCHANGED;
 		} else {
@@ -494,7 +495,7 @@ int plait_binfmt_install(const char *dir, const char *interp_dir, const char *ho
 		plait_binfmt_entries_free(v, n);
 		return r < 0 ? r : 0;
 	}
-	/* Handlers without F would shadow or confuse ours (and one named
+	/* Handlers without F or P would shadow or confuse ours (and one named
 	 * qemu-<name> blocks registering that name): remove them all. */
 	bool removed = false;
 	for (size_t i = 0; i < n && r >= 0; i++) {
@@ -504,7 +505,7 @@ int plait_binfmt_install(const char *dir, const char *interp_dir, const char *ho
 		r = write_file(p, "-1", err);
 		if (r < 0)
 			plait_error_wrap(err,
-					 "remove binfmt_misc handler '%s' (it lacks the F flag)",
+					 "remove binfmt_misc handler '%s' (it lacks the F or P flag)",
 					 v[i].name);
 		removed = true;
 	}

@@ -10,10 +10,12 @@
  *    (normally PLAIT_BINFMT_DIR) so tests can point it at a fake one.
  *  - A handler serves an architecture when it is named qemu-<qemu name> or when
  *    its magic/mask (offset 0) accepts that architecture's ELF header.
- *  - Handlers are registered with the F flag only: the kernel opens the
- *    interpreter at registration, so it works inside a chroot (the RUN sandbox).
+ *  - Handlers are registered with the flags F and P: F makes the kernel open
+ *    the interpreter at registration, so it works inside a chroot (the RUN
+ *    sandbox); P keeps argv[0], which multi-call binaries need (busybox
+ *    runs `sleep` as itself named "sleep").
  *  - install never touches an architecture the host runs natively, is
- *    idempotent, and replaces a handler without F by one with F.
+ *    idempotent, and replaces a handler without F or P by one with both.
  *  - Nothing here prints; errors follow core/error.h. */
 #ifndef PLAIT_BINFMT_H
 #define PLAIT_BINFMT_H
@@ -93,6 +95,7 @@ struct plait_binfmt_status {
 	bool registered;       /* a handler serves it */
 	bool enabled;	       /* … and is enabled */
 	bool fix_binary;       /* … and has the F flag */
+	bool preserve_argv0;   /* … and has the P flag */
 	char *handler;	       /* its name, or NULL */
 	char *interpreter;     /* its interpreter, or NULL */
 	bool have_interpreter; /* interp_dir/qemu-<qemu>-static exists */
@@ -110,18 +113,18 @@ int plait_binfmt_mount(const char *dir, struct plait_error **err);
 
 /* The interpreter install registers: "<interp_dir>/qemu-<qemu>-static"; caller frees. */
 char *plait_binfmt_interpreter(const char *interp_dir, const struct plait_binfmt_arch *a);
-/* The line written to dir/register: ":qemu-<qemu>:M::<magic>:<mask>:<interpreter>:F"; caller frees.
+/* The line written to dir/register: ":qemu-<qemu>:M::<magic>:<mask>:<interpreter>:FP"; caller frees.
  */
 char *plait_binfmt_register_line(const struct plait_binfmt_arch *a, const char *interpreter);
 
 enum plait_binfmt_action {
-	PLAIT_BINFMT_UNCHANGED,	   /* an enabled handler with F was there */
-	PLAIT_BINFMT_ENABLED,	   /* a disabled handler with F was enabled */
+	PLAIT_BINFMT_UNCHANGED,	   /* an enabled handler with F and P was there */
+	PLAIT_BINFMT_ENABLED,	   /* a disabled handler with F and P was enabled */
 	PLAIT_BINFMT_REGISTERED,   /* none was there; registered */
-	PLAIT_BINFMT_REREGISTERED, /* handlers without F were removed; registered with F */
+	PLAIT_BINFMT_REREGISTERED, /* handlers without F or P were removed; registered with both */
 };
 
-/* Make arch run through QEMU with the F flag. Refuses the host's native
+/* Make arch run through QEMU with the F and P flags. Refuses the host's native
  * architectures (-PLAIT_E_USAGE) and a missing interpreter (-PLAIT_E_NOT_FOUND,
  * "no /usr/bin/qemu-aarch64-static: apt-get install qemu-user-static").
  * dir must be mounted. */

@@ -60,6 +60,12 @@ int plait_builder_choose_in(const struct plait_host_env *h, const struct plait_p
 				    "cannot run inside the build's chroot; run 'plait qemu install %s' as root to "
 				    "re-register it",
 				    ps, v[i].name, a->arch);
+	} else if (!plait_binfmt_entry_has_flag(&v[i], 'P')) {
+		r = plait_error_set(err, PLAIT_E_NOT_FOUND,
+				    "no builder for %s: the QEMU handler '%s' lacks the P flag, so busybox and other "
+				    "multi-call programs lose their name under emulation ('sleep 1' fails); run "
+				    "'plait qemu install %s' as root to re-register it",
+				    ps, v[i].name, a->arch);
 	} else {
 		out->name = xstrdup("qemu");
 		out->detail = xstrdup_or_null(v[i].interpreter);

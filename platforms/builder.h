@@ -4,11 +4,12 @@
  *  - native when the host runs the platform's architecture itself (its own;
  *    386 on amd64; arm on arm64 with AArch32), through the local sandbox;
  *  - emulated ("qemu") when a binfmt_misc handler serves the architecture,
- *    enabled and with the F flag (the interpreter must work inside the chroot);
+ *    enabled, with the F flag (the interpreter must work inside the chroot)
+ *    and the P flag (multi-call programs such as busybox need their argv[0]);
  *    the same sandbox runs it, the kernel starts QEMU;
  *  - otherwise -PLAIT_E_NOT_FOUND naming the platform and the fix: install
  *    qemu-user-static and run 'plait qemu install ARCH', or re-register
- *    the handler with the F flag, or enable it;
+ *    the handler with the F and P flags, or enable it;
  *  - the OS must be linux (RUN needs a Linux kernel).
  * The chooser is the planner's interface (core/plan.h): remote builders can
  * be added here without the planner knowing. */

@@ -36,7 +36,7 @@ assert_contains "$ERR" "unknown architecture 'sparc'"
 pass "install refuses the native arch and unknown arches"
 
 run_ok "$PLAIT" qemu install arm64
-assert_match "$OUT" "^linux/arm64: (registered|already registered with the F flag|replaced a handler without the F flag|enabled)"
+assert_match "$OUT" "^linux/arm64: (registered|already registered with the F and P flags|replaced a handler without the F or P flag|enabled)"
 assert_file_exists "$B/register" "binfmt_misc register file (mounted by install)"
 run_ok "$PLAIT" qemu status --format json
 assert_eq true "$(jq -r .mounted <<<"$OUT")" "mounted"
@@ -44,15 +44,17 @@ arm64=$(jq -c '.arches[] | select(.arch == "arm64")' <<<"$OUT")
 assert_eq true "$(jq -r .registered <<<"$arm64")" "arm64 registered"
 assert_eq true "$(jq -r .enabled <<<"$arm64")" "arm64 enabled"
 assert_eq true "$(jq -r .fix_binary <<<"$arm64")" "arm64 has the F flag"
+assert_eq true "$(jq -r .preserve_argv0 <<<"$arm64")" "arm64 has the P flag"
 assert_eq false "$(jq -r .native <<<"$arm64")" "arm64 native"
 handler=$(jq -r .handler <<<"$arm64")
 grep -qx 'flags: .*F.*' "$B/$handler" || fail "$B/$handler has no F flag: $(cat "$B/$handler")"
+grep -qx 'flags: .*P.*' "$B/$handler" || fail "$B/$handler has no P flag: $(cat "$B/$handler")"
 run_ok "$PLAIT" qemu status
-assert_match "$OUT" $'\narm64 +no +enabled +yes ' "arm64 row of the status table"
-pass "install arm64 registers a handler with F; status shows it"
+assert_match "$OUT" $'\narm64 +no +enabled +yes +yes ' "arm64 row of the status table"
+pass "install arm64 registers a handler with F and P; status shows it"
 
 run_ok "$PLAIT" qemu install arm64
-assert_eq "linux/arm64: already registered with the F flag (qemu-aarch64)" "$OUT" "second install"
+assert_eq "linux/arm64: already registered with the F and P flags (qemu-aarch64)" "$OUT" "second install"
 pass "install is idempotent"
 
 # A handler without F (what some distributions register) is replaced.
@@ -61,17 +63,26 @@ printf '%s' ':qemu-aarch64:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x0
 run_ok "$PLAIT" qemu status --format json
 assert_eq false "$(jq -r '.arches[] | select(.arch == "arm64") | .fix_binary' <<<"$OUT")" "F flag before reinstall"
 run_ok "$PLAIT" qemu install arm64
-assert_eq "linux/arm64: replaced a handler without the F flag (qemu-aarch64)" "$OUT" "install over a handler without F"
-grep -qx 'flags: F' "$B/qemu-aarch64" || fail "qemu-aarch64 not registered with F: $(cat "$B/qemu-aarch64")"
-pass "a handler without F is replaced by one with F"
+assert_eq "linux/arm64: replaced a handler without the F or P flag (qemu-aarch64)" "$OUT" "install over a handler without F"
+grep -qx 'flags: PF' "$B/qemu-aarch64" || fail "qemu-aarch64 not registered with F and P: $(cat "$B/qemu-aarch64")"
+# ... and so is one with F but without P (busybox applets would fail under it).
+echo -1 >"$B/qemu-aarch64"
+printf '%s' ':qemu-aarch64:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:/usr/bin/qemu-aarch64-static:F' >"$B/register"
+run_ok "$PLAIT" qemu install arm64
+assert_eq "linux/arm64: replaced a handler without the F or P flag (qemu-aarch64)" "$OUT" "install over a handler without P"
+grep -qx 'flags: PF' "$B/qemu-aarch64" || fail "qemu-aarch64 not registered with F and P: $(cat "$B/qemu-aarch64")"
+pass "a handler without F, or without P, is replaced by one with both"
 
 # A real static arm64 binary runs through the handler.
 deb_dir=$T/deb
 mkdir -p "$deb_dir"
 got_deb=
 if dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64; then
-	if timeout 300 apt-get update -qq >"$T/apt.log" 2>&1 &&
-		(cd "$deb_dir" && timeout 300 apt-get download -qq busybox-static:arm64 >>"$T/apt.log" 2>&1); then
+	# apt's lists may already know arm64; update only when the download fails
+	# (and go on even if update reports a stale index: the download decides).
+	if (cd "$deb_dir" && timeout 300 apt-get download -qq busybox-static:arm64 >"$T/apt.log" 2>&1) ||
+		{ timeout 300 apt-get update -qq >>"$T/apt.log" 2>&1
+		(cd "$deb_dir" && timeout 300 apt-get download -qq busybox-static:arm64 >>"$T/apt.log" 2>&1); }; then
 		got_deb=$(ls "$deb_dir"/busybox-static_*_arm64.deb 2>/dev/null | head -n1)
 	fi
 fi
@@ -93,7 +104,7 @@ if [ -n "$got_deb" ]; then
 	bash "$LIB_DIR/mkbase.sh" "$T/mb" busybox "arm64=$got_deb" >/dev/null
 	skopeo_reg copy -q --all "oci:$T/mb:busybox" "docker://$R_HOST/base/arm64:1"
 	mkdir -p "$T/xb"
-	printf 'ARG BASE\nFROM ${BASE}\nARG TARGETARCH\nRUN echo "$TARGETARCH $(uname -m)" > /arch.txt\n' >"$T/xb/Dockerfile"
+	printf 'ARG BASE\nFROM ${BASE}\nARG TARGETARCH\nRUN sleep 0 && echo "$TARGETARCH $(uname -m)" > /arch.txt\n' >"$T/xb/Dockerfile"
 	run_ok "$PLAIT" build --platform linux/arm64 --cache-dir "$T/cache" --build-arg "BASE=$R_HOST/base/arm64:1" \
 		-t x/arm:1 --output "type=oci,dest=$T/xout" "$T/xb"
 	run_ok umoci unpack --image "$T/xout:1" "$T/xbundle"

@@ -19,10 +19,11 @@
 
 #include "core/banned.h"
 
-/* What the kernel prints for a handler registered by 'plait qemu install arm64'. */
+/* What the kernel prints for a handler registered by 'plait qemu install arm64'
+ * (flags FP; the kernel lists P before F). */
 static const char arm64_f[] = "enabled\n"
 			      "interpreter /usr/bin/qemu-aarch64-static\n"
-			      "flags: F\n"
+			      "flags: PF\n"
 			      "offset 0\n"
 			      "magic 7f454c460201010000000000000000000200b700\n"
 			      "mask ffffffffffffff00fffffffffffffffffeffffff\n";
@@ -210,7 +211,7 @@ static void test_binfmt__register_line_is_exact(void **state)
 			       "0\\x02\\x00\\xb7\\x00:"
 			       "\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\xff\\xff\\xff\\xff\\xff\\"
 			       "xff\\xff\\xff\\xfe\\xff\\xff\\xff:"
-			       "/usr/bin/qemu-aarch64-static:F");
+			       "/usr/bin/qemu-aarch64-static:FP");
 	free(l);
 }
 
@@ -221,9 +222,10 @@ static void test_binfmt__entry_parse_reads_kernel_format(void **state)
 	assert_int_equal(plait_binfmt_entry_parse("qemu-aarch64", arm64_f, &e, NULL), 0);
 	assert_true(e.enabled);
 	assert_string_equal(e.interpreter, "/usr/bin/qemu-aarch64-static");
-	assert_string_equal(e.flags, "F");
+	assert_string_equal(e.flags, "PF");
 	assert_true(plait_binfmt_entry_has_flag(&e, 'F'));
-	assert_false(plait_binfmt_entry_has_flag(&e, 'P'));
+	assert_true(plait_binfmt_entry_has_flag(&e, 'P'));
+	assert_false(plait_binfmt_entry_has_flag(&e, 'O'));
 	assert_int_equal(e.offset, 0);
 	assert_int_equal(e.magic_len, 20);
 	assert_int_equal(e.magic[18], 0xb7);
@@ -458,7 +460,7 @@ static void test_binfmt__install_registers_with_f(void **state)
 	assert_int_equal(plait_binfmt_install(f->dir, f->interp, "amd64", false, a, &act, NULL), 0);
 	assert_int_equal(act, PLAIT_BINFMT_REGISTERED);
 	struct plait_buf want = PLAIT_BUF_INIT;
-	plait_buf_addf(&want, ":qemu-riscv64:M::%s:%s:%s/qemu-riscv64-static:F", a->magic, a->mask,
+	plait_buf_addf(&want, ":qemu-riscv64:M::%s:%s:%s/qemu-riscv64-static:FP", a->magic, a->mask,
 		       f->interp);
 	char *reg = read_text(f->dir, "register");
 	assert_string_equal(reg, want.buf);
@@ -483,7 +485,34 @@ static void test_binfmt__install_replaces_handler_without_f(void **state)
 	free(old);
 	char *reg = read_text(f->dir, "register");
 	assert_true(startswith(reg, ":qemu-arm:M::\\x7fELF\\x01"));
-	assert_true(endswith(reg, "/qemu-arm-static:F"));
+	assert_true(endswith(reg, "/qemu-arm-static:FP"));
+	free(reg);
+}
+
+/* A handler with F but without P (busybox applets would fail under it) is
+ * replaced by one with both. */
+static void test_binfmt__install_replaces_handler_without_p(void **state)
+{
+	struct fixture *f = *state;
+	fake_mounted(f);
+	static const char arm64_f_only[] = "enabled\n"
+					   "interpreter /usr/bin/qemu-aarch64-static\n"
+					   "flags: F\n"
+					   "offset 0\n"
+					   "magic 7f454c460201010000000000000000000200b700\n"
+					   "mask ffffffffffffff00fffffffffffffffffeffffff\n";
+	write_text(f->dir, "qemu-aarch64", arm64_f_only);
+	write_text(f->interp, "qemu-aarch64-static", "");
+	enum plait_binfmt_action act;
+	assert_int_equal(plait_binfmt_install(f->dir, f->interp, "amd64", false,
+					      plait_binfmt_arch_lookup("arm64"), &act, NULL),
+			 0);
+	assert_int_equal(act, PLAIT_BINFMT_REREGISTERED);
+	char *e = read_text(f->dir, "qemu-aarch64");
+	assert_true(startswith(e, "-1")); /* the kernel's "remove" command */
+	free(e);
+	char *reg = read_text(f->dir, "register");
+	assert_true(endswith(reg, "/qemu-aarch64-static:FP"));
 	free(reg);
 }
 
@@ -514,6 +543,7 @@ int main(void)
 	    cmocka_unit_test(test_binfmt__lookup_accepts_aliases_and_rejects_unknown),
 	    cmocka_unit_test(test_binfmt__unescape_rejects_bad_escapes),
 	    cmocka_unit_test(test_binfmt__register_line_is_exact),
+	    cmocka_unit_test_setup_teardown(test_binfmt__install_replaces_handler_without_p, setup, teardown),
 	    cmocka_unit_test(test_binfmt__entry_parse_reads_kernel_format),
 	    cmocka_unit_test(test_binfmt__entry_parse_rejects_garbage),
 	    cmocka_unit_test(test_binfmt__entry_matches_by_name_or_magic_only),

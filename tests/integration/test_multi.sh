@@ -1,0 +1,485 @@
+#!/usr/bin/env bash
+# test_multi.sh - multi-platform and multi-variant `plait build` end to end,
+# against a real docker-registry, with real amd64 / arm64 / arm/v7 busybox
+# images (arm64 and arm/v7 run under QEMU through binfmt_misc with the F flag):
+#  1. three platforms, one index in --platform order; a FROM
+#     --platform=$BUILDPLATFORM tool stage runs once, natively, and its file
+#     lands in every image; each image runs as its own architecture;
+#  2. variants: one image per variant, {variant} in tags, a variant's
+#     platforms= restriction (one platform: a manifest), build args per
+#     variant, the metadata file's "images" and "variants";
+#  3. plait plan: all planning problems of a bad request in one run (exit 2),
+#     --format json of a good one (jobs, builders);
+#  4. a RUN that fails only under arm64: exit 1, the error names the platform
+#     and the Dockerfile line, no tag moves or appears;
+#  5. the CI matrix flow (--push-by-digest per platform, index create
+#     --from-metadata) gives the one-command build's index digest;
+#  6. --annotation index: / manifest[P]: and the index's created annotation;
+#  7. --output type=oci with two variants: both tags in the layout;
+#  8. SIGINT during a build: exit 130 quickly, no tag; the rerun reuses
+#     the steps that finished;
+#  9. busybox applets the shell execs (sleep) work under QEMU (argv[0]).
+# A failed check ends its section; the test goes on and fails at the end.
+# Needs root (binfmt_misc, the RUN sandbox), an amd64 host, qemu-user-static
+# and the busybox-static .debs for arm64 and armhf (apt-get download); skips
+# when any of these is missing.
+# The Dockerfiles' ${BASE} is for plait to expand:
+# shellcheck disable=SC2016
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+require_cmd jq skopeo umoci docker-registry curl dpkg-deb chroot
+require_plait
+[ "$(id -u)" = 0 ] || skip "RUN sandboxes and binfmt_misc handlers need root"
+[ "$(uname -m)" = x86_64 ] || skip "the host is $(uname -m): this test expects an amd64 host (arm64 and arm/v7 emulated)"
+for q in qemu-aarch64-static qemu-arm-static; do
+	[ -x "/usr/bin/$q" ] || skip "/usr/bin/$q is missing: apt-get install qemu-user-static"
+done
+
+# ---------------------------------------------------------------- setup
+
+# The foreign busybox-static .debs, downloaded as test_qemu.sh does (first
+# from the package lists already there, then after an update). $MULTI_DEB_DIR
+# may hold them already (busybox-static_*_arm64.deb, ..._armhf.deb).
+deb_dir=${MULTI_DEB_DIR:-$T/deb}
+mkdir -p "$deb_dir"
+deb_for() {
+	find "$deb_dir" -maxdepth 1 -name "busybox-static_*_$1.deb" | sort | head -n1
+}
+get_debs() {
+	local a
+	for a in arm64 armhf; do
+		dpkg --print-foreign-architectures | grep -qx "$a" || dpkg --add-architecture "$a" || return 1
+	done
+	[ -n "$(deb_for arm64)" ] && [ -n "$(deb_for armhf)" ] && return 0
+	(cd "$deb_dir" && timeout 120 apt-get download -qq busybox-static:arm64 busybox-static:armhf) >"$T/apt.log" 2>&1 && return 0
+	timeout 300 apt-get update -qq >>"$T/apt.log" 2>&1 || true
+	(cd "$deb_dir" && timeout 120 apt-get download -qq busybox-static:arm64 busybox-static:armhf) >>"$T/apt.log" 2>&1
+}
+if ! get_debs || [ -z "$(deb_for arm64)" ] || [ -z "$(deb_for armhf)" ]; then
+	tail -n 5 "$T/apt.log" 2>/dev/null || true
+	skip "could not download busybox-static:arm64 and busybox-static:armhf (no network or no foreign archive?)"
+fi
+deb_arm64=$(deb_for arm64)
+deb_armhf=$(deb_for armhf)
+
+run_ok "$PLAIT" qemu install arm64 arm
+run_ok "$PLAIT" qemu status --format json
+for a in arm64 arm; do
+	assert_eq "true true" "$(jq -r --arg a "$a" '.arches[] | select(.arch == $a) | "\(.enabled) \(.fix_binary)"' <<<"$OUT")" \
+		"$a handler enabled with the F flag"
+done
+
+registry_start R plain
+REG=$R_HOST
+CACHE=$T/cache
+
+bash "$LIB_DIR/mkbase.sh" "$T/bases" multi amd64 "arm64=$deb_arm64" "armhf=$deb_armhf" >/dev/null
+bash "$LIB_DIR/mkbase.sh" "$T/bases" noarm64 amd64 "armhf=$deb_armhf" >/dev/null
+skopeo_reg copy -q --all "oci:$T/bases:multi" "docker://$REG/base/multi:1"
+skopeo_reg copy -q --all "oci:$T/bases:noarm64" "docker://$REG/base/noarm64:1"
+BASE=$REG/base/multi:1
+
+# tags_of REPO : the registry's tags of REPO, sorted, space separated.
+tags_of() {
+	curl -s "http://$REG/v2/$1/tags/list" | jq -r '(.tags // []) | sort | join(" ")'
+}
+
+# raw REF : the manifest/index bytes of docker://REF.
+raw() {
+	skopeo_reg inspect --raw "docker://$1"
+}
+
+# unpack_ref REF DIR : pull REF (a manifest, by digest or tag) into an OCI
+# layout and unpack it; the root filesystem is DIR/rootfs.
+unpack_ref() {
+	local ref=$1 dir=$2
+	rm -rf "$dir.oci" "$dir"
+	run_ok skopeo_reg copy -q "docker://$ref" "oci:$dir.oci:x"
+	run_ok umoci unpack --image "$dir.oci:x" "$dir"
+}
+
+# digest_for RAW_INDEX PLATFORM : the entry's digest for os/arch[/variant].
+digest_for() {
+	jq -r --arg p "$2" '.manifests[] |
+		select((.platform.os + "/" + .platform.architecture +
+			(if .platform.variant then "/" + .platform.variant else "" end)) == $p) | .digest' <<<"$1"
+}
+
+
+# a platform's name as a file name: linux/arm/v7 -> linux-arm-v7
+fname() {
+	echo "${1//\//-}"
+}
+
+FAILED=()
+# section NAME FUNC : run FUNC in a subshell with the usual strict mode. A
+# failed check ends its section, not the test, so one plait bug does not hide
+# the others; the test fails at the end naming every failed section.
+section() {
+	local name=$1 rc
+	shift
+	echo "# $name"
+	set +e
+	trap - ERR
+	(
+		set -e
+		trap 'lib_on_err $? "$BASH_COMMAND"' ERR
+		"$@"
+	)
+	rc=$?
+	set -e
+	trap 'lib_on_err $? "$BASH_COMMAND"' ERR
+	[ "$rc" = 0 ] || FAILED+=("$name")
+}
+
+# ---------------------------------------------------------------- 1. three platforms
+
+s1_three_platforms() {
+	mkdir -p "$T/c1"
+	cat >"$T/c1/Dockerfile" <<-'EOF'
+	ARG BASE
+	FROM --platform=$BUILDPLATFORM ${BASE} AS tool
+	RUN echo "$(uname -m) $(cat /proc/sys/kernel/random/uuid)" > /tool.txt
+	FROM ${BASE}
+	COPY --from=tool /tool.txt /tool.txt
+	RUN uname -m > /arch
+	EOF
+	run_ok "$PLAIT" build --cache-dir "$CACHE" --progress json --platform linux/amd64,linux/arm64,linux/arm/v7 \
+		--build-arg "BASE=$BASE" -t "$REG/x:1.0" --push --metadata-file "$T/m1.json" "$T/c1"
+	# The summary after the events is plain text: keep the JSON lines.
+	local progress idx
+	progress=$(grep '^{' <<<"$ERR" || true)
+	idx=$(raw "$REG/x:1.0")
+	assert_eq "application/vnd.oci.image.index.v1+json" "$(jq -r .mediaType <<<"$idx")" "media type of x:1.0"
+	assert_eq 3 "$(jq '.manifests | length' <<<"$idx")" "entries of the index"
+	assert_eq "linux/amd64 linux/arm64 linux/arm/v7" \
+		"$(jq -r '[.manifests[].platform | .os + "/" + .architecture + (if .variant then "/" + .variant else "" end)] | join(" ")' <<<"$idx")" \
+		"platforms of the index, in --platform order"
+	assert_eq "sha256:$(printf '%s' "$idx" | sha256_stdin)" "$(jq -r '."containerimage.digest"' "$T/m1.json")" \
+		"metadata containerimage.digest vs the pushed index"
+	pass "three platforms: one index, entries in --platform order"
+
+	local -A want_m=([linux/amd64]=x86_64 [linux/arm64]=aarch64 [linux/arm/v7]=armv7l)
+	local tool=() p d n cfg pa
+	for p in linux/amd64 linux/arm64 linux/arm/v7; do
+		d=$(digest_for "$idx" "$p")
+		assert_match "$d" '^sha256:[0-9a-f]{64}$' "digest of the $p entry"
+		n=$(fname "$p")
+		unpack_ref "$REG/x@$d" "$T/u1-$n"
+		run_ok chroot "$T/u1-$n/rootfs" /bin/busybox uname -m
+		assert_eq "${want_m[$p]}" "$OUT" "uname -m of the $p image's busybox (run via chroot)"
+		assert_eq "${want_m[$p]}" "$(cat "$T/u1-$n/rootfs/arch")" "/arch written by RUN in the $p image"
+		cfg=$(skopeo_reg inspect --config --raw "docker://$REG/x@$d")
+		pa=${p#linux/}
+		assert_eq "${pa%%/*}" "$(jq -r .architecture <<<"$cfg")" "config architecture of the $p image"
+		tool+=("$(cat "$T/u1-$n/rootfs/tool.txt")")
+	done
+	pass "each platform's image runs as its architecture (x86_64, aarch64, armv7l)"
+
+	assert_match "${tool[0]}" '^x86_64 [0-9a-f-]{36}$' "the tool stage's file (native uname + nonce)"
+	# The progress: each job reaches the tool RUN; exactly one runs it, the
+	# others take its result from the cache (core/build.c lock_step).
+	local ev counts
+	ev=$(jq -sc '[.[] | select(.event == "start" and (.text // "" | test("random/uuid"))) | {job, step}]' <<<"$progress") ||
+		fail "--progress json output is not JSON lines: $progress"
+	assert_eq 3 "$(jq length <<<"$ev")" "jobs that reached the tool stage's RUN (start events: $ev)"
+	counts=$(jq -sc --argjson ev "$ev" '[.[] | select(.event == "done" or .event == "cached") |
+		select({job, step} as $k | $ev | index([$k])) | .event] | group_by(.) | map({(.[0]): length}) | add' <<<"$progress")
+	assert_eq '{"cached":2,"done":1}' "$counts" "done/cached events of the tool stage's RUN across the three jobs"
+	assert_eq "${tool[0]}" "${tool[1]}" "tool.txt in the linux/arm64 image vs linux/amd64"
+	assert_eq "${tool[0]}" "${tool[2]}" "tool.txt in the linux/arm/v7 image vs linux/amd64"
+	pass "the FROM --platform=\$BUILDPLATFORM stage ran once, natively, and all three images hold its file"
+}
+
+# ---------------------------------------------------------------- 2. variants
+
+s2_variants() {
+	mkdir -p "$T/c2"
+	cat >"$T/c2/Dockerfile" <<-'EOF'
+	ARG BASE
+	FROM ${BASE}
+	ARG FLAVOR=cpu
+	RUN echo "$FLAVOR $(uname -m)" > /flavor
+	EOF
+	# shellcheck disable=SC2054 # the commas are --platform's
+	local vargs=(--platform linux/amd64,linux/arm64 --build-arg "BASE=$BASE" --variant cpu
+		--variant gpu:FLAVOR=gpu,platforms=linux/amd64 -t "$REG/v:1.0-{variant}")
+	run_ok "$PLAIT" build --cache-dir "$CACHE" --progress plain "${vargs[@]}" --push \
+		--metadata-file "$T/m2.json" "$T/c2"
+	assert_eq "1.0-cpu 1.0-gpu" "$(tags_of v)" "tags of v after the variant build"
+	local cpu gpu
+	cpu=$(raw "$REG/v:1.0-cpu")
+	gpu=$(raw "$REG/v:1.0-gpu")
+	assert_eq "application/vnd.oci.image.index.v1+json" "$(jq -r .mediaType <<<"$cpu")" "media type of v:1.0-cpu"
+	assert_eq "amd64 arm64" "$(jq -r '[.manifests[].platform.architecture] | join(" ")' <<<"$cpu")" "platforms of v:1.0-cpu"
+	# A variant of one platform is a manifest: core/plan.h ("an image of one
+	# platform is a manifest, not an index", as buildx does) and plait plan's
+	# "kind" say so.
+	assert_eq "application/vnd.oci.image.manifest.v1+json" "$(jq -r .mediaType <<<"$gpu")" \
+		"media type of v:1.0-gpu (platforms=linux/amd64: one platform)"
+	run_ok "$PLAIT" plan "${vargs[@]}" --format json "$T/c2"
+	assert_eq "cpu index linux/amd64,linux/arm64 $REG/v:1.0-cpu;gpu manifest linux/amd64 $REG/v:1.0-gpu" \
+		"$(jq -r '[.images[] | "\(.variant) \(.kind) \(.platforms | join(",")) \(.tags | join(","))"] | join(";")' <<<"$OUT")" \
+		"plait plan's images for the same request"
+	pass "two variants: one index (cpu) and one manifest (gpu, platforms=linux/amd64), tags with {variant}"
+
+	local d
+	d=$(digest_for "$cpu" linux/amd64)
+	unpack_ref "$REG/v@$d" "$T/u2-cpu-amd64"
+	assert_eq "cpu x86_64" "$(cat "$T/u2-cpu-amd64/rootfs/flavor")" "/flavor of cpu linux/amd64"
+	d=$(digest_for "$cpu" linux/arm64)
+	unpack_ref "$REG/v@$d" "$T/u2-cpu-arm64"
+	assert_eq "cpu aarch64" "$(cat "$T/u2-cpu-arm64/rootfs/flavor")" "/flavor of cpu linux/arm64"
+	unpack_ref "$REG/v:1.0-gpu" "$T/u2-gpu"
+	assert_eq "gpu x86_64" "$(cat "$T/u2-gpu/rootfs/flavor")" "/flavor of gpu linux/amd64"
+	pass "each variant's build args reach its images (ARG FLAVOR)"
+
+	local m=$T/m2.json
+	assert_eq 2 "$(jq '.images | length' "$m")" "images in the metadata file"
+	assert_eq "cpu gpu" "$(jq -r '.variants | keys | join(" ")' "$m")" "variants in the metadata file"
+	assert_eq "sha256:$(printf '%s' "$cpu" | sha256_stdin)" "$(jq -r .variants.cpu.digest "$m")" "metadata digest of cpu vs the registry"
+	assert_eq "sha256:$(printf '%s' "$gpu" | sha256_stdin)" "$(jq -r .variants.gpu.digest "$m")" "metadata digest of gpu vs the registry"
+	assert_eq "$REG/v:1.0-cpu" "$(jq -r '.variants.cpu.tags | join(" ")' "$m")" "metadata tags of cpu"
+	assert_eq "$REG/v:1.0-gpu" "$(jq -r '.variants.gpu.tags | join(" ")' "$m")" "metadata tags of gpu"
+	assert_eq "linux/amd64 linux/arm64" "$(jq -r '[.variants.cpu.platforms[].platform] | join(" ")' "$m")" "metadata platforms of cpu"
+	assert_eq "$(digest_for "$cpu" linux/arm64)" "$(jq -r '.variants.cpu.platforms[1].digest' "$m")" "metadata digest of cpu linux/arm64"
+	assert_eq "linux/amd64" "$(jq -r '[.variants.gpu.platforms[].platform] | join(" ")' "$m")" "metadata platforms of gpu"
+	assert_eq "$(jq -c '[.images[] | {variant, digest}]' "$m")" "$(jq -c '[.variants[] | {variant, digest}]' "$m")" \
+		"metadata: images and variants agree"
+	pass "the metadata file lists both variants with their digests"
+}
+
+# ---------------------------------------------------------------- 3. plan
+
+s3_plan() {
+	mkdir -p "$T/c3"
+	cat >"$T/c3/Dockerfile" <<-'EOF'
+	ARG BASE
+	FROM ${BASE}
+	RUN true
+	EOF
+	run_ok "$PLAIT" plan --platform linux/amd64,linux/arm64 --build-arg "BASE=$BASE" --variant cpu \
+		--variant gpu:FLAVOR=gpu,platforms=linux/amd64 -t "$REG/p:1.0-{variant}" --format json "$T/c3"
+	local j=$OUT
+	assert_eq 3 "$(jq '.jobs | length' <<<"$j")" "jobs in the plan"
+	assert_eq "cpu linux/amd64 native false;cpu linux/arm64 qemu true;gpu linux/amd64 native false" \
+		"$(jq -r '[.jobs[] | "\(.variant) \(.platform) \(.builder) \(.emulated)"] | sort | join(";")' <<<"$j")" \
+		"(variant, platform, builder, emulated) of each job"
+	assert_eq "FLAVOR=gpu" "$(jq -r '.jobs[] | select(.variant == "gpu") | .args | map(select(startswith("FLAVOR="))) | join(" ")' <<<"$j")" \
+		"the gpu job's variant arg"
+	assert_eq "linux/arm64" "$(jq -r '.jobs[0].platform' <<<"$j")" "the first job to start (emulated ones first)"
+	assert_eq "" "$(tags_of p)" "tags of p after plait plan (nothing is built or pushed)"
+	pass "plan --format json: three jobs, native for amd64, qemu for arm64"
+
+	# A base image that lacks one platform is found at planning time, with
+	# the platform and the Dockerfile line.
+	run_expect_fail "$PLAIT" plan --platform linux/amd64,linux/arm64 --build-arg "BASE=$REG/base/noarm64:1" \
+		-t "$REG/p:1.0" "$T/c3"
+	expect_rc 2
+	assert_contains "$ERR" "base image '$REG/base/noarm64:1' is missing for linux/arm64" "plan error"
+	assert_contains "$ERR" "Dockerfile:2" "plan error"
+	assert_not_contains "$ERR" "missing for linux/amd64" "plan error"
+	pass "plan: a base image missing for linux/arm64 only is named with its Dockerfile line"
+
+	# Every problem of one request in one run.
+	run_expect_fail "$PLAIT" plan --platform linux/amd64,linux/arm64 --build-arg "BASE=$REG/base/noarm64:1" \
+		--variant cpu --variant gpu -t "$REG/p:1.0" -t "$REG/p:latest" "$T/c3"
+	expect_rc 2
+	assert_contains "$ERR" "-t '$REG/p:1.0' has no {variant}" "plan errors (tag without {variant})"
+	assert_contains "$ERR" "'latest'" "plan errors (the latest tag)"
+	assert_contains "$ERR" "--allow-latest" "plan errors (the latest tag's fix)"
+	assert_contains "$ERR" "missing for linux/arm64" "plan errors (the base image missing for arm64)"
+	pass "plan: {variant} missing, a latest tag and a missing arm64 base are all reported in one run (exit 2)"
+}
+
+# ---------------------------------------------------------------- 4. arm64-only failure
+
+s4_partial_failure() {
+	mkdir -p "$T/c4old" "$T/c4"
+	printf 'ARG BASE\nFROM ${BASE}\nRUN echo old > /v\n' >"$T/c4old/Dockerfile"
+	run_ok "$PLAIT" build --cache-dir "$CACHE" --progress plain --platform linux/amd64,linux/arm64 \
+		--build-arg "BASE=$BASE" -t "$REG/f:1.0" --push "$T/c4old"
+	local before
+	before=$(raw "$REG/f:1.0" | sha256_stdin)
+	cat >"$T/c4/Dockerfile" <<-'EOF'
+	ARG BASE
+	FROM ${BASE}
+	RUN echo new > /v
+	RUN [ "$(uname -m)" != aarch64 ]
+	EOF
+	run_expect_fail "$PLAIT" build --cache-dir "$CACHE" --progress plain --platform linux/amd64,linux/arm64 \
+		--build-arg "BASE=$BASE" -t "$REG/f:1.0" -t "$REG/f:2.0" --push "$T/c4"
+	expect_rc 1
+	assert_contains "$ERR" "linux/arm64" "the error names the platform that failed"
+	assert_contains "$ERR" "Dockerfile:4" "the error names the Dockerfile line"
+	assert_contains "$ERR" "nothing was published" "the error says nothing was published"
+	assert_not_contains "$ERR" "pushed $REG" "progress of the failed build"
+	assert_eq "$before" "$(raw "$REG/f:1.0" | sha256_stdin)" "f:1.0 after the failed build (it must keep the old digest)"
+	assert_eq "1.0" "$(tags_of f)" "tags of f after the failed build (2.0 must not appear)"
+	pass "a RUN failing only under arm64: exit 1, platform and line named, no tag moved or added"
+}
+
+# ---------------------------------------------------------------- 5. CI matrix flow
+
+s5_matrix() {
+	mkdir -p "$T/c5"
+	printf 'ARG BASE\nFROM ${BASE}\nRUN uname -m > /arch && echo matrix > /m\n' >"$T/c5/Dockerfile"
+	export SOURCE_DATE_EPOCH=1700000000
+	run_ok "$PLAIT" build --cache-dir "$CACHE" --progress plain --platform linux/amd64,linux/arm64 \
+		--build-arg "BASE=$BASE" -t "$REG/one:1.0" --push --metadata-file "$T/m5-one.json" "$T/c5"
+	local one a
+	one=$(raw "$REG/one:1.0" | sha256_stdin)
+	assert_eq "sha256:$one" "$(jq -r '."containerimage.digest"' "$T/m5-one.json")" "one-command build: metadata vs registry"
+	# Each matrix job on its own (empty) cache, as on separate CI machines.
+	for a in amd64 arm64; do
+		run_ok "$PLAIT" build --cache-dir "$T/cache5-$a" --progress plain --platform "linux/$a" \
+			--build-arg "BASE=$BASE" -t "$REG/mat:1.0" --push-by-digest --metadata-file "$T/m5-$a.json" "$T/c5"
+	done
+	assert_eq "" "$(tags_of mat)" "tags of mat after two --push-by-digest builds"
+	run_ok "$PLAIT" index create -q -t "$REG/mat:1.0" --from-metadata "$T/m5-amd64.json" --from-metadata "$T/m5-arm64.json"
+	local mat
+	mat=$(raw "$REG/mat:1.0")
+	assert_eq "amd64 arm64" "$(jq -r '[.manifests[].platform.architecture] | join(" ")' <<<"$mat")" "entries of the merged index"
+	assert_eq "$(raw "$REG/one:1.0" | jq -c '[.manifests[].digest]')" "$(jq -c '[.manifests[].digest]' <<<"$mat")" \
+		"manifest digests: matrix builds vs the one-command build"
+	assert_eq "sha256:$one" "sha256:$(printf '%s' "$mat" | sha256_stdin)" \
+		"index digest of index create --from-metadata vs the one-command build (SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH)
+  one-command index: $(raw "$REG/one:1.0" | jq -c .annotations)
+  matrix index:      $(jq -c .annotations <<<"$mat")
+ "
+	pass "CI matrix flow: per-platform --push-by-digest + index create --from-metadata = the one-command index"
+}
+
+# ---------------------------------------------------------------- 6. annotations
+
+s6_annotations() {
+	mkdir -p "$T/c6"
+	printf 'ARG BASE\nFROM ${BASE}\nRUN echo ann > /ann\n' >"$T/c6/Dockerfile"
+	run_ok "$PLAIT" build --cache-dir "$CACHE" --progress plain --platform linux/amd64,linux/arm64 \
+		--build-arg "BASE=$BASE" --source-date-epoch 1700000000 \
+		--annotation index:org.example.a=1 --annotation 'manifest[linux/arm64]:org.example.b=2' \
+		-t "$REG/ann:1.0" --push "$T/c6"
+	local idx am64 arm
+	idx=$(raw "$REG/ann:1.0")
+	assert_eq "1" "$(jq -r '.annotations["org.example.a"]' <<<"$idx")" "index annotation org.example.a"
+	assert_eq "2023-11-14T22:13:20Z" "$(jq -r '.annotations["org.opencontainers.image.created"]' <<<"$idx")" \
+		"index org.opencontainers.image.created with --source-date-epoch 1700000000"
+	assert_eq "null" "$(jq -r '.annotations["org.example.b"]' <<<"$idx")" "org.example.b on the index"
+	am64=$(raw "$REG/ann@$(digest_for "$idx" linux/amd64)")
+	arm=$(raw "$REG/ann@$(digest_for "$idx" linux/arm64)")
+	assert_eq "2" "$(jq -r '.annotations["org.example.b"]' <<<"$arm")" "org.example.b on the linux/arm64 manifest"
+	assert_eq "null" "$(jq -r '.annotations["org.example.b"] // "null"' <<<"$am64")" "org.example.b on the linux/amd64 manifest"
+	assert_eq "null null" "$(jq -r '.annotations["org.example.a"] // "null"' <<<"$am64") $(jq -r '.annotations["org.example.a"] // "null"' <<<"$arm")" \
+		"org.example.a (index only) on the manifests"
+	pass "--annotation index:K=V on the index, manifest[linux/arm64]:K=V only on arm64; created = the epoch"
+}
+
+# ---------------------------------------------------------------- 7. OCI layout output
+
+s7_layout() {
+	local out=$T/layout7
+	run_ok "$PLAIT" build --cache-dir "$CACHE" --progress plain --platform linux/amd64,linux/arm64 \
+		--build-arg "BASE=$BASE" --variant cpu --variant gpu:FLAVOR=gpu,platforms=linux/amd64 \
+		-t "$REG/v:1.0-{variant}" --output "type=oci,dest=$out" "$T/c2"
+	verify_layout_blobs "$out"
+	local cpu gpu
+	cpu=$(layout_tag_digest "$out" 1.0-cpu)
+	gpu=$(layout_tag_digest "$out" 1.0-gpu)
+	assert_match "$cpu" '^sha256:[0-9a-f]{64}$' "digest of tag 1.0-cpu in the layout ($(cat "$out/index.json"))"
+	assert_match "$gpu" '^sha256:[0-9a-f]{64}$' "digest of tag 1.0-gpu in the layout ($(cat "$out/index.json"))"
+	assert_ne "$cpu" "$gpu" "the two variants' digests"
+	assert_eq "amd64 arm64" "$(skopeo inspect --raw "oci:$out:1.0-cpu" | jq -r '[.manifests[].platform.architecture] | join(" ")')" \
+		"platforms of 1.0-cpu in the layout"
+	run_ok umoci unpack --image "$out:1.0-gpu" "$T/u7-gpu"
+	assert_eq "gpu x86_64" "$(cat "$T/u7-gpu/rootfs/flavor")" "/flavor of 1.0-gpu from the layout"
+	pass "--output type=oci with two variants: the layout holds 1.0-cpu and 1.0-gpu"
+}
+
+# ---------------------------------------------------------------- 8. SIGINT
+
+s8_sigint() {
+	mkdir -p "$T/c8"
+	local nonce
+	nonce=$(cat /proc/sys/kernel/random/uuid)
+	cat >"$T/c8/Dockerfile" <<-EOF
+	ARG BASE
+	FROM \${BASE}
+	RUN echo "before $nonce" > /one
+	RUN /bin/busybox sleep 37
+	RUN echo after > /two
+	EOF
+	local log=$T/sigint.log pid t0 t1 rc=0 i
+	"$PLAIT" build --cache-dir "$CACHE" --progress plain --platform linux/amd64,linux/arm64 \
+		--build-arg "BASE=$BASE" -t "$REG/s:1.0" --push "$T/c8" >"$log" 2>&1 &
+	pid=$!
+	# shellcheck disable=SC2064 # this pid, now
+	trap "kill -KILL $pid 2>/dev/null || true" EXIT
+	for i in $(seq 1 300); do
+		[ "$(grep -c 'RUN /bin/busybox sleep 37' "$log" || true)" -ge 2 ] && break
+		kill -0 "$pid" 2>/dev/null || fail "plait exited before reaching the sleep: $(cat "$log")"
+		sleep 0.1
+	done
+	[ "$(grep -c 'RUN /bin/busybox sleep 37' "$log" || true)" -ge 2 ] ||
+		fail "both jobs did not reach 'RUN /bin/busybox sleep 37' in 30 s: $(cat "$log")"
+	# Both sleeps running (the emulated one as qemu-aarch64-static /bin/busybox ...).
+	for _ in $(seq 1 100); do
+		[ "$(pgrep -fc 'busybox sleep 37$' || true)" -ge 2 ] && break
+		sleep 0.1
+	done
+	[ "$(pgrep -fc 'busybox sleep 37$' || true)" -ge 2 ] ||
+		fail "the two RUN sleeps are not running: $(pgrep -af 'sleep 37' || true); $(cat "$log")"
+	t0=$(date +%s%N)
+	kill -INT "$pid"
+	for _ in $(seq 1 150); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -KILL "$pid"
+		fail "plait still ran 15 s after SIGINT: $(cat "$log")"
+	fi
+	wait "$pid" || rc=$?
+	t1=$(date +%s%N)
+	assert_eq 130 "$rc" "exit code after SIGINT (output: $(cat "$log"))"
+	[ $(((t1 - t0) / 1000000)) -le 5000 ] || fail "plait took $(((t1 - t0) / 1000000)) ms to exit after SIGINT (limit 5000)"
+	assert_eq "" "$(tags_of s)" "tags of s after the interrupted build"
+	assert_eq "" "$(pgrep -af 'busybox sleep 37$' || true)" "RUN processes left after the interrupted build"
+	pass "SIGINT during RUN sleep: exit 130 in $(((t1 - t0) / 1000000)) ms, no tag, no RUN left running"
+
+	sed -i '/sleep 37/d' "$T/c8/Dockerfile"
+	run_ok "$PLAIT" build --cache-dir "$CACHE" --progress plain --platform linux/amd64,linux/arm64 \
+		--build-arg "BASE=$BASE" -t "$REG/s:1.0" --push "$T/c8"
+	assert_contains "$ERR" "[linux/amd64] #2 CACHED" "the rerun's progress (RUN echo before, amd64)"
+	assert_contains "$ERR" "[linux/arm64] #2 CACHED" "the rerun's progress (RUN echo before, arm64)"
+	assert_contains "$ERR" "[linux/amd64] #3 DONE" "the rerun's progress (RUN echo after, amd64)"
+	assert_eq "1.0" "$(tags_of s)" "tags of s after the rerun"
+	pass "the rerun without the sleep reuses the steps that finished before SIGINT"
+}
+
+# ---------------------------------------------------------------- 9. applets under QEMU
+
+# busybox's shell runs most applets (sleep, ls, ...) by exec'ing itself with
+# argv[0] set to the applet's name; under binfmt_misc that name only reaches
+# the program when the handler has the P (preserve-argv0) flag, as docker's
+# tonistiigi/binfmt registers it. Without it, 'sleep 1' becomes 'sh 1'.
+s9_applets() {
+	mkdir -p "$T/c9"
+	printf 'ARG BASE\nFROM ${BASE}\nRUN sleep 0 && ls /bin/busybox > /ok\n' >"$T/c9/Dockerfile"
+	run_ok "$PLAIT" build --cache-dir "$CACHE" --progress plain --platform linux/arm64,linux/arm/v7 \
+		--build-arg "BASE=$BASE" -t x/applets:1 --output "type=oci,dest=$T/layout9" "$T/c9"
+	pass "busybox applets exec'd by the shell (sleep, ls) run under QEMU for linux/arm64 and linux/arm/v7"
+}
+
+section "1. three platforms, BUILDPLATFORM tool stage" s1_three_platforms
+section "2. variants" s2_variants
+section "3. plait plan" s3_plan
+section "4. failure under arm64 only" s4_partial_failure
+section "5. CI matrix flow" s5_matrix
+section "6. annotations" s6_annotations
+section "7. OCI layout with variants" s7_layout
+section "8. SIGINT" s8_sigint
+section "9. busybox applets under QEMU" s9_applets
+
+if [ ${#FAILED[@]} -gt 0 ]; then
+	fail "${#FAILED[@]} of 9 sections failed: $(printf '[%s] ' "${FAILED[@]}")"
+fi
