@@ -2253,6 +2253,11 @@ int plait_build(const struct plait_build_opts *o, struct plait_build_result *res
 	r = open_cache(&b, err);
 	if (r < 0)
 		goto out;
+	{
+		/* COPY's cache check need not read unchanged context files again. */
+		_cleanup_free_ char *memo = join(b.cache, "context-digests");
+		plait_context_set_memo(b.ctx, memo);
+	}
 
 	for (size_t i = 0; i < b.n_stages; i++)
 		if (b.stages[i].needed)
@@ -2270,6 +2275,8 @@ int plait_build(const struct plait_build_opts *o, struct plait_build_result *res
 	if (r >= 0)
 		res->lock_fd = TAKE_FD(b.lockfd);
 out:
+	if (b.ctx)
+		plait_context_save_memo(b.ctx);
 	builder_release(&b);
 	plait_buf_release(&data);
 	return r;

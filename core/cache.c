@@ -917,6 +917,11 @@ int plait_cache_prune(const char *dir, const struct plait_cache_prune_opts *o,
 		if (r < 0)
 			break;
 	}
+	if (o->all && !o->dry_run && r >= 0) {
+		/* the build context digest memo: only a cache of file digests */
+		_cleanup_free_ char *memo = join(dir, "context-digests");
+		(void)unlink(memo);
+	}
 	if (p.blobs_removed && !o->dry_run) {
 		int r2 = fix_index(&p, r < 0 ? NULL : err);
 		if (r >= 0)

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 
 #include "buf.h"
 
@@ -17,10 +18,22 @@
 
 #define MAX_SYMLINK_HOPS 40
 
+/* File digests remembered across builds (see plait_context_set_memo). */
+struct memo_item {
+	char *key; /* "dev ino size mtime ctime path" */
+	char digest[PLAIT_SHA256_DIGEST_SIZE];
+};
+
 struct plait_context {
 	char *path;
 	int dirfd;
 	struct plait_ignore *ig;
+	char *memo_file;
+	bool memo_loaded, memo_dirty;
+	struct memo_item *memo; /* sorted by key */
+	size_t n_memo, alloc_memo;
+	struct memo_item *learnt; /* this run's, unsorted */
+	size_t n_learnt, alloc_learnt;
 };
 
 /* Set once the kernel (or a seccomp filter) says openat2 does not exist. */
@@ -87,6 +100,8 @@ static void add_entry(struct plait_context_list *l, const char *path, size_t rel
 		.size = st->st_size,
 		.mtime_sec = st->st_mtim.tv_sec,
 		.mtime_nsec = st->st_mtim.tv_nsec,
+		.ctime_sec = st->st_ctim.tv_sec,
+		.ctime_nsec = st->st_ctim.tv_nsec,
 		.dev = st->st_dev,
 		.rdev = st->st_rdev,
 		.ino = st->st_ino,
@@ -143,6 +158,13 @@ void plait_context_free(struct plait_context *ctx)
 		close(ctx->dirfd);
 	plait_ignore_free(ctx->ig);
 	free(ctx->path);
+	for (size_t i = 0; i < ctx->n_memo; i++)
+		free(ctx->memo[i].key);
+	for (size_t i = 0; i < ctx->n_learnt; i++)
+		free(ctx->learnt[i].key);
+	free(ctx->memo);
+	free(ctx->learnt);
+	free(ctx->memo_file);
 	free(ctx);
 }
 
@@ -693,8 +715,137 @@ static void field(struct plait_sha256 *h, const char *s)
 	plait_sha256_update(h, s, strlen(s) + 1);
 }
 
+/* ---- the digest memo ---- */
+
+static int memo_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct memo_item *)a)->key, ((const struct memo_item *)b)->key);
+}
+
+void plait_context_set_memo(struct plait_context *ctx, const char *file)
+{
+	free(ctx->memo_file);
+	ctx->memo_file = xstrdup(file);
+	ctx->memo_loaded = false;
+}
+
+/* Lines of "<digest> <key>"; anything malformed ends the load (a cache). */
+static void memo_load(struct plait_context *ctx)
+{
+	ctx->memo_loaded = true;
+	struct plait_buf data = PLAIT_BUF_INIT;
+	if (plait_buf_read_file(&data, ctx->memo_file, 256u << 20) < 0 || !data.len) {
+		plait_buf_release(&data);
+		return;
+	}
+	for (char *save = NULL, *line = strtok_r(data.buf, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *sp = strchr(line, ' ');
+		if (!sp || (size_t)(sp - line) != PLAIT_SHA256_DIGEST_SIZE - 1)
+			break;
+		*sp = '\0';
+		if (!plait_digest_is_sha256(line))
+			break;
+		PLAIT_ALLOC_GROW(ctx->memo, ctx->n_memo + 1, ctx->alloc_memo);
+		struct memo_item *m = &ctx->memo[ctx->n_memo++];
+		memcpy(m->digest, line, PLAIT_SHA256_DIGEST_SIZE);
+		m->key = xstrdup(sp + 1);
+	}
+	plait_buf_release(&data);
+	qsort(ctx->memo, ctx->n_memo, sizeof(*ctx->memo), memo_cmp);
+}
+
+static char *memo_key(const struct plait_context *ctx, const struct plait_context_entry *e)
+{
+	struct plait_buf k = PLAIT_BUF_INIT;
+	plait_buf_addf(&k, "%llu %llu %lld %lld.%09ld %lld.%09ld %s/%s", (unsigned long long)e->dev,
+		       (unsigned long long)e->ino, (long long)e->size, (long long)e->mtime_sec, e->mtime_nsec,
+		       (long long)e->ctime_sec, e->ctime_nsec, ctx->path, e->path);
+	/* a newline in a name would break the file's lines: such files are not memoised */
+	char *s = plait_buf_detach(&k, NULL);
+	if (strchr(s, '\n')) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void plait_context_save_memo(struct plait_context *ctx)
+{
+	if (!ctx->memo_file || !ctx->memo_dirty)
+		return;
+	/* What is on disk now (another build may have added to it), then ours. */
+	struct plait_context fresh = { .memo_file = ctx->memo_file };
+	memo_load(&fresh);
+	struct plait_buf out = PLAIT_BUF_INIT;
+	for (size_t i = 0; i < fresh.n_memo; i++) /* a key twice is harmless */
+		plait_buf_addf(&out, "%s %s\n", fresh.memo[i].digest, fresh.memo[i].key);
+	for (size_t i = 0; i < ctx->n_learnt; i++)
+		plait_buf_addf(&out, "%s %s\n", ctx->learnt[i].digest, ctx->learnt[i].key);
+	for (size_t i = 0; i < fresh.n_memo; i++)
+		free(fresh.memo[i].key);
+	free(fresh.memo);
+	/* Too big: keep only this run's (a cache may forget). */
+	if (out.len > (64u << 20)) {
+		plait_buf_reset(&out);
+		for (size_t i = 0; i < ctx->n_learnt; i++)
+			plait_buf_addf(&out, "%s %s\n", ctx->learnt[i].digest, ctx->learnt[i].key);
+	}
+	struct plait_buf tmp = PLAIT_BUF_INIT;
+	plait_buf_addf(&tmp, "%s.tmp-%d", ctx->memo_file, (int)gettid());
+	int fd = open(tmp.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd >= 0) {
+		bool ok = plait_write_all(fd, out.buf, out.len) >= 0;
+		close(fd);
+		if (!ok || rename(tmp.buf, ctx->memo_file) < 0)
+			unlink(tmp.buf);
+	}
+	plait_buf_release(&tmp);
+	plait_buf_release(&out);
+	ctx->memo_dirty = false;
+}
+
+static bool memo_lookup(struct plait_context *ctx, const char *key, char out[PLAIT_SHA256_DIGEST_SIZE])
+{
+	if (!ctx->memo_loaded)
+		memo_load(ctx);
+	struct memo_item want = { .key = (char *)key };
+	const struct memo_item *m = bsearch(&want, ctx->memo, ctx->n_memo, sizeof(*ctx->memo), memo_cmp);
+	if (!m)
+		return false;
+	memcpy(out, m->digest, PLAIT_SHA256_DIGEST_SIZE);
+	return true;
+}
+
+static int hash_file_read(struct plait_context *ctx, const struct plait_context_entry *e,
+			  char out[PLAIT_SHA256_DIGEST_SIZE], struct plait_error **err);
+
+/* A file's digest: from the memo when its identity, size and times are what
+ * they were when it was read last, else read (and remembered unless it
+ * changed so recently that a same-second change could hide, as git's index
+ * does for "racy" entries). */
 static int hash_file(struct plait_context *ctx, const struct plait_context_entry *e,
 		     char out[PLAIT_SHA256_DIGEST_SIZE], struct plait_error **err)
+{
+	_cleanup_free_ char *key = ctx->memo_file ? memo_key(ctx, e) : NULL;
+	if (key && memo_lookup(ctx, key, out))
+		return 0;
+	int r = hash_file_read(ctx, e, out, err);
+	if (r < 0 || !key)
+		return r;
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (e->mtime_sec >= now.tv_sec - 1 || e->ctime_sec >= now.tv_sec - 1)
+		return 0;
+	PLAIT_ALLOC_GROW(ctx->learnt, ctx->n_learnt + 1, ctx->alloc_learnt);
+	ctx->learnt[ctx->n_learnt].key = TAKE_PTR(key);
+	memcpy(ctx->learnt[ctx->n_learnt++].digest, out, PLAIT_SHA256_DIGEST_SIZE);
+	ctx->memo_dirty = true;
+	return 0;
+}
+
+static int hash_file_read(struct plait_context *ctx, const struct plait_context_entry *e,
+			  char out[PLAIT_SHA256_DIGEST_SIZE], struct plait_error **err)
 {
 	_cleanup_close_ int fd = -1;
 	int r = plait_context_open_entry(ctx, e, &fd, err);

@@ -47,6 +47,8 @@ struct plait_context_entry {
 	int64_t size;	    /* st_size */
 	int64_t mtime_sec;  /* for callers that keep mtimes; not in the digest */
 	long mtime_nsec;
+	int64_t ctime_sec;  /* for the digest memo only */
+	long ctime_nsec;
 	dev_t dev, rdev;
 	ino_t ino;
 	nlink_t nlink;
@@ -69,6 +71,15 @@ struct plait_context_list {
 };
 #define PLAIT_CONTEXT_LIST_INIT { 0 }
 void plait_context_list_release(struct plait_context_list *l);
+/* Remember file digests across builds in file (a cache: a missing or
+ * damaged file only costs reading the files again). A file is read again
+ * unless its device, inode, size, mtime and ctime are what they were; files
+ * changed within the last second are not remembered. */
+void plait_context_set_memo(struct plait_context *ctx, const char *file);
+/* Write what this context learnt back to the memo file (atomically; merged
+ * with what other builds wrote meanwhile). Failures are ignored. */
+void plait_context_save_memo(struct plait_context *ctx);
+
 /* Drop the entries below a source (never the source itself) whose path
  * relative to it matches ig: COPY --exclude, applied before the list is
  * digested so excluded files are not part of the cache key. */

@@ -307,6 +307,99 @@ static void digest_of(const char *dir, char out[PLAIT_SHA256_DIGEST_SIZE])
 	plait_context_free(ctx);
 }
 
+/* digest_of with a memo file; *learnt gets the memo file's line count after. */
+static void memo_digest_of(const char *dir, const char *memo, char out[PLAIT_SHA256_DIGEST_SIZE])
+{
+	struct plait_context *ctx = open_ctx(dir);
+	struct plait_context_list l = PLAIT_CONTEXT_LIST_INIT;
+	struct plait_error *err = NULL;
+	plait_context_set_memo(ctx, memo);
+	if (plait_context_walk(ctx, &l, &err) < 0 || plait_context_digest(ctx, &l, out, &err) < 0)
+		fail_msg("digest '%s': %s", dir, err->msg);
+	plait_context_save_memo(ctx);
+	plait_context_list_release(&l);
+	plait_context_free(ctx);
+}
+
+static size_t lines_of(const char *file)
+{
+	struct plait_buf b = PLAIT_BUF_INIT;
+	size_t n = 0;
+	if (plait_buf_read_file(&b, file, 1 << 20) >= 0)
+		for (size_t i = 0; i < b.len; i++)
+			n += b.buf[i] == '\n';
+	plait_buf_release(&b);
+	return n;
+}
+
+/* The memo skips reading unchanged files, and never hides a change: a file
+ * rewritten with the same size and its old mtime put back still counts. */
+static void test_context__digest_memo_is_never_stale(void **state)
+{
+	struct fixture *f = *state;
+	struct plait_buf d = PLAIT_BUF_INIT, memo = PLAIT_BUF_INIT, p = PLAIT_BUF_INIT;
+	plait_buf_addf(&d, "%s/m", f->tmp);
+	plait_buf_addf(&memo, "%s/memo", f->tmp);
+	plait_buf_addf(&p, "%s/f.txt", d.buf);
+	make_tree(d.buf);
+	char plain[PLAIT_SHA256_DIGEST_SIZE], a[PLAIT_SHA256_DIGEST_SIZE], b[PLAIT_SHA256_DIGEST_SIZE];
+	digest_of(d.buf, plain);
+
+	/* Files changed within the last second are not remembered (racy). */
+	memo_digest_of(d.buf, memo.buf, a);
+	assert_string_equal(a, plain);
+	assert_int_equal(lines_of(memo.buf), 0);
+
+	sleep(2);
+	memo_digest_of(d.buf, memo.buf, a);
+	assert_string_equal(a, plain);
+	size_t n = lines_of(memo.buf);
+	assert_true(n > 0);
+	memo_digest_of(d.buf, memo.buf, b); /* from the memo: same answer */
+	assert_string_equal(b, plain);
+	{
+		/* ... really from the memo: forged digests in it change the answer */
+		struct plait_buf m = PLAIT_BUF_INIT, forged = PLAIT_BUF_INIT;
+		assert_int_equal(plait_buf_read_file(&m, memo.buf, 1 << 20), 0);
+		for (char *save = NULL, *line = strtok_r(m.buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+			plait_buf_addf(&forged, "sha256:%064d%s\n", 0, line + PLAIT_SHA256_DIGEST_SIZE - 1);
+		write_at(f->tmp, "memo", forged.buf);
+		memo_digest_of(d.buf, memo.buf, b);
+		assert_string_not_equal(b, plain);
+		write_at(f->tmp, "memo", "");
+		plait_buf_release(&m);
+		plait_buf_release(&forged);
+		memo_digest_of(d.buf, memo.buf, b); /* relearnt */
+		assert_string_equal(b, plain);
+	}
+
+	/* Same size, old mtime restored: ctime still moves, so it is read again. */
+	struct stat st;
+	assert_int_equal(stat(p.buf, &st), 0);
+	char *old = NULL;
+	struct plait_buf content = PLAIT_BUF_INIT;
+	assert_int_equal(plait_buf_read_file(&content, p.buf, 1 << 20), 0);
+	old = xstrdup(content.buf);
+	old[0] = old[0] == 'x' ? 'y' : 'x';
+	write_at(d.buf, "f.txt", old);
+	struct timespec ts[2] = { st.st_atim, st.st_mtim };
+	assert_int_equal(utimensat(AT_FDCWD, p.buf, ts, 0), 0);
+	memo_digest_of(d.buf, memo.buf, b);
+	assert_string_not_equal(b, plain);
+	digest_of(d.buf, a); /* and it is what reading everything says */
+	assert_string_equal(a, b);
+
+	/* A damaged memo file is only a cache. */
+	write_at(f->tmp, "memo", "garbage\n");
+	memo_digest_of(d.buf, memo.buf, b);
+	assert_string_equal(a, b);
+	free(old);
+	plait_buf_release(&content);
+	plait_buf_release(&d);
+	plait_buf_release(&memo);
+	plait_buf_release(&p);
+}
+
 static void test_context__digest_is_stable_and_sensitive(void **state)
 {
 	struct fixture *f = *state;
@@ -381,6 +474,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_context__walk_is_sorted_and_filtered, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_context__digest_memo_is_never_stale, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_context__resolve_errors_name_the_source, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_context__symlinks_never_leave_the_root, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_context__resolve_dirs_links_and_wildcards, setup, teardown),
