@@ -78,7 +78,7 @@ for a in "$@"; do
 	specs+=("$arch=$bb")
 done
 
-exec "${PYTHON:-python3}" - "$out" "$tag" "${specs[@]}" <<'PYEOF'
+"${PYTHON:-python3}" - "$out" "$tag" "${specs[@]}" <<'PYEOF'
 import gzip
 import hashlib
 import io
