@@ -65,3 +65,19 @@ for v in cpu cuda; do
 done
 assert_eq 4 "$(jq '.images | length' "$T/meta.json")" "images in the metadata file"
 pass "bake --push builds the matrix: 4 indexes of 2 platforms with their tags and args"
+
+# The live tty view: one line per running job, redrawn in place (cursor up,
+# clear), finished steps scrolling above it with their job's name.
+run_ok env REGISTRY="$R_HOST" TAG=1.1 "$PLAIT" bake --progress tty --no-cache --cache-dir "$T/cache" \
+	train-cpu inference-cpu
+assert_contains "$ERR" $'\033[J' "tty view clears below the cursor"
+assert_contains "$ERR" "[train-cpu linux/arm64] #" "a live line names its job"
+assert_contains "$ERR" "[inference-cpu linux/amd64] #" "a live line names its job"
+assert_contains "$ERR" "=> " "finished steps"
+assert_contains "$ERR" "images:" "the summary"
+# json: every line is one JSON object, the summary included.
+run_ok env REGISTRY="$R_HOST" TAG=1.1 "$PLAIT" bake --progress json --cache-dir "$T/cache" train-cpu
+printf '%s\n' "$ERR" | jq -e . >/dev/null || fail "a --progress json line is not JSON: $ERR"
+assert_eq summary "$(printf '%s\n' "$ERR" | tail -n 1 | jq -r .event)" "last json event"
+assert_eq "train-cpu linux/arm64" "$(printf '%s\n' "$ERR" | jq -r 'select(.event == "start") | .job' | grep arm64 | head -n 1)" "job of a json event"
+pass "progress: tty live view per job, json events with the job and a summary"
