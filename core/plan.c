@@ -142,6 +142,9 @@ static void check_tags(struct plait_plan *plan, const struct plait_plan_opts *o,
 			for (size_t k = 0; k < n_seen; k++) {
 				if (!streq(seen[k], norm) || owner[k] == i)
 					continue;
+				/* variants of one target sharing a tag: said already ("no {variant}") */
+				if (plan->images[owner[k]].req == im->req && im->req->n_variants > 1)
+					continue;
 				const struct plait_plan_image *other = &plan->images[owner[k]];
 				problem(pr, "tag '%s' is given to two images (%s%s%s and %s%s%s): each variant and "
 					    "target needs its own tags (use {variant} in -t)",

@@ -125,8 +125,9 @@ struct plait_plan {
 int plait_plan_make(const struct plait_plan_target *targets, size_t n, const struct plait_plan_opts *o,
 		    struct plait_plan *out, struct plait_error **err);
 void plait_plan_release(struct plait_plan *p);
-/* {"images":[{target, variant, tags, annotations, jobs:[...]}], "jobs":[{platform, variant, builder,
- * emulated, args, tags, target, stage}]}; a new reference. */
+/* {"images":[{target, variant, kind ("index"|"manifest"), tags, annotations, platforms:[...]}],
+ *  "jobs":[{target, stage, variant, platform, builder, emulated, interpreter, args, tags,
+ *  annotations}] in start order}; a new reference. */
 json_t *plait_plan_to_json(const struct plait_plan *p);
 
 #endif

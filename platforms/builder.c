@@ -19,6 +19,7 @@ int plait_builder_choose_in(const struct plait_host_env *h, const struct plait_p
 	bool aarch32 = h->host_arch ? h->aarch32 : streq(harch, "arm64") && plait_binfmt_host_aarch32();
 	const struct plait_binfmt_arch *a = plait_binfmt_arch_lookup(p->architecture);
 	_cleanup_free_ char *interp = NULL;
+	char *status_path = NULL;
 	struct plait_binfmt_entry *v = NULL;
 	size_t n = 0;
 	int r = 0;
@@ -43,7 +44,19 @@ int plait_builder_choose_in(const struct plait_host_env *h, const struct plait_p
 		goto out;
 	}
 	int i = plait_binfmt_find(v, n, a);
-	if (i < 0) {
+	struct plait_buf status = PLAIT_BUF_INIT;
+	struct plait_buf sp = PLAIT_BUF_INIT;
+	plait_buf_addf(&sp, "%s/status", h->binfmt_dir);
+	status_path = plait_buf_detach(&sp, NULL);
+	bool disabled = plait_buf_read_file(&status, status_path, 64) >= 0 && status.buf &&
+			startswith(status.buf, "disabled");
+	plait_buf_release(&status);
+	if (disabled) {
+		r = plait_error_set(err, PLAIT_E_NOT_FOUND,
+				    "no builder for %s: binfmt_misc is disabled as a whole (%s says 'disabled'); "
+				    "run 'echo 1 > %s' as root",
+				    ps, status_path, status_path);
+	} else if (i < 0) {
 		r = plait_error_set(err, PLAIT_E_NOT_FOUND,
 				    "no builder for %s: no QEMU handler for %s is registered in %s; run %s'plait "
 				    "qemu install %s' as root",
@@ -73,6 +86,7 @@ int plait_builder_choose_in(const struct plait_host_env *h, const struct plait_p
 		plait_native_runner(&out->runner); /* the kernel starts QEMU for us */
 	}
 out:
+	free(status_path);
 	plait_binfmt_entries_free(v, n);
 	plait_platform_release(&host);
 	return r;
