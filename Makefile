@@ -22,7 +22,7 @@ define ensure_pkgs
 	fi
 endef
 
-.PHONY: all build deps test-deps demo-deps test unit integration demo bench bench-build clean
+.PHONY: all build deps test-deps demo-deps test unit integration demo bench bench-build bench-build-multi clean
 
 all: build
 
@@ -58,6 +58,9 @@ bench: test-deps build
 
 bench-build: test-deps build
 	bash bench/build.sh $(BUILD)/cmd/plait
+
+bench-build-multi: test-deps build
+	MULTI=1 bash bench/build.sh $(BUILD)/cmd/plait
 
 clean:
 	rm -rf $(BUILD)

@@ -15,18 +15,35 @@
 # and scenario and the ratio plait/buildah against the targets (cold <= 0.6,
 # warm <= 0.25, incremental <= 0.5).
 #
+# Multi-platform mode (MULTI=1, or PLATFORMS=linux/amd64,linux/arm64 or any
+# list of two or more): the base is an image index for every platform
+# (tests/integration/mkbase.sh; the foreign arches' busybox-static .debs are
+# downloaded with apt-get, their QEMU handlers registered with `plait qemu
+# install`), and each timed run is
+#   plait:   plait build --platform LIST -t REG/... --push  (platforms in
+#            parallel, foreign ones under QEMU)
+#   buildah: buildah build --platform LIST --jobs 2 --layers --manifest NAME
+#            then buildah manifest push --all NAME docker://REG/...
+# Both pushes are checked to be an index with one entry per platform, in
+# order. Results go to bench/out/build-multi.txt instead.
+#
 # buildah is hermetic (own --root/--runroot under $T, no system registries
 # or policy, --isolation chroot), like tests/integration/test_build_diff.sh.
+# (`buildah manifest push` has no --signature-policy: it reads the system's
+# /etc/containers/policy.json.)
 # Its storage driver is overlay where that works here (its usual, fast
 # setup) and vfs otherwise; BUILDAH_DRIVER=vfs|overlay forces one. Note:
 # buildah as root keeps its blob-info cache in /var/lib/containers/cache;
 # each round's registry has a new port, so nothing learnt there carries over.
 #
-# Environment: ROUNDS (3), FILES (3000 small files), BIG_MIB (32),
-# BUILDAH_DRIVER, PLAIT_ARGS (extra options for plait build), STRICT=1
-# (exit 1 when a target is missed). Results also go to bench/out/build.txt.
+# Environment: ROUNDS (3), FILES (3000 small files; at least 1000: the last
+# RUN checks it), BIG_MIB (32), BUILDAH_DRIVER, PLAIT_ARGS (extra options for plait build),
+# MULTI=1 / PLATFORMS, BUILDAH_JOBS (buildah --jobs in multi mode, 2),
+# STRICT=1 (exit 1 when a target is missed). Results also go to
+# bench/out/build.txt (bench/out/build-multi.txt in multi mode).
 # Needs root (buildah and plait RUN sandboxes), buildah, skopeo,
-# docker-registry, curl, python3.
+# docker-registry, curl, python3; multi mode also apt-get (or the .debs in
+# /var/cache/apt/archives), dpkg-deb and qemu-user-static.
 set -Eeuo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -34,7 +51,17 @@ SRCDIR=$(cd "$BENCH_DIR/.." && pwd)
 PLAIT=${1:-${PLAIT:-$SRCDIR/build/cmd/plait}}
 case "$PLAIT" in /*) ;; *) PLAIT=$PWD/$PLAIT ;; esac
 ROUNDS=${ROUNDS:-3}
+PLATFORMS=${PLATFORMS:-}
+if [ -z "$PLATFORMS" ] && [ "${MULTI:-0}" = 1 ]; then
+	PLATFORMS=linux/amd64,linux/arm64
+fi
+MULTI=0
+case "$PLATFORMS" in
+*,*) MULTI=1 ;;
+*) PLATFORMS= ;; # one platform: the host's, as before
+esac
 FILES=${FILES:-3000}
+BUILDAH_JOBS=${BUILDAH_JOBS:-2}
 BIG_MIB=${BIG_MIB:-32}
 PLAIT_ARGS=${PLAIT_ARGS:-}
 BUILDAH_DRIVER=${BUILDAH_DRIVER:-}
@@ -45,8 +72,11 @@ require_cmd buildah skopeo docker-registry curl
 [ "$(id -u)" = 0 ] || skip "buildah --isolation chroot and plait's RUN sandbox need root here"
 [ -x "$PLAIT" ] || fail "plait binary '$PLAIT' not found; run 'make' first or pass its path"
 
+[ "$FILES" -ge 1000 ] || fail "FILES=$FILES: the workload's last RUN needs at least 1000 files"
 OUTDIR=$SRCDIR/bench/out
 mkdir -p "$OUTDIR"
+OUTFILE=$OUTDIR/build.txt
+[ "$MULTI" = 1 ] && OUTFILE=$OUTDIR/build-multi.txt
 
 # overlay storage leaves mounts under $T; lib.sh's cleanup removes $T, so
 # unmount first (deepest first, lazily: a busy mount must not stop cleanup).
@@ -100,8 +130,96 @@ CTX=$T/ctx
 "$PY" "$BENCH_DIR/build/gen-context.py" "$CTX" "$FILES" "$BIG_MIB"
 ctx_mib=$(du -sm "$CTX" | cut -f1)
 MAIN=$CTX/src/app/main.txt
-bash "$LIB_DIR/mkbase.sh" "$T/base" busybox >/dev/null
-echo "# context: $ctx_mib MiB, $((FILES + 1)) source files, ${BIG_MIB} MiB asset; buildah storage: $BUILDAH_DRIVER"
+# deb_arch OCI-PLATFORM : the Debian architecture of linux/ARCH[/VARIANT].
+deb_arch() {
+	case "${1#linux/}" in
+	amd64) echo amd64 ;;
+	arm64 | arm64/v8) echo arm64 ;;
+	arm | arm/v7) echo armhf ;;
+	386) echo i386 ;;
+	ppc64le) echo ppc64el ;;
+	s390x) echo s390x ;;
+	riscv64) echo riscv64 ;;
+	*) fail "PLATFORMS: no Debian architecture known for '$1'" ;;
+	esac
+}
+# last_file GLOB-RESULT... : the last of the existing files ("" if none).
+last_file() {
+	local f last=
+	for f in "$@"; do [ -f "$f" ] && last=$f; done
+	echo "$last"
+}
+# fetch_busybox DEB_ARCH : path of a busybox-static .deb for a foreign arch,
+# from apt's cache or downloaded (the way tests/integration/test_qemu.sh does).
+fetch_busybox() {
+	local a=$1 deb
+	deb=$(last_file /var/cache/apt/archives/busybox-static_*_"$a".deb)
+	if [ -n "$deb" ]; then
+		echo "$deb"
+		return 0
+	fi
+	mkdir -p "$T/deb"
+	if ! dpkg --print-foreign-architectures | grep -qx "$a"; then
+		dpkg --add-architecture "$a" || fail "dpkg --add-architecture $a failed"
+		timeout 300 apt-get update -qq >"$T/apt.log" 2>&1 ||
+			fail "apt-get update failed (needed for busybox-static:$a): $(tail -n 3 "$T/apt.log")"
+	fi
+	if ! (cd "$T/deb" && timeout 300 apt-get download -qq "busybox-static:$a") >>"$T/apt.log" 2>&1; then
+		# The lists may predate the architecture: update once and retry.
+		timeout 300 apt-get update -qq >>"$T/apt.log" 2>&1 || true
+		(cd "$T/deb" && timeout 300 apt-get download -qq "busybox-static:$a") >>"$T/apt.log" 2>&1 ||
+			fail "could not download busybox-static:$a: $(tail -n 3 "$T/apt.log")"
+	fi
+	deb=$(last_file "$T/deb"/busybox-static_*_"$a".deb)
+	[ -n "$deb" ] || fail "apt-get download busybox-static:$a left no .deb in $T/deb"
+	echo "$deb"
+}
+
+host_deb=$(dpkg --print-architecture)
+base_specs=()
+if [ "$MULTI" = 1 ]; then
+	IFS=, read -r -a plat_list <<<"$PLATFORMS"
+	for p in "${plat_list[@]}"; do
+		a=$(deb_arch "$p")
+		if [ "$a" = "$host_deb" ]; then
+			base_specs+=("$a")
+			continue
+		fi
+		require_cmd dpkg-deb apt-get
+		base_specs+=("$a=$(fetch_busybox "$a")")
+		"$PLAIT" qemu install "${p#linux/}" >"$T/qemu-$a.log" 2>&1 ||
+			fail "plait qemu install ${p#linux/} failed: $(cat "$T/qemu-$a.log")"
+		echo "# $(cat "$T/qemu-$a.log")"
+	done
+fi
+bash "$LIB_DIR/mkbase.sh" "$T/base" busybox "${base_specs[@]}" >/dev/null
+echo "# context: $ctx_mib MiB, $((FILES + 1)) source files, ${BIG_MIB} MiB asset; buildah storage: $BUILDAH_DRIVER${PLATFORMS:+; platforms: $PLATFORMS}"
+
+# check_index TOOL REF : in multi mode, REF must be an index of $PLATFORMS;
+# plait's in --platform order, buildah's in any (its --jobs add them to the
+# list as they finish).
+check_index() {
+	[ "$MULTI" = 1 ] || return 0
+	local got
+	got=$(skopeo_reg inspect --raw "docker://$2" | "$PY" -c '
+import json, sys
+m = json.load(sys.stdin)
+out = []
+for d in m.get("manifests", []):
+    p = d.get("platform", {})
+    if p.get("architecture") == "unknown":
+        continue  # attestation manifests
+    s = p.get("os", "") + "/" + p.get("architecture", "")
+    if p.get("variant") and p.get("architecture") != "arm64":
+        s += "/" + p["variant"]
+    out.append(s)
+if sys.argv[1] != "plait":
+    out.sort()
+print(",".join(out))' "$1")
+	local want=$PLATFORMS
+	[ "$1" = plait ] || want=$(tr , '\n' <<<"$PLATFORMS" | LC_ALL=C sort | paste -sd,)
+	assert_eq "$want" "$got" "platforms of the index $1 pushed to $2"
+}
 
 # one_run TOOL SCENARIO ROUND : build + push, append "TOOL SCENARIO SECONDS"
 # to $T/results and remember the pushed digest in $T/digest-TOOL-SCENARIO-ROUND.
@@ -110,6 +228,7 @@ one_run() {
 	local log=$T/$tool-$scen-r$r.log ref
 	# shellcheck disable=SC2206
 	local pcmd=("$PLAIT" build --progress plain --cache-dir "$T/pc-$r" $PLAIT_ARGS
+		${PLATFORMS:+--platform "$PLATFORMS"}
 		--build-arg "BASE=$BASE" -t "$HOST/bench/plait:$scen" --push "$CTX")
 	local bcmd=(bah "$T/b-$r" build -q --isolation chroot --layers --tls-verify=false
 		--signature-policy "$T/policy.json" --build-arg "BASE=$BASE"
@@ -117,6 +236,17 @@ one_run() {
 	local pushcmd=(bah "$T/b-$r" push -q --tls-verify=false --authfile "$T/buildah-auth.json"
 		--signature-policy "$T/policy.json" "localhost/bench/app:$scen"
 		"docker://$HOST/bench/buildah:$scen")
+	if [ "$MULTI" = 1 ]; then
+		# A list per scenario: --manifest adds to an existing list, so one
+		# name for all three would push the earlier scenarios' images too.
+		bcmd=(bah "$T/b-$r" build -q --isolation chroot --layers --tls-verify=false
+			--signature-policy "$T/policy.json" --build-arg "BASE=$BASE"
+			--platform "$PLATFORMS" --jobs "$BUILDAH_JOBS"
+			--manifest "localhost/bench/app-$scen" "$CTX")
+		pushcmd=(bah "$T/b-$r" manifest push -q --all --tls-verify=false
+			--authfile "$T/buildah-auth.json" "localhost/bench/app-$scen"
+			"docker://$HOST/bench/buildah:$scen")
+	fi
 	local t0 t1 ok=1
 	t0=$(date +%s.%N)
 	if [ "$tool" = plait ]; then
@@ -135,6 +265,7 @@ one_run() {
 	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
 	echo "$tool $scen $secs" >>"$T/results"
 	raw_digest "docker://$ref" >"$T/digest-$tool-$scen-$r"
+	check_index "$tool" "$ref"
 	echo "# round $r $scen $tool: $secs s"
 }
 
@@ -144,7 +275,7 @@ for r in $(seq 1 "$ROUNDS"); do
 	registry_start "$name" plain
 	hv=${name}_HOST pv=${name}_PID dv=${name}_DIR
 	HOST=${!hv}
-	skopeo_reg copy -q "oci:$T/base:busybox" "docker://$HOST/base/busybox:1"
+	skopeo_reg copy -q --all "oci:$T/base:busybox" "docker://$HOST/base/busybox:1"
 	BASE=$HOST/base/busybox:1
 	order=(plait buildah)
 	[ $((r % 2)) = 1 ] || order=(buildah plait)
@@ -171,10 +302,10 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 
 rc=0
-"$PY" - "$T/results" "$ROUNDS" "$BUILDAH_DRIVER" "$FILES" "$BIG_MIB" \
-	<<'EOF' | tee "$OUTDIR/build.txt" || rc=$?
+"$PY" - "$T/results" "$ROUNDS" "$BUILDAH_DRIVER" "$FILES" "$BIG_MIB" "$PLATFORMS" "$BUILDAH_JOBS" \
+	<<'EOF' | tee "$OUTFILE" || rc=$?
 import statistics, sys
-res, rounds, driver, files, big = sys.argv[1:6]
+res, rounds, driver, files, big, platforms, jobs = sys.argv[1:8]
 targets = {"cold": 0.6, "warm": 0.25, "incremental": 0.5}
 t = {}
 for line in open(res):
@@ -182,6 +313,9 @@ for line in open(res):
     t.setdefault((tool, scen), []).append(float(sec))
 print(f"workload: bench/build/Dockerfile, {files} small files + a {big} MiB layer, "
       f"{rounds} rounds, build + push; buildah storage driver: {driver}")
+if "," in platforms:
+    print(f"platforms: {platforms} (one index pushed per run); plait build --platform, "
+          f"buildah build --platform --jobs {jobs} --layers --manifest + manifest push --all")
 print(f"{'scenario':<12} {'plait s':>9} {'buildah s':>10} {'ratio':>7} {'target':>8}")
 ok = True
 for scen, target in targets.items():
