@@ -428,7 +428,8 @@ static int run_job(void *ctx, size_t i, const volatile int *cancel, struct plait
 	uint64_t t0 = plait_now_ns();
 	int r = plait_build(&bo, &run->results[i], err);
 	run->seconds[i] = (double)(plait_now_ns() - t0) / 1e9;
-	if (r < 0 && run->plan->n_jobs > 1)
+	/* Name the job when there is more than one, or a bake target to name. */
+	if (r < 0 && (run->plan->n_jobs > 1 || im->req->name))
 		plait_error_wrap(err, "%s", job->label);
 	return r;
 }

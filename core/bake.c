@@ -176,6 +176,16 @@ static int resolve_var(struct ctx *c, struct var *v, const char **value)
 }
 
 /* The value of "${name}": a matrix value first, then a variable. */
+static int interpolate(struct ctx *c, const char *s, json_t *bind, const struct where *w,
+		       char **out);
+
+/* A matrix value may use variables itself ({"base": "${CPU_BASE}"}), as in buildx. */
+static int matrix_value(struct ctx *c, json_t *v, const struct where *w, char **out)
+{
+	_cleanup_free_ char *raw = scalar_string(v);
+	return interpolate(c, raw, NULL, w, out);
+}
+
 static int lookup(struct ctx *c, const char *name, json_t *bind, const struct where *w, char **out)
 {
 	if (bind) {
@@ -184,18 +194,15 @@ static int lookup(struct ctx *c, const char *name, json_t *bind, const struct wh
 		json_t *v = json_object_get(bind, key);
 		if (v && dot) {
 			json_t *f = json_is_object(v) ? json_object_get(v, dot + 1) : NULL;
-			if (f) {
-				*out = scalar_string(f);
-				return 0;
-			}
+			if (f)
+				return matrix_value(c, f, w, out);
 		} else if (v) {
 			if (json_is_object(v))
 				return fail(
 				    c, w,
 				    "matrix value \"${%s}\" is an object: use \"${%s.FIELD}\"",
 				    name, name);
-			*out = scalar_string(v);
-			return 0;
+			return matrix_value(c, v, w, out);
 		}
 	}
 	struct var *var = find_var(c, name);

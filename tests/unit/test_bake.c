@@ -406,6 +406,16 @@ static void test_bake__matrix_object_values_give_fields(void **state)
 	assert_strv(find(&b, "app-b")->args, "[VER=2]", "args of app-b");
 	plait_bake_release(&b);
 
+	/* matrix values use variables too (strings and object fields) */
+	b = parse_ok("{'variable': {'CPU_BASE': {'default': 'debian:12'}, 'GPU': {'default': 'cuda'}},"
+		     " 'target': {'app': {'matrix': {'v': [{'id': 'cpu', 'base': '${CPU_BASE}'}],"
+		     "  'k': ['${GPU}-x']}, 'name': 'app-${v.id}-${k}',"
+		     "  'args': {'BASE': '${v.base}', 'K': '${k}'}}}}",
+		     NULL, NULL);
+	assert_names(&b, "[app-cpu-cuda-x]");
+	assert_strv(find(&b, "app-cpu-cuda-x")->args, "[BASE=debian:12|K=cuda-x]", "matrix values with variables");
+	plait_bake_release(&b);
+
 	_cleanup_free_ char *msg = parse_err(
 	    "{'target': {'app': {'matrix': {'item': [{'n': 'a'}]}, 'name': 'app-${item}'}}}", NULL,
 	    NULL);
