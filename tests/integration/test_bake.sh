@@ -81,3 +81,19 @@ printf '%s\n' "$ERR" | jq -e . >/dev/null || fail "a --progress json line is not
 assert_eq summary "$(printf '%s\n' "$ERR" | tail -n 1 | jq -r .event)" "last json event"
 assert_eq "train-cpu linux/arm64" "$(printf '%s\n' "$ERR" | jq -r 'select(.event == "start") | .job' | grep arm64 | head -n 1)" "job of a json event"
 pass "progress: tty live view per job, json events with the job and a summary"
+
+# --index-format docker: a Docker manifest list of Docker schema 2 manifests.
+run_ok "$PLAIT" build --platform linux/amd64,linux/arm64 --index-format docker --target train \
+	--progress quiet --cache-dir "$T/cache" -t "$R_HOST/dk/train:1.0" --push "$D"
+raw=$(skopeo_reg inspect --raw "docker://$R_HOST/dk/train:1.0")
+assert_eq application/vnd.docker.distribution.manifest.list.v2+json "$(jq -r .mediaType <<<"$raw")" "list media type"
+assert_eq "linux/amd64 linux/arm64" "$(jq -r '[.manifests[].platform | .os + "/" + .architecture] | join(" ")' <<<"$raw")" "list platforms"
+md=$(jq -r '.manifests[] | select(.platform.architecture == "arm64") | .digest' <<<"$raw")
+m=$(skopeo_reg inspect --raw "docker://$R_HOST/dk/train@$md")
+assert_eq application/vnd.docker.distribution.manifest.v2+json "$(jq -r .mediaType <<<"$m")" "manifest media type"
+assert_eq application/vnd.docker.container.image.v1+json "$(jq -r .config.mediaType <<<"$m")" "config media type"
+assert_eq application/vnd.docker.image.rootfs.diff.tar.gzip "$(jq -r '.layers[0].mediaType' <<<"$m")" "layer media type"
+run_expect_fail "$PLAIT" build --index-format docker --compression zstd --cache-dir "$T/cache" "$D"
+expect_rc 2
+assert_contains "$ERR" "no zstd"
+pass "--index-format docker pushes a Docker manifest list of Docker manifests (and refuses zstd)"
