@@ -760,6 +760,8 @@ struct mount_views {
 	struct stage **stages;
 	size_t n_stages;
 	char **tmpdirs; /* filtered copies of the context, removed after the RUN */
+	int *locks;	/* cache mounts with sharing=locked|private: held until the RUN ends */
+	size_t n_locks;
 };
 
 static void mount_views_release(struct mount_views *v)
@@ -775,6 +777,9 @@ static void mount_views_release(struct mount_views *v)
 	for (char **d = v->tmpdirs; d && *d; d++)
 		plait_remove_tree(*d);
 	plait_strv_free(v->tmpdirs);
+	for (size_t i = 0; i < v->n_locks; i++)
+		close(v->locks[i]);
+	free(v->locks);
 	memset(v, 0, sizeof(*v));
 }
 
@@ -815,7 +820,7 @@ static int parse_mount(struct builder *b, struct stage *st, size_t idx, const st
 		       struct mount_views *views, struct plait_buf *key, char ***env, struct plait_error **err)
 {
 	_cleanup_free_ char *type = xstrdup("bind"), *target = NULL, *id = NULL, *source = NULL,
-			     *from = NULL, *mode = NULL, *size = NULL, *env_name = NULL;
+			     *from = NULL, *mode = NULL, *size = NULL, *env_name = NULL, *sharing = NULL;
 	bool rw = false, required = false;
 	_cleanup_free_ char *copy = NULL;
 	int r = expand_word(b, st, in, spec, &copy, err);
@@ -848,7 +853,9 @@ static int parse_mount(struct builder *b, struct stage *st, size_t idx, const st
 			free(size), size = xstrdup(v);
 		else if (streq(f, "env"))
 			free(env_name), env_name = xstrdup(v);
-		else if (!streq(f, "sharing") && !streq(f, "uid") && !streq(f, "gid"))
+		else if (streq(f, "sharing"))
+			free(sharing), sharing = xstrdup(v);
+		else if (!streq(f, "uid") && !streq(f, "gid"))
 			return instr_error(b, in, PLAIT_E_USAGE, err, "--mount: unknown option '%s'", f);
 	}
 	if (env_name && !streq(type, "secret"))
@@ -875,6 +882,45 @@ static int parse_mount(struct builder *b, struct stage *st, size_t idx, const st
 		r = mkdir_p(*keep2);
 		if (r < 0)
 			return plait_error_set_errno(err, PLAIT_E_IO, r, "create cache mount '%s'", *keep2);
+		if (sharing && !streq(sharing, "shared") && !streq(sharing, "locked") && !streq(sharing, "private"))
+			return instr_error(b, in, PLAIT_E_USAGE, err,
+					   "--mount: sharing=%s: use shared, locked or private", sharing);
+		if (sharing && !streq(sharing, "shared")) {
+			/* locked: one RUN at a time uses it (parallel jobs, other builds);
+			 * private: a RUN that finds it in use gets a fresh empty one. */
+			struct plait_buf lb = PLAIT_BUF_INIT;
+			plait_buf_addf(&lb, "%s/mount-%s.lock", b->work_dir, plait_digest_hex(h));
+			int lfd = open(lb.buf, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+			plait_buf_release(&lb);
+			if (lfd < 0)
+				return plait_error_set_errno(err, PLAIT_E_IO, errno, "lock cache mount '%s'", *keep2);
+			bool got = flock(lfd, LOCK_EX | LOCK_NB) == 0;
+			while (!got && streq(sharing, "locked")) {
+				if (cancelled(b)) {
+					close(lfd);
+					return plait_error_set(err, PLAIT_E_CANCELLED, "interrupted");
+				}
+				usleep(50 * 1000);
+				got = flock(lfd, LOCK_EX | LOCK_NB) == 0;
+			}
+			if (got) {
+				views->locks = xrealloc(views->locks, (views->n_locks + 1) * sizeof(int));
+				views->locks[views->n_locks++] = lfd;
+			} else {
+				close(lfd);
+				struct plait_buf t = PLAIT_BUF_INIT;
+				plait_buf_addf(&t, "%s/private-XXXXXX", b->work_dir);
+				char *tmp = plait_buf_detach(&t, NULL);
+				if (!mkdtemp(tmp)) {
+					r = plait_error_set_errno(err, PLAIT_E_IO, errno, "create '%s'", tmp);
+					free(tmp);
+					return r;
+				}
+				plait_strv_push(&views->tmpdirs, tmp);
+				free(*keep2);
+				*keep2 = tmp;
+			}
+		}
 		m->type = PLAIT_RUN_MOUNT_BIND;
 		m->source = *keep2;
 		plait_buf_addf(key, "mount cache %s %s\n", cid, target); /* its content is not an input */

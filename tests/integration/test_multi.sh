@@ -470,6 +470,28 @@ s9_applets() {
 	pass "busybox applets exec'd by the shell (sleep, ls) run under QEMU for linux/arm64 and linux/arm/v7"
 }
 
+# ---------------------------------------------------------------- 10. cache mount sharing
+
+# Parallel jobs share cache mounts: sharing=locked lets one RUN at a time in
+# (a marker file would be seen by an overlapping RUN), sharing=private gives a
+# RUN that finds the mount busy an empty one of its own.
+s10_sharing() {
+	mkdir -p "$T/c10"
+	printf '%s\n' 'ARG BASE' 'FROM ${BASE}' \
+		'RUN --mount=type=cache,id=shared-c10,target=/c,sharing=locked if [ -e /c/busy ]; then echo OVER""LAP; exit 1; fi; touch /c/busy; sleep 2; rm /c/busy; echo $(uname -m) >> /c/log' \
+		>"$T/c10/Dockerfile"
+	run_ok "$PLAIT" build --cache-dir "$CACHE" --no-cache --progress plain --platform linux/amd64,linux/arm64 \
+		--build-arg "BASE=$BASE" -t x/locked:1 --output "type=oci,dest=$T/layout10" "$T/c10"
+	assert_not_contains "$ERR" "OVERLAP" "a locked cache mount used by two RUNs at once"
+	pass "RUN --mount=type=cache,sharing=locked: parallel jobs take turns"
+	sed -i 's/sharing=locked/sharing=private/; s/exit 1; fi; touch/fi; touch/' "$T/c10/Dockerfile"
+	sed -i 's/id=shared-c10/id=private-c10/' "$T/c10/Dockerfile"
+	run_ok "$PLAIT" build --cache-dir "$CACHE" --no-cache --progress plain --platform linux/amd64,linux/arm64 \
+		--build-arg "BASE=$BASE" -t x/private:1 --output "type=oci,dest=$T/layout10p" "$T/c10"
+	assert_not_contains "$ERR" "OVERLAP" "a private cache mount shared by two RUNs at once"
+	pass "RUN --mount=type=cache,sharing=private: a busy mount is not shared"
+}
+
 section "1. three platforms, BUILDPLATFORM tool stage" s1_three_platforms
 section "2. variants" s2_variants
 section "3. plait plan" s3_plan
@@ -479,7 +501,8 @@ section "6. annotations" s6_annotations
 section "7. OCI layout with variants" s7_layout
 section "8. SIGINT" s8_sigint
 section "9. busybox applets under QEMU" s9_applets
+section "10. cache mount sharing" s10_sharing
 
 if [ ${#FAILED[@]} -gt 0 ]; then
-	fail "${#FAILED[@]} of 9 sections failed: $(printf '[%s] ' "${FAILED[@]}")"
+	fail "${#FAILED[@]} of 10 sections failed: $(printf '[%s] ' "${FAILED[@]}")"
 fi
