@@ -78,7 +78,11 @@ for a in "$@"; do
 	specs+=("$arch=$bb")
 done
 
-"${PYTHON:-python3}" - "$out" "$tag" "${specs[@]}" <<'PYEOF'
+OCILAYOUT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd) "${PYTHON:-python3}" - "$out" "$tag" "${specs[@]}" <<'PYEOF'
+import os, sys
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.environ["OCILAYOUT_DIR"])
+from ocilayout import publish  # noqa: E402
 import gzip
 import hashlib
 import io
@@ -87,11 +91,9 @@ import os
 import sys
 import tarfile
 
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-REF_NAME = "org.opencontainers.image.ref.name"
 MTIME = 1600000000
 CREATED = "2020-09-13T12:26:40Z"  # == MTIME
 
@@ -237,28 +239,7 @@ def main():
     for s in specs:
         deb_arch, path = s.split("=", 1)
         descs.append(image(blobs, deb_arch, path))
-    if len(descs) == 1:
-        top = dict(descs[0])
-    else:
-        idx = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descs}
-        d, n = blobs.put_json(idx)
-        top = {"mediaType": OCI_INDEX, "digest": d, "size": n}
-    top["annotations"] = {REF_NAME: tag}
-    with open(os.path.join(out, "oci-layout"), "w") as f:
-        f.write('{"imageLayoutVersion":"1.0.0"}')
-    ipath = os.path.join(out, "index.json")
-    try:
-        with open(ipath) as f:
-            index = json.load(f)
-    except FileNotFoundError:
-        index = {"schemaVersion": 2, "manifests": []}
-    index["manifests"] = [m for m in index.get("manifests", [])
-                          if m.get("annotations", {}).get(REF_NAME) != tag]
-    index["manifests"].append(top)
-    with open(ipath + ".tmp", "w") as f:
-        json.dump(index, f, sort_keys=True, separators=(",", ":"))
-    os.rename(ipath + ".tmp", ipath)
-    print(tag, top["digest"])
+    publish(out, tag, descs, blobs.put_json)
 
 
 main()

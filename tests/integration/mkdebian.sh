@@ -85,14 +85,16 @@ for a in "$@"; do
 	i=$((i + 1))
 done
 
-python3 - "$out" "$tag" "$work" "$@" <<'PYEOF'
+OCILAYOUT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd) python3 - "$out" "$tag" "$work" "$@" <<'PYEOF'
+import os, sys
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.environ["OCILAYOUT_DIR"])
+from ocilayout import publish  # noqa: E402
 import gzip, hashlib, json, os, sys, tarfile
 
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-REF_NAME = "org.opencontainers.image.ref.name"
 ARCHES = {
     "amd64": ("amd64", None), "arm64": ("arm64", "v8"),
     "armhf": ("arm", "v7"), "armel": ("arm", "v5"), "i386": ("386", None),
@@ -221,27 +223,7 @@ def main():
     out, tag, work, arches = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
     os.makedirs(os.path.join(out, "blobs", "sha256"), exist_ok=True)
     descs = [image(out, work, a) for a in arches]
-    if len(descs) == 1:
-        top = dict(descs[0])
-    else:
-        d, n = put_json(out, {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descs})
-        top = {"mediaType": OCI_INDEX, "digest": d, "size": n}
-    top["annotations"] = {REF_NAME: tag}
-    with open(os.path.join(out, "oci-layout"), "w") as f:
-        f.write('{"imageLayoutVersion":"1.0.0"}')
-    ipath = os.path.join(out, "index.json")
-    try:
-        with open(ipath) as f:
-            index = json.load(f)
-    except FileNotFoundError:
-        index = {"schemaVersion": 2, "manifests": []}
-    index["manifests"] = [m for m in index.get("manifests", [])
-                          if m.get("annotations", {}).get(REF_NAME) != tag]
-    index["manifests"].append(top)
-    with open(ipath + ".tmp", "w") as f:
-        json.dump(index, f, sort_keys=True, separators=(",", ":"))
-    os.rename(ipath + ".tmp", ipath)
-    print(tag, top["digest"])
+    publish(out, tag, descs, lambda obj: put_json(out, obj))
 
 
 main()
