@@ -547,6 +547,8 @@ static int check_outputs(const struct pipeline *p, const struct plait_plan *plan
 		for (char **o = p->targets[im->target].outputs; r >= 0 && o && *o; o++) {
 			for (char **t = im->tags; r >= 0 && t && *t; t++) {
 				_cleanup_free_ char *tag = tag_of(*t);
+				if (!tag)
+					continue; /* untagged entries do not replace each other */
 				struct plait_buf k = PLAIT_BUF_INIT;
 				plait_buf_addf(&k, "%s\n%s", *o, tag ? tag : "");
 				bool dup = false;
