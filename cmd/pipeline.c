@@ -656,9 +656,10 @@ static int write_metadata(struct run *run, const struct published *pub, double t
 	json_t *images = json_array(), *variants = json_object();
 	for (size_t i = 0; i < run->plan->n_images; i++) {
 		const struct plait_plan_image *im = &run->plan->images[i];
-		json_array_append_new(images, image_json(run, im, &pub[i]));
+		json_t *o = image_json(run, im, &pub[i]);
 		if (im->variant && !im->req->name)
-			json_object_set_new(variants, im->variant, image_json(run, im, &pub[i]));
+			json_object_set(variants, im->variant, o); /* the same object, listed twice */
+		json_array_append_new(images, o);
 	}
 	/* One image: the keys buildx writes, which 'plait index create
 	 * --from-metadata' reads. */
@@ -786,7 +787,6 @@ int pipeline_run(struct pipeline *p, bool plan_only, bool plan_json)
 			t->platforms = xcalloc(1, sizeof(*t->platforms));
 			plait_platform_host(&t->platforms[0]);
 			t->n_platforms = 1;
-			pts[i].default_platform = true;
 		}
 		pts[i].name = t->name;
 		pts[i].context_dir = t->context;

@@ -343,13 +343,8 @@ static int record_step(struct builder *b, const char *key, const struct layer_re
 		json_object_set_new(o, "diffID", json_string(l->diff_id));
 	}
 	_cleanup_free_ char *path = join(b->steps_dir, plait_digest_hex(key));
-	struct plait_buf tmp = PLAIT_BUF_INIT;
-	plait_buf_addf(&tmp, "%s.tmp-%d", path, (int)gettid()); /* jobs are threads */
-	int r = json_dump_file(o, tmp.buf, JSON_COMPACT) == 0 && rename(tmp.buf, path) == 0 ? 0 : -errno;
-	if (r < 0)
-		unlink(tmp.buf);
-	plait_buf_release(&tmp);
-	return r;
+	_cleanup_free_ char *text = json_dumps(o, JSON_COMPACT);
+	return text ? plait_replace_file(path, text, strlen(text)) : -ENOMEM;
 }
 
 /* 1 and *l filled (or *empty), *created (caller frees) on a hit, 0 on a miss. */
@@ -562,6 +557,21 @@ static void unlock_step(struct builder *b)
 	b->step_lock_path = NULL;
 }
 
+/* An exclusive flock on fd: 1 when taken, 0 when busy and !wait; with wait,
+ * the wait polls (a signal handler only sets the cancel flag) and ends with
+ * -PLAIT_E_CANCELLED when the build is cancelled. */
+static int lock_exclusive(struct builder *b, int fd, bool wait, struct plait_error **err)
+{
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (!wait)
+			return 0;
+		if (cancelled(b))
+			return plait_error_set(err, PLAIT_E_CANCELLED, "interrupted");
+		usleep(20 * 1000);
+	}
+	return 1;
+}
+
 /* Jobs that run in parallel (the platforms of one build, or other plait
  * processes on the same cache) often reach the same step: typically a
  * FROM --platform=$BUILDPLATFORM stage. The first takes the step's lock and
@@ -579,13 +589,11 @@ static int lock_step(struct builder *b, const char *key, struct plait_error **er
 			plait_buf_release(&p);
 			return r;
 		}
-		while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-			if (cancelled(b)) {
-				close(fd);
-				plait_buf_release(&p);
-				return plait_error_set(err, PLAIT_E_CANCELLED, "interrupted");
-			}
-			usleep(20 * 1000);
+		int r = lock_exclusive(b, fd, true, err);
+		if (r < 0) {
+			close(fd);
+			plait_buf_release(&p);
+			return r;
 		}
 		/* Still the file at that name? (its holder unlinks it when done) */
 		struct stat a, c;
@@ -894,16 +902,12 @@ static int parse_mount(struct builder *b, struct stage *st, size_t idx, const st
 			plait_buf_release(&lb);
 			if (lfd < 0)
 				return plait_error_set_errno(err, PLAIT_E_IO, errno, "lock cache mount '%s'", *keep2);
-			bool got = flock(lfd, LOCK_EX | LOCK_NB) == 0;
-			while (!got && streq(sharing, "locked")) {
-				if (cancelled(b)) {
-					close(lfd);
-					return plait_error_set(err, PLAIT_E_CANCELLED, "interrupted");
-				}
-				usleep(50 * 1000);
-				got = flock(lfd, LOCK_EX | LOCK_NB) == 0;
+			r = lock_exclusive(b, lfd, streq(sharing, "locked"), err);
+			if (r < 0) {
+				close(lfd);
+				return r;
 			}
-			if (got) {
+			if (r > 0) {
 				views->locks = xrealloc(views->locks, (views->n_locks + 1) * sizeof(int));
 				views->locks[views->n_locks++] = lfd;
 			} else {

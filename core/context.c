@@ -791,16 +791,7 @@ void plait_context_save_memo(struct plait_context *ctx)
 		for (size_t i = 0; i < ctx->n_learnt; i++)
 			plait_buf_addf(&out, "%s %s\n", ctx->learnt[i].digest, ctx->learnt[i].key);
 	}
-	struct plait_buf tmp = PLAIT_BUF_INIT;
-	plait_buf_addf(&tmp, "%s.tmp-%d", ctx->memo_file, (int)gettid());
-	int fd = open(tmp.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd >= 0) {
-		bool ok = plait_write_all(fd, out.buf, out.len) >= 0;
-		close(fd);
-		if (!ok || rename(tmp.buf, ctx->memo_file) < 0)
-			unlink(tmp.buf);
-	}
-	plait_buf_release(&tmp);
+	(void)plait_replace_file(ctx->memo_file, out.buf, out.len); /* only a cache */
 	plait_buf_release(&out);
 	ctx->memo_dirty = false;
 }

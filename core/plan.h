@@ -63,11 +63,10 @@ struct plait_plan_target {
 	const char *dockerfile; /* NULL = <context>/Dockerfile */
 	const char *stage;	/* --target, or NULL */
 	/* Platforms are parsed and normalised by the caller (platforms/ owns the
-	 * strings); none given: the caller passes the host's and sets
-	 * default_platform. An image of one platform is a manifest, not an index. */
+	 * strings); none given: the caller passes the host's. An image of one
+	 * platform is a manifest, not an index. */
 	const struct plait_platform *platforms;
 	size_t n_platforms;
-	bool default_platform;
 	const struct plait_variant *variants; /* none = one unnamed */
 	size_t n_variants;
 	const char *const *tags;

@@ -1,6 +1,8 @@
 #include "util.h"
+#include "buf.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -95,6 +97,25 @@ int plait_write_all(int fd, const void *buf, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+int plait_replace_file(const char *path, const void *data, size_t len)
+{
+	struct plait_buf tmp = PLAIT_BUF_INIT;
+	plait_buf_addf(&tmp, "%s.tmp-%d", path, (int)gettid()); /* unique per thread: jobs are threads */
+	int r = 0, fd = open(tmp.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		r = -errno;
+	if (r >= 0)
+		r = plait_write_all(fd, data, len);
+	if (fd >= 0 && close(fd) < 0 && r >= 0)
+		r = -errno;
+	if (r >= 0 && rename(tmp.buf, path) < 0)
+		r = -errno;
+	if (r < 0)
+		unlink(tmp.buf);
+	plait_buf_release(&tmp);
+	return r;
 }
 
 ssize_t plait_read_full(int fd, void *buf, size_t len)

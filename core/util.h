@@ -107,6 +107,10 @@ bool endswith(const char *s, const char *suffix);
 
 /* Write all of buf to fd, retrying on EINTR and short writes. 0 or -errno. */
 int plait_write_all(int fd, const void *buf, size_t len);
+/* Replace path with data: written to "<path>.tmp-<thread id>" and renamed over
+ * it, so readers see the old or the new content, never a part. Not fsync'd:
+ * for caches, not for what must survive a crash. 0 or -errno. */
+int plait_replace_file(const char *path, const void *data, size_t len);
 /* Read exactly len bytes unless EOF; returns bytes read or -errno. */
 ssize_t plait_read_full(int fd, void *buf, size_t len);
 
