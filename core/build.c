@@ -278,6 +278,9 @@ static int open_cache(struct builder *b, struct plait_error **err)
 		if (r < 0)
 			return plait_error_set_errno(err, PLAIT_E_IO, r,
 						     "cannot create cache directory '%s'", dirs[i]);
+		/* each layer, snapshot and mount below is a tree of its own */
+		if (dirs[i] != b->steps_dir)
+			plait_hint_unrelated_subdirs(dirs[i]);
 	}
 	_cleanup_free_ char *lock = join(b->cache, "lock");
 	b->lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);

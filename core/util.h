@@ -111,6 +111,14 @@ int plait_write_all(int fd, const void *buf, size_t len);
  * it, so readers see the old or the new content, never a part. Not fsync'd:
  * for caches, not for what must survive a crash. 0 or -errno. */
 int plait_replace_file(const char *path, const void *data, size_t len);
+/* Tell the file system that the directories made in dir hold unrelated trees
+ * (ext2/3/4's "top of directory hierarchies" flag, chattr +T), so that its
+ * allocator spreads them over the disk instead of packing them next to dir.
+ * On ext4 without a journal this also keeps new files away from the inodes
+ * freed in the last minutes around dir, which the allocator skips one by one
+ * and which make creating thousands of files ten times slower there (see
+ * README, Benchmarks). Best effort: other file systems have no such flag. */
+void plait_hint_unrelated_subdirs(const char *dir);
 /* Read exactly len bytes unless EOF; returns bytes read or -errno. */
 ssize_t plait_read_full(int fd, void *buf, size_t len);
 

@@ -53,6 +53,20 @@ assert_match "$OUT" $'KIND +ENTRIES +SIZE +BYTES' "du table header"
 assert_match "$OUT" "total +[0-9]+ +[0-9.]+ [KMG]iB +$TOTAL" "du table total"
 pass "du after a build: store, layers and steps non-empty, total $TOTAL bytes"
 
+# The layer, snapshot and mount directories carry ext4's "top of directory
+# hierarchies" flag (lsattr's T), where the file system keeps it: a probe
+# directory set by hand tells whether it does.
+mkdir "$T/topdir-probe"
+if chattr +T "$T/topdir-probe" 2>/dev/null && lsattr -d "$T/topdir-probe" 2>/dev/null | cut -d' ' -f1 | grep -q T; then
+	for d in layers work mounts; do
+		lsattr -d "$CACHE/$d" | cut -d' ' -f1 | grep -q T ||
+			fail "cache dir $d lacks the T attribute: $(lsattr -d "$CACHE/$d")"
+	done
+	pass "layers/, work/ and mounts/ carry the T (unrelated subdirectories) attribute"
+else
+	echo "# the file system under $T keeps no T attribute: not checked"
+fi
+
 # ---------------------------------------------------------------- prune refused while in use
 
 exec {lockfd}>>"$CACHE/lock"

@@ -3,12 +3,18 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdbool.h>
 #include <cmocka.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <dirent.h>
+#include <linux/fs.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/buf.h"
 #include "core/error.h"
@@ -244,6 +250,101 @@ static void test_util__strv_free_accepts_null(void **state)
 	plait_strv_free(v);
 }
 
+static char *make_tmpdir(void)
+{
+	const char *t = getenv("TMPDIR");
+	struct plait_buf b = PLAIT_BUF_INIT;
+	plait_buf_addf(&b, "%s/plait-util-XXXXXX", t && *t ? t : "/tmp");
+	assert_non_null(mkdtemp(b.buf));
+	return plait_buf_detach(&b, NULL);
+}
+
+static void test_util__replace_file_swaps_content_and_leaves_no_temp(void **state)
+{
+	(void)state;
+	_cleanup_free_ char *dir = make_tmpdir();
+	struct plait_buf p = PLAIT_BUF_INIT;
+	plait_buf_addf(&p, "%s/record", dir);
+	assert_int_equal(plait_replace_file(p.buf, "first", 5), 0);
+	assert_int_equal(plait_replace_file(p.buf, "second!", 7), 0);
+	struct plait_buf got = PLAIT_BUF_INIT;
+	assert_int_equal(plait_buf_read_file(&got, p.buf, 1024), 0);
+	assert_string_equal(got.buf, "second!");
+	plait_buf_release(&got);
+	/* only the file itself is left: no "<path>.tmp-…" */
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	int n = 0;
+	for (struct dirent *de; (de = readdir(d));)
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			n++, assert_string_equal(de->d_name, "record");
+	closedir(d);
+	assert_int_equal(n, 1);
+	/* a missing directory is an error, not a crash */
+	plait_buf_reset(&p);
+	plait_buf_addf(&p, "%s/missing/record", dir);
+	assert_int_equal(plait_replace_file(p.buf, "x", 1), -ENOENT);
+	plait_buf_reset(&p);
+	plait_buf_addf(&p, "%s/record", dir);
+	unlink(p.buf);
+	rmdir(dir);
+	plait_buf_release(&p);
+}
+
+/* Whether the file system under dir keeps FS_TOPDIR_FL (ext2/3/4 do; tmpfs
+ * has no inode flags, xfs and btrfs ignore this one): set it by hand on a
+ * scratch directory and read it back. */
+static bool fs_keeps_topdir(const char *dir)
+{
+	struct plait_buf p = PLAIT_BUF_INIT;
+	plait_buf_addf(&p, "%s/probe", dir);
+	bool keeps = false;
+	if (mkdir(p.buf, 0755) == 0) {
+		int fd = open(p.buf, O_RDONLY | O_DIRECTORY);
+		int flags = 0;
+		if (fd >= 0 && ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0) {
+			flags |= FS_TOPDIR_FL;
+			keeps = ioctl(fd, FS_IOC_SETFLAGS, &flags) == 0 &&
+				ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0 && (flags & FS_TOPDIR_FL);
+		}
+		if (fd >= 0)
+			close(fd);
+		rmdir(p.buf);
+	}
+	plait_buf_release(&p);
+	return keeps;
+}
+
+static void test_util__hint_unrelated_subdirs_sets_topdir_flag(void **state)
+{
+	(void)state;
+	_cleanup_free_ char *dir = make_tmpdir();
+	if (!fs_keeps_topdir(dir)) {
+		rmdir(dir);
+		skip();
+	}
+	int fd = open(dir, O_RDONLY | O_DIRECTORY);
+	assert_true(fd >= 0);
+	int flags = 0;
+	assert_int_equal(ioctl(fd, FS_IOC_GETFLAGS, &flags), 0);
+	assert_false(flags & FS_TOPDIR_FL);
+	plait_hint_unrelated_subdirs(dir);
+	assert_int_equal(ioctl(fd, FS_IOC_GETFLAGS, &flags), 0);
+	assert_true(flags & FS_TOPDIR_FL);
+	/* again: nothing changes, nothing breaks */
+	plait_hint_unrelated_subdirs(dir);
+	assert_int_equal(ioctl(fd, FS_IOC_GETFLAGS, &flags), 0);
+	assert_true(flags & FS_TOPDIR_FL);
+	close(fd);
+	/* what does not exist is left alone */
+	struct plait_buf p = PLAIT_BUF_INIT;
+	plait_buf_addf(&p, "%s/missing", dir);
+	plait_hint_unrelated_subdirs(p.buf);
+	assert_int_equal(access(p.buf, F_OK), -1);
+	rmdir(dir);
+	plait_buf_release(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -265,6 +366,8 @@ int main(void)
 	    cmocka_unit_test(test_util__alloc_grow_keeps_contents),
 	    cmocka_unit_test(test_util__write_all_and_read_full),
 	    cmocka_unit_test(test_util__strv_free_accepts_null),
+	    cmocka_unit_test(test_util__replace_file_swaps_content_and_leaves_no_temp),
+	    cmocka_unit_test(test_util__hint_unrelated_subdirs_sets_topdir_flag),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
