@@ -40,8 +40,8 @@ static int to_target(const struct plait_bake_target *b, struct pipeline_target *
 	t->context = xstrdup(b->context);
 	t->dockerfile = xstrdup_or_null(b->dockerfile);
 	t->stage = xstrdup_or_null(b->target);
-	for (char **p = b->platforms; r >= 0 && p && *p; p++)
-		r = target_add_platforms(t, *p, err);
+	for (char **p = b->platforms; p && *p; p++)
+		target_add_platforms(t, *p);
 	for (char **s = b->tags; s && *s; s++)
 		plait_strv_push(&t->tags, *s);
 	for (char **s = b->args; s && *s; s++)

@@ -111,8 +111,7 @@ int build_or_plan(int argc, char **argv, bool plan)
 			break;
 		case OPT_PLATFORM:
 			/* A list, and repeated options add up (as in docker buildx). */
-			if (target_add_platforms(t, optarg, &err) < 0)
-				goto fail;
+			target_add_platforms(t, optarg);
 			break;
 		case OPT_OUTPUT: {
 			char *spec = NULL;
@@ -127,7 +126,7 @@ int build_or_plan(int argc, char **argv, bool plan)
 			break;
 		case OPT_VARIANT:
 			t->variants = xrealloc(t->variants, (t->n_variants + 1) * sizeof(*t->variants));
-			if (parse_variant(optarg, &t->variants[t->n_variants], &err) < 0)
+			if (parse_variant(optarg, &t->variants[t->n_variants], &t->problems, &err) < 0)
 				goto fail;
 			t->n_variants++;
 			break;

@@ -37,6 +37,7 @@ void pipeline_target_release(struct pipeline_target *t)
 	plait_strv_free(t->build_args);
 	plait_strv_free(t->labels);
 	plait_strv_free(t->outputs);
+	plait_strv_free(t->problems);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -200,7 +201,7 @@ int pipeline_finish_options(struct pipeline *p, const char *cmd)
 	return 0;
 }
 
-int parse_variant(const char *spec, struct plait_variant *out, struct plait_error **err)
+int parse_variant(const char *spec, struct plait_variant *out, char ***problems, struct plait_error **err)
 {
 	memset(out, 0, sizeof(*out));
 	const char *colon = strchr(spec, ':');
@@ -230,9 +231,13 @@ int parse_variant(const char *spec, struct plait_variant *out, struct plait_erro
 		}
 		for (char *s2 = NULL, *q = strtok_r(eq + 1, "+", &s2); q; q = strtok_r(NULL, "+", &s2)) {
 			struct plait_platform pl = { 0 };
-			if ((r = plait_platform_parse(q, &pl, err)) < 0) {
-				plait_error_wrap(err, "--variant '%s'", spec);
-				goto fail;
+			_cleanup_error_ struct plait_error *pe = NULL;
+			if (plait_platform_parse(q, &pl, &pe) < 0) {
+				struct plait_buf m = PLAIT_BUF_INIT;
+				plait_buf_addf(&m, "--variant '%s': %s", spec, pe->msg);
+				plait_strv_push(problems, m.buf);
+				plait_buf_release(&m);
+				continue;
 			}
 			char *ps = plait_platform_format(&pl);
 			plait_strv_push(&out->platforms, ps);
@@ -315,25 +320,50 @@ int parse_output(const char *arg, char **spec, struct plait_error **err)
 	return 0;
 }
 
-int target_add_platforms(struct pipeline_target *t, const char *list, struct plait_error **err)
+/* Say what is wrong with --platform's value: the planner reports it. */
+_printf_(2, 3) static void platform_problem(struct pipeline_target *t, const char *fmt, ...)
 {
-	struct plait_platform *more = NULL;
-	size_t n_more = 0;
-	int r = plait_platform_parse_list(list, &more, &n_more, err);
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < n_more; i++)
-		for (size_t j = 0; j < t->n_platforms; j++)
-			if (plait_platform_equal(&more[i], &t->platforms[j])) {
-				_cleanup_free_ char *ps = plait_platform_format(&more[i]);
-				plait_platform_list_free(more, n_more);
-				return plait_error_set(err, PLAIT_E_USAGE, "--platform: %s is listed twice", ps);
+	struct plait_buf m = PLAIT_BUF_INIT;
+	va_list ap;
+	va_start(ap, fmt);
+	plait_buf_vaddf(&m, fmt, ap);
+	va_end(ap);
+	plait_strv_push(&t->problems, m.buf);
+	plait_buf_release(&m);
+}
+
+void target_add_platforms(struct pipeline_target *t, const char *list)
+{
+	/* One entry at a time, so that every bad one is named. */
+	for (const char *p = list;;) {
+		const char *comma = strchr(p, ',');
+		_cleanup_free_ char *item = comma ? xstrndup(p, (size_t)(comma - p)) : xstrdup(p);
+		struct plait_platform *one = NULL;
+		size_t n_one = 0;
+		_cleanup_error_ struct plait_error *e = NULL;
+		if (!*item && (comma || p != list))
+			platform_problem(t, "--platform '%s': empty entry; separate platforms with a single ',', "
+					    "e.g. 'linux/amd64,linux/arm64'", list);
+		else if (plait_platform_parse_list(item, &one, &n_one, &e) < 0)
+			platform_problem(t, "--platform: %s", e->msg);
+		for (size_t i = 0; i < n_one; i++) {
+			bool dup = false;
+			for (size_t j = 0; j < t->n_platforms && !dup; j++)
+				dup = plait_platform_equal(&one[i], &t->platforms[j]);
+			if (dup) {
+				_cleanup_free_ char *ps = plait_platform_format(&one[i]);
+				platform_problem(t, "--platform: %s is listed twice", ps);
+				plait_platform_release(&one[i]);
+				continue;
 			}
-	t->platforms = xrealloc(t->platforms, (t->n_platforms + n_more) * sizeof(*t->platforms));
-	memcpy(t->platforms + t->n_platforms, more, n_more * sizeof(*more));
-	t->n_platforms += n_more;
-	free(more);
-	return 0;
+			t->platforms = xrealloc(t->platforms, (t->n_platforms + 1) * sizeof(*t->platforms));
+			t->platforms[t->n_platforms++] = one[i];
+		}
+		free(one);
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
 }
 
 /* ------------------------------------------------------------ resolving */
@@ -783,7 +813,8 @@ int pipeline_run(struct pipeline *p, bool plan_only, bool plan_json)
 	plait_local_builders(&chooser);
 	for (size_t i = 0; i < p->n_targets; i++) {
 		struct pipeline_target *t = &p->targets[i];
-		if (!t->n_platforms) {
+		/* none given: the host's (but not in place of ones that were wrong) */
+		if (!t->n_platforms && !t->problems) {
 			t->platforms = xcalloc(1, sizeof(*t->platforms));
 			plait_platform_host(&t->platforms[0]);
 			t->n_platforms = 1;
@@ -801,6 +832,7 @@ int pipeline_run(struct pipeline *p, bool plan_only, bool plan_json)
 		pts[i].labels = (const char *const *)t->labels;
 		pts[i].annotations = t->annotations;
 		pts[i].n_annotations = t->n_annotations;
+		pts[i].problems = (const char *const *)t->problems;
 	}
 	/* --build-context NAME=DIR: a directory is a named local context; other
 	 * values (oci:, docker-image://) name images for FROM and COPY --from. */

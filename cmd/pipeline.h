@@ -29,6 +29,9 @@ struct pipeline_target {
 	char **build_args;
 	char **labels;
 	char **outputs; /* "oci:DIR", "oci-archive:FILE" */
+	/* What option parsing found wrong (an unknown platform): reported by the
+	 * planner with its own problems, in one error. */
+	char **problems;
 };
 
 struct named_context {
@@ -128,12 +131,14 @@ int pipeline_option(struct pipeline *p, const char *cmd, int c, const char *arg)
 int pipeline_finish_options(struct pipeline *p, const char *cmd);
 
 /* "NAME[:K=V,...,platforms=P+P]" (--variant); "index:K=V", "manifest[P]:K=V",
- * "K=V" (--annotation); "type=oci,dest=DIR" (--output). */
-int parse_variant(const char *spec, struct plait_variant *out, struct plait_error **err);
+ * "K=V" (--annotation); "type=oci,dest=DIR" (--output). parse_variant leaves
+ * an unknown platform out and says why in *problems (see pipeline_target). */
+int parse_variant(const char *spec, struct plait_variant *out, char ***problems, struct plait_error **err);
 int parse_annotation(const char *spec, struct plait_annotation *out, struct plait_error **err);
 int parse_output(const char *arg, char **spec, struct plait_error **err);
-/* Add a platform list ("linux/amd64,linux/arm64") to t; duplicates are an error. */
-int target_add_platforms(struct pipeline_target *t, const char *list, struct plait_error **err);
+/* Add a platform list ("linux/amd64,linux/arm64") to t. An unknown platform,
+ * an empty entry or one listed twice goes to t->problems, not into t. */
+void target_add_platforms(struct pipeline_target *t, const char *list);
 
 /* Plan (and with plan_only print the plan as a table or JSON), else build,
  * export, push, write metadata and the summary. Returns the exit code. */

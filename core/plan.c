@@ -248,6 +248,8 @@ int plait_plan_make(const struct plait_plan_target *targets, size_t n, const str
 		const char *tname = t->name;
 		static const struct plait_variant none = { 0 };
 		size_t nv = t->n_variants ? t->n_variants : 1;
+		for (const char *const *q = t->problems; q && *q; q++)
+			problem(&pr, "%s%s%s", tname ? tname : "", tname ? ": " : "", *q);
 		for (size_t i = 0; i < t->n_variants; i++)
 			for (size_t k = 0; k < i; k++)
 				if (streq(t->variants[i].name, t->variants[k].name))
@@ -337,7 +339,8 @@ int plait_plan_make(const struct plait_plan_target *targets, size_t n, const str
 			plait_strv_free(names);
 			/* One platform gives a manifest, as buildx does; several an index. */
 			im->single = im->n_jobs == 1;
-			if (!im->n_jobs)
+			/* no platform at all: the target's problems say why */
+			if (!im->n_jobs && t->n_platforms)
 				problem(&pr, "%s%svariant %s builds no platform", tname ? tname : "", tname ? ": " : "",
 					v->name ? v->name : "default");
 		}

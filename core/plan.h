@@ -74,6 +74,9 @@ struct plait_plan_target {
 	const char *const *labels;
 	const struct plait_annotation *annotations;
 	size_t n_annotations;
+	/* What the caller found wrong while reading this target's input (an
+	 * unknown platform): reported first, with the planner's own problems. */
+	const char *const *problems;
 };
 
 struct plait_plan_opts {

@@ -282,14 +282,20 @@ s3_plan() {
 	pass "plan: a base image missing for linux/arm64 only is named with its Dockerfile line"
 
 	# Every problem of one request in one run.
-	run_expect_fail "$PLAIT" plan --platform linux/amd64,linux/arm64 --build-arg "BASE=$REG/base/noarm64:1" \
-		--variant cpu --variant gpu -t "$REG/p:1.0" -t "$REG/p:latest" "$T/c3"
+	run_expect_fail "$PLAIT" plan --platform linux/amd64,linux/arm64,linux/sparc64 \
+		--build-arg "BASE=$REG/base/noarm64:1" --variant cpu --variant gpu:platforms=linux/amd64+linux/pdp11 \
+		-t "$REG/p:1.0" -t "$REG/p:latest" "$T/c3"
 	expect_rc 2
+	assert_contains "$ERR" "--platform: unknown platform 'linux/sparc64'" "plan errors (unknown platform)"
+	assert_contains "$ERR" "known: amd64, arm64" "plan errors (unknown platform: the known ones)"
+	assert_contains "$ERR" "--variant 'gpu:platforms=linux/amd64+linux/pdp11': unknown platform 'linux/pdp11'" \
+		"plan errors (unknown platform of a variant)"
 	assert_contains "$ERR" "-t '$REG/p:1.0' has no {variant}" "plan errors (tag without {variant})"
 	assert_contains "$ERR" "'latest'" "plan errors (the latest tag)"
 	assert_contains "$ERR" "--allow-latest" "plan errors (the latest tag's fix)"
 	assert_contains "$ERR" "missing for linux/arm64" "plan errors (the base image missing for arm64)"
-	pass "plan: {variant} missing, a latest tag and a missing arm64 base are all reported in one run (exit 2)"
+	assert_contains "$ERR" "(6 problems; nothing was built)" "plan errors (how many)"
+	pass "plan: unknown platforms (--platform, a variant's), {variant} missing, a latest tag and a missing arm64 base are all reported in one run (exit 2)"
 }
 
 # ---------------------------------------------------------------- 4. arm64-only failure

@@ -600,6 +600,45 @@ static void assert_interleaved(const struct plait_plan *p)
 	}
 }
 
+static void test_plan__caller_problems_come_first_with_the_others(void **state)
+{
+	(void)state;
+	static const char *const tags[] = {"r.example/app:latest", NULL};
+	static const char *const found[] = {"--platform: unknown platform 'linux/sparc64'", NULL};
+	struct plait_plan_target t = {.name = "web",
+				      .context_dir = "/nonexistent/ctx",
+				      .platforms = two,
+				      .n_platforms = 2,
+				      .tags = tags,
+				      .problems = found};
+	struct plait_plan_opts o;
+	opts_init(&o);
+	_cleanup_free_ char *msg = plan_fails(&t, 1, &o);
+	assert_contains(msg, "2 problems");
+	/* the caller's problem, named after the target, before the planner's */
+	const char *mine = strstr(msg, "web: --platform: unknown platform 'linux/sparc64'");
+	const char *latest = strstr(msg, "r.example/app:latest");
+	assert_non_null(mine);
+	assert_non_null(latest);
+	assert_true(mine < latest);
+}
+
+static void test_plan__no_platform_left_says_only_why(void **state)
+{
+	(void)state;
+	/* every --platform was wrong: no job, and no "builds no platform" on top */
+	static const char *const tags[] = {"r.example/app:1.0", NULL};
+	static const char *const found[] = {"--platform: unknown platform 'linux/zzz'", NULL};
+	struct plait_plan_target t = {
+	    .context_dir = "/nonexistent/ctx", .n_platforms = 0, .tags = tags, .problems = found};
+	struct plait_plan_opts o;
+	opts_init(&o);
+	_cleanup_free_ char *msg = plan_fails(&t, 1, &o);
+	assert_contains(msg, "1 problem");
+	assert_contains(msg, "linux/zzz");
+	assert_null(strstr(msg, "builds no platform"));
+}
+
 static void test_plan__start_order_interleaves_emulated_and_native(void **state)
 {
 	(void)state;
@@ -1098,6 +1137,8 @@ int main(void)
 	    cmocka_unit_test(test_plan__invalid_reference_is_a_problem),
 	    cmocka_unit_test(test_plan__no_builder_names_platform_and_fix),
 	    cmocka_unit_test(test_plan__problems_reported_together),
+	    cmocka_unit_test(test_plan__caller_problems_come_first_with_the_others),
+	    cmocka_unit_test(test_plan__no_platform_left_says_only_why),
 	    cmocka_unit_test(test_plan__start_order_interleaves_emulated_and_native),
 	    cmocka_unit_test(test_plan__start_order_with_one_emulated_job),
 	    cmocka_unit_test(test_plan__single_platform_is_a_manifest),
