@@ -29,28 +29,35 @@ static const char usage[] =
 	"      --source-date-epoch N     set org.opencontainers.image.created to N (also\n"
 	"                                $SOURCE_DATE_EPOCH), as 'plait build' does\n"
 	"      --from-metadata FILE      add the image a 'plait build --push-by-digest\n"
-	"                                --metadata-file FILE' pushed (repeatable; the CI matrix flow)\n"
+	"                                --metadata-file FILE' pushed (repeatable; the CI matrix flow);\n"
+	"                                of a build with variants, -t NAME:TAG-{variant} makes one\n"
+	"                                index per variant from the images of that variant\n"
 	"  -j, --parallel N              blobs transferred at once (default 4)\n"
 	"  -q, --quiet                   no progress lines\n" REGISTRY_CLI_HELP
 	"  -h, --help                    show this help\n";
 
 enum { OPT_ANNOTATION = OPT_FIRST_PRIVATE, OPT_APPEND, OPT_INDEX_FORMAT, OPT_FROM_METADATA, OPT_EPOCH };
 
-/* A --metadata-file of `plait build --push-by-digest`: the image it pushed,
- * as "repository@digest" (the repository from its first -t name). */
-static int source_from_metadata(const char *file, char **out, struct plait_error **err)
+/* An image a --metadata-file names: "repository@digest" (the repository from
+ * its first -t name), and the variant it was built for (NULL when none). */
+struct meta_src {
+	char *variant;
+	char *name;
+	const char *file;
+};
+
+static void meta_srcs_free(struct meta_src *v, size_t n)
 {
-	json_error_t jerr;
-	json_auto_t *m = json_load_file(file, 0, &jerr);
-	if (!m)
-		return plait_error_set(err, PLAIT_E_USAGE, "--from-metadata '%s': %s (line %d)", file, jerr.text,
-				       jerr.line);
-	const char *digest = json_string_value(json_object_get(m, "containerimage.digest"));
-	const char *names = json_string_value(json_object_get(m, "image.name"));
-	if (!digest || plait_digest_validate(digest, NULL) < 0 || !names || !*names)
-		return plait_error_set(err, PLAIT_E_USAGE,
-				       "--from-metadata '%s': no containerimage.digest and image.name in it "
-				       "(write it with 'plait build --metadata-file')", file);
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].variant);
+		free(v[i].name);
+	}
+	free(v);
+}
+
+static int meta_name(const char *file, const char *names, const char *digest, char **out,
+		     struct plait_error **err)
+{
 	_cleanup_free_ char *first = xstrndup(names, strcspn(names, ","));
 	struct plait_ref ref = { 0 };
 	int r = plait_ref_parse(first, &ref, err);
@@ -62,6 +69,68 @@ static int source_from_metadata(const char *file, char **out, struct plait_error
 	plait_buf_addf(&b, "%s@%s", name, digest);
 	*out = plait_buf_detach(&b, NULL);
 	return 0;
+}
+
+static struct meta_src *meta_add(struct meta_src **v, size_t *n, const char *file, const char *variant)
+{
+	*v = xrealloc(*v, (*n + 1) * sizeof(**v));
+	struct meta_src *x = &(*v)[(*n)++];
+	memset(x, 0, sizeof(*x));
+	x->file = file;
+	x->variant = xstrdup_or_null(variant);
+	return x;
+}
+
+/* The images of a --metadata-file of `plait build --push-by-digest`: one, or
+ * one per variant ("images", each with its "variant"). */
+static int sources_from_metadata(const char *file, struct meta_src **v, size_t *n, struct plait_error **err)
+{
+	json_error_t jerr;
+	json_auto_t *m = json_load_file(file, 0, &jerr);
+	if (!m)
+		return plait_error_set(err, PLAIT_E_USAGE, "--from-metadata '%s': %s (line %d)", file, jerr.text,
+				       jerr.line);
+	json_t *images = json_object_get(m, "images");
+	size_t count = json_array_size(images), first = *n, k;
+	json_t *im;
+	json_array_foreach(images, k, im) {
+		const char *digest = json_string_value(json_object_get(im, "digest"));
+		const char *variant = json_string_value(json_object_get(im, "variant"));
+		const char *name = json_string_value(json_array_get(json_object_get(im, "tags"), 0));
+		if (json_object_get(im, "target") && count > 1)
+			return plait_error_set(err, PLAIT_E_USAGE,
+					       "--from-metadata '%s': it holds the images of several bake targets; "
+					       "merge one target at a time (one metadata file per target)",
+					       file);
+		if (!digest || plait_digest_validate(digest, NULL) < 0 || !name || !*name)
+			return plait_error_set(err, PLAIT_E_USAGE,
+					       "--from-metadata '%s': image %zu has no digest or no -t name (write "
+					       "it with 'plait build --push-by-digest -t REPO --metadata-file FILE')",
+					       file, k + 1);
+		if (count > 1 && !variant)
+			return plait_error_set(err, PLAIT_E_USAGE, "--from-metadata '%s': image %zu of %zu has no variant",
+					       file, k + 1, count);
+		for (size_t i = first; variant && i < *n; i++)
+			if (streq_ptr((*v)[i].variant, variant))
+				return plait_error_set(err, PLAIT_E_USAGE,
+						       "--from-metadata '%s': variant '%s' is there twice", file,
+						       variant);
+		struct meta_src *x = meta_add(v, n, file, variant);
+		int r = meta_name(file, name, digest, &x->name, err);
+		if (r < 0)
+			return r;
+	}
+	if (count)
+		return 0;
+	/* no "images": the buildx keys alone */
+	const char *digest = json_string_value(json_object_get(m, "containerimage.digest"));
+	const char *names = json_string_value(json_object_get(m, "image.name"));
+	if (!digest || plait_digest_validate(digest, NULL) < 0 || !names || !*names)
+		return plait_error_set(err, PLAIT_E_USAGE,
+				       "--from-metadata '%s': no images, and no containerimage.digest and "
+				       "image.name in it (write it with 'plait build --metadata-file')", file);
+	struct meta_src *x = meta_add(v, n, file, NULL);
+	return meta_name(file, names, digest, &x->name, err);
 }
 
 struct entry {
@@ -243,6 +312,285 @@ static int add_index_entries(struct entries *e, struct plait_endpoint *ep, const
 	return r;
 }
 
+/* What every index of one `index create` shares. */
+struct settings {
+	const struct plait_registry_opts *ropts;
+	const struct plait_map *annotations;
+	bool have_epoch;
+	int64_t epoch;
+	bool append, quiet;
+	enum plait_media_type format;
+	struct plait_copy_opts *copts;
+};
+
+/* One index to make: its -t names (with {variant} filled in) and sources. */
+struct job {
+	char **dsts;
+	char **src_names;
+	struct plait_endpoint **srcs;
+	size_t n_srcs;
+	struct plait_endpoint *first; /* --append: the first DST, where the base entries are */
+	struct plait_endpoint **dst_eps;
+	size_t n_dsts;
+	struct entries base, added;
+	struct plait_index idx;
+	struct plait_buf bytes;
+	struct plait_descriptor root;
+};
+
+static void job_release(struct job *j)
+{
+	for (size_t i = 0; i < j->n_srcs; i++)
+		plait_endpoint_free(j->srcs[i]);
+	free(j->srcs);
+	for (size_t i = 0; i < j->n_dsts; i++)
+		plait_endpoint_free(j->dst_eps ? j->dst_eps[i] : NULL);
+	free(j->dst_eps);
+	plait_endpoint_free(j->first);
+	entries_release(&j->base);
+	entries_release(&j->added);
+	plait_index_release(&j->idx);
+	plait_descriptor_release(&j->root);
+	plait_buf_release(&j->bytes);
+	plait_strv_free(j->dsts);
+	plait_strv_free(j->src_names);
+	memset(j, 0, sizeof(*j));
+}
+
+/* Read every source (and with --append the first DST's index), make the
+ * index's bytes and open the destinations: nothing is written yet. */
+static int job_prepare(const struct settings *s, struct job *j, struct plait_error **err)
+{
+	int r = 0;
+	while (j->src_names && j->src_names[j->n_srcs])
+		j->n_srcs++;
+	j->srcs = xcalloc(j->n_srcs + 1, sizeof(*j->srcs));
+	for (size_t i = 0; i < j->n_srcs; i++) {
+		const char *name = j->src_names[i];
+		struct plait_descriptor sroot = { 0 };
+		struct plait_buf sdata = PLAIT_BUF_INIT;
+		r = plait_endpoint_open(name, false, s->ropts, &j->srcs[i], err);
+		if (r >= 0)
+			r = plait_endpoint_resolve(j->srcs[i], NULL, &sroot, &sdata, err);
+		if (r >= 0) {
+			if (plait_media_type_is_index(plait_media_type_from_string(sroot.media_type)))
+				r = add_index_entries(&j->added, j->srcs[i], name, &sdata, true, err);
+			else
+				r = add_manifest(&j->added, j->srcs[i], name, &sroot, &sdata, err);
+		}
+		plait_descriptor_release(&sroot);
+		plait_buf_release(&sdata);
+		if (r < 0)
+			return r;
+	}
+	r = check_added(&j->added, err);
+	if (r < 0)
+		return r;
+
+	if (s->append) {
+		struct plait_descriptor broot = { 0 };
+		struct plait_buf bdata = PLAIT_BUF_INIT;
+		r = plait_endpoint_open(j->dsts[0], false, s->ropts, &j->first, err);
+		if (r >= 0)
+			r = plait_endpoint_resolve(j->first, NULL, &broot, &bdata, err);
+		if (r >= 0 && !plait_media_type_is_index(plait_media_type_from_string(broot.media_type)))
+			r = plait_error_set(err, PLAIT_E_USAGE, "--append: '%s' is an image, not an index",
+					    j->dsts[0]);
+		else if (r >= 0)
+			r = add_index_entries(&j->base, j->first, j->dsts[0], &bdata, false, err);
+		else if (plait_error_code(err) == PLAIT_E_NOT_FOUND) {
+			plait_error_clear(err); /* nothing to append to yet: start empty */
+			r = 0;
+		}
+		if (r >= 0 && !j->idx.annotations.n && broot.digest[0]) {
+			struct plait_index old = { 0 };
+			if (plait_index_parse(bdata.buf, bdata.len, &old, NULL) >= 0)
+				plait_map_copy(&j->idx.annotations, &old.annotations);
+			plait_index_release(&old);
+		}
+		plait_descriptor_release(&broot);
+		plait_buf_release(&bdata);
+		if (r < 0)
+			return r;
+	}
+
+	struct plait_index *idx = &j->idx;
+	idx->schema_version = 2;
+	idx->media_type = xstrdup(plait_media_type_to_string(s->format));
+	for (size_t i = 0; i < s->annotations->n; i++)
+		plait_map_set(&idx->annotations, s->annotations->items[i].key, s->annotations->items[i].value);
+	/* As plait build: the same epoch gives the same index digest. */
+	if (s->have_epoch && s->format == PLAIT_MT_OCI_INDEX &&
+	    !plait_map_get(&idx->annotations, "org.opencontainers.image.created")) {
+		char when[32];
+		format_epoch(s->epoch, when);
+		plait_map_set(&idx->annotations, "org.opencontainers.image.created", when);
+	}
+	drop_replaced(&j->base, &j->added);
+	for (size_t i = 0; i < j->base.n; i++)
+		plait_index_add(idx, &j->base.v[i].desc);
+	for (size_t i = 0; i < j->added.n; i++)
+		plait_index_add(idx, &j->added.v[i].desc);
+	r = plait_index_serialise(idx, &j->bytes, err);
+	if (r < 0)
+		return r;
+	j->root.media_type = xstrdup(idx->media_type);
+	plait_sha256_buf(j->bytes.buf, j->bytes.len, j->root.digest);
+	j->root.size = (int64_t)j->bytes.len;
+
+	while (j->dsts[j->n_dsts])
+		j->n_dsts++;
+	j->dst_eps = xcalloc(j->n_dsts + 1, sizeof(*j->dst_eps));
+	for (size_t d = 0; d < j->n_dsts; d++) {
+		r = plait_endpoint_open(j->dsts[d], true, s->ropts, &j->dst_eps[d], err);
+		if (r < 0)
+			return r;
+		const char *ref = j->dst_eps[d]->ref;
+		if (ref && strchr(ref, ':'))
+			return plait_error_set(err, PLAIT_E_USAGE, "-t '%s': give a tag, not a digest", j->dsts[d]);
+		if (!ref)
+			return plait_error_set(err, PLAIT_E_USAGE,
+					       "-t '%s' has no tag: name one (e.g. '%s:1.0'); plait does not tag "
+					       "'latest' implicitly",
+					       j->dsts[d], j->dsts[d]);
+	}
+	return 0;
+}
+
+/* Into DST d: each image, then the base entries (from the first DST's own
+ * repository), then the index itself, by digest. */
+static int job_push(const struct settings *s, struct job *j, size_t d, struct plait_error **err)
+{
+	struct plait_endpoint *dst = j->dst_eps[d];
+	int r = 0;
+	for (size_t i = 0; i < j->added.n && r >= 0; i++)
+		r = plait_copy_image(j->added.v[i].src, dst, &j->added.v[i].desc, j->added.v[i].bytes.buf,
+				     j->added.v[i].bytes.len, NULL, s->copts, NULL, err);
+	for (size_t i = 0; i < j->base.n && r >= 0 && d > 0; i++)
+		r = plait_copy_image(j->first, dst, &j->base.v[i].desc, j->base.v[i].bytes.buf,
+				     j->base.v[i].bytes.len, NULL, s->copts, NULL, err);
+	if (r >= 0 && plait_interrupted)
+		r = plait_error_set(err, PLAIT_E_CANCELLED, "interrupted: %s not written or tagged", j->dsts[d]);
+	if (r >= 0)
+		r = dst->ops->put_manifest(dst, j->root.media_type, j->bytes.buf, j->bytes.len, j->root.digest,
+					   err);
+	return r;
+}
+
+static int job_tag(const struct settings *s, struct job *j, size_t d, struct plait_error **err)
+{
+	struct plait_endpoint *dst = j->dst_eps[d];
+	int r = 0;
+	if (plait_interrupted)
+		r = plait_error_set(err, PLAIT_E_CANCELLED, "interrupted: '%s' not tagged", j->dsts[d]);
+	if (r >= 0)
+		r = dst->ops->tag(dst, dst->ref, &j->root, j->bytes.buf, j->bytes.len, err);
+	if (r >= 0)
+		r = plait_endpoint_commit(dst, err);
+	if (r < 0)
+		return r;
+	if (!s->quiet)
+		fprintf(stderr, "index %s with %zu entries -> %s\n", j->root.digest, j->idx.n_manifests,
+			dst->display);
+	_cleanup_free_ char *result = plait_endpoint_ref_string(dst, j->root.digest);
+	printf("%s\n", result);
+	return 0;
+}
+
+static char *fill_variant(const char *dst, const char *variant)
+{
+	struct plait_buf b = PLAIT_BUF_INIT;
+	for (const char *p = dst; *p;) {
+		const char *at = strstr(p, "{variant}");
+		if (!at) {
+			plait_buf_adds(&b, p);
+			break;
+		}
+		plait_buf_add(&b, p, (size_t)(at - p));
+		plait_buf_adds(&b, variant);
+		p = at + strlen("{variant}");
+	}
+	return plait_buf_detach(&b, NULL);
+}
+
+/* The indexes to make: one, or with "{variant}" in -t one per variant the
+ * metadata files name, in the order they first appear. */
+static int plan_jobs(char **dsts, const struct meta_src *meta, size_t n_meta, char **args,
+		     struct job **jobs, size_t *n_jobs, struct plait_error **err)
+{
+	size_t with = 0, n_dsts = 0;
+	for (; dsts[n_dsts]; n_dsts++)
+		with += strstr(dsts[n_dsts], "{variant}") != NULL;
+	char **variants = NULL;
+	size_t n_variants = 0;
+	for (size_t i = 0; i < n_meta; i++) {
+		bool seen = false;
+		for (size_t k = 0; k < n_variants && !seen; k++)
+			seen = streq_ptr(variants[k], meta[i].variant);
+		if (!seen) {
+			variants = xrealloc(variants, (n_variants + 1) * sizeof(*variants));
+			variants[n_variants++] = meta[i].variant;
+		}
+	}
+	int r = 0;
+	if (with && with < n_dsts) {
+		for (size_t d = 0; d < n_dsts; d++)
+			if (!strstr(dsts[d], "{variant}")) {
+				r = plait_error_set(err, PLAIT_E_USAGE,
+						    "-t '%s' has no {variant} while another -t has: every "
+						    "variant's index would go there",
+						    dsts[d]);
+				break;
+			}
+	} else if (with && args && *args) {
+		r = plait_error_set(err, PLAIT_E_USAGE,
+				    "SRC '%s' with -t '%s': an SRC belongs to no variant; with {variant} give "
+				    "the images with --from-metadata only",
+				    args[0], dsts[0]);
+	} else if (with && !n_meta) {
+		r = plait_error_set(err, PLAIT_E_USAGE,
+				    "-t '%s' has {variant}: give the builds' metadata with --from-metadata FILE",
+				    dsts[0]);
+	} else if (with) {
+		for (size_t i = 0; i < n_meta && r >= 0; i++)
+			if (!meta[i].variant)
+				r = plait_error_set(err, PLAIT_E_USAGE,
+						    "-t '%s' has {variant}, but '%s' names an image of no variant "
+						    "(from a build without --variant)",
+						    dsts[0], meta[i].file);
+	} else if (n_variants > 1) {
+		struct plait_buf names = PLAIT_BUF_INIT;
+		for (size_t k = 0; k < n_variants; k++)
+			plait_buf_addf(&names, "%s%s", k ? ", " : "", variants[k] ? variants[k] : "(none)");
+		r = plait_error_set(err, PLAIT_E_USAGE,
+				    "the metadata files hold the images of %zu variants (%s), and -t '%s' has no "
+				    "{variant}: write e.g. '%s-{variant}' to make one index per variant",
+				    n_variants, names.buf, dsts[0], dsts[0]);
+		plait_buf_release(&names);
+	}
+	if (r < 0) {
+		free(variants);
+		return r;
+	}
+	size_t n = with ? n_variants : 1;
+	*jobs = xcalloc(n + 1, sizeof(**jobs));
+	*n_jobs = n;
+	for (size_t k = 0; k < n; k++) {
+		struct job *j = &(*jobs)[k];
+		for (size_t d = 0; d < n_dsts; d++) {
+			_cleanup_free_ char *x = with ? fill_variant(dsts[d], variants[k]) : xstrdup(dsts[d]);
+			plait_strv_push(&j->dsts, x);
+		}
+		for (size_t i = 0; i < n_meta; i++)
+			if (!with || streq_ptr(meta[i].variant, variants[k]))
+				plait_strv_push(&j->src_names, meta[i].name);
+		for (char **a = args; !with && a && *a; a++)
+			plait_strv_push(&j->src_names, *a);
+	}
+	free(variants);
+	return 0;
+}
+
 static int index_create(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -260,22 +608,14 @@ static int index_create(int argc, char **argv)
 	};
 	struct registry_cli rc = { 0 };
 	struct plait_error *err = NULL;
-	char **dsts = NULL;
-	size_t n_dsts = 0;
+	char **dsts = NULL, **args = NULL;
 	struct plait_map annotations = { 0 };
-	bool have_epoch = false;
-	int64_t epoch = 0;
-	bool append = false, quiet = false;
-	enum plait_media_type format = PLAIT_MT_OCI_INDEX;
 	struct plait_copy_opts copts = { .cancel = &plait_interrupted };
-	struct plait_endpoint **srcs = NULL;
-	size_t n_srcs = 0;
-	char **meta_srcs = NULL; /* from --from-metadata, before the SRC arguments */
-	char **src_names = NULL;
-	struct entries base = { 0 }, added = { 0 };
-	struct plait_index idx = { 0 };
-	struct plait_buf bytes = PLAIT_BUF_INIT;
-	struct plait_descriptor root = { 0 };
+	struct settings st = { .annotations = &annotations, .format = PLAIT_MT_OCI_INDEX, .copts = &copts };
+	struct meta_src *meta = NULL; /* from --from-metadata, before the SRC arguments */
+	size_t n_meta = 0;
+	struct job *jobs = NULL;
+	size_t n_jobs = 0;
 	int c, r, ret = 0;
 
 	optind = 1;
@@ -285,9 +625,7 @@ static int index_create(int argc, char **argv)
 			fputs(usage, stdout);
 			goto done;
 		case 't':
-			dsts = xrealloc(dsts, (n_dsts + 2) * sizeof(char *));
-			dsts[n_dsts++] = optarg;
-			dsts[n_dsts] = NULL;
+			plait_strv_push(&dsts, optarg);
 			break;
 		case OPT_ANNOTATION: {
 			const char *kv = optarg;
@@ -311,28 +649,24 @@ static int index_create(int argc, char **argv)
 			break;
 		}
 		case OPT_APPEND:
-			append = true;
+			st.append = true;
 			break;
-		case OPT_FROM_METADATA: {
-			char *src = NULL;
-			if (source_from_metadata(optarg, &src, &err) < 0)
+		case OPT_FROM_METADATA:
+			if (sources_from_metadata(optarg, &meta, &n_meta, &err) < 0)
 				goto fail;
-			plait_strv_push(&meta_srcs, src);
-			free(src);
 			break;
-		}
 		case OPT_EPOCH:
-			if (parse_epoch("index create", "--source-date-epoch", optarg, &epoch) < 0) {
+			if (parse_epoch("index create", "--source-date-epoch", optarg, &st.epoch) < 0) {
 				ret = EXIT_USAGE;
 				goto done;
 			}
-			have_epoch = true;
+			st.have_epoch = true;
 			break;
 		case OPT_INDEX_FORMAT:
 			if (streq(optarg, "oci"))
-				format = PLAIT_MT_OCI_INDEX;
+				st.format = PLAIT_MT_OCI_INDEX;
 			else if (streq(optarg, "docker"))
-				format = PLAIT_MT_DOCKER_LIST;
+				st.format = PLAIT_MT_DOCKER_LIST;
 			else {
 				ret = usage_error("index create", "--index-format: unknown format '%s'; use oci or docker",
 						  optarg);
@@ -349,7 +683,7 @@ static int index_create(int argc, char **argv)
 			break;
 		}
 		case 'q':
-			quiet = true;
+			st.quiet = true;
 			break;
 		case '?':
 			ret = usage_error("index create", "unknown or incomplete option '%s'", argv[optind - 1]);
@@ -362,161 +696,50 @@ static int index_create(int argc, char **argv)
 			}
 		}
 	}
-	if (!n_dsts) {
+	if (!dsts) {
 		ret = usage_error("index create", "missing -t DST: say where the index goes");
 		goto done;
 	}
-	for (char **m = meta_srcs; m && *m; m++)
-		plait_strv_push(&src_names, *m);
 	for (int i = optind; i < argc; i++)
-		plait_strv_push(&src_names, argv[i]);
-	if (!src_names && !append) {
+		plait_strv_push(&args, argv[i]);
+	if (!n_meta && !args && !st.append) {
 		ret = usage_error("index create", "missing SRC: name at least one image (or --from-metadata FILE)");
 		goto done;
 	}
-	if (source_date_epoch("index create", &have_epoch, &epoch) < 0) {
+	if (source_date_epoch("index create", &st.have_epoch, &st.epoch) < 0) {
 		ret = EXIT_USAGE;
 		goto done;
 	}
 	registry_cli_finish(&rc);
+	st.ropts = &rc.opts;
 
-	/* Sources first: everything is checked before anything is written. */
-	while (src_names && src_names[n_srcs])
-		n_srcs++;
-	srcs = xcalloc(n_srcs + 1, sizeof(*srcs));
-	for (size_t i = 0; i < n_srcs; i++) {
-		const char *name = src_names[i];
-		struct plait_descriptor sroot = { 0 };
-		struct plait_buf sdata = PLAIT_BUF_INIT;
-		r = plait_endpoint_open(name, false, &rc.opts, &srcs[i], &err);
-		if (r >= 0)
-			r = plait_endpoint_resolve(srcs[i], NULL, &sroot, &sdata, &err);
-		if (r >= 0) {
-			if (plait_media_type_is_index(plait_media_type_from_string(sroot.media_type)))
-				r = add_index_entries(&added, srcs[i], name, &sdata, true, &err);
-			else
-				r = add_manifest(&added, srcs[i], name, &sroot, &sdata, &err);
-		}
-		plait_descriptor_release(&sroot);
-		plait_buf_release(&sdata);
-		if (r < 0)
-			goto fail;
-	}
-	if (check_added(&added, &err) < 0)
+	if (plan_jobs(dsts, meta, n_meta, args, &jobs, &n_jobs, &err) < 0)
 		goto fail;
-
-	struct plait_endpoint *first = NULL;
-	if (append) {
-		struct plait_descriptor broot = { 0 };
-		struct plait_buf bdata = PLAIT_BUF_INIT;
-		r = plait_endpoint_open(dsts[0], false, &rc.opts, &first, &err);
-		if (r >= 0)
-			r = plait_endpoint_resolve(first, NULL, &broot, &bdata, &err);
-		if (r >= 0 && !plait_media_type_is_index(plait_media_type_from_string(broot.media_type)))
-			r = plait_error_set(&err, PLAIT_E_USAGE, "--append: '%s' is an image, not an index",
-					    dsts[0]);
-		else if (r >= 0)
-			r = add_index_entries(&base, first, dsts[0], &bdata, false, &err);
-		else if (plait_error_code(&err) == PLAIT_E_NOT_FOUND) {
-			plait_error_clear(&err); /* nothing to append to yet: start empty */
-			r = 0;
-		}
-		if (r >= 0 && !idx.annotations.n && broot.digest[0]) {
-			struct plait_index old = { 0 };
-			if (plait_index_parse(bdata.buf, bdata.len, &old, NULL) >= 0)
-				plait_map_copy(&idx.annotations, &old.annotations);
-			plait_index_release(&old);
-		}
-		plait_descriptor_release(&broot);
-		plait_buf_release(&bdata);
-		if (r < 0) {
-			plait_endpoint_free(first);
+	/* Every source of every index is read before anything is written; then
+	 * all images and indexes go by digest, and the tags move last. */
+	for (size_t k = 0; k < n_jobs; k++)
+		if (job_prepare(&st, &jobs[k], &err) < 0)
 			goto fail;
-		}
-	}
-
-	idx.schema_version = 2;
-	idx.media_type = xstrdup(plait_media_type_to_string(format));
-	for (size_t i = 0; i < annotations.n; i++)
-		plait_map_set(&idx.annotations, annotations.items[i].key, annotations.items[i].value);
-	/* As plait build: the same epoch gives the same index digest. */
-	if (have_epoch && format == PLAIT_MT_OCI_INDEX &&
-	    !plait_map_get(&idx.annotations, "org.opencontainers.image.created")) {
-		char when[32];
-		format_epoch(epoch, when);
-		plait_map_set(&idx.annotations, "org.opencontainers.image.created", when);
-	}
-	drop_replaced(&base, &added);
-	for (size_t i = 0; i < base.n; i++)
-		plait_index_add(&idx, &base.v[i].desc);
-	for (size_t i = 0; i < added.n; i++)
-		plait_index_add(&idx, &added.v[i].desc);
-	if (plait_index_serialise(&idx, &bytes, &err) < 0) {
-		plait_endpoint_free(first);
-		goto fail;
-	}
-	root.media_type = xstrdup(idx.media_type);
-	plait_sha256_buf(bytes.buf, bytes.len, root.digest);
-	root.size = (int64_t)bytes.len;
-
-	for (size_t d = 0; d < n_dsts; d++) {
-		struct plait_endpoint *dst = NULL;
-		r = plait_endpoint_open(dsts[d], true, &rc.opts, &dst, &err);
-		if (r >= 0 && dst->ref && strchr(dst->ref, ':'))
-			r = plait_error_set(&err, PLAIT_E_USAGE, "-t '%s': give a tag, not a digest", dsts[d]);
-		else if (r >= 0 && !dst->ref)
-			r = plait_error_set(&err, PLAIT_E_USAGE,
-					    "-t '%s' has no tag: name one (e.g. '%s:1.0'); plait does not tag 'latest' implicitly",
-					    dsts[d], dsts[d]);
-		/* Children first: each image, then the base entries (from the first DST's own repository). */
-		for (size_t i = 0; i < added.n && r >= 0; i++)
-			r = plait_copy_image(added.v[i].src, dst, &added.v[i].desc, added.v[i].bytes.buf,
-					     added.v[i].bytes.len, NULL, &copts, NULL, &err);
-		for (size_t i = 0; i < base.n && r >= 0 && d > 0; i++)
-			r = plait_copy_image(first, dst, &base.v[i].desc, base.v[i].bytes.buf, base.v[i].bytes.len,
-					     NULL, &copts, NULL, &err);
-		if (r >= 0 && plait_interrupted)
-			r = plait_error_set(&err, PLAIT_E_CANCELLED, "interrupted: %s not written or tagged",
-					    dsts[d]);
-		if (r >= 0)
-			r = dst->ops->put_manifest(dst, root.media_type, bytes.buf, bytes.len, root.digest, &err);
-		if (r >= 0 && plait_interrupted)
-			r = plait_error_set(&err, PLAIT_E_CANCELLED, "interrupted: '%s' not tagged", dsts[d]);
-		if (r >= 0)
-			r = dst->ops->tag(dst, dst->ref, &root, bytes.buf, bytes.len, &err);
-		if (r >= 0)
-			r = plait_endpoint_commit(dst, &err);
-		if (r >= 0) {
-			if (!quiet)
-				fprintf(stderr, "index %s with %zu entries -> %s\n", root.digest, idx.n_manifests,
-					dst->display);
-			_cleanup_free_ char *result = plait_endpoint_ref_string(dst, root.digest);
-			printf("%s\n", result);
-		}
-		plait_endpoint_free(dst);
-		if (r < 0) {
-			plait_endpoint_free(first);
-			goto fail;
-		}
-	}
-	plait_endpoint_free(first);
+	for (size_t k = 0; k < n_jobs; k++)
+		for (size_t d = 0; d < jobs[k].n_dsts; d++)
+			if (job_push(&st, &jobs[k], d, &err) < 0)
+				goto fail;
+	for (size_t k = 0; k < n_jobs; k++)
+		for (size_t d = 0; d < jobs[k].n_dsts; d++)
+			if (job_tag(&st, &jobs[k], d, &err) < 0)
+				goto fail;
 	goto done;
 fail:
 	ret = report_error(err);
 done:
 	plait_error_free(err);
-	for (size_t i = 0; i < n_srcs; i++)
-		plait_endpoint_free(srcs[i]);
-	free(srcs);
-	entries_release(&base);
-	entries_release(&added);
-	plait_index_release(&idx);
-	plait_descriptor_release(&root);
-	plait_buf_release(&bytes);
+	for (size_t k = 0; k < n_jobs; k++)
+		job_release(&jobs[k]);
+	free(jobs);
 	plait_map_release(&annotations);
-	free(dsts);
-	plait_strv_free(meta_srcs);
-	plait_strv_free(src_names);
+	plait_strv_free(dsts);
+	plait_strv_free(args);
+	meta_srcs_free(meta, n_meta);
 	registry_cli_release(&rc);
 	return ret;
 }

@@ -354,6 +354,47 @@ s5_matrix() {
   matrix index:      $(jq -c .annotations <<<"$mat")
  "
 	pass "CI matrix flow: per-platform --push-by-digest + index create --from-metadata = the one-command index"
+
+	# The same with two variants: each runner builds both for its platform,
+	# and one index create makes an index per variant.
+	mkdir -p "$T/c5v"
+	printf 'ARG BASE\nFROM ${BASE}\nARG FLAVOR=cpu\nRUN echo "$FLAVOR $(uname -m)" > /flavor\n' >"$T/c5v/Dockerfile"
+	local vargs=(--build-arg "BASE=$BASE" --variant cpu --variant gpu:FLAVOR=gpu)
+	run_ok "$PLAIT" build --cache-dir "$CACHE" --progress plain --platform linux/amd64,linux/arm64 \
+		"${vargs[@]}" -t "$REG/onev:1.0-{variant}" --push "$T/c5v"
+	for a in amd64 arm64; do
+		run_ok "$PLAIT" build --cache-dir "$T/cache5-$a" --progress plain --platform "linux/$a" "${vargs[@]}" \
+			-t "$REG/matv:1.0-{variant}" --push-by-digest --metadata-file "$T/m5v-$a.json" "$T/c5v"
+	done
+	assert_eq "" "$(tags_of matv)" "tags of matv after two --push-by-digest builds with variants"
+	# -t without {variant} would put both variants' images in one index
+	run_expect_fail "$PLAIT" index create -q -t "$REG/matv:1.0" --from-metadata "$T/m5v-amd64.json" \
+		--from-metadata "$T/m5v-arm64.json"
+	expect_rc 2
+	assert_contains "$ERR" "2 variants (cpu, gpu)" "index create of two variants without {variant}"
+	assert_contains "$ERR" "'$REG/matv:1.0-{variant}'" "index create without {variant}: the fix"
+	# an SRC belongs to no variant
+	run_expect_fail "$PLAIT" index create -q -t "$REG/matv:1.0-{variant}" --from-metadata "$T/m5v-amd64.json" \
+		"$REG/one:1.0"
+	expect_rc 2
+	assert_contains "$ERR" "belongs to no variant" "index create with {variant} and an SRC"
+	# metadata of a build without variants cannot fill {variant}
+	run_expect_fail "$PLAIT" index create -q -t "$REG/matv:1.0-{variant}" --from-metadata "$T/m5-amd64.json"
+	expect_rc 2
+	assert_contains "$ERR" "m5-amd64.json' names an image of no variant" "index create with {variant}, metadata without"
+	assert_eq "" "$(tags_of matv)" "tags of matv after the refused index creates"
+	run_ok "$PLAIT" index create -q -t "$REG/matv:1.0-{variant}" --from-metadata "$T/m5v-amd64.json" \
+		--from-metadata "$T/m5v-arm64.json"
+	assert_eq "1.0-cpu 1.0-gpu" "$(tags_of matv)" "tags of matv after index create -t ...-{variant}"
+	local v
+	for v in cpu gpu; do
+		mat=$(raw "$REG/matv:1.0-$v")
+		assert_eq "amd64 arm64" "$(jq -r '[.manifests[].platform.architecture] | join(" ")' <<<"$mat")" \
+			"entries of the merged $v index"
+		assert_eq "$(raw "$REG/onev:1.0-$v" | sha256_stdin)" "$(printf '%s' "$mat" | sha256_stdin)" \
+			"index digest of the merged $v index vs the one-command build's"
+	done
+	pass "CI matrix flow with variants: index create -t NAME:1.0-{variant} makes each variant's index, equal to the one-command build's"
 }
 
 # ---------------------------------------------------------------- 6. annotations
