@@ -782,7 +782,9 @@ static void print_summary(struct run *run, const struct published *pub, double t
 			format_size(res->size, size);
 			fprintf(stderr, "  %-*s  %.19s  %10s  %6.1fs  %2d/%-2d cached  %s\n", wl, job->label,
 				res->manifest.digest, size, run->seconds[j], res->cached, res->steps,
-				job->builder.emulated ? "emulated" : "native");
+				job->builder.emulated ? "emulated"
+				: streq_ptr(job->builder.name, "none") ? "no builder (nothing runs on it)"
+				: "native");
 		}
 	}
 	fprintf(stderr, "built %s%s in %.1fs\n", run->plan->n_images == 1 && !run->plan->images[0].single ? "index " : "",

@@ -2335,48 +2335,60 @@ out:
 	return r;
 }
 
-void plait_base_refs_free(struct plait_base_ref *v, size_t n)
+void plait_build_needs_release(struct plait_build_needs *n)
 {
-	for (size_t i = 0; v && i < n; i++) {
-		free(v[i].ref);
-		free(v[i].platform);
+	for (size_t i = 0; n->bases && i < n->n_bases; i++) {
+		free(n->bases[i].ref);
+		free(n->bases[i].platform);
 	}
-	free(v);
+	free(n->bases);
+	memset(n, 0, sizeof(*n));
 }
 
-int plait_build_bases(const struct plait_build_opts *o, struct plait_base_ref **out, size_t *n,
-		      struct plait_error **err)
+static bool stage_has_run(const struct plait_df_stage *df)
+{
+	for (size_t k = 0; k < df->n_instrs; k++)
+		if (df->instrs[k].kind == PLAIT_DF_RUN)
+			return true;
+	return false;
+}
+
+int plait_build_needs(const struct plait_build_opts *o, struct plait_build_needs *out, struct plait_error **err)
 {
 	struct builder b = { .o = o, .lockfd = -1, .step_lock = -1 };
 	struct plait_buf data = PLAIT_BUF_INIT;
 	_cleanup_free_ char *dfpath = o->dockerfile ? xstrdup(o->dockerfile) : join(o->context_dir, "Dockerfile");
 	size_t target = 0;
-	*out = NULL;
-	*n = 0;
+	memset(out, 0, sizeof(*out));
 	int r = prepare(&b, dfpath, &data, &target, err);
+	/* Each stage's platform, as from() sets run_platform: FROM --platform's,
+	 * else the stage it starts from's, else the target's. */
+	char **plat = xcalloc(b.n_stages + 1, sizeof(*plat));
 	for (size_t i = 0; r >= 0 && i <= target; i++) {
 		struct stage *st = &b.stages[i];
-		if (!st->needed)
-			continue;
 		const struct plait_df_instr *in = st->df->from;
 		_cleanup_free_ char *image = NULL, *platform = NULL;
 		r = expand_word(&b, NULL, in, st->df->image, &image, err);
 		if (r >= 0 && st->df->platform)
 			r = expand_word(&b, NULL, in, st->df->platform, &platform, err);
-		if (r < 0 || find_stage(&b, image, i) || streq(image, "scratch"))
+		if (r < 0)
+			break;
+		struct stage *from = find_stage(&b, image, i);
+		plat[i] = xstrdup(platform ? platform : from ? plat[from - b.stages] : o->platform_str);
+		if (!st->needed)
 			continue;
-		*out = xrealloc(*out, (*n + 1) * sizeof(**out));
-		(*out)[*n] = (struct plait_base_ref){ .ref = TAKE_PTR(image),
-						      .platform = platform ? TAKE_PTR(platform)
-									   : xstrdup(o->platform_str),
-						      .line = in->line };
-		(*n)++;
+		if (stage_has_run(st->df) && streq(plat[i], o->platform_str))
+			out->runs_on_target = true;
+		if (from || streq(image, "scratch"))
+			continue;
+		out->bases = xrealloc(out->bases, (out->n_bases + 1) * sizeof(*out->bases));
+		out->bases[out->n_bases++] = (struct plait_base_ref){ .ref = TAKE_PTR(image),
+								      .platform = xstrdup(plat[i]),
+								      .line = in->line };
 	}
-	if (r < 0) {
-		plait_base_refs_free(*out, *n);
-		*out = NULL;
-		*n = 0;
-	}
+	plait_strv_free(plat);
+	if (r < 0)
+		plait_build_needs_release(out);
 	builder_release(&b);
 	plait_buf_release(&data);
 	return r;

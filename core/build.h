@@ -153,11 +153,19 @@ struct plait_base_ref {
 	char *platform;
 	int line;
 };
-/* The base images the stages the target needs start from (not stages, not
- * scratch), without building or touching the cache: for the planner's check. */
-int plait_build_bases(const struct plait_build_opts *o, struct plait_base_ref **out, size_t *n,
-		      struct plait_error **err);
-void plait_base_refs_free(struct plait_base_ref *v, size_t n);
+/* What building o's target takes, read from the Dockerfile without building
+ * or touching the cache (for the planner): the base images the stages it
+ * needs start from (not stages, not scratch), and whether a RUN step of those
+ * stages executes on the target platform (not only on FROM --platform ones,
+ * such as $BUILDPLATFORM tool stages): without one, no builder that can run
+ * the target platform's programs is needed. */
+struct plait_build_needs {
+	struct plait_base_ref *bases;
+	size_t n_bases;
+	bool runs_on_target;
+};
+int plait_build_needs(const struct plait_build_opts *o, struct plait_build_needs *out, struct plait_error **err);
+void plait_build_needs_release(struct plait_build_needs *n);
 
 /* The cache directory's content store path: "<cache>/store". Caller frees. */
 char *plait_build_cache_store(const char *cache_dir);

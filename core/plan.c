@@ -112,7 +112,63 @@ struct chosen {
 	char *platform;
 	struct plait_builder b;
 	bool ok;
+	struct plait_error *err; /* why there is no builder */
 };
+
+/* How plait_build_needs() sees a job: its Dockerfile, target, platform and args. */
+static struct plait_build_opts job_build_opts(const struct plait_plan *plan, const struct plait_plan_opts *o,
+					      const struct plait_job *job)
+{
+	const struct plait_plan_target *t = plan->images[job->image].req;
+	return (struct plait_build_opts){
+		.context_dir = t->context_dir,
+		.dockerfile = t->dockerfile,
+		.target = t->stage,
+		.platform = job->platform,
+		.platform_str = job->platform_str,
+		.build_platform = *o->build_platform,
+		.build_platform_str = o->build_platform_str,
+		.build_args = (const char *const *)job->build_args,
+	};
+}
+
+/* A platform no builder runs can still be built when nothing executes on
+ * it: COPY-only images, or programs cross-built in a FROM
+ * --platform=$BUILDPLATFORM stage. Such a job gets the build platform's
+ * builder (for that stage's RUN steps) under the name "none"; the others get
+ * the problem. */
+static void assign_missing_builders(struct plait_plan *plan, const struct plait_plan_opts *o, struct chosen *ch,
+				    size_t n_ch, struct problems *pr)
+{
+	for (size_t j = 0; j < plan->n_jobs; j++) {
+		struct plait_job *job = &plan->jobs[j];
+		size_t c = 0;
+		while (c < n_ch && !streq(ch[c].platform, job->platform_str))
+			c++;
+		if (c == n_ch || ch[c].ok)
+			continue;
+		struct plait_build_opts bo = job_build_opts(plan, o, job);
+		struct plait_build_needs needs = { 0 };
+		bool runs = true; /* a Dockerfile that cannot be read: check_bases says why */
+		if (plait_build_needs(&bo, &needs, NULL) >= 0)
+			runs = needs.runs_on_target;
+		plait_build_needs_release(&needs);
+		struct plait_builder b = { 0 };
+		if (runs || o->builders->choose(o->builders->ctx, o->build_platform, &b, NULL) < 0) {
+			problem_err(pr, "", ch[c].err);
+			continue;
+		}
+		plait_builder_release(&job->builder);
+		job->builder = b;
+		free(job->builder.name);
+		job->builder.name = xstrdup("none");
+		free(job->builder.detail);
+		struct plait_buf d = PLAIT_BUF_INIT;
+		plait_buf_addf(&d, "no RUN step runs on %s", job->platform_str);
+		job->builder.detail = plait_buf_detach(&d, NULL);
+		job->builder.emulated = false;
+	}
+}
 
 static void check_tags(struct plait_plan *plan, const struct plait_plan_opts *o, struct problems *pr)
 {
@@ -179,24 +235,16 @@ static void check_bases(struct plait_plan *plan, const struct plait_plan_opts *o
 	for (size_t j = 0; j < plan->n_jobs; j++) {
 		const struct plait_job *job = &plan->jobs[j];
 		const struct plait_plan_target *t = plan->images[job->image].req;
-		struct plait_build_opts bo = {
-			.context_dir = t->context_dir,
-			.dockerfile = t->dockerfile,
-			.target = t->stage,
-			.platform = job->platform,
-			.platform_str = job->platform_str,
-			.build_platform = *o->build_platform,
-			.build_platform_str = o->build_platform_str,
-			.build_args = (const char *const *)job->build_args,
-		};
-		struct plait_base_ref *bases = NULL;
-		size_t n = 0;
+		struct plait_build_opts bo = job_build_opts(plan, o, job);
+		struct plait_build_needs needs = { 0 };
 		struct plait_error *e = NULL;
-		if (plait_build_bases(&bo, &bases, &n, &e) < 0) {
+		if (plait_build_needs(&bo, &needs, &e) < 0) {
 			problem_err(pr, "", e);
 			plait_error_free(e);
 			continue;
 		}
+		const struct plait_base_ref *bases = needs.bases;
+		size_t n = needs.n_bases;
 		for (size_t b = 0; b < n; b++) {
 			size_t k = 0;
 			for (; k < n_tried; k++)
@@ -226,7 +274,7 @@ static void check_bases(struct plait_plan *plan, const struct plait_plan_opts *o
 					tried[k].error);
 			}
 		}
-		plait_base_refs_free(bases, n);
+		plait_build_needs_release(&needs);
 	}
 	for (size_t k = 0; k < n_tried; k++) {
 		free(tried[k].ref);
@@ -320,8 +368,7 @@ int plait_plan_make(const struct plait_plan_target *targets, size_t n, const str
 					ch[c].platform = xstrdup(job->platform_str);
 					n_ch++;
 					if (o->builders->choose(o->builders->ctx, &plats[pi], &ch[c].b, &e) < 0) {
-						problem_err(&pr, "", e);
-						plait_error_free(e);
+						ch[c].err = e; /* a problem unless nothing runs there */
 						e = NULL;
 					} else {
 						ch[c].ok = true;
@@ -345,6 +392,7 @@ int plait_plan_make(const struct plait_plan_target *targets, size_t n, const str
 					v->name ? v->name : "default");
 		}
 	}
+	assign_missing_builders(out, o, ch, n_ch, &pr);
 	check_tags(out, o, &pr);
 	if (o->resolver)
 		check_bases(out, o, &pr);
@@ -367,6 +415,7 @@ int plait_plan_make(const struct plait_plan_target *targets, size_t n, const str
 	for (size_t c = 0; c < n_ch; c++) {
 		free(ch[c].platform);
 		plait_builder_release(&ch[c].b);
+		plait_error_free(ch[c].err);
 	}
 	free(ch);
 	int r = 0;

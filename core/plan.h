@@ -9,8 +9,10 @@
  *    "{variant}" placeholder in tags; CUDA is not a platform: one image per
  *    (target, variant), never two manifests for one platform in an index;
  *  - every problem is found before any job starts and reported together in
- *    one -PLAIT_E_USAGE error, a line each: no builder for a platform (the
- *    chooser's message, with its fix), a base image missing for a
+ *    one -PLAIT_E_USAGE error, a line each: the caller's (target->problems),
+ *    no builder for a platform a RUN step executes on (the chooser's
+ *    message, with its fix; a platform nothing runs on gets the build
+ *    platform's builder, named "none"), a base image missing for a
  *    (platform, variant) it is needed for, a tag used by two images, several
  *    variants but a tag without "{variant}", a tag without a tag part, a
  *    "latest" tag without allow_latest;

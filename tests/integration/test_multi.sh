@@ -18,7 +18,10 @@
 #  7. --output type=oci with two variants: both tags in the layout;
 #  8. SIGINT during a build: exit 130 quickly, no tag; the rerun reuses
 #     the steps that finished;
-#  9. busybox applets the shell execs (sleep) work under QEMU (argv[0]).
+#  9. busybox applets the shell execs (sleep) work under QEMU (argv[0]);
+# 10. cache mounts shared by parallel jobs (sharing=locked|private);
+# 11. a platform no builder runs, whose image only takes files from a
+#     $BUILDPLATFORM stage, is built without one (builder "none").
 # A failed check ends its section; the test goes on and fails at the end.
 # Needs root (binfmt_misc, the RUN sandbox), an amd64 host, qemu-user-static
 # and the busybox-static .debs for arm64 and armhf (apt-get download); skips
@@ -539,6 +542,45 @@ s10_sharing() {
 	pass "RUN --mount=type=cache,sharing=private: a busy mount is not shared"
 }
 
+# ---------------------------------------------------------------- 11. no builder needed
+
+# A platform with no QEMU handler and no native support can still be built
+# when nothing runs on it: the image is FROM scratch and takes a file made in
+# a FROM --platform=$BUILDPLATFORM stage (the cross-compiling pattern). One
+# with a RUN of its own is still refused with the fix.
+s11_no_builder() {
+	local free
+	free=$("$PLAIT" qemu status | awk 'NR > 1 && $2 == "no" && $3 == "-" { print $1; exit }')
+	if [ -z "$free" ]; then
+		echo "# every architecture plait knows has a builder here: nothing to check"
+		return 0
+	fi
+	mkdir -p "$T/c11"
+	printf '%s\n' 'ARG BASE' 'FROM --platform=$BUILDPLATFORM ${BASE} AS tools' 'ARG TARGETPLATFORM' \
+		'RUN echo "made on $(uname -m) for $TARGETPLATFORM" > /out.txt' \
+		'FROM scratch' 'COPY --from=tools /out.txt /out.txt' >"$T/c11/Dockerfile"
+	run_ok "$PLAIT" plan --format json --platform "linux/amd64,linux/$free" --build-arg "BASE=$BASE" \
+		-t "$REG/nobuilder:1.0" "$T/c11"
+	assert_eq "native none" "$(jq -r '[.jobs[] | .builder] | sort | join(" ")' <<<"$OUT")" \
+		"builders of linux/amd64 and linux/$free"
+	run_ok "$PLAIT" build --cache-dir "$CACHE" --progress plain --platform "linux/amd64,linux/$free" \
+		--build-arg "BASE=$BASE" -t "$REG/nobuilder:1.0" --push "$T/c11"
+	local idx d
+	idx=$(raw "$REG/nobuilder:1.0")
+	d=$(digest_for "$idx" "linux/$free")
+	[ -n "$d" ] || fail "no linux/$free entry in the index: $idx"
+	unpack_ref "$REG/nobuilder@$d" "$T/u11"
+	assert_eq "made on x86_64 for linux/$free" "$(cat "$T/u11/rootfs/out.txt")" "/out.txt of the linux/$free image"
+	pass "linux/$free, which nothing here can run, built without a builder: its file made natively in the \$BUILDPLATFORM stage"
+
+	printf '%s\n' 'ARG BASE' 'FROM ${BASE}' 'RUN true' >"$T/c11/Dockerfile.run"
+	run_expect_fail "$PLAIT" plan --platform "linux/amd64,linux/$free" --build-arg "BASE=$BASE" \
+		-f "$T/c11/Dockerfile.run" -t "$REG/nobuilder:1.1" "$T/c11"
+	expect_rc 2
+	assert_contains "$ERR" "no builder for linux/$free" "plan of a RUN on linux/$free"
+	pass "a RUN on linux/$free is still refused at planning, with the fix"
+}
+
 section "1. three platforms, BUILDPLATFORM tool stage" s1_three_platforms
 section "2. variants" s2_variants
 section "3. plait plan" s3_plan
@@ -549,7 +591,8 @@ section "7. OCI layout with variants" s7_layout
 section "8. SIGINT" s8_sigint
 section "9. busybox applets under QEMU" s9_applets
 section "10. cache mount sharing" s10_sharing
+section "11. no builder needed" s11_no_builder
 
 if [ ${#FAILED[@]} -gt 0 ]; then
-	fail "${#FAILED[@]} of 10 sections failed: $(printf '[%s] ' "${FAILED[@]}")"
+	fail "${#FAILED[@]} of 11 sections failed: $(printf '[%s] ' "${FAILED[@]}")"
 fi

@@ -1115,6 +1115,99 @@ static void test_plan__no_resolver_skips_base_check(void **state)
 	plait_plan_release(&p);
 }
 
+/* ---- builders: a platform nothing runs on needs none ---- */
+
+static const struct plait_platform amd64_s390x[] = {
+    {.os = "linux", .architecture = "amd64"},
+    {.os = "linux", .architecture = "s390x"},
+};
+
+/* Plan linux/amd64 + linux/s390x (which the fake chooser refuses) of a
+ * Dockerfile; returns the plan's error message, NULL when it planned (then
+ * *out holds the plan). */
+static char *plan_s390x(const char *text, struct plait_plan *out)
+{
+	struct basedir d;
+	snprintf(d.dir, sizeof(d.dir), "/tmp/plait-ut-plan.XXXXXX");
+	assert_non_null(mkdtemp(d.dir));
+	write_file(d.dir, "Dockerfile", text);
+	static const char *const tags[] = {"r.example/app:1.0", NULL};
+	struct plait_plan_target t = {
+	    .context_dir = d.dir, .platforms = amd64_s390x, .n_platforms = 2, .tags = tags};
+	struct plait_plan_opts o;
+	opts_init(&o);
+	struct plait_error *e = NULL;
+	char *msg = NULL;
+	if (plait_plan_make(&t, 1, &o, out, &e) < 0) {
+		msg = xstrdup(e->msg);
+		plait_error_free(e);
+	}
+	void *state = &d;
+	base_teardown(&state);
+	return msg;
+}
+
+static const struct plait_job *job_for(const struct plait_plan *p, const char *platform)
+{
+	for (size_t i = 0; i < p->n_jobs; i++)
+		if (streq(p->jobs[i].platform_str, platform))
+			return &p->jobs[i];
+	fail_msg("no job for %s", platform);
+	return NULL;
+}
+
+static void test_plan__no_builder_needed_when_nothing_runs_on_the_platform(void **state)
+{
+	(void)state;
+	/* a RUN only in the $BUILDPLATFORM tool stage; the image itself is COPY only */
+	struct plait_plan p = {0};
+	_cleanup_free_ char *msg = plan_s390x(dockerfile, &p);
+	if (msg)
+		fail_msg("plan failed: %s", msg);
+	const struct plait_job *j = job_for(&p, "linux/s390x");
+	assert_string_equal(j->builder.name, "none");
+	assert_string_equal(j->builder.detail, "no RUN step runs on linux/s390x");
+	assert_false(j->builder.emulated);
+	/* the tool stage's RUN runs on the build platform's builder */
+	assert_ptr_equal(j->builder.runner.ctx, &native_marker);
+	assert_string_equal(job_for(&p, "linux/amd64")->builder.name, "native");
+	plait_plan_release(&p);
+}
+
+static void test_plan__no_builder_needed_through_a_stage_of_a_build_platform_stage(void **state)
+{
+	(void)state;
+	/* "FROM tools" inherits the tool stage's platform; an unused stage's RUN does not count */
+	static const char text[] = "FROM --platform=$BUILDPLATFORM golang:1.22 AS tools\n"
+				   "FROM tools AS compile\n"
+				   "RUN go build -o /out/app .\n"
+				   "FROM debian:bookworm AS unused\n"
+				   "RUN apt-get update\n"
+				   "FROM scratch\n"
+				   "COPY --from=compile /out/app /app\n";
+	struct plait_plan p = {0};
+	_cleanup_free_ char *msg = plan_s390x(text, &p);
+	if (msg)
+		fail_msg("plan failed: %s", msg);
+	assert_string_equal(job_for(&p, "linux/s390x")->builder.name, "none");
+	plait_plan_release(&p);
+}
+
+static void test_plan__run_on_the_platform_still_needs_a_builder(void **state)
+{
+	(void)state;
+	static const char text[] = "FROM --platform=$BUILDPLATFORM golang:1.22 AS tools\n"
+				   "RUN echo tools > /tools\n"
+				   "FROM debian:bookworm\n"
+				   "COPY --from=tools /tools /tools\n"
+				   "RUN ls /tools\n";
+	struct plait_plan p = {0};
+	_cleanup_free_ char *msg = plan_s390x(text, &p);
+	assert_non_null(msg);
+	assert_contains(msg, "no builder for linux/s390x: no QEMU handler; run 'plait qemu install s390x'");
+	assert_contains(msg, "1 problem");
+}
+
 #define BT(name) cmocka_unit_test_setup_teardown(name, base_setup, base_teardown)
 
 int main(void)
@@ -1136,6 +1229,9 @@ int main(void)
 	    cmocka_unit_test(test_plan__untagged_ok_with_push_by_digest),
 	    cmocka_unit_test(test_plan__invalid_reference_is_a_problem),
 	    cmocka_unit_test(test_plan__no_builder_names_platform_and_fix),
+	    cmocka_unit_test(test_plan__no_builder_needed_when_nothing_runs_on_the_platform),
+	    cmocka_unit_test(test_plan__no_builder_needed_through_a_stage_of_a_build_platform_stage),
+	    cmocka_unit_test(test_plan__run_on_the_platform_still_needs_a_builder),
 	    cmocka_unit_test(test_plan__problems_reported_together),
 	    cmocka_unit_test(test_plan__caller_problems_come_first_with_the_others),
 	    cmocka_unit_test(test_plan__no_platform_left_says_only_why),
