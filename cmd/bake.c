@@ -41,7 +41,7 @@ static int to_target(const struct plait_bake_target *b, struct pipeline_target *
 	t->dockerfile = xstrdup_or_null(b->dockerfile);
 	t->stage = xstrdup_or_null(b->target);
 	for (char **p = b->platforms; p && *p; p++)
-		target_add_platforms(t, *p);
+		target_add_platforms(t, "platforms", *p);
 	for (char **s = b->tags; s && *s; s++)
 		plait_strv_push(&t->tags, *s);
 	for (char **s = b->args; s && *s; s++)

@@ -111,7 +111,7 @@ int build_or_plan(int argc, char **argv, bool plan)
 			break;
 		case OPT_PLATFORM:
 			/* A list, and repeated options add up (as in docker buildx). */
-			target_add_platforms(t, optarg);
+			target_add_platforms(t, "--platform", optarg);
 			break;
 		case OPT_OUTPUT: {
 			char *spec = NULL;

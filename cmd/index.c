@@ -92,12 +92,13 @@ static int sources_from_metadata(const char *file, struct meta_src **v, size_t *
 				       jerr.line);
 	json_t *images = json_object_get(m, "images");
 	size_t count = json_array_size(images), first = *n, k;
+	const char *target0 = json_string_value(json_object_get(json_array_get(images, 0), "target"));
 	json_t *im;
 	json_array_foreach(images, k, im) {
 		const char *digest = json_string_value(json_object_get(im, "digest"));
 		const char *variant = json_string_value(json_object_get(im, "variant"));
 		const char *name = json_string_value(json_array_get(json_object_get(im, "tags"), 0));
-		if (json_object_get(im, "target") && count > 1)
+		if (!streq_ptr(json_string_value(json_object_get(im, "target")), target0))
 			return plait_error_set(err, PLAIT_E_USAGE,
 					       "--from-metadata '%s': it holds the images of several bake targets; "
 					       "merge one target at a time (one metadata file per target)",
@@ -312,8 +313,16 @@ static int add_index_entries(struct entries *e, struct plait_endpoint *ep, const
 	return r;
 }
 
+/* The destinations, one endpoint per place: several -t naming one archive
+ * (or layout, or repository) write through one endpoint, committed once. */
+struct dst_pool {
+	struct plait_endpoint **v;
+	size_t n;
+};
+
 /* What every index of one `index create` shares. */
 struct settings {
+	struct dst_pool *pool;
 	const struct plait_registry_opts *ropts;
 	const struct plait_map *annotations;
 	bool have_epoch;
@@ -330,7 +339,8 @@ struct job {
 	struct plait_endpoint **srcs;
 	size_t n_srcs;
 	struct plait_endpoint *first; /* --append: the first DST, where the base entries are */
-	struct plait_endpoint **dst_eps;
+	struct plait_endpoint **dst_eps; /* borrowed from the pool */
+	char **dst_refs;		 /* each -t's tag */
 	size_t n_dsts;
 	struct entries base, added;
 	struct plait_index idx;
@@ -343,9 +353,8 @@ static void job_release(struct job *j)
 	for (size_t i = 0; i < j->n_srcs; i++)
 		plait_endpoint_free(j->srcs[i]);
 	free(j->srcs);
-	for (size_t i = 0; i < j->n_dsts; i++)
-		plait_endpoint_free(j->dst_eps ? j->dst_eps[i] : NULL);
 	free(j->dst_eps);
+	plait_strv_free(j->dst_refs);
 	plait_endpoint_free(j->first);
 	entries_release(&j->base);
 	entries_release(&j->added);
@@ -442,17 +451,33 @@ static int job_prepare(const struct settings *s, struct job *j, struct plait_err
 		j->n_dsts++;
 	j->dst_eps = xcalloc(j->n_dsts + 1, sizeof(*j->dst_eps));
 	for (size_t d = 0; d < j->n_dsts; d++) {
-		r = plait_endpoint_open(j->dsts[d], true, s->ropts, &j->dst_eps[d], err);
+		struct plait_endpoint *ep = NULL;
+		r = plait_endpoint_open(j->dsts[d], true, s->ropts, &ep, err);
 		if (r < 0)
 			return r;
-		const char *ref = j->dst_eps[d]->ref;
-		if (ref && strchr(ref, ':'))
-			return plait_error_set(err, PLAIT_E_USAGE, "-t '%s': give a tag, not a digest", j->dsts[d]);
-		if (!ref)
-			return plait_error_set(err, PLAIT_E_USAGE,
-					       "-t '%s' has no tag: name one (e.g. '%s:1.0'); plait does not tag "
-					       "'latest' implicitly",
-					       j->dsts[d], j->dsts[d]);
+		if (ep->ref && strchr(ep->ref, ':'))
+			r = plait_error_set(err, PLAIT_E_USAGE, "-t '%s': give a tag, not a digest", j->dsts[d]);
+		else if (!ep->ref)
+			r = plait_error_set(err, PLAIT_E_USAGE,
+					    "-t '%s' has no tag: name one (e.g. '%s:1.0'); plait does not tag "
+					    "'latest' implicitly",
+					    j->dsts[d], j->dsts[d]);
+		if (r < 0) {
+			plait_endpoint_free(ep);
+			return r;
+		}
+		plait_strv_push(&j->dst_refs, ep->ref);
+		size_t k = 0;
+		while (k < s->pool->n && !(streq(s->pool->v[k]->ops->kind, ep->ops->kind) &&
+					   streq(s->pool->v[k]->name, ep->name)))
+			k++;
+		if (k < s->pool->n) {
+			plait_endpoint_free(ep);
+		} else {
+			s->pool->v = xrealloc(s->pool->v, (s->pool->n + 1) * sizeof(*s->pool->v));
+			s->pool->v[s->pool->n++] = ep;
+		}
+		j->dst_eps[d] = s->pool->v[k];
 	}
 	return 0;
 }
@@ -477,24 +502,21 @@ static int job_push(const struct settings *s, struct job *j, size_t d, struct pl
 	return r;
 }
 
-static int job_tag(const struct settings *s, struct job *j, size_t d, struct plait_error **err)
+static int job_tag(struct job *j, size_t d, struct plait_error **err)
 {
 	struct plait_endpoint *dst = j->dst_eps[d];
-	int r = 0;
 	if (plait_interrupted)
-		r = plait_error_set(err, PLAIT_E_CANCELLED, "interrupted: '%s' not tagged", j->dsts[d]);
-	if (r >= 0)
-		r = dst->ops->tag(dst, dst->ref, &j->root, j->bytes.buf, j->bytes.len, err);
-	if (r >= 0)
-		r = plait_endpoint_commit(dst, err);
-	if (r < 0)
-		return r;
+		return plait_error_set(err, PLAIT_E_CANCELLED, "interrupted: '%s' not tagged", j->dsts[d]);
+	return dst->ops->tag(dst, j->dst_refs[d], &j->root, j->bytes.buf, j->bytes.len, err);
+}
+
+static void job_report(const struct settings *s, const struct job *j, size_t d)
+{
 	if (!s->quiet)
 		fprintf(stderr, "index %s with %zu entries -> %s\n", j->root.digest, j->idx.n_manifests,
-			dst->display);
-	_cleanup_free_ char *result = plait_endpoint_ref_string(dst, j->root.digest);
+			j->dsts[d]);
+	_cleanup_free_ char *result = plait_endpoint_ref_string(j->dst_eps[d], j->root.digest);
 	printf("%s\n", result);
-	return 0;
 }
 
 static char *fill_variant(const char *dst, const char *variant)
@@ -611,7 +633,9 @@ static int index_create(int argc, char **argv)
 	char **dsts = NULL, **args = NULL;
 	struct plait_map annotations = { 0 };
 	struct plait_copy_opts copts = { .cancel = &plait_interrupted };
-	struct settings st = { .annotations = &annotations, .format = PLAIT_MT_OCI_INDEX, .copts = &copts };
+	struct dst_pool pool = { 0 };
+	struct settings st = { .pool = &pool, .annotations = &annotations, .format = PLAIT_MT_OCI_INDEX,
+			       .copts = &copts };
 	struct meta_src *meta = NULL; /* from --from-metadata, before the SRC arguments */
 	size_t n_meta = 0;
 	struct job *jobs = NULL;
@@ -726,8 +750,14 @@ static int index_create(int argc, char **argv)
 				goto fail;
 	for (size_t k = 0; k < n_jobs; k++)
 		for (size_t d = 0; d < jobs[k].n_dsts; d++)
-			if (job_tag(&st, &jobs[k], d, &err) < 0)
+			if (job_tag(&jobs[k], d, &err) < 0)
 				goto fail;
+	for (size_t i = 0; i < pool.n; i++)
+		if (plait_endpoint_commit(pool.v[i], &err) < 0)
+			goto fail;
+	for (size_t k = 0; k < n_jobs; k++)
+		for (size_t d = 0; d < jobs[k].n_dsts; d++)
+			job_report(&st, &jobs[k], d);
 	goto done;
 fail:
 	ret = report_error(err);
@@ -736,6 +766,9 @@ done:
 	for (size_t k = 0; k < n_jobs; k++)
 		job_release(&jobs[k]);
 	free(jobs);
+	for (size_t i = 0; i < pool.n; i++)
+		plait_endpoint_free(pool.v[i]);
+	free(pool.v);
 	plait_map_release(&annotations);
 	plait_strv_free(dsts);
 	plait_strv_free(args);

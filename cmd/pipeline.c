@@ -1,4 +1,5 @@
 /* cmd/pipeline.c - plan, build in parallel, export, publish; see pipeline.h. */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -38,6 +39,7 @@ void pipeline_target_release(struct pipeline_target *t)
 	plait_strv_free(t->labels);
 	plait_strv_free(t->outputs);
 	plait_strv_free(t->problems);
+	plait_strv_free(t->platform_texts);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -332,34 +334,47 @@ _printf_(2, 3) static void platform_problem(struct pipeline_target *t, const cha
 	plait_buf_release(&m);
 }
 
-void target_add_platforms(struct pipeline_target *t, const char *list)
+static char *trimmed(const char *b, const char *end)
 {
+	while (b < end && isspace((unsigned char)*b))
+		b++;
+	while (end > b && isspace((unsigned char)end[-1]))
+		end--;
+	return xstrndup(b, (size_t)(end - b));
+}
+
+void target_add_platforms(struct pipeline_target *t, const char *what, const char *list)
+{
+	t->platforms_given = true;
 	/* One entry at a time, so that every bad one is named. */
 	for (const char *p = list;;) {
 		const char *comma = strchr(p, ',');
-		_cleanup_free_ char *item = comma ? xstrndup(p, (size_t)(comma - p)) : xstrdup(p);
-		struct plait_platform *one = NULL;
-		size_t n_one = 0;
+		_cleanup_free_ char *item = trimmed(p, comma ? comma : p + strlen(p));
+		struct plait_platform one = { 0 };
 		_cleanup_error_ struct plait_error *e = NULL;
-		if (!*item && (comma || p != list))
-			platform_problem(t, "--platform '%s': empty entry; separate platforms with a single ',', "
-					    "e.g. 'linux/amd64,linux/arm64'", list);
-		else if (plait_platform_parse_list(item, &one, &n_one, &e) < 0)
-			platform_problem(t, "--platform: %s", e->msg);
-		for (size_t i = 0; i < n_one; i++) {
-			bool dup = false;
-			for (size_t j = 0; j < t->n_platforms && !dup; j++)
-				dup = plait_platform_equal(&one[i], &t->platforms[j]);
-			if (dup) {
-				_cleanup_free_ char *ps = plait_platform_format(&one[i]);
-				platform_problem(t, "--platform: %s is listed twice", ps);
-				plait_platform_release(&one[i]);
-				continue;
+		if (!*item && (comma || p != list)) {
+			platform_problem(t, "%s '%s': empty entry; separate platforms with a single ',', "
+					    "e.g. 'linux/amd64,linux/arm64'", what, list);
+		} else if (plait_platform_parse(item, &one, &e) < 0) {
+			platform_problem(t, "%s: %s", what, e->msg);
+		} else {
+			size_t j = 0;
+			while (j < t->n_platforms && !plait_platform_equal(&one, &t->platforms[j]))
+				j++;
+			if (j < t->n_platforms) {
+				_cleanup_free_ char *ps = plait_platform_format(&one);
+				if (streq(item, t->platform_texts[j]))
+					platform_problem(t, "%s: %s is listed twice", what, item);
+				else
+					platform_problem(t, "%s: '%s' and '%s' are both %s: list it once", what,
+							 t->platform_texts[j], item, ps);
+				plait_platform_release(&one);
+			} else {
+				t->platforms = xrealloc(t->platforms, (t->n_platforms + 1) * sizeof(*t->platforms));
+				t->platforms[t->n_platforms++] = one;
+				plait_strv_push(&t->platform_texts, item);
 			}
-			t->platforms = xrealloc(t->platforms, (t->n_platforms + 1) * sizeof(*t->platforms));
-			t->platforms[t->n_platforms++] = one[i];
 		}
-		free(one);
 		if (!comma)
 			break;
 		p = comma + 1;
@@ -816,7 +831,7 @@ int pipeline_run(struct pipeline *p, bool plan_only, bool plan_json)
 	for (size_t i = 0; i < p->n_targets; i++) {
 		struct pipeline_target *t = &p->targets[i];
 		/* none given: the host's (but not in place of ones that were wrong) */
-		if (!t->n_platforms && !t->problems) {
+		if (!t->platforms_given) {
 			t->platforms = xcalloc(1, sizeof(*t->platforms));
 			plait_platform_host(&t->platforms[0]);
 			t->n_platforms = 1;

@@ -29,6 +29,8 @@ struct pipeline_target {
 	char **build_args;
 	char **labels;
 	char **outputs; /* "oci:DIR", "oci-archive:FILE" */
+	char **platform_texts; /* each platform as written, for messages */
+	bool platforms_given;  /* else the host's */
 	/* What option parsing found wrong (an unknown platform): reported by the
 	 * planner with its own problems, in one error. */
 	char **problems;
@@ -137,8 +139,9 @@ int parse_variant(const char *spec, struct plait_variant *out, char ***problems,
 int parse_annotation(const char *spec, struct plait_annotation *out, struct plait_error **err);
 int parse_output(const char *arg, char **spec, struct plait_error **err);
 /* Add a platform list ("linux/amd64,linux/arm64") to t. An unknown platform,
- * an empty entry or one listed twice goes to t->problems, not into t. */
-void target_add_platforms(struct pipeline_target *t, const char *list);
+ * an empty entry or one listed twice goes to t->problems, not into t; what
+ * names the list there ("--platform", or bake's "platforms"). */
+void target_add_platforms(struct pipeline_target *t, const char *what, const char *list);
 
 /* Plan (and with plan_only print the plan as a table or JSON), else build,
  * export, push, write metadata and the summary. Returns the exit code. */

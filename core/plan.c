@@ -387,7 +387,7 @@ int plait_plan_make(const struct plait_plan_target *targets, size_t n, const str
 			/* One platform gives a manifest, as buildx does; several an index. */
 			im->single = im->n_jobs == 1;
 			/* no platform at all: the target's problems say why */
-			if (!im->n_jobs && t->n_platforms)
+			if (!im->n_jobs && (t->n_platforms || !t->problems))
 				problem(&pr, "%s%svariant %s builds no platform", tname ? tname : "", tname ? ": " : "",
 					v->name ? v->name : "default");
 		}

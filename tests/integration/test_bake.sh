@@ -39,6 +39,13 @@ printf '{"target": {"a": {"tags": ["x:${NOPE}"]}}}' >"$T/bad.json"
 run_expect_fail "$PLAIT" bake -f "$T/bad.json" --print
 expect_rc 2
 assert_contains "$ERR" 'unknown variable "${NOPE}"'
+mkdir -p "$T/badplat"
+printf 'FROM scratch\nCOPY Dockerfile /\n' >"$T/badplat/Dockerfile"
+printf '{"target": {"web": {"context": "%s", "platforms": ["linux/amd64", "linux/zzz"], "tags": ["x.io/a:1"]}}}' \
+	"$T/badplat" >"$T/badplat.json"
+run_expect_fail "$PLAIT" bake -f "$T/badplat.json" --plan web
+expect_rc 2
+assert_contains "$ERR" "web: platforms: unknown platform 'linux/zzz'" "an unknown platform in a bake target"
 pass "bake errors name the target or variable that is wrong"
 
 # --plan: 4 targets x 2 platforms, arm64 emulated.

@@ -299,6 +299,22 @@ s3_plan() {
 	assert_contains "$ERR" "missing for linux/arm64" "plan errors (the base image missing for arm64)"
 	assert_contains "$ERR" "(6 problems; nothing was built)" "plan errors (how many)"
 	pass "plan: unknown platforms (--platform, a variant's), {variant} missing, a latest tag and a missing arm64 base are all reported in one run (exit 2)"
+
+	# How --platform entries are named in those problems.
+	mkdir -p "$T/c3s"
+	printf 'FROM scratch\nCOPY Dockerfile /\n' >"$T/c3s/Dockerfile"
+	run_expect_fail "$PLAIT" plan --platform arm64,linux/arm64/v8,linux/amd64 -t "$REG/p:1.0" "$T/c3s"
+	expect_rc 2
+	assert_contains "$ERR" "'arm64' and 'linux/arm64/v8' are both linux/arm64" "plan error (one platform written twice)"
+	run_expect_fail "$PLAIT" plan --platform 'linux/amd64, ' -t "$REG/p:1.0" "$T/c3s"
+	expect_rc 2
+	assert_contains "$ERR" "--platform 'linux/amd64, ': empty entry" "plan error (a blank entry)"
+	# A bad platform of a variant does not take the host's default away.
+	run_expect_fail "$PLAIT" plan --variant 'a:platforms=linux/amd64+linux/zzz' -t "$REG/p:1.0" "$T/c3s"
+	expect_rc 2
+	assert_contains "$ERR" "(1 problem;" "plan error (a variant's unknown platform, no --platform)"
+	assert_contains "$ERR" "unknown platform 'linux/zzz'" "plan error (a variant's unknown platform, no --platform)"
+	pass "plan: a platform written twice, a blank entry and a variant's unknown platform are named as written"
 }
 
 # ---------------------------------------------------------------- 4. arm64-only failure

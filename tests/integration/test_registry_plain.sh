@@ -210,6 +210,19 @@ assert_eq "$(printf '%s\n' "$S_AMD64 linux/amd64" "$S_ARM64 linux/arm64" | sort)
 	"$(plat_list "$T/multi-docker.json")" "entries with --index-format docker"
 pass "index create --index-format docker pushes a manifest list"
 
+# Two -t into one OCI archive (and one layout): both tags end up in it.
+run_ok "$PLAIT" index create -q -t "oci-archive:$T/two.tar:one" -t "oci-archive:$T/two.tar:two" \
+	-t "oci:$T/two-layout:one" -t "oci:$T/two-layout:two" \
+	"$A_HOST/single/img:linux-amd64" "$A_HOST/single/img:linux-arm64"
+want=$(sha256_file "$T/multi-docker.json")
+for tag in one two; do
+	got=$(raw_digest "oci-archive:$T/two.tar:$tag") || fail "tag $tag is missing from the archive"
+	assert_eq "$(raw_digest "oci:$T/two-layout:one")" "$got" "digest of $tag in the archive"
+	raw_digest "oci:$T/two-layout:$tag" >/dev/null || fail "tag $tag is missing from the layout"
+done
+[ "$want" != "$got" ] || fail "the OCI index equals the Docker list"
+pass "index create with two -t in one archive and one layout keeps both tags"
+
 # Docker schema2 manifest list: copied byte for byte
 mkimage "$T/dimg" --tag d1 --docker --platform linux/amd64 --platform linux/arm64 \
 	--layers 2 --layer-size 256K --seed docker --push "$A_HOST/docker/img:1" >/dev/null
