@@ -609,8 +609,18 @@ static int plan_jobs(char **dsts, const struct meta_src *meta, size_t n_meta, ch
 		for (char **a = args; !with && a && *a; a++)
 			plait_strv_push(&j->src_names, *a);
 	}
+	/* two variants' names can expand alike ("{variant}-1" for x, "{variant}" for x-1) */
+	for (size_t k = 1; k < n && r >= 0; k++)
+		for (size_t k2 = 0; k2 < k && r >= 0; k2++)
+			for (size_t d = 0; d < n_dsts && r >= 0; d++)
+				for (size_t d2 = 0; d2 < n_dsts && r >= 0; d2++)
+					if (streq((*jobs)[k].dsts[d], (*jobs)[k2].dsts[d2]))
+						r = plait_error_set(err, PLAIT_E_USAGE,
+								    "-t: '%s' would be given to the indexes of two "
+								    "variants (%s and %s)",
+								    (*jobs)[k].dsts[d], variants[k2], variants[k]);
 	free(variants);
-	return 0;
+	return r;
 }
 
 static int index_create(int argc, char **argv)

@@ -198,8 +198,12 @@ static void check_tags(struct plait_plan *plan, const struct plait_plan_opts *o,
 			for (size_t k = 0; k < n_seen; k++) {
 				if (!streq(seen[k], norm) || owner[k] == i)
 					continue;
-				/* variants of one target sharing a tag: said already ("no {variant}") */
-				if (plan->images[owner[k]].req == im->req && im->req->n_variants > 1)
+				/* variants of one target sharing a tag written without {variant}:
+				 * said already ("no {variant}"); with it, two variants' names
+				 * can still expand alike ("{variant}-1" for x and "{variant}"
+				 * for x-1) */
+				if (plan->images[owner[k]].req == im->req && im->req->n_variants > 1 &&
+				    !strstr(im->req->tags[t - im->tags], "{variant}"))
 					continue;
 				const struct plait_plan_image *other = &plan->images[owner[k]];
 				problem(pr, "tag '%s' is given to two images (%s%s%s and %s%s%s): each variant and "

@@ -314,6 +314,10 @@ s3_plan() {
 	expect_rc 2
 	assert_contains "$ERR" "(1 problem;" "plan error (a variant's unknown platform, no --platform)"
 	assert_contains "$ERR" "unknown platform 'linux/zzz'" "plan error (a variant's unknown platform, no --platform)"
+	run_expect_fail "$PLAIT" plan --platform linux/amd64 --variant x --variant x-1 \
+		-t "$REG/col:{variant}-1" -t "$REG/col:{variant}" "$T/c3s"
+	expect_rc 2
+	assert_contains "$ERR" "tag '$REG/col:x-1' is given to two images (x and x-1)" "plan error (variant tags alike)"
 	pass "plan: a platform written twice, a blank entry and a variant's unknown platform are named as written"
 }
 
@@ -414,6 +418,18 @@ s5_matrix() {
 			"index digest of the merged $v index vs the one-command build's"
 	done
 	pass "CI matrix flow with variants: index create -t NAME:1.0-{variant} makes each variant's index, equal to the one-command build's"
+
+	# variants whose tags expand alike are refused, and nothing is tagged
+	run_ok "$PLAIT" build --cache-dir "$T/cache5-amd64" --progress plain --platform linux/amd64 \
+		--build-arg "BASE=$BASE" --variant x --variant x-1 -t "$REG/xx:v-{variant}" --push-by-digest \
+		--metadata-file "$T/m5x.json" "$T/c5v"
+	run_expect_fail "$PLAIT" index create -q -t "$REG/xx:{variant}-1" -t "$REG/xx:{variant}" \
+		--from-metadata "$T/m5x.json"
+	expect_rc 2
+	assert_contains "$ERR" "'$REG/xx:x-1' would be given to the indexes of two variants (x and x-1)" \
+		"index create with variant tags alike"
+	assert_eq "" "$(tags_of xx)" "tags of xx after the refused index create"
+	pass "index create refuses -t values that two variants expand alike"
 }
 
 # ---------------------------------------------------------------- 6. annotations

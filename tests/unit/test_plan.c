@@ -368,6 +368,21 @@ static void test_plan__several_variants_need_variant_placeholder(void **state)
 	assert_contains(line, "{variant}");
 }
 
+static void test_plan__variant_tags_expanding_alike_are_refused(void **state)
+{
+	(void)state;
+	/* "{variant}-1" for x and "{variant}" for x-1 are both "x-1" */
+	static const char *const tags[] = {"r.example/col:{variant}-1", "r.example/col:{variant}", NULL};
+	const struct plait_variant v[] = {{.name = "x", .args = cpu_args}, {.name = "x-1", .args = cuda_args}};
+	struct plait_plan_target t = two_variants(v);
+	t.tags = tags;
+	struct plait_plan_opts o;
+	opts_init(&o);
+	_cleanup_free_ char *msg = plan_fails(&t, 1, &o);
+	assert_contains(msg, "tag 'r.example/col:x-1' is given to two images (x and x-1)");
+	assert_contains(msg, "1 problem");
+}
+
 static void test_plan__one_variant_needs_no_placeholder(void **state)
 {
 	(void)state;
@@ -1220,6 +1235,7 @@ int main(void)
 	    cmocka_unit_test(test_plan__variant_placeholder_in_tags),
 	    cmocka_unit_test(test_plan__several_variants_need_variant_placeholder),
 	    cmocka_unit_test(test_plan__one_variant_needs_no_placeholder),
+	    cmocka_unit_test(test_plan__variant_tags_expanding_alike_are_refused),
 	    cmocka_unit_test(test_plan__tag_used_by_two_images_is_refused),
 	    cmocka_unit_test(test_plan__tag_collision_after_normalising),
 	    cmocka_unit_test(test_plan__distinct_tags_for_two_targets_are_fine),
