@@ -585,7 +585,9 @@ static int export_output(struct run *run, struct plait_endpoint *src, struct pub
  * second would silently replace the first. Found before anything is built. */
 static int check_outputs(const struct pipeline *p, const struct plait_plan *plan, struct plait_error **err)
 {
-	char **seen = NULL;
+	char **seen = NULL;	/* "output\ntag" */
+	size_t *owner = NULL; /* the image each came from: its own tags never clash */
+	size_t n_seen = 0;
 	int r = 0;
 	for (size_t i = 0; r >= 0 && i < plan->n_images; i++) {
 		const struct plait_plan_image *im = &plan->images[i];
@@ -595,21 +597,23 @@ static int check_outputs(const struct pipeline *p, const struct plait_plan *plan
 				if (!tag)
 					continue; /* untagged entries do not replace each other */
 				struct plait_buf k = PLAIT_BUF_INIT;
-				plait_buf_addf(&k, "%s\n%s", *o, tag ? tag : "");
-				bool dup = false;
-				for (char **s2 = seen; s2 && *s2; s2++)
-					dup = dup || streq(*s2, k.buf);
-				if (dup)
-					r = plait_error_set(err, PLAIT_E_USAGE,
-							    "two images would be tagged '%s' in %s (a layout names images "
-							    "by tag only): give each target its own output or tags",
-							    tag ? tag : "", *o);
+				plait_buf_addf(&k, "%s\n%s", *o, tag);
+				for (size_t s2 = 0; s2 < n_seen && r >= 0; s2++)
+					if (owner[s2] != i && streq(seen[s2], k.buf))
+						r = plait_error_set(err, PLAIT_E_USAGE,
+								    "two images would be tagged '%s' in %s (a layout names "
+								    "images by tag only): give each target its own output or "
+								    "tags",
+								    tag, *o);
 				plait_strv_push(&seen, k.buf);
+				owner = xrealloc(owner, (n_seen + 1) * sizeof(*owner));
+				owner[n_seen++] = i;
 				plait_buf_release(&k);
 			}
 		}
 	}
 	plait_strv_free(seen);
+	free(owner);
 	return r;
 }
 

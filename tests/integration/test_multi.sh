@@ -475,6 +475,17 @@ s7_layout() {
 	run_ok umoci unpack --image "$out:1.0-gpu" "$T/u7-gpu"
 	assert_eq "gpu x86_64" "$(cat "$T/u7-gpu/rootfs/flavor")" "/flavor of 1.0-gpu from the layout"
 	pass "--output type=oci with two variants: the layout holds 1.0-cpu and 1.0-gpu"
+
+	# One image under two repositories, also kept in a layout: its own tags do not clash.
+	run_ok "$PLAIT" build --cache-dir "$CACHE" --progress plain --platform linux/amd64,linux/arm64 \
+		--build-arg "BASE=$BASE" -t "$REG/a7:1.0" -t "$REG/b7:1.0" --output "type=oci,dest=$T/layout7b" \
+		--push "$T/c2"
+	assert_eq "1.0 1.0" "$(tags_of a7) $(tags_of b7)" "tags of a7 and b7"
+	assert_eq "$(raw "$REG/a7:1.0" | sha256_stdin)" "$(layout_tag_digest "$T/layout7b" 1.0 | sed 's/^sha256://')" \
+		"the layout's 1.0 vs the pushed index"
+	assert_eq 1 "$(jq '[.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == "1.0")] | length' \
+		"$T/layout7b/index.json")" "entries tagged 1.0 in the layout"
+	pass "-t in two repositories with --output type=oci and --push: one image, pushed twice, tagged once in the layout"
 }
 
 # ---------------------------------------------------------------- 8. SIGINT
