@@ -742,9 +742,37 @@ static int write_metadata(struct run *run, const struct published *pub, double t
 		json_object_set_new(m, "variants", variants);
 	else
 		json_decref(variants);
-	if (json_dump_file(m, run->p->metadata, JSON_INDENT(2)) < 0)
-		return plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot write --metadata-file '%s'",
-					     run->p->metadata);
+	_cleanup_free_ char *text = json_dumps(m, JSON_INDENT(2));
+	size_t len = text ? strlen(text) : 0;
+	if (text)
+		text[len++] = '\n'; /* json_dumps' NUL: the file ends with a newline */
+	int r = text ? plait_replace_file(run->p->metadata, text, len) : -ENOMEM;
+	if (r < 0)
+		return plait_error_set_errno(err, PLAIT_E_IO, -r,
+					     "the images are published%s, but --metadata-file '%s' cannot be written",
+					     run->p->push ? " and tagged" : "", run->p->metadata);
+	return 0;
+}
+
+/* Before anything is built: --metadata-file must be a file that can be
+ * written, so that a build does not publish and then fail on it. */
+static int check_metadata_path(const char *path, struct plait_error **err)
+{
+	struct stat st;
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		return plait_error_set(err, PLAIT_E_USAGE, "--metadata-file '%s' is a directory: name a file",
+				       path);
+	const char *slash = strrchr(path, '/');
+	_cleanup_free_ char *dir = !slash ? xstrdup(".")
+				  : slash == path ? xstrdup("/")
+				  : xstrndup(path, (size_t)(slash - path));
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+		return plait_error_set(err, PLAIT_E_USAGE,
+				       "--metadata-file '%s': directory '%s' does not exist (create it first)", path,
+				       dir);
+	if (access(dir, W_OK) < 0)
+		return plait_error_set_errno(err, PLAIT_E_USAGE, errno, "--metadata-file '%s': cannot write in '%s'",
+					     path, dir);
 	return 0;
 }
 
@@ -879,6 +907,8 @@ int pipeline_run(struct pipeline *p, bool plan_only, bool plan_json)
 	if (plait_plan_make(pts, p->n_targets, &po, &plan, &err) < 0)
 		goto fail;
 	if (check_outputs(p, &plan, &err) < 0)
+		goto fail;
+	if (p->metadata && check_metadata_path(p->metadata, &err) < 0)
 		goto fail;
 	if (plan_only) {
 		print_plan(&plan, plan_json);

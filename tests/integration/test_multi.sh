@@ -319,6 +319,14 @@ s3_plan() {
 	expect_rc 2
 	assert_contains "$ERR" "tag '$REG/col:x-1' is given to two images (x and x-1)" "plan error (variant tags alike)"
 	pass "plan: a platform written twice, a blank entry and a variant's unknown platform are named as written"
+
+	# --metadata-file that cannot be written: refused before anything is built or pushed
+	run_expect_fail "$PLAIT" build --cache-dir "$CACHE" --platform linux/amd64,linux/arm64 -t "$REG/mf:1.0" --push \
+		--metadata-file "$T/no-such-dir/m.json" "$T/c3s"
+	expect_rc 2
+	assert_contains "$ERR" "directory '$T/no-such-dir' does not exist" "a --metadata-file in a missing directory"
+	assert_eq "" "$(tags_of mf)" "tags of mf after the refused build"
+	pass "a --metadata-file that cannot be written is refused before the build (exit 2, no tag)"
 }
 
 # ---------------------------------------------------------------- 4. arm64-only failure
