@@ -106,6 +106,40 @@ static void tty_event(struct progress_job *j, const struct plait_build_event *ev
 	plait_buf_release(&line);
 }
 
+/* s as valid UTF-8 for a JSON string: each byte that does not start a
+ * well-formed sequence becomes U+FFFD (RUN output is whatever the program
+ * wrote; jansson refuses anything else). Caller frees. */
+static char *valid_utf8(const char *s)
+{
+	struct plait_buf b = PLAIT_BUF_INIT;
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p) {
+		size_t n = *p < 0x80		? 1
+			   : (*p & 0xe0) == 0xc0 ? 2
+			   : (*p & 0xf0) == 0xe0 ? 3
+			   : (*p & 0xf8) == 0xf0 ? 4
+						 : 0;
+		size_t k = 1;
+		while (n && k < n && (p[k] & 0xc0) == 0x80)
+			k++;
+		/* overlong forms, surrogates and values past U+10FFFF are not UTF-8 either */
+		bool ok = n && k == n &&
+			  !(n == 2 && *p < 0xc2) &&
+			  !(n == 3 && *p == 0xe0 && p[1] < 0xa0) &&
+			  !(n == 3 && *p == 0xed && p[1] >= 0xa0) &&
+			  !(n == 4 && *p == 0xf0 && p[1] < 0x90) &&
+			  !(n == 4 && (*p > 0xf4 || (*p == 0xf4 && p[1] >= 0x90)));
+		if (ok) {
+			plait_buf_add(&b, p, n);
+			p += n;
+		} else {
+			plait_buf_adds(&b, "\xef\xbf\xbd");
+			p++;
+		}
+	}
+	return plait_buf_detach(&b, NULL);
+}
+
 static void json_event(struct progress_job *j, const struct plait_build_event *ev)
 {
 	static const char *const kinds[] = { "start", "cached", "done", "output", "error" };
@@ -114,14 +148,17 @@ static void json_event(struct progress_job *j, const struct plait_build_event *e
 	json_object_set_new(o, "step", json_integer(ev->step));
 	json_object_set_new(o, "total", json_integer(ev->total));
 	json_object_set_new(o, "stage", json_string(ev->stage ? ev->stage : ""));
-	if (j->label) {
-		json_object_set_new(o, "job", json_string(j->label));
+	/* Every event names its job, also when there is only one. */
+	if (j->label || j->platform)
+		json_object_set_new(o, "job", json_string(j->label ? j->label : j->platform));
+	if (j->platform)
 		json_object_set_new(o, "platform", json_string(j->platform));
-		if (j->variant)
-			json_object_set_new(o, "variant", json_string(j->variant));
+	if (j->variant)
+		json_object_set_new(o, "variant", json_string(j->variant));
+	if (ev->text) {
+		_cleanup_free_ char *text = valid_utf8(ev->text);
+		json_object_set_new(o, "text", json_string(text));
 	}
-	if (ev->text)
-		json_object_set_new(o, "text", json_string(ev->text));
 	if (ev->kind == PLAIT_BUILD_STEP_DONE)
 		json_object_set_new(o, "seconds", json_real(ev->seconds));
 	json_dumpf(o, stderr, JSON_COMPACT);

@@ -558,3 +558,18 @@ pass "RUN --mount=type=secret,env=NAME: the value in that RUN's environment only
 build_fail sec-missing "$SEC" --cache-dir "$T/cache-sec" --no-cache
 expect_rc 1
 pass "without --secret the RUN that needs it fails (exit 1)"
+
+# --progress json: every line one JSON object, a single job's events name its
+# platform too, and RUN output that is not UTF-8 arrives with U+FFFD in place
+# of the bad byte (jansson would refuse it and drop the text).
+JS=$T/ctx-json
+mkdir -p "$JS"
+printf 'ARG BASE\nFROM ${BASE}\nRUN printf "caf\\351 ERROR: x\\nok\\n"\n' >"$JS/Dockerfile"
+run_ok "$PLAIT" build --progress json --cache-dir "$T/cache-json" --build-arg "BASE=$BASE" \
+	-t x/json:1 --output "type=oci,dest=$T/json-out" "$JS"
+printf '%s\n' "$ERR" | jq -e . >/dev/null || fail "a --progress json line is not JSON: $ERR"
+assert_eq "caf"$'\xef\xbf\xbd'" ERROR: x" \
+	"$(printf '%s\n' "$ERR" | jq -r 'select(.event == "output") | .text' | grep ERROR)" "the non-UTF-8 RUN output line"
+assert_eq "" "$(printf '%s\n' "$ERR" | jq -r 'select(.event == "start") | select(.platform == null or .job == null) | .step')" \
+	"start events without platform or job"
+pass "--progress json: a single job's events carry its platform, non-UTF-8 output is kept (U+FFFD)"
