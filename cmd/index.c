@@ -88,8 +88,9 @@ static int sources_from_metadata(const char *file, struct meta_src **v, size_t *
 	json_error_t jerr;
 	json_auto_t *m = json_load_file(file, 0, &jerr);
 	if (!m)
-		return plait_error_set(err, PLAIT_E_USAGE, "--from-metadata '%s': %s (line %d)", file, jerr.text,
-				       jerr.line);
+		return jerr.line > 0 ? plait_error_set(err, PLAIT_E_USAGE, "--from-metadata '%s': %s (line %d)", file,
+						       jerr.text, jerr.line)
+				     : plait_error_set(err, PLAIT_E_USAGE, "--from-metadata '%s': %s", file, jerr.text);
 	json_t *images = json_object_get(m, "images");
 	size_t count = json_array_size(images), first = *n, k;
 	const char *target0 = json_string_value(json_object_get(json_array_get(images, 0), "target"));
@@ -402,16 +403,17 @@ static int job_prepare(const struct settings *s, struct job *j, struct plait_err
 		r = plait_endpoint_open(j->dsts[0], false, s->ropts, &j->first, err);
 		if (r >= 0)
 			r = plait_endpoint_resolve(j->first, NULL, &broot, &bdata, err);
+		/* a single-platform image is an index of one, as imagetools create --append sees it */
 		if (r >= 0 && !plait_media_type_is_index(plait_media_type_from_string(broot.media_type)))
-			r = plait_error_set(err, PLAIT_E_USAGE, "--append: '%s' is an image, not an index",
-					    j->dsts[0]);
+			r = add_manifest(&j->base, j->first, j->dsts[0], &broot, &bdata, err);
 		else if (r >= 0)
 			r = add_index_entries(&j->base, j->first, j->dsts[0], &bdata, false, err);
 		else if (plait_error_code(err) == PLAIT_E_NOT_FOUND) {
 			plait_error_clear(err); /* nothing to append to yet: start empty */
 			r = 0;
 		}
-		if (r >= 0 && !j->idx.annotations.n && broot.digest[0]) {
+		if (r >= 0 && !j->idx.annotations.n && broot.digest[0] &&
+		    plait_media_type_is_index(plait_media_type_from_string(broot.media_type))) {
 			struct plait_index old = { 0 };
 			if (plait_index_parse(bdata.buf, bdata.len, &old, NULL) >= 0)
 				plait_map_copy(&j->idx.annotations, &old.annotations);
@@ -513,8 +515,8 @@ static int job_tag(struct job *j, size_t d, struct plait_error **err)
 static void job_report(const struct settings *s, const struct job *j, size_t d)
 {
 	if (!s->quiet)
-		fprintf(stderr, "index %s with %zu entries -> %s\n", j->root.digest, j->idx.n_manifests,
-			j->dsts[d]);
+		fprintf(stderr, "index %s with %zu entr%s -> %s\n", j->root.digest, j->idx.n_manifests,
+			j->idx.n_manifests == 1 ? "y" : "ies", j->dsts[d]);
 	_cleanup_free_ char *result = plait_endpoint_ref_string(j->dst_eps[d], j->root.digest);
 	printf("%s\n", result);
 }

@@ -212,8 +212,9 @@ int parse_variant(const char *spec, struct plait_variant *out, char ***problems,
 	int r = 0;
 	if (!plait_tag_is_valid(out->name)) {
 		r = plait_error_set(err, PLAIT_E_USAGE,
-				    "--variant '%s': the name '%s' must be letters, digits, '_', '.' or '-' (it goes "
-				    "into tags), e.g. --variant cuda:BASE=nvidia/cuda:12.4.1-runtime-ubuntu22.04",
+				    "--variant '%s': the name '%s' must start with a letter, digit or '_' and go on "
+				    "with letters, digits, '_', '.' or '-', 128 at most (it goes into tags), e.g. "
+				    "--variant cuda:BASE=nvidia/cuda:12.4.1-runtime-ubuntu22.04",
 				    spec, out->name);
 		goto fail;
 	}
@@ -229,6 +230,16 @@ int parse_variant(const char *spec, struct plait_variant *out, char ***problems,
 		}
 		if (!startswith(f, "platforms=") && !startswith(f, "platform=")) {
 			plait_strv_push(&out->args, f);
+			continue;
+		}
+		if (!eq[1]) {
+			/* an unset shell variable, most likely: not "every platform" */
+			struct plait_buf m = PLAIT_BUF_INIT;
+			plait_buf_addf(&m, "--variant '%s': platforms= is empty; list them as P+P, or leave "
+					   "platforms= out to build every --platform",
+				       spec);
+			plait_strv_push(problems, m.buf);
+			plait_buf_release(&m);
 			continue;
 		}
 		for (char *s2 = NULL, *q = strtok_r(eq + 1, "+", &s2); q; q = strtok_r(NULL, "+", &s2)) {
@@ -423,6 +434,14 @@ static int parse_ref_cb(const char *s, char **normalised, char **tag, struct pla
 	int ret = plait_ref_parse(s, &r, err);
 	if (ret < 0)
 		return ret;
+	if (r.digest) {
+		/* a digest says which image a name points to; -t says where the new one goes */
+		plait_ref_release(&r);
+		return plait_error_set(err, PLAIT_E_USAGE,
+				       "a -t value names where the image goes and cannot pin a digest: drop "
+				       "'@%s'",
+				       strchr(s, '@') + 1);
+	}
 	*normalised = plait_ref_format(&r);
 	*tag = xstrdup_or_null(r.tag);
 	plait_ref_release(&r);

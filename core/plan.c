@@ -355,8 +355,19 @@ int plait_plan_make(const struct plait_plan_target *targets, size_t n, const str
 				job->label = plait_buf_detach(&l, NULL);
 				for (const char *const *a = t->build_args; a && *a; a++)
 					plait_strv_push(&job->build_args, *a);
-				for (char **a = v->args; a && *a; a++)
-					plait_strv_push(&job->build_args, *a);
+				/* a variant's arg replaces the target's of the same name, in place */
+				for (char **a = v->args; a && *a; a++) {
+					size_t kl = strcspn(*a, "=");
+					char **same = job->build_args;
+					while (same && *same && !(strncmp(*same, *a, kl) == 0 && (*same)[kl] == '='))
+						same++;
+					if (same && *same) {
+						free(*same);
+						*same = xstrdup(*a);
+					} else {
+						plait_strv_push(&job->build_args, *a);
+					}
+				}
 				for (size_t a = 0; a < t->n_annotations; a++)
 					if (!t->annotations[a].index && (!t->annotations[a].platforms ||
 									 strv_has(t->annotations[a].platforms, names[pi])))

@@ -201,6 +201,15 @@ assert_eq "plait-test" "$(jq -r '.annotations["org.opencontainers.image.descript
 	"index annotation kept by --append"
 pass "index create --append adds a platform and keeps the rest"
 
+# --append onto a single-platform image: it becomes the index's first entry
+skopeo_reg copy -q "docker://$A_HOST/single/img:linux-amd64" "docker://$A_HOST/grow/img:1"
+run_ok "$PLAIT" index create --append -t "$A_HOST/grow/img:1" "$A_HOST/single/img:linux-arm64"
+assert_contains "$ERR" "with 2 entries" "index create --append onto a manifest"
+skopeo_reg inspect --raw "docker://$A_HOST/grow/img:1" >"$T/grow.json"
+assert_eq "$(printf '%s\n' "$S_AMD64 linux/amd64" "$S_ARM64 linux/arm64" | sort)" \
+	"$(plat_list "$T/grow.json")" "entries after index create --append onto a single-platform image"
+pass "index create --append onto a single-platform image makes an index of both"
+
 run_ok "$PLAIT" index create --index-format docker -t "$A_HOST/multi/img:docker" \
 	"$A_HOST/single/img:linux-amd64" "$A_HOST/single/img:linux-arm64"
 skopeo_reg inspect --raw "docker://$A_HOST/multi/img:docker" >"$T/multi-docker.json"
