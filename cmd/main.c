@@ -1,6 +1,8 @@
 /* cmd/main.c - the plait executable: the command table and dispatch.
  * To add a subcommand: see cmd/README.md. */
+#include <errno.h>
 #include <signal.h>
+#include <string.h>
 #include <stdio.h>
 
 #include "common.h"
@@ -44,6 +46,21 @@ static void print_usage(FILE *f)
 	fprintf(f, "\nRun 'plait <command> --help' for a command's options.\n");
 }
 
+/* What a command printed must have reached its destination: `plait inspect
+ * --raw REF > m.json` on a full disk (or a closed stdout) is a failure, not a
+ * truncated file and exit 0. */
+static int finish_stdout(int rc)
+{
+	errno = 0;
+	if (fflush(stdout) == 0 && !ferror(stdout))
+		return rc;
+	if (errno == EPIPE)
+		return rc; /* the reader stopped reading (| head): its choice, not an error */
+	fprintf(stderr, "plait: error: cannot write standard output%s%s\n", errno ? ": " : "",
+		errno ? strerror(errno) : "");
+	return rc ? rc : 1;
+}
+
 int main(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
@@ -65,7 +82,7 @@ int main(int argc, char **argv)
 		name = "version";
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
 		if (streq(commands[i].name, name))
-			return commands[i].fn(argc - 1, argv + 1);
+			return finish_stdout(commands[i].fn(argc - 1, argv + 1));
 	fprintf(stderr, "plait: '%s' is not a plait command; see 'plait --help'\n", name);
 	return EXIT_USAGE;
 }

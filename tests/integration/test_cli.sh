@@ -141,3 +141,18 @@ pass "login with -p and --password-stdin exits 2"
 # nothing was written for usage errors
 assert_file_absent "$DOCKER_CONFIG/config.json" "config.json after usage errors"
 pass "usage errors leave no config.json behind"
+
+# What plait prints must arrive: a full disk or a closed stdout is exit 1
+# with the reason, a reader that stops early (| head) is not an error.
+rc=0
+"$PLAIT" version >/dev/full 2>"$T/full.err" || rc=$?
+assert_eq 1 "$rc" "exit code of plait version > /dev/full"
+assert_contains "$(cat "$T/full.err")" "cannot write standard output: No space left on device" "stderr with a full stdout"
+rc=0
+"$PLAIT" version >&- 2>"$T/closed.err" || rc=$?
+assert_eq 1 "$rc" "exit code of plait version with stdout closed"
+rc=0
+"$PLAIT" --help 2>"$T/pipe.err" | head -c 1 >/dev/null || true
+"$PLAIT" version 2>"$T/pipe.err" | true
+assert_eq "" "$(cat "$T/pipe.err")" "stderr when the reader stops early"
+pass "a stdout that cannot be written is exit 1 naming why; an early-closing pipe is not an error"
