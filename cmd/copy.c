@@ -7,6 +7,7 @@
 #include "core/copy.h"
 #include "platforms/platform.h"
 #include "registry/endpoint.h"
+#include "registry/ref.h"
 #include "core/banned.h"
 
 static const char usage[] =
@@ -159,9 +160,25 @@ int cmd_copy(int argc, char **argv)
 		goto done;
 	}
 	if (argc - optind != 2) {
-		ret = usage_error("copy", "expected SRC and DST, got %d argument%s", argc - optind,
-				  argc - optind == 1 ? "" : "s");
+		bool late_option = false;
+		for (int i = optind; i < argc; i++)
+			late_option = late_option || argv[i][0] == '-';
+		ret = usage_error("copy", "expected SRC and DST, got %d argument%s%s", argc - optind,
+				  argc - optind == 1 ? "" : "s",
+				  late_option ? " (options go before SRC and DST)" : "");
 		goto done;
+	}
+	if (!plait_endpoint_spec_is_local(argv[optind + 1])) {
+		struct plait_ref dref = { 0 };
+		bool both = plait_ref_parse(argv[optind + 1], &dref, NULL) == 0 && dref.tag && dref.digest;
+		plait_ref_release(&dref);
+		if (both) {
+			ret = usage_error("copy",
+					  "DST '%s' has both a tag and a digest: give the tag to set, or the digest "
+					  "to check, not both",
+					  argv[optind + 1]);
+			goto done;
+		}
 	}
 	registry_cli_finish(&rc);
 

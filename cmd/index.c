@@ -760,10 +760,22 @@ static int index_create(int argc, char **argv)
 		for (size_t d = 0; d < jobs[k].n_dsts; d++)
 			if (job_push(&st, &jobs[k], d, &err) < 0)
 				goto fail;
-	for (size_t k = 0; k < n_jobs; k++)
-		for (size_t d = 0; d < jobs[k].n_dsts; d++)
-			if (job_tag(&jobs[k], d, &err) < 0)
+	for (size_t k = 0, moved = 0; k < n_jobs; k++)
+		for (size_t d = 0; d < jobs[k].n_dsts; d++, moved++)
+			if (job_tag(&jobs[k], d, &err) < 0) {
+				/* registries have no transactions: say which tags did move */
+				if (moved) {
+					struct plait_buf done_tags = PLAIT_BUF_INIT;
+					for (size_t k2 = 0, m = 0; k2 <= k; k2++)
+						for (size_t d2 = 0; d2 < jobs[k2].n_dsts && m < moved; d2++, m++)
+							plait_buf_addf(&done_tags, "%s%s", m ? ", " : "",
+								       jobs[k2].dsts[d2]);
+					plait_error_wrap(&err, "tag %s (these moved before it: %s; run again to finish)",
+							 jobs[k].dsts[d], done_tags.buf);
+					plait_buf_release(&done_tags);
+				}
 				goto fail;
+			}
 	for (size_t i = 0; i < pool.n; i++)
 		if (plait_endpoint_commit(pool.v[i], &err) < 0)
 			goto fail;

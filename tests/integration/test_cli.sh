@@ -156,3 +156,11 @@ rc=0
 "$PLAIT" version 2>"$T/pipe.err" | true
 assert_eq "" "$(cat "$T/pipe.err")" "stderr when the reader stops early"
 pass "a stdout that cannot be written is exit 1 naming why; an early-closing pipe is not an error"
+
+run_expect_fail "$PLAIT" copy oci:"$T/a" "127.0.0.1:5000/a/b:t@sha256:$(printf '0%.0s' $(seq 64))"
+expect_rc 2
+assert_contains "$ERR" "has both a tag and a digest" "copy to a DST with a tag and a digest"
+run_expect_fail "$PLAIT" copy oci:"$T/a" oci:"$T/b" --all
+expect_rc 2
+assert_contains "$ERR" "options go before SRC and DST" "copy with an option after DST"
+pass "copy refuses a DST with both tag and digest, and says options go first"
