@@ -1514,8 +1514,6 @@ static int do_copy(struct builder *b, struct stage *st, size_t idx, const struct
 
 	/* Sources: resolved (and digested) before anything runs. */
 	for (size_t i = 0; i < n_src; i++) {
-		if (plait_glob_has_wildcards(words[i]))
-			dest_is_dir = true;
 		const struct plait_df_heredoc *h = plait_df_heredoc_for_arg(in, words[i]);
 		if (h) {
 			/* The raw body and the variables it may use are in the chain already
@@ -1538,7 +1536,13 @@ static int do_copy(struct builder *b, struct stage *st, size_t idx, const struct
 			plait_buf_addf(&key, "url %s %s\n", words[i], urls[n_urls - 1].digest);
 			continue;
 		}
+		size_t had = l.n_sources;
 		r = plait_context_resolve(src_ctx, words[i], what, &l, err);
+		/* A wildcard that matches several sources needs a directory; one match
+		 * is like naming it ("COPY target/x-*.jar /app.jar" makes a file), as
+		 * BuildKit and buildah do. */
+		if (r >= 0 && plait_glob_has_wildcards(words[i]) && l.n_sources - had > 1)
+			dest_is_dir = true;
 		if (r == -PLAIT_E_NOT_FOUND && from_s && src_ctx != b->ctx && !from_ctx_is_dir)
 			/* the context's message would say "build context": name the stage or image */
 			plait_error_set(err, PLAIT_E_NOT_FOUND, "%s --from=%s: '%s' not found in %s '%s'", what,

@@ -573,3 +573,20 @@ assert_eq "caf"$'\xef\xbf\xbd'" ERROR: x" \
 assert_eq "" "$(printf '%s\n' "$ERR" | jq -r 'select(.event == "start") | select(.platform == null or .job == null) | .step')" \
 	"start events without platform or job"
 pass "--progress json: a single job's events carry its platform, non-UTF-8 output is kept (U+FFFD)"
+
+# A wildcard that matches one file is like naming it: COPY target/*.jar
+# /app.jar makes a file (the usual Java pattern), as BuildKit and buildah
+# do; one matching several files fills a directory.
+WC=$T/ctx-wildcard
+mkdir -p "$WC/target" "$WC/m"
+echo jar >"$WC/target/demo-0.0.1.jar"
+echo a >"$WC/m/a.txt"
+echo b >"$WC/m/b.txt"
+printf 'FROM scratch\nCOPY target/*.jar /app.jar\nCOPY m/*.txt /multi\nCOPY target/*.jar /dir/\n' >"$WC/Dockerfile"
+build wildcard "$WC"
+unpack wildcard
+assert_content "$R/app.jar" jar
+assert_content "$R/multi/a.txt" a
+assert_content "$R/multi/b.txt" b
+assert_content "$R/dir/demo-0.0.1.jar" jar
+pass "COPY with a wildcard matching one file makes that file; matching several fills a directory"
