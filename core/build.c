@@ -1782,18 +1782,27 @@ static int do_meta(struct builder *b, struct stage *st, const struct plait_df_in
 	int r = 0;
 	switch (in->kind) {
 	case PLAIT_DF_ENV:
-	case PLAIT_DF_LABEL:
+	case PLAIT_DF_LABEL: {
+		/* Every pair is expanded before any is set: "ENV abc=bye def=$abc"
+		 * gives def the abc from before this line (Dockerfile reference). */
+		char **kv = xcalloc(2 * in->n_kvs + 1, sizeof(char *));
 		for (size_t i = 0; i < in->n_kvs && r >= 0; i++) {
-			_cleanup_free_ char *k = NULL, *v = NULL;
-			r = expand_word(b, st, in, in->kvs[i].key, &k, err);
+			r = expand_word(b, st, in, in->kvs[i].key, &kv[2 * i], err);
 			if (r >= 0)
-				r = expand_word(b, st, in, in->kvs[i].value ? in->kvs[i].value : "", &v, err);
-			if (r >= 0 && in->kind == PLAIT_DF_ENV)
-				env_set(&c->env, k, v);
-			else if (r >= 0)
-				plait_map_set(&c->labels, k, v);
+				r = expand_word(b, st, in, in->kvs[i].value ? in->kvs[i].value : "", &kv[2 * i + 1],
+						err);
 		}
+		for (size_t i = 0; i < in->n_kvs && r >= 0; i++) {
+			if (in->kind == PLAIT_DF_ENV)
+				env_set(&c->env, kv[2 * i], kv[2 * i + 1]);
+			else
+				plait_map_set(&c->labels, kv[2 * i], kv[2 * i + 1]);
+		}
+		for (size_t i = 0; i < 2 * in->n_kvs; i++)
+			free(kv[i]);
+		free(kv);
 		break;
+	}
 	case PLAIT_DF_ARG:
 		r = do_arg(b, st, in, err);
 		break;

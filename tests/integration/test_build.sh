@@ -590,3 +590,14 @@ assert_content "$R/multi/a.txt" a
 assert_content "$R/multi/b.txt" b
 assert_content "$R/dir/demo-0.0.1.jar" jar
 pass "COPY with a wildcard matching one file makes that file; matching several fills a directory"
+
+# ENV expands every value before it sets any (the Dockerfile reference's
+# own example: "ENV abc=bye def=$abc" gives def=hello).
+EV=$T/ctx-env-order
+mkdir -p "$EV"
+printf 'FROM scratch\nENV abc=hello\nENV abc=bye def=$abc\nENV X=1 Y=$X\nCOPY Dockerfile /\n' >"$EV/Dockerfile"
+build env-order "$EV"
+config env-order
+assert_eq '["abc=bye","def=hello","X=1","Y="]' \
+	"$(jq -c '[.config.Env[] | select(startswith("PATH=") | not)]' "$T/cfg-env-order.json")" "Env of ENV abc=bye def=\$abc"
+pass "ENV: the values of one line see the variables from before it"
