@@ -812,6 +812,10 @@ int plait_unpack_stream(plait_unpack_read_fn fn, void *ud, const char *dir,
 		plait_die_oom();
 	archive_read_support_format_tar(a);
 	archive_read_support_format_empty(a);
+	/* ADD's archives may also be xz, bzip2, lzip...: what plait did not
+	 * decompress itself (layers are gzip or zstd), libarchive does. */
+	if (o->mode == PLAIT_UNPACK_PLAIN)
+		archive_read_support_filter_all(a);
 	if (archive_read_open(a, &rd, NULL, read_cb, NULL) != ARCHIVE_OK)
 		goto archive_failed;
 	for (;;) {

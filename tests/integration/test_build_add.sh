@@ -3,7 +3,7 @@
 # COPY --exclude, --parents and --from=<image>, checked by unpacking the image
 # with umoci.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-require_cmd skopeo umoci docker-registry curl jq zstd python3
+require_cmd skopeo umoci docker-registry curl jq zstd xz bzip2 python3
 require_plait
 [ "$(id -u)" = 0 ] || skip "umoci unpack with owners needs root"
 
@@ -16,6 +16,8 @@ ctx=$T/ctx
 cp -a "$PLAIT_SRCDIR/tests/data/build/add" "$ctx"
 tar -C "$ctx/t" -czf "$ctx/arch.tar.gz" d
 tar -C "$ctx/t" -cf - d | zstd -q -o "$ctx/arch.tar.zst"
+tar -C "$ctx/t" -cJf "$ctx/arch.tar.xz" d
+tar -C "$ctx/t" -cjf "$ctx/arch.tar.bz2" d
 mkdir -p "$T/www"
 echo downloaded >"$T/www/file.txt"
 SUM=sha256:$(sha256sum "$T/www/file.txt" | cut -d' ' -f1)
@@ -30,8 +32,10 @@ run_ok umoci unpack --image "$T/out:1" "$T/bundle"
 R=$T/bundle/rootfs
 assert_eq in-tar "$(cat "$R/gz/d/f.txt")" "ADD of a .tar.gz extracts it"
 assert_eq in-tar "$(cat "$R/zst/d/f.txt")" "ADD of a .tar.zst extracts it"
+assert_eq in-tar "$(cat "$R/xz/d/f.txt")" "ADD of a .tar.xz extracts it"
+assert_eq in-tar "$(cat "$R/bz2/d/f.txt")" "ADD of a .tar.bz2 extracts it"
 assert_eq "not an archive" "$(cat "$R/plain/plain.gz")" "ADD of a file named .gz that is no archive copies it"
-pass "ADD extracts local tar archives (gzip, zstd) and copies other files"
+pass "ADD extracts local tar archives (gzip, zstd, xz, bzip2) and copies other files"
 assert_eq downloaded "$(cat "$R/dl/file.txt")" "ADD of a URL"
 assert_eq 600 "$(stat -c %a "$R/dl/file.txt")" "mode of a file ADDed from a URL"
 pass "ADD --checksum of a URL downloads it with mode 600"
