@@ -39,6 +39,9 @@ int build_write_fd_into(const char *root, const char *dest, int fd, const struct
 int build_write_file_into(const char *root, const char *dest, const char *data, size_t len,
 			  const struct copy_attrs *a, const char *what, struct plait_error **err);
 /* mkdir -p of an absolute path inside root (WORKDIR). */
-int build_mkdir_in_root(const char *root, const char *path, struct plait_error **err);
+/* Make the directory path inside root with its missing parents (mode 0755);
+ * with owner (->chown set), the directories it makes get that owner. */
+int build_mkdir_in_root(const char *root, const char *path, const struct copy_attrs *owner,
+			struct plait_error **err);
 
 #endif

@@ -1979,8 +1979,12 @@ static int do_workdir(struct builder *b, struct stage *st, const struct plait_df
 	if (r < 0)
 		return r;
 	const char *wd = st->cfg.config.working_dir;
+	/* The directories WORKDIR makes belong to USER, as BuildKit makes them. */
+	const char *user = st->cfg.config.user && *st->cfg.config.user ? st->cfg.config.user : NULL;
 	struct plait_buf key = PLAIT_BUF_INIT, created_by = PLAIT_BUF_INIT;
 	plait_buf_addf(&key, "WORKDIR-mkdir %s\n", wd);
+	if (user)
+		plait_buf_addf(&key, "user %s\n", user);
 	plait_buf_addf(&created_by, "%s # buildkit", in->original);
 	char k[PLAIT_SHA256_DIGEST_SIZE];
 	chain_key(st->key, &key, k);
@@ -1994,8 +1998,20 @@ static int do_workdir(struct builder *b, struct stage *st, const struct plait_df
 	r = plait_snapshot_prepare(lowers_of(st, &lw), st->n_layers, b->work_dir, PLAIT_SNAPSHOT_AUTO,
 				   &snap, err);
 	free(lw);
+	struct copy_attrs owner = { 0 };
+	if (r >= 0 && user) {
+		r = b->o->runner->resolve_user(b->o->runner->ctx, plait_snapshot_root(snap), user, &owner.uid,
+					       &owner.gid, err);
+		owner.chown = r >= 0 && (owner.uid || owner.gid);
+		if (r < 0) {
+			struct plait_buf w = PLAIT_BUF_INIT;
+			where(b, in, &w);
+			plait_error_wrap(err, "%s: WORKDIR %s as USER %s", w.buf, wd, user);
+			plait_buf_release(&w);
+		}
+	}
 	if (r >= 0)
-		r = build_mkdir_in_root(plait_snapshot_root(snap), wd, err);
+		r = build_mkdir_in_root(plait_snapshot_root(snap), wd, owner.chown ? &owner : NULL, err);
 	if (r >= 0)
 		r = commit_change(b, st, snap, k, created_by.buf, err);
 out:

@@ -78,14 +78,15 @@ static int mkdirs_in_root(int rootfd, const char *rel, const struct copy_attrs *
 	return 0;
 }
 
-int build_mkdir_in_root(const char *root, const char *path, struct plait_error **err)
+int build_mkdir_in_root(const char *root, const char *path, const struct copy_attrs *owner,
+			struct plait_error **err)
 {
 	_cleanup_close_ int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
 		return plait_error_set_errno(err, PLAIT_E_IO, errno, "open '%s'", root);
-	struct copy_attrs none = { 0 };
+	static const struct copy_attrs none = { 0 };
 	int fd = -1;
-	int r = mkdirs_in_root(rootfd, path, &none, false, &fd, err);
+	int r = mkdirs_in_root(rootfd, path, owner ? owner : &none, owner != NULL, &fd, err);
 	if (fd >= 0)
 		close(fd);
 	return r;

@@ -601,3 +601,28 @@ config env-order
 assert_eq '["abc=bye","def=hello","X=1","Y="]' \
 	"$(jq -c '[.config.Env[] | select(startswith("PATH=") | not)]' "$T/cfg-env-order.json")" "Env of ENV abc=bye def=\$abc"
 pass "ENV: the values of one line see the variables from before it"
+
+# WORKDIR makes its directories as USER (BuildKit's Mkdir WithUser): a RUN
+# as that user can write there.
+WU=$T/ctx-workdir-user
+mkdir -p "$WU"
+cat >"$WU/Dockerfile" <<'DF'
+ARG BASE
+FROM ${BASE}
+RUN echo 'app:x:1000:1000::/home/app:/bin/sh' >> /etc/passwd && echo 'app:x:1000:' >> /etc/group
+USER app
+WORKDIR /home/app/wd
+RUN touch /home/app/wd/t
+USER 1001:1002
+WORKDIR /n/m
+USER root
+WORKDIR /r
+DF
+build workdir-user "$WU"
+unpack workdir-user
+assert_owner "$R/home/app" 1000:1000
+assert_owner "$R/home/app/wd" 1000:1000
+assert_owner "$R/home/app/wd/t" 1000:1000
+assert_owner "$R/n/m" 1001:1002
+assert_owner "$R/r" 0:0
+pass "WORKDIR creates its directories as USER (by name or uid:gid), so RUN as that user can write there"
