@@ -453,6 +453,18 @@ static int job_prepare(const struct settings *s, struct job *j, struct plait_err
 		j->n_dsts++;
 	j->dst_eps = xcalloc(j->n_dsts + 1, sizeof(*j->dst_eps));
 	for (size_t d = 0; d < j->n_dsts; d++) {
+		/* A layout or archive already open for an earlier -t is used again
+		 * (an archive is locked by its writer: a second open would wait). */
+		_cleanup_free_ char *place = NULL, *lref = NULL;
+		size_t k = 0;
+		if (plait_endpoint_local_place(j->dsts[d], &place, &lref) == 0)
+			while (k < s->pool->n && !streq(s->pool->v[k]->name, place))
+				k++;
+		if (place && k < s->pool->n && lref && !strchr(lref, ':')) {
+			plait_strv_push(&j->dst_refs, lref);
+			j->dst_eps[d] = s->pool->v[k];
+			continue;
+		}
 		struct plait_endpoint *ep = NULL;
 		r = plait_endpoint_open(j->dsts[d], true, s->ropts, &ep, err);
 		if (r < 0)
@@ -469,7 +481,7 @@ static int job_prepare(const struct settings *s, struct job *j, struct plait_err
 			return r;
 		}
 		plait_strv_push(&j->dst_refs, ep->ref);
-		size_t k = 0;
+		k = 0;
 		while (k < s->pool->n && !(streq(s->pool->v[k]->ops->kind, ep->ops->kind) &&
 					   streq(s->pool->v[k]->name, ep->name)))
 			k++;

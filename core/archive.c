@@ -4,14 +4,24 @@
  * rename) only once everything is in it.
  *
  * Unpacking accepts regular files and directories only, with relative names
- * free of "..": an archive cannot write outside its temporary directory. */
+ * free of "..": an archive cannot write outside its temporary directory.
+ *
+ * A writer holds an exclusive lock on the archive from open to free, so two
+ * copies into one archive add their tags one after the other instead of the
+ * last one's replacing the first's. The new file keeps the old one's mode and
+ * owner, and a symlinked archive is written where the link points. An empty
+ * file counts as no archive yet (mktemp's). */
 #include <archive.h>
 #include <archive_entry.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "endpoint.h"
 #include "banned.h"
@@ -21,12 +31,18 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct archive *, archive_write_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct archive_entry *, archive_entry_free)
 
 struct archive_priv {
-	char *file;    /* the archive's path */
+	char *file;    /* the archive's path (a symlink's target) */
 	char *tmpdir;  /* the unpacked layout */
 	bool for_write;
 	bool dirty;    /* something was written: commit packs it */
 	const struct plait_endpoint_ops *layout_ops;
+	int lock_fd;   /* writers: the archive, flock'ed; -1 */
+	bool created;  /* by this open (empty until commit): removed unless committed */
+	bool committed;
+	struct stat old; /* the archive's before (mode, owner); st_ino 0 when new */
 };
+
+static void unhold(int fd);
 
 static bool safe_member_name(const char *name)
 {
@@ -174,7 +190,7 @@ static int list_files(const char *root, const char *rel, char ***v, size_t *n, s
 	return r;
 }
 
-static int pack(const char *dir, const char *file, struct plait_error **err)
+static int pack(const char *dir, const char *file, const struct stat *old, struct plait_error **err)
 {
 	char **files = NULL;
 	size_t n = 0, alloc = 0;
@@ -254,6 +270,18 @@ static int pack(const char *dir, const char *file, struct plait_error **err)
 			r = plait_error_set_errno(err, PLAIT_E_IO, errno, "sync '%s'", tmp.buf);
 			goto out;
 		}
+		/* an archive that was there keeps its mode (a private 0600 one stays
+		 * private) and, as far as we may, its owner */
+		if (old->st_ino) {
+			if (fchown(fd, old->st_uid, old->st_gid) < 0 && errno != EPERM) {
+				r = plait_error_set_errno(err, PLAIT_E_IO, errno, "chown '%s'", tmp.buf);
+				goto out;
+			}
+			if (fchmod(fd, old->st_mode & 07777) < 0) {
+				r = plait_error_set_errno(err, PLAIT_E_IO, errno, "chmod '%s'", tmp.buf);
+				goto out;
+			}
+		}
 	}
 	if (rename(tmp.buf, file) < 0) {
 		r = plait_error_set_errno(err, PLAIT_E_IO, errno, "rename '%s' to '%s'", tmp.buf, file);
@@ -318,10 +346,11 @@ static int archive_commit(struct plait_endpoint *ep, struct plait_error **err)
 	struct archive_priv *p = priv_of(ep);
 	if (!p->for_write || !p->dirty)
 		return 0;
-	int r = pack(p->tmpdir, p->file, err);
+	int r = pack(p->tmpdir, p->file, &p->old, err);
 	if (r < 0)
 		return r;
 	p->dirty = false;
+	p->committed = true;
 	return 0;
 }
 
@@ -333,6 +362,12 @@ static void oci_archive_free(struct plait_endpoint *ep)
 	plait_store_free(TAKE_PTR(ep->store)); /* before its directory goes */
 	if (p->tmpdir)
 		plait_rm_rf(p->tmpdir);
+	if (p->created && !p->committed)
+		unlink(p->file); /* the empty file the lock needed */
+	if (p->lock_fd >= 0) {
+		unhold(p->lock_fd);
+		close(p->lock_fd);
+	}
 	free(p->tmpdir);
 	free(p->file);
 	free(p);
@@ -350,19 +385,97 @@ static const struct plait_endpoint_ops archive_ops = {
 	.free = oci_archive_free,
 };
 
+/* The archives this process holds locked: a second writer here would wait
+ * for itself (flock is per open file), so it is refused instead. */
+static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct held {
+	dev_t dev;
+	ino_t ino;
+} *held;
+static size_t n_held;
+
+static bool hold(const struct stat *st)
+{
+	pthread_mutex_lock(&held_lock);
+	bool mine = false;
+	for (size_t i = 0; i < n_held && !mine; i++)
+		mine = held[i].dev == st->st_dev && held[i].ino == st->st_ino;
+	if (!mine) {
+		held = xrealloc(held, (n_held + 1) * sizeof(*held));
+		held[n_held++] = (struct held){ st->st_dev, st->st_ino };
+	}
+	pthread_mutex_unlock(&held_lock);
+	return !mine;
+}
+
+static void unhold(int fd)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return;
+	pthread_mutex_lock(&held_lock);
+	for (size_t i = 0; i < n_held; i++)
+		if (held[i].dev == st.st_dev && held[i].ino == st.st_ino) {
+			held[i] = held[--n_held];
+			break;
+		}
+	pthread_mutex_unlock(&held_lock);
+}
+
+/* Writers: open (creating) the archive file and lock it. The lock is on the
+ * inode; one that a commit meanwhile replaced is retried, so the lock held is
+ * always on the archive the path names. */
+static int lock_archive(const char *file, int *fd_out, bool *created, struct plait_error **err)
+{
+	for (int tries = 0; tries < 100; tries++) {
+		int fd = open(file, O_RDWR | O_CLOEXEC | O_CREAT | O_EXCL, 0644);
+		*created = fd >= 0;
+		if (fd < 0 && errno == EEXIST)
+			fd = open(file, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot open OCI archive '%s'", file);
+		struct stat mine;
+		if (fstat(fd, &mine) == 0 && !hold(&mine)) {
+			close(fd);
+			return plait_error_set(err, PLAIT_E_USAGE,
+					       "OCI archive '%s' is already being written by this command (named "
+					       "twice?)", file);
+		}
+		if (flock(fd, LOCK_EX) < 0) {
+			int e = errno;
+			close(fd);
+			return plait_error_set_errno(err, PLAIT_E_IO, e, "cannot lock OCI archive '%s'", file);
+		}
+		struct stat a, b;
+		if (fstat(fd, &a) == 0 && stat(file, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) {
+			*fd_out = fd;
+			return 0;
+		}
+		unhold(fd);
+		close(fd); /* replaced (or removed) while we waited: lock what is there now */
+	}
+	return plait_error_set(err, PLAIT_E_IO, "cannot lock OCI archive '%s': it keeps being replaced", file);
+}
+
 int plait_archive_endpoint_open(const char *file, const char *ref, bool for_write,
 				struct plait_endpoint **out, struct plait_error **err)
 {
 	_cleanup_free_ char *tmpdir = NULL;
+	_cleanup_free_ char *real = NULL;
 	struct plait_store *store = NULL;
+	struct archive_priv *p = xcalloc(1, sizeof(*p));
+	p->lock_fd = -1;
 	int r = plait_mkdtemp("archive", &tmpdir, err);
-	if (r < 0)
+	if (r < 0) {
+		free(p);
 		return r;
-	struct stat st;
-	bool exists = stat(file, &st) == 0;
+	}
+	/* a symlinked archive is written where the link points */
+	real = realpath(file, NULL);
+	const char *path = real ? real : file;
 	if (for_write) {
 		/* Fail now, not after every blob was copied, when the archive cannot be written. */
-		_cleanup_free_ char *dir = xstrdup(file);
+		_cleanup_free_ char *dir = xstrdup(path);
 		char *slash = strrchr(dir, '/');
 		const char *parent = slash ? (slash == dir ? "/" : (*slash = '\0', dir)) : ".";
 		if (access(parent, W_OK) < 0) {
@@ -370,13 +483,22 @@ int plait_archive_endpoint_open(const char *file, const char *ref, bool for_writ
 						  "cannot write OCI archive '%s': directory '%s'", file, parent);
 			goto fail;
 		}
+		r = lock_archive(path, &p->lock_fd, &p->created, err);
+		if (r < 0)
+			goto fail;
 	}
+	struct stat st;
+	bool exists = stat(path, &st) == 0 && !p->created;
+	if (exists && S_ISREG(st.st_mode) && st.st_size == 0 && for_write)
+		exists = false; /* an empty file (mktemp's): no archive yet */
+	if (exists)
+		p->old = st;
 	if (!exists && !for_write) {
-		plait_rm_rf(tmpdir);
-		return plait_error_set(err, PLAIT_E_NOT_FOUND, "OCI archive '%s' does not exist", file);
+		r = plait_error_set(err, PLAIT_E_NOT_FOUND, "OCI archive '%s' does not exist", file);
+		goto fail;
 	}
 	if (exists) {
-		r = unpack(file, tmpdir, err);
+		r = unpack(path, tmpdir, err);
 		if (r < 0)
 			goto fail;
 	}
@@ -393,8 +515,7 @@ int plait_archive_endpoint_open(const char *file, const char *ref, bool for_writ
 	struct plait_endpoint *layout = plait_layout_endpoint_new(store, name.buf, display.buf, ref);
 	plait_buf_release(&display);
 	plait_buf_release(&name);
-	struct archive_priv *p = xcalloc(1, sizeof(*p));
-	p->file = xstrdup(file);
+	p->file = xstrdup(path);
 	p->tmpdir = TAKE_PTR(tmpdir);
 	p->for_write = for_write;
 	p->layout_ops = layout->ops;
@@ -404,5 +525,12 @@ int plait_archive_endpoint_open(const char *file, const char *ref, bool for_writ
 	return 0;
 fail:
 	plait_rm_rf(tmpdir);
+	if (p->created)
+		unlink(path);
+	if (p->lock_fd >= 0) {
+		unhold(p->lock_fd);
+		close(p->lock_fd);
+	}
+	free(p);
 	return r;
 }

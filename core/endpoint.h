@@ -61,6 +61,9 @@ struct plait_endpoint {
  * -PLAIT_E_USAGE (registry references are opened by registry/endpoint.h). */
 int plait_endpoint_open_local(const char *spec, bool for_write, struct plait_endpoint **out,
 			      struct plait_error **err);
+/* For "oci:PATH[:REF]" / "oci-archive:FILE[:REF]": *place is the endpoint's
+ * name ("oci:PATH"), *ref its REF or NULL (caller frees both). -1 for other specs. */
+int plait_endpoint_local_place(const char *spec, char **place, char **ref);
 /* true when spec starts with "oci:" or "oci-archive:". */
 bool plait_endpoint_spec_is_local(const char *spec);
 /* Commit (where the kind needs it) is separate; free never commits. NULL is fine. */

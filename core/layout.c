@@ -173,6 +173,20 @@ static bool local_ref_valid(const char *ref)
 	return strspn(ref, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
 }
 
+int plait_endpoint_local_place(const char *spec, char **place, char **ref)
+{
+	bool archive = startswith(spec, "oci-archive:");
+	if (!archive && !startswith(spec, "oci:"))
+		return -1;
+	const char *rest = spec + (archive ? strlen("oci-archive:") : strlen("oci:"));
+	_cleanup_free_ char *path = NULL;
+	split_path_ref(rest, &path, ref);
+	struct plait_buf b = PLAIT_BUF_INIT;
+	plait_buf_addf(&b, "%s:%s", archive ? "oci-archive" : "oci", path);
+	*place = plait_buf_detach(&b, NULL);
+	return 0;
+}
+
 int plait_endpoint_open_local(const char *spec, bool for_write, struct plait_endpoint **out,
 			      struct plait_error **err)
 {

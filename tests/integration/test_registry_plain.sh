@@ -232,6 +232,32 @@ done
 [ "$want" != "$got" ] || fail "the OCI index equals the Docker list"
 pass "index create with two -t in one archive and one layout keeps both tags"
 
+# Writers of one OCI archive take turns: six copies at once add six tags.
+mkdir -p "$T/arc"
+pids=()
+for i in 1 2 3 4 5 6; do
+	"$PLAIT" copy -q --all "$A_HOST/single/img:linux-amd64" "oci-archive:$T/arc/conc.tar:t$i" >/dev/null 2>"$T/arc/err$i" &
+	pids+=($!)
+done
+for p in "${pids[@]}"; do
+	wait "$p" || fail "a concurrent copy into conc.tar failed: $(cat "$T"/arc/err*)"
+done
+assert_eq "t1 t2 t3 t4 t5 t6" \
+	"$(tar -xOf "$T/arc/conc.tar" index.json | jq -r '[.manifests[].annotations["org.opencontainers.image.ref.name"]] | sort | join(" ")')" \
+	"tags in an archive six copies wrote at once ($(cat "$T"/arc/err*))"
+# An existing archive keeps its mode, a symlinked one is written through the
+# link, and an empty file (mktemp's) is a new archive.
+chmod 600 "$T/arc/conc.tar"
+ln -s conc.tar "$T/arc/link.tar"
+run_ok "$PLAIT" copy -q --all "$A_HOST/single/img:linux-amd64" "oci-archive:$T/arc/link.tar:vialink"
+[ -L "$T/arc/link.tar" ] || fail "the symlinked archive was replaced by a file"
+assert_eq 600 "$(stat -c %a "$T/arc/conc.tar")" "mode of an archive plait added a tag to"
+tar -xOf "$T/arc/conc.tar" index.json | grep -q '"vialink"' || fail "the tag written through the symlink is not in its target"
+: >"$T/arc/empty.tar"
+run_ok "$PLAIT" copy -q --all "$A_HOST/single/img:linux-amd64" "oci-archive:$T/arc/empty.tar:e"
+raw_digest "oci-archive:$T/arc/empty.tar:e" >/dev/null || fail "no tag e in the archive made from an empty file"
+pass "OCI archive writers take turns (6 at once keep 6 tags); mode, symlink and an empty file are respected"
+
 # Docker schema2 manifest list: copied byte for byte
 mkimage "$T/dimg" --tag d1 --docker --platform linux/amd64 --platform linux/arm64 \
 	--layers 2 --layer-size 256K --seed docker --push "$A_HOST/docker/img:1" >/dev/null
