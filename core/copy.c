@@ -72,6 +72,16 @@ static void add_blob(struct copier *c, const struct plait_descriptor *d)
 	j->desc.size = d->size;
 }
 
+/* A foreign (Windows base) or non-distributable layer: its bytes live at
+ * its urls and registries need not hold them, so it is not copied, as
+ * skopeo and crane leave it (any of the OCI non-distributable types). */
+static bool non_distributable(const struct plait_descriptor *d)
+{
+	enum plait_media_type t = plait_media_type_from_string(d->media_type);
+	return t == PLAIT_MT_DOCKER_LAYER_FOREIGN || t == PLAIT_MT_OCI_LAYER_NONDIST_GZIP ||
+	       (d->media_type && startswith(d->media_type, "application/vnd.oci.image.layer.nondistributable."));
+}
+
 static bool have_manifest(const struct copier *c, const char *digest)
 {
 	for (size_t i = 0; i < c->n_manifests; i++)
@@ -141,7 +151,8 @@ static int walk(struct copier *c, const char *media_type, const char *digest, co
 		}
 		add_blob(c, &m.config);
 		for (size_t i = 0; i < m.n_layers; i++)
-			add_blob(c, &m.layers[i]);
+			if (!non_distributable(&m.layers[i]))
+				add_blob(c, &m.layers[i]);
 		plait_manifest_release(&m);
 		return 0;
 	}

@@ -170,6 +170,66 @@ static void test_copy__second_copy_skips_present_blobs(void **state)
 	assert_int_equal(st.blobs_skipped, 4);
 }
 
+static void test_copy__foreign_layers_stay_behind(void **state)
+{
+	/* A Docker manifest with a foreign layer (only its urls hold it, as on
+	 * Windows base images): the copy succeeds without it, as skopeo's does. */
+	struct fixture *f = *state;
+	struct plait_error *err = NULL;
+	_cleanup_free_ char *src = spec(f, "oci", "foreign:f1");
+	_cleanup_free_ char *dst = spec(f, "oci", "foreign-copy:f1");
+	struct plait_buf path = PLAIT_BUF_INIT, man = PLAIT_BUF_INIT;
+	plait_buf_addf(&path, "%s/foreign", f->dir);
+	struct plait_store *s = NULL;
+	assert_int_equal(plait_store_open(path.buf, true, &s, &err), 0);
+	static const char cfg[] = "{\"architecture\":\"amd64\",\"os\":\"windows\",\"rootfs\":{\"type\":\"layers\"}}";
+	char cfg_digest[PLAIT_SHA256_DIGEST_SIZE], man_digest[PLAIT_SHA256_DIGEST_SIZE];
+	put(s, cfg, strlen(cfg), cfg_digest);
+	/* the second layer is the fixture's amd64 one: its real size */
+	int64_t lsize = 0;
+	struct plait_store *fs = NULL;
+	struct plait_buf fp = PLAIT_BUF_INIT;
+	plait_buf_addf(&fp, "%s/src", f->dir);
+	assert_int_equal(plait_store_open(fp.buf, false, &fs, &err), 0);
+	assert_int_equal(plait_store_has(fs, f->layer_digest[0], &lsize, &err), 1);
+	struct plait_buf layer = PLAIT_BUF_INIT;
+	assert_int_equal(plait_store_read_blob(fs, f->layer_digest[0], 1 << 20, &layer, &err), 0);
+	char ld[PLAIT_SHA256_DIGEST_SIZE];
+	put(s, layer.buf, layer.len, ld);
+	plait_store_free(fs);
+	plait_buf_release(&fp);
+	plait_buf_release(&layer);
+	plait_buf_addf(&man,
+		       "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.docker.distribution.manifest.v2+json\","
+		       "\"config\":{\"mediaType\":\"application/vnd.docker.container.image.v1+json\",\"digest\":\"%s\",\"size\":%zu},"
+		       "\"layers\":[{\"mediaType\":\"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip\","
+		       "\"digest\":\"sha256:%064d\",\"size\":1000,\"urls\":[\"https://example.invalid/l.tgz\"]},"
+		       "{\"mediaType\":\"application/vnd.docker.image.rootfs.diff.tar.gzip\",\"digest\":\"%s\",\"size\":%lld}]}",
+		       cfg_digest, strlen(cfg), 7, ld, (long long)lsize);
+	put(s, man.buf, man.len, man_digest);
+	struct plait_descriptor root = { .media_type = (char *)"application/vnd.docker.distribution.manifest.v2+json",
+					 .size = (int64_t)man.len };
+	memcpy(root.digest, man_digest, sizeof(man_digest));
+	assert_int_equal(plait_store_tag(s, &root, "f1", &err), 0);
+	plait_store_free(s);
+
+	struct plait_copy_stats st = { 0 };
+	if (copy(src, dst, "f1", &st, &err) < 0)
+		fail_msg("copy of an image with a foreign layer: %s", err->msg);
+	assert_int_equal(st.blobs_copied, 2); /* the config and the ordinary layer */
+	struct plait_store *d = NULL;
+	plait_buf_reset(&path);
+	plait_buf_addf(&path, "%s/foreign-copy", f->dir);
+	assert_int_equal(plait_store_open(path.buf, false, &d, &err), 0);
+	char foreign[PLAIT_SHA256_DIGEST_SIZE];
+	snprintf(foreign, sizeof(foreign), "sha256:%064d", 7);
+	assert_int_equal(plait_store_has(d, foreign, NULL, &err), 0);
+	assert_int_equal(plait_store_has(d, man_digest, NULL, &err), 1); /* the manifest, unchanged */
+	plait_store_free(d);
+	plait_buf_release(&path);
+	plait_buf_release(&man);
+}
+
 static void test_copy__corrupt_source_blob_fails_and_tags_nothing(void **state)
 {
 	struct fixture *f = *state;
@@ -249,6 +309,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_copy__layout_archive_layout_keeps_index_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy__second_copy_skips_present_blobs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy__foreign_layers_stay_behind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy__corrupt_source_blob_fails_and_tags_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy__archive_refuses_member_outside, setup, teardown),
 		cmocka_unit_test(test_copy__bad_local_specs_say_what_is_wrong),
