@@ -59,7 +59,24 @@ int registry_cli_option(struct registry_cli *rc, const char *cmd, int c, const c
 	long v;
 	switch (c) {
 	case OPT_INSECURE_REGISTRY:
-		strv_push(&rc->insecure, &rc->n_insecure, arg);
+		/* a host[:port], as written in docker's daemon.json; a scheme or
+		 * a trailing '/' would never match and silently do nothing */
+		{
+			const char *h = arg;
+			if (startswith(h, "https://"))
+				h += strlen("https://");
+			else if (startswith(h, "http://"))
+				h += strlen("http://");
+			size_t n = strcspn(h, "/");
+			const char *rest = h + n + strspn(h + n, "/");
+			_cleanup_free_ char *host = xstrndup(h, n);
+			if (!n || *rest) {
+				fprintf(stderr, "plait %s: --insecure-registry '%s': give a registry host[:port], "
+						"e.g. 'registry.local:5000'\n", cmd, arg);
+				return -1;
+			}
+			strv_push(&rc->insecure, &rc->n_insecure, host);
+		}
 		return 1;
 	case OPT_CERT_DIR:
 		strv_push(&rc->cert_dirs, &rc->n_cert_dirs, arg);

@@ -1022,9 +1022,14 @@ static int request(struct plait_registry *r, struct rq *q, struct plait_http_res
 				else if (resp->curl_code == CURLE_PEER_FAILED_VERIFICATION ||
 					 resp->curl_code == CURLE_SSL_CONNECT_ERROR)
 					rc = plait_error_set(err, PLAIT_E_NETWORK,
-							     "%s %s: %s; put the registry's CA in "
-							     "<certs dir>/%s/ca.crt or list it as insecure",
-							     q->method, url, b.buf, host ? host : r->host);
+							     "%s %s: %s; put the registry's CA in %s/%s/ca.crt "
+							     "(or a directory given with --cert-dir), or, for a "
+							     "registry without TLS or with a certificate you do not "
+							     "check, pass --insecure-registry %s",
+							     q->method, url, b.buf,
+							     r->certs_dirs && r->certs_dirs[0] ? r->certs_dirs[0]
+											       : "/etc/docker/certs.d",
+							     host ? host : r->host, host ? host : r->host);
 				else
 					rc = plait_error_set(err, PLAIT_E_NETWORK, "%s %s: %s", q->method,
 							     url, b.buf);

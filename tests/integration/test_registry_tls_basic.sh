@@ -106,11 +106,18 @@ pass "without --cert-dir TLS verification fails with a message naming the host"
 plait_run fail inspect "$H/src/img:v1"
 expect_rc 1
 assert_contains "$ERR" "$H" "stderr of inspect when the CA is unknown"
-pass "inspect without --cert-dir fails naming the host"
+assert_contains "$ERR" "/etc/docker/certs.d/$H/ca.crt" "stderr of inspect when the CA is unknown: where the CA goes"
+assert_contains "$ERR" "--insecure-registry $H" "stderr of inspect when the CA is unknown: the other way"
+pass "inspect without --cert-dir fails naming the host, where its CA goes and --insecure-registry"
 
 # --insecure-registry skips verification
 plait_run ok inspect --raw --insecure-registry "$H" "$H/src/img:v1"
 assert_eq "$ORIG" "$(sha256_file "$OUT_FILE")" "inspect --raw with --insecure-registry"
+plait_run ok inspect --raw --insecure-registry "https://$H/" "$H/src/img:v1"
+assert_eq "$ORIG" "$(sha256_file "$OUT_FILE")" "inspect --raw with --insecure-registry https://HOST/"
+plait_run fail inspect --insecure-registry "$H/v2/x" "$H/src/img:v1"
+expect_rc 2
+assert_contains "$ERR" "give a registry host[:port]" "--insecure-registry with a path"
 pass "--insecure-registry accepts the unverified certificate"
 
 # logout
