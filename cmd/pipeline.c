@@ -97,6 +97,9 @@ static int add_secret(struct pipeline *p, const char *cmd, const char *arg)
 		path = realpath(srcf, NULL);
 		if (!path)
 			return usage_error(cmd, "--secret id=%s: cannot read '%s': %s", id, srcf, strerror(errno)), -1;
+		struct stat sst;
+		if (stat(path, &sst) < 0 || !S_ISREG(sst.st_mode))
+			return usage_error(cmd, "--secret id=%s: '%s' is not a file", id, srcf), -1;
 	}
 	p->secrets = xrealloc(p->secrets, (p->n_secrets + 1) * sizeof(*p->secrets));
 	p->secrets[p->n_secrets].id = xstrdup(id);

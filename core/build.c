@@ -833,6 +833,7 @@ static int parse_mount(struct builder *b, struct stage *st, size_t idx, const st
 	_cleanup_free_ char *type = xstrdup("bind"), *target = NULL, *id = NULL, *source = NULL,
 			     *from = NULL, *mode = NULL, *size = NULL, *env_name = NULL, *sharing = NULL;
 	bool rw = false, required = false;
+	long uid = -1, gid = -1; /* uid=, gid=: cache and secret mounts */
 	_cleanup_free_ char *copy = NULL;
 	int r = expand_word(b, st, in, spec, &copy, err);
 	if (r < 0)
@@ -866,9 +867,30 @@ static int parse_mount(struct builder *b, struct stage *st, size_t idx, const st
 			free(env_name), env_name = xstrdup(v);
 		else if (streq(f, "sharing"))
 			free(sharing), sharing = xstrdup(v);
-		else if (!streq(f, "uid") && !streq(f, "gid"))
+		else if (streq(f, "uid") || streq(f, "gid")) {
+			char *end = NULL;
+			errno = 0;
+			unsigned long n = strtoul(v, &end, 10);
+			if (!*v || *end || errno || n > 0x7fffffffUL)
+				return instr_error(b, in, PLAIT_E_USAGE, err, "--mount: %s=%s: give a number", f, v);
+			if (streq(f, "uid"))
+				uid = (long)n;
+			else
+				gid = (long)n;
+		} else
 			return instr_error(b, in, PLAIT_E_USAGE, err, "--mount: unknown option '%s'", f);
 	}
+	long perm = -1; /* mode=: octal */
+	if (mode) {
+		char *end = NULL;
+		errno = 0;
+		perm = strtol(mode, &end, 8);
+		if (!*mode || *end || errno || perm < 0 || perm > 07777)
+			return instr_error(b, in, PLAIT_E_USAGE, err, "--mount: mode=%s: give octal permissions, e.g. 0400",
+					   mode);
+	}
+	if ((uid >= 0 || gid >= 0 || perm >= 0) && !streq(type, "cache") && !streq(type, "secret"))
+		return instr_error(b, in, PLAIT_E_USAGE, err, "--mount: uid=, gid= and mode= are for type=cache and type=secret");
 	if (env_name && !streq(type, "secret"))
 		return instr_error(b, in, PLAIT_E_USAGE, err, "--mount: env= is for type=secret only");
 	/* A secret with env= and no target is only an environment variable. */
@@ -890,9 +912,16 @@ static int parse_mount(struct builder *b, struct stage *st, size_t idx, const st
 		const char *cid = id ? id : target;
 		plait_sha256_buf(cid, strlen(cid), h);
 		*keep2 = join(b->mounts_dir, plait_digest_hex(h));
+		struct stat cst;
+		bool fresh = stat(*keep2, &cst) < 0;
 		r = mkdir_p(*keep2);
 		if (r < 0)
 			return plait_error_set_errno(err, PLAIT_E_IO, r, "create cache mount '%s'", *keep2);
+		/* uid=, gid=, mode= apply when the cache is made, as BuildKit does */
+		if (fresh && (uid >= 0 || gid >= 0) && chown(*keep2, (uid_t)uid, (gid_t)gid) < 0)
+			return plait_error_set_errno(err, PLAIT_E_IO, errno, "chown cache mount '%s'", *keep2);
+		if (fresh && perm >= 0 && chmod(*keep2, (mode_t)perm) < 0)
+			return plait_error_set_errno(err, PLAIT_E_IO, errno, "chmod cache mount '%s'", *keep2);
 		if (sharing && !streq(sharing, "shared") && !streq(sharing, "locked") && !streq(sharing, "private"))
 			return instr_error(b, in, PLAIT_E_USAGE, err,
 					   "--mount: sharing=%s: use shared, locked or private", sharing);
@@ -924,13 +953,18 @@ static int parse_mount(struct builder *b, struct stage *st, size_t idx, const st
 					return r;
 				}
 				plait_strv_push(&views->tmpdirs, tmp);
+				if ((uid >= 0 || gid >= 0) && chown(tmp, (uid_t)uid, (gid_t)gid) < 0)
+					return plait_error_set_errno(err, PLAIT_E_IO, errno, "chown '%s'", tmp);
+				if (chmod(tmp, perm >= 0 ? (mode_t)perm : 0755) < 0)
+					return plait_error_set_errno(err, PLAIT_E_IO, errno, "chmod '%s'", tmp);
 				free(*keep2);
 				*keep2 = tmp;
 			}
 		}
 		m->type = PLAIT_RUN_MOUNT_BIND;
 		m->source = *keep2;
-		plait_buf_addf(key, "mount cache %s %s\n", cid, target); /* its content is not an input */
+		plait_buf_addf(key, "mount cache %s %s %ld %ld %lo\n", cid, target, uid, gid,
+			       perm >= 0 ? (unsigned long)perm : 0755UL); /* its content is not an input */
 	} else if (streq(type, "tmpfs")) {
 		m->type = PLAIT_RUN_MOUNT_TMPFS;
 		if (size) {
@@ -956,8 +990,8 @@ static int parse_mount(struct builder *b, struct stage *st, size_t idx, const st
 			return 0; /* an optional secret that was not given: no mount */
 		}
 		/* Only the secret's name enters the key, never its value. */
-		plait_buf_addf(key, "mount secret %s %s %s\n", sid, secret_file ? target : "-",
-			       env_name ? env_name : "-");
+		plait_buf_addf(key, "mount secret %s %s %s %ld %ld %lo\n", sid, secret_file ? target : "-",
+			       env_name ? env_name : "-", uid, gid, perm >= 0 ? (unsigned long)perm : 0400UL);
 		if (env_name) {
 			/* The value goes to the command's environment only: the key has
 			 * been made, and the image config never sees it. */
@@ -977,8 +1011,42 @@ static int parse_mount(struct builder *b, struct stage *st, size_t idx, const st
 			*keep1 = NULL;
 			return 0;
 		}
+		/* A private copy with the mount's owner and mode (default root's,
+		 * 0400, as BuildKit gives): a non-root USER reads it only when the
+		 * Dockerfile says so. Removed after the RUN. */
+		struct plait_buf t = PLAIT_BUF_INIT;
+		plait_buf_addf(&t, "%s/secret-XXXXXX", b->work_dir);
+		char *tmp = plait_buf_detach(&t, NULL);
+		if (!mkdtemp(tmp)) {
+			r = plait_error_set_errno(err, PLAIT_E_IO, errno, "create '%s'", tmp);
+			free(tmp);
+			return r;
+		}
+		plait_strv_push(&views->tmpdirs, tmp);
+		struct plait_buf val = PLAIT_BUF_INIT, path = PLAIT_BUF_INIT;
+		plait_buf_addf(&path, "%s/secret", tmp);
+		free(tmp);
+		r = plait_buf_read_file(&val, src, 1u << 20);
+		int fd = r < 0 ? -1 : open(path.buf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (r >= 0 && fd < 0)
+			r = -errno;
+		if (r >= 0)
+			r = plait_write_all(fd, val.buf, val.len);
+		if (r >= 0 && fchown(fd, uid >= 0 ? (uid_t)uid : 0, gid >= 0 ? (gid_t)gid : 0) < 0)
+			r = -errno;
+		if (r >= 0 && fchmod(fd, perm >= 0 ? (mode_t)perm : 0400) < 0)
+			r = -errno;
+		if (fd >= 0)
+			close(fd);
+		explicit_bzero(val.buf, val.len);
+		plait_buf_release(&val);
+		if (r < 0) {
+			plait_buf_release(&path);
+			return instr_error(b, in, PLAIT_E_IO, err, "secret '%s': cannot read it: %s", sid,
+					   strerror(-r));
+		}
 		m->type = PLAIT_RUN_MOUNT_BIND;
-		*keep2 = xstrdup(src);
+		*keep2 = plait_buf_detach(&path, NULL);
 		m->source = *keep2;
 		m->readonly = true;
 	} else if (streq(type, "bind")) {
@@ -1092,7 +1160,6 @@ static int parse_mount(struct builder *b, struct stage *st, size_t idx, const st
 		return instr_error(b, in, PLAIT_E_USAGE, err,
 				   "--mount: unknown type '%s'; use bind, cache, tmpfs or secret", type);
 	}
-	(void)mode;
 	return 1;
 }
 

@@ -626,3 +626,26 @@ assert_owner "$R/home/app/wd/t" 1000:1000
 assert_owner "$R/n/m" 1001:1002
 assert_owner "$R/r" 0:0
 pass "WORKDIR creates its directories as USER (by name or uid:gid), so RUN as that user can write there"
+
+# Secret and cache mounts take uid=, gid= and mode= (a secret defaults to
+# root's 0400, as in BuildKit); --secret src= must be a file.
+SP=$T/ctx-secret-perm
+mkdir -p "$SP"
+cat >"$SP/Dockerfile" <<'DF'
+ARG BASE
+FROM ${BASE}
+RUN --mount=type=secret,id=tok stat -c '%u:%g %a' /run/secrets/tok > /sec-default
+RUN --mount=type=secret,id=tok,uid=1000,gid=1001,mode=0440 stat -c '%u:%g %a' /run/secrets/tok > /sec-set
+RUN --mount=type=cache,target=/c,id=perm-cache,uid=1000,gid=1000,mode=0700 stat -c '%u:%g %a' /c > /cache-set
+DF
+build secret-perm "$SP" --cache-dir "$T/cache-sp" --secret "id=tok,src=$T/tok"
+unpack secret-perm
+assert_content "$R/sec-default" "0:0 400"
+assert_content "$R/sec-set" "1000:1001 440"
+assert_content "$R/cache-set" "1000:1000 700"
+mkdir -p "$T/secret-dir"
+run_expect_fail "$PLAIT" build --cache-dir "$T/cache-sp" --build-arg "BASE=$BASE" --secret "id=tok,src=$T/secret-dir" \
+	-t localhost/sp:1 --output "type=oci,dest=$T/out/sp-dir" "$SP"
+expect_rc 2
+assert_contains "$ERR" "is not a file" "--secret src= a directory"
+pass "secret and cache mounts honour uid=, gid=, mode= (a secret is root's 0400 by default); --secret src= must be a file"
