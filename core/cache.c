@@ -812,15 +812,15 @@ static bool blob_gone(struct scan *s, const char *digest)
 }
 
 /* Drop index.json entries whose manifest was removed, under the store's lock
- * (core/store.c's INDEX_LOCK_FILE) and by rename, as the store writes it. */
+ * (a flock of the layout directory, as core/store.c's lock_index takes it)
+ * and by rename, as the store writes it. */
 static int fix_index(struct pruner *p, struct plait_error **err)
 {
 	struct scan *s = p->s;
 	_cleanup_free_ char *path = join(s->store, "index.json");
-	_cleanup_free_ char *lock = join(s->store, ".plait-index.lock");
-	_cleanup_close_ int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	_cleanup_close_ int lfd = open(s->store, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (lfd < 0 || flock(lfd, LOCK_EX) < 0)
-		return plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot lock '%s'", lock);
+		return plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot lock '%s'", s->store);
 	struct plait_buf data = PLAIT_BUF_INIT, out = PLAIT_BUF_INIT, tmp = PLAIT_BUF_INIT;
 	struct plait_index idx = { 0 };
 	_cleanup_close_ int fd = -1;

@@ -14,7 +14,6 @@
 #define OCI_LAYOUT_FILE "oci-layout"
 #define OCI_LAYOUT_CONTENT "{\"imageLayoutVersion\":\"1.0.0\"}"
 #define INDEX_FILE "index.json"
-#define INDEX_LOCK_FILE ".plait-index.lock"
 #define BLOBS_DIR "blobs/sha256"
 
 struct plait_store {
@@ -712,17 +711,17 @@ int plait_store_read_index(struct plait_store *s, struct plait_index *out, struc
 	return read_index_unlocked(s, out, err);
 }
 
+/* Writers of index.json take turns on a lock of the layout directory itself:
+ * a lock file would end up in whatever tars the layout up. */
 static int lock_index(struct plait_store *s, struct plait_error **err)
 {
-	int fd = openat(s->dirfd, INDEX_LOCK_FILE, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	int fd = openat(s->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
-		return plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot open '%s/%s'", s->path,
-					     INDEX_LOCK_FILE);
+		return plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot open '%s'", s->path);
 	while (flock(fd, LOCK_EX) < 0) {
 		if (errno == EINTR)
 			continue;
-		int r = plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot lock '%s/%s'",
-					      s->path, INDEX_LOCK_FILE);
+		int r = plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot lock '%s'", s->path);
 		close(fd);
 		return r;
 	}

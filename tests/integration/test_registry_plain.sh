@@ -230,6 +230,7 @@ for tag in one two; do
 	raw_digest "oci:$T/two-layout:$tag" >/dev/null || fail "tag $tag is missing from the layout"
 done
 [ "$want" != "$got" ] || fail "the OCI index equals the Docker list"
+assert_eq "blobs index.json oci-layout" "$(ls -A "$T/two-layout" | sort | paste -sd' ')" "files of a layout plait wrote"
 pass "index create with two -t in one archive and one layout keeps both tags"
 
 # Writers of one OCI archive take turns: six copies at once add six tags.
