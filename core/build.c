@@ -1,6 +1,8 @@
 /* core/build.c - the build executor (see build.h): stages, steps, the step
  * cache, and the image it ends with. */
+#include <ctype.h>
 #include <errno.h>
+#include <strings.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -889,6 +891,9 @@ static int parse_mount(struct builder *b, struct stage *st, size_t idx, const st
 			return instr_error(b, in, PLAIT_E_USAGE, err, "--mount: mode=%s: give octal permissions, e.g. 0400",
 					   mode);
 	}
+	if (!streq(type, "bind") && !streq(type, "cache") && !streq(type, "tmpfs") && !streq(type, "secret"))
+		return instr_error(b, in, PLAIT_E_USAGE, err,
+				   "--mount: unknown type '%s'; use bind, cache, tmpfs or secret", type);
 	if ((uid >= 0 || gid >= 0 || perm >= 0) && !streq(type, "cache") && !streq(type, "secret"))
 		return instr_error(b, in, PLAIT_E_USAGE, err, "--mount: uid=, gid= and mode= are for type=cache and type=secret");
 	if (env_name && !streq(type, "secret"))
@@ -1554,6 +1559,15 @@ static int do_copy(struct builder *b, struct stage *st, size_t idx, const struct
 			from_ctx_is_dir = true;
 			plait_buf_addf(&key, "from context %s\n", fx);
 		} else if (!fs) {
+			/* The stage itself or a later one: a cycle, not an image to pull. */
+			for (size_t k = idx; k < b->n_stages; k++)
+				if (b->stages[k].df->name && strcasecmp(b->stages[k].df->name, fx) == 0) {
+					r = instr_error(b, in, PLAIT_E_USAGE, err,
+							"%s --from=%s: that is %s; --from names an earlier stage, an "
+							"image or a build context",
+							what, fx, k == idx ? "this stage itself" : "a later stage");
+					goto out;
+				}
 			/* Not a stage: an image, pulled for the target platform. */
 			from_image_st = xcalloc(1, sizeof(*from_image_st));
 			r = from_image(b, from_image_st, fx, b->o->platform_str, err);
@@ -1795,6 +1809,32 @@ static const char *arg0(const struct plait_df_instr *in)
 	return in->n_args ? in->args[0] : "";
 }
 
+/* STOPSIGNAL: a name (with or without SIG, any case, as moby's ParseSignal
+ * takes it) or a number, as Docker would accept it at `docker stop`. */
+static bool signal_valid(const char *s)
+{
+	static const char *const names[] = { "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP",
+					     "ILL", "INT", "IO", "IOT", "KILL", "PIPE", "POLL", "PROF",
+					     "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM",
+					     "TRAP", "TSTP", "TTIN", "TTOU", "URG", "USR1", "USR2",
+					     "VTALRM", "WINCH", "XCPU", "XFSZ" };
+	if (!s || !*s)
+		return false;
+	if (isdigit((unsigned char)*s)) {
+		char *end = NULL;
+		long n = strtol(s, &end, 10);
+		return !*end && n >= 1 && n <= 64;
+	}
+	if (strncasecmp(s, "SIG", 3) == 0)
+		s += 3;
+	if (strncasecmp(s, "RTMIN", 5) == 0 || strncasecmp(s, "RTMAX", 5) == 0)
+		return true;
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if (strcasecmp(s, names[i]) == 0)
+			return true;
+	return false;
+}
+
 /* The instruction's argument expanded into *field (USER, STOPSIGNAL). */
 static int expand_into(struct builder *b, struct stage *st, const struct plait_df_instr *in,
 		       char **field, struct plait_error **err)
@@ -1927,6 +1967,10 @@ static int do_meta(struct builder *b, struct stage *st, const struct plait_df_in
 		break;
 	case PLAIT_DF_STOPSIGNAL:
 		r = expand_into(b, st, in, &c->stop_signal, err);
+		if (r >= 0 && !signal_valid(c->stop_signal))
+			r = instr_error(b, in, PLAIT_E_USAGE, err,
+					"STOPSIGNAL %s: not a signal; give a name (SIGTERM, TERM) or a number 1-64",
+					c->stop_signal);
 		break;
 	case PLAIT_DF_SHELL:
 		plait_strv_free(c->shell);

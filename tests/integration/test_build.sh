@@ -649,3 +649,21 @@ run_expect_fail "$PLAIT" build --cache-dir "$T/cache-sp" --build-arg "BASE=$BASE
 expect_rc 2
 assert_contains "$ERR" "is not a file" "--secret src= a directory"
 pass "secret and cache mounts honour uid=, gid=, mode= (a secret is root's 0400 by default); --secret src= must be a file"
+
+# Bad Dockerfiles are named for what they are: a COPY --from cycle (not an
+# image to pull), an unknown signal, an unknown mount type.
+BD=$T/ctx-bad-more
+mkdir -p "$BD"
+echo x >"$BD/x"
+bad_df() { # DOCKERFILE-TEXT EXPECTED-STDERR
+	printf '%b' "$1" >"$BD/Dockerfile"
+	run_expect_fail "$PLAIT" build --cache-dir "$T/cache" --build-arg "BASE=$BASE" -t localhost/bad:1 \
+		--output "type=oci,dest=$T/out/bad-more" "$BD"
+	expect_rc 2
+	assert_contains "$ERR" "$2" "stderr for: $1"
+}
+bad_df 'FROM scratch AS a\nCOPY --from=a /x /y\n' "Dockerfile:2: COPY --from=a: that is this stage itself"
+bad_df 'FROM scratch AS a\nCOPY --from=b /x /y\nFROM scratch AS b\nCOPY --from=a /y /y\n' "COPY --from=b: that is a later stage"
+bad_df 'FROM scratch\nSTOPSIGNAL FOO\n' "Dockerfile:2: STOPSIGNAL FOO: not a signal"
+bad_df 'ARG BASE\nFROM ${BASE}\nRUN --mount=type=bogus true\n' "unknown type 'bogus'"
+pass "a COPY --from cycle, an unknown STOPSIGNAL and an unknown mount type are named (exit 2)"
