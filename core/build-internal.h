@@ -27,9 +27,10 @@ int build_copy_into(const char *root, struct plait_context *src, const struct pl
 		    const char *dest, bool dest_is_dir, const struct copy_attrs *a, const char *what,
 		    const bool *skip_source, struct plait_error **err);
 /* Extract the tar archive (plain, gzip, bzip2, xz or zstd) read from fd into
- * the directory dest inside root (ADD of a local archive). */
-int build_extract_into(const char *root, int fd, const char *dest, const char *what,
-		       struct plait_error **err);
+ * the directory dest inside root (ADD of a local archive); the directories
+ * made for dest get a's owner when a->chown (ADD --chown), as buildah does. */
+int build_extract_into(const char *root, int fd, const char *dest, const struct copy_attrs *a,
+		       const char *what, struct plait_error **err);
 /* true when fd (read with pread from 0) holds a tar archive, compressed or not. */
 bool build_is_archive(int fd);
 /* Write the file dest inside root from fd (ADD of a URL), mode and owner from a. */

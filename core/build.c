@@ -1720,7 +1720,7 @@ static int do_copy(struct builder *b, struct stage *st, size_t idx, const struct
 		_cleanup_close_ int fd = -1;
 		r = plait_context_open_entry(src_ctx, &l.entries[l.sources[i].first], &fd, err);
 		if (r >= 0)
-			r = build_extract_into(plait_snapshot_root(snap), fd, dest.buf, whr.buf, err);
+			r = build_extract_into(plait_snapshot_root(snap), fd, dest.buf, &a, whr.buf, err);
 	}
 	for (size_t i = 0; i < n_urls && r >= 0; i++) {
 		_cleanup_close_ int fd = -1;

@@ -355,15 +355,14 @@ bool build_is_archive(int fd)
 	return yes;
 }
 
-int build_extract_into(const char *root, int fd, const char *dest, const char *what,
-		       struct plait_error **err)
+int build_extract_into(const char *root, int fd, const char *dest, const struct copy_attrs *a,
+		       const char *what, struct plait_error **err)
 {
 	_cleanup_close_ int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
 		return plait_error_set_errno(err, PLAIT_E_IO, errno, "open '%s'", root);
-	struct copy_attrs none = { 0 };
 	int dirfd = -1;
-	int r = mkdirs_in_root(rootfd, dest, &none, false, &dirfd, err);
+	int r = mkdirs_in_root(rootfd, dest, a, a->chown, &dirfd, err);
 	if (r < 0)
 		return r;
 	/* The destination as resolved inside the root; the unpacker resolves every

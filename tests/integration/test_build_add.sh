@@ -34,6 +34,8 @@ assert_eq in-tar "$(cat "$R/gz/d/f.txt")" "ADD of a .tar.gz extracts it"
 assert_eq in-tar "$(cat "$R/zst/d/f.txt")" "ADD of a .tar.zst extracts it"
 assert_eq in-tar "$(cat "$R/xz/d/f.txt")" "ADD of a .tar.xz extracts it"
 assert_eq in-tar "$(cat "$R/bz2/d/f.txt")" "ADD of a .tar.bz2 extracts it"
+assert_eq "1000:1000 1000:1000" "$(stat -c %u:%g "$R/own") $(stat -c %u:%g "$R/own/new")" \
+	"owner of the directories ADD --chown=1000:1000 made for an archive"
 assert_eq "not an archive" "$(cat "$R/plain/plain.gz")" "ADD of a file named .gz that is no archive copies it"
 pass "ADD extracts local tar archives (gzip, zstd, xz, bzip2) and copies other files"
 assert_eq downloaded "$(cat "$R/dl/file.txt")" "ADD of a URL"
