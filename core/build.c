@@ -828,6 +828,22 @@ static int path_in_root(const char *root, const char *rel, char **out, struct pl
 	return 0;
 }
 
+/* A new private directory in the cache's work area (mode 0700), removed
+ * after the RUN with the views; the caller frees the returned path. */
+static char *run_tmpdir(struct builder *b, struct mount_views *views, const char *what, struct plait_error **err)
+{
+	struct plait_buf t = PLAIT_BUF_INIT;
+	plait_buf_addf(&t, "%s/%s-XXXXXX", b->work_dir, what);
+	char *tmp = plait_buf_detach(&t, NULL);
+	if (!mkdtemp(tmp)) {
+		plait_error_set_errno(err, PLAIT_E_IO, errno, "create '%s'", tmp);
+		free(tmp);
+		return NULL;
+	}
+	plait_strv_push(&views->tmpdirs, tmp);
+	return tmp;
+}
+
 static int parse_mount(struct builder *b, struct stage *st, size_t idx, const struct plait_df_instr *in,
 		       const char *spec, struct plait_run_mount *m, char **keep1, char **keep2,
 		       struct mount_views *views, struct plait_buf *key, char ***env, struct plait_error **err)
@@ -949,15 +965,9 @@ static int parse_mount(struct builder *b, struct stage *st, size_t idx, const st
 				views->locks[views->n_locks++] = lfd;
 			} else {
 				close(lfd);
-				struct plait_buf t = PLAIT_BUF_INIT;
-				plait_buf_addf(&t, "%s/private-XXXXXX", b->work_dir);
-				char *tmp = plait_buf_detach(&t, NULL);
-				if (!mkdtemp(tmp)) {
-					r = plait_error_set_errno(err, PLAIT_E_IO, errno, "create '%s'", tmp);
-					free(tmp);
-					return r;
-				}
-				plait_strv_push(&views->tmpdirs, tmp);
+				char *tmp = run_tmpdir(b, views, "private", err);
+				if (!tmp)
+					return -PLAIT_E_IO;
 				if ((uid >= 0 || gid >= 0) && chown(tmp, (uid_t)uid, (gid_t)gid) < 0)
 					return plait_error_set_errno(err, PLAIT_E_IO, errno, "chown '%s'", tmp);
 				if (chmod(tmp, perm >= 0 ? (mode_t)perm : 0755) < 0)
@@ -1019,15 +1029,9 @@ static int parse_mount(struct builder *b, struct stage *st, size_t idx, const st
 		/* A private copy with the mount's owner and mode (default root's,
 		 * 0400, as BuildKit gives): a non-root USER reads it only when the
 		 * Dockerfile says so. Removed after the RUN. */
-		struct plait_buf t = PLAIT_BUF_INIT;
-		plait_buf_addf(&t, "%s/secret-XXXXXX", b->work_dir);
-		char *tmp = plait_buf_detach(&t, NULL);
-		if (!mkdtemp(tmp)) {
-			r = plait_error_set_errno(err, PLAIT_E_IO, errno, "create '%s'", tmp);
-			free(tmp);
-			return r;
-		}
-		plait_strv_push(&views->tmpdirs, tmp);
+		char *tmp = run_tmpdir(b, views, "secret", err);
+		if (!tmp)
+			return -PLAIT_E_IO;
 		struct plait_buf val = PLAIT_BUF_INIT, path = PLAIT_BUF_INIT;
 		plait_buf_addf(&path, "%s/secret", tmp);
 		free(tmp);
@@ -1119,18 +1123,15 @@ static int parse_mount(struct builder *b, struct stage *st, size_t idx, const st
 			if (r >= 0 && l.n_entries && ig && ig->n_rules && S_ISDIR(l.entries[0].mode)) {
 				/* .dockerignore applies to mounts too: the RUN sees a copy of
 				 * just the files the context lets through. */
-				struct plait_buf t = PLAIT_BUF_INIT;
-				plait_buf_addf(&t, "%s/ctxmount-XXXXXX", b->work_dir);
-				if (!mkdtemp(t.buf)) {
-					r = plait_error_set_errno(err, PLAIT_E_IO, errno, "create '%s'", t.buf);
+				char *tdir = run_tmpdir(b, views, "ctxmount", err);
+				if (!tdir) {
+					r = -PLAIT_E_IO;
 				} else {
-					plait_strv_push(&views->tmpdirs, t.buf);
 					struct copy_attrs ka = { .keep_owner = true };
-					r = build_copy_into(t.buf, b->ctx, &l, "/", true, &ka, "RUN --mount", NULL, err);
-					path = xstrdup(t.buf);
+					r = build_copy_into(tdir, b->ctx, &l, "/", true, &ka, "RUN --mount", NULL, err);
+					path = tdir;
 				}
 				plait_buf_addf(key, "mount bind %s %s %s %d\n", source ? source : ".", target, d, rw);
-				plait_buf_release(&t);
 			} else if (r >= 0 && l.n_entries) {
 				/* The entry is already resolved inside the context: only the
 				 * context's own path is made absolute for the sandbox. */
