@@ -321,6 +321,15 @@ struct dst_pool {
 	size_t n;
 };
 
+/* The pool's endpoint named name ("oci:DIR", "oci-archive:FILE", "host/repo"), or NULL. */
+static struct plait_endpoint *pool_find(const struct dst_pool *pool, const char *name)
+{
+	for (size_t k = 0; k < pool->n; k++)
+		if (streq(pool->v[k]->name, name))
+			return pool->v[k];
+	return NULL;
+}
+
 /* What every index of one `index create` shares. */
 struct settings {
 	struct dst_pool *pool;
@@ -456,13 +465,12 @@ static int job_prepare(const struct settings *s, struct job *j, struct plait_err
 		/* A layout or archive already open for an earlier -t is used again
 		 * (an archive is locked by its writer: a second open would wait). */
 		_cleanup_free_ char *place = NULL, *lref = NULL;
-		size_t k = 0;
+		struct plait_endpoint *open_ep = NULL;
 		if (plait_endpoint_local_place(j->dsts[d], &place, &lref) == 0)
-			while (k < s->pool->n && !streq(s->pool->v[k]->name, place))
-				k++;
-		if (place && k < s->pool->n && lref && !strchr(lref, ':')) {
+			open_ep = pool_find(s->pool, place);
+		if (open_ep && lref && !strchr(lref, ':')) {
 			plait_strv_push(&j->dst_refs, lref);
-			j->dst_eps[d] = s->pool->v[k];
+			j->dst_eps[d] = open_ep;
 			continue;
 		}
 		struct plait_endpoint *ep = NULL;
@@ -481,17 +489,16 @@ static int job_prepare(const struct settings *s, struct job *j, struct plait_err
 			return r;
 		}
 		plait_strv_push(&j->dst_refs, ep->ref);
-		k = 0;
-		while (k < s->pool->n && !(streq(s->pool->v[k]->ops->kind, ep->ops->kind) &&
-					   streq(s->pool->v[k]->name, ep->name)))
-			k++;
-		if (k < s->pool->n) {
+		/* names carry their kind ("oci:", "oci-archive:", or a registry's host) */
+		struct plait_endpoint *same = pool_find(s->pool, ep->name);
+		if (same) {
 			plait_endpoint_free(ep);
+			ep = same;
 		} else {
 			s->pool->v = xrealloc(s->pool->v, (s->pool->n + 1) * sizeof(*s->pool->v));
 			s->pool->v[s->pool->n++] = ep;
 		}
-		j->dst_eps[d] = s->pool->v[k];
+		j->dst_eps[d] = ep;
 	}
 	return 0;
 }

@@ -784,10 +784,7 @@ static int check_metadata_path(const char *path, struct plait_error **err)
 	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
 		return plait_error_set(err, PLAIT_E_USAGE, "--metadata-file '%s' is a directory: name a file",
 				       path);
-	const char *slash = strrchr(path, '/');
-	_cleanup_free_ char *dir = !slash ? xstrdup(".")
-				  : slash == path ? xstrdup("/")
-				  : xstrndup(path, (size_t)(slash - path));
+	_cleanup_free_ char *dir = plait_path_dir(path);
 	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
 		return plait_error_set(err, PLAIT_E_USAGE,
 				       "--metadata-file '%s': directory '%s' does not exist (create it first)", path,

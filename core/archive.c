@@ -475,9 +475,7 @@ int plait_archive_endpoint_open(const char *file, const char *ref, bool for_writ
 	const char *path = real ? real : file;
 	if (for_write) {
 		/* Fail now, not after every blob was copied, when the archive cannot be written. */
-		_cleanup_free_ char *dir = xstrdup(path);
-		char *slash = strrchr(dir, '/');
-		const char *parent = slash ? (slash == dir ? "/" : (*slash = '\0', dir)) : ".";
+		_cleanup_free_ char *parent = plait_path_dir(path);
 		if (access(parent, W_OK) < 0) {
 			r = plait_error_set_errno(err, PLAIT_E_IO, errno,
 						  "cannot write OCI archive '%s': directory '%s'", file, parent);

@@ -77,8 +77,7 @@ static void add_blob(struct copier *c, const struct plait_descriptor *d)
  * skopeo and crane leave it (any of the OCI non-distributable types). */
 static bool non_distributable(const struct plait_descriptor *d)
 {
-	enum plait_media_type t = plait_media_type_from_string(d->media_type);
-	return t == PLAIT_MT_DOCKER_LAYER_FOREIGN || t == PLAIT_MT_OCI_LAYER_NONDIST_GZIP ||
+	return plait_media_type_from_string(d->media_type) == PLAIT_MT_DOCKER_LAYER_FOREIGN ||
 	       (d->media_type && startswith(d->media_type, "application/vnd.oci.image.layer.nondistributable."));
 }
 

@@ -115,6 +115,15 @@ struct chosen {
 	struct plait_error *err; /* why there is no builder */
 };
 
+/* The builder chosen for platform: its index in ch, or n_ch when none yet. */
+static size_t find_chosen(const struct chosen *ch, size_t n_ch, const char *platform)
+{
+	size_t c = 0;
+	while (c < n_ch && !streq(ch[c].platform, platform))
+		c++;
+	return c;
+}
+
 /* How plait_build_needs() sees a job: its Dockerfile, target, platform and args. */
 static struct plait_build_opts job_build_opts(const struct plait_plan *plan, const struct plait_plan_opts *o,
 					      const struct plait_job *job)
@@ -142,9 +151,7 @@ static void assign_missing_builders(struct plait_plan *plan, const struct plait_
 {
 	for (size_t j = 0; j < plan->n_jobs; j++) {
 		struct plait_job *job = &plan->jobs[j];
-		size_t c = 0;
-		while (c < n_ch && !streq(ch[c].platform, job->platform_str))
-			c++;
+		size_t c = find_chosen(ch, n_ch, job->platform_str);
 		if (c == n_ch || ch[c].ok)
 			continue;
 		struct plait_build_opts bo = job_build_opts(plan, o, job);
@@ -373,10 +380,7 @@ int plait_plan_make(const struct plait_plan_target *targets, size_t n, const str
 									 strv_has(t->annotations[a].platforms, names[pi])))
 						plait_strv_push(&job->annotations, t->annotations[a].kv);
 				/* One builder per platform, chosen once. */
-				size_t c = 0;
-				for (; c < n_ch; c++)
-					if (streq(ch[c].platform, job->platform_str))
-						break;
+				size_t c = find_chosen(ch, n_ch, job->platform_str);
 				if (c == n_ch) {
 					ch = xrealloc(ch, (n_ch + 1) * sizeof(*ch));
 					memset(&ch[c], 0, sizeof(ch[c]));

@@ -138,6 +138,14 @@ ssize_t plait_read_full(int fd, void *buf, size_t len)
 	return (ssize_t)got;
 }
 
+char *plait_path_dir(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		return xstrdup(".");
+	return slash == path ? xstrdup("/") : xstrndup(path, (size_t)(slash - path));
+}
+
 void plait_hint_unrelated_subdirs(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);

@@ -111,6 +111,9 @@ int plait_write_all(int fd, const void *buf, size_t len);
  * it, so readers see the old or the new content, never a part. Not fsync'd:
  * for caches, not for what must survive a crash. 0 or -errno. */
 int plait_replace_file(const char *path, const void *data, size_t len);
+/* The directory that holds path, as a new string: "a/b" -> "a", "/b" -> "/",
+ * "b" -> ".". (No dirname(3): it may change its argument.) */
+char *plait_path_dir(const char *path);
 /* Tell the file system that the directories made in dir hold unrelated trees
  * (ext2/3/4's "top of directory hierarchies" flag, chattr +T), so that its
  * allocator spreads them over the disk instead of packing them next to dir.

@@ -302,12 +302,7 @@ static int config_write(struct config *c, struct plait_error **err)
 		target = realpath(c->path, NULL);
 	if (!target)
 		target = xstrdup(c->path);
-	_cleanup_free_ char *target_dir = xstrdup(target);
-	char *slash = strrchr(target_dir, '/');
-	if (slash)
-		*(slash == target_dir ? slash + 1 : slash) = '\0';
-	else
-		target_dir[0] = '.', target_dir[1] = '\0';
+	_cleanup_free_ char *target_dir = plait_path_dir(target);
 
 	_cleanup_secret_ char *text = json_dumps(c->root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
 	if (!text)

@@ -250,6 +250,18 @@ static void test_util__strv_free_accepts_null(void **state)
 	plait_strv_free(v);
 }
 
+static void test_util__path_dir(void **state)
+{
+	(void)state;
+	static const char *const cases[][2] = {
+		{ "a/b/c.json", "a/b" }, { "/out.tar", "/" }, { "m.json", "." }, { "/x/y", "/x" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		_cleanup_free_ char *d = plait_path_dir(cases[i][0]);
+		assert_string_equal(d, cases[i][1]);
+	}
+}
+
 static char *make_tmpdir(void)
 {
 	const char *t = getenv("TMPDIR");
@@ -366,6 +378,7 @@ int main(void)
 	    cmocka_unit_test(test_util__alloc_grow_keeps_contents),
 	    cmocka_unit_test(test_util__write_all_and_read_full),
 	    cmocka_unit_test(test_util__strv_free_accepts_null),
+	    cmocka_unit_test(test_util__path_dir),
 	    cmocka_unit_test(test_util__replace_file_swaps_content_and_leaves_no_temp),
 	    cmocka_unit_test(test_util__hint_unrelated_subdirs_sets_topdir_flag),
 	};
