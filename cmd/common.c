@@ -8,7 +8,7 @@
 
 #include "common.h"
 #include "core/endpoint.h"
-#include "platforms/select.h"
+#include "core/platform.h"
 #include "core/banned.h"
 
 int report_error(struct plait_error *err)
@@ -139,67 +139,7 @@ void format_size(int64_t n, char out[32])
 int narrow_to_platforms(struct plait_endpoint *ep, struct plait_descriptor *root, struct plait_buf *data,
 			const struct plait_platform *want, size_t n, struct plait_error **err)
 {
-	enum plait_media_type t = plait_media_type_from_string(root->media_type);
-	if (plait_media_type_is_manifest(t)) {
-		/* A single image: check it is one of the platforms asked for. */
-		struct plait_manifest m = { 0 };
-		struct plait_image_config cfg = { 0 };
-		int r = plait_manifest_parse(data->buf, data->len, &m, err);
-		if (r < 0)
-			plait_error_wrap(err, "%s", ep->display);
-		else
-			r = plait_endpoint_image_config(ep, &m, &cfg, err);
-		if (r >= 0) {
-			struct plait_platform have = { .os = cfg.os, .architecture = cfg.architecture,
-						       .variant = cfg.variant };
-			bool ok = false;
-			for (size_t i = 0; i < n && !ok; i++)
-				ok = plait_platform_match_score(&want[i], &have) >= 0;
-			if (!ok) {
-				_cleanup_free_ char *h = plait_platform_format(&have);
-				_cleanup_free_ char *w = plait_platform_format(&want[0]);
-				r = plait_error_set(err, PLAIT_E_NOT_FOUND,
-						    "%s is a single-platform image for %s, not for %s%s",
-						    ep->display, h, w, n > 1 ? " and the others asked for" : "");
-			}
-		}
-		plait_image_config_release(&cfg);
-		plait_manifest_release(&m);
-		return r;
-	}
-
-	struct plait_index idx = { 0 }, narrowed = { 0 };
-	int r = plait_index_parse(data->buf, data->len, &idx, err);
-	if (r < 0) {
-		plait_error_wrap(err, "%s", ep->display);
-		return r;
-	}
-	r = plait_index_select_platforms(&idx, want, n, &narrowed, err);
-	if (r < 0) {
-		plait_error_wrap(err, "%s", ep->display);
-		goto out;
-	}
-	if (n == 1) {
-		r = plait_endpoint_resolve(ep, narrowed.manifests[0].digest, root, data, err);
-		goto out;
-	}
-	/* Every entry, in the same order: the index as it is keeps its digest. */
-	bool same = narrowed.n_manifests == idx.n_manifests;
-	for (size_t i = 0; same && i < idx.n_manifests; i++)
-		same = streq(narrowed.manifests[i].digest, idx.manifests[i].digest);
-	if (same)
-		goto out;
-	plait_buf_reset(data);
-	r = plait_index_serialise(&narrowed, data, err);
-	if (r < 0)
-		goto out;
-	/* root keeps its media type: the new index is of the same kind. */
-	plait_sha256_buf(data->buf, data->len, root->digest);
-	root->size = (int64_t)data->len;
-out:
-	plait_index_release(&narrowed);
-	plait_index_release(&idx);
-	return r;
+	return plait_platform_narrow(ep, root, data, want, n, err);
 }
 
 int run_subcommand(const char *cmd, const char *usage, const struct plait_subcmd *subs, int argc,

@@ -4,7 +4,7 @@
 #include <termios.h>
 
 #include "common.h"
-#include "registry/ref.h"
+#include "core/ref.h"
 #include "core/banned.h"
 
 static const char usage[] =
@@ -38,10 +38,10 @@ char *registry_host_arg(const char *arg, const char **api_host)
 			return NULL;
 	}
 	char *host = xstrndup(s, n);
-	if (streq(host, "index.docker.io") || streq(host, "registry-1.docker.io") || streq(host, "docker.io")) {
+	if (plait_docker_hub_is_alias(host)) {
 		free(host);
-		*api_host = "registry-1.docker.io";
-		return xstrdup("docker.io");
+		*api_host = plait_docker_hub_api_host();
+		return xstrdup(plait_docker_hub_domain());
 	}
 	*api_host = NULL;
 	return host;

@@ -431,26 +431,6 @@ static int fetch_url(void *ctx, const char *url, struct plait_blob_writer *w, st
 	return plait_fetch_url(url, rc->opts, w, err);
 }
 
-static int parse_ref_cb(const char *s, char **normalised, char **tag, struct plait_error **err)
-{
-	struct plait_ref r = { 0 };
-	int ret = plait_ref_parse(s, &r, err);
-	if (ret < 0)
-		return ret;
-	if (r.digest) {
-		/* a digest says which image a name points to; -t says where the new one goes */
-		plait_ref_release(&r);
-		return plait_error_set(err, PLAIT_E_USAGE,
-				       "a -t value names where the image goes and cannot pin a digest: drop "
-				       "'@%s'",
-				       strchr(s, '@') + 1);
-	}
-	*normalised = plait_ref_format(&r);
-	*tag = xstrdup_or_null(r.tag);
-	plait_ref_release(&r);
-	return 0;
-}
-
 /* The tag part of -t REF ("localhost/x:1" -> "1"); NULL when none. */
 static char *tag_of(const char *ref)
 {
@@ -916,10 +896,8 @@ int pipeline_run(struct pipeline *p, bool plan_only, bool plan_json)
 	struct plait_plan_opts po = {
 		.build_platform = &host,
 		.build_platform_str = host_str,
-		.format_platform = plait_platform_format,
 		.builders = &chooser,
 		.resolver = &resolver,
-		.parse_ref = parse_ref_cb,
 		.allow_latest = p->allow_latest,
 		.untagged_ok = p->by_digest,
 	};

@@ -176,28 +176,7 @@ void plait_map_release(struct plait_map *m)
 	memset(m, 0, sizeof(*m));
 }
 
-/* ---- platform and descriptor ---- */
-
-void plait_platform_release(struct plait_platform *p)
-{
-	if (!p)
-		return;
-	free(p->os);
-	free(p->architecture);
-	free(p->variant);
-	free(p->os_version);
-	plait_strv_free(p->os_features);
-	memset(p, 0, sizeof(*p));
-}
-
-void plait_platform_copy(struct plait_platform *dst, const struct plait_platform *src)
-{
-	dst->os = xstrdup_or_null(src->os);
-	dst->architecture = xstrdup_or_null(src->architecture);
-	dst->variant = xstrdup_or_null(src->variant);
-	dst->os_version = xstrdup_or_null(src->os_version);
-	dst->os_features = strv_copy(src->os_features);
-}
+/* ---- descriptor ---- */
 
 void plait_descriptor_release(struct plait_descriptor *d)
 {

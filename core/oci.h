@@ -1,5 +1,6 @@
-/* core/oci.h - the OCI data model: media types, platforms, descriptors, image
+/* core/oci.h - the OCI data model: media types, descriptors, image
  * manifests, image indexes and image configs, with parse and serialise (jansson).
+ * Platforms (the struct and its strings) are core/platform.h's.
  *
  * Contract:
  *  - parse functions validate structure (types of fields, digests, sizes >= 0,
@@ -18,6 +19,7 @@
 #include "buf.h"
 #include "digest.h"
 #include "error.h"
+#include "platform.h" /* struct plait_platform, a descriptor's platform */
 
 #define PLAIT_MANIFEST_MAX (4u * 1024 * 1024)
 
@@ -63,16 +65,6 @@ void plait_map_set(struct plait_map *m, const char *key, const char *value);
 const char *plait_map_get(const struct plait_map *m, const char *key);
 void plait_map_copy(struct plait_map *dst, const struct plait_map *src);
 void plait_map_release(struct plait_map *m);
-
-struct plait_platform {
-	char *os;           /* "linux" */
-	char *architecture; /* GOARCH: "amd64", "arm64", "arm", … */
-	char *variant;      /* "v7", or NULL */
-	char *os_version;   /* or NULL */
-	char **os_features; /* NULL-terminated, or NULL */
-};
-void plait_platform_release(struct plait_platform *p);
-void plait_platform_copy(struct plait_platform *dst, const struct plait_platform *src);
 
 struct plait_descriptor {
 	char *media_type;

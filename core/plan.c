@@ -1,5 +1,7 @@
 /* core/plan.c - targets x variants x platforms to jobs; see plan.h. */
 #include "plan.h"
+#include "platform.h"
+#include "ref.h"
 #include "util.h"
 #include "core/banned.h"
 
@@ -177,6 +179,27 @@ static void assign_missing_builders(struct plait_plan *plan, const struct plait_
 	}
 }
 
+/* A -t value: its normalised form and its tag part (NULL when none). */
+static int parse_tag_ref(const char *s, char **normalised, char **tag, struct plait_error **err)
+{
+	struct plait_ref r = {0};
+	int ret = plait_ref_parse(s, &r, err);
+	if (ret < 0)
+		return ret;
+	if (r.digest) {
+		/* a digest says which image a name points to; -t says where the new one goes */
+		plait_ref_release(&r);
+		return plait_error_set(err, PLAIT_E_USAGE,
+				       "a -t value names where the image goes and cannot pin a digest: drop "
+				       "'@%s'",
+				       strchr(s, '@') + 1);
+	}
+	*normalised = plait_ref_format(&r);
+	*tag = xstrdup_or_null(r.tag);
+	plait_ref_release(&r);
+	return 0;
+}
+
 static void check_tags(struct plait_plan *plan, const struct plait_plan_opts *o, struct problems *pr)
 {
 	char **seen = NULL;   /* normalised refs, in image order */
@@ -187,14 +210,12 @@ static void check_tags(struct plait_plan *plan, const struct plait_plan_opts *o,
 		for (char **t = im->tags; t && *t; t++) {
 			char *norm = NULL, *tag = NULL;
 			struct plait_error *e = NULL;
-			if (!o->parse_ref) {
-				norm = xstrdup(*t);
-			} else if (o->parse_ref(*t, &norm, &tag, &e) < 0) {
+			if (parse_tag_ref(*t, &norm, &tag, &e) < 0) {
 				problem(pr, "-t '%s': %s", *t, e ? e->msg : "invalid reference");
 				plait_error_free(e);
 				continue;
 			}
-			if (o->parse_ref && !tag && !o->untagged_ok)
+			if (!tag && !o->untagged_ok)
 				problem(pr, "-t '%s' has no tag: name a version, e.g. '%s:1.0' (plait does not tag "
 					    "'latest' implicitly)",
 					*t, *t);
@@ -339,7 +360,7 @@ int plait_plan_make(const struct plait_plan_target *targets, size_t n, const str
 			/* The platforms of this image: the target's, narrowed by the variant's. */
 			char **names = xcalloc(t->n_platforms + 1, sizeof(*names));
 			for (size_t pi = 0; pi < t->n_platforms; pi++)
-				names[pi] = o->format_platform(&t->platforms[pi]);
+				names[pi] = plait_platform_format(&t->platforms[pi]);
 			for (char **vp = v->platforms; vp && *vp; vp++)
 				if (!strv_has(names, *vp))
 					problem(&pr, "--variant %s: platforms=%s is not among the platforms built "

@@ -13,7 +13,9 @@
  *    no builder for a platform a RUN step executes on (the chooser's
  *    message, with its fix; a platform nothing runs on gets the build
  *    platform's builder, named "none"), a base image missing for a
- *    (platform, variant) it is needed for, a tag used by two images, several
+ *    (platform, variant) it is needed for, a tag that is no image reference
+ *    (core/ref.h) or pins a digest, a tag used by two images (compared in
+ *    their normalised form: "app:1" is "docker.io/library/app:1"), several
  *    variants but a tag without "{variant}", a tag without a tag part, a
  *    "latest" tag without allow_latest;
  *  - the start order interleaves emulated and native jobs so both kinds of
@@ -64,9 +66,9 @@ struct plait_plan_target {
 	const char *context_dir;
 	const char *dockerfile; /* NULL = <context>/Dockerfile */
 	const char *stage;	/* --target, or NULL */
-	/* Platforms are parsed and normalised by the caller (platforms/ owns the
-	 * strings); none given: the caller passes the host's. An image of one
-	 * platform is a manifest, not an index. */
+	/* Platforms are parsed and normalised by the caller (core/platform.h);
+	 * none given: the caller passes the host's. An image of one platform is
+	 * a manifest, not an index. */
 	const struct plait_platform *platforms;
 	size_t n_platforms;
 	const struct plait_variant *variants; /* none = one unnamed */
@@ -84,15 +86,10 @@ struct plait_plan_target {
 struct plait_plan_opts {
 	const struct plait_platform *build_platform;
 	const char *build_platform_str;
-	/* "linux/arm64": the canonical form of a platform (platforms/ owns it). */
-	char *(*format_platform)(const struct plait_platform *p);
 	const struct plait_builder_chooser *builders;
 	/* For the base image check; NULL skips it. The opts give the cache and
 	 * context settings the build would use. */
 	const struct plait_image_resolver *resolver;
-	/* Image references are registry/'s business: the caller parses -t
-	 * values into their normalised form and their tag part (NULL when none). */
-	int (*parse_ref)(const char *ref, char **normalised, char **tag, struct plait_error **err);
 	bool allow_latest;
 	bool untagged_ok; /* --push-by-digest: tags name repositories only */
 };

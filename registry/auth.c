@@ -8,6 +8,7 @@
 #include "auth.h"
 
 #include "core/buf.h"
+#include "core/ref.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -32,12 +33,10 @@ extern char **environ;
 #define CONFIG_MAX (16u * 1024 * 1024)
 #define HELPER_OUTPUT_MAX (1u * 1024 * 1024)
 /* The key docker uses for Docker Hub in auths and towards helpers. */
-#define HUB_SERVER "https://index.docker.io/v1/"
-#define HUB_HOST "index.docker.io"
+#define HUB_SERVER plait_docker_hub_credentials_key()
+#define HUB_HOST plait_docker_hub_index_host()
 /* Username a helper returns when Secret is an identity token. */
 #define TOKEN_USERNAME "<token>"
-
-static const char *const hub_names[] = {"docker.io", "index.docker.io", "registry-1.docker.io"};
 
 void plait_credentials_release(struct plait_credentials *c)
 {
@@ -93,14 +92,6 @@ char *plait_auth_config_dir(const char *config_dir)
 
 /* ---- host names ---------------------------------------------------------- */
 
-static bool is_hub(const char *host)
-{
-	for (size_t i = 0; i < ARRAY_SIZE(hub_names); i++)
-		if (streq(hub_names[i], host))
-			return true;
-	return false;
-}
-
 /* "https://Host:5000/v1/" -> "host:5000"; every Docker Hub name -> "index.docker.io". */
 static char *host_key(const char *s)
 {
@@ -111,7 +102,7 @@ static char *host_key(const char *s)
 	char *h = xstrndup(s, strcspn(s, "/"));
 	for (char *p = h; *p; p++)
 		*p = (char)tolower((unsigned char)*p);
-	if (is_hub(h)) {
+	if (plait_docker_hub_is_alias(h)) {
 		free(h);
 		return xstrdup(HUB_HOST);
 	}

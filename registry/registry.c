@@ -350,7 +350,7 @@ int plait_registry_new(const char *host, const struct plait_registry_opts *opts,
 
 	struct plait_registry *r = xcalloc(1, sizeof(*r));
 	r->host = xstrdup(host);
-	r->creds_host = xstrdup(streq(host, "registry-1.docker.io") ? "docker.io" : host);
+	r->creds_host = xstrdup(streq(host, plait_docker_hub_api_host()) ? plait_docker_hub_domain() : host);
 	r->config_dir = xstrdup_or_null(opts->docker_config_dir);
 	r->certs_dirs = strv_copy(opts->certs_dirs);
 	r->insecure_hosts = strv_copy(opts->insecure_hosts);

@@ -1,6 +1,7 @@
 /* tests/unit/test_plan.c - the planner (core/plan.h): jobs per (target,
  * variant, platform), builders, tags, annotations, the base image check and
- * problems reported together, with fake builders, references and registry. */
+ * problems reported together, with fake builders and registry (platform and
+ * reference strings are the real core ones). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -17,6 +18,7 @@
 
 #include "core/buf.h"
 #include "core/plan.h"
+#include "core/platform.h"
 
 #include "core/banned.h"
 
@@ -24,14 +26,6 @@
 
 static const struct plait_platform amd64 = {.os = "linux", .architecture = "amd64"};
 static const struct plait_platform arm64 = {.os = "linux", .architecture = "arm64"};
-
-static char *format_platform(const struct plait_platform *p)
-{
-	struct plait_buf b = PLAIT_BUF_INIT;
-	plait_buf_addf(&b, "%s/%s%s%s", p->os, p->architecture, p->variant ? "/" : "",
-		       p->variant ? p->variant : "");
-	return plait_buf_detach(&b, NULL);
-}
 
 static int fake_run(void *ctx, const struct plait_run_request *req, int *exit_code, int *sig,
 		    struct plait_error **err)
@@ -62,7 +56,7 @@ static int choose(void *ctx, const struct plait_platform *p, struct plait_builde
 		out->runner = (struct plait_runner){.ctx = &qemu_marker, .run = fake_run};
 		return 0;
 	}
-	_cleanup_free_ char *ps = format_platform(p);
+	_cleanup_free_ char *ps = plait_platform_format(p);
 	return plait_error_set(
 	    err, PLAIT_E_NOT_FOUND,
 	    "no builder for %s: no QEMU handler; run 'plait qemu install %s' as root", ps,
@@ -71,34 +65,13 @@ static int choose(void *ctx, const struct plait_platform *p, struct plait_builde
 
 static const struct plait_builder_chooser chooser = {.ctx = NULL, .choose = choose};
 
-/* "r/app:1.0" -> tag "1.0"; the tag is after the last ':' that follows the
- * last '/'. A name without '/' is normalised into docker.io/library/ as
- * registry/ does, so "app:1" and "docker.io/library/app:1" are one image. */
-static int parse_ref(const char *ref, char **normalised, char **tag, struct plait_error **err)
-{
-	for (const char *c = ref; *c; c++)
-		if (*c >= 'A' && *c <= 'Z')
-			return plait_error_set(
-			    err, PLAIT_E_USAGE,
-			    "invalid reference '%s': repository name must be lowercase", ref);
-	const char *slash = strrchr(ref, '/');
-	const char *colon = strrchr(slash ? slash : ref, ':');
-	struct plait_buf b = PLAIT_BUF_INIT;
-	plait_buf_addf(&b, "%s%s", slash ? "" : "docker.io/library/", ref);
-	*normalised = plait_buf_detach(&b, NULL);
-	*tag = colon ? xstrdup(colon + 1) : NULL;
-	return 0;
-}
-
 static void opts_init(struct plait_plan_opts *o)
 {
 	*o = (struct plait_plan_opts){
 	    .build_platform = &amd64,
 	    .build_platform_str = "linux/amd64",
-	    .format_platform = format_platform,
 	    .builders = &chooser,
 	    .resolver = NULL,
-	    .parse_ref = parse_ref,
 	};
 }
 

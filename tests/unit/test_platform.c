@@ -1,4 +1,5 @@
-/* tests/unit/test_platform.c - platform parse, normalise, format, match, select. */
+/* tests/unit/test_platform.c - platform strings (core/platform.h): parse,
+ * normalise, format, match, uname names, select index entries. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -6,9 +7,9 @@
 #include <cmocka.h>
 
 #include <stdio.h>
-#include <sys/utsname.h>
 
-#include "platforms/platform.h"
+#include "core/oci.h"
+#include "core/platform.h"
 
 #include "core/banned.h"
 
@@ -263,42 +264,70 @@ static void test_platform__equal_compares_normalised_forms(void **state)
 	assert_false(plait_platform_equal(&a, &c));
 }
 
-static void test_platform__host_matches_uname(void **state)
+static int arm_variant_calls;
+
+static const char *fake_cpu_says_v6(void)
+{
+	arm_variant_calls++;
+	return "v6";
+}
+
+/* sysname and machine as uname(2) gives them -> canonical form. */
+static char *from_uname(const char *sysname, const char *machine)
+{
+	struct plait_platform p;
+	plait_platform_from_uname(sysname, machine, fake_cpu_says_v6, &p);
+	char *f = plait_platform_format(&p);
+	plait_platform_release(&p);
+	return f;
+}
+
+static void test_platform__from_uname_maps_machine_names(void **state)
 {
 	(void)state;
-	struct utsname u;
-	assert_int_equal(uname(&u), 0);
-	struct plait_platform host;
-	plait_platform_host(&host);
-	assert_string_equal(host.os, "linux");
-	assert_non_null(host.architecture);
 	static const struct {
-		const char *machine, *arch;
-	} map[] = {
-	    {"x86_64", "amd64"}, {"aarch64", "arm64"},	 {"armv7l", "arm"},
-	    {"armv6l", "arm"},	 {"i686", "386"},	 {"ppc64le", "ppc64le"},
-	    {"s390x", "s390x"},	 {"riscv64", "riscv64"}, {"loongarch64", "loong64"},
+		const char *machine, *want;
+		int cpu_asked;
+	} cases[] = {
+	    {"x86_64", "linux/amd64", 0},     {"aarch64", "linux/arm64", 0},
+	    {"armv7l", "linux/arm/v7", 0},    {"armv6l", "linux/arm/v6", 0},
+	    {"i686", "linux/386", 0},	      {"ppc64le", "linux/ppc64le", 0},
+	    {"s390x", "linux/s390x", 0},      {"riscv64", "linux/riscv64", 0},
+	    {"loongarch64", "linux/loong64", 0},
+	    /* names that do not say the arm level: the CPU decides */
+	    {"armv8l", "linux/arm/v6", 1},    {"arm", "linux/arm/v6", 1},
+	    /* unknown machines are kept, lowercased */
+	    {"Mystery9", "linux/mystery9", 0},
 	};
-	bool known = false;
-	for (size_t i = 0; i < ARRAY_SIZE(map); i++) {
-		if (!streq(u.machine, map[i].machine))
-			continue;
-		known = true;
-		assert_string_equal(host.architecture, map[i].arch);
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		arm_variant_calls = 0;
+		_cleanup_free_ char *f = from_uname("Linux", cases[i].machine);
+		if (!streq(f, cases[i].want))
+			fail_msg("uname machine '%s': got '%s', want '%s'", cases[i].machine, f,
+				 cases[i].want);
+		if (arm_variant_calls != cases[i].cpu_asked)
+			fail_msg("uname machine '%s': the CPU was asked %d times, want %d",
+				 cases[i].machine, arm_variant_calls, cases[i].cpu_asked);
 	}
-	if (!known)
-		print_message("uname machine '%s' not in the test's table; got '%s'\n", u.machine,
-			      host.architecture);
-	if (streq(host.architecture, "arm"))
-		assert_non_null(host.variant);
-	else if (streq(host.architecture, "amd64") || streq(host.architecture, "arm64"))
-		assert_null(host.variant);
-	/* The host platform is already normalised: parsing its format gives it back. */
-	_cleanup_free_ char *f = plait_platform_format(&host);
-	_cleanup_free_ char *again = parse_format(f);
-	if (known)
-		assert_string_equal(again, f);
-	plait_platform_release(&host);
+}
+
+static void test_platform__arm_variant_from_cpuinfo(void **state)
+{
+	(void)state;
+	assert_string_equal(plait_platform_arm_variant_from_cpuinfo(NULL), "v7");
+	assert_string_equal(plait_platform_arm_variant_from_cpuinfo(""), "v7");
+	assert_string_equal(plait_platform_arm_variant_from_cpuinfo(
+				"processor\t: 0\nCPU architecture: 6\nCPU variant\t: 0x0\n"),
+			    "v6");
+	assert_string_equal(
+	    plait_platform_arm_variant_from_cpuinfo("processor : 0\nCPU architecture: 5TEJ\n"), "v5");
+	assert_string_equal(plait_platform_arm_variant_from_cpuinfo("CPU architecture: 7\n"), "v7");
+	/* a 32-bit process on an ARMv8 CPU runs arm/v7 images */
+	assert_string_equal(plait_platform_arm_variant_from_cpuinfo("CPU architecture: 8"), "v7");
+	/* a colon on a later line belongs to that line */
+	assert_string_equal(
+	    plait_platform_arm_variant_from_cpuinfo("CPU architecture\nfoo: 6\nCPU architecture: 5\n"),
+	    "v5");
 }
 
 static void test_platform__known_arches_lists_goarch_names(void **state)
@@ -566,7 +595,8 @@ int main(void)
 	    cmocka_unit_test(test_platform__normalise_in_place),
 	    cmocka_unit_test(test_platform__format_omits_empty_variant),
 	    cmocka_unit_test(test_platform__equal_compares_normalised_forms),
-	    cmocka_unit_test(test_platform__host_matches_uname),
+	    cmocka_unit_test(test_platform__from_uname_maps_machine_names),
+	    cmocka_unit_test(test_platform__arm_variant_from_cpuinfo),
 	    cmocka_unit_test(test_platform__known_arches_lists_goarch_names),
 	    cmocka_unit_test(test_platform__match_scores),
 	    cmocka_unit_test(test_platform__match_prefers_exact_then_newer),

@@ -1,4 +1,5 @@
-/* tests/unit/test_ref.c - image reference grammar, normalisation and loopback hosts. */
+/* tests/unit/test_ref.c - image reference grammar, normalisation, Docker Hub
+ * names and loopback hosts (core/ref.h). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -6,7 +7,7 @@
 #include <cmocka.h>
 
 #include "core/buf.h"
-#include "registry/ref.h"
+#include "core/ref.h"
 
 #include "core/banned.h"
 
@@ -253,6 +254,54 @@ static void test_ref__host_is_loopback(void **state)
 				 cases[i].loopback);
 }
 
+static void test_ref__docker_hub_names(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *host;
+		bool hub;
+	} cases[] = {
+	    {"docker.io", true},
+	    {"index.docker.io", true},
+	    {"registry-1.docker.io", true},
+	    {"Docker.IO", true},
+	    {"INDEX.docker.io", true},
+	    {"docker.io:443", false},
+	    {"auth.docker.io", false},
+	    {"registry.docker.io", false},
+	    {"docker.iox", false},
+	    {"localhost:5000", false},
+	    {"", false},
+	    {NULL, false},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
+		if (plait_docker_hub_is_alias(cases[i].host) != cases[i].hub)
+			fail_msg("plait_docker_hub_is_alias('%s') = %d, want %d",
+				 cases[i].host ? cases[i].host : "(null)", !cases[i].hub,
+				 cases[i].hub);
+	/* the first len bytes only: "docker.io/library/x" starts with a Hub name */
+	assert_true(plait_docker_hub_is_alias_n("docker.io/library/x", 9));
+	assert_false(plait_docker_hub_is_alias_n("docker.io/library/x", 10));
+	assert_false(plait_docker_hub_is_alias_n("docker.io", 6));
+
+	assert_string_equal(plait_docker_hub_domain(), "docker.io");
+	assert_string_equal(plait_docker_hub_api_host(), "registry-1.docker.io");
+	assert_string_equal(plait_docker_hub_index_host(), "index.docker.io");
+	assert_string_equal(plait_docker_hub_credentials_key(), "https://index.docker.io/v1/");
+
+	/* every alias normalises to the one domain, whose API host is the Hub's */
+	static const char *const refs[] = {"docker.io/x/y", "Index.Docker.io/x/y",
+					   "registry-1.docker.io/x/y"};
+	for (size_t i = 0; i < ARRAY_SIZE(refs); i++) {
+		struct plait_ref r;
+		assert_int_equal(plait_ref_parse(refs[i], &r, NULL), 0);
+		if (!streq(r.domain, plait_docker_hub_domain()))
+			fail_msg("'%s': domain '%s', want 'docker.io'", refs[i], r.domain);
+		assert_string_equal(plait_ref_api_host(&r), plait_docker_hub_api_host());
+		plait_ref_release(&r);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -262,6 +311,7 @@ int main(void)
 	    cmocka_unit_test(test_ref__tag_is_valid),
 	    cmocka_unit_test(test_ref__name_copy_and_api_host),
 	    cmocka_unit_test(test_ref__host_is_loopback),
+	    cmocka_unit_test(test_ref__docker_hub_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,31 +1,71 @@
-/* registry/ref.c - image references, with the grammar of distribution/reference.
+/* core/ref.c - image references, with the grammar of distribution/reference,
+ * and Docker Hub's names; see ref.h.
  *
  * Parsing goes right to left: "@digest" first, then ":tag" after the last '/',
  * then the domain is the first component when it looks like a host. Each part
  * is checked by its own small grammar function so errors can name the part. */
 #include "ref.h"
 
-#include "core/buf.h"
-#include "core/digest.h"
+#include "buf.h"
+#include "digest.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <strings.h>
 
-#include "core/banned.h"
+#include "banned.h"
 
 #define NAME_MAX_LEN 255
 #define TAG_MAX_LEN 128
 
 #define DOCKER_HUB "docker.io"
 #define DOCKER_HUB_API "registry-1.docker.io"
+#define DOCKER_HUB_INDEX "index.docker.io"
+/* What docker writes in config.json "auths" and sends credential helpers. */
+#define DOCKER_HUB_CREDENTIALS_KEY "https://" DOCKER_HUB_INDEX "/v1/"
 
 /* Hosts people write for Docker Hub; all mean "docker.io". */
 static const char *const docker_hub_aliases[] = {
     DOCKER_HUB,
-    "index.docker.io",
+    DOCKER_HUB_INDEX,
     DOCKER_HUB_API,
 };
+
+const char *plait_docker_hub_domain(void)
+{
+	return DOCKER_HUB;
+}
+
+const char *plait_docker_hub_api_host(void)
+{
+	return DOCKER_HUB_API;
+}
+
+const char *plait_docker_hub_index_host(void)
+{
+	return DOCKER_HUB_INDEX;
+}
+
+const char *plait_docker_hub_credentials_key(void)
+{
+	return DOCKER_HUB_CREDENTIALS_KEY;
+}
+
+bool plait_docker_hub_is_alias_n(const char *host, size_t len)
+{
+	if (!host)
+		return false;
+	for (size_t i = 0; i < ARRAY_SIZE(docker_hub_aliases); i++)
+		if (strlen(docker_hub_aliases[i]) == len &&
+		    strncasecmp(docker_hub_aliases[i], host, len) == 0)
+			return true;
+	return false;
+}
+
+bool plait_docker_hub_is_alias(const char *host)
+{
+	return host && plait_docker_hub_is_alias_n(host, strlen(host));
+}
 
 static bool is_word(char c)
 {
@@ -127,15 +167,6 @@ static bool domain_is_valid(const char *s, size_t len)
 	if (host_end == len)
 		return true;
 	return s[host_end] == ':' && all_digits(s + host_end + 1, len - host_end - 1);
-}
-
-static bool is_docker_hub(const char *domain, size_t len)
-{
-	for (size_t i = 0; i < ARRAY_SIZE(docker_hub_aliases); i++)
-		if (strlen(docker_hub_aliases[i]) == len &&
-		    strncasecmp(docker_hub_aliases[i], domain, len) == 0)
-			return true;
-	return false;
 }
 
 static bool is_image_id(const char *s)
@@ -278,7 +309,7 @@ int plait_ref_parse(const char *s, struct plait_ref *out, struct plait_error **e
 		return plait_error_set(err, PLAIT_E_USAGE, "invalid reference '%s': %s", s, why);
 
 	struct plait_buf b = PLAIT_BUF_INIT;
-	bool hub = is_docker_hub(dom, dom_len);
+	bool hub = plait_docker_hub_is_alias_n(dom, dom_len);
 	if (hub) {
 		out->domain = xstrdup(DOCKER_HUB);
 		/* Official images live under "library/" (docker.io only). */

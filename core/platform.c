@@ -1,17 +1,20 @@
-/* platforms/platform.c - platform strings: parse, normalise, format, match.
+/* core/platform.c - platforms as data: parse, normalise, format, match, and
+ * choosing index entries for some platforms; see platform.h.
  *
  * Everything goes through two tables: architectures (GOARCH name, the variants
  * it knows in ascending order) and the aliases people and uname(2) use for them.
  * Normalisation works on a fixed-size "view" so matching stays allocation-free. */
 #include "platform.h"
 
-#include "core/buf.h"
+#include "buf.h"
+#include "digest.h"
+#include "endpoint.h"
+#include "oci.h"
 
 #include <ctype.h>
 #include <strings.h>
-#include <sys/utsname.h>
 
-#include "core/banned.h"
+#include "banned.h"
 
 enum arch_id {
 	ARCH_AMD64,
@@ -61,6 +64,8 @@ static const struct arch_alias {
 	const char *name;
 	enum arch_id arch;
 	const char *variant; /* implied by the name, or NULL */
+	/* uname(2) says this on CPUs of several levels: the host asks the CPU. */
+	bool cpu_says_variant;
 } aliases[] = {
     {"amd64", ARCH_AMD64, NULL},
     {"x86_64", ARCH_AMD64, NULL},
@@ -69,7 +74,7 @@ static const struct arch_alias {
     {"aarch64", ARCH_ARM64, NULL},
     {"armv8", ARCH_ARM64, NULL},
     {"arm64v8", ARCH_ARM64, NULL},
-    {"arm", ARCH_ARM, NULL},
+    {"arm", ARCH_ARM, NULL, true},
     {"armhf", ARCH_ARM, "v7"},
     {"armel", ARCH_ARM, "v5"},
     {"armv7", ARCH_ARM, "v7"},
@@ -77,7 +82,7 @@ static const struct arch_alias {
     {"armv7hl", ARCH_ARM, "v7"},
     {"arm32v7", ARCH_ARM, "v7"},
     /* A 32-bit process on an ARMv8 CPU runs arm/v7 images. */
-    {"armv8l", ARCH_ARM, "v7"},
+    {"armv8l", ARCH_ARM, "v7", true},
     {"armv6", ARCH_ARM, "v6"},
     {"armv6l", ARCH_ARM, "v6"},
     {"arm32v6", ARCH_ARM, "v6"},
@@ -111,6 +116,29 @@ static const char *const known_arches[_ARCH_MAX + 1] = {
 const char *const *plait_platform_known_arches(void)
 {
 	return known_arches;
+}
+
+void plait_platform_release(struct plait_platform *p)
+{
+	if (!p)
+		return;
+	free(p->os);
+	free(p->architecture);
+	free(p->variant);
+	free(p->os_version);
+	plait_strv_free(p->os_features);
+	memset(p, 0, sizeof(*p));
+}
+
+void plait_platform_copy(struct plait_platform *dst, const struct plait_platform *src)
+{
+	dst->os = xstrdup_or_null(src->os);
+	dst->architecture = xstrdup_or_null(src->architecture);
+	dst->variant = xstrdup_or_null(src->variant);
+	dst->os_version = xstrdup_or_null(src->os_version);
+	dst->os_features = NULL;
+	for (char *const *f = src->os_features; f && *f; f++)
+		plait_strv_push(&dst->os_features, *f);
 }
 
 #define VIEW_FIELD 64
@@ -442,13 +470,9 @@ bool plait_platform_equal(const struct plait_platform *a, const struct plait_pla
 	return streq(va.os, vb.os) && streq(va.arch, vb.arch) && streq(va.variant, vb.variant);
 }
 
-/* The arm variant for a "CPU architecture: N" line of /proc/cpuinfo. */
-static const char *arm_variant_from_cpuinfo(void)
+const char *plait_platform_arm_variant_from_cpuinfo(const char *cpuinfo)
 {
-	_cleanup_buf_ struct plait_buf b = PLAIT_BUF_INIT;
-	if (plait_buf_read_file(&b, "/proc/cpuinfo", 4u * 1024 * 1024) < 0)
-		return "v7";
-	for (const char *line = b.buf; line && *line;) {
+	for (const char *line = cpuinfo; line && *line;) {
 		const char *nl = strchr(line, '\n');
 		if (startswith(line, "CPU architecture")) {
 			const char *colon = strchr(line, ':');
@@ -467,30 +491,21 @@ static const char *arm_variant_from_cpuinfo(void)
 	return "v7";
 }
 
-void plait_platform_host(struct plait_platform *out)
+void plait_platform_from_uname(const char *sysname, const char *machine,
+			       const char *(*arm_variant)(void), struct plait_platform *out)
 {
-	struct utsname u;
+	char os[VIEW_FIELD], m[VIEW_FIELD];
 	memset(out, 0, sizeof(*out));
-	if (uname(&u) < 0) {
-		/* Cannot happen on Linux; fall back to what we were built for. */
-		out->os = xstrdup("linux");
-		out->architecture = xstrdup("unknown");
-		return;
-	}
-	char os[VIEW_FIELD], machine[VIEW_FIELD];
-	lower_into(os, u.sysname);
-	lower_into(machine, u.machine);
+	lower_into(os, sysname);
+	lower_into(m, machine);
 	out->os = xstrdup(os);
-	const struct arch_alias *a = alias_lookup(machine);
+	const struct arch_alias *a = alias_lookup(m);
 	if (!a) {
-		out->architecture = xstrdup(machine);
+		out->architecture = xstrdup(m);
 		return;
 	}
 	out->architecture = xstrdup(arches[a->arch].goarch);
-	const char *variant = a->variant;
-	if (a->arch == ARCH_ARM && (!variant || streq(machine, "armv8l")))
-		variant = arm_variant_from_cpuinfo();
-	out->variant = xstrdup_or_null(variant);
+	out->variant = xstrdup_or_null(a->cpu_says_variant ? arm_variant() : a->variant);
 	plait_platform_normalise(out);
 }
 
@@ -576,4 +591,98 @@ int plait_platform_select(const struct plait_index *idx, const struct plait_plat
 				       "no image for %s in this index; it lists no platforms", w);
 	return plait_error_set(err, PLAIT_E_NOT_FOUND, "no image for %s in this index; it has %s",
 			       w, have.buf);
+}
+
+int plait_index_select_platforms(const struct plait_index *idx, const struct plait_platform *want,
+				 size_t n, struct plait_index *out, struct plait_error **err)
+{
+	memset(out, 0, sizeof(*out));
+	out->schema_version = idx->schema_version ? idx->schema_version : 2;
+	out->media_type = xstrdup_or_null(idx->media_type);
+	out->artifact_type = xstrdup_or_null(idx->artifact_type);
+	plait_map_copy(&out->annotations, &idx->annotations);
+	for (size_t i = 0; i < n; i++) {
+		size_t pos;
+		int r = plait_platform_select(idx, &want[i], &pos, err);
+		if (r < 0) {
+			plait_index_release(out);
+			return r;
+		}
+		plait_index_add(out, &idx->manifests[pos]);
+	}
+	return 0;
+}
+
+/* A single image: it must be one of the platforms asked for (its config says which). */
+static int check_manifest_platform(struct plait_endpoint *ep, const struct plait_buf *data,
+				   const struct plait_platform *want, size_t n,
+				   struct plait_error **err)
+{
+	struct plait_manifest m = {0};
+	struct plait_image_config cfg = {0};
+	int r = plait_manifest_parse(data->buf, data->len, &m, err);
+	if (r < 0)
+		plait_error_wrap(err, "%s", ep->display);
+	else
+		r = plait_endpoint_image_config(ep, &m, &cfg, err);
+	if (r >= 0) {
+		struct plait_platform have = {
+		    .os = cfg.os, .architecture = cfg.architecture, .variant = cfg.variant};
+		bool ok = false;
+		for (size_t i = 0; i < n && !ok; i++)
+			ok = plait_platform_match_score(&want[i], &have) >= 0;
+		if (!ok) {
+			_cleanup_free_ char *h = plait_platform_format(&have);
+			_cleanup_free_ char *w = plait_platform_format(&want[0]);
+			r = plait_error_set(err, PLAIT_E_NOT_FOUND,
+					    "%s is a single-platform image for %s, not for %s%s",
+					    ep->display, h, w,
+					    n > 1 ? " and the others asked for" : "");
+		}
+	}
+	plait_image_config_release(&cfg);
+	plait_manifest_release(&m);
+	return r;
+}
+
+int plait_platform_narrow(struct plait_endpoint *ep, struct plait_descriptor *root,
+			  struct plait_buf *data, const struct plait_platform *want, size_t n,
+			  struct plait_error **err)
+{
+	enum plait_media_type t = plait_media_type_from_string(root->media_type);
+	if (plait_media_type_is_manifest(t))
+		return check_manifest_platform(ep, data, want, n, err);
+
+	struct plait_index idx = {0}, narrowed = {0};
+	int r = plait_index_parse(data->buf, data->len, &idx, err);
+	if (r < 0) {
+		plait_error_wrap(err, "%s", ep->display);
+		return r;
+	}
+	r = plait_index_select_platforms(&idx, want, n, &narrowed, err);
+	if (r < 0) {
+		plait_error_wrap(err, "%s", ep->display);
+		goto out;
+	}
+	if (n == 1) {
+		r = plait_endpoint_resolve(ep, narrowed.manifests[0].digest, root, data, err);
+		goto out;
+	}
+	/* Every entry, in the same order: the index as it is keeps its digest. */
+	bool same = narrowed.n_manifests == idx.n_manifests;
+	for (size_t i = 0; same && i < idx.n_manifests; i++)
+		same = streq(narrowed.manifests[i].digest, idx.manifests[i].digest);
+	if (same)
+		goto out;
+	plait_buf_reset(data);
+	r = plait_index_serialise(&narrowed, data, err);
+	if (r < 0)
+		goto out;
+	/* root keeps its media type: the new index is of the same kind. */
+	plait_sha256_buf(data->buf, data->len, root->digest);
+	root->size = (int64_t)data->len;
+out:
+	plait_index_release(&narrowed);
+	plait_index_release(&idx);
+	return r;
 }
