@@ -519,6 +519,47 @@ static void test_plan__invalid_reference_is_a_problem(void **state)
 	assert_contains(msg, "repository name must be lowercase");
 }
 
+static void test_plan__tag_pinning_a_digest_is_a_problem(void **state)
+{
+	(void)state;
+	static const char *const tags[] = {
+	    "r.example/app:1.0@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+	    NULL};
+	struct plait_plan_target t = {
+	    .context_dir = "/nonexistent/ctx", .platforms = two, .n_platforms = 2, .tags = tags};
+	struct plait_plan_opts o;
+	opts_init(&o);
+	_cleanup_free_ char *msg = plan_fails(&t, 1, &o);
+	assert_contains(msg, "-t 'r.example/app:1.0@sha256:0123");
+	assert_contains(msg, "a -t value names where the image goes and cannot pin a digest: drop "
+			     "'@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef'");
+	assert_contains(msg, "1 problem");
+}
+
+/* Every name of Docker Hub is one registry: the same tag through two of them collides. */
+static void test_plan__tag_collision_across_docker_hub_names(void **state)
+{
+	(void)state;
+	static const char *const a[] = {"index.docker.io/ml/app:1.0", NULL};
+	static const char *const b[] = {"Registry-1.Docker.io/ml/app:1.0", NULL};
+	struct plait_plan_target t[2] = {
+	    {.name = "train",
+	     .context_dir = "/nonexistent/a",
+	     .platforms = two,
+	     .n_platforms = 2,
+	     .tags = a},
+	    {.name = "infer",
+	     .context_dir = "/nonexistent/b",
+	     .platforms = two,
+	     .n_platforms = 2,
+	     .tags = b},
+	};
+	struct plait_plan_opts o;
+	opts_init(&o);
+	_cleanup_free_ char *msg = plan_fails(t, 2, &o);
+	assert_contains(msg, "tag 'Registry-1.Docker.io/ml/app:1.0' is given to two images (train and infer)");
+}
+
 static void test_plan__no_builder_names_platform_and_fix(void **state)
 {
 	(void)state;
@@ -1216,6 +1257,8 @@ int main(void)
 	    cmocka_unit_test(test_plan__untagged_refused),
 	    cmocka_unit_test(test_plan__untagged_ok_with_push_by_digest),
 	    cmocka_unit_test(test_plan__invalid_reference_is_a_problem),
+	    cmocka_unit_test(test_plan__tag_pinning_a_digest_is_a_problem),
+	    cmocka_unit_test(test_plan__tag_collision_across_docker_hub_names),
 	    cmocka_unit_test(test_plan__no_builder_names_platform_and_fix),
 	    cmocka_unit_test(test_plan__no_builder_needed_when_nothing_runs_on_the_platform),
 	    cmocka_unit_test(test_plan__no_builder_needed_through_a_stage_of_a_build_platform_stage),

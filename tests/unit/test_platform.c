@@ -6,10 +6,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <ftw.h>
 #include <stdio.h>
 
+#include "core/digest.h"
+#include "core/endpoint.h"
 #include "core/oci.h"
 #include "core/platform.h"
+#include "core/store.h"
 
 #include "core/banned.h"
 
@@ -522,6 +526,274 @@ static void test_platform__select_missing_platform_lists_what_exists(void **stat
 	fake_index_release(&f);
 }
 
+static void assert_annotation(const struct plait_map *m, const char *key, const char *want)
+{
+	const char *v = plait_map_get(m, key);
+	if (!v || !streq(v, want))
+		fail_msg("annotation '%s': got '%s', want '%s'", key, v ? v : "(none)", want);
+}
+
+/* An index of amd64, arm/v7, arm64 entries; narrowing keeps the index's own fields. */
+static void test_platform__index_select_platforms_in_the_order_asked(void **state)
+{
+	(void)state;
+	const char *const p[] = {"linux/amd64", "linux/arm/v7", "unknown/unknown", "linux/arm64"};
+	struct fake_index f;
+	fake_index_init(&f, p, ARRAY_SIZE(p));
+	for (size_t i = 0; i < ARRAY_SIZE(p); i++)
+		snprintf(f.d[i].digest, sizeof(f.d[i].digest), "sha256:%064zu", i);
+	f.idx.media_type = "application/vnd.oci.image.index.v1+json";
+	plait_map_set(&f.idx.annotations, "org.example.k", "v");
+	struct plait_platform want[2];
+	assert_int_equal(plait_platform_parse("aarch64", &want[0], NULL), 0);
+	assert_int_equal(plait_platform_parse("linux/amd64", &want[1], NULL), 0);
+
+	struct plait_index out;
+	_cleanup_error_ struct plait_error *err = NULL;
+	assert_int_equal(plait_index_select_platforms(&f.idx, want, 2, &out, &err), 0);
+	assert_int_equal(out.schema_version, 2);
+	assert_string_equal(out.media_type, "application/vnd.oci.image.index.v1+json");
+	assert_annotation(&out.annotations, "org.example.k", "v");
+	assert_int_equal(out.n_manifests, 2);
+	/* as asked, not as the index lists them */
+	assert_string_equal(out.manifests[0].digest, f.d[3].digest);
+	assert_string_equal(out.manifests[1].digest, f.d[0].digest);
+	assert_string_equal(out.manifests[0].platform->architecture, "arm64");
+	plait_index_release(&out);
+
+	plait_platform_release(&want[1]);
+	assert_int_equal(plait_platform_parse("linux/s390x", &want[1], NULL), 0);
+	assert_int_equal(plait_index_select_platforms(&f.idx, want, 2, &out, &err),
+			 -PLAIT_E_NOT_FOUND);
+	assert_string_equal(err->msg, "no image for linux/s390x in this index; it has "
+				      "linux/amd64, linux/arm/v7, linux/arm64");
+	assert_int_equal(out.n_manifests, 0);
+	assert_null(out.manifests);
+
+	plait_platform_release(&want[0]);
+	plait_platform_release(&want[1]);
+	f.idx.media_type = NULL;
+	plait_map_release(&f.idx.annotations);
+	fake_index_release(&f);
+}
+
+/* ---- narrowing what an endpoint holds (a real OCI layout) ---- */
+
+struct layout {
+	char dir[64];
+	struct plait_endpoint *ep;
+	/* one image per platform: amd64, arm64, arm/v7 */
+	char manifest[3][PLAIT_DIGEST_MAX];
+	struct plait_buf manifest_bytes[3];
+	struct plait_buf index_bytes;
+	char index[PLAIT_DIGEST_MAX];
+};
+
+static const char *const layout_platforms[3][3] = {
+    {"linux", "amd64", NULL}, {"linux", "arm64", NULL}, {"linux", "arm", "v7"}};
+
+static void put_blob(struct plait_store *s, const char *text, char digest[PLAIT_DIGEST_MAX])
+{
+	_cleanup_error_ struct plait_error *err = NULL;
+	if (plait_store_put_bytes(s, text, strlen(text), digest, &err) < 0)
+		fail_msg("put blob: %s", err->msg);
+}
+
+static void layout_init(struct layout *l)
+{
+	memset(l, 0, sizeof(*l));
+	snprintf(l->dir, sizeof(l->dir), "/tmp/plait-test-platform-XXXXXX");
+	assert_non_null(mkdtemp(l->dir));
+	struct plait_store *s;
+	_cleanup_error_ struct plait_error *err = NULL;
+	assert_int_equal(plait_store_open(l->dir, true, &s, &err), 0);
+	struct plait_index idx = {.schema_version = 2,
+				  .media_type = xstrdup("application/vnd.oci.image.index.v1+json")};
+	plait_map_set(&idx.annotations, "org.example.k", "v");
+	for (size_t i = 0; i < 3; i++) {
+		const char *const *pl = layout_platforms[i];
+		_cleanup_buf_ struct plait_buf cfg = PLAIT_BUF_INIT;
+		plait_buf_addf(&cfg,
+			       "{\"architecture\":\"%s\",\"os\":\"%s\"%s%s%s,\"rootfs\":{\"type\":"
+			       "\"layers\",\"diff_ids\":[]}}",
+			       pl[1], pl[0], pl[2] ? ",\"variant\":\"" : "", pl[2] ? pl[2] : "",
+			       pl[2] ? "\"" : "");
+		char cfg_digest[PLAIT_DIGEST_MAX];
+		put_blob(s, cfg.buf, cfg_digest);
+		struct plait_buf *m = &l->manifest_bytes[i];
+		plait_buf_init(m, 0);
+		plait_buf_addf(m,
+			       "{\"schemaVersion\":2,\"mediaType\":\"application/"
+			       "vnd.oci.image.manifest.v1+json\",\"config\":{\"mediaType\":"
+			       "\"application/vnd.oci.image.config.v1+json\",\"digest\":\"%s\","
+			       "\"size\":%zu},\"layers\":[]}",
+			       cfg_digest, cfg.len);
+		put_blob(s, m->buf, l->manifest[i]);
+		struct plait_platform p = {.os = (char *)pl[0],
+					   .architecture = (char *)pl[1],
+					   .variant = (char *)pl[2]};
+		struct plait_descriptor d = {
+		    .media_type = "application/vnd.oci.image.manifest.v1+json",
+		    .size = (int64_t)m->len,
+		    .platform = &p};
+		snprintf(d.digest, sizeof(d.digest), "%s", l->manifest[i]);
+		plait_index_add(&idx, &d);
+	}
+	/* written as another tool might (a leading newline): bytes plait would not
+	 * make itself, so keeping the index as it is shows in its digest */
+	plait_buf_init(&l->index_bytes, 0);
+	plait_buf_adds(&l->index_bytes, "\n");
+	assert_int_equal(plait_index_serialise(&idx, &l->index_bytes, &err), 0);
+	put_blob(s, l->index_bytes.buf, l->index);
+	plait_index_release(&idx);
+	plait_store_free(s);
+	_cleanup_buf_ struct plait_buf spec = PLAIT_BUF_INIT;
+	plait_buf_addf(&spec, "oci:%s", l->dir);
+	if (plait_endpoint_open_local(spec.buf, false, &l->ep, &err) < 0)
+		fail_msg("open %s: %s", spec.buf, err->msg);
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st, (void)flag, (void)ftw;
+	return remove(path);
+}
+
+static void layout_release(struct layout *l)
+{
+	plait_endpoint_free(l->ep);
+	for (size_t i = 0; i < 3; i++)
+		plait_buf_release(&l->manifest_bytes[i]);
+	plait_buf_release(&l->index_bytes);
+	nftw(l->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* root + data as a caller holds them after resolving the layout's index (i < 0) or manifest i. */
+static void layout_root(const struct layout *l, int i, struct plait_descriptor *root,
+			struct plait_buf *data)
+{
+	memset(root, 0, sizeof(*root));
+	const struct plait_buf *bytes = i < 0 ? &l->index_bytes : &l->manifest_bytes[i];
+	root->media_type = xstrdup(i < 0 ? "application/vnd.oci.image.index.v1+json"
+					 : "application/vnd.oci.image.manifest.v1+json");
+	snprintf(root->digest, sizeof(root->digest), "%s", i < 0 ? l->index : l->manifest[i]);
+	root->size = (int64_t)bytes->len;
+	plait_buf_init(data, 0);
+	plait_buf_add(data, bytes->buf, bytes->len);
+}
+
+static int narrow(struct layout *l, int root_i, const char *platforms, struct plait_descriptor *root,
+		  struct plait_buf *data, struct plait_error **err)
+{
+	struct plait_platform *want;
+	size_t n;
+	assert_int_equal(plait_platform_parse_list(platforms, &want, &n, NULL), 0);
+	layout_root(l, root_i, root, data);
+	int r = plait_platform_narrow(l->ep, root, data, want, n, err);
+	plait_platform_list_free(want, n);
+	return r;
+}
+
+static void test_platform__narrow_to_one_platform_gives_its_manifest(void **state)
+{
+	(void)state;
+	struct layout l;
+	layout_init(&l);
+	struct plait_descriptor root;
+	struct plait_buf data;
+	_cleanup_error_ struct plait_error *err = NULL;
+	if (narrow(&l, -1, "linux/arm64", &root, &data, &err) < 0)
+		fail_msg("narrow: %s", err->msg);
+	assert_string_equal(root.digest, l.manifest[1]);
+	assert_int_equal(root.size, (int64_t)l.manifest_bytes[1].len);
+	assert_int_equal(plait_media_type_from_string(root.media_type), PLAIT_MT_OCI_MANIFEST);
+	assert_int_equal(data.len, l.manifest_bytes[1].len);
+	assert_memory_equal(data.buf, l.manifest_bytes[1].buf, data.len);
+	plait_descriptor_release(&root);
+	plait_buf_release(&data);
+	layout_release(&l);
+}
+
+static void test_platform__narrow_to_several_makes_an_index_of_them(void **state)
+{
+	(void)state;
+	struct layout l;
+	layout_init(&l);
+	struct plait_descriptor root;
+	struct plait_buf data;
+	_cleanup_error_ struct plait_error *err = NULL;
+	if (narrow(&l, -1, "linux/arm/v7,linux/amd64", &root, &data, &err) < 0)
+		fail_msg("narrow: %s", err->msg);
+	/* a new index, of the same kind, whose digest is its bytes' */
+	assert_int_equal(plait_media_type_from_string(root.media_type), PLAIT_MT_OCI_INDEX);
+	char digest[PLAIT_DIGEST_MAX];
+	plait_sha256_buf(data.buf, data.len, digest);
+	assert_string_equal(root.digest, digest);
+	assert_int_equal(root.size, (int64_t)data.len);
+	struct plait_index idx;
+	assert_int_equal(plait_index_parse(data.buf, data.len, &idx, &err), 0);
+	assert_int_equal(idx.n_manifests, 2);
+	assert_string_equal(idx.manifests[0].digest, l.manifest[2]);
+	assert_string_equal(idx.manifests[1].digest, l.manifest[0]);
+	assert_annotation(&idx.annotations, "org.example.k", "v");
+	plait_index_release(&idx);
+	plait_descriptor_release(&root);
+	plait_buf_release(&data);
+
+	/* every entry in the index's own order: the index as it is, digest unchanged */
+	if (narrow(&l, -1, "linux/amd64,linux/arm64,linux/arm/v7", &root, &data, &err) < 0)
+		fail_msg("narrow: %s", err->msg);
+	assert_string_equal(root.digest, l.index);
+	assert_int_equal(data.len, l.index_bytes.len);
+	assert_memory_equal(data.buf, l.index_bytes.buf, data.len);
+	plait_descriptor_release(&root);
+	plait_buf_release(&data);
+
+	/* a missing platform names the endpoint and what the index has */
+	assert_int_equal(narrow(&l, -1, "linux/amd64,linux/s390x", &root, &data, &err),
+			 -PLAIT_E_NOT_FOUND);
+	assert_contains(err->msg, l.dir);
+	assert_contains(err->msg, "no image for linux/s390x in this index; it has linux/amd64, "
+				  "linux/arm64, linux/arm/v7");
+	assert_string_equal(root.digest, l.index);
+	plait_descriptor_release(&root);
+	plait_buf_release(&data);
+	layout_release(&l);
+}
+
+static void test_platform__narrow_single_manifest_checks_its_config(void **state)
+{
+	(void)state;
+	struct layout l;
+	layout_init(&l);
+	struct plait_descriptor root;
+	struct plait_buf data;
+	_cleanup_error_ struct plait_error *err = NULL;
+	/* arm/v7 image, asked for plain arm (= v7) among others: left alone */
+	if (narrow(&l, 2, "linux/amd64,linux/arm", &root, &data, &err) < 0)
+		fail_msg("narrow: %s", err->msg);
+	assert_string_equal(root.digest, l.manifest[2]);
+	assert_memory_equal(data.buf, l.manifest_bytes[2].buf, data.len);
+	plait_descriptor_release(&root);
+	plait_buf_release(&data);
+
+	assert_int_equal(narrow(&l, 0, "linux/arm64", &root, &data, &err), -PLAIT_E_NOT_FOUND);
+	_cleanup_buf_ struct plait_buf want = PLAIT_BUF_INIT;
+	plait_buf_addf(&want, "oci:%s is a single-platform image for linux/amd64, not for linux/arm64",
+		       l.dir);
+	assert_string_equal(err->msg, want.buf);
+	plait_descriptor_release(&root);
+	plait_buf_release(&data);
+	plait_error_free(TAKE_PTR(err));
+
+	assert_int_equal(narrow(&l, 0, "linux/arm64,linux/s390x", &root, &data, &err),
+			 -PLAIT_E_NOT_FOUND);
+	assert_contains(err->msg, "not for linux/arm64 and the others asked for");
+	plait_descriptor_release(&root);
+	plait_buf_release(&data);
+	layout_release(&l);
+}
+
 static void test_platform__parse_list_splits_and_trims(void **state)
 {
 	(void)state;
@@ -606,6 +878,10 @@ int main(void)
 	    cmocka_unit_test(test_platform__select_arm64_matches_v8_entries),
 	    cmocka_unit_test(test_platform__select_skips_entries_without_platform),
 	    cmocka_unit_test(test_platform__select_missing_platform_lists_what_exists),
+	    cmocka_unit_test(test_platform__index_select_platforms_in_the_order_asked),
+	    cmocka_unit_test(test_platform__narrow_to_one_platform_gives_its_manifest),
+	    cmocka_unit_test(test_platform__narrow_to_several_makes_an_index_of_them),
+	    cmocka_unit_test(test_platform__narrow_single_manifest_checks_its_config),
 	    cmocka_unit_test(test_platform__parse_list_splits_and_trims),
 	    cmocka_unit_test(test_platform__parse_list_rejects_duplicates),
 	    cmocka_unit_test(test_platform__parse_list_rejects_bad_entries),
