@@ -26,9 +26,9 @@
 #include "error.h"
 
 struct plait_platform {
-	char *os;           /* "linux" */
+	char *os;	    /* "linux" */
 	char *architecture; /* GOARCH: "amd64", "arm64", "arm", … */
-	char *variant;      /* "v7", or NULL */
+	char *variant;	    /* "v7", or NULL */
 	char *os_version;   /* or NULL */
 	char **os_features; /* NULL-terminated, or NULL */
 };
@@ -49,7 +49,8 @@ void plait_platform_normalise(struct plait_platform *p);
 char *plait_platform_format(const struct plait_platform *p);
 bool plait_platform_equal(const struct plait_platform *a, const struct plait_platform *b);
 /* How well have fits want: < 0 no match, otherwise higher is better (exact = best). */
-int plait_platform_match_score(const struct plait_platform *want, const struct plait_platform *have);
+int plait_platform_match_score(const struct plait_platform *want,
+			       const struct plait_platform *have);
 /* The list of known architectures (GOARCH names), NULL-terminated, for help texts. */
 const char *const *plait_platform_known_arches(void);
 

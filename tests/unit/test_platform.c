@@ -293,13 +293,18 @@ static void test_platform__from_uname_maps_machine_names(void **state)
 		const char *machine, *want;
 		int cpu_asked;
 	} cases[] = {
-	    {"x86_64", "linux/amd64", 0},     {"aarch64", "linux/arm64", 0},
-	    {"armv7l", "linux/arm/v7", 0},    {"armv6l", "linux/arm/v6", 0},
-	    {"i686", "linux/386", 0},	      {"ppc64le", "linux/ppc64le", 0},
-	    {"s390x", "linux/s390x", 0},      {"riscv64", "linux/riscv64", 0},
+	    {"x86_64", "linux/amd64", 0},
+	    {"aarch64", "linux/arm64", 0},
+	    {"armv7l", "linux/arm/v7", 0},
+	    {"armv6l", "linux/arm/v6", 0},
+	    {"i686", "linux/386", 0},
+	    {"ppc64le", "linux/ppc64le", 0},
+	    {"s390x", "linux/s390x", 0},
+	    {"riscv64", "linux/riscv64", 0},
 	    {"loongarch64", "linux/loong64", 0},
 	    /* names that do not say the arm level: the CPU decides */
-	    {"armv8l", "linux/arm/v6", 1},    {"arm", "linux/arm/v6", 1},
+	    {"armv8l", "linux/arm/v6", 1},
+	    {"arm", "linux/arm/v6", 1},
 	    /* unknown machines are kept, lowercased */
 	    {"Mystery9", "linux/mystery9", 0},
 	};
@@ -324,14 +329,15 @@ static void test_platform__arm_variant_from_cpuinfo(void **state)
 				"processor\t: 0\nCPU architecture: 6\nCPU variant\t: 0x0\n"),
 			    "v6");
 	assert_string_equal(
-	    plait_platform_arm_variant_from_cpuinfo("processor : 0\nCPU architecture: 5TEJ\n"), "v5");
+	    plait_platform_arm_variant_from_cpuinfo("processor : 0\nCPU architecture: 5TEJ\n"),
+	    "v5");
 	assert_string_equal(plait_platform_arm_variant_from_cpuinfo("CPU architecture: 7\n"), "v7");
 	/* a 32-bit process on an ARMv8 CPU runs arm/v7 images */
 	assert_string_equal(plait_platform_arm_variant_from_cpuinfo("CPU architecture: 8"), "v7");
 	/* a colon on a later line belongs to that line */
-	assert_string_equal(
-	    plait_platform_arm_variant_from_cpuinfo("CPU architecture\nfoo: 6\nCPU architecture: 5\n"),
-	    "v5");
+	assert_string_equal(plait_platform_arm_variant_from_cpuinfo(
+				"CPU architecture\nfoo: 6\nCPU architecture: 5\n"),
+			    "v5");
 }
 
 static void test_platform__known_arches_lists_goarch_names(void **state)
@@ -629,13 +635,12 @@ static void layout_init(struct layout *l)
 			       "\"size\":%zu},\"layers\":[]}",
 			       cfg_digest, cfg.len);
 		put_blob(s, m->buf, l->manifest[i]);
-		struct plait_platform p = {.os = (char *)pl[0],
-					   .architecture = (char *)pl[1],
-					   .variant = (char *)pl[2]};
-		struct plait_descriptor d = {
-		    .media_type = "application/vnd.oci.image.manifest.v1+json",
-		    .size = (int64_t)m->len,
-		    .platform = &p};
+		struct plait_platform p = {
+		    .os = (char *)pl[0], .architecture = (char *)pl[1], .variant = (char *)pl[2]};
+		struct plait_descriptor d = {.media_type =
+						 "application/vnd.oci.image.manifest.v1+json",
+					     .size = (int64_t)m->len,
+					     .platform = &p};
 		snprintf(d.digest, sizeof(d.digest), "%s", l->manifest[i]);
 		plait_index_add(&idx, &d);
 	}
@@ -682,8 +687,8 @@ static void layout_root(const struct layout *l, int i, struct plait_descriptor *
 	plait_buf_add(data, bytes->buf, bytes->len);
 }
 
-static int narrow(struct layout *l, int root_i, const char *platforms, struct plait_descriptor *root,
-		  struct plait_buf *data, struct plait_error **err)
+static int narrow(struct layout *l, int root_i, const char *platforms,
+		  struct plait_descriptor *root, struct plait_buf *data, struct plait_error **err)
 {
 	struct plait_platform *want;
 	size_t n;
@@ -779,8 +784,8 @@ static void test_platform__narrow_single_manifest_checks_its_config(void **state
 
 	assert_int_equal(narrow(&l, 0, "linux/arm64", &root, &data, &err), -PLAIT_E_NOT_FOUND);
 	_cleanup_buf_ struct plait_buf want = PLAIT_BUF_INIT;
-	plait_buf_addf(&want, "oci:%s is a single-platform image for linux/amd64, not for linux/arm64",
-		       l.dir);
+	plait_buf_addf(
+	    &want, "oci:%s is a single-platform image for linux/amd64, not for linux/arm64", l.dir);
 	assert_string_equal(err->msg, want.buf);
 	plait_descriptor_release(&root);
 	plait_buf_release(&data);
