@@ -1,10 +1,11 @@
 /* core/lint.c - Dockerfile best-practice checks for ML images.
  *
  * The Dockerfile comes from core/dockerfile; RUN text is split into simple
- * commands by a small shell tokeniser (quotes, escapes, operators,
- * redirections, comments, $(...)), which is enough to recognise package
- * manager invocations without running anything. Rules err on the side of
- * silence: a word holding a variable is never judged. */
+ * commands by core/shell_words (quotes, escapes, operators, redirections,
+ * comments, $(...)), which is enough to recognise package manager
+ * invocations without running anything; the rules themselves (IDs, texts)
+ * are data in core/lint_rules.c. Rules err on the side of silence: a word
+ * holding a variable is never judged. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -15,591 +16,12 @@
 #include "dockerfile.h"
 #include "dockerignore.h"
 #include "expand.h"
-#include "lint.h"
+#include "lint-internal.h"
+#include "shell_words.h"
 #include "core/banned.h"
 
 #define DEFAULT_LARGE_FILE (50ULL << 20)
 #define MAX_DOCKERFILE (16u << 20)
-
-enum rule_idx {
-	R_BASE_UNPINNED,
-	R_BASE_NO_DIGEST,
-	R_APT_RECOMMENDS,
-	R_APT_UNPINNED,
-	R_APT_LISTS,
-	R_APT_UPGRADE,
-	R_PIP_UNPINNED,
-	R_PIP_CACHE,
-	R_CONDA_CLEAN,
-	R_COPY_CONTEXT_EARLY,
-	R_LARGE_FILE,
-	R_GIT_DIR,
-	R_BUILD_TOOLS,
-	R_CUDA_DEVEL,
-	R_ADD_LOCAL,
-	R_ADD_URL,
-	R_ROOT_USER,
-	R_SECRET_ENV,
-	R_RUN_CD,
-	R_ENTRYPOINT_SHELL,
-	R_TRAIN_SERVE,
-	R_COUNT
-};
-
-static const struct plait_lint_rule rules[R_COUNT] = {
-    [R_BASE_UNPINNED] =
-	{
-	    "PL001",
-	    "base-image-unpinned",
-	    PLAIT_LINT_ERROR,
-	    "a base image without a tag, or tagged 'latest', changes under you: builds are not "
-	    "reproducible",
-	    "pin a version tag, better a digest: FROM python:3.11-slim@sha256:...",
-	    "'FROM python' and 'FROM python:latest' pull whatever was pushed last, so two builds\n"
-	    "of the same commit can differ (another Python, another CUDA). Pin a tag, and a\n"
-	    "digest where the build must be exact.\n"
-	    "  bad:  FROM pytorch/pytorch\n"
-	    "  good: FROM pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime\n"
-	    "An image given as ${ARG} is judged by the ARG's default; 'scratch' and\n"
-	    "earlier stage names are not images and are not checked.",
-	},
-    [R_BASE_NO_DIGEST] =
-	{
-	    "PL002",
-	    "base-image-no-digest",
-	    PLAIT_LINT_INFO,
-	    "a tag can be moved to another image; only a digest names exactly one image",
-	    "add the digest: FROM image:tag@sha256:<digest>",
-	    "Tags are mutable: a maintainer can push a rebuilt 'python:3.11-slim' at any time.\n"
-	    "The digest pins the exact bytes while the tag keeps it readable.\n"
-	    "  bad:  FROM python:3.11-slim\n"
-	    "  good: FROM "
-	    "python:3.11-slim@sha256:"
-	    "2b0079146a74e23bf4ae8f6a28e1b484c6292f6fb904cbb51825b4a19812fcd8",
-	},
-    [R_APT_RECOMMENDS] =
-	{
-	    "PL003",
-	    "apt-install-recommends",
-	    PLAIT_LINT_WARNING,
-	    "apt-get installs recommended packages by default: larger images, more CVEs",
-	    "add --no-install-recommends to apt-get install",
-	    "Recommended packages are rarely needed in a container and often pull in hundreds of\n"
-	    "megabytes (X11, documentation, compilers).\n"
-	    "  bad:  RUN apt-get install -y curl\n"
-	    "  good: RUN apt-get install -y --no-install-recommends curl",
-	},
-    [R_APT_UNPINNED] =
-	{
-	    "PL004",
-	    "apt-install-unpinned",
-	    PLAIT_LINT_INFO,
-	    "apt packages without versions change with the archive: builds are not reproducible",
-	    "pin versions: apt-get install curl=7.88.1-10+deb12u5",
-	    "Without a version apt-get installs whatever the mirror has today. Pin the versions\n"
-	    "the image was tested with (apt-cache policy PKG shows them).\n"
-	    "  bad:  RUN apt-get install -y --no-install-recommends curl\n"
-	    "  good: RUN apt-get install -y --no-install-recommends curl=7.88.1-10+deb12u5",
-	},
-    [R_APT_LISTS] =
-	{
-	    "PL005",
-	    "apt-lists-not-removed",
-	    PLAIT_LINT_WARNING,
-	    "apt package lists left in the layer add tens of megabytes",
-	    "end the same RUN with '&& rm -rf /var/lib/apt/lists/*', or use a cache mount",
-	    "A file removed in a later RUN still lives in the earlier layer, so the lists must go\n"
-	    "in the RUN that downloaded them. A cache mount keeps them out of the image too.\n"
-	    "  bad:  RUN apt-get update && apt-get install -y --no-install-recommends curl\n"
-	    "  good: RUN apt-get update && apt-get install -y --no-install-recommends curl \\\n"
-	    "            && rm -rf /var/lib/apt/lists/*\n"
-	    "  good: RUN --mount=type=cache,target=/var/lib/apt,sharing=locked \\\n"
-	    "            apt-get update && apt-get install -y --no-install-recommends curl",
-	},
-    [R_APT_UPGRADE] =
-	{
-	    "PL006",
-	    "apt-upgrade",
-	    PLAIT_LINT_WARNING,
-	    "apt-get upgrade in a build makes the image depend on the day it was built",
-	    "use a newer pinned base image instead of upgrading in the build",
-	    "Upgrading every package in a RUN step hides what the image contains and is cached\n"
-	    "forever by the build cache. Move to a newer base image tag instead.\n"
-	    "  bad:  RUN apt-get update && apt-get upgrade -y\n"
-	    "  good: FROM debian:bookworm-20240701-slim",
-	},
-    [R_PIP_UNPINNED] =
-	{
-	    "PL007",
-	    "pip-install-unpinned",
-	    PLAIT_LINT_WARNING,
-	    "pip packages without exact versions resolve differently from one build to the next",
-	    "pin with pkg==version, or install from a lock file: -r requirements.txt, -c "
-	    "constraints.txt",
-	    "An unpinned 'torch' or 'transformers' can move by a major version between two\n"
-	    "builds of the same commit, changing numerical results or breaking the model.\n"
-	    "  bad:  RUN pip install --no-cache-dir torch transformers\n"
-	    "  good: RUN pip install --no-cache-dir torch==2.3.1 transformers==4.41.2\n"
-	    "  good: RUN pip install --no-cache-dir -r requirements.lock",
-	},
-    [R_PIP_CACHE] =
-	{
-	    "PL008",
-	    "pip-install-cache",
-	    PLAIT_LINT_WARNING,
-	    "pip keeps downloaded wheels in ~/.cache/pip: for ML wheels that is gigabytes in the "
-	    "layer",
-	    "add --no-cache-dir, or RUN --mount=type=cache,target=/root/.cache/pip",
-	    "pip caches every wheel it downloads. With torch and CUDA wheels the cache alone can\n"
-	    "add several gigabytes to the image.\n"
-	    "  bad:  RUN pip install torch==2.3.1\n"
-	    "  good: RUN pip install --no-cache-dir torch==2.3.1\n"
-	    "  good: RUN --mount=type=cache,target=/root/.cache/pip pip install torch==2.3.1",
-	},
-    [R_CONDA_CLEAN] =
-	{
-	    "PL009",
-	    "conda-install-no-clean",
-	    PLAIT_LINT_WARNING,
-	    "conda keeps package tarballs and caches in the layer",
-	    "end the same RUN with '&& conda clean -afy'",
-	    "conda install leaves the downloaded packages in pkgs/; removing them in a later RUN\n"
-	    "does not shrink the image.\n"
-	    "  bad:  RUN conda install -y numpy=1.26.4\n"
-	    "  good: RUN conda install -y numpy=1.26.4 && conda clean -afy",
-	},
-    [R_COPY_CONTEXT_EARLY] =
-	{
-	    "PL010",
-	    "copy-context-before-deps",
-	    PLAIT_LINT_WARNING,
-	    "copying the whole context before installing dependencies reinstalls them on every "
-	    "code change",
-	    "copy the dependency manifest first, install, then COPY . .",
-	    "The build cache reuses a step only when everything it saw is unchanged. After\n"
-	    "'COPY . .' any edited source file invalidates the dependency install below it.\n"
-	    "  bad:  COPY . /app\n"
-	    "        RUN pip install --no-cache-dir -r /app/requirements.txt\n"
-	    "  good: COPY requirements.txt /app/\n"
-	    "        RUN pip install --no-cache-dir -r /app/requirements.txt\n"
-	    "        COPY . /app",
-	},
-    [R_LARGE_FILE] =
-	{
-	    "PL011",
-	    "large-file-in-context",
-	    PLAIT_LINT_WARNING,
-	    "large files in the build context (datasets, checkpoints) slow every build and may end "
-	    "up in the image",
-	    "add the file to .dockerignore; download or mount weights and data at run time",
-	    "Everything in the context that .dockerignore does not exclude is read and hashed by\n"
-	    "each build, and 'COPY . .' puts it in a layer. Model checkpoints and data sets\n"
-	    "belong in a registry, object store or volume.\n"
-	    "  fix: echo 'checkpoints/' >> .dockerignore\n"
-	    "The size limit is --large-file-size (default 50M).",
-	},
-    [R_GIT_DIR] =
-	{
-	    "PL012",
-	    "git-dir-in-context",
-	    PLAIT_LINT_WARNING,
-	    "the .git directory in the context invalidates the cache on every commit and can leak "
-	    "history",
-	    "add .git to .dockerignore",
-	    "Each commit changes .git, so 'COPY . .' never hits the cache, and the repository\n"
-	    "history (and anything ever committed to it) can land in the image.\n"
-	    "  fix: printf '.git\\n' >> .dockerignore",
-	},
-    [R_BUILD_TOOLS] =
-	{
-	    "PL013",
-	    "build-tools-in-final-image",
-	    PLAIT_LINT_WARNING,
-	    "compilers and build tools in the runtime image add size and attack surface",
-	    "use a multi-stage build: compile in a builder stage, COPY --from=builder the results",
-	    "gcc, make, cmake, clang and nvcc are needed to build wheels or extensions, not to "
-	    "run\n"
-	    "them. Build in one stage and copy only the artefacts into a slim final stage.\n"
-	    "  bad:  FROM python:3.11-slim\n"
-	    "        RUN apt-get install -y build-essential && pip wheel ...\n"
-	    "  good: FROM python:3.11 AS builder\n"
-	    "        RUN pip wheel --wheel-dir /wheels -r requirements.txt\n"
-	    "        FROM python:3.11-slim\n"
-	    "        COPY --from=builder /wheels /wheels",
-	},
-    [R_CUDA_DEVEL] =
-	{
-	    "PL014",
-	    "cuda-devel-final-image",
-	    PLAIT_LINT_WARNING,
-	    "a CUDA -devel image carries the whole toolkit (gigabytes) that inference and training "
-	    "at run time do not need",
-	    "build in a -devel stage and run from the matching -runtime or -base image",
-	    "The -devel images add nvcc, headers and static libraries on top of -runtime.\n"
-	    "  bad:  FROM nvidia/cuda:12.4.1-cudnn-devel-ubuntu22.04\n"
-	    "  good: FROM nvidia/cuda:12.4.1-cudnn-devel-ubuntu22.04 AS build\n"
-	    "        ...\n"
-	    "        FROM nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04\n"
-	    "        COPY --from=build /opt/app /opt/app",
-	},
-    [R_ADD_LOCAL] =
-	{
-	    "PL015",
-	    "add-local-file",
-	    PLAIT_LINT_WARNING,
-	    "ADD of a local file that is not a tar archive does what COPY does, with surprises",
-	    "use COPY; keep ADD for local tar archives to extract",
-	    "ADD extracts local tar archives and fetches URLs; for anything else it is COPY with\n"
-	    "more magic. COPY says what happens.\n"
-	    "  bad:  ADD app.py /app/\n"
-	    "  good: COPY app.py /app/\n"
-	    "  good: ADD rootfs.tar.gz /",
-	},
-    [R_ADD_URL] =
-	{
-	    "PL016",
-	    "add-url-no-checksum",
-	    PLAIT_LINT_WARNING,
-	    "a file downloaded by ADD without a checksum can change or be tampered with",
-	    "add --checksum=sha256:<digest> to the ADD",
-	    "The server can serve different bytes tomorrow; --checksum makes the build fail\n"
-	    "instead of silently using them.\n"
-	    "  bad:  ADD https://example.com/model.onnx /models/\n"
-	    "  good: ADD "
-	    "--checksum=sha256:24454f830cdb571e2c4ad15481119c43b3cafd48dd869a9b2945d1036d1dc68d "
-	    "\\\n"
-	    "            https://example.com/model.onnx /models/",
-	},
-    [R_ROOT_USER] =
-	{
-	    "PL017",
-	    "runs-as-root",
-	    PLAIT_LINT_WARNING,
-	    "the container runs as root: a compromise of the process is root in the container",
-	    "create a user and end the final stage with USER <name>",
-	    "Without USER the image runs as root (uid 0). Serving containers rarely need it.\n"
-	    "  bad:  (no USER in the final stage)\n"
-	    "  good: RUN useradd --create-home --uid 10001 app\n"
-	    "        USER app",
-	},
-    [R_SECRET_ENV] =
-	{
-	    "PL018",
-	    "secret-in-arg-env",
-	    PLAIT_LINT_ERROR,
-	    "ARG and ENV values are stored in the image config and history: secrets there leak",
-	    "pass secrets with RUN --mount=type=secret,id=NAME and plait build --secret "
-	    "id=NAME,src=FILE",
-	    "ENV values are in the image config for anyone who can pull it, and build args show "
-	    "up\n"
-	    "in the history of every RUN step that uses them.\n"
-	    "  bad:  ARG HF_TOKEN\n"
-	    "        RUN huggingface-cli download --token $HF_TOKEN org/model\n"
-	    "  good: RUN --mount=type=secret,id=hf_token \\\n"
-	    "            huggingface-cli download --token \"$(cat /run/secrets/hf_token)\" "
-	    "org/model",
-	},
-    [R_RUN_CD] =
-	{
-	    "PL019",
-	    "run-cd",
-	    PLAIT_LINT_INFO,
-	    "'cd' in a RUN lasts for that RUN only and hides the working directory",
-	    "use WORKDIR /path",
-	    "WORKDIR sets the directory for every later instruction and documents it.\n"
-	    "  bad:  RUN cd /app && python setup.py build\n"
-	    "  good: WORKDIR /app\n"
-	    "        RUN python setup.py build\n"
-	    "A cd inside a subshell, (cd x && make), is not reported.",
-	},
-    [R_ENTRYPOINT_SHELL] =
-	{
-	    "PL020",
-	    "entrypoint-shell-form",
-	    PLAIT_LINT_WARNING,
-	    "a shell-form ENTRYPOINT runs under /bin/sh -c: the process does not get SIGTERM and "
-	    "ignores CMD",
-	    "use the exec form: ENTRYPOINT [\"python\", \"serve.py\"]",
-	    "With the shell form the shell is PID 1; 'docker stop' signals reach the shell, not\n"
-	    "your server, which is killed after the grace period. CMD and 'run' arguments are\n"
-	    "ignored too.\n"
-	    "  bad:  ENTRYPOINT python serve.py\n"
-	    "  good: ENTRYPOINT [\"python\", \"serve.py\"]",
-	},
-    [R_TRAIN_SERVE] =
-	{
-	    "PL021",
-	    "train-serve-one-target",
-	    PLAIT_LINT_WARNING,
-	    "training and serving built into one target: the serving image carries the training "
-	    "stack",
-	    "give training and serving their own stages from a shared base; build each with "
-	    "--target",
-	    "Training needs data loaders, experiment tracking and often compilers; serving needs "
-	    "a\n"
-	    "small, locked-down runtime. One target holding both ships the training stack to\n"
-	    "production.\n"
-	    "  bad:  FROM base AS app\n"
-	    "        RUN pip install -r requirements-train.txt -r requirements-serve.txt\n"
-	    "        CMD [\"python\", \"serve.py\"]\n"
-	    "  good: FROM base AS train\n"
-	    "        ...\n"
-	    "        FROM base AS serve\n"
-	    "        CMD [\"python\", \"serve.py\"]",
-	},
-};
-
-const struct plait_lint_rule *plait_lint_rules(size_t *n)
-{
-	if (n)
-		*n = R_COUNT;
-	return rules;
-}
-
-const struct plait_lint_rule *plait_lint_rule_lookup(const char *id_or_name)
-{
-	if (!id_or_name)
-		return NULL;
-	for (size_t i = 0; i < R_COUNT; i++)
-		if (strcasecmp(rules[i].id, id_or_name) == 0 || streq(rules[i].name, id_or_name))
-			return &rules[i];
-	return NULL;
-}
-
-static const char *const severity_names[] = {
-    [PLAIT_LINT_INFO] = "info",
-    [PLAIT_LINT_WARNING] = "warning",
-    [PLAIT_LINT_ERROR] = "error",
-};
-
-const char *plait_lint_severity_name(enum plait_lint_severity s)
-{
-	if ((unsigned)s >= ARRAY_SIZE(severity_names))
-		return "?";
-	return severity_names[s];
-}
-
-int plait_lint_severity_parse(const char *s)
-{
-	for (size_t i = 0; s && i < ARRAY_SIZE(severity_names); i++)
-		if (streq(s, severity_names[i]))
-			return (int)i;
-	return -1;
-}
-
-/* ------------------------------------------------------------ shell words */
-
-enum sh_op { OP_START, OP_SEQ, OP_AND, OP_OR, OP_PIPE, OP_SUBSHELL };
-
-struct sh_cmd {
-	char **words; /* NULL-terminated */
-	size_t n;
-	enum sh_op before; /* the operator in front of it */
-	enum sh_op after;  /* OP_START when it is the last */
-};
-
-struct sh_script {
-	struct sh_cmd *cmds;
-	size_t n, alloc;
-};
-
-static void sh_script_release(struct sh_script *s)
-{
-	for (size_t i = 0; i < s->n; i++)
-		plait_strv_free(s->cmds[i].words);
-	free(s->cmds);
-	*s = (struct sh_script){0};
-}
-
-struct sh_lexer {
-	struct sh_script *out;
-	struct sh_cmd cur;
-	struct plait_buf word;
-	bool in_word;
-	bool drop_word; /* the word is a redirection target */
-	enum sh_op pending;
-};
-
-static void lex_end_word(struct sh_lexer *lx)
-{
-	if (!lx->in_word)
-		return;
-	if (lx->drop_word)
-		lx->drop_word = false;
-	else {
-		plait_strv_push(&lx->cur.words, lx->word.buf);
-		lx->cur.n++;
-	}
-	plait_buf_reset(&lx->word);
-	lx->in_word = false;
-}
-
-static void lex_end_cmd(struct sh_lexer *lx, enum sh_op op)
-{
-	lex_end_word(lx);
-	lx->drop_word = false;
-	if (!lx->cur.n) {
-		/* "a &&<newline> b" keeps the &&; "(" marks a subshell. */
-		if (op == OP_SUBSHELL)
-			lx->cur.before = OP_SUBSHELL;
-		return;
-	}
-	struct sh_script *s = lx->out;
-	lx->cur.after = op == OP_SUBSHELL ? OP_SEQ : op;
-	PLAIT_ALLOC_GROW(s->cmds, s->n + 1, s->alloc);
-	s->cmds[s->n++] = lx->cur;
-	lx->cur = (struct sh_cmd){.before = op};
-}
-
-/* Copy a $(...) or `...` run into the word as is: the rules only need to
- * know that the word is not a plain literal. */
-static const char *lex_substitution(struct sh_lexer *lx, const char *p)
-{
-	if (*p == '`') {
-		const char *e = strchr(p + 1, '`');
-		e = e ? e + 1 : p + strlen(p);
-		plait_buf_add(&lx->word, p, (size_t)(e - p));
-		return e;
-	}
-	int depth = 0;
-	const char *q = p + 1; /* at '(' */
-	for (; *q; q++) {
-		if (*q == '(')
-			depth++;
-		else if (*q == ')' && --depth == 0) {
-			q++;
-			break;
-		}
-	}
-	plait_buf_add(&lx->word, p, (size_t)(q - p));
-	return q;
-}
-
-/* Split shell text into simple commands. Enough shell for recognising
- * package-manager calls; not a full POSIX parser (no case/if grammar). */
-static void sh_parse(const char *text, struct sh_script *out)
-{
-	struct sh_lexer lx = {.out = out, .word = PLAIT_BUF_INIT};
-	const char *p = text;
-	while (*p) {
-		char c = *p;
-		if (c == '\\') {
-			if (p[1] == '\n') {
-				p += 2;
-				continue;
-			}
-			if (p[1]) {
-				plait_buf_addch(&lx.word, p[1]);
-				lx.in_word = true;
-				p += 2;
-				continue;
-			}
-			p++;
-			continue;
-		}
-		if (c == '\'') {
-			const char *e = strchr(p + 1, '\'');
-			if (!e)
-				e = p + strlen(p);
-			plait_buf_add(&lx.word, p + 1, (size_t)(e - p - 1));
-			lx.in_word = true;
-			p = *e ? e + 1 : e;
-			continue;
-		}
-		if (c == '"') {
-			lx.in_word = true;
-			p++;
-			while (*p && *p != '"') {
-				if (*p == '\\' && p[1] && strchr("\"\\$`\n", p[1])) {
-					if (p[1] != '\n')
-						plait_buf_addch(&lx.word, p[1]);
-					p += 2;
-				} else if ((*p == '$' && p[1] == '(') || *p == '`') {
-					p = lex_substitution(&lx, p);
-				} else {
-					plait_buf_addch(&lx.word, *p++);
-				}
-			}
-			if (*p)
-				p++;
-			continue;
-		}
-		if ((c == '$' && p[1] == '(') || c == '`') {
-			lx.in_word = true;
-			p = lex_substitution(&lx, p);
-			continue;
-		}
-		if (c == '#' && !lx.in_word) {
-			while (*p && *p != '\n')
-				p++;
-			continue;
-		}
-		if (c == ' ' || c == '\t' || c == '\r') {
-			lex_end_word(&lx);
-			p++;
-			continue;
-		}
-		if (c == '\n' || c == ';') {
-			lex_end_cmd(&lx, OP_SEQ);
-			p++;
-			continue;
-		}
-		if (c == '&' && p[1] == '&') {
-			lex_end_cmd(&lx, OP_AND);
-			p += 2;
-			continue;
-		}
-		if (c == '|' && p[1] == '|') {
-			lex_end_cmd(&lx, OP_OR);
-			p += 2;
-			continue;
-		}
-		if (c == '|') {
-			lex_end_cmd(&lx, OP_PIPE);
-			p++;
-			continue;
-		}
-		if (c == '(') {
-			lex_end_cmd(&lx, OP_SUBSHELL);
-			p++;
-			continue;
-		}
-		if (c == ')') {
-			lex_end_cmd(&lx, OP_SEQ);
-			p++;
-			continue;
-		}
-		if (c == '>' || c == '<' || (c == '&' && p[1] == '>')) {
-			/* A redirection: "2>" drops the fd number, then the target. */
-			bool fd_only = lx.in_word && lx.word.len &&
-				       strspn(lx.word.buf, "0123456789") == lx.word.len;
-			if (fd_only) {
-				plait_buf_reset(&lx.word);
-				lx.in_word = false;
-			} else {
-				lex_end_word(&lx);
-			}
-			while (*p == '>' || *p == '<' || *p == '&' || *p == '|' || *p == '-')
-				p++;
-			/* ">&2": the target is glued to the operator. */
-			while (*p == ' ' || *p == '\t')
-				p++;
-			lx.drop_word = true;
-			continue;
-		}
-		if (c == '&') {
-			lex_end_cmd(&lx, OP_SEQ);
-			p++;
-			continue;
-		}
-		plait_buf_addch(&lx.word, c);
-		lx.in_word = true;
-		p++;
-	}
-	lex_end_cmd(&lx, OP_SEQ);
-	plait_strv_free(lx.cur.words);
-	plait_buf_release(&lx.word);
-}
 
 static const char *base_name(const char *w)
 {
@@ -626,7 +48,7 @@ static bool is_assignment(const char *w)
 
 /* Index of the command word: leading VAR=x assignments and wrappers such as
  * sudo, env and time are skipped. n when there is none. */
-static size_t cmd_start(const struct sh_cmd *c)
+static size_t cmd_start(const struct plait_shell_cmd *c)
 {
 	/* shell keywords too: "do pip install $p" and "then apt-get ..." run the second word */
 	static const char *const wrappers[] = {"sudo",	"env",	 "time",  "nice", "exec", "command",
@@ -673,7 +95,7 @@ static void add(struct linter *l, enum rule_idx r, const char *file, int line, c
 	va_end(ap);
 	PLAIT_ALLOC_GROW(l->v, l->n + 1, l->alloc);
 	l->v[l->n++] = (struct plait_lint_finding){
-	    .rule = &rules[r],
+	    .rule = &plait_lint_rules(NULL)[r],
 	    .file = xstrdup(file ? file : l->file),
 	    .line = line,
 	    .message = plait_buf_detach(&b, NULL),
@@ -703,7 +125,7 @@ static void join_words(struct plait_buf *b, char **w, size_t n)
 
 struct run_ctx {
 	const struct plait_df_instr *in;
-	struct sh_script sh;
+	struct plait_shell_script sh;
 	bool cache_apt;	  /* a cache mount on /var/lib/apt or /var/cache/apt */
 	bool cache_pip;	  /* a cache mount on pip's (or uv's) cache */
 	bool cache_conda; /* a cache mount on conda's pkgs dir */
@@ -755,26 +177,20 @@ static bool is_shell(const char *w)
 
 /* Turn what a RUN executes into commands: exec form, shell form, heredoc
  * scripts; heredoc bodies fed to a program that is not a shell are data. */
-static void run_parse(const struct plait_df_instr *in, struct sh_script *sh)
+static void run_parse(const struct plait_df_instr *in, struct plait_shell_script *sh)
 {
 	if (in->json) {
 		if (in->n_args >= 3 && is_shell(in->args[0]) && streq(in->args[1], "-c")) {
-			sh_parse(in->args[2], sh);
+			plait_shell_split(in->args[2], sh);
 			return;
 		}
 		if (!in->n_args)
 			return;
-		struct sh_cmd c = {0};
-		for (size_t i = 0; i < in->n_args; i++) {
-			plait_strv_push(&c.words, in->args[i]);
-			c.n++;
-		}
-		PLAIT_ALLOC_GROW(sh->cmds, sh->n + 1, sh->alloc);
-		sh->cmds[sh->n++] = c;
+		plait_shell_script_add(sh, (const char *const *)in->args, in->n_args);
 		return;
 	}
 	if (!in->n_heredocs) {
-		sh_parse(in->shell ? in->shell : "", sh);
+		plait_shell_split(in->shell ? in->shell : "", sh);
 		return;
 	}
 	_cleanup_free_ char *script = NULL;
@@ -786,28 +202,23 @@ static void run_parse(const struct plait_df_instr *in, struct sh_script *sh)
 		_cleanup_free_ char *shebang =
 		    script ? xstrndup(script, nl ? (size_t)(nl - script) : strlen(script)) : NULL;
 		if (shebang && (strstr(shebang, "sh") && !strstr(shebang, "python")))
-			sh_parse(script, sh);
+			plait_shell_split(script, sh);
 		return;
 	}
 	/* The command line itself, then the bodies when a shell reads them. */
-	struct sh_script line = {0};
-	sh_parse(in->shell ? in->shell : "", &line);
-	bool lone = line.n == 0;
-	bool shell_reads = lone || (line.n && line.cmds[0].n && is_shell(line.cmds[0].words[0]));
-	for (size_t i = 0; i < line.n; i++) {
-		PLAIT_ALLOC_GROW(sh->cmds, sh->n + 1, sh->alloc);
-		sh->cmds[sh->n++] = line.cmds[i];
-	}
-	free(line.cmds);
+	size_t first = sh->n;
+	plait_shell_split(in->shell ? in->shell : "", sh);
+	bool lone = sh->n == first;
+	bool shell_reads = lone || (sh->cmds[first].n && is_shell(sh->cmds[first].words[0]));
 	if (shell_reads) {
 		for (size_t i = 0; i < in->n_heredocs; i++) {
 			_cleanup_free_ char *data = plait_df_heredoc_data(&in->heredocs[i]);
-			sh_parse(data, sh);
+			plait_shell_split(data, sh);
 		}
 	}
 }
 
-static bool any_word(const struct sh_cmd *c, size_t from, const char *w)
+static bool any_word(const struct plait_shell_cmd *c, size_t from, const char *w)
 {
 	for (size_t i = from; i < c->n; i++)
 		if (streq(c->words[i], w))
@@ -816,7 +227,7 @@ static bool any_word(const struct sh_cmd *c, size_t from, const char *w)
 }
 
 /* apt-get/apt: the subcommand and where its arguments start. */
-static const char *apt_subcommand(const struct sh_cmd *c, size_t s, size_t *args)
+static const char *apt_subcommand(const struct plait_shell_cmd *c, size_t s, size_t *args)
 {
 	for (size_t i = s + 1; i < c->n; i++) {
 		const char *w = c->words[i];
@@ -851,7 +262,7 @@ static bool versioned_name(const char *w, const char *prefix)
 	return true;
 }
 
-static bool is_pip(const struct sh_cmd *c, size_t s, size_t *sub)
+static bool is_pip(const struct plait_shell_cmd *c, size_t s, size_t *sub)
 {
 	const char *b = base_name(c->words[s]);
 	if (versioned_name(b, "pip")) {
@@ -877,7 +288,7 @@ static bool is_pip(const struct sh_cmd *c, size_t s, size_t *sub)
 }
 
 /* The first non-option word at or after i (pip's subcommand). */
-static size_t next_nonopt(const struct sh_cmd *c, size_t i)
+static size_t next_nonopt(const struct plait_shell_cmd *c, size_t i)
 {
 	while (i < c->n && c->words[i][0] == '-')
 		i++;
@@ -910,7 +321,7 @@ static bool is_build_tool(const char *pkg)
 	return false;
 }
 
-static void collect_build_tools(const struct sh_cmd *c, size_t from, char ***tools, size_t *n)
+static void collect_build_tools(const struct plait_shell_cmd *c, size_t from, char ***tools, size_t *n)
 {
 	for (size_t i = from; i < c->n; i++) {
 		const char *w = c->words[i];
@@ -929,7 +340,7 @@ static void collect_build_tools(const struct sh_cmd *c, size_t from, char ***too
 }
 
 /* Is this simple command a dependency install (for PL010)? */
-static bool is_dep_install(const struct sh_cmd *c)
+static bool is_dep_install(const struct plait_shell_cmd *c)
 {
 	size_t s = cmd_start(c), sub, a;
 	if (s >= c->n)
@@ -963,12 +374,12 @@ static bool is_dep_install(const struct sh_cmd *c)
 
 static bool run_has_dep_install(const struct plait_df_instr *in)
 {
-	struct sh_script sh = {0};
+	struct plait_shell_script sh = {0};
 	run_parse(in, &sh);
 	bool found = false;
 	for (size_t i = 0; i < sh.n && !found; i++)
 		found = is_dep_install(&sh.cmds[i]);
-	sh_script_release(&sh);
+	plait_shell_script_release(&sh);
 	return found;
 }
 
@@ -1046,11 +457,11 @@ static void check_run(struct linter *l, struct stage_ctx *sc, const struct plait
 	struct run_ctx rc = {.in = in};
 	run_mounts(&rc);
 	run_parse(in, &rc.sh);
-	struct sh_script *sh = &rc.sh;
+	struct plait_shell_script *sh = &rc.sh;
 
 	/* What the RUN cleans up, wherever in the RUN it does. */
 	for (size_t i = 0; i < sh->n; i++) {
-		const struct sh_cmd *c = &sh->cmds[i];
+		const struct plait_shell_cmd *c = &sh->cmds[i];
 		size_t s = cmd_start(c);
 		if (s >= c->n)
 			continue;
@@ -1080,7 +491,7 @@ static void check_run(struct linter *l, struct stage_ctx *sc, const struct plait
 
 	bool first_cmd = true;
 	for (size_t i = 0; i < sh->n; i++) {
-		const struct sh_cmd *c = &sh->cmds[i];
+		const struct plait_shell_cmd *c = &sh->cmds[i];
 		size_t s = cmd_start(c), a, sub;
 		if (s >= c->n)
 			continue;
@@ -1088,8 +499,8 @@ static void check_run(struct linter *l, struct stage_ctx *sc, const struct plait
 		const char *b = base_name(cw);
 
 		/* PL019: cd as the RUN's first command, or "cd x &&". */
-		if (streq(cw, "cd") && c->before != OP_SUBSHELL &&
-		    (first_cmd || c->after == OP_AND))
+		if (streq(cw, "cd") && c->before != PLAIT_SHELL_SUBSHELL &&
+		    (first_cmd || c->after == PLAIT_SHELL_AND))
 			add(l, R_RUN_CD, NULL, in->line,
 			    "'cd %s' in RUN: the directory is set for this RUN only",
 			    c->n > s + 1 ? c->words[s + 1] : "");
@@ -1218,7 +629,7 @@ static void check_run(struct linter *l, struct stage_ctx *sc, const struct plait
 				collect_build_tools(c, k + 1, tools, n_tools);
 		}
 	}
-	sh_script_release(&rc.sh);
+	plait_shell_script_release(&rc.sh);
 }
 
 /* ------------------------------------------------------------ FROM */

@@ -1,4 +1,5 @@
-/* registry/auth.h - registry credentials and authentication challenges.
+/* registry/auth.h - registry credentials and authentication challenges
+ * (credentials in credentials.c, challenges in token.c).
  *
  * Contract:
  *  - credentials come from the docker config file ($DOCKER_CONFIG/config.json,

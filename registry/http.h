@@ -7,7 +7,7 @@
  *    handles reused with curl_easy_reset(), so several threads can perform
  *    requests at once;
  *  - plait_http_perform() makes exactly one attempt: no retries, no auth
- *    handling (registry.c owns both). It returns 0 when an HTTP response
+ *    handling (client.c and token.c own both). It returns 0 when an HTTP response
  *    arrived (any status), -1 on a transport error (resp->curl_code,
  *    resp->os_errno and resp->errmsg say what) or when the sink or the size
  *    cap stopped the transfer (resp->aborted / resp->too_large);

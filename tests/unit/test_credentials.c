@@ -1,5 +1,6 @@
-/* tests/unit/test_auth.c - WWW-Authenticate challenges, docker config.json
- * lookup, store and erase, and the credential helper protocol. */
+/* tests/unit/test_credentials.c - registry/credentials.c: docker config.json
+ * lookup, store and erase, and the credential helper protocol (auth.h).
+ * WWW-Authenticate challenges are tested in test_token.c. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -28,126 +29,6 @@ static void assert_not_contains(const char *haystack, const char *needle)
 {
 	if (strstr(haystack, needle))
 		fail_msg("'%s' must not contain '%s'", haystack, needle);
-}
-
-/* ---- challenges ---------------------------------------------------------- */
-
-static void parse_ok(const char *header, struct plait_auth_challenge *c)
-{
-	_cleanup_error_ struct plait_error *err = NULL;
-	if (plait_auth_parse_challenge(header, c, &err) < 0)
-		fail_msg("parse '%s': %s", header, err->msg);
-}
-
-static void test_auth__challenge_docker_hub_bearer(void **state)
-{
-	(void)state;
-	struct plait_auth_challenge c;
-	parse_ok("Bearer realm=\"https://auth.docker.io/token\",service=\"registry.docker.io\","
-		 "scope=\"repository:library/busybox:pull\"",
-		 &c);
-	assert_string_equal(c.scheme, "bearer");
-	assert_string_equal(c.realm, "https://auth.docker.io/token");
-	assert_string_equal(c.service, "registry.docker.io");
-	assert_string_equal(c.scope, "repository:library/busybox:pull");
-	assert_null(c.error);
-	plait_auth_challenge_release(&c);
-	plait_auth_challenge_release(&c);
-	plait_auth_challenge_release(NULL);
-}
-
-static void test_auth__challenge_keeps_multiple_scopes(void **state)
-{
-	(void)state;
-	struct plait_auth_challenge c;
-	parse_ok("Bearer realm=\"https://r/token\", scope=\"repository:a:pull "
-		 "repository:b:pull,push\", error=\"insufficient_scope\"",
-		 &c);
-	assert_string_equal(c.scope, "repository:a:pull repository:b:pull,push");
-	assert_string_equal(c.error, "insufficient_scope");
-	assert_null(c.service);
-	plait_auth_challenge_release(&c);
-
-	/* Repeated scope parameters add up. */
-	parse_ok("Bearer realm=\"r\",scope=\"repository:a:pull\",scope=\"repository:b:push\"", &c);
-	assert_string_equal(c.scope, "repository:a:pull repository:b:push");
-	plait_auth_challenge_release(&c);
-}
-
-static void test_auth__challenge_unescapes_quoted_strings(void **state)
-{
-	(void)state;
-	struct plait_auth_challenge c;
-	parse_ok("Bearer realm=\"https://r/t?a=\\\"b\\\"\", service=\"back\\\\slash, comma\"", &c);
-	assert_string_equal(c.realm, "https://r/t?a=\"b\"");
-	assert_string_equal(c.service, "back\\slash, comma");
-	plait_auth_challenge_release(&c);
-}
-
-static void test_auth__challenge_basic_and_case(void **state)
-{
-	(void)state;
-	struct plait_auth_challenge c;
-	parse_ok("Basic realm=\"Registry Realm\"", &c);
-	assert_string_equal(c.scheme, "basic");
-	assert_string_equal(c.realm, "Registry Realm");
-	plait_auth_challenge_release(&c);
-
-	parse_ok("basic", &c);
-	assert_string_equal(c.scheme, "basic");
-	assert_null(c.realm);
-	plait_auth_challenge_release(&c);
-
-	/* Scheme and keys are case-insensitive; token values need no quotes. */
-	parse_ok("  BEARER Realm=https://r/token ,SERVICE = reg.example.com", &c);
-	assert_string_equal(c.scheme, "bearer");
-	assert_string_equal(c.realm, "https://r/token");
-	assert_string_equal(c.service, "reg.example.com");
-	plait_auth_challenge_release(&c);
-
-	/* Several challenges in one header: the first is taken. */
-	parse_ok("Basic realm=\"a\", Bearer realm=\"b\"", &c);
-	assert_string_equal(c.scheme, "basic");
-	assert_string_equal(c.realm, "a");
-	plait_auth_challenge_release(&c);
-}
-
-static void test_auth__challenge_rejects_malformed(void **state)
-{
-	(void)state;
-	static const struct {
-		const char *header;
-		const char *why;
-	} cases[] = {
-	    {"", "missing authentication scheme"},
-	    {"   ", "missing authentication scheme"},
-	    {"=realm", "missing authentication scheme"},
-	    {"Bearer", "needs a realm"},
-	    {"Bearer service=\"x\"", "needs a realm"},
-	    {"Bearer realm=\"unterminated", "unterminated quoted string"},
-	    {"Bearer realm=\"x\\", "unterminated quoted string"},
-	    {"Bearer realm", "expected '='"},
-	    {"Bearer realm=", "missing parameter value"},
-	    {"Bearer =x", "expected a parameter name"},
-	    {"Bearer realm=\"a\" service=\"b\"", "expected ','"},
-	    {"Bearer, realm=\"a\"", "unexpected character"},
-	    {"Bearer realm=\"a\"\"b\"", "expected ','"},
-	};
-	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
-		struct plait_error *err = NULL;
-		struct plait_auth_challenge c;
-		int r = plait_auth_parse_challenge(cases[i].header, &c, &err);
-		if (r >= 0) {
-			plait_auth_challenge_release(&c);
-			fail_msg("'%s' parsed, expected an error", cases[i].header);
-		}
-		assert_int_equal(r, -PLAIT_E_INVALID);
-		assert_contains(err->msg, "invalid WWW-Authenticate header");
-		assert_contains(err->msg, cases[i].why);
-		assert_null(c.scheme);
-		assert_null(c.realm);
-		plait_error_free(err);
-	}
 }
 
 /* obj[key] as a string, or "(missing)" so a failed assert says so instead of crashing. */
@@ -297,7 +178,7 @@ static int lookup(struct fixture *f, const char *host, struct plait_credentials 
 
 /* ---- lookup ------------------------------------------------------------------- */
 
-static void test_auth__lookup_missing_file_means_no_credentials(void **state)
+static void test_credentials__lookup_missing_file_means_no_credentials(void **state)
 {
 	struct fixture *f = *state;
 	struct plait_credentials c;
@@ -309,7 +190,7 @@ static void test_auth__lookup_missing_file_means_no_credentials(void **state)
 	assert_int_equal(lookup(f, "registry.example.com", &c), 0);
 }
 
-static void test_auth__lookup_matches_host_spellings(void **state)
+static void test_credentials__lookup_matches_host_spellings(void **state)
 {
 	struct fixture *f = *state;
 	write_config(f,
@@ -347,7 +228,7 @@ static void test_auth__lookup_matches_host_spellings(void **state)
 	plait_credentials_release(NULL);
 }
 
-static void test_auth__lookup_reads_identity_token(void **state)
+static void test_credentials__lookup_reads_identity_token(void **state)
 {
 	struct fixture *f = *state;
 	/* base64("user:") as docker writes it next to an identity token. */
@@ -361,7 +242,7 @@ static void test_auth__lookup_reads_identity_token(void **state)
 	plait_credentials_release(&c);
 }
 
-static void test_auth__lookup_decodes_auth_padding(void **state)
+static void test_credentials__lookup_decodes_auth_padding(void **state)
 {
 	struct fixture *f = *state;
 	/* "a:b" (no padding), "ab:cd" (one '='), "a:bcd" written without its '='. */
@@ -389,7 +270,7 @@ static void test_auth__lookup_decodes_auth_padding(void **state)
 	assert_int_equal(lookup(f, "colon.example.com", &c), 0);
 }
 
-static void test_auth__lookup_rejects_bad_auth_without_leaking_it(void **state)
+static void test_credentials__lookup_rejects_bad_auth_without_leaking_it(void **state)
 {
 	struct fixture *f = *state;
 	/* base64("nocolonsecret") and a non-base64 string. */
@@ -408,7 +289,7 @@ static void test_auth__lookup_rejects_bad_auth_without_leaking_it(void **state)
 	}
 }
 
-static void test_auth__lookup_malformed_json_names_file_and_line(void **state)
+static void test_credentials__lookup_malformed_json_names_file_and_line(void **state)
 {
 	struct fixture *f = *state;
 	write_config(
@@ -431,7 +312,7 @@ static void test_auth__lookup_malformed_json_names_file_and_line(void **state)
 	assert_contains(err->msg, "'auths' is not an object");
 }
 
-static void test_auth__config_dir_order(void **state)
+static void test_credentials__config_dir_order(void **state)
 {
 	struct fixture *f = *state;
 	_cleanup_free_ char *a = plait_auth_config_dir("/explicit");
@@ -488,7 +369,7 @@ static int erase(struct fixture *f, const char *host)
 	return r;
 }
 
-static void test_auth__store_creates_private_config(void **state)
+static void test_credentials__store_creates_private_config(void **state)
 {
 	struct fixture *f = *state;
 	/* The directory does not exist yet. */
@@ -506,7 +387,7 @@ static void test_auth__store_creates_private_config(void **state)
 	plait_credentials_release(&c);
 }
 
-static void test_auth__store_and_erase_keep_other_members(void **state)
+static void test_credentials__store_and_erase_keep_other_members(void **state)
 {
 	struct fixture *f = *state;
 	static const char original[] =
@@ -555,7 +436,7 @@ static void test_auth__store_and_erase_keep_other_members(void **state)
 	plait_credentials_release(&c);
 }
 
-static void test_auth__store_docker_hub_under_index_url(void **state)
+static void test_credentials__store_docker_hub_under_index_url(void **state)
 {
 	struct fixture *f = *state;
 	write_config(f, "{\"auths\": {\"docker.io\": {\"auth\": \"b2xkOm9sZA==\"}}}");
@@ -574,7 +455,7 @@ static void test_auth__store_docker_hub_under_index_url(void **state)
 	assert_int_equal(lookup(f, "docker.io", &c), 0);
 }
 
-static void test_auth__store_identity_token(void **state)
+static void test_credentials__store_identity_token(void **state)
 {
 	struct fixture *f = *state;
 	store(f, "tok.example.com", "user", NULL, "refresh-abc");
@@ -590,7 +471,7 @@ static void test_auth__store_identity_token(void **state)
 	plait_credentials_release(&c);
 }
 
-static void test_auth__store_rejects_colon_in_username(void **state)
+static void test_credentials__store_rejects_colon_in_username(void **state)
 {
 	struct fixture *f = *state;
 	struct plait_credentials c = {.username = "a:b", .password = "pw"};
@@ -601,7 +482,7 @@ static void test_auth__store_rejects_colon_in_username(void **state)
 	assert_int_equal(access(path, F_OK), -1);
 }
 
-static void test_auth__erase_without_config_is_zero(void **state)
+static void test_credentials__erase_without_config_is_zero(void **state)
 {
 	struct fixture *f = *state;
 	assert_int_equal(erase(f, "registry.example.com"), 0);
@@ -611,7 +492,7 @@ static void test_auth__erase_without_config_is_zero(void **state)
 
 /* ---- credential helpers ------------------------------------------------------- */
 
-static void test_auth__cred_helper_get_store_erase(void **state)
+static void test_credentials__cred_helper_get_store_erase(void **state)
 {
 	struct fixture *f = *state;
 	static const char cfg[] =
@@ -647,7 +528,7 @@ static void test_auth__cred_helper_get_store_erase(void **state)
 	assert_int_equal(erase(f, "helped.example.com"), 0);
 }
 
-static void test_auth__creds_store_with_identity_token(void **state)
+static void test_credentials__creds_store_with_identity_token(void **state)
 {
 	struct fixture *f = *state;
 	write_config(f, "{\"credsStore\": \"plaittest\"}");
@@ -665,7 +546,7 @@ static void test_auth__creds_store_with_identity_token(void **state)
 	assert_int_equal(erase(f, "docker.io"), 1);
 }
 
-static void test_auth__cred_helper_failure_names_helper_not_secret(void **state)
+static void test_credentials__cred_helper_failure_names_helper_not_secret(void **state)
 {
 	struct fixture *f = *state;
 	write_config(f, "{\"credsStore\": \"plaittest\"}");
@@ -687,7 +568,7 @@ static void test_auth__cred_helper_failure_names_helper_not_secret(void **state)
 	assert_contains(err->msg, "docker-credential-plaittest");
 }
 
-static void test_auth__missing_cred_helper_is_named(void **state)
+static void test_credentials__missing_cred_helper_is_named(void **state)
 {
 	struct fixture *f = *state;
 	write_config(f, "{\"credsStore\": \"plait-no-such-helper\"}");
@@ -705,29 +586,24 @@ static void test_auth__missing_cred_helper_is_named(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_auth__challenge_docker_hub_bearer),
-	    cmocka_unit_test(test_auth__challenge_keeps_multiple_scopes),
-	    cmocka_unit_test(test_auth__challenge_unescapes_quoted_strings),
-	    cmocka_unit_test(test_auth__challenge_basic_and_case),
-	    cmocka_unit_test(test_auth__challenge_rejects_malformed),
 #define T(name) cmocka_unit_test_setup_teardown(name, fixture_setup, fixture_teardown)
-	    T(test_auth__lookup_missing_file_means_no_credentials),
-	    T(test_auth__lookup_matches_host_spellings),
-	    T(test_auth__lookup_reads_identity_token),
-	    T(test_auth__lookup_decodes_auth_padding),
-	    T(test_auth__lookup_rejects_bad_auth_without_leaking_it),
-	    T(test_auth__lookup_malformed_json_names_file_and_line),
-	    T(test_auth__config_dir_order),
-	    T(test_auth__store_creates_private_config),
-	    T(test_auth__store_and_erase_keep_other_members),
-	    T(test_auth__store_docker_hub_under_index_url),
-	    T(test_auth__store_identity_token),
-	    T(test_auth__store_rejects_colon_in_username),
-	    T(test_auth__erase_without_config_is_zero),
-	    T(test_auth__cred_helper_get_store_erase),
-	    T(test_auth__creds_store_with_identity_token),
-	    T(test_auth__cred_helper_failure_names_helper_not_secret),
-	    T(test_auth__missing_cred_helper_is_named),
+	    T(test_credentials__lookup_missing_file_means_no_credentials),
+	    T(test_credentials__lookup_matches_host_spellings),
+	    T(test_credentials__lookup_reads_identity_token),
+	    T(test_credentials__lookup_decodes_auth_padding),
+	    T(test_credentials__lookup_rejects_bad_auth_without_leaking_it),
+	    T(test_credentials__lookup_malformed_json_names_file_and_line),
+	    T(test_credentials__config_dir_order),
+	    T(test_credentials__store_creates_private_config),
+	    T(test_credentials__store_and_erase_keep_other_members),
+	    T(test_credentials__store_docker_hub_under_index_url),
+	    T(test_credentials__store_identity_token),
+	    T(test_credentials__store_rejects_colon_in_username),
+	    T(test_credentials__erase_without_config_is_zero),
+	    T(test_credentials__cred_helper_get_store_erase),
+	    T(test_credentials__creds_store_with_identity_token),
+	    T(test_credentials__cred_helper_failure_names_helper_not_secret),
+	    T(test_credentials__missing_cred_helper_is_named),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

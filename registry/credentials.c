@@ -1,11 +1,13 @@
-/* registry/auth.c - docker config.json credentials, credential helpers and
- * WWW-Authenticate challenges.
+/* registry/credentials.c - docker config.json credentials, credential
+ * helpers (auth.h), and the registry client's use of them: the stored
+ * credentials looked up once per client, Basic headers (client.h).
  *
  * config.json is read and rewritten as a jansson tree so members plait does
  * not know survive a store or erase byte for byte in meaning. Credential
  * helpers speak the docker-credential-helpers protocol: one action as argv[1],
  * the request on stdin, JSON or an error text on stdout. */
 #include "auth.h"
+#include "client.h"
 
 #include "core/buf.h"
 #include "core/ref.h"
@@ -748,146 +750,56 @@ int plait_auth_erase(const char *config_dir, const char *host, struct plait_erro
 	return removed;
 }
 
-/* ---- WWW-Authenticate ---------------------------------------------------------- */
+/* ---- the registry client's credentials ------------------------------------ */
 
-static bool is_tchar(char c)
+/* Stored credentials for the registry (looked up once). 1 when there are some. */
+int registry_stored_creds(struct plait_registry *r, struct plait_credentials *out,
+			  struct plait_error **err)
 {
-	return c && (isalnum((unsigned char)c) || strchr("!#$%&'*+-.^_`|~", c));
-}
-
-static bool is_ows(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
-void plait_auth_challenge_release(struct plait_auth_challenge *c)
-{
-	if (!c)
-		return;
-	free(c->scheme);
-	free(c->realm);
-	free(c->service);
-	free(c->scope);
-	free(c->error);
-	memset(c, 0, sizeof(*c));
-}
-
-static int challenge_error(struct plait_auth_challenge *out, struct plait_error **err,
-			   const char *header, const char *why)
-{
-	plait_auth_challenge_release(out);
-	return plait_error_set(err, PLAIT_E_INVALID,
-			       "invalid WWW-Authenticate header '%.200s%s': %s", header,
-			       strlen(header) > 200 ? "…" : "", why);
-}
-
-static bool key_is(const char *key, size_t len, const char *name)
-{
-	return strlen(name) == len && strncasecmp(key, name, len) == 0;
-}
-
-static void set_param(struct plait_auth_challenge *out, const char *key, size_t key_len,
-		      struct plait_buf *value)
-{
-	char **field = NULL;
-	if (key_is(key, key_len, "realm"))
-		field = &out->realm;
-	else if (key_is(key, key_len, "service"))
-		field = &out->service;
-	else if (key_is(key, key_len, "error"))
-		field = &out->error;
-	else if (key_is(key, key_len, "scope")) {
-		/* Repeated scope parameters add up, as a space separated list. */
-		if (out->scope) {
-			struct plait_buf b = PLAIT_BUF_INIT;
-			plait_buf_addf(&b, "%s %s", out->scope, value->buf);
-			free(out->scope);
-			out->scope = plait_buf_detach(&b, NULL);
-			return;
+	pthread_mutex_lock(&r->lock);
+	if (!r->creds_loaded) {
+		struct plait_credentials c = { 0 };
+		int rc = plait_auth_lookup(r->config_dir, r->creds_host, &c, err);
+		if (rc < 0) {
+			pthread_mutex_unlock(&r->lock);
+			plait_credentials_release(&c);
+			return rc;
 		}
-		field = &out->scope;
+		r->creds = c;
+		r->have_creds = rc > 0;
+		r->creds_loaded = true;
 	}
-	if (field && !*field)
-		*field = xstrdup(value->buf);
+	int have = r->have_creds;
+	if (have) {
+		out->username = xstrdup_or_null(r->creds.username);
+		out->password = xstrdup_or_null(r->creds.password);
+		out->identity_token = xstrdup_or_null(r->creds.identity_token);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return have;
 }
 
-int plait_auth_parse_challenge(const char *header, struct plait_auth_challenge *out,
-			       struct plait_error **err)
+bool registry_creds_usable(const struct plait_credentials *c)
 {
-	memset(out, 0, sizeof(*out));
-	if (!header)
-		header = "";
-	const char *p = header;
-	while (is_ows(*p))
-		p++;
-	const char *scheme = p;
-	while (is_tchar(*p))
-		p++;
-	if (p == scheme)
-		return challenge_error(out, err, header, "missing authentication scheme");
-	if (*p && !is_ows(*p))
-		return challenge_error(out, err, header,
-				       "unexpected character after the authentication scheme");
-	out->scheme = xstrndup(scheme, (size_t)(p - scheme));
-	for (char *s = out->scheme; *s; s++)
-		*s = (char)tolower((unsigned char)*s);
+	return c && ((c->username && *c->username) || (c->identity_token && *c->identity_token));
+}
 
-	_cleanup_buf_ struct plait_buf value = PLAIT_BUF_INIT;
-	for (;;) {
-		bool after_comma = false;
-		while (is_ows(*p) || *p == ',')
-			after_comma |= *p++ == ',';
-		if (!*p)
-			break;
-		const char *key = p;
-		while (is_tchar(*p))
-			p++;
-		size_t key_len = (size_t)(p - key);
-		if (!key_len)
-			return challenge_error(out, err, header, "expected a parameter name");
-		const char *q = p;
-		while (is_ows(*q))
-			q++;
-		if (*q != '=') {
-			/* "Basic realm=x, Bearer realm=y": a second challenge; the first wins. */
-			if (after_comma && (!*q || (q != p && is_tchar(*q))))
-				break;
-			return challenge_error(out, err, header,
-					       "expected '=' after a parameter name");
-		}
-		p = q + 1;
-		while (is_ows(*p))
-			p++;
-		plait_buf_reset(&value);
-		if (*p == '"') {
-			p++;
-			while (*p && *p != '"') {
-				if (*p == '\\') {
-					p++;
-					if (!*p)
-						break;
-				}
-				plait_buf_addch(&value, *p++);
-			}
-			if (*p != '"')
-				return challenge_error(out, err, header,
-						       "unterminated quoted string");
-			p++;
-		} else {
-			const char *v = p;
-			while (*p && *p != ',' && !is_ows(*p) && *p != '"')
-				p++;
-			if (p == v)
-				return challenge_error(out, err, header, "missing parameter value");
-			plait_buf_add(&value, v, (size_t)(p - v));
-		}
-		set_param(out, key, key_len, &value);
-		while (is_ows(*p))
-			p++;
-		if (*p && *p != ',')
-			return challenge_error(out, err, header, "expected ',' between parameters");
-	}
-	if (streq(out->scheme, "bearer") && !out->realm)
-		return challenge_error(out, err, header, "a bearer challenge needs a realm");
-	return 0;
+char *registry_basic_header(const struct plait_credentials *c)
+{
+	struct plait_buf up = PLAIT_BUF_INIT, h = PLAIT_BUF_INIT;
+	plait_buf_addf(&up, "%s:%s", c->username ? c->username : "", c->password ? c->password : "");
+	_cleanup_free_ char *b64 = b64_encode(up.buf, up.len);
+	explicit_bzero(up.buf, up.len);
+	plait_buf_release(&up);
+	plait_buf_addf(&h, "Authorization: Basic %s", b64);
+	explicit_bzero(b64, strlen(b64));
+	return plait_buf_detach(&h, NULL);
+}
+
+bool registry_have_stored_creds(struct plait_registry *r)
+{
+	pthread_mutex_lock(&r->lock);
+	bool had = r->have_creds;
+	pthread_mutex_unlock(&r->lock);
+	return had;
 }
