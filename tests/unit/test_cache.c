@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 
 #include "core/buf.h"
-#include "core/cache.h"
+#include "core/cache_prune.h"
 #include "core/digest.h"
 #include "core/snapshot.h"
 #include "core/store.h"
