@@ -2,6 +2,7 @@
  * loop and the image it ends with. Which stages are built, and in what
  * order, is decided before any runs (build_needs.c); each instruction's job
  * is in its own file (build_internal.h lists them). */
+#include <errno.h>
 #include <jansson.h>
 #include <unistd.h>
 

@@ -17,8 +17,6 @@
 #ifndef PLAIT_BUILD_INTERNAL_H
 #define PLAIT_BUILD_INTERNAL_H
 
-#include <errno.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "build.h"
@@ -90,26 +88,6 @@ static inline void now_rfc3339(const struct builder *b, struct plait_buf *out)
 	char s[40];
 	strftime(s, sizeof(s), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	plait_buf_adds(out, s);
-}
-
-static inline int mkdir_p(const char *path)
-{
-	struct plait_buf b = PLAIT_BUF_INIT;
-	plait_buf_adds(&b, path);
-	for (char *p = b.buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(b.buf, 0755) < 0 && errno != EEXIST) {
-			int r = -errno;
-			plait_buf_release(&b);
-			return r;
-		}
-		*p = '/';
-	}
-	int r = mkdir(b.buf, 0755) < 0 && errno != EEXIST ? -errno : 0;
-	plait_buf_release(&b);
-	return r;
 }
 
 /* env "K=V" list helpers */

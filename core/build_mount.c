@@ -5,9 +5,11 @@
  * variable), a bind shows the context, a named context, a stage or an image,
  * read-only or through a throwaway overlay. Each mount adds its line to the
  * step's cache key: never a secret's value, never a cache mount's content. */
+#include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -110,15 +112,12 @@ void build_add_mount(struct mount_views *v, const struct plait_run_mount *m, cha
 static int mount_cache(struct builder *b, const struct plait_df_mount *m, struct mount_views *v,
 		       struct plait_buf *key, struct plait_error **err)
 {
-	char h[PLAIT_SHA256_DIGEST_SIZE];
 	const char *cid = m->id ? m->id : m->target;
-	plait_sha256_buf(cid, strlen(cid), h);
-	_cleanup_free_ char *dir = join(b->cache->mounts_dir, plait_digest_hex(h));
-	struct stat cst;
-	bool fresh = stat(dir, &cst) < 0;
-	int r = mkdir_p(dir);
+	_cleanup_free_ char *dir = NULL;
+	bool fresh;
+	int r = plait_cache_mount_dir(b->cache, cid, &dir, &fresh, err);
 	if (r < 0)
-		return plait_error_set_errno(err, PLAIT_E_IO, r, "create cache mount '%s'", dir);
+		return r;
 	/* uid=, gid=, mode= apply when the cache is made, as BuildKit does */
 	if (fresh && (m->uid >= 0 || m->gid >= 0) && chown(dir, (uid_t)m->uid, (gid_t)m->gid) < 0)
 		return plait_error_set_errno(err, PLAIT_E_IO, errno, "chown cache mount '%s'", dir);
@@ -127,10 +126,8 @@ static int mount_cache(struct builder *b, const struct plait_df_mount *m, struct
 	if (m->sharing != PLAIT_DF_MOUNT_SHARED) {
 		/* locked: one RUN at a time uses it (parallel jobs, other builds);
 		 * private: a RUN that finds it in use gets a fresh empty one. */
-		struct plait_buf lb = PLAIT_BUF_INIT;
-		plait_buf_addf(&lb, "%s/mount-%s.lock", b->cache->work_dir, plait_digest_hex(h));
-		int lfd = open(lb.buf, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-		plait_buf_release(&lb);
+		_cleanup_free_ char *lock = plait_cache_mount_lock_path(b->cache, cid);
+		int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 		if (lfd < 0)
 			return plait_error_set_errno(err, PLAIT_E_IO, errno, "lock cache mount '%s'", dir);
 		r = plait_cache_lock_exclusive(lfd, m->sharing == PLAIT_DF_MOUNT_LOCKED, b->o->cancel, err);

@@ -1,6 +1,8 @@
 /* core/build_run.c - RUN: the command (exec form, shell form, a heredoc
  * script), its environment, its cache key, and running it through the runner
  * with the mounts build_mount.c prepared. */
+#include <errno.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "build_internal.h"

@@ -1,10 +1,12 @@
 /* core/build_stage.c - a stage's state as its steps change it: layers,
  * history, the cache key chain, cache hits under the per-step lock, and what
  * every step needs to report (events, "Dockerfile:N: " messages, variables). */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "build_internal.h"
@@ -95,7 +97,7 @@ int build_expand_word(struct builder *b, struct stage *st, const struct plait_df
 /* Make sure the layer blob d (diff_id) is unpacked as an overlay lower. */
 int build_ensure_layer_dir(struct builder *b, struct layer_ref *l, struct plait_error **err)
 {
-	l->dir = join(b->cache->layers_dir, plait_digest_hex(l->diff_id));
+	l->dir = plait_cache_layer_dir(b->cache, l->diff_id);
 	struct stat st;
 	if (stat(l->dir, &st) == 0) {
 		utimensat(AT_FDCWD, l->dir, NULL, 0); /* a use: cache prune is LRU on mtime */
@@ -236,7 +238,7 @@ int build_commit_change(struct builder *b, struct stage *st, struct plait_snapsh
 		/* The overlay upper already is this layer in lower form: keep it
 		 * rather than unpack the blob just written. */
 		if (plait_snapshot_upper(snap)) {
-			_cleanup_free_ char *dir = join(b->cache->layers_dir, plait_digest_hex(l.diff_id));
+			_cleanup_free_ char *dir = plait_cache_layer_dir(b->cache, l.diff_id);
 			struct stat sst;
 			if (stat(dir, &sst) < 0)
 				(void)plait_snapshot_take_upper(snap, dir, NULL);

@@ -149,6 +149,40 @@ fail:
 	return r;
 }
 
+/* ------------------------------------------------------------ paths */
+
+char *plait_cache_layer_dir(const struct plait_cache *c, const char *diff_id)
+{
+	return join(c->layers_dir, plait_digest_hex(diff_id));
+}
+
+int plait_cache_mount_dir(struct plait_cache *c, const char *id, char **path, bool *fresh,
+			  struct plait_error **err)
+{
+	char h[PLAIT_SHA256_DIGEST_SIZE];
+	plait_sha256_buf(id, strlen(id), h);
+	char *dir = join(c->mounts_dir, plait_digest_hex(h));
+	struct stat st;
+	*fresh = stat(dir, &st) < 0;
+	int r = mkdir_p(dir);
+	if (r < 0) {
+		r = plait_error_set_errno(err, PLAIT_E_IO, r, "create cache mount '%s'", dir);
+		free(dir);
+		return r;
+	}
+	*path = dir;
+	return 0;
+}
+
+char *plait_cache_mount_lock_path(const struct plait_cache *c, const char *id)
+{
+	char h[PLAIT_SHA256_DIGEST_SIZE];
+	plait_sha256_buf(id, strlen(id), h);
+	struct plait_buf p = PLAIT_BUF_INIT;
+	plait_buf_addf(&p, "%s/mount-%s.lock", c->work_dir, plait_digest_hex(h));
+	return plait_buf_detach(&p, NULL);
+}
+
 /* ------------------------------------------------------------ step records */
 
 void plait_cache_step_release(struct plait_cache_step *s)

@@ -49,6 +49,15 @@ char *plait_cache_default_dir(void);
 /* "<dir>/store". Caller frees. */
 char *plait_cache_store_dir(const char *dir);
 
+/* layers/<diff_id hex>: where a layer is unpacked. Caller frees. */
+char *plait_cache_layer_dir(const struct plait_cache *c, const char *diff_id);
+/* mounts/<hex of sha256(id)>: the directory of RUN --mount=type=cache id,
+ * made when missing (*fresh: made by this call). */
+int plait_cache_mount_dir(struct plait_cache *c, const char *id, char **path, bool *fresh,
+			  struct plait_error **err);
+/* work/mount-<hex of sha256(id)>.lock: what sharing=locked|private flock. */
+char *plait_cache_mount_lock_path(const struct plait_cache *c, const char *id);
+
 /* What a step made: a layer, or nothing (an empty history entry). */
 struct plait_cache_step {
 	bool empty;
