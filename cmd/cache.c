@@ -7,7 +7,7 @@
 
 #include "common.h"
 #include "core/build.h"
-#include "core/cache.h"
+#include "core/cache_prune.h"
 #include "core/banned.h"
 
 static const char cache_usage[] =

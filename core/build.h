@@ -9,7 +9,12 @@
  * caller exports.
  *
  * Contract:
- *  - only the stages the target needs are built, in dependency order;
+ *  - only the stages the target needs are built, in dependency order, and
+ *    which ones is decided before any step runs: FROM <stage>, COPY/ADD
+ *    --from= and RUN --mount from= name them, their values expanded as the
+ *    Dockerfile's ARG and ENV lines set them. No instruction builds a stage;
+ *    one that names a stage the Dockerfile did not (an ONBUILD trigger of the
+ *    base image, a variable only the base image's ENV sets) fails;
  *  - each layer-producing step (RUN, COPY, ADD) has a cache key: a digest of
  *    the parent state, the expanded instruction, the environment and args it
  *    can see, the user and working directory, its mounts and, for COPY/ADD,
@@ -19,8 +24,9 @@
  *    created times are the epoch, so the same inputs give the same digest;
  *  - a failed step names the Dockerfile line and, for RUN, the exit status and
  *    the last lines of output; nothing is tagged by the executor at all;
- *  - the cache directory may be shared by concurrent builds: entries are
- *    written to temporary names and renamed, and a shared lock is held. */
+ *  - the cache directory (core/cache.h) may be shared by concurrent builds:
+ *    entries are written to temporary names and renamed, and a shared lock
+ *    is held. */
 #ifndef PLAIT_BUILD_H
 #define PLAIT_BUILD_H
 
@@ -167,9 +173,10 @@ struct plait_build_needs {
 int plait_build_needs(const struct plait_build_opts *o, struct plait_build_needs *out, struct plait_error **err);
 void plait_build_needs_release(struct plait_build_needs *n);
 
-/* The cache directory's content store path: "<cache>/store". Caller frees. */
+/* The cache directory's content store path: "<cache>/store" (as
+ * plait_cache_store_dir()). Caller frees. */
 char *plait_build_cache_store(const char *cache_dir);
-/* $XDG_CACHE_HOME/plait or ~/.cache/plait. Caller frees. */
+/* $XDG_CACHE_HOME/plait or ~/.cache/plait (as plait_cache_default_dir()). Caller frees. */
 char *plait_build_default_cache_dir(void);
 
 #endif

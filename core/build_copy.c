@@ -1,8 +1,11 @@
-/* core/build_copy.c - COPY and ADD into a snapshot root. Every path under the
- * root is opened with openat2(RESOLVE_IN_ROOT), so a symlink in the image
- * ("/usr/lib -> lib", or a hostile "/etc -> /host/etc") resolves inside it. */
+/* core/build_copy.c - COPY and ADD: the instructions (sources from the
+ * context, a named context, a stage or an image, URLs, heredocs; their cache
+ * key) and writing into a snapshot root. Every path under the root is opened
+ * with openat2(RESOLVE_IN_ROOT), so a symlink in the image ("/usr/lib -> lib",
+ * or a hostile "/etc -> /host/etc") resolves inside it. */
 #include <errno.h>
 #include <fcntl.h>
+#include <strings.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -10,7 +13,8 @@
 
 #include <archive.h>
 
-#include "build-internal.h"
+#include "build_internal.h"
+#include "expand.h"
 #include "unpack.h"
 #include "banned.h"
 
@@ -422,4 +426,392 @@ int build_write_fd_into(const char *root, const char *dest, int fd, const struct
 			const char *what, struct plait_error **err)
 {
 	return write_new_file(root, dest, NULL, 0, fd, a, 0600, what, err);
+}
+
+/* ------------------------------------------------------------ the COPY and ADD instructions */
+
+/* Look a stage root up as a context for COPY --from: a read-only view. */
+static int stage_view(struct builder *b, struct stage *from, struct plait_snapshot **snap,
+		      struct plait_context **ctx, struct plait_error **err)
+{
+	int r = build_snapshot_of_stage(b, from, snap, err);
+	if (r < 0)
+		return r;
+	return plait_context_open_with_ignore(plait_snapshot_root(*snap), NULL, ctx, err);
+}
+
+struct url_source {
+	char digest[PLAIT_SHA256_DIGEST_SIZE];
+	char name[256]; /* the file name the URL's path ends with */
+};
+
+/* Fetch an ADD URL into the store, checked against --checksum when given. */
+static int fetch_source(struct builder *b, const struct plait_df_instr *in, const char *url,
+			const char *checksum, struct url_source **urls, size_t *n, struct plait_error **err)
+{
+	if (!b->o->resolver || !b->o->resolver->fetch_url)
+		return build_instr_error(b, in, PLAIT_E_USAGE, err, "ADD %s: no way to fetch URLs here", url);
+	if (checksum && plait_digest_validate(checksum, NULL) < 0)
+		return build_instr_error(b, in, PLAIT_E_USAGE, err,
+				   "ADD --checksum=%s: give a digest such as sha256:<64 hex>", checksum);
+	struct plait_blob_writer *w = NULL;
+	char got[PLAIT_SHA256_DIGEST_SIZE];
+	int r = plait_blob_writer_new(b->store, checksum, -1, &w, err);
+	if (r >= 0)
+		r = b->o->resolver->fetch_url(b->o->resolver->ctx, url, w, err);
+	if (r >= 0)
+		r = plait_blob_writer_commit(w, got, err);
+	plait_blob_writer_free(w);
+	if (r < 0) {
+		struct plait_buf m = PLAIT_BUF_INIT;
+		build_where(b, in, &m);
+		plait_error_wrap(err, "%s: ADD %s", m.buf, url);
+		plait_buf_release(&m);
+		return r;
+	}
+	*urls = xrealloc(*urls, (*n + 1) * sizeof(**urls));
+	struct url_source *u = &(*urls)[(*n)++];
+	memcpy(u->digest, got, sizeof(got));
+	/* The name is the last path segment, without query or fragment. */
+	const char *path = strstr(url, "://") + 3;
+	path += strcspn(path, "/");
+	size_t len = strcspn(path, "?#");
+	while (len > 1 && path[len - 1] == '/')
+		len--;
+	const char *slash = path;
+	for (size_t i = 0; i < len; i++)
+		if (path[i] == '/')
+			slash = path + i;
+	size_t nl = len - (size_t)(slash - path) - (*slash == '/');
+	const char *nm = *slash == '/' ? slash + 1 : slash;
+	if (nl == 0 || nl >= sizeof(u->name))
+		snprintf(u->name, sizeof(u->name), "download");
+	else
+		snprintf(u->name, sizeof(u->name), "%.*s", (int)nl, nm);
+	return 0;
+}
+
+int build_do_copy(struct builder *b, struct stage *st, size_t idx, const struct plait_df_instr *in,
+		   struct plait_error **err)
+{
+	bool add = in->kind == PLAIT_DF_ADD;
+	const char *what = add ? "ADD" : "COPY";
+	char **words = NULL;
+	size_t n_words = 0;
+	struct plait_buf key = PLAIT_BUF_INIT, created_by = PLAIT_BUF_INIT, dest = PLAIT_BUF_INIT,
+			 whr = PLAIT_BUF_INIT;
+	struct plait_context *src_ctx = b->ctx;
+	struct plait_snapshot *from_snap = NULL, *snap = NULL;
+	struct plait_context *from_ctx = NULL;
+	struct plait_context_list l = PLAIT_CONTEXT_LIST_INIT;
+	struct copy_attrs a = { 0 };
+	struct plait_ignore *exclude = NULL;
+	struct stage *from_image_st = NULL;
+	_cleanup_free_ char *from_name = NULL;
+	bool from_ctx_is_dir = false;
+	struct url_source *urls = NULL;
+	size_t n_urls = 0;
+	bool *archive = NULL;
+	_cleanup_free_ char *checksum = NULL, *chmod_x = NULL;
+	int r = 0;
+
+	build_where(b, in, &whr);
+	plait_buf_addf(&whr, ": %s", what);
+	static const char *const unsupported[] = { "keep-git-dir" };
+	for (size_t i = 0; i < ARRAY_SIZE(unsupported); i++)
+		if (plait_df_flag_get(in, unsupported[i]))
+			return build_instr_error(b, in, PLAIT_E_USAGE, err, "%s --%s is not supported yet", what,
+					   unsupported[i]);
+
+	/* args holds the words in both forms; each is expanded on its own. */
+	words = strv_dup(in->args);
+	n_words = in->n_args;
+	for (size_t i = 0; i < n_words && r >= 0; i++) {
+		if (plait_df_heredoc_for_arg(in, words[i]))
+			continue;
+		char *x = NULL;
+		r = build_expand_word(b, st, in, words[i], &x, err);
+		if (r >= 0) {
+			free(words[i]);
+			words[i] = x;
+		}
+	}
+	if (r < 0)
+		goto out;
+	if (n_words < 2 && !(in->n_heredocs && n_words >= 1)) {
+		r = build_instr_error(b, in, PLAIT_E_USAGE, err, "%s needs at least one source and a destination",
+				what);
+		goto out;
+	}
+	const char *dst_word = words[n_words - 1];
+	build_clean_abs(st->cfg.config.working_dir, dst_word, &dest);
+	size_t n_src = n_words - 1;
+	/* "dir/", ".", "dir/." all name a directory (Dockerfile reference). */
+	bool dest_is_dir = endswith(dst_word, "/") || streq(dst_word, ".") || endswith(dst_word, "/.");
+	if (n_src > 1 && !dest_is_dir) {
+		r = build_instr_error(b, in, PLAIT_E_USAGE, err,
+				"%s of several sources needs a directory destination ending in '/': write '%s/'",
+				what, dst_word);
+		goto out;
+	}
+
+	const char *chown_s = plait_df_flag_get(in, "chown");
+	const char *chmod_s = plait_df_flag_get(in, "chmod");
+	const char *from_s = plait_df_flag_get(in, "from");
+	/* Flag values expand like the instruction's words (--checksum=${SUM}). */
+	if (plait_df_flag_get(in, "checksum") &&
+	    (r = build_expand_word(b, st, in, plait_df_flag_get(in, "checksum"), &checksum, err)) < 0)
+		goto out;
+	if (chmod_s) {
+		if ((r = build_expand_word(b, st, in, chmod_s, &chmod_x, err)) < 0)
+			goto out;
+		chmod_s = chmod_x;
+	}
+	plait_buf_addf(&key, "%s\ndest %s%s\nchown %s\nchmod %s\n", what, dest.buf,
+		       dest_is_dir ? "/" : "", chown_s ? chown_s : "", chmod_s ? chmod_s : "");
+	if (chmod_s) {
+		char *end;
+		long m = strtol(chmod_s, &end, 8);
+		if (*end || m < 0 || m > 07777) {
+			r = build_instr_error(b, in, PLAIT_E_USAGE, err,
+					"--chmod=%s: give an octal mode such as 0755", chmod_s);
+			goto out;
+		}
+		a.chmod = true;
+		a.mode = (mode_t)m;
+	}
+	a.parents = plait_df_flag_bool(in, "parents");
+	plait_buf_addf(&key, "parents %d\n", a.parents);
+	{
+		struct plait_buf pat = PLAIT_BUF_INIT;
+		for (size_t i = 0; i < in->n_flags; i++) {
+			if (!streq(in->flags[i].name, "exclude"))
+				continue;
+			_cleanup_free_ char *x = NULL;
+			r = build_expand_word(b, st, in, in->flags[i].value, &x, err);
+			if (r < 0)
+				break;
+			plait_buf_addf(&pat, "%s\n", x);
+		}
+		if (r >= 0 && pat.len)
+			r = plait_ignore_parse(pat.buf, pat.len, "--exclude", &exclude, err);
+		plait_buf_addf(&key, "exclude %s\n", pat.buf);
+		plait_buf_release(&pat);
+		if (r < 0)
+			goto out;
+		a.exclude = exclude;
+	}
+	if (from_s) {
+		char *fx = NULL;
+		r = build_expand_word(b, st, in, from_s, &fx, err);
+		if (r < 0)
+			goto out;
+		from_name = fx;
+		struct stage *fs = build_find_stage(b, fx, idx);
+		const char *ndir = fs ? NULL : build_named_dir(b, fx);
+		if (ndir) {
+			/* A named local context: read like the build context (files become root's). */
+			r = plait_context_open(ndir, NULL, &from_ctx, err);
+			if (r < 0) {
+				plait_error_wrap(err, "%s --from=%s", whr.buf, fx);
+				goto out;
+			}
+			src_ctx = from_ctx;
+			from_ctx_is_dir = true;
+			plait_buf_addf(&key, "from context %s\n", fx);
+		} else if (!fs) {
+			/* The stage itself or a later one: a cycle, not an image to pull. */
+			for (size_t k = idx; k < b->n_stages; k++)
+				if (b->stages[k].df->name && strcasecmp(b->stages[k].df->name, fx) == 0) {
+					r = build_instr_error(b, in, PLAIT_E_USAGE, err,
+							"%s --from=%s: that is %s; --from names an earlier stage, an "
+							"image or a build context",
+							what, fx, k == idx ? "this stage itself" : "a later stage");
+					goto out;
+				}
+			/* Not a stage: an image, pulled for the target platform. */
+			from_image_st = xcalloc(1, sizeof(*from_image_st));
+			r = build_from_image(b, from_image_st, fx, b->o->platform_str, err);
+			if (r < 0) {
+				plait_error_wrap(err, "%s --from=%s (no earlier stage has that name)", whr.buf,
+						 fx);
+				goto out;
+			}
+			fs = from_image_st;
+		}
+		if (fs && (r = build_stage_ready(b, fs, in, fx, err)) < 0)
+			goto out;
+		if (fs) {
+			r = stage_view(b, fs, &from_snap, &from_ctx, err);
+			if (r < 0)
+				goto out;
+			src_ctx = from_ctx;
+			a.keep_owner = true;
+			/* Keyed on what is copied (the source digest below covers content,
+			 * modes and owners), not on the stage's whole chain: a change
+			 * elsewhere in that stage does not invalidate this COPY. */
+			plait_buf_adds(&key, "from stage\n");
+		}
+	}
+
+	/* Sources: resolved (and digested) before anything runs. */
+	for (size_t i = 0; i < n_src; i++) {
+		const struct plait_df_heredoc *h = plait_df_heredoc_for_arg(in, words[i]);
+		if (h) {
+			/* The raw body and the variables it may use are in the chain already
+			 * (env and args are keyed by earlier steps); the body itself here. */
+			_cleanup_free_ char *data = plait_df_heredoc_data(h);
+			plait_buf_addf(&key, "heredoc %s %d %zu\n", h->name, h->expand, strlen(data));
+			plait_buf_adds(&key, data);
+			continue;
+		}
+		if (startswith(words[i], "http://") || startswith(words[i], "https://")) {
+			if (!add || from_s) {
+				r = build_instr_error(b, in, PLAIT_E_USAGE, err,
+						"%s cannot fetch '%s': use ADD for URLs", what, words[i]);
+				goto out;
+			}
+			/* Fetched now: its content (or --checksum) is what the key sees. */
+			r = fetch_source(b, in, words[i], checksum, &urls, &n_urls, err);
+			if (r < 0)
+				goto out;
+			plait_buf_addf(&key, "url %s %s\n", words[i], urls[n_urls - 1].digest);
+			continue;
+		}
+		size_t had = l.n_sources;
+		r = plait_context_resolve(src_ctx, words[i], what, &l, err);
+		/* A wildcard that matches several sources needs a directory; one match
+		 * is like naming it ("COPY target/x-*.jar /app.jar" makes a file), as
+		 * BuildKit and buildah do. */
+		if (r >= 0 && plait_glob_has_wildcards(words[i]) && l.n_sources - had > 1)
+			dest_is_dir = true;
+		if (r == -PLAIT_E_NOT_FOUND && from_s && src_ctx != b->ctx && !from_ctx_is_dir)
+			/* the context's message would say "build context": name the stage or image */
+			plait_error_set(err, PLAIT_E_NOT_FOUND, "%s --from=%s: '%s' not found in %s '%s'", what,
+					from_name, words[i], from_image_st ? "image" : "stage", from_name);
+		if (r < 0) {
+			plait_error_wrap(err, "%s:%d", b->df.filename, in->line);
+			goto out;
+		}
+	}
+	plait_buf_addf(&key, "dest-is-dir %d\n", dest_is_dir); /* wildcards decide it late */
+	if (checksum && n_urls == 0) {
+		r = build_instr_error(b, in, PLAIT_E_USAGE, err, "ADD --checksum only applies to URL sources");
+		goto out;
+	}
+	plait_context_list_exclude(&l, exclude); /* excluded files are no input */
+	char d[PLAIT_SHA256_DIGEST_SIZE];
+	r = plait_context_digest(src_ctx, &l, d, err);
+	if (r < 0)
+		goto out;
+	plait_buf_addf(&key, "sources %s\n", d);
+	/* ADD extracts local tar archives (plain or compressed) into dest. */
+	archive = xcalloc(l.n_sources + 1, sizeof(bool));
+	for (size_t i = 0; add && !from_s && i < l.n_sources; i++) {
+		const struct plait_context_entry *e = &l.entries[l.sources[i].first];
+		_cleanup_close_ int fd = -1;
+		if (!S_ISREG(e->mode) || plait_context_open_entry(src_ctx, e, &fd, NULL) < 0)
+			continue;
+		archive[i] = build_is_archive(fd);
+		plait_buf_addf(&key, "archive %s %d\n", l.sources[i].name, archive[i]);
+	}
+	for (size_t i = 0; i < l.n_sources; i++)
+		plait_buf_addf(&key, "source %s\n", l.sources[i].name);
+
+	plait_buf_addf(&created_by, "%s ", what);
+	for (size_t i = 0; i < n_words; i++)
+		plait_buf_addf(&created_by, "%s%s", i ? " " : "", words[i]);
+	plait_buf_adds(&created_by, " # buildkit");
+
+	char k[PLAIT_SHA256_DIGEST_SIZE];
+	build_chain_key(st->key, &key, k);
+	r = build_use_cached_step(b, st, k, created_by.buf, err);
+	if (r != 0) {
+		r = r < 0 ? r : 0;
+		goto out;
+	}
+	uint64_t t0 = plait_now_ns();
+	r = build_snapshot_of_stage(b, st, &snap, err);
+	if (r < 0)
+		goto out;
+	if (chown_s) {
+		_cleanup_free_ char *cx = NULL;
+		r = build_expand_word(b, st, in, chown_s, &cx, err);
+		if (r >= 0)
+			r = b->o->runner->resolve_user(b->o->runner->ctx, plait_snapshot_root(snap), cx,
+						       &a.uid, &a.gid, err);
+		if (r < 0) {
+			plait_error_wrap(err, "%s --chown", whr.buf);
+			goto out;
+		}
+		a.chown = true;
+	}
+	for (size_t i = 0; i < n_src && r >= 0; i++) {
+		const struct plait_df_heredoc *h = plait_df_heredoc_for_arg(in, words[i]);
+		if (!h)
+			continue;
+		_cleanup_free_ char *raw = plait_df_heredoc_data(h), *data = NULL;
+		/* An unquoted delimiter expands variables in the body, as BuildKit does. */
+		if (h->expand) {
+			struct lookup_ctx lc = { b, st };
+			r = plait_expand_heredoc(raw, build_lookup, &lc, &data, err);
+			if (r < 0)
+				break;
+		} else {
+			data = TAKE_PTR(raw);
+		}
+		struct plait_buf target = PLAIT_BUF_INIT;
+		if (dest_is_dir)
+			plait_buf_addf(&target, "%s/%s", dest.buf, h->name);
+		else
+			plait_buf_adds(&target, dest.buf);
+		r = build_write_file_into(plait_snapshot_root(snap), target.buf, data, strlen(data), &a,
+					  whr.buf, err);
+		plait_buf_release(&target);
+	}
+	if (r >= 0 && l.n_sources)
+		r = build_copy_into(plait_snapshot_root(snap), src_ctx, &l, dest.buf, dest_is_dir, &a,
+				    whr.buf, archive, err);
+	for (size_t i = 0; i < l.n_sources && r >= 0; i++) {
+		if (!archive[i])
+			continue;
+		_cleanup_close_ int fd = -1;
+		r = plait_context_open_entry(src_ctx, &l.entries[l.sources[i].first], &fd, err);
+		if (r >= 0)
+			r = build_extract_into(plait_snapshot_root(snap), fd, dest.buf, &a, whr.buf, err);
+	}
+	for (size_t i = 0; i < n_urls && r >= 0; i++) {
+		_cleanup_close_ int fd = -1;
+		struct plait_buf target = PLAIT_BUF_INIT;
+		if (dest_is_dir || n_src > 1)
+			plait_buf_addf(&target, "%s/%s", dest.buf, urls[i].name);
+		else
+			plait_buf_adds(&target, dest.buf);
+		r = plait_store_open_blob(b->store, urls[i].digest, &fd, err);
+		if (r >= 0)
+			r = build_write_fd_into(plait_snapshot_root(snap), target.buf, fd, &a, whr.buf, err);
+		plait_buf_release(&target);
+	}
+	if (r >= 0)
+		r = build_commit_change(b, st, snap, k, created_by.buf, err);
+	if (r >= 0)
+		build_emit(b, PLAIT_BUILD_STEP_DONE, NULL, (double)(plait_now_ns() - t0) / 1e9);
+out:
+	plait_snapshot_release(snap);
+	plait_context_list_release(&l);
+	plait_context_free(from_ctx);
+	plait_snapshot_release(from_snap);
+	plait_ignore_free(exclude);
+	free(urls);
+	free(archive);
+	if (from_image_st) {
+		stage_release(from_image_st);
+		free(from_image_st);
+	}
+	plait_strv_free(words);
+	plait_buf_release(&key);
+	plait_buf_release(&created_by);
+	plait_buf_release(&dest);
+	plait_buf_release(&whr);
+	return r;
 }

@@ -1,77 +1,95 @@
-/* core/cache.h - what the build cache directory holds, and pruning it.
+/* core/cache.h - the build cache directory: its layout, its lock and its
+ * step records. The one place that knows where things live in it.
  *
- * The cache directory (core/build.h) holds: store/ (an OCI layout: layer
- * blobs, configs, manifests), layers/<diff_id hex>/ (unpacked layers),
- * steps/<key hex> (step records: a step's cache key -> the layer blob it
- * made), mounts/<id hex>/ (RUN --mount=type=cache), work/ (snapshots of
- * running builds) and lock (builds hold flock(LOCK_SH) on it).
+ * Layout of <cache>:
+ *   store/           an OCI layout (core/store.h): layer blobs, configs, manifests
+ *   layers/<hex>/    unpacked layers, by diff_id, in overlay form
+ *   steps/<hex>      step records: a step's cache key -> the layer blob it made
+ *   mounts/<hex>/    RUN --mount=type=cache directories, by the mount's id
+ *   work/            snapshots and temporary files of running builds, and the
+ *                    per-step and per-cache-mount lock files
+ *   lock             builds hold flock(LOCK_SH); `plait cache prune` LOCK_EX
+ *   context-digests  the build context's file digest memo (core/context.h)
  *
  * Contract:
- *  - sizes are apparent sizes of the files (st_size of everything that is not
- *    a directory), a hard-linked inode counted once per tree; trees are never
- *    left through a symlink or into another mount;
- *  - "temporary" is whatever no build will use again: temp files and dirs of
- *    builds that died, work/ leftovers, names plait does not make;
- *  - a missing cache directory is empty, never an error, and is not created;
- *  - prune takes flock(LOCK_EX | LOCK_NB) on <cache>/lock and fails with
- *    -PLAIT_E_RETRYABLE while a build holds it. It removes temporary entries
- *    and step records whose blob is gone first, then entries least recently
- *    used first. A layer is removed as one unit: the step records that name
- *    it, every manifest that lists it, its blob(s) and its unpacked dir, so a
- *    record never names a missing blob and no manifest lists a missing layer.
- *    index.json entries whose manifest was removed are dropped;
- *  - "last used" of a unit is the newest of: the step records' mtime (written
- *    when the step ran; core/build.c may touch it on a hit), the blobs' mtime
- *    (written or pulled) and the layer dir's mtime (made; touched on use if
- *    core/build.c does). atime is not used: relatime moves it at most daily
- *    and du itself would move it. A cache mount's is the newest mtime in its
- *    tree; a temporary entry's likewise;
- *  - prune never removes the cache directory, the lock file, the five folders
- *    plait makes in it, store/oci-layout, or anything outside those folders. */
+ *  - plait_cache_open() creates what is missing, takes the shared lock and,
+ *    when it could have had the lock alone, first clears work/ of what a
+ *    crashed build left (mounted snapshots included);
+ *  - a step record is written to a temporary name and renamed: a reader sees
+ *    a whole record or none. plait_cache_step_read() says whether a file is a
+ *    valid record; plait_cache_step_lookup() is a hit only for a valid record
+ *    whose blob is in the store (else it was pruned: a miss), and touches the
+ *    record (prune is LRU on mtime);
+ *  - the step lock serialises builds (threads or processes) that reach the
+ *    same step: the holder unlinks the lock file before it unlocks, so a
+ *    waiter that gets a stale file tries again; waits poll the cancel flag and
+ *    end with -PLAIT_E_CANCELLED.
+ * du and prune of this directory: core/cache_prune.h. */
 #ifndef PLAIT_CACHE_H
 #define PLAIT_CACHE_H
 
-#include "error.h"
+#include "oci.h"
+#include "store.h"
 
-#include <stdint.h>
-
-enum plait_cache_kind {
-	PLAIT_CACHE_STORE = 0, /* entries: blobs; bytes: all of store/ but temp files */
-	PLAIT_CACHE_LAYERS,    /* unpacked layer dirs */
-	PLAIT_CACHE_STEPS,     /* step records */
-	PLAIT_CACHE_MOUNTS,    /* RUN --mount=type=cache dirs */
-	PLAIT_CACHE_TEMP,      /* leftovers (see the contract) */
-	PLAIT_CACHE_N_KINDS,
-};
-/* "store", "layers", "steps", "mounts", "temporary" */
-const char *plait_cache_kind_name(enum plait_cache_kind k);
-
-struct plait_cache_count {
-	int64_t entries;
-	int64_t bytes;
+struct plait_cache {
+	char *dir;
+	char *store_dir, *layers_dir, *steps_dir, *mounts_dir, *work_dir;
+	struct plait_store *store;
+	int lock_fd; /* flock(LOCK_SH) held while open */
 };
 
-struct plait_cache_usage {
-	struct plait_cache_count kind[PLAIT_CACHE_N_KINDS];
-	struct plait_cache_count total;
+/* dir NULL: plait_cache_default_dir(). */
+int plait_cache_open(const char *dir, struct plait_cache **out, struct plait_error **err);
+void plait_cache_free(struct plait_cache *c);
+/* Hand the shared lock over (the caller closes it); the cache keeps none. */
+int plait_cache_take_lock(struct plait_cache *c);
+
+/* $XDG_CACHE_HOME/plait or ~/.cache/plait. Caller frees. */
+char *plait_cache_default_dir(void);
+/* "<dir>/store". Caller frees. */
+char *plait_cache_store_dir(const char *dir);
+
+/* layers/<diff_id hex>: where a layer is unpacked. Caller frees. */
+char *plait_cache_layer_dir(const struct plait_cache *c, const char *diff_id);
+/* mounts/<hex of sha256(id)>: the directory of RUN --mount=type=cache id,
+ * made when missing (*fresh: made by this call). */
+int plait_cache_mount_dir(struct plait_cache *c, const char *id, char **path, bool *fresh,
+			  struct plait_error **err);
+/* work/mount-<hex of sha256(id)>.lock: what sharing=locked|private flock. */
+char *plait_cache_mount_lock_path(const struct plait_cache *c, const char *id);
+
+/* What a step made: a layer, or nothing (an empty history entry). */
+struct plait_cache_step {
+	bool empty;
+	char *created; /* RFC 3339, when the step ran */
+	struct plait_descriptor layer; /* the blob (not empty) */
+	char diff_id[PLAIT_SHA256_DIGEST_SIZE];
 };
+void plait_cache_step_release(struct plait_cache_step *s);
 
-/* What dir holds, per kind. */
-int plait_cache_usage(const char *dir, struct plait_cache_usage *out, struct plait_error **err);
+/* Record what the step with cache key `key` (a sha256 digest) made. */
+int plait_cache_step_write(struct plait_cache *c, const char *key, const struct plait_cache_step *s);
+/* 1 and *out filled when the file at path is a valid step record, else 0. */
+int plait_cache_step_read(const char *path, struct plait_cache_step *out);
+/* 1 and *out filled on a hit, 0 on a miss (no record, a bad one, or its blob
+ * was pruned). */
+int plait_cache_step_lookup(struct plait_cache *c, const char *key, struct plait_cache_step *out);
 
-struct plait_cache_prune_opts {
-	bool all;           /* remove every entry (keep_bytes is ignored) */
-	int64_t keep_bytes; /* else: remove LRU units until the total is <= this */
-	bool dry_run;       /* only say what would go */
+/* The lock of one step, held from lookup to record. */
+struct plait_cache_step_lock {
+	int fd; /* -1: none held */
+	char *path;
 };
+#define PLAIT_CACHE_STEP_LOCK_INIT { .fd = -1, .path = NULL }
+/* Wait for and take key's lock (releases what l held first). */
+int plait_cache_step_lock(struct plait_cache *c, const char *key, const volatile int *cancel,
+			  struct plait_cache_step_lock *l, struct plait_error **err);
+/* Unlink and unlock; a no-op when none is held. */
+void plait_cache_step_unlock(struct plait_cache_step_lock *l);
 
-struct plait_cache_prune_result {
-	struct plait_cache_usage before;
-	struct plait_cache_usage freed; /* what was (dry_run: would be) removed */
-	struct plait_cache_usage after; /* before - freed */
-};
-
-int plait_cache_prune(const char *dir, const struct plait_cache_prune_opts *o,
-		      struct plait_cache_prune_result *out, struct plait_error **err);
+/* An exclusive flock on fd: 1 when taken, 0 when busy and !wait; with wait,
+ * the wait polls (a signal handler only sets the cancel flag) and ends with
+ * -PLAIT_E_CANCELLED when *cancel is set. */
+int plait_cache_lock_exclusive(int fd, bool wait, const volatile int *cancel, struct plait_error **err);
 
 #endif

@@ -14,6 +14,7 @@
 
 #include "context.h"
 #include "dockerfile.h"
+#include "dockerfile_mount.h"
 #include "dockerignore.h"
 #include "expand.h"
 #include "lint-internal.h"
@@ -134,21 +135,15 @@ struct run_ctx {
 	bool conda_clean;
 };
 
-/* "type=cache,target=/root/.cache/pip" -> the target when it is a cache mount. */
+/* "type=cache,target=/root/.cache/pip" -> the target when it is a cache mount.
+ * Scanned, not checked: variables in the value are not expanded here. */
 static char *cache_mount_target(const char *spec)
 {
-	bool cache = false;
-	char *target = NULL;
-	_cleanup_free_ char *copy = xstrdup(spec);
-	char *save = NULL;
-	for (char *f = strtok_r(copy, ",", &save); f; f = strtok_r(NULL, ",", &save)) {
-		if (streq(f, "type=cache"))
-			cache = true;
-		else if (startswith(f, "target=") || startswith(f, "dst=") ||
-			 startswith(f, "destination="))
-			target = strchr(f, '=') + 1;
-	}
-	return cache && target ? xstrdup(target) : NULL;
+	struct plait_df_mount m;
+	plait_df_mount_scan(spec, &m);
+	char *target = m.type == PLAIT_DF_MOUNT_CACHE && m.target ? xstrdup(m.target) : NULL;
+	plait_df_mount_release(&m);
+	return target;
 }
 
 static void run_mounts(struct run_ctx *rc)

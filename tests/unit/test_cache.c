@@ -1,5 +1,7 @@
-/* Unit tests for core/cache: usage per kind and LRU pruning of a build cache
- * directory laid out as core/build.c writes it. */
+/* Unit tests for core/cache and core/cache_prune: the cache directory's
+ * layout, lock and step records (write -> lookup, bad records, the step
+ * lock), usage per kind and LRU pruning of a cache laid out as a build
+ * writes it. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -14,6 +16,7 @@
 
 #include "core/buf.h"
 #include "core/cache.h"
+#include "core/cache_prune.h"
 #include "core/digest.h"
 #include "core/snapshot.h"
 #include "core/store.h"
@@ -525,6 +528,201 @@ static void test_cache__prune_rejects_a_negative_keep(void **state)
 	assert_true(exists(f->temp_work));
 }
 
+/* ------------------------------------------------------------ the directory and step records */
+
+#define LAYER_MT "application/vnd.oci.image.layer.v1.tar+gzip"
+
+static struct plait_cache *open_ok(const char *dir)
+{
+	_cleanup_error_ struct plait_error *err = NULL;
+	struct plait_cache *c = NULL;
+	if (plait_cache_open(dir, &c, &err) < 0)
+		fail_msg("open '%s': %s", dir, err->msg);
+	return c;
+}
+
+static void key_of(const char *name, char key[PLAIT_SHA256_DIGEST_SIZE])
+{
+	plait_sha256_buf(name, strlen(name), key);
+}
+
+static void test_cache__open_makes_the_layout_and_holds_the_shared_lock(void **state)
+{
+	struct fixture *f = *state;
+	_cleanup_free_ char *dir = path_of(f->dir, "new/cache");
+	struct plait_cache *c = open_ok(dir);
+	const char *subs[] = { "layers", "steps", "mounts", "work", "lock", "store/oci-layout" };
+	for (size_t i = 0; i < ARRAY_SIZE(subs); i++) {
+		_cleanup_free_ char *p = path_of(dir, subs[i]);
+		if (!exists(p))
+			fail_msg("open did not make '%s'", subs[i]);
+	}
+	_cleanup_free_ char *store = path_of(dir, "store");
+	assert_string_equal(c->store_dir, store);
+	/* a build holds the cache: prune must wait */
+	_cleanup_error_ struct plait_error *err = NULL;
+	struct plait_cache_prune_opts o = { .all = true };
+	struct plait_cache_prune_result res;
+	assert_int_equal(plait_cache_prune(dir, &o, &res, &err), -PLAIT_E_RETRYABLE);
+	plait_cache_free(c);
+	prune_ok(&(struct fixture){ .cache = dir }, &o, &res);
+}
+
+static void test_cache__open_alone_clears_what_a_crashed_build_left(void **state)
+{
+	struct fixture *f = *state;
+	assert_true(exists(f->temp_work));
+	struct plait_cache *first = open_ok(f->cache);
+	assert_false(exists(f->temp_work));
+	/* a second build must not clear the first one's work */
+	_cleanup_free_ char *work = path_of(f->cache, "work"), *live = path_of(work, "snap-live");
+	make_dir(live);
+	struct plait_cache *second = open_ok(f->cache);
+	assert_true(exists(live));
+	plait_cache_free(second);
+	plait_cache_free(first);
+}
+
+static void test_cache__step_record_round_trip(void **state)
+{
+	struct fixture *f = *state;
+	struct plait_cache *c = open_ok(f->cache);
+	char key[PLAIT_SHA256_DIGEST_SIZE], ekey[PLAIT_SHA256_DIGEST_SIZE];
+	key_of("RUN make", key);
+	key_of("ENV A=1", ekey);
+	struct plait_cache_step w = { .created = (char *)"2025-06-01T12:00:00Z",
+				      .layer = { .media_type = (char *)LAYER_MT, .size = 13 } };
+	memcpy(w.layer.digest, f->a.blob, sizeof(f->a.blob));
+	memcpy(w.diff_id, f->a.diff, sizeof(f->a.diff));
+	assert_int_equal(plait_cache_step_write(c, key, &w), 0);
+	struct plait_cache_step e = { .empty = true, .created = (char *)"2025-06-02T00:00:00Z" };
+	assert_int_equal(plait_cache_step_write(c, ekey, &e), 0);
+
+	struct plait_cache_step got;
+	assert_int_equal(plait_cache_step_lookup(c, key, &got), 1);
+	assert_false(got.empty);
+	assert_string_equal(got.created, w.created);
+	assert_string_equal(got.layer.media_type, LAYER_MT);
+	assert_string_equal(got.layer.digest, f->a.blob);
+	assert_int_equal(got.layer.size, 13);
+	assert_string_equal(got.diff_id, f->a.diff);
+	plait_cache_step_release(&got);
+
+	assert_int_equal(plait_cache_step_lookup(c, ekey, &got), 1);
+	assert_true(got.empty);
+	assert_string_equal(got.created, e.created);
+	plait_cache_step_release(&got);
+
+	/* the record is where du and prune look, and counts as a step */
+	plait_cache_free(c);
+	struct plait_cache_usage u;
+	usage_ok(f, &u);
+	assert_int_equal(u.kind[PLAIT_CACHE_STEPS].entries, 3 + 2);
+}
+
+static void test_cache__step_lookup_misses_missing_corrupt_and_pruned(void **state)
+{
+	struct fixture *f = *state;
+	struct plait_cache *c = open_ok(f->cache);
+	struct plait_cache_step got;
+	char key[PLAIT_SHA256_DIGEST_SIZE];
+	key_of("never ran", key);
+	assert_int_equal(plait_cache_step_lookup(c, key, &got), 0);
+
+	static const char *const bad[] = {
+		"{not json",
+		"{\"empty\":true}", /* no created */
+		"{\"created\":\"x\",\"digest\":\"sha256:1111111111111111111111111111111111111111111111111111111111111111\","
+		"\"size\":1,\"diffID\":\"sha256:2222222222222222222222222222222222222222222222222222222222222222\"}",
+		"{\"created\":\"x\",\"mediaType\":\"m\",\"digest\":\"sha256:nothex\",\"size\":1,"
+		"\"diffID\":\"sha256:2222222222222222222222222222222222222222222222222222222222222222\"}",
+		"{\"created\":\"x\",\"mediaType\":\"m\",\"digest\":\"sha256:1111111111111111111111111111111111111111111111111111111111111111\","
+		"\"size\":1,\"diffID\":\"sha512:22\"}",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		struct plait_buf name = PLAIT_BUF_INIT;
+		plait_buf_addf(&name, "bad %zu", i);
+		int64_t size;
+		_cleanup_free_ char *p = write_record(f, name.buf, bad[i], 9000, &size);
+		key_of(name.buf, key);
+		plait_buf_release(&name);
+		if (plait_cache_step_read(p, &got) != 0)
+			fail_msg("record %zu read as valid: %s", i, bad[i]);
+		if (plait_cache_step_lookup(c, key, &got) != 0)
+			fail_msg("record %zu was a hit: %s", i, bad[i]);
+	}
+
+	/* a valid record whose blob was pruned: readable, but a miss */
+	int64_t size;
+	_cleanup_free_ char *p = write_record(
+		f, "pruned",
+		"{\"created\":\"x\",\"mediaType\":\"m\",\"digest\":\"sha256:1111111111111111111111111111111111111111111111111111111111111111\","
+		"\"size\":1,\"diffID\":\"sha256:2222222222222222222222222222222222222222222222222222222222222222\"}",
+		9000, &size);
+	assert_int_equal(plait_cache_step_read(p, &got), 1);
+	plait_cache_step_release(&got);
+	key_of("pruned", key);
+	assert_int_equal(plait_cache_step_lookup(c, key, &got), 0);
+	plait_cache_free(c);
+}
+
+/* du/prune read records with the build's reader: one the build would not
+ * use (no mediaType) is garbage to prune, not a live entry. */
+static void test_cache__prune_and_lookup_agree_on_bad_records(void **state)
+{
+	struct fixture *f = *state;
+	int64_t size;
+	/* names a layer the cache has (a's), so only the record itself is wrong */
+	struct plait_buf j = PLAIT_BUF_INIT;
+	plait_buf_addf(&j, "{\"created\":\"x\",\"digest\":\"%s\",\"size\":13,\"diffID\":\"%s\"}", f->a.blob,
+		       f->a.diff);
+	_cleanup_free_ char *p = write_record(f, "no media type", j.buf, 9000, &size);
+	plait_buf_release(&j);
+	struct plait_cache *c = open_ok(f->cache);
+	char key[PLAIT_SHA256_DIGEST_SIZE];
+	struct plait_cache_step got;
+	key_of("no media type", key);
+	assert_int_equal(plait_cache_step_lookup(c, key, &got), 0);
+	plait_cache_free(c);
+	struct plait_cache_prune_opts o = { .keep_bytes = INT64_MAX / 2 };
+	struct plait_cache_prune_result res;
+	prune_ok(f, &o, &res);
+	if (exists(p))
+		fail_msg("prune kept a step record the build's lookup does not take");
+	assert_true(exists(f->a.record));
+}
+
+static void test_cache__step_lock_is_exclusive_and_unlinked_when_released(void **state)
+{
+	struct fixture *f = *state;
+	struct plait_cache *c = open_ok(f->cache);
+	char key[PLAIT_SHA256_DIGEST_SIZE];
+	key_of("RUN slow", key);
+	struct plait_cache_step_lock a = PLAIT_CACHE_STEP_LOCK_INIT, b = PLAIT_CACHE_STEP_LOCK_INIT;
+	_cleanup_error_ struct plait_error *err = NULL;
+	assert_int_equal(plait_cache_step_lock(c, key, NULL, &a, &err), 0);
+	assert_true(a.fd >= 0);
+	_cleanup_free_ char *work = path_of(f->cache, "work");
+	assert_true(startswith(a.path, work));
+	assert_true(exists(a.path));
+	/* a second holder waits; cancelled, it gives up without the lock */
+	volatile int cancel = 1;
+	assert_int_equal(plait_cache_step_lock(c, key, &cancel, &b, &err), -PLAIT_E_CANCELLED);
+	assert_int_equal(b.fd, -1);
+	plait_error_free(err);
+	err = NULL;
+	_cleanup_free_ char *path = xstrdup(a.path);
+	plait_cache_step_unlock(&a);
+	assert_int_equal(a.fd, -1);
+	if (exists(path))
+		fail_msg("the step's lock file is still there after unlock");
+	/* now free: taken at once even with the cancel flag set */
+	assert_int_equal(plait_cache_step_lock(c, key, &cancel, &b, &err), 0);
+	plait_cache_step_unlock(&b);
+	plait_cache_step_unlock(&b); /* a no-op */
+	plait_cache_free(c);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -542,6 +740,12 @@ int main(void)
 		T(test_cache__prune_refuses_while_a_build_holds_the_lock),
 		T(test_cache__prune_dry_run_removes_nothing),
 		T(test_cache__prune_rejects_a_negative_keep),
+		T(test_cache__open_makes_the_layout_and_holds_the_shared_lock),
+		T(test_cache__open_alone_clears_what_a_crashed_build_left),
+		T(test_cache__step_record_round_trip),
+		T(test_cache__step_lookup_misses_missing_corrupt_and_pruned),
+		T(test_cache__prune_and_lookup_agree_on_bad_records),
+		T(test_cache__step_lock_is_exclusive_and_unlinked_when_released),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,126 @@
+/* core/build_from.c - FROM: a stage of this Dockerfile, scratch, or an image
+ * the resolver finds, pulled into the cache's store and unpacked there. */
+#include "build_internal.h"
+#include "copy.h"
+#include "banned.h"
+
+int build_from_image(struct builder *b, struct stage *st, const char *ref, const char *platform,
+		      struct plait_error **err)
+{
+	struct plait_endpoint *ep = NULL, *cache_ep = NULL;
+	struct plait_descriptor man = { 0 };
+	struct plait_buf bytes = PLAIT_BUF_INIT, cbuf = PLAIT_BUF_INIT;
+	struct plait_manifest m = { 0 };
+	const char *sp = b->cache->store_dir;
+	int r = b->o->resolver->resolve(b->o->resolver->ctx, ref, platform, &ep, &man, &bytes, err);
+	if (r < 0)
+		goto out;
+	/* Pull into the cache store (blobs it has are skipped). */
+	struct plait_store *cs = NULL;
+	r = plait_store_open(sp, true, &cs, err);
+	if (r < 0)
+		goto out;
+	cache_ep = plait_layout_endpoint_new(cs, sp, sp, NULL);
+	struct plait_copy_opts co = { .cancel = b->o->cancel };
+	r = plait_copy_image(ep, cache_ep, &man, bytes.buf, bytes.len, NULL, &co, NULL, err);
+	if (r < 0) {
+		plait_error_wrap(err, "pull %s", ref);
+		goto out;
+	}
+	r = plait_manifest_parse(bytes.buf, bytes.len, &m, err);
+	if (r >= 0)
+		r = plait_store_read_blob(b->store, m.config.digest, PLAIT_MANIFEST_MAX, &cbuf, err);
+	if (r >= 0)
+		r = plait_image_config_parse(cbuf.buf, cbuf.len, &st->cfg, err);
+	if (r < 0) {
+		plait_error_wrap(err, "base image %s", ref);
+		goto out;
+	}
+	size_t n_diff = 0;
+	while (st->cfg.diff_ids && st->cfg.diff_ids[n_diff])
+		n_diff++;
+	if (n_diff != m.n_layers) {
+		r = plait_error_set(err, PLAIT_E_INVALID, "base image %s: %zu layers but %zu diff_ids", ref,
+				    m.n_layers, n_diff);
+		goto out;
+	}
+	st->layers = xcalloc(m.n_layers + 1, sizeof(*st->layers));
+	for (size_t i = 0; i < m.n_layers && r >= 0; i++) {
+		struct layer_ref *l = &st->layers[st->n_layers++];
+		plait_descriptor_copy(&l->desc, &m.layers[i]);
+		memcpy(l->diff_id, st->cfg.diff_ids[i], PLAIT_SHA256_DIGEST_SIZE);
+		r = build_ensure_layer_dir(b, l, err);
+	}
+	if (r < 0) {
+		plait_error_wrap(err, "base image %s", ref);
+		goto out;
+	}
+	free(st->last_created);
+	st->last_created = xstrdup_or_null(st->cfg.created);
+	struct plait_buf k = PLAIT_BUF_INIT;
+	plait_buf_addf(&k, "FROM %s\n", man.digest);
+	build_layer_settings(b, &k);
+	build_chain_key("", &k, st->key);
+	plait_buf_release(&k);
+out:
+	plait_manifest_release(&m);
+	plait_buf_release(&cbuf);
+	plait_buf_release(&bytes);
+	plait_descriptor_release(&man);
+	plait_endpoint_free(ep);
+	plait_endpoint_free(cache_ep);
+	return r;
+}
+
+int build_do_from(struct builder *b, struct stage *st, size_t idx, struct plait_error **err)
+{
+	const struct plait_df_instr *in = st->df->from;
+	_cleanup_free_ char *image = NULL, *platform = NULL;
+	int r = build_expand_word(b, NULL, in, st->df->image, &image, err);
+	if (r >= 0 && st->df->platform)
+		r = build_expand_word(b, NULL, in, st->df->platform, &platform, err);
+	if (r < 0)
+		return r;
+	struct plait_buf text = PLAIT_BUF_INIT;
+	plait_buf_addf(&text, "FROM %s", image);
+	build_emit(b, PLAIT_BUILD_STEP_START, text.buf, 0);
+	plait_buf_release(&text);
+
+	struct stage *base = build_find_stage(b, image, idx);
+	if (base) {
+		if ((r = build_stage_ready(b, base, in, image, err)) < 0)
+			return r;
+		stage_copy_state(st, base);
+	} else if (streq(image, "scratch")) {
+		memset(&st->cfg, 0, sizeof(st->cfg));
+		struct plait_buf k = PLAIT_BUF_INIT;
+		plait_buf_adds(&k, "FROM scratch\n");
+		build_layer_settings(b, &k);
+		build_chain_key("", &k, st->key);
+		plait_buf_release(&k);
+	} else {
+		r = build_from_image(b, st, image, platform ? platform : b->o->platform_str, err);
+		if (r < 0) {
+			struct plait_buf w = PLAIT_BUF_INIT;
+			build_where(b, in, &w);
+			plait_error_wrap(err, "%s: FROM %s", w.buf, image);
+			plait_buf_release(&w);
+			return r;
+		}
+	}
+	if (platform || !base) {
+		free(st->run_platform);
+		st->run_platform = xstrdup(platform ? platform : b->o->platform_str);
+	}
+	/* The image keeps the target's platform; a PATH is always there (as BuildKit does). */
+	free(st->cfg.architecture);
+	free(st->cfg.os);
+	free(st->cfg.variant);
+	st->cfg.architecture = xstrdup_or_null(b->o->platform.architecture);
+	st->cfg.os = xstrdup_or_null(b->o->platform.os);
+	st->cfg.variant = xstrdup_or_null(b->o->platform.variant);
+	if (!env_get(st->cfg.config.env, "PATH"))
+		env_set(&st->cfg.config.env, "PATH", DEFAULT_PATH + strlen("PATH="));
+	build_emit(b, PLAIT_BUILD_STEP_DONE, NULL, 0);
+	return 0;
+}

@@ -1,0 +1,294 @@
+/* core/build_internal.h - what the executor's files share (not installed).
+ *
+ * The executor is one job per file:
+ *   build.c        the builder, the stage loop (stages in the order
+ *                  build_needs.c computed), ONBUILD, the image it ends with
+ *   build_needs.c  which stages the target needs (before anything runs) and
+ *                  plait_build_needs() for the planner
+ *   build_stage.c  stage state: layers, history, cache keys, cache hits and
+ *                  the per-step lock, events and messages, variables
+ *   build_from.c   FROM: a stage, scratch, or an image pulled into the cache
+ *   build_run.c    RUN: argv, environment, key, running it
+ *   build_mount.c  RUN --mount: turning a parsed mount (dockerfile_mount.h)
+ *                  into what the runner binds, and its line of the key
+ *   build_copy.c   COPY and ADD, and writing into a snapshot root
+ *   build_meta.c   metadata instructions (ENV, LABEL, CMD, ...) and WORKDIR
+ * The cache directory itself (layout, lock, step records): core/cache.c. */
+#ifndef PLAIT_BUILD_INTERNAL_H
+#define PLAIT_BUILD_INTERNAL_H
+
+#include <time.h>
+
+#include "build.h"
+#include "cache.h"
+#include "context.h"
+#include "dockerfile.h"
+#include "snapshot.h"
+
+#define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+struct layer_ref {
+	struct plait_descriptor desc; /* the blob */
+	char diff_id[PLAIT_SHA256_DIGEST_SIZE];
+	char *dir; /* unpacked, overlay form */
+};
+
+struct stage {
+	const struct plait_df_stage *df;
+	char *label; /* name or index, for messages */
+	bool needed, built;
+	struct plait_image_config cfg;
+	struct layer_ref *layers;
+	size_t n_layers;
+	char key[PLAIT_SHA256_DIGEST_SIZE]; /* cache chain */
+	struct plait_map args;              /* ARGs in scope */
+	bool cmd_set;                       /* CMD given in this stage */
+	/* When the newest layer of this state was made: metadata steps and the
+	 * image take it, so an unchanged rebuild gives the same digest. */
+	char *last_created;
+	/* The platform its RUN steps execute for: FROM --platform's, else the
+	 * target's. In the RUN key instead of the target platform, so a
+	 * FROM --platform=$BUILDPLATFORM stage is the same step for every target. */
+	char *run_platform;
+};
+
+struct builder {
+	const struct plait_build_opts *o;
+	struct plait_dockerfile df;
+	struct plait_context *ctx;
+	struct plait_cache *cache;
+	struct plait_store *store; /* the cache's */
+	struct plait_cache_step_lock step_lock; /* the step being run, see build_use_cached_step() */
+	struct stage *stages;
+	size_t n_stages;
+	struct plait_map build_args; /* --build-arg */
+	struct plait_map meta;       /* global ARGs and automatic args, for FROM */
+	int step, total, cached;
+	/* for a failing RUN: its last output lines */
+	char *tail[8];
+	size_t n_tail;
+	struct stage *cur;
+};
+
+/* ------------------------------------------------------------ small helpers
+ * (to be replaced by core/fs.c, core/strv.c, core/time.c) */
+
+static inline char *join(const char *a, const char *b)
+{
+	struct plait_buf x = PLAIT_BUF_INIT;
+	plait_buf_addf(&x, "%s/%s", a, b);
+	return plait_buf_detach(&x, NULL);
+}
+
+static inline void now_rfc3339(const struct builder *b, struct plait_buf *out)
+{
+	time_t t = b->o->have_epoch ? (time_t)b->o->source_date_epoch : time(NULL);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	char s[40];
+	strftime(s, sizeof(s), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	plait_buf_adds(out, s);
+}
+
+/* env "K=V" list helpers */
+static inline const char *env_get(char **env, const char *key)
+{
+	size_t n = strlen(key);
+	for (char **p = env; p && *p; p++)
+		if (strncmp(*p, key, n) == 0 && (*p)[n] == '=')
+			return *p + n + 1;
+	return NULL;
+}
+
+static inline void env_set(char ***envp, const char *key, const char *value)
+{
+	size_t n = strlen(key), count = 0;
+	char **env = *envp;
+	struct plait_buf kv = PLAIT_BUF_INIT;
+	plait_buf_addf(&kv, "%s=%s", key, value);
+	for (; env && env[count]; count++) {
+		if (strncmp(env[count], key, n) == 0 && env[count][n] == '=') {
+			free(env[count]);
+			env[count] = plait_buf_detach(&kv, NULL);
+			return;
+		}
+	}
+	env = xrealloc(env, (count + 2) * sizeof(char *));
+	env[count] = plait_buf_detach(&kv, NULL);
+	env[count + 1] = NULL;
+	*envp = env;
+}
+
+static inline char **strv_dup(char *const *v)
+{
+	size_t n = 0;
+	while (v && v[n])
+		n++;
+	char **r = xcalloc(n + 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++)
+		r[i] = xstrdup(v[i]);
+	return r;
+}
+
+/* ------------------------------------------------------------ build_stage.c */
+
+void build_emit(struct builder *b, enum plait_build_event_kind kind, const char *text, double secs);
+bool build_cancelled(const struct builder *b);
+/* "Dockerfile:12" for messages. */
+void build_where(const struct builder *b, const struct plait_df_instr *in, struct plait_buf *out);
+/* "Dockerfile:12: <message>" */
+int build_instr_error(const struct builder *b, const struct plait_df_instr *in, int code,
+		      struct plait_error **err, const char *fmt, ...) _printf_(5, 6);
+/* The SHELL in effect: the image's, or /bin/sh -c. */
+char *const *build_shell_of(const struct stage *st);
+/* The workdir-relative path p made absolute and clean. */
+void build_clean_abs(const char *workdir, const char *p, struct plait_buf *out);
+
+/* Variable lookup for core/expand: st NULL is the global scope (FROM lines). */
+struct lookup_ctx {
+	struct builder *b;
+	struct stage *st;
+};
+const char *build_lookup(const char *name, void *ud);
+int build_expand_word(struct builder *b, struct stage *st, const struct plait_df_instr *in,
+		      const char *text, char **out, struct plait_error **err);
+
+void layer_ref_release(struct layer_ref *l);
+void stage_release(struct stage *st);
+/* dst becomes a deep copy of src's state (FROM <stage>). */
+void stage_copy_state(struct stage *dst, const struct stage *src);
+/* created NULL: the time of the newest layer (metadata steps), else now. */
+void stage_add_history(struct builder *b, struct stage *st, const char *created_by, bool empty,
+		       const char *created);
+/* The key of a state: what came before and what this step is. */
+void build_chain_key(const char *parent, const struct plait_buf *step, char out[PLAIT_SHA256_DIGEST_SIZE]);
+/* What shapes every layer of a chain: part of the key at its root. */
+void build_layer_settings(const struct builder *b, struct plait_buf *k);
+/* st's layer dirs, NULL-terminated in *buf (the caller frees *buf). */
+const char *const *build_lowers_of(const struct stage *st, const char ***buf);
+/* Make sure the layer blob is unpacked as an overlay lower (l->dir). */
+int build_ensure_layer_dir(struct builder *b, struct layer_ref *l, struct plait_error **err);
+/* A fresh snapshot of st's root (the caller releases it). */
+int build_snapshot_of_stage(struct builder *b, const struct stage *st, struct plait_snapshot **out,
+			    struct plait_error **err);
+/* Look the step with key k up and, on a hit, take its recorded layer: 1 hit,
+ * 0 miss (or --no-cache; the step's lock is then held), <0 error. */
+int build_use_cached_step(struct builder *b, struct stage *st, const char *k, const char *created_by,
+			  struct plait_error **err);
+/* Turn the snapshot's change into a layer of st (or an empty history entry),
+ * record it under key and release the step's lock. */
+int build_commit_change(struct builder *b, struct stage *st, struct plait_snapshot *snap,
+			const char *key, const char *created_by, struct plait_error **err);
+
+/* A --build-context directory, or NULL. */
+const char *build_named_dir(const struct builder *b, const char *name);
+/* The stage called name (or with that index) before `before`, or NULL. */
+struct stage *build_find_stage(struct builder *b, const char *name, size_t before);
+/* fs, a stage this one reads (FROM, --from): built already, as the stage
+ * loop's order promises; else the error names the step that found it late. */
+int build_stage_ready(struct builder *b, const struct stage *fs, const struct plait_df_instr *in,
+		      const char *name, struct plait_error **err);
+
+/* ------------------------------------------------------------ build_from.c */
+
+int build_from_image(struct builder *b, struct stage *st, const char *ref, const char *platform,
+		     struct plait_error **err);
+int build_do_from(struct builder *b, struct stage *st, size_t idx, struct plait_error **err);
+
+/* ------------------------------------------------------------ build_run.c, build_mount.c */
+
+/* What the mounts of a RUN hold until it ends: views of stages and images,
+ * writable overlays that make rw binds throwaway, private directories, locks. */
+struct mount_views {
+	struct plait_snapshot **snaps;
+	size_t n_snaps;
+	struct stage **stages;
+	size_t n_stages;
+	char **tmpdirs; /* removed after the RUN */
+	int *locks;	/* cache mounts with sharing=locked|private: held until the RUN ends */
+	size_t n_locks;
+	/* the runner's mounts and the strings they point at */
+	struct plait_run_mount *mounts;
+	size_t n_mounts;
+	char **keep;
+};
+void mount_views_release(struct mount_views *v);
+/* Prepare RUN --mount=spec (not expanded yet) of stage idx: add what the
+ * runner must bind to v->mounts (nothing for an optional secret not given or
+ * an env-only one), its line to key and, for a secret env=, the value to *env. */
+int build_prepare_mount(struct builder *b, struct stage *st, size_t idx, const struct plait_df_instr *in,
+			const char *spec, struct mount_views *v, struct plait_buf *key, char ***env,
+			struct plait_error **err);
+/* Add m for the runner, with keep_source and keep_target as its strings;
+ * v owns them (and m->options) from now on. */
+void build_add_mount(struct mount_views *v, const struct plait_run_mount *m, char *keep_source,
+		     char *keep_target);
+int build_do_run(struct builder *b, struct stage *st, size_t idx, const struct plait_df_instr *in,
+		 struct plait_error **err);
+
+/* ------------------------------------------------------------ build_copy.c, build_meta.c */
+
+int build_do_copy(struct builder *b, struct stage *st, size_t idx, const struct plait_df_instr *in,
+		  struct plait_error **err);
+int build_do_meta(struct builder *b, struct stage *st, const struct plait_df_instr *in,
+		  struct plait_error **err);
+int build_do_workdir(struct builder *b, struct stage *st, const struct plait_df_instr *in,
+		     struct plait_error **err);
+
+/* ------------------------------------------------------------ build.c */
+
+/* Read and parse the Dockerfile, set the args, find the target stage and
+ * mark the stages it needs: what both a build and the planner's query start
+ * from. */
+int build_prepare(struct builder *b, const char *dfpath, struct plait_buf *data, size_t *target_out,
+		  struct plait_error **err);
+void build_release(struct builder *b);
+
+/* ------------------------------------------------------------ build_needs.c */
+
+/* Mark the stages target needs: FROM <stage>, COPY/ADD --from=<stage>,
+ * RUN --mount from=<stage>, their values expanded as the Dockerfile sets
+ * the variables (ARG, ENV), transitively. */
+void build_mark_needed(struct builder *b, size_t target);
+
+/* Ownership and mode COPY/ADD give what they write. */
+struct copy_attrs {
+	bool chown; /* set owner to uid:gid; else keep the source's (keep_owner) or root */
+	uid_t uid;
+	gid_t gid;
+	bool keep_owner; /* COPY --from keeps owners; the context's files become root's */
+	bool chmod;
+	mode_t mode;
+	bool parents; /* COPY --parents: keep each source's path below dest */
+	const struct plait_ignore *exclude; /* COPY --exclude patterns, or NULL */
+};
+
+/* Copy the sources in l (resolved in src) into the directory tree at root, to
+ * dest (absolute inside root, already expanded and joined with WORKDIR).
+ * dest_is_dir: the destination names a directory (trailing '/', several
+ * sources, or a wildcard). Every path under root is resolved inside it, so
+ * symlinks in the image cannot redirect writes outside. what names the step
+ * for messages ("Dockerfile:7: COPY"). */
+int build_copy_into(const char *root, struct plait_context *src, const struct plait_context_list *l,
+		    const char *dest, bool dest_is_dir, const struct copy_attrs *a, const char *what,
+		    const bool *skip_source, struct plait_error **err);
+/* Extract the tar archive (plain, gzip, bzip2, xz or zstd) read from fd into
+ * the directory dest inside root (ADD of a local archive); the directories
+ * made for dest get a's owner when a->chown (ADD --chown), as buildah does. */
+int build_extract_into(const char *root, int fd, const char *dest, const struct copy_attrs *a,
+		       const char *what, struct plait_error **err);
+/* true when fd (read with pread from 0) holds a tar archive, compressed or not. */
+bool build_is_archive(int fd);
+/* Write the file dest inside root from fd (ADD of a URL), mode and owner from a. */
+int build_write_fd_into(const char *root, const char *dest, int fd, const struct copy_attrs *a,
+			const char *what, struct plait_error **err);
+/* Write data as the file dest inside root (COPY <<EOF), creating parents. */
+int build_write_file_into(const char *root, const char *dest, const char *data, size_t len,
+			  const struct copy_attrs *a, const char *what, struct plait_error **err);
+/* mkdir -p of an absolute path inside root (WORKDIR). */
+/* Make the directory path inside root with its missing parents (mode 0755);
+ * with owner (->chown set), the directories it makes get that owner. */
+int build_mkdir_in_root(const char *root, const char *path, const struct copy_attrs *owner,
+			struct plait_error **err);
+
+#endif

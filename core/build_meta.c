@@ -1,0 +1,323 @@
+/* core/build_meta.c - the instructions that change the image config, not
+ * its files (ENV, LABEL, ARG, USER, EXPOSE, VOLUME, CMD, ENTRYPOINT,
+ * STOPSIGNAL, SHELL, HEALTHCHECK, ONBUILD, MAINTAINER), and WORKDIR, which
+ * also makes its directory. Only what later RUN and COPY steps can see enters
+ * the cache key chain. */
+#include <ctype.h>
+#include <jansson.h>
+#include <strings.h>
+
+#include "build_internal.h"
+#include "banned.h"
+
+static int set_healthcheck(struct stage *st, const struct plait_df_instr *in)
+{
+	json_auto_t *extra = st->cfg.config.extra_json ? json_loads(st->cfg.config.extra_json, 0, NULL)
+							 : json_object();
+	if (!extra)
+		extra = json_object();
+	json_t *h = json_object();
+	json_t *test = json_array();
+	if (in->health_none) {
+		json_array_append_new(test, json_string("NONE"));
+	} else if (in->json) {
+		json_array_append_new(test, json_string("CMD"));
+		for (size_t i = 0; i < in->n_args; i++)
+			json_array_append_new(test, json_string(in->args[i]));
+	} else {
+		json_array_append_new(test, json_string("CMD-SHELL"));
+		json_array_append_new(test, json_string(in->shell ? in->shell : ""));
+	}
+	json_object_set_new(h, "Test", test);
+	if (in->health_interval_ns)
+		json_object_set_new(h, "Interval", json_integer(in->health_interval_ns));
+	if (in->health_timeout_ns)
+		json_object_set_new(h, "Timeout", json_integer(in->health_timeout_ns));
+	if (in->health_start_period_ns)
+		json_object_set_new(h, "StartPeriod", json_integer(in->health_start_period_ns));
+	if (in->health_start_interval_ns)
+		json_object_set_new(h, "StartInterval", json_integer(in->health_start_interval_ns));
+	if (in->health_retries)
+		json_object_set_new(h, "Retries", json_integer(in->health_retries));
+	json_object_set_new(extra, "Healthcheck", h);
+	free(st->cfg.config.extra_json);
+	st->cfg.config.extra_json = json_dumps(extra, JSON_COMPACT | JSON_SORT_KEYS);
+	return 0;
+}
+
+static char **command_of(struct stage *st, const struct plait_df_instr *in)
+{
+	if (in->json)
+		return strv_dup(in->args);
+	char **v = strv_dup(build_shell_of(st));
+	plait_strv_push(&v, in->shell ? in->shell : "");
+	return v;
+}
+
+static const char *arg0(const struct plait_df_instr *in)
+{
+	return in->n_args ? in->args[0] : "";
+}
+
+/* STOPSIGNAL: a name (with or without SIG, any case, as moby's ParseSignal
+ * takes it) or a number, as Docker would accept it at `docker stop`. */
+static bool signal_valid(const char *s)
+{
+	static const char *const names[] = { "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP",
+					     "ILL", "INT", "IO", "IOT", "KILL", "PIPE", "POLL", "PROF",
+					     "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM",
+					     "TRAP", "TSTP", "TTIN", "TTOU", "URG", "USR1", "USR2",
+					     "VTALRM", "WINCH", "XCPU", "XFSZ" };
+	if (!s || !*s)
+		return false;
+	if (isdigit((unsigned char)*s)) {
+		char *end = NULL;
+		long n = strtol(s, &end, 10);
+		return !*end && n >= 1 && n <= 64;
+	}
+	if (strncasecmp(s, "SIG", 3) == 0)
+		s += 3;
+	if (strncasecmp(s, "RTMIN", 5) == 0 || strncasecmp(s, "RTMAX", 5) == 0)
+		return true;
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if (strcasecmp(s, names[i]) == 0)
+			return true;
+	return false;
+}
+
+/* The instruction's argument expanded into *field (USER, STOPSIGNAL). */
+static int expand_into(struct builder *b, struct stage *st, const struct plait_df_instr *in,
+		       char **field, struct plait_error **err)
+{
+	char *v = NULL;
+	int r = build_expand_word(b, st, in, arg0(in), &v, err);
+	if (r >= 0) {
+		free(*field);
+		*field = v;
+	}
+	return r;
+}
+
+/* Each word of args expanded (EXPOSE, VOLUME). */
+static int expand_args(struct builder *b, struct stage *st, const struct plait_df_instr *in, char ***out,
+		       struct plait_error **err)
+{
+	*out = NULL;
+	for (size_t i = 0; i < in->n_args; i++) {
+		_cleanup_free_ char *x = NULL;
+		int r = build_expand_word(b, st, in, in->args[i], &x, err);
+		if (r < 0)
+			return r;
+		plait_strv_push(out, x);
+	}
+	return 0;
+}
+
+static int do_arg(struct builder *b, struct stage *st, const struct plait_df_instr *in,
+		  struct plait_error **err)
+{
+	for (size_t i = 0; i < in->n_kvs; i++) {
+		const char *name = in->kvs[i].key;
+		const char *given = plait_map_get(&b->build_args, name);
+		_cleanup_free_ char *def = NULL;
+		if (in->kvs[i].value) {
+			int r = build_expand_word(b, st, in, in->kvs[i].value, &def, err);
+			if (r < 0)
+				return r;
+		}
+		const char *v = given ? given : def ? def : plait_map_get(&b->meta, name);
+		if (v)
+			plait_map_set(&st->args, name, v);
+	}
+	return 0;
+}
+
+int build_do_meta(struct builder *b, struct stage *st, const struct plait_df_instr *in,
+		   struct plait_error **err)
+{
+	struct plait_container_config *c = &st->cfg.config;
+	int r = 0;
+	switch (in->kind) {
+	case PLAIT_DF_ENV:
+	case PLAIT_DF_LABEL: {
+		/* Every pair is expanded before any is set: "ENV abc=bye def=$abc"
+		 * gives def the abc from before this line (Dockerfile reference). */
+		char **kv = xcalloc(2 * in->n_kvs + 1, sizeof(char *));
+		for (size_t i = 0; i < in->n_kvs && r >= 0; i++) {
+			r = build_expand_word(b, st, in, in->kvs[i].key, &kv[2 * i], err);
+			if (r >= 0)
+				r = build_expand_word(b, st, in, in->kvs[i].value ? in->kvs[i].value : "", &kv[2 * i + 1],
+						err);
+		}
+		for (size_t i = 0; i < in->n_kvs && r >= 0; i++) {
+			if (in->kind == PLAIT_DF_ENV)
+				env_set(&c->env, kv[2 * i], kv[2 * i + 1]);
+			else
+				plait_map_set(&c->labels, kv[2 * i], kv[2 * i + 1]);
+		}
+		for (size_t i = 0; i < 2 * in->n_kvs; i++)
+			free(kv[i]);
+		free(kv);
+		break;
+	}
+	case PLAIT_DF_ARG:
+		r = do_arg(b, st, in, err);
+		break;
+	case PLAIT_DF_WORKDIR: {
+		_cleanup_free_ char *w = NULL;
+		r = build_expand_word(b, st, in, arg0(in), &w, err);
+		if (r < 0)
+			break;
+		struct plait_buf p = PLAIT_BUF_INIT;
+		build_clean_abs(c->working_dir, w, &p);
+		free(c->working_dir);
+		c->working_dir = plait_buf_detach(&p, NULL);
+		break;
+	}
+	case PLAIT_DF_USER:
+		r = expand_into(b, st, in, &c->user, err);
+		break;
+	case PLAIT_DF_EXPOSE: {
+		char **w = NULL;
+		r = expand_args(b, st, in, &w, err);
+		for (size_t i = 0; w && w[i] && r >= 0; i++) {
+			struct plait_buf p = PLAIT_BUF_INIT;
+			plait_buf_addf(&p, "%s%s", w[i], strchr(w[i], '/') ? "" : "/tcp");
+			bool have = false;
+			for (char **e = c->exposed_ports; e && *e; e++)
+				have |= streq(*e, p.buf);
+			if (!have)
+				plait_strv_push(&c->exposed_ports, p.buf);
+			plait_buf_release(&p);
+		}
+		plait_strv_free(w);
+		break;
+	}
+	case PLAIT_DF_VOLUME: {
+		char **w = NULL;
+		r = expand_args(b, st, in, &w, err);
+		for (size_t i = 0; w && w[i] && r >= 0; i++)
+			plait_strv_push(&c->volumes, w[i]);
+		plait_strv_free(w);
+		break;
+	}
+	case PLAIT_DF_CMD:
+		plait_strv_free(c->cmd);
+		c->cmd = command_of(st, in);
+		st->cmd_set = true;
+		break;
+	case PLAIT_DF_ENTRYPOINT:
+		plait_strv_free(c->entrypoint);
+		c->entrypoint = command_of(st, in);
+		/* An ENTRYPOINT resets a CMD this stage did not set (Dockerfile reference). */
+		if (!st->cmd_set) {
+			plait_strv_free(c->cmd);
+			c->cmd = NULL;
+		}
+		break;
+	case PLAIT_DF_STOPSIGNAL:
+		r = expand_into(b, st, in, &c->stop_signal, err);
+		if (r >= 0 && !signal_valid(c->stop_signal))
+			r = build_instr_error(b, in, PLAIT_E_USAGE, err,
+					"STOPSIGNAL %s: not a signal; give a name (SIGTERM, TERM) or a number 1-64",
+					c->stop_signal);
+		break;
+	case PLAIT_DF_SHELL:
+		plait_strv_free(c->shell);
+		c->shell = strv_dup(in->args);
+		break;
+	case PLAIT_DF_HEALTHCHECK:
+		r = set_healthcheck(st, in);
+		break;
+	case PLAIT_DF_ONBUILD:
+		plait_strv_push(&c->on_build, in->shell ? in->shell : "");
+		break;
+	case PLAIT_DF_MAINTAINER:
+		free(st->cfg.author);
+		st->cfg.author = xstrdup(arg0(in));
+		break;
+	default:
+		r = build_instr_error(b, in, PLAIT_E_USAGE, err, "'%s' cannot be used here",
+				plait_df_kind_name(in->kind));
+	}
+	if (r < 0)
+		return r;
+	/* Only what later RUN and COPY steps can see is part of the chain (as in
+	 * BuildKit): a new LABEL or CMD does not invalidate the steps after it. */
+	switch (in->kind) {
+	case PLAIT_DF_ENV:
+	case PLAIT_DF_ARG:
+	case PLAIT_DF_USER:
+	case PLAIT_DF_WORKDIR:
+	case PLAIT_DF_SHELL:
+		break;
+	default:
+		goto history;
+	}
+	struct plait_buf k = PLAIT_BUF_INIT;
+	plait_buf_addf(&k, "meta %s\n", in->original);
+	for (char **e = c->env; e && *e; e++)
+		plait_buf_addf(&k, "env %s\n", *e);
+	for (size_t i = 0; i < st->args.n; i++)
+		plait_buf_addf(&k, "arg %s=%s\n", st->args.items[i].key, st->args.items[i].value);
+	char nk[PLAIT_SHA256_DIGEST_SIZE];
+	build_chain_key(st->key, &k, nk);
+	memcpy(st->key, nk, sizeof(nk));
+	plait_buf_release(&k);
+history:
+	if (in->kind != PLAIT_DF_ARG && in->kind != PLAIT_DF_WORKDIR) {
+		struct plait_buf cb = PLAIT_BUF_INIT;
+		plait_buf_addf(&cb, "%s # buildkit", in->original);
+		stage_add_history(b, st, cb.buf, true, NULL);
+		plait_buf_release(&cb);
+	}
+	return 0;
+}
+
+/* WORKDIR creates its directory, as docker does: a layer when it did not
+ * exist yet (an empty history entry when it did), cached like other steps. */
+int build_do_workdir(struct builder *b, struct stage *st, const struct plait_df_instr *in,
+		      struct plait_error **err)
+{
+	int r = build_do_meta(b, st, in, err);
+	if (r < 0)
+		return r;
+	const char *wd = st->cfg.config.working_dir;
+	/* The directories WORKDIR makes belong to USER, as BuildKit makes them. */
+	const char *user = st->cfg.config.user && *st->cfg.config.user ? st->cfg.config.user : NULL;
+	struct plait_buf key = PLAIT_BUF_INIT, created_by = PLAIT_BUF_INIT;
+	plait_buf_addf(&key, "WORKDIR-mkdir %s\n", wd);
+	if (user)
+		plait_buf_addf(&key, "user %s\n", user);
+	plait_buf_addf(&created_by, "%s # buildkit", in->original);
+	char k[PLAIT_SHA256_DIGEST_SIZE];
+	build_chain_key(st->key, &key, k);
+	struct plait_snapshot *snap = NULL;
+	r = build_use_cached_step(b, st, k, created_by.buf, err);
+	if (r != 0) {
+		r = r < 0 ? r : 0;
+		goto out;
+	}
+	r = build_snapshot_of_stage(b, st, &snap, err);
+	struct copy_attrs owner = { 0 };
+	if (r >= 0 && user) {
+		r = b->o->runner->resolve_user(b->o->runner->ctx, plait_snapshot_root(snap), user, &owner.uid,
+					       &owner.gid, err);
+		owner.chown = r >= 0 && (owner.uid || owner.gid);
+		if (r < 0) {
+			struct plait_buf w = PLAIT_BUF_INIT;
+			build_where(b, in, &w);
+			plait_error_wrap(err, "%s: WORKDIR %s as USER %s", w.buf, wd, user);
+			plait_buf_release(&w);
+		}
+	}
+	if (r >= 0)
+		r = build_mkdir_in_root(plait_snapshot_root(snap), wd, owner.chown ? &owner : NULL, err);
+	if (r >= 0)
+		r = build_commit_change(b, st, snap, k, created_by.buf, err);
+out:
+	plait_snapshot_release(snap);
+	plait_buf_release(&key);
+	plait_buf_release(&created_by);
+	return r;
+}

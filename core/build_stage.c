@@ -1,0 +1,379 @@
+/* core/build_stage.c - a stage's state as its steps change it: layers,
+ * history, the cache key chain, cache hits under the per-step lock, and what
+ * every step needs to report (events, "Dockerfile:N: " messages, variables). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "build_internal.h"
+#include "expand.h"
+#include "unpack.h"
+#include "banned.h"
+
+void build_emit(struct builder *b, enum plait_build_event_kind kind, const char *text, double secs)
+{
+	if (!b->o->progress)
+		return;
+	struct plait_build_event ev = { .kind = kind,
+					.step = b->step,
+					.total = b->total,
+					.stage = b->cur ? b->cur->label : "",
+					.text = text,
+					.seconds = secs };
+	b->o->progress(&ev, b->o->progress_ctx);
+}
+
+bool build_cancelled(const struct builder *b)
+{
+	return b->o->cancel && *b->o->cancel;
+}
+
+/* "Dockerfile:12" for messages. */
+void build_where(const struct builder *b, const struct plait_df_instr *in, struct plait_buf *out)
+{
+	plait_buf_addf(out, "%s:%d", b->df.filename, in->line);
+}
+
+int build_instr_error(const struct builder *b, const struct plait_df_instr *in, int code,
+		       struct plait_error **err, const char *fmt, ...)
+{
+	struct plait_buf m = PLAIT_BUF_INIT;
+	build_where(b, in, &m);
+	plait_buf_adds(&m, ": ");
+	va_list ap;
+	va_start(ap, fmt);
+	plait_buf_vaddf(&m, fmt, ap);
+	va_end(ap);
+	int r = plait_error_set(err, code, "%s", m.buf);
+	plait_buf_release(&m);
+	return r;
+}
+
+/* The SHELL in effect: the image's, or /bin/sh -c. */
+char *const *build_shell_of(const struct stage *st)
+{
+	static char *const default_shell[] = { (char *)"/bin/sh", (char *)"-c", NULL };
+	return st->cfg.config.shell ? st->cfg.config.shell : default_shell;
+}
+
+void build_clean_abs(const char *workdir, const char *p, struct plait_buf *out)
+{
+	struct plait_buf joined = PLAIT_BUF_INIT;
+	if (p[0] == '/')
+		plait_buf_adds(&joined, p);
+	else
+		plait_buf_addf(&joined, "%s/%s", workdir && *workdir ? workdir : "/", p);
+	plait_path_clean(joined.buf, out);
+	plait_buf_release(&joined);
+}
+
+/* ------------------------------------------------------------ variables */
+
+const char *build_lookup(const char *name, void *ud)
+{
+	struct lookup_ctx *l = ud;
+	if (!l->st)
+		return plait_map_get(&l->b->meta, name);
+	/* ENV wins over ARG of the same name (Dockerfile reference). */
+	const char *v = env_get(l->st->cfg.config.env, name);
+	return v ? v : plait_map_get(&l->st->args, name);
+}
+
+int build_expand_word(struct builder *b, struct stage *st, const struct plait_df_instr *in,
+		       const char *text, char **out, struct plait_error **err)
+{
+	struct plait_expand_opts eo;
+	plait_expand_opts_for(&eo, &b->df, in);
+	struct lookup_ctx l = { b, st };
+	return plait_expand_word(text, &eo, build_lookup, &l, out, err);
+}
+
+/* ------------------------------------------------------------ layers and history */
+
+/* Make sure the layer blob d (diff_id) is unpacked as an overlay lower. */
+int build_ensure_layer_dir(struct builder *b, struct layer_ref *l, struct plait_error **err)
+{
+	l->dir = plait_cache_layer_dir(b->cache, l->diff_id);
+	struct stat st;
+	if (stat(l->dir, &st) == 0) {
+		utimensat(AT_FDCWD, l->dir, NULL, 0); /* a use: cache prune is LRU on mtime */
+		return 0;
+	}
+	_cleanup_free_ char *tmp = NULL;
+	struct plait_buf t = PLAIT_BUF_INIT;
+	plait_buf_addf(&t, "%s/.tmp-%s-XXXXXX", b->cache->layers_dir, plait_digest_hex(l->diff_id) + 56);
+	tmp = plait_buf_detach(&t, NULL);
+	if (!mkdtemp(tmp))
+		return plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot create '%s'", tmp);
+	struct plait_unpack_options uo = { .mode = PLAIT_UNPACK_OVERLAY,
+					   .media_type = l->desc.media_type,
+					   .diff_id = l->diff_id,
+					   .digest = l->desc.digest };
+	int r = plait_unpack_blob(b->store, l->desc.digest, tmp, &uo, NULL, err);
+	if (r < 0) {
+		plait_remove_tree(tmp);
+		return r;
+	}
+	if (rename(tmp, l->dir) < 0) {
+		int e = errno;
+		plait_remove_tree(tmp);
+		/* another build unpacked it first */
+		if (e != EEXIST && e != ENOTEMPTY)
+			return plait_error_set_errno(err, PLAIT_E_IO, e, "cannot rename '%s'", tmp);
+	}
+	return 0;
+}
+
+void layer_ref_release(struct layer_ref *l)
+{
+	plait_descriptor_release(&l->desc);
+	free(l->dir);
+}
+
+static void stage_add_layer(struct stage *st, struct layer_ref *l)
+{
+	st->layers = xrealloc(st->layers, (st->n_layers + 1) * sizeof(*st->layers));
+	st->layers[st->n_layers++] = *l;
+	memset(l, 0, sizeof(*l));
+	plait_strv_push(&st->cfg.diff_ids, st->layers[st->n_layers - 1].diff_id);
+}
+
+/* created NULL: the time of the newest layer (metadata steps), else now. */
+void stage_add_history(struct builder *b, struct stage *st, const char *created_by, bool empty,
+			      const char *created)
+{
+	struct plait_buf when = PLAIT_BUF_INIT;
+	if (b->o->have_epoch || (!created && !st->last_created))
+		now_rfc3339(b, &when);
+	else
+		plait_buf_adds(&when, created ? created : st->last_created);
+	if (created && !b->o->have_epoch) {
+		free(st->last_created);
+		st->last_created = xstrdup(created);
+	}
+	st->cfg.history = xrealloc(st->cfg.history, (st->cfg.n_history + 1) * sizeof(*st->cfg.history));
+	struct plait_history *h = &st->cfg.history[st->cfg.n_history++];
+	memset(h, 0, sizeof(*h));
+	h->created = plait_buf_detach(&when, NULL);
+	h->created_by = xstrdup(created_by);
+	h->comment = xstrdup("buildkit.dockerfile.v0");
+	h->empty_layer = empty;
+}
+
+/* The key of a state: what came before and what this step is. */
+void build_chain_key(const char *parent, const struct plait_buf *step, char out[PLAIT_SHA256_DIGEST_SIZE])
+{
+	struct plait_buf b = PLAIT_BUF_INIT;
+	plait_buf_addf(&b, "plait-step-v1\n%s\n", parent);
+	plait_buf_add(&b, step->buf, step->len);
+	plait_sha256_buf(b.buf, b.len, out);
+	plait_buf_release(&b);
+}
+
+/* What shapes every layer of a chain: part of the key at its root, so a layer
+ * made with one epoch or compression is never reused for another. */
+void build_layer_settings(const struct builder *b, struct plait_buf *k)
+{
+	plait_buf_addf(k, "compression %d\n", (int)b->o->compression);
+	if (b->o->have_epoch)
+		plait_buf_addf(k, "epoch %lld\n", (long long)b->o->source_date_epoch);
+}
+
+const char *const *build_lowers_of(const struct stage *st, const char ***buf)
+{
+	*buf = xcalloc(st->n_layers + 1, sizeof(char *));
+	for (size_t i = 0; i < st->n_layers; i++)
+		(*buf)[i] = st->layers[i].dir;
+	return *buf;
+}
+
+int build_snapshot_of_stage(struct builder *b, const struct stage *st, struct plait_snapshot **out,
+			    struct plait_error **err)
+{
+	const char **lw = NULL;
+	int r = plait_snapshot_prepare(build_lowers_of(st, &lw), st->n_layers, b->cache->work_dir,
+				       PLAIT_SNAPSHOT_AUTO, out, err);
+	free(lw);
+	return r;
+}
+
+int build_commit_change(struct builder *b, struct stage *st, struct plait_snapshot *snap,
+			const char *key, const char *created_by, struct plait_error **err)
+{
+	struct plait_layer_options lo = { .compression = b->o->compression,
+					  .clamp_mtime = b->o->have_epoch,
+					  .source_date_epoch = b->o->source_date_epoch };
+	struct plait_layer out;
+	int r;
+	if (plait_snapshot_upper(snap)) {
+		r = plait_layer_from_overlay(b->store, plait_snapshot_upper(snap), &lo, &out, err);
+	} else {
+		struct plait_change_list cl = PLAIT_CHANGE_LIST_INIT;
+		r = plait_snapshot_changes(snap, &cl, err);
+		struct plait_layer_change *lc = xcalloc(cl.n + 1, sizeof(*lc));
+		for (size_t i = 0; i < cl.n; i++) {
+			lc[i].path = cl.items[i].path;
+			lc[i].kind = cl.items[i].kind == PLAIT_CHANGE_DELETE ? PLAIT_LAYER_CHANGE_DELETE
+									    : PLAIT_LAYER_CHANGE_ADD;
+		}
+		if (r >= 0)
+			r = plait_layer_from_changes(b->store, plait_snapshot_root(snap), lc, cl.n, &lo,
+						     &out, err);
+		free(lc);
+		plait_change_list_release(&cl);
+	}
+	if (r < 0)
+		return r;
+	bool empty = out.n_entries == 0;
+	struct layer_ref l = { 0 };
+	if (!empty) {
+		l.desc.media_type = xstrdup(out.media_type);
+		memcpy(l.desc.digest, out.digest, sizeof(out.digest));
+		l.desc.size = out.size;
+		memcpy(l.diff_id, out.diff_id, sizeof(out.diff_id));
+		/* The overlay upper already is this layer in lower form: keep it
+		 * rather than unpack the blob just written. */
+		if (plait_snapshot_upper(snap)) {
+			_cleanup_free_ char *dir = plait_cache_layer_dir(b->cache, l.diff_id);
+			struct stat sst;
+			if (stat(dir, &sst) < 0)
+				(void)plait_snapshot_take_upper(snap, dir, NULL);
+		}
+		r = build_ensure_layer_dir(b, &l, err);
+		if (r < 0) {
+			layer_ref_release(&l);
+			return r;
+		}
+	}
+	struct plait_buf when = PLAIT_BUF_INIT;
+	now_rfc3339(b, &when);
+	struct plait_cache_step rec = { .empty = empty, .created = when.buf };
+	if (!empty) {
+		rec.layer = l.desc; /* shallow: l keeps it */
+		memcpy(rec.diff_id, l.diff_id, sizeof(rec.diff_id));
+	}
+	plait_cache_step_write(b->cache, key, &rec);
+	plait_cache_step_unlock(&b->step_lock); /* others waiting for this step find the record now */
+	if (!empty)
+		stage_add_layer(st, &l);
+	stage_add_history(b, st, created_by, empty, when.buf);
+	plait_buf_release(&when);
+	memcpy(st->key, key, PLAIT_SHA256_DIGEST_SIZE);
+	return 0;
+}
+
+/* A cache hit: take the recorded layer. */
+static int apply_hit(struct builder *b, struct stage *st, const char *key, struct layer_ref *l,
+		     bool empty, const char *created, const char *created_by, struct plait_error **err)
+{
+	if (!empty) {
+		int r = build_ensure_layer_dir(b, l, err);
+		if (r < 0)
+			return r;
+		stage_add_layer(st, l);
+	}
+	stage_add_history(b, st, created_by, empty, created);
+	memcpy(st->key, key, PLAIT_SHA256_DIGEST_SIZE);
+	b->cached++;
+	build_emit(b, PLAIT_BUILD_STEP_CACHED, NULL, 0);
+	return 0;
+}
+
+void stage_release(struct stage *st)
+{
+	plait_image_config_release(&st->cfg);
+	for (size_t j = 0; j < st->n_layers; j++)
+		layer_ref_release(&st->layers[j]);
+	free(st->layers);
+	plait_map_release(&st->args);
+	free(st->label);
+	free(st->last_created);
+	free(st->run_platform);
+}
+
+int build_use_cached_step(struct builder *b, struct stage *st, const char *k, const char *created_by,
+			  struct plait_error **err)
+{
+	struct plait_cache_step rec;
+	plait_cache_step_unlock(&b->step_lock);
+	if (b->o->no_cache)
+		return 0;
+	if (plait_cache_step_lookup(b->cache, k, &rec) != 1) {
+		int r = plait_cache_step_lock(b->cache, k, b->o->cancel, &b->step_lock, err);
+		if (r < 0)
+			return r;
+		if (plait_cache_step_lookup(b->cache, k, &rec) != 1)
+			return 0; /* ours to run, under the lock */
+		plait_cache_step_unlock(&b->step_lock);
+	}
+	struct layer_ref hit = { 0 };
+	if (!rec.empty) {
+		hit.desc.media_type = TAKE_PTR(rec.layer.media_type);
+		memcpy(hit.desc.digest, rec.layer.digest, sizeof(hit.desc.digest));
+		hit.desc.size = rec.layer.size;
+		memcpy(hit.diff_id, rec.diff_id, sizeof(hit.diff_id));
+	}
+	int r = apply_hit(b, st, k, &hit, rec.empty, rec.created, created_by, err);
+	plait_cache_step_release(&rec);
+	layer_ref_release(&hit);
+	return r < 0 ? r : 1;
+}
+
+/* ------------------------------------------------------------ other stages */
+
+const char *build_named_dir(const struct builder *b, const char *name)
+{
+	for (size_t i = 0; i < b->o->n_named_dirs; i++)
+		if (streq(b->o->named_dirs[i].name, name))
+			return b->o->named_dirs[i].dir;
+	return NULL;
+}
+
+struct stage *build_find_stage(struct builder *b, const char *name, size_t before)
+{
+	const struct plait_df_stage *s = plait_dockerfile_find_stage(&b->df, name);
+	if (!s || s->index >= before)
+		return NULL;
+	return &b->stages[s->index];
+}
+
+void stage_copy_state(struct stage *dst, const struct stage *src)
+{
+	plait_image_config_release(&dst->cfg);
+	/* A round trip through JSON is the simplest deep copy of a config. */
+	struct plait_buf j = PLAIT_BUF_INIT;
+	if (plait_image_config_serialise(&src->cfg, &j, NULL) >= 0)
+		plait_image_config_parse(j.buf, j.len, &dst->cfg, NULL);
+	plait_buf_release(&j);
+	dst->layers = xcalloc(src->n_layers + 1, sizeof(*dst->layers));
+	for (size_t i = 0; i < src->n_layers; i++) {
+		plait_descriptor_copy(&dst->layers[i].desc, &src->layers[i].desc);
+		memcpy(dst->layers[i].diff_id, src->layers[i].diff_id, PLAIT_SHA256_DIGEST_SIZE);
+		dst->layers[i].dir = xstrdup(src->layers[i].dir);
+	}
+	dst->n_layers = src->n_layers;
+	memcpy(dst->key, src->key, sizeof(dst->key));
+	free(dst->last_created);
+	dst->last_created = xstrdup_or_null(src->last_created);
+	free(dst->run_platform);
+	dst->run_platform = xstrdup_or_null(src->run_platform);
+}
+
+int build_stage_ready(struct builder *b, const struct stage *fs, const struct plait_df_instr *in,
+		      const char *name, struct plait_error **err)
+{
+	if (!fs->df || fs->built)
+		return 0;
+	/* The stage loop builds what build_mark_needed() found, in order: a stage
+	 * only a step's own state names (an ONBUILD trigger of the base image, a
+	 * variable set by the base image's ENV) is not among them. */
+	return build_instr_error(b, in, PLAIT_E_USAGE, err,
+				 "'%s' names stage '%s', which the Dockerfile does not name for this step "
+				 "before it runs (an ONBUILD trigger or the base image's ENV); name the stage "
+				 "in the Dockerfile",
+				 name, fs->label);
+}
