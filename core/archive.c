@@ -23,12 +23,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cleanup.h"
 #include "endpoint.h"
 #include "banned.h"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct archive *, archive_read_free)
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct archive *, archive_write_free)
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct archive_entry *, archive_entry_free)
 
 struct archive_priv {
 	char *file;    /* the archive's path (a symlink's target) */

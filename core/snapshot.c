@@ -5,7 +5,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <linux/magic.h>
 #include <stdio.h>
 #include <sys/mount.h>
@@ -105,31 +104,6 @@ static void entries_release(struct entries *e)
 	free(e->v);
 	e->v = NULL;
 	e->n = e->alloc = 0;
-}
-
-static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	int r = flag == FTW_DP ? rmdir(path) : unlink(path);
-	if (r < 0 && errno != ENOENT)
-		return -errno;
-	return 0;
-}
-
-int plait_remove_tree(const char *path)
-{
-	struct stat st;
-	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (!S_ISDIR(st.st_mode))
-		return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
-	/* A directory nftw cannot enter (mode 000 work dirs) is still opened by
-	 * root; FTW_MOUNT keeps us out of anything still mounted below. */
-	int r = nftw(path, rm_cb, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
-	if (r < 0)
-		return -errno;
-	return r > 0 ? 0 : r;
 }
 
 static bool is_whiteout(const struct stat *st)
