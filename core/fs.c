@@ -38,19 +38,11 @@ char *plait_path_dir(const char *path)
 static int mkdir_one(const char *path, size_t len, mode_t mode, size_t *failed_len)
 {
 	_cleanup_free_ char *p = xstrndup(path, len);
-	int r = 0;
-	if (mkdir(p, mode) < 0) {
-		struct stat st;
-		if (errno != EEXIST)
-			r = -errno;
-		else if (stat(p, &st) < 0)
-			r = -errno;
-		else if (!S_ISDIR(st.st_mode))
-			r = -ENOTDIR;
-	}
-	if (r < 0 && failed_len)
+	if (mkdir(p, mode) == 0 || errno == EEXIST)
+		return 0;
+	if (failed_len)
 		*failed_len = len;
-	return r;
+	return -errno;
 }
 
 int plait_mkdir_p(const char *path, mode_t mode, size_t *failed_len)

@@ -29,10 +29,11 @@ char *plait_path_dir(const char *path);
 
 /* mkdir -p: create path and the directories above it that are missing, each
  * new one with mode (less the umask, as mkdir(2)); existing ones keep theirs.
- * An existing directory (or a symlink to one) is success; an existing
- * component that is not a directory is -ENOTDIR. On failure *failed_len (when
- * not NULL) gets the length of the prefix of path that could not be made, for
- * messages: "cannot create directory '%.*s'". */
+ * Whatever already exists at path is success, directory or not: the caller
+ * opens it next and says what is wrong in its own words ("'x' is not an OCI
+ * layout (not a directory)"); a non-directory above path fails (-ENOTDIR).
+ * On failure *failed_len (when not NULL) gets the length of the prefix of
+ * path that could not be made, for messages: "create '%.*s'". */
 int plait_mkdir_p(const char *path, mode_t mode, size_t *failed_len);
 
 /* Create a fresh private (0700) directory "$TMPDIR/plait-<what>-XXXXXX"

@@ -88,21 +88,6 @@ const char *plait_media_type_accept_manifests(void)
 	       "application/vnd.docker.distribution.manifest.v2+json";
 }
 
-/* ---- string helpers ---- */
-
-static char **strv_copy(char *const *v)
-{
-	if (!v)
-		return NULL;
-	size_t n = 0;
-	while (v[n])
-		n++;
-	char **r = xcalloc(n + 1, sizeof(char *));
-	for (size_t i = 0; i < n; i++)
-		r[i] = xstrdup(v[i]);
-	return r;
-}
-
 /* ---- map ---- */
 
 /* Index of key, or where it would go (with *found false). */
@@ -196,7 +181,7 @@ void plait_platform_copy(struct plait_platform *dst, const struct plait_platform
 	dst->architecture = xstrdup_or_null(src->architecture);
 	dst->variant = xstrdup_or_null(src->variant);
 	dst->os_version = xstrdup_or_null(src->os_version);
-	dst->os_features = strv_copy(src->os_features);
+	dst->os_features = plait_strv_copy(src->os_features);
 }
 
 void plait_descriptor_release(struct plait_descriptor *d)
@@ -223,7 +208,7 @@ void plait_descriptor_copy(struct plait_descriptor *dst, const struct plait_desc
 	memcpy(dst->digest, src->digest, sizeof(dst->digest));
 	dst->digest[sizeof(dst->digest) - 1] = '\0';
 	dst->size = src->size;
-	dst->urls = strv_copy(src->urls);
+	dst->urls = plait_strv_copy(src->urls);
 	plait_map_copy(&dst->annotations, &src->annotations);
 	if (src->platform) {
 		dst->platform = xcalloc(1, sizeof(*dst->platform));
