@@ -135,12 +135,8 @@ static int unpack(const char *file, const char *dir, struct plait_error **err)
 	return 0;
 }
 
-/* Collect the layout's files relative to root, sorted, so archives are reproducible. */
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
+/* Collect the layout's files relative to root (pack sorts them, so that
+ * archives are reproducible). */
 static int list_files(const char *root, const char *rel, char ***v, size_t *n, size_t *alloc,
 		      struct plait_error **err)
 {
@@ -160,9 +156,7 @@ static int list_files(const char *root, const char *rel, char ***v, size_t *n, s
 			continue; /* ".", "..", and the store's lock and temporary files */
 		struct plait_buf child = PLAIT_BUF_INIT;
 		plait_buf_addf(&child, "%s%s%s", rel, *rel ? "/" : "", de->d_name);
-		PLAIT_ALLOC_GROW(*v, *n + 2, *alloc);
-		(*v)[(*n)++] = xstrdup(child.buf);
-		(*v)[*n] = NULL;
+		plait_strv_add(v, n, alloc, child.buf);
 		if (de->d_type == DT_DIR)
 			r = list_files(root, child.buf, v, n, alloc, err);
 		plait_buf_release(&child);
@@ -182,8 +176,7 @@ static int pack(const char *dir, const char *file, const struct stat *old, struc
 		plait_strv_free(files);
 		return r;
 	}
-	if (n)
-		qsort(files, n, sizeof(char *), cmp_str);
+	plait_strv_sort(files);
 
 	struct plait_buf tmp = PLAIT_BUF_INIT;
 	plait_buf_addf(&tmp, "%s.tmp-%d", file, (int)getpid());

@@ -304,14 +304,14 @@ static int copy_cb(void *opaque, const char *abs, const char *rel, const struct 
 	bool exists = lstat(dst, &dst_st) == 0;
 
 	if (is_whiteout(st)) {
-		int r = plait_remove_tree(dst);
+		int r = plait_rm_rf(dst);
 		if (r < 0)
 			return plait_error_set_errno(err, PLAIT_E_IO, r, "remove '%s'", dst);
 		return 1;
 	}
 	if (S_ISDIR(st->st_mode)) {
 		if (exists && (!S_ISDIR(dst_st.st_mode) || is_opaque(abs))) {
-			int r = plait_remove_tree(dst);
+			int r = plait_rm_rf(dst);
 			if (r < 0)
 				return plait_error_set_errno(err, PLAIT_E_IO, r, "remove '%s'", dst);
 			exists = false;
@@ -330,7 +330,7 @@ static int copy_cb(void *opaque, const char *abs, const char *rel, const struct 
 		return 0;
 	}
 	if (exists) {
-		int r = plait_remove_tree(dst);
+		int r = plait_rm_rf(dst);
 		if (r < 0)
 			return plait_error_set_errno(err, PLAIT_E_IO, r, "remove '%s'", dst);
 	}
@@ -769,7 +769,7 @@ void plait_snapshot_release(struct plait_snapshot *s)
 	if (s->mounted)
 		(void)umount2(s->root, MNT_DETACH);
 	if (s->dir)
-		(void)plait_remove_tree(s->dir);
+		(void)plait_rm_rf(s->dir);
 	snapshot_free(s);
 }
 
@@ -847,10 +847,10 @@ int plait_snapshot_prepare(const char *const *lowers, size_t n, const char *work
 		s->mounted = false;
 		plait_buf_reset(&p);
 		plait_buf_addf(&p, "%s/upper", s->dir);
-		(void)plait_remove_tree(p.buf);
+		(void)plait_rm_rf(p.buf);
 		plait_buf_reset(&p);
 		plait_buf_addf(&p, "%s/work", s->dir);
-		(void)plait_remove_tree(p.buf);
+		(void)plait_rm_rf(p.buf);
 		free(s->upper);
 		s->upper = NULL;
 		if (n == 0) {

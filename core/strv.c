@@ -63,6 +63,18 @@ char **plait_strv_copy(char *const *v)
 	return v ? plait_strv_copy_nonnull(v) : NULL;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void plait_strv_sort(char **v)
+{
+	size_t n = plait_strv_length(v);
+	if (n > 1)
+		qsort(v, n, sizeof(char *), cmp_str);
+}
+
 bool plait_strv_contains(char *const *v, const char *s)
 {
 	for (; v && *v; v++)

@@ -36,6 +36,9 @@ void plait_strv_add_take(char ***v, size_t *n, size_t *alloc, char *s);
 char **plait_strv_copy(char *const *v);
 /* A deep copy that is never NULL: NULL becomes an empty vector. */
 char **plait_strv_copy_nonnull(char *const *v);
+/* Sort the elements in place, in byte order (strcmp): for listings that
+ * must come out the same on every machine. */
+void plait_strv_sort(char **v);
 /* Whether some element equals s. */
 bool plait_strv_contains(char *const *v, const char *s);
 /* The elements joined with sep, as a new string ("" for an empty vector). */

@@ -119,6 +119,18 @@ static void test_strv__join_puts_sep_between(void **state)
 	assert_string_equal(three, "a, , c");
 }
 
+static void test_strv__sort_is_byte_order(void **state)
+{
+	(void)state;
+	_cleanup_strv_free_ char **v = NULL;
+	plait_strv_sort(v); /* NULL: nothing to do */
+	const char *in[] = { "b", "a/b", "B", "a", "a-b", "" };
+	for (size_t i = 0; i < ARRAY_SIZE(in); i++)
+		plait_strv_push(&v, in[i]);
+	plait_strv_sort(v);
+	assert_strv(v, "[|B|a|a-b|a/b|b]");
+}
+
 static void test_strv__to_json_is_an_array_in_order(void **state)
 {
 	(void)state;
@@ -142,6 +154,7 @@ int main(void)
 	    cmocka_unit_test(test_strv__copy_is_deep),
 	    cmocka_unit_test(test_strv__contains_matches_whole_elements),
 	    cmocka_unit_test(test_strv__join_puts_sep_between),
+	    cmocka_unit_test(test_strv__sort_is_byte_order),
 	    cmocka_unit_test(test_strv__to_json_is_an_array_in_order),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
