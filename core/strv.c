@@ -16,7 +16,7 @@ void plait_strv_free(char **v)
 	free(v);
 }
 
-size_t plait_strv_length(char *const *v)
+size_t (plait_strv_length)(const char *const *v)
 {
 	size_t n = 0;
 	while (v && v[n])
@@ -49,7 +49,7 @@ void plait_strv_add(char ***v, size_t *n, size_t *alloc, const char *s)
 	plait_strv_add_take(v, n, alloc, xstrdup(s));
 }
 
-char **plait_strv_copy_nonnull(char *const *v)
+char **(plait_strv_copy_nonnull)(const char *const *v)
 {
 	size_t n = plait_strv_length(v);
 	char **r = xcalloc(n + 1, sizeof(char *));
@@ -58,7 +58,7 @@ char **plait_strv_copy_nonnull(char *const *v)
 	return r;
 }
 
-char **plait_strv_copy(char *const *v)
+char **(plait_strv_copy)(const char *const *v)
 {
 	return v ? plait_strv_copy_nonnull(v) : NULL;
 }
@@ -75,7 +75,7 @@ void plait_strv_sort(char **v)
 		qsort(v, n, sizeof(char *), cmp_str);
 }
 
-bool plait_strv_contains(char *const *v, const char *s)
+bool (plait_strv_contains)(const char *const *v, const char *s)
 {
 	for (; v && *v; v++)
 		if (streq(*v, s))
@@ -83,7 +83,7 @@ bool plait_strv_contains(char *const *v, const char *s)
 	return false;
 }
 
-char *plait_strv_join(char *const *v, const char *sep)
+char *(plait_strv_join)(const char *const *v, const char *sep)
 {
 	struct plait_buf b = PLAIT_BUF_INIT;
 	for (size_t i = 0; v && v[i]; i++) {
@@ -94,7 +94,7 @@ char *plait_strv_join(char *const *v, const char *sep)
 	return plait_buf_detach(&b, NULL);
 }
 
-json_t *plait_strv_to_json(char *const *v)
+json_t *(plait_strv_to_json)(const char *const *v)
 {
 	json_t *a = json_array();
 	if (!a)

@@ -119,6 +119,23 @@ static void test_strv__join_puts_sep_between(void **state)
 	assert_string_equal(three, "a, , c");
 }
 
+static void test_strv__read_only_functions_take_const_vectors(void **state)
+{
+	(void)state;
+	/* a registry option is const char *const *; parsed lists are char ** */
+	static const char *const hosts[] = { "a:5000", "b", NULL };
+	const char *list[] = { "x", NULL };
+	char *const mut[] = { (char *)"m", NULL };
+	assert_int_equal(plait_strv_length(hosts), 2);
+	assert_true(plait_strv_contains(hosts, "b"));
+	assert_true(plait_strv_contains(list, "x"));
+	assert_true(plait_strv_contains(mut, "m"));
+	_cleanup_strv_free_ char **c = plait_strv_copy(hosts);
+	assert_strv(c, "[a:5000|b]");
+	_cleanup_free_ char *j = plait_strv_join(list, ",");
+	assert_string_equal(j, "x");
+}
+
 static void test_strv__sort_is_byte_order(void **state)
 {
 	(void)state;
@@ -154,6 +171,7 @@ int main(void)
 	    cmocka_unit_test(test_strv__copy_is_deep),
 	    cmocka_unit_test(test_strv__contains_matches_whole_elements),
 	    cmocka_unit_test(test_strv__join_puts_sep_between),
+	    cmocka_unit_test(test_strv__read_only_functions_take_const_vectors),
 	    cmocka_unit_test(test_strv__sort_is_byte_order),
 	    cmocka_unit_test(test_strv__to_json_is_an_array_in_order),
 	};
