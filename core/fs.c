@@ -190,7 +190,9 @@ int plait_rm_rf(const char *path)
 					 : xstrdup(".");
 	if (!*base || streq(base, ".") || streq(base, ".."))
 		return -EINVAL;
-	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	/* O_PATH: a parent we may search but not list (0711) is enough, as it
+	 * is for unlink(2) */
+	_cleanup_close_ int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return errno == ENOENT ? 0 : -errno;
 	return plait_rm_rf_at(dfd, base);

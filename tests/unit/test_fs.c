@@ -202,6 +202,14 @@ static void test_fs__rm_rf_removes_a_tree_and_missing_is_fine(void **state)
 	_cleanup_free_ char *f = at(dir, "f");
 	assert_int_equal(plait_rm_rf(f), 0);
 	assert_false(exists(dir, "f"));
+	/* "x/.." and "x/." name no tree of their own: refused, nothing removed
+	 * (which is also what keeps rm_rf("/") out) */
+	mk(dir, "keep");
+	_cleanup_free_ char *dotdot = at(dir, "keep/..");
+	_cleanup_free_ char *dot = at(dir, "keep/.");
+	assert_int_equal(plait_rm_rf(dotdot), -EINVAL);
+	assert_int_equal(plait_rm_rf(dot), -EINVAL);
+	assert_true(exists(dir, "keep"));
 	mk(dir, "d");
 	_cleanup_free_ char *d = at(dir, "d/");
 	assert_int_equal(plait_rm_rf(d), 0);
