@@ -23,12 +23,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cleanup.h"
 #include "endpoint.h"
 #include "banned.h"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct archive *, archive_read_free)
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct archive *, archive_write_free)
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct archive_entry *, archive_entry_free)
 
 struct archive_priv {
 	char *file;    /* the archive's path (a symlink's target) */
@@ -59,26 +57,15 @@ static bool safe_member_name(const char *name)
 	return true;
 }
 
-static int mkdir_parents(const char *root, const char *rel, struct plait_error **err)
+/* mkdir -p the first len bytes of path; "create '<what failed>'" on error. */
+static int mkdir_prefix(const char *path, size_t len, struct plait_error **err)
 {
-	struct plait_buf b = PLAIT_BUF_INIT;
-	plait_buf_adds(&b, root);
-	size_t base = b.len;
-	plait_buf_addch(&b, '/');
-	plait_buf_adds(&b, rel);
-	int r = 0;
-	for (char *p = b.buf + base + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(b.buf, 0755) < 0 && errno != EEXIST)
-			r = plait_error_set_errno(err, PLAIT_E_IO, errno, "create '%s'", b.buf);
-		*p = '/';
-		if (r < 0)
-			break;
-	}
-	plait_buf_release(&b);
-	return r;
+	_cleanup_free_ char *p = xstrndup(path, len);
+	size_t failed = 0;
+	int r = plait_mkdir_p(p, 0755, &failed);
+	if (r < 0)
+		return plait_error_set_errno(err, PLAIT_E_IO, -r, "create '%.*s'", (int)failed, p);
+	return 0;
 }
 
 static int unpack(const char *file, const char *dir, struct plait_error **err)
@@ -109,14 +96,8 @@ static int unpack(const char *file, const char *dir, struct plait_error **err)
 					       file, name);
 		mode_t type = archive_entry_filetype(e);
 		if (type == AE_IFDIR) {
-			int r = mkdir_parents(dir, name, err);
-			if (r < 0)
-				return r;
-			struct plait_buf p = PLAIT_BUF_INIT;
-			plait_buf_addf(&p, "%s/%s", dir, name);
-			if (mkdir(p.buf, 0755) < 0 && errno != EEXIST)
-				r = plait_error_set_errno(err, PLAIT_E_IO, errno, "create '%s'", p.buf);
-			plait_buf_release(&p);
+			_cleanup_free_ char *p = plait_path_join(dir, name);
+			int r = mkdir_prefix(p, strlen(p), err);
 			if (r < 0)
 				return r;
 			continue;
@@ -125,11 +106,13 @@ static int unpack(const char *file, const char *dir, struct plait_error **err)
 			return plait_error_set(err, PLAIT_E_INVALID,
 					       "OCI archive '%s': member '%s' is not a regular file or directory",
 					       file, name);
-		int r = mkdir_parents(dir, name, err);
-		if (r < 0)
-			return r;
 		struct plait_buf p = PLAIT_BUF_INIT;
 		plait_buf_addf(&p, "%s/%s", dir, name);
+		int r = mkdir_prefix(p.buf, (size_t)(strrchr(p.buf, '/') - p.buf), err);
+		if (r < 0) {
+			plait_buf_release(&p);
+			return r;
+		}
 		_cleanup_close_ int fd = open(p.buf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
 		if (fd < 0) {
 			r = plait_error_set_errno(err, PLAIT_E_IO, errno, "create '%s'", p.buf);
@@ -152,12 +135,8 @@ static int unpack(const char *file, const char *dir, struct plait_error **err)
 	return 0;
 }
 
-/* Collect the layout's files relative to root, sorted, so archives are reproducible. */
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
+/* Collect the layout's files relative to root (pack sorts them, so that
+ * archives are reproducible). */
 static int list_files(const char *root, const char *rel, char ***v, size_t *n, size_t *alloc,
 		      struct plait_error **err)
 {
@@ -177,9 +156,7 @@ static int list_files(const char *root, const char *rel, char ***v, size_t *n, s
 			continue; /* ".", "..", and the store's lock and temporary files */
 		struct plait_buf child = PLAIT_BUF_INIT;
 		plait_buf_addf(&child, "%s%s%s", rel, *rel ? "/" : "", de->d_name);
-		PLAIT_ALLOC_GROW(*v, *n + 2, *alloc);
-		(*v)[(*n)++] = xstrdup(child.buf);
-		(*v)[*n] = NULL;
+		plait_strv_add(v, n, alloc, child.buf);
 		if (de->d_type == DT_DIR)
 			r = list_files(root, child.buf, v, n, alloc, err);
 		plait_buf_release(&child);
@@ -199,8 +176,7 @@ static int pack(const char *dir, const char *file, const struct stat *old, struc
 		plait_strv_free(files);
 		return r;
 	}
-	if (n)
-		qsort(files, n, sizeof(char *), cmp_str);
+	plait_strv_sort(files);
 
 	struct plait_buf tmp = PLAIT_BUF_INIT;
 	plait_buf_addf(&tmp, "%s.tmp-%d", file, (int)getpid());

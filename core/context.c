@@ -387,11 +387,6 @@ int plait_context_openat(struct plait_context *ctx, const char *relpath, int fla
 
 /* ---- walking ---- */
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Sorted names in the directory dfd (without "." and ".."). */
 static int list_dir(int dfd, char ***names_out, size_t *n_out)
 {
@@ -411,9 +406,7 @@ static int list_dir(int dfd, char ***names_out, size_t *n_out)
 	while ((de = readdir(d))) {
 		if (streq(de->d_name, ".") || streq(de->d_name, ".."))
 			continue;
-		PLAIT_ALLOC_GROW(names, n + 2, alloc);
-		names[n++] = xstrdup(de->d_name);
-		names[n] = NULL;
+		plait_strv_add(&names, &n, &alloc, de->d_name);
 	}
 	int r = errno ? -errno : 0;
 	closedir(d);
@@ -421,8 +414,7 @@ static int list_dir(int dfd, char ***names_out, size_t *n_out)
 		plait_strv_free(names);
 		return r;
 	}
-	if (n)
-		qsort(names, n, sizeof(*names), cmp_str);
+	plait_strv_sort(names);
 	*names_out = names;
 	*n_out = n;
 	return 0;

@@ -3,9 +3,8 @@
 #include <openssl/evp.h>
 #include <stdio.h>
 
+#include "cleanup.h"
 #include "banned.h"
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_MD_CTX *, EVP_MD_CTX_free)
 
 static const char hexdigits[] = "0123456789abcdef";
 

@@ -141,13 +141,6 @@ static bool is_ws(int c)
 	return c == ' ' || c == '\t' || c == '\v' || c == '\f' || c == '\r';
 }
 
-static void strv_push(char ***v, size_t *n, size_t *alloc, char *s)
-{
-	PLAIT_ALLOC_GROW(*v, *n + 2, *alloc);
-	(*v)[(*n)++] = s;
-	(*v)[*n] = NULL;
-}
-
 static char *trim_dup(const char *s, size_t n)
 {
 	while (n && is_space((unsigned char)*s))
@@ -171,7 +164,7 @@ static void split_ws(const char *s, char ***args, size_t *n)
 		const char *e = s;
 		while (*e && !is_ws((unsigned char)*e))
 			e++;
-		strv_push(args, n, &alloc, xstrndup(s, e - s));
+		plait_strv_add_take(args, n, &alloc, xstrndup(s, e - s));
 		s = e;
 	}
 }
@@ -198,14 +191,14 @@ static void parse_words(const char *rest, char escape, char ***out, size_t *n_ou
 		}
 		if (pos == len) {
 			if (blank_ok || word.len)
-				strv_push(&words, &n, &alloc, plait_buf_detach(&word, NULL));
+				plait_strv_add_take(&words, &n, &alloc, plait_buf_detach(&word, NULL));
 			break;
 		}
 		if (phase == IN_WORD) {
 			if (is_space((unsigned char)ch)) {
 				phase = IN_SPACES;
 				if (blank_ok || word.len)
-					strv_push(&words, &n, &alloc, plait_buf_detach(&word, NULL));
+					plait_strv_add_take(&words, &n, &alloc, plait_buf_detach(&word, NULL));
 				blank_ok = false;
 				continue;
 			}
@@ -267,7 +260,7 @@ static size_t extract_flags(const char *line, char ***out, size_t *n_out)
 		}
 		if (pos == len) {
 			if (!streq(word.buf, "--") && (blank_ok || word.len))
-				strv_push(out, n_out, &alloc, plait_buf_detach(&word, NULL));
+				plait_strv_add_take(out, n_out, &alloc, plait_buf_detach(&word, NULL));
 			break;
 		}
 		if (phase == IN_WORD) {
@@ -276,7 +269,7 @@ static size_t extract_flags(const char *line, char ***out, size_t *n_out)
 				if (streq(word.buf, "--"))
 					return pos;
 				if (blank_ok || word.len)
-					strv_push(out, n_out, &alloc, plait_buf_detach(&word, NULL));
+					plait_strv_add_take(out, n_out, &alloc, plait_buf_detach(&word, NULL));
 				plait_buf_reset(&word);
 				blank_ok = false;
 				continue;

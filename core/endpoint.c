@@ -1,7 +1,6 @@
 /* core/endpoint.c - what every endpoint kind shares: spec parsing for local
  * endpoints, allocation, resolve, small-blob reads. */
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
@@ -51,37 +50,6 @@ int plait_endpoint_commit(struct plait_endpoint *ep, struct plait_error **err)
 bool plait_endpoint_spec_is_local(const char *spec)
 {
 	return startswith(spec, "oci:") || startswith(spec, "oci-archive:");
-}
-
-int plait_mkdtemp(const char *what, char **path_out, struct plait_error **err)
-{
-	const char *tmp = getenv("TMPDIR");
-	struct plait_buf b = PLAIT_BUF_INIT;
-	plait_buf_addf(&b, "%s/plait-%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", what);
-	if (!mkdtemp(b.buf)) {
-		int r = plait_error_set_errno(err, PLAIT_E_IO, errno, "create temporary directory '%s'",
-					      b.buf);
-		plait_buf_release(&b);
-		return r;
-	}
-	*path_out = plait_buf_detach(&b, NULL);
-	return 0;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	if (flag == FTW_DP)
-		return rmdir(path) < 0 && errno != ENOENT ? -1 : 0;
-	return unlink(path) < 0 && errno != ENOENT ? -1 : 0;
-}
-
-int plait_rm_rf(const char *path)
-{
-	if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
-		return -errno;
-	return 0;
 }
 
 int plait_endpoint_resolve(struct plait_endpoint *ep, const char *ref, struct plait_descriptor *root,

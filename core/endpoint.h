@@ -96,9 +96,6 @@ struct plait_endpoint *plait_layout_endpoint_new(struct plait_store *store, cons
 /* An OCI archive (a tar of a layout) at file; see core/archive.c. */
 int plait_archive_endpoint_open(const char *file, const char *ref, bool for_write,
 				struct plait_endpoint **out, struct plait_error **err);
-/* Create a fresh temporary directory under $TMPDIR (or /tmp): "<tmp>/plait-<what>-XXXXXX". */
-int plait_mkdtemp(const char *what, char **path_out, struct plait_error **err);
-/* Remove a directory tree (no error when absent). */
-int plait_rm_rf(const char *path);
+/* plait_mkdtemp and plait_rm_rf (used with these endpoints) are in fs.h. */
 
 #endif

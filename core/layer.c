@@ -18,13 +18,11 @@
 #include <zstd.h>
 
 #include "buf.h"
+#include "cleanup.h"
 #include "layer.h"
 #include "oci.h"
 #include "banned.h"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct archive *, archive_write_free)
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct archive_entry *, archive_entry_free)
-DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir)
 
 #define GZIP_DEFAULT_LEVEL 6
 #define ZSTD_DEFAULT_LEVEL 3

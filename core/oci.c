@@ -88,21 +88,6 @@ const char *plait_media_type_accept_manifests(void)
 	       "application/vnd.docker.distribution.manifest.v2+json";
 }
 
-/* ---- string helpers ---- */
-
-static char **strv_copy(char *const *v)
-{
-	if (!v)
-		return NULL;
-	size_t n = 0;
-	while (v[n])
-		n++;
-	char **r = xcalloc(n + 1, sizeof(char *));
-	for (size_t i = 0; i < n; i++)
-		r[i] = xstrdup(v[i]);
-	return r;
-}
-
 /* ---- map ---- */
 
 /* Index of key, or where it would go (with *found false). */
@@ -202,7 +187,7 @@ void plait_descriptor_copy(struct plait_descriptor *dst, const struct plait_desc
 	memcpy(dst->digest, src->digest, sizeof(dst->digest));
 	dst->digest[sizeof(dst->digest) - 1] = '\0';
 	dst->size = src->size;
-	dst->urls = strv_copy(src->urls);
+	dst->urls = plait_strv_copy(src->urls);
 	plait_map_copy(&dst->annotations, &src->annotations);
 	if (src->platform) {
 		dst->platform = xcalloc(1, sizeof(*dst->platform));

@@ -136,9 +136,7 @@ void plait_platform_copy(struct plait_platform *dst, const struct plait_platform
 	dst->architecture = xstrdup_or_null(src->architecture);
 	dst->variant = xstrdup_or_null(src->variant);
 	dst->os_version = xstrdup_or_null(src->os_version);
-	dst->os_features = NULL;
-	for (char *const *f = src->os_features; f && *f; f++)
-		plait_strv_push(&dst->os_features, *f);
+	dst->os_features = plait_strv_copy(src->os_features);
 }
 
 #define VIEW_FIELD 64

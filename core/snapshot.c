@@ -5,7 +5,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <linux/magic.h>
 #include <stdio.h>
 #include <sys/mount.h>
@@ -105,31 +104,6 @@ static void entries_release(struct entries *e)
 	free(e->v);
 	e->v = NULL;
 	e->n = e->alloc = 0;
-}
-
-static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	int r = flag == FTW_DP ? rmdir(path) : unlink(path);
-	if (r < 0 && errno != ENOENT)
-		return -errno;
-	return 0;
-}
-
-int plait_remove_tree(const char *path)
-{
-	struct stat st;
-	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (!S_ISDIR(st.st_mode))
-		return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
-	/* A directory nftw cannot enter (mode 000 work dirs) is still opened by
-	 * root; FTW_MOUNT keeps us out of anything still mounted below. */
-	int r = nftw(path, rm_cb, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
-	if (r < 0)
-		return -errno;
-	return r > 0 ? 0 : r;
 }
 
 static bool is_whiteout(const struct stat *st)
@@ -330,14 +304,14 @@ static int copy_cb(void *opaque, const char *abs, const char *rel, const struct 
 	bool exists = lstat(dst, &dst_st) == 0;
 
 	if (is_whiteout(st)) {
-		int r = plait_remove_tree(dst);
+		int r = plait_rm_rf(dst);
 		if (r < 0)
 			return plait_error_set_errno(err, PLAIT_E_IO, r, "remove '%s'", dst);
 		return 1;
 	}
 	if (S_ISDIR(st->st_mode)) {
 		if (exists && (!S_ISDIR(dst_st.st_mode) || is_opaque(abs))) {
-			int r = plait_remove_tree(dst);
+			int r = plait_rm_rf(dst);
 			if (r < 0)
 				return plait_error_set_errno(err, PLAIT_E_IO, r, "remove '%s'", dst);
 			exists = false;
@@ -356,7 +330,7 @@ static int copy_cb(void *opaque, const char *abs, const char *rel, const struct 
 		return 0;
 	}
 	if (exists) {
-		int r = plait_remove_tree(dst);
+		int r = plait_rm_rf(dst);
 		if (r < 0)
 			return plait_error_set_errno(err, PLAIT_E_IO, r, "remove '%s'", dst);
 	}
@@ -795,7 +769,7 @@ void plait_snapshot_release(struct plait_snapshot *s)
 	if (s->mounted)
 		(void)umount2(s->root, MNT_DETACH);
 	if (s->dir)
-		(void)plait_remove_tree(s->dir);
+		(void)plait_rm_rf(s->dir);
 	snapshot_free(s);
 }
 
@@ -873,10 +847,10 @@ int plait_snapshot_prepare(const char *const *lowers, size_t n, const char *work
 		s->mounted = false;
 		plait_buf_reset(&p);
 		plait_buf_addf(&p, "%s/upper", s->dir);
-		(void)plait_remove_tree(p.buf);
+		(void)plait_rm_rf(p.buf);
 		plait_buf_reset(&p);
 		plait_buf_addf(&p, "%s/work", s->dir);
-		(void)plait_remove_tree(p.buf);
+		(void)plait_rm_rf(p.buf);
 		free(s->upper);
 		s->upper = NULL;
 		if (n == 0) {

@@ -107,8 +107,4 @@ static inline void plait_snapshot_releasep(struct plait_snapshot **s)
 const char *plait_change_kind_name(enum plait_change_kind kind); /* "add", "modify", "delete" */
 void plait_change_list_release(struct plait_change_list *l);
 
-/* rm -rf that never crosses into another mount and never follows symlinks.
- * Missing path is not an error. 0 or -errno. */
-int plait_remove_tree(const char *path);
-
 #endif

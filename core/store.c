@@ -67,28 +67,6 @@ void plait_store_blob_path(const struct plait_store *s, const char *digest, stru
 	blob_relpath(digest, out);
 }
 
-static int mkdir_p(const char *path, mode_t mode)
-{
-	struct plait_buf b = PLAIT_BUF_INIT;
-	plait_buf_adds(&b, path);
-	int r = 0;
-	for (char *p = b.buf + 1;; p++) {
-		if (*p != '/' && *p != '\0')
-			continue;
-		char c = *p;
-		*p = '\0';
-		if (mkdir(b.buf, mode) < 0 && errno != EEXIST) {
-			r = -errno;
-			break;
-		}
-		*p = c;
-		if (!c)
-			break;
-	}
-	plait_buf_release(&b);
-	return r;
-}
-
 static int fsync_dir_at(int dirfd, const char *rel)
 {
 	_cleanup_close_ int fd = openat(dirfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -205,7 +183,7 @@ int plait_store_open(const char *path, bool create, struct plait_store **out,
 	int r;
 
 	if (create) {
-		r = mkdir_p(s->path, 0755);
+		r = plait_mkdir_p(s->path, 0755, NULL);
 		if (r < 0) {
 			r = plait_error_set_errno(err, PLAIT_E_IO, r, "cannot create '%s'",
 						  s->path);

@@ -22,11 +22,10 @@
 #include <zstd.h>
 
 #include "buf.h"
+#include "cleanup.h"
 #include "unpack.h"
 #include "banned.h"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct archive *, archive_read_free)
-DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir)
 
 #define IO_CHUNK (128 * 1024)
 #define MAX_SYMLINKS 40
@@ -366,34 +365,6 @@ static int open_dir_create(struct unpacker *u, const char *rel, int *out)
 	return open_dir(u, rel, out);
 }
 
-/* Remove name under dfd, recursively, never following symlinks. */
-static int rm_rf_at(int dfd, const char *name)
-{
-	if (unlinkat(dfd, name, 0) == 0 || errno == ENOENT)
-		return 0;
-	if (errno != EISDIR)
-		return -errno;
-	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	_cleanup_(closedirp) DIR *d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -errno;
-	}
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-			continue;
-		int r = rm_rf_at(dirfd(d), de->d_name);
-		if (r < 0)
-			return r;
-	}
-	if (unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-		return -errno;
-	return 0;
-}
-
 /* Entry name -> relative path with no "", "." or ".." components. */
 static int clean_name(const char *name, struct plait_buf *out, struct plait_error **err)
 {
@@ -477,7 +448,7 @@ static int prune(struct unpacker *u, int dfd, const char *rel)
 		plait_buf_adds(&child, de->d_name);
 		int r;
 		if (!seen_has(u, child.buf)) {
-			r = rm_rf_at(dirfd(d), de->d_name);
+			r = plait_rm_rf_at(dirfd(d), de->d_name);
 		} else {
 			_cleanup_close_ int cfd = openat(
 			    dirfd(d), de->d_name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -506,7 +477,7 @@ static int whiteout(struct unpacker *u, struct archive_entry *ae, const char *pa
 		if (r == -ENOENT || r == -ENOTDIR)
 			return 0; /* nothing below to hide */
 		if (r >= 0)
-			r = opaque ? prune(u, pfd, parent) : rm_rf_at(pfd, target);
+			r = opaque ? prune(u, pfd, parent) : plait_rm_rf_at(pfd, target);
 	} else {
 		r = open_dir_create(u, parent, &pfd);
 		if (r >= 0 && opaque) {
@@ -516,7 +487,7 @@ static int whiteout(struct unpacker *u, struct archive_entry *ae, const char *pa
 			    : fsetxattr(dfd, "trusted.overlay.opaque", "y", 1, 0) < 0 ? -errno
 										      : 0;
 		} else if (r >= 0) {
-			r = rm_rf_at(pfd, target);
+			r = plait_rm_rf_at(pfd, target);
 			if (r >= 0 && mknodat(pfd, target, S_IFCHR | 0, makedev(0, 0)) < 0)
 				r = -errno;
 			if (r >= 0 && !u->o->no_chown &&
@@ -683,7 +654,7 @@ static int unpack_entry(struct unpacker *u, struct archive *a, struct archive_en
 	bool keep = false;
 	if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		keep = type == AE_IFDIR && !link && S_ISDIR(st.st_mode);
-		if (!keep && (r = rm_rf_at(pfd, base)) < 0)
+		if (!keep && (r = plait_rm_rf_at(pfd, base)) < 0)
 			return plait_error_set_errno(err, PLAIT_E_IO, -r, "unpack: replace '%s'",
 						     name);
 	}

@@ -8,25 +8,6 @@
 #include <time.h>
 #include <sys/ioctl.h>
 
-void plait_strv_free(char **v)
-{
-	if (!v)
-		return;
-	for (char **p = v; *p; p++)
-		free(*p);
-	free(v);
-}
-
-void plait_strv_push(char ***v, const char *s)
-{
-	size_t n = 0;
-	while (*v && (*v)[n])
-		n++;
-	*v = xrealloc(*v, (n + 2) * sizeof(char *));
-	(*v)[n] = xstrdup(s);
-	(*v)[n + 1] = NULL;
-}
-
 void plait_die_oom(void)
 {
 	static const char msg[] = "plait: fatal: out of memory\n";
@@ -101,25 +82,6 @@ int plait_write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-int plait_replace_file(const char *path, const void *data, size_t len)
-{
-	struct plait_buf tmp = PLAIT_BUF_INIT;
-	plait_buf_addf(&tmp, "%s.tmp-%d", path, (int)gettid()); /* unique per thread: jobs are threads */
-	int r = 0, fd = open(tmp.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		r = -errno;
-	if (r >= 0)
-		r = plait_write_all(fd, data, len);
-	if (fd >= 0 && close(fd) < 0 && r >= 0)
-		r = -errno;
-	if (r >= 0 && rename(tmp.buf, path) < 0)
-		r = -errno;
-	if (r < 0)
-		unlink(tmp.buf);
-	plait_buf_release(&tmp);
-	return r;
-}
-
 ssize_t plait_read_full(int fd, void *buf, size_t len)
 {
 	char *p = buf;
@@ -136,14 +98,6 @@ ssize_t plait_read_full(int fd, void *buf, size_t len)
 		got += (size_t)n;
 	}
 	return (ssize_t)got;
-}
-
-char *plait_path_dir(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	if (!slash)
-		return xstrdup(".");
-	return slash == path ? xstrdup("/") : xstrndup(path, (size_t)(slash - path));
 }
 
 void plait_hint_unrelated_subdirs(const char *dir)

@@ -1,5 +1,7 @@
-/* core/util.h - small helpers every module uses: cleanup attributes, ownership
- * hand-over, array sizes, allocation that never returns NULL.
+/* core/util.h - small helpers every module uses: cleanup attributes (and the
+ * cleanups for libc types), ownership hand-over, array sizes, allocation that
+ * never returns NULL. String vectors are in strv.h, paths and files in fs.h,
+ * timestamps in timestamp.h.
  *
  * Contract: allocation failure is not a recoverable error in plait (as in git);
  * the x* allocators abort with a message instead of returning NULL. */
@@ -12,6 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <dirent.h>
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
 #define _unused_ __attribute__((unused))
@@ -49,16 +53,6 @@ static inline void closep(int *fd)
 }
 #define _cleanup_close_ _cleanup_(closep)
 
-/* Frees a NULL-terminated array of strings. */
-void plait_strv_free(char **v);
-/* Append a copy of s to the NULL-terminated array *v (which may be NULL). */
-void plait_strv_push(char ***v, const char *s);
-static inline void plait_strv_freep(char ***v)
-{
-	plait_strv_free(*v);
-}
-#define _cleanup_strv_free_ _cleanup_(plait_strv_freep)
-
 /* DEFINE_TRIVIAL_CLEANUP_FUNC(CURL *, curl_easy_cleanup) defines
  * curl_easy_cleanupp() for use with _cleanup_(). */
 #define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)       \
@@ -67,6 +61,22 @@ static inline void plait_strv_freep(char ***v)
 		if (*p)                                \
 			func(*p);                      \
 	}
+
+/* Cleanups for libc types; those for a library's types live beside its
+ * header's use in core/cleanup.h (libarchive, OpenSSL), registry/ (curl).
+ * jansson has its own: json_auto_t. */
+static inline void fclosep(FILE **f)
+{
+	if (*f)
+		fclose(*f);
+}
+#define _cleanup_fclose_ _cleanup_(fclosep)
+static inline void closedirp(DIR **d)
+{
+	if (*d)
+		closedir(*d);
+}
+#define _cleanup_closedir_ _cleanup_(closedirp)
 
 _noreturn_ void plait_die_oom(void);
 void *xmalloc(size_t n);
@@ -107,13 +117,6 @@ bool endswith(const char *s, const char *suffix);
 
 /* Write all of buf to fd, retrying on EINTR and short writes. 0 or -errno. */
 int plait_write_all(int fd, const void *buf, size_t len);
-/* Replace path with data: written to "<path>.tmp-<thread id>" and renamed over
- * it, so readers see the old or the new content, never a part. Not fsync'd:
- * for caches, not for what must survive a crash. 0 or -errno. */
-int plait_replace_file(const char *path, const void *data, size_t len);
-/* The directory that holds path, as a new string: "a/b" -> "a", "/b" -> "/",
- * "b" -> ".". (No dirname(3): it may change its argument.) */
-char *plait_path_dir(const char *path);
 /* Tell the file system that the directories made in dir hold unrelated trees
  * (ext2/3/4's "top of directory hierarchies" flag, chattr +T), so that its
  * allocator spreads them over the disk instead of packing them next to dir.
@@ -127,5 +130,10 @@ ssize_t plait_read_full(int fd, void *buf, size_t len);
 
 /* Monotonic clock in nanoseconds. */
 uint64_t plait_now_ns(void);
+
+/* The modules that used to live here, so that every user of util.h still
+ * finds plait_strv_*, plait_path_dir, plait_replace_file, plait_remove_tree. */
+#include "strv.h"
+#include "fs.h"
 
 #endif

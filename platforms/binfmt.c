@@ -455,13 +455,6 @@ static int write_file(const char *path, const char *s, struct plait_error **err)
 	return 0;
 }
 
-static char *entry_path(const char *dir, const char *name)
-{
-	struct plait_buf b = PLAIT_BUF_INIT;
-	plait_buf_addf(&b, "%s/%s", dir, name);
-	return plait_buf_detach(&b, NULL);
-}
-
 int plait_binfmt_install(const char *dir, const char *interp_dir, const char *host_arch,
 			 bool aarch32, const struct plait_binfmt_arch *a,
 			 enum plait_binfmt_action *action, struct plait_error **err)
@@ -488,7 +481,7 @@ int plait_binfmt_install(const char *dir, const char *interp_dir, const char *ho
 		if (v[k].enabled) {
 			*action = PLAIT_BINFMT_UNCHANGED;
 		} else {
-			_cleanup_free_ char *p = entry_path(dir, v[k].name);
+			_cleanup_free_ char *p = plait_path_join(dir, v[k].name);
 			r = write_file(p, "1", err);
 			*action = PLAIT_BINFMT_ENABLED;
 		}
@@ -501,7 +494,7 @@ int plait_binfmt_install(const char *dir, const char *interp_dir, const char *ho
 	for (size_t i = 0; i < n && r >= 0; i++) {
 		if (!plait_binfmt_entry_matches(&v[i], a))
 			continue;
-		_cleanup_free_ char *p = entry_path(dir, v[i].name);
+		_cleanup_free_ char *p = plait_path_join(dir, v[i].name);
 		r = write_file(p, "-1", err);
 		if (r < 0)
 			plait_error_wrap(err,
@@ -513,7 +506,7 @@ int plait_binfmt_install(const char *dir, const char *interp_dir, const char *ho
 	if (r < 0)
 		return r;
 	_cleanup_free_ char *line = plait_binfmt_register_line(a, interp);
-	_cleanup_free_ char *reg = entry_path(dir, "register");
+	_cleanup_free_ char *reg = plait_path_join(dir, "register");
 	r = write_file(reg, line, err);
 	if (r < 0) {
 		plait_error_wrap(err, "register QEMU handler for linux/%s", a->arch);

@@ -484,15 +484,9 @@ static void setup_dev(struct child_ctx *c, int rootfd)
 
 static void mkdir_p(struct child_ctx *c, const char *path)
 {
-	_cleanup_buf_ struct plait_buf p = PLAIT_BUF_INIT;
-	for (const char *s = path; *s;) {
-		const char *e = strchrnul(s + 1, '/');
-		plait_buf_add(&p, s, e - s);
-		s = e;
-		if (p.len <= 1)
-			continue;
-		CHILD_CHECK(mkdir(p.buf, 0755) == 0 || errno == EEXIST, c, "create working directory '%s'", path);
-	}
+	int r = plait_mkdir_p(path, 0755, NULL);
+	errno = -r;
+	CHILD_CHECK(r == 0, c, "create working directory '%s'", path);
 }
 
 /* RUN keeps the capabilities a Docker container has by default, minus

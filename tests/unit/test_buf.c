@@ -240,28 +240,6 @@ static void test_util__write_all_and_read_full(void **state)
 	close(p[0]);
 }
 
-static void test_util__strv_free_accepts_null(void **state)
-{
-	(void)state;
-	plait_strv_free(NULL);
-	char **v = xcalloc(3, sizeof(char *));
-	v[0] = xstrdup("a");
-	v[1] = xstrdup("b");
-	plait_strv_free(v);
-}
-
-static void test_util__path_dir(void **state)
-{
-	(void)state;
-	static const char *const cases[][2] = {
-		{ "a/b/c.json", "a/b" }, { "/out.tar", "/" }, { "m.json", "." }, { "/x/y", "/x" },
-	};
-	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
-		_cleanup_free_ char *d = plait_path_dir(cases[i][0]);
-		assert_string_equal(d, cases[i][1]);
-	}
-}
-
 static char *make_tmpdir(void)
 {
 	const char *t = getenv("TMPDIR");
@@ -269,38 +247,6 @@ static char *make_tmpdir(void)
 	plait_buf_addf(&b, "%s/plait-util-XXXXXX", t && *t ? t : "/tmp");
 	assert_non_null(mkdtemp(b.buf));
 	return plait_buf_detach(&b, NULL);
-}
-
-static void test_util__replace_file_swaps_content_and_leaves_no_temp(void **state)
-{
-	(void)state;
-	_cleanup_free_ char *dir = make_tmpdir();
-	struct plait_buf p = PLAIT_BUF_INIT;
-	plait_buf_addf(&p, "%s/record", dir);
-	assert_int_equal(plait_replace_file(p.buf, "first", 5), 0);
-	assert_int_equal(plait_replace_file(p.buf, "second!", 7), 0);
-	struct plait_buf got = PLAIT_BUF_INIT;
-	assert_int_equal(plait_buf_read_file(&got, p.buf, 1024), 0);
-	assert_string_equal(got.buf, "second!");
-	plait_buf_release(&got);
-	/* only the file itself is left: no "<path>.tmp-…" */
-	DIR *d = opendir(dir);
-	assert_non_null(d);
-	int n = 0;
-	for (struct dirent *de; (de = readdir(d));)
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			n++, assert_string_equal(de->d_name, "record");
-	closedir(d);
-	assert_int_equal(n, 1);
-	/* a missing directory is an error, not a crash */
-	plait_buf_reset(&p);
-	plait_buf_addf(&p, "%s/missing/record", dir);
-	assert_int_equal(plait_replace_file(p.buf, "x", 1), -ENOENT);
-	plait_buf_reset(&p);
-	plait_buf_addf(&p, "%s/record", dir);
-	unlink(p.buf);
-	rmdir(dir);
-	plait_buf_release(&p);
 }
 
 /* Whether the file system under dir keeps FS_TOPDIR_FL (ext2/3/4 do; tmpfs
@@ -377,9 +323,6 @@ int main(void)
 	    cmocka_unit_test(test_util__take_ptr_moves_ownership),
 	    cmocka_unit_test(test_util__alloc_grow_keeps_contents),
 	    cmocka_unit_test(test_util__write_all_and_read_full),
-	    cmocka_unit_test(test_util__strv_free_accepts_null),
-	    cmocka_unit_test(test_util__path_dir),
-	    cmocka_unit_test(test_util__replace_file_swaps_content_and_leaves_no_temp),
 	    cmocka_unit_test(test_util__hint_unrelated_subdirs_sets_topdir_flag),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

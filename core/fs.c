@@ -1,0 +1,264 @@
+/* core/fs.c - file-system helpers; the contract is in fs.h. */
+#include "fs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include "buf.h"
+#include "error.h"
+#include "util.h"
+#include "banned.h"
+
+char *plait_path_join(const char *dir, const char *name)
+{
+	if (!dir || !*dir || streq(dir, "."))
+		return xstrdup(name);
+	struct plait_buf b = PLAIT_BUF_INIT;
+	plait_buf_adds(&b, dir);
+	if (b.buf[b.len - 1] != '/')
+		plait_buf_addch(&b, '/');
+	plait_buf_adds(&b, name);
+	return plait_buf_detach(&b, NULL);
+}
+
+char *plait_path_dir(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		return xstrdup(".");
+	return slash == path ? xstrdup("/") : xstrndup(path, (size_t)(slash - path));
+}
+
+/* mkdir one prefix of path: 0, or -errno with *failed_len set. */
+static int mkdir_one(const char *path, size_t len, mode_t mode, size_t *failed_len)
+{
+	_cleanup_free_ char *p = xstrndup(path, len);
+	if (mkdir(p, mode) == 0 || errno == EEXIST)
+		return 0;
+	if (failed_len)
+		*failed_len = len;
+	return -errno;
+}
+
+int plait_mkdir_p(const char *path, mode_t mode, size_t *failed_len)
+{
+	size_t n = strlen(path);
+	while (n > 1 && path[n - 1] == '/')
+		n--; /* "a/b/" is "a/b" */
+	if (!n) {
+		if (failed_len)
+			*failed_len = 0;
+		return -ENOENT;
+	}
+	for (size_t i = 1; i < n; i++) {
+		if (path[i] != '/' || path[i - 1] == '/')
+			continue;
+		int r = mkdir_one(path, i, mode, failed_len);
+		if (r < 0)
+			return r;
+	}
+	return mkdir_one(path, n, mode, failed_len);
+}
+
+int plait_mkdtemp(const char *what, char **path_out, struct plait_error **err)
+{
+	const char *tmp = getenv("TMPDIR");
+	struct plait_buf b = PLAIT_BUF_INIT;
+	plait_buf_addf(&b, "%s/plait-%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", what);
+	if (!mkdtemp(b.buf)) {
+		int r = plait_error_set_errno(err, PLAIT_E_IO, errno, "create temporary directory '%s'",
+					      b.buf);
+		plait_buf_release(&b);
+		return r;
+	}
+	*path_out = plait_buf_detach(&b, NULL);
+	return 0;
+}
+
+/* ------------------------------------------------------------ rm -rf */
+
+/* Which mount an open file is on: the device and, where the kernel says, the
+ * mount id (a bind mount of the same file system has the same device). */
+struct mount_of {
+	dev_t dev;
+	uint64_t mnt_id; /* 0: unknown */
+};
+
+static int mount_of_fd(int fd, struct mount_of *m)
+{
+	struct statx stx;
+	if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &stx) == 0) {
+		m->dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
+		m->mnt_id = (stx.stx_mask & STATX_MNT_ID) ? stx.stx_mnt_id : 0;
+		return 0;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	m->dev = st.st_dev;
+	m->mnt_id = 0;
+	return 0;
+}
+
+static bool same_mount(const struct mount_of *a, const struct mount_of *b)
+{
+	if (a->dev != b->dev)
+		return false;
+	return !a->mnt_id || !b->mnt_id || a->mnt_id == b->mnt_id;
+}
+
+static int rm_rf_below(int dfd, const char *name, const struct mount_of *top, bool is_top);
+
+/* Empty the directory open at fd (which rm_rf_below has checked). */
+static int empty_dir(int fd, const struct mount_of *top)
+{
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	_cleanup_closedir_ DIR *dp = d;
+	int r = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+			continue;
+		r = rm_rf_below(dirfd(d), de->d_name, top, false);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int rm_rf_below(int dfd, const char *name, const struct mount_of *top, bool is_top)
+{
+	/* A file, a symlink (not its target) or a device goes at once; a
+	 * directory says EISDIR. */
+	if (unlinkat(dfd, name, 0) == 0 || errno == ENOENT)
+		return 0;
+	if (errno != EISDIR)
+		return -errno;
+	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	struct mount_of here;
+	int r = mount_of_fd(fd, &here);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	if (!same_mount(&here, top)) {
+		/* another file system is mounted here: not ours to empty. Below the
+		 * top it stays, and the parent's rmdir says ENOTEMPTY. */
+		close(fd);
+		return is_top ? -EBUSY : 0;
+	}
+	r = empty_dir(fd, top);
+	if (r < 0)
+		return r;
+	if (unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+int plait_rm_rf_at(int dirfd, const char *name)
+{
+	if (!*name || strchr(name, '/') || streq(name, ".") || streq(name, ".."))
+		return -EINVAL;
+	struct mount_of top;
+	int r = mount_of_fd(dirfd, &top);
+	if (r < 0)
+		return r;
+	return rm_rf_below(dirfd, name, &top, true);
+}
+
+int plait_rm_rf(const char *path)
+{
+	_cleanup_free_ char *p = xstrdup(path);
+	size_t n = strlen(p);
+	while (n > 1 && p[n - 1] == '/')
+		p[--n] = '\0';
+	char *slash = strrchr(p, '/');
+	const char *base = slash ? slash + 1 : p;
+	_cleanup_free_ char *dir = slash ? (slash == p ? xstrdup("/") : xstrndup(p, (size_t)(slash - p)))
+					 : xstrdup(".");
+	if (!*base || streq(base, ".") || streq(base, ".."))
+		return -EINVAL;
+	/* O_PATH: a parent we may search but not list (0711) is enough, as it
+	 * is for unlink(2) */
+	_cleanup_close_ int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	return plait_rm_rf_at(dfd, base);
+}
+
+/* ------------------------------------------------------------ replace_file */
+
+static atomic_uint replace_seq;
+
+/* Open a new temporary file next to path: "<path>.tmp-<tid>-<n>". */
+static int open_temp(const char *path, mode_t mode, struct plait_buf *tmp)
+{
+	for (int tries = 0; tries < 100; tries++) {
+		plait_buf_reset(tmp);
+		plait_buf_addf(tmp, "%s.tmp-%d-%u", path, (int)gettid(),
+			       atomic_fetch_add(&replace_seq, 1));
+		int fd = open(tmp->buf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+		if (fd >= 0 || errno != EEXIST)
+			return fd < 0 ? -errno : fd;
+	}
+	return -EEXIST;
+}
+
+static void fsync_dir(const char *path)
+{
+	_cleanup_free_ char *dir = plait_path_dir(path);
+	_cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0)
+		(void)fsync(fd);
+}
+
+int plait_replace_file_full(const char *path, const void *data, size_t len, mode_t mode,
+			    unsigned flags)
+{
+	_cleanup_free_ char *target = NULL;
+	struct stat st;
+	if ((flags & PLAIT_REPLACE_FOLLOW) && lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
+		target = realpath(path, NULL);
+	if (!target)
+		target = xstrdup(path);
+
+	_cleanup_buf_ struct plait_buf tmp = PLAIT_BUF_INIT;
+	int fd = open_temp(target, mode, &tmp);
+	if (fd < 0)
+		return fd;
+	int r = 0;
+	if ((flags & PLAIT_REPLACE_EXACT_MODE) && fchmod(fd, mode) < 0)
+		r = -errno;
+	if (r >= 0)
+		r = plait_write_all(fd, data, len);
+	if (r >= 0 && (flags & PLAIT_REPLACE_SYNC) && fsync(fd) < 0)
+		r = -errno;
+	if (close(fd) < 0 && r >= 0)
+		r = -errno;
+	if (r >= 0 && rename(tmp.buf, target) < 0)
+		r = -errno;
+	if (r < 0) {
+		unlink(tmp.buf);
+		return r;
+	}
+	if (flags & PLAIT_REPLACE_SYNC)
+		fsync_dir(target);
+	return 0;
+}
+
+int plait_replace_file(const char *path, const void *data, size_t len)
+{
+	return plait_replace_file_full(path, data, len, 0644, 0);
+}

@@ -1,0 +1,76 @@
+/* core/fs.h - file-system helpers: paths, mkdir -p, the one recursive delete,
+ * temporary directories, atomic file replacement.
+ *
+ * Contract: functions return 0 (or a new string) on success and -errno on
+ * failure unless they take a struct plait_error; they never print. Strings
+ * they return are the caller's to free.
+ *
+ * The recursive delete (plait_rm_rf, plait_rm_rf_at) is what every module
+ * uses to remove a tree: it works through directory file descriptors, never
+ * follows a symbolic link (a link is removed, not its target) and never
+ * enters another mount (a mount point below the tree, a bind mount of the
+ * same file system included, is left in place and the delete fails with
+ * -ENOTEMPTY; a tree that is itself a mount point fails with -EBUSY, nothing
+ * removed). The unpacker relies on this for layers it does not trust. */
+#ifndef PLAIT_FS_H
+#define PLAIT_FS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct plait_error;
+
+/* dir + "/" + name, with no second '/' when dir already ends in one; a NULL,
+ * "" or "." dir gives name alone. */
+char *plait_path_join(const char *dir, const char *name);
+/* The directory that holds path, as a new string: "a/b" -> "a", "/b" -> "/",
+ * "b" -> ".". (No dirname(3): it may change its argument.) */
+char *plait_path_dir(const char *path);
+
+/* mkdir -p: create path and the directories above it that are missing, each
+ * new one with mode (less the umask, as mkdir(2)); existing ones keep theirs.
+ * Whatever already exists at path is success, directory or not: the caller
+ * opens it next and says what is wrong in its own words ("'x' is not an OCI
+ * layout (not a directory)"); a non-directory above path fails (-ENOTDIR).
+ * On failure *failed_len (when not NULL) gets the length of the prefix of
+ * path that could not be made, for messages: "create '%.*s'". */
+int plait_mkdir_p(const char *path, mode_t mode, size_t *failed_len);
+
+/* Create a fresh private (0700) directory "$TMPDIR/plait-<what>-XXXXXX"
+ * ($TMPDIR unset or empty: /tmp) and hand out its path. */
+int plait_mkdtemp(const char *what, char **path_out, struct plait_error **err);
+
+/* rm -rf path (see the contract above). A missing path is success; a path
+ * that is not a directory is unlinked (a symlink itself, never its target).
+ * The components above the last one are resolved as the caller gave them. */
+int plait_rm_rf(const char *path);
+/* rm -rf of the single component name inside dirfd: no path resolution
+ * beyond dirfd, so a symlink swapped in above cannot redirect it. name with a
+ * '/' or naming "." or ".." is -EINVAL. A missing name is success. */
+int plait_rm_rf_at(int dirfd, const char *name);
+/* The old name of plait_rm_rf (snapshot.h), kept for callers not yet moved. */
+static inline int plait_remove_tree(const char *path)
+{
+	return plait_rm_rf(path);
+}
+
+enum plait_replace_flags {
+	/* fsync the data before the rename and the directory after it: the new
+	 * content survives a crash (config, metadata); without it, a cache. */
+	PLAIT_REPLACE_SYNC = 1 << 0,
+	/* give the file exactly mode (fchmod), not mode less the umask */
+	PLAIT_REPLACE_EXACT_MODE = 1 << 1,
+	/* when path is a symlink, replace the file it points to (docker's
+	 * config.json), not the link */
+	PLAIT_REPLACE_FOLLOW = 1 << 2,
+};
+/* Replace path with data atomically: written to a new temporary file
+ * "<path>.tmp-<n>" in the same directory and renamed over path, so readers
+ * see the old or the new content, never a part. On failure path is untouched
+ * and no temporary file is left. flags: enum plait_replace_flags. */
+int plait_replace_file_full(const char *path, const void *data, size_t len, mode_t mode,
+			    unsigned flags);
+/* plait_replace_file_full(path, data, len, 0644, 0): not fsync'd, for caches. */
+int plait_replace_file(const char *path, const void *data, size_t len);
+
+#endif

@@ -1,0 +1,469 @@
+/* Unit tests for core/fs.c: paths, mkdir -p, the recursive delete, mkdtemp,
+ * atomic replacement. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/util.h"
+
+#include "core/banned.h"
+
+/* ------------------------------------------------------------ fixtures */
+
+static char *make_tmpdir(void)
+{
+	const char *t = getenv("TMPDIR");
+	struct plait_buf b = PLAIT_BUF_INIT;
+	plait_buf_addf(&b, "%s/plait-fs-XXXXXX", t && *t ? t : "/tmp");
+	assert_non_null(mkdtemp(b.buf));
+	return plait_buf_detach(&b, NULL);
+}
+
+static char *at(const char *dir, const char *rel)
+{
+	struct plait_buf b = PLAIT_BUF_INIT;
+	plait_buf_addf(&b, "%s/%s", dir, rel);
+	return plait_buf_detach(&b, NULL);
+}
+
+static void put(const char *dir, const char *rel, const char *text)
+{
+	_cleanup_free_ char *p = at(dir, rel);
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(plait_write_all(fd, text, strlen(text)), 0);
+	close(fd);
+}
+
+static void mk(const char *dir, const char *rel)
+{
+	_cleanup_free_ char *p = at(dir, rel);
+	assert_int_equal(mkdir(p, 0755), 0);
+}
+
+static bool exists(const char *dir, const char *rel)
+{
+	_cleanup_free_ char *p = at(dir, rel);
+	struct stat st;
+	return lstat(p, &st) == 0;
+}
+
+static void assert_mode(const char *dir, const char *rel, mode_t want)
+{
+	_cleanup_free_ char *p = at(dir, rel);
+	struct stat st;
+	assert_int_equal(lstat(p, &st), 0);
+	if ((st.st_mode & 07777) != want)
+		fail_msg("'%s' has mode %04o, want %04o", rel, st.st_mode & 07777, want);
+}
+
+/* The names in dir, sorted, joined with ' '. */
+static char *listing(const char *dir)
+{
+	_cleanup_closedir_ DIR *d = opendir(dir);
+	assert_non_null(d);
+	char **names = NULL;
+	for (struct dirent *de; (de = readdir(d));)
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			plait_strv_push(&names, de->d_name);
+	size_t n = plait_strv_length(names);
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+			char *t = names[j];
+			names[j] = names[j - 1];
+			names[j - 1] = t;
+		}
+	char *s = plait_strv_join(names, " ");
+	plait_strv_free(names);
+	return s;
+}
+
+static void assert_listing(const char *dir, const char *want)
+{
+	_cleanup_free_ char *got = listing(dir);
+	if (strcmp(got, want))
+		fail_msg("'%s' holds '%s', want '%s'", dir, got, want);
+}
+
+/* ------------------------------------------------------------ paths */
+
+static void test_fs__path_join(void **state)
+{
+	(void)state;
+	static const char *const cases[][3] = {
+		{ "a", "b", "a/b" },   { "/a/", "b", "/a/b" }, { "/", "etc", "/etc" },
+		{ ".", "x", "x" },     { "", "x", "x" },       { "a/b", "c/d", "a/b/c/d" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		_cleanup_free_ char *j = plait_path_join(cases[i][0], cases[i][1]);
+		if (strcmp(j, cases[i][2]))
+			fail_msg("join('%s', '%s') = '%s', want '%s'", cases[i][0], cases[i][1], j,
+				 cases[i][2]);
+	}
+	_cleanup_free_ char *n = plait_path_join(NULL, "x");
+	assert_string_equal(n, "x");
+}
+
+static void test_fs__path_dir(void **state)
+{
+	(void)state;
+	static const char *const cases[][2] = {
+		{ "a/b/c.json", "a/b" }, { "/out.tar", "/" }, { "m.json", "." }, { "/x/y", "/x" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		_cleanup_free_ char *d = plait_path_dir(cases[i][0]);
+		assert_string_equal(d, cases[i][1]);
+	}
+}
+
+/* ------------------------------------------------------------ mkdir -p */
+
+static void test_fs__mkdir_p_makes_every_level_with_mode(void **state)
+{
+	(void)state;
+	_cleanup_free_ char *dir = make_tmpdir();
+	mode_t old = umask(022);
+	_cleanup_free_ char *deep = at(dir, "a/b/c");
+	assert_int_equal(plait_mkdir_p(deep, 0750, NULL), 0);
+	assert_mode(dir, "a", 0750);
+	assert_mode(dir, "a/b", 0750);
+	assert_mode(dir, "a/b/c", 0750);
+	/* the umask applies, as to mkdir(2) */
+	_cleanup_free_ char *masked = at(dir, "m/n");
+	assert_int_equal(plait_mkdir_p(masked, 0777, NULL), 0);
+	assert_mode(dir, "m/n", 0755);
+	umask(old);
+	assert_int_equal(plait_rm_rf(dir), 0);
+}
+
+static void test_fs__mkdir_p_accepts_what_exists(void **state)
+{
+	(void)state;
+	_cleanup_free_ char *dir = make_tmpdir();
+	mk(dir, "keep");
+	_cleanup_free_ char *keep = at(dir, "keep");
+	assert_int_equal(chmod(keep, 0700), 0);
+	/* an existing directory keeps its mode; a trailing '/' and '//' are fine */
+	_cleanup_free_ char *below = at(dir, "keep//new/");
+	assert_int_equal(plait_mkdir_p(below, 0755, NULL), 0);
+	assert_mode(dir, "keep", 0700);
+	assert_int_equal(plait_mkdir_p(keep, 0755, NULL), 0);
+	assert_int_equal(plait_mkdir_p("/", 0755, NULL), 0);
+	/* an existing file at the path: the caller's open says what it is */
+	put(dir, "file", "x");
+	_cleanup_free_ char *file = at(dir, "file");
+	assert_int_equal(plait_mkdir_p(file, 0755, NULL), 0);
+	/* a file above the path is not a directory, and the message can name it */
+	_cleanup_free_ char *under = at(dir, "file/sub/deeper");
+	size_t failed = 0;
+	assert_int_equal(plait_mkdir_p(under, 0755, &failed), -ENOTDIR);
+	if (failed != strlen(file) + strlen("/sub"))
+		fail_msg("failed prefix is '%.*s', want '%s/sub'", (int)failed, under, file);
+	assert_int_equal(plait_mkdir_p("", 0755, NULL), -ENOENT);
+	assert_int_equal(plait_rm_rf(dir), 0);
+}
+
+/* ------------------------------------------------------------ rm -rf */
+
+static void test_fs__rm_rf_removes_a_tree_and_missing_is_fine(void **state)
+{
+	(void)state;
+	_cleanup_free_ char *dir = make_tmpdir();
+	mk(dir, "t");
+	mk(dir, "t/a");
+	mk(dir, "t/a/b");
+	put(dir, "t/a/b/f", "x");
+	put(dir, "t/g", "y");
+	_cleanup_free_ char *fifo = at(dir, "t/a/p");
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	_cleanup_free_ char *t = at(dir, "t");
+	assert_int_equal(plait_rm_rf(t), 0);
+	assert_false(exists(dir, "t"));
+	assert_int_equal(plait_rm_rf(t), 0);
+	_cleanup_free_ char *missing = at(dir, "no/such/thing");
+	assert_int_equal(plait_rm_rf(missing), 0);
+	/* a file is unlinked; a trailing '/' names the directory */
+	put(dir, "f", "x");
+	_cleanup_free_ char *f = at(dir, "f");
+	assert_int_equal(plait_rm_rf(f), 0);
+	assert_false(exists(dir, "f"));
+	/* "x/.." and "x/." name no tree of their own: refused, nothing removed
+	 * (which is also what keeps rm_rf("/") out) */
+	mk(dir, "keep");
+	_cleanup_free_ char *dotdot = at(dir, "keep/..");
+	_cleanup_free_ char *dot = at(dir, "keep/.");
+	assert_int_equal(plait_rm_rf(dotdot), -EINVAL);
+	assert_int_equal(plait_rm_rf(dot), -EINVAL);
+	assert_true(exists(dir, "keep"));
+	mk(dir, "d");
+	_cleanup_free_ char *d = at(dir, "d/");
+	assert_int_equal(plait_rm_rf(d), 0);
+	assert_false(exists(dir, "d"));
+	assert_int_equal(plait_rm_rf(dir), 0);
+	struct stat st;
+	assert_int_equal(lstat(dir, &st), -1);
+}
+
+static void test_fs__rm_rf_does_not_follow_symlinks(void **state)
+{
+	(void)state;
+	_cleanup_free_ char *dir = make_tmpdir();
+	mk(dir, "outside");
+	put(dir, "outside/precious", "keep me");
+	mk(dir, "t");
+	_cleanup_free_ char *outside = at(dir, "outside");
+	_cleanup_free_ char *link = at(dir, "t/link");
+	assert_int_equal(symlink(outside, link), 0);
+	_cleanup_free_ char *flink = at(dir, "t/flink");
+	_cleanup_free_ char *precious = at(dir, "outside/precious");
+	assert_int_equal(symlink(precious, flink), 0);
+	_cleanup_free_ char *t = at(dir, "t");
+	assert_int_equal(plait_rm_rf(t), 0);
+	assert_false(exists(dir, "t"));
+	assert_listing(outside, "precious");
+	/* the tree named through a symlink: the link goes, the target stays */
+	_cleanup_free_ char *top = at(dir, "top");
+	assert_int_equal(symlink(outside, top), 0);
+	assert_int_equal(plait_rm_rf(top), 0);
+	assert_false(exists(dir, "top"));
+	assert_listing(outside, "precious");
+	assert_int_equal(plait_rm_rf(dir), 0);
+}
+
+static void test_fs__rm_rf_at_takes_one_component(void **state)
+{
+	(void)state;
+	_cleanup_free_ char *dir = make_tmpdir();
+	mk(dir, "a");
+	mk(dir, "a/b");
+	put(dir, "a/b/f", "x");
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(dfd >= 0);
+	assert_int_equal(plait_rm_rf_at(dfd, "a/b"), -EINVAL);
+	assert_int_equal(plait_rm_rf_at(dfd, "."), -EINVAL);
+	assert_int_equal(plait_rm_rf_at(dfd, ".."), -EINVAL);
+	assert_int_equal(plait_rm_rf_at(dfd, ""), -EINVAL);
+	assert_true(exists(dir, "a/b/f"));
+	assert_int_equal(plait_rm_rf_at(dfd, "missing"), 0);
+	assert_int_equal(plait_rm_rf_at(dfd, "a"), 0);
+	assert_listing(dir, "");
+	close(dfd);
+	assert_int_equal(plait_rm_rf(dir), 0);
+}
+
+/* Mounts need root and a private mount namespace (so that nothing is left
+ * mounted on the host if the test dies): skip otherwise. */
+static bool private_mounts(void)
+{
+	if (geteuid() != 0)
+		return false;
+	static int done = -1;
+	if (done < 0)
+		done = unshare(CLONE_NEWNS) == 0 &&
+		       mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0;
+	return done == 1;
+}
+
+static void test_fs__rm_rf_does_not_enter_a_mount(void **state)
+{
+	(void)state;
+	if (!private_mounts()) {
+		skip();
+		return;
+	}
+	_cleanup_free_ char *dir = make_tmpdir();
+	mk(dir, "t");
+	mk(dir, "t/mnt");
+	put(dir, "t/sibling", "x");
+	_cleanup_free_ char *mnt = at(dir, "t/mnt");
+	assert_int_equal(mount("tmpfs", mnt, "tmpfs", 0, "size=1m"), 0);
+	put(dir, "t/mnt/on-tmpfs", "keep me");
+	_cleanup_free_ char *t = at(dir, "t");
+	assert_int_equal(plait_rm_rf(t), -ENOTEMPTY);
+	assert_true(exists(dir, "t/mnt/on-tmpfs"));
+	assert_false(exists(dir, "t/sibling"));
+	/* the tree itself a mount point: nothing removed */
+	assert_int_equal(plait_rm_rf(mnt), -EBUSY);
+	assert_true(exists(dir, "t/mnt/on-tmpfs"));
+	assert_int_equal(umount(mnt), 0);
+
+	/* a bind mount of the same file system (same device) is a mount too */
+	mk(dir, "src");
+	put(dir, "src/bound", "keep me");
+	_cleanup_free_ char *src = at(dir, "src");
+	assert_int_equal(mount(src, mnt, NULL, MS_BIND, NULL), 0);
+	assert_int_equal(plait_rm_rf(t), -ENOTEMPTY);
+	assert_true(exists(dir, "src/bound"));
+	assert_int_equal(umount(mnt), 0);
+	assert_int_equal(plait_rm_rf(dir), 0);
+}
+
+static void test_fs__rm_rf_removes_unreadable_dirs_as_root(void **state)
+{
+	(void)state;
+	if (geteuid() != 0) {
+		skip();
+		return;
+	}
+	/* overlayfs leaves its work/work at mode 000 */
+	_cleanup_free_ char *dir = make_tmpdir();
+	mk(dir, "work");
+	mk(dir, "work/work");
+	put(dir, "work/work/f", "x");
+	_cleanup_free_ char *ww = at(dir, "work/work");
+	assert_int_equal(chmod(ww, 0), 0);
+	assert_int_equal(plait_rm_rf(dir), 0);
+	struct stat st;
+	assert_int_equal(lstat(dir, &st), -1);
+}
+
+/* ------------------------------------------------------------ mkdtemp */
+
+static void test_fs__mkdtemp_makes_a_private_dir_under_tmpdir(void **state)
+{
+	(void)state;
+	_cleanup_free_ char *base = make_tmpdir();
+	_cleanup_free_ char *old = xstrdup_or_null(getenv("TMPDIR"));
+	setenv("TMPDIR", base, 1);
+	_cleanup_free_ char *a = NULL, *b = NULL;
+	struct plait_error *err = NULL;
+	assert_int_equal(plait_mkdtemp("unit", &a, &err), 0);
+	assert_int_equal(plait_mkdtemp("unit", &b, &err), 0);
+	assert_string_not_equal(a, b);
+	_cleanup_free_ char *prefix = at(base, "plait-unit-");
+	assert_true(startswith(a, prefix));
+	struct stat st;
+	assert_int_equal(stat(a, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_mode & 07777, 0700);
+	/* a TMPDIR that does not exist: an error that names the directory */
+	_cleanup_free_ char *missing = at(base, "missing");
+	setenv("TMPDIR", missing, 1);
+	_cleanup_free_ char *c = NULL;
+	assert_int_equal(plait_mkdtemp("unit", &c, &err), -PLAIT_E_IO);
+	assert_non_null(strstr(err->msg, "create temporary directory '"));
+	assert_non_null(strstr(err->msg, "/missing/plait-unit-"));
+	plait_error_clear(&err);
+	if (old)
+		setenv("TMPDIR", old, 1);
+	else
+		unsetenv("TMPDIR");
+	assert_int_equal(plait_rm_rf(base), 0);
+}
+
+/* ------------------------------------------------------------ replace_file */
+
+static void assert_content(const char *path, const char *want)
+{
+	struct plait_buf got = PLAIT_BUF_INIT;
+	assert_int_equal(plait_buf_read_file(&got, path, 1024), 0);
+	assert_string_equal(got.buf, want);
+	plait_buf_release(&got);
+}
+
+static void test_fs__replace_file_swaps_content_and_leaves_no_temp(void **state)
+{
+	(void)state;
+	_cleanup_free_ char *dir = make_tmpdir();
+	_cleanup_free_ char *p = at(dir, "record");
+	assert_int_equal(plait_replace_file(p, "first", 5), 0);
+	assert_int_equal(plait_replace_file(p, "second!", 7), 0);
+	assert_content(p, "second!");
+	assert_int_equal(plait_replace_file_full(p, "third", 5, 0600, PLAIT_REPLACE_SYNC), 0);
+	assert_content(p, "third");
+	/* only the file itself is left: no "<path>.tmp-…" */
+	assert_listing(dir, "record");
+	assert_int_equal(plait_rm_rf(dir), 0);
+}
+
+static void test_fs__replace_file_failure_leaves_path_and_no_temp(void **state)
+{
+	(void)state;
+	_cleanup_free_ char *dir = make_tmpdir();
+	/* a missing directory is an error, not a crash */
+	_cleanup_free_ char *missing = at(dir, "missing/record");
+	assert_int_equal(plait_replace_file(missing, "x", 1), -ENOENT);
+	/* the rename fails (a non-empty directory is in the way): it is untouched
+	 * and the temporary file is gone */
+	mk(dir, "busy");
+	put(dir, "busy/inside", "old");
+	_cleanup_free_ char *busy = at(dir, "busy");
+	int r = plait_replace_file(busy, "new", 3);
+	if (r != -EISDIR)
+		fail_msg("replacing a directory: %d (%s), want -EISDIR", r, strerror(-r));
+	assert_listing(dir, "busy");
+	assert_listing(busy, "inside");
+	assert_int_equal(plait_rm_rf(dir), 0);
+}
+
+static void test_fs__replace_file_mode_and_symlink(void **state)
+{
+	(void)state;
+	_cleanup_free_ char *dir = make_tmpdir();
+	mode_t old = umask(077);
+	_cleanup_free_ char *p = at(dir, "f");
+	assert_int_equal(plait_replace_file(p, "x", 1), 0);
+	assert_mode(dir, "f", 0600); /* 0644 less the umask */
+	assert_int_equal(plait_replace_file_full(p, "x", 1, 0644, PLAIT_REPLACE_EXACT_MODE), 0);
+	assert_mode(dir, "f", 0644);
+	umask(old);
+
+	/* FOLLOW writes through a symlink (docker's config.json); without it the
+	 * link itself is replaced by a file */
+	mk(dir, "real");
+	put(dir, "real/config.json", "old");
+	_cleanup_free_ char *real = at(dir, "real/config.json");
+	_cleanup_free_ char *link = at(dir, "config.json");
+	assert_int_equal(symlink(real, link), 0);
+	assert_int_equal(plait_replace_file_full(link, "new", 3, 0600,
+						 PLAIT_REPLACE_FOLLOW | PLAIT_REPLACE_EXACT_MODE),
+			 0);
+	struct stat st;
+	assert_int_equal(lstat(link, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
+	assert_content(real, "new");
+	assert_mode(dir, "real/config.json", 0600);
+	assert_listing(dir, "config.json f real");
+	_cleanup_free_ char *rdir = at(dir, "real");
+	assert_listing(rdir, "config.json");
+	assert_int_equal(plait_replace_file(link, "plain", 5), 0);
+	assert_int_equal(lstat(link, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_content(real, "new");
+	assert_int_equal(plait_rm_rf(dir), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_fs__path_join),
+	    cmocka_unit_test(test_fs__path_dir),
+	    cmocka_unit_test(test_fs__mkdir_p_makes_every_level_with_mode),
+	    cmocka_unit_test(test_fs__mkdir_p_accepts_what_exists),
+	    cmocka_unit_test(test_fs__rm_rf_removes_a_tree_and_missing_is_fine),
+	    cmocka_unit_test(test_fs__rm_rf_does_not_follow_symlinks),
+	    cmocka_unit_test(test_fs__rm_rf_at_takes_one_component),
+	    cmocka_unit_test(test_fs__rm_rf_does_not_enter_a_mount),
+	    cmocka_unit_test(test_fs__rm_rf_removes_unreadable_dirs_as_root),
+	    cmocka_unit_test(test_fs__mkdtemp_makes_a_private_dir_under_tmpdir),
+	    cmocka_unit_test(test_fs__replace_file_swaps_content_and_leaves_no_temp),
+	    cmocka_unit_test(test_fs__replace_file_failure_leaves_path_and_no_temp),
+	    cmocka_unit_test(test_fs__replace_file_mode_and_symlink),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
