@@ -390,6 +390,12 @@ int plait_pipeline_publish(struct plait_pipeline *p, struct plait_error **err)
 	struct plait_copy_opts co = { .cancel = p->o->interrupt };
 	struct plait_publish_opts po = { .copy = &co, .interrupt = p->o->interrupt, .event = publish_note,
 					 .ctx = (void *)p->o->ops };
+	size_t failed = 0;
+	for (size_t j = 0; j < p->plan.n_jobs; j++)
+		failed += !p->job_state || p->job_state[j] != PLAIT_JOB_BUILT;
+	if (failed) /* the publish protocol's first rule, before the outputs too */
+		return plait_error_set(err, PLAIT_E_GENERIC, "%zu job%s not built: nothing was published, no tag moved",
+				       failed, failed == 1 ? "" : "s");
 	int r = plait_store_open(sp, false, &store, err);
 	if (r < 0)
 		return r;

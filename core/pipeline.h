@@ -10,7 +10,8 @@
  *  - plait_pipeline_build() runs every job; when one fails, nothing is
  *    exported, pushed or tagged: job_state says what became of each job and
  *    the error is the first real failure in start order;
- *  - plait_pipeline_publish() writes every --output first, then pushes every
+ *  - plait_pipeline_publish() refuses to write anything unless every job
+ *    was built; it writes every --output first, then pushes every
  *    image to every -t repository by digest, then moves the tags (none with
  *    --push-by-digest), then writes the metadata file;
  *  - nothing here prints or opens a network connection: destinations are
