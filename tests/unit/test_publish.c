@@ -460,6 +460,46 @@ static void test_publish__output_copies_tags_then_commits(void **state)
 	plait_endpoint_free(dst);
 }
 
+static int open_local(void *ctx, const char *spec, bool for_write, struct plait_endpoint **out,
+		      struct plait_error **err)
+{
+	(*(int *)ctx)++;
+	return plait_endpoint_open_local(spec, for_write, out, err);
+}
+
+/* Several names for one layout share one endpoint (an archive's writer
+ * holds a lock: a second open would wait); each keeps its own tag. */
+static void test_publish__pool_opens_each_place_once(void **state)
+{
+	struct fixture *f = *state;
+	struct plait_publish_pool pool = { 0 };
+	struct plait_endpoint *a = NULL, *b = NULL, *c = NULL;
+	char *ra = NULL, *rb = NULL, *rc = NULL;
+	struct plait_error *err = NULL;
+	int opens = 0;
+	char spec[3][300];
+	snprintf(spec[0], sizeof(spec[0]), "oci:%s/out:1.0", f->dir);
+	snprintf(spec[1], sizeof(spec[1]), "oci:%s/out:stable", f->dir);
+	snprintf(spec[2], sizeof(spec[2]), "oci:%s/other:1.0", f->dir);
+	if (plait_publish_pool_open(&pool, spec[0], open_local, &opens, &a, &ra, &err) < 0 ||
+	    plait_publish_pool_open(&pool, spec[1], open_local, &opens, &b, &rb, &err) < 0 ||
+	    plait_publish_pool_open(&pool, spec[2], open_local, &opens, &c, &rc, &err) < 0)
+		fail_msg("open: %s", err->msg);
+	if (a != b)
+		fail_msg("'%s' and '%s' got two endpoints for one layout", spec[0], spec[1]);
+	assert_ptr_not_equal(a, c);
+	if (opens != 2)
+		fail_msg("three names of two layouts: %d opens, want 2", opens);
+	assert_int_equal(pool.n, 2);
+	assert_string_equal(ra, "1.0");
+	assert_string_equal(rb, "stable");
+	assert_string_equal(rc, "1.0");
+	free(ra);
+	free(rb);
+	free(rc);
+	plait_publish_pool_release(&pool);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -471,6 +511,7 @@ int main(void)
 		cmocka_unit_test(test_publish__by_digest_moves_no_tag),
 		cmocka_unit_test(test_publish__shared_destination_committed_once_after_tags),
 		cmocka_unit_test(test_publish__output_copies_tags_then_commits),
+		cmocka_unit_test(test_publish__pool_opens_each_place_once),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
