@@ -1,8 +1,6 @@
-/* cmd/index.c - plait index create: assemble a multi-platform index from
- * single-platform images (or other indexes) and publish it. */
-#include <errno.h>
+/* cmd/index.c - plait index create: its options, the registry wiring and
+ * the lines it prints; the assembly and publication are core/assemble.h's. */
 #include <getopt.h>
-#include <jansson.h>
 #include <stdio.h>
 
 #include "common.h"
