@@ -32,35 +32,26 @@ static const char usage[] =
 
 enum { OPT_PRINT = OPT_FIRST_PRIVATE, OPT_SET, OPT_PLAN, OPT_FORMAT };
 
-/* One resolved bake target as a pipeline target. */
-static int to_target(const struct plait_bake_target *b, struct pipeline_target *t, struct plait_error **err)
+/* One resolved bake target as a request target. */
+static int to_target(const struct plait_bake_target *b, struct plait_target *t, struct plait_error **err)
 {
 	int r = 0;
 	t->name = xstrdup(b->name);
-	t->context = xstrdup(b->context);
+	t->context_dir = xstrdup(b->context);
 	t->dockerfile = xstrdup_or_null(b->dockerfile);
 	t->stage = xstrdup_or_null(b->target);
 	for (char **p = b->platforms; p && *p; p++)
-		target_add_platforms(t, "platforms", *p);
+		plait_target_add_platforms(t, "platforms", *p);
 	for (char **s = b->tags; s && *s; s++)
 		plait_strv_push(&t->tags, *s);
 	for (char **s = b->args; s && *s; s++)
 		plait_strv_push(&t->build_args, *s);
 	for (char **s = b->labels; s && *s; s++)
 		plait_strv_push(&t->labels, *s);
-	for (char **s = b->annotations; r >= 0 && s && *s; s++) {
-		t->annotations = xrealloc(t->annotations, (t->n_annotations + 1) * sizeof(*t->annotations));
-		r = parse_annotation(*s, &t->annotations[t->n_annotations], err);
-		if (r >= 0)
-			t->n_annotations++;
-	}
-	for (char **s = b->outputs; r >= 0 && s && *s; s++) {
-		char *spec = NULL;
-		r = parse_output(*s, &spec, err);
-		if (r >= 0)
-			plait_strv_push(&t->outputs, spec);
-		free(spec);
-	}
+	for (char **s = b->annotations; r >= 0 && s && *s; s++)
+		r = plait_target_add_annotation(t, *s, err);
+	for (char **s = b->outputs; r >= 0 && s && *s; s++)
+		r = plait_target_add_output(t, *s, err);
 	if (r < 0)
 		plait_error_wrap(err, "target \"%s\"", b->name);
 	return r;
@@ -79,7 +70,7 @@ int cmd_bake(int argc, char **argv)
 		REGISTRY_CLI_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
-	struct pipeline p = { .compression = PLAIT_LAYER_GZIP,
+	struct pipeline p = { .req.compression = PLAIT_LAYER_GZIP,
 			      .mode = isatty(STDERR_FILENO) ? PROGRESS_TTY : PROGRESS_PLAIN };
 	struct plait_bake bake = { 0 };
 	struct plait_error *err = NULL;
@@ -138,13 +129,11 @@ int cmd_bake(int argc, char **argv)
 		plait_buf_release(&out);
 		goto done;
 	}
-	p.targets = xcalloc(bake.n_targets + 1, sizeof(*p.targets));
 	for (size_t i = 0; i < bake.n_targets; i++) {
-		p.n_targets++;
-		if (to_target(&bake.targets[i], &p.targets[i], &err) < 0)
+		if (to_target(&bake.targets[i], plait_request_add_target(&p.req), &err) < 0)
 			goto fail;
 		if (bake.targets[i].no_cache)
-			p.no_cache = true; /* one cache setting per run */
+			p.req.no_cache = true; /* one cache setting per run */
 	}
 	if (pipeline_finish_options(&p, "bake") < 0) {
 		ret = EXIT_USAGE;

@@ -80,14 +80,12 @@ int build_or_plan(int argc, char **argv, bool plan)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *cmd = plan ? "plan" : "build";
-	struct pipeline p = { .compression = PLAIT_LAYER_GZIP,
+	struct pipeline p = { .req.compression = PLAIT_LAYER_GZIP,
 			      .mode = isatty(STDERR_FILENO) ? PROGRESS_TTY : PROGRESS_PLAIN };
-	struct pipeline_target *t = xcalloc(1, sizeof(*t));
+	struct plait_target *t = plait_request_add_target(&p.req);
 	struct plait_error *err = NULL;
 	bool json = false, lint = false;
 	int c, r, ret = 0;
-	p.targets = t;
-	p.n_targets = 1;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+f:t:j:h", longopts, NULL)) != -1) {
@@ -111,30 +109,22 @@ int build_or_plan(int argc, char **argv, bool plan)
 			break;
 		case OPT_PLATFORM:
 			/* A list, and repeated options add up (as in docker buildx). */
-			target_add_platforms(t, "--platform", optarg);
+			plait_target_add_platforms(t, "--platform", optarg);
 			break;
-		case OPT_OUTPUT: {
-			char *spec = NULL;
-			if (parse_output(optarg, &spec, &err) < 0)
+		case OPT_OUTPUT:
+			if (plait_target_add_output(t, optarg, &err) < 0)
 				goto fail;
-			plait_strv_push(&t->outputs, spec);
-			free(spec);
 			break;
-		}
 		case OPT_LABEL:
 			plait_strv_push(&t->labels, optarg);
 			break;
 		case OPT_VARIANT:
-			t->variants = xrealloc(t->variants, (t->n_variants + 1) * sizeof(*t->variants));
-			if (parse_variant(optarg, &t->variants[t->n_variants], &t->problems, &err) < 0)
+			if (plait_target_add_variant(t, optarg, &err) < 0)
 				goto fail;
-			t->n_variants++;
 			break;
 		case OPT_ANNOTATION:
-			t->annotations = xrealloc(t->annotations, (t->n_annotations + 1) * sizeof(*t->annotations));
-			if (parse_annotation(optarg, &t->annotations[t->n_annotations], &err) < 0)
+			if (plait_target_add_annotation(t, optarg, &err) < 0)
 				goto fail;
-			t->n_annotations++;
 			break;
 		case OPT_FORMAT:
 			if (!plan || !(streq(optarg, "json") || streq(optarg, "table"))) {
@@ -169,12 +159,12 @@ int build_or_plan(int argc, char **argv, bool plan)
 				  argc - optind);
 		goto done;
 	}
-	t->context = xstrdup(argv[optind]);
+	t->context_dir = xstrdup(argv[optind]);
 	if (pipeline_finish_options(&p, cmd) < 0) {
 		ret = EXIT_USAGE;
 		goto done;
 	}
-	if (lint && (ret = lint_before_build(t->context, t->dockerfile)) != 0)
+	if (lint && (ret = lint_before_build(t->context_dir, t->dockerfile)) != 0)
 		goto done;
 	ret = pipeline_run(&p, plan, json);
 	goto done;

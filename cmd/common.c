@@ -1,7 +1,6 @@
 /* cmd/common.c - error reporting, usage errors and the registry options shared
  * by every subcommand that talks to registries. */
 #include <errno.h>
-#include <time.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -218,11 +217,4 @@ int source_date_epoch(const char *cmd, bool *have, int64_t *out)
 		return -1;
 	*have = true;
 	return 0;
-}
-
-void format_epoch(int64_t epoch, char out[32])
-{
-	time_t t = (time_t)epoch;
-	struct tm tm;
-	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
 }

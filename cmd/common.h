@@ -93,8 +93,6 @@ int parse_epoch(const char *cmd, const char *what, const char *s, int64_t *out);
 /* Unless *have already: $SOURCE_DATE_EPOCH into *out (and *have); -1 (usage
  * error printed) when it is set but not a Unix time. */
 int source_date_epoch(const char *cmd, bool *have, int64_t *out);
-/* "2023-11-14T22:13:20Z": org.opencontainers.image.created from an epoch. */
-void format_epoch(int64_t epoch, char out[32]);
 
 /* "512 B", "1.2 KiB", "3.4 MiB". */
 void format_size(int64_t n, char out[32]);

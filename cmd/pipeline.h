@@ -1,68 +1,21 @@
 /* cmd/pipeline.h - what `plait build`, `plait plan` and `plait bake` share:
- * a request (targets x variants x platforms) through the planner
- * (core/plan.h), the scheduler (core/scheduler.h) and the exporters, with
- * progress, a summary and a metadata file.
- *
- * Publication order: every job must succeed first; then each output
- * (OCI layout, archive) gets all images; then every blob, manifest and index
- * goes to each registry repository by digest; only then do tags move. */
+ * the options of a request (core/request.h), the wiring of the pipeline
+ * (core/pipeline.h: registry endpoints, base images, builders) and its
+ * rendering (cmd/progress.h). The engine is core's. */
 #ifndef PLAIT_CMD_PIPELINE_H
 #define PLAIT_CMD_PIPELINE_H
 
 #include "common.h"
 #include "progress.h"
-#include "core/plan.h"
+#include "core/request.h"
 
-/* One target with the storage behind its struct plait_plan_target. */
-struct pipeline_target {
-	char *name;
-	char *context;
-	char *dockerfile;
-	char *stage;
-	struct plait_platform *platforms;
-	size_t n_platforms;
-	struct plait_variant *variants;
-	size_t n_variants;
-	struct plait_annotation *annotations;
-	size_t n_annotations;
-	char **tags;
-	char **build_args;
-	char **labels;
-	char **outputs; /* "oci:DIR", "oci-archive:FILE" */
-	char **platform_texts; /* each platform as written, for messages */
-	bool platforms_given;  /* else the host's */
-	/* What option parsing found wrong (an unknown platform): reported by the
-	 * planner with its own problems, in one error. */
-	char **problems;
-};
-
-struct named_context {
-	char *name;
-	char *ref;
-};
-
+/* A request (core/request.h) and the command line state around it. */
 struct pipeline {
-	struct pipeline_target *targets;
-	size_t n_targets;
-	/* shared by every job */
-	const char *cache_dir;
-	bool no_cache;
-	enum plait_layer_compression compression;
-	bool have_epoch;
-	int64_t source_date_epoch;
-	struct plait_build_secret *secrets;
-	size_t n_secrets;
-	char **secret_files; /* temporary files to remove */
-	struct named_context *named;
-	size_t n_named;
+	struct plait_request req;
 	struct registry_cli rc;
-	bool push, by_digest, allow_latest, keep_going, docker_format;
-	size_t max_jobs; /* 0 = default */
-	const char *metadata;
 	enum progress_mode mode;
 };
 
-void pipeline_target_release(struct pipeline_target *t);
 void pipeline_release(struct pipeline *p);
 
 /* Options build and bake share (getopt ids and help text). */
@@ -131,17 +84,6 @@ enum {
 int pipeline_option(struct pipeline *p, const char *cmd, int c, const char *arg);
 /* After option parsing: SOURCE_DATE_EPOCH, registry options. <0: usage error printed. */
 int pipeline_finish_options(struct pipeline *p, const char *cmd);
-
-/* "NAME[:K=V,...,platforms=P+P]" (--variant); "index:K=V", "manifest[P]:K=V",
- * "K=V" (--annotation); "type=oci,dest=DIR" (--output). parse_variant leaves
- * an unknown platform out and says why in *problems (see pipeline_target). */
-int parse_variant(const char *spec, struct plait_variant *out, char ***problems, struct plait_error **err);
-int parse_annotation(const char *spec, struct plait_annotation *out, struct plait_error **err);
-int parse_output(const char *arg, char **spec, struct plait_error **err);
-/* Add a platform list ("linux/amd64,linux/arm64") to t. An unknown platform,
- * an empty entry or one listed twice goes to t->problems, not into t; what
- * names the list there ("--platform", or bake's "platforms"). */
-void target_add_platforms(struct pipeline_target *t, const char *what, const char *list);
 
 /* Plan (and with plan_only print the plan as a table or JSON), else build,
  * export, push, write metadata and the summary. Returns the exit code. */

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "progress.h"
+#include "common.h"
 #include "core/banned.h"
 
 int progress_mode_parse(const char *s)
@@ -229,4 +230,123 @@ void progress_note(struct progress *p, const char *fmt, ...)
 	}
 	pthread_mutex_unlock(&p->lock);
 	plait_buf_release(&b);
+}
+
+/* ------------------------------------------------------------ tables and summaries */
+
+void print_plan(const struct plait_plan *plan, bool as_json)
+{
+	if (as_json) {
+		json_auto_t *j = plait_plan_to_json(plan);
+		json_dumpf(j, stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+		return;
+	}
+	printf("%-3s %-14s %-10s %-16s %-8s %s\n", "#", "TARGET", "VARIANT", "PLATFORM", "BUILDER", "ARGS / TAGS");
+	for (size_t k = 0; k < plan->n_jobs; k++) {
+		const struct plait_job *j = &plan->jobs[plan->order[k]];
+		const struct plait_plan_image *im = &plan->images[j->image];
+		struct plait_buf args = PLAIT_BUF_INIT, tags = PLAIT_BUF_INIT;
+		for (char **a = j->build_args; a && *a; a++)
+			plait_buf_addf(&args, "%s%s", args.len ? " " : "", *a);
+		for (char **t = im->tags; t && *t; t++)
+			plait_buf_addf(&tags, "%s%s", tags.len ? " " : "", *t);
+		printf("%-3zu %-14s %-10s %-16s %-8s %s\n", k + 1,
+		       im->req->name ? im->req->name : (im->req->stage ? im->req->stage : "-"),
+		       im->variant ? im->variant : "-", j->platform_str, j->builder.name ? j->builder.name : "?",
+		       args.len ? args.buf : "-");
+		if (tags.len)
+			printf("%-3s %-14s %-10s %-16s %-8s -> %s\n", "", "", "", "", "", tags.buf);
+		plait_buf_release(&args);
+		plait_buf_release(&tags);
+	}
+}
+
+void print_summary(const struct plait_pipeline *run, enum progress_mode mode)
+{
+	const struct plait_pipeline_image *pub = run->images;
+	double total = run->total;
+	if (mode == PROGRESS_QUIET)
+		return;
+	if (mode == PROGRESS_JSON) {
+		/* One more event line, so that every line of stderr is JSON. */
+		json_auto_t *o = json_object();
+		json_t *images = json_array();
+		for (size_t i = 0; i < run->plan.n_images; i++)
+			json_array_append_new(images, plait_pipeline_image_json(run, i));
+		json_object_set_new(o, "event", json_string("summary"));
+		json_object_set_new(o, "images", images);
+		json_object_set_new(o, "duration_s", json_real(total));
+		json_dumpf(o, stderr, JSON_COMPACT);
+		fputc('\n', stderr);
+		return;
+	}
+	bool several = run->plan.n_jobs > 1 || run->plan.n_images > 1;
+	if (several) {
+		int w = 8, wl = 12;
+		struct plait_buf *names = xcalloc(run->plan.n_images, sizeof(*names));
+		for (size_t i = 0; i < run->plan.n_images; i++) {
+			const struct plait_plan_image *im = &run->plan.images[i];
+			names[i] = (struct plait_buf)PLAIT_BUF_INIT;
+			plait_buf_addf(&names[i], "%s%s%s", im->req->name ? im->req->name : "",
+				       im->req->name && im->variant ? " " : "",
+				       im->variant ? im->variant : (im->req->name ? "" : "default"));
+			if ((int)names[i].len > w)
+				w = (int)names[i].len;
+		}
+		for (size_t j = 0; j < run->plan.n_jobs; j++)
+			if ((int)strlen(run->plan.jobs[j].label) > wl)
+				wl = (int)strlen(run->plan.jobs[j].label);
+		fprintf(stderr, "\nimages:\n");
+		for (size_t i = 0; i < run->plan.n_images; i++) {
+			const struct plait_plan_image *im = &run->plan.images[i];
+			struct plait_buf tags = PLAIT_BUF_INIT;
+			for (char **t = im->tags; t && *t; t++)
+				plait_buf_addf(&tags, "%s%s", tags.len ? ", " : "", *t);
+			fprintf(stderr, "  %-*s  %-8s %s  %s\n", w, names[i].buf, im->single ? "manifest" : "index",
+				pub[i].root.digest, tags.len ? tags.buf : "(no tags)");
+			plait_buf_release(&tags);
+			plait_buf_release(&names[i]);
+		}
+		free(names);
+		fprintf(stderr, "jobs:\n");
+		for (size_t j = 0; j < run->plan.n_jobs; j++) {
+			const struct plait_job *job = &run->plan.jobs[j];
+			const struct plait_build_result *res = &run->results[j];
+			char size[32];
+			format_size(res->size, size);
+			fprintf(stderr, "  %-*s  %.19s  %10s  %6.1fs  %2d/%-2d cached  %s\n", wl, job->label,
+				res->manifest.digest, size, run->seconds[j], res->cached, res->steps,
+				job->builder.emulated ? "emulated"
+				: streq_ptr(job->builder.name, "none") ? "no builder (nothing runs on it)"
+				: "native");
+		}
+	}
+	fprintf(stderr, "built %s%s in %.1fs\n", run->plan.n_images == 1 && !run->plan.images[0].single ? "index " : "",
+		run->plan.n_images == 1 ? pub[0].root.digest : "every image", total);
+}
+
+
+void print_failures(const struct plait_pipeline *run)
+{
+	const struct plait_plan *plan = &run->plan;
+	for (size_t j = 0; plan->n_jobs > 1 && j < plan->n_jobs; j++)
+		fprintf(stderr, "  %-28s %s\n", plan->jobs[j].label,
+			run->job_state[j] == PLAIT_JOB_BUILT	       ? "built (not published)"
+			: run->job_state[j] == PLAIT_JOB_CANCELLED ? "cancelled"
+								   : "FAILED");
+	if (plan->n_jobs > 1)
+		fprintf(stderr, "nothing was published: no tag moved\n");
+}
+
+void print_digests(const struct plait_pipeline *run)
+{
+	const struct plait_plan *plan = &run->plan;
+	for (size_t i = 0; i < plan->n_images; i++) {
+		if (plan->n_images > 1)
+			printf("%s%s%s ", plan->images[i].req->name ? plan->images[i].req->name : "",
+			       plan->images[i].req->name && plan->images[i].variant ? ":" : "",
+			       plan->images[i].variant ? plan->images[i].variant : "");
+		printf("%s\n", run->images[i].root.digest);
+	}
 }

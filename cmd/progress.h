@@ -1,12 +1,13 @@
-/* cmd/progress.h - build progress on stderr: a tty view redrawn in place
- * (one live line per running job), plain lines for CI logs, JSON events, or
- * nothing. Thread-safe: jobs report from worker threads. */
+/* cmd/progress.h - the pipeline's rendering: build progress on stderr (a
+ * tty view redrawn in place, one live line per running job; plain lines for
+ * CI logs; JSON events; or nothing), thread-safe since jobs report from
+ * worker threads; and the plan table, the job table and the summary. */
 #ifndef PLAIT_CMD_PROGRESS_H
 #define PLAIT_CMD_PROGRESS_H
 
 #include <pthread.h>
 
-#include "core/build.h"
+#include "core/pipeline.h"
 
 enum progress_mode { PROGRESS_PLAIN, PROGRESS_TTY, PROGRESS_JSON, PROGRESS_QUIET };
 
@@ -39,5 +40,14 @@ void progress_release(struct progress *p);
 void progress_event(const struct plait_build_event *ev, void *ctx);
 /* A line outside any step ("pushed ..."), kept above the live view. */
 void progress_note(struct progress *p, const char *fmt, ...) _printf_(2, 3);
+
+/* The plan as a table (in start order) or JSON, on stdout. */
+void print_plan(const struct plait_plan *plan, bool as_json);
+/* After a failed build: each job's fate (several jobs), on stderr. */
+void print_failures(const struct plait_pipeline *run);
+/* After publishing: the images and jobs (a JSON event in json mode), on stderr. */
+void print_summary(const struct plait_pipeline *run, enum progress_mode mode);
+/* Each image's digest on stdout ("TARGET:VARIANT DIGEST" when several). */
+void print_digests(const struct plait_pipeline *run);
 
 #endif

@@ -14,25 +14,6 @@ void plait_builder_release(struct plait_builder *b)
 	memset(b, 0, sizeof(*b));
 }
 
-void plait_variant_release(struct plait_variant *v)
-{
-	if (!v)
-		return;
-	free(v->name);
-	plait_strv_free(v->args);
-	plait_strv_free(v->platforms);
-	memset(v, 0, sizeof(*v));
-}
-
-void plait_annotation_release(struct plait_annotation *a)
-{
-	if (!a)
-		return;
-	free(a->kv);
-	plait_strv_free(a->platforms);
-	memset(a, 0, sizeof(*a));
-}
-
 static bool strv_has(char *const *v, const char *s)
 {
 	for (; v && *v; v++)
@@ -95,8 +76,7 @@ static void problem_err(struct problems *pr, const char *prefix, struct plait_er
 	problem(pr, "%s%s", prefix, e ? e->msg : "failed");
 }
 
-/* "r/app:1.0-{variant}" -> "r/app:1.0-cuda"; caller frees. */
-static char *expand_tag(const char *tag, const char *variant)
+char *plait_plan_expand_variant(const char *tag, const char *variant)
 {
 	struct plait_buf b = PLAIT_BUF_INIT;
 	for (const char *s = tag; *s;) {
@@ -130,7 +110,7 @@ static size_t find_chosen(const struct chosen *ch, size_t n_ch, const char *plat
 static struct plait_build_opts job_build_opts(const struct plait_plan *plan, const struct plait_plan_opts *o,
 					      const struct plait_job *job)
 {
-	const struct plait_plan_target *t = plan->images[job->image].req;
+	const struct plait_target *t = plan->images[job->image].req;
 	return (struct plait_build_opts){
 		.context_dir = t->context_dir,
 		.dockerfile = t->dockerfile,
@@ -266,7 +246,7 @@ static void check_bases(struct plait_plan *plan, const struct plait_plan_opts *o
 	size_t n_tried = 0;
 	for (size_t j = 0; j < plan->n_jobs; j++) {
 		const struct plait_job *job = &plan->jobs[j];
-		const struct plait_plan_target *t = plan->images[job->image].req;
+		const struct plait_target *t = plan->images[job->image].req;
 		struct plait_build_opts bo = job_build_opts(plan, o, job);
 		struct plait_build_needs needs = { 0 };
 		struct plait_error *e = NULL;
@@ -316,7 +296,7 @@ static void check_bases(struct plait_plan *plan, const struct plait_plan_opts *o
 	free(tried);
 }
 
-int plait_plan_make(const struct plait_plan_target *targets, size_t n, const struct plait_plan_opts *o,
+int plait_plan_make(const struct plait_target *targets, size_t n, const struct plait_plan_opts *o,
 		    struct plait_plan *out, struct plait_error **err)
 {
 	struct problems pr = { PLAIT_BUF_INIT, 0 };
@@ -324,11 +304,11 @@ int plait_plan_make(const struct plait_plan_target *targets, size_t n, const str
 	size_t n_ch = 0;
 	memset(out, 0, sizeof(*out));
 	for (size_t ti = 0; ti < n; ti++) {
-		const struct plait_plan_target *t = &targets[ti];
+		const struct plait_target *t = &targets[ti];
 		const char *tname = t->name;
 		static const struct plait_variant none = { 0 };
 		size_t nv = t->n_variants ? t->n_variants : 1;
-		for (const char *const *q = t->problems; q && *q; q++)
+		for (char *const *q = t->problems; q && *q; q++)
 			problem(&pr, "%s%s%s", tname ? tname : "", tname ? ": " : "", *q);
 		for (size_t i = 0; i < t->n_variants; i++)
 			for (size_t k = 0; k < i; k++)
@@ -342,14 +322,14 @@ int plait_plan_make(const struct plait_plan_target *targets, size_t n, const str
 			im->target = ti;
 			im->req = t;
 			im->variant = xstrdup_or_null(v->name);
-			for (const char *const *tag = t->tags; tag && *tag; tag++) {
+			for (char *const *tag = t->tags; tag && *tag; tag++) {
 				if (!v->name && strstr(*tag, "{variant}"))
 					problem(&pr, "-t '%s' has {variant}, but no --variant is given", *tag);
 				else if (t->n_variants > 1 && !strstr(*tag, "{variant}"))
 					problem(&pr, "-t '%s' has no {variant}, but %zu variants are built: their "
 						     "indexes would overwrite each other (write e.g. '%s-{variant}')",
 						*tag, t->n_variants, *tag);
-				_cleanup_free_ char *x = expand_tag(*tag, v->name);
+				_cleanup_free_ char *x = plait_plan_expand_variant(*tag, v->name);
 				plait_strv_push(&im->tags, x);
 			}
 			struct plait_error *e = NULL;
@@ -381,7 +361,7 @@ int plait_plan_make(const struct plait_plan_target *targets, size_t n, const str
 				plait_buf_addf(&l, "%s%s%s%s%s", tname ? tname : "", tname ? " " : "", job->platform_str,
 					       v->name ? " " : "", v->name ? v->name : "");
 				job->label = plait_buf_detach(&l, NULL);
-				for (const char *const *a = t->build_args; a && *a; a++)
+				for (char *const *a = t->build_args; a && *a; a++)
 					plait_strv_push(&job->build_args, *a);
 				/* a variant's arg replaces the target's of the same name, in place */
 				for (char **a = v->args; a && *a; a++) {

@@ -20,13 +20,14 @@
  *    "latest" tag without allow_latest;
  *  - the start order interleaves emulated and native jobs so both kinds of
  *    builder are busy at once;
+ *  - the targets are the request's (core/request.h), read as they are;
  *  - nothing here runs a build or prints. */
 #ifndef PLAIT_PLAN_H
 #define PLAIT_PLAN_H
 
 #include <jansson.h>
 
-#include "build.h"
+#include "request.h"
 
 /* What runs a job's RUN steps: the host itself, QEMU through binfmt_misc,
  * or (later) a remote machine. The planner only sees this interface. */
@@ -43,44 +44,6 @@ struct plait_builder_chooser {
 	/* Fill *out for platform p, or fail with what to do about it. */
 	int (*choose)(void *ctx, const struct plait_platform *p, struct plait_builder *out,
 		      struct plait_error **err);
-};
-
-struct plait_variant {
-	char *name;
-	char **args;	  /* "K=V" */
-	char **platforms; /* normalised ("linux/arm64"): restricts the target's; NULL = none */
-};
-void plait_variant_release(struct plait_variant *v);
-
-/* --annotation, parsed: "index:K=V", "manifest[P,...]:K=V", "K=V". */
-struct plait_annotation {
-	char *kv;
-	bool index;
-	char **platforms; /* manifest[...]: normalised platforms it is for; NULL = all */
-};
-void plait_annotation_release(struct plait_annotation *a);
-
-/* One build request: the command line's, or one bake target. */
-struct plait_plan_target {
-	const char *name; /* bake target, or NULL */
-	const char *context_dir;
-	const char *dockerfile; /* NULL = <context>/Dockerfile */
-	const char *stage;	/* --target, or NULL */
-	/* Platforms are parsed and normalised by the caller (core/platform.h);
-	 * none given: the caller passes the host's. An image of one platform is
-	 * a manifest, not an index. */
-	const struct plait_platform *platforms;
-	size_t n_platforms;
-	const struct plait_variant *variants; /* none = one unnamed */
-	size_t n_variants;
-	const char *const *tags;
-	const char *const *build_args;
-	const char *const *labels;
-	const struct plait_annotation *annotations;
-	size_t n_annotations;
-	/* What the caller found wrong while reading this target's input (an
-	 * unknown platform): reported first, with the planner's own problems. */
-	const char *const *problems;
 };
 
 struct plait_plan_opts {
@@ -106,7 +69,7 @@ struct plait_job {
 
 struct plait_plan_image {
 	size_t target;
-	const struct plait_plan_target *req;
+	const struct plait_target *req;
 	char *variant;	     /* NULL when no variants */
 	char **tags;	     /* "{variant}" replaced */
 	char **annotations;  /* index-level "K=V" */
@@ -123,9 +86,11 @@ struct plait_plan {
 	size_t *order; /* start order */
 };
 
-int plait_plan_make(const struct plait_plan_target *targets, size_t n, const struct plait_plan_opts *o,
+int plait_plan_make(const struct plait_target *targets, size_t n, const struct plait_plan_opts *o,
 		    struct plait_plan *out, struct plait_error **err);
 void plait_plan_release(struct plait_plan *p);
+/* "r/app:1.0-{variant}" -> "r/app:1.0-cuda" (variant NULL: unchanged); caller frees. */
+char *plait_plan_expand_variant(const char *s, const char *variant);
 /* {"images":[{target, variant, kind ("index"|"manifest"), tags, annotations, platforms:[...]}],
  *  "jobs":[{target, stage, variant, platform, builder, emulated, interpreter, args, tags,
  *  annotations}] in start order}; a new reference. */

@@ -24,8 +24,8 @@
 
 /* ---- fakes ---- */
 
-static const struct plait_platform amd64 = {.os = "linux", .architecture = "amd64"};
-static const struct plait_platform arm64 = {.os = "linux", .architecture = "arm64"};
+static struct plait_platform amd64 = {.os = "linux", .architecture = "amd64"};
+static struct plait_platform arm64 = {.os = "linux", .architecture = "arm64"};
 
 static int fake_run(void *ctx, const struct plait_run_request *req, int *exit_code, int *sig,
 		    struct plait_error **err)
@@ -133,7 +133,7 @@ static size_t image_of(const struct plait_plan *p, size_t t, const char *v)
 }
 
 /* Plan that must fail: returns the message, which the caller frees. */
-static char *plan_fails(const struct plait_plan_target *t, size_t n,
+static char *plan_fails(const struct plait_target *t, size_t n,
 			const struct plait_plan_opts *o)
 {
 	struct plait_plan p;
@@ -152,7 +152,7 @@ static char *plan_fails(const struct plait_plan_target *t, size_t n,
 	return msg;
 }
 
-static void plan_ok(const struct plait_plan_target *t, size_t n, const struct plait_plan_opts *o,
+static void plan_ok(const struct plait_target *t, size_t n, const struct plait_plan_opts *o,
 		    struct plait_plan *p)
 {
 	struct plait_error *err = NULL;
@@ -186,19 +186,19 @@ static size_t count_lines(const char *msg)
 
 /* ---- a typical request: amd64 + arm64, cpu and cuda variants ---- */
 
-static const struct plait_platform two[] = {
+static struct plait_platform two[] = {
     {.os = "linux", .architecture = "amd64"},
     {.os = "linux", .architecture = "arm64"},
 };
 static char *cpu_args[] = {"X=cpu", "BASE=ubuntu:22.04", NULL};
 static char *cuda_args[] = {"X=cuda", "CUDA=12.4", NULL};
 static char *amd64_only[] = {"linux/amd64", NULL};
-static const char *const target_args[] = {"X=target", "Y=1", NULL};
-static const char *const variant_tags[] = {"r.example/ml/app:1.0-{variant}", NULL};
+static char *target_args[] = {"X=target", "Y=1", NULL};
+static char *variant_tags[] = {"r.example/ml/app:1.0-{variant}", NULL};
 
-static struct plait_plan_target two_variants(const struct plait_variant *v)
+static struct plait_target two_variants(struct plait_variant *v)
 {
-	return (struct plait_plan_target){
+	return (struct plait_target){
 	    .context_dir = "/nonexistent/ctx",
 	    .platforms = two,
 	    .n_platforms = 2,
@@ -214,9 +214,9 @@ static struct plait_plan_target two_variants(const struct plait_variant *v)
 static void test_plan__one_job_per_variant_and_platform(void **state)
 {
 	(void)state;
-	const struct plait_variant v[] = {{.name = "cpu", .args = cpu_args},
+	struct plait_variant v[] = {{.name = "cpu", .args = cpu_args},
 					  {.name = "cuda", .args = cuda_args}};
-	struct plait_plan_target t = two_variants(v);
+	struct plait_target t = two_variants(v);
 	struct plait_plan_opts o;
 	opts_init(&o);
 	struct plait_plan p;
@@ -246,9 +246,9 @@ static void test_plan__one_job_per_variant_and_platform(void **state)
 static void test_plan__variant_args_after_target_args(void **state)
 {
 	(void)state;
-	const struct plait_variant v[] = {{.name = "cpu", .args = cpu_args},
+	struct plait_variant v[] = {{.name = "cpu", .args = cpu_args},
 					  {.name = "cuda", .args = cuda_args}};
-	struct plait_plan_target t = two_variants(v);
+	struct plait_target t = two_variants(v);
 	struct plait_plan_opts o;
 	opts_init(&o);
 	struct plait_plan p;
@@ -267,8 +267,8 @@ static void test_plan__variant_args_after_target_args(void **state)
 static void test_plan__no_variants_is_one_unnamed_image(void **state)
 {
 	(void)state;
-	static const char *const tags[] = {"r.example/app:1.0", NULL};
-	struct plait_plan_target t = {.context_dir = "/nonexistent/ctx",
+	static char *tags[] = {"r.example/app:1.0", NULL};
+	struct plait_target t = {.context_dir = "/nonexistent/ctx",
 				      .platforms = two,
 				      .n_platforms = 2,
 				      .tags = tags,
@@ -288,10 +288,10 @@ static void test_plan__no_variants_is_one_unnamed_image(void **state)
 static void test_plan__variant_platforms_restrict_target(void **state)
 {
 	(void)state;
-	const struct plait_variant v[] = {
+	struct plait_variant v[] = {
 	    {.name = "cpu", .args = cpu_args},
 	    {.name = "cuda", .args = cuda_args, .platforms = amd64_only}};
-	struct plait_plan_target t = two_variants(v);
+	struct plait_target t = two_variants(v);
 	struct plait_plan_opts o;
 	opts_init(&o);
 	struct plait_plan p;
@@ -310,11 +310,11 @@ static void test_plan__variant_platforms_restrict_target(void **state)
 static void test_plan__variant_placeholder_in_tags(void **state)
 {
 	(void)state;
-	static const char *const tags[] = {"r.example/ml/app:1.0-{variant}",
+	static char *tags[] = {"r.example/ml/app:1.0-{variant}",
 					   "r.example/ml/app:{variant}", NULL};
-	const struct plait_variant v[] = {{.name = "cpu", .args = cpu_args},
+	struct plait_variant v[] = {{.name = "cpu", .args = cpu_args},
 					  {.name = "cuda", .args = cuda_args}};
-	struct plait_plan_target t = two_variants(v);
+	struct plait_target t = two_variants(v);
 	t.tags = tags;
 	struct plait_plan_opts o;
 	opts_init(&o);
@@ -330,10 +330,10 @@ static void test_plan__variant_placeholder_in_tags(void **state)
 static void test_plan__several_variants_need_variant_placeholder(void **state)
 {
 	(void)state;
-	static const char *const tags[] = {"r.example/ml/app:1.0", NULL};
-	const struct plait_variant v[] = {{.name = "cpu", .args = cpu_args},
+	static char *tags[] = {"r.example/ml/app:1.0", NULL};
+	struct plait_variant v[] = {{.name = "cpu", .args = cpu_args},
 					  {.name = "cuda", .args = cuda_args}};
-	struct plait_plan_target t = two_variants(v);
+	struct plait_target t = two_variants(v);
 	t.tags = tags;
 	struct plait_plan_opts o;
 	opts_init(&o);
@@ -346,9 +346,9 @@ static void test_plan__variant_tags_expanding_alike_are_refused(void **state)
 {
 	(void)state;
 	/* "{variant}-1" for x and "{variant}" for x-1 are both "x-1" */
-	static const char *const tags[] = {"r.example/col:{variant}-1", "r.example/col:{variant}", NULL};
-	const struct plait_variant v[] = {{.name = "x", .args = cpu_args}, {.name = "x-1", .args = cuda_args}};
-	struct plait_plan_target t = two_variants(v);
+	static char *tags[] = {"r.example/col:{variant}-1", "r.example/col:{variant}", NULL};
+	struct plait_variant v[] = {{.name = "x", .args = cpu_args}, {.name = "x-1", .args = cuda_args}};
+	struct plait_target t = two_variants(v);
 	t.tags = tags;
 	struct plait_plan_opts o;
 	opts_init(&o);
@@ -360,9 +360,9 @@ static void test_plan__variant_tags_expanding_alike_are_refused(void **state)
 static void test_plan__one_variant_needs_no_placeholder(void **state)
 {
 	(void)state;
-	static const char *const tags[] = {"r.example/ml/app:1.0", NULL};
-	const struct plait_variant v[] = {{.name = "cuda", .args = cuda_args}};
-	struct plait_plan_target t = two_variants(v);
+	static char *tags[] = {"r.example/ml/app:1.0", NULL};
+	struct plait_variant v[] = {{.name = "cuda", .args = cuda_args}};
+	struct plait_target t = two_variants(v);
 	t.n_variants = 1;
 	t.tags = tags;
 	struct plait_plan_opts o;
@@ -378,8 +378,8 @@ static void test_plan__one_variant_needs_no_placeholder(void **state)
 static void test_plan__tag_used_by_two_images_is_refused(void **state)
 {
 	(void)state;
-	static const char *const tags[] = {"r.example/ml/app:1.0", NULL};
-	struct plait_plan_target t[2] = {
+	static char *tags[] = {"r.example/ml/app:1.0", NULL};
+	struct plait_target t[2] = {
 	    {.name = "train",
 	     .context_dir = "/nonexistent/a",
 	     .platforms = two,
@@ -402,9 +402,9 @@ static void test_plan__tag_used_by_two_images_is_refused(void **state)
 static void test_plan__tag_collision_after_normalising(void **state)
 {
 	(void)state;
-	static const char *const a[] = {"app:1.0", NULL};
-	static const char *const b[] = {"docker.io/library/app:1.0", NULL};
-	struct plait_plan_target t[2] = {
+	static char *a[] = {"app:1.0", NULL};
+	static char *b[] = {"docker.io/library/app:1.0", NULL};
+	struct plait_target t[2] = {
 	    {.name = "train",
 	     .context_dir = "/nonexistent/a",
 	     .platforms = two,
@@ -425,9 +425,9 @@ static void test_plan__tag_collision_after_normalising(void **state)
 static void test_plan__distinct_tags_for_two_targets_are_fine(void **state)
 {
 	(void)state;
-	static const char *const a[] = {"r.example/ml/train:1.0", NULL};
-	static const char *const b[] = {"r.example/ml/infer:1.0", NULL};
-	struct plait_plan_target t[2] = {
+	static char *a[] = {"r.example/ml/train:1.0", NULL};
+	static char *b[] = {"r.example/ml/infer:1.0", NULL};
+	struct plait_target t[2] = {
 	    {.name = "train",
 	     .context_dir = "/nonexistent/a",
 	     .platforms = two,
@@ -454,8 +454,8 @@ static void test_plan__distinct_tags_for_two_targets_are_fine(void **state)
 static void test_plan__latest_refused(void **state)
 {
 	(void)state;
-	static const char *const tags[] = {"r.example/app:latest", NULL};
-	struct plait_plan_target t = {
+	static char *tags[] = {"r.example/app:latest", NULL};
+	struct plait_target t = {
 	    .context_dir = "/nonexistent/ctx", .platforms = two, .n_platforms = 2, .tags = tags};
 	struct plait_plan_opts o;
 	opts_init(&o);
@@ -467,8 +467,8 @@ static void test_plan__latest_refused(void **state)
 static void test_plan__latest_allowed_with_allow_latest(void **state)
 {
 	(void)state;
-	static const char *const tags[] = {"r.example/app:latest", NULL};
-	struct plait_plan_target t = {
+	static char *tags[] = {"r.example/app:latest", NULL};
+	struct plait_target t = {
 	    .context_dir = "/nonexistent/ctx", .platforms = two, .n_platforms = 2, .tags = tags};
 	struct plait_plan_opts o;
 	opts_init(&o);
@@ -482,8 +482,8 @@ static void test_plan__latest_allowed_with_allow_latest(void **state)
 static void test_plan__untagged_refused(void **state)
 {
 	(void)state;
-	static const char *const tags[] = {"r.example:5000/app", NULL};
-	struct plait_plan_target t = {
+	static char *tags[] = {"r.example:5000/app", NULL};
+	struct plait_target t = {
 	    .context_dir = "/nonexistent/ctx", .platforms = two, .n_platforms = 2, .tags = tags};
 	struct plait_plan_opts o;
 	opts_init(&o);
@@ -495,8 +495,8 @@ static void test_plan__untagged_refused(void **state)
 static void test_plan__untagged_ok_with_push_by_digest(void **state)
 {
 	(void)state;
-	static const char *const tags[] = {"r.example:5000/app", NULL};
-	struct plait_plan_target t = {
+	static char *tags[] = {"r.example:5000/app", NULL};
+	struct plait_target t = {
 	    .context_dir = "/nonexistent/ctx", .platforms = two, .n_platforms = 2, .tags = tags};
 	struct plait_plan_opts o;
 	opts_init(&o);
@@ -510,8 +510,8 @@ static void test_plan__untagged_ok_with_push_by_digest(void **state)
 static void test_plan__invalid_reference_is_a_problem(void **state)
 {
 	(void)state;
-	static const char *const tags[] = {"r.example/App:1.0", NULL};
-	struct plait_plan_target t = {
+	static char *tags[] = {"r.example/App:1.0", NULL};
+	struct plait_target t = {
 	    .context_dir = "/nonexistent/ctx", .platforms = two, .n_platforms = 2, .tags = tags};
 	struct plait_plan_opts o;
 	opts_init(&o);
@@ -522,10 +522,10 @@ static void test_plan__invalid_reference_is_a_problem(void **state)
 static void test_plan__tag_pinning_a_digest_is_a_problem(void **state)
 {
 	(void)state;
-	static const char *const tags[] = {
+	static char *tags[] = {
 	    "r.example/app:1.0@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
 	    NULL};
-	struct plait_plan_target t = {
+	struct plait_target t = {
 	    .context_dir = "/nonexistent/ctx", .platforms = two, .n_platforms = 2, .tags = tags};
 	struct plait_plan_opts o;
 	opts_init(&o);
@@ -540,9 +540,9 @@ static void test_plan__tag_pinning_a_digest_is_a_problem(void **state)
 static void test_plan__tag_collision_across_docker_hub_names(void **state)
 {
 	(void)state;
-	static const char *const a[] = {"index.docker.io/ml/app:1.0", NULL};
-	static const char *const b[] = {"Registry-1.Docker.io/ml/app:1.0", NULL};
-	struct plait_plan_target t[2] = {
+	static char *a[] = {"index.docker.io/ml/app:1.0", NULL};
+	static char *b[] = {"Registry-1.Docker.io/ml/app:1.0", NULL};
+	struct plait_target t[2] = {
 	    {.name = "train",
 	     .context_dir = "/nonexistent/a",
 	     .platforms = two,
@@ -563,12 +563,12 @@ static void test_plan__tag_collision_across_docker_hub_names(void **state)
 static void test_plan__no_builder_names_platform_and_fix(void **state)
 {
 	(void)state;
-	static const struct plait_platform p2[] = {
+	static struct plait_platform p2[] = {
 	    {.os = "linux", .architecture = "amd64"},
 	    {.os = "linux", .architecture = "s390x"},
 	};
-	static const char *const tags[] = {"r.example/app:1.0", NULL};
-	struct plait_plan_target t = {
+	static char *tags[] = {"r.example/app:1.0", NULL};
+	struct plait_target t = {
 	    .context_dir = "/nonexistent/ctx", .platforms = p2, .n_platforms = 2, .tags = tags};
 	struct plait_plan_opts o;
 	opts_init(&o);
@@ -583,12 +583,12 @@ static void test_plan__no_builder_names_platform_and_fix(void **state)
 static void test_plan__problems_reported_together(void **state)
 {
 	(void)state;
-	static const struct plait_platform p2[] = {
+	static struct plait_platform p2[] = {
 	    {.os = "linux", .architecture = "s390x"},
 	    {.os = "linux", .architecture = "arm64"},
 	};
-	static const char *const tags[] = {"r.example/app:latest", "r.example/other", NULL};
-	struct plait_plan_target t = {
+	static char *tags[] = {"r.example/app:latest", "r.example/other", NULL};
+	struct plait_target t = {
 	    .context_dir = "/nonexistent/ctx", .platforms = p2, .n_platforms = 2, .tags = tags};
 	struct plait_plan_opts o;
 	opts_init(&o);
@@ -633,9 +633,9 @@ static void assert_interleaved(const struct plait_plan *p)
 static void test_plan__caller_problems_come_first_with_the_others(void **state)
 {
 	(void)state;
-	static const char *const tags[] = {"r.example/app:latest", NULL};
-	static const char *const found[] = {"--platform: unknown platform 'linux/sparc64'", NULL};
-	struct plait_plan_target t = {.name = "web",
+	static char *tags[] = {"r.example/app:latest", NULL};
+	static char *found[] = {"--platform: unknown platform 'linux/sparc64'", NULL};
+	struct plait_target t = {.name = "web",
 				      .context_dir = "/nonexistent/ctx",
 				      .platforms = two,
 				      .n_platforms = 2,
@@ -657,9 +657,9 @@ static void test_plan__no_platform_left_says_only_why(void **state)
 {
 	(void)state;
 	/* every --platform was wrong: no job, and no "builds no platform" on top */
-	static const char *const tags[] = {"r.example/app:1.0", NULL};
-	static const char *const found[] = {"--platform: unknown platform 'linux/zzz'", NULL};
-	struct plait_plan_target t = {
+	static char *tags[] = {"r.example/app:1.0", NULL};
+	static char *found[] = {"--platform: unknown platform 'linux/zzz'", NULL};
+	struct plait_target t = {
 	    .context_dir = "/nonexistent/ctx", .n_platforms = 0, .tags = tags, .problems = found};
 	struct plait_plan_opts o;
 	opts_init(&o);
@@ -672,16 +672,16 @@ static void test_plan__no_platform_left_says_only_why(void **state)
 static void test_plan__start_order_interleaves_emulated_and_native(void **state)
 {
 	(void)state;
-	static const struct plait_platform p4[] = {
+	static struct plait_platform p4[] = {
 	    {.os = "linux", .architecture = "amd64"},
 	    {.os = "linux", .architecture = "386"},
 	    {.os = "linux", .architecture = "arm64"},
 	    {.os = "linux", .architecture = "arm", .variant = "v7"},
 	};
-	static const char *const tags[] = {"r.example/app:1.0-{variant}", NULL};
-	const struct plait_variant v[] = {{.name = "cpu", .args = cpu_args},
+	static char *tags[] = {"r.example/app:1.0-{variant}", NULL};
+	struct plait_variant v[] = {{.name = "cpu", .args = cpu_args},
 					  {.name = "cuda", .args = cuda_args}};
-	struct plait_plan_target t = {
+	struct plait_target t = {
 	    .context_dir = "/nonexistent/ctx",
 	    .platforms = p4,
 	    .n_platforms = 4,
@@ -712,13 +712,13 @@ static void test_plan__start_order_interleaves_emulated_and_native(void **state)
 static void test_plan__start_order_with_one_emulated_job(void **state)
 {
 	(void)state;
-	static const struct plait_platform p3[] = {
+	static struct plait_platform p3[] = {
 	    {.os = "linux", .architecture = "amd64"},
 	    {.os = "linux", .architecture = "386"},
 	    {.os = "linux", .architecture = "arm64"},
 	};
-	static const char *const tags[] = {"r.example/app:1.0", NULL};
-	struct plait_plan_target t = {
+	static char *tags[] = {"r.example/app:1.0", NULL};
+	struct plait_target t = {
 	    .context_dir = "/nonexistent/ctx", .platforms = p3, .n_platforms = 3, .tags = tags};
 	struct plait_plan_opts o;
 	opts_init(&o);
@@ -732,8 +732,8 @@ static void test_plan__start_order_with_one_emulated_job(void **state)
 static void test_plan__single_platform_is_a_manifest(void **state)
 {
 	(void)state;
-	static const char *const tags[] = {"r.example/app:1.0", NULL};
-	struct plait_plan_target t = {
+	static char *tags[] = {"r.example/app:1.0", NULL};
+	struct plait_target t = {
 	    .context_dir = "/nonexistent/ctx", .platforms = &arm64, .n_platforms = 1, .tags = tags};
 	struct plait_plan_opts o;
 	opts_init(&o);
@@ -757,20 +757,20 @@ static void test_plan__annotations_per_platform_and_index(void **state)
 	(void)state;
 	static char *arm_only[] = {"linux/arm64", NULL};
 	static char *arm_and_v7[] = {"linux/arm64", "linux/arm/v7", NULL};
-	static const struct plait_platform p3[] = {
+	static struct plait_platform p3[] = {
 	    {.os = "linux", .architecture = "amd64"},
 	    {.os = "linux", .architecture = "arm64"},
 	    {.os = "linux", .architecture = "arm", .variant = "v7"},
 	};
-	const struct plait_annotation ann[] = {
+	struct plait_annotation ann[] = {
 	    {.kv = "org.opencontainers.image.title=train", .index = true},
 	    {.kv = "a=arm64", .platforms = arm_only},
 	    {.kv = "b=all"},
 	    {.kv = "c=arms", .platforms = arm_and_v7},
 	    {.kv = "org.opencontainers.image.vendor=me", .index = true},
 	};
-	static const char *const tags[] = {"r.example/app:1.0", NULL};
-	struct plait_plan_target t = {
+	static char *tags[] = {"r.example/app:1.0", NULL};
+	struct plait_target t = {
 	    .context_dir = "/nonexistent/ctx",
 	    .platforms = p3,
 	    .n_platforms = 3,
@@ -824,13 +824,13 @@ static void assert_json_strv(const json_t *a, ...)
 static void test_plan__to_json_images_and_jobs(void **state)
 {
 	(void)state;
-	const struct plait_annotation ann[] = {
+	struct plait_annotation ann[] = {
 	    {.kv = "org.opencontainers.image.title=train", .index = true},
 	};
-	const struct plait_variant v[] = {
+	struct plait_variant v[] = {
 	    {.name = "cpu", .args = cpu_args},
 	    {.name = "cuda", .args = cuda_args, .platforms = amd64_only}};
-	struct plait_plan_target t = two_variants(v);
+	struct plait_target t = two_variants(v);
 	t.name = "train";
 	t.stage = "runtime";
 	t.annotations = ann;
@@ -977,10 +977,10 @@ static bool asked(const struct fake_registry *r, const char *what)
 
 static char *cuda_base_args[] = {"BASE=nvidia/cuda:12.4-runtime", NULL};
 
-static struct plait_plan_target base_target(const struct basedir *d, const struct plait_variant *v)
+static struct plait_target base_target(struct basedir *d, struct plait_variant *v)
 {
-	static const char *const tags[] = {"r.example/ml/app:1.0-{variant}", NULL};
-	return (struct plait_plan_target){
+	static char *tags[] = {"r.example/ml/app:1.0-{variant}", NULL};
+	return (struct plait_target){
 	    .context_dir = d->dir,
 	    .platforms = two,
 	    .n_platforms = 2,
@@ -993,9 +993,9 @@ static struct plait_plan_target base_target(const struct basedir *d, const struc
 static void test_plan__base_missing_for_one_platform_is_named(void **state)
 {
 	struct basedir *d = *state;
-	const struct plait_variant v[] = {{.name = "cpu", .args = cpu_args},
+	struct plait_variant v[] = {{.name = "cpu", .args = cpu_args},
 					  {.name = "cuda", .args = cuda_base_args}};
-	struct plait_plan_target t = base_target(d, v);
+	struct plait_target t = base_target(d, v);
 	struct fake_registry reg = {.missing_ref = "nvidia/cuda:12.4-runtime",
 				    .missing_platform = "linux/arm64"};
 	const struct plait_image_resolver res = {.ctx = &reg, .resolve = resolve};
@@ -1026,9 +1026,9 @@ static void test_plan__base_missing_for_one_platform_is_named(void **state)
 static void test_plan__bases_present_plan_succeeds(void **state)
 {
 	struct basedir *d = *state;
-	const struct plait_variant v[] = {{.name = "cpu", .args = cpu_args},
+	struct plait_variant v[] = {{.name = "cpu", .args = cpu_args},
 					  {.name = "cuda", .args = cuda_base_args}};
-	struct plait_plan_target t = base_target(d, v);
+	struct plait_target t = base_target(d, v);
 	struct fake_registry reg = {0};
 	const struct plait_image_resolver res = {.ctx = &reg, .resolve = resolve};
 	struct plait_plan_opts o;
@@ -1046,8 +1046,8 @@ static void test_plan__bases_present_plan_succeeds(void **state)
 static void test_plan__base_default_arg_is_checked(void **state)
 {
 	struct basedir *d = *state;
-	static const char *const tags[] = {"r.example/ml/app:1.0", NULL};
-	struct plait_plan_target t = {
+	static char *tags[] = {"r.example/ml/app:1.0", NULL};
+	struct plait_target t = {
 	    .context_dir = d->dir, .platforms = &arm64, .n_platforms = 1, .tags = tags};
 	struct fake_registry reg = {.missing_ref = "debian:bookworm",
 				    .missing_platform = "linux/arm64"};
@@ -1066,8 +1066,8 @@ static void test_plan__base_default_arg_is_checked(void **state)
 static void test_plan__base_problem_joins_other_problems(void **state)
 {
 	struct basedir *d = *state;
-	static const char *const tags[] = {"r.example/ml/app:latest", NULL};
-	struct plait_plan_target t = {
+	static char *tags[] = {"r.example/ml/app:latest", NULL};
+	struct plait_target t = {
 	    .context_dir = d->dir, .platforms = two, .n_platforms = 2, .tags = tags};
 	struct fake_registry reg = {.missing_ref = "debian:bookworm",
 				    .missing_platform = "linux/amd64"};
@@ -1087,10 +1087,10 @@ static void test_plan__base_problem_joins_other_problems(void **state)
 static void test_plan__base_not_needed_is_not_required(void **state)
 {
 	struct basedir *d = *state;
-	const struct plait_variant v[] = {
+	struct plait_variant v[] = {
 	    {.name = "cpu", .args = cpu_args},
 	    {.name = "cuda", .args = cuda_base_args, .platforms = amd64_only}};
-	struct plait_plan_target t = base_target(d, v);
+	struct plait_target t = base_target(d, v);
 	struct fake_registry reg = {.missing_ref = "nvidia/cuda:12.4-runtime",
 				    .missing_platform = "linux/arm64"};
 	const struct plait_image_resolver res = {.ctx = &reg, .resolve = resolve};
@@ -1109,8 +1109,8 @@ static void test_plan__base_not_needed_is_not_required(void **state)
 static void test_plan__base_of_unneeded_stage_is_not_required(void **state)
 {
 	struct basedir *d = *state;
-	static const char *const tags[] = {"r.example/ml/tools:1.0", NULL};
-	struct plait_plan_target t = {.context_dir = d->dir,
+	static char *tags[] = {"r.example/ml/tools:1.0", NULL};
+	struct plait_target t = {.context_dir = d->dir,
 				      .stage = "tools",
 				      .platforms = two,
 				      .n_platforms = 2,
@@ -1131,9 +1131,9 @@ static void test_plan__base_of_unneeded_stage_is_not_required(void **state)
 static void test_plan__no_resolver_skips_base_check(void **state)
 {
 	(void)state;
-	static const char *const tags[] = {"r.example/ml/app:1.0", NULL};
+	static char *tags[] = {"r.example/ml/app:1.0", NULL};
 	/* no Dockerfile there at all */
-	struct plait_plan_target t = {
+	struct plait_target t = {
 	    .context_dir = "/nonexistent/ctx", .platforms = two, .n_platforms = 2, .tags = tags};
 	struct plait_plan_opts o;
 	opts_init(&o);
@@ -1145,7 +1145,7 @@ static void test_plan__no_resolver_skips_base_check(void **state)
 
 /* ---- builders: a platform nothing runs on needs none ---- */
 
-static const struct plait_platform amd64_s390x[] = {
+static struct plait_platform amd64_s390x[] = {
     {.os = "linux", .architecture = "amd64"},
     {.os = "linux", .architecture = "s390x"},
 };
@@ -1159,8 +1159,8 @@ static char *plan_s390x(const char *text, struct plait_plan *out)
 	snprintf(d.dir, sizeof(d.dir), "/tmp/plait-ut-plan.XXXXXX");
 	assert_non_null(mkdtemp(d.dir));
 	write_file(d.dir, "Dockerfile", text);
-	static const char *const tags[] = {"r.example/app:1.0", NULL};
-	struct plait_plan_target t = {
+	static char *tags[] = {"r.example/app:1.0", NULL};
+	struct plait_target t = {
 	    .context_dir = d.dir, .platforms = amd64_s390x, .n_platforms = 2, .tags = tags};
 	struct plait_plan_opts o;
 	opts_init(&o);

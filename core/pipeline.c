@@ -1,0 +1,452 @@
+/* core/pipeline.c - plan, build in parallel, assemble, publish; see pipeline.h. */
+#include <sys/stat.h>
+
+#include "pipeline.h"
+#include "assemble.h"
+#include "scheduler.h"
+#include "util.h"
+#include "registry/ref.h"
+#include "core/banned.h"
+
+struct plait_job_ctx {
+	struct plait_pipeline *p;
+	size_t job;
+};
+
+/* The tag part of -t REF ("localhost/x:1" -> "1"); NULL when none. */
+static char *tag_of(const char *ref)
+{
+	struct plait_ref r = { 0 };
+	if (plait_ref_parse(ref, &r, NULL) < 0)
+		return NULL;
+	char *t = xstrdup_or_null(r.tag);
+	plait_ref_release(&r);
+	return t;
+}
+
+/* Two images must not get the same tag in one OCI layout or archive: the
+ * second would silently replace the first. Found before anything is built. */
+static int check_outputs(const struct plait_pipeline *p, struct plait_error **err)
+{
+	const struct plait_plan *plan = &p->plan;
+	char **seen = NULL;   /* "output\ntag" */
+	size_t *owner = NULL; /* the image each came from: its own tags never clash */
+	size_t n_seen = 0;
+	int r = 0;
+	for (size_t i = 0; r >= 0 && i < plan->n_images; i++) {
+		const struct plait_plan_image *im = &plan->images[i];
+		for (char **o = im->req->outputs; r >= 0 && o && *o; o++) {
+			for (char **t = im->tags; r >= 0 && t && *t; t++) {
+				_cleanup_free_ char *tag = tag_of(*t);
+				if (!tag)
+					continue; /* untagged entries do not replace each other */
+				struct plait_buf k = PLAIT_BUF_INIT;
+				plait_buf_addf(&k, "%s\n%s", *o, tag);
+				for (size_t s2 = 0; s2 < n_seen && r >= 0; s2++)
+					if (owner[s2] != i && streq(seen[s2], k.buf))
+						r = plait_error_set(err, PLAIT_E_USAGE,
+								    "two images would be tagged '%s' in %s (a layout names "
+								    "images by tag only): give each target its own output or "
+								    "tags",
+								    tag, *o);
+				plait_strv_push(&seen, k.buf);
+				owner = xrealloc(owner, (n_seen + 1) * sizeof(*owner));
+				owner[n_seen++] = i;
+				plait_buf_release(&k);
+			}
+		}
+	}
+	plait_strv_free(seen);
+	free(owner);
+	return r;
+}
+
+int plait_pipeline_plan(struct plait_pipeline *p, struct plait_request *req, const struct plait_pipeline_opts *o,
+			struct plait_error **err)
+{
+	memset(p, 0, sizeof(*p));
+	p->req = req;
+	p->o = o;
+	p->t0 = plait_now_ns();
+	for (size_t i = 0; i < req->n_targets; i++) {
+		struct plait_target *t = &req->targets[i];
+		/* none given: the build platform (but not in place of ones that were wrong) */
+		if (!t->platforms_given && !t->n_platforms) {
+			t->platforms = xcalloc(1, sizeof(*t->platforms));
+			plait_platform_copy(&t->platforms[0], o->plan->build_platform);
+			t->n_platforms = 1;
+		}
+	}
+	/* --build-context NAME=DIR: a directory is a named local context; other
+	 * values (oci:, docker-image://) name images for FROM and COPY --from. */
+	p->dirs = xcalloc(req->n_named + 1, sizeof(*p->dirs));
+	for (size_t i = 0; i < req->n_named; i++) {
+		const char *v = req->named[i].ref;
+		struct stat st;
+		if (!startswith(v, "oci:") && !startswith(v, "oci-archive:") && !startswith(v, "docker-image://") &&
+		    stat(v, &st) == 0 && S_ISDIR(st.st_mode))
+			p->dirs[p->n_dirs++] = (struct plait_named_dir){ req->named[i].name, v };
+	}
+	int r = plait_plan_make(req->targets, req->n_targets, o->plan, &p->plan, err);
+	if (r >= 0)
+		r = check_outputs(p, err);
+	if (r >= 0 && req->metadata)
+		r = plait_metadata_check_path(req->metadata, err);
+	return r;
+}
+
+static void job_progress(const struct plait_build_event *ev, void *ctx)
+{
+	struct plait_job_ctx *jc = ctx;
+	const struct plait_pipeline_ops *ops = jc->p->o->ops;
+	if (ops->job_event)
+		ops->job_event(ops->ctx, jc->job, ev);
+}
+
+static int run_job(void *ctx, size_t i, const volatile int *cancel, struct plait_error **err)
+{
+	struct plait_pipeline *p = ctx;
+	const struct plait_request *req = p->req;
+	const struct plait_plan_opts *po = p->o->plan;
+	const struct plait_job *job = &p->plan.jobs[i];
+	const struct plait_plan_image *im = &p->plan.images[job->image];
+	const struct plait_target *t = im->req;
+	struct plait_build_opts bo = {
+		.context_dir = t->context_dir,
+		.named_dirs = p->dirs,
+		.n_named_dirs = p->n_dirs,
+		.dockerfile = t->dockerfile,
+		.target = t->stage,
+		.platform = job->platform,
+		.platform_str = job->platform_str,
+		.build_platform = *po->build_platform,
+		.build_platform_str = po->build_platform_str,
+		.build_args = (const char *const *)job->build_args,
+		.labels = (const char *const *)t->labels,
+		.annotations = (const char *const *)job->annotations,
+		.secrets = req->secrets,
+		.n_secrets = req->n_secrets,
+		.cache_dir = req->cache_dir,
+		.no_cache = req->no_cache,
+		.compression = req->compression,
+		.have_epoch = req->have_epoch,
+		.source_date_epoch = req->source_date_epoch,
+		.runner = &job->builder.runner,
+		.resolver = po->resolver,
+		.docker_media_types = req->docker_format,
+		.progress = job_progress,
+		.progress_ctx = &p->job_ctx[i],
+		.cancel = cancel,
+	};
+	uint64_t t0 = plait_now_ns();
+	int r = plait_build(&bo, &p->results[i], err);
+	p->seconds[i] = (double)(plait_now_ns() - t0) / 1e9;
+	/* Name the job when there is more than one, or a bake target to name. */
+	if (r < 0 && (p->plan.n_jobs > 1 || t->name))
+		plait_error_wrap(err, "%s", job->label);
+	return r;
+}
+
+int plait_pipeline_build(struct plait_pipeline *p, struct plait_error **err)
+{
+	struct plait_plan *plan = &p->plan;
+	if (!p->req->cache_dir)
+		p->req->cache_dir = plait_build_default_cache_dir();
+	p->results = xcalloc(plan->n_jobs + 1, sizeof(*p->results));
+	p->seconds = xcalloc(plan->n_jobs + 1, sizeof(*p->seconds));
+	p->job_state = xcalloc(plan->n_jobs + 1, sizeof(*p->job_state));
+	p->job_ctx = xcalloc(plan->n_jobs + 1, sizeof(*p->job_ctx));
+	for (size_t i = 0; i < plan->n_jobs; i++) {
+		p->results[i].lock_fd = -1;
+		p->job_ctx[i] = (struct plait_job_ctx){ p, i };
+	}
+	/* Every job must succeed before anything is exported or tagged. */
+	struct plait_error **errs = xcalloc(plan->n_jobs + 1, sizeof(*errs));
+	struct plait_sched_opts so = { .max_parallel = p->req->max_jobs, .keep_going = p->req->keep_going,
+				       .interrupt = p->o->interrupt, .order = plan->order };
+	int r = 0;
+	if (plait_sched_run(plan->n_jobs, run_job, p, &so, errs) != 0) {
+		/* The first real failure is the error. */
+		size_t first = plan->n_jobs;
+		for (size_t k = 0; k < plan->n_jobs; k++) {
+			size_t j = plan->order[k];
+			if (errs[j] && errs[j]->code != PLAIT_E_CANCELLED && first == plan->n_jobs)
+				first = j;
+		}
+		if (first == plan->n_jobs)
+			first = plan->order[0];
+		for (size_t j = 0; j < plan->n_jobs; j++)
+			p->job_state[j] = !errs[j]			       ? PLAIT_JOB_BUILT
+					  : errs[j]->code == PLAIT_E_CANCELLED ? PLAIT_JOB_CANCELLED
+									       : PLAIT_JOB_FAILED;
+		plait_error_free(*err);
+		*err = TAKE_PTR(errs[first]);
+		r = -(*err)->code;
+	}
+	for (size_t i = 0; i < plan->n_jobs; i++)
+		plait_error_free(errs[i]);
+	free(errs);
+	return r;
+}
+
+/* The image of one plan image in the cache store: its manifest (a lone
+ * platform) or an index of its jobs' manifests in platform order. */
+static int make_root(struct plait_pipeline *p, struct plait_store *s, const struct plait_plan_image *im,
+		     struct plait_pipeline_image *out, struct plait_error **err)
+{
+	if (im->single) {
+		plait_descriptor_copy(&out->root, &p->results[im->jobs[0]].manifest);
+		return plait_store_read_blob(s, out->root.digest, PLAIT_MANIFEST_MAX, &out->data, err);
+	}
+	bool docker = p->req->docker_format;
+	struct plait_index idx = { 0 };
+	struct plait_map ann = { 0 };
+	struct plait_descriptor *entries = xcalloc(im->n_jobs + 1, sizeof(*entries));
+	for (size_t k = 0; k < im->n_jobs; k++) {
+		const struct plait_job *j = &p->plan.jobs[im->jobs[k]];
+		plait_descriptor_copy(&entries[k], &p->results[im->jobs[k]].manifest);
+		entries[k].platform = xcalloc(1, sizeof(*entries[k].platform));
+		plait_platform_copy(entries[k].platform, &j->platform);
+	}
+	for (char **a = im->annotations; !docker && a && *a; a++) {
+		const char *eq = strchr(*a, '=');
+		_cleanup_free_ char *k = xstrndup(*a, (size_t)(eq - *a));
+		plait_map_set(&ann, k, eq + 1);
+	}
+	int r = plait_index_assemble(&idx, docker ? PLAIT_MT_DOCKER_LIST : PLAIT_MT_OCI_INDEX, &ann,
+				     p->req->have_epoch, p->req->source_date_epoch, entries, im->n_jobs, &out->data,
+				     &out->root, err);
+	if (r >= 0)
+		r = plait_store_put_bytes(s, out->data.buf, out->data.len, out->root.digest, err);
+	for (size_t k = 0; k < im->n_jobs; k++)
+		plait_descriptor_release(&entries[k]);
+	free(entries);
+	plait_map_release(&ann);
+	plait_index_release(&idx);
+	return r;
+}
+
+static void publish_note(void *ctx, enum plait_publish_event_kind kind, const struct plait_publish_item *it)
+{
+	const struct plait_pipeline_ops *ops = ctx;
+	if (ops->note)
+		ops->note(ops->ctx, kind == PLAIT_PUBLISH_PUSHED ? PLAIT_PIPELINE_PUSHED : PLAIT_PIPELINE_TAGGED,
+			  it->name, it->root->digest);
+}
+
+/* Items being gathered, with the tag strings they point at. */
+struct items {
+	struct plait_publish_item *v;
+	size_t n;
+	char **tags;
+};
+
+static void items_add(struct items *x, struct plait_publish_item it, const char *tag)
+{
+	x->v = xrealloc(x->v, (x->n + 1) * sizeof(*x->v));
+	size_t nt = 0;
+	while (tag && x->tags && x->tags[nt])
+		nt++;
+	if (tag)
+		plait_strv_push(&x->tags, tag);
+	it.tag = tag ? x->tags[nt] : NULL;
+	x->v[x->n++] = it;
+}
+
+static void items_release(struct items *x)
+{
+	free(x->v);
+	plait_strv_free(x->tags);
+}
+
+/* Every image of target ti into one OCI layout or archive, tagged as -t says. */
+static int export_output(struct plait_pipeline *p, const struct plait_publish_copy *images, size_t ti,
+			 const char *spec, const struct plait_publish_opts *po, struct plait_error **err)
+{
+	struct plait_endpoint *dst = NULL;
+	struct items x = { 0 };
+	int r = p->o->ops->open(p->o->ops->ctx, spec, true, &dst, err);
+	for (size_t i = 0; r >= 0 && i < p->plan.n_images; i++) {
+		const struct plait_plan_image *im = &p->plan.images[i];
+		if (im->target != ti)
+			continue;
+		struct plait_publish_item it = { .dst = dst, .name = spec, .copies = &images[i], .n_copies = 1,
+						 .root = images[i].desc, .data = images[i].data, .len = images[i].len };
+		/* the first tag (or, without one, an untagged entry) with the image, then the others */
+		_cleanup_free_ char *first = im->tags ? tag_of(im->tags[0]) : NULL;
+		items_add(&x, it, first);
+		it.n_copies = 0;
+		for (char **t = im->tags ? im->tags + 1 : NULL; t && *t; t++) {
+			_cleanup_free_ char *tag = tag_of(*t);
+			if (tag)
+				items_add(&x, it, tag);
+		}
+	}
+	if (r >= 0)
+		r = plait_publish_output(x.v, x.n, po, err);
+	items_release(&x);
+	plait_endpoint_free(dst);
+	return r;
+}
+
+/* Registries: everything by digest first (blobs, manifests, indexes), every
+ * tag only after all of that succeeded. */
+static int push_all(struct plait_pipeline *p, const struct plait_publish_copy *images,
+		    const struct plait_publish_opts *po, struct plait_error **err)
+{
+	struct plait_publish_pool pool = { 0 };
+	struct items x = { 0 };
+	int r = 0;
+	for (size_t i = 0; r >= 0 && i < p->plan.n_images; i++) {
+		const struct plait_plan_image *im = &p->plan.images[i];
+		for (char **t = im->tags; r >= 0 && t && *t; t++) {
+			struct plait_endpoint *ep = NULL;
+			_cleanup_free_ char *ref = NULL, *tag = tag_of(*t);
+			r = plait_publish_pool_open(&pool, *t, p->o->ops->open, p->o->ops->ctx, &ep, &ref, err);
+			if (r < 0) {
+				plait_error_wrap(err, "push %s", *t);
+				break;
+			}
+			items_add(&x, (struct plait_publish_item){ .dst = ep, .name = *t, .copies = &images[i],
+								    .n_copies = 1, .root = images[i].desc,
+								    .data = images[i].data, .len = images[i].len },
+				  tag);
+		}
+	}
+	struct plait_publish_status st = { 0 };
+	if (r < 0)
+		goto out;
+	r = plait_publish_push(x.v, x.n, 0, p->req->by_digest, po, &st, err);
+	if (r < 0 && st.phase == PLAIT_PUBLISH_PHASE_PUSH)
+		plait_error_wrap(err, "push %s", x.v[st.item].name);
+	else if (r < 0 && plait_error_code(err) != PLAIT_E_CANCELLED)
+		plait_error_wrap(err, "tag %s (tags before it in this list moved; run again to finish)",
+				 x.v[st.item].name);
+out:
+	items_release(&x);
+	plait_publish_pool_release(&pool);
+	return r;
+}
+
+/* Plan image i for the metadata file; the caller frees out->platforms. */
+static void describe(const struct plait_pipeline *p, size_t i, struct plait_metadata_image *out)
+{
+	const struct plait_plan_image *im = &p->plan.images[i];
+	struct plait_metadata_platform *pl = xcalloc(im->n_jobs + 1, sizeof(*pl));
+	for (size_t k = 0; k < im->n_jobs; k++) {
+		size_t j = im->jobs[k];
+		pl[k] = (struct plait_metadata_platform){
+			.platform = p->plan.jobs[j].platform_str,
+			.digest = p->results[j].manifest.digest,
+			.config_digest = p->results[j].config_digest,
+			.builder = p->plan.jobs[j].builder.name,
+			.size = p->results[j].size,
+			.duration_s = p->seconds[j],
+			.steps = p->results[j].steps,
+			.cached = p->results[j].cached,
+		};
+	}
+	*out = (struct plait_metadata_image){
+		.target = im->req->name,
+		.variant = im->variant,
+		.digest = p->images[i].root.digest,
+		.media_type = p->images[i].root.media_type,
+		.tags = im->tags,
+		.single = im->single,
+		.platforms = pl,
+		.n_platforms = im->n_jobs,
+	};
+}
+
+json_t *plait_pipeline_image_json(const struct plait_pipeline *p, size_t i)
+{
+	struct plait_metadata_image m;
+	describe(p, i, &m);
+	json_t *o = plait_metadata_image_json(&m);
+	free((void *)m.platforms);
+	return o;
+}
+
+static int write_metadata(const struct plait_pipeline *p, struct plait_error **err)
+{
+	size_t n = p->plan.n_images;
+	struct plait_metadata_image *ims = xcalloc(n + 1, sizeof(*ims));
+	for (size_t i = 0; i < n; i++)
+		describe(p, i, &ims[i]);
+	int r = plait_metadata_write(p->req->metadata, ims, n, p->total, p->req->push, err);
+	for (size_t i = 0; i < n; i++)
+		free((void *)ims[i].platforms);
+	free(ims);
+	return r;
+}
+
+int plait_pipeline_publish(struct plait_pipeline *p, struct plait_error **err)
+{
+	const struct plait_request *req = p->req;
+	struct plait_store *store = NULL;
+	struct plait_endpoint *src = NULL;
+	struct plait_publish_copy *images = NULL;
+	_cleanup_free_ char *sp = plait_build_cache_store(req->cache_dir);
+	struct plait_copy_opts co = { .cancel = p->o->interrupt };
+	struct plait_publish_opts po = { .copy = &co, .interrupt = p->o->interrupt, .event = publish_note,
+					 .ctx = (void *)p->o->ops };
+	size_t failed = 0;
+	for (size_t j = 0; j < p->plan.n_jobs; j++)
+		failed += !p->job_state || p->job_state[j] != PLAIT_JOB_BUILT;
+	if (failed) /* the publish protocol's first rule, before the outputs too */
+		return plait_error_set(err, PLAIT_E_GENERIC, "%zu job%s not built: nothing was published, no tag moved",
+				       failed, failed == 1 ? "" : "s");
+	int r = plait_store_open(sp, false, &store, err);
+	if (r < 0)
+		return r;
+	/* Export: the images from the cache's store to every output, then the registries. */
+	p->images = xcalloc(p->plan.n_images + 1, sizeof(*p->images));
+	images = xcalloc(p->plan.n_images + 1, sizeof(*images));
+	for (size_t i = 0; i < p->plan.n_images; i++)
+		plait_buf_init(&p->images[i].data, 0);
+	for (size_t i = 0; r >= 0 && i < p->plan.n_images; i++)
+		r = make_root(p, store, &p->plan.images[i], &p->images[i], err);
+	if (r < 0) {
+		plait_store_free(store);
+		free(images);
+		return r;
+	}
+	src = plait_layout_endpoint_new(store, sp, sp, NULL); /* owns the store */
+	for (size_t i = 0; i < p->plan.n_images; i++)
+		images[i] = (struct plait_publish_copy){ src, &p->images[i].root, p->images[i].data.buf,
+							 p->images[i].data.len };
+	for (size_t ti = 0; r >= 0 && ti < req->n_targets; ti++)
+		for (char **o = req->targets[ti].outputs; r >= 0 && o && *o; o++) {
+			r = export_output(p, images, ti, *o, &po, err);
+			if (r >= 0 && p->o->ops->note)
+				p->o->ops->note(p->o->ops->ctx, PLAIT_PIPELINE_EXPORTED, *o, NULL);
+		}
+	if (r >= 0 && req->push)
+		r = push_all(p, images, &po, err);
+	p->total = (double)(plait_now_ns() - p->t0) / 1e9;
+	if (r >= 0 && req->metadata)
+		r = write_metadata(p, err);
+	free(images);
+	plait_endpoint_free(src);
+	return r;
+}
+
+void plait_pipeline_release(struct plait_pipeline *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; p->images && i < p->plan.n_images; i++) {
+		plait_descriptor_release(&p->images[i].root);
+		plait_buf_release(&p->images[i].data);
+	}
+	free(p->images);
+	for (size_t i = 0; p->results && i < p->plan.n_jobs; i++)
+		plait_build_result_release(&p->results[i]);
+	free(p->results);
+	free(p->seconds);
+	free(p->job_state);
+	free(p->job_ctx);
+	free(p->dirs);
+	plait_plan_release(&p->plan);
+	memset(p, 0, sizeof(*p));
+}

@@ -1,0 +1,83 @@
+/* core/pipeline.h - a request (core/request.h) through the planner
+ * (core/plan.h), the scheduler (core/scheduler.h), index assembly
+ * (core/assemble.h), publication (core/publish.h) and the metadata file
+ * (core/metadata.h): what `plait build`, `plait plan` and `plait bake` run.
+ *
+ * Contract:
+ *  - plait_pipeline_plan() finds every problem before anything runs: the
+ *    planner's, two images tagged alike in one --output, a --metadata-file
+ *    that cannot be written;
+ *  - plait_pipeline_build() runs every job; when one fails, nothing is
+ *    exported, pushed or tagged: job_state says what became of each job and
+ *    the error is the first real failure in start order;
+ *  - plait_pipeline_publish() refuses to write anything unless every job
+ *    was built; it writes every --output first, then pushes every
+ *    image to every -t repository by digest, then moves the tags (none with
+ *    --push-by-digest), then writes the metadata file;
+ *  - nothing here prints or opens a network connection: destinations are
+ *    opened through ops->open, base images resolved through the plan opts'
+ *    resolver, and progress goes out through ops (from worker threads for
+ *    job events). */
+#ifndef PLAIT_PIPELINE_H
+#define PLAIT_PIPELINE_H
+
+#include "metadata.h"
+#include "plan.h"
+#include "publish.h"
+
+enum plait_pipeline_note {
+	PLAIT_PIPELINE_EXPORTED, /* name: an --output, written whole */
+	PLAIT_PIPELINE_PUSHED,	 /* name: a -t, by digest (digest) */
+	PLAIT_PIPELINE_TAGGED,	 /* name: a -t, tagged */
+};
+
+struct plait_pipeline_ops {
+	void *ctx;
+	plait_open_fn open; /* --output specs and -t references, for writing */
+	/* A job's build progress; called from worker threads. */
+	void (*job_event)(void *ctx, size_t job, const struct plait_build_event *ev);
+	void (*note)(void *ctx, enum plait_pipeline_note kind, const char *name, const char *digest);
+};
+
+struct plait_pipeline_opts {
+	/* The planner's settings: build platform, builders, resolver, ... */
+	const struct plait_plan_opts *plan;
+	const struct plait_pipeline_ops *ops;
+	const volatile int *interrupt;
+};
+
+enum plait_job_state { PLAIT_JOB_BUILT, PLAIT_JOB_FAILED, PLAIT_JOB_CANCELLED };
+
+struct plait_pipeline_image {
+	struct plait_descriptor root; /* the manifest (one platform) or the index */
+	struct plait_buf data;	      /* its exact bytes */
+};
+
+struct plait_pipeline {
+	struct plait_request *req;
+	const struct plait_pipeline_opts *o;
+	struct plait_plan plan;
+	struct plait_build_result *results; /* per job */
+	double *seconds;		    /* per job */
+	enum plait_job_state *job_state;    /* per job, after a build */
+	struct plait_pipeline_image *images; /* per plan image, after publish */
+	double total;			     /* seconds, planning included */
+	/* internal */
+	struct plait_named_dir *dirs;
+	size_t n_dirs;
+	uint64_t t0;
+	struct plait_job_ctx *job_ctx;
+};
+
+/* Plan req (targets without platforms get the build platform). p is
+ * initialised here and must be released whatever this returns. */
+int plait_pipeline_plan(struct plait_pipeline *p, struct plait_request *req, const struct plait_pipeline_opts *o,
+			struct plait_error **err);
+int plait_pipeline_build(struct plait_pipeline *p, struct plait_error **err);
+int plait_pipeline_publish(struct plait_pipeline *p, struct plait_error **err);
+void plait_pipeline_release(struct plait_pipeline *p);
+
+/* Plan image i as the metadata file and the JSON summary show it. */
+json_t *plait_pipeline_image_json(const struct plait_pipeline *p, size_t i);
+
+#endif

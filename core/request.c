@@ -1,0 +1,303 @@
+/* core/request.c - the request and its parsers; see request.h. */
+#include <ctype.h>
+#include <stdarg.h>
+#include <unistd.h>
+
+#include "request.h"
+#include "util.h"
+#include "platforms/platform.h"
+#include "registry/ref.h"
+#include "core/banned.h"
+
+void plait_variant_release(struct plait_variant *v)
+{
+	if (!v)
+		return;
+	free(v->name);
+	plait_strv_free(v->args);
+	plait_strv_free(v->platforms);
+	memset(v, 0, sizeof(*v));
+}
+
+void plait_annotation_release(struct plait_annotation *a)
+{
+	if (!a)
+		return;
+	free(a->kv);
+	plait_strv_free(a->platforms);
+	memset(a, 0, sizeof(*a));
+}
+
+void plait_target_release(struct plait_target *t)
+{
+	if (!t)
+		return;
+	free(t->name);
+	free(t->context_dir);
+	free(t->dockerfile);
+	free(t->stage);
+	plait_platform_list_free(t->platforms, t->n_platforms);
+	for (size_t i = 0; i < t->n_variants; i++)
+		plait_variant_release(&t->variants[i]);
+	free(t->variants);
+	for (size_t i = 0; i < t->n_annotations; i++)
+		plait_annotation_release(&t->annotations[i]);
+	free(t->annotations);
+	plait_strv_free(t->tags);
+	plait_strv_free(t->build_args);
+	plait_strv_free(t->labels);
+	plait_strv_free(t->outputs);
+	plait_strv_free(t->problems);
+	plait_strv_free(t->platform_texts);
+	memset(t, 0, sizeof(*t));
+}
+
+struct plait_target *plait_request_add_target(struct plait_request *r)
+{
+	r->targets = xrealloc(r->targets, (r->n_targets + 1) * sizeof(*r->targets));
+	struct plait_target *t = &r->targets[r->n_targets++];
+	memset(t, 0, sizeof(*t));
+	return t;
+}
+
+void plait_request_release(struct plait_request *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->n_targets; i++)
+		plait_target_release(&r->targets[i]);
+	free(r->targets);
+	for (char **f = r->secret_files; f && *f; f++)
+		unlink(*f);
+	plait_strv_free(r->secret_files);
+	for (size_t i = 0; i < r->n_secrets; i++) {
+		free((char *)r->secrets[i].id);
+		free((char *)r->secrets[i].src);
+	}
+	free(r->secrets);
+	for (size_t i = 0; i < r->n_named; i++) {
+		free(r->named[i].name);
+		free(r->named[i].ref);
+	}
+	free(r->named);
+	free(r->cache_dir);
+	free(r->metadata);
+	memset(r, 0, sizeof(*r));
+}
+
+int plait_parse_variant(const char *spec, struct plait_variant *out, char ***problems, struct plait_error **err)
+{
+	memset(out, 0, sizeof(*out));
+	const char *colon = strchr(spec, ':');
+	out->name = colon ? xstrndup(spec, (size_t)(colon - spec)) : xstrdup(spec);
+	_cleanup_free_ char *copy = NULL;
+	int r = 0;
+	if (!plait_tag_is_valid(out->name)) {
+		r = plait_error_set(err, PLAIT_E_USAGE,
+				    "--variant '%s': the name '%s' must start with a letter, digit or '_' and go on "
+				    "with letters, digits, '_', '.' or '-', 128 at most (it goes into tags), e.g. "
+				    "--variant cuda:BASE=nvidia/cuda:12.4.1-runtime-ubuntu22.04",
+				    spec, out->name);
+		goto fail;
+	}
+	if (!colon)
+		return 0;
+	copy = xstrdup(colon + 1);
+	for (char *save = NULL, *f = strtok_r(copy, ",", &save); f; f = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(f, '=');
+		if (!eq || eq == f) {
+			r = plait_error_set(err, PLAIT_E_USAGE,
+					    "--variant '%s': '%s' is not ARG=VALUE (or platforms=P[+P...])", spec, f);
+			goto fail;
+		}
+		if (!startswith(f, "platforms=") && !startswith(f, "platform=")) {
+			plait_strv_push(&out->args, f);
+			continue;
+		}
+		if (!eq[1]) {
+			/* an unset shell variable, most likely: not "every platform" */
+			struct plait_buf m = PLAIT_BUF_INIT;
+			plait_buf_addf(&m, "--variant '%s': platforms= is empty; list them as P+P, or leave "
+					   "platforms= out to build every --platform",
+				       spec);
+			plait_strv_push(problems, m.buf);
+			plait_buf_release(&m);
+			continue;
+		}
+		for (char *s2 = NULL, *q = strtok_r(eq + 1, "+", &s2); q; q = strtok_r(NULL, "+", &s2)) {
+			struct plait_platform pl = { 0 };
+			_cleanup_error_ struct plait_error *pe = NULL;
+			if (plait_platform_parse(q, &pl, &pe) < 0) {
+				struct plait_buf m = PLAIT_BUF_INIT;
+				plait_buf_addf(&m, "--variant '%s': %s", spec, pe->msg);
+				plait_strv_push(problems, m.buf);
+				plait_buf_release(&m);
+				continue;
+			}
+			char *ps = plait_platform_format(&pl);
+			plait_strv_push(&out->platforms, ps);
+			free(ps);
+			plait_platform_release(&pl);
+		}
+	}
+	return 0;
+fail:
+	plait_variant_release(out);
+	return r;
+}
+
+int plait_parse_annotation(const char *spec, struct plait_annotation *out, struct plait_error **err)
+{
+	memset(out, 0, sizeof(*out));
+	const char *kv = spec, *colon = strchr(spec, ':'), *eq = strchr(spec, '=');
+	int r = 0;
+	if (colon && (!eq || colon < eq)) {
+		_cleanup_free_ char *type = xstrndup(spec, (size_t)(colon - spec));
+		char *br = strchr(type, '[');
+		kv = colon + 1;
+		if (br) {
+			char *end = strchr(br, ']');
+			if (!end || end[1])
+				return plait_error_set(err, PLAIT_E_USAGE, "--annotation '%s': unclosed '[' in the type",
+						       spec);
+			*end = '\0';
+			*br++ = '\0';
+			for (char *s = NULL, *q = strtok_r(br, ",", &s); q; q = strtok_r(NULL, ",", &s)) {
+				struct plait_platform want = { 0 };
+				if ((r = plait_platform_parse(q, &want, err)) < 0) {
+					plait_annotation_release(out);
+					return plait_error_wrap(err, "--annotation '%s'", spec), r;
+				}
+				char *ps = plait_platform_format(&want);
+				plait_strv_push(&out->platforms, ps);
+				free(ps);
+				plait_platform_release(&want);
+			}
+		}
+		if (streq(type, "index") && !br)
+			out->index = true;
+		else if (!streq(type, "manifest")) {
+			plait_annotation_release(out);
+			return plait_error_set(err, PLAIT_E_USAGE,
+					       "--annotation '%s': unknown type '%s%s'; use index:K=V, manifest:K=V or "
+					       "manifest[PLATFORM]:K=V",
+					       spec, type, br ? "[...]" : "");
+		}
+	}
+	eq = strchr(kv, '=');
+	if (!eq || eq == kv) {
+		plait_annotation_release(out);
+		return plait_error_set(err, PLAIT_E_USAGE, "--annotation '%s': expected KEY=VALUE", spec);
+	}
+	out->kv = xstrdup(kv);
+	return 0;
+}
+
+/* "type=oci,dest=DIR" -> "oci:DIR" */
+int plait_parse_output(const char *arg, char **spec, struct plait_error **err)
+{
+	_cleanup_free_ char *copy = xstrdup(arg);
+	const char *type = NULL, *dest = NULL;
+	for (char *save = NULL, *f = strtok_r(copy, ",", &save); f; f = strtok_r(NULL, ",", &save)) {
+		if (startswith(f, "type="))
+			type = f + 5;
+		else if (startswith(f, "dest="))
+			dest = f + 5;
+		else
+			return plait_error_set(err, PLAIT_E_USAGE, "--output '%s': unknown field '%s'", arg, f);
+	}
+	if (!type || !dest || !*dest || !(streq(type, "oci") || streq(type, "oci-archive")))
+		return plait_error_set(err, PLAIT_E_USAGE,
+				       "--output '%s': use type=oci,dest=DIR or type=oci-archive,dest=FILE", arg);
+	struct plait_buf b = PLAIT_BUF_INIT;
+	plait_buf_addf(&b, "%s:%s", type, dest);
+	*spec = plait_buf_detach(&b, NULL);
+	return 0;
+}
+
+/* Say what is wrong with --platform's value: the planner reports it. */
+_printf_(2, 3) static void platform_problem(struct plait_target *t, const char *fmt, ...)
+{
+	struct plait_buf m = PLAIT_BUF_INIT;
+	va_list ap;
+	va_start(ap, fmt);
+	plait_buf_vaddf(&m, fmt, ap);
+	va_end(ap);
+	plait_strv_push(&t->problems, m.buf);
+	plait_buf_release(&m);
+}
+
+static char *trimmed(const char *b, const char *end)
+{
+	while (b < end && isspace((unsigned char)*b))
+		b++;
+	while (end > b && isspace((unsigned char)end[-1]))
+		end--;
+	return xstrndup(b, (size_t)(end - b));
+}
+
+void plait_target_add_platforms(struct plait_target *t, const char *what, const char *list)
+{
+	t->platforms_given = true;
+	/* One entry at a time, so that every bad one is named. */
+	for (const char *p = list;;) {
+		const char *comma = strchr(p, ',');
+		_cleanup_free_ char *item = trimmed(p, comma ? comma : p + strlen(p));
+		struct plait_platform one = { 0 };
+		_cleanup_error_ struct plait_error *e = NULL;
+		if (!*item && (comma || p != list)) {
+			platform_problem(t, "%s '%s': empty entry; separate platforms with a single ',', "
+					    "e.g. 'linux/amd64,linux/arm64'", what, list);
+		} else if (plait_platform_parse(item, &one, &e) < 0) {
+			platform_problem(t, "%s: %s", what, e->msg);
+		} else {
+			size_t j = 0;
+			while (j < t->n_platforms && !plait_platform_equal(&one, &t->platforms[j]))
+				j++;
+			if (j < t->n_platforms) {
+				_cleanup_free_ char *ps = plait_platform_format(&one);
+				if (streq(item, t->platform_texts[j]))
+					platform_problem(t, "%s: %s is listed twice", what, item);
+				else
+					platform_problem(t, "%s: '%s' and '%s' are both %s: list it once", what,
+							 t->platform_texts[j], item, ps);
+				plait_platform_release(&one);
+			} else {
+				t->platforms = xrealloc(t->platforms, (t->n_platforms + 1) * sizeof(*t->platforms));
+				t->platforms[t->n_platforms++] = one;
+				plait_strv_push(&t->platform_texts, item);
+			}
+		}
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+}
+
+int plait_target_add_variant(struct plait_target *t, const char *spec, struct plait_error **err)
+{
+	t->variants = xrealloc(t->variants, (t->n_variants + 1) * sizeof(*t->variants));
+	int r = plait_parse_variant(spec, &t->variants[t->n_variants], &t->problems, err);
+	if (r >= 0)
+		t->n_variants++;
+	return r;
+}
+
+int plait_target_add_annotation(struct plait_target *t, const char *spec, struct plait_error **err)
+{
+	t->annotations = xrealloc(t->annotations, (t->n_annotations + 1) * sizeof(*t->annotations));
+	int r = plait_parse_annotation(spec, &t->annotations[t->n_annotations], err);
+	if (r >= 0)
+		t->n_annotations++;
+	return r;
+}
+
+int plait_target_add_output(struct plait_target *t, const char *spec, struct plait_error **err)
+{
+	char *out = NULL;
+	int r = plait_parse_output(spec, &out, err);
+	if (r >= 0)
+		plait_strv_push(&t->outputs, out);
+	free(out);
+	return r;
+}

@@ -1,0 +1,108 @@
+/* core/request.h - what the user asked for: targets (a context, a
+ * Dockerfile, platforms, variants, build args, tags, outputs) and the
+ * settings every job of one run shares. `plait build` fills one target from
+ * argv, `plait bake` one per bake target; the planner (core/plan.h) reads
+ * the targets as they are, and the pipeline (core/pipeline.h) the rest.
+ *
+ * Contract:
+ *  - a request owns every string and array it points at: _release frees
+ *    them (and removes the temporary secret files it lists);
+ *  - the parsers never print: a malformed value is -PLAIT_E_USAGE naming the
+ *    option and the value; a platform that is unknown, empty or listed twice
+ *    is not an error there but a line in target->problems, so the planner
+ *    reports every such problem together with its own in one error;
+ *  - platforms are kept normalised ("linux/arm64", platforms/platform.h's
+ *    form); a target without platforms_given builds the build platform. */
+#ifndef PLAIT_REQUEST_H
+#define PLAIT_REQUEST_H
+
+#include "build.h"
+
+struct plait_variant {
+	char *name;
+	char **args;	  /* "K=V" */
+	char **platforms; /* normalised ("linux/arm64"): restricts the target's; NULL = none */
+};
+void plait_variant_release(struct plait_variant *v);
+
+/* --annotation, parsed: "index:K=V", "manifest[P,...]:K=V", "K=V". */
+struct plait_annotation {
+	char *kv;
+	bool index;
+	char **platforms; /* manifest[...]: normalised platforms it is for; NULL = all */
+};
+void plait_annotation_release(struct plait_annotation *a);
+
+/* One build request: the command line's, or one bake target. */
+struct plait_target {
+	char *name; /* bake target, or NULL */
+	char *context_dir;
+	char *dockerfile; /* NULL = <context>/Dockerfile */
+	char *stage;	  /* --target, or NULL */
+	/* An image of one platform is a manifest, not an index. */
+	struct plait_platform *platforms;
+	size_t n_platforms;
+	char **platform_texts; /* each platform as written, for messages */
+	bool platforms_given;  /* else the build platform's */
+	struct plait_variant *variants; /* none = one unnamed */
+	size_t n_variants;
+	char **tags;
+	char **build_args;
+	char **labels;
+	struct plait_annotation *annotations;
+	size_t n_annotations;
+	char **outputs; /* "oci:DIR", "oci-archive:FILE" */
+	/* What reading this target's input found wrong (an unknown platform):
+	 * reported first, with the planner's own problems. */
+	char **problems;
+};
+void plait_target_release(struct plait_target *t);
+
+/* --build-context NAME=REF */
+struct plait_named_context {
+	char *name;
+	char *ref;
+};
+
+struct plait_request {
+	struct plait_target *targets;
+	size_t n_targets;
+	/* shared by every job */
+	char *cache_dir; /* NULL = plait_build_default_cache_dir() */
+	bool no_cache;
+	enum plait_layer_compression compression;
+	bool have_epoch;
+	int64_t source_date_epoch;
+	struct plait_build_secret *secrets; /* id and src owned */
+	size_t n_secrets;
+	char **secret_files; /* temporary files, removed by _release */
+	struct plait_named_context *named;
+	size_t n_named;
+	bool push, by_digest, allow_latest, keep_going, docker_format;
+	size_t max_jobs; /* 0 = default */
+	char *metadata;	 /* --metadata-file, or NULL */
+};
+
+/* A new empty target at the end of r->targets (zeroed). */
+struct plait_target *plait_request_add_target(struct plait_request *r);
+void plait_request_release(struct plait_request *r);
+
+/* "NAME[:K=V,...,platforms=P+P]" (--variant): added to t->variants; an
+ * unknown platform is left out and said in t->problems. */
+int plait_target_add_variant(struct plait_target *t, const char *spec, struct plait_error **err);
+/* "index:K=V", "manifest[P,...]:K=V", "K=V" (--annotation): added to t->annotations. */
+int plait_target_add_annotation(struct plait_target *t, const char *spec, struct plait_error **err);
+/* "type=oci,dest=DIR" | "type=oci-archive,dest=FILE" (--output): "oci:DIR"
+ * (or "oci-archive:FILE") added to t->outputs. */
+int plait_target_add_output(struct plait_target *t, const char *spec, struct plait_error **err);
+/* A platform list ("linux/amd64,linux/arm64"). An unknown platform, an empty
+ * entry or one listed twice goes to t->problems, not into t; what names the
+ * list there ("--platform", or bake's "platforms"). */
+void plait_target_add_platforms(struct plait_target *t, const char *what, const char *list);
+
+/* The parsers behind them, for one value. */
+int plait_parse_variant(const char *spec, struct plait_variant *out, char ***problems, struct plait_error **err);
+int plait_parse_annotation(const char *spec, struct plait_annotation *out, struct plait_error **err);
+int plait_parse_output(const char *spec, char **out, struct plait_error **err);
+
+#endif

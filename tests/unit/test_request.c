@@ -1,0 +1,190 @@
+/* Unit tests for core/request.c: --variant, --annotation, --output and
+ * platform lists parsed into a request target, and what they find wrong
+ * (a usage error, or a line in the target's problems for the planner). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "core/request.h"
+
+static void assert_strv(char *const *v, ...)
+{
+	va_list ap;
+	va_start(ap, v);
+	size_t i = 0;
+	for (const char *want; (want = va_arg(ap, const char *)); i++) {
+		if (!v || !v[i])
+			fail_msg("entry %zu: missing, want '%s'", i, want);
+		assert_string_equal(v[i], want);
+	}
+	va_end(ap);
+	if (v && v[i])
+		fail_msg("entry %zu: unexpected '%s'", i, v[i]);
+}
+
+static void assert_problem(const struct plait_target *t, size_t i, const char *want)
+{
+	size_t n = 0;
+	while (t->problems && t->problems[n])
+		n++;
+	if (i >= n)
+		fail_msg("problem %zu missing (have %zu), want '%s'", i, n, want);
+	if (!strstr(t->problems[i], want))
+		fail_msg("problem %zu is '%s', want '%s' in it", i, t->problems[i], want);
+}
+
+static void assert_usage_error(int r, struct plait_error *err, const char *want)
+{
+	assert_int_equal(r, -PLAIT_E_USAGE);
+	assert_non_null(err);
+	if (!strstr(err->msg, want))
+		fail_msg("error '%s': want '%s' in it", err->msg, want);
+	plait_error_free(err);
+}
+
+/* fn(args..., &err) fails with a usage error whose message has want. */
+#define USAGE_ERROR(want, fn, ...)                            \
+	do {                                                  \
+		struct plait_error *e_ = NULL;                \
+		int r_ = fn(__VA_ARGS__, &e_);                \
+		assert_usage_error(r_, e_, want);             \
+	} while (0)
+
+static void test_request__variant_args_and_platforms(void **state)
+{
+	(void)state;
+	struct plait_target t = { 0 };
+	struct plait_error *err = NULL;
+	assert_int_equal(plait_target_add_variant(&t, "cpu", &err), 0);
+	assert_int_equal(plait_target_add_variant(&t, "cuda:BASE=nvidia/cuda:12.4,X=1,platforms=linux/amd64+arm64", &err), 0);
+	assert_int_equal(t.n_variants, 2);
+	assert_string_equal(t.variants[0].name, "cpu");
+	assert_null(t.variants[0].args);
+	assert_null(t.variants[0].platforms);
+	assert_string_equal(t.variants[1].name, "cuda");
+	assert_strv(t.variants[1].args, "BASE=nvidia/cuda:12.4", "X=1", NULL);
+	assert_strv(t.variants[1].platforms, "linux/amd64", "linux/arm64", NULL); /* normalised */
+	assert_null(t.problems);
+	plait_target_release(&t);
+}
+
+static void test_request__variant_problems(void **state)
+{
+	(void)state;
+	struct plait_target t = { 0 };
+	struct plait_error *err = NULL;
+	USAGE_ERROR("the name '-bad' must start with", plait_target_add_variant, &t, "-bad");
+	USAGE_ERROR("'NOEQUALS' is not ARG=VALUE", plait_target_add_variant, &t, "cuda:NOEQUALS");
+	assert_int_equal(t.n_variants, 0);
+	/* platforms the planner reports, with its own problems */
+	assert_int_equal(plait_target_add_variant(&t, "a:platforms=", &err), 0);
+	assert_int_equal(plait_target_add_variant(&t, "b:platforms=linux/nosucharch", &err), 0);
+	assert_problem(&t, 0, "--variant 'a:platforms=': platforms= is empty");
+	assert_problem(&t, 1, "--variant 'b:platforms=linux/nosucharch': ");
+	assert_int_equal(t.n_variants, 2);
+	assert_null(t.variants[1].platforms);
+	plait_target_release(&t);
+}
+
+static void test_request__annotations(void **state)
+{
+	(void)state;
+	struct plait_target t = { 0 };
+	struct plait_error *err = NULL;
+	assert_int_equal(plait_target_add_annotation(&t, "index:org.opencontainers.image.title=train", &err), 0);
+	assert_int_equal(plait_target_add_annotation(&t, "manifest[linux/arm64,linux/amd64]:a=b=c", &err), 0);
+	assert_int_equal(plait_target_add_annotation(&t, "k=v", &err), 0);
+	assert_int_equal(t.n_annotations, 3);
+	assert_true(t.annotations[0].index);
+	assert_string_equal(t.annotations[0].kv, "org.opencontainers.image.title=train");
+	assert_false(t.annotations[1].index);
+	assert_string_equal(t.annotations[1].kv, "a=b=c");
+	assert_strv(t.annotations[1].platforms, "linux/arm64", "linux/amd64", NULL);
+	assert_false(t.annotations[2].index);
+	assert_null(t.annotations[2].platforms);
+	USAGE_ERROR("unknown type 'bogus'", plait_target_add_annotation, &t, "bogus:k=v");
+	USAGE_ERROR("unknown type 'index[...]'", plait_target_add_annotation, &t, "index[linux/arm64]:k=v");
+	USAGE_ERROR("unclosed '['", plait_target_add_annotation, &t, "manifest[linux/arm64:k=v");
+	USAGE_ERROR("expected KEY=VALUE", plait_target_add_annotation, &t, "novalue");
+	assert_int_equal(t.n_annotations, 3);
+	plait_target_release(&t);
+}
+
+static void test_request__outputs(void **state)
+{
+	(void)state;
+	struct plait_target t = { 0 };
+	struct plait_error *err = NULL;
+	assert_int_equal(plait_target_add_output(&t, "type=oci,dest=/tmp/x", &err), 0);
+	assert_int_equal(plait_target_add_output(&t, "dest=out.tar,type=oci-archive", &err), 0);
+	assert_strv(t.outputs, "oci:/tmp/x", "oci-archive:out.tar", NULL);
+	USAGE_ERROR("use type=oci,dest=DIR or type=oci-archive,dest=FILE", plait_target_add_output, &t, "type=docker,dest=x");
+	USAGE_ERROR("unknown field 'compression=zstd'", plait_target_add_output, &t, "type=oci,dest=x,compression=zstd");
+	USAGE_ERROR("use type=oci", plait_target_add_output, &t, "type=oci,dest=");
+	plait_target_release(&t);
+}
+
+static void test_request__platform_lists_add_up(void **state)
+{
+	(void)state;
+	struct plait_target t = { 0 };
+	plait_target_add_platforms(&t, "--platform", "linux/amd64, linux/arm64");
+	plait_target_add_platforms(&t, "--platform", "linux/arm/v7");
+	assert_true(t.platforms_given);
+	assert_int_equal(t.n_platforms, 3);
+	assert_string_equal(t.platforms[1].architecture, "arm64");
+	assert_string_equal(t.platforms[2].variant, "v7");
+	assert_strv(t.platform_texts, "linux/amd64", "linux/arm64", "linux/arm/v7", NULL);
+	assert_null(t.problems);
+	plait_target_release(&t);
+}
+
+static void test_request__platform_list_problems(void **state)
+{
+	(void)state;
+	struct plait_target t = { 0 };
+	plait_target_add_platforms(&t, "platforms", "linux/amd64,,linux/nosucharch,linux/amd64,linux/arm64/v8,linux/arm64");
+	assert_true(t.platforms_given);
+	assert_int_equal(t.n_platforms, 2); /* amd64 and arm64/v8; the rest are problems */
+	assert_problem(&t, 0, "platforms 'linux/amd64,,linux/nosucharch");
+	assert_problem(&t, 0, "empty entry");
+	assert_problem(&t, 1, "platforms: ");
+	assert_problem(&t, 2, "platforms: linux/amd64 is listed twice");
+	assert_problem(&t, 3, "platforms: 'linux/arm64/v8' and 'linux/arm64' are both linux/arm64");
+	assert_null(t.problems[4]);
+	plait_target_release(&t);
+}
+
+static void test_request__release_frees_everything(void **state)
+{
+	(void)state;
+	struct plait_request r = { 0 };
+	struct plait_target *t = plait_request_add_target(&r);
+	t->name = xstrdup("web");
+	plait_strv_push(&t->tags, "r/x:1");
+	t = plait_request_add_target(&r);
+	plait_target_add_platforms(t, "--platform", "linux/amd64");
+	r.cache_dir = xstrdup("/tmp/nowhere");
+	assert_int_equal(r.n_targets, 2);
+	assert_string_equal(r.targets[0].name, "web");
+	plait_request_release(&r);
+	assert_int_equal(r.n_targets, 0);
+	assert_null(r.targets);
+	plait_request_release(&r); /* twice is harmless */
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_request__variant_args_and_platforms),
+		cmocka_unit_test(test_request__variant_problems),
+		cmocka_unit_test(test_request__annotations),
+		cmocka_unit_test(test_request__outputs),
+		cmocka_unit_test(test_request__platform_lists_add_up),
+		cmocka_unit_test(test_request__platform_list_problems),
+		cmocka_unit_test(test_request__release_frees_everything),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
