@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "common.h"
+#include "core/timestamp.h"
 #include "core/endpoint.h"
 #include "core/platform.h"
 #include "core/banned.h"
@@ -33,13 +34,6 @@ int usage_error(const char *cmd, const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "\nsee 'plait %s --help'\n", cmd);
 	return EXIT_USAGE;
-}
-
-static void strv_push(char ***v, size_t *n, const char *s)
-{
-	*v = xrealloc(*v, (*n + 2) * sizeof(char *));
-	(*v)[(*n)++] = xstrdup(s);
-	(*v)[*n] = NULL;
 }
 
 int parse_number_option(const char *cmd, const char *opt, const char *arg, long max, long *out)
@@ -74,11 +68,11 @@ int registry_cli_option(struct registry_cli *rc, const char *cmd, int c, const c
 						"e.g. 'registry.local:5000'\n", cmd, arg);
 				return -1;
 			}
-			strv_push(&rc->insecure, &rc->n_insecure, host);
+			plait_strv_push(&rc->insecure, host);
 		}
 		return 1;
 	case OPT_CERT_DIR:
-		strv_push(&rc->cert_dirs, &rc->n_cert_dirs, arg);
+		plait_strv_push(&rc->cert_dirs, arg);
 		return 1;
 	case OPT_RETRIES:
 		if (parse_number_option(cmd, "--retries", arg, 100, &v) < 0)
@@ -199,12 +193,8 @@ int parse_size(const char *s, int64_t *out)
 
 int parse_epoch(const char *cmd, const char *what, const char *s, int64_t *out)
 {
-	char *end;
-	errno = 0;
-	long long v = strtoll(s, &end, 10);
-	if (errno || end == s || *end || v < 0)
+	if (plait_epoch_parse(s, out) < 0)
 		return usage_error(cmd, "%s: '%s' is not a Unix time (seconds since 1970)", what, s), -1;
-	*out = v;
 	return 0;
 }
 

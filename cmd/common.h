@@ -52,9 +52,7 @@ int usage_error(const char *cmd, const char *fmt, ...) _printf_(2, 3);
  *   --retries N                tries per request (default 5) */
 struct registry_cli {
 	char **insecure; /* NULL-terminated */
-	size_t n_insecure;
 	char **cert_dirs; /* NULL-terminated, NULL when none given */
-	size_t n_cert_dirs;
 	struct plait_registry_opts opts;
 };
 /* getopt_long ids for the registry options; add REGISTRY_CLI_OPTIONS to a long option table. */

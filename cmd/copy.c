@@ -5,9 +5,10 @@
 
 #include "common.h"
 #include "core/copy.h"
-#include "platforms/platform.h"
+#include "core/platform.h"
+#include "platforms/host.h"
 #include "registry/endpoint.h"
-#include "registry/ref.h"
+#include "core/ref.h"
 #include "core/banned.h"
 
 static const char usage[] =

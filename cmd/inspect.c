@@ -4,7 +4,7 @@
 #include <stdio.h>
 
 #include "common.h"
-#include "platforms/platform.h"
+#include "core/platform.h"
 #include "registry/endpoint.h"
 #include "core/banned.h"
 
@@ -23,14 +23,6 @@ static const char usage[] =
 	"  -h, --help                    show this help\n";
 
 enum { OPT_RAW = OPT_FIRST_PRIVATE, OPT_FORMAT, OPT_PLATFORM };
-
-static json_t *strv_json(char **v)
-{
-	json_t *a = json_array();
-	for (; v && *v; v++)
-		json_array_append_new(a, json_string(*v));
-	return a;
-}
 
 static json_t *map_json(const struct plait_map *m)
 {
@@ -150,11 +142,11 @@ static int show_manifest(struct plait_endpoint *ep, const struct plait_descripto
 				json_object_set_new(c, "user", json_string(cfg.config.user));
 			if (cfg.config.working_dir)
 				json_object_set_new(c, "workingDir", json_string(cfg.config.working_dir));
-			json_object_set_new(c, "env", strv_json(cfg.config.env));
+			json_object_set_new(c, "env", plait_strv_to_json(cfg.config.env));
 			if (cfg.config.entrypoint)
-				json_object_set_new(c, "entrypoint", strv_json(cfg.config.entrypoint));
+				json_object_set_new(c, "entrypoint", plait_strv_to_json(cfg.config.entrypoint));
 			if (cfg.config.cmd)
-				json_object_set_new(c, "cmd", strv_json(cfg.config.cmd));
+				json_object_set_new(c, "cmd", plait_strv_to_json(cfg.config.cmd));
 			if (cfg.config.labels.n)
 				json_object_set_new(c, "labels", map_json(&cfg.config.labels));
 			json_object_set_new(o, "image", c);

@@ -9,10 +9,11 @@
 #include "pipeline.h"
 #include "core/pipeline.h"
 #include "platforms/builder.h"
-#include "platforms/platform.h"
+#include "core/platform.h"
+#include "platforms/host.h"
 #include "registry/endpoint.h"
 #include "registry/fetch.h"
-#include "registry/ref.h"
+#include "core/ref.h"
 #include "core/banned.h"
 
 void pipeline_release(struct pipeline *p)

@@ -8,7 +8,8 @@
 
 #include "common.h"
 #include "platforms/binfmt.h"
-#include "platforms/platform.h"
+#include "core/platform.h"
+#include "platforms/host.h"
 #include "core/banned.h"
 
 static const char qemu_usage[] =

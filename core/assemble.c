@@ -4,7 +4,8 @@
 #include "assemble.h"
 #include "plan.h"
 #include "util.h"
-#include "platforms/platform.h"
+#include "core/platform.h"
+#include "core/timestamp.h"
 #include "core/banned.h"
 
 int plait_index_assemble(struct plait_index *idx, enum plait_media_type format, const struct plait_map *annotations,
@@ -19,10 +20,8 @@ int plait_index_assemble(struct plait_index *idx, enum plait_media_type format, 
 	/* The same epoch gives the same index digest. */
 	if (have_epoch && format == PLAIT_MT_OCI_INDEX &&
 	    !plait_map_get(&idx->annotations, "org.opencontainers.image.created")) {
-		char when[32];
-		time_t t = (time_t)epoch;
-		struct tm tm;
-		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+		char when[PLAIT_RFC3339_MAX];
+		plait_rfc3339(epoch, when);
 		plait_map_set(&idx->annotations, "org.opencontainers.image.created", when);
 	}
 	for (size_t i = 0; i < n; i++)

@@ -7,7 +7,7 @@
 #include "buf.h"
 #include "digest.h"
 #include "util.h"
-#include "registry/ref.h"
+#include "core/ref.h"
 #include "core/banned.h"
 
 json_t *plait_metadata_image_json(const struct plait_metadata_image *im)

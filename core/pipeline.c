@@ -5,7 +5,7 @@
 #include "assemble.h"
 #include "scheduler.h"
 #include "util.h"
-#include "registry/ref.h"
+#include "core/ref.h"
 #include "core/banned.h"
 
 struct plait_job_ctx {

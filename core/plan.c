@@ -14,14 +14,6 @@ void plait_builder_release(struct plait_builder *b)
 	memset(b, 0, sizeof(*b));
 }
 
-static bool strv_has(char *const *v, const char *s)
-{
-	for (; v && *v; v++)
-		if (streq(*v, s))
-			return true;
-	return false;
-}
-
 void plait_plan_release(struct plait_plan *p)
 {
 	if (!p)
@@ -342,14 +334,14 @@ int plait_plan_make(const struct plait_target *targets, size_t n, const struct p
 			for (size_t pi = 0; pi < t->n_platforms; pi++)
 				names[pi] = plait_platform_format(&t->platforms[pi]);
 			for (char **vp = v->platforms; vp && *vp; vp++)
-				if (!strv_has(names, *vp))
+				if (!plait_strv_contains(names, *vp))
 					problem(&pr, "--variant %s: platforms=%s is not among the platforms built "
 						     "(--platform)",
 						v->name, *vp);
 			const struct plait_platform *plats = t->platforms;
 			size_t np = t->n_platforms;
 			for (size_t pi = 0; pi < np; pi++) {
-				if (v->platforms && !strv_has(v->platforms, names[pi]))
+				if (v->platforms && !plait_strv_contains(v->platforms, names[pi]))
 					continue;
 				out->jobs = xrealloc(out->jobs, (out->n_jobs + 1) * sizeof(*out->jobs));
 				struct plait_job *job = &out->jobs[out->n_jobs];
@@ -378,7 +370,7 @@ int plait_plan_make(const struct plait_target *targets, size_t n, const struct p
 				}
 				for (size_t a = 0; a < t->n_annotations; a++)
 					if (!t->annotations[a].index && (!t->annotations[a].platforms ||
-									 strv_has(t->annotations[a].platforms, names[pi])))
+									 plait_strv_contains(t->annotations[a].platforms, names[pi])))
 						plait_strv_push(&job->annotations, t->annotations[a].kv);
 				/* One builder per platform, chosen once. */
 				size_t c = find_chosen(ch, n_ch, job->platform_str);
@@ -448,14 +440,6 @@ int plait_plan_make(const struct plait_target *targets, size_t n, const struct p
 	return r;
 }
 
-static json_t *strv_json(char *const *v)
-{
-	json_t *a = json_array();
-	for (; v && *v; v++)
-		json_array_append_new(a, json_string(*v));
-	return a;
-}
-
 json_t *plait_plan_to_json(const struct plait_plan *p)
 {
 	json_t *root = json_object(), *images = json_array(), *jobs = json_array();
@@ -466,8 +450,8 @@ json_t *plait_plan_to_json(const struct plait_plan *p)
 			json_object_set_new(o, "target", json_string(im->req->name));
 		json_object_set_new(o, "variant", im->variant ? json_string(im->variant) : json_null());
 		json_object_set_new(o, "kind", json_string(im->single ? "manifest" : "index"));
-		json_object_set_new(o, "tags", strv_json(im->tags));
-		json_object_set_new(o, "annotations", strv_json(im->annotations));
+		json_object_set_new(o, "tags", plait_strv_to_json(im->tags));
+		json_object_set_new(o, "annotations", plait_strv_to_json(im->annotations));
 		for (size_t j = 0; j < im->n_jobs; j++)
 			json_array_append_new(js, json_string(p->jobs[im->jobs[j]].platform_str));
 		json_object_set_new(o, "platforms", js);
@@ -486,9 +470,9 @@ json_t *plait_plan_to_json(const struct plait_plan *p)
 		json_object_set_new(o, "emulated", json_boolean(j->builder.emulated));
 		if (j->builder.detail)
 			json_object_set_new(o, "interpreter", json_string(j->builder.detail));
-		json_object_set_new(o, "args", strv_json(j->build_args));
-		json_object_set_new(o, "tags", strv_json(im->tags));
-		json_object_set_new(o, "annotations", strv_json(j->annotations));
+		json_object_set_new(o, "args", plait_strv_to_json(j->build_args));
+		json_object_set_new(o, "tags", plait_strv_to_json(im->tags));
+		json_object_set_new(o, "annotations", plait_strv_to_json(j->annotations));
 		json_array_append_new(jobs, o);
 	}
 	json_object_set_new(root, "images", images);

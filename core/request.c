@@ -5,8 +5,8 @@
 
 #include "request.h"
 #include "util.h"
-#include "platforms/platform.h"
-#include "registry/ref.h"
+#include "core/platform.h"
+#include "core/ref.h"
 #include "core/banned.h"
 
 void plait_variant_release(struct plait_variant *v)
