@@ -524,7 +524,7 @@ int build_do_copy(struct builder *b, struct stage *st, size_t idx, const struct 
 					   unsupported[i]);
 
 	/* args holds the words in both forms; each is expanded on its own. */
-	words = strv_dup(in->args);
+	words = plait_strv_copy_nonnull(in->args);
 	n_words = in->n_args;
 	for (size_t i = 0; i < n_words && r >= 0; i++) {
 		if (plait_df_heredoc_for_arg(in, words[i]))

@@ -26,6 +26,13 @@ char *plait_path_join(const char *dir, const char *name)
 	return plait_buf_detach(&b, NULL);
 }
 
+char *plait_path_concat(const char *dir, const char *name)
+{
+	struct plait_buf b = PLAIT_BUF_INIT;
+	plait_buf_addf(&b, "%s/%s", dir, name);
+	return plait_buf_detach(&b, NULL);
+}
+
 char *plait_path_dir(const char *path)
 {
 	const char *slash = strrchr(path, '/');

@@ -23,6 +23,10 @@ struct plait_error;
 /* dir + "/" + name, with no second '/' when dir already ends in one; a NULL,
  * "" or "." dir gives name alone. */
 char *plait_path_join(const char *dir, const char *name);
+/* dir + "/" + name to the letter: "." + "x" is "./x", "d/" + "x" is "d//x".
+ * For a path built on a directory as the user spelled it (--cache-dir, the
+ * build context) that messages show as it was given. */
+char *plait_path_concat(const char *dir, const char *name);
 /* The directory that holds path, as a new string: "a/b" -> "a", "/b" -> "/",
  * "b" -> ".". (No dirname(3): it may change its argument.) */
 char *plait_path_dir(const char *path);

@@ -119,6 +119,21 @@ static void test_fs__path_join(void **state)
 	assert_string_equal(n, "x");
 }
 
+/* concat keeps the directory as spelled: messages show the user's own path */
+static void test_fs__path_concat(void **state)
+{
+	(void)state;
+	static const char *const cases[][3] = {
+		{ "a", "b", "a/b" }, { "/a/", "b", "/a//b" }, { ".", "x", "./x" }, { "", "x", "/x" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		_cleanup_free_ char *j = plait_path_concat(cases[i][0], cases[i][1]);
+		if (strcmp(j, cases[i][2]))
+			fail_msg("concat('%s', '%s') = '%s', want '%s'", cases[i][0], cases[i][1], j,
+				 cases[i][2]);
+	}
+}
+
 static void test_fs__path_dir(void **state)
 {
 	(void)state;
@@ -452,6 +467,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_fs__path_join),
+	    cmocka_unit_test(test_fs__path_concat),
 	    cmocka_unit_test(test_fs__path_dir),
 	    cmocka_unit_test(test_fs__mkdir_p_makes_every_level_with_mode),
 	    cmocka_unit_test(test_fs__mkdir_p_accepts_what_exists),
