@@ -1,6 +1,7 @@
 /* core/snapshot.c - overlayfs and copying snapshots (see snapshot.h). */
 #include "snapshot.h"
 #include "buf.h"
+#include "strv.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -123,11 +124,6 @@ static bool is_opaque(const char *path)
 typedef int (*walk_fn)(void *opaque, const char *abs, const char *rel, const struct stat *st,
 		       struct plait_error **err);
 
-static int name_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Pre-order walk below abs (which is a directory), rel growing from "".
  * Never follows symlinks and never leaves the file system of the top. */
 static int walk(struct plait_buf *abs, struct plait_buf *rel, dev_t dev, walk_fn fn, void *opaque,
@@ -143,12 +139,10 @@ static int walk(struct plait_buf *abs, struct plait_buf *rel, dev_t dev, walk_fn
 	while ((de = readdir(d))) {
 		if (streq(de->d_name, ".") || streq(de->d_name, ".."))
 			continue;
-		PLAIT_ALLOC_GROW(names, n + 1, alloc);
-		names[n++] = xstrdup(de->d_name);
+		plait_strv_add(&names, &n, &alloc, de->d_name);
 	}
 	closedir(d);
-	if (n)
-		qsort(names, n, sizeof(*names), name_cmp);
+	plait_strv_sort(names);
 	int r = 0;
 	size_t abs_len = abs->len, rel_len = rel->len;
 	for (size_t i = 0; i < n && r >= 0; i++) {
@@ -175,9 +169,7 @@ static int walk(struct plait_buf *abs, struct plait_buf *rel, dev_t dev, walk_fn
 	}
 	plait_buf_setlen(abs, abs_len);
 	plait_buf_setlen(rel, rel_len);
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
+	plait_strv_free(names);
 	return r;
 }
 

@@ -137,11 +137,6 @@ void plait_http_tls_release(struct plait_http_tls *t)
 	*t = (struct plait_http_tls){ 0 };
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static int tls_from_dir(const char *dir, DIR *d, struct plait_http_tls *out, struct plait_error **err)
 {
 	_cleanup_strv_free_ char **names = NULL;
@@ -150,19 +145,13 @@ static int tls_from_dir(const char *dir, DIR *d, struct plait_http_tls *out, str
 	while ((de = readdir(d))) {
 		if (de->d_name[0] == '.')
 			continue;
-		PLAIT_ALLOC_GROW(names, n + 2, alloc);
-		names[n++] = xstrdup(de->d_name);
-		names[n] = NULL;
+		plait_strv_add(&names, &n, &alloc, de->d_name);
 	}
-	if (n)
-		qsort(names, n, sizeof(*names), cmp_str);
+	plait_strv_sort(names);
 
 	struct plait_buf ca = PLAIT_BUF_INIT;
 	for (size_t i = 0; i < n; i++) {
-		_cleanup_free_ char *path = NULL;
-		struct plait_buf p = PLAIT_BUF_INIT;
-		plait_buf_addf(&p, "%s/%s", dir, names[i]);
-		path = plait_buf_detach(&p, NULL);
+		_cleanup_free_ char *path = plait_path_concat(dir, names[i]);
 		if (endswith(names[i], ".crt")) {
 			struct plait_buf one = PLAIT_BUF_INIT;
 			int r = plait_buf_read_file(&one, path, CA_FILE_MAX);
