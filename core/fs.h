@@ -52,12 +52,6 @@ int plait_rm_rf(const char *path);
  * beyond dirfd, so a symlink swapped in above cannot redirect it. name with a
  * '/' or naming "." or ".." is -EINVAL. A missing name is success. */
 int plait_rm_rf_at(int dirfd, const char *name);
-/* The old name of plait_rm_rf (snapshot.h), kept for callers not yet moved. */
-static inline int plait_remove_tree(const char *path)
-{
-	return plait_rm_rf(path);
-}
-
 enum plait_replace_flags {
 	/* fsync the data before the rename and the directory after it: the new
 	 * content survives a crash (config, metadata); without it, a cache. */
