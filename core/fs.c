@@ -269,3 +269,41 @@ int plait_replace_file(const char *path, const void *data, size_t len)
 {
 	return plait_replace_file_full(path, data, len, 0644, 0);
 }
+
+/* ------------------------------------------------------------ copy */
+
+static int copy_failed(enum plait_copy_step step, enum plait_copy_step *failed, int r)
+{
+	if (failed)
+		*failed = step;
+	return r;
+}
+
+int plait_copy_fd(int in, int out, int *no_range, enum plait_copy_step *failed)
+{
+	while (!no_range || !__atomic_load_n(no_range, __ATOMIC_RELAXED)) {
+		ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
+		if (n == 0)
+			return 0;
+		if (n > 0 || errno == EINTR)
+			continue;
+		if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+			return copy_failed(PLAIT_COPY_RANGE, failed, -errno);
+		if (no_range)
+			__atomic_store_n(no_range, 1, __ATOMIC_RELAXED);
+		break; /* fall back to read/write */
+	}
+	char buf[1 << 16];
+	for (;;) {
+		ssize_t n = read(in, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return copy_failed(PLAIT_COPY_READ, failed, -errno);
+		if (n == 0)
+			return 0;
+		int r = plait_write_all(out, buf, (size_t)n);
+		if (r < 0)
+			return copy_failed(PLAIT_COPY_WRITE, failed, r);
+	}
+}

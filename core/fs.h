@@ -71,4 +71,18 @@ int plait_replace_file_full(const char *path, const void *data, size_t len, mode
 /* plait_replace_file_full(path, data, len, 0644, 0): not fsync'd, for caches. */
 int plait_replace_file(const char *path, const void *data, size_t len);
 
+/* The step of plait_copy_fd() that failed, for messages. */
+enum plait_copy_step {
+	PLAIT_COPY_RANGE, /* copy_file_range(2) */
+	PLAIT_COPY_READ,
+	PLAIT_COPY_WRITE,
+};
+/* Copy what is left of in to out: copy_file_range(2) (in the kernel, reflinks
+ * where the file system has them), then read/write when the kernel cannot
+ * (EXDEV, EINVAL, ENOSYS, EOPNOTSUPP: another file system, an old kernel).
+ * *no_range (NULL when every call should try) remembers, for all threads,
+ * that it could not once, so later calls go straight to read/write. 0, or
+ * -errno with *failed (when not NULL) set to the step that failed. */
+int plait_copy_fd(int in, int out, int *no_range, enum plait_copy_step *failed);
+
 #endif

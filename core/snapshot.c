@@ -1,6 +1,7 @@
 /* core/snapshot.c - overlayfs and copying snapshots (see snapshot.h). */
 #include "snapshot.h"
 #include "buf.h"
+#include "fs.h"
 #include "strv.h"
 
 #include <dirent.h>
@@ -225,31 +226,14 @@ static int copy_data(const char *src, const char *dst, mode_t mode, struct plait
 	_cleanup_close_ int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 0777);
 	if (out < 0)
 		return plait_error_set_errno(err, PLAIT_E_IO, errno, "create '%s'", dst);
-	for (;;) {
-		ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
-		if (n == 0)
-			return 0;
-		if (n > 0)
-			continue;
-		if (errno == EINTR)
-			continue;
-		if (errno != EXDEV && errno != ENOSYS && errno != EOPNOTSUPP && errno != EINVAL)
-			return plait_error_set_errno(err, PLAIT_E_IO, errno, "copy '%s' to '%s'", src, dst);
-		break;
-	}
-	char buf[65536];
-	for (;;) {
-		ssize_t n = read(in, buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return plait_error_set_errno(err, PLAIT_E_IO, errno, "read '%s'", src);
-		if (n == 0)
-			return 0;
-		int r = plait_write_all(out, buf, n);
-		if (r < 0)
-			return plait_error_set_errno(err, PLAIT_E_IO, r, "write '%s'", dst);
-	}
+	enum plait_copy_step step;
+	int r = plait_copy_fd(in, out, NULL, &step);
+	if (r < 0 && step == PLAIT_COPY_RANGE)
+		return plait_error_set_errno(err, PLAIT_E_IO, r, "copy '%s' to '%s'", src, dst);
+	if (r < 0)
+		return plait_error_set_errno(err, PLAIT_E_IO, r, step == PLAIT_COPY_READ ? "read '%s'" : "write '%s'",
+					     step == PLAIT_COPY_READ ? src : dst);
+	return 0;
 }
 
 struct hardlink {
