@@ -252,15 +252,8 @@ static int list_dir(const char *dir, char ***out, size_t *n, struct plait_error 
 			return 0;
 		return plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot read cache folder '%s'", dir);
 	}
-	size_t alloc = 0;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		if (streq(e->d_name, ".") || streq(e->d_name, ".."))
-			continue;
-		plait_strv_add(out, n, &alloc, e->d_name);
-	}
+	*out = plait_dir_names(d, false, n);
 	closedir(d);
-	plait_strv_sort(*out);
 	return 0;
 }
 

@@ -11,6 +11,7 @@
 
 #include "buf.h"
 #include "error.h"
+#include "strv.h"
 #include "util.h"
 #include "banned.h"
 
@@ -39,6 +40,23 @@ char *plait_path_dir(const char *path)
 	if (!slash)
 		return xstrdup(".");
 	return slash == path ? xstrdup("/") : xstrndup(path, (size_t)(slash - path));
+}
+
+char **plait_dir_names(DIR *d, bool skip_hidden, size_t *n)
+{
+	char **v = NULL;
+	size_t len = 0, alloc = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (skip_hidden ? de->d_name[0] == '.'
+				: streq(de->d_name, ".") || streq(de->d_name, ".."))
+			continue;
+		plait_strv_add(&v, &len, &alloc, de->d_name);
+	}
+	plait_strv_sort(v);
+	if (n)
+		*n = len;
+	return v;
 }
 
 /* mkdir one prefix of path: 0, or -errno with *failed_len set. */

@@ -15,6 +15,8 @@
 #ifndef PLAIT_FS_H
 #define PLAIT_FS_H
 
+#include <dirent.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -30,6 +32,13 @@ char *plait_path_concat(const char *dir, const char *name);
 /* The directory that holds path, as a new string: "a/b" -> "a", "/b" -> "/",
  * "b" -> ".". (No dirname(3): it may change its argument.) */
 char *plait_path_dir(const char *path);
+
+/* The names in the open directory d (read to its end; the caller closes
+ * it), sorted by strcmp so that results do not depend on readdir order,
+ * without "." and "..", and without every name that starts with '.' when
+ * skip_hidden. A new NULL-terminated vector (plait_strv_free); *n (when not
+ * NULL) gets its length. */
+char **plait_dir_names(DIR *d, bool skip_hidden, size_t *n);
 
 /* mkdir -p: create path and the directories above it that are missing, each
  * new one with mode (less the umask, as mkdir(2)); existing ones keep theirs.

@@ -134,16 +134,9 @@ static int walk(struct plait_buf *abs, struct plait_buf *rel, dev_t dev, walk_fn
 	if (!d)
 		return plait_error_set_errno(err, PLAIT_E_IO, errno, "open directory '%s'", abs->buf);
 	/* Sorted children make every list we build deterministic. */
-	char **names = NULL;
-	size_t n = 0, alloc = 0;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-			continue;
-		plait_strv_add(&names, &n, &alloc, de->d_name);
-	}
+	size_t n;
+	char **names = plait_dir_names(d, false, &n);
 	closedir(d);
-	plait_strv_sort(names);
 	int r = 0;
 	size_t abs_len = abs->len, rel_len = rel->len;
 	for (size_t i = 0; i < n && r >= 0; i++) {

@@ -139,15 +139,8 @@ void plait_http_tls_release(struct plait_http_tls *t)
 
 static int tls_from_dir(const char *dir, DIR *d, struct plait_http_tls *out, struct plait_error **err)
 {
-	_cleanup_strv_free_ char **names = NULL;
-	size_t n = 0, alloc = 0;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		plait_strv_add(&names, &n, &alloc, de->d_name);
-	}
-	plait_strv_sort(names);
+	size_t n;
+	_cleanup_strv_free_ char **names = plait_dir_names(d, true, &n);
 
 	struct plait_buf ca = PLAIT_BUF_INIT;
 	for (size_t i = 0; i < n; i++) {

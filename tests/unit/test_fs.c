@@ -463,6 +463,36 @@ static void test_fs__replace_file_mode_and_symlink(void **state)
 	assert_int_equal(plait_rm_rf(dir), 0);
 }
 
+/* ------------------------------------------------------------ dir_names */
+
+static void assert_names(const char *dir, bool skip_hidden, const char *want)
+{
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	size_t n = 99;
+	char **v = plait_dir_names(d, skip_hidden, &n);
+	closedir(d);
+	_cleanup_free_ char *got = plait_strv_join(v, " ");
+	if (!streq(got ? got : "", want) || n != plait_strv_length(v))
+		fail_msg("names of '%s' (skip_hidden %d): '%s' (n %zu), want '%s'", dir, skip_hidden,
+			 got ? got : "", n, want);
+	plait_strv_free(v);
+}
+
+static void test_fs__dir_names_sorted_without_dot_entries(void **state)
+{
+	(void)state;
+	_cleanup_free_ char *dir = make_tmpdir();
+	assert_names(dir, false, "");
+	put(dir, "b", "");
+	put(dir, "a", "");
+	put(dir, ".h", "");
+	mk(dir, "c");
+	assert_names(dir, false, ".h a b c");
+	assert_names(dir, true, "a b c");
+	assert_int_equal(plait_rm_rf(dir), 0);
+}
+
 /* ------------------------------------------------------------ copy */
 
 static void assert_same_file(const char *path, const char *want)
@@ -520,6 +550,7 @@ int main(void)
 	    cmocka_unit_test(test_fs__path_concat),
 	    cmocka_unit_test(test_fs__path_dir),
 	    cmocka_unit_test(test_fs__copy_fd_copies_and_names_the_failed_step),
+	    cmocka_unit_test(test_fs__dir_names_sorted_without_dot_entries),
 	    cmocka_unit_test(test_fs__mkdir_p_makes_every_level_with_mode),
 	    cmocka_unit_test(test_fs__mkdir_p_accepts_what_exists),
 	    cmocka_unit_test(test_fs__rm_rf_removes_a_tree_and_missing_is_fine),
