@@ -190,10 +190,7 @@ int plait_http_tls_for_host(const char *host, const char *const *certs_dirs, boo
 	/* The first certs dir that knows the host wins (as in containers/image);
 	 * its CAs replace the default bundle for that host. */
 	for (size_t i = 0; certs_dirs[i]; i++) {
-		_cleanup_free_ char *dir = NULL;
-		struct plait_buf p = PLAIT_BUF_INIT;
-		plait_buf_addf(&p, "%s/%s", certs_dirs[i], host);
-		dir = plait_buf_detach(&p, NULL);
+		_cleanup_free_ char *dir = plait_path_concat(certs_dirs[i], host);
 		DIR *d = opendir(dir);
 		if (!d) {
 			if (errno == ENOENT || errno == ENOTDIR)
