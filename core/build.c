@@ -113,13 +113,11 @@ static int write_image(struct builder *b, struct stage *st, struct plait_build_r
 		_cleanup_free_ char *k = eq ? xstrndup(*l, (size_t)(eq - *l)) : xstrdup(*l);
 		plait_map_set(&st->cfg.config.labels, k, eq ? eq + 1 : "");
 	}
-	struct plait_buf when = PLAIT_BUF_INIT, cj = PLAIT_BUF_INIT, mj = PLAIT_BUF_INIT;
-	if (b->o->have_epoch || !st->last_created)
-		now_rfc3339(b, &when);
-	else
-		plait_buf_adds(&when, st->last_created);
+	struct plait_buf cj = PLAIT_BUF_INIT, mj = PLAIT_BUF_INIT;
+	char now[PLAIT_RFC3339_MAX];
+	plait_rfc3339_now_or(b->o->have_epoch, b->o->source_date_epoch, now);
 	free(st->cfg.created);
-	st->cfg.created = plait_buf_detach(&when, NULL);
+	st->cfg.created = xstrdup(b->o->have_epoch || !st->last_created ? now : st->last_created);
 	if (!st->cfg.diff_ids)
 		st->cfg.diff_ids = xcalloc(1, sizeof(char *));
 	int r = plait_image_config_serialise(&st->cfg, &cj, err);
@@ -281,7 +279,7 @@ int plait_build(const struct plait_build_opts *o, struct plait_build_result *res
 {
 	struct builder b = { .o = o, .step_lock = PLAIT_CACHE_STEP_LOCK_INIT };
 	struct plait_buf data = PLAIT_BUF_INIT;
-	_cleanup_free_ char *dfpath = o->dockerfile ? xstrdup(o->dockerfile) : join(o->context_dir, "Dockerfile");
+	_cleanup_free_ char *dfpath = o->dockerfile ? xstrdup(o->dockerfile) : plait_path_concat(o->context_dir, "Dockerfile");
 	memset(res, 0, sizeof(*res));
 	res->lock_fd = -1;
 	size_t target = 0;
@@ -297,7 +295,7 @@ int plait_build(const struct plait_build_opts *o, struct plait_build_result *res
 	b.store = b.cache->store;
 	{
 		/* COPY's cache check need not read unchanged context files again. */
-		_cleanup_free_ char *memo = join(b.cache->dir, "context-digests");
+		_cleanup_free_ char *memo = plait_path_concat(b.cache->dir, "context-digests");
 		plait_context_set_memo(b.ctx, memo);
 	}
 

@@ -111,36 +111,6 @@ static void split_parent(const char *path, struct plait_buf *parent, const char 
  * it said so, go straight to read/write. */
 static int no_copy_range;
 
-static int copy_contents(int in, int out)
-{
-	while (!__atomic_load_n(&no_copy_range, __ATOMIC_RELAXED)) {
-		ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
-		if (n == 0)
-			return 0;
-		if (n > 0)
-			continue;
-		if (errno == EINTR)
-			continue;
-		if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
-			return -errno;
-		__atomic_store_n(&no_copy_range, 1, __ATOMIC_RELAXED);
-		break; /* fall back to read/write */
-	}
-	char buf[1 << 16];
-	for (;;) {
-		ssize_t n = read(in, buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return 0;
-		int r = plait_write_all(out, buf, (size_t)n);
-		if (r < 0)
-			return r;
-	}
-}
-
 /* Make room for a new entry called base in dirfd: an existing file or link
  * goes; an existing directory stays when a directory is wanted. */
 static int clear_slot(int dirfd, const char *base, bool want_dir)
@@ -254,7 +224,7 @@ static int put_entry(int rootfd, struct plait_context *src, const struct plait_c
 			r = plait_error_set_errno(err, PLAIT_E_IO, errno, "%s: create '%s'", what, target);
 			goto out;
 		}
-		int cr = copy_contents(in, fd);
+		int cr = plait_copy_fd(in, fd, &no_copy_range, NULL);
 		if (cr < 0) {
 			r = plait_error_set_errno(err, PLAIT_E_IO, cr, "%s: copy '%s'", what, e->path);
 			goto out;
@@ -410,7 +380,7 @@ static int write_new_file(const char *root, const char *dest, const void *data, 
 	uid_t uid;
 	gid_t gid;
 	owner_for(a, NULL, &uid, &gid);
-	int w = data ? plait_write_all(out, data, len) : copy_contents(fd, out);
+	int w = data ? plait_write_all(out, data, len) : plait_copy_fd(fd, out, &no_copy_range, NULL);
 	if (w < 0 || fchown(out, uid, gid) < 0 || fchmod(out, a->chmod ? a->mode : def_mode) < 0)
 		return plait_error_set_errno(err, PLAIT_E_IO, w < 0 ? w : errno, "%s: write '%s'", what, dest);
 	return 0;
@@ -524,7 +494,7 @@ int build_do_copy(struct builder *b, struct stage *st, size_t idx, const struct 
 					   unsupported[i]);
 
 	/* args holds the words in both forms; each is expanded on its own. */
-	words = strv_dup(in->args);
+	words = plait_strv_copy_nonnull(in->args);
 	n_words = in->n_args;
 	for (size_t i = 0; i < n_words && r >= 0; i++) {
 		if (plait_df_heredoc_for_arg(in, words[i]))

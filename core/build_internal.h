@@ -17,13 +17,14 @@
 #ifndef PLAIT_BUILD_INTERNAL_H
 #define PLAIT_BUILD_INTERNAL_H
 
-#include <time.h>
-
 #include "build.h"
 #include "cache.h"
 #include "context.h"
 #include "dockerfile.h"
+#include "fs.h"
 #include "snapshot.h"
+#include "strv.h"
+#include "timestamp.h"
 
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -70,25 +71,7 @@ struct builder {
 	struct stage *cur;
 };
 
-/* ------------------------------------------------------------ small helpers
- * (to be replaced by core/fs.c, core/strv.c, core/time.c) */
-
-static inline char *join(const char *a, const char *b)
-{
-	struct plait_buf x = PLAIT_BUF_INIT;
-	plait_buf_addf(&x, "%s/%s", a, b);
-	return plait_buf_detach(&x, NULL);
-}
-
-static inline void now_rfc3339(const struct builder *b, struct plait_buf *out)
-{
-	time_t t = b->o->have_epoch ? (time_t)b->o->source_date_epoch : time(NULL);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	char s[40];
-	strftime(s, sizeof(s), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	plait_buf_adds(out, s);
-}
+/* ------------------------------------------------------------ small helpers */
 
 /* env "K=V" list helpers */
 static inline const char *env_get(char **env, const char *key)
@@ -117,17 +100,6 @@ static inline void env_set(char ***envp, const char *key, const char *value)
 	env[count] = plait_buf_detach(&kv, NULL);
 	env[count + 1] = NULL;
 	*envp = env;
-}
-
-static inline char **strv_dup(char *const *v)
-{
-	size_t n = 0;
-	while (v && v[n])
-		n++;
-	char **r = xcalloc(n + 1, sizeof(char *));
-	for (size_t i = 0; i < n; i++)
-		r[i] = xstrdup(v[i]);
-	return r;
 }
 
 /* ------------------------------------------------------------ build_stage.c */

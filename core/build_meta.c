@@ -48,8 +48,8 @@ static int set_healthcheck(struct stage *st, const struct plait_df_instr *in)
 static char **command_of(struct stage *st, const struct plait_df_instr *in)
 {
 	if (in->json)
-		return strv_dup(in->args);
-	char **v = strv_dup(build_shell_of(st));
+		return plait_strv_copy_nonnull(in->args);
+	char **v = plait_strv_copy_nonnull(build_shell_of(st));
 	plait_strv_push(&v, in->shell ? in->shell : "");
 	return v;
 }
@@ -224,7 +224,7 @@ int build_do_meta(struct builder *b, struct stage *st, const struct plait_df_ins
 		break;
 	case PLAIT_DF_SHELL:
 		plait_strv_free(c->shell);
-		c->shell = strv_dup(in->args);
+		c->shell = plait_strv_copy_nonnull(in->args);
 		break;
 	case PLAIT_DF_HEALTHCHECK:
 		r = set_healthcheck(st, in);

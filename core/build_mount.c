@@ -28,7 +28,7 @@ void mount_views_release(struct mount_views *v)
 	}
 	free(v->stages);
 	for (char **d = v->tmpdirs; d && *d; d++)
-		plait_remove_tree(*d);
+		plait_rm_rf(*d);
 	plait_strv_free(v->tmpdirs);
 	for (size_t i = 0; i < v->n_locks; i++)
 		close(v->locks[i]);
@@ -258,7 +258,7 @@ static int bind_named(const char *ndir, const struct plait_df_mount *m, struct p
 	if (r >= 0)
 		r = plait_context_digest(nc, &l, d, err);
 	if (r >= 0) {
-		*path = *l.entries[0].path ? join(root, l.entries[0].path) : xstrdup(root);
+		*path = *l.entries[0].path ? plait_path_join(root, l.entries[0].path) : xstrdup(root);
 		plait_buf_addf(key, "mount bind context %s %s %s %s %d\n", m->from, source, m->target, d, m->rw);
 	}
 	plait_context_list_release(&l);
@@ -325,7 +325,7 @@ static int bind_context(struct builder *b, const struct plait_df_instr *in, cons
 		 * context's own path is made absolute for the sandbox. */
 		_cleanup_free_ char *root = realpath(plait_context_path(b->ctx), NULL);
 		const char *base = root ? root : plait_context_path(b->ctx);
-		*path = *l.entries[0].path ? join(base, l.entries[0].path) : xstrdup(base);
+		*path = *l.entries[0].path ? plait_path_join(base, l.entries[0].path) : xstrdup(base);
 		plait_buf_addf(key, "mount bind %s %s %s %d\n", source, m->target, d, m->rw);
 	}
 	plait_context_list_release(&l);

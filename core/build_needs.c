@@ -104,7 +104,7 @@ void build_mark_needed(struct builder *b, size_t target)
 		struct stage *base = image ? build_find_stage(b, image, i) : NULL;
 		if (base) {
 			dep[i * n + (size_t)(base - b->stages)] = true;
-			sc.env = strv_dup(envs[base - b->stages]);
+			sc.env = plait_strv_copy_nonnull(envs[base - b->stages]);
 		}
 		for (size_t k = 0; k < st->df->n_instrs; k++) {
 			const struct plait_df_instr *in = &st->df->instrs[k];
@@ -150,7 +150,7 @@ int plait_build_needs(const struct plait_build_opts *o, struct plait_build_needs
 {
 	struct builder b = { .o = o, .step_lock = PLAIT_CACHE_STEP_LOCK_INIT };
 	struct plait_buf data = PLAIT_BUF_INIT;
-	_cleanup_free_ char *dfpath = o->dockerfile ? xstrdup(o->dockerfile) : join(o->context_dir, "Dockerfile");
+	_cleanup_free_ char *dfpath = o->dockerfile ? xstrdup(o->dockerfile) : plait_path_concat(o->context_dir, "Dockerfile");
 	size_t target = 0;
 	memset(out, 0, sizeof(*out));
 	int r = build_prepare(&b, dfpath, &data, &target, err);

@@ -48,9 +48,9 @@ int build_do_run(struct builder *b, struct stage *st, size_t idx, const struct p
 	enum plait_df_run_form form = plait_df_run_script(in, &script, &file_name);
 	char *const *shell = build_shell_of(st);
 	if (form == PLAIT_DF_RUN_EXEC) {
-		argv = strv_dup(in->args);
+		argv = plait_strv_copy_nonnull(in->args);
 	} else {
-		argv = strv_dup(shell);
+		argv = plait_strv_copy_nonnull(shell);
 		if (form == PLAIT_DF_RUN_FILE) {
 			struct plait_buf p = PLAIT_BUF_INIT;
 			plait_buf_addf(&p, HEREDOC_DIR "%s", file_name);
@@ -66,7 +66,7 @@ int build_do_run(struct builder *b, struct stage *st, size_t idx, const struct p
 	plait_buf_adds(&created_by, " # buildkit");
 
 	/* Environment: the image's, then ARGs in scope and proxy args it does not set. */
-	env = strv_dup(st->cfg.config.env);
+	env = plait_strv_copy_nonnull(st->cfg.config.env);
 	for (size_t i = 0; i < st->args.n; i++)
 		if (!env_get(env, st->args.items[i].key))
 			env_set(&env, st->args.items[i].key, st->args.items[i].value);

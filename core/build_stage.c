@@ -115,12 +115,12 @@ int build_ensure_layer_dir(struct builder *b, struct layer_ref *l, struct plait_
 					   .digest = l->desc.digest };
 	int r = plait_unpack_blob(b->store, l->desc.digest, tmp, &uo, NULL, err);
 	if (r < 0) {
-		plait_remove_tree(tmp);
+		plait_rm_rf(tmp);
 		return r;
 	}
 	if (rename(tmp, l->dir) < 0) {
 		int e = errno;
-		plait_remove_tree(tmp);
+		plait_rm_rf(tmp);
 		/* another build unpacked it first */
 		if (e != EEXIST && e != ENOTEMPTY)
 			return plait_error_set_errno(err, PLAIT_E_IO, e, "cannot rename '%s'", tmp);
@@ -146,11 +146,10 @@ static void stage_add_layer(struct stage *st, struct layer_ref *l)
 void stage_add_history(struct builder *b, struct stage *st, const char *created_by, bool empty,
 			      const char *created)
 {
-	struct plait_buf when = PLAIT_BUF_INIT;
-	if (b->o->have_epoch || (!created && !st->last_created))
-		now_rfc3339(b, &when);
-	else
-		plait_buf_adds(&when, created ? created : st->last_created);
+	char now[PLAIT_RFC3339_MAX];
+	plait_rfc3339_now_or(b->o->have_epoch, b->o->source_date_epoch, now);
+	const char *when = b->o->have_epoch || (!created && !st->last_created) ? now
+		: created ? created : st->last_created;
 	if (created && !b->o->have_epoch) {
 		free(st->last_created);
 		st->last_created = xstrdup(created);
@@ -158,7 +157,7 @@ void stage_add_history(struct builder *b, struct stage *st, const char *created_
 	st->cfg.history = xrealloc(st->cfg.history, (st->cfg.n_history + 1) * sizeof(*st->cfg.history));
 	struct plait_history *h = &st->cfg.history[st->cfg.n_history++];
 	memset(h, 0, sizeof(*h));
-	h->created = plait_buf_detach(&when, NULL);
+	h->created = xstrdup(when);
 	h->created_by = xstrdup(created_by);
 	h->comment = xstrdup("buildkit.dockerfile.v0");
 	h->empty_layer = empty;
@@ -249,9 +248,9 @@ int build_commit_change(struct builder *b, struct stage *st, struct plait_snapsh
 			return r;
 		}
 	}
-	struct plait_buf when = PLAIT_BUF_INIT;
-	now_rfc3339(b, &when);
-	struct plait_cache_step rec = { .empty = empty, .created = when.buf };
+	char when[PLAIT_RFC3339_MAX];
+	plait_rfc3339_now_or(b->o->have_epoch, b->o->source_date_epoch, when);
+	struct plait_cache_step rec = { .empty = empty, .created = when };
 	if (!empty) {
 		rec.layer = l.desc; /* shallow: l keeps it */
 		memcpy(rec.diff_id, l.diff_id, sizeof(rec.diff_id));
@@ -260,8 +259,7 @@ int build_commit_change(struct builder *b, struct stage *st, struct plait_snapsh
 	plait_cache_step_unlock(&b->step_lock); /* others waiting for this step find the record now */
 	if (!empty)
 		stage_add_layer(st, &l);
-	stage_add_history(b, st, created_by, empty, when.buf);
-	plait_buf_release(&when);
+	stage_add_history(b, st, created_by, empty, when);
 	memcpy(st->key, key, PLAIT_SHA256_DIGEST_SIZE);
 	return 0;
 }

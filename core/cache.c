@@ -12,43 +12,16 @@
 #include "buf.h"
 #include "cache.h"
 #include "digest.h"
-#include "snapshot.h"
+#include "fs.h"
 #include "banned.h"
 
 #define RECORD_MAX (64 * 1024)
-
-static char *join(const char *a, const char *b)
-{
-	struct plait_buf x = PLAIT_BUF_INIT;
-	plait_buf_addf(&x, "%s/%s", a, b);
-	return plait_buf_detach(&x, NULL);
-}
-
-static int mkdir_p(const char *path)
-{
-	struct plait_buf b = PLAIT_BUF_INIT;
-	plait_buf_adds(&b, path);
-	for (char *p = b.buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(b.buf, 0755) < 0 && errno != EEXIST) {
-			int r = -errno;
-			plait_buf_release(&b);
-			return r;
-		}
-		*p = '/';
-	}
-	int r = mkdir(b.buf, 0755) < 0 && errno != EEXIST ? -errno : 0;
-	plait_buf_release(&b);
-	return r;
-}
 
 char *plait_cache_default_dir(void)
 {
 	const char *x = getenv("XDG_CACHE_HOME");
 	if (x && *x)
-		return join(x, "plait");
+		return plait_path_concat(x, "plait");
 	const char *home = getenv("HOME");
 	struct plait_buf b = PLAIT_BUF_INIT;
 	plait_buf_addf(&b, "%s/.cache/plait", home && *home ? home : "/root");
@@ -57,7 +30,7 @@ char *plait_cache_default_dir(void)
 
 char *plait_cache_store_dir(const char *dir)
 {
-	return join(dir, "store");
+	return plait_path_concat(dir, "store");
 }
 
 /* ------------------------------------------------------------ open */
@@ -71,10 +44,10 @@ static void clean_work_dir(const char *work)
 	while ((de = readdir(d))) {
 		if (de->d_name[0] == '.')
 			continue;
-		_cleanup_free_ char *p = join(work, de->d_name);
-		_cleanup_free_ char *root = join(p, "root");
+		_cleanup_free_ char *p = plait_path_join(work, de->d_name);
+		_cleanup_free_ char *root = plait_path_join(p, "root");
 		(void)umount2(root, MNT_DETACH); /* a snapshot's overlay, if still mounted */
-		(void)plait_remove_tree(p);
+		(void)plait_rm_rf(p);
 	}
 	closedir(d);
 }
@@ -106,15 +79,15 @@ int plait_cache_open(const char *dir, struct plait_cache **out, struct plait_err
 	c->lock_fd = -1;
 	c->dir = dir ? xstrdup(dir) : plait_cache_default_dir();
 	c->store_dir = plait_cache_store_dir(c->dir);
-	c->layers_dir = join(c->dir, "layers");
-	c->steps_dir = join(c->dir, "steps");
-	c->mounts_dir = join(c->dir, "mounts");
-	c->work_dir = join(c->dir, "work");
-	_cleanup_free_ char *lock = join(c->dir, "lock");
+	c->layers_dir = plait_path_concat(c->dir, "layers");
+	c->steps_dir = plait_path_concat(c->dir, "steps");
+	c->mounts_dir = plait_path_concat(c->dir, "mounts");
+	c->work_dir = plait_path_concat(c->dir, "work");
+	_cleanup_free_ char *lock = plait_path_concat(c->dir, "lock");
 	const char *dirs[] = { c->dir, c->layers_dir, c->steps_dir, c->mounts_dir, c->work_dir };
 	int r = 0;
 	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
-		r = mkdir_p(dirs[i]);
+		r = plait_mkdir_p(dirs[i], 0755, NULL);
 		if (r < 0) {
 			r = plait_error_set_errno(err, PLAIT_E_IO, r, "cannot create cache directory '%s'",
 						  dirs[i]);
@@ -153,7 +126,7 @@ fail:
 
 char *plait_cache_layer_dir(const struct plait_cache *c, const char *diff_id)
 {
-	return join(c->layers_dir, plait_digest_hex(diff_id));
+	return plait_path_join(c->layers_dir, plait_digest_hex(diff_id));
 }
 
 int plait_cache_mount_dir(struct plait_cache *c, const char *id, char **path, bool *fresh,
@@ -161,10 +134,10 @@ int plait_cache_mount_dir(struct plait_cache *c, const char *id, char **path, bo
 {
 	char h[PLAIT_SHA256_DIGEST_SIZE];
 	plait_sha256_buf(id, strlen(id), h);
-	char *dir = join(c->mounts_dir, plait_digest_hex(h));
+	char *dir = plait_path_join(c->mounts_dir, plait_digest_hex(h));
 	struct stat st;
 	*fresh = stat(dir, &st) < 0;
-	int r = mkdir_p(dir);
+	int r = plait_mkdir_p(dir, 0755, NULL);
 	if (r < 0) {
 		r = plait_error_set_errno(err, PLAIT_E_IO, r, "create cache mount '%s'", dir);
 		free(dir);
@@ -206,7 +179,7 @@ int plait_cache_step_write(struct plait_cache *c, const char *key, const struct 
 		json_object_set_new(o, "size", json_integer(s->layer.size));
 		json_object_set_new(o, "diffID", json_string(s->diff_id));
 	}
-	_cleanup_free_ char *path = join(c->steps_dir, plait_digest_hex(key));
+	_cleanup_free_ char *path = plait_path_join(c->steps_dir, plait_digest_hex(key));
 	_cleanup_free_ char *text = json_dumps(o, JSON_COMPACT);
 	return text ? plait_replace_file(path, text, strlen(text)) : -ENOMEM;
 }
@@ -244,7 +217,7 @@ int plait_cache_step_read(const char *path, struct plait_cache_step *out)
 
 int plait_cache_step_lookup(struct plait_cache *c, const char *key, struct plait_cache_step *out)
 {
-	_cleanup_free_ char *path = join(c->steps_dir, plait_digest_hex(key));
+	_cleanup_free_ char *path = plait_path_join(c->steps_dir, plait_digest_hex(key));
 	if (plait_cache_step_read(path, out) != 1)
 		return 0;
 	if (!out->empty && plait_store_has(c->store, out->layer.digest, NULL, NULL) != 1) {

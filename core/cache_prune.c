@@ -11,8 +11,8 @@
 #include "cache.h"
 #include "cache_prune.h"
 #include "digest.h"
+#include "fs.h"
 #include "oci.h"
-#include "snapshot.h"
 #include "banned.h"
 
 #define HEX_LEN 64
@@ -224,13 +224,6 @@ static void scan_release(struct scan *s)
 	free(s->units);
 }
 
-static char *join(const char *a, const char *b)
-{
-	struct plait_buf p = PLAIT_BUF_INIT;
-	plait_buf_addf(&p, "%s/%s", a, b);
-	return plait_buf_detach(&p, NULL);
-}
-
 static void count(struct scan *s, enum plait_cache_kind k, int64_t entries, int64_t bytes)
 {
 	s->usage.kind[k].entries += entries;
@@ -247,11 +240,6 @@ static void add_other(struct scan *s, const char *path, enum plait_cache_kind k)
 	count(s, k, 1, bytes);
 }
 
-static int name_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* The names in dir, sorted (so results do not depend on readdir order).
  * A missing dir has none. */
 static int list_dir(const char *dir, char ***out, size_t *n, struct plait_error **err)
@@ -264,19 +252,27 @@ static int list_dir(const char *dir, char ***out, size_t *n, struct plait_error 
 			return 0;
 		return plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot read cache folder '%s'", dir);
 	}
-	size_t alloc = 0;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		if (streq(e->d_name, ".") || streq(e->d_name, ".."))
-			continue;
-		PLAIT_ALLOC_GROW(*out, *n + 2, alloc);
-		(*out)[(*n)++] = xstrdup(e->d_name);
-		(*out)[*n] = NULL;
-	}
+	*out = plait_dir_names(d, false, n);
 	closedir(d);
-	if (*n)
-		qsort(*out, *n, sizeof(char *), name_cmp);
 	return 0;
+}
+
+/* dir/name when it is one of plait's own (64 hex digits, of type S_IFREG or
+ * S_IFDIR as asked), with its lstat in *st; NULL when lstat fails, or when it
+ * is something else, which is then counted as temporary. */
+static char *own_entry(struct scan *s, const char *dir, const char *name, mode_t type,
+		       struct stat *st)
+{
+	char *p = plait_path_join(dir, name);
+	if (lstat(p, st) < 0) {
+		free(p);
+		return NULL;
+	}
+	if (is_hex64(name) && (st->st_mode & S_IFMT) == type)
+		return p;
+	add_other(s, p, PLAIT_CACHE_TEMP);
+	free(p);
+	return NULL;
 }
 
 static bool is_temp_name(const char *name)
@@ -292,7 +288,7 @@ static int scan_store(struct scan *s, struct plait_error **err)
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < n; i++) {
-		_cleanup_free_ char *p = join(s->store, names[i]);
+		_cleanup_free_ char *p = plait_path_join(s->store, names[i]);
 		int64_t bytes = 0;
 		if (streq(names[i], "blobs"))
 			continue;
@@ -305,12 +301,12 @@ static int scan_store(struct scan *s, struct plait_error **err)
 	names = NULL;
 
 	/* blobs/<other algorithm>: counted, never touched. */
-	_cleanup_free_ char *blobs = join(s->store, "blobs");
+	_cleanup_free_ char *blobs = plait_path_join(s->store, "blobs");
 	r = list_dir(blobs, &names, &n, err);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < n; i++) {
-		_cleanup_free_ char *p = join(blobs, names[i]);
+		_cleanup_free_ char *p = plait_path_join(blobs, names[i]);
 		int64_t bytes = 0;
 		if (!streq(names[i], "sha256") && measure_path(p, &bytes, NULL) == 0)
 			count(s, PLAIT_CACHE_STORE, 0, bytes);
@@ -322,14 +318,10 @@ static int scan_store(struct scan *s, struct plait_error **err)
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < n; i++) {
-		_cleanup_free_ char *p = join(s->blobs_dir, names[i]);
 		struct stat st;
-		if (lstat(p, &st) < 0)
+		_cleanup_free_ char *p = own_entry(s, s->blobs_dir, names[i], S_IFREG, &st);
+		if (!p)
 			continue;
-		if (!is_hex64(names[i]) || !S_ISREG(st.st_mode)) {
-			add_other(s, p, PLAIT_CACHE_TEMP);
-			continue;
-		}
 		PLAIT_ALLOC_GROW(s->blobs, s->n_blobs + 1, s->a_blobs);
 		struct blob *b = &s->blobs[s->n_blobs++];
 		memset(b, 0, sizeof(*b));
@@ -350,14 +342,10 @@ static int scan_layers(struct scan *s, struct plait_error **err)
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < n; i++) {
-		_cleanup_free_ char *p = join(s->layers_dir, names[i]);
 		struct stat st;
-		if (lstat(p, &st) < 0)
+		_cleanup_free_ char *p = own_entry(s, s->layers_dir, names[i], S_IFDIR, &st);
+		if (!p)
 			continue;
-		if (!is_hex64(names[i]) || !S_ISDIR(st.st_mode)) {
-			add_other(s, p, PLAIT_CACHE_TEMP);
-			continue;
-		}
 		int64_t bytes = 0;
 		if (measure_path(p, &bytes, NULL) < 0)
 			continue;
@@ -403,14 +391,10 @@ static int scan_steps(struct scan *s, struct plait_error **err)
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < n; i++) {
-		_cleanup_free_ char *p = join(s->steps_dir, names[i]);
 		struct stat st;
-		if (lstat(p, &st) < 0)
+		_cleanup_free_ char *p = own_entry(s, s->steps_dir, names[i], S_IFREG, &st);
+		if (!p)
 			continue;
-		if (!is_hex64(names[i]) || !S_ISREG(st.st_mode)) {
-			add_other(s, p, PLAIT_CACHE_TEMP);
-			continue;
-		}
 		PLAIT_ALLOC_GROW(s->records, s->n_records + 1, s->a_records);
 		struct record *rec = &s->records[s->n_records++];
 		memset(rec, 0, sizeof(*rec));
@@ -428,14 +412,14 @@ static int scan_steps(struct scan *s, struct plait_error **err)
 static int scan_simple(struct scan *s, const char *sub, enum plait_cache_kind k,
 		       struct plait_error **err)
 {
-	_cleanup_free_ char *dir = join(s->dir, sub);
+	_cleanup_free_ char *dir = plait_path_concat(s->dir, sub);
 	_cleanup_strv_free_ char **names = NULL;
 	size_t n;
 	int r = list_dir(dir, &names, &n, err);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < n; i++) {
-		_cleanup_free_ char *p = join(dir, names[i]);
+		_cleanup_free_ char *p = plait_path_join(dir, names[i]);
 		add_other(s, p, k != PLAIT_CACHE_TEMP && is_hex64(names[i]) ? k : PLAIT_CACHE_TEMP);
 	}
 	return 0;
@@ -468,7 +452,7 @@ static void scan_manifest(struct scan *s, size_t bi)
 	struct blob *b = &s->blobs[bi];
 	if (b->size <= 0 || b->size > (int64_t)PLAIT_MANIFEST_MAX)
 		return;
-	_cleanup_free_ char *p = join(s->blobs_dir, b->hex);
+	_cleanup_free_ char *p = plait_path_join(s->blobs_dir, b->hex);
 	_cleanup_close_ int fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	char c;
 	if (fd < 0 || read(fd, &c, 1) != 1 || c != '{')
@@ -491,7 +475,7 @@ static void scan_manifest(struct scan *s, size_t bi)
 
 	if (!plait_digest_is_sha256(m.config.digest) || !is_hex64(plait_digest_hex(m.config.digest)))
 		goto out;
-	cp = join(s->blobs_dir, plait_digest_hex(m.config.digest));
+	cp = plait_path_join(s->blobs_dir, plait_digest_hex(m.config.digest));
 	if (plait_buf_read_file(&cbuf, cp, PLAIT_MANIFEST_MAX) < 0 ||
 	    plait_image_config_parse(cbuf.buf, cbuf.len, &cfg, NULL) < 0)
 		goto out;
@@ -627,10 +611,10 @@ static void make_units(struct scan *s)
 static int scan_all(struct scan *s, const char *dir, struct plait_error **err)
 {
 	s->dir = xstrdup(dir);
-	s->store = join(dir, "store");
-	s->blobs_dir = join(s->store, "blobs/sha256");
-	s->layers_dir = join(dir, "layers");
-	s->steps_dir = join(dir, "steps");
+	s->store = plait_path_concat(dir, "store");
+	s->blobs_dir = plait_path_join(s->store, "blobs/sha256");
+	s->layers_dir = plait_path_concat(dir, "layers");
+	s->steps_dir = plait_path_concat(dir, "steps");
 	int r = scan_store(s, err);
 	if (r >= 0)
 		r = scan_layers(s, err);
@@ -704,7 +688,7 @@ static int remove_path(struct pruner *p, const char *path, enum plait_cache_kind
 		       struct plait_error **err)
 {
 	if (!p->o->dry_run) {
-		int r = plait_remove_tree(path);
+		int r = plait_rm_rf(path);
 		if (r < 0)
 			return plait_error_set_errno(err, PLAIT_E_IO, r, "cannot remove '%s' from the cache",
 						     path);
@@ -720,7 +704,7 @@ static int remove_record(struct pruner *p, struct record *rec, struct plait_erro
 {
 	if (rec->removed)
 		return 0;
-	_cleanup_free_ char *path = join(p->s->steps_dir, rec->hex);
+	_cleanup_free_ char *path = plait_path_join(p->s->steps_dir, rec->hex);
 	rec->removed = true;
 	return remove_path(p, path, PLAIT_CACHE_STEPS, rec->size, err);
 }
@@ -741,7 +725,7 @@ static int remove_blob(struct pruner *p, struct blob *b, struct plait_error **er
 				return r;
 		}
 	}
-	_cleanup_free_ char *path = join(p->s->blobs_dir, b->hex);
+	_cleanup_free_ char *path = plait_path_join(p->s->blobs_dir, b->hex);
 	p->blobs_removed = true;
 	return remove_path(p, path, PLAIT_CACHE_STORE, b->size, err);
 }
@@ -750,7 +734,7 @@ static int remove_ldir(struct pruner *p, struct ldir *l, struct plait_error **er
 {
 	if (l->removed)
 		return 0;
-	_cleanup_free_ char *path = join(p->s->layers_dir, l->hex);
+	_cleanup_free_ char *path = plait_path_join(p->s->layers_dir, l->hex);
 	l->removed = true;
 	return remove_path(p, path, PLAIT_CACHE_LAYERS, l->bytes, err);
 }
@@ -810,7 +794,7 @@ static bool blob_gone(struct scan *s, const char *digest)
 static int fix_index(struct pruner *p, struct plait_error **err)
 {
 	struct scan *s = p->s;
-	_cleanup_free_ char *path = join(s->store, "index.json");
+	_cleanup_free_ char *path = plait_path_join(s->store, "index.json");
 	_cleanup_close_ int lfd = open(s->store, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (lfd < 0 || flock(lfd, LOCK_EX) < 0)
 		return plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot lock '%s'", s->store);
@@ -878,7 +862,7 @@ int plait_cache_prune(const char *dir, const struct plait_cache_prune_opts *o,
 
 	_cleanup_close_ int lockfd = -1;
 	if (!o->dry_run) {
-		_cleanup_free_ char *lock = join(dir, "lock");
+		_cleanup_free_ char *lock = plait_path_concat(dir, "lock");
 		lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 		if (lockfd < 0)
 			return plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot open '%s'", lock);
@@ -912,7 +896,7 @@ int plait_cache_prune(const char *dir, const struct plait_cache_prune_opts *o,
 	}
 	if (o->all && !o->dry_run && r >= 0) {
 		/* the build context digest memo: only a cache of file digests */
-		_cleanup_free_ char *memo = join(dir, "context-digests");
+		_cleanup_free_ char *memo = plait_path_concat(dir, "context-digests");
 		(void)unlink(memo);
 	}
 	if (p.blobs_removed && !o->dry_run) {

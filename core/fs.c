@@ -11,6 +11,7 @@
 
 #include "buf.h"
 #include "error.h"
+#include "strv.h"
 #include "util.h"
 #include "banned.h"
 
@@ -26,12 +27,36 @@ char *plait_path_join(const char *dir, const char *name)
 	return plait_buf_detach(&b, NULL);
 }
 
+char *plait_path_concat(const char *dir, const char *name)
+{
+	struct plait_buf b = PLAIT_BUF_INIT;
+	plait_buf_addf(&b, "%s/%s", dir, name);
+	return plait_buf_detach(&b, NULL);
+}
+
 char *plait_path_dir(const char *path)
 {
 	const char *slash = strrchr(path, '/');
 	if (!slash)
 		return xstrdup(".");
 	return slash == path ? xstrdup("/") : xstrndup(path, (size_t)(slash - path));
+}
+
+char **plait_dir_names(DIR *d, bool skip_hidden, size_t *n)
+{
+	char **v = NULL;
+	size_t len = 0, alloc = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (skip_hidden ? de->d_name[0] == '.'
+				: streq(de->d_name, ".") || streq(de->d_name, ".."))
+			continue;
+		plait_strv_add(&v, &len, &alloc, de->d_name);
+	}
+	plait_strv_sort(v);
+	if (n)
+		*n = len;
+	return v;
 }
 
 /* mkdir one prefix of path: 0, or -errno with *failed_len set. */
@@ -261,4 +286,42 @@ int plait_replace_file_full(const char *path, const void *data, size_t len, mode
 int plait_replace_file(const char *path, const void *data, size_t len)
 {
 	return plait_replace_file_full(path, data, len, 0644, 0);
+}
+
+/* ------------------------------------------------------------ copy */
+
+static int copy_failed(enum plait_copy_step step, enum plait_copy_step *failed, int r)
+{
+	if (failed)
+		*failed = step;
+	return r;
+}
+
+int plait_copy_fd(int in, int out, int *no_range, enum plait_copy_step *failed)
+{
+	while (!no_range || !__atomic_load_n(no_range, __ATOMIC_RELAXED)) {
+		ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
+		if (n == 0)
+			return 0;
+		if (n > 0 || errno == EINTR)
+			continue;
+		if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+			return copy_failed(PLAIT_COPY_RANGE, failed, -errno);
+		if (no_range)
+			__atomic_store_n(no_range, 1, __ATOMIC_RELAXED);
+		break; /* fall back to read/write */
+	}
+	char buf[1 << 16];
+	for (;;) {
+		ssize_t n = read(in, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return copy_failed(PLAIT_COPY_READ, failed, -errno);
+		if (n == 0)
+			return 0;
+		int r = plait_write_all(out, buf, (size_t)n);
+		if (r < 0)
+			return copy_failed(PLAIT_COPY_WRITE, failed, r);
+	}
 }

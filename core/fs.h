@@ -15,6 +15,8 @@
 #ifndef PLAIT_FS_H
 #define PLAIT_FS_H
 
+#include <dirent.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -23,9 +25,20 @@ struct plait_error;
 /* dir + "/" + name, with no second '/' when dir already ends in one; a NULL,
  * "" or "." dir gives name alone. */
 char *plait_path_join(const char *dir, const char *name);
+/* dir + "/" + name to the letter: "." + "x" is "./x", "d/" + "x" is "d//x".
+ * For a path built on a directory as the user spelled it (--cache-dir, the
+ * build context) that messages show as it was given. */
+char *plait_path_concat(const char *dir, const char *name);
 /* The directory that holds path, as a new string: "a/b" -> "a", "/b" -> "/",
  * "b" -> ".". (No dirname(3): it may change its argument.) */
 char *plait_path_dir(const char *path);
+
+/* The names in the open directory d (read to its end; the caller closes
+ * it), sorted by strcmp so that results do not depend on readdir order,
+ * without "." and "..", and without every name that starts with '.' when
+ * skip_hidden. A new NULL-terminated vector (plait_strv_free); *n (when not
+ * NULL) gets its length. */
+char **plait_dir_names(DIR *d, bool skip_hidden, size_t *n);
 
 /* mkdir -p: create path and the directories above it that are missing, each
  * new one with mode (less the umask, as mkdir(2)); existing ones keep theirs.
@@ -48,12 +61,6 @@ int plait_rm_rf(const char *path);
  * beyond dirfd, so a symlink swapped in above cannot redirect it. name with a
  * '/' or naming "." or ".." is -EINVAL. A missing name is success. */
 int plait_rm_rf_at(int dirfd, const char *name);
-/* The old name of plait_rm_rf (snapshot.h), kept for callers not yet moved. */
-static inline int plait_remove_tree(const char *path)
-{
-	return plait_rm_rf(path);
-}
-
 enum plait_replace_flags {
 	/* fsync the data before the rename and the directory after it: the new
 	 * content survives a crash (config, metadata); without it, a cache. */
@@ -72,5 +79,19 @@ int plait_replace_file_full(const char *path, const void *data, size_t len, mode
 			    unsigned flags);
 /* plait_replace_file_full(path, data, len, 0644, 0): not fsync'd, for caches. */
 int plait_replace_file(const char *path, const void *data, size_t len);
+
+/* The step of plait_copy_fd() that failed, for messages. */
+enum plait_copy_step {
+	PLAIT_COPY_RANGE, /* copy_file_range(2) */
+	PLAIT_COPY_READ,
+	PLAIT_COPY_WRITE,
+};
+/* Copy what is left of in to out: copy_file_range(2) (in the kernel, reflinks
+ * where the file system has them), then read/write when the kernel cannot
+ * (EXDEV, EINVAL, ENOSYS, EOPNOTSUPP: another file system, an old kernel).
+ * *no_range (NULL when every call should try) remembers, for all threads,
+ * that it could not once, so later calls go straight to read/write. 0, or
+ * -errno with *failed (when not NULL) set to the step that failed. */
+int plait_copy_fd(int in, int out, int *no_range, enum plait_copy_step *failed);
 
 #endif

@@ -17,6 +17,7 @@
 #include "dockerfile_mount.h"
 #include "dockerignore.h"
 #include "expand.h"
+#include "fs.h"
 #include "lint-internal.h"
 #include "shell_words.h"
 #include "core/banned.h"
@@ -1056,18 +1057,6 @@ static void check_user(struct linter *l)
 
 /* ------------------------------------------------------------ context */
 
-static char *join_path(const char *dir, const char *rel)
-{
-	if (!dir || streq(dir, "."))
-		return xstrdup(rel);
-	struct plait_buf b = PLAIT_BUF_INIT;
-	plait_buf_adds(&b, dir);
-	if (b.len && b.buf[b.len - 1] != '/')
-		plait_buf_addch(&b, '/');
-	plait_buf_adds(&b, rel);
-	return plait_buf_detach(&b, NULL);
-}
-
 static void format_mib(uint64_t n, char out[32])
 {
 	if (n >= (1ULL << 30))
@@ -1094,7 +1083,7 @@ static int check_context(struct linter *l, const struct plait_lint_opts *o, cons
 	for (size_t i = 0; i < list.n_entries; i++) {
 		const struct plait_context_entry *e = &list.entries[i];
 		if (!git_reported && (streq(e->path, ".git") || startswith(e->path, ".git/"))) {
-			_cleanup_free_ char *f = join_path(o->context_dir, ".git");
+			_cleanup_free_ char *f = plait_path_join(o->context_dir, ".git");
 			add(l, R_GIT_DIR, f, 0,
 			    "'.git' is in the build context: .dockerignore does not exclude it");
 			git_reported = true;
@@ -1102,7 +1091,7 @@ static int check_context(struct linter *l, const struct plait_lint_opts *o, cons
 		if (S_ISREG(e->mode) && e->size >= 0 && (uint64_t)e->size >= limit) {
 			char sz[32];
 			format_mib((uint64_t)e->size, sz);
-			_cleanup_free_ char *f = join_path(o->context_dir, e->path);
+			_cleanup_free_ char *f = plait_path_join(o->context_dir, e->path);
 			add(l, R_LARGE_FILE, f, 0, "'%s' is %s and not excluded by .dockerignore",
 			    e->path, sz);
 		}
@@ -1121,7 +1110,7 @@ int plait_lint_run(const struct plait_lint_opts *o, struct plait_lint_result *ou
 		return plait_error_set(err, PLAIT_E_USAGE,
 				       "lint: no Dockerfile and no context given");
 	_cleanup_free_ char *path =
-	    o->dockerfile ? xstrdup(o->dockerfile) : join_path(o->context_dir, "Dockerfile");
+	    o->dockerfile ? xstrdup(o->dockerfile) : plait_path_join(o->context_dir, "Dockerfile");
 	_cleanup_buf_ struct plait_buf data = PLAIT_BUF_INIT;
 	int r = plait_buf_read_file(&data, path, MAX_DOCKERFILE);
 	if (r < 0) {

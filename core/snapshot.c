@@ -1,6 +1,8 @@
 /* core/snapshot.c - overlayfs and copying snapshots (see snapshot.h). */
 #include "snapshot.h"
 #include "buf.h"
+#include "fs.h"
+#include "strv.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -123,11 +125,6 @@ static bool is_opaque(const char *path)
 typedef int (*walk_fn)(void *opaque, const char *abs, const char *rel, const struct stat *st,
 		       struct plait_error **err);
 
-static int name_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Pre-order walk below abs (which is a directory), rel growing from "".
  * Never follows symlinks and never leaves the file system of the top. */
 static int walk(struct plait_buf *abs, struct plait_buf *rel, dev_t dev, walk_fn fn, void *opaque,
@@ -137,18 +134,9 @@ static int walk(struct plait_buf *abs, struct plait_buf *rel, dev_t dev, walk_fn
 	if (!d)
 		return plait_error_set_errno(err, PLAIT_E_IO, errno, "open directory '%s'", abs->buf);
 	/* Sorted children make every list we build deterministic. */
-	char **names = NULL;
-	size_t n = 0, alloc = 0;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-			continue;
-		PLAIT_ALLOC_GROW(names, n + 1, alloc);
-		names[n++] = xstrdup(de->d_name);
-	}
+	size_t n;
+	char **names = plait_dir_names(d, false, &n);
 	closedir(d);
-	if (n)
-		qsort(names, n, sizeof(*names), name_cmp);
 	int r = 0;
 	size_t abs_len = abs->len, rel_len = rel->len;
 	for (size_t i = 0; i < n && r >= 0; i++) {
@@ -175,9 +163,7 @@ static int walk(struct plait_buf *abs, struct plait_buf *rel, dev_t dev, walk_fn
 	}
 	plait_buf_setlen(abs, abs_len);
 	plait_buf_setlen(rel, rel_len);
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
+	plait_strv_free(names);
 	return r;
 }
 
@@ -233,31 +219,14 @@ static int copy_data(const char *src, const char *dst, mode_t mode, struct plait
 	_cleanup_close_ int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 0777);
 	if (out < 0)
 		return plait_error_set_errno(err, PLAIT_E_IO, errno, "create '%s'", dst);
-	for (;;) {
-		ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
-		if (n == 0)
-			return 0;
-		if (n > 0)
-			continue;
-		if (errno == EINTR)
-			continue;
-		if (errno != EXDEV && errno != ENOSYS && errno != EOPNOTSUPP && errno != EINVAL)
-			return plait_error_set_errno(err, PLAIT_E_IO, errno, "copy '%s' to '%s'", src, dst);
-		break;
-	}
-	char buf[65536];
-	for (;;) {
-		ssize_t n = read(in, buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return plait_error_set_errno(err, PLAIT_E_IO, errno, "read '%s'", src);
-		if (n == 0)
-			return 0;
-		int r = plait_write_all(out, buf, n);
-		if (r < 0)
-			return plait_error_set_errno(err, PLAIT_E_IO, r, "write '%s'", dst);
-	}
+	enum plait_copy_step step;
+	int r = plait_copy_fd(in, out, NULL, &step);
+	if (r < 0 && step == PLAIT_COPY_RANGE)
+		return plait_error_set_errno(err, PLAIT_E_IO, r, "copy '%s' to '%s'", src, dst);
+	if (r < 0)
+		return plait_error_set_errno(err, PLAIT_E_IO, r, step == PLAIT_COPY_READ ? "read '%s'" : "write '%s'",
+					     step == PLAIT_COPY_READ ? src : dst);
+	return 0;
 }
 
 struct hardlink {

@@ -277,26 +277,19 @@ int plait_binfmt_read(const char *dir, struct plait_binfmt_entry **out, size_t *
 		if (de->d_name[0] == '.' || streq(de->d_name, "register") ||
 		    streq(de->d_name, "status"))
 			continue;
-		struct plait_buf path = PLAIT_BUF_INIT, text = PLAIT_BUF_INIT;
-		plait_buf_addf(&path, "%s/%s", dir, de->d_name);
-		r = plait_buf_read_file(&text, path.buf, 64 * 1024);
+		_cleanup_free_ char *path = plait_path_concat(dir, de->d_name);
+		_cleanup_buf_ struct plait_buf text = PLAIT_BUF_INIT;
+		r = plait_buf_read_file(&text, path, 64 * 1024);
+		if (r == -ENOENT) {
+			r = 0; /* removed while we read: not an error */
+			continue;
+		}
 		if (r < 0) {
-			/* Removed while we read: not an error. */
-			if (r == -ENOENT) {
-				plait_buf_release(&path);
-				plait_buf_release(&text);
-				r = 0;
-				continue;
-			}
-			r = plait_error_set_errno(err, PLAIT_E_IO, r, "read '%s'", path.buf);
-			plait_buf_release(&path);
-			plait_buf_release(&text);
+			r = plait_error_set_errno(err, PLAIT_E_IO, r, "read '%s'", path);
 			break;
 		}
 		PLAIT_ALLOC_GROW(v, len + 1, alloc);
 		r = plait_binfmt_entry_parse(de->d_name, text.buf, &v[len], err);
-		plait_buf_release(&path);
-		plait_buf_release(&text);
 		if (r < 0)
 			break;
 		len++;

@@ -28,19 +28,6 @@
 
 /* ------------------------------------------------------------------ small helpers */
 
-static char **strv_copy(const char *const *v)
-{
-	if (!v)
-		return NULL;
-	size_t n = 0;
-	while (v[n])
-		n++;
-	char **c = xcalloc(n + 1, sizeof(*c));
-	for (size_t i = 0; i < n; i++)
-		c[i] = xstrdup(v[i]);
-	return c;
-}
-
 bool registry_host_listed(char *const *list, const char *host)
 {
 	if (!list)
@@ -249,8 +236,8 @@ int plait_registry_new(const char *host, const struct plait_registry_opts *opts,
 	r->host = xstrdup(host);
 	r->creds_host = xstrdup(streq(host, plait_docker_hub_api_host()) ? plait_docker_hub_domain() : host);
 	r->config_dir = xstrdup_or_null(opts->docker_config_dir);
-	r->certs_dirs = strv_copy(opts->certs_dirs);
-	r->insecure_hosts = strv_copy(opts->insecure_hosts);
+	r->certs_dirs = plait_strv_copy(opts->certs_dirs);
+	r->insecure_hosts = plait_strv_copy(opts->insecure_hosts);
 	r->insecure = registry_host_listed(r->insecure_hosts, host);
 	r->loopback = plait_host_is_loopback(host);
 	r->max_tries = opts->max_tries > 0 ? opts->max_tries : DEFAULT_MAX_TRIES;

@@ -10,6 +10,7 @@
 #include "client.h"
 
 #include "core/buf.h"
+#include "core/fs.h"
 #include "core/ref.h"
 
 #include <ctype.h>
@@ -220,9 +221,7 @@ static int config_load(const char *config_dir, struct config *c, struct plait_er
 {
 	memset(c, 0, sizeof(*c));
 	c->dir = plait_auth_config_dir(config_dir);
-	struct plait_buf p = PLAIT_BUF_INIT;
-	plait_buf_addf(&p, "%s/%s", c->dir, CONFIG_FILE);
-	c->path = plait_buf_detach(&p, NULL);
+	c->path = plait_path_concat(c->dir, CONFIG_FILE);
 
 	_cleanup_buf_ struct plait_buf b = PLAIT_BUF_INIT;
 	int r = plait_buf_read_file(&b, c->path, CONFIG_MAX);
@@ -263,66 +262,29 @@ static int config_load(const char *config_dir, struct config *c, struct plait_er
 	return 0;
 }
 
-static int mkdir_parents(const char *dir, struct plait_error **err)
-{
-	_cleanup_free_ char *copy = xstrdup(dir);
-	for (char *p = copy + 1;; p++) {
-		if (*p != '/' && *p != '\0')
-			continue;
-		char saved = *p;
-		*p = '\0';
-		if (mkdir(copy, 0700) < 0 && errno != EEXIST)
-			return plait_error_set_errno(err, PLAIT_E_IO, errno,
-						     "cannot create directory '%s'", copy);
-		*p = saved;
-		if (!saved)
-			return 0;
-	}
-}
-
 /* Replace config.json atomically: temp file (0600) in the same directory,
  * fsync, rename, fsync the directory. A symlinked config.json is written
  * through to its target, as docker does. */
 static int config_write(struct config *c, struct plait_error **err)
 {
-	int r = mkdir_parents(c->dir, err);
+	size_t failed = 0;
+	int r = plait_mkdir_p(c->dir, 0700, &failed);
 	if (r < 0)
-		return r;
-
-	_cleanup_free_ char *target = NULL;
-	struct stat st;
-	if (lstat(c->path, &st) == 0 && S_ISLNK(st.st_mode))
-		target = realpath(c->path, NULL);
-	if (!target)
-		target = xstrdup(c->path);
-	_cleanup_free_ char *target_dir = plait_path_dir(target);
+		return plait_error_set_errno(err, PLAIT_E_IO, r, "cannot create directory '%.*s'",
+					     (int)failed, c->dir);
 
 	_cleanup_secret_ char *text = json_dumps(c->root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
 	if (!text)
 		plait_die_oom();
-	struct plait_buf t = PLAIT_BUF_INIT;
-	plait_buf_addf(&t, "%s.XXXXXX", target);
-	_cleanup_free_ char *tmp = plait_buf_detach(&t, NULL);
-	_cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0)
-		return plait_error_set_errno(err, PLAIT_E_IO, errno,
-					     "cannot write docker config '%s'", c->path);
-	if (fchmod(fd, 0600) < 0 || (r = plait_write_all(fd, text, strlen(text))) < 0 ||
-	    (r = plait_write_all(fd, "\n", 1)) < 0 || fsync(fd) < 0) {
-		int e = r < 0 ? -r : errno;
-		unlink(tmp);
-		return plait_error_set_errno(err, PLAIT_E_IO, e, "cannot write docker config '%s'",
+	size_t len = strlen(text);
+	_cleanup_secret_ char *data = xmalloc(len + 2);
+	memcpy(data, text, len);
+	memcpy(data + len, "\n", 2);
+	r = plait_replace_file_full(c->path, data, len + 1, 0600,
+				    PLAIT_REPLACE_SYNC | PLAIT_REPLACE_EXACT_MODE | PLAIT_REPLACE_FOLLOW);
+	if (r < 0)
+		return plait_error_set_errno(err, PLAIT_E_IO, r, "cannot write docker config '%s'",
 					     c->path);
-	}
-	if (close(TAKE_FD(fd)) < 0 || rename(tmp, target) < 0) {
-		int e = errno;
-		unlink(tmp);
-		return plait_error_set_errno(err, PLAIT_E_IO, e, "cannot write docker config '%s'",
-					     c->path);
-	}
-	_cleanup_close_ int dfd = open(target_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0)
-		(void)fsync(dfd);
 	c->exists = true;
 	return 0;
 }

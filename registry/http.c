@@ -137,32 +137,14 @@ void plait_http_tls_release(struct plait_http_tls *t)
 	*t = (struct plait_http_tls){ 0 };
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static int tls_from_dir(const char *dir, DIR *d, struct plait_http_tls *out, struct plait_error **err)
 {
-	_cleanup_strv_free_ char **names = NULL;
-	size_t n = 0, alloc = 0;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		PLAIT_ALLOC_GROW(names, n + 2, alloc);
-		names[n++] = xstrdup(de->d_name);
-		names[n] = NULL;
-	}
-	if (n)
-		qsort(names, n, sizeof(*names), cmp_str);
+	size_t n;
+	_cleanup_strv_free_ char **names = plait_dir_names(d, true, &n);
 
 	struct plait_buf ca = PLAIT_BUF_INIT;
 	for (size_t i = 0; i < n; i++) {
-		_cleanup_free_ char *path = NULL;
-		struct plait_buf p = PLAIT_BUF_INIT;
-		plait_buf_addf(&p, "%s/%s", dir, names[i]);
-		path = plait_buf_detach(&p, NULL);
+		_cleanup_free_ char *path = plait_path_concat(dir, names[i]);
 		if (endswith(names[i], ".crt")) {
 			struct plait_buf one = PLAIT_BUF_INIT;
 			int r = plait_buf_read_file(&one, path, CA_FILE_MAX);
@@ -208,10 +190,7 @@ int plait_http_tls_for_host(const char *host, const char *const *certs_dirs, boo
 	/* The first certs dir that knows the host wins (as in containers/image);
 	 * its CAs replace the default bundle for that host. */
 	for (size_t i = 0; certs_dirs[i]; i++) {
-		_cleanup_free_ char *dir = NULL;
-		struct plait_buf p = PLAIT_BUF_INIT;
-		plait_buf_addf(&p, "%s/%s", certs_dirs[i], host);
-		dir = plait_buf_detach(&p, NULL);
+		_cleanup_free_ char *dir = plait_path_concat(certs_dirs[i], host);
 		DIR *d = opendir(dir);
 		if (!d) {
 			if (errno == ENOENT || errno == ENOTDIR)

@@ -65,6 +65,20 @@ static int manifest_path(const char *repo, const char *ref, struct plait_buf *ou
 	return 0;
 }
 
+/* A manifest GET or HEAD's answer: 0 for 200, else the error. */
+static int manifest_status(const char *method, const char *url, const struct plait_http_resp *resp,
+			   const char *name, struct plait_error **err)
+{
+	if (resp->status == 404)
+		return plait_error_set(err, PLAIT_E_NOT_FOUND, "manifest '%s' not found", name);
+	if (resp->status != 200) {
+		int rc = registry_unexpected(err, method, url, resp);
+		plait_error_wrap(err, "get manifest '%s'", name);
+		return rc;
+	}
+	return 0;
+}
+
 int plait_registry_get_manifest(struct plait_registry *r, const char *repo, const char *ref,
 				struct plait_buf *body, char **media_type,
 				char digest[PLAIT_DIGEST_MAX], struct plait_error **err)
@@ -88,15 +102,9 @@ int plait_registry_get_manifest(struct plait_registry *r, const char *repo, cons
 	}
 	if (rc < 0)
 		goto out;
-	if (resp.status == 404) {
-		rc = plait_error_set(err, PLAIT_E_NOT_FOUND, "manifest '%s' not found", name);
+	rc = manifest_status("GET", path.buf, &resp, name, err);
+	if (rc < 0)
 		goto out;
-	}
-	if (resp.status != 200) {
-		rc = registry_unexpected(err, "GET", path.buf, &resp);
-		plait_error_wrap(err, "get manifest '%s'", name);
-		goto out;
-	}
 
 	char got[PLAIT_SHA256_DIGEST_SIZE];
 	plait_sha256_buf(body->buf, body->len, got);
@@ -159,15 +167,9 @@ int plait_registry_head_manifest(struct plait_registry *r, const char *repo, con
 	rc = registry_request(r, &q, &resp, err);
 	if (rc < 0)
 		goto out;
-	if (resp.status == 404) {
-		rc = plait_error_set(err, PLAIT_E_NOT_FOUND, "manifest '%s' not found", name);
+	rc = manifest_status("HEAD", path.buf, &resp, name, err);
+	if (rc < 0)
 		goto out;
-	}
-	if (resp.status != 200) {
-		rc = registry_unexpected(err, "HEAD", path.buf, &resp);
-		plait_error_wrap(err, "get manifest '%s'", name);
-		goto out;
-	}
 	if (media_type)
 		*media_type = media_type_of(resp.content_type);
 	if (digest) {

@@ -37,7 +37,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	plait_remove_tree(f->dir);
+	plait_rm_rf(f->dir);
 	free(f);
 	return 0;
 }

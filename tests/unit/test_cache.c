@@ -230,7 +230,7 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 	plait_store_free(f->s);
-	plait_remove_tree(f->dir);
+	plait_rm_rf(f->dir);
 	free(f->cache);
 	free(f->outside);
 	layer_release(&f->a);

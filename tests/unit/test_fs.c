@@ -119,6 +119,21 @@ static void test_fs__path_join(void **state)
 	assert_string_equal(n, "x");
 }
 
+/* concat keeps the directory as spelled: messages show the user's own path */
+static void test_fs__path_concat(void **state)
+{
+	(void)state;
+	static const char *const cases[][3] = {
+		{ "a", "b", "a/b" }, { "/a/", "b", "/a//b" }, { ".", "x", "./x" }, { "", "x", "/x" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		_cleanup_free_ char *j = plait_path_concat(cases[i][0], cases[i][1]);
+		if (strcmp(j, cases[i][2]))
+			fail_msg("concat('%s', '%s') = '%s', want '%s'", cases[i][0], cases[i][1], j,
+				 cases[i][2]);
+	}
+}
+
 static void test_fs__path_dir(void **state)
 {
 	(void)state;
@@ -448,11 +463,94 @@ static void test_fs__replace_file_mode_and_symlink(void **state)
 	assert_int_equal(plait_rm_rf(dir), 0);
 }
 
+/* ------------------------------------------------------------ dir_names */
+
+static void assert_names(const char *dir, bool skip_hidden, const char *want)
+{
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	size_t n = 99;
+	char **v = plait_dir_names(d, skip_hidden, &n);
+	closedir(d);
+	_cleanup_free_ char *got = plait_strv_join(v, " ");
+	if (!streq(got ? got : "", want) || n != plait_strv_length(v))
+		fail_msg("names of '%s' (skip_hidden %d): '%s' (n %zu), want '%s'", dir, skip_hidden,
+			 got ? got : "", n, want);
+	plait_strv_free(v);
+}
+
+static void test_fs__dir_names_sorted_without_dot_entries(void **state)
+{
+	(void)state;
+	_cleanup_free_ char *dir = make_tmpdir();
+	assert_names(dir, false, "");
+	put(dir, "b", "");
+	put(dir, "a", "");
+	put(dir, ".h", "");
+	mk(dir, "c");
+	assert_names(dir, false, ".h a b c");
+	assert_names(dir, true, "a b c");
+	assert_int_equal(plait_rm_rf(dir), 0);
+}
+
+/* ------------------------------------------------------------ copy */
+
+static void assert_same_file(const char *path, const char *want)
+{
+	struct plait_buf got = PLAIT_BUF_INIT;
+	assert_int_equal(plait_buf_read_file(&got, path, 1 << 20), 0);
+	if (got.len != strlen(want) || memcmp(got.buf, want, got.len))
+		fail_msg("'%s' holds %zu bytes, want the %zu copied", path, got.len, strlen(want));
+	plait_buf_release(&got);
+}
+
+static void copy_between(const char *src, const char *dst, int *no_range, int want,
+			 enum plait_copy_step want_step, int in_flags, int out_flags)
+{
+	_cleanup_close_ int in = open(src, in_flags | O_CLOEXEC);
+	_cleanup_close_ int out = open(dst, out_flags | O_CLOEXEC, 0600);
+	assert_true(in >= 0 && out >= 0);
+	enum plait_copy_step step = PLAIT_COPY_RANGE + 99;
+	int r = plait_copy_fd(in, out, no_range, &step);
+	if (r != want || (r < 0 && step != want_step))
+		fail_msg("copy '%s' to '%s': %d at step %d, want %d at step %d", src, dst, r,
+			 (int)step, want, (int)want_step);
+}
+
+static void test_fs__copy_fd_copies_and_names_the_failed_step(void **state)
+{
+	(void)state;
+	_cleanup_free_ char *dir = make_tmpdir();
+	_cleanup_free_ char *src = at(dir, "src"), *a = at(dir, "a"), *b = at(dir, "b");
+	struct plait_buf big = PLAIT_BUF_INIT;
+	for (int i = 0; i < 20000; i++) /* more than one read/write round */
+		plait_buf_addf(&big, "line %d\n", i);
+	put(dir, "src", big.buf);
+	/* by copy_file_range, and by read/write once *no_range says so */
+	int no_range = 0;
+	copy_between(src, a, &no_range, 0, PLAIT_COPY_RANGE, O_RDONLY, O_WRONLY | O_CREAT);
+	assert_same_file(a, big.buf);
+	no_range = 1;
+	copy_between(src, b, &no_range, 0, PLAIT_COPY_RANGE, O_RDONLY, O_WRONLY | O_CREAT);
+	assert_same_file(b, big.buf);
+	/* a source not open for reading: the read fails; a target not open for
+	 * writing: the write fails (each named, for the caller's message) */
+	copy_between(src, a, &no_range, -EBADF, PLAIT_COPY_READ, O_WRONLY, O_WRONLY);
+	copy_between(src, a, &no_range, -EBADF, PLAIT_COPY_WRITE, O_RDONLY, O_RDONLY);
+	/* and copy_file_range's own failure without the memo */
+	copy_between(src, a, NULL, -EBADF, PLAIT_COPY_RANGE, O_RDONLY, O_RDONLY);
+	plait_buf_release(&big);
+	assert_int_equal(plait_rm_rf(dir), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_fs__path_join),
+	    cmocka_unit_test(test_fs__path_concat),
 	    cmocka_unit_test(test_fs__path_dir),
+	    cmocka_unit_test(test_fs__copy_fd_copies_and_names_the_failed_step),
+	    cmocka_unit_test(test_fs__dir_names_sorted_without_dot_entries),
 	    cmocka_unit_test(test_fs__mkdir_p_makes_every_level_with_mode),
 	    cmocka_unit_test(test_fs__mkdir_p_accepts_what_exists),
 	    cmocka_unit_test(test_fs__rm_rf_removes_a_tree_and_missing_is_fine),

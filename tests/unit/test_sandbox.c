@@ -87,7 +87,7 @@ static int teardown(void **state)
 {
 	(void)state;
 	if (usable)
-		(void)plait_remove_tree(tmpdir);
+		(void)plait_rm_rf(tmpdir);
 	return 0;
 }
 

@@ -91,7 +91,7 @@ static int teardown(void **state)
 {
 	(void)state;
 	if (geteuid() == 0)
-		(void)plait_remove_tree(tmpdir);
+		(void)plait_rm_rf(tmpdir);
 	return 0;
 }
 
@@ -238,7 +238,7 @@ static char *replace_dir_step(enum plait_snapshot_mode mode)
 	const char *root = plait_snapshot_root(s);
 	_cleanup_buf_ struct plait_buf p = PLAIT_BUF_INIT;
 	plait_buf_addf(&p, "%s/d", root);
-	assert_int_equal(plait_remove_tree(p.buf), 0);
+	assert_int_equal(plait_rm_rf(p.buf), 0);
 	mkdir_at(root, "d");
 	write_at(root, "d/z", "new z");
 	write_at(root, "d/w", "w");
@@ -265,7 +265,7 @@ static char *delete_dir_step(enum plait_snapshot_mode mode)
 	struct plait_snapshot *s = prepare(mode);
 	_cleanup_buf_ struct plait_buf p = PLAIT_BUF_INIT;
 	plait_buf_addf(&p, "%s/d", plait_snapshot_root(s));
-	assert_int_equal(plait_remove_tree(p.buf), 0);
+	assert_int_equal(plait_rm_rf(p.buf), 0);
 	char *text = changes_text(s);
 	plait_snapshot_release(s);
 	return text;
@@ -368,7 +368,7 @@ static void test_snapshot__copy_preserves_metadata_and_hardlinks(void **state)
 	assert_true(S_ISFIFO(b.st_mode));
 	assert_int_equal(b.st_mode & 07777, 0640);
 	plait_snapshot_release(s);
-	assert_int_equal(plait_remove_tree(l.buf), 0);
+	assert_int_equal(plait_rm_rf(l.buf), 0);
 }
 
 static void test_snapshot__auto_on_overlay_workroot_copies(void **state)
@@ -465,7 +465,7 @@ static void test_snapshot__many_lowers_mount(void **state)
 	assert_true(exists_at(plait_snapshot_root(s), "f119"));
 	plait_snapshot_release(s);
 	for (int i = 0; i < N; i++) {
-		(void)plait_remove_tree(paths[i]);
+		(void)plait_rm_rf(paths[i]);
 		free(paths[i]);
 	}
 }
