@@ -18,7 +18,7 @@
 #include "dockerignore.h"
 #include "expand.h"
 #include "fs.h"
-#include "lint-internal.h"
+#include "lint_internal.h"
 #include "shell_words.h"
 #include "core/banned.h"
 

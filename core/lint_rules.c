@@ -2,7 +2,7 @@
  * reasons, fixes and explanations (data only; the checks are in lint.c). */
 #include <strings.h>
 
-#include "lint-internal.h"
+#include "lint_internal.h"
 #include "core/banned.h"
 
 static const struct plait_lint_rule rules[R_COUNT] = {

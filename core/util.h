@@ -132,7 +132,7 @@ ssize_t plait_read_full(int fd, void *buf, size_t len);
 uint64_t plait_now_ns(void);
 
 /* The modules that used to live here, so that every user of util.h still
- * finds plait_strv_*, plait_path_dir, plait_replace_file, plait_remove_tree. */
+ * finds plait_strv_*, plait_path_dir, plait_replace_file, plait_rm_rf. */
 #include "strv.h"
 #include "fs.h"
 

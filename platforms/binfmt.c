@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "platforms/binfmt.h"
-#include "platforms/platform.h"
+#include "core/platform.h"
 #include "core/buf.h"
 #include "core/banned.h"
 

@@ -1,7 +1,8 @@
 /* platforms/builder.c - native or QEMU builders for a job; see builder.h. */
 #include "builder.h"
 #include "binfmt.h"
-#include "platform.h"
+#include "core/platform.h"
+#include "host.h"
 #include "runner.h"
 #include "core/banned.h"
 

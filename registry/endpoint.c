@@ -5,7 +5,7 @@
 #include <stdio.h>
 
 #include "endpoint.h"
-#include "ref.h"
+#include "core/ref.h"
 #include "core/banned.h"
 
 struct shared_client {

@@ -3,7 +3,7 @@
 
 #include "fetch.h"
 #include "http.h"
-#include "ref.h"
+#include "core/ref.h"
 #include "plait-config.h"
 #include "core/banned.h"
 

@@ -7,7 +7,7 @@
 
 #include "core/digest.h"
 #include "core/oci.h"
-#include "ref.h"
+#include "core/ref.h"
 
 #include "core/banned.h"
 

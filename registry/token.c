@@ -25,7 +25,7 @@
 #include <jansson.h>
 
 #include "client.h"
-#include "ref.h"
+#include "core/ref.h"
 
 #include "core/banned.h"
 

@@ -17,7 +17,8 @@
 
 #include "platforms/binfmt.h"
 #include "platforms/builder.h"
-#include "platforms/platform.h"
+#include "core/platform.h"
+#include "platforms/host.h"
 #include "core/buf.h"
 
 #include "core/banned.h"

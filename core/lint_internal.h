@@ -1,4 +1,4 @@
-/* core/lint-internal.h - what the linter's files share (not installed):
+/* core/lint_internal.h - what the linter's files share (not installed):
  * the index of each rule in the catalogue (core/lint_rules.c). */
 #ifndef PLAIT_LINT_INTERNAL_H
 #define PLAIT_LINT_INTERNAL_H
