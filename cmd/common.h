@@ -6,6 +6,8 @@
 #ifndef PLAIT_CMD_COMMON_H
 #define PLAIT_CMD_COMMON_H
 
+#include <stdatomic.h>
+
 #include "core/error.h"
 #include "registry/registry.h"
 
@@ -113,6 +115,6 @@ char *registry_host_arg(const char *arg, const char **api_host);
 int lint_before_build(const char *context, const char *dockerfile);
 
 /* Set by SIGINT/SIGTERM handlers installed in main. */
-extern volatile int plait_interrupted;
+extern atomic_int plait_interrupted;
 
 #endif

@@ -24,18 +24,25 @@ static const struct plait_cmd commands[] = {
 	{ "version", cmd_version, "print the version" },
 };
 
-volatile int plait_interrupted;
+/* Read by every thread (transfers, jobs, the scheduler): an atomic, which the
+ * handler may store to because it is lock-free. */
+atomic_int plait_interrupted;
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "the signal handler stores to an atomic_int");
+
+/* The handler's own state: the signal flag proper. */
+static volatile sig_atomic_t signalled;
 
 /* The first SIGINT/SIGTERM asks every transfer to stop and nothing to be
  * tagged; a second one kills plait at once. */
 static void on_signal(int sig)
 {
-	if (plait_interrupted) {
+	if (signalled) {
 		signal(sig, SIG_DFL);
 		raise(sig);
 		return;
 	}
-	plait_interrupted = 1;
+	signalled = 1;
+	atomic_store(&plait_interrupted, 1);
 }
 
 static void print_usage(FILE *f)

@@ -22,6 +22,8 @@
 #ifndef PLAIT_ASSEMBLE_H
 #define PLAIT_ASSEMBLE_H
 
+#include <stdatomic.h>
+
 #include "metadata.h"
 #include "publish.h"
 
@@ -40,7 +42,7 @@ struct plait_assemble_opts {
 	bool append;
 	enum plait_media_type format; /* PLAIT_MT_OCI_INDEX or PLAIT_MT_DOCKER_LIST */
 	const struct plait_copy_opts *copy;
-	const volatile int *interrupt;
+	const atomic_int *interrupt;
 	plait_open_fn open; /* opens sources (for_write false) and destinations */
 	void *ctx;
 };

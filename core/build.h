@@ -30,6 +30,8 @@
 #ifndef PLAIT_BUILD_H
 #define PLAIT_BUILD_H
 
+#include <stdatomic.h>
+
 #include "endpoint.h"
 #include "layer.h"
 
@@ -55,7 +57,7 @@ struct plait_run_request {
 	/* Output line by line (stream 1 stdout, 2 stderr). */
 	void (*on_output)(void *opaque, int stream, const char *line, size_t len);
 	void *opaque;
-	const volatile int *cancel; /* non-zero: stop the command */
+	const atomic_int *cancel; /* non-zero: stop the command */
 };
 
 /* Runs commands for one target platform (native sandbox, emulated, remote). */
@@ -135,7 +137,7 @@ struct plait_build_opts {
 	const struct plait_image_resolver *resolver;
 	void (*progress)(const struct plait_build_event *ev, void *ctx);
 	void *progress_ctx;
-	const volatile int *cancel;
+	const atomic_int *cancel;
 };
 
 struct plait_build_result {

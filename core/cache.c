@@ -230,7 +230,7 @@ int plait_cache_step_lookup(struct plait_cache *c, const char *key, struct plait
 
 /* ------------------------------------------------------------ locks */
 
-int plait_cache_lock_exclusive(int fd, bool wait, const volatile int *cancel, struct plait_error **err)
+int plait_cache_lock_exclusive(int fd, bool wait, const atomic_int *cancel, struct plait_error **err)
 {
 	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		if (!wait)
@@ -255,7 +255,7 @@ void plait_cache_step_unlock(struct plait_cache_step_lock *l)
 	l->path = NULL;
 }
 
-int plait_cache_step_lock(struct plait_cache *c, const char *key, const volatile int *cancel,
+int plait_cache_step_lock(struct plait_cache *c, const char *key, const atomic_int *cancel,
 			  struct plait_cache_step_lock *l, struct plait_error **err)
 {
 	plait_cache_step_unlock(l);

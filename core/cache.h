@@ -28,6 +28,8 @@
 #ifndef PLAIT_CACHE_H
 #define PLAIT_CACHE_H
 
+#include <stdatomic.h>
+
 #include "oci.h"
 #include "store.h"
 
@@ -82,7 +84,7 @@ struct plait_cache_step_lock {
 };
 #define PLAIT_CACHE_STEP_LOCK_INIT { .fd = -1, .path = NULL }
 /* Wait for and take key's lock (releases what l held first). */
-int plait_cache_step_lock(struct plait_cache *c, const char *key, const volatile int *cancel,
+int plait_cache_step_lock(struct plait_cache *c, const char *key, const atomic_int *cancel,
 			  struct plait_cache_step_lock *l, struct plait_error **err);
 /* Unlink and unlock; a no-op when none is held. */
 void plait_cache_step_unlock(struct plait_cache_step_lock *l);
@@ -90,6 +92,6 @@ void plait_cache_step_unlock(struct plait_cache_step_lock *l);
 /* An exclusive flock on fd: 1 when taken, 0 when busy and !wait; with wait,
  * the wait polls (a signal handler only sets the cancel flag) and ends with
  * -PLAIT_E_CANCELLED when *cancel is set. */
-int plait_cache_lock_exclusive(int fd, bool wait, const volatile int *cancel, struct plait_error **err);
+int plait_cache_lock_exclusive(int fd, bool wait, const atomic_int *cancel, struct plait_error **err);
 
 #endif

@@ -12,6 +12,8 @@
 #ifndef PLAIT_COPY_H
 #define PLAIT_COPY_H
 
+#include <stdatomic.h>
+
 #include "endpoint.h"
 
 enum plait_copy_event_kind {
@@ -39,7 +41,7 @@ struct plait_copy_opts {
 	void *progress_ctx;
 	/* When not NULL and non-zero, the copy stops at the next blob with
 	 * -PLAIT_E_CANCELLED and tags nothing. */
-	const volatile int *cancel;
+	const atomic_int *cancel;
 };
 
 struct plait_copy_stats {

@@ -103,7 +103,7 @@ static void job_progress(const struct plait_build_event *ev, void *ctx)
 		ops->job_event(ops->ctx, jc->job, ev);
 }
 
-static int run_job(void *ctx, size_t i, const volatile int *cancel, struct plait_error **err)
+static int run_job(void *ctx, size_t i, const atomic_int *cancel, struct plait_error **err)
 {
 	struct plait_pipeline *p = ctx;
 	const struct plait_request *req = p->req;

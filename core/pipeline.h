@@ -21,6 +21,8 @@
 #ifndef PLAIT_PIPELINE_H
 #define PLAIT_PIPELINE_H
 
+#include <stdatomic.h>
+
 #include "metadata.h"
 #include "plan.h"
 #include "publish.h"
@@ -43,7 +45,7 @@ struct plait_pipeline_opts {
 	/* The planner's settings: build platform, builders, resolver, ... */
 	const struct plait_plan_opts *plan;
 	const struct plait_pipeline_ops *ops;
-	const volatile int *interrupt;
+	const atomic_int *interrupt;
 };
 
 enum plait_job_state { PLAIT_JOB_BUILT, PLAIT_JOB_FAILED, PLAIT_JOB_CANCELLED };

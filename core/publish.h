@@ -27,6 +27,8 @@
 #ifndef PLAIT_PUBLISH_H
 #define PLAIT_PUBLISH_H
 
+#include <stdatomic.h>
+
 #include "copy.h"
 
 /* One image copied by digest: its blobs, its child manifests, then itself. */
@@ -58,7 +60,7 @@ enum plait_publish_event_kind {
 
 struct plait_publish_opts {
 	const struct plait_copy_opts *copy; /* NULL: defaults */
-	const volatile int *interrupt;	    /* NULL: none */
+	const atomic_int *interrupt;	    /* NULL: none */
 	void (*event)(void *ctx, enum plait_publish_event_kind kind, const struct plait_publish_item *it);
 	void *ctx;
 };

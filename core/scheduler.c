@@ -15,7 +15,7 @@ struct sched {
 	void *ctx;
 	const struct plait_sched_opts *o;
 	struct plait_error **errs;
-	volatile int cancel;
+	atomic_int cancel;
 	bool *started;
 };
 

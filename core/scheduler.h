@@ -16,17 +16,19 @@
 #ifndef PLAIT_SCHED_H
 #define PLAIT_SCHED_H
 
+#include <stdatomic.h>
+
 #include <stddef.h>
 
 #include "error.h"
 
-typedef int (*plait_sched_fn)(void *ctx, size_t job, const volatile int *cancel,
+typedef int (*plait_sched_fn)(void *ctx, size_t job, const atomic_int *cancel,
 			      struct plait_error **err);
 
 struct plait_sched_opts {
 	size_t max_parallel;
 	bool keep_going;
-	const volatile int *interrupt; /* NULL: none */
+	const atomic_int *interrupt; /* NULL: none */
 	const size_t *order;	       /* start order (a permutation of 0..n-1), NULL = 0..n-1 */
 };
 

@@ -23,9 +23,9 @@ static void relay_output(void *opaque, enum plait_sandbox_stream stream, const c
 /* The sandbox stops a command when its cancel fd turns readable; the build's
  * cancel flag (set by a signal handler) is polled into such a pipe. */
 struct watcher {
-	const volatile int *cancel;
+	const atomic_int *cancel;
 	int fd;
-	volatile int done;
+	atomic_int done;
 };
 
 static void *watch_cancel(void *arg)

@@ -22,6 +22,8 @@
 #ifndef PLAIT_REGISTRY_CLIENT_H
 #define PLAIT_REGISTRY_CLIENT_H
 
+#include <stdatomic.h>
+
 #include <pthread.h>
 
 #include "http.h"
@@ -56,7 +58,7 @@ struct plait_registry {
 	long backoff_base_ms;
 	int64_t chunk_size;
 	int64_t monolithic_max;
-	const volatile int *cancel;
+	const atomic_int *cancel;
 	struct plait_http *http;
 	struct plait_http_tls tls;
 

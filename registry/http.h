@@ -22,6 +22,8 @@
 #ifndef PLAIT_REGISTRY_HTTP_H
 #define PLAIT_REGISTRY_HTTP_H
 
+#include <stdatomic.h>
+
 #include "core/buf.h"
 #include "core/error.h"
 
@@ -74,7 +76,7 @@ struct plait_http_req {
 	void *sink_ud;
 	bool follow_redirects;
 	const struct plait_http_tls *tls; /* NULL = verify with the default CAs */
-	const volatile int *cancel;       /* non-zero stops the transfer (resp->aborted) */
+	const atomic_int *cancel;       /* non-zero stops the transfer (resp->aborted) */
 };
 
 struct plait_http_resp {

@@ -23,6 +23,8 @@
 #ifndef PLAIT_REGISTRY_H
 #define PLAIT_REGISTRY_H
 
+#include <stdatomic.h>
+
 #include "core/buf.h"
 #include "core/store.h"
 #include "auth.h"
@@ -37,7 +39,7 @@ struct plait_registry_opts {
 	const char *user_agent;            /* NULL = "plait/<version>" */
 	/* When not NULL and non-zero: transfers stop, backoff sleeps end, and
 	 * calls fail with -PLAIT_E_CANCELLED (a SIGINT handler sets it). */
-	const volatile int *cancel;
+	const atomic_int *cancel;
 };
 
 struct plait_registry;

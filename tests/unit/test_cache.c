@@ -706,7 +706,7 @@ static void test_cache__step_lock_is_exclusive_and_unlinked_when_released(void *
 	assert_true(startswith(a.path, work));
 	assert_true(exists(a.path));
 	/* a second holder waits; cancelled, it gives up without the lock */
-	volatile int cancel = 1;
+	atomic_int cancel = 1;
 	assert_int_equal(plait_cache_step_lock(c, key, &cancel, &b, &err), -PLAIT_E_CANCELLED);
 	assert_int_equal(b.fd, -1);
 	plait_error_free(err);

@@ -106,7 +106,7 @@ static struct {
 	pthread_mutex_t lock;
 	struct call v[128];
 	size_t n;
-	volatile int interrupt;
+	atomic_int interrupt;
 	int interrupt_after_tags; /* raise the interrupt after this many tags (0: never) */
 	size_t tags;
 } rec = { .lock = PTHREAD_MUTEX_INITIALIZER };

@@ -51,7 +51,7 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int job_fn(void *ctx, size_t job, const volatile int *cancel, struct plait_error **err)
+static int job_fn(void *ctx, size_t job, const atomic_int *cancel, struct plait_error **err)
 {
 	struct jobs *j = ctx;
 	int r = 0;
@@ -264,7 +264,7 @@ static void test_scheduler__keep_going_lets_others_finish(void **state)
 }
 
 struct interrupter {
-	volatile int *flag;
+	atomic_int *flag;
 	int after_ms;
 };
 
@@ -282,7 +282,7 @@ static void test_scheduler__interrupt_cancels(void **state)
 	struct jobs j;
 	init_jobs(&j);
 	j.long_job = 0;
-	volatile int interrupt = 0;
+	atomic_int interrupt = 0;
 	struct interrupter it = {&interrupt, 100};
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, interrupt_later, &it), 0);
@@ -315,7 +315,7 @@ static void test_scheduler__interrupt_cancels_even_with_keep_going(void **state)
 	struct jobs j;
 	init_jobs(&j);
 	j.long_job = 0;
-	volatile int interrupt = 0;
+	atomic_int interrupt = 0;
 	struct interrupter it = {&interrupt, 100};
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, interrupt_later, &it), 0);
