@@ -490,7 +490,7 @@ int plait_assemble_create(char *const *dsts, const struct plait_metadata_source 
 			job_items(&jobs[k], items + at);
 		struct plait_publish_opts po = { .copy = o->copy, .interrupt = o->interrupt };
 		struct plait_publish_status st;
-		r = plait_publish_push(items, n_items, 0, false, &po, &st, err);
+		r = plait_publish_push(items, n_items, false, &po, &st, err);
 		/* registries have no transactions: say which tags did move */
 		if (r < 0 && st.phase == PLAIT_PUBLISH_PHASE_TAG && st.tagged) {
 			struct plait_buf moved = PLAIT_BUF_INIT;

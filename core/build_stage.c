@@ -370,8 +370,8 @@ int build_stage_ready(struct builder *b, const struct stage *fs, const struct pl
 	 * only a step's own state names (an ONBUILD trigger of the base image, a
 	 * variable set by the base image's ENV) is not among them. */
 	return build_instr_error(b, in, PLAIT_E_USAGE, err,
-				 "'%s' names stage '%s', which the Dockerfile does not name for this step "
-				 "before it runs (an ONBUILD trigger or the base image's ENV); name the stage "
-				 "in the Dockerfile",
-				 name, fs->label);
+				 "'%s' reaches stage '%s' only through the base image (an ONBUILD trigger or "
+				 "its ENV), and the stages to build are chosen before any step runs: make this "
+				 "stage depend on '%s' in the Dockerfile itself (e.g. COPY --from=%s)",
+				 name, fs->label, fs->label, fs->label);
 }

@@ -166,22 +166,20 @@ int plait_pipeline_build(struct plait_pipeline *p, struct plait_error **err)
 				       .interrupt = p->o->interrupt, .order = plan->order };
 	int r = 0;
 	if (plait_sched_run(plan->n_jobs, run_job, p, &so, errs) != 0) {
-		/* The first real failure is the error. */
-		size_t first = plan->n_jobs;
-		for (size_t k = 0; k < plan->n_jobs; k++) {
-			size_t j = plan->order[k];
-			if (errs[j] && errs[j]->code != PLAIT_E_CANCELLED && first == plan->n_jobs)
-				first = j;
-		}
-		if (first == plan->n_jobs)
-			first = plan->order[0];
+		size_t first = plait_sched_first_error(errs, plan->order, plan->n_jobs);
 		for (size_t j = 0; j < plan->n_jobs; j++)
 			p->job_state[j] = !errs[j]			       ? PLAIT_JOB_BUILT
 					  : errs[j]->code == PLAIT_E_CANCELLED ? PLAIT_JOB_CANCELLED
 									       : PLAIT_JOB_FAILED;
-		plait_error_free(*err);
-		*err = TAKE_PTR(errs[first]);
-		r = -(*err)->code;
+		/* a non-zero return means some job has an error; a job that
+		 * succeeded has none, so it is never the one reported */
+		if (first < plan->n_jobs) {
+			plait_error_free(*err);
+			*err = TAKE_PTR(errs[first]);
+			r = -(*err)->code;
+		} else {
+			r = plait_error_set(err, PLAIT_E_GENERIC, "a job failed (no error message)");
+		}
 	}
 	for (size_t i = 0; i < plan->n_jobs; i++)
 		plait_error_free(errs[i]);
@@ -316,10 +314,10 @@ static int push_all(struct plait_pipeline *p, const struct plait_publish_copy *i
 	struct plait_publish_status st = { 0 };
 	if (r < 0)
 		goto out;
-	r = plait_publish_push(x.v, x.n, 0, p->req->by_digest, po, &st, err);
+	r = plait_publish_push(x.v, x.n, p->req->by_digest, po, &st, err);
 	if (r < 0 && st.phase == PLAIT_PUBLISH_PHASE_PUSH)
 		plait_error_wrap(err, "push %s", x.v[st.item].name);
-	else if (r < 0 && plait_error_code(err) != PLAIT_E_CANCELLED)
+	else if (r < 0 && (plait_error_code(err) != PLAIT_E_CANCELLED || st.tagged))
 		plait_error_wrap(err, "tag %s (tags before it in this list moved; run again to finish)",
 				 x.v[st.item].name);
 out:

@@ -44,16 +44,13 @@ static int commit_all(const struct plait_publish_item *items, size_t n, struct p
 	return 0;
 }
 
-int plait_publish_push(const struct plait_publish_item *items, size_t n, size_t failed_jobs, bool by_digest,
+int plait_publish_push(const struct plait_publish_item *items, size_t n, bool by_digest,
 		       const struct plait_publish_opts *o, struct plait_publish_status *st,
 		       struct plait_error **err)
 {
 	static const struct plait_copy_opts no_opts = { 0 };
 	const struct plait_copy_opts *co = o->copy ? o->copy : &no_opts;
 	memset(st, 0, sizeof(*st));
-	if (failed_jobs)
-		return plait_error_set(err, PLAIT_E_GENERIC, "%zu job%s failed: nothing was published, no tag moved",
-				       failed_jobs, failed_jobs == 1 ? "" : "s");
 	for (size_t k = 0; k < n; k++, st->pushed++) {
 		st->item = k;
 		int r = put_item(&items[k], o, co, err);
@@ -90,8 +87,11 @@ int plait_publish_output(const struct plait_publish_item *items, size_t n, const
 	for (size_t k = 0; k < n; k++) {
 		const struct plait_publish_item *it = &items[k];
 		int r = put_item(it, o, co, err);
-		/* a layout names an untagged image in its index too */
-		if (r >= 0 && (it->tag || it->dst->store))
+		bool tags = it->tag || it->dst->store; /* a layout names an untagged image in its index too */
+		if (r >= 0 && tags && interrupted(o))
+			r = plait_error_set(err, PLAIT_E_CANCELLED, "interrupted before tagging '%s'",
+					    it->tag ? it->tag : it->name);
+		if (r >= 0 && tags)
 			r = it->dst->ops->tag(it->dst, it->tag, it->root, it->data, it->len, err);
 		if (r < 0)
 			return r;

@@ -8,8 +8,9 @@
  * from registry/ through the caller's wiring: nothing here opens a network
  * connection) and may be shared by several items.
  *
- * Contract of plait_publish_push():
- *  - when any job failed (failed_jobs > 0) nothing at all is written;
+ * Contract of plait_publish_push() (its caller publishes only when every job
+ * was built: core/pipeline.c's plait_pipeline_publish refuses before any
+ * output or destination is opened):
  *  - every item's copies and root go by digest, item after item, before any
  *    tag: blobs before the manifests that name them, manifests before the
  *    index, the index before its tags;
@@ -73,7 +74,7 @@ struct plait_publish_status {
 	size_t pushed, tagged;		/* items done in each phase */
 };
 
-int plait_publish_push(const struct plait_publish_item *items, size_t n, size_t failed_jobs, bool by_digest,
+int plait_publish_push(const struct plait_publish_item *items, size_t n, bool by_digest,
 		       const struct plait_publish_opts *o, struct plait_publish_status *st,
 		       struct plait_error **err);
 int plait_publish_output(const struct plait_publish_item *items, size_t n, const struct plait_publish_opts *o,

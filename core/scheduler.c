@@ -123,3 +123,18 @@ int plait_sched_run(size_t n, plait_sched_fn fn, void *ctx, const struct plait_s
 	pthread_mutex_destroy(&s.lock);
 	return (int)bad;
 }
+
+size_t plait_sched_first_error(struct plait_error *const *errs, const size_t *order, size_t n)
+{
+	size_t cancelled = n;
+	for (size_t k = 0; k < n; k++) {
+		size_t j = order ? order[k] : k;
+		if (!errs[j])
+			continue;
+		if (errs[j]->code != PLAIT_E_CANCELLED)
+			return j;
+		if (cancelled == n)
+			cancelled = j;
+	}
+	return cancelled;
+}

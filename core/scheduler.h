@@ -38,4 +38,9 @@ size_t plait_sched_default_parallel(size_t n);
 int plait_sched_run(size_t n, plait_sched_fn fn, void *ctx, const struct plait_sched_opts *o,
 		    struct plait_error **errs);
 
+/* Which of errs (as plait_sched_run filled them, non-zero return) to report:
+ * the first real failure in start order (order: NULL = 0..n-1), else the first
+ * cancellation, else n (none). A job that succeeded has no error to report. */
+size_t plait_sched_first_error(struct plait_error *const *errs, const size_t *order, size_t n);
+
 #endif

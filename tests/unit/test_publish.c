@@ -1,7 +1,8 @@
 /* Unit tests for core/publish.c: fake destinations record every call, so
  * the protocol's promises are checked as an order of calls: blobs before
  * the manifests naming them, manifests before the index, every image of
- * every destination before any tag; no call at all when a job failed; an
+ * every destination before any tag; no call at all when a job failed (the
+ * pipeline's guard, plait_pipeline_publish); an
  * interrupt between two tags stops before the second. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,7 +12,12 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <string.h>
+#include <errno.h>
 
+#include "core/pipeline.h"
 #include "core/publish.h"
 
 /* ---- a source layout: an index of two single-layer images ---- */
@@ -279,7 +285,7 @@ static void test_publish__blobs_then_manifests_then_index_then_tags(void **state
 	build_items(f, dst, 2, &copy, items);
 	rec_reset();
 	struct plait_publish_opts o = { .copy = &one_at_a_time, .interrupt = &rec.interrupt };
-	int r = plait_publish_push(items, 2, 0, false, &o, &st, &err);
+	int r = plait_publish_push(items, 2, false, &o, &st, &err);
 	if (r < 0)
 		fail_msg("publish: %s", err->msg);
 	for (size_t d = 0; d < 2; d++) {
@@ -316,7 +322,7 @@ static void test_publish__put_root_after_its_images(void **state)
 	struct plait_error *err = NULL;
 	rec_reset();
 	struct plait_publish_opts o = { .copy = &one_at_a_time, .interrupt = &rec.interrupt };
-	if (plait_publish_push(&it, 1, 0, false, &o, &st, &err) < 0)
+	if (plait_publish_push(&it, 1, false, &o, &st, &err) < 0)
 		fail_msg("publish: %s", err->msg);
 	for (int i = 0; i < 2; i++) {
 		assert_call_before("blob", f->blob[i][0], "manifest", f->man[i].digest);
@@ -328,26 +334,75 @@ static void test_publish__put_root_after_its_images(void **state)
 	plait_endpoint_free(dst);
 }
 
-static void test_publish__failed_job_writes_and_tags_nothing(void **state)
+/* The pipeline publishes only when every job was built: with one job failed
+ * (or cancelled, or never run), no output is opened, no -t destination is
+ * opened, nothing is copied and no tag moves. */
+static size_t n_opens;
+static int count_open(void *ctx, const char *spec, bool for_write, struct plait_endpoint **out,
+		      struct plait_error **err)
+{
+	(void)ctx, (void)for_write;
+	n_opens++;
+	*out = fake_new(spec);
+	(void)err;
+	return 0;
+}
+
+static void check_pipeline_publishes_nothing(struct fixture *f, const enum plait_job_state *state, size_t n_jobs,
+					     const char *want)
+{
+	static char *outputs[] = { (char *)"oci:out", NULL };
+	static char *tags[] = { (char *)"r.example/app:1.0", NULL };
+	/* a cache whose store holds the built image, so that only the guard
+	 * stands between a failed build and the destinations */
+	_cleanup_free_ char *cache = plait_path_concat(f->dir, "cache");
+	_cleanup_free_ char *store = plait_path_concat(cache, "store");
+	if (mkdir(cache, 0700) < 0 && errno != EEXIST)
+		fail_msg("mkdir %s: %s", cache, strerror(errno));
+	if (symlink(f->dir, store) < 0 && errno != EEXIST)
+		fail_msg("symlink %s: %s", store, strerror(errno));
+	struct plait_target t = { .outputs = outputs, .tags = tags };
+	struct plait_request req = { .targets = &t, .n_targets = 1, .push = true, .cache_dir = cache };
+	struct plait_build_result results[2] = { { .lock_fd = -1 }, { .lock_fd = -1 } };
+	for (size_t j = 0; j < n_jobs; j++)
+		plait_descriptor_copy(&results[j].manifest, &f->man[0]);
+	struct plait_pipeline_ops ops = { .open = count_open };
+	struct plait_pipeline_opts po = { .ops = &ops, .interrupt = &rec.interrupt };
+	struct plait_plan_image im = { .req = &t, .tags = tags, .single = true };
+	size_t jobs[1] = { 0 };
+	im.jobs = jobs;
+	im.n_jobs = 1;
+	struct plait_pipeline p = { .req = &req, .o = &po };
+	p.plan.n_jobs = n_jobs;
+	p.plan.images = &im;
+	p.plan.n_images = 1;
+	p.job_state = (enum plait_job_state *)state;
+	p.results = results;
+	struct plait_error *err = NULL;
+	n_opens = 0;
+	rec_reset();
+	int r = plait_pipeline_publish(&p, &err);
+	if (r >= 0)
+		fail_msg("%s: published (exit %d), want a refusal", want, r);
+	if (n_opens || rec.n)
+		fail_msg("%s: %zu destinations opened, calls:\n%s", want, n_opens, log_text());
+	if (!strstr(err->msg, want))
+		fail_msg("error '%s', want it to say '%s'", err->msg, want);
+	plait_error_free(err);
+	free(p.images); /* nothing else was made */
+	for (size_t j = 0; j < n_jobs; j++)
+		plait_descriptor_release(&results[j].manifest);
+}
+
+static void test_publish__pipeline_with_a_failed_job_opens_nothing(void **state)
 {
 	struct fixture *f = *state;
-	struct plait_endpoint *dst[1] = { fake_new("one") };
-	struct plait_publish_copy copy;
-	struct plait_publish_item items[1];
-	struct plait_publish_status st;
-	struct plait_error *err = NULL;
-	build_items(f, dst, 1, &copy, items);
-	rec_reset();
-	struct plait_publish_opts o = { .copy = &one_at_a_time, .interrupt = &rec.interrupt };
-	int r = plait_publish_push(items, 1, 1, false, &o, &st, &err);
-	if (find_call("tag", NULL, false) >= 0)
-		fail_msg("a job failed, but a tag moved:\n%s", log_text());
-	if (rec.n)
-		fail_msg("a job failed, but the destination was written:\n%s", log_text());
-	assert_true(r < 0);
-	assert_non_null(err);
-	plait_error_free(err);
-	plait_endpoint_free(dst[0]);
+	static const enum plait_job_state one_failed[2] = { PLAIT_JOB_BUILT, PLAIT_JOB_FAILED };
+	static const enum plait_job_state both_cancelled[2] = { PLAIT_JOB_CANCELLED, PLAIT_JOB_CANCELLED };
+	check_pipeline_publishes_nothing(f, one_failed, 2, "1 job not built: nothing was published, no tag moved");
+	check_pipeline_publishes_nothing(f, both_cancelled, 2, "2 jobs not built");
+	/* a pipeline whose build never ran has no job state */
+	check_pipeline_publishes_nothing(f, NULL, 1, "1 job not built");
 }
 
 static void test_publish__interrupt_between_tags_stops_before_the_next(void **state)
@@ -362,7 +417,7 @@ static void test_publish__interrupt_between_tags_stops_before_the_next(void **st
 	rec_reset();
 	rec.interrupt_after_tags = 1;
 	struct plait_publish_opts o = { .copy = &one_at_a_time, .interrupt = &rec.interrupt };
-	int r = plait_publish_push(items, 3, 0, false, &o, &st, &err);
+	int r = plait_publish_push(items, 3, false, &o, &st, &err);
 	assert_int_equal(r, -PLAIT_E_CANCELLED);
 	if (count_calls("tag") != 1)
 		fail_msg("interrupted after the first tag, but %zu tags moved:\n%s", count_calls("tag"), log_text());
@@ -388,7 +443,7 @@ static void test_publish__interrupt_before_tags_moves_none(void **state)
 	rec_reset();
 	rec.interrupt = 1;
 	struct plait_publish_opts o = { .interrupt = &rec.interrupt };
-	assert_true(plait_publish_push(items, 1, 0, false, &o, &st, &err) < 0);
+	assert_true(plait_publish_push(items, 1, false, &o, &st, &err) < 0);
 	if (find_call("tag", NULL, false) >= 0)
 		fail_msg("interrupted, but a tag moved:\n%s", log_text());
 	plait_error_free(err);
@@ -406,7 +461,7 @@ static void test_publish__by_digest_moves_no_tag(void **state)
 	build_items(f, dst, 2, &copy, items);
 	rec_reset();
 	struct plait_publish_opts o = { .copy = &one_at_a_time, .interrupt = &rec.interrupt };
-	if (plait_publish_push(items, 2, 0, true, &o, &st, &err) < 0)
+	if (plait_publish_push(items, 2, true, &o, &st, &err) < 0)
 		fail_msg("publish: %s", err->msg);
 	assert_int_equal(count_calls("index"), 2);
 	if (count_calls("tag"))
@@ -428,7 +483,7 @@ static void test_publish__shared_destination_committed_once_after_tags(void **st
 	build_items(f, dst, 2, &copy, items);
 	rec_reset();
 	struct plait_publish_opts o = { .copy = &one_at_a_time, .interrupt = &rec.interrupt };
-	if (plait_publish_push(items, 2, 0, false, &o, &st, &err) < 0)
+	if (plait_publish_push(items, 2, false, &o, &st, &err) < 0)
 		fail_msg("publish: %s", err->msg);
 	assert_int_equal(count_calls("commit"), 1);
 	assert_all_before("tag", "commit", NULL);
@@ -505,7 +560,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_publish__blobs_then_manifests_then_index_then_tags),
 		cmocka_unit_test(test_publish__put_root_after_its_images),
-		cmocka_unit_test(test_publish__failed_job_writes_and_tags_nothing),
+		cmocka_unit_test(test_publish__pipeline_with_a_failed_job_opens_nothing),
 		cmocka_unit_test(test_publish__interrupt_between_tags_stops_before_the_next),
 		cmocka_unit_test(test_publish__interrupt_before_tags_moves_none),
 		cmocka_unit_test(test_publish__by_digest_moves_no_tag),

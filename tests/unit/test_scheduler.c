@@ -346,6 +346,36 @@ static void test_scheduler__default_parallel_bounds(void **state)
 	assert_int_equal(plait_sched_default_parallel(c + 1), c);
 }
 
+/* A build that was interrupted has cancelled jobs and maybe some that had
+ * already finished: the error reported is a real failure if there is one,
+ * else a cancellation, never the (absent) error of a job that succeeded. */
+static void test_scheduler__first_error_is_a_failure_else_a_cancellation(void **state)
+{
+	(void)state;
+	struct plait_error *errs[4] = { NULL };
+	size_t order[4] = { 2, 0, 3, 1 };
+	/* job 2 starts first and succeeded; 0 and 1 were cancelled */
+	plait_error_set(&errs[0], PLAIT_E_CANCELLED, "interrupted");
+	plait_error_set(&errs[1], PLAIT_E_CANCELLED, "not started: interrupted");
+	size_t k = plait_sched_first_error(errs, order, 4);
+	if (k != 0)
+		fail_msg("order 2,0,3,1 with 2 done and 0, 1 cancelled: reported job %zu, want 0 (the first cancelled)", k);
+	/* a real failure wins over every cancellation, wherever it is */
+	plait_error_set(&errs[3], PLAIT_E_IO, "exit status 1");
+	k = plait_sched_first_error(errs, order, 4);
+	if (k != 3)
+		fail_msg("job 3 failed, 0 and 1 cancelled: reported job %zu, want 3", k);
+	/* no order: the jobs' own order */
+	plait_error_set(&errs[1], PLAIT_E_IO, "exit status 2");
+	k = plait_sched_first_error(errs, NULL, 4);
+	if (k != 1)
+		fail_msg("jobs 1 and 3 failed, no order: reported job %zu, want 1", k);
+	struct plait_error *none[2] = { NULL, NULL };
+	assert_int_equal(plait_sched_first_error(none, NULL, 2), 2);
+	for (size_t i = 0; i < 4; i++)
+		plait_error_free(errs[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -361,6 +391,7 @@ int main(void)
 	    cmocka_unit_test(test_scheduler__interrupt_cancels),
 	    cmocka_unit_test(test_scheduler__interrupt_cancels_even_with_keep_going),
 	    cmocka_unit_test(test_scheduler__default_parallel_bounds),
+	    cmocka_unit_test(test_scheduler__first_error_is_a_failure_else_a_cancellation),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
