@@ -79,10 +79,17 @@ int registry_cli_option(struct registry_cli *rc, const char *cmd, int c, const c
 /* Fill rc->opts from what was parsed. */
 void registry_cli_finish(struct registry_cli *rc);
 void registry_cli_release(struct registry_cli *rc);
+/* The last cases of a command's option switch: '?' (getopt's unknown or
+ * incomplete option, seen = argv[optind - 1]) prints the usage error, anything
+ * else goes to registry_cli_option. 0 when taken, else the exit code. */
+int registry_cli_other_option(struct registry_cli *rc, const char *cmd, int c, const char *arg,
+			      const char *seen);
 
 /* A whole number from 1 to max for option opt; on a bad value prints the usage
  * error and returns -1 (the caller exits with EXIT_USAGE). */
 int parse_number_option(const char *cmd, const char *opt, const char *arg, long max, long *out);
+/* -j, --parallel N of copy and index create: blobs transferred at once, 1 to 64. */
+int parse_parallel_option(const char *cmd, const char *arg, int *out);
 
 /* "500M" -> 524288000: K, M, G, T are powers of 1024, a trailing "iB" or "B" is
  * allowed. -1 when s is not a size. */

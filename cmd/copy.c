@@ -108,7 +108,7 @@ int cmd_copy(int argc, char **argv)
 	struct plait_copy_stats stats = { 0 };
 	bool all = false;
 	const char *tag = NULL;
-	int c, r, ret = 0;
+	int c, ret = 0;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+aj:qh", longopts, NULL)) != -1) {
@@ -133,27 +133,18 @@ int cmd_copy(int argc, char **argv)
 			free(more); /* its platforms now belong to want */
 			break;
 		}
-		case 'j': {
-			long v;
-			if (parse_number_option("copy", "--parallel", optarg, 64, &v) < 0) {
+		case 'j':
+			if (parse_parallel_option("copy", optarg, &copts.parallel) < 0) {
 				ret = EXIT_USAGE;
 				goto done;
 			}
-			copts.parallel = (int)v;
 			break;
-		}
 		case 'q':
 			copts.progress = NULL;
 			break;
-		case '?':
-			ret = usage_error("copy", "unknown or incomplete option '%s'", argv[optind - 1]);
-			goto done;
 		default:
-			r = registry_cli_option(&rc, "copy", c, optarg);
-			if (r < 0) {
-				ret = EXIT_USAGE;
+			if ((ret = registry_cli_other_option(&rc, "copy", c, optarg, argv[optind - 1])) != 0)
 				goto done;
-			}
 		}
 	}
 	if (all && want) {

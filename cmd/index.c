@@ -66,7 +66,7 @@ static int index_create(int argc, char **argv)
 	struct plait_assembled *made = NULL;
 	size_t n_meta = 0, n_made = 0;
 	bool quiet = false;
-	int c, r, ret = 0;
+	int c, ret = 0;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+t:j:qh", longopts, NULL)) != -1) {
@@ -123,27 +123,18 @@ static int index_create(int argc, char **argv)
 				goto done;
 			}
 			break;
-		case 'j': {
-			long v;
-			if (parse_number_option("index create", "--parallel", optarg, 64, &v) < 0) {
+		case 'j':
+			if (parse_parallel_option("index create", optarg, &copts.parallel) < 0) {
 				ret = EXIT_USAGE;
 				goto done;
 			}
-			copts.parallel = (int)v;
 			break;
-		}
 		case 'q':
 			quiet = true;
 			break;
-		case '?':
-			ret = usage_error("index create", "unknown or incomplete option '%s'", argv[optind - 1]);
-			goto done;
 		default:
-			r = registry_cli_option(&rc, "index create", c, optarg);
-			if (r < 0) {
-				ret = EXIT_USAGE;
+			if ((ret = registry_cli_other_option(&rc, "index create", c, optarg, argv[optind - 1])) != 0)
 				goto done;
-			}
 		}
 	}
 	if (!dsts) {
