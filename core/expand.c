@@ -213,6 +213,17 @@ static void replace(const char *pattern, const char *repl, const char *value, bo
 	}
 }
 
+/* $name or ${name} (braces) with nothing after the name: its value; an unset
+ * one is nothing, or kept as written when the lexer skips unset names. */
+static void add_value(struct lexer *lx, const char *name, bool braces, struct plait_buf *out)
+{
+	const char *v = lookup(lx, name);
+	if (v)
+		plait_buf_adds(out, v);
+	else if (lx->skip_unset)
+		plait_buf_addf(out, braces ? "${%s}" : "$%s", name);
+}
+
 static int process_dollar(struct lexer *lx, struct plait_buf *out)
 {
 	_cleanup_buf_ struct plait_buf name = PLAIT_BUF_INIT;
@@ -224,11 +235,7 @@ static int process_dollar(struct lexer *lx, struct plait_buf *out)
 			plait_buf_addch(out, '$');
 			return 0;
 		}
-		const char *v = lookup(lx, name.buf);
-		if (!v && lx->skip_unset)
-			plait_buf_addf(out, "$%s", name.buf);
-		else if (v)
-			plait_buf_adds(out, v);
+		add_value(lx, name.buf, false, out);
 		return 0;
 	}
 
@@ -251,11 +258,7 @@ static int process_dollar(struct lexer *lx, struct plait_buf *out)
 	chs[0] = (char)ch;
 
 	if (ch == '}') {
-		const char *v = lookup(lx, name.buf);
-		if (!v && lx->skip_unset)
-			plait_buf_addf(out, "${%s}", name.buf);
-		else if (v)
-			plait_buf_adds(out, v);
+		add_value(lx, name.buf, true, out);
 		return 0;
 	}
 
