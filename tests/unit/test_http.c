@@ -28,6 +28,8 @@
 #include "core/util.h"
 #include "registry/http.h"
 
+#include "fake_server.h"
+
 #include "core/banned.h"
 
 /* ------------------------------------------------------------------ helpers */
@@ -447,10 +449,8 @@ static void test_http__tls_for_host_cert_without_key_is_usage_error(void **state
 /* ------------------------------------------------------------------ test server */
 
 struct srv {
-	int lfd;
-	int port;
-	pthread_t th;
-	atomic_bool stop;
+	struct fake_server fs;
+	int port; /* fs.port */
 	pthread_mutex_t lock;
 	/* the last request seen */
 	char *method, *path;
@@ -460,36 +460,6 @@ struct srv {
 };
 
 static struct srv S;
-
-static void send_all(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-		if (n <= 0)
-			return;
-		p += n;
-		len -= (size_t)n;
-	}
-}
-
-/* Value of header name in a "\r\n"-separated block, or NULL; caller frees. */
-static char *header_value(const char *head, const char *name)
-{
-	size_t nlen = strlen(name);
-	for (const char *l = head; l && *l;) {
-		const char *eol = strstr(l, "\r\n");
-		size_t len = eol ? (size_t)(eol - l) : strlen(l);
-		if (len > nlen && l[nlen] == ':' && strncasecmp(l, name, nlen) == 0) {
-			const char *v = l + nlen + 1;
-			while (*v == ' ')
-				v++;
-			return xstrndup(v, len - (size_t)(v - l));
-		}
-		l = eol ? eol + 2 : NULL;
-	}
-	return NULL;
-}
 
 /* Read one request; false when the peer went away before its headers. */
 static bool read_request(int fd)
@@ -614,41 +584,6 @@ static void serve_one(int fd)
 	}
 }
 
-static void *srv_main(void *ud)
-{
-	(void)ud;
-	while (!atomic_load(&S.stop)) {
-		struct pollfd p = { .fd = S.lfd, .events = POLLIN };
-		if (poll(&p, 1, 50) <= 0)
-			continue;
-		int fd = accept(S.lfd, NULL, NULL);
-		if (fd < 0)
-			continue;
-		struct timeval tv = { .tv_sec = 5 };
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		serve_one(fd);
-		shutdown(fd, SHUT_WR);
-		close(fd);
-	}
-	return NULL;
-}
-
-static int bound_socket(int *port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t alen = sizeof(a);
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&a, &alen) < 0) {
-		close(fd);
-		return -1;
-	}
-	*port = ntohs(a.sin_port);
-	return fd;
-}
-
 static struct plait_http *H;
 
 static int net_setup(void **state)
@@ -656,11 +591,9 @@ static int net_setup(void **state)
 	(void)state;
 	S = (struct srv){ .head = PLAIT_BUF_INIT, .body = PLAIT_BUF_INIT };
 	pthread_mutex_init(&S.lock, NULL);
-	S.lfd = bound_socket(&S.port);
-	if (S.lfd < 0 || listen(S.lfd, 16) < 0)
+	if (fake_server_start(&S.fs, serve_one) < 0)
 		return -1;
-	if (pthread_create(&S.th, NULL, srv_main, NULL) != 0)
-		return -1;
+	S.port = S.fs.port;
 	_cleanup_error_ struct plait_error *err = NULL;
 	if (plait_http_new("plait-test/1", &H, &err) < 0)
 		return -1;
@@ -672,9 +605,7 @@ static int net_teardown(void **state)
 	(void)state;
 	plait_http_free(H);
 	H = NULL;
-	atomic_store(&S.stop, true);
-	pthread_join(S.th, NULL);
-	close(S.lfd);
+	fake_server_stop(&S.fs);
 	free(S.method);
 	free(S.path);
 	plait_buf_release(&S.head);
@@ -1201,7 +1132,7 @@ static void test_http__perform_connection_closed_without_answer(void **state)
 static void test_http__perform_connection_refused_sets_os_errno(void **state)
 {
 	(void)state;
-	int port;
+	int port = 0;
 	int fd = bound_socket(&port);
 	assert_true(fd >= 0);
 	close(fd); /* nothing listens there now */
