@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include "rm_tree.h"
 #include "core/buf.h"
 #include "registry/auth.h"
 
@@ -47,14 +48,6 @@ struct fixture {
 	char *store;
 	char *old_path;
 };
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static char *join(const char *a, const char *b)
 {
@@ -147,7 +140,7 @@ static int fixture_teardown(void **state)
 	struct fixture *f = *state;
 	setenv("PATH", f->old_path, 1);
 	unsetenv("DOCKER_CONFIG");
-	nftw(f->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	rm_tree(f->root);
 	free(f->dir);
 	free(f->bin);
 	free(f->store);

@@ -29,6 +29,7 @@
 #include "registry/http.h"
 
 #include "fake_server.h"
+#include "rm_tree.h"
 
 #include "core/banned.h"
 
@@ -62,18 +63,10 @@ static char *make_tmpdir(void)
 	return t;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void rm_rf(char *dir)
 {
 	if (dir)
-		nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		rm_tree(dir);
 	free(dir);
 }
 

@@ -9,6 +9,7 @@
 #include <ftw.h>
 #include <stdio.h>
 
+#include "rm_tree.h"
 #include "core/digest.h"
 #include "core/endpoint.h"
 #include "core/oci.h"
@@ -658,19 +659,13 @@ static void layout_init(struct layout *l)
 		fail_msg("open %s: %s", spec.buf, err->msg);
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st, (void)flag, (void)ftw;
-	return remove(path);
-}
-
 static void layout_release(struct layout *l)
 {
 	plait_endpoint_free(l->ep);
 	for (size_t i = 0; i < 3; i++)
 		plait_buf_release(&l->manifest_bytes[i]);
 	plait_buf_release(&l->index_bytes);
-	nftw(l->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	rm_tree(l->dir);
 }
 
 /* root + data as a caller holds them after resolving the layout's index (i < 0) or manifest i. */

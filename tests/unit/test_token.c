@@ -28,6 +28,7 @@
 #include "registry/token.h"
 
 #include "fake_server.h"
+#include "rm_tree.h"
 
 #include "core/banned.h"
 
@@ -461,14 +462,6 @@ static void serve_one(int fd)
 	plait_buf_release(&in);
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int fake_setup(void **state)
 {
 	(void)state;
@@ -485,7 +478,7 @@ static int fake_teardown(void **state)
 {
 	(void)state;
 	fake_server_stop(&F.fs);
-	nftw(F.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	rm_tree(F.dir);
 	plait_buf_release(&F.log);
 	pthread_mutex_destroy(&F.lock);
 	return 0;
