@@ -74,6 +74,15 @@ enum {
 	"                                (default /etc/docker/certs.d and /etc/containers/certs.d)\n" \
 	"      --retries N               tries per request on 408, 429, 5xx and dropped connections\n" \
 	"                                (default 5)\n"
+/* -j/--parallel and -q/--quiet of the commands that copy blobs (copy, index
+ * create): add TRANSFER_CLI_OPTIONS to the long option table ("j:q" to the
+ * short ones), TRANSFER_CLI_HELP to the usage, parse -j with parse_parallel_option. */
+#define TRANSFER_CLI_OPTIONS                                   \
+	{ "parallel", required_argument, NULL, 'j' },         \
+	{ "quiet", no_argument, NULL, 'q' }
+#define TRANSFER_CLI_HELP                                                            \
+	"  -j, --parallel N              blobs transferred at once (default 4)\n" \
+	"  -q, --quiet                   no progress lines\n"
 /* Handle one of the registry options; returns 1 when c was one, 0 when not, <0 on a bad value. */
 int registry_cli_option(struct registry_cli *rc, const char *cmd, int c, const char *arg);
 /* Fill rc->opts from what was parsed. */

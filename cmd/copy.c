@@ -26,8 +26,7 @@ static const char usage[] =
 	"  -a, --all                     copy the whole index (byte-identical)\n"
 	"      --platform P[,P...]       copy the images for these platforms only: one platform\n"
 	"                                copies its image, several a new index of just those\n"
-	"  -j, --parallel N              blobs transferred at once (default 4)\n"
-	"  -q, --quiet                   no progress lines\n" REGISTRY_CLI_HELP
+	TRANSFER_CLI_HELP REGISTRY_CLI_HELP
 	"  -h, --help                    show this help\n"
 	"\n"
 	"On success the destination reference with its digest is printed on stdout.\n";
@@ -91,8 +90,7 @@ int cmd_copy(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "all", no_argument, NULL, 'a' },
 		{ "platform", required_argument, NULL, OPT_PLATFORM },
-		{ "parallel", required_argument, NULL, 'j' },
-		{ "quiet", no_argument, NULL, 'q' },
+		TRANSFER_CLI_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		REGISTRY_CLI_OPTIONS,
 		{ NULL, 0, NULL, 0 },

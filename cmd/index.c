@@ -28,8 +28,7 @@ static const char usage[] =
 	"                                --metadata-file FILE' pushed (repeatable; the CI matrix flow);\n"
 	"                                of a build with variants, -t NAME:TAG-{variant} makes one\n"
 	"                                index per variant from the images of that variant\n"
-	"  -j, --parallel N              blobs transferred at once (default 4)\n"
-	"  -q, --quiet                   no progress lines\n" REGISTRY_CLI_HELP
+	TRANSFER_CLI_HELP REGISTRY_CLI_HELP
 	"  -h, --help                    show this help\n";
 
 enum { OPT_ANNOTATION = OPT_FIRST_PRIVATE, OPT_APPEND, OPT_INDEX_FORMAT, OPT_FROM_METADATA, OPT_EPOCH };
@@ -49,8 +48,7 @@ static int index_create(int argc, char **argv)
 		{ "index-format", required_argument, NULL, OPT_INDEX_FORMAT },
 		{ "from-metadata", required_argument, NULL, OPT_FROM_METADATA },
 		{ "source-date-epoch", required_argument, NULL, OPT_EPOCH },
-		{ "parallel", required_argument, NULL, 'j' },
-		{ "quiet", no_argument, NULL, 'q' },
+		TRANSFER_CLI_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		REGISTRY_CLI_OPTIONS,
 		{ NULL, 0, NULL, 0 },
