@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "asserts.h"
 #include "platforms/binfmt.h"
 #include "platforms/builder.h"
 #include "core/platform.h"
@@ -128,12 +129,6 @@ static int choose(struct fixture *f, const char *os, const char *arch, const cha
 	int r = plait_builder_choose_in(&f->env, &p, b, err);
 	plait_platform_release(&p);
 	return r;
-}
-
-static void assert_contains(const char *hay, const char *needle)
-{
-	if (!hay || !strstr(hay, needle))
-		fail_msg("'%s' not found in '%s'", needle, hay ? hay : "(null)");
 }
 
 static void assert_native(struct fixture *f, const char *arch, const char *variant)

@@ -14,17 +14,12 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include "asserts.h"
 #include "rm_tree.h"
 #include "core/buf.h"
 #include "registry/auth.h"
 
 #include "core/banned.h"
-
-static void assert_contains(const char *haystack, const char *needle)
-{
-	if (!strstr(haystack, needle))
-		fail_msg("'%s' does not contain '%s'", haystack, needle);
-}
 
 static void assert_not_contains(const char *haystack, const char *needle)
 {

@@ -23,6 +23,7 @@
 
 #include <curl/curl.h>
 
+#include "asserts.h"
 #include "core/buf.h"
 #include "core/error.h"
 #include "core/util.h"
@@ -68,12 +69,6 @@ static void rm_rf(char *dir)
 	if (dir)
 		rm_tree(dir);
 	free(dir);
-}
-
-static void assert_contains(const char *hay, const char *needle)
-{
-	if (!hay || !strstr(hay, needle))
-		fail_msg("expected '%s' to contain '%s'", hay ? hay : "(null)", needle);
 }
 
 static void assert_starts_lowercase(const char *s)

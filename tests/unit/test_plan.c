@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "asserts.h"
 #include "core/buf.h"
 #include "core/plan.h"
 #include "core/platform.h"
@@ -77,32 +78,10 @@ static void opts_init(struct plait_plan_opts *o)
 
 /* ---- helpers ---- */
 
-static void assert_contains(const char *hay, const char *needle)
-{
-	if (!hay || !strstr(hay, needle))
-		fail_msg("'%s' not found in '%s'", needle, hay ? hay : "(null)");
-}
-
 static void assert_not_contains(const char *hay, const char *needle)
 {
 	if (hay && strstr(hay, needle))
 		fail_msg("'%s' should not be in '%s'", needle, hay);
-}
-
-/* NULL-terminated v equals the given strings (NULL-terminated list). */
-static void assert_strv(char *const *v, ...)
-{
-	va_list ap;
-	va_start(ap, v);
-	size_t i = 0;
-	for (const char *want; (want = va_arg(ap, const char *)); i++) {
-		if (!v || !v[i])
-			fail_msg("entry %zu: missing, want '%s'", i, want);
-		assert_string_equal(v[i], want);
-	}
-	va_end(ap);
-	if (v && v[i])
-		fail_msg("entry %zu: unexpected '%s'", i, v[i]);
 }
 
 /* The job of image im for platform ps, or fail. */

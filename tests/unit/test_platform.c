@@ -9,6 +9,7 @@
 #include <ftw.h>
 #include <stdio.h>
 
+#include "asserts.h"
 #include "rm_tree.h"
 #include "core/digest.h"
 #include "core/endpoint.h"
@@ -48,12 +49,6 @@ static char *parse_error(const char *s, int want_code)
 	char *msg = xstrdup(err->msg);
 	plait_error_free(err);
 	return msg;
-}
-
-static void assert_contains(const char *haystack, const char *needle)
-{
-	if (!strstr(haystack, needle))
-		fail_msg("'%s' does not contain '%s'", haystack, needle);
 }
 
 static void test_platform__parse_normalises_every_alias(void **state)

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "asserts.h"
 #include "core/buf.h"
 #include "registry/auth.h"
 #include "registry/registry.h"
@@ -31,12 +32,6 @@
 #include "rm_tree.h"
 
 #include "core/banned.h"
-
-static void assert_contains(const char *haystack, const char *needle)
-{
-	if (!strstr(haystack, needle))
-		fail_msg("'%s' does not contain '%s'", haystack, needle);
-}
 
 /* ------------------------------------------------------------------ challenges */
 
