@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rm_tree.h"
 #include "asserts.h"
 #include "platforms/binfmt.h"
 #include "platforms/builder.h"
@@ -85,29 +86,11 @@ static int setup(void **state)
 	return 0;
 }
 
-static void rm_dir(const char *dir)
-{
-	DIR *d = opendir(dir);
-	if (d) {
-		struct dirent *de;
-		while ((de = readdir(d))) {
-			if (de->d_name[0] == '.')
-				continue;
-			struct plait_buf p = PLAIT_BUF_INIT;
-			plait_buf_addf(&p, "%s/%s", dir, de->d_name);
-			unlink(p.buf);
-			plait_buf_release(&p);
-		}
-		closedir(d);
-	}
-	rmdir(dir);
-}
-
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	rm_dir(f->dir);
-	rm_dir(f->interp);
+	rm_tree(f->dir);
+	rm_tree(f->interp);
 	return 0;
 }
 
