@@ -304,6 +304,14 @@ static void test_http__describe_other_code_without_errmsg_uses_curl_text(void **
 
 #define HOST "127.0.0.1:5000"
 
+/* plait_http_tls_for_host(HOST, ...) into *t, or fail the test. */
+static void tls_ok(const char *const *dirs, bool verify, struct plait_http_tls *t)
+{
+	_cleanup_error_ struct plait_error *err = NULL;
+	if (plait_http_tls_for_host(HOST, dirs, verify, t, &err) < 0)
+		fail_msg("tls_for_host: %s", err->msg);
+}
+
 static void test_http__tls_for_host_concatenates_crt_files_in_sorted_order(void **state)
 {
 	(void)state;
@@ -315,10 +323,7 @@ static void test_http__tls_for_host_concatenates_crt_files_in_sorted_order(void 
 	write_file(hostdir, "README", "not a certificate");
 	const char *const dirs[] = { tmp, NULL };
 	struct plait_http_tls t;
-	_cleanup_error_ struct plait_error *err = NULL;
-	int r = plait_http_tls_for_host(HOST, dirs, true, &t, &err);
-	if (r < 0)
-		fail_msg("tls_for_host: %s", err->msg);
+	tls_ok(dirs, true, &t);
 	assert_true(t.verify);
 	assert_non_null(t.ca_pem);
 	assert_int_equal(t.ca_len, strlen(t.ca_pem));
@@ -344,10 +349,7 @@ static void test_http__tls_for_host_without_host_folder_has_no_ca(void **state)
 	plait_buf_addf(&missing, "%s/does-not-exist", tmp);
 	const char *const dirs[] = { tmp, missing.buf, NULL };
 	struct plait_http_tls t;
-	_cleanup_error_ struct plait_error *err = NULL;
-	int r = plait_http_tls_for_host(HOST, dirs, false, &t, &err);
-	if (r < 0)
-		fail_msg("tls_for_host: %s", err->msg);
+	tls_ok(dirs, false, &t);
 	assert_false(t.verify);
 	assert_null(t.ca_pem);
 	assert_int_equal(t.ca_len, 0);
@@ -372,10 +374,7 @@ static void test_http__tls_for_host_first_certs_dir_with_host_wins(void **state)
 	write_file(h3, "client.key", "K");
 	const char *const dirs[] = { d1, d2, d3, NULL };
 	struct plait_http_tls t;
-	_cleanup_error_ struct plait_error *err = NULL;
-	int r = plait_http_tls_for_host(HOST, dirs, true, &t, &err);
-	if (r < 0)
-		fail_msg("tls_for_host: %s", err->msg);
+	tls_ok(dirs, true, &t);
 	assert_non_null(t.ca_pem);
 	assert_contains(t.ca_pem, "CERT-SECOND");
 	assert_null(strstr(t.ca_pem, "CERT-THIRD"));
@@ -393,10 +392,7 @@ static void test_http__tls_for_host_cert_with_key_sets_client_pair(void **state)
 	write_file(h, "client.key", "K");
 	const char *const dirs[] = { tmp, NULL };
 	struct plait_http_tls t;
-	_cleanup_error_ struct plait_error *err = NULL;
-	int r = plait_http_tls_for_host(HOST, dirs, true, &t, &err);
-	if (r < 0)
-		fail_msg("tls_for_host: %s", err->msg);
+	tls_ok(dirs, true, &t);
 	_cleanup_buf_ struct plait_buf want = PLAIT_BUF_INIT;
 	plait_buf_addf(&want, "%s/client.cert", h);
 	assert_string_equal(t.client_cert, want.buf);
