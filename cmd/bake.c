@@ -77,7 +77,7 @@ int cmd_bake(int argc, char **argv)
 	const char *file = "docker-bake.json";
 	char **sets = NULL, **names = NULL;
 	bool print = false, plan = false, json = false;
-	int c, r, ret = 0;
+	int c, ret = 0;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+f:j:h", longopts, NULL)) != -1) {
@@ -95,24 +95,17 @@ int cmd_bake(int argc, char **argv)
 			plan = true;
 			break;
 		case OPT_FORMAT:
-			if (!streq(optarg, "json") && !streq(optarg, "table")) {
-				ret = usage_error("bake", "--format: unknown '%s'; use table or json", optarg);
+			if (pipeline_format_option("bake", optarg, &json) < 0) {
+				ret = EXIT_USAGE;
 				goto done;
 			}
-			json = streq(optarg, "json");
 			break;
 		case OPT_SET:
 			plait_strv_push(&sets, optarg);
 			break;
-		case '?':
-			ret = usage_error("bake", "unknown or incomplete option '%s'", argv[optind - 1]);
-			goto done;
 		default:
-			r = pipeline_option(&p, "bake", c, optarg);
-			if (r <= 0) {
-				ret = r < 0 ? EXIT_USAGE : usage_error("bake", "unknown option '%s'", argv[optind - 1]);
+			if ((ret = pipeline_other_option(&p, "bake", c, optarg, argv[optind - 1])) != 0)
 				goto done;
-			}
 		}
 	}
 	for (int i = optind; i < argc; i++)

@@ -85,7 +85,7 @@ int build_or_plan(int argc, char **argv, bool plan)
 	struct plait_target *t = plait_request_add_target(&p.req);
 	struct plait_error *err = NULL;
 	bool json = false, lint = false;
-	int c, r, ret = 0;
+	int c, ret = 0;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+f:t:j:h", longopts, NULL)) != -1) {
@@ -127,30 +127,21 @@ int build_or_plan(int argc, char **argv, bool plan)
 				goto fail;
 			break;
 		case OPT_FORMAT:
-			if (!plan || !(streq(optarg, "json") || streq(optarg, "table"))) {
-				ret = usage_error(cmd, plan ? "--format: unknown '%s'; use table or json"
-							    : "--format '%s': only 'plait plan' has --format",
-						  optarg);
+			if (!plan) {
+				ret = usage_error(cmd, "--format '%s': only 'plait plan' has --format", optarg);
 				goto done;
 			}
-			json = streq(optarg, "json");
+			if (pipeline_format_option(cmd, optarg, &json) < 0) {
+				ret = EXIT_USAGE;
+				goto done;
+			}
 			break;
 		case OPT_LINT:
 			lint = true;
 			break;
-		case '?':
-			ret = usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
-			goto done;
 		default:
-			r = pipeline_option(&p, cmd, c, optarg);
-			if (r < 0) {
-				ret = EXIT_USAGE;
+			if ((ret = pipeline_other_option(&p, cmd, c, optarg, argv[optind - 1])) != 0)
 				goto done;
-			}
-			if (r == 0) {
-				ret = usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
-				goto done;
-			}
 		}
 	}
 	if (argc - optind != 1) {

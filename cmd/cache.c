@@ -79,6 +79,14 @@ static json_t *usage_json(const struct plait_cache_usage *u)
 	return o;
 }
 
+/* --cache-dir, else the default one (which *dflt then owns). */
+static const char *cache_dir(const char *dir_opt, char **dflt)
+{
+	if (dir_opt)
+		return dir_opt;
+	return *dflt = plait_build_default_cache_dir();
+}
+
 static int cache_du(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -114,8 +122,8 @@ static int cache_du(int argc, char **argv)
 	}
 	if (optind < argc)
 		return usage_error("cache du", "unexpected argument '%s'", argv[optind]);
-	_cleanup_free_ char *dflt = dir_opt ? NULL : plait_build_default_cache_dir();
-	const char *dir = dir_opt ? dir_opt : dflt;
+	_cleanup_free_ char *dflt = NULL;
+	const char *dir = cache_dir(dir_opt, &dflt);
 
 	struct plait_cache_usage u;
 	_cleanup_error_ struct plait_error *err = NULL;
@@ -180,8 +188,8 @@ static int cache_prune(int argc, char **argv)
 	if (keep && all)
 		return usage_error("cache prune", "--keep and --all contradict each other; give one");
 	o.all = !keep;
-	_cleanup_free_ char *dflt = dir_opt ? NULL : plait_build_default_cache_dir();
-	const char *dir = dir_opt ? dir_opt : dflt;
+	_cleanup_free_ char *dflt = NULL;
+	const char *dir = cache_dir(dir_opt, &dflt);
 
 	struct plait_cache_prune_result res;
 	_cleanup_error_ struct plait_error *err = NULL;

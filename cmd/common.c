@@ -47,6 +47,15 @@ int parse_number_option(const char *cmd, const char *opt, const char *arg, long 
 	return 0;
 }
 
+int parse_parallel_option(const char *cmd, const char *arg, int *out)
+{
+	long v;
+	if (parse_number_option(cmd, "--parallel", arg, 64, &v) < 0)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
 int registry_cli_option(struct registry_cli *rc, const char *cmd, int c, const char *arg)
 {
 	long v;
@@ -94,6 +103,14 @@ static int64_t env_int(const char *name)
 	char *end;
 	long long v = strtoll(s, &end, 10);
 	return *end || v < 0 ? 0 : (int64_t)v;
+}
+
+int registry_cli_other_option(struct registry_cli *rc, const char *cmd, int c, const char *arg,
+			      const char *seen)
+{
+	if (c == '?')
+		return usage_error(cmd, "unknown or incomplete option '%s'", seen);
+	return registry_cli_option(rc, cmd, c, arg) < 0 ? EXIT_USAGE : 0;
 }
 
 void registry_cli_finish(struct registry_cli *rc)

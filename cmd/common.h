@@ -74,15 +74,31 @@ enum {
 	"                                (default /etc/docker/certs.d and /etc/containers/certs.d)\n" \
 	"      --retries N               tries per request on 408, 429, 5xx and dropped connections\n" \
 	"                                (default 5)\n"
+/* -j/--parallel and -q/--quiet of the commands that copy blobs (copy, index
+ * create): add TRANSFER_CLI_OPTIONS to the long option table ("j:q" to the
+ * short ones), TRANSFER_CLI_HELP to the usage, parse -j with parse_parallel_option. */
+#define TRANSFER_CLI_OPTIONS                                   \
+	{ "parallel", required_argument, NULL, 'j' },         \
+	{ "quiet", no_argument, NULL, 'q' }
+#define TRANSFER_CLI_HELP                                                            \
+	"  -j, --parallel N              blobs transferred at once (default 4)\n" \
+	"  -q, --quiet                   no progress lines\n"
 /* Handle one of the registry options; returns 1 when c was one, 0 when not, <0 on a bad value. */
 int registry_cli_option(struct registry_cli *rc, const char *cmd, int c, const char *arg);
 /* Fill rc->opts from what was parsed. */
 void registry_cli_finish(struct registry_cli *rc);
 void registry_cli_release(struct registry_cli *rc);
+/* The last cases of a command's option switch: '?' (getopt's unknown or
+ * incomplete option, seen = argv[optind - 1]) prints the usage error, anything
+ * else goes to registry_cli_option. 0 when taken, else the exit code. */
+int registry_cli_other_option(struct registry_cli *rc, const char *cmd, int c, const char *arg,
+			      const char *seen);
 
 /* A whole number from 1 to max for option opt; on a bad value prints the usage
  * error and returns -1 (the caller exits with EXIT_USAGE). */
 int parse_number_option(const char *cmd, const char *opt, const char *arg, long max, long *out);
+/* -j, --parallel N of copy and index create: blobs transferred at once, 1 to 64. */
+int parse_parallel_option(const char *cmd, const char *arg, int *out);
 
 /* "500M" -> 524288000: K, M, G, T are powers of 1024, a trailing "iB" or "B" is
  * allowed. -1 when s is not a size. */

@@ -26,8 +26,7 @@ static const char usage[] =
 	"  -a, --all                     copy the whole index (byte-identical)\n"
 	"      --platform P[,P...]       copy the images for these platforms only: one platform\n"
 	"                                copies its image, several a new index of just those\n"
-	"  -j, --parallel N              blobs transferred at once (default 4)\n"
-	"  -q, --quiet                   no progress lines\n" REGISTRY_CLI_HELP
+	TRANSFER_CLI_HELP REGISTRY_CLI_HELP
 	"  -h, --help                    show this help\n"
 	"\n"
 	"On success the destination reference with its digest is printed on stdout.\n";
@@ -91,8 +90,7 @@ int cmd_copy(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "all", no_argument, NULL, 'a' },
 		{ "platform", required_argument, NULL, OPT_PLATFORM },
-		{ "parallel", required_argument, NULL, 'j' },
-		{ "quiet", no_argument, NULL, 'q' },
+		TRANSFER_CLI_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		REGISTRY_CLI_OPTIONS,
 		{ NULL, 0, NULL, 0 },
@@ -108,7 +106,7 @@ int cmd_copy(int argc, char **argv)
 	struct plait_copy_stats stats = { 0 };
 	bool all = false;
 	const char *tag = NULL;
-	int c, r, ret = 0;
+	int c, ret = 0;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+aj:qh", longopts, NULL)) != -1) {
@@ -133,27 +131,18 @@ int cmd_copy(int argc, char **argv)
 			free(more); /* its platforms now belong to want */
 			break;
 		}
-		case 'j': {
-			long v;
-			if (parse_number_option("copy", "--parallel", optarg, 64, &v) < 0) {
+		case 'j':
+			if (parse_parallel_option("copy", optarg, &copts.parallel) < 0) {
 				ret = EXIT_USAGE;
 				goto done;
 			}
-			copts.parallel = (int)v;
 			break;
-		}
 		case 'q':
 			copts.progress = NULL;
 			break;
-		case '?':
-			ret = usage_error("copy", "unknown or incomplete option '%s'", argv[optind - 1]);
-			goto done;
 		default:
-			r = registry_cli_option(&rc, "copy", c, optarg);
-			if (r < 0) {
-				ret = EXIT_USAGE;
+			if ((ret = registry_cli_other_option(&rc, "copy", c, optarg, argv[optind - 1])) != 0)
 				goto done;
-			}
 		}
 	}
 	if (all && want) {

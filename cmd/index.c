@@ -28,8 +28,7 @@ static const char usage[] =
 	"                                --metadata-file FILE' pushed (repeatable; the CI matrix flow);\n"
 	"                                of a build with variants, -t NAME:TAG-{variant} makes one\n"
 	"                                index per variant from the images of that variant\n"
-	"  -j, --parallel N              blobs transferred at once (default 4)\n"
-	"  -q, --quiet                   no progress lines\n" REGISTRY_CLI_HELP
+	TRANSFER_CLI_HELP REGISTRY_CLI_HELP
 	"  -h, --help                    show this help\n";
 
 enum { OPT_ANNOTATION = OPT_FIRST_PRIVATE, OPT_APPEND, OPT_INDEX_FORMAT, OPT_FROM_METADATA, OPT_EPOCH };
@@ -49,8 +48,7 @@ static int index_create(int argc, char **argv)
 		{ "index-format", required_argument, NULL, OPT_INDEX_FORMAT },
 		{ "from-metadata", required_argument, NULL, OPT_FROM_METADATA },
 		{ "source-date-epoch", required_argument, NULL, OPT_EPOCH },
-		{ "parallel", required_argument, NULL, 'j' },
-		{ "quiet", no_argument, NULL, 'q' },
+		TRANSFER_CLI_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		REGISTRY_CLI_OPTIONS,
 		{ NULL, 0, NULL, 0 },
@@ -66,7 +64,7 @@ static int index_create(int argc, char **argv)
 	struct plait_assembled *made = NULL;
 	size_t n_meta = 0, n_made = 0;
 	bool quiet = false;
-	int c, r, ret = 0;
+	int c, ret = 0;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+t:j:qh", longopts, NULL)) != -1) {
@@ -123,27 +121,18 @@ static int index_create(int argc, char **argv)
 				goto done;
 			}
 			break;
-		case 'j': {
-			long v;
-			if (parse_number_option("index create", "--parallel", optarg, 64, &v) < 0) {
+		case 'j':
+			if (parse_parallel_option("index create", optarg, &copts.parallel) < 0) {
 				ret = EXIT_USAGE;
 				goto done;
 			}
-			copts.parallel = (int)v;
 			break;
-		}
 		case 'q':
 			quiet = true;
 			break;
-		case '?':
-			ret = usage_error("index create", "unknown or incomplete option '%s'", argv[optind - 1]);
-			goto done;
 		default:
-			r = registry_cli_option(&rc, "index create", c, optarg);
-			if (r < 0) {
-				ret = EXIT_USAGE;
+			if ((ret = registry_cli_other_option(&rc, "index create", c, optarg, argv[optind - 1])) != 0)
 				goto done;
-			}
 		}
 	}
 	if (!dsts) {

@@ -53,6 +53,23 @@ static void print_map_inline(const struct plait_map *m)
 		printf("%s%s=%s", i ? "," : "", m->items[i].key, m->items[i].value);
 }
 
+/* What inspect shows first of an index and of a manifest alike. */
+static json_t *head_json(const struct plait_endpoint *ep, const struct plait_descriptor *root)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "name", json_string(ep->display));
+	json_object_set_new(o, "mediaType", json_string(root->media_type));
+	json_object_set_new(o, "digest", json_string(root->digest));
+	json_object_set_new(o, "size", json_integer(root->size));
+	return o;
+}
+
+static void print_head(const struct plait_endpoint *ep, const struct plait_descriptor *root)
+{
+	printf("Name:       %s\nMediaType:  %s\nDigest:     %s\nSize:       %lld\n", ep->display,
+	       root->media_type, root->digest, (long long)root->size);
+}
+
 static int show_index(struct plait_endpoint *ep, const struct plait_descriptor *root,
 		      const struct plait_buf *data, bool json, struct plait_error **err)
 {
@@ -63,11 +80,7 @@ static int show_index(struct plait_endpoint *ep, const struct plait_descriptor *
 		return r;
 	}
 	if (json) {
-		json_auto_t *o = json_object();
-		json_object_set_new(o, "name", json_string(ep->display));
-		json_object_set_new(o, "mediaType", json_string(root->media_type));
-		json_object_set_new(o, "digest", json_string(root->digest));
-		json_object_set_new(o, "size", json_integer(root->size));
+		json_auto_t *o = head_json(ep, root);
 		json_t *a = json_array();
 		for (size_t i = 0; i < idx.n_manifests; i++)
 			json_array_append_new(a, descriptor_json(&idx.manifests[i]));
@@ -77,8 +90,7 @@ static int show_index(struct plait_endpoint *ep, const struct plait_descriptor *
 		json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		putchar('\n');
 	} else {
-		printf("Name:       %s\nMediaType:  %s\nDigest:     %s\nSize:       %lld\n", ep->display,
-		       root->media_type, root->digest, (long long)root->size);
+		print_head(ep, root);
 		if (idx.annotations.n) {
 			printf("Annotations:\n");
 			for (size_t i = 0; i < idx.annotations.n; i++)
@@ -126,11 +138,7 @@ static int show_manifest(struct plait_endpoint *ep, const struct plait_descripto
 		platform = plait_platform_format(&plat);
 
 	if (json) {
-		json_auto_t *o = json_object();
-		json_object_set_new(o, "name", json_string(ep->display));
-		json_object_set_new(o, "mediaType", json_string(root->media_type));
-		json_object_set_new(o, "digest", json_string(root->digest));
-		json_object_set_new(o, "size", json_integer(root->size));
+		json_auto_t *o = head_json(ep, root);
 		if (platform)
 			json_object_set_new(o, "platform", json_string(platform));
 		json_object_set_new(o, "config", descriptor_json(&m.config));
@@ -163,8 +171,7 @@ static int show_manifest(struct plait_endpoint *ep, const struct plait_descripto
 		goto out;
 	}
 
-	printf("Name:       %s\nMediaType:  %s\nDigest:     %s\nSize:       %lld\n", ep->display,
-	       root->media_type, root->digest, (long long)root->size);
+	print_head(ep, root);
 	if (platform)
 		printf("Platform:   %s\n", platform);
 	printf("Config:     %s (%lld bytes)\n", m.config.digest, (long long)m.config.size);
@@ -256,15 +263,9 @@ int cmd_inspect(int argc, char **argv)
 			}
 			have_platform = true;
 			break;
-		case '?':
-			ret = usage_error("inspect", "unknown or incomplete option '%s'", argv[optind - 1]);
-			goto done;
 		default:
-			r = registry_cli_option(&rc, "inspect", c, optarg);
-			if (r < 0) {
-				ret = EXIT_USAGE;
+			if ((ret = registry_cli_other_option(&rc, "inspect", c, optarg, argv[optind - 1])) != 0)
 				goto done;
-			}
 		}
 	}
 	if (optind != argc - 1) {

@@ -84,7 +84,7 @@ int cmd_login(int argc, char **argv)
 	_cleanup_free_ char *host = NULL;
 	const char *api_host = NULL;
 	bool password_stdin = false;
-	int c, r, ret = 0;
+	int c, ret = 0;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+u:p:h", longopts, NULL)) != -1) {
@@ -103,15 +103,9 @@ int cmd_login(int argc, char **argv)
 		case OPT_PASSWORD_STDIN:
 			password_stdin = true;
 			break;
-		case '?':
-			ret = usage_error("login", "unknown or incomplete option '%s'", argv[optind - 1]);
-			goto done;
 		default:
-			r = registry_cli_option(&rc, "login", c, optarg);
-			if (r < 0) {
-				ret = EXIT_USAGE;
+			if ((ret = registry_cli_other_option(&rc, "login", c, optarg, argv[optind - 1])) != 0)
 				goto done;
-			}
 		}
 	}
 	if (argc - optind != 1) {

@@ -149,6 +149,25 @@ int pipeline_option(struct pipeline *pl, const char *cmd, int c, const char *arg
 	return r < 0 ? -1 : r;
 }
 
+int pipeline_other_option(struct pipeline *p, const char *cmd, int c, const char *arg,
+			  const char *seen)
+{
+	if (c == '?')
+		return usage_error(cmd, "unknown or incomplete option '%s'", seen);
+	int r = pipeline_option(p, cmd, c, arg);
+	if (r < 0)
+		return EXIT_USAGE;
+	return r == 0 ? usage_error(cmd, "unknown option '%s'", seen) : 0;
+}
+
+int pipeline_format_option(const char *cmd, const char *arg, bool *json)
+{
+	if (!streq(arg, "json") && !streq(arg, "table"))
+		return usage_error(cmd, "--format: unknown '%s'; use table or json", arg), -1;
+	*json = streq(arg, "json");
+	return 0;
+}
+
 int pipeline_finish_options(struct pipeline *pl, const char *cmd)
 {
 	struct plait_request *p = &pl->req;

@@ -82,6 +82,13 @@ enum {
 /* Handle one of the shared options: 1 handled, 0 not one of them, <0 a usage
  * error was printed (exit EXIT_USAGE). Registry options included. */
 int pipeline_option(struct pipeline *p, const char *cmd, int c, const char *arg);
+/* The last cases of build's and bake's option switch: '?' and an option that
+ * is not one of the shared ones print the usage error, the shared ones go to
+ * pipeline_option. 0 when taken, else the exit code. seen: argv[optind - 1]. */
+int pipeline_other_option(struct pipeline *p, const char *cmd, int c, const char *arg,
+			  const char *seen);
+/* --format table|json of plan and bake --plan: *json says which. <0: usage error printed. */
+int pipeline_format_option(const char *cmd, const char *arg, bool *json);
 /* After option parsing: SOURCE_DATE_EPOCH, registry options. <0: usage error printed. */
 int pipeline_finish_options(struct pipeline *p, const char *cmd);
 

@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <stdio.h>
 
+#include "util.h"
+
 char plait_buf_empty[1];
 
 void plait_buf_init(struct plait_buf *b, size_t hint)
@@ -125,12 +127,9 @@ int plait_buf_read_fd(struct plait_buf *b, int fd, size_t max)
 {
 	for (;;) {
 		plait_buf_grow(b, 65536);
-		ssize_t n = read(fd, b->buf + b->len, b->alloc - b->len - 1);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
+		ssize_t n = plait_read_some(fd, b->buf + b->len, b->alloc - b->len - 1);
+		if (n < 0)
+			return (int)n;
 		if (n == 0)
 			break;
 		b->len += (size_t)n;

@@ -694,8 +694,7 @@ int build_do_copy(struct builder *b, struct stage *st, size_t idx, const struct 
 	plait_buf_adds(&created_by, " # buildkit");
 
 	char k[PLAIT_SHA256_DIGEST_SIZE];
-	build_chain_key(st->key, &key, k);
-	r = build_use_cached_step(b, st, k, created_by.buf, err);
+	r = build_key_and_use_cached_step(b, st, &key, k, created_by.buf, err);
 	if (r != 0) {
 		r = r < 0 ? r : 0;
 		goto out;

@@ -147,6 +147,12 @@ int build_snapshot_of_stage(struct builder *b, const struct stage *st, struct pl
  * 0 miss (or --no-cache; the step's lock is then held), <0 error. */
 int build_use_cached_step(struct builder *b, struct stage *st, const char *k, const char *created_by,
 			  struct plait_error **err);
+/* The key of a step (build_chain_key of st's key and step) into k, then
+ * build_use_cached_step under it: what COPY, ADD, RUN and WORKDIR's mkdir do
+ * before they run. */
+int build_key_and_use_cached_step(struct builder *b, struct stage *st, const struct plait_buf *step,
+				  char k[PLAIT_SHA256_DIGEST_SIZE], const char *created_by,
+				  struct plait_error **err);
 /* Turn the snapshot's change into a layer of st (or an empty history entry),
  * record it under key and release the step's lock. */
 int build_commit_change(struct builder *b, struct stage *st, struct plait_snapshot *snap,

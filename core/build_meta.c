@@ -291,9 +291,8 @@ int build_do_workdir(struct builder *b, struct stage *st, const struct plait_df_
 		plait_buf_addf(&key, "user %s\n", user);
 	plait_buf_addf(&created_by, "%s # buildkit", in->original);
 	char k[PLAIT_SHA256_DIGEST_SIZE];
-	build_chain_key(st->key, &key, k);
 	struct plait_snapshot *snap = NULL;
-	r = build_use_cached_step(b, st, k, created_by.buf, err);
+	r = build_key_and_use_cached_step(b, st, &key, k, created_by.buf, err);
 	if (r != 0) {
 		r = r < 0 ? r : 0;
 		goto out;

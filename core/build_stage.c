@@ -321,6 +321,14 @@ int build_use_cached_step(struct builder *b, struct stage *st, const char *k, co
 	return r < 0 ? r : 1;
 }
 
+int build_key_and_use_cached_step(struct builder *b, struct stage *st, const struct plait_buf *step,
+				  char k[PLAIT_SHA256_DIGEST_SIZE], const char *created_by,
+				  struct plait_error **err)
+{
+	build_chain_key(st->key, step, k);
+	return build_use_cached_step(b, st, k, created_by, err);
+}
+
 /* ------------------------------------------------------------ other stages */
 
 const char *build_named_dir(const struct builder *b, const char *name)

@@ -213,6 +213,28 @@ static void replace(const char *pattern, const char *repl, const char *value, bo
 	}
 }
 
+/* A part of ${...} up to stop ('/' after a pattern, '}' at the end): 0, or
+ * the syntax error when the text ends first. */
+static int process_inside_braces(struct lexer *lx, int stop, bool raw_escapes, struct plait_buf *out)
+{
+	int r = process_stop_on(lx, stop, raw_escapes, out, NULL);
+	if (r <= 0)
+		return r;
+	return stop == '/' ? fail(lx, "syntax error: missing '/' in ${}")
+			   : fail(lx, "syntax error: missing '}'");
+}
+
+/* $name or ${name} (braces) with nothing after the name: its value; an unset
+ * one is nothing, or kept as written when the lexer skips unset names. */
+static void add_value(struct lexer *lx, const char *name, bool braces, struct plait_buf *out)
+{
+	const char *v = lookup(lx, name);
+	if (v)
+		plait_buf_adds(out, v);
+	else if (lx->skip_unset)
+		plait_buf_addf(out, braces ? "${%s}" : "$%s", name);
+}
+
 static int process_dollar(struct lexer *lx, struct plait_buf *out)
 {
 	_cleanup_buf_ struct plait_buf name = PLAIT_BUF_INIT;
@@ -224,11 +246,7 @@ static int process_dollar(struct lexer *lx, struct plait_buf *out)
 			plait_buf_addch(out, '$');
 			return 0;
 		}
-		const char *v = lookup(lx, name.buf);
-		if (!v && lx->skip_unset)
-			plait_buf_addf(out, "$%s", name.buf);
-		else if (v)
-			plait_buf_adds(out, v);
+		add_value(lx, name.buf, false, out);
 		return 0;
 	}
 
@@ -251,11 +269,7 @@ static int process_dollar(struct lexer *lx, struct plait_buf *out)
 	chs[0] = (char)ch;
 
 	if (ch == '}') {
-		const char *v = lookup(lx, name.buf);
-		if (!v && lx->skip_unset)
-			plait_buf_addf(out, "${%s}", name.buf);
-		else if (v)
-			plait_buf_adds(out, v);
+		add_value(lx, name.buf, true, out);
 		return 0;
 	}
 
@@ -273,16 +287,9 @@ static int process_dollar(struct lexer *lx, struct plait_buf *out)
 			next(lx);
 		_cleanup_buf_ struct plait_buf pattern = PLAIT_BUF_INIT;
 		_cleanup_buf_ struct plait_buf repl = PLAIT_BUF_INIT;
-		int r = process_stop_on(lx, '/', true, &pattern, NULL);
-		if (r < 0)
+		int r = process_inside_braces(lx, '/', true, &pattern);
+		if (r < 0 || (r = process_inside_braces(lx, '}', true, &repl)) < 0)
 			return r;
-		if (r > 0)
-			return fail(lx, "syntax error: missing '/' in ${}");
-		r = process_stop_on(lx, '}', true, &repl, NULL);
-		if (r < 0)
-			return r;
-		if (r > 0)
-			return fail(lx, "syntax error: missing '}'");
 		const char *v = lookup(lx, name.buf);
 		replace(pattern.buf, repl.buf, v ? v : "", all, out);
 		return 0;
@@ -296,11 +303,9 @@ static int process_dollar(struct lexer *lx, struct plait_buf *out)
 		return fail(lx, "unsupported modifier '%s' in substitution", chs);
 
 	_cleanup_buf_ struct plait_buf word = PLAIT_BUF_INIT;
-	int r = process_stop_on(lx, '}', raw_escapes, &word, NULL);
+	int r = process_inside_braces(lx, '}', raw_escapes, &word);
 	if (r < 0)
 		return r;
-	if (r > 0)
-		return fail(lx, "syntax error: missing '}'");
 
 	const char *v = lookup(lx, name.buf);
 	bool set = v != NULL;

@@ -34,6 +34,16 @@ char *plait_path_concat(const char *dir, const char *name)
 	return plait_buf_detach(&b, NULL);
 }
 
+void plait_path_child(struct plait_buf *out, const char *rel, const char *name)
+{
+	plait_buf_reset(out);
+	if (*rel) {
+		plait_buf_adds(out, rel);
+		plait_buf_addch(out, '/');
+	}
+	plait_buf_adds(out, name);
+}
+
 char *plait_path_dir(const char *path)
 {
 	const char *slash = strrchr(path, '/');

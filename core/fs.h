@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+struct plait_buf;
 struct plait_error;
 
 /* dir + "/" + name, with no second '/' when dir already ends in one; a NULL,
@@ -29,6 +30,9 @@ char *plait_path_join(const char *dir, const char *name);
  * For a path built on a directory as the user spelled it (--cache-dir, the
  * build context) that messages show as it was given. */
 char *plait_path_concat(const char *dir, const char *name);
+/* out = rel + "/" + name, or name alone when rel is "": the path of an entry
+ * below a tree walk's root, rel being its directory's ("" for the root). */
+void plait_path_child(struct plait_buf *out, const char *rel, const char *name);
 /* The directory that holds path, as a new string: "a/b" -> "a", "/b" -> "/",
  * "b" -> ".". (No dirname(3): it may change its argument.) */
 char *plait_path_dir(const char *path);

@@ -19,6 +19,7 @@
 
 #include "buf.h"
 #include "cleanup.h"
+#include "fs.h"
 #include "layer.h"
 #include "oci.h"
 #include "banned.h"
@@ -189,12 +190,7 @@ static int walk(struct collect *c, const char *rel, struct plait_error **err)
 		}
 		if (streq(de->d_name, ".") || streq(de->d_name, ".."))
 			continue;
-		plait_buf_reset(&child);
-		if (*rel) {
-			plait_buf_adds(&child, rel);
-			plait_buf_addch(&child, '/');
-		}
-		plait_buf_adds(&child, de->d_name);
+		plait_path_child(&child, rel, de->d_name);
 		int r = visit(c, child.buf, true, err);
 		if (r < 0)
 			return r;
@@ -711,12 +707,7 @@ static int write_entries(struct writer *w, struct plait_layer *out, struct plait
 		} else if (e->kind == ENT_WHITEOUT) {
 			r = write_marker(w, e->path, err);
 		} else {
-			plait_buf_reset(&marker);
-			if (*e->path) {
-				plait_buf_adds(&marker, e->path);
-				plait_buf_addch(&marker, '/');
-			}
-			plait_buf_adds(&marker, OPAQUE_NAME);
+			plait_path_child(&marker, e->path, OPAQUE_NAME);
 			r = write_marker(w, marker.buf, err);
 		}
 		if (r < 0)

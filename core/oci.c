@@ -204,19 +204,26 @@ static void descriptors_free(struct plait_descriptor *d, size_t n)
 	free(d);
 }
 
+/* What a manifest and an index both have besides their descriptors. */
+static void document_fields_release(char *media_type, char *artifact_type,
+				    struct plait_descriptor *subject, struct plait_map *annotations)
+{
+	free(media_type);
+	free(artifact_type);
+	if (subject) {
+		plait_descriptor_release(subject);
+		free(subject);
+	}
+	plait_map_release(annotations);
+}
+
 void plait_manifest_release(struct plait_manifest *m)
 {
 	if (!m)
 		return;
-	free(m->media_type);
-	free(m->artifact_type);
 	plait_descriptor_release(&m->config);
 	descriptors_free(m->layers, m->n_layers);
-	if (m->subject) {
-		plait_descriptor_release(m->subject);
-		free(m->subject);
-	}
-	plait_map_release(&m->annotations);
+	document_fields_release(m->media_type, m->artifact_type, m->subject, &m->annotations);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -224,14 +231,8 @@ void plait_index_release(struct plait_index *idx)
 {
 	if (!idx)
 		return;
-	free(idx->media_type);
-	free(idx->artifact_type);
 	descriptors_free(idx->manifests, idx->n_manifests);
-	if (idx->subject) {
-		plait_descriptor_release(idx->subject);
-		free(idx->subject);
-	}
-	plait_map_release(&idx->annotations);
+	document_fields_release(idx->media_type, idx->artifact_type, idx->subject, &idx->annotations);
 	memset(idx, 0, sizeof(*idx));
 }
 
@@ -627,25 +628,34 @@ static int check_schema_version(struct pctx *c, json_t *root, int *out)
 	return 0;
 }
 
+/* The members a manifest and an index both start with: the JSON object in
+ * *root, schemaVersion, mediaType (refused when is_other says it names the
+ * other kind of document: "'<type>' is <other>") and artifactType. */
+static int parse_document_head(struct pctx *c, const char *data, size_t len, json_t **root,
+			       int *schema_version, char **media_type, char **artifact_type,
+			       bool (*is_other)(enum plait_media_type), const char *other)
+{
+	int r = load_document(c, data, len, root);
+	if (r < 0)
+		return r;
+	if ((r = check_schema_version(c, *root, schema_version)) < 0 ||
+	    (r = get_str(c, *root, NULL, "mediaType", false, media_type)) < 0)
+		return r;
+	if (*media_type && is_other(plait_media_type_from_string(*media_type)))
+		return pfail(c, NULL, "mediaType", "'%s' is %s", *media_type, other);
+	return get_str(c, *root, NULL, "artifactType", false, artifact_type);
+}
+
 int plait_manifest_parse(const char *data, size_t len, struct plait_manifest *out,
 			 struct plait_error **err)
 {
 	struct pctx c = {.doc = "manifest", .err = err};
 	memset(out, 0, sizeof(*out));
 	json_auto_t *root = NULL;
-	int r = load_document(&c, data, len, &root);
+	int r = parse_document_head(&c, data, len, &root, &out->schema_version, &out->media_type,
+				    &out->artifact_type, plait_media_type_is_index,
+				    "an image index, not a manifest");
 	if (r < 0)
-		return r;
-	if ((r = check_schema_version(&c, root, &out->schema_version)) < 0 ||
-	    (r = get_str(&c, root, NULL, "mediaType", false, &out->media_type)) < 0)
-		goto fail;
-	if (out->media_type &&
-	    plait_media_type_is_index(plait_media_type_from_string(out->media_type))) {
-		r = pfail(&c, NULL, "mediaType", "'%s' is an image index, not a manifest",
-			  out->media_type);
-		goto fail;
-	}
-	if ((r = get_str(&c, root, NULL, "artifactType", false, &out->artifact_type)) < 0)
 		goto fail;
 	json_t *cfg = member(root, "config");
 	if (!cfg) {
@@ -669,19 +679,10 @@ int plait_index_parse(const char *data, size_t len, struct plait_index *out,
 	struct pctx c = {.doc = "index", .err = err};
 	memset(out, 0, sizeof(*out));
 	json_auto_t *root = NULL;
-	int r = load_document(&c, data, len, &root);
-	if (r < 0)
-		return r;
-	if ((r = check_schema_version(&c, root, &out->schema_version)) < 0 ||
-	    (r = get_str(&c, root, NULL, "mediaType", false, &out->media_type)) < 0)
-		goto fail;
-	if (out->media_type &&
-	    plait_media_type_is_manifest(plait_media_type_from_string(out->media_type))) {
-		r = pfail(&c, NULL, "mediaType", "'%s' is an image manifest, not an index",
-			  out->media_type);
-		goto fail;
-	}
-	if ((r = get_str(&c, root, NULL, "artifactType", false, &out->artifact_type)) < 0 ||
+	int r = parse_document_head(&c, data, len, &root, &out->schema_version, &out->media_type,
+				    &out->artifact_type, plait_media_type_is_manifest,
+				    "an image manifest, not an index");
+	if (r < 0 ||
 	    (r = parse_descriptor_array(&c, root, "manifests", &out->manifests,
 					&out->n_manifests)) < 0 ||
 	    (r = parse_subject(&c, root, &out->subject)) < 0 ||
@@ -1110,6 +1111,29 @@ static void dump(json_t *root, struct plait_buf *out)
 		plait_die_oom();
 }
 
+/* The members a manifest and an index both start with (schemaVersion, 0
+ * meaning 2; mediaType; artifactType) into root. */
+static int put_document_head(struct sctx *c, json_t *root, int schema_version,
+			     const char *media_type, const char *artifact_type)
+{
+	int r;
+	if ((r = put(c, root, NULL, "schemaVersion",
+		     json_integer(schema_version ? schema_version : 2))) < 0 ||
+	    (r = put_str(c, root, NULL, "mediaType", media_type)) < 0)
+		return r;
+	return put_str(c, root, NULL, "artifactType", artifact_type);
+}
+
+/* And the members both end with: subject (when there is one), annotations. */
+static int put_document_tail(struct sctx *c, json_t *root, const struct plait_descriptor *subject,
+			     const struct plait_map *annotations)
+{
+	int r;
+	if (subject && (r = put_descriptor(c, root, "subject", subject)) < 0)
+		return r;
+	return put_map(c, root, NULL, "annotations", annotations);
+}
+
 int plait_manifest_serialise(const struct plait_manifest *m, struct plait_buf *out,
 			     struct plait_error **err)
 {
@@ -1118,14 +1142,10 @@ int plait_manifest_serialise(const struct plait_manifest *m, struct plait_buf *o
 	if (r < 0)
 		return r;
 	json_auto_t *root = jobj();
-	if ((r = put(&c, root, NULL, "schemaVersion",
-		     json_integer(m->schema_version ? m->schema_version : 2))) < 0 ||
-	    (r = put_str(&c, root, NULL, "mediaType", m->media_type)) < 0 ||
-	    (r = put_str(&c, root, NULL, "artifactType", m->artifact_type)) < 0 ||
+	if ((r = put_document_head(&c, root, m->schema_version, m->media_type, m->artifact_type)) < 0 ||
 	    (r = put_descriptor(&c, root, "config", &m->config)) < 0 ||
 	    (r = put_descriptors(&c, root, "layers", m->layers, m->n_layers)) < 0 ||
-	    (m->subject && (r = put_descriptor(&c, root, "subject", m->subject)) < 0) ||
-	    (r = put_map(&c, root, NULL, "annotations", &m->annotations)) < 0)
+	    (r = put_document_tail(&c, root, m->subject, &m->annotations)) < 0)
 		return r;
 	dump(root, out);
 	return 0;
@@ -1139,13 +1159,10 @@ int plait_index_serialise(const struct plait_index *idx, struct plait_buf *out,
 	if (r < 0)
 		return r;
 	json_auto_t *root = jobj();
-	if ((r = put(&c, root, NULL, "schemaVersion",
-		     json_integer(idx->schema_version ? idx->schema_version : 2))) < 0 ||
-	    (r = put_str(&c, root, NULL, "mediaType", idx->media_type)) < 0 ||
-	    (r = put_str(&c, root, NULL, "artifactType", idx->artifact_type)) < 0 ||
+	if ((r = put_document_head(&c, root, idx->schema_version, idx->media_type,
+				   idx->artifact_type)) < 0 ||
 	    (r = put_descriptors(&c, root, "manifests", idx->manifests, idx->n_manifests)) < 0 ||
-	    (idx->subject && (r = put_descriptor(&c, root, "subject", idx->subject)) < 0) ||
-	    (r = put_map(&c, root, NULL, "annotations", &idx->annotations)) < 0)
+	    (r = put_document_tail(&c, root, idx->subject, &idx->annotations)) < 0)
 		return r;
 	dump(root, out);
 	return 0;

@@ -255,14 +255,24 @@ static int validate_for_store(struct plait_store *s, const char *digest, struct 
 	return r;
 }
 
-int plait_store_has(struct plait_store *s, const char *digest, int64_t *size,
-		    struct plait_error **err)
+/* blob_relpath of a digest that is first validated (the error names the store). */
+static int validated_blob_relpath(struct plait_store *s, const char *digest, struct plait_buf *rel,
+				  struct plait_error **err)
 {
 	int r = validate_for_store(s, digest, err);
 	if (r < 0)
 		return r;
+	blob_relpath(digest, rel);
+	return 0;
+}
+
+int plait_store_has(struct plait_store *s, const char *digest, int64_t *size,
+		    struct plait_error **err)
+{
 	_cleanup_buf_ struct plait_buf rel = PLAIT_BUF_INIT;
-	blob_relpath(digest, &rel);
+	int r = validated_blob_relpath(s, digest, &rel, err);
+	if (r < 0)
+		return r;
 	struct stat st;
 	if (fstatat(s->dirfd, rel.buf, &st, 0) < 0) {
 		if (errno == ENOENT)
@@ -281,11 +291,10 @@ int plait_store_has(struct plait_store *s, const char *digest, int64_t *size,
 int plait_store_open_blob(struct plait_store *s, const char *digest, int *fd_out,
 			  struct plait_error **err)
 {
-	int r = validate_for_store(s, digest, err);
+	_cleanup_buf_ struct plait_buf rel = PLAIT_BUF_INIT;
+	int r = validated_blob_relpath(s, digest, &rel, err);
 	if (r < 0)
 		return r;
-	_cleanup_buf_ struct plait_buf rel = PLAIT_BUF_INIT;
-	blob_relpath(digest, &rel);
 	int fd = openat(s->dirfd, rel.buf, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
 		if (errno == ENOENT)
@@ -371,11 +380,10 @@ int plait_store_put_bytes(struct plait_store *s, const void *data, size_t len,
 
 int plait_store_remove_blob(struct plait_store *s, const char *digest, struct plait_error **err)
 {
-	int r = validate_for_store(s, digest, err);
+	_cleanup_buf_ struct plait_buf rel = PLAIT_BUF_INIT;
+	int r = validated_blob_relpath(s, digest, &rel, err);
 	if (r < 0)
 		return r;
-	_cleanup_buf_ struct plait_buf rel = PLAIT_BUF_INIT;
-	blob_relpath(digest, &rel);
 	if (unlinkat(s->dirfd, rel.buf, 0) < 0 && errno != ENOENT)
 		return plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot remove '%s/%s'",
 					     s->path, rel.buf);

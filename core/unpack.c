@@ -23,6 +23,7 @@
 
 #include "buf.h"
 #include "cleanup.h"
+#include "fs.h"
 #include "unpack.h"
 #include "banned.h"
 
@@ -440,12 +441,7 @@ static int prune(struct unpacker *u, int dfd, const char *rel)
 	while ((de = readdir(d))) {
 		if (streq(de->d_name, ".") || streq(de->d_name, ".."))
 			continue;
-		plait_buf_reset(&child);
-		if (*rel) {
-			plait_buf_adds(&child, rel);
-			plait_buf_addch(&child, '/');
-		}
-		plait_buf_adds(&child, de->d_name);
+		plait_path_child(&child, rel, de->d_name);
 		int r;
 		if (!seen_has(u, child.buf)) {
 			r = plait_rm_rf_at(dirfd(d), de->d_name);

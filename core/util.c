@@ -82,17 +82,23 @@ int plait_write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+ssize_t plait_read_some(int fd, void *buf, size_t len)
+{
+	for (;;) {
+		ssize_t n = read(fd, buf, len);
+		if (n >= 0 || errno != EINTR)
+			return n < 0 ? -errno : n;
+	}
+}
+
 ssize_t plait_read_full(int fd, void *buf, size_t len)
 {
 	char *p = buf;
 	size_t got = 0;
 	while (got < len) {
-		ssize_t n = read(fd, p + got, len - got);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
+		ssize_t n = plait_read_some(fd, p + got, len - got);
+		if (n < 0)
+			return n;
 		if (n == 0)
 			break;
 		got += (size_t)n;

@@ -125,6 +125,8 @@ int plait_write_all(int fd, const void *buf, size_t len);
  * and which make creating thousands of files ten times slower there (see
  * README, Benchmarks). Best effort: other file systems have no such flag. */
 void plait_hint_unrelated_subdirs(const char *dir);
+/* read(2), again when a signal interrupts it: bytes read (0 at EOF) or -errno. */
+ssize_t plait_read_some(int fd, void *buf, size_t len);
 /* Read exactly len bytes unless EOF; returns bytes read or -errno. */
 ssize_t plait_read_full(int fd, void *buf, size_t len);
 

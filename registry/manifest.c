@@ -79,30 +79,41 @@ static int manifest_status(const char *method, const char *url, const struct pla
 	return 0;
 }
 
+/* A manifest GET (body set: the bytes go there) or HEAD (body NULL) of
+ * repo's ref, accepting every manifest type: 0 with the 200 answer in resp,
+ * else the error. *name is the reference for messages, path the request's. */
+static int manifest_fetch(struct plait_registry *r, const char *repo, const char *ref,
+			  struct plait_buf *body, struct plait_buf *path, char **name,
+			  struct plait_http_resp *resp, struct plait_error **err)
+{
+	const char *method = body ? "GET" : "HEAD";
+	_cleanup_buf_ struct plait_buf accept = PLAIT_BUF_INIT;
+	int rc = manifest_path(repo, ref, path, err);
+	if (rc < 0)
+		return rc;
+	*name = registry_ref_str(r, repo, ref);
+	plait_buf_addf(&accept, "Accept: %s", plait_media_type_accept_manifests());
+	struct rq q = { .method = method, .url = path->buf, .repo = repo, .access = ACCESS_PULL,
+			.hdrs = { accept.buf }, .out = body, .out_max = body ? PLAIT_MANIFEST_MAX : 0 };
+	rc = registry_request(r, &q, resp, err);
+	if (body && rc == -PLAIT_E_INVALID && resp->too_large) {
+		plait_buf_reset(body);
+		return plait_error_set(err, PLAIT_E_INVALID, "manifest '%s' is larger than %u MiB",
+				       *name, PLAIT_MANIFEST_MAX / (1024 * 1024));
+	}
+	if (rc < 0)
+		return rc;
+	return manifest_status(method, path->buf, resp, *name, err);
+}
+
 int plait_registry_get_manifest(struct plait_registry *r, const char *repo, const char *ref,
 				struct plait_buf *body, char **media_type,
 				char digest[PLAIT_DIGEST_MAX], struct plait_error **err)
 {
-	struct plait_buf path = PLAIT_BUF_INIT, accept = PLAIT_BUF_INIT;
+	struct plait_buf path = PLAIT_BUF_INIT;
 	struct plait_http_resp resp = PLAIT_HTTP_RESP_INIT;
 	_cleanup_free_ char *name = NULL, *mt = NULL;
-	int rc = manifest_path(repo, ref, &path, err);
-	if (rc < 0)
-		goto out;
-	name = registry_ref_str(r, repo, ref);
-	plait_buf_addf(&accept, "Accept: %s", plait_media_type_accept_manifests());
-	struct rq q = { .method = "GET", .url = path.buf, .repo = repo, .access = ACCESS_PULL,
-			.hdrs = { accept.buf }, .out = body, .out_max = PLAIT_MANIFEST_MAX };
-	rc = registry_request(r, &q, &resp, err);
-	if (rc == -PLAIT_E_INVALID && resp.too_large) {
-		plait_buf_reset(body);
-		rc = plait_error_set(err, PLAIT_E_INVALID, "manifest '%s' is larger than %u MiB",
-				     name, PLAIT_MANIFEST_MAX / (1024 * 1024));
-		goto out;
-	}
-	if (rc < 0)
-		goto out;
-	rc = manifest_status("GET", path.buf, &resp, name, err);
+	int rc = manifest_fetch(r, repo, ref, body, &path, &name, &resp, err);
 	if (rc < 0)
 		goto out;
 
@@ -146,7 +157,6 @@ out:
 		plait_buf_reset(body);
 	plait_http_resp_release(&resp);
 	plait_buf_release(&path);
-	plait_buf_release(&accept);
 	return rc;
 }
 
@@ -154,20 +164,10 @@ int plait_registry_head_manifest(struct plait_registry *r, const char *repo, con
 				 char **media_type, char digest[PLAIT_DIGEST_MAX], int64_t *size,
 				 struct plait_error **err)
 {
-	struct plait_buf path = PLAIT_BUF_INIT, accept = PLAIT_BUF_INIT;
+	struct plait_buf path = PLAIT_BUF_INIT;
 	struct plait_http_resp resp = PLAIT_HTTP_RESP_INIT;
 	_cleanup_free_ char *name = NULL;
-	int rc = manifest_path(repo, ref, &path, err);
-	if (rc < 0)
-		goto out;
-	name = registry_ref_str(r, repo, ref);
-	plait_buf_addf(&accept, "Accept: %s", plait_media_type_accept_manifests());
-	struct rq q = { .method = "HEAD", .url = path.buf, .repo = repo, .access = ACCESS_PULL,
-			.hdrs = { accept.buf } };
-	rc = registry_request(r, &q, &resp, err);
-	if (rc < 0)
-		goto out;
-	rc = manifest_status("HEAD", path.buf, &resp, name, err);
+	int rc = manifest_fetch(r, repo, ref, NULL, &path, &name, &resp, err);
 	if (rc < 0)
 		goto out;
 	if (media_type)
@@ -186,7 +186,6 @@ int plait_registry_head_manifest(struct plait_registry *r, const char *repo, con
 out:
 	plait_http_resp_release(&resp);
 	plait_buf_release(&path);
-	plait_buf_release(&accept);
 	return rc;
 }
 

@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <stdio.h>
 
+#include "asserts.h"
 #include "core/bake.h"
 #include "core/buf.h"
 #include "core/error.h"
@@ -77,12 +78,6 @@ static char *parse_err(const char *json, const char *const *names, const char *c
 	return msg;
 }
 
-static void assert_contains(const char *hay, const char *needle)
-{
-	if (!strstr(hay, needle))
-		fail_msg("'%s' does not contain '%s'", hay, needle);
-}
-
 static const struct plait_bake_target *find(const struct plait_bake *b, const char *name)
 {
 	for (size_t i = 0; i < b->n_targets; i++)
@@ -105,7 +100,7 @@ static void join(struct plait_buf *out, char *const *v)
 }
 
 /* v must equal want, given as "[a|b]" or "(null)". */
-static void assert_strv(char *const *v, const char *want, const char *what)
+static void assert_joined(char *const *v, const char *want, const char *what)
 {
 	_cleanup_buf_ struct plait_buf got = PLAIT_BUF_INIT;
 	join(&got, v);
@@ -135,7 +130,7 @@ static void test_bake__variables_default_and_env_override(void **state)
 		     NULL, NULL);
 	assert_int_equal(b.n_targets, 1);
 	/* REG and EMPTY come from the environment (EMPTY set to ""), TAG from its default */
-	assert_strv(b.targets[0].tags, "[env.example/app:1.0|xyz|n3]", "tags");
+	assert_joined(b.targets[0].tags, "[env.example/app:1.0|xyz|n3]", "tags");
 	plait_bake_release(&b);
 }
 
@@ -149,11 +144,11 @@ static void test_bake__variable_defaults_refer_to_variables(void **state)
 			   "  'BASE': {'default': 'v1'}, 'SUFFIX': {'default': '${BASE}x'}},"
 			   " 'target': {'app': {'tags': ['r/app:${FULL}']}}}";
 	assert_int_equal(parse(json, NULL, NULL, (const char *const[]){NULL}, &b, &err), 0);
-	assert_strv(b.targets[0].tags, "[r/app:v1-v1x]", "tags from defaults");
+	assert_joined(b.targets[0].tags, "[r/app:v1-v1x]", "tags from defaults");
 	plait_bake_release(&b);
 	/* the environment's BASE reaches the variables built from it */
 	assert_int_equal(parse(json, NULL, NULL, env, &b, &err), 0);
-	assert_strv(b.targets[0].tags, "[r/app:v2-v2x]", "tags with BASE from the environment");
+	assert_joined(b.targets[0].tags, "[r/app:v2-v2x]", "tags with BASE from the environment");
 	plait_bake_release(&b);
 }
 
@@ -187,12 +182,12 @@ static void test_bake__interpolation_in_every_field(void **state)
 	assert_string_equal(t->context, "ctx-v");
 	assert_string_equal(t->dockerfile, "ctx-v/df-v");
 	assert_string_equal(t->target, "stage-v");
-	assert_strv(t->platforms, "[linux/v]", "platforms");
-	assert_strv(t->tags, "[r/v]", "tags");
-	assert_strv(t->args, "[A=a-v]", "args");
-	assert_strv(t->labels, "[from=base-v|L=l-v]", "labels");
-	assert_strv(t->annotations, "[index:k=v]", "annotations");
-	assert_strv(t->outputs, "[type=oci,dest=out-v]", "outputs");
+	assert_joined(t->platforms, "[linux/v]", "platforms");
+	assert_joined(t->tags, "[r/v]", "tags");
+	assert_joined(t->args, "[A=a-v]", "args");
+	assert_joined(t->labels, "[from=base-v|L=l-v]", "labels");
+	assert_joined(t->annotations, "[index:k=v]", "annotations");
+	assert_joined(t->outputs, "[type=oci,dest=out-v]", "outputs");
 	assert_true(t->no_cache); /* NC=true in the environment */
 	plait_bake_release(&b);
 }
@@ -204,7 +199,7 @@ static void test_bake__dollar_dollar_is_a_literal_dollar(void **state)
 	    "{'variable': {'X': {'default': 'x'}},"
 	    " 'target': {'app': {'args': {'A': '$${X}', 'B': 'a$$b', 'C': '$X $ ${X}$'}}}}",
 	    NULL, NULL);
-	assert_strv(b.targets[0].args, "[A=${X}|B=a$b|C=$X $ x$]", "args");
+	assert_joined(b.targets[0].args, "[A=${X}|B=a$b|C=$X $ x$]", "args");
 	plait_bake_release(&b);
 }
 
@@ -328,10 +323,10 @@ static void test_bake__inherits_merge_maps_and_replace_lists(void **state)
 		     (const char *const[]){"app", NULL}, NULL);
 	const struct plait_bake_target *t = find(&b, "app");
 	/* keys keep the position where they first appeared */
-	assert_strv(t->args, "[A=extra|B=own|C=extra|D=4]", "args");
-	assert_strv(t->labels, "[x=base|y=1]", "labels");
-	assert_strv(t->tags, "[r/app]", "tags");
-	assert_strv(t->platforms, "[linux/amd64|linux/arm64]", "platforms");
+	assert_joined(t->args, "[A=extra|B=own|C=extra|D=4]", "args");
+	assert_joined(t->labels, "[x=base|y=1]", "labels");
+	assert_joined(t->tags, "[r/app]", "tags");
+	assert_joined(t->platforms, "[linux/amd64|linux/arm64]", "platforms");
 	assert_string_equal(t->context, "src");
 	assert_string_equal(t->target, "dev");
 	plait_bake_release(&b);
@@ -344,9 +339,9 @@ static void test_bake__inherits_null_arg_unsets_and_empty_list_replaces(void **s
 	    "{'target': {'base': {'args': {'A': '1', 'B': '2'}, 'platforms': ['linux/amd64']},"
 	    " 'app': {'inherits': ['base'], 'args': {'A': null, 'N': null}, 'platforms': []}}}",
 	    (const char *const[]){"app", NULL}, NULL);
-	assert_strv(b.targets[0].args, "[B=2]", "args");
-	assert_strv(b.targets[0].platforms, "[]", "platforms");
-	assert_strv(b.targets[0].tags, "(null)", "tags");
+	assert_joined(b.targets[0].args, "[B=2]", "args");
+	assert_joined(b.targets[0].platforms, "[]", "platforms");
+	assert_joined(b.targets[0].tags, "(null)", "tags");
 	plait_bake_release(&b);
 }
 
@@ -379,8 +374,8 @@ static void test_bake__matrix_makes_the_product_in_key_order(void **state)
 	assert_names(&b, "[train-cpu|infer-cpu|train-cuda|infer-cuda]");
 	const struct plait_bake_target *t = find(&b, "infer-cuda");
 	assert_string_equal(t->target, "infer");
-	assert_strv(t->args, "[VARIANT=cuda]", "args");
-	assert_strv(t->tags, "[r/infer:1.0-cuda]", "tags");
+	assert_joined(t->args, "[VARIANT=cuda]", "args");
+	assert_joined(t->tags, "[r/infer:1.0-cuda]", "tags");
 	plait_bake_release(&b);
 }
 
@@ -390,7 +385,7 @@ static void test_bake__matrix_name_selects_one_combination(void **state)
 	struct plait_bake b =
 	    parse_ok(matrix_json, (const char *const[]){"train-cuda", "other", NULL}, NULL);
 	assert_names(&b, "[train-cuda|other]");
-	assert_strv(b.targets[0].args, "[VARIANT=cuda]", "args");
+	assert_joined(b.targets[0].args, "[VARIANT=cuda]", "args");
 	plait_bake_release(&b);
 }
 
@@ -403,7 +398,7 @@ static void test_bake__matrix_object_values_give_fields(void **state)
 		     "  'args': {'VER': '${item.ver}'}}}}",
 		     NULL, NULL);
 	assert_names(&b, "[app-a|app-b]");
-	assert_strv(find(&b, "app-b")->args, "[VER=2]", "args of app-b");
+	assert_joined(find(&b, "app-b")->args, "[VER=2]", "args of app-b");
 	plait_bake_release(&b);
 
 	/* matrix values use variables too (strings and object fields) */
@@ -413,7 +408,7 @@ static void test_bake__matrix_object_values_give_fields(void **state)
 		     "  'args': {'BASE': '${v.base}', 'K': '${k}'}}}}",
 		     NULL, NULL);
 	assert_names(&b, "[app-cpu-cuda-x]");
-	assert_strv(find(&b, "app-cpu-cuda-x")->args, "[BASE=debian:12|K=cuda-x]", "matrix values with variables");
+	assert_joined(find(&b, "app-cpu-cuda-x")->args, "[BASE=debian:12|K=cuda-x]", "matrix values with variables");
 	plait_bake_release(&b);
 
 	_cleanup_free_ char *msg = parse_err(
@@ -466,18 +461,18 @@ static void test_bake__set_changes_one_target(void **state)
 		"a.dockerfile=D", "a.target=t", "a.platform=linux/arm64", "a.labels.L=v",
 		"a.output=type=oci,dest=o", "a.annotations=index:k=v", "a.no-cache=true", NULL});
 	const struct plait_bake_target *a = find(&b, "a"), *bt = find(&b, "b");
-	assert_strv(a->tags, "[r/a:1|r/a:latest]", "tags of a");
-	assert_strv(a->args, "[X=2|Y=3]", "args of a");
-	assert_strv(a->labels, "[L=v]", "labels of a");
-	assert_strv(a->platforms, "[linux/arm64]", "platforms of a");
+	assert_joined(a->tags, "[r/a:1|r/a:latest]", "tags of a");
+	assert_joined(a->args, "[X=2|Y=3]", "args of a");
+	assert_joined(a->labels, "[L=v]", "labels of a");
+	assert_joined(a->platforms, "[linux/arm64]", "platforms of a");
 	/* an output holds commas of its own: it stays one entry */
-	assert_strv(a->outputs, "[type=oci,dest=o]", "outputs of a");
-	assert_strv(a->annotations, "[index:k=v]", "annotations of a");
+	assert_joined(a->outputs, "[type=oci,dest=o]", "outputs of a");
+	assert_joined(a->annotations, "[index:k=v]", "annotations of a");
 	assert_string_equal(a->context, "sub");
 	assert_string_equal(a->dockerfile, "sub/D");
 	assert_string_equal(a->target, "t");
 	assert_true(a->no_cache);
-	assert_strv(bt->tags, "[r/b]", "tags of b");
+	assert_joined(bt->tags, "[r/b]", "tags of b");
 	assert_null(bt->args);
 	assert_false(bt->no_cache);
 	plait_bake_release(&b);
@@ -490,9 +485,9 @@ static void test_bake__set_star_changes_every_target(void **state)
 	    matrix_json, (const char *const[]){"ml", "other", NULL},
 	    (const char *const[]){"*.platforms=linux/amd64,linux/arm64", "ml.args.EXTRA=1", NULL});
 	for (size_t i = 0; i < b.n_targets; i++)
-		assert_strv(b.targets[i].platforms, "[linux/amd64|linux/arm64]", b.targets[i].name);
+		assert_joined(b.targets[i].platforms, "[linux/amd64|linux/arm64]", b.targets[i].name);
 	/* a matrix target's own name reaches all of its combinations */
-	assert_strv(find(&b, "train-cpu")->args, "[VARIANT=cpu|EXTRA=1]", "args of train-cpu");
+	assert_joined(find(&b, "train-cpu")->args, "[VARIANT=cpu|EXTRA=1]", "args of train-cpu");
 	assert_null(find(&b, "other")->args);
 	plait_bake_release(&b);
 }
@@ -632,10 +627,10 @@ static void test_bake__example_file_loads(void **state)
 	const struct plait_bake_target *t = find(&b, "inference-cuda");
 	assert_string_equal(t->target, "inference");
 	assert_string_equal(t->dockerfile, "Dockerfile");
-	assert_strv(t->args, "[VARIANT=cuda]", "args");
-	assert_strv(t->tags, "[localhost:5000/ml/inference:1.2-cuda]", "tags");
-	assert_strv(t->platforms, "[linux/amd64|linux/arm64]", "platforms");
-	assert_strv(t->labels, "[org.opencontainers.image.title=plait-bake-example]", "labels");
+	assert_joined(t->args, "[VARIANT=cuda]", "args");
+	assert_joined(t->tags, "[localhost:5000/ml/inference:1.2-cuda]", "tags");
+	assert_joined(t->platforms, "[linux/amd64|linux/arm64]", "platforms");
+	assert_joined(t->labels, "[org.opencontainers.image.title=plait-bake-example]", "labels");
 	plait_bake_release(&b);
 }
 

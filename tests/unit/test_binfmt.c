@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rm_tree.h"
 #include "platforms/binfmt.h"
 #include "core/platform.h"
 #include "core/buf.h"
@@ -77,31 +78,11 @@ static int setup(void **state)
 	return 0;
 }
 
-static void rm_dir(const char *dir)
-{
-	const char *names[] = {"register",
-			       "status",
-			       "qemu-aarch64",
-			       "qemu-arm",
-			       "jar",
-			       "myarm",
-			       "qemu-aarch64-static",
-			       "qemu-arm-static",
-			       "qemu-riscv64-static"};
-	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
-		struct plait_buf p = PLAIT_BUF_INIT;
-		plait_buf_addf(&p, "%s/%s", dir, names[i]);
-		unlink(p.buf);
-		plait_buf_release(&p);
-	}
-	rmdir(dir);
-}
-
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	rm_dir(f->dir);
-	rm_dir(f->interp);
+	rm_tree(f->dir);
+	rm_tree(f->interp);
 	return 0;
 }
 

@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rm_tree.h"
+#include "asserts.h"
 #include "platforms/binfmt.h"
 #include "platforms/builder.h"
 #include "core/platform.h"
@@ -84,29 +86,11 @@ static int setup(void **state)
 	return 0;
 }
 
-static void rm_dir(const char *dir)
-{
-	DIR *d = opendir(dir);
-	if (d) {
-		struct dirent *de;
-		while ((de = readdir(d))) {
-			if (de->d_name[0] == '.')
-				continue;
-			struct plait_buf p = PLAIT_BUF_INIT;
-			plait_buf_addf(&p, "%s/%s", dir, de->d_name);
-			unlink(p.buf);
-			plait_buf_release(&p);
-		}
-		closedir(d);
-	}
-	rmdir(dir);
-}
-
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	rm_dir(f->dir);
-	rm_dir(f->interp);
+	rm_tree(f->dir);
+	rm_tree(f->interp);
 	return 0;
 }
 
@@ -128,12 +112,6 @@ static int choose(struct fixture *f, const char *os, const char *arch, const cha
 	int r = plait_builder_choose_in(&f->env, &p, b, err);
 	plait_platform_release(&p);
 	return r;
-}
-
-static void assert_contains(const char *hay, const char *needle)
-{
-	if (!hay || !strstr(hay, needle))
-		fail_msg("'%s' not found in '%s'", needle, hay ? hay : "(null)");
 }
 
 static void assert_native(struct fixture *f, const char *arch, const char *variant)

@@ -14,16 +14,12 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include "asserts.h"
+#include "rm_tree.h"
 #include "core/buf.h"
 #include "registry/auth.h"
 
 #include "core/banned.h"
-
-static void assert_contains(const char *haystack, const char *needle)
-{
-	if (!strstr(haystack, needle))
-		fail_msg("'%s' does not contain '%s'", haystack, needle);
-}
 
 static void assert_not_contains(const char *haystack, const char *needle)
 {
@@ -47,14 +43,6 @@ struct fixture {
 	char *store;
 	char *old_path;
 };
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static char *join(const char *a, const char *b)
 {
@@ -147,7 +135,7 @@ static int fixture_teardown(void **state)
 	struct fixture *f = *state;
 	setenv("PATH", f->old_path, 1);
 	unsetenv("DOCKER_CONFIG");
-	nftw(f->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	rm_tree(f->root);
 	free(f->dir);
 	free(f->bin);
 	free(f->store);

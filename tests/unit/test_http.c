@@ -23,10 +23,14 @@
 
 #include <curl/curl.h>
 
+#include "asserts.h"
 #include "core/buf.h"
 #include "core/error.h"
 #include "core/util.h"
 #include "registry/http.h"
+
+#include "fake_server.h"
+#include "rm_tree.h"
 
 #include "core/banned.h"
 
@@ -60,25 +64,11 @@ static char *make_tmpdir(void)
 	return t;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void rm_rf(char *dir)
 {
 	if (dir)
-		nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		rm_tree(dir);
 	free(dir);
-}
-
-static void assert_contains(const char *hay, const char *needle)
-{
-	if (!hay || !strstr(hay, needle))
-		fail_msg("expected '%s' to contain '%s'", hay ? hay : "(null)", needle);
 }
 
 static void assert_starts_lowercase(const char *s)
@@ -314,6 +304,14 @@ static void test_http__describe_other_code_without_errmsg_uses_curl_text(void **
 
 #define HOST "127.0.0.1:5000"
 
+/* plait_http_tls_for_host(HOST, ...) into *t, or fail the test. */
+static void tls_ok(const char *const *dirs, bool verify, struct plait_http_tls *t)
+{
+	_cleanup_error_ struct plait_error *err = NULL;
+	if (plait_http_tls_for_host(HOST, dirs, verify, t, &err) < 0)
+		fail_msg("tls_for_host: %s", err->msg);
+}
+
 static void test_http__tls_for_host_concatenates_crt_files_in_sorted_order(void **state)
 {
 	(void)state;
@@ -325,10 +323,7 @@ static void test_http__tls_for_host_concatenates_crt_files_in_sorted_order(void 
 	write_file(hostdir, "README", "not a certificate");
 	const char *const dirs[] = { tmp, NULL };
 	struct plait_http_tls t;
-	_cleanup_error_ struct plait_error *err = NULL;
-	int r = plait_http_tls_for_host(HOST, dirs, true, &t, &err);
-	if (r < 0)
-		fail_msg("tls_for_host: %s", err->msg);
+	tls_ok(dirs, true, &t);
 	assert_true(t.verify);
 	assert_non_null(t.ca_pem);
 	assert_int_equal(t.ca_len, strlen(t.ca_pem));
@@ -354,10 +349,7 @@ static void test_http__tls_for_host_without_host_folder_has_no_ca(void **state)
 	plait_buf_addf(&missing, "%s/does-not-exist", tmp);
 	const char *const dirs[] = { tmp, missing.buf, NULL };
 	struct plait_http_tls t;
-	_cleanup_error_ struct plait_error *err = NULL;
-	int r = plait_http_tls_for_host(HOST, dirs, false, &t, &err);
-	if (r < 0)
-		fail_msg("tls_for_host: %s", err->msg);
+	tls_ok(dirs, false, &t);
 	assert_false(t.verify);
 	assert_null(t.ca_pem);
 	assert_int_equal(t.ca_len, 0);
@@ -382,10 +374,7 @@ static void test_http__tls_for_host_first_certs_dir_with_host_wins(void **state)
 	write_file(h3, "client.key", "K");
 	const char *const dirs[] = { d1, d2, d3, NULL };
 	struct plait_http_tls t;
-	_cleanup_error_ struct plait_error *err = NULL;
-	int r = plait_http_tls_for_host(HOST, dirs, true, &t, &err);
-	if (r < 0)
-		fail_msg("tls_for_host: %s", err->msg);
+	tls_ok(dirs, true, &t);
 	assert_non_null(t.ca_pem);
 	assert_contains(t.ca_pem, "CERT-SECOND");
 	assert_null(strstr(t.ca_pem, "CERT-THIRD"));
@@ -403,10 +392,7 @@ static void test_http__tls_for_host_cert_with_key_sets_client_pair(void **state)
 	write_file(h, "client.key", "K");
 	const char *const dirs[] = { tmp, NULL };
 	struct plait_http_tls t;
-	_cleanup_error_ struct plait_error *err = NULL;
-	int r = plait_http_tls_for_host(HOST, dirs, true, &t, &err);
-	if (r < 0)
-		fail_msg("tls_for_host: %s", err->msg);
+	tls_ok(dirs, true, &t);
 	_cleanup_buf_ struct plait_buf want = PLAIT_BUF_INIT;
 	plait_buf_addf(&want, "%s/client.cert", h);
 	assert_string_equal(t.client_cert, want.buf);
@@ -447,10 +433,8 @@ static void test_http__tls_for_host_cert_without_key_is_usage_error(void **state
 /* ------------------------------------------------------------------ test server */
 
 struct srv {
-	int lfd;
-	int port;
-	pthread_t th;
-	atomic_bool stop;
+	struct fake_server fs;
+	int port; /* fs.port */
 	pthread_mutex_t lock;
 	/* the last request seen */
 	char *method, *path;
@@ -460,36 +444,6 @@ struct srv {
 };
 
 static struct srv S;
-
-static void send_all(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-		if (n <= 0)
-			return;
-		p += n;
-		len -= (size_t)n;
-	}
-}
-
-/* Value of header name in a "\r\n"-separated block, or NULL; caller frees. */
-static char *header_value(const char *head, const char *name)
-{
-	size_t nlen = strlen(name);
-	for (const char *l = head; l && *l;) {
-		const char *eol = strstr(l, "\r\n");
-		size_t len = eol ? (size_t)(eol - l) : strlen(l);
-		if (len > nlen && l[nlen] == ':' && strncasecmp(l, name, nlen) == 0) {
-			const char *v = l + nlen + 1;
-			while (*v == ' ')
-				v++;
-			return xstrndup(v, len - (size_t)(v - l));
-		}
-		l = eol ? eol + 2 : NULL;
-	}
-	return NULL;
-}
 
 /* Read one request; false when the peer went away before its headers. */
 static bool read_request(int fd)
@@ -614,41 +568,6 @@ static void serve_one(int fd)
 	}
 }
 
-static void *srv_main(void *ud)
-{
-	(void)ud;
-	while (!atomic_load(&S.stop)) {
-		struct pollfd p = { .fd = S.lfd, .events = POLLIN };
-		if (poll(&p, 1, 50) <= 0)
-			continue;
-		int fd = accept(S.lfd, NULL, NULL);
-		if (fd < 0)
-			continue;
-		struct timeval tv = { .tv_sec = 5 };
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		serve_one(fd);
-		shutdown(fd, SHUT_WR);
-		close(fd);
-	}
-	return NULL;
-}
-
-static int bound_socket(int *port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t alen = sizeof(a);
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&a, &alen) < 0) {
-		close(fd);
-		return -1;
-	}
-	*port = ntohs(a.sin_port);
-	return fd;
-}
-
 static struct plait_http *H;
 
 static int net_setup(void **state)
@@ -656,11 +575,9 @@ static int net_setup(void **state)
 	(void)state;
 	S = (struct srv){ .head = PLAIT_BUF_INIT, .body = PLAIT_BUF_INIT };
 	pthread_mutex_init(&S.lock, NULL);
-	S.lfd = bound_socket(&S.port);
-	if (S.lfd < 0 || listen(S.lfd, 16) < 0)
+	if (fake_server_start(&S.fs, serve_one) < 0)
 		return -1;
-	if (pthread_create(&S.th, NULL, srv_main, NULL) != 0)
-		return -1;
+	S.port = S.fs.port;
 	_cleanup_error_ struct plait_error *err = NULL;
 	if (plait_http_new("plait-test/1", &H, &err) < 0)
 		return -1;
@@ -672,9 +589,7 @@ static int net_teardown(void **state)
 	(void)state;
 	plait_http_free(H);
 	H = NULL;
-	atomic_store(&S.stop, true);
-	pthread_join(S.th, NULL);
-	close(S.lfd);
+	fake_server_stop(&S.fs);
 	free(S.method);
 	free(S.path);
 	plait_buf_release(&S.head);
@@ -1201,7 +1116,7 @@ static void test_http__perform_connection_closed_without_answer(void **state)
 static void test_http__perform_connection_refused_sets_os_errno(void **state)
 {
 	(void)state;
-	int port;
+	int port = 0;
 	int fd = bound_socket(&port);
 	assert_true(fd >= 0);
 	close(fd); /* nothing listens there now */

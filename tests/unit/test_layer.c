@@ -17,6 +17,7 @@
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
+#include "rm_tree.h"
 #include "core/buf.h"
 #include "core/layer.h"
 #include "core/unpack.h"
@@ -54,19 +55,11 @@ static int setup(void **state)
 	return 0;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
 	plait_store_free(f->s);
-	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	rm_tree(f->dir);
 	for (size_t i = 0; i < ARRAY_SIZE(f->p); i++)
 		plait_buf_release(&f->p[i]);
 	free(f);

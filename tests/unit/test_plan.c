@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "asserts.h"
 #include "core/buf.h"
 #include "core/plan.h"
 #include "core/platform.h"
@@ -77,32 +78,10 @@ static void opts_init(struct plait_plan_opts *o)
 
 /* ---- helpers ---- */
 
-static void assert_contains(const char *hay, const char *needle)
-{
-	if (!hay || !strstr(hay, needle))
-		fail_msg("'%s' not found in '%s'", needle, hay ? hay : "(null)");
-}
-
 static void assert_not_contains(const char *hay, const char *needle)
 {
 	if (hay && strstr(hay, needle))
 		fail_msg("'%s' should not be in '%s'", needle, hay);
-}
-
-/* NULL-terminated v equals the given strings (NULL-terminated list). */
-static void assert_strv(char *const *v, ...)
-{
-	va_list ap;
-	va_start(ap, v);
-	size_t i = 0;
-	for (const char *want; (want = va_arg(ap, const char *)); i++) {
-		if (!v || !v[i])
-			fail_msg("entry %zu: missing, want '%s'", i, want);
-		assert_string_equal(v[i], want);
-	}
-	va_end(ap);
-	if (v && v[i])
-		fail_msg("entry %zu: unexpected '%s'", i, v[i]);
 }
 
 /* The job of image im for platform ps, or fail. */
@@ -190,6 +169,38 @@ static struct plait_platform two[] = {
     {.os = "linux", .architecture = "amd64"},
     {.os = "linux", .architecture = "arm64"},
 };
+
+/* One target for `two` with these tags (its context never read). */
+static struct plait_target tagged(char **tags)
+{
+	return (struct plait_target){
+	    .context_dir = "/nonexistent/ctx", .platforms = two, .n_platforms = 2, .tags = tags};
+}
+
+/* The problems of planning tagged(tags) with the default options. */
+static char *tags_fail(char **tags)
+{
+	struct plait_target t = tagged(tags);
+	struct plait_plan_opts o;
+	opts_init(&o);
+	return plan_fails(&t, 1, &o);
+}
+
+/* Targets "train" and "infer" (contexts /nonexistent/a and b) for `two`,
+ * tagged a and b. */
+static void train_and_infer(struct plait_target t[2], char **a, char **b)
+{
+	t[0] = (struct plait_target){.name = "train",
+				     .context_dir = "/nonexistent/a",
+				     .platforms = two,
+				     .n_platforms = 2,
+				     .tags = a};
+	t[1] = (struct plait_target){.name = "infer",
+				     .context_dir = "/nonexistent/b",
+				     .platforms = two,
+				     .n_platforms = 2,
+				     .tags = b};
+}
 static char *cpu_args[] = {"X=cpu", "BASE=ubuntu:22.04", NULL};
 static char *cuda_args[] = {"X=cuda", "CUDA=12.4", NULL};
 static char *amd64_only[] = {"linux/amd64", NULL};
@@ -379,18 +390,8 @@ static void test_plan__tag_used_by_two_images_is_refused(void **state)
 {
 	(void)state;
 	static char *tags[] = {"r.example/ml/app:1.0", NULL};
-	struct plait_target t[2] = {
-	    {.name = "train",
-	     .context_dir = "/nonexistent/a",
-	     .platforms = two,
-	     .n_platforms = 2,
-	     .tags = tags},
-	    {.name = "infer",
-	     .context_dir = "/nonexistent/b",
-	     .platforms = two,
-	     .n_platforms = 2,
-	     .tags = tags},
-	};
+	struct plait_target t[2];
+	train_and_infer(t, tags, tags);
 	struct plait_plan_opts o;
 	opts_init(&o);
 	_cleanup_free_ char *msg = plan_fails(t, 2, &o);
@@ -404,18 +405,8 @@ static void test_plan__tag_collision_after_normalising(void **state)
 	(void)state;
 	static char *a[] = {"app:1.0", NULL};
 	static char *b[] = {"docker.io/library/app:1.0", NULL};
-	struct plait_target t[2] = {
-	    {.name = "train",
-	     .context_dir = "/nonexistent/a",
-	     .platforms = two,
-	     .n_platforms = 2,
-	     .tags = a},
-	    {.name = "infer",
-	     .context_dir = "/nonexistent/b",
-	     .platforms = two,
-	     .n_platforms = 2,
-	     .tags = b},
-	};
+	struct plait_target t[2];
+	train_and_infer(t, a, b);
 	struct plait_plan_opts o;
 	opts_init(&o);
 	_cleanup_free_ char *msg = plan_fails(t, 2, &o);
@@ -427,18 +418,9 @@ static void test_plan__distinct_tags_for_two_targets_are_fine(void **state)
 	(void)state;
 	static char *a[] = {"r.example/ml/train:1.0", NULL};
 	static char *b[] = {"r.example/ml/infer:1.0", NULL};
-	struct plait_target t[2] = {
-	    {.name = "train",
-	     .context_dir = "/nonexistent/a",
-	     .platforms = two,
-	     .n_platforms = 2,
-	     .tags = a},
-	    {.name = "infer",
-	     .context_dir = "/nonexistent/b",
-	     .platforms = two,
-	     .n_platforms = 1,
-	     .tags = b},
-	};
+	struct plait_target t[2];
+	train_and_infer(t, a, b);
+	t[1].n_platforms = 1;
 	struct plait_plan_opts o;
 	opts_init(&o);
 	struct plait_plan p;
@@ -455,11 +437,7 @@ static void test_plan__latest_refused(void **state)
 {
 	(void)state;
 	static char *tags[] = {"r.example/app:latest", NULL};
-	struct plait_target t = {
-	    .context_dir = "/nonexistent/ctx", .platforms = two, .n_platforms = 2, .tags = tags};
-	struct plait_plan_opts o;
-	opts_init(&o);
-	_cleanup_free_ char *msg = plan_fails(&t, 1, &o);
+	_cleanup_free_ char *msg = tags_fail(tags);
 	_cleanup_free_ char *line = line_with(msg, "r.example/app:latest");
 	assert_contains(line, "allow");
 }
@@ -468,8 +446,7 @@ static void test_plan__latest_allowed_with_allow_latest(void **state)
 {
 	(void)state;
 	static char *tags[] = {"r.example/app:latest", NULL};
-	struct plait_target t = {
-	    .context_dir = "/nonexistent/ctx", .platforms = two, .n_platforms = 2, .tags = tags};
+	struct plait_target t = tagged(tags);
 	struct plait_plan_opts o;
 	opts_init(&o);
 	o.allow_latest = true;
@@ -483,11 +460,7 @@ static void test_plan__untagged_refused(void **state)
 {
 	(void)state;
 	static char *tags[] = {"r.example:5000/app", NULL};
-	struct plait_target t = {
-	    .context_dir = "/nonexistent/ctx", .platforms = two, .n_platforms = 2, .tags = tags};
-	struct plait_plan_opts o;
-	opts_init(&o);
-	_cleanup_free_ char *msg = plan_fails(&t, 1, &o);
+	_cleanup_free_ char *msg = tags_fail(tags);
 	assert_contains(msg, "'r.example:5000/app'");
 	assert_contains(msg, "1 problem");
 }
@@ -496,8 +469,7 @@ static void test_plan__untagged_ok_with_push_by_digest(void **state)
 {
 	(void)state;
 	static char *tags[] = {"r.example:5000/app", NULL};
-	struct plait_target t = {
-	    .context_dir = "/nonexistent/ctx", .platforms = two, .n_platforms = 2, .tags = tags};
+	struct plait_target t = tagged(tags);
 	struct plait_plan_opts o;
 	opts_init(&o);
 	o.untagged_ok = true;
@@ -511,11 +483,7 @@ static void test_plan__invalid_reference_is_a_problem(void **state)
 {
 	(void)state;
 	static char *tags[] = {"r.example/App:1.0", NULL};
-	struct plait_target t = {
-	    .context_dir = "/nonexistent/ctx", .platforms = two, .n_platforms = 2, .tags = tags};
-	struct plait_plan_opts o;
-	opts_init(&o);
-	_cleanup_free_ char *msg = plan_fails(&t, 1, &o);
+	_cleanup_free_ char *msg = tags_fail(tags);
 	assert_contains(msg, "repository name must be lowercase");
 }
 
@@ -525,11 +493,7 @@ static void test_plan__tag_pinning_a_digest_is_a_problem(void **state)
 	static char *tags[] = {
 	    "r.example/app:1.0@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
 	    NULL};
-	struct plait_target t = {
-	    .context_dir = "/nonexistent/ctx", .platforms = two, .n_platforms = 2, .tags = tags};
-	struct plait_plan_opts o;
-	opts_init(&o);
-	_cleanup_free_ char *msg = plan_fails(&t, 1, &o);
+	_cleanup_free_ char *msg = tags_fail(tags);
 	assert_contains(msg, "-t 'r.example/app:1.0@sha256:0123");
 	assert_contains(msg, "a -t value names where the image goes and cannot pin a digest: drop "
 			     "'@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef'");
@@ -542,18 +506,8 @@ static void test_plan__tag_collision_across_docker_hub_names(void **state)
 	(void)state;
 	static char *a[] = {"index.docker.io/ml/app:1.0", NULL};
 	static char *b[] = {"Registry-1.Docker.io/ml/app:1.0", NULL};
-	struct plait_target t[2] = {
-	    {.name = "train",
-	     .context_dir = "/nonexistent/a",
-	     .platforms = two,
-	     .n_platforms = 2,
-	     .tags = a},
-	    {.name = "infer",
-	     .context_dir = "/nonexistent/b",
-	     .platforms = two,
-	     .n_platforms = 2,
-	     .tags = b},
-	};
+	struct plait_target t[2];
+	train_and_infer(t, a, b);
 	struct plait_plan_opts o;
 	opts_init(&o);
 	_cleanup_free_ char *msg = plan_fails(t, 2, &o);
@@ -1133,8 +1087,7 @@ static void test_plan__no_resolver_skips_base_check(void **state)
 	(void)state;
 	static char *tags[] = {"r.example/ml/app:1.0", NULL};
 	/* no Dockerfile there at all */
-	struct plait_target t = {
-	    .context_dir = "/nonexistent/ctx", .platforms = two, .n_platforms = 2, .tags = tags};
+	struct plait_target t = tagged(tags);
 	struct plait_plan_opts o;
 	opts_init(&o);
 	struct plait_plan p;

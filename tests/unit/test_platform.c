@@ -9,6 +9,8 @@
 #include <ftw.h>
 #include <stdio.h>
 
+#include "asserts.h"
+#include "rm_tree.h"
 #include "core/digest.h"
 #include "core/endpoint.h"
 #include "core/oci.h"
@@ -47,12 +49,6 @@ static char *parse_error(const char *s, int want_code)
 	char *msg = xstrdup(err->msg);
 	plait_error_free(err);
 	return msg;
-}
-
-static void assert_contains(const char *haystack, const char *needle)
-{
-	if (!strstr(haystack, needle))
-		fail_msg("'%s' does not contain '%s'", haystack, needle);
 }
 
 static void test_platform__parse_normalises_every_alias(void **state)
@@ -658,19 +654,13 @@ static void layout_init(struct layout *l)
 		fail_msg("open %s: %s", spec.buf, err->msg);
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st, (void)flag, (void)ftw;
-	return remove(path);
-}
-
 static void layout_release(struct layout *l)
 {
 	plait_endpoint_free(l->ep);
 	for (size_t i = 0; i < 3; i++)
 		plait_buf_release(&l->manifest_bytes[i]);
 	plait_buf_release(&l->index_bytes);
-	nftw(l->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	rm_tree(l->dir);
 }
 
 /* root + data as a caller holds them after resolving the layout's index (i < 0) or manifest i. */

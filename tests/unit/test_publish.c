@@ -272,25 +272,49 @@ static void build_items(struct fixture *f, struct plait_endpoint **dsts, size_t 
 							.len = f->index_bytes.len, .tag = tags[k] };
 }
 
+/* The set-up most push tests share: n destinations "one", "two", ... each
+ * given the whole index by build_items, and a clean record. */
+struct push_case {
+	struct plait_endpoint *dst[3];
+	size_t n;
+	struct plait_publish_copy copy;
+	struct plait_publish_item items[3];
+	struct plait_publish_status st;
+	struct plait_error *err;
+};
+
+static void push_case_init(struct fixture *f, struct push_case *c, size_t n)
+{
+	static const char *const names[] = { "one", "two", "three" };
+	assert_true(n <= ARRAY_SIZE(c->dst));
+	*c = (struct push_case){ .n = n };
+	for (size_t i = 0; i < n; i++)
+		c->dst[i] = fake_new(names[i]);
+	build_items(f, c->dst, n, &c->copy, c->items);
+	rec_reset();
+}
+
+static void push_case_release(struct push_case *c)
+{
+	plait_error_free(c->err);
+	for (size_t i = 0; i < c->n; i++)
+		plait_endpoint_free(c->dst[i]);
+}
+
 /* ---- tests ---- */
 
 static void test_publish__blobs_then_manifests_then_index_then_tags(void **state)
 {
 	struct fixture *f = *state;
-	struct plait_endpoint *dst[2] = { fake_new("one"), fake_new("two") };
-	struct plait_publish_copy copy;
-	struct plait_publish_item items[2];
-	struct plait_publish_status st;
-	struct plait_error *err = NULL;
-	build_items(f, dst, 2, &copy, items);
-	rec_reset();
+	struct push_case c;
+	push_case_init(f, &c, 2);
 	struct plait_publish_opts o = { .copy = &one_at_a_time, .interrupt = &rec.interrupt };
-	int r = plait_publish_push(items, 2, false, &o, &st, &err);
+	int r = plait_publish_push(c.items, 2, false, &o, &c.st, &c.err);
 	if (r < 0)
-		fail_msg("publish: %s", err->msg);
+		fail_msg("publish: %s", c.err->msg);
 	for (size_t d = 0; d < 2; d++) {
-		assert_all_before("blob", "manifest", dst[d]->name);
-		assert_all_before("manifest", "index", dst[d]->name);
+		assert_all_before("blob", "manifest", c.dst[d]->name);
+		assert_all_before("manifest", "index", c.dst[d]->name);
 	}
 	/* every image of every destination before the first tag anywhere */
 	assert_all_before("index", "tag", NULL);
@@ -302,9 +326,8 @@ static void test_publish__blobs_then_manifests_then_index_then_tags(void **state
 	assert_int_equal(count_calls("tag"), 2);
 	assert_int_equal(count_calls("commit"), 2);
 	assert_string_equal(rec.v[find_call("tag", NULL, false)].arg, "1.0");
-	assert_int_equal(st.tagged, 2);
-	plait_endpoint_free(dst[0]);
-	plait_endpoint_free(dst[1]);
+	assert_int_equal(c.st.tagged, 2);
+	push_case_release(&c);
 }
 
 /* index create's items: the images first, then the new index put by digest. */
@@ -408,66 +431,47 @@ static void test_publish__pipeline_with_a_failed_job_opens_nothing(void **state)
 static void test_publish__interrupt_between_tags_stops_before_the_next(void **state)
 {
 	struct fixture *f = *state;
-	struct plait_endpoint *dst[3] = { fake_new("one"), fake_new("two"), fake_new("three") };
-	struct plait_publish_copy copy;
-	struct plait_publish_item items[3];
-	struct plait_publish_status st;
-	struct plait_error *err = NULL;
-	build_items(f, dst, 3, &copy, items);
-	rec_reset();
+	struct push_case c;
+	push_case_init(f, &c, 3);
 	rec.interrupt_after_tags = 1;
 	struct plait_publish_opts o = { .copy = &one_at_a_time, .interrupt = &rec.interrupt };
-	int r = plait_publish_push(items, 3, false, &o, &st, &err);
+	int r = plait_publish_push(c.items, 3, false, &o, &c.st, &c.err);
 	assert_int_equal(r, -PLAIT_E_CANCELLED);
 	if (count_calls("tag") != 1)
 		fail_msg("interrupted after the first tag, but %zu tags moved:\n%s", count_calls("tag"), log_text());
 	assert_int_equal(count_calls("index"), 3); /* everything was in place by digest */
 	assert_int_equal(count_calls("commit"), 0);
-	assert_int_equal(st.phase, PLAIT_PUBLISH_PHASE_TAG);
-	assert_int_equal(st.tagged, 1);
-	assert_int_equal(st.item, 1);
-	plait_error_free(err);
-	for (int i = 0; i < 3; i++)
-		plait_endpoint_free(dst[i]);
+	assert_int_equal(c.st.phase, PLAIT_PUBLISH_PHASE_TAG);
+	assert_int_equal(c.st.tagged, 1);
+	assert_int_equal(c.st.item, 1);
+	push_case_release(&c);
 }
 
 static void test_publish__interrupt_before_tags_moves_none(void **state)
 {
 	struct fixture *f = *state;
-	struct plait_endpoint *dst[1] = { fake_new("one") };
-	struct plait_publish_copy copy;
-	struct plait_publish_item items[1];
-	struct plait_publish_status st;
-	struct plait_error *err = NULL;
-	build_items(f, dst, 1, &copy, items);
-	rec_reset();
+	struct push_case c;
+	push_case_init(f, &c, 1);
 	rec.interrupt = 1;
 	struct plait_publish_opts o = { .interrupt = &rec.interrupt };
-	assert_true(plait_publish_push(items, 1, false, &o, &st, &err) < 0);
+	assert_true(plait_publish_push(c.items, 1, false, &o, &c.st, &c.err) < 0);
 	if (find_call("tag", NULL, false) >= 0)
 		fail_msg("interrupted, but a tag moved:\n%s", log_text());
-	plait_error_free(err);
-	plait_endpoint_free(dst[0]);
+	push_case_release(&c);
 }
 
 static void test_publish__by_digest_moves_no_tag(void **state)
 {
 	struct fixture *f = *state;
-	struct plait_endpoint *dst[2] = { fake_new("one"), fake_new("two") };
-	struct plait_publish_copy copy;
-	struct plait_publish_item items[2];
-	struct plait_publish_status st;
-	struct plait_error *err = NULL;
-	build_items(f, dst, 2, &copy, items);
-	rec_reset();
+	struct push_case c;
+	push_case_init(f, &c, 2);
 	struct plait_publish_opts o = { .copy = &one_at_a_time, .interrupt = &rec.interrupt };
-	if (plait_publish_push(items, 2, true, &o, &st, &err) < 0)
-		fail_msg("publish: %s", err->msg);
+	if (plait_publish_push(c.items, 2, true, &o, &c.st, &c.err) < 0)
+		fail_msg("publish: %s", c.err->msg);
 	assert_int_equal(count_calls("index"), 2);
 	if (count_calls("tag"))
 		fail_msg("--push-by-digest, but a tag moved:\n%s", log_text());
-	plait_endpoint_free(dst[0]);
-	plait_endpoint_free(dst[1]);
+	push_case_release(&c);
 }
 
 /* One endpoint shared by two items is committed once, after the tags. */

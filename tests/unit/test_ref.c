@@ -6,18 +6,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "asserts.h"
 #include "core/buf.h"
 #include "core/ref.h"
 
 #include "core/banned.h"
 
 #define D64 "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-
-static void assert_contains(const char *haystack, const char *needle)
-{
-	if (!strstr(haystack, needle))
-		fail_msg("'%s' does not contain '%s'", haystack, needle);
-}
 
 static void test_ref__parses_valid_references(void **state)
 {

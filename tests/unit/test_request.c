@@ -7,22 +7,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "asserts.h"
 #include "core/request.h"
-
-static void assert_strv(char *const *v, ...)
-{
-	va_list ap;
-	va_start(ap, v);
-	size_t i = 0;
-	for (const char *want; (want = va_arg(ap, const char *)); i++) {
-		if (!v || !v[i])
-			fail_msg("entry %zu: missing, want '%s'", i, want);
-		assert_string_equal(v[i], want);
-	}
-	va_end(ap);
-	if (v && v[i])
-		fail_msg("entry %zu: unexpected '%s'", i, v[i]);
-}
 
 static void assert_problem(const struct plait_target *t, size_t i, const char *want)
 {

@@ -190,6 +190,18 @@ static void test_scheduler__no_order_starts_in_index_order(void **state)
 		assert_int_equal(atomic_load(&j.seq[k]), k);
 }
 
+/* Jobs from..to-1 never started, and each has the cancelled error saying so. */
+static void assert_not_started(struct jobs *j, struct plait_error **errs, size_t from, size_t to)
+{
+	for (size_t i = from; i < to; i++) {
+		assert_int_equal(atomic_load(&j->started[i]), 0);
+		assert_non_null(errs[i]);
+		assert_int_equal(errs[i]->code, PLAIT_E_CANCELLED);
+		if (!strstr(errs[i]->msg, "not started"))
+			fail_msg("job %zu: '%s' does not say 'not started'", i, errs[i]->msg);
+	}
+}
+
 static void test_scheduler__failure_cancels_others(void **state)
 {
 	(void)state;
@@ -215,13 +227,7 @@ static void test_scheduler__failure_cancels_others(void **state)
 	assert_string_equal(errs[1]->msg, "job 1: boom");
 	assert_non_null(errs[0]);
 	assert_int_equal(errs[0]->code, PLAIT_E_CANCELLED);
-	for (size_t i = 2; i < 5; i++) {
-		assert_int_equal(atomic_load(&j.started[i]), 0);
-		assert_non_null(errs[i]);
-		assert_int_equal(errs[i]->code, PLAIT_E_CANCELLED);
-		if (!strstr(errs[i]->msg, "not started"))
-			fail_msg("job %zu: '%s' does not say 'not started'", i, errs[i]->msg);
-	}
+	assert_not_started(&j, errs, 2, 5);
 	free_errs(errs, 5);
 }
 
@@ -298,13 +304,7 @@ static void test_scheduler__interrupt_cancels(void **state)
 	assert_int_equal(atomic_load(&j.returned[0]), 1);
 	assert_non_null(errs[0]);
 	assert_int_equal(errs[0]->code, PLAIT_E_CANCELLED);
-	for (size_t i = 1; i < 4; i++) {
-		assert_int_equal(atomic_load(&j.started[i]), 0);
-		assert_non_null(errs[i]);
-		assert_int_equal(errs[i]->code, PLAIT_E_CANCELLED);
-		if (!strstr(errs[i]->msg, "not started"))
-			fail_msg("job %zu: '%s' does not say 'not started'", i, errs[i]->msg);
-	}
+	assert_not_started(&j, errs, 1, 4);
 	free_errs(errs, 4);
 }
 

@@ -22,18 +22,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "asserts.h"
 #include "core/buf.h"
 #include "registry/auth.h"
 #include "registry/registry.h"
 #include "registry/token.h"
 
-#include "core/banned.h"
+#include "fake_server.h"
+#include "rm_tree.h"
 
-static void assert_contains(const char *haystack, const char *needle)
-{
-	if (!strstr(haystack, needle))
-		fail_msg("'%s' does not contain '%s'", haystack, needle);
-}
+#include "core/banned.h"
 
 /* ------------------------------------------------------------------ challenges */
 
@@ -379,9 +377,7 @@ enum mode {
 };
 
 struct fake {
-	int lfd, port;
-	pthread_t th;
-	atomic_bool stop;
+	struct fake_server fs;
 	pthread_mutex_t lock;
 	enum mode mode;
 	int n_tokens;         /* token requests so far */
@@ -391,36 +387,6 @@ struct fake {
 };
 
 static struct fake F;
-
-static void send_all(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-		if (n <= 0)
-			return;
-		p += n;
-		len -= (size_t)n;
-	}
-}
-
-/* The value of header name in the request head, or NULL (caller frees). */
-static char *header_value(const char *head, const char *name)
-{
-	size_t nlen = strlen(name);
-	for (const char *l = strstr(head, "\r\n"); l && l[2];) {
-		l += 2;
-		const char *eol = strstr(l, "\r\n");
-		size_t len = eol ? (size_t)(eol - l) : strlen(l);
-		if (len > nlen && l[nlen] == ':' && strncasecmp(l, name, nlen) == 0) {
-			const char *v = l + nlen + 1;
-			while (*v == ' ')
-				v++;
-			return xstrndup(v, len - (size_t)(v - l));
-		}
-		l = eol;
-	}
-	return NULL;
-}
 
 static void respond(int fd, const char *status, const char *headers, const char *body)
 {
@@ -437,7 +403,8 @@ static void answer(int fd, const char *in)
 	char method[16] = "", path[512] = "";
 	if (sscanf(in, "%15s %511s", method, path) != 2)
 		return;
-	_cleanup_free_ char *auth = header_value(in, "Authorization");
+	const char *eol = strstr(in, "\r\n");
+	_cleanup_free_ char *auth = eol ? header_value(eol + 2, "Authorization") : NULL;
 	pthread_mutex_lock(&F.lock);
 	plait_buf_addf(&F.log, "%s %s %s\n", method, path, auth ? auth : "-");
 	enum mode mode = F.mode;
@@ -490,59 +457,23 @@ static void serve_one(int fd)
 	plait_buf_release(&in);
 }
 
-static void *fake_main(void *ud)
-{
-	(void)ud;
-	while (!atomic_load(&F.stop)) {
-		struct pollfd p = { .fd = F.lfd, .events = POLLIN };
-		if (poll(&p, 1, 50) <= 0)
-			continue;
-		int fd = accept(F.lfd, NULL, NULL);
-		if (fd < 0)
-			continue;
-		struct timeval tv = { .tv_sec = 5 };
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		serve_one(fd);
-		shutdown(fd, SHUT_WR);
-		close(fd);
-	}
-	return NULL;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int fake_setup(void **state)
 {
 	(void)state;
 	F = (struct fake){ .log = PLAIT_BUF_INIT };
 	pthread_mutex_init(&F.lock, NULL);
-	F.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t alen = sizeof(a);
-	if (F.lfd < 0 || bind(F.lfd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-	    getsockname(F.lfd, (struct sockaddr *)&a, &alen) < 0 || listen(F.lfd, 16) < 0)
-		return -1;
-	F.port = ntohs(a.sin_port);
-	snprintf(F.host, sizeof(F.host), "127.0.0.1:%d", F.port);
 	snprintf(F.dir, sizeof(F.dir), "/tmp/plait-token-XXXXXX");
-	if (!mkdtemp(F.dir))
+	if (!mkdtemp(F.dir) || fake_server_start(&F.fs, serve_one) < 0)
 		return -1;
-	return pthread_create(&F.th, NULL, fake_main, NULL) == 0 ? 0 : -1;
+	snprintf(F.host, sizeof(F.host), "127.0.0.1:%d", F.fs.port);
+	return 0;
 }
 
 static int fake_teardown(void **state)
 {
 	(void)state;
-	atomic_store(&F.stop, true);
-	pthread_join(F.th, NULL);
-	close(F.lfd);
-	nftw(F.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	fake_server_stop(&F.fs);
+	rm_tree(F.dir);
 	plait_buf_release(&F.log);
 	pthread_mutex_destroy(&F.lock);
 	return 0;
