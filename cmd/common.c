@@ -146,12 +146,6 @@ void format_size(int64_t n, char out[32])
 		snprintf(out, 32, "%.1f %s", v, units[u]);
 }
 
-int narrow_to_platforms(struct plait_endpoint *ep, struct plait_descriptor *root, struct plait_buf *data,
-			const struct plait_platform *want, size_t n, struct plait_error **err)
-{
-	return plait_platform_narrow(ep, root, data, want, n, err);
-}
-
 int run_subcommand(const char *cmd, const char *usage, const struct plait_subcmd *subs, int argc,
 		   char **argv)
 {

@@ -113,14 +113,6 @@ int source_date_epoch(const char *cmd, bool *have, int64_t *out);
 /* "512 B", "1.2 KiB", "3.4 MiB". */
 void format_size(int64_t n, char out[32]);
 
-/* Narrow an index (bytes in *data, described by *root) to the platforms in
- * want: one platform replaces root and data with that platform's manifest,
- * several with a new index of just those entries. A manifest is left alone
- * when it matches (read from its config) and refused when it does not. */
-struct plait_endpoint;
-int narrow_to_platforms(struct plait_endpoint *ep, struct plait_descriptor *root, struct plait_buf *data,
-			const struct plait_platform *want, size_t n, struct plait_error **err);
-
 /* A REGISTRY argument of login/logout: "https://host:5000/" -> "host:5000" (the
  * name credentials are stored under); docker.io's names -> "docker.io" with
  * *api_host "registry-1.docker.io" (else NULL). NULL when arg is not a host. */

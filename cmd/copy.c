@@ -183,7 +183,7 @@ int cmd_copy(int argc, char **argv)
 			plait_platform_host(want);
 			n_want = 1;
 		}
-		if (want && narrow_to_platforms(src, &root, &data, want, n_want, &err) < 0) {
+		if (want && plait_platform_narrow(src, &root, &data, want, n_want, &err) < 0) {
 			if (host_default && err->code == PLAIT_E_NOT_FOUND) {
 				_cleanup_free_ char *msg = TAKE_PTR(err->msg);
 				_cleanup_free_ char *h = plait_platform_format(want);

@@ -276,7 +276,7 @@ int cmd_inspect(int argc, char **argv)
 	registry_cli_finish(&rc);
 	if (plait_endpoint_open(argv[optind], false, &rc.opts, &ep, &err) < 0 ||
 	    plait_endpoint_resolve(ep, NULL, &root, &data, &err) < 0 ||
-	    (have_platform && narrow_to_platforms(ep, &root, &data, &want, 1, &err) < 0)) {
+	    (have_platform && plait_platform_narrow(ep, &root, &data, &want, 1, &err) < 0)) {
 		ret = report_error(err);
 		goto done;
 	}

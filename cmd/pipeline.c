@@ -212,7 +212,7 @@ static int resolve_image(void *ctx, const char *ref, const char *platform, struc
 	if (r >= 0)
 		r = plait_endpoint_resolve(*ep, NULL, manifest, bytes, err);
 	if (r >= 0) /* an index narrows to the platform; a manifest's config must match it */
-		r = narrow_to_platforms(*ep, manifest, bytes, &want, 1, err);
+		r = plait_platform_narrow(*ep, manifest, bytes, &want, 1, err);
 	plait_platform_release(&want);
 	return r;
 }
