@@ -10,8 +10,7 @@ void base_image_release(struct base_image *bi)
 	plait_endpoint_free(bi->ep);
 	plait_descriptor_release(&bi->man);
 	plait_buf_release(&bi->bytes);
-	if (bi->have_cfg)
-		plait_image_config_release(&bi->cfg);
+	plait_image_config_release(&bi->cfg);
 	memset(bi, 0, sizeof(*bi));
 }
 
