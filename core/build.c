@@ -1,6 +1,7 @@
 /* core/build.c - the build executor (see build.h): the builder, the stage
  * loop and the image it ends with. Which stages are built, and in what
- * order, is decided before any runs (build_needs.c); each instruction's job
+ * order, is decided before any runs, base images resolved first
+ * (build_needs.c); each instruction's job
  * is in its own file (build_internal.h lists them). */
 #include <errno.h>
 #include <jansson.h>
@@ -298,12 +299,15 @@ int plait_build(const struct plait_build_opts *o, struct plait_build_result *res
 		_cleanup_free_ char *memo = plait_path_concat(b.cache->dir, "context-digests");
 		plait_context_set_memo(b.ctx, memo);
 	}
+	/* The base images first: their ONBUILD triggers and ENV may name stages. */
+	build_resolve_bases(&b, target);
 
 	for (size_t i = 0; i < b.n_stages; i++)
 		if (b.stages[i].needed)
 			b.total += 1 + (int)b.stages[i].df->n_instrs;
 	/* In index order: a stage only reads earlier ones, and every one it
-	 * reads is marked needed (build_needs.c), so each is built before the
+	 * reads, its base image's triggers included, is marked needed
+	 * (build_needs.c), so each is built before the
 	 * stage that reads it; nothing is built from inside an instruction. */
 	for (size_t i = 0; i <= target && r >= 0; i++)
 		if (b.stages[i].needed)

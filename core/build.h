@@ -12,9 +12,11 @@
  *  - only the stages the target needs are built, in dependency order, and
  *    which ones is decided before any step runs: FROM <stage>, COPY/ADD
  *    --from= and RUN --mount from= name them, their values expanded as the
- *    Dockerfile's ARG and ENV lines set them. No instruction builds a stage;
- *    one that names a stage the Dockerfile did not (an ONBUILD trigger of the
- *    base image, a variable only the base image's ENV sets) fails;
+ *    Dockerfile's ARG and ENV lines set them. As BuildKit does, the base
+ *    images of those stages are resolved first and what their ONBUILD
+ *    triggers name, with the image's ENV in scope, is added (again for the
+ *    stages added, until nothing new is needed); FROM then pulls what was
+ *    resolved, with no second look-up. No instruction builds a stage;
  *  - each layer-producing step (RUN, COPY, ADD) has a cache key: a digest of
  *    the parent state, the expanded instruction, the environment and args it
  *    can see, the user and working directory, its mounts and, for COPY/ADD,
@@ -161,8 +163,9 @@ struct plait_base_ref {
 	char *platform;
 	int line;
 };
-/* What building o's target takes, read from the Dockerfile without building
- * or touching the cache (for the planner): the base images the stages it
+/* What building o's target takes, read from the Dockerfile without building,
+ * pulling or touching the cache (for the planner; a stage only a base image's
+ * ONBUILD trigger or ENV names is not seen): the base images the stages it
  * needs start from (not stages, not scratch), and whether a RUN step of those
  * stages executes on the target platform (not only on FROM --platform ones,
  * such as $BUILDPLATFORM tool stages): without one, no builder that can run

@@ -4,6 +4,47 @@
 #include "copy.h"
 #include "banned.h"
 
+void base_image_release(struct base_image *bi)
+{
+	plait_error_free(bi->err);
+	plait_endpoint_free(bi->ep);
+	plait_descriptor_release(&bi->man);
+	plait_buf_release(&bi->bytes);
+	plait_image_config_release(&bi->cfg);
+	memset(bi, 0, sizeof(*bi));
+}
+
+void build_resolve_base(struct builder *b, struct stage *st, const char *ref, const char *platform)
+{
+	struct base_image *bi = &st->base;
+	base_image_release(bi);
+	bi->tried = true;
+	bi->r = b->o->resolver->resolve(b->o->resolver->ctx, ref, platform, &bi->ep, &bi->man, &bi->bytes,
+					&bi->err);
+	if (bi->r < 0)
+		return;
+	/* The config, into the cache's store where the pull finds it already.
+	 * Not being able to read it here only means its triggers are not known
+	 * early: the pull then fails with the message it always had. */
+	struct plait_manifest m = { 0 };
+	struct plait_buf cbuf = PLAIT_BUF_INIT;
+	char got[PLAIT_SHA256_DIGEST_SIZE];
+	if (plait_manifest_parse(bi->bytes.buf, bi->bytes.len, &m, NULL) < 0)
+		goto out;
+	if (plait_store_read_blob(b->store, m.config.digest, PLAIT_MANIFEST_MAX, &cbuf, NULL) < 0) {
+		plait_buf_release(&cbuf);
+		if (plait_endpoint_read_blob(bi->ep, &m.config, PLAIT_MANIFEST_MAX, &cbuf, NULL) < 0 ||
+		    plait_store_put_bytes(b->store, cbuf.buf, cbuf.len, got, NULL) < 0 ||
+		    strcmp(got, m.config.digest) != 0)
+			goto out;
+	}
+	if (plait_image_config_parse(cbuf.buf, cbuf.len, &bi->cfg, NULL) >= 0)
+		bi->have_cfg = true;
+out:
+	plait_buf_release(&cbuf);
+	plait_manifest_release(&m);
+}
+
 int build_from_image(struct builder *b, struct stage *st, const char *ref, const char *platform,
 		      struct plait_error **err)
 {
@@ -12,9 +53,21 @@ int build_from_image(struct builder *b, struct stage *st, const char *ref, const
 	struct plait_buf bytes = PLAIT_BUF_INIT, cbuf = PLAIT_BUF_INIT;
 	struct plait_manifest m = { 0 };
 	const char *sp = b->cache->store_dir;
-	int r = b->o->resolver->resolve(b->o->resolver->ctx, ref, platform, &ep, &man, &bytes, err);
-	if (r < 0)
+	int r;
+	if (!st->base.tried)
+		build_resolve_base(b, st, ref, platform);
+	/* What was resolved before the stage loop, taken (one look-up per FROM). */
+	r = st->base.r;
+	if (r < 0) {
+		if (err)
+			*err = TAKE_PTR(st->base.err);
 		goto out;
+	}
+	ep = TAKE_PTR(st->base.ep);
+	man = st->base.man;
+	memset(&st->base.man, 0, sizeof(st->base.man));
+	bytes = st->base.bytes;
+	st->base.bytes = (struct plait_buf)PLAIT_BUF_INIT;
 	/* Pull into the cache store (blobs it has are skipped). */
 	struct plait_store *cs = NULL;
 	r = plait_store_open(sp, true, &cs, err);

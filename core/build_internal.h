@@ -3,7 +3,8 @@
  * The executor is one job per file:
  *   build.c        the builder, the stage loop (stages in the order
  *                  build_needs.c computed), ONBUILD, the image it ends with
- *   build_needs.c  which stages the target needs (before anything runs) and
+ *   build_needs.c  which stages the target needs (before anything runs, base
+ *                  images' ONBUILD triggers and ENV included) and
  *                  plait_build_needs() for the planner
  *   build_stage.c  stage state: layers, history, cache keys, cache hits and
  *                  the per-step lock, events and messages, variables
@@ -34,8 +35,23 @@ struct layer_ref {
 	char *dir; /* unpacked, overlay form */
 };
 
+/* A stage's base image, resolved before the stage loop (build_resolve_bases())
+ * so that the stages its ONBUILD triggers and ENV name are built too; FROM
+ * pulls what was resolved here, with no second look-up. */
+struct base_image {
+	bool tried;
+	int r;                   /* <0: resolving failed, FROM reports err */
+	struct plait_error *err;
+	struct plait_endpoint *ep;
+	struct plait_descriptor man;
+	struct plait_buf bytes; /* the manifest's */
+	bool have_cfg;          /* its config was read (into the cache's store) */
+	struct plait_image_config cfg;
+};
+
 struct stage {
 	const struct plait_df_stage *df;
+	struct base_image base;
 	char *label; /* name or index, for messages */
 	bool needed, built;
 	struct plait_image_config cfg;
@@ -169,6 +185,12 @@ int build_stage_ready(struct builder *b, const struct stage *fs, const struct pl
 
 /* ------------------------------------------------------------ build_from.c */
 
+/* Resolve st's base image ref for platform into st->base: its manifest and,
+ * when it can be read, its config (stored in the cache's store, so the pull
+ * skips it). A failure is kept for FROM to report where it always did. */
+void build_resolve_base(struct builder *b, struct stage *st, const char *ref, const char *platform);
+void base_image_release(struct base_image *bi);
+/* Pull ref into st: what build_resolve_base() found for st, else resolved now. */
 int build_from_image(struct builder *b, struct stage *st, const char *ref, const char *platform,
 		     struct plait_error **err);
 int build_do_from(struct builder *b, struct stage *st, size_t idx, struct plait_error **err);
@@ -226,8 +248,14 @@ void build_release(struct builder *b);
 
 /* Mark the stages target needs: FROM <stage>, COPY/ADD --from=<stage>,
  * RUN --mount from=<stage>, their values expanded as the Dockerfile sets
- * the variables (ARG, ENV), transitively. */
+ * the variables (ARG, ENV), transitively. For a stage whose base image was
+ * resolved (st->base.have_cfg), also what its ONBUILD triggers name, with
+ * the image's ENV in scope. Only the Dockerfile otherwise (the planner). */
 void build_mark_needed(struct builder *b, size_t target);
+/* Before the stage loop: resolve the base image of every needed stage that
+ * starts from one and mark again what their triggers and ENV add, until
+ * nothing new is needed. */
+void build_resolve_bases(struct builder *b, size_t target);
 
 /* Ownership and mode COPY/ADD give what they write. */
 struct copy_attrs {

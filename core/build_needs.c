@@ -1,14 +1,17 @@
 /* core/build_needs.c - which stages a build needs, decided before any runs:
- * the stage loop (build.c) builds exactly these, in index order, and the
- * planner's plait_build_needs() reads the same answer without building. */
+ * the stage loop (build.c) builds exactly these, in index order. As BuildKit
+ * does, the base images of the stages needed are resolved first (their
+ * configs), so a stage that only an image's ONBUILD trigger or ENV names is
+ * among them. The planner's plait_build_needs() reads the Dockerfile-only
+ * answer without building or pulling. */
 #include "build_internal.h"
 #include "dockerfile_mount.h"
 #include "expand.h"
 #include "banned.h"
 
-/* A stage's variables as far as the Dockerfile says them: its ARG and ENV
- * lines, and the ENV of the stage it starts from. (A base image's own ENV is
- * known only once it is pulled.) */
+/* A stage's variables as far as the build knows them before any step runs:
+ * its ARG and ENV lines, the ENV of the stage it starts from and, once
+ * build_resolve_bases() has read it, its base image's ENV. */
 struct scope {
 	struct builder *b;
 	char **env;
@@ -88,6 +91,25 @@ static void instr_deps(struct scope *sc, size_t idx, const struct plait_df_instr
 	}
 }
 
+/* A stage from a resolved base image: the image's ENV (and the PATH FROM
+ * adds), then its ONBUILD triggers, which run before the stage's own steps. */
+static void base_scope(struct scope *sc, size_t idx, struct stage *st, bool *dep)
+{
+	struct builder *b = sc->b;
+	sc->env = plait_strv_copy_nonnull(st->base.cfg.config.env);
+	if (!env_get(sc->env, "PATH"))
+		env_set(&sc->env, "PATH", DEFAULT_PATH + strlen("PATH="));
+	for (char **t = st->base.cfg.config.on_build; t && *t; t++) {
+		struct plait_df_instr in = { 0 };
+		/* one that does not parse fails when run_onbuild() runs it */
+		if (plait_df_parse_instruction(*t, b->df.escape, b->df.filename, st->df->from->line, &in, NULL) < 0)
+			continue;
+		instr_deps(sc, idx, &in, dep);
+		scope_apply(sc, &in);
+		plait_df_instr_release(&in);
+	}
+}
+
 void build_mark_needed(struct builder *b, size_t target)
 {
 	size_t n = target + 1;
@@ -105,6 +127,8 @@ void build_mark_needed(struct builder *b, size_t target)
 		if (base) {
 			dep[i * n + (size_t)(base - b->stages)] = true;
 			sc.env = plait_strv_copy_nonnull(envs[base - b->stages]);
+		} else if (st->base.have_cfg) {
+			base_scope(&sc, i, st, dep + i * n);
 		}
 		for (size_t k = 0; k < st->df->n_instrs; k++) {
 			const struct plait_df_instr *in = &st->df->instrs[k];
@@ -124,6 +148,35 @@ void build_mark_needed(struct builder *b, size_t target)
 		plait_strv_free(envs[i]);
 	free(envs);
 	free(dep);
+}
+
+void build_resolve_bases(struct builder *b, size_t target)
+{
+	for (;;) {
+		bool more = false;
+		for (size_t i = 0; i <= target && !build_cancelled(b); i++) {
+			struct stage *st = &b->stages[i];
+			if (!st->needed || st->base.tried)
+				continue;
+			const struct plait_df_instr *in = st->df->from;
+			_cleanup_free_ char *image = NULL, *platform = NULL;
+			/* as build_do_from() expands them; an error is its to report */
+			if (build_expand_word(b, NULL, in, st->df->image, &image, NULL) < 0 ||
+			    (st->df->platform && build_expand_word(b, NULL, in, st->df->platform, &platform, NULL) < 0))
+				continue;
+			if (build_find_stage(b, image, i) || streq(image, "scratch"))
+				continue;
+			build_resolve_base(b, st, image, platform ? platform : b->o->platform_str);
+			more = more || st->base.have_cfg;
+		}
+		if (!more)
+			return;
+		/* What the triggers and ENV just read may need more stages (with
+		 * base images of their own): mark again from scratch. */
+		for (size_t i = 0; i < b->n_stages; i++)
+			b->stages[i].needed = false;
+		build_mark_needed(b, target);
+	}
 }
 
 /* ------------------------------------------------------------ the planner's query */

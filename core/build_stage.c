@@ -283,6 +283,7 @@ static int apply_hit(struct builder *b, struct stage *st, const char *key, struc
 
 void stage_release(struct stage *st)
 {
+	base_image_release(&st->base);
 	plait_image_config_release(&st->cfg);
 	for (size_t j = 0; j < st->n_layers; j++)
 		layer_ref_release(&st->layers[j]);
@@ -374,9 +375,9 @@ int build_stage_ready(struct builder *b, const struct stage *fs, const struct pl
 {
 	if (!fs->df || fs->built)
 		return 0;
-	/* The stage loop builds what build_mark_needed() found, in order: a stage
-	 * only a step's own state names (an ONBUILD trigger of the base image, a
-	 * variable set by the base image's ENV) is not among them. */
+	/* The stage loop builds what build_mark_needed() found, in order, base
+	 * images' ONBUILD triggers and ENV included (build_resolve_bases()): a
+	 * stage not built yet here means the two disagree, an internal error. */
 	return build_instr_error(b, in, PLAIT_E_USAGE, err,
 				 "'%s' reaches stage '%s' only through the base image (an ONBUILD trigger or "
 				 "its ENV), and the stages to build are chosen before any step runs: make this "
