@@ -30,6 +30,9 @@
 #ifndef FSOPEN_CLOEXEC
 #define FSOPEN_CLOEXEC 0x00000001
 #endif
+#ifndef MOUNT_ATTR_NODEV
+#define MOUNT_ATTR_NODEV 0x00000004
+#endif
 #ifndef FSMOUNT_CLOEXEC
 #define FSMOUNT_CLOEXEC 0x00000001
 #endif
@@ -630,7 +633,9 @@ static const char *const overlay_fixed_opts[][2] = {
 	{ "metacopy", "off" },
 };
 
-/* The new mount API, one lower at a time. Returns 0, or -errno. */
+/* The new mount API, one lower at a time. Returns 0, or -errno. Both ways
+ * mount nodev: a device node of a layer is never opened through the snapshot
+ * (the RUN sandbox remounts its root nodev too). */
 static int mount_overlay_new(struct plait_snapshot *s, const char *work)
 {
 	_cleanup_close_ int fsfd = sys_fsopen("overlay", FSOPEN_CLOEXEC);
@@ -648,7 +653,7 @@ static int mount_overlay_new(struct plait_snapshot *s, const char *work)
 			return -errno;
 	if (sys_fsconfig(fsfd, P_FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
 		return -errno;
-	_cleanup_close_ int mfd = sys_fsmount(fsfd, FSMOUNT_CLOEXEC, 0);
+	_cleanup_close_ int mfd = sys_fsmount(fsfd, FSMOUNT_CLOEXEC, MOUNT_ATTR_NODEV);
 	if (mfd < 0)
 		return -errno;
 	if (sys_move_mount(mfd, "", AT_FDCWD, s->root, MOVE_MOUNT_F_EMPTY_PATH) < 0)
@@ -671,7 +676,7 @@ static int mount_overlay_classic(struct plait_snapshot *s, const char *work)
 		plait_buf_addf(&o, ",%s=%s", overlay_fixed_opts[i][0], overlay_fixed_opts[i][1]);
 	if (o.len >= 4096)
 		return -E2BIG;
-	if (mount("overlay", s->root, "overlay", 0, o.buf) < 0)
+	if (mount("overlay", s->root, "overlay", MS_NODEV, o.buf) < 0)
 		return -errno;
 	return 0;
 }

@@ -26,6 +26,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -419,7 +420,28 @@ static void fd_path(char *buf, size_t size, int fd)
 	snprintf(buf, size, "/proc/self/fd/%d", fd);
 }
 
-/* Mount onto target (resolved inside the root), read-only afterwards if asked. */
+/* The MS_ flags a mount already has, so that a remount keeps them (a bind of
+ * a nosuid or noexec host directory stays so: a remount only ever adds). */
+static unsigned long mount_flags_of(int fd)
+{
+	struct statvfs sv;
+	if (fstatvfs(fd, &sv) < 0)
+		return 0;
+	static const unsigned long map[][2] = {
+		{ ST_RDONLY, MS_RDONLY }, { ST_NOSUID, MS_NOSUID }, { ST_NODEV, MS_NODEV },
+		{ ST_NOEXEC, MS_NOEXEC },
+	};
+	unsigned long f = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(map); i++)
+		if (sv.f_flag & map[i][0])
+			f |= map[i][1];
+	return f;
+}
+
+/* Mount onto target (resolved inside the root), read-only afterwards if asked.
+ * A bind ignores every flag but MS_REC: when nodev, nosuid, noexec or
+ * read-only is asked for, the new mount is remounted with them added to the
+ * ones it inherited. */
 static void mount_in_root(struct child_ctx *c, int rootfd, const char *source, const char *target,
 			  const char *fstype, unsigned long flags, const char *data, bool ro)
 {
@@ -431,22 +453,24 @@ static void mount_in_root(struct child_ctx *c, int rootfd, const char *source, c
 	CHILD_CHECK(mount(source, p, fstype, flags, data) == 0, c, "sandbox: mount '%s' on '%s'",
 		    source ? source : fstype, target);
 	close(fd);
-	if (!ro)
+	const unsigned long want = (flags & (MS_NODEV | MS_NOSUID | MS_NOEXEC)) | (ro ? MS_RDONLY : 0);
+	if (!want || (!(flags & MS_BIND) && !ro))
 		return;
-	/* A bind ignores MS_RDONLY: remount the new mount (reopened: the old fd
-	 * still points under it). */
+	/* Reopened: the old fd still points under the new mount. */
 	fd = openat_in_root(rootfd, target, O_PATH);
 	errno = fd < 0 ? -fd : 0;
 	CHILD_CHECK(fd >= 0, c, "sandbox: open mount '%s'", target);
 	fd_path(p, sizeof(p), fd);
-	CHILD_CHECK(mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | (flags & ~(unsigned long)(MS_BIND | MS_REC)), NULL) == 0,
-		    c, "sandbox: make '%s' read-only", target);
+	CHILD_CHECK(mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | mount_flags_of(fd) | want, NULL) == 0, c,
+		    "sandbox: remount '%s'%s", target, ro ? " read-only" : "");
 	close(fd);
 }
 
 static void setup_dev(struct child_ctx *c, int rootfd)
 {
-	mount_in_root(c, rootfd, "tmpfs", "/dev", "tmpfs", MS_NOSUID, "mode=755,size=65536k", false);
+	/* nodev: the nodes below are binds carrying the host /dev mount's flags,
+	 * and pts is its own mount; nothing made on the tmpfs itself opens a device. */
+	mount_in_root(c, rootfd, "tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=65536k", false);
 	int devfd = openat_in_root(rootfd, "/dev", O_PATH | O_DIRECTORY);
 	errno = devfd < 0 ? -devfd : 0;
 	CHILD_CHECK(devfd >= 0, c, "sandbox: open /dev");
@@ -568,6 +592,13 @@ _noreturn_ static void run_pid1(struct child_ctx *c)
 	/* Reopened: the earlier path now leads to the bind on top. */
 	int rootfd = open(c->root_abs, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	CHILD_CHECK(rootfd >= 0, c, "sandbox: open '%s'", c->root_abs);
+	/* nodev: a device node an image layer carries (BuildKit keeps them) can
+	 * be listed but never opened; /dev below is the only place with usable
+	 * nodes. Not nosuid (as runc): no_new_privs already voids setuid bits,
+	 * and an entitlement that lifts it gets working su/sudo back. */
+	fd_path(p, sizeof(p), rootfd);
+	CHILD_CHECK(mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | mount_flags_of(rootfd) | MS_NODEV, NULL) == 0, c,
+		    "sandbox: remount '%s' nodev", c->root_abs);
 
 	mount_in_root(c, rootfd, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, false);
 	{
@@ -577,22 +608,28 @@ _noreturn_ static void run_pid1(struct child_ctx *c)
 		fd_path(p, sizeof(p), fd);
 		if (mount("sysfs", p, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
 			close(fd);
-			mount_in_root(c, rootfd, "/sys", "/sys", NULL, MS_BIND | MS_REC, NULL, true);
+			mount_in_root(c, rootfd, "/sys", "/sys", NULL, MS_BIND | MS_REC | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+				      NULL, true);
 		} else {
 			close(fd);
 		}
 	}
 	setup_dev(c, rootfd);
+	const unsigned long host_file = MS_BIND | MS_NOSUID | MS_NODEV | MS_NOEXEC;
 	mount_in_root(c, rootfd, spec->resolv_conf ? spec->resolv_conf : "/etc/resolv.conf", "/etc/resolv.conf",
-		      NULL, MS_BIND, NULL, true);
-	mount_in_root(c, rootfd, spec->hosts ? spec->hosts : "/etc/hosts", "/etc/hosts", NULL, MS_BIND, NULL, true);
+		      NULL, host_file, NULL, true);
+	mount_in_root(c, rootfd, spec->hosts ? spec->hosts : "/etc/hosts", "/etc/hosts", NULL, host_file, NULL, true);
+	/* Every extra mount is nodev and nosuid: a bind of the context, a stage,
+	 * a cache or a secret is data, and under no_new_privs a setuid bit there
+	 * would change nothing anyway. */
 	for (size_t i = 0; i < spec->n_mounts; i++) {
 		const struct plait_sandbox_mount *m = &spec->mounts[i];
 		if (m->type == PLAIT_SANDBOX_TMPFS)
 			mount_in_root(c, rootfd, "tmpfs", m->target, "tmpfs",
 				      MS_NOSUID | MS_NODEV | (m->readonly ? MS_RDONLY : 0), m->options, false);
 		else
-			mount_in_root(c, rootfd, m->source, m->target, NULL, MS_BIND | MS_REC, NULL, m->readonly);
+			mount_in_root(c, rootfd, m->source, m->target, NULL, MS_BIND | MS_REC | MS_NOSUID | MS_NODEV,
+				      NULL, m->readonly);
 	}
 	const char *hn = spec->hostname ? spec->hostname : "plait";
 	CHILD_CHECK(sethostname(hn, strlen(hn)) == 0, c, "sandbox: set hostname '%s'", hn);
@@ -622,6 +659,10 @@ _noreturn_ static void run_pid1(struct child_ctx *c)
 		    spec->user && *spec->user ? spec->user : "root");
 	CHILD_CHECK(setgid(c->user->gid) == 0, c, "set gid %u", (unsigned)c->user->gid);
 	CHILD_CHECK(setuid(c->user->uid) == 0, c, "set uid %u", (unsigned)c->user->uid);
+	/* No setuid bit or file capability raises what RUN may do (as runc's
+	 * noNewPrivileges); an entitlement such as RUN --security=insecure
+	 * would be the one place to leave it off. */
+	CHILD_CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0, c, "sandbox: set no_new_privs");
 
 	/* The caller may ignore or block signals (SIGPIPE): the command must not. */
 	sigset_t all;

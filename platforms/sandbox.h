@@ -5,12 +5,16 @@
  *    under BuildKit/runc, no init: `echo $$` prints 1), plus a new network
  *    namespace holding only an up loopback when network_none is set; otherwise
  *    it shares the host's network (BuildKit's "host" mode; plait has no bridge).
- *  - Inside: the root is a private bind of spec->rootfs entered with pivot_root;
- *    a fresh /proc; /sys read-only; a tmpfs /dev with null, zero, full, random,
- *    urandom and tty bound from the host, a new devpts instance at /dev/pts with
- *    /dev/ptmx, a tmpfs /dev/shm, and fd, stdin, stdout, stderr symlinks; the
- *    host's resolv.conf and hosts bound read-only over /etc/resolv.conf and
- *    /etc/hosts; the caller's extra mounts; the hostname; the working directory
+ *  - Inside: the root is a private bind of spec->rootfs, nodev (a device node
+ *    an image layer carries can be listed, never opened), entered with
+ *    pivot_root; a fresh /proc; /sys read-only; a nosuid,nodev tmpfs /dev
+ *    (mode 0755) with null, zero, full, random, urandom and tty bound from the
+ *    host, a new devpts instance at /dev/pts (nosuid, noexec) with /dev/ptmx,
+ *    a nosuid,nodev,noexec tmpfs /dev/shm, and fd, stdin, stdout, stderr
+ *    symlinks: /dev holds the only usable device nodes; the host's resolv.conf
+ *    and hosts bound read-only, nosuid, nodev, noexec over /etc/resolv.conf and
+ *    /etc/hosts; the caller's extra mounts, each nosuid and nodev (a remount
+ *    only adds flags: a bind keeps those its source has); the hostname; the working directory
  *    (created, owned by root, when missing, as docker does); the user's groups,
  *    gid and uid; exactly spec->env (nothing from the host environment); stdin
  *    is /dev/null; every other descriptor is closed (close_range).
@@ -30,10 +34,14 @@
  *  - Cancel: when cancel_fd (an eventfd or pipe) becomes readable,
  *    the whole PID namespace is killed (SIGKILL to its pid 1) and the result
  *    says cancelled. The namespace also dies if the calling process dies.
+ *  - The command runs with no_new_privs: setuid/setgid bits and file
+ *    capabilities give nothing (an entitlement such as RUN --security=insecure
+ *    would be the place to lift it), and with Docker's default capability set
+ *    less CAP_MKNOD, bounding set included.
  *  - Isolated: mounts, pids, hostname, SysV IPC/POSIX mqueues, network (only
- *    with network_none), the environment, file descriptors. NOT isolated: the
- *    user (no user namespace: root inside is root outside), capabilities
- *    (the full root set; setuid binaries work; no seccomp, no no_new_privs),
+ *    with network_none), the environment, file descriptors, host devices
+ *    other than the six above and a private pts. NOT isolated: the
+ *    user (no user namespace: root inside is root outside; no seccomp),
  *    cgroups and resource limits, the kernel and its keyrings, time, /sys
  *    contents (read-only but host-wide), and the network without network_none.
  *    It is a build sandbox for trusted Dockerfiles, not a security boundary.

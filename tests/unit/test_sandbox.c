@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "core/buf.h"
 #include "core/snapshot.h"
@@ -425,6 +426,101 @@ static void test_sandbox__dev_is_minimal_and_usable(void **state)
 	output_release(&o);
 }
 
+/* The options of the mount at point in the sandbox's /proc/self/mounts output
+ * ("point opts" lines), or fails. */
+static char *mount_opts(const char *out, const char *point)
+{
+	for (const char *l = out; *l;) {
+		const char *e = strchrnul(l, '\n');
+		size_t n = strlen(point);
+		if ((size_t)(e - l) > n && !memcmp(l, point, n) && l[n] == ' ') {
+			_cleanup_buf_ struct plait_buf b = PLAIT_BUF_INIT;
+			plait_buf_addch(&b, ',');
+			plait_buf_add(&b, l + n + 1, e - (l + n + 1));
+			plait_buf_addch(&b, ',');
+			return xstrdup(b.buf);
+		}
+		l = *e ? e + 1 : e;
+	}
+	fail_msg("no mount at '%s' in:\n%s", point, out);
+	return NULL;
+}
+
+static void assert_opt(const char *out, const char *point, const char *opt, bool present)
+{
+	char *o = mount_opts(out, point);
+	char want[32];
+	snprintf(want, sizeof(want), ",%s,", opt);
+	if ((strstr(o, want) != NULL) != present)
+		fail_msg("mount '%s' has options '%s': expected %s %s", point, o, present ? "with" : "without", opt);
+	free(o);
+}
+
+static void test_sandbox__root_and_mounts_are_nodev_and_image_devices_unusable(void **state)
+{
+	(void)state;
+	require_root();
+	_cleanup_buf_ struct plait_buf src = PLAIT_BUF_INIT, node = PLAIT_BUF_INIT;
+	plait_buf_addf(&src, "%s/bound", tmpdir);
+	assert_int_equal(mkdir(src.buf, 0755), 0);
+	/* A node such as an image layer may carry: the host's null (1:3), harmless
+	 * if it ever opened. */
+	in_root(&node, "/null-node");
+	assert_int_equal(mknod(node.buf, S_IFCHR | 0666, makedev(1, 3)), 0);
+	struct plait_sandbox_mount mounts[] = {
+		{ .type = PLAIT_SANDBOX_BIND, .source = src.buf, .target = "/mnt/rw" },
+		{ .type = PLAIT_SANDBOX_BIND, .source = src.buf, .target = "/mnt/ro", .readonly = true },
+		{ .type = PLAIT_SANDBOX_TMPFS, .target = "/mnt/t" },
+	};
+	struct output o = { PLAIT_BUF_INIT, PLAIT_BUF_INIT };
+	struct plait_sandbox_spec spec = spec_for(
+		SH("cat /null-node 2>/dev/null && echo read-node; "
+		   "echo x 2>/dev/null > /null-node && echo wrote-node; "
+		   "echo x > /dev/null && echo dev-null-ok; "
+		   "while read -r d p t o r; do echo \"$p $o\"; done < /proc/self/mounts"),
+		&o);
+	spec.mounts = mounts;
+	spec.n_mounts = ARRAY_SIZE(mounts);
+	struct plait_sandbox_result res;
+	run_ok(&spec, &res);
+	if (strstr(o.out.buf, "read-node") || strstr(o.out.buf, "wrote-node"))
+		fail_msg("a device node of the root opened in RUN:\n%s", o.out.buf);
+	if (!strstr(o.out.buf, "dev-null-ok"))
+		fail_msg("/dev/null unusable in RUN:\n%s%s", o.out.buf, o.err.buf);
+	assert_opt(o.out.buf, "/", "nodev", true);
+	assert_opt(o.out.buf, "/", "nosuid", false); /* as runc: no_new_privs does that part */
+	assert_opt(o.out.buf, "/dev", "nodev", true);
+	assert_opt(o.out.buf, "/dev", "nosuid", true);
+	assert_opt(o.out.buf, "/dev/pts", "nosuid", true);
+	assert_opt(o.out.buf, "/dev/shm", "nodev", true);
+	assert_opt(o.out.buf, "/etc/hosts", "nodev", true);
+	assert_opt(o.out.buf, "/etc/hosts", "ro", true);
+	static const char *const extra[] = { "/mnt/rw", "/mnt/ro", "/mnt/t" };
+	for (size_t i = 0; i < ARRAY_SIZE(extra); i++) {
+		assert_opt(o.out.buf, extra[i], "nodev", true);
+		assert_opt(o.out.buf, extra[i], "nosuid", true);
+	}
+	assert_opt(o.out.buf, "/mnt/ro", "ro", true);
+	assert_opt(o.out.buf, "/mnt/rw", "rw", true);
+	assert_int_equal(unlink(node.buf), 0);
+	plait_sandbox_result_release(&res);
+	output_release(&o);
+}
+
+static void test_sandbox__command_has_no_new_privs(void **state)
+{
+	(void)state;
+	require_root();
+	struct output o = { PLAIT_BUF_INIT, PLAIT_BUF_INIT };
+	struct plait_sandbox_spec spec = spec_for(SH("grep NoNewPrivs /proc/self/status"), &o);
+	spec.user = "bob";
+	struct plait_sandbox_result res;
+	run_ok(&spec, &res);
+	assert_string_equal(o.out.buf, "NoNewPrivs:\t1\n");
+	plait_sandbox_result_release(&res);
+	output_release(&o);
+}
+
 static void test_sandbox__resolv_conf_is_bound_and_not_left_in_the_upper(void **state)
 {
 	(void)state;
@@ -553,6 +649,8 @@ int main(void)
 		cmocka_unit_test(test_sandbox__bind_and_tmpfs_mounts_are_visible),
 		cmocka_unit_test(test_sandbox__root_cannot_remount_binds_or_make_devices),
 		cmocka_unit_test(test_sandbox__dev_is_minimal_and_usable),
+		cmocka_unit_test(test_sandbox__root_and_mounts_are_nodev_and_image_devices_unusable),
+		cmocka_unit_test(test_sandbox__command_has_no_new_privs),
 		cmocka_unit_test(test_sandbox__resolv_conf_is_bound_and_not_left_in_the_upper),
 		cmocka_unit_test(test_sandbox__missing_command_is_an_error),
 		cmocka_unit_test(test_sandbox__cancel_kills_the_namespace),
