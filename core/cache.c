@@ -52,6 +52,29 @@ static void clean_work_dir(const char *work)
 	closedir(d);
 }
 
+int plait_cache_make_private(const char *dir, struct plait_error **err)
+{
+	_cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot open cache directory '%s'",
+					     dir);
+	if ((st.st_mode & 07777) == 0700)
+		return 0;
+	/* mkdir() honoured the umask (never looser than 0700); an older cache
+	 * (0755 before issue 11) or a hand-made one is tightened. */
+	if (fchmod(fd, 0700) == 0)
+		return 0;
+	int e = errno;
+	if (!(st.st_mode & 077))
+		return 0; /* e.g. 0500 on a read-only file system: no access to close */
+	return plait_error_set_errno(
+	    err, PLAIT_E_IO, e,
+	    "cache directory '%s' is mode %04o (owner uid %u), open to other users, and cannot be "
+	    "made 0700: its owner should run 'chmod 700 %s', or use a --cache-dir of your own",
+	    dir, (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid, dir);
+}
+
 void plait_cache_free(struct plait_cache *c)
 {
 	if (!c)
@@ -87,12 +110,14 @@ int plait_cache_open(const char *dir, struct plait_cache **out, struct plait_err
 	const char *dirs[] = { c->dir, c->layers_dir, c->steps_dir, c->mounts_dir, c->work_dir };
 	int r = 0;
 	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
-		r = plait_mkdir_p(dirs[i], 0755, NULL);
+		r = plait_mkdir_p(dirs[i], 0700, NULL);
 		if (r < 0) {
 			r = plait_error_set_errno(err, PLAIT_E_IO, r, "cannot create cache directory '%s'",
 						  dirs[i]);
 			goto fail;
 		}
+		if ((r = plait_cache_make_private(dirs[i], err)) < 0)
+			goto fail;
 		/* each layer, snapshot and mount below is a tree of its own */
 		if (dirs[i] != c->steps_dir)
 			plait_hint_unrelated_subdirs(dirs[i]);

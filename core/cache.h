@@ -11,6 +11,13 @@
  *   lock             builds hold flock(LOCK_SH); `plait cache prune` LOCK_EX
  *   context-digests  the build context's file digest memo (core/context.h)
  *
+ * Modes: <cache>, layers/, steps/, mounts/ and work/ are 0700 whatever the
+ * umask (layers/ holds image trees with their setuid files and devices,
+ * mounts/ and work/ what RUN steps wrote). plait_cache_open() tightens looser
+ * ones it may chmod and fails, naming the directory and the fix, on one it may
+ * not. store/ keeps its own modes: only compressed blobs and JSON live there,
+ * nothing runnable, and it is reached only through the 0700 root.
+ *
  * Contract:
  *  - plait_cache_open() creates what is missing, takes the shared lock and,
  *    when it could have had the lock alone, first clears work/ of what a
@@ -45,6 +52,10 @@ int plait_cache_open(const char *dir, struct plait_cache **out, struct plait_err
 void plait_cache_free(struct plait_cache *c);
 /* Hand the shared lock over (the caller closes it); the cache keeps none. */
 int plait_cache_take_lock(struct plait_cache *c);
+
+/* dir (which exists) becomes 0700: 0 when it is (or was made) 0700 or is
+ * tighter, else an error naming it and the fix (its owner's chmod). */
+int plait_cache_make_private(const char *dir, struct plait_error **err);
 
 /* $XDG_CACHE_HOME/plait or ~/.cache/plait. Caller frees. */
 char *plait_cache_default_dir(void);

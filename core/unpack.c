@@ -366,6 +366,59 @@ static int open_dir_create(struct unpacker *u, const char *rel, int *out)
 	return open_dir(u, rel, out);
 }
 
+/* The parent of entry `name` (rel `parent`) could not be opened (r): say
+ * which component stopped the walk and why. Only called after a failure, so
+ * the walk (one open_dir per prefix) costs nothing on the happy path. */
+static int parent_error(struct unpacker *u, const char *parent, const char *name, int r,
+			struct plait_error **err)
+{
+	_cleanup_buf_ struct plait_buf pre = PLAIT_BUF_INIT;
+	const char *p = parent;
+	while (*p && (r == -ENOENT || r == -ENOTDIR || r == -ELOOP)) {
+		const char *e = strchrnul(p, '/');
+		size_t dirlen = pre.len;
+		if (pre.len)
+			plait_buf_addch(&pre, '/');
+		plait_buf_add(&pre, p, (size_t)(e - p));
+		p = *e ? e + 1 : e;
+		_cleanup_close_ int fd = -1;
+		int rp = open_dir(u, pre.buf, &fd);
+		if (rp == 0)
+			continue;
+		if (rp != -ENOENT && rp != -ENOTDIR && rp != -ELOOP)
+			break;
+		/* pre is the first prefix that does not open: what is it? */
+		_cleanup_close_ int dfd = -1;
+		_cleanup_free_ char *dir = xstrndup(pre.buf, dirlen);
+		const char *base = pre.buf + dirlen + (dirlen ? 1 : 0);
+		struct stat st;
+		if (open_dir(u, dir, &dfd) < 0 || fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			break;
+		const char *why = rp == -ENOENT ? "which does not exist in the image"
+				  : rp == -ENOTDIR ? "which is not a directory in the image"
+						   : "which goes through too many symlinks";
+		if (S_ISLNK(st.st_mode)) {
+			char target[PATH_MAX];
+			ssize_t n = readlinkat(dfd, base, target, sizeof(target) - 1);
+			if (n < 0)
+				break;
+			target[n] = '\0';
+			return plait_error_set(err, PLAIT_E_IO,
+					       "unpack: parent directory of '%s': '%s' is a symlink "
+					       "to '%s', %s; the entry was refused (symlinks "
+					       "resolve inside the image's root)",
+					       name, pre.buf, target, why);
+		}
+		if (!S_ISDIR(st.st_mode))
+			return plait_error_set(err, PLAIT_E_IO,
+					       "unpack: parent directory of '%s': '%s' is not a "
+					       "directory; the entry was refused",
+					       name, pre.buf);
+		break;
+	}
+	return plait_error_set_errno(err, PLAIT_E_IO, -r, "unpack: parent directory of '%s'", name);
+}
+
 /* Entry name -> relative path with no "", "." or ".." components. */
 static int clean_name(const char *name, struct plait_buf *out, struct plait_error **err)
 {
@@ -644,8 +697,7 @@ static int unpack_entry(struct unpacker *u, struct archive *a, struct archive_en
 	_cleanup_close_ int pfd = -1;
 	r = open_dir_create(u, parent, &pfd);
 	if (r < 0)
-		return plait_error_set_errno(err, PLAIT_E_IO, -r,
-					     "unpack: parent directory of '%s'", name);
+		return parent_error(u, parent, name, r, err);
 	struct stat st;
 	bool keep = false;
 	if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0) {

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "core/buf.h"
 #include "core/cache.h"
@@ -583,6 +585,95 @@ static void test_cache__open_alone_clears_what_a_crashed_build_left(void **state
 	plait_cache_free(first);
 }
 
+static mode_t mode_of(const char *p)
+{
+	struct stat st;
+	if (stat(p, &st) < 0)
+		fail_msg("stat '%s': %s", p, strerror(errno));
+	return st.st_mode & 07777;
+}
+
+static const char *const private_dirs[] = { "", "layers", "steps", "mounts", "work" };
+
+static void assert_private(const char *dir)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(private_dirs); i++) {
+		_cleanup_free_ char *p = *private_dirs[i] ? path_of(dir, private_dirs[i]) : xstrdup(dir);
+		if (mode_of(p) != 0700)
+			fail_msg("'%s' is mode %04o, not 0700", p, (unsigned)mode_of(p));
+	}
+}
+
+/* Issue 11, finding 2: image trees with setuid files live in layers/. */
+static void test_cache__new_cache_is_0700_whatever_the_umask(void **state)
+{
+	struct fixture *f = *state;
+	_cleanup_free_ char *dir = path_of(f->dir, "fresh/cache");
+	mode_t old = umask(0);
+	struct plait_cache *c = open_ok(dir);
+	umask(old);
+	assert_private(dir);
+	plait_cache_free(c);
+}
+
+static void test_cache__open_tightens_a_looser_cache(void **state)
+{
+	struct fixture *f = *state;
+	_cleanup_free_ char *dir = path_of(f->dir, "old");
+	plait_cache_free(open_ok(dir));
+	for (size_t i = 0; i < ARRAY_SIZE(private_dirs); i++) {
+		_cleanup_free_ char *p = *private_dirs[i] ? path_of(dir, private_dirs[i]) : xstrdup(dir);
+		assert_int_equal(chmod(p, i % 2 ? 0755 : 02777), 0);
+	}
+	struct plait_cache *c = open_ok(dir);
+	assert_private(dir);
+	plait_cache_free(c);
+}
+
+static void test_cache__a_loose_cache_of_another_owner_is_an_error(void **state)
+{
+	struct fixture *f = *state;
+	if (geteuid() != 0)
+		skip(); /* needs a second uid to be "another owner" */
+	_cleanup_free_ char *dir = path_of(f->dir, "theirs");
+	assert_int_equal(mkdir(dir, 0755), 0);
+	assert_int_equal(chmod(dir, 0755), 0);
+	assert_int_equal(chmod(f->dir, 0711), 0); /* the child reaches dir */
+	int fds[2];
+	assert_int_equal(pipe(fds), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(fds[0]);
+		if (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0)
+			_exit(3);
+		struct plait_error *err = NULL;
+		int r = plait_cache_make_private(dir, &err);
+		if (r < 0 && plait_write_all(fds[1], err->msg, strlen(err->msg)) < 0)
+			_exit(4);
+		_exit(r < 0 ? 0 : 1);
+	}
+	close(fds[1]);
+	char msg[1024];
+	ssize_t n = read(fds[0], msg, sizeof(msg) - 1);
+	close(fds[0]);
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status) != 0)
+		fail_msg("the child's make_private did not fail (exit %d)", WEXITSTATUS(status));
+	msg[n > 0 ? n : 0] = '\0';
+	struct plait_buf want = PLAIT_BUF_INIT;
+	plait_buf_addf(&want,
+		       "cache directory '%s' is mode 0755 (owner uid 0), open to other users, and "
+		       "cannot be made 0700: its owner should run 'chmod 700 %s', or use a "
+		       "--cache-dir of your own: Operation not permitted",
+		       dir, dir);
+	assert_string_equal(msg, want.buf);
+	plait_buf_release(&want);
+	assert_int_equal(mode_of(dir), 0755);
+}
+
 static void test_cache__step_record_round_trip(void **state)
 {
 	struct fixture *f = *state;
@@ -742,6 +833,9 @@ int main(void)
 		T(test_cache__prune_rejects_a_negative_keep),
 		T(test_cache__open_makes_the_layout_and_holds_the_shared_lock),
 		T(test_cache__open_alone_clears_what_a_crashed_build_left),
+		T(test_cache__new_cache_is_0700_whatever_the_umask),
+		T(test_cache__open_tightens_a_looser_cache),
+		T(test_cache__a_loose_cache_of_another_owner_is_an_error),
 		T(test_cache__step_record_round_trip),
 		T(test_cache__step_lookup_misses_missing_corrupt_and_pruned),
 		T(test_cache__prune_and_lookup_agree_on_bad_records),

@@ -234,6 +234,47 @@ static void test_unpack__symlink_then_write_through_stays_inside(void **state)
 	assert_string_equal(l, outside);
 }
 
+/* Finding 6 of issue 11: the error names the symlink, its target and why. */
+static void test_unpack__symlink_to_missing_dir_names_the_symlink(void **state)
+{
+	struct fixture *f = *state;
+	make_root(f);
+	layer_begin(f, "l.tar", FILTER_NONE);
+	add_dir(f, "a");
+	add_symlink(f, "a/b", "/missing");
+	add_file(f, "a/b/c", "x");
+	layer_end(f);
+	_cleanup_free_ char *msg = NULL;
+	assert_int_equal(unpack(f, "l.tar", NULL, &msg), -PLAIT_E_IO);
+	assert_string_equal(msg, "unpack: parent directory of 'a/b/c': 'a/b' is a symlink to "
+				 "'/missing', which does not exist in the image; the entry was "
+				 "refused (symlinks resolve inside the image's root)");
+
+	/* a symlink to a file: not a directory */
+	layer_begin(f, "l2.tar", FILTER_NONE);
+	add_file(f, "f", "x");
+	add_symlink(f, "d", "f");
+	add_file(f, "d/e/g", "x");
+	layer_end(f);
+	free(msg);
+	msg = NULL;
+	assert_int_equal(unpack(f, "l2.tar", NULL, &msg), -PLAIT_E_IO);
+	assert_string_equal(msg, "unpack: parent directory of 'd/e/g': 'd' is a symlink to 'f', "
+				 "which is not a directory in the image; the entry was refused "
+				 "(symlinks resolve inside the image's root)");
+
+	/* a plain file in the way */
+	layer_begin(f, "l3.tar", FILTER_NONE);
+	add_file(f, "p", "x");
+	add_file(f, "p/q", "x");
+	layer_end(f);
+	free(msg);
+	msg = NULL;
+	assert_int_equal(unpack(f, "l3.tar", NULL, &msg), -PLAIT_E_IO);
+	assert_string_equal(msg, "unpack: parent directory of 'p/q': 'p' is not a directory; "
+				 "the entry was refused");
+}
+
 static void test_unpack__symlink_to_root_dir_writes_inside(void **state)
 {
 	struct fixture *f = *state;
@@ -558,6 +599,8 @@ int main(void)
 	    T(test_unpack__dotdot_is_refused_naming_the_entry),
 	    T(test_unpack__symlink_then_write_through_stays_inside),
 	    W(test_unpack__symlink_then_write_through_stays_inside),
+	    T(test_unpack__symlink_to_missing_dir_names_the_symlink),
+	    W(test_unpack__symlink_to_missing_dir_names_the_symlink),
 	    T(test_unpack__symlink_to_root_dir_writes_inside),
 	    W(test_unpack__symlink_to_root_dir_writes_inside),
 	    T(test_unpack__hardlinks_outside_the_root_fail),
