@@ -5,6 +5,7 @@
  * its position, which is exactly buildx's "inherited args first, then the
  * target's own" order. Only the final step turns objects into the structs. */
 #include "bake.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <fnmatch.h>
@@ -156,6 +157,14 @@ static int resolve_var(struct ctx *c, struct var *v, const char **value)
 		return fail(c, &w, "variables refer to each other: %s", b.buf);
 	}
 	const char *env = c->getenv ? c->getenv(v->name, c->getenv_ud) : getenv(v->name);
+	size_t bad;
+	if (env && !plait_utf8_valid(env, strlen(env), &bad)) {
+		struct where from_env = {"variable", v->name, NULL};
+		return fail(c, &from_env,
+			    "$%s in the environment is not valid UTF-8 (byte 0x%02x at column %zu): bake "
+			    "values end up in JSON; set it to UTF-8 text",
+			    v->name, (unsigned char)env[bad], bad + 1);
+	}
 	if (env) {
 		v->value = xstrdup(env);
 	} else {
@@ -860,6 +869,12 @@ static int apply_set(struct ctx *c, const char *set, struct names *sel)
 {
 	const char *eq = strchr(set, '=');
 	const char *dot = strchr(set, '.');
+	size_t bad;
+	if (!plait_utf8_valid(set, strlen(set), &bad))
+		return fail(c, NULL,
+			    "--set '%.*s...' is not valid UTF-8 (byte 0x%02x at column %zu): bake values "
+			    "end up in JSON; pass the text in UTF-8",
+			    (int)bad, set, (unsigned char)set[bad], bad + 1);
 	if (!eq || !dot || dot > eq || dot == set)
 		return fail(c, NULL,
 			    "invalid --set '%s': expected TARGET.KEY=VALUE (e.g. '*.tags=r/app:1')",

@@ -3,6 +3,7 @@
 #include "dockerfile.h"
 #include "buf.h"
 #include "expand.h"
+#include "utf8.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -919,6 +920,41 @@ int plait_df_parse_instruction(const char *text, char escape, const char *filena
 
 /* ---- the file: lines, directives, continuations, heredoc bodies ---- */
 
+/* The first byte that is not UTF-8 in an instruction's lines. Every value of
+ * the image config (labels, env, CMD, USER, history's created_by...) is a
+ * piece or an expansion of that text, and JSON takes only UTF-8: refused
+ * here, before anything is built, where the line is known. */
+struct bad_byte {
+	int line;     /* 0: none found */
+	size_t col;   /* 1-based, in bytes */
+	unsigned char byte;
+};
+
+static void check_utf8(struct bad_byte *bb, const char *s, size_t n, int line, size_t col0)
+{
+	size_t off;
+	if (bb->line || plait_utf8_valid(s, n, &off))
+		return;
+	bb->line = line;
+	bb->col = col0 + off;
+	bb->byte = (unsigned char)s[off];
+}
+
+/* "LABEL", from the instruction's first word, or "instruction". */
+static int utf8_error(struct parser *p, const struct bad_byte *bb, const char *text)
+{
+	size_t kl = 0;
+	while (text[kl] && !is_space((unsigned char)text[kl]))
+		kl++;
+	_cleanup_free_ char *word = xstrndup(text, kl);
+	enum plait_df_kind kind = plait_df_kind_from_string(word);
+	return plait_error_set(p->err, PLAIT_E_INVALID,
+			       "%s:%d: %s is not valid UTF-8 (byte 0x%02x at column %zu): image configs are "
+			       "JSON; write the text in UTF-8",
+			       p->file, bb->line, kind ? plait_df_kind_name(kind) : "the instruction", bb->byte,
+			       bb->col);
+}
+
 struct reader {
 	const char *data;
 	size_t len, pos;
@@ -1061,6 +1097,7 @@ static int read_heredocs(struct parser *p, struct reader *rd, const char *line_t
 		if (!parse_heredoc_word(words[i], &h))
 			continue;
 		_cleanup_buf_ struct plait_buf content = PLAIT_BUF_INIT;
+		struct bad_byte bb = { 0 };
 		bool terminated = false;
 		const char *s;
 		size_t len, len_nl;
@@ -1074,6 +1111,8 @@ static int read_heredocs(struct parser *p, struct reader *rd, const char *line_t
 				terminated = true;
 				break;
 			}
+			if (in->kind == PLAIT_DF_RUN)
+				check_utf8(&bb, s, len, rd->line, 1);
 			plait_buf_add(&content, s, len_nl);
 		}
 		top->end_line = in->end_line = rd->line;
@@ -1084,6 +1123,13 @@ static int read_heredocs(struct parser *p, struct reader *rd, const char *line_t
 			free(h.name);
 			return r;
 		}
+		/* a RUN body is the command (and so history's created_by), unless
+		 * it is a "#!" script run from a file */
+		if (bb.line && !startswith(content.buf, "#!")) {
+			free(h.name);
+			return utf8_error(p, &bb, "RUN");
+		}
+		bb.line = 0;
 		h.content = plait_buf_detach(&content, NULL);
 		PLAIT_ALLOC_GROW(in->heredocs, in->n_heredocs + 1, alloc);
 		in->heredocs[in->n_heredocs++] = h;
@@ -1173,6 +1219,8 @@ static int parse_file(struct parser *p, const char *data, size_t len, struct pla
 			continue;
 
 		_cleanup_buf_ struct plait_buf joined = PLAIT_BUF_INIT;
+		struct bad_byte bb = { 0 };
+		check_utf8(&bb, s, n, start_line, (size_t)col);
 		plait_buf_add(&joined, s, n);
 		bool empty_cont = false;
 		while (cont) {
@@ -1194,8 +1242,11 @@ static int parse_file(struct parser *p, const char *data, size_t len, struct pla
 				continue;
 			}
 			cont = trim_continuation(s, &n, p->escape);
+			check_utf8(&bb, s, n, rd.line, 1);
 			plait_buf_add(&joined, s, n);
 		}
+		if (bb.line)
+			return utf8_error(p, &bb, joined.buf);
 
 		PLAIT_ALLOC_GROW(df->instrs, df->n_instrs + 1, alloc);
 		struct plait_df_instr *in = &df->instrs[df->n_instrs];

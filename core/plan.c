@@ -295,6 +295,17 @@ int plait_plan_make(const struct plait_target *targets, size_t n, const struct p
 	struct chosen *ch = NULL;
 	size_t n_ch = 0;
 	memset(out, 0, sizeof(*out));
+	/* Bytes that JSON cannot hold are said first and alone: the checks below
+	 * would quote them. */
+	for (size_t ti = 0; ti < n; ti++) {
+		_cleanup_strv_free_ char **bad = NULL;
+		plait_target_check_utf8(&targets[ti], &bad);
+		for (char **q = bad; q && *q; q++)
+			problem(&pr, "%s%s%s", targets[ti].name ? targets[ti].name : "", targets[ti].name ? ": " : "",
+				*q);
+	}
+	if (pr.n)
+		goto done;
 	for (size_t ti = 0; ti < n; ti++) {
 		const struct plait_target *t = &targets[ti];
 		const char *tname = t->name;
@@ -430,6 +441,7 @@ int plait_plan_make(const struct plait_target *targets, size_t n, const struct p
 		plait_error_free(ch[c].err);
 	}
 	free(ch);
+done:;
 	int r = 0;
 	if (pr.n) {
 		r = plait_error_set(err, PLAIT_E_USAGE, "cannot plan this build (%zu problem%s; nothing was built):\n%s",

@@ -7,6 +7,7 @@
 #include "util.h"
 #include "core/platform.h"
 #include "core/ref.h"
+#include "core/utf8.h"
 #include "core/banned.h"
 
 void plait_variant_release(struct plait_variant *v)
@@ -300,4 +301,47 @@ int plait_target_add_output(struct plait_target *t, const char *spec, struct pla
 		plait_strv_push(&t->outputs, out);
 	free(out);
 	return r;
+}
+
+/* One value: "what[ NAME]: the name|value|tag is not valid UTF-8 (...)". A
+ * K=V value names K when K itself is valid. */
+static size_t check_value(char ***problems, const char *what, const char *s, bool kv)
+{
+	size_t bad;
+	if (plait_utf8_valid(s, strlen(s), &bad))
+		return 0;
+	size_t kl = kv ? strcspn(s, "=") : 0;
+	struct plait_buf m = PLAIT_BUF_INIT;
+	plait_buf_adds(&m, what);
+	if (kv && bad > kl)
+		plait_buf_addf(&m, " %.*s: the value", (int)kl, s);
+	else
+		plait_buf_adds(&m, kv ? ": the name" : ": the tag");
+	plait_buf_addf(&m, " is not valid UTF-8 (byte 0x%02x at column %zu of the argument): image configs are "
+			   "JSON; pass the text in UTF-8",
+		       (unsigned char)s[bad], bad + 1);
+	plait_strv_push(problems, m.buf);
+	plait_buf_release(&m);
+	return 1;
+}
+
+size_t plait_target_check_utf8(const struct plait_target *t, char ***problems)
+{
+	bool bake = t->name != NULL; /* the names of bake's fields, else the flags */
+	size_t n = 0;
+	for (char **s = t->tags; s && *s; s++)
+		n += check_value(problems, bake ? "tags" : "-t", *s, false);
+	for (char **s = t->build_args; s && *s; s++)
+		n += check_value(problems, bake ? "args" : "--build-arg", *s, true);
+	for (char **s = t->labels; s && *s; s++)
+		n += check_value(problems, bake ? "labels" : "--label", *s, true);
+	for (size_t i = 0; i < t->n_annotations; i++)
+		n += check_value(problems, bake ? "annotations" : "--annotation", t->annotations[i].kv, true);
+	for (size_t i = 0; i < t->n_variants; i++) {
+		_cleanup_buf_ struct plait_buf what = PLAIT_BUF_INIT;
+		plait_buf_addf(&what, "--variant %s", t->variants[i].name);
+		for (char **s = t->variants[i].args; s && *s; s++)
+			n += check_value(problems, what.buf, *s, true);
+	}
+	return n;
 }

@@ -100,6 +100,13 @@ int plait_target_add_output(struct plait_target *t, const char *spec, struct pla
  * list there ("--platform", or bake's "platforms"). */
 void plait_target_add_platforms(struct plait_target *t, const char *what, const char *list);
 
+/* Every value of t that goes into JSON (tags, build args, labels,
+ * annotations, variant args: image configs, manifests, --metadata-file,
+ * --progress json) and is not valid UTF-8: one line each added to *problems,
+ * naming the option ("--build-arg A", or bake's "args A" when t->name is
+ * set) and the byte, never quoting the bytes themselves. Returns how many. */
+size_t plait_target_check_utf8(const struct plait_target *t, char ***problems);
+
 /* The parsers behind them, for one value. */
 int plait_parse_variant(const char *spec, struct plait_variant *out, char ***problems, struct plait_error **err);
 int plait_parse_annotation(const char *spec, struct plait_annotation *out, struct plait_error **err);

@@ -647,6 +647,36 @@ static void test_bake__load_missing_file_is_an_error(void **state)
 	plait_bake_release(NULL);
 }
 
+/* Values from outside the (JSON, so UTF-8) file are checked as they are read:
+ * an environment variable, a --set; the file's own bytes by the JSON reader. */
+static void test_bake__values_not_utf8_name_their_source(void **state)
+{
+	(void)state;
+	const char *json = "{'variable': {'TAG': {'default': '1'}},"
+			   " 'target': {'a': {'tags': ['r/a:${TAG}']}}}";
+	struct plait_bake b;
+	_cleanup_error_ struct plait_error *err = NULL;
+	int r = parse(json, NULL, NULL, (const char *const[]){"TAG=v\xff", NULL}, &b, &err);
+	assert_int_equal(r, -PLAIT_E_USAGE);
+	assert_string_equal(err->msg, "docker-bake.json: variable \"TAG\": $TAG in the environment is not valid "
+				      "UTF-8 (byte 0xff at column 2): bake values end up in JSON; set it to UTF-8 "
+				      "text");
+	_cleanup_free_ char *msg = parse_err(json, NULL, (const char *const[]){"a.labels.t=caf\xe9", NULL});
+	assert_string_equal(msg, "docker-bake.json: --set 'a.labels.t=caf...' is not valid UTF-8 (byte 0xe9 at "
+				 "column 15): bake values end up in JSON; pass the text in UTF-8");
+	_cleanup_free_ char *msg2 = parse_err("{'target': {'a': {'labels': {'t': '\xff'}}}}", NULL, NULL);
+	assert_contains(msg2, "docker-bake.json:1:");
+	/* valid text passes, from all three */
+	struct plait_bake ok;
+	_cleanup_error_ struct plait_error *e2 = NULL;
+	assert_int_equal(parse("{'variable': {'TAG': {}}, 'target': {'a': {'labels': {'x': 'caf\xc3\xa9 ${TAG}'}}}}",
+			       NULL, (const char *const[]){"a.labels.y=\xf0\x9f\x98\x80", NULL},
+			       (const char *const[]){"TAG=\xc3\xa9", NULL}, &ok, &e2),
+			 0);
+	assert_joined(ok.targets[0].labels, "[x=caf\xc3\xa9 \xc3\xa9|y=\xf0\x9f\x98\x80]", "labels");
+	plait_bake_release(&ok);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -674,6 +704,7 @@ int main(void)
 	    cmocka_unit_test(test_bake__set_changes_one_target),
 	    cmocka_unit_test(test_bake__set_star_changes_every_target),
 	    cmocka_unit_test(test_bake__set_errors),
+	    cmocka_unit_test(test_bake__values_not_utf8_name_their_source),
 	    cmocka_unit_test(test_bake__dockerfile_is_joined_to_context),
 	    cmocka_unit_test(test_bake__print_parses_back),
 	    cmocka_unit_test(test_bake__malformed_json_names_file_and_line),

@@ -752,6 +752,67 @@ static void test_dockerfile__realistic_multistage_file(void **state)
 	plait_dockerfile_release(&df);
 }
 
+#define UTF8_WHY "image configs are JSON; write the text in UTF-8"
+
+/* Every instruction's text is checked as the file is read: each value of the
+ * image config is a piece of it. The message names the line and the byte. */
+static void test_dockerfile__invalid_utf8_is_refused_with_its_line(void **state)
+{
+	(void)state;
+	assert_parse_error("FROM x\nLABEL a=b c=\xff\n",
+			   "Dockerfile:2: LABEL is not valid UTF-8 (byte 0xff at column 13): " UTF8_WHY);
+	/* the column counts the line's own indentation; a valid é before is fine */
+	assert_parse_error("FROM x\n  ENV caf\xc3\xa9=\xed\xa0\x80\n",
+			   "Dockerfile:2: ENV is not valid UTF-8 (byte 0xed at column 13): " UTF8_WHY);
+	/* on a continuation line: that line, its column */
+	assert_parse_error("FROM x\nRUN echo a \\\n  # caf\xe9 in a comment is fine\n  b\xc0\x80\n",
+			   "Dockerfile:4: RUN is not valid UTF-8 (byte 0xc0 at column 4): " UTF8_WHY);
+	/* a key, not only a value */
+	assert_parse_error("FROM x\nLABEL \xfe=1\n",
+			   "Dockerfile:2: LABEL is not valid UTF-8 (byte 0xfe at column 7): " UTF8_WHY);
+	static const struct {
+		const char *kw, *rest;
+	} each[] = {
+		{ "CMD", "[\"a\xff\"]" }, { "ENTRYPOINT", "a\xff" },  { "SHELL", "[\"/bin/\xff\"]" },
+		{ "HEALTHCHECK", "CMD a\xff" }, { "USER", "\xff" },   { "WORKDIR", "/\xff" },
+		{ "EXPOSE", "80\xff" },	     { "VOLUME", "/\xff" },    { "STOPSIGNAL", "\xff" },
+		{ "MAINTAINER", "\xff" },     { "ONBUILD", "RUN \xff" }, { "ARG", "A=\xff" },
+		{ "COPY", "a\xff /b" },	     { "ADD", "a \xff" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(each); i++) {
+		_cleanup_buf_ struct plait_buf src = PLAIT_BUF_INIT, want = PLAIT_BUF_INIT;
+		plait_buf_addf(&src, "FROM x\n%s %s\n", each[i].kw, each[i].rest);
+		plait_buf_addf(&want, "Dockerfile:2: %s is not valid UTF-8 (byte 0x%02x at column %zu): " UTF8_WHY,
+			       each[i].kw, (unsigned char)strpbrk(each[i].rest, "\xff\xfe")[0],
+			       strlen(each[i].kw) + 2 + (size_t)(strpbrk(each[i].rest, "\xff") - each[i].rest));
+		assert_parse_error(src.buf, want.buf);
+	}
+	/* an ARG before the first FROM, and an unknown keyword */
+	assert_parse_error("ARG V=\xff\nFROM x\n",
+			   "Dockerfile:1: ARG is not valid UTF-8 (byte 0xff at column 7): " UTF8_WHY);
+	assert_parse_error("FROM x\nLAB\xff a=b\n",
+			   "Dockerfile:2: the instruction is not valid UTF-8 (byte 0xff at column 4): " UTF8_WHY);
+	/* a RUN heredoc body is the command (history's created_by) */
+	assert_parse_error("FROM x\nRUN <<EOF\necho ok\necho \xe2\x82\nEOF\n",
+			   "Dockerfile:4: RUN is not valid UTF-8 (byte 0xe2 at column 6): " UTF8_WHY);
+}
+
+/* What does not reach JSON is not checked: comments, COPY heredoc bodies
+ * (file contents), "#!" RUN scripts (run from a file). */
+static void test_dockerfile__bytes_outside_json_values_are_kept(void **state)
+{
+	(void)state;
+	struct plait_dockerfile df;
+	parse_ok("# caf\xe9\nFROM x\n# \xff\nCOPY <<EOF /latin1.txt\ncaf\xe9\nEOF\n"
+		 "RUN <<EOF\n#!/bin/sh\necho caf\xe9\nEOF\nLABEL t=caf\xc3\xa9\n",
+		 &df);
+	assert_int_equal(df.n_instrs, 4);
+	assert_string_equal(df.instrs[1].heredocs[0].content, "caf\xe9\n");
+	assert_string_equal(df.instrs[2].heredocs[0].content, "#!/bin/sh\necho caf\xe9\n");
+	assert_string_equal(df.instrs[3].kvs[0].value, "caf\xc3\xa9");
+	plait_dockerfile_release(&df);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -782,6 +843,8 @@ int main(void)
 		cmocka_unit_test(test_dockerfile__stage_errors),
 		cmocka_unit_test(test_dockerfile__warnings),
 		cmocka_unit_test(test_dockerfile__realistic_multistage_file),
+		cmocka_unit_test(test_dockerfile__invalid_utf8_is_refused_with_its_line),
+		cmocka_unit_test(test_dockerfile__bytes_outside_json_values_are_kept),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -161,6 +161,73 @@ static void test_request__release_frees_everything(void **state)
 	plait_request_release(&r); /* twice is harmless */
 }
 
+#define UTF8_WHY "image configs are JSON; pass the text in UTF-8"
+
+static void assert_lines(char **got, const char *const *want, size_t n)
+{
+	size_t have = 0;
+	while (got && got[have])
+		have++;
+	for (size_t i = 0; i < n || i < have; i++) {
+		if (i >= have)
+			fail_msg("line %zu missing (have %zu), want '%s'", i, have, want[i]);
+		if (i >= n)
+			fail_msg("line %zu is '%s', want none", i, got[i]);
+		if (!streq(got[i], want[i]))
+			fail_msg("line %zu:\n  got  %s\n  want %s", i, got[i], want[i]);
+	}
+}
+
+/* Every value bound for JSON is checked, named by its flag (or bake's field),
+ * and the bytes are never quoted. */
+static void test_request__values_not_utf8_are_problems(void **state)
+{
+	(void)state;
+	struct plait_request r = { 0 };
+	struct plait_target *t = plait_request_add_target(&r);
+	_cleanup_error_ struct plait_error *err = NULL;
+	plait_strv_push(&t->tags, "r/app:1");
+	plait_strv_push(&t->tags, "r/app:\xff");
+	plait_strv_push(&t->build_args, "OK=caf\xc3\xa9");
+	plait_strv_push(&t->build_args, "V=a\xff");
+	plait_strv_push(&t->labels, "caf\xe9=x");
+	plait_strv_push(&t->labels, "t=\xed\xa0\x80");
+	assert_int_equal(plait_target_add_annotation(t, "index:k=\xc3", &err), 0);
+	assert_int_equal(plait_target_add_variant(t, "cuda:BASE=\xf4\x90\x80\x80", &err), 0);
+	_cleanup_strv_free_ char **got = NULL;
+	assert_int_equal(plait_target_check_utf8(t, &got), 6);
+	static const char *const want[] = {
+		"-t: the tag is not valid UTF-8 (byte 0xff at column 7 of the argument): " UTF8_WHY,
+		"--build-arg V: the value is not valid UTF-8 (byte 0xff at column 4 of the argument): " UTF8_WHY,
+		"--label: the name is not valid UTF-8 (byte 0xe9 at column 4 of the argument): " UTF8_WHY,
+		"--label t: the value is not valid UTF-8 (byte 0xed at column 3 of the argument): " UTF8_WHY,
+		"--annotation k: the value is not valid UTF-8 (byte 0xc3 at column 3 of the argument): " UTF8_WHY,
+		"--variant cuda BASE: the value is not valid UTF-8 (byte 0xf4 at column 6 of the argument): " UTF8_WHY,
+	};
+	assert_lines(got, want, ARRAY_SIZE(want));
+
+	/* a bake target: its fields' names */
+	struct plait_target *b = plait_request_add_target(&r);
+	b->name = xstrdup("web");
+	plait_strv_push(&b->build_args, "V=\xc0\x80");
+	plait_strv_push(&b->labels, "ok=yes");
+	_cleanup_strv_free_ char **bake = NULL;
+	assert_int_equal(plait_target_check_utf8(b, &bake), 1);
+	static const char *const want_bake[] = {
+		"args V: the value is not valid UTF-8 (byte 0xc0 at column 3 of the argument): " UTF8_WHY,
+	};
+	assert_lines(bake, want_bake, 1);
+
+	/* valid text: nothing */
+	struct plait_target *v = plait_request_add_target(&r);
+	plait_strv_push(&v->tags, "r/app:1");
+	plait_strv_push(&v->labels, "org.opencontainers.image.title=caf\xc3\xa9 \xf0\x9f\x98\x80");
+	_cleanup_strv_free_ char **none = NULL;
+	assert_int_equal(plait_target_check_utf8(v, &none), 0);
+	assert_null(none);
+	plait_request_release(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -171,6 +238,7 @@ int main(void)
 		cmocka_unit_test(test_request__platform_lists_add_up),
 		cmocka_unit_test(test_request__platform_list_problems),
 		cmocka_unit_test(test_request__release_frees_everything),
+		cmocka_unit_test(test_request__values_not_utf8_are_problems),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
