@@ -8,6 +8,7 @@
  * sessions are bounded by max_tries too. */
 #include "client.h"
 
+#include <limits.h>
 #include <stdio.h>
 
 #include "core/digest.h"
@@ -272,7 +273,8 @@ int64_t registry_range_next(const char *range)
 	if (startswith(range, "bytes="))
 		range += strlen("bytes=");
 	long long a, b;
-	if (sscanf(range, "%lld-%lld", &a, &b) != 2 || a != 0 || b < 0)
+	/* b == LLONG_MAX: out of range (sscanf saturates) and N+1 would overflow */
+	if (sscanf(range, "%lld-%lld", &a, &b) != 2 || a != 0 || b < 0 || b == LLONG_MAX)
 		return -1;
 	return b == 0 ? 0 : b + 1;
 }
