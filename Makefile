@@ -3,11 +3,15 @@
 
 BUILD ?= build
 MESON_FLAGS ?=
+# The libFuzzer build (clang, ASan+UBSan) of tests/fuzz, and how long `make fuzz`
+# runs each target (`make test` runs each for the meson option fuzz_seconds, 5 s).
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
 
 BUILD_PKGS = meson ninja-build pkg-config gcc libc6-dev libcurl4-openssl-dev libjansson-dev \
 	libarchive-dev libssl-dev zlib1g-dev libzstd-dev
 TEST_PKGS = libcmocka-dev docker-registry skopeo umoci openssl apache2-utils python3 \
-	ca-certificates curl jq time busybox-static buildah zstd xz-utils bzip2 qemu-user-static
+	ca-certificates curl jq time busybox-static buildah zstd xz-utils bzip2 qemu-user-static clang
 DEMO_PKGS = docker-registry umoci qemu-user-static busybox-static curl python3
 
 # Install the Debian packages in $(1) that are missing (apt-get update first).
@@ -22,7 +26,7 @@ define ensure_pkgs
 	fi
 endef
 
-.PHONY: all build deps test-deps demo-deps test unit integration demo bench bench-build bench-build-multi clean
+.PHONY: all build deps test-deps demo-deps test unit integration fuzz fuzz-deps fuzz-build demo bench bench-build bench-build-multi clean
 
 all: build
 
@@ -38,14 +42,29 @@ build: deps $(BUILD)/build.ninja
 test-deps:
 	$(call ensure_pkgs,$(BUILD_PKGS) $(TEST_PKGS))
 
-test: test-deps build
-	bash tests/run.sh $(BUILD)
+test: test-deps build fuzz-build
+	FUZZ_BUILD=$(FUZZ_BUILD) bash tests/run.sh $(BUILD)
 
 unit: test-deps build
 	bash tests/run.sh $(BUILD) unit
 
 integration: test-deps build
 	bash tests/run.sh $(BUILD) integration
+
+fuzz-deps:
+	$(call ensure_pkgs,$(BUILD_PKGS) clang)
+
+$(FUZZ_BUILD)/build.ninja: | fuzz-deps
+	CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false
+
+fuzz-build: fuzz-deps $(FUZZ_BUILD)/build.ninja
+	ninja -C $(FUZZ_BUILD) fuzz-targets
+
+# Each target for FUZZ_SECONDS; what they find is kept in $(FUZZ_BUILD)/corpus.
+fuzz: fuzz-build
+	PLAIT_FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_CORPUS=$(abspath $(FUZZ_BUILD))/corpus \
+		meson test -C $(FUZZ_BUILD) --suite fuzz --no-rebuild --num-processes 1 \
+		--timeout-multiplier 1000 --print-errorlogs
 
 demo-deps:
 	$(call ensure_pkgs,$(BUILD_PKGS) $(DEMO_PKGS))
@@ -63,4 +82,4 @@ bench-build-multi: test-deps build
 	MULTI=1 bash bench/build.sh $(BUILD)/cmd/plait
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(FUZZ_BUILD)

@@ -195,10 +195,36 @@ static bool class_match(const char **pp, uint32_t r)
 	return m != neg;
 }
 
-/* Backtracking match of a validated pattern; dstar enables moby's "**". */
-static bool match_here(const char *p, const char *s, bool dstar)
+/* Backtracking match of a validated pattern; dstar enables moby's "**".
+ * Each star tries every position after it, so patterns like "*a*a*a*b"
+ * would take exponential time: the (pattern, name) positions already known
+ * not to match are remembered (one bit each, allocated at the first star). */
+struct match {
+	const char *pattern, *name;
+	size_t plen, slen;
+	bool dstar;
+	unsigned char *failed;
+};
+
+static bool match_here(struct match *m, const char *p, const char *s);
+
+static bool match_try(struct match *m, const char *p, const char *s)
+{
+	if (!m->failed)
+		m->failed = xcalloc((m->plen + 1) * (m->slen + 1) / 8 + 1, 1);
+	size_t bit = (size_t)(p - m->pattern) * (m->slen + 1) + (size_t)(s - m->name);
+	if (m->failed[bit / 8] & (1u << (bit % 8)))
+		return false;
+	if (match_here(m, p, s))
+		return true;
+	m->failed[bit / 8] |= (unsigned char)(1u << (bit % 8));
+	return false;
+}
+
+static bool match_here(struct match *m, const char *p, const char *s)
 {
 	size_t n;
+	bool dstar = m->dstar;
 
 	for (;;) {
 		switch (*p) {
@@ -211,16 +237,16 @@ static bool match_here(const char *p, const char *s, bool dstar)
 					p++;
 				if (*p == '\0')
 					return true;
-				if (match_here(p, s, dstar))
+				if (match_try(m, p, s))
 					return true;
 				for (const char *q = s; *q; q++)
-					if (*q == '/' && match_here(p, q + 1, dstar))
+					if (*q == '/' && match_try(m, p, q + 1))
 						return true;
 				return false;
 			}
 			p++;
 			for (const char *q = s;; q++) {
-				if (match_here(p, q, dstar))
+				if (match_try(m, p, q))
 					return true;
 				if (*q == '\0' || *q == '/')
 					return false;
@@ -253,12 +279,21 @@ static bool match_here(const char *p, const char *s, bool dstar)
 	}
 }
 
+static bool match_pattern(const char *pattern, const char *name, bool dstar)
+{
+	struct match m = { .pattern = pattern, .name = name, .plen = strlen(pattern),
+			   .slen = strlen(name), .dstar = dstar };
+	bool r = match_here(&m, pattern, name);
+	free(m.failed);
+	return r;
+}
+
 int plait_glob_match(const char *pattern, const char *name)
 {
 	const char *why;
 	if (plait_glob_validate(pattern, &why) < 0)
 		return -1;
-	return match_here(pattern, name, false) ? 1 : 0;
+	return match_pattern(pattern, name, false) ? 1 : 0;
 }
 
 bool plait_glob_has_wildcards(const char *s)
@@ -402,7 +437,7 @@ static bool rule_matches(const struct plait_ignore_rule *r, const char *path)
 		const char *suffix = r->pattern + 2;
 		return endswith(path, suffix) || (suffix[0] == '/' && streq(path, suffix + 1));
 	}
-	return match_here(r->pattern, path, true);
+	return match_pattern(r->pattern, path, true);
 }
 
 const struct plait_ignore_rule *plait_ignore_match_rule(const struct plait_ignore *ig,

@@ -8,6 +8,7 @@
  * sessions are bounded by max_tries too. */
 #include "client.h"
 
+#include <limits.h>
 #include <stdio.h>
 
 #include "core/digest.h"
@@ -60,6 +61,14 @@ out:
 	return rc;
 }
 
+int64_t registry_content_range_start(const char *content_range)
+{
+	long long from = -1;
+	if (!content_range || sscanf(content_range, "bytes %lld-", &from) != 1 || from < 0)
+		return -1;
+	return from;
+}
+
 struct blob_sink {
 	struct plait_blob_writer *w;
 	int64_t size;
@@ -93,9 +102,8 @@ static int blob_sink_write(void *ud, const struct plait_http_resp *resp, const v
 			if (plait_blob_writer_restart(s->w, &s->err) < 0)
 				return -1;
 		} else if (s->start > 0 && resp->status == 206) {
-			long long from = -1;
 			const char *cr = resp->content_range;
-			if (!cr || sscanf(cr, "bytes %lld-", &from) != 1 || from != s->start) {
+			if (registry_content_range_start(cr) != s->start) {
 				plait_error_set(&s->err, PLAIT_E_INVALID,
 						"registry %s answered range '%s' for blob %s when asked "
 						"from byte %lld",
@@ -258,14 +266,15 @@ out:
 
 /* "0-N" -> N+1; -1 when absent or malformed. distribution reports an empty
  * upload as "0-0" too, so "0-0" reads as 0 (a wrong guess costs a restart). */
-static int64_t range_next(const char *range)
+int64_t registry_range_next(const char *range)
 {
 	if (!range)
 		return -1;
 	if (startswith(range, "bytes="))
 		range += strlen("bytes=");
 	long long a, b;
-	if (sscanf(range, "%lld-%lld", &a, &b) != 2 || a != 0 || b < 0)
+	/* b == LLONG_MAX: out of range (sscanf saturates) and N+1 would overflow */
+	if (sscanf(range, "%lld-%lld", &a, &b) != 2 || a != 0 || b < 0 || b == LLONG_MAX)
 		return -1;
 	return b == 0 ? 0 : b + 1;
 }
@@ -364,7 +373,7 @@ static int upload_status(struct plait_registry *r, const char *repo, char **loc,
 	}
 	if (resp->status != 204 && resp->status != 200)
 		return registry_unexpected(e, "GET", *loc, resp);
-	int64_t n = range_next(resp->range);
+	int64_t n = registry_range_next(resp->range);
 	*next = n < 0 ? 0 : n;
 	char *nl = upload_url(r, *loc, resp->location);
 	if (nl) {
@@ -413,7 +422,7 @@ static int upload_once(struct plait_registry *r, const char *repo, const char *d
 				 .tries = 1 };
 		rc = registry_request(r, &pq, resp, e);
 		if (rc == 0 && resp->status == 202) {
-			int64_t next = range_next(resp->range);
+			int64_t next = registry_range_next(resp->range);
 			off = next > off ? next : off + n;
 			char *nl = upload_url(r, loc, resp->location);
 			if (nl) {

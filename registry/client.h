@@ -169,4 +169,10 @@ bool registry_creds_usable(const struct plait_credentials *c);
 /* "Authorization: Basic base64(user:password)" (caller frees; a secret). */
 char *registry_basic_header(const struct plait_credentials *c);
 
+/* blob.c's header arithmetic (exposed for tests/fuzz): the start of a 206's
+ * "Content-Range: bytes N-M/T", -1 when absent or malformed; the next offset
+ * of an upload session's "Range: 0-N" (see blob.c), -1 when malformed. */
+int64_t registry_content_range_start(const char *content_range);
+int64_t registry_range_next(const char *range);
+
 #endif

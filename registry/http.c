@@ -317,28 +317,26 @@ static void set_field(char **field, const char *v, size_t len)
 	*field = trimmed(v, len);
 }
 
-static size_t header_cb(char *line, size_t size, size_t nitems, void *ud)
+void plait_http_parse_header_line(struct plait_http_resp *r, const char *line, size_t len)
 {
-	struct xfer *x = ud;
-	struct plait_http_resp *r = x->resp;
-	size_t len = size * nitems;
-
 	if (len > 5 && strncmp(line, "HTTP/", 5) == 0) {
 		/* A new response (after a redirect or a 100 Continue): the
 		 * headers captured so far belonged to the previous one. */
 		resp_clear_headers(r);
 		const char *p = memchr(line, ' ', len);
 		if (p) {
-			r->status = strtol(p + 1, NULL, 10);
+			/* the line is not NUL-terminated: read the code from a copy */
+			_cleanup_free_ char *code = trimmed(p + 1, len - (size_t)(p + 1 - line));
+			r->status = strtol(code, NULL, 10);
 			const char *q = memchr(p + 1, ' ', len - (size_t)(p + 1 - line));
 			if (q)
 				r->reason = trimmed(q + 1, len - (size_t)(q + 1 - line));
 		}
-		return len;
+		return;
 	}
 	const char *colon = memchr(line, ':', len);
 	if (!colon)
-		return len;
+		return;
 	size_t nlen = (size_t)(colon - line);
 	const char *v = colon + 1;
 	size_t vlen = len - nlen - 1;
@@ -357,7 +355,7 @@ static size_t header_cb(char *line, size_t size, size_t nitems, void *ud)
 	for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
 		if (strlen(fields[i].name) == nlen && strncasecmp(line, fields[i].name, nlen) == 0) {
 			set_field((char **)((char *)r + fields[i].off), v, vlen);
-			return len;
+			return;
 		}
 	}
 	if (nlen == strlen("content-length") && strncasecmp(line, "content-length", nlen) == 0) {
@@ -376,6 +374,13 @@ static size_t header_cb(char *line, size_t size, size_t nitems, void *ud)
 			r->www_authenticate = TAKE_PTR(s);
 		}
 	}
+}
+
+static size_t header_cb(char *line, size_t size, size_t nitems, void *ud)
+{
+	struct xfer *x = ud;
+	size_t len = size * nitems;
+	plait_http_parse_header_line(x->resp, line, len);
 	return len;
 }
 

@@ -96,6 +96,10 @@ struct plait_http_resp {
 };
 #define PLAIT_HTTP_RESP_INIT { .content_length = -1, .err_body = PLAIT_BUF_INIT }
 void plait_http_resp_release(struct plait_http_resp *resp);
+/* Take one raw header line (CRLF included, not NUL-terminated) into resp, as
+ * the transfer does: a status line starts a new response; the headers above
+ * are kept; others are ignored. Exposed for tests/fuzz. */
+void plait_http_parse_header_line(struct plait_http_resp *resp, const char *line, size_t len);
 
 int plait_http_perform(struct plait_http *h, const struct plait_http_req *req,
 		       struct plait_http_resp *resp);

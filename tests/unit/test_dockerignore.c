@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "core/dockerignore.h"
 #include "core/endpoint.h"
@@ -369,6 +370,43 @@ static void test_dockerignore__load_prefers_dockerfile_specific_file(void **stat
 	free(dir);
 }
 
+static double seconds_since(const struct timespec *t0)
+{
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* Found by tests/fuzz/fuzz_dockerignore: each '*' tried every position, so a
+ * pattern of many stars against a long name that does not match took
+ * exponential time (a hostile .dockerignore stalled the build). */
+static void test_dockerignore__many_stars_match_in_linear_time(void **state)
+{
+	(void)state;
+	const char *pattern = "*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b";
+	char name[61];
+	memset(name, 'a', sizeof(name) - 1);
+	name[sizeof(name) - 1] = '\0';
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(plait_glob_match(pattern, name), 0);
+	name[sizeof(name) - 2] = 'b';
+	assert_int_equal(plait_glob_match(pattern, name), 1);
+
+	struct plait_ignore *ig = NULL;
+	struct plait_error *err = NULL;
+	const char *file = "**/*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*c\n";
+	assert_int_equal(plait_ignore_parse(file, strlen(file), ".dockerignore", &ig, &err), 0);
+	name[sizeof(name) - 2] = 'a';
+	name[10] = '/';
+	assert_false(plait_ignore_match(ig, name));
+	plait_ignore_free(ig);
+	double took = seconds_since(&t0);
+	if (took > 1.0)
+		fail_msg("matching 16 stars against a 60-character name took %.1f s (want < 1 s)",
+			 took);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -381,6 +419,7 @@ int main(void)
 		cmocka_unit_test(test_dockerignore__may_include_below),
 		cmocka_unit_test(test_dockerignore__path_clean_matches_go),
 		cmocka_unit_test(test_dockerignore__glob_match_is_go_filepath_match),
+		cmocka_unit_test(test_dockerignore__many_stars_match_in_linear_time),
 		cmocka_unit_test(test_dockerignore__load_prefers_dockerfile_specific_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1148,6 +1148,25 @@ static void test_http__perform_rejects_other_protocols(void **state)
 	plait_http_resp_release(&resp);
 }
 
+/* Found by tests/fuzz/fuzz_http: curl hands header lines without a NUL; the
+ * status code was read with strtol past the end of the line. */
+static void test_http__header_line_is_read_within_its_length(void **state)
+{
+	(void)state;
+	struct plait_http_resp resp = PLAIT_HTTP_RESP_INIT;
+	const char buf[] = "HTTP/1.1 20" "7 Partial\r\n";
+	plait_http_parse_header_line(&resp, buf, strlen("HTTP/1.1 20"));
+	assert_int_equal(resp.status, 20);
+	const char loc[] = "Location: /v2/x" "yz";
+	plait_http_parse_header_line(&resp, loc, strlen("Location: /v2/x"));
+	assert_string_equal(resp.location, "/v2/x");
+	const char st[] = "HTTP/2 206\r\n";
+	plait_http_parse_header_line(&resp, st, strlen(st));
+	assert_int_equal(resp.status, 206);
+	assert_null(resp.location); /* a new response forgets the headers above */
+	plait_http_resp_release(&resp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest pure[] = {
@@ -1206,6 +1225,7 @@ int main(void)
 		cmocka_unit_test(test_http__perform_connection_closed_without_answer),
 		cmocka_unit_test(test_http__perform_connection_refused_sets_os_errno),
 		cmocka_unit_test(test_http__perform_rejects_other_protocols),
+		cmocka_unit_test(test_http__header_line_is_read_within_its_length),
 	};
 	int failed = cmocka_run_group_tests_name("http_helpers", pure, NULL, NULL);
 	failed += cmocka_run_group_tests_name("http_perform", net, net_setup, net_teardown);
