@@ -7,6 +7,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <strings.h>
@@ -675,8 +676,10 @@ static const char *suggest_keyword(const char *word)
 static bool heredoc_marker(const char *w, int *fd, bool *chomp, const char **rest)
 {
 	int v = 0;
-	while (*w >= '0' && *w <= '9')
-		v = v * 10 + (*w++ - '0');
+	while (*w >= '0' && *w <= '9') {
+		int d = *w++ - '0';
+		v = v > (INT_MAX - d) / 10 ? INT_MAX : v * 10 + d; /* saturate: no signed overflow */
+	}
 	if (w[0] != '<' || w[1] != '<')
 		return false;
 	w += 2;
