@@ -18,6 +18,7 @@ struct plait_cmd {
 	const char *name;
 	int (*fn)(int argc, char **argv);
 	const char *summary;
+	bool own_mounts; /* mounts snapshots: runs in a mount namespace of its own */
 };
 
 int cmd_version(int argc, char **argv);

@@ -1,16 +1,20 @@
 /* cmd/main.c - the plait executable: the command table and dispatch.
  * To add a subcommand: see cmd/README.md. */
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <stdio.h>
+#include <sys/mount.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "plait-config.h"
 #include "core/banned.h"
 
 static const struct plait_cmd commands[] = {
-	{ "build", cmd_build, "build an image from a Dockerfile (no daemon)" },
+	{ "build", cmd_build, "build an image from a Dockerfile (no daemon)", true },
 	{ "inspect", cmd_inspect, "show an image or index in a registry, OCI layout or archive" },
 	{ "copy", cmd_copy, "copy images between registries, OCI layouts and archives" },
 	{ "index", cmd_index, "assemble a multi-platform index from single-platform images" },
@@ -19,7 +23,7 @@ static const struct plait_cmd commands[] = {
 	{ "cache", cmd_cache, "show and prune the build cache" },
 	{ "qemu", cmd_qemu, "show and set up QEMU emulation for foreign architectures" },
 	{ "plan", cmd_plan, "show the jobs a build would run, without building" },
-	{ "bake", cmd_bake, "build the targets of a docker-bake.json file together" },
+	{ "bake", cmd_bake, "build the targets of a docker-bake.json file together", true },
 	{ "lint", cmd_lint, "check a Dockerfile against container best practices" },
 	{ "version", cmd_version, "print the version" },
 };
@@ -68,6 +72,25 @@ static int finish_stdout(int rc)
 	return rc ? rc : 1;
 }
 
+/* A command that mounts (the build's overlay snapshots) gets a mount
+ * namespace of its own, made while plait is still single-threaded: every
+ * mount it makes lives there only, so none is left on the host when plait is
+ * killed (kill -9, OOM), and none is seen by other processes. Host mounts
+ * still reach it (slave propagation). Without the privilege to unshare
+ * (rootless: issue 14) the mounts are made in the caller's namespace, and the
+ * next build removes what a killed one left (core/cache.h). */
+static void own_mount_namespace(void)
+{
+	if (geteuid() != 0)
+		return;
+	int host = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+	if (host < 0)
+		return;
+	if (unshare(CLONE_NEWNS) == 0 && mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+		(void)setns(host, CLONE_NEWNS); /* still shared with the host: back, not half private */
+	close(host);
+}
+
 int main(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
@@ -88,8 +111,11 @@ int main(int argc, char **argv)
 	if (streq(name, "--version"))
 		name = "version";
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-		if (streq(commands[i].name, name))
+		if (streq(commands[i].name, name)) {
+			if (commands[i].own_mounts)
+				own_mount_namespace();
 			return finish_stdout(commands[i].fn(argc - 1, argv + 1));
+		}
 	fprintf(stderr, "plait: '%s' is not a plait command; see 'plait --help'\n", name);
 	return EXIT_USAGE;
 }

@@ -30,7 +30,8 @@
 
 struct archive_priv {
 	char *file;    /* the archive's path (a symlink's target) */
-	char *tmpdir;  /* the unpacked layout */
+	struct plait_tmpdir tmpdir; /* locked; the unpacked layout is its layout/ */
+	char *layout;
 	bool for_write;
 	bool dirty;    /* something was written: commit packs it */
 	const struct plait_endpoint_ops *layout_ops;
@@ -178,13 +179,21 @@ static int pack(const char *dir, const char *file, const struct stat *old, struc
 	}
 	plait_strv_sort(files);
 
+	/* Locked while it is written: a plait killed now leaves a stale file
+	 * that the next write of this archive removes (core/fs.h). */
+	struct plait_tmpdir t = PLAIT_TMPDIR_INIT;
+	r = plait_tmpfile_make(file, &t, err);
+	if (r < 0) {
+		plait_strv_free(files);
+		return r;
+	}
 	struct plait_buf tmp = PLAIT_BUF_INIT;
-	plait_buf_addf(&tmp, "%s.tmp-%d", file, (int)getpid());
+	plait_buf_adds(&tmp, t.path);
 	_cleanup_(archive_write_freep) struct archive *a = archive_write_new();
 	_cleanup_(archive_entry_freep) struct archive_entry *e = archive_entry_new();
 	char *buf = xmalloc(1 << 20);
 	archive_write_set_format_pax_restricted(a);
-	if (archive_write_open_filename(a, tmp.buf) != ARCHIVE_OK) {
+	if (archive_write_open_fd(a, t.lock_fd) != ARCHIVE_OK) {
 		r = plait_error_set_errno(err, PLAIT_E_IO, archive_errno(a), "create '%s'", tmp.buf);
 		goto out;
 	}
@@ -241,8 +250,8 @@ static int pack(const char *dir, const char *file, const struct stat *old, struc
 		goto out;
 	}
 	{
-		_cleanup_close_ int fd = open(tmp.buf, O_RDONLY | O_CLOEXEC);
-		if (fd < 0 || fsync(fd) < 0) {
+		int fd = t.lock_fd;
+		if (fsync(fd) < 0) {
 			r = plait_error_set_errno(err, PLAIT_E_IO, errno, "sync '%s'", tmp.buf);
 			goto out;
 		}
@@ -257,6 +266,9 @@ static int pack(const char *dir, const char *file, const struct stat *old, struc
 				r = plait_error_set_errno(err, PLAIT_E_IO, errno, "chmod '%s'", tmp.buf);
 				goto out;
 			}
+		} else if (fchmod(fd, 0666 & ~plait_umask()) < 0) { /* as open(2) would have made it */
+			r = plait_error_set_errno(err, PLAIT_E_IO, errno, "chmod '%s'", tmp.buf);
+			goto out;
 		}
 	}
 	if (rename(tmp.buf, file) < 0) {
@@ -264,8 +276,11 @@ static int pack(const char *dir, const char *file, const struct stat *old, struc
 		goto out;
 	}
 out:
-	if (r < 0)
-		unlink(tmp.buf);
+	/* The writer goes first: it may still write to the descriptor. */
+	archive_write_free(TAKE_PTR(a));
+	if (r >= 0)
+		free(TAKE_PTR(t.path)); /* renamed: nothing left to remove */
+	plait_tmpdir_remove(&t);
 	free(buf);
 	plait_buf_release(&tmp);
 	plait_strv_free(files);
@@ -322,7 +337,7 @@ static int archive_commit(struct plait_endpoint *ep, struct plait_error **err)
 	struct archive_priv *p = priv_of(ep);
 	if (!p->for_write || !p->dirty)
 		return 0;
-	int r = pack(p->tmpdir, p->file, &p->old, err);
+	int r = pack(p->layout, p->file, &p->old, err);
 	if (r < 0)
 		return r;
 	p->dirty = false;
@@ -336,15 +351,14 @@ static void oci_archive_free(struct plait_endpoint *ep)
 	if (!p)
 		return;
 	plait_store_free(TAKE_PTR(ep->store)); /* before its directory goes */
-	if (p->tmpdir)
-		plait_rm_rf(p->tmpdir);
+	plait_tmpdir_remove(&p->tmpdir);
+	free(p->layout);
 	if (p->created && !p->committed)
 		unlink(p->file); /* the empty file the lock needed */
 	if (p->lock_fd >= 0) {
 		unhold(p->lock_fd);
 		close(p->lock_fd);
 	}
-	free(p->tmpdir);
 	free(p->file);
 	free(p);
 }
@@ -436,13 +450,21 @@ static int lock_archive(const char *file, int *fd_out, bool *created, struct pla
 int plait_archive_endpoint_open(const char *file, const char *ref, bool for_write,
 				struct plait_endpoint **out, struct plait_error **err)
 {
-	_cleanup_free_ char *tmpdir = NULL;
+	struct plait_tmpdir tmpdir = PLAIT_TMPDIR_INIT;
 	_cleanup_free_ char *real = NULL;
 	struct plait_store *store = NULL;
 	struct archive_priv *p = xcalloc(1, sizeof(*p));
 	p->lock_fd = -1;
 	int r = plait_mkdtemp("archive", &tmpdir, err);
 	if (r < 0) {
+		free(p);
+		return r;
+	}
+	/* Below the locked directory: the layout flocks its own (core/fs.h). */
+	_cleanup_free_ char *layout_dir = plait_path_join(tmpdir.path, "layout");
+	if (mkdir(layout_dir, 0700) < 0) {
+		r = plait_error_set_errno(err, PLAIT_E_IO, errno, "create '%s'", layout_dir);
+		plait_tmpdir_remove(&tmpdir);
 		free(p);
 		return r;
 	}
@@ -472,11 +494,11 @@ int plait_archive_endpoint_open(const char *file, const char *ref, bool for_writ
 		goto fail;
 	}
 	if (exists) {
-		r = unpack(path, tmpdir, err);
+		r = unpack(path, layout_dir, err);
 		if (r < 0)
 			goto fail;
 	}
-	r = plait_store_open(tmpdir, for_write, &store, err);
+	r = plait_store_open(layout_dir, for_write, &store, err);
 	if (r < 0) {
 		plait_error_wrap(err, "OCI archive '%s'", file);
 		goto fail;
@@ -490,7 +512,8 @@ int plait_archive_endpoint_open(const char *file, const char *ref, bool for_writ
 	plait_buf_release(&display);
 	plait_buf_release(&name);
 	p->file = xstrdup(path);
-	p->tmpdir = TAKE_PTR(tmpdir);
+	p->tmpdir = tmpdir;
+	p->layout = TAKE_PTR(layout_dir);
 	p->for_write = for_write;
 	p->layout_ops = layout->ops;
 	layout->ops = &archive_ops;
@@ -498,7 +521,7 @@ int plait_archive_endpoint_open(const char *file, const char *ref, bool for_writ
 	*out = layout;
 	return 0;
 fail:
-	plait_rm_rf(tmpdir);
+	plait_tmpdir_remove(&tmpdir);
 	if (p->created)
 		unlink(path);
 	if (p->lock_fd >= 0) {

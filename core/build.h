@@ -38,13 +38,20 @@
 #include "layer.h"
 
 /* Mounts a RUN step asks for, as the runner must provide them. */
-enum plait_run_mount_type { PLAIT_RUN_MOUNT_BIND = 1, PLAIT_RUN_MOUNT_TMPFS };
+enum plait_run_mount_type { PLAIT_RUN_MOUNT_BIND = 1, PLAIT_RUN_MOUNT_TMPFS, PLAIT_RUN_MOUNT_FILE };
 struct plait_run_mount {
 	enum plait_run_mount_type type;
 	const char *source; /* BIND: host path */
 	const char *target; /* absolute inside the root */
 	bool readonly;
 	const char *options; /* TMPFS options, or NULL */
+	/* FILE (a secret): a read-only file with this content, owner and mode,
+	 * which the runner keeps in memory only (never on a disk). */
+	const void *data;
+	size_t data_len;
+	uid_t uid;
+	gid_t gid;
+	mode_t mode;
 };
 
 struct plait_run_request {

@@ -211,6 +211,8 @@ struct mount_views {
 	struct plait_run_mount *mounts;
 	size_t n_mounts;
 	char **keep;
+	struct plait_buf *secrets; /* FILE mounts' contents: zeroed and freed after the RUN */
+	size_t n_secrets;
 };
 void mount_views_release(struct mount_views *v);
 /* Prepare RUN --mount=spec (not expanded yet) of stage idx: add what the

@@ -37,13 +37,19 @@ void mount_views_release(struct mount_views *v)
 	for (char **k = v->keep; k && *k; k++)
 		free(*k);
 	free(v->keep);
+	for (size_t i = 0; i < v->n_secrets; i++) {
+		if (v->secrets[i].buf)
+			explicit_bzero(v->secrets[i].buf, v->secrets[i].len);
+		plait_buf_release(&v->secrets[i]);
+	}
+	free(v->secrets);
 	memset(v, 0, sizeof(*v));
 }
 
 static int snapshot_of(struct builder *b, const char *const *lowers, size_t n, struct mount_views *v,
 		       struct plait_snapshot **out, struct plait_error **err)
 {
-	int r = plait_snapshot_prepare(lowers, n, b->cache->work_dir, PLAIT_SNAPSHOT_AUTO, out, err);
+	int r = plait_snapshot_prepare(lowers, n, b->cache->run_dir, PLAIT_SNAPSHOT_AUTO, out, err);
 	if (r < 0)
 		return r;
 	v->snaps = xrealloc(v->snaps, (v->n_snaps + 1) * sizeof(*v->snaps));
@@ -77,7 +83,7 @@ static int path_in_root(const char *root, const char *rel, char **out, struct pl
 static char *run_tmpdir(struct builder *b, struct mount_views *views, const char *what, struct plait_error **err)
 {
 	struct plait_buf t = PLAIT_BUF_INIT;
-	plait_buf_addf(&t, "%s/%s-XXXXXX", b->cache->work_dir, what);
+	plait_buf_addf(&t, "%s/%s-XXXXXX", b->cache->run_dir, what);
 	char *tmp = plait_buf_detach(&t, NULL);
 	if (!mkdtemp(tmp)) {
 		plait_error_set_errno(err, PLAIT_E_IO, errno, "create '%s'", tmp);
@@ -205,36 +211,26 @@ static int mount_secret(struct builder *b, const struct plait_df_instr *in, cons
 	}
 	if (!m->secret_file)
 		return 0;
-	/* A private copy with the mount's owner and mode (default root's,
-	 * 0400, as BuildKit gives): a non-root USER reads it only when the
-	 * Dockerfile says so. Removed after the RUN. */
-	char *tmp = run_tmpdir(b, v, "secret", err);
-	if (!tmp)
-		return -PLAIT_E_IO;
-	struct plait_buf val = PLAIT_BUF_INIT, path = PLAIT_BUF_INIT;
-	plait_buf_addf(&path, "%s/secret", tmp);
-	free(tmp);
-	r = plait_buf_read_file(&val, src, 1u << 20);
-	int fd = r < 0 ? -1 : open(path.buf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (r >= 0 && fd < 0)
-		r = -errno;
-	if (r >= 0)
-		r = plait_write_all(fd, val.buf, val.len);
-	if (r >= 0 && fchown(fd, m->uid >= 0 ? (uid_t)m->uid : 0, m->gid >= 0 ? (gid_t)m->gid : 0) < 0)
-		r = -errno;
-	if (r >= 0 && fchmod(fd, m->mode >= 0 ? (mode_t)m->mode : 0400) < 0)
-		r = -errno;
-	if (fd >= 0)
-		close(fd);
-	explicit_bzero(val.buf, val.len);
-	plait_buf_release(&val);
-	if (r < 0) {
-		plait_buf_release(&path);
-		return build_instr_error(b, in, PLAIT_E_IO, err, "secret '%s': cannot read it: %s", sid,
+	/* A file with the mount's owner and mode (default root's 0400, as
+	 * BuildKit gives: a non-root USER reads it only when the Dockerfile says
+	 * so), kept in memory: the runner puts it on a tmpfs of the RUN's own
+	 * mount namespace, so no disk ever holds it, even after a kill -9. */
+	v->secrets = xrealloc(v->secrets, (v->n_secrets + 1) * sizeof(*v->secrets));
+	struct plait_buf *val = &v->secrets[v->n_secrets++];
+	plait_buf_init(val, 0);
+	r = plait_buf_read_file(val, src, 1u << 20);
+	if (r < 0)
+		return build_instr_error(b, in, PLAIT_E_IO, err, "secret '%s': cannot read '%s': %s", sid, src,
 					 strerror(-r));
-	}
-	build_add_mount(v, &(struct plait_run_mount){ .type = PLAIT_RUN_MOUNT_BIND, .readonly = true },
-			plait_buf_detach(&path, NULL), xstrdup(m->target));
+	build_add_mount(v,
+			&(struct plait_run_mount){ .type = PLAIT_RUN_MOUNT_FILE,
+						   .readonly = true,
+						   .data = val->buf ? val->buf : "",
+						   .data_len = val->len,
+						   .uid = m->uid >= 0 ? (uid_t)m->uid : 0,
+						   .gid = m->gid >= 0 ? (gid_t)m->gid : 0,
+						   .mode = m->mode >= 0 ? (mode_t)m->mode : 0400 },
+			NULL, xstrdup(m->target));
 	return 0;
 }
 

@@ -38,7 +38,7 @@ int build_do_run(struct builder *b, struct stage *st, size_t idx, const struct p
 {
 	struct mount_views views = { 0 };
 	char **argv = NULL;
-	_cleanup_free_ char *script = NULL, *script_file = NULL;
+	_cleanup_free_ char *script = NULL;
 	const char *file_name = NULL;
 	struct plait_buf key = PLAIT_BUF_INIT, created_by = PLAIT_BUF_INIT;
 	char **env = NULL;
@@ -98,22 +98,17 @@ int build_do_run(struct builder *b, struct stage *st, size_t idx, const struct p
 			goto out;
 	}
 	if (form == PLAIT_DF_RUN_FILE) {
-		/* The #! script goes in as a read-only file at HEREDOC_DIR<name>. */
-		struct plait_buf p = PLAIT_BUF_INIT;
-		plait_buf_addf(&p, "%s/script-XXXXXX", b->cache->work_dir);
-		script_file = plait_buf_detach(&p, NULL);
-		int fd = mkstemp(script_file);
-		if (fd < 0 || plait_write_all(fd, script, strlen(script)) < 0 || fchmod(fd, 0755) < 0) {
-			r = plait_error_set_errno(err, PLAIT_E_IO, errno, "write RUN script");
-			if (fd >= 0)
-				close(fd);
-			goto out;
-		}
-		close(fd);
+		/* The #! script goes in as a read-only file at HEREDOC_DIR<name>,
+		 * from memory (nothing to leave behind in the cache). */
 		struct plait_buf t = PLAIT_BUF_INIT;
 		plait_buf_addf(&t, HEREDOC_DIR "%s", file_name);
-		build_add_mount(&views, &(struct plait_run_mount){ .type = PLAIT_RUN_MOUNT_BIND, .readonly = true },
-				xstrdup(script_file), plait_buf_detach(&t, NULL));
+		build_add_mount(&views,
+				&(struct plait_run_mount){ .type = PLAIT_RUN_MOUNT_FILE,
+							   .readonly = true,
+							   .data = script,
+							   .data_len = strlen(script),
+							   .mode = 0755 },
+				NULL, plait_buf_detach(&t, NULL));
 	}
 
 	char k[PLAIT_SHA256_DIGEST_SIZE];
@@ -185,8 +180,6 @@ int build_do_run(struct builder *b, struct stage *st, size_t idx, const struct p
 out:
 	plait_snapshot_release(snap);
 	mount_views_release(&views);
-	if (script_file)
-		unlink(script_file);
 	plait_strv_free(argv);
 	plait_strv_free(env);
 	plait_buf_release(&key);

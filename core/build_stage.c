@@ -103,29 +103,30 @@ int build_ensure_layer_dir(struct builder *b, struct layer_ref *l, struct plait_
 		utimensat(AT_FDCWD, l->dir, NULL, 0); /* a use: cache prune is LRU on mtime */
 		return 0;
 	}
-	_cleanup_free_ char *tmp = NULL;
-	struct plait_buf t = PLAIT_BUF_INIT;
-	plait_buf_addf(&t, "%s/.tmp-%s-XXXXXX", b->cache->layers_dir, plait_digest_hex(l->diff_id) + 56);
-	tmp = plait_buf_detach(&t, NULL);
-	if (!mkdtemp(tmp))
-		return plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot create '%s'", tmp);
+	/* Locked while it fills: one a killed build left is swept by the next
+	 * (core/fs.h). The tree moves away by rename, the lock stays behind. */
+	struct plait_tmpdir t;
+	int r = plait_tmpdir_make(b->cache->layers_dir, ".tmp-", &t, err);
+	if (r < 0)
+		return r;
+	_cleanup_free_ char *tmp = plait_path_join(t.path, "tree");
+	if (mkdir(tmp, 0700) < 0) { /* as mkdtemp made it before */
+		r = plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot create '%s'", tmp);
+		plait_tmpdir_remove(&t);
+		return r;
+	}
 	struct plait_unpack_options uo = { .mode = PLAIT_UNPACK_OVERLAY,
 					   .media_type = l->desc.media_type,
 					   .diff_id = l->diff_id,
 					   .digest = l->desc.digest };
-	int r = plait_unpack_blob(b->store, l->desc.digest, tmp, &uo, NULL, err);
-	if (r < 0) {
-		plait_rm_rf(tmp);
-		return r;
-	}
-	if (rename(tmp, l->dir) < 0) {
-		int e = errno;
-		plait_rm_rf(tmp);
+	r = plait_unpack_blob(b->store, l->desc.digest, tmp, &uo, NULL, err);
+	if (r >= 0 && rename(tmp, l->dir) < 0) {
 		/* another build unpacked it first */
-		if (e != EEXIST && e != ENOTEMPTY)
-			return plait_error_set_errno(err, PLAIT_E_IO, e, "cannot rename '%s'", tmp);
+		if (errno != EEXIST && errno != ENOTEMPTY)
+			r = plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot rename '%s'", tmp);
 	}
-	return 0;
+	plait_tmpdir_remove(&t);
+	return r;
 }
 
 void layer_ref_release(struct layer_ref *l)
@@ -194,7 +195,7 @@ int build_snapshot_of_stage(struct builder *b, const struct stage *st, struct pl
 			    struct plait_error **err)
 {
 	const char **lw = NULL;
-	int r = plait_snapshot_prepare(build_lowers_of(st, &lw), st->n_layers, b->cache->work_dir,
+	int r = plait_snapshot_prepare(build_lowers_of(st, &lw), st->n_layers, b->cache->run_dir,
 				       PLAIT_SNAPSHOT_AUTO, out, err);
 	free(lw);
 	return r;

@@ -45,8 +45,7 @@ static void clean_work_dir(const char *work)
 		if (de->d_name[0] == '.')
 			continue;
 		_cleanup_free_ char *p = plait_path_join(work, de->d_name);
-		_cleanup_free_ char *root = plait_path_join(p, "root");
-		(void)umount2(root, MNT_DETACH); /* a snapshot's overlay, if still mounted */
+		(void)plait_umount_below(p); /* a snapshot's overlay, if still mounted */
 		(void)plait_rm_rf(p);
 	}
 	closedir(d);
@@ -80,6 +79,7 @@ void plait_cache_free(struct plait_cache *c)
 	if (!c)
 		return;
 	plait_store_free(c->store);
+	plait_tmpdir_remove(&c->run);
 	if (c->lock_fd >= 0)
 		close(c->lock_fd);
 	free(c->dir);
@@ -100,6 +100,7 @@ int plait_cache_open(const char *dir, struct plait_cache **out, struct plait_err
 {
 	struct plait_cache *c = xcalloc(1, sizeof(*c));
 	c->lock_fd = -1;
+	c->run = (struct plait_tmpdir)PLAIT_TMPDIR_INIT;
 	c->dir = dir ? xstrdup(dir) : plait_cache_default_dir();
 	c->store_dir = plait_cache_store_dir(c->dir);
 	c->layers_dir = plait_path_concat(c->dir, "layers");
@@ -136,6 +137,12 @@ int plait_cache_open(const char *dir, struct plait_cache **out, struct plait_err
 		r = plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot lock '%s'", lock);
 		goto fail;
 	}
+	/* What builds killed since left; making our run directory sweeps work/. */
+	(void)plait_sweep_stale(c->layers_dir, ".tmp-");
+	r = plait_tmpdir_make(c->work_dir, "run-", &c->run, err);
+	if (r < 0)
+		goto fail;
+	c->run_dir = c->run.path;
 	r = plait_store_open(c->store_dir, true, &c->store, err);
 	if (r < 0)
 		goto fail;

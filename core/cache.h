@@ -6,8 +6,9 @@
  *   layers/<hex>/    unpacked layers, by diff_id, in overlay form
  *   steps/<hex>      step records: a step's cache key -> the layer blob it made
  *   mounts/<hex>/    RUN --mount=type=cache directories, by the mount's id
- *   work/            snapshots and temporary files of running builds, and the
- *                    per-step and per-cache-mount lock files
+ *   work/            the per-step and per-cache-mount lock files, and one
+ *     run-XXXXXX/    directory per open cache (one per build job): its
+ *                    snapshots and temporary files, flock'ed while it lives
  *   lock             builds hold flock(LOCK_SH); `plait cache prune` LOCK_EX
  *   context-digests  the build context's file digest memo (core/context.h)
  *
@@ -21,7 +22,10 @@
  * Contract:
  *  - plait_cache_open() creates what is missing, takes the shared lock and,
  *    when it could have had the lock alone, first clears work/ of what a
- *    crashed build left (mounted snapshots included);
+ *    crashed build left (mounted snapshots included); in any case it removes
+ *    the run directories and layers/.tmp-* unpack directories of builds that
+ *    are gone (killed: their flock is free; core/fs.h), so a killed build's
+ *    leftovers go with the next build even while others use the cache;
  *  - a step record is written to a temporary name and renamed: a reader sees
  *    a whole record or none. plait_cache_step_read() says whether a file is a
  *    valid record; plait_cache_step_lookup() is a hit only for a valid record
@@ -37,12 +41,15 @@
 
 #include <stdatomic.h>
 
+#include "fs.h"
 #include "oci.h"
 #include "store.h"
 
 struct plait_cache {
 	char *dir;
 	char *store_dir, *layers_dir, *steps_dir, *mounts_dir, *work_dir;
+	char *run_dir; /* work/run-XXXXXX of this open: where snapshots and temporaries go */
+	struct plait_tmpdir run;
 	struct plait_store *store;
 	int lock_fd; /* flock(LOCK_SH) held while open */
 };

@@ -29,7 +29,7 @@ struct copier {
 	size_t n_manifests, alloc_manifests;
 
 	/* Registry to registry: blobs are staged here. Created on first use. */
-	char *staging_dir;
+	struct plait_tmpdir staging_dir;
 	struct plait_store *staging;
 
 	pthread_mutex_t lock; /* guards next, failed, err, stats and progress calls */
@@ -169,8 +169,11 @@ static int ensure_staging(struct copier *c, struct plait_error **err)
 			r = plait_store_open(c->opts->staging_dir, true, &c->staging, err);
 		} else {
 			r = plait_mkdtemp("staging", &c->staging_dir, err);
-			if (r >= 0)
-				r = plait_store_open(c->staging_dir, true, &c->staging, err);
+			if (r >= 0) {
+				/* Below the locked directory: the layout flocks its own. */
+				_cleanup_free_ char *layout = plait_path_join(c->staging_dir.path, "layout");
+				r = plait_store_open(layout, true, &c->staging, err);
+			}
 		}
 		if (r >= 0)
 			plait_store_set_durable(c->staging, false);
@@ -370,7 +373,7 @@ int plait_copy_image(struct plait_endpoint *src, struct plait_endpoint *dst,
 		     const struct plait_copy_opts *opts, struct plait_copy_stats *stats,
 		     struct plait_error **err)
 {
-	struct copier c = { .src = src, .dst = dst, .opts = opts };
+	struct copier c = { .src = src, .dst = dst, .opts = opts, .staging_dir = PLAIT_TMPDIR_INIT };
 	pthread_mutex_init(&c.lock, NULL);
 	int r = walk(&c, root->media_type, root->digest, data, len, 0, err);
 	if (r < 0)
@@ -428,10 +431,7 @@ out:
 	}
 	free(c.manifests);
 	plait_store_free(c.staging);
-	if (c.staging_dir) {
-		plait_rm_rf(c.staging_dir);
-		free(c.staging_dir);
-	}
+	plait_tmpdir_remove(&c.staging_dir);
 	plait_error_free(c.err);
 	pthread_mutex_destroy(&c.lock);
 	return r;

@@ -86,13 +86,15 @@ int plait_endpoint_read_blob(struct plait_endpoint *ep, const struct plait_descr
 	if (ep->store)
 		return plait_store_read_blob(ep->store, d->digest, max, out, err);
 
-	_cleanup_free_ char *dir = NULL;
+	struct plait_tmpdir dir = PLAIT_TMPDIR_INIT;
 	struct plait_store *tmp = NULL;
 	struct plait_blob_writer *w = NULL;
 	int r = plait_mkdtemp("blob", &dir, err);
 	if (r < 0)
 		return r;
-	r = plait_store_open(dir, true, &tmp, err);
+	/* Below the locked directory: the layout flocks its own (core/fs.h). */
+	_cleanup_free_ char *layout = plait_path_join(dir.path, "layout");
+	r = plait_store_open(layout, true, &tmp, err);
 	if (r < 0)
 		goto out;
 	r = plait_blob_writer_new(tmp, d->digest, d->size, &w, err);
@@ -108,7 +110,7 @@ int plait_endpoint_read_blob(struct plait_endpoint *ep, const struct plait_descr
 out:
 	plait_blob_writer_free(w);
 	plait_store_free(tmp);
-	plait_rm_rf(dir);
+	plait_tmpdir_remove(&dir);
 	return r;
 }
 

@@ -6,8 +6,12 @@
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "error.h"
@@ -100,19 +104,187 @@ int plait_mkdir_p(const char *path, mode_t mode, size_t *failed_len)
 	return mkdir_one(path, n, mode, failed_len);
 }
 
-int plait_mkdtemp(const char *what, char **path_out, struct plait_error **err)
+/* ------------------------------------------------------------ stale temporaries */
+
+/* Younger than this, an entry may be one whose maker has not locked it yet. */
+#define STALE_MIN_AGE_S 10
+
+/* Octal escapes of /proc/self/mountinfo ("\040" for a space), in place. */
+static void unescape_mountinfo(char *s)
 {
-	const char *tmp = getenv("TMPDIR");
+	char *w = s;
+	for (char *r = s; *r;) {
+		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' && r[3] >= '0' &&
+		    r[3] <= '7') {
+			*w++ = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
+			r += 4;
+		} else {
+			*w++ = *r++;
+		}
+	}
+	*w = '\0';
+}
+
+int plait_umount_below(const char *path)
+{
+	_cleanup_free_ char *real = realpath(path, NULL);
+	if (!real)
+		return errno == ENOENT ? 0 : -errno;
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return -errno;
+	char **points = NULL;
+	char *line = NULL;
+	size_t cap = 0, len = strlen(real);
+	while (getline(&line, &cap, f) > 0) {
+		/* "36 35 98:0 /root /mnt/point rw,... - type source opts" */
+		char *save = NULL, *field = strtok_r(line, " ", &save);
+		for (int i = 0; field && i < 4; i++)
+			field = strtok_r(NULL, " ", &save);
+		if (!field)
+			continue;
+		unescape_mountinfo(field);
+		if (strncmp(field, real, len) == 0 && (field[len] == '\0' || field[len] == '/'))
+			plait_strv_push(&points, field);
+	}
+	free(line);
+	fclose(f);
+	/* Deepest first; mountinfo lists parents before children. */
+	size_t n = plait_strv_length(points);
+	for (size_t i = n; i-- > 0;)
+		(void)umount2(points[i], MNT_DETACH);
+	plait_strv_free(points);
+	return 0;
+}
+
+/* fd is an entry of a temporary kind: 1 when its owner is gone (its lock
+ * can be taken; then it stays taken on fd) and it is old enough. */
+static bool is_stale(int fd)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return false;
+	/* mtime: set when it was made and whenever it was written to. */
+	time_t now = time(NULL);
+	if (now - st.st_mtime < STALE_MIN_AGE_S && st.st_mtime <= now)
+		return false;
+	return flock(fd, LOCK_EX | LOCK_NB) == 0;
+}
+
+int plait_sweep_stale(const char *parent, const char *prefix)
+{
+	_cleanup_close_ int dfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return 0;
+	DIR *d = fdopendir(dup(dfd));
+	if (!d)
+		return 0;
+	size_t n = 0;
+	char **names = plait_dir_names(d, false, &n);
+	closedir(d);
+	int removed = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!startswith(names[i], prefix))
+			continue;
+		_cleanup_close_ int fd = openat(dfd, names[i], O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0 || !is_stale(fd))
+			continue;
+		struct stat st;
+		if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+			_cleanup_free_ char *p = plait_path_join(parent, names[i]);
+			(void)plait_umount_below(p);
+		}
+		if (plait_rm_rf_at(dfd, names[i]) == 0)
+			removed++;
+	}
+	plait_strv_free(names);
+	return removed;
+}
+
+int plait_tmpdir_make(const char *parent, const char *prefix, struct plait_tmpdir *out,
+		      struct plait_error **err)
+{
+	*out = (struct plait_tmpdir)PLAIT_TMPDIR_INIT;
+	(void)plait_sweep_stale(parent, prefix);
 	struct plait_buf b = PLAIT_BUF_INIT;
-	plait_buf_addf(&b, "%s/plait-%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", what);
+	plait_buf_addf(&b, "%s/%sXXXXXX", parent, prefix);
 	if (!mkdtemp(b.buf)) {
-		int r = plait_error_set_errno(err, PLAIT_E_IO, errno, "create temporary directory '%s'",
-					      b.buf);
+		int r = plait_error_set_errno(err, PLAIT_E_IO, errno, "create temporary directory '%s'", b.buf);
 		plait_buf_release(&b);
 		return r;
 	}
-	*path_out = plait_buf_detach(&b, NULL);
+	int fd = open(b.buf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || flock(fd, LOCK_EX) < 0) {
+		int r = plait_error_set_errno(err, PLAIT_E_IO, errno, "lock temporary directory '%s'", b.buf);
+		if (fd >= 0)
+			close(fd);
+		rmdir(b.buf);
+		plait_buf_release(&b);
+		return r;
+	}
+	out->path = plait_buf_detach(&b, NULL);
+	out->lock_fd = fd;
 	return 0;
+}
+
+int plait_tmpfile_make(const char *path, struct plait_tmpdir *out, struct plait_error **err)
+{
+	*out = (struct plait_tmpdir)PLAIT_TMPDIR_INIT;
+	_cleanup_free_ char *dir = plait_path_dir(path);
+	const char *slash = strrchr(path, '/');
+	struct plait_buf prefix = PLAIT_BUF_INIT;
+	plait_buf_addf(&prefix, "%s.tmp-", slash ? slash + 1 : path);
+	(void)plait_sweep_stale(dir, prefix.buf);
+	plait_buf_release(&prefix);
+	struct plait_buf b = PLAIT_BUF_INIT;
+	plait_buf_addf(&b, "%s.tmp-XXXXXX", path);
+	int fd = mkostemp(b.buf, O_CLOEXEC);
+	if (fd < 0 || flock(fd, LOCK_EX) < 0) {
+		int r = plait_error_set_errno(err, PLAIT_E_IO, errno, "create '%s'", b.buf);
+		if (fd >= 0) {
+			close(fd);
+			unlink(b.buf);
+		}
+		plait_buf_release(&b);
+		return r;
+	}
+	out->path = plait_buf_detach(&b, NULL);
+	out->lock_fd = fd;
+	return 0;
+}
+
+void plait_tmpdir_remove(struct plait_tmpdir *t)
+{
+	if (t->path)
+		(void)plait_rm_rf(t->path);
+	if (t->lock_fd >= 0)
+		close(t->lock_fd);
+	free(t->path);
+	*t = (struct plait_tmpdir)PLAIT_TMPDIR_INIT;
+}
+
+mode_t plait_umask(void)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	if (!f)
+		return 022;
+	char line[256];
+	unsigned long m = 022;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Umask: %lo", &m) == 1)
+			break;
+	fclose(f);
+	return (mode_t)(m & 0777);
+}
+
+int plait_mkdtemp(const char *what, struct plait_tmpdir *out, struct plait_error **err)
+{
+	const char *tmp = getenv("TMPDIR");
+	struct plait_buf prefix = PLAIT_BUF_INIT;
+	plait_buf_addf(&prefix, "plait-%s-", what);
+	int r = plait_tmpdir_make(tmp && *tmp ? tmp : "/tmp", prefix.buf, out, err);
+	plait_buf_release(&prefix);
+	return r;
 }
 
 /* ------------------------------------------------------------ rm -rf */

@@ -53,9 +53,47 @@ char **plait_dir_names(DIR *d, bool skip_hidden, size_t *n);
  * path that could not be made, for messages: "create '%.*s'". */
 int plait_mkdir_p(const char *path, mode_t mode, size_t *failed_len);
 
-/* Create a fresh private (0700) directory "$TMPDIR/plait-<what>-XXXXXX"
- * ($TMPDIR unset or empty: /tmp) and hand out its path. */
-int plait_mkdtemp(const char *what, char **path_out, struct plait_error **err);
+/* Temporary files and directories that a killed plait (kill -9, OOM, a
+ * power cut of the CI runner) must not leave behind for good. Each is made
+ * under its final parent with a fixed prefix and held with flock(LOCK_EX) on
+ * an open descriptor for as long as it exists: the kernel drops the lock when
+ * its owner dies, however it dies. Whoever makes the next one with the same
+ * prefix in the same parent first sweeps the stale ones: an entry whose lock
+ * it can take and that is older than a few seconds (so one just made, not yet
+ * locked, is left alone) is unmounted below (mounts a crashed owner left) and
+ * removed. Children that inherit the descriptor keep it locked: a RUN helper
+ * still alive is still an owner. */
+struct plait_tmpdir {
+	char *path;
+	int lock_fd; /* -1: none */
+};
+#define PLAIT_TMPDIR_INIT { .path = NULL, .lock_fd = -1 }
+/* Sweep parent of stale "<prefix>*" entries, then create and lock a fresh
+ * 0700 directory "<parent>/<prefix>XXXXXX". */
+int plait_tmpdir_make(const char *parent, const char *prefix, struct plait_tmpdir *out,
+		      struct plait_error **err);
+/* rm -rf the directory, then unlock and free; a no-op on an empty one. */
+void plait_tmpdir_remove(struct plait_tmpdir *t);
+/* Create and lock a fresh file "<path>.tmp-XXXXXX" (mode 0600), sweeping
+ * stale siblings "<basename>.tmp-*" first; out->path is its name. The
+ * caller writes lock_fd, renames the file over path or unlinks it, then
+ * closes lock_fd (plait_tmpdir_remove unlinks a file too). */
+int plait_tmpfile_make(const char *path, struct plait_tmpdir *out, struct plait_error **err);
+/* Remove the stale "<prefix>*" entries of parent (see above); returns how
+ * many were removed. */
+int plait_sweep_stale(const char *parent, const char *prefix);
+/* Detach (MNT_DETACH) every mount of this mount namespace at or below path,
+ * deepest first. 0, or -errno when /proc/self/mountinfo cannot be read. */
+int plait_umount_below(const char *path);
+
+/* The process's umask, read without changing it (umask(2) cannot be
+ * read atomically by a threaded program); 022 when /proc says nothing. */
+mode_t plait_umask(void);
+
+/* plait_tmpdir_make() under $TMPDIR (unset or empty: /tmp) with the prefix
+ * "plait-<what>-". An OCI layout must not be its top: the layout's writers
+ * flock their own directory (core/store.c); put it in a subdirectory. */
+int plait_mkdtemp(const char *what, struct plait_tmpdir *out, struct plait_error **err);
 
 /* rm -rf path (see the contract above). A missing path is success; a path
  * that is not a directory is unlinked (a symlink itself, never its target).

@@ -58,11 +58,18 @@ static int native_run(void *ctx, const struct plait_run_request *req, int *exit_
 	for (size_t i = 0; i < req->n_mounts; i++) {
 		const struct plait_run_mount *m = &req->mounts[i];
 		mounts[i] = (struct plait_sandbox_mount){
-			.type = m->type == PLAIT_RUN_MOUNT_TMPFS ? PLAIT_SANDBOX_TMPFS : PLAIT_SANDBOX_BIND,
+			.type = m->type == PLAIT_RUN_MOUNT_TMPFS  ? PLAIT_SANDBOX_TMPFS
+				: m->type == PLAIT_RUN_MOUNT_FILE ? PLAIT_SANDBOX_FILE
+								  : PLAIT_SANDBOX_BIND,
 			.source = m->source,
 			.target = m->target,
 			.readonly = m->readonly,
 			.options = m->options,
+			.data = m->data,
+			.data_len = m->data_len,
+			.uid = m->uid,
+			.gid = m->gid,
+			.mode = m->mode,
 		};
 	}
 	struct plait_sandbox_spec spec = {

@@ -396,6 +396,8 @@ struct child_ctx {
 	const char *root_abs;
 	const struct plait_sandbox_user *user;
 	int out_w, err_w, sync_w, status_w;
+	pid_t caller;  /* the helper's parent: gone means exit at once */
+	int alive_r;   /* pid 1: EOF once the helper is gone */
 };
 
 _noreturn_ static void child_fail(int sync_w, struct plait_buf *msg)
@@ -460,6 +462,20 @@ static void mount_in_root(struct child_ctx *c, int rootfd, const char *source, c
 	fd = openat_in_root(rootfd, target, O_PATH);
 	errno = fd < 0 ? -fd : 0;
 	CHILD_CHECK(fd >= 0, c, "sandbox: open mount '%s'", target);
+	if (flags & MS_REC) {
+		/* A recursive bind (a context holding a mount of its own): the
+		 * flags go on every mount below too, which a remount cannot do. */
+		struct mount_attr a = {
+			.attr_set = (want & MS_NODEV ? MOUNT_ATTR_NODEV : 0) | (want & MS_NOSUID ? MOUNT_ATTR_NOSUID : 0) |
+				    (want & MS_NOEXEC ? MOUNT_ATTR_NOEXEC : 0) | (want & MS_RDONLY ? MOUNT_ATTR_RDONLY : 0),
+		};
+		if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof(a)) == 0) {
+			close(fd);
+			return;
+		}
+		CHILD_CHECK(errno == ENOSYS, c, "sandbox: set the flags of '%s' and the mounts below it", target);
+		/* Linux < 5.12: the top mount only. */
+	}
 	fd_path(p, sizeof(p), fd);
 	CHILD_CHECK(mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | mount_flags_of(fd) | want, NULL) == 0, c,
 		    "sandbox: remount '%s'%s", target, ro ? " read-only" : "");
@@ -504,6 +520,56 @@ static void setup_dev(struct child_ctx *c, int rootfd)
 		CHILD_CHECK(symlinkat(links[i][1], devfd, links[i][0]) == 0, c, "sandbox: create /dev/%s",
 			    links[i][0]);
 	close(devfd);
+}
+
+/* The FILE mounts' contents, written to a tmpfs mounted on the root's /proc
+ * before proc itself covers it: memory of this mount namespace only, never a
+ * disk. Returns a directory fd of that tmpfs (file i is mount i), or -1 when
+ * there are no FILE mounts. */
+static int stage_files(struct child_ctx *c, int rootfd)
+{
+	const struct plait_sandbox_spec *spec = c->spec;
+	size_t total = 0, n = 0;
+	for (size_t i = 0; i < spec->n_mounts; i++)
+		if (spec->mounts[i].type == PLAIT_SANDBOX_FILE) {
+			total += (spec->mounts[i].data_len + 4095) / 4096 * 4096;
+			n++;
+		}
+	if (!n)
+		return -1;
+	char opts[128];
+	snprintf(opts, sizeof(opts), "mode=0700,size=%zu,nr_inodes=%zu", total + 4096, n + 8);
+	int pfd = openat_in_root(rootfd, "/proc", O_PATH | O_DIRECTORY);
+	errno = pfd < 0 ? -pfd : 0;
+	CHILD_CHECK(pfd >= 0, c, "sandbox: open '/proc'");
+	char p[64], noswap[160];
+	fd_path(p, sizeof(p), pfd);
+	/* noswap (Linux >= 6.4): not even swap gets a secret's pages. */
+	snprintf(noswap, sizeof(noswap), "%s,noswap", opts);
+	/* Not noexec here: a RUN heredoc script is a FILE mount with x bits;
+	 * each bind adds noexec unless its mode has them. */
+	const unsigned long fl = MS_NOSUID | MS_NODEV;
+	if (mount("tmpfs", p, "tmpfs", fl, noswap) < 0)
+		CHILD_CHECK(mount("tmpfs", p, "tmpfs", fl, opts) == 0, c, "sandbox: mount a tmpfs for secrets");
+	close(pfd);
+	int dir = openat_in_root(rootfd, "/proc", O_RDONLY | O_DIRECTORY);
+	errno = dir < 0 ? -dir : 0;
+	CHILD_CHECK(dir >= 0, c, "sandbox: open the tmpfs for secrets");
+	for (size_t i = 0; i < spec->n_mounts; i++) {
+		const struct plait_sandbox_mount *m = &spec->mounts[i];
+		if (m->type != PLAIT_SANDBOX_FILE)
+			continue;
+		char name[32];
+		snprintf(name, sizeof(name), "%zu", i);
+		int f = openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		CHILD_CHECK(f >= 0, c, "sandbox: create the file for '%s'", m->target);
+		CHILD_CHECK(plait_write_all(f, m->data, m->data_len) == 0, c, "sandbox: write the file for '%s'",
+			    m->target);
+		CHILD_CHECK(fchown(f, m->uid, m->gid) == 0, c, "sandbox: set the owner of '%s'", m->target);
+		CHILD_CHECK(fchmod(f, m->mode & 07777) == 0, c, "sandbox: set the mode of '%s'", m->target);
+		close(f);
+	}
+	return dir;
 }
 
 static void mkdir_p(struct child_ctx *c, const char *path)
@@ -584,8 +650,14 @@ _noreturn_ static void run_pid1(struct child_ctx *c)
 {
 	const struct plait_sandbox_spec *spec = c->spec;
 	char p[64];
-	/* The namespace dies with the helper, and so with the caller. */
+	/* The namespace dies with the helper, and so with the caller. The
+	 * helper may have died before the prctl: its end of the alive pipe is
+	 * then closed (getppid() says nothing across a PID namespace). */
 	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+	struct pollfd alive = { .fd = c->alive_r, .events = POLLIN };
+	if (poll(&alive, 1, 0) != 0)
+		_exit(127);
+	close(c->alive_r);
 
 	CHILD_CHECK(mount(c->root_abs, c->root_abs, NULL, MS_BIND | MS_REC, NULL) == 0, c,
 		    "sandbox: bind '%s'", c->root_abs);
@@ -600,6 +672,8 @@ _noreturn_ static void run_pid1(struct child_ctx *c)
 	CHILD_CHECK(mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | mount_flags_of(rootfd) | MS_NODEV, NULL) == 0, c,
 		    "sandbox: remount '%s' nodev", c->root_abs);
 
+	/* Secrets go on a tmpfs first, which /proc then covers. */
+	int staging = stage_files(c, rootfd);
 	mount_in_root(c, rootfd, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, false);
 	{
 		int fd = openat_in_root(rootfd, "/sys", O_PATH);
@@ -624,13 +698,22 @@ _noreturn_ static void run_pid1(struct child_ctx *c)
 	 * would change nothing anyway. */
 	for (size_t i = 0; i < spec->n_mounts; i++) {
 		const struct plait_sandbox_mount *m = &spec->mounts[i];
-		if (m->type == PLAIT_SANDBOX_TMPFS)
+		if (m->type == PLAIT_SANDBOX_TMPFS) {
 			mount_in_root(c, rootfd, "tmpfs", m->target, "tmpfs",
 				      MS_NOSUID | MS_NODEV | (m->readonly ? MS_RDONLY : 0), m->options, false);
-		else
+		} else if (m->type == PLAIT_SANDBOX_FILE) {
+			/* The staging tmpfs is attached (under /proc) in this
+			 * namespace, so a classic bind from it is allowed. */
+			snprintf(p, sizeof(p), "/proc/self/fd/%d/%zu", staging, i);
+			mount_in_root(c, rootfd, p, m->target, NULL,
+				      MS_BIND | MS_NOSUID | MS_NODEV | (m->mode & 0111 ? 0 : MS_NOEXEC), NULL, true);
+		} else {
 			mount_in_root(c, rootfd, m->source, m->target, NULL, MS_BIND | MS_REC | MS_NOSUID | MS_NODEV,
 				      NULL, m->readonly);
+		}
 	}
+	if (staging >= 0)
+		close(staging);
 	const char *hn = spec->hostname ? spec->hostname : "plait";
 	CHILD_CHECK(sethostname(hn, strlen(hn)) == 0, c, "sandbox: set hostname '%s'", hn);
 
@@ -693,6 +776,11 @@ static void loopback_up(void)
 
 _noreturn_ static void run_helper(struct child_ctx *c)
 {
+	/* Killed with the caller (kill -9 of plait included); it may have died
+	 * already, before the prctl. */
+	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != c->caller)
+		_exit(1);
 	int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
 	if (c->spec->network_none)
 		flags |= CLONE_NEWNET;
@@ -701,10 +789,16 @@ _noreturn_ static void run_helper(struct child_ctx *c)
 	CHILD_CHECK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0, c, "sandbox: make mounts private");
 	if (c->spec->network_none)
 		loopback_up();
+	int alive[2];
+	CHILD_CHECK(pipe2(alive, O_CLOEXEC) == 0, c, "sandbox: create a pipe");
 	pid_t pid = fork();
 	CHILD_CHECK(pid >= 0, c, "sandbox: fork");
-	if (pid == 0)
+	if (pid == 0) {
+		close(alive[1]);
+		c->alive_r = alive[0];
 		run_pid1(c);
+	}
+	close(alive[0]); /* alive[1] stays open until the helper exits */
 	close(c->out_w);
 	close(c->err_w);
 	close(c->sync_w);
@@ -813,7 +907,7 @@ int plait_sandbox_run(const struct plait_sandbox_spec *spec, struct plait_sandbo
 		r = ensure_target(rootfd, root_abs, "/etc/hosts", false, &stubs, err);
 	for (size_t i = 0; i < spec->n_mounts && r >= 0; i++) {
 		const struct plait_sandbox_mount *m = &spec->mounts[i];
-		bool dir = true;
+		bool dir = m->type != PLAIT_SANDBOX_FILE;
 		if (m->type == PLAIT_SANDBOX_BIND) {
 			struct stat st;
 			if (stat(m->source, &st) < 0) {
@@ -846,7 +940,7 @@ int plait_sandbox_run(const struct plait_sandbox_spec *spec, struct plait_sandbo
 		plait_buf_release(&h);
 	}
 	with_home.env = (const char *const *)env;
-	struct child_ctx c = { &with_home, root_abs, &user, outp[1], errp[1], syncp[1], statp[1] };
+	struct child_ctx c = { &with_home, root_abs, &user, outp[1], errp[1], syncp[1], statp[1], getpid(), -1 };
 	helper = fork();
 	if (helper < 0) {
 		r = plait_error_set_errno(err, PLAIT_E_IO, errno, "sandbox: fork");

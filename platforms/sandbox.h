@@ -33,7 +33,15 @@
  *    last line without '\n' and lines over 64 KiB are delivered as they are).
  *  - Cancel: when cancel_fd (an eventfd or pipe) becomes readable,
  *    the whole PID namespace is killed (SIGKILL to its pid 1) and the result
- *    says cancelled. The namespace also dies if the calling process dies.
+ *    says cancelled.
+ *  - Nothing outlives the caller: the helper and pid 1 have PR_SET_PDEATHSIG
+ *    (SIGKILL), so a caller killed with SIGKILL takes the helper, and pid 1's
+ *    death the whole PID namespace, with it; every mount made for the RUN
+ *    lives in its mount namespace only and goes with the last process.
+ *  - FILE mounts (secrets): the content is written to a tmpfs (noswap where
+ *    the kernel has it) that is mounted in the RUN's mount namespace only,
+ *    under /proc, and bound read-only on the target from there: it is on no
+ *    disk at any time, and no other process can see it.
  *  - The command runs with no_new_privs: setuid/setgid bits and file
  *    capabilities give nothing (an entitlement such as RUN --security=insecure
  *    would be the place to lift it), and with Docker's default capability set
@@ -65,6 +73,7 @@ typedef void (*plait_sandbox_output_fn)(void *opaque, enum plait_sandbox_stream 
 enum plait_sandbox_mount_type {
 	PLAIT_SANDBOX_BIND = 1, /* source: a host file or directory (RUN --mount type=bind/cache/secret) */
 	PLAIT_SANDBOX_TMPFS,    /* RUN --mount type=tmpfs */
+	PLAIT_SANDBOX_FILE,     /* a file made from data in memory (RUN --mount type=secret) */
 };
 
 struct plait_sandbox_mount {
@@ -73,6 +82,14 @@ struct plait_sandbox_mount {
 	const char *target;  /* absolute path inside the root */
 	bool readonly;
 	const char *options; /* TMPFS: data such as "size=64m,mode=1777"; may be NULL */
+	/* FILE: the content, its owner and mode. It lives on a tmpfs mounted
+	 * inside the RUN's own mount namespace only, never on a persistent file
+	 * system: it vanishes with the RUN, even when plait is killed. */
+	const void *data;
+	size_t data_len;
+	uid_t uid;
+	gid_t gid;
+	mode_t mode;
 };
 
 struct plait_sandbox_spec {

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include "tmpdir.h"
 
 #include <stdio.h>
 
@@ -60,7 +61,7 @@ static void make_image(struct fixture *f, const char *name, const char *arch, co
 static int setup(void **state)
 {
 	struct fixture *f = xcalloc(1, sizeof(*f));
-	assert_int_equal(plait_mkdtemp("test-assemble", &f->dir, NULL), 0);
+	f->dir = test_mkdtemp("test-assemble");
 	make_image(f, "a", "amd64", "amd64 one", f->man[0]);
 	make_image(f, "b", "arm64", "arm64 one", f->man[1]);
 	make_image(f, "c", "amd64", "amd64 two", f->man[2]);

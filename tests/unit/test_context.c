@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include "tmpdir.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -53,8 +54,7 @@ struct fixture {
 static int setup(void **state)
 {
 	struct fixture *f = xcalloc(1, sizeof(*f));
-	struct plait_error *err = NULL;
-	assert_int_equal(plait_mkdtemp("test-context", &f->tmp, &err), 0);
+	f->tmp = test_mkdtemp("test-context");
 	mkdir_at(f->tmp, "outside");
 	write_at(f->tmp, "outside/secret", "host secret");
 	plait_buf_init(&f->ctx, 0);

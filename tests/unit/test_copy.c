@@ -14,7 +14,8 @@
 #include "core/copy.h"
 
 struct fixture {
-	char *dir;
+	struct plait_tmpdir tmp;
+	char *dir; /* tmp.path */
 	struct plait_buf index_bytes;
 	char index_digest[PLAIT_SHA256_DIGEST_SIZE];
 	char layer_digest[2][PLAIT_SHA256_DIGEST_SIZE];
@@ -33,7 +34,8 @@ static int setup(void **state)
 {
 	struct fixture *f = xcalloc(1, sizeof(*f));
 	struct plait_error *err = NULL;
-	assert_int_equal(plait_mkdtemp("test-copy", &f->dir, &err), 0);
+	assert_int_equal(plait_mkdtemp("test-copy", &f->tmp, &err), 0);
+	f->dir = f->tmp.path;
 	struct plait_buf path = PLAIT_BUF_INIT;
 	plait_buf_addf(&path, "%s/src", f->dir);
 	struct plait_store *s = NULL;
@@ -82,8 +84,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	plait_rm_rf(f->dir);
-	free(f->dir);
+	plait_tmpdir_remove(&f->tmp);
 	plait_buf_release(&f->index_bytes);
 	free(f);
 	return 0;

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include "tmpdir.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -330,7 +331,7 @@ static void test_dockerignore__load_prefers_dockerfile_specific_file(void **stat
 	(void)state;
 	struct plait_error *err = NULL;
 	char *dir = NULL;
-	assert_int_equal(plait_mkdtemp("test-dockerignore", &dir, &err), 0);
+	dir = test_mkdtemp("test-dockerignore");
 	struct plait_buf df = PLAIT_BUF_INIT;
 	plait_buf_addf(&df, "%s/build.Dockerfile", dir);
 

@@ -12,8 +12,11 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <stdio.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/buf.h"
@@ -355,29 +358,159 @@ static void test_fs__mkdtemp_makes_a_private_dir_under_tmpdir(void **state)
 	_cleanup_free_ char *base = make_tmpdir();
 	_cleanup_free_ char *old = xstrdup_or_null(getenv("TMPDIR"));
 	setenv("TMPDIR", base, 1);
-	_cleanup_free_ char *a = NULL, *b = NULL;
+	struct plait_tmpdir a = PLAIT_TMPDIR_INIT, b = PLAIT_TMPDIR_INIT, c = PLAIT_TMPDIR_INIT;
 	struct plait_error *err = NULL;
 	assert_int_equal(plait_mkdtemp("unit", &a, &err), 0);
 	assert_int_equal(plait_mkdtemp("unit", &b, &err), 0);
-	assert_string_not_equal(a, b);
+	assert_string_not_equal(a.path, b.path);
 	_cleanup_free_ char *prefix = at(base, "plait-unit-");
-	assert_true(startswith(a, prefix));
+	assert_true(startswith(a.path, prefix));
 	struct stat st;
-	assert_int_equal(stat(a, &st), 0);
+	assert_int_equal(stat(a.path, &st), 0);
 	assert_true(S_ISDIR(st.st_mode));
 	assert_int_equal(st.st_mode & 07777, 0700);
+	/* held: another descriptor cannot take its lock */
+	_cleanup_close_ int other = open(a.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(other >= 0);
+	assert_int_equal(flock(other, LOCK_EX | LOCK_NB), -1);
+	_cleanup_free_ char *apath = xstrdup(a.path);
+	plait_tmpdir_remove(&a);
+	assert_null(a.path);
+	assert_int_equal(a.lock_fd, -1);
+	assert_int_equal(lstat(apath, &st), -1);
+	plait_tmpdir_remove(&b);
+	plait_tmpdir_remove(&b); /* twice: a no-op */
 	/* a TMPDIR that does not exist: an error that names the directory */
 	_cleanup_free_ char *missing = at(base, "missing");
 	setenv("TMPDIR", missing, 1);
-	_cleanup_free_ char *c = NULL;
 	assert_int_equal(plait_mkdtemp("unit", &c, &err), -PLAIT_E_IO);
 	assert_non_null(strstr(err->msg, "create temporary directory '"));
 	assert_non_null(strstr(err->msg, "/missing/plait-unit-"));
+	assert_null(c.path);
 	plait_error_clear(&err);
 	if (old)
 		setenv("TMPDIR", old, 1);
 	else
 		unsetenv("TMPDIR");
+	assert_int_equal(plait_rm_rf(base), 0);
+}
+
+/* ------------------------------------------------------------ stale temporaries */
+
+/* What a plait killed with SIGKILL leaves: its temporary directory (with a
+ * file and, as root, a mount inside), made by a child that then dies without
+ * cleaning up. mtime is set back by age seconds. */
+static char *dead_owners_dir(const char *parent, const char *prefix, int age, bool mount_inside)
+{
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct plait_tmpdir t;
+		struct plait_error *e = NULL;
+		if (plait_tmpdir_make(parent, prefix, &t, &e) < 0)
+			_exit(1);
+		_cleanup_free_ char *f = at(t.path, "data");
+		_cleanup_free_ char *m = at(t.path, "root");
+		if (plait_replace_file(f, "x", 1) < 0 || mkdir(m, 0700) < 0)
+			_exit(1);
+		if (mount_inside && mount("tmpfs", m, "tmpfs", 0, NULL) < 0)
+			_exit(1);
+		(void)!write(p[1], t.path, strlen(t.path));
+		_exit(0); /* the lock dies with us; nothing is removed */
+	}
+	close(p[1]);
+	char buf[4096];
+	ssize_t n = read(p[0], buf, sizeof(buf) - 1);
+	close(p[0]);
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	struct timespec ts[2] = { { .tv_sec = time(NULL) - age }, { .tv_sec = time(NULL) - age } };
+	assert_int_equal(utimensat(AT_FDCWD, buf, ts, 0), 0);
+	return xstrdup(buf);
+}
+
+static bool mounted_at(const char *path)
+{
+	_cleanup_free_ char *real = realpath(path, NULL);
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	assert_non_null(f);
+	char line[4096];
+	bool found = false;
+	while (real && fgets(line, sizeof(line), f)) {
+		char point[4096];
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", point) == 1 && streq(point, real))
+			found = true;
+	}
+	fclose(f);
+	return found;
+}
+
+static void test_fs__sweep_removes_what_a_dead_owner_left_and_nothing_else(void **state)
+{
+	(void)state;
+	_cleanup_free_ char *base = make_tmpdir();
+	/* (the young one first: making the stale one's would sweep it) */
+	_cleanup_free_ char *young = dead_owners_dir(base, "run-", 0, false);
+	_cleanup_free_ char *stale = dead_owners_dir(base, "run-", 60, geteuid() == 0);
+	_cleanup_free_ char *other = dead_owners_dir(base, "keep-", 60, false);
+	_cleanup_free_ char *stale_root = at(stale, "root");
+	if (geteuid() == 0)
+		assert_true(mounted_at(stale_root));
+	/* one held by a live owner (this process), however old */
+	struct plait_tmpdir live;
+	struct plait_error *err = NULL;
+	assert_int_equal(plait_tmpdir_make(base, "run-", &live, &err), 0);
+	struct timespec ts[2] = { { .tv_sec = time(NULL) - 3600 }, { .tv_sec = time(NULL) - 3600 } };
+	assert_int_equal(utimensat(AT_FDCWD, live.path, ts, 0), 0);
+	/* plait_tmpdir_make swept already: the stale one is gone, with its mount */
+	struct stat st;
+	assert_int_equal(lstat(stale, &st), -1);
+	assert_false(mounted_at(stale_root));
+	assert_int_equal(lstat(young, &st), 0);  /* too young: maybe not locked yet */
+	assert_int_equal(lstat(other, &st), 0);  /* another prefix */
+	assert_int_equal(lstat(live.path, &st), 0);
+	assert_int_equal(plait_sweep_stale(base, "run-"), 0);
+	assert_int_equal(lstat(live.path, &st), 0);
+	/* once old, the young one goes too; the live one never */
+	assert_int_equal(utimensat(AT_FDCWD, young, ts, 0), 0);
+	assert_int_equal(plait_sweep_stale(base, "run-"), 1);
+	assert_int_equal(lstat(young, &st), -1);
+	assert_int_equal(lstat(live.path, &st), 0);
+	plait_tmpdir_remove(&live);
+	assert_int_equal(plait_rm_rf(base), 0);
+}
+
+static void test_fs__tmpfile_make_sweeps_stale_siblings(void **state)
+{
+	(void)state;
+	_cleanup_free_ char *base = make_tmpdir();
+	_cleanup_free_ char *path = at(base, "image.tar");
+	_cleanup_free_ char *stale = at(base, "image.tar.tmp-OLD123");
+	_cleanup_free_ char *unrelated = at(base, "other.tar.tmp-OLD123");
+	assert_int_equal(plait_replace_file(stale, "half an archive", 15), 0);
+	assert_int_equal(plait_replace_file(unrelated, "x", 1), 0);
+	struct timespec ts[2] = { { .tv_sec = time(NULL) - 60 }, { .tv_sec = time(NULL) - 60 } };
+	assert_int_equal(utimensat(AT_FDCWD, stale, ts, 0), 0);
+	assert_int_equal(utimensat(AT_FDCWD, unrelated, ts, 0), 0);
+	struct plait_tmpdir t;
+	struct plait_error *err = NULL;
+	assert_int_equal(plait_tmpfile_make(path, &t, &err), 0);
+	_cleanup_free_ char *prefix = at(base, "image.tar.tmp-");
+	assert_true(startswith(t.path, prefix));
+	struct stat st;
+	assert_int_equal(lstat(stale, &st), -1);
+	assert_int_equal(lstat(unrelated, &st), 0);
+	assert_int_equal(fstat(t.lock_fd, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_equal(st.st_mode & 07777, 0600);
+	_cleanup_free_ char *tpath = xstrdup(t.path);
+	plait_tmpdir_remove(&t);
+	assert_int_equal(lstat(tpath, &st), -1);
 	assert_int_equal(plait_rm_rf(base), 0);
 }
 
@@ -559,6 +692,8 @@ int main(void)
 	    cmocka_unit_test(test_fs__rm_rf_does_not_enter_a_mount),
 	    cmocka_unit_test(test_fs__rm_rf_removes_unreadable_dirs_as_root),
 	    cmocka_unit_test(test_fs__mkdtemp_makes_a_private_dir_under_tmpdir),
+	    cmocka_unit_test(test_fs__sweep_removes_what_a_dead_owner_left_and_nothing_else),
+	    cmocka_unit_test(test_fs__tmpfile_make_sweeps_stale_siblings),
 	    cmocka_unit_test(test_fs__replace_file_swaps_content_and_leaves_no_temp),
 	    cmocka_unit_test(test_fs__replace_file_failure_leaves_path_and_no_temp),
 	    cmocka_unit_test(test_fs__replace_file_mode_and_symlink),

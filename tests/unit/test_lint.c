@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include "tmpdir.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -49,8 +50,7 @@ static void make_sized(const char *dir, const char *name, off_t size)
 static char *new_dir(void)
 {
 	char *dir = NULL;
-	struct plait_error *err = NULL;
-	assert_int_equal(plait_mkdtemp("test-lint", &dir, &err), 0);
+	dir = test_mkdtemp("test-lint");
 	return dir;
 }
 

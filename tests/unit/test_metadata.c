@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include "tmpdir.h"
 
 #include <stdio.h>
 
@@ -25,7 +26,7 @@ struct fixture {
 static int setup(void **state)
 {
 	struct fixture *f = xcalloc(1, sizeof(*f));
-	assert_int_equal(plait_mkdtemp("test-metadata", &f->dir, NULL), 0);
+	f->dir = test_mkdtemp("test-metadata");
 	snprintf(f->path, sizeof(f->path), "%s/meta.json", f->dir);
 	*state = f;
 	return 0;

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include "tmpdir.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -41,7 +42,7 @@ static int setup(void **state)
 {
 	struct fixture *f = xcalloc(1, sizeof(*f));
 	struct plait_error *err = NULL;
-	assert_int_equal(plait_mkdtemp("test-publish", &f->dir, &err), 0);
+	f->dir = test_mkdtemp("test-publish");
 	struct plait_store *s = NULL;
 	assert_int_equal(plait_store_open(f->dir, true, &s, &err), 0);
 	static const char *const arches[2] = { "amd64", "arm64" };

@@ -6,13 +6,18 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "core/buf.h"
 #include "core/snapshot.h"
@@ -507,6 +512,165 @@ static void test_sandbox__root_and_mounts_are_nodev_and_image_devices_unusable(v
 	output_release(&o);
 }
 
+/* A secret or a #! script: a file from memory, with its owner and mode,
+ * read-only, noexec unless its mode says otherwise, on a tmpfs of the RUN's
+ * own namespace; the target's stub goes afterwards. */
+static void test_sandbox__file_mounts_come_from_memory(void **state)
+{
+	(void)state;
+	require_root();
+	static const char secret[] = "s3cr3t-value";
+	static const char script[] = "#!/bin/sh\necho script-ran\n";
+	struct plait_sandbox_mount mounts[] = {
+		{ .type = PLAIT_SANDBOX_FILE, .target = "/run/secrets/tok", .data = secret,
+		  .data_len = strlen(secret), .uid = 1000, .gid = 50, .mode = 0440 },
+		{ .type = PLAIT_SANDBOX_FILE, .target = "/script", .data = script, .data_len = strlen(script),
+		  .mode = 0755 },
+		{ .type = PLAIT_SANDBOX_FILE, .target = "/empty", .data = "", .data_len = 0, .mode = 0400 },
+	};
+	struct output o = { PLAIT_BUF_INIT, PLAIT_BUF_INIT };
+	struct plait_sandbox_spec spec = spec_for(
+		SH("cat /run/secrets/tok; echo; ls -ln /run/secrets/tok | tr -s ' ' | cut -d' ' -f1,3,4; "
+		   "echo x 2>/dev/null >> /run/secrets/tok && echo secret-writable; "
+		   "/script; test -s /empty || echo empty-ok; "
+		   "while read -r d p t o r; do case $p in /run/secrets/tok|/script) echo \"$p $o\"; "
+		   "echo \"type $p $t\";; esac; done < /proc/self/mounts"),
+		&o);
+	spec.mounts = mounts;
+	spec.n_mounts = ARRAY_SIZE(mounts);
+	struct plait_sandbox_result res;
+	run_ok(&spec, &res);
+	if (res.exit_code != 0)
+		fail_msg("exit %d: %s%s", res.exit_code, o.out.buf, o.err.buf);
+	assert_true(startswith(o.out.buf, "s3cr3t-value\n-r--r----- 1000 50\nscript-ran\nempty-ok\n"));
+	assert_null(strstr(o.out.buf, "secret-writable"));
+	assert_opt(o.out.buf, "/run/secrets/tok", "ro", true);
+	assert_opt(o.out.buf, "/run/secrets/tok", "noexec", true);
+	assert_opt(o.out.buf, "/run/secrets/tok", "nodev", true);
+	assert_opt(o.out.buf, "/script", "noexec", false);
+	assert_non_null(strstr(o.out.buf, "type /run/secrets/tok tmpfs\n"));
+	/* Nothing of it stays in the root: the stubs are gone. */
+	assert_false(root_has("/run"));
+	assert_false(root_has("/script"));
+	assert_false(root_has("/empty"));
+	plait_sandbox_result_release(&res);
+	output_release(&o);
+}
+
+/* A bind source holding a mount of its own (a context with a mounted
+ * directory): the mount below is nodev and nosuid too. */
+static void test_sandbox__mounts_below_a_bind_are_nodev_too(void **state)
+{
+	(void)state;
+	require_root();
+	_cleanup_buf_ struct plait_buf src = PLAIT_BUF_INIT, nested = PLAIT_BUF_INIT, node = PLAIT_BUF_INIT;
+	plait_buf_addf(&src, "%s/outer", tmpdir);
+	plait_buf_addf(&nested, "%s/nested", src.buf);
+	assert_int_equal(mkdir(src.buf, 0755), 0);
+	assert_int_equal(mkdir(nested.buf, 0755), 0);
+	assert_int_equal(mount("tmpfs", nested.buf, "tmpfs", 0, "size=64k"), 0);
+	plait_buf_addf(&node, "%s/null-node", nested.buf);
+	assert_int_equal(mknod(node.buf, S_IFCHR | 0666, makedev(1, 3)), 0);
+	struct plait_sandbox_mount mounts[] = {
+		{ .type = PLAIT_SANDBOX_BIND, .source = src.buf, .target = "/mnt/b" },
+	};
+	struct output o = { PLAIT_BUF_INIT, PLAIT_BUF_INIT };
+	struct plait_sandbox_spec spec = spec_for(
+		SH("cat /mnt/b/nested/null-node 2>/dev/null && echo read-node; "
+		   "while read -r d p t o r; do echo \"$p $o\"; done < /proc/self/mounts"),
+		&o);
+	spec.mounts = mounts;
+	spec.n_mounts = ARRAY_SIZE(mounts);
+	struct plait_sandbox_result res;
+	run_ok(&spec, &res);
+	assert_int_equal(umount2(nested.buf, MNT_DETACH), 0);
+	if (strstr(o.out.buf, "read-node"))
+		fail_msg("a device node on a mount below a bind opened in RUN:\n%s", o.out.buf);
+	assert_opt(o.out.buf, "/mnt/b/nested", "nodev", true);
+	assert_opt(o.out.buf, "/mnt/b/nested", "nosuid", true);
+	plait_sandbox_result_release(&res);
+	output_release(&o);
+}
+
+/* Processes whose command line is exactly "sleep <arg>". */
+static int count_sleepers(const char *arg)
+{
+	DIR *d = opendir("/proc");
+	assert_non_null(d);
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		char p[300], buf[256];
+		snprintf(p, sizeof(p), "/proc/%s/cmdline", de->d_name);
+		int fd = open(p, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		ssize_t k = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (k <= 0)
+			continue;
+		buf[k] = '\0';
+		/* "sleep\0ARG\0" */
+		if (streq(buf, "sleep") && (size_t)k > 6 && streq(buf + 6, arg))
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* The caller killed with SIGKILL (kill -9 of plait): the helper and the
+ * RUN's whole PID namespace die with it. */
+static void test_sandbox__a_killed_caller_takes_the_run_with_it(void **state)
+{
+	(void)state;
+	require_root();
+	char arg[32];
+	snprintf(arg, sizeof(arg), "%d", 100000 + (int)getpid());
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	pid_t caller = fork();
+	assert_true(caller >= 0);
+	if (caller == 0) {
+		close(p[0]);
+		char cmd[128];
+		snprintf(cmd, sizeof(cmd), "echo started; sleep %s & exec sleep %s", arg, arg);
+		struct output o = { PLAIT_BUF_INIT, PLAIT_BUF_INIT };
+		struct plait_sandbox_spec spec = spec_for(SH(cmd), &o);
+		spec.on_output = NULL;
+		(void)!write(p[1], "x", 1);
+		struct plait_sandbox_result res;
+		_cleanup_error_ struct plait_error *err = NULL;
+		(void)plait_sandbox_run(&spec, &res, &err);
+		_exit(0);
+	}
+	close(p[1]);
+	char c;
+	assert_int_equal(read(p[0], &c, 1), 1);
+	close(p[0]);
+	int n = 0;
+	for (int i = 0; i < 200 && (n = count_sleepers(arg)) < 2; i++)
+		usleep(20 * 1000);
+	assert_int_equal(n, 2);
+	assert_int_equal(kill(caller, SIGKILL), 0);
+	int st;
+	assert_int_equal(waitpid(caller, &st, 0), caller);
+	for (int i = 0; i < 250 && (n = count_sleepers(arg)) > 0; i++)
+		usleep(20 * 1000);
+	if (n)
+		fail_msg("%d 'sleep %s' of the RUN still run after its caller was killed", n, arg);
+	/* The killed caller could not remove its stubs (a build's snapshot is
+	 * thrown away whole): do it here for the tests that follow. */
+	static const char *const stubs[] = { "/proc", "/sys", "/dev", "/etc/resolv.conf", "/etc/hosts" };
+	_cleanup_buf_ struct plait_buf sp = PLAIT_BUF_INIT;
+	for (size_t i = 0; i < ARRAY_SIZE(stubs); i++) {
+		in_root(&sp, stubs[i]);
+		if (rmdir(sp.buf) < 0 && errno == ENOTDIR)
+			assert_int_equal(unlink(sp.buf), 0);
+	}
+}
+
 static void test_sandbox__command_has_no_new_privs(void **state)
 {
 	(void)state;
@@ -654,6 +818,9 @@ int main(void)
 		cmocka_unit_test(test_sandbox__resolv_conf_is_bound_and_not_left_in_the_upper),
 		cmocka_unit_test(test_sandbox__missing_command_is_an_error),
 		cmocka_unit_test(test_sandbox__cancel_kills_the_namespace),
+		cmocka_unit_test(test_sandbox__file_mounts_come_from_memory),
+		cmocka_unit_test(test_sandbox__mounts_below_a_bind_are_nodev_too),
+		cmocka_unit_test(test_sandbox__a_killed_caller_takes_the_run_with_it),
 		cmocka_unit_test(test_sandbox__stubs_are_removed_after_the_run),
 		cmocka_unit_test(test_sandbox__relative_workdir_is_refused),
 	};
