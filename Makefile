@@ -26,7 +26,7 @@ define ensure_pkgs
 	fi
 endef
 
-.PHONY: all build deps test-deps demo-deps test unit integration fuzz fuzz-deps fuzz-build demo bench bench-build bench-build-multi clean
+.PHONY: all build deps test-deps demo-deps test unit integration test-asan fuzz fuzz-deps fuzz-build demo bench bench-build bench-build-multi clean
 
 all: build
 
@@ -50,6 +50,15 @@ unit: test-deps build
 
 integration: test-deps build
 	bash tests/run.sh $(BUILD) integration
+
+# Every unit and integration test against an ASan+UBSan build of plait (each test
+# script runs that build's binary); any report fails its test.
+ASAN_BUILD ?= build-asan
+$(ASAN_BUILD)/build.ninja:
+	meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined
+
+test-asan: test-deps $(ASAN_BUILD)/build.ninja
+	ASAN_OPTIONS=detect_leaks=1 bash tests/run.sh $(ASAN_BUILD)
 
 fuzz-deps:
 	$(call ensure_pkgs,$(BUILD_PKGS) clang)

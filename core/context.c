@@ -744,7 +744,8 @@ static void memo_load(struct plait_context *ctx)
 		m->key = xstrdup(sp + 1);
 	}
 	plait_buf_release(&data);
-	qsort(ctx->memo, ctx->n_memo, sizeof(*ctx->memo), memo_cmp);
+	if (ctx->n_memo > 1)
+		qsort(ctx->memo, ctx->n_memo, sizeof(*ctx->memo), memo_cmp);
 }
 
 static char *memo_key(const struct plait_context *ctx, const struct plait_context_entry *e)
@@ -792,6 +793,8 @@ static bool memo_lookup(struct plait_context *ctx, const char *key, char out[PLA
 {
 	if (!ctx->memo_loaded)
 		memo_load(ctx);
+	if (ctx->n_memo == 0)
+		return false; /* bsearch wants a real array, even for none */
 	struct memo_item want = { .key = (char *)key };
 	const struct memo_item *m = bsearch(&want, ctx->memo, ctx->n_memo, sizeof(*ctx->memo), memo_cmp);
 	if (!m)

@@ -774,6 +774,30 @@ static void loopback_up(void)
 	close(s);
 }
 
+static int cmp_int(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+	return (x > y) - (x < y);
+}
+
+/* Close every descriptor above stderr but the n in keep. The helper is forked
+ * from a threaded caller and lives as long as the command: without this it
+ * would hold what other jobs had open at that moment (their output pipes,
+ * whose EOF they wait for; their cache locks, which a copy keeps taken). */
+static int close_all_but(int *keep, size_t n)
+{
+	qsort(keep, n, sizeof(*keep), cmp_int);
+	unsigned int from = 3;
+	for (size_t i = 0; i < n; i++) {
+		if (keep[i] < (int)from)
+			continue;
+		if ((unsigned int)keep[i] > from && close_range(from, keep[i] - 1, 0) < 0)
+			return -1;
+		from = keep[i] + 1;
+	}
+	return close_range(from, ~0U, 0);
+}
+
 _noreturn_ static void run_helper(struct child_ctx *c)
 {
 	/* Killed with the caller (kill -9 of plait included); it may have died
@@ -781,6 +805,8 @@ _noreturn_ static void run_helper(struct child_ctx *c)
 	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != c->caller)
 		_exit(1);
+	int keep[] = { c->out_w, c->err_w, c->sync_w, c->status_w };
+	CHILD_CHECK(close_all_but(keep, ARRAY_SIZE(keep)) == 0, c, "sandbox: close the caller's descriptors");
 	int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
 	if (c->spec->network_none)
 		flags |= CLONE_NEWNET;

@@ -13,6 +13,9 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -767,6 +770,66 @@ static void test_sandbox__cancel_kills_the_namespace(void **state)
 	output_release(&o);
 }
 
+struct held_run {
+	struct plait_sandbox_spec spec;
+	struct plait_sandbox_result res;
+	atomic_int started;
+	int rc;
+};
+
+static void note_start(void *opaque, enum plait_sandbox_stream stream, const char *line, size_t len)
+{
+	(void)stream;
+	(void)line;
+	(void)len;
+	atomic_store(&((struct held_run *)opaque)->started, 1);
+}
+
+static void *run_held(void *arg)
+{
+	struct held_run *h = arg;
+	h->rc = plait_sandbox_run(&h->spec, &h->res, NULL);
+	return NULL;
+}
+
+/* Jobs run RUNs from several threads at once: a descriptor the caller has
+ * open while one runs (another job's output pipe or cache lock) must not be
+ * held by that run's processes, or its owner waits for the other RUN. */
+static void test_sandbox__a_run_holds_none_of_the_callers_descriptors(void **state)
+{
+	(void)state;
+	require_root();
+	int other[2], cancel[2];
+	assert_int_equal(pipe(other), 0); /* not close-on-exec: the worst case */
+	assert_int_equal(pipe2(cancel, O_CLOEXEC), 0);
+	struct held_run h = { 0 };
+	h.spec = spec_for(SH("echo started; sleep 30"), NULL);
+	h.spec.on_output = note_start;
+	h.spec.opaque = &h;
+	h.spec.cancel_fd = cancel[0];
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, run_held, &h), 0);
+	for (int i = 0; i < 1000 && !atomic_load(&h.started); i++)
+		usleep(10 * 1000);
+	assert_true(atomic_load(&h.started));
+	close(other[1]);
+	struct pollfd pfd = { .fd = other[0], .events = POLLIN };
+	int n = poll(&pfd, 1, 3000);
+	char c;
+	ssize_t got = n == 1 ? read(other[0], &c, 1) : -1;
+	assert_int_equal(write(cancel[1], "x", 1), 1);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(h.rc, 0);
+	assert_true(h.res.cancelled);
+	if (got != 0)
+		fail_msg("the pipe's write end, closed by the caller, is still open in the RUN's processes "
+			 "(poll %d, read %zd): they hold the caller's descriptors", n, got);
+	close(other[0]);
+	close(cancel[0]);
+	close(cancel[1]);
+	plait_sandbox_result_release(&h.res);
+}
+
 static void test_sandbox__stubs_are_removed_after_the_run(void **state)
 {
 	(void)state;
@@ -821,6 +884,7 @@ int main(void)
 		cmocka_unit_test(test_sandbox__file_mounts_come_from_memory),
 		cmocka_unit_test(test_sandbox__mounts_below_a_bind_are_nodev_too),
 		cmocka_unit_test(test_sandbox__a_killed_caller_takes_the_run_with_it),
+		cmocka_unit_test(test_sandbox__a_run_holds_none_of_the_callers_descriptors),
 		cmocka_unit_test(test_sandbox__stubs_are_removed_after_the_run),
 		cmocka_unit_test(test_sandbox__relative_workdir_is_refused),
 	};
