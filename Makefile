@@ -26,7 +26,7 @@ define ensure_pkgs
 	fi
 endef
 
-.PHONY: all build deps test-deps demo-deps test unit integration test-asan fuzz fuzz-deps fuzz-build demo bench bench-build bench-build-multi clean
+.PHONY: all build deps test-deps demo-deps test unit integration test-asan fuzz fuzz-deps fuzz-build demo bench bench-build bench-build-multi bench-buildkit clean
 
 all: build
 
@@ -89,6 +89,12 @@ bench-build: test-deps build
 
 bench-build-multi: test-deps build
 	MULTI=1 bash bench/build.sh $(BUILD)/cmd/plait
+
+# plait against BuildKit (Debian's docker.io: a private dockerd the script
+# starts and stops); WORKLOADS=build,build2,ml ROUNDS=3 by default.
+bench-buildkit: test-deps build
+	$(call ensure_pkgs,docker.io)
+	bash bench/buildkit.sh $(BUILD)/cmd/plait
 
 clean:
 	rm -rf $(BUILD) $(FUZZ_BUILD)

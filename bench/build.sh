@@ -68,6 +68,8 @@ BUILDAH_DRIVER=${BUILDAH_DRIVER:-}
 
 # shellcheck source=../tests/integration/lib.sh
 source "$SRCDIR/tests/integration/lib.sh"
+# shellcheck source=lib.sh
+source "$BENCH_DIR/lib.sh"
 require_cmd buildah skopeo docker-registry curl
 [ "$(id -u)" = 0 ] || skip "buildah --isolation chroot and plait's RUN sandbox need root here"
 [ -x "$PLAIT" ] || fail "plait binary '$PLAIT' not found; run 'make' first or pass its path"
@@ -78,13 +80,6 @@ mkdir -p "$OUTDIR"
 OUTFILE=$OUTDIR/build.txt
 [ "$MULTI" = 1 ] && OUTFILE=$OUTDIR/build-multi.txt
 
-# overlay storage leaves mounts under $T; lib.sh's cleanup removes $T, so
-# unmount first (deepest first, lazily: a busy mount must not stop cleanup).
-umount_under() {
-	local dir=$1 m
-	awk -v d="$dir" '$5 == d || index($5, d "/") == 1 { print $5 }' /proc/self/mountinfo |
-		sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
-}
 # shellcheck disable=SC2317 # invoked by the EXIT trap
 bench_cleanup() {
 	local rc=$?
@@ -130,69 +125,7 @@ CTX=$T/ctx
 "$PY" "$BENCH_DIR/build/gen-context.py" "$CTX" "$FILES" "$BIG_MIB"
 ctx_mib=$(du -sm "$CTX" | cut -f1)
 MAIN=$CTX/src/app/main.txt
-# deb_arch OCI-PLATFORM : the Debian architecture of linux/ARCH[/VARIANT].
-deb_arch() {
-	case "${1#linux/}" in
-	amd64) echo amd64 ;;
-	arm64 | arm64/v8) echo arm64 ;;
-	arm | arm/v7) echo armhf ;;
-	386) echo i386 ;;
-	ppc64le) echo ppc64el ;;
-	s390x) echo s390x ;;
-	riscv64) echo riscv64 ;;
-	*) fail "PLATFORMS: no Debian architecture known for '$1'" ;;
-	esac
-}
-# last_file GLOB-RESULT... : the last of the existing files ("" if none).
-last_file() {
-	local f last=
-	for f in "$@"; do [ -f "$f" ] && last=$f; done
-	echo "$last"
-}
-# fetch_busybox DEB_ARCH : path of a busybox-static .deb for a foreign arch,
-# from apt's cache or downloaded (the way tests/integration/test_qemu.sh does).
-fetch_busybox() {
-	local a=$1 deb
-	deb=$(last_file /var/cache/apt/archives/busybox-static_*_"$a".deb)
-	if [ -n "$deb" ]; then
-		echo "$deb"
-		return 0
-	fi
-	mkdir -p "$T/deb"
-	if ! dpkg --print-foreign-architectures | grep -qx "$a"; then
-		dpkg --add-architecture "$a" || fail "dpkg --add-architecture $a failed"
-		timeout 300 apt-get update -qq >"$T/apt.log" 2>&1 ||
-			fail "apt-get update failed (needed for busybox-static:$a): $(tail -n 3 "$T/apt.log")"
-	fi
-	if ! (cd "$T/deb" && timeout 300 apt-get download -qq "busybox-static:$a") >>"$T/apt.log" 2>&1; then
-		# The lists may predate the architecture: update once and retry.
-		timeout 300 apt-get update -qq >>"$T/apt.log" 2>&1 || true
-		(cd "$T/deb" && timeout 300 apt-get download -qq "busybox-static:$a") >>"$T/apt.log" 2>&1 ||
-			fail "could not download busybox-static:$a: $(tail -n 3 "$T/apt.log")"
-	fi
-	deb=$(last_file "$T/deb"/busybox-static_*_"$a".deb)
-	[ -n "$deb" ] || fail "apt-get download busybox-static:$a left no .deb in $T/deb"
-	echo "$deb"
-}
-
-host_deb=$(dpkg --print-architecture)
-base_specs=()
-if [ "$MULTI" = 1 ]; then
-	IFS=, read -r -a plat_list <<<"$PLATFORMS"
-	for p in "${plat_list[@]}"; do
-		a=$(deb_arch "$p")
-		if [ "$a" = "$host_deb" ]; then
-			base_specs+=("$a")
-			continue
-		fi
-		require_cmd dpkg-deb apt-get
-		base_specs+=("$a=$(fetch_busybox "$a")")
-		"$PLAIT" qemu install "${p#linux/}" >"$T/qemu-$a.log" 2>&1 ||
-			fail "plait qemu install ${p#linux/} failed: $(cat "$T/qemu-$a.log")"
-		echo "# $(cat "$T/qemu-$a.log")"
-	done
-fi
-bash "$LIB_DIR/mkbase.sh" "$T/base" busybox "${base_specs[@]}" >/dev/null
+make_base "$T/base" "${PLATFORMS:-}"
 echo "# context: $ctx_mib MiB, $((FILES + 1)) source files, ${BIG_MIB} MiB asset; buildah storage: $BUILDAH_DRIVER${PLATFORMS:+; platforms: $PLATFORMS}"
 
 # check_index TOOL REF : in multi mode, REF must be an index of $PLATFORMS;
