@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "common.h"
+#include "registry/registries_conf.h"
 #include "core/timestamp.h"
 #include "core/endpoint.h"
 #include "core/platform.h"
@@ -88,6 +89,13 @@ int registry_cli_option(struct registry_cli *rc, const char *cmd, int c, const c
 			return -1;
 		rc->opts.max_tries = (int)v;
 		return 1;
+	case OPT_REGISTRY_MIRROR:
+		plait_strv_push(&rc->mirrors, arg);
+		return 1;
+	case OPT_REGISTRIES_CONF:
+		free(rc->conf_file);
+		rc->conf_file = xstrdup(arg);
+		return 1;
 	default:
 		return 0;
 	}
@@ -124,10 +132,37 @@ void registry_cli_finish(struct registry_cli *rc)
 		rc->opts.backoff_base_ms = (long)env_int("PLAIT_BACKOFF_MS");
 }
 
+int registry_cli_finish_pull(struct registry_cli *rc, const char *cmd)
+{
+	registry_cli_finish(rc);
+	struct plait_registries_conf *conf = plait_registries_conf_new();
+	struct plait_error *err = NULL;
+	const char *env = getenv("CONTAINERS_REGISTRIES_CONF");
+	const char *file = rc->conf_file ? rc->conf_file : env && *env ? env : NULL;
+	int r = file ? plait_registries_conf_load_file(conf, file, true, &err)
+		     : plait_registries_conf_load_default(conf, "/etc/containers", getenv("HOME"), &err);
+	if (r < 0 && file == env && !rc->conf_file)
+		plait_error_wrap(&err, "$CONTAINERS_REGISTRIES_CONF");
+	for (char **m = rc->mirrors; r >= 0 && m && *m; m++)
+		r = plait_registries_conf_add_docker_mirror(conf, *m, &err);
+	if (r < 0) {
+		fprintf(stderr, "plait %s: %s\n", cmd, err ? err->msg : "cannot read registries.conf");
+		plait_error_free(err);
+		plait_registries_conf_free(conf);
+		return -1;
+	}
+	rc->conf = conf;
+	rc->opts.registries_conf = conf;
+	return 0;
+}
+
 void registry_cli_release(struct registry_cli *rc)
 {
 	plait_strv_free(rc->insecure);
 	plait_strv_free(rc->cert_dirs);
+	plait_strv_free(rc->mirrors);
+	free(rc->conf_file);
+	plait_registries_conf_free(rc->conf);
 	memset(rc, 0, sizeof(*rc));
 }
 

@@ -19,7 +19,7 @@ static const char usage[] =
 	"options:\n"
 	"      --raw                     print the exact bytes of the manifest or index\n"
 	"      --format table|json       output format (default table)\n"
-	"      --platform P              inspect the image for platform P in an index\n" REGISTRY_CLI_HELP
+	"      --platform P              inspect the image for platform P in an index\n" REGISTRY_CLI_HELP PULL_CLI_HELP
 	"  -h, --help                    show this help\n";
 
 enum { OPT_RAW = OPT_FIRST_PRIVATE, OPT_FORMAT, OPT_PLATFORM };
@@ -224,6 +224,7 @@ int cmd_inspect(int argc, char **argv)
 		{ "platform", required_argument, NULL, OPT_PLATFORM },
 		{ "help", no_argument, NULL, 'h' },
 		REGISTRY_CLI_OPTIONS,
+		PULL_CLI_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
 	struct registry_cli rc = { 0 };
@@ -273,7 +274,10 @@ int cmd_inspect(int argc, char **argv)
 				  argc - optind);
 		goto done;
 	}
-	registry_cli_finish(&rc);
+	if (registry_cli_finish_pull(&rc, "inspect") < 0) {
+		ret = EXIT_USAGE;
+		goto done;
+	}
 	if (plait_endpoint_open(argv[optind], false, &rc.opts, &ep, &err) < 0 ||
 	    plait_endpoint_resolve(ep, NULL, &root, &data, &err) < 0 ||
 	    (have_platform && plait_platform_narrow(ep, &root, &data, &want, 1, &err) < 0)) {
