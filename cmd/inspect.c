@@ -61,6 +61,16 @@ static json_t *head_json(const struct plait_endpoint *ep, const struct plait_des
 	json_object_set_new(o, "mediaType", json_string(root->media_type));
 	json_object_set_new(o, "digest", json_string(root->digest));
 	json_object_set_new(o, "size", json_integer(root->size));
+	const char *from = NULL;
+	const char *source = plait_registry_endpoint_source(ep, &from);
+	if (source) {
+		json_t *s = json_object();
+		json_object_set_new(s, "name", json_string(source));
+		json_object_set_new(s, "mirror", json_boolean(from != NULL));
+		if (from)
+			json_object_set_new(s, "configuredBy", json_string(from));
+		json_object_set_new(o, "source", s);
+	}
 	return o;
 }
 
@@ -68,6 +78,11 @@ static void print_head(const struct plait_endpoint *ep, const struct plait_descr
 {
 	printf("Name:       %s\nMediaType:  %s\nDigest:     %s\nSize:       %lld\n", ep->display,
 	       root->media_type, root->digest, (long long)root->size);
+	/* where it came from, when that is not the reference itself */
+	const char *from = NULL;
+	const char *source = plait_registry_endpoint_source(ep, &from);
+	if (source && (from || !streq(source, ep->name)))
+		printf("Source:     %s%s%s%s\n", source, from ? " (mirror, from " : "", from ? from : "", from ? ")" : "");
 }
 
 static int show_index(struct plait_endpoint *ep, const struct plait_descriptor *root,

@@ -147,7 +147,8 @@ static int try_sources(struct plait_endpoint *ep, source_fn fn, void *ud, bool z
 		int code = plait_error_code(&e);
 		if (last || code == PLAIT_E_CANCELLED) {
 			if (tried.len && code != PLAIT_E_CANCELLED)
-				plait_error_set(err, code, "%s; then the registry: %s", tried.buf, e->msg);
+				plait_error_set(err, code, "%s: %s; then the registry: %s", ep->display, tried.buf,
+						e->msg);
 			else if (err) {
 				plait_error_free(*err);
 				*err = TAKE_PTR(e);
@@ -356,16 +357,19 @@ int plait_registry_endpoint_open(const char *reference, bool for_write, const st
 	return 0;
 }
 
-const char *plait_registry_endpoint_source(struct plait_endpoint *ep, bool *mirror)
+const char *plait_registry_endpoint_source(const struct plait_endpoint *ep, const char **mirror_from)
 {
+	if (mirror_from)
+		*mirror_from = NULL;
 	if (!ep || ep->ops != &registry_ops)
 		return NULL;
-	int i = atomic_load(&P(ep)->answered);
+	const struct reg_priv *p = ep->priv;
+	int i = atomic_load(&((struct reg_priv *)p)->answered);
 	if (i < 0)
 		return NULL;
-	if (mirror)
-		*mirror = P(ep)->src[i].where != NULL;
-	return P(ep)->src[i].name;
+	if (mirror_from)
+		*mirror_from = p->src[i].where;
+	return p->src[i].name;
 }
 
 int plait_endpoint_open(const char *spec, bool for_write, const struct plait_registry_opts *opts,

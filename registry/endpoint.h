@@ -21,10 +21,11 @@
  * and the reads of a destination alike). A blocked entry refuses either. */
 int plait_registry_endpoint_open(const char *reference, bool for_write, const struct plait_registry_opts *opts,
 				 struct plait_endpoint **out, struct plait_error **err);
-/* "host/repo" of the source that answered the endpoint's last manifest read,
- * *mirror (when not NULL) whether it is a mirror; NULL before any read and
- * for endpoints that are not registry endpoints. */
-const char *plait_registry_endpoint_source(struct plait_endpoint *ep, bool *mirror);
+/* "host/repo" of the source that answered the endpoint's last manifest read;
+ * *mirror_from (when not NULL) where that mirror was configured ("FILE:LINE",
+ * "--registry-mirror"), NULL when it was the registry itself. NULL before any
+ * read and for endpoints that are not registry endpoints. */
+const char *plait_registry_endpoint_source(const struct plait_endpoint *ep, const char **mirror_from);
 /* Open any endpoint: "oci:…"/"oci-archive:…" locally, anything else as a registry reference. */
 int plait_endpoint_open(const char *spec, bool for_write, const struct plait_registry_opts *opts,
 			struct plait_endpoint **out, struct plait_error **err);
