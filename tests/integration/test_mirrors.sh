@@ -154,6 +154,22 @@ assert_eq 404 "$code" "the pushed image on the mirror"
 run_ok "$PLAIT" inspect --format json --registries-conf "$T/dst-mirror.conf" "$DST_HOST/pushed/img:1"
 assert_eq "$DST_HOST/pushed/img" "$(printf '%s' "$OUT" | jq -r .source.name)" "source after the mirror's 404"
 assert_eq false "$(printf '%s' "$OUT" | jq -r .source.mirror)" "source after the mirror's 404"
+# index create --append starts from the index the registry has, not from a stale copy on its mirror
+mkimage "$T/pa" --tag a --platform linux/amd64 --single --seed a >/dev/null
+mkimage "$T/pb" --tag b --platform linux/arm64 --single --seed b >/dev/null
+mkimage "$T/pc" --tag c --platform linux/riscv64 --single --seed c >/dev/null
+skopeo_reg copy -q "oci:$T/pa:a" "docker://$DST_HOST/app/a:1"
+skopeo_reg copy -q "oci:$T/pb:b" "docker://$DST_HOST/app/b:1"
+skopeo_reg copy -q "oci:$T/pc:c" "docker://$M1_HOST/app/c:1"
+run_ok "$PLAIT" index create -q -t "$DST_HOST/app/idx:1" "$DST_HOST/app/a:1"
+run_ok "$PLAIT" index create -q -t "$M1_HOST/app/idx:1" "$M1_HOST/app/c:1" # the mirror's stale copy
+m1_writes_before=$(requests "$M1_LOG" '"(PUT|POST|PATCH) ')
+run_ok "$PLAIT" index create -q --registries-conf "$T/dst-mirror.conf" --append -t "$DST_HOST/app/idx:1" \
+	"$DST_HOST/app/b:1"
+platforms=$(skopeo_reg inspect --raw "docker://$DST_HOST/app/idx:1" |
+	jq -r '[.manifests[].platform | .os + "/" + .architecture] | join(",")')
+assert_eq "linux/amd64,linux/arm64" "$platforms" "platforms of the appended index"
+assert_eq "$m1_writes_before" "$(requests "$M1_LOG" '"(PUT|POST|PATCH) ')" "writes the mirror received"
 # a push to docker.io with --registry-mirror goes to Docker Hub (out of reach), not to the mirror
 run_expect_fail "$PLAIT" copy --retries 1 --registry-mirror "$M1_HOST" "oci:$T/img:1.36" docker.io/library/pushed:1
 assert_not_contains "$ERR" "$M1_HOST" "error of a push to docker.io"
