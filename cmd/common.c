@@ -132,9 +132,15 @@ void registry_cli_finish(struct registry_cli *rc)
 		rc->opts.backoff_base_ms = (long)env_int("PLAIT_BACKOFF_MS");
 }
 
+static void mirror_warning(const char *msg)
+{
+	fprintf(stderr, "plait: warning: %s\n", msg);
+}
+
 int registry_cli_finish_pull(struct registry_cli *rc, const char *cmd)
 {
 	registry_cli_finish(rc);
+	rc->opts.mirror_warning = mirror_warning;
 	struct plait_registries_conf *conf = plait_registries_conf_new();
 	struct plait_error *err = NULL;
 	const char *env = getenv("CONTAINERS_REGISTRIES_CONF");

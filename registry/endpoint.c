@@ -79,12 +79,15 @@ static bool host_down(const char *host)
 	return down;
 }
 
-static void mark_down(const char *host)
+/* true when host was not marked before */
+static bool mark_down(const char *host)
 {
 	pthread_mutex_lock(&clients_lock);
-	if (!plait_strv_contains((const char *const *)down_hosts, host))
+	bool fresh = !plait_strv_contains((const char *const *)down_hosts, host);
+	if (fresh)
 		plait_strv_push(&down_hosts, host);
 	pthread_mutex_unlock(&clients_lock);
+	return fresh;
 }
 
 /* One place a pull may be answered from (registries_conf.h decides which,
@@ -102,6 +105,7 @@ struct reg_priv {
 	size_t n;
 	struct plait_ref ref;
 	atomic_int answered; /* index of the source that gave the last manifest, -1 before */
+	void (*warn)(const char *msg);
 };
 
 static struct reg_priv *P(struct plait_endpoint *ep)
@@ -156,8 +160,13 @@ static int try_sources(struct plait_endpoint *ep, source_fn fn, void *ud, bool z
 			plait_error_free(e);
 			goto out;
 		}
-		if (code == PLAIT_E_NETWORK)
-			mark_down(host);
+		if (code == PLAIT_E_NETWORK && mark_down(host) && p->warn) {
+			struct plait_buf w = PLAIT_BUF_INIT;
+			plait_buf_addf(&w, "mirror %s (%s) is not used for the rest of this run: %s", host, s->where,
+				       e->msg);
+			p->warn(w.buf);
+			plait_buf_release(&w);
+		}
 		plait_buf_addf(&tried, "%smirror %s (%s): %s", tried.len ? "; " : "", host, s->where, e->msg);
 		plait_error_free(e);
 	}
@@ -346,6 +355,7 @@ int plait_registry_endpoint_open(const char *reference, bool for_write, const st
 	struct reg_priv *p = xcalloc(1, sizeof(*p));
 	p->src = src;
 	p->n = n;
+	p->warn = opts ? opts->mirror_warning : NULL;
 	atomic_init(&p->answered, -1);
 	_cleanup_free_ char *display = plait_ref_format(&ref);
 	_cleanup_free_ char *name = plait_ref_name(&ref);

@@ -36,6 +36,9 @@ struct plait_registry_opts {
 	/* registries.conf and --registry-mirror (registries_conf.h): mirrors and
 	 * blocked entries for endpoints, insecure hosts for clients; NULL = none. */
 	const struct plait_registries_conf *registries_conf;
+	/* Called (from any thread) once per run for each mirror that cannot be
+	 * reached, as the pull moves on to the next source; NULL = silent. */
+	void (*mirror_warning)(const char *msg);
 	const char *const *certs_dirs;     /* NULL-terminated; NULL = /etc/docker/certs.d, /etc/containers/certs.d */
 	const char *docker_config_dir;     /* NULL = plait_auth_config_dir(NULL) */
 	int max_tries;                     /* 0 = 5 */

@@ -67,6 +67,8 @@ m2_after=$(requests "$M2_LOG" 'GET /v2/library/busybox/manifests/1.36')
 [ "$m2_after" -gt "$m2_before" ] || fail "the second mirror $M2_HOST was not asked for the manifest (log: $M2_LOG)"
 run_ok "$PLAIT" inspect --format json --registry-mirror "$DOWN" --registry-mirror "$M2_HOST" busybox:1.36
 assert_eq "$M2_HOST/library/busybox" "$(printf '%s' "$OUT" | jq -r .source.name)" "source with the first mirror down"
+assert_contains "$ERR" "plait: warning: mirror $DOWN (--registry-mirror) is not used for the rest of this run: cannot reach registry $DOWN" "warning about the down mirror"
+[ "$(grep -c 'plait: warning' <<<"$ERR")" = 1 ] || fail "one warning per down mirror, got: $ERR"
 pass "the second mirror answers when the first is down"
 
 # ... and when the first does not have the image
