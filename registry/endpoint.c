@@ -232,7 +232,12 @@ static int source_fetch_blob(struct source *s, void *ud, struct plait_error **er
 		if (r < 0)
 			return r;
 	}
-	return plait_registry_get_blob(s->client->reg, s->repo, b->d->digest, b->d->size, b->w, err);
+	int r = plait_registry_get_blob(s->client->reg, s->repo, b->d->digest, b->d->size, b->w, err);
+	/* a mirror's bytes are checked here, so that a corrupt mirror is passed
+	 * over; the location's are checked by the caller's commit, as always */
+	if (r >= 0 && s->where)
+		r = plait_blob_writer_check(b->w, err);
+	return r;
 }
 
 static int reg_fetch_blob(struct plait_endpoint *ep, const struct plait_descriptor *d,

@@ -77,6 +77,19 @@ assert_eq "$M2_HOST/library/only2" "$(printf '%s' "$OUT" | jq -r .source.name)" 
 assert_eq "$ORIG" "$(printf '%s' "$OUT" | jq -r .digest)" "digest of only2:1"
 pass "the second mirror answers when the first lacks the image"
 
+# ... and when the first sends corrupt blobs (each is checked before the next source is asked)
+faultproxy_start BAD "$M1_HOST" --corrupt-blob
+run_ok "$PLAIT" copy --registry-mirror "$BAD_HOST" --registry-mirror "$M2_HOST" busybox:1.36 \
+	"$DST_HOST/corrupt/busybox:1.36"
+assert_eq "$ORIG" "sha256:$(raw_digest "docker://$DST_HOST/corrupt/busybox:1.36")" "digest past a corrupt mirror"
+[ "$(stat_of "$BAD_STATS" corrupt_blob)" -ge 1 ] || fail "the corrupt mirror sent no blob (stats: $BAD_STATS)"
+skopeo_reg copy -q "docker://$DST_HOST/corrupt/busybox:1.36" "oci:$T/check-corrupt:1"
+# with the corrupt mirror alone, the registry (Docker Hub, out of reach) is next: the error says both
+run_expect_fail "$PLAIT" copy --retries 1 --registry-mirror "$BAD_HOST" busybox:1.36 "$DST_HOST/corrupt2/busybox:1.36"
+assert_contains "$ERR" "mirror $BAD_HOST (--registry-mirror): digest mismatch for sha256:" "error past a corrupt mirror"
+assert_contains "$ERR" "then the registry: " "error past a corrupt mirror"
+pass "a mirror that sends corrupt blobs is passed over"
+
 # a build FROM docker.io/library/busybox takes its base from the mirror
 mkdir -p "$T/ctx"
 printf 'FROM docker.io/library/busybox:1.36\nCOPY hello.txt /hello.txt\n' >"$T/ctx/Dockerfile"
