@@ -143,16 +143,23 @@ int registry_cli_finish_pull(struct registry_cli *rc, const char *cmd)
 	rc->opts.mirror_warning = mirror_warning;
 	struct plait_registries_conf *conf = plait_registries_conf_new();
 	struct plait_error *err = NULL;
+	/* the command line first: a bad --registry-mirror is a usage error */
+	for (char **m = rc->mirrors; m && *m; m++)
+		if (plait_registries_conf_add_docker_mirror(conf, *m, &err) < 0) {
+			usage_error(cmd, "%s", err->msg);
+			plait_error_free(err);
+			plait_registries_conf_free(conf);
+			return -1;
+		}
 	const char *env = getenv("CONTAINERS_REGISTRIES_CONF");
-	const char *file = rc->conf_file ? rc->conf_file : env && *env ? env : NULL;
+	bool from_env = !rc->conf_file && env && *env;
+	const char *file = rc->conf_file ? rc->conf_file : from_env ? env : NULL;
 	int r = file ? plait_registries_conf_load_file(conf, file, true, &err)
 		     : plait_registries_conf_load_default(conf, "/etc/containers", getenv("HOME"), &err);
-	if (r < 0 && file == env && !rc->conf_file)
-		plait_error_wrap(&err, "$CONTAINERS_REGISTRIES_CONF");
-	for (char **m = rc->mirrors; r >= 0 && m && *m; m++)
-		r = plait_registries_conf_add_docker_mirror(conf, *m, &err);
 	if (r < 0) {
-		fprintf(stderr, "plait %s: %s\n", cmd, err ? err->msg : "cannot read registries.conf");
+		if (from_env)
+			plait_error_wrap(&err, "$CONTAINERS_REGISTRIES_CONF");
+		fprintf(stderr, "plait: error: %s\n", err ? err->msg : "cannot read registries.conf");
 		plait_error_free(err);
 		plait_registries_conf_free(conf);
 		return -1;

@@ -48,9 +48,7 @@ static const char *found(const struct cursor *c, const char *at, char tmp[16])
 	if (*at == '\n' || (*at == '\r' && at + 1 < c->end && at[1] == '\n'))
 		return "the end of the line";
 	unsigned char ch = (unsigned char)*at;
-	if (ch < 0x20 || ch == 0x7f)
-		snprintf(tmp, 16, "byte 0x%02x", ch);
-	else if (ch >= 0x80)
+	if (ch < 0x20 || ch >= 0x7f)
 		snprintf(tmp, 16, "byte 0x%02x", ch);
 	else
 		snprintf(tmp, 16, "'%c'", ch);
@@ -202,10 +200,9 @@ static int parse_string(struct cursor *c, char **out)
 			c->p += n;
 			continue;
 		}
-		char tmp[16];
-		r = fail_at(c, esc, "unknown escape '\\%s' (accepted: \\b \\t \\n \\f \\r \\\" \\\\ \\uXXXX \\UXXXXXXXX)",
-			    e && (unsigned char)e >= 0x20 && (unsigned char)e < 0x7f ? (snprintf(tmp, 16, "%c", e), tmp)
-										 : "");
+		bool printable = (unsigned char)e >= 0x20 && (unsigned char)e < 0x7f;
+		r = fail_at(c, esc, "unknown escape '\\%.*s' (accepted: \\b \\t \\n \\f \\r \\\" \\\\ \\uXXXX \\UXXXXXXXX)",
+			    printable ? 1 : 0, &e);
 		goto out;
 	}
 	*out = plait_buf_detach(&b, NULL);

@@ -222,7 +222,6 @@ static int read_registry(const struct file_ctx *f, const struct plait_toml_table
 			 struct plait_conf_registry *reg)
 {
 	const struct plait_toml_value hdr = { .line = t->line, .col = t->col };
-	const struct plait_toml_table *mirrors_of = NULL;
 	const struct plait_toml_value *mirrors = NULL;
 	int r;
 	for (size_t i = 0; i < t->n; i++) {
@@ -251,7 +250,6 @@ static int read_registry(const struct file_ctx *f, const struct plait_toml_table
 			if ((r = want(f, e, PLAIT_TOML_TABLES)) < 0)
 				return r;
 			mirrors = &e->v;
-			mirrors_of = t;
 		} else {
 			return bad(f, &e->v, "unknown key '%s' in [[registry]] (known: prefix, location, insecure, "
 					     "blocked, mirror-by-digest-only, [[registry.mirror]])",
@@ -267,7 +265,7 @@ static int read_registry(const struct file_ctx *f, const struct plait_toml_table
 		return bad(f, &hdr, "[[registry]] with the wildcard prefix '%s' cannot have a location: the reference "
 				    "is used as written",
 			   reg->prefix);
-	if (mirrors && mirrors_of) {
+	if (mirrors) {
 		reg->mirrors = xcalloc(mirrors->n_tables, sizeof(*reg->mirrors));
 		for (size_t i = 0; i < mirrors->n_tables; i++) {
 			reg->n_mirrors++;
