@@ -27,7 +27,7 @@ static const char usage[] =
 	"\n"
 	"Variables take their defaults unless the environment sets them.\n"
 	"\n"
-	"options shared with plait build:\n" PIPELINE_HELP REGISTRY_CLI_HELP
+	"options shared with plait build:\n" PIPELINE_HELP REGISTRY_CLI_HELP PULL_CLI_HELP
 	"  -h, --help                    show this help\n";
 
 enum { OPT_PRINT = OPT_FIRST_PRIVATE, OPT_SET, OPT_PLAN, OPT_FORMAT };
@@ -68,6 +68,7 @@ int cmd_bake(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		PIPELINE_OPTIONS,
 		REGISTRY_CLI_OPTIONS,
+		PULL_CLI_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
 	struct pipeline p = { .req.compression = PLAIT_LAYER_GZIP,

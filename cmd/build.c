@@ -33,7 +33,7 @@ static const char build_usage[] =
 	"      --output type=oci,dest=DIR | type=oci-archive,dest=FILE\n"
 	"                                write every image there (repeatable)\n"
 	"      --lint                    run 'plait lint' first; findings of severity error stop\n"
-	"                                the build (exit 1)\n" PIPELINE_HELP REGISTRY_CLI_HELP
+	"                                the build (exit 1)\n" PIPELINE_HELP REGISTRY_CLI_HELP PULL_CLI_HELP
 	"  -h, --help                    show this help\n";
 
 static const char plan_usage[] =
@@ -77,6 +77,7 @@ int build_or_plan(int argc, char **argv, bool plan)
 		{ "help", no_argument, NULL, 'h' },
 		PIPELINE_OPTIONS,
 		REGISTRY_CLI_OPTIONS,
+		PULL_CLI_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *cmd = plan ? "plan" : "build";

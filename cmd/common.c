@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "common.h"
+#include "registry/registries_conf.h"
 #include "core/timestamp.h"
 #include "core/endpoint.h"
 #include "core/platform.h"
@@ -88,6 +89,13 @@ int registry_cli_option(struct registry_cli *rc, const char *cmd, int c, const c
 			return -1;
 		rc->opts.max_tries = (int)v;
 		return 1;
+	case OPT_REGISTRY_MIRROR:
+		plait_strv_push(&rc->mirrors, arg);
+		return 1;
+	case OPT_REGISTRIES_CONF:
+		free(rc->conf_file);
+		rc->conf_file = xstrdup(arg);
+		return 1;
 	default:
 		return 0;
 	}
@@ -124,10 +132,50 @@ void registry_cli_finish(struct registry_cli *rc)
 		rc->opts.backoff_base_ms = (long)env_int("PLAIT_BACKOFF_MS");
 }
 
+static void mirror_warning(const char *msg)
+{
+	fprintf(stderr, "plait: warning: %s\n", msg);
+}
+
+int registry_cli_finish_pull(struct registry_cli *rc, const char *cmd)
+{
+	registry_cli_finish(rc);
+	rc->opts.mirror_warning = mirror_warning;
+	struct plait_registries_conf *conf = plait_registries_conf_new();
+	struct plait_error *err = NULL;
+	/* the command line first: a bad --registry-mirror is a usage error */
+	for (char **m = rc->mirrors; m && *m; m++)
+		if (plait_registries_conf_add_docker_mirror(conf, *m, &err) < 0) {
+			usage_error(cmd, "%s", err->msg);
+			plait_error_free(err);
+			plait_registries_conf_free(conf);
+			return -1;
+		}
+	const char *env = getenv("CONTAINERS_REGISTRIES_CONF");
+	bool from_env = !rc->conf_file && env && *env;
+	const char *file = rc->conf_file ? rc->conf_file : from_env ? env : NULL;
+	int r = file ? plait_registries_conf_load_file(conf, file, true, &err)
+		     : plait_registries_conf_load_default(conf, "/etc/containers", getenv("HOME"), &err);
+	if (r < 0) {
+		if (from_env)
+			plait_error_wrap(&err, "$CONTAINERS_REGISTRIES_CONF");
+		fprintf(stderr, "plait: error: %s\n", err ? err->msg : "cannot read registries.conf");
+		plait_error_free(err);
+		plait_registries_conf_free(conf);
+		return -1;
+	}
+	rc->conf = conf;
+	rc->opts.registries_conf = conf;
+	return 0;
+}
+
 void registry_cli_release(struct registry_cli *rc)
 {
 	plait_strv_free(rc->insecure);
 	plait_strv_free(rc->cert_dirs);
+	plait_strv_free(rc->mirrors);
+	free(rc->conf_file);
+	plait_registries_conf_free(rc->conf);
 	memset(rc, 0, sizeof(*rc));
 }
 

@@ -56,6 +56,9 @@ int usage_error(const char *cmd, const char *fmt, ...) _printf_(2, 3);
 struct registry_cli {
 	char **insecure; /* NULL-terminated */
 	char **cert_dirs; /* NULL-terminated, NULL when none given */
+	char **mirrors;   /* --registry-mirror, in order */
+	char *conf_file;  /* --registries-conf */
+	struct plait_registries_conf *conf;
 	struct plait_registry_opts opts;
 };
 /* getopt_long ids for the registry options; add REGISTRY_CLI_OPTIONS to a long option table. */
@@ -63,6 +66,8 @@ enum {
 	OPT_INSECURE_REGISTRY = 0x1000,
 	OPT_CERT_DIR,
 	OPT_RETRIES,
+	OPT_REGISTRY_MIRROR,
+	OPT_REGISTRIES_CONF,
 	OPT_FIRST_PRIVATE = 0x1100,
 };
 #define REGISTRY_CLI_OPTIONS                                                      \
@@ -75,6 +80,22 @@ enum {
 	"                                (default /etc/docker/certs.d and /etc/containers/certs.d)\n" \
 	"      --retries N               tries per request on 408, 429, 5xx and dropped connections\n" \
 	"                                (default 5)\n"
+/* Options of the commands that pull (build, bake, plan, copy, inspect, index
+ * create): add PULL_CLI_OPTIONS after REGISTRY_CLI_OPTIONS, PULL_CLI_HELP to
+ * the usage, and call registry_cli_finish_pull instead of registry_cli_finish:
+ *   --registry-mirror HOST[:PORT]  (repeatable) a mirror of docker.io, tried in order
+ *   --registries-conf FILE         registries.conf to read instead of the default
+ *                                  files (also $CONTAINERS_REGISTRIES_CONF) */
+#define PULL_CLI_OPTIONS                                                         \
+	{ "registry-mirror", required_argument, NULL, OPT_REGISTRY_MIRROR },     \
+	{ "registries-conf", required_argument, NULL, OPT_REGISTRIES_CONF }
+#define PULL_CLI_HELP                                                                              \
+	"      --registry-mirror HOST    a mirror of docker.io for pulls, tried before it, in order\n"  \
+	"                                (repeatable; HOST[:PORT], http://HOST[:PORT] for plain HTTP)\n" \
+	"      --registries-conf FILE    read mirrors, blocked and insecure registries from FILE\n"     \
+	"                                (default $CONTAINERS_REGISTRIES_CONF, else\n"                   \
+	"                                ~/.config/containers/registries.conf or\n"                       \
+	"                                /etc/containers/registries.conf and their .d drop-ins)\n"
 /* -j/--parallel and -q/--quiet of the commands that copy blobs (copy, index
  * create): add TRANSFER_CLI_OPTIONS to the long option table ("j:q" to the
  * short ones), TRANSFER_CLI_HELP to the usage, parse -j with parse_parallel_option. */
@@ -88,6 +109,10 @@ enum {
 int registry_cli_option(struct registry_cli *rc, const char *cmd, int c, const char *arg);
 /* Fill rc->opts from what was parsed. */
 void registry_cli_finish(struct registry_cli *rc);
+/* registry_cli_finish, then read registries.conf (see PULL_CLI_OPTIONS) and
+ * add the --registry-mirror hosts. -1 with the error printed (exit 2: the
+ * configuration is wrong), else 0. */
+int registry_cli_finish_pull(struct registry_cli *rc, const char *cmd);
 void registry_cli_release(struct registry_cli *rc);
 /* The last cases of a command's option switch: '?' (getopt's unknown or
  * incomplete option, seen = argv[optind - 1]) prints the usage error, anything

@@ -26,7 +26,7 @@ static const char usage[] =
 	"  -a, --all                     copy the whole index (byte-identical)\n"
 	"      --platform P[,P...]       copy the images for these platforms only: one platform\n"
 	"                                copies its image, several a new index of just those\n"
-	TRANSFER_CLI_HELP REGISTRY_CLI_HELP
+	TRANSFER_CLI_HELP REGISTRY_CLI_HELP PULL_CLI_HELP
 	"  -h, --help                    show this help\n"
 	"\n"
 	"On success the destination reference with its digest is printed on stdout.\n";
@@ -93,6 +93,7 @@ int cmd_copy(int argc, char **argv)
 		TRANSFER_CLI_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		REGISTRY_CLI_OPTIONS,
+		PULL_CLI_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
 	struct registry_cli rc = { 0 };
@@ -170,7 +171,10 @@ int cmd_copy(int argc, char **argv)
 			goto done;
 		}
 	}
-	registry_cli_finish(&rc);
+	if (registry_cli_finish_pull(&rc, "copy") < 0) {
+		ret = EXIT_USAGE;
+		goto done;
+	}
 
 	if (plait_endpoint_open(argv[optind], false, &rc.opts, &src, &err) < 0 ||
 	    plait_endpoint_resolve(src, NULL, &root, &data, &err) < 0)

@@ -28,7 +28,7 @@ static const char usage[] =
 	"                                --metadata-file FILE' pushed (repeatable; the CI matrix flow);\n"
 	"                                of a build with variants, -t NAME:TAG-{variant} makes one\n"
 	"                                index per variant from the images of that variant\n"
-	TRANSFER_CLI_HELP REGISTRY_CLI_HELP
+	TRANSFER_CLI_HELP REGISTRY_CLI_HELP PULL_CLI_HELP
 	"  -h, --help                    show this help\n";
 
 enum { OPT_ANNOTATION = OPT_FIRST_PRIVATE, OPT_APPEND, OPT_INDEX_FORMAT, OPT_FROM_METADATA, OPT_EPOCH };
@@ -51,6 +51,7 @@ static int index_create(int argc, char **argv)
 		TRANSFER_CLI_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		REGISTRY_CLI_OPTIONS,
+		PULL_CLI_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
 	struct registry_cli rc = { 0 };
@@ -149,7 +150,10 @@ static int index_create(int argc, char **argv)
 		ret = EXIT_USAGE;
 		goto done;
 	}
-	registry_cli_finish(&rc);
+	if (registry_cli_finish_pull(&rc, "index create") < 0) {
+		ret = EXIT_USAGE;
+		goto done;
+	}
 	st.ctx = &rc.opts;
 	if (plait_assemble_create(dsts, meta, n_meta, args, &st, &made, &n_made, &err) < 0)
 		goto fail;

@@ -19,7 +19,7 @@ static const char usage[] =
 	"options:\n"
 	"      --raw                     print the exact bytes of the manifest or index\n"
 	"      --format table|json       output format (default table)\n"
-	"      --platform P              inspect the image for platform P in an index\n" REGISTRY_CLI_HELP
+	"      --platform P              inspect the image for platform P in an index\n" REGISTRY_CLI_HELP PULL_CLI_HELP
 	"  -h, --help                    show this help\n";
 
 enum { OPT_RAW = OPT_FIRST_PRIVATE, OPT_FORMAT, OPT_PLATFORM };
@@ -61,6 +61,16 @@ static json_t *head_json(const struct plait_endpoint *ep, const struct plait_des
 	json_object_set_new(o, "mediaType", json_string(root->media_type));
 	json_object_set_new(o, "digest", json_string(root->digest));
 	json_object_set_new(o, "size", json_integer(root->size));
+	const char *from = NULL;
+	const char *source = plait_registry_endpoint_source(ep, &from);
+	if (source) {
+		json_t *s = json_object();
+		json_object_set_new(s, "name", json_string(source));
+		json_object_set_new(s, "mirror", json_boolean(from != NULL));
+		if (from)
+			json_object_set_new(s, "configuredBy", json_string(from));
+		json_object_set_new(o, "source", s);
+	}
 	return o;
 }
 
@@ -68,6 +78,11 @@ static void print_head(const struct plait_endpoint *ep, const struct plait_descr
 {
 	printf("Name:       %s\nMediaType:  %s\nDigest:     %s\nSize:       %lld\n", ep->display,
 	       root->media_type, root->digest, (long long)root->size);
+	/* where it came from, when that is not the reference itself */
+	const char *from = NULL;
+	const char *source = plait_registry_endpoint_source(ep, &from);
+	if (source && (from || !streq(source, ep->name)))
+		printf("Source:     %s%s%s%s\n", source, from ? " (mirror, from " : "", from ? from : "", from ? ")" : "");
 }
 
 static int show_index(struct plait_endpoint *ep, const struct plait_descriptor *root,
@@ -224,6 +239,7 @@ int cmd_inspect(int argc, char **argv)
 		{ "platform", required_argument, NULL, OPT_PLATFORM },
 		{ "help", no_argument, NULL, 'h' },
 		REGISTRY_CLI_OPTIONS,
+		PULL_CLI_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
 	struct registry_cli rc = { 0 };
@@ -273,7 +289,10 @@ int cmd_inspect(int argc, char **argv)
 				  argc - optind);
 		goto done;
 	}
-	registry_cli_finish(&rc);
+	if (registry_cli_finish_pull(&rc, "inspect") < 0) {
+		ret = EXIT_USAGE;
+		goto done;
+	}
 	if (plait_endpoint_open(argv[optind], false, &rc.opts, &ep, &err) < 0 ||
 	    plait_endpoint_resolve(ep, NULL, &root, &data, &err) < 0 ||
 	    (have_platform && plait_platform_narrow(ep, &root, &data, &want, 1, &err) < 0)) {

@@ -183,7 +183,8 @@ int pipeline_finish_options(struct pipeline *pl, const char *cmd)
 					   p->targets[i].name ? " (target " : "",
 					   p->targets[i].name ? p->targets[i].name : ""),
 			       -1;
-	registry_cli_finish(&pl->rc);
+	if (registry_cli_finish_pull(&pl->rc, cmd) < 0)
+		return -1;
 	return 0;
 }
 

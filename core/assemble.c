@@ -285,7 +285,9 @@ static int job_prepare(const struct plait_assemble_opts *s, struct plait_publish
 	if (s->append) {
 		struct plait_descriptor broot = { 0 };
 		struct plait_buf bdata = PLAIT_BUF_INIT;
-		r = s->open(s->ctx, j->dsts[0], false, &j->first, err);
+		/* opened as the destination it is: read from the registry itself,
+		 * never from a (possibly stale) mirror of it */
+		r = s->open(s->ctx, j->dsts[0], true, &j->first, err);
 		if (r >= 0)
 			r = plait_endpoint_resolve(j->first, NULL, &broot, &bdata, err);
 		/* a single-platform image is an index of one, as imagetools create --append sees it */

@@ -238,10 +238,23 @@ static int relay_blob(struct copier *c, const struct plait_descriptor *d, struct
 	if (!threaded)
 		fetch_thread(&j); /* no thread to be had: download first, then upload */
 	r = c->dst->ops->put_blob(c->dst, d, &src, err);
-	if (r < 0)
+	/* A restarted download (a mirror sent bad bytes, the next source is
+	 * being asked) may have fed the upload bytes that are gone: let it
+	 * finish, and upload again from the verified staged copy below. */
+	bool again = r < 0 && plait_blob_writer_restarted(j.w) && plait_error_code(err) != PLAIT_E_CANCELLED;
+	if (r < 0 && !again)
 		plait_blob_writer_abandon(j.w); /* stops the download */
 	if (threaded)
 		pthread_join(t, NULL);
+	if (again && j.r >= 0) {
+		_cleanup_close_ int fd = -1;
+		plait_error_clear(err);
+		r = plait_store_open_blob(c->staging, d->digest, &fd, err);
+		if (r >= 0) {
+			struct plait_blob_source whole = { .fd = fd };
+			r = c->dst->ops->put_blob(c->dst, d, &whole, err);
+		}
+	}
 	/* A failed download is the cause of whatever the upload saw. */
 	if (j.r < 0 && (r >= 0 || j.err->code != PLAIT_E_CANCELLED)) {
 		plait_error_free(*err);

@@ -57,6 +57,18 @@ void plait_sha256_final(struct plait_sha256 *h, char out[PLAIT_SHA256_DIGEST_SIZ
 	hex_encode(md, n, out + 7);
 }
 
+void plait_sha256_peek(const struct plait_sha256 *h, char out[PLAIT_SHA256_DIGEST_SIZE])
+{
+	EVP_MD_CTX *copy = EVP_MD_CTX_new();
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	if (!copy || EVP_MD_CTX_copy_ex(copy, h->ctx) != 1 || EVP_DigestFinal_ex(copy, md, &n) != 1 || n != 32)
+		abort();
+	EVP_MD_CTX_free(copy);
+	memcpy(out, "sha256:", 7);
+	hex_encode(md, n, out + 7);
+}
+
 void plait_sha256_release(struct plait_sha256 *h)
 {
 	if (!h)

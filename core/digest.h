@@ -24,6 +24,8 @@ int plait_sha256_init(struct plait_sha256 *h, struct plait_error **err);
 void plait_sha256_update(struct plait_sha256 *h, const void *data, size_t len);
 /* Finish into out ("sha256:…", NUL-terminated). The hash may be re-initialised after. */
 void plait_sha256_final(struct plait_sha256 *h, char out[PLAIT_SHA256_DIGEST_SIZE]);
+/* The digest of what h has seen so far; h goes on as before. */
+void plait_sha256_peek(const struct plait_sha256 *h, char out[PLAIT_SHA256_DIGEST_SIZE]);
 void plait_sha256_release(struct plait_sha256 *h);
 /* One-shot digest of a buffer. */
 void plait_sha256_buf(const void *data, size_t len, char out[PLAIT_SHA256_DIGEST_SIZE]);

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -33,6 +34,7 @@ struct plait_blob_writer {
 	int64_t expected_size;		 /* -1 when unknown */
 	int64_t offset;
 	bool spent;
+	atomic_bool restarted; /* plait_blob_writer_restart ran at least once */
 	/* Sources (plait_blob_writer_source) wait here for bytes; offset and
 	 * state change under lock so a reader sees them together. */
 	pthread_mutex_t lock;
@@ -552,6 +554,7 @@ int plait_blob_writer_restart(struct plait_blob_writer *w, struct plait_error **
 	pthread_mutex_lock(&w->lock);
 	w->offset = 0;
 	pthread_mutex_unlock(&w->lock);
+	atomic_store(&w->restarted, true);
 	plait_sha256_release(&w->h);
 	return plait_sha256_init(&w->h, err);
 }
@@ -589,6 +592,29 @@ static int writer_link(struct plait_blob_writer *w, const char *digest, struct p
 		return plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot name blob '%s/%s'",
 					     s->path, rel.buf);
 	/* EEXIST: a concurrent writer stored the same content first. */
+	return 0;
+}
+
+bool plait_blob_writer_restarted(const struct plait_blob_writer *w)
+{
+	return atomic_load(&w->restarted);
+}
+
+int plait_blob_writer_check(const struct plait_blob_writer *w, struct plait_error **err)
+{
+	if (w->spent || w->fd < 0)
+		return plait_error_set(err, PLAIT_E_GENERIC, "%s: check after commit", writer_name(w));
+	if (w->expected_size >= 0 && w->offset != w->expected_size)
+		return plait_error_set(err, PLAIT_E_INVALID, "size mismatch for %s: expected %lld bytes, got %lld",
+				       w->expected[0] ? w->expected : "blob", (long long)w->expected_size,
+				       (long long)w->offset);
+	if (!w->expected[0])
+		return 0;
+	char got[PLAIT_SHA256_DIGEST_SIZE];
+	plait_sha256_peek(&w->h, got);
+	if (!streq(w->expected, got))
+		return plait_error_set(err, PLAIT_E_INVALID, "digest mismatch for %s: got %s (%lld bytes)", w->expected,
+				       got, (long long)w->offset);
 	return 0;
 }
 

@@ -57,6 +57,14 @@ int plait_blob_writer_write(struct plait_blob_writer *w, const void *data, size_
 int64_t plait_blob_writer_offset(const struct plait_blob_writer *w);
 /* Discard what was written and start again (a server that ignored Range). */
 int plait_blob_writer_restart(struct plait_blob_writer *w, struct plait_error **err);
+/* Has w been restarted? A reader of plait_blob_writer_source may then have
+ * seen bytes that are gone (see core/copy.c's relay). Any thread. */
+bool plait_blob_writer_restarted(const struct plait_blob_writer *w);
+/* Compare what was written so far with the expected size and digest, without
+ * committing (a source that may be wrong, such as a mirror, is checked before
+ * the next one is asked): 0 when they match or nothing was expected, else
+ * -PLAIT_E_INVALID as commit would say it. w goes on as before. */
+int plait_blob_writer_check(const struct plait_blob_writer *w, struct plait_error **err);
 /* Verify, fsync and name the blob. On digest or size mismatch: -PLAIT_E_INVALID
  * ("digest mismatch: expected sha256:…, got sha256:…"), nothing is stored.
  * digest_out may be NULL. The writer is spent either way; free it after. */

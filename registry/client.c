@@ -23,6 +23,7 @@
 
 #include "plait-config.h"
 #include "core/ref.h"
+#include "registries_conf.h"
 
 #include "core/banned.h"
 
@@ -238,7 +239,8 @@ int plait_registry_new(const char *host, const struct plait_registry_opts *opts,
 	r->config_dir = xstrdup_or_null(opts->docker_config_dir);
 	r->certs_dirs = plait_strv_copy(opts->certs_dirs);
 	r->insecure_hosts = plait_strv_copy(opts->insecure_hosts);
-	r->insecure = registry_host_listed(r->insecure_hosts, host);
+	r->insecure = registry_host_listed(r->insecure_hosts, host) ||
+		      plait_registries_conf_host_insecure(opts->registries_conf, host);
 	r->loopback = plait_host_is_loopback(host);
 	r->max_tries = opts->max_tries > 0 ? opts->max_tries : DEFAULT_MAX_TRIES;
 	r->cancel = opts->cancel;

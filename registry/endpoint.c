@@ -2,10 +2,13 @@
  * Endpoints on the same host share one client (connections, tokens), which is
  * also how a destination recognises a source it can mount blobs from. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 
 #include "endpoint.h"
 #include "core/ref.h"
+#include "core/strv.h"
+#include "registries_conf.h"
 #include "core/banned.h"
 
 struct shared_client {
@@ -64,10 +67,45 @@ static void client_put(struct shared_client *c)
 	pthread_mutex_unlock(&clients_lock);
 }
 
-struct reg_priv {
+/* Hosts a pull could not reach during this run: later pulls skip them as
+ * mirrors instead of paying every retry again (the location is always tried). */
+static char **down_hosts;
+
+static bool host_down(const char *host)
+{
+	pthread_mutex_lock(&clients_lock);
+	bool down = plait_strv_contains((const char *const *)down_hosts, host);
+	pthread_mutex_unlock(&clients_lock);
+	return down;
+}
+
+/* true when host was not marked before */
+static bool mark_down(const char *host)
+{
+	pthread_mutex_lock(&clients_lock);
+	bool fresh = !plait_strv_contains((const char *const *)down_hosts, host);
+	if (fresh)
+		plait_strv_push(&down_hosts, host);
+	pthread_mutex_unlock(&clients_lock);
+	return fresh;
+}
+
+/* One place a pull may be answered from (registries_conf.h decides which,
+ * in which order); a write endpoint has one: the reference itself. */
+struct source {
 	struct shared_client *client;
+	char *repo;  /* "library/busybox" */
+	char *dref;  /* its tag or digest, or NULL */
+	char *name;  /* "127.0.0.1:5001/library/busybox", for messages and inspect */
+	char *where; /* a mirror's origin: "FILE:LINE" or "--registry-mirror"; NULL for the location */
+};
+
+struct reg_priv {
+	struct source *src; /* mirrors in order, the location last */
+	size_t n;
 	struct plait_ref ref;
-	char *repo; /* path on the registry: "library/busybox" */
+	atomic_int answered; /* index of the source that gave the last manifest, -1 before */
+	void (*warn)(const char *msg);
 };
 
 static struct reg_priv *P(struct plait_endpoint *ep)
@@ -75,32 +113,148 @@ static struct reg_priv *P(struct plait_endpoint *ep)
 	return ep->priv;
 }
 
+/* The location: where pushes go, mounts are made, and pulls end. */
+static struct source *primary(struct plait_endpoint *ep)
+{
+	return &P(ep)->src[P(ep)->n - 1];
+}
+
+typedef int (*source_fn)(struct source *s, void *ud, struct plait_error **err);
+
+/* Run fn on each source in order until one succeeds (with zero_next, a 0
+ * answer of a mirror also moves on: "not there"). The error of the last
+ * source carries what each mirror said before it. */
+static int try_sources(struct plait_endpoint *ep, source_fn fn, void *ud, bool zero_next, int *which,
+		       struct plait_error **err)
+{
+	struct reg_priv *p = P(ep);
+	struct plait_buf tried = PLAIT_BUF_INIT;
+	int r = 0;
+	for (size_t i = 0; i < p->n; i++) {
+		struct source *s = &p->src[i];
+		bool last = i + 1 == p->n;
+		const char *host = s->client->host;
+		if (!last && host_down(host)) {
+			plait_buf_addf(&tried, "%smirror %s (%s): skipped, unreachable earlier in this run",
+				       tried.len ? "; " : "", host, s->where);
+			continue;
+		}
+		struct plait_error *e = NULL;
+		r = fn(s, ud, &e);
+		if (r > 0 || (r == 0 && (last || !zero_next))) {
+			plait_error_free(e);
+			*which = (int)i;
+			goto out;
+		}
+		if (r == 0)
+			continue;
+		int code = plait_error_code(&e);
+		if (last || code == PLAIT_E_CANCELLED) {
+			if (tried.len && code != PLAIT_E_CANCELLED)
+				plait_error_set(err, code, "%s: %s; then the registry: %s", ep->display, tried.buf,
+						e->msg);
+			else if (err) {
+				plait_error_free(*err);
+				*err = TAKE_PTR(e);
+			}
+			plait_error_free(e);
+			goto out;
+		}
+		if (code == PLAIT_E_NETWORK && mark_down(host) && p->warn) {
+			struct plait_buf w = PLAIT_BUF_INIT;
+			plait_buf_addf(&w, "mirror %s (%s) is not used for the rest of this run: %s", host, s->where,
+				       e->msg);
+			p->warn(w.buf);
+			plait_buf_release(&w);
+		}
+		plait_buf_addf(&tried, "%smirror %s (%s): %s", tried.len ? "; " : "", host, s->where, e->msg);
+		plait_error_free(e);
+	}
+out:
+	plait_buf_release(&tried);
+	return r;
+}
+
+struct manifest_call {
+	const char *ref;
+	struct plait_buf *body;
+	char **media_type;
+	char *digest;
+};
+
+static int source_get_manifest(struct source *s, void *ud, struct plait_error **err)
+{
+	struct manifest_call *m = ud;
+	/* A bare name means "latest", as docker pull does, for reading only. */
+	const char *want = m->ref ? m->ref : s->dref ? s->dref : "latest";
+	plait_buf_reset(m->body);
+	free(*m->media_type);
+	*m->media_type = NULL;
+	return plait_registry_get_manifest(s->client->reg, s->repo, want, m->body, m->media_type, m->digest, err);
+}
+
 static int reg_get_manifest(struct plait_endpoint *ep, const char *ref, struct plait_buf *body,
 			    char **media_type, char digest[PLAIT_DIGEST_MAX], struct plait_error **err)
 {
-	/* A bare name means "latest", as docker pull does, for reading only. */
-	const char *want = ref ? ref : ep->ref ? ep->ref : "latest";
-	plait_buf_reset(body);
-	return plait_registry_get_manifest(P(ep)->client->reg, P(ep)->repo, want, body, media_type, digest,
-					   err);
+	*media_type = NULL;
+	struct manifest_call m = { .ref = ref, .body = body, .media_type = media_type, .digest = digest };
+	int which = -1;
+	int r = try_sources(ep, source_get_manifest, &m, false, &which, err);
+	if (r >= 0)
+		atomic_store(&P(ep)->answered, which);
+	return r;
+}
+
+static int source_has_blob(struct source *s, void *ud, struct plait_error **err)
+{
+	const struct plait_descriptor *d = ud;
+	return plait_registry_has_blob(s->client->reg, s->repo, d->digest, NULL, err);
 }
 
 static int reg_has_blob(struct plait_endpoint *ep, const struct plait_descriptor *d,
 			struct plait_error **err)
 {
-	return plait_registry_has_blob(P(ep)->client->reg, P(ep)->repo, d->digest, NULL, err);
+	int which;
+	return try_sources(ep, source_has_blob, (void *)d, true, &which, err);
+}
+
+struct blob_call {
+	const struct plait_descriptor *d;
+	struct plait_blob_writer *w;
+};
+
+static int source_fetch_blob(struct source *s, void *ud, struct plait_error **err)
+{
+	struct blob_call *b = ud;
+	/* bytes a failed mirror wrote are dropped: one source per blob */
+	if (plait_blob_writer_offset(b->w) > 0) {
+		int r = plait_blob_writer_restart(b->w, err);
+		if (r < 0)
+			return r;
+	}
+	int r = plait_registry_get_blob(s->client->reg, s->repo, b->d->digest, b->d->size, b->w, err);
+	/* a mirror's bytes are checked here, so that a corrupt mirror is passed
+	 * over; the location's are checked by the caller's commit, as always */
+	if (r >= 0 && s->where)
+		r = plait_blob_writer_check(b->w, err);
+	return r;
 }
 
 static int reg_fetch_blob(struct plait_endpoint *ep, const struct plait_descriptor *d,
 			  struct plait_blob_writer *w, struct plait_error **err)
 {
-	return plait_registry_get_blob(P(ep)->client->reg, P(ep)->repo, d->digest, d->size, w, err);
+	struct blob_call b = { .d = d, .w = w };
+	int which;
+	if (P(ep)->n == 1) /* no mirrors: resume whatever w already holds */
+		return plait_registry_get_blob(primary(ep)->client->reg, primary(ep)->repo, d->digest, d->size, w,
+					       err);
+	return try_sources(ep, source_fetch_blob, &b, false, &which, err);
 }
 
 static int reg_put_blob(struct plait_endpoint *ep, const struct plait_descriptor *d,
 			const struct plait_blob_source *src, struct plait_error **err)
 {
-	return plait_registry_put_blob(P(ep)->client->reg, P(ep)->repo, d->digest, d->size, src, err);
+	return plait_registry_put_blob(primary(ep)->client->reg, primary(ep)->repo, d->digest, d->size, src, err);
 }
 
 static const struct plait_endpoint_ops registry_ops;
@@ -108,24 +262,37 @@ static const struct plait_endpoint_ops registry_ops;
 static int reg_mount_blob(struct plait_endpoint *ep, const struct plait_descriptor *d,
 			  struct plait_endpoint *from, struct plait_error **err)
 {
-	if (!from || from->ops != &registry_ops || P(from)->client != P(ep)->client ||
-	    streq(P(from)->repo, P(ep)->repo))
+	if (!from || from->ops != &registry_ops || primary(from)->client != primary(ep)->client ||
+	    streq(primary(from)->repo, primary(ep)->repo))
 		return 0;
-	return plait_registry_mount_blob(P(ep)->client->reg, P(ep)->repo, d->digest, P(from)->repo, err);
+	return plait_registry_mount_blob(primary(ep)->client->reg, primary(ep)->repo, d->digest,
+					 primary(from)->repo, err);
 }
 
 static int reg_put_manifest(struct plait_endpoint *ep, const char *media_type, const void *data,
 			    size_t len, const char *digest, struct plait_error **err)
 {
-	return plait_registry_put_manifest(P(ep)->client->reg, P(ep)->repo, digest, media_type, data, len,
-					   err);
+	return plait_registry_put_manifest(primary(ep)->client->reg, primary(ep)->repo, digest, media_type, data,
+					   len, err);
 }
 
 static int reg_tag(struct plait_endpoint *ep, const char *tag, const struct plait_descriptor *d,
 		   const void *data, size_t len, struct plait_error **err)
 {
-	return plait_registry_put_manifest(P(ep)->client->reg, P(ep)->repo, tag, d->media_type, data, len,
-					   err);
+	return plait_registry_put_manifest(primary(ep)->client->reg, primary(ep)->repo, tag, d->media_type, data,
+					   len, err);
+}
+
+static void sources_free(struct source *src, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		client_put(src[i].client);
+		free(src[i].repo);
+		free(src[i].dref);
+		free(src[i].name);
+		free(src[i].where);
+	}
+	free(src);
 }
 
 static void reg_free(struct plait_endpoint *ep)
@@ -133,9 +300,8 @@ static void reg_free(struct plait_endpoint *ep)
 	struct reg_priv *p = P(ep);
 	if (!p)
 		return;
-	client_put(p->client);
+	sources_free(p->src, p->n);
 	plait_ref_release(&p->ref);
-	free(p->repo);
 	free(p);
 }
 
@@ -151,21 +317,51 @@ static const struct plait_endpoint_ops registry_ops = {
 	.free = reg_free,
 };
 
-int plait_registry_endpoint_open(const char *reference, const struct plait_registry_opts *opts,
+int plait_registry_endpoint_open(const char *reference, bool for_write, const struct plait_registry_opts *opts,
 				 struct plait_endpoint **out, struct plait_error **err)
 {
 	struct plait_ref ref = { 0 };
 	int r = plait_ref_parse(reference, &ref, err);
 	if (r < 0)
 		return r;
-	struct reg_priv *p = xcalloc(1, sizeof(*p));
-	r = client_get(plait_ref_api_host(&ref), opts, &p->client, err);
+	const struct plait_registries_conf *conf = opts ? opts->registries_conf : NULL;
+	struct plait_pull_source *ps = NULL;
+	size_t n = 0;
+	if (for_write) {
+		/* pushes go to the reference itself: never to a mirror or a location */
+		r = plait_registries_conf_check_push(conf, &ref, err);
+		if (r >= 0) {
+			ps = xcalloc(1, sizeof(*ps));
+			plait_ref_copy(&ps[0].ref, &ref);
+			n = 1;
+		}
+	} else {
+		r = plait_registries_conf_pull_sources(conf, &ref, &ps, &n, err);
+	}
 	if (r < 0) {
 		plait_ref_release(&ref);
-		free(p);
 		return r;
 	}
-	p->repo = xstrdup(ref.path);
+	struct source *src = xcalloc(n, sizeof(*src));
+	for (size_t i = 0; i < n; i++) {
+		r = client_get(plait_ref_api_host(&ps[i].ref), opts, &src[i].client, err);
+		if (r < 0) {
+			sources_free(src, i);
+			plait_pull_sources_free(ps, n);
+			plait_ref_release(&ref);
+			return r;
+		}
+		src[i].repo = xstrdup(ps[i].ref.path);
+		src[i].dref = xstrdup_or_null(ps[i].ref.digest ? ps[i].ref.digest : ps[i].ref.tag);
+		src[i].name = plait_ref_name(&ps[i].ref);
+		src[i].where = xstrdup_or_null(ps[i].where);
+	}
+	plait_pull_sources_free(ps, n);
+	struct reg_priv *p = xcalloc(1, sizeof(*p));
+	p->src = src;
+	p->n = n;
+	p->warn = opts ? opts->mirror_warning : NULL;
+	atomic_init(&p->answered, -1);
 	_cleanup_free_ char *display = plait_ref_format(&ref);
 	_cleanup_free_ char *name = plait_ref_name(&ref);
 	struct plait_endpoint *ep = plait_endpoint_alloc(&registry_ops, name, display,
@@ -176,6 +372,21 @@ int plait_registry_endpoint_open(const char *reference, const struct plait_regis
 	return 0;
 }
 
+const char *plait_registry_endpoint_source(const struct plait_endpoint *ep, const char **mirror_from)
+{
+	if (mirror_from)
+		*mirror_from = NULL;
+	if (!ep || ep->ops != &registry_ops)
+		return NULL;
+	const struct reg_priv *p = ep->priv;
+	int i = atomic_load(&((struct reg_priv *)p)->answered);
+	if (i < 0)
+		return NULL;
+	if (mirror_from)
+		*mirror_from = p->src[i].where;
+	return p->src[i].name;
+}
+
 int plait_endpoint_open(const char *spec, bool for_write, const struct plait_registry_opts *opts,
 			struct plait_endpoint **out, struct plait_error **err)
 {
@@ -183,5 +394,5 @@ int plait_endpoint_open(const char *spec, bool for_write, const struct plait_reg
 		return plait_endpoint_open_local(spec, for_write, out, err);
 	if (startswith(spec, "docker://"))
 		spec += strlen("docker://");
-	return plait_registry_endpoint_open(spec, opts, out, err);
+	return plait_registry_endpoint_open(spec, for_write, opts, out, err);
 }

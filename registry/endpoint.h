@@ -10,9 +10,22 @@
 
 /* Open a registry reference ("localhost:5000/ml/train:1.0", "busybox@sha256:…").
  * Its tag or digest becomes the endpoint's default ref (NULL when the reference
- * has neither; callers decide). */
-int plait_registry_endpoint_open(const char *reference, const struct plait_registry_opts *opts,
+ * has neither; callers decide).
+ *
+ * Reading (for_write false), manifests and blobs come from the places
+ * opts->registries_conf gives for the reference (registries_conf.h): each
+ * request tries the mirrors in order and then the location; a mirror that
+ * could not be reached at all is skipped by later requests of this run; the
+ * final error lists what each mirror answered, then the registry's error.
+ * Writing (for_write true), everything goes to the reference itself (writes
+ * and the reads of a destination alike). A blocked entry refuses either. */
+int plait_registry_endpoint_open(const char *reference, bool for_write, const struct plait_registry_opts *opts,
 				 struct plait_endpoint **out, struct plait_error **err);
+/* "host/repo" of the source that answered the endpoint's last manifest read;
+ * *mirror_from (when not NULL) where that mirror was configured ("FILE:LINE",
+ * "--registry-mirror"), NULL when it was the registry itself. NULL before any
+ * read and for endpoints that are not registry endpoints. */
+const char *plait_registry_endpoint_source(const struct plait_endpoint *ep, const char **mirror_from);
 /* Open any endpoint: "oci:…"/"oci-archive:…" locally, anything else as a registry reference. */
 int plait_endpoint_open(const char *spec, bool for_write, const struct plait_registry_opts *opts,
 			struct plait_endpoint **out, struct plait_error **err);

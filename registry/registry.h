@@ -29,8 +29,16 @@
 #include "core/store.h"
 #include "auth.h"
 
+struct plait_registries_conf;
+
 struct plait_registry_opts {
 	const char *const *insecure_hosts; /* NULL-terminated; hosts allowed plain HTTP / no verify */
+	/* registries.conf and --registry-mirror (registries_conf.h): mirrors and
+	 * blocked entries for endpoints, insecure hosts for clients; NULL = none. */
+	const struct plait_registries_conf *registries_conf;
+	/* Called (from any thread) once per run for each mirror that cannot be
+	 * reached, as the pull moves on to the next source; NULL = silent. */
+	void (*mirror_warning)(const char *msg);
 	const char *const *certs_dirs;     /* NULL-terminated; NULL = /etc/docker/certs.d, /etc/containers/certs.d */
 	const char *docker_config_dir;     /* NULL = plait_auth_config_dir(NULL) */
 	int max_tries;                     /* 0 = 5 */

@@ -467,6 +467,37 @@ static void test_store__writer_restart_discards_written_bytes(void **state)
 	assert_string_equal(b.buf, "hello");
 }
 
+/* check tells a wrong blob apart before commit, and the writer can still
+ * restart and commit the right bytes (a corrupt mirror, then the registry) */
+static void test_store__writer_check_before_commit(void **state)
+{
+	struct fixture *f = *state;
+	struct plait_blob_writer *w = NULL;
+	_cleanup_error_ struct plait_error *err = NULL;
+	assert_int_equal(plait_blob_writer_new(f->s, HELLO_SHA256, 5, &w, NULL), 0);
+	write_in_chunks(w, "hel", 3, 3);
+	assert_int_equal(plait_blob_writer_check(w, &err), -PLAIT_E_INVALID);
+	assert_string_equal(err->msg, "size mismatch for " HELLO_SHA256 ": expected 5 bytes, got 3");
+	plait_error_clear(&err);
+	write_in_chunks(w, "LO", 2, 1);
+	assert_int_equal(plait_blob_writer_check(w, &err), -PLAIT_E_INVALID);
+	if (!strstr(err->msg, "digest mismatch for " HELLO_SHA256 ": got sha256:"))
+		fail_msg("check: %s", err->msg);
+	plait_error_clear(&err);
+	assert_int_equal(plait_blob_writer_restart(w, &err), 0);
+	write_in_chunks(w, "hello", 5, 2);
+	if (plait_blob_writer_check(w, &err) < 0)
+		fail_msg("check: %s", err->msg);
+	/* checking changed nothing: the same bytes commit */
+	if (plait_blob_writer_commit(w, NULL, &err) < 0)
+		fail_msg("commit: %s", err->msg);
+	assert_int_equal(plait_blob_writer_check(w, &err), -PLAIT_E_GENERIC);
+	plait_blob_writer_free(w);
+	_cleanup_buf_ struct plait_buf b = PLAIT_BUF_INIT;
+	assert_int_equal(plait_store_read_blob(f->s, HELLO_SHA256, 100, &b, NULL), 0);
+	assert_string_equal(b.buf, "hello");
+}
+
 static void test_store__writer_without_expected_digest_names_by_content(void **state)
 {
 	struct fixture *f = *state;
@@ -827,6 +858,7 @@ int main(void)
 	    T(test_store__writer_size_mismatch),
 	    T(test_store__writer_free_without_commit_leaves_nothing),
 	    T(test_store__writer_restart_discards_written_bytes),
+	    T(test_store__writer_check_before_commit),
 	    T(test_store__writer_without_expected_digest_names_by_content),
 	    T(test_store__writer_refuses_sha512_expectation),
 	    T(test_store__concurrent_writers_of_same_blob_all_succeed),
