@@ -461,6 +461,31 @@ static int fetch_source(struct builder *b, const struct plait_df_instr *in, cons
 	return 0;
 }
 
+/* The second key of a COPY --from (1), or none (0) when a source is a heredoc
+ * or a URL: the step so far, the source's layers (which decide every file it
+ * can copy) and the source words. */
+static int copy_fast_key(struct builder *b, struct stage *st, const struct plait_df_instr *in,
+			 const struct stage *from, const struct plait_buf *step, char **words, size_t n_src,
+			 char out[PLAIT_SHA256_DIGEST_SIZE])
+{
+	(void)b;
+	struct plait_buf k = PLAIT_BUF_INIT;
+	plait_buf_addf(&k, "copy-from by layers\n%s", step->buf);
+	for (size_t i = 0; i < from->n_layers; i++)
+		plait_buf_addf(&k, "layer %s\n", from->layers[i].diff_id);
+	for (size_t i = 0; i < n_src; i++) {
+		if (plait_df_heredoc_for_arg(in, words[i]) || startswith(words[i], "http://") ||
+		    startswith(words[i], "https://")) {
+			plait_buf_release(&k);
+			return 0;
+		}
+		plait_buf_addf(&k, "source %zu %s\n", strlen(words[i]), words[i]);
+	}
+	build_chain_key(st->key, &k, out);
+	plait_buf_release(&k);
+	return 1;
+}
+
 int build_do_copy(struct builder *b, struct stage *st, size_t idx, const struct plait_df_instr *in,
 		   struct plait_error **err)
 {
@@ -483,6 +508,9 @@ int build_do_copy(struct builder *b, struct stage *st, size_t idx, const struct 
 	size_t n_urls = 0;
 	bool *archive = NULL;
 	_cleanup_free_ char *checksum = NULL, *chmod_x = NULL;
+	/* COPY --from's second key, from what is cheap to know (see below). */
+	char fast[PLAIT_SHA256_DIGEST_SIZE];
+	bool have_fast = false;
 	int r = 0;
 
 	build_where(b, in, &whr);
@@ -524,6 +552,11 @@ int build_do_copy(struct builder *b, struct stage *st, size_t idx, const struct 
 				what, dst_word);
 		goto out;
 	}
+
+	plait_buf_addf(&created_by, "%s ", what);
+	for (size_t i = 0; i < n_words; i++)
+		plait_buf_addf(&created_by, "%s%s", i ? " " : "", words[i]);
+	plait_buf_adds(&created_by, " # buildkit");
 
 	const char *chown_s = plait_df_flag_get(in, "chown");
 	const char *chmod_s = plait_df_flag_get(in, "chmod");
@@ -612,6 +645,23 @@ int build_do_copy(struct builder *b, struct stage *st, size_t idx, const struct 
 		if (fs && (r = build_stage_ready(b, fs, in, fx, err)) < 0)
 			goto out;
 		if (fs) {
+			/* The files a COPY --from copies are a function of the source's
+			 * layers: keyed on those (and the words), a step seen before is
+			 * found without mounting the source and digesting every file. The
+			 * record stays under the content key below, the chain's own. */
+			if ((r = copy_fast_key(b, st, in, fs, &key, words, n_src, fast)) < 0)
+				goto out;
+			have_fast = r > 0;
+			char known[PLAIT_SHA256_DIGEST_SIZE];
+			if (have_fast && !b->o->no_cache && plait_cache_alias_lookup(b->cache, fast, known) == 1) {
+				struct plait_cache_step rec;
+				bool hit = plait_cache_step_lookup(b->cache, known, &rec) == 1;
+				plait_cache_step_release(&rec);
+				if (hit && (r = build_use_cached_step(b, st, known, created_by.buf, err)) != 0) {
+					r = r < 0 ? r : 0;
+					goto out;
+				}
+			}
 			r = stage_view(b, fs, &from_snap, &from_ctx, err);
 			if (r < 0)
 				goto out;
@@ -688,14 +738,11 @@ int build_do_copy(struct builder *b, struct stage *st, size_t idx, const struct 
 	for (size_t i = 0; i < l.n_sources; i++)
 		plait_buf_addf(&key, "source %s\n", l.sources[i].name);
 
-	plait_buf_addf(&created_by, "%s ", what);
-	for (size_t i = 0; i < n_words; i++)
-		plait_buf_addf(&created_by, "%s%s", i ? " " : "", words[i]);
-	plait_buf_adds(&created_by, " # buildkit");
-
 	char k[PLAIT_SHA256_DIGEST_SIZE];
 	r = build_key_and_use_cached_step(b, st, &key, k, created_by.buf, err);
 	if (r != 0) {
+		if (r > 0 && have_fast)
+			(void)plait_cache_alias_write(b->cache, fast, k); /* only a shortcut */
 		r = r < 0 ? r : 0;
 		goto out;
 	}
@@ -763,6 +810,8 @@ int build_do_copy(struct builder *b, struct stage *st, size_t idx, const struct 
 	}
 	if (r >= 0)
 		r = build_commit_change(b, st, snap, k, created_by.buf, err);
+	if (r >= 0 && have_fast)
+		(void)plait_cache_alias_write(b->cache, fast, k);
 	if (r >= 0)
 		build_emit(b, PLAIT_BUILD_STEP_DONE, NULL, (double)(plait_now_ns() - t0) / 1e9);
 out:

@@ -199,9 +199,9 @@ void plait_cache_step_release(struct plait_cache_step *s)
 	memset(s, 0, sizeof(*s));
 }
 
-int plait_cache_step_write(struct plait_cache *c, const char *key, const struct plait_cache_step *s)
+static json_t *step_json(const struct plait_cache_step *s)
 {
-	json_auto_t *o = json_object();
+	json_t *o = json_object();
 	json_object_set_new(o, "created", json_string(s->created));
 	if (s->empty) {
 		json_object_set_new(o, "empty", json_true());
@@ -211,9 +211,49 @@ int plait_cache_step_write(struct plait_cache *c, const char *key, const struct 
 		json_object_set_new(o, "size", json_integer(s->layer.size));
 		json_object_set_new(o, "diffID", json_string(s->diff_id));
 	}
+	return o;
+}
+
+static int write_record(struct plait_cache *c, const char *key, json_t *o)
+{
 	_cleanup_free_ char *path = plait_path_join(c->steps_dir, plait_digest_hex(key));
 	_cleanup_free_ char *text = json_dumps(o, JSON_COMPACT);
 	return text ? plait_replace_file(path, text, strlen(text)) : -ENOMEM;
+}
+
+int plait_cache_step_write(struct plait_cache *c, const char *key, const struct plait_cache_step *s)
+{
+	json_auto_t *o = step_json(s);
+	return write_record(c, key, o);
+}
+
+int plait_cache_alias_write(struct plait_cache *c, const char *alias, const char *key)
+{
+	struct plait_cache_step s;
+	if (plait_cache_step_lookup(c, key, &s) != 1)
+		return 0;
+	json_auto_t *o = step_json(&s);
+	plait_cache_step_release(&s);
+	json_object_set_new(o, "aliasOf", json_string(key));
+	return write_record(c, alias, o);
+}
+
+int plait_cache_alias_lookup(struct plait_cache *c, const char *alias, char key[PLAIT_SHA256_DIGEST_SIZE])
+{
+	_cleanup_free_ char *path = plait_path_join(c->steps_dir, plait_digest_hex(alias));
+	struct plait_buf b = PLAIT_BUF_INIT;
+	if (plait_buf_read_file(&b, path, RECORD_MAX) < 0) {
+		plait_buf_release(&b);
+		return 0;
+	}
+	json_auto_t *o = json_loadb(b.buf, b.len, 0, NULL);
+	plait_buf_release(&b);
+	const char *k = o ? json_string_value(json_object_get(o, "aliasOf")) : NULL;
+	if (!k || !plait_digest_is_sha256(k))
+		return 0;
+	memcpy(key, k, PLAIT_SHA256_DIGEST_SIZE);
+	utimensat(AT_FDCWD, path, NULL, 0); /* used: LRU for cache prune */
+	return 1;
 }
 
 int plait_cache_step_read(const char *path, struct plait_cache_step *out)

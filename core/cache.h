@@ -89,6 +89,13 @@ void plait_cache_step_release(struct plait_cache_step *s);
 
 /* Record what the step with cache key `key` (a sha256 digest) made. */
 int plait_cache_step_write(struct plait_cache *c, const char *key, const struct plait_cache_step *s);
+/* A second key for the step recorded under key: an alias record (the step's
+ * record plus "aliasOf": key, so prune sees its blob) under alias. A step
+ * whose key needs expensive inputs (a COPY --from digests the files it
+ * copies) can then be found from cheap ones. 0 when key has no record. */
+int plait_cache_alias_write(struct plait_cache *c, const char *alias, const char *key);
+/* 1 and key filled when alias names an alias record, else 0. */
+int plait_cache_alias_lookup(struct plait_cache *c, const char *alias, char key[PLAIT_SHA256_DIGEST_SIZE]);
 /* 1 and *out filled when the file at path is a valid step record, else 0. */
 int plait_cache_step_read(const char *path, struct plait_cache_step *out);
 /* 1 and *out filled on a hit, 0 on a miss (no record, a bad one, or its blob

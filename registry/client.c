@@ -6,10 +6,11 @@
  * 401 (token.c); http.c performs single HTTP exchanges.
  *
  * Choices worth knowing:
- *  - loopback and insecure hosts get their scheme from one probe of /v2/:
- *    https first, plain http when https fails at the transport level and
- *    http answers with anything but 400 (a TLS server answers plain HTTP with
- *    400, which must not be taken for a plain registry);
+ *  - loopback and insecure hosts get their scheme from one probe of /v2/
+ *    per process: https first (loopback: plain http first), plain http when
+ *    https fails at the transport level and http answers with anything but
+ *    400 (a TLS server answers plain HTTP with 400, which must not be taken
+ *    for a plain registry);
  *  - a download that made progress before its connection dropped resumes, and
  *    that try is not held against it. */
 #include "client.h"
@@ -23,6 +24,7 @@
 
 #include "plait-config.h"
 #include "core/ref.h"
+#include "core/strv.h"
 #include "registries_conf.h"
 
 #include "core/banned.h"
@@ -309,8 +311,35 @@ static int probe(struct plait_registry *r, const char *scheme, struct plait_http
 	return rc;
 }
 
+/* What a probe found, for the rest of the process: every endpoint opens its
+ * own client, and a build opens several for one registry (planning, each
+ * stage's base, the push), each of which would probe again. */
+static pthread_mutex_t schemes_lock = PTHREAD_MUTEX_INITIALIZER;
+static char **scheme_hosts;  /* "https://host" or "http://host" */
+
+static char *known_base(const char *host)
+{
+	char *found = NULL;
+	pthread_mutex_lock(&schemes_lock);
+	for (char **h = scheme_hosts; h && *h && !found; h++) {
+		const char *rest = strstr(*h, "://");
+		if (rest && streq(rest + 3, host))
+			found = xstrdup(*h);
+	}
+	pthread_mutex_unlock(&schemes_lock);
+	return found;
+}
+
+static void remember_base(const char *base)
+{
+	pthread_mutex_lock(&schemes_lock);
+	plait_strv_push(&scheme_hosts, base);
+	pthread_mutex_unlock(&schemes_lock);
+}
+
 /* The base URL for this registry; probes the scheme for loopback and
- * insecure hosts. 0, or -1 with resp describing the transport failure. */
+ * insecure hosts (once per host and process). 0, or -1 with resp describing
+ * the transport failure. */
 static int ensure_base(struct plait_registry *r, const char **base, struct plait_http_resp *resp)
 {
 	pthread_mutex_lock(&r->lock);
@@ -327,16 +356,35 @@ static int ensure_base(struct plait_registry *r, const char **base, struct plait
 		pthread_mutex_unlock(&r->probe_lock);
 		return 0;
 	}
-	const char *scheme = "https";
-	int rc = probe(r, "https", resp);
-	if (rc < 0) {
-		struct plait_http_resp plain = PLAIT_HTTP_RESP_INIT;
-		if (probe(r, "http", &plain) == 0 && plain.status != 400) {
-			scheme = "http";
-			rc = 0;
-		}
-		plait_http_resp_release(&plain);
+	char *known = known_base(r->host);
+	if (known) {
+		pthread_mutex_lock(&r->lock);
+		r->base = known;
+		*base = r->base;
+		pthread_mutex_unlock(&r->lock);
+		pthread_mutex_unlock(&r->probe_lock);
+		return 0;
 	}
+	const char *scheme = "https";
+	int rc;
+	/* A loopback registry is most often plain (a CI job's, a test's): ask
+	 * that first, which a TLS server answers at once with 400. Anything
+	 * else tries https first, as docker does. */
+	struct plait_http_resp plain = PLAIT_HTTP_RESP_INIT;
+	if (r->loopback && probe(r, "http", &plain) == 0 && plain.status != 400) {
+		scheme = "http";
+		rc = 0;
+	} else {
+		rc = probe(r, "https", resp);
+		if (rc < 0 && !r->loopback) {
+			plait_http_resp_release(&plain);
+			if (probe(r, "http", &plain) == 0 && plain.status != 400) {
+				scheme = "http";
+				rc = 0;
+			}
+		}
+	}
+	plait_http_resp_release(&plain);
 	if (rc == 0) {
 		struct plait_buf b = PLAIT_BUF_INIT;
 		plait_buf_addf(&b, "%s://%s", scheme, r->host);
@@ -344,6 +392,7 @@ static int ensure_base(struct plait_registry *r, const char **base, struct plait
 		r->base = plait_buf_detach(&b, NULL);
 		*base = r->base;
 		pthread_mutex_unlock(&r->lock);
+		remember_base(r->base);
 	}
 	pthread_mutex_unlock(&r->probe_lock);
 	return rc;

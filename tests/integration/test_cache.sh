@@ -4,7 +4,7 @@
 # --keep shrinks it (least recently used first), a build after a full prune
 # runs every step again, prune refuses while a build holds the lock.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-require_cmd docker-registry skopeo curl jq openssl flock
+require_cmd docker-registry skopeo curl jq openssl flock umoci
 require_plait
 # RUN steps need the sandbox (namespaces, overlay mounts).
 [ "$(id -u)" = 0 ] || skip "plait build's RUN sandbox needs root"
@@ -121,6 +121,57 @@ pass "prune --all leaves 0 entries (and the lock file)"
 
 build
 pass "a build into the emptied cache works"
+
+# ---------------------------------------------------------------- COPY --from by its source's layers
+
+# A COPY --from is keyed on the files it copies; a second key over the source
+# stage's layers finds it again without digesting them. Neither may ever give
+# files other than the source's: the builder's other output changes (COPY
+# stays cached), then the copied file changes (COPY runs, new content), then
+# both go back (every step cached: the first image, digest for digest).
+FCTX=$T/ctx/from
+mkdir -p "$FCTX"
+cat >"$FCTX/Dockerfile" <<'EOF'
+ARG BASE
+FROM ${BASE} AS builder
+ARG V=1
+ARG W=a
+RUN mkdir -p /src && echo "$V" > /src/v && echo "$W" > /other
+FROM ${BASE}
+COPY --from=builder /src /src
+EOF
+# from_build V W : build, sets LOG, DIG (the image digest) and GOT (/src/v).
+from_build() {
+	rm -rf "$T/fout"
+	run_ok "$PLAIT" build --progress plain --cache-dir "$CACHE" --build-arg "BASE=$BASE" \
+		--build-arg "V=$1" --build-arg "W=$2" -t localhost/from:f --output "type=oci,dest=$T/fout" "$FCTX"
+	LOG=$ERR
+	DIG=$(layout_tag_digest "$T/fout" f)
+	rm -rf "$T/fbundle"
+	umoci unpack --image "$T/fout:f" "$T/fbundle" >/dev/null 2>"$T/umoci.err" ||
+		fail "umoci cannot unpack the COPY --from image: $(cat "$T/umoci.err")"
+	GOT=$(cat "$T/fbundle/rootfs/src/v")
+}
+copy_cached() { printf '%s\n' "$LOG" | grep -A1 -F 'COPY --from=builder /src /src' | grep -q CACHED; }
+from_build 1 a
+first=$DIG
+assert_eq 1 "$GOT" "/src/v, first build"
+from_build 1 b
+copy_cached || fail "the builder's other output changed, /src did not: COPY --from ran again:
+$LOG"
+assert_eq "$first" "$DIG" "image digest when only the builder's /other changed"
+from_build 2 b
+copy_cached && fail "/src/v changed and COPY --from was CACHED:
+$LOG"
+assert_eq 2 "$GOT" "/src/v after it changed in the builder"
+for w in a b; do
+	from_build 1 "$w"
+	copy_cached || fail "V=1 W=$w again: COPY --from not CACHED:
+$LOG"
+	assert_eq 1 "$GOT" "/src/v, V=1 W=$w again"
+	assert_eq "$first" "$DIG" "image digest, V=1 W=$w again"
+done
+pass "COPY --from: cached while its files stay, rerun when they change, the first image when they come back"
 
 # ---------------------------------------------------------------- usage errors
 

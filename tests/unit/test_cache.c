@@ -711,6 +711,41 @@ static void test_cache__step_record_round_trip(void **state)
 	assert_int_equal(u.kind[PLAIT_CACHE_STEPS].entries, 3 + 2);
 }
 
+static void test_cache__alias_names_the_step_and_counts_as_one(void **state)
+{
+	struct fixture *f = *state;
+	struct plait_cache *c = open_ok(f->cache);
+	char key[PLAIT_SHA256_DIGEST_SIZE], alias[PLAIT_SHA256_DIGEST_SIZE], none[PLAIT_SHA256_DIGEST_SIZE],
+		got_key[PLAIT_SHA256_DIGEST_SIZE];
+	key_of("COPY --from=builder /src /src, by content", key);
+	key_of("COPY --from=builder /src /src, by layers", alias);
+	key_of("a step that never ran", none);
+	/* no record under the key: no alias either */
+	assert_int_equal(plait_cache_alias_write(c, alias, none), 0);
+	assert_int_equal(plait_cache_alias_lookup(c, alias, got_key), 0);
+
+	struct plait_cache_step w = { .created = (char *)"2025-06-01T12:00:00Z",
+				      .layer = { .media_type = (char *)LAYER_MT, .size = 13 } };
+	memcpy(w.layer.digest, f->a.blob, sizeof(f->a.blob));
+	memcpy(w.diff_id, f->a.diff, sizeof(f->a.diff));
+	assert_int_equal(plait_cache_step_write(c, key, &w), 0);
+	assert_int_equal(plait_cache_alias_write(c, alias, key), 0);
+	assert_int_equal(plait_cache_alias_lookup(c, alias, got_key), 1);
+	assert_string_equal(got_key, key);
+	/* a plain step record is no alias */
+	assert_int_equal(plait_cache_alias_lookup(c, key, got_key), 0);
+	/* the alias is a record of the same blob: prune keeps it with its blob
+	 * and drops it with it, and a lookup by it finds the step */
+	struct plait_cache_step got;
+	assert_int_equal(plait_cache_step_lookup(c, alias, &got), 1);
+	assert_string_equal(got.layer.digest, f->a.blob);
+	plait_cache_step_release(&got);
+	plait_cache_free(c);
+	struct plait_cache_usage u;
+	usage_ok(f, &u);
+	assert_int_equal(u.kind[PLAIT_CACHE_STEPS].entries, 3 + 2);
+}
+
 static void test_cache__step_lookup_misses_missing_corrupt_and_pruned(void **state)
 {
 	struct fixture *f = *state;
@@ -837,6 +872,7 @@ int main(void)
 		T(test_cache__open_tightens_a_looser_cache),
 		T(test_cache__a_loose_cache_of_another_owner_is_an_error),
 		T(test_cache__step_record_round_trip),
+		T(test_cache__alias_names_the_step_and_counts_as_one),
 		T(test_cache__step_lookup_misses_missing_corrupt_and_pruned),
 		T(test_cache__prune_and_lookup_agree_on_bad_records),
 		T(test_cache__step_lock_is_exclusive_and_unlinked_when_released),
