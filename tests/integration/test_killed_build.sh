@@ -103,7 +103,7 @@ REST=$(ls -A "$TMPDIR")
 [ -z "$REST" ] || fail "left in \$TMPDIR after a clean build: $REST"
 REST=$(ls -A "$CACHE/layers" | grep '^\.tmp-' || true)
 [ -z "$REST" ] || fail "unpack directories left in $CACHE/layers: $REST"
-tar -tf "$T/out.tar" | grep -qx index.json || fail "the next build's archive $T/out.tar has no index.json"
+grep -qx index.json <<<"$(tar -tf "$T/out.tar")" || fail "the next build's archive $T/out.tar has no index.json"
 pass "the next build on that cache succeeds and removes the killed build's run directory"
 
 run_ok "$PLAIT" cache prune --cache-dir "$CACHE" --all
@@ -131,5 +131,5 @@ run_ok "$PLAIT" copy "docker://$R_HOST/base/busybox:1" "oci-archive:$T/copy.tar:
 assert_file_absent "$LEFT_TMP" "the killed copy's \$TMPDIR directory after the next copy"
 REST=$(ls -A "$TMPDIR")
 [ -z "$REST" ] || fail "left in \$TMPDIR after a clean copy: $REST"
-tar -tf "$T/copy.tar" | grep -qx index.json || fail "the next copy's $T/copy.tar has no index.json"
+grep -qx index.json <<<"$(tar -tf "$T/copy.tar")" || fail "the next copy's $T/copy.tar has no index.json"
 pass "a copy into an archive killed with kill -9: the next one removes its \$TMPDIR/plait-archive-* and writes the archive"
