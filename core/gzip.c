@@ -13,6 +13,7 @@
  * sequence order. One mutex, two condition variables. */
 #include "gzip.h"
 
+#include <endian.h>
 #include <libdeflate.h>
 #include <pthread.h>
 #include <unistd.h>
@@ -38,10 +39,9 @@ static inline void br_refill(struct bitreader *b)
 	if (b->cnt >= 48)
 		return;
 	if (b->pos + 8 <= b->n) {
-		uint64_t v = 0;
-		for (unsigned i = 0; i < 8; i++)
-			v |= (uint64_t)b->p[b->pos + i] << (8 * i);
-		b->buf |= v << b->cnt;
+		uint64_t v;
+		memcpy(&v, b->p + b->pos, 8);
+		b->buf |= le64toh(v) << b->cnt;
 		b->pos += (63 - b->cnt) >> 3;
 		b->cnt |= 56;
 		return;
@@ -125,7 +125,7 @@ static int huff_build(struct huff *h, const uint8_t *len, unsigned n)
 }
 
 /* The next symbol, or -1 for a code that is not in h. */
-static int huff_decode(struct bitreader *b, const struct huff *h)
+static inline int huff_decode(struct bitreader *b, const struct huff *h)
 {
 	br_refill(b);
 	uint16_t e = h->fast[b->buf & ((1u << FAST_BITS) - 1)];
