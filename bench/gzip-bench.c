@@ -107,8 +107,8 @@ static int run_layer(int level, unsigned threads, const char *dir, const char *s
 	struct plait_store *s = NULL;
 	struct plait_error *err = NULL;
 	struct plait_layer l;
-	struct plait_layer_options o = {.compression = PLAIT_LAYER_GZIP, .level = level,
-					.threads = threads};
+	struct plait_layer_options o = {
+	    .compression = PLAIT_LAYER_GZIP, .level = level, .threads = threads};
 	if (plait_store_open(store, true, &s, &err) < 0 ||
 	    plait_layer_from_tree(s, dir, &o, &l, &err) < 0) {
 		fprintf(stderr, "plait-gzip-bench: %s\n", err->msg);

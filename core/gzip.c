@@ -150,8 +150,8 @@ static inline int huff_decode(struct bitreader *b, const struct huff *h)
 
 static int read_dynamic(struct bitreader *b, struct huff *lit, struct huff *dist)
 {
-	static const uint8_t order[19] = {16, 17, 18, 0, 8, 7, 9, 6, 10, 5,
-					  11, 4, 12, 3, 13, 2, 14, 1, 15};
+	static const uint8_t order[19] = {16, 17, 18, 0, 8,  7, 9,  6, 10, 5,
+					  11, 4,  12, 3, 13, 2, 14, 1, 15};
 	unsigned nlit = br_bits(b, 5) + 257, ndist = br_bits(b, 5) + 1, ncl = br_bits(b, 4) + 4;
 	if (nlit > 286 || ndist > 30)
 		return -1;
@@ -354,7 +354,7 @@ static void compress_job(struct job *j, struct worker_ctx *w)
 		j->failed = true;
 		return;
 	}
-	j->out[final_bit / 8] &= (uint8_t)~(1u << (final_bit % 8));
+	j->out[final_bit / 8] &= (uint8_t) ~(1u << (final_bit % 8));
 	unsigned r = (unsigned)(end_bit % 8);
 	if (r) {
 		j->out[n - 1] &= (uint8_t)((1u << r) - 1);

@@ -37,14 +37,12 @@
 
 struct plait_gzip;
 
-typedef int (*plait_gzip_sink_fn)(void *ud, const void *data, size_t len,
-				  struct plait_error **err);
+typedef int (*plait_gzip_sink_fn)(void *ud, const void *data, size_t len, struct plait_error **err);
 
 /* level 1-9 (0: 6). Returns 0, or -PLAIT_E_INVALID for a bad level. */
 int plait_gzip_new(int level, unsigned threads, plait_gzip_sink_fn sink, void *ud,
 		   struct plait_gzip **out, struct plait_error **err);
-int plait_gzip_write(struct plait_gzip *g, const void *data, size_t len,
-		     struct plait_error **err);
+int plait_gzip_write(struct plait_gzip *g, const void *data, size_t len, struct plait_error **err);
 /* Flush everything and write the trailer. After it only free is allowed. */
 int plait_gzip_finish(struct plait_gzip *g, struct plait_error **err);
 void plait_gzip_free(struct plait_gzip *g);

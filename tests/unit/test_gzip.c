@@ -43,9 +43,10 @@ static void fill_random(uint8_t *p, size_t n, uint64_t seed)
 static void fill_text(uint8_t *p, size_t n, uint64_t seed)
 {
 	static const char *const words[] = {
-	    "import", "torch", "self", "return", "def", "layer", "weight", "bias", "for", "in",
-	    "range", "if", "else", "tensor", "shape", "numpy", "x", "y", "=", "(", ")", ":",
-	    "model", "config", "batch", "None", "True", "False", "0", "1", "lambda", "class"};
+	    "import", "torch", "self",	"return", "def",  "layer",  "weight", "bias",
+	    "for",    "in",    "range", "if",	  "else", "tensor", "shape",  "numpy",
+	    "x",      "y",     "=",	"(",	  ")",	  ":",	    "model",  "config",
+	    "batch",  "None",  "True",	"False",  "0",	  "1",	    "lambda", "class"};
 	uint64_t s = seed | 1;
 	size_t i = 0;
 	while (i < n) {
@@ -103,7 +104,7 @@ static int sink(void *ud, const void *data, size_t len, struct plait_error **err
 
 /* gzip in, written in pieces of step bytes (0: one write). */
 static void gz_compress(const uint8_t *in, size_t n, int level, unsigned threads, size_t step,
-		     struct plait_buf *out)
+			struct plait_buf *out)
 {
 	struct collect c = {.out = PLAIT_BUF_INIT};
 	struct plait_gzip *g = NULL;
@@ -157,8 +158,8 @@ static void test_gzip__empty_input_is_header_empty_final_block_and_trailer(void 
 	(void)state;
 	struct plait_buf gz;
 	gz_compress(NULL, 0, 0, 2, 0, &gz);
-	static const uint8_t want[] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255, 3, 0,
-				       0,    0,    0, 0, 0, 0, 0, 0};
+	static const uint8_t want[] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255,
+				       3,    0,	   0, 0, 0, 0, 0, 0, 0, 0};
 	assert_int_equal(gz.len, sizeof(want));
 	assert_memory_equal(gz.buf, want, sizeof(want));
 	assert_gunzips_to(&gz, NULL, 0);
@@ -228,8 +229,8 @@ static void test_gzip__same_bytes_for_1_2_4_8_threads_and_any_write_size(void **
 		gz_compress(in, n, 0, runs[i].threads, runs[i].step, &gz);
 		digest_of(&gz, got);
 		if (strcmp(got, want) != 0)
-			fail_msg("%u threads, writes of %zu: %s, but 1 thread gave %s", runs[i].threads,
-				 runs[i].step, got, want);
+			fail_msg("%u threads, writes of %zu: %s, but 1 thread gave %s",
+				 runs[i].threads, runs[i].step, got, want);
 		plait_buf_release(&gz);
 	}
 	free(in);
@@ -385,7 +386,8 @@ static void test_gzip__output_for_a_fixed_input_is_pinned(void **state)
 	gz_compress(in, n, 0, 2, 0, &gz);
 	char got[PLAIT_SHA256_DIGEST_SIZE];
 	digest_of(&gz, got);
-	const char *want = "sha256:e359e356dfe5c8499b5b329816e686608a15e9b7f21ba171d45974c44e41b6e6";
+	const char *want =
+	    "sha256:e359e356dfe5c8499b5b329816e686608a15e9b7f21ba171d45974c44e41b6e6";
 	if (strcmp(got, want) != 0)
 		fail_msg("gzip of the fixed input is %s (%zu bytes), pinned %s: the layer byte "
 			 "format changed (libdeflate %s)",
