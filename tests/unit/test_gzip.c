@@ -352,6 +352,31 @@ static void test_gzip__levels_1_to_9_round_trip_and_others_are_refused(void **st
 	free(in);
 }
 
+/* Small single-block streams at every level: the walk must find the final
+ * block of whatever libdeflate chose (stored, fixed or dynamic Huffman). */
+static void test_gzip__every_level_and_small_size_joins(void **state)
+{
+	(void)state;
+	const size_t sizes[] = {1, 2, 3, 5, 17, 100, 258, 1000, 4097, 65535, 65536, 70000, 300001};
+	const size_t max = 300001;
+	uint8_t *text = xmalloc(max), *mix = mixed_input(max), *runs = xmalloc(max);
+	fill_text(text, max, 11);
+	for (size_t i = 0; i < max; i++)
+		runs[i] = (uint8_t)(i / 300 % 3); /* long runs: matches of length 258 */
+	const uint8_t *inputs[] = {text, mix, runs};
+	for (int level = 1; level <= 9; level++)
+		for (size_t k = 0; k < 3; k++)
+			for (size_t i = 0; i < sizeof(sizes) / sizeof(*sizes); i++) {
+				struct plait_buf gz;
+				gz_compress(inputs[k], sizes[i], level, 1, 0, &gz);
+				assert_gunzips_to(&gz, inputs[k], sizes[i]);
+				plait_buf_release(&gz);
+			}
+	free(text);
+	free(mix);
+	free(runs);
+}
+
 /* A failing sink stops the stream; freeing it with busy workers returns. */
 static void test_gzip__sink_failure_is_returned_and_stream_is_dead(void **state)
 {
@@ -407,6 +432,7 @@ int main(void)
 	    cmocka_unit_test(test_gzip__incompressible_block_is_stored),
 	    cmocka_unit_test(test_gzip__large_input_streams_through_bounded_memory),
 	    cmocka_unit_test(test_gzip__levels_1_to_9_round_trip_and_others_are_refused),
+	    cmocka_unit_test(test_gzip__every_level_and_small_size_joins),
 	    cmocka_unit_test(test_gzip__sink_failure_is_returned_and_stream_is_dead),
 	    cmocka_unit_test(test_gzip__output_for_a_fixed_input_is_pinned),
 	};
