@@ -9,7 +9,7 @@ FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 
 BUILD_PKGS = meson ninja-build pkg-config gcc libc6-dev libcurl4-openssl-dev libjansson-dev \
-	libarchive-dev libssl-dev zlib1g-dev libzstd-dev
+	libarchive-dev libssl-dev zlib1g-dev libzstd-dev libdeflate-dev
 TEST_PKGS = libcmocka-dev docker-registry skopeo umoci openssl apache2-utils python3 \
 	ca-certificates curl jq time busybox-static buildah zstd xz-utils bzip2 qemu-user-static clang
 DEMO_PKGS = docker-registry umoci qemu-user-static busybox-static curl python3
@@ -26,7 +26,7 @@ define ensure_pkgs
 	fi
 endef
 
-.PHONY: all build deps test-deps demo-deps test unit integration test-asan fuzz fuzz-deps fuzz-build demo bench bench-build bench-build-multi bench-buildkit clean
+.PHONY: all build deps test-deps demo-deps test unit integration test-asan fuzz fuzz-deps fuzz-build demo bench bench-build bench-build-multi bench-buildkit bench-gzip clean
 
 all: build
 
@@ -95,6 +95,9 @@ bench-build-multi: test-deps build
 bench-buildkit: test-deps build
 	$(call ensure_pkgs,docker.io)
 	bash bench/buildkit.sh $(BUILD)/cmd/plait
+
+bench-gzip: test-deps build
+	bash bench/gzip.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(FUZZ_BUILD)

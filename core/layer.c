@@ -14,18 +14,17 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
-#include <zlib.h>
 #include <zstd.h>
 
 #include "buf.h"
 #include "cleanup.h"
 #include "fs.h"
+#include "gzip.h"
 #include "layer.h"
 #include "oci.h"
 #include "banned.h"
 
 
-#define GZIP_DEFAULT_LEVEL 6
 #define ZSTD_DEFAULT_LEVEL 3
 #define IO_CHUNK (128 * 1024)
 #define WHITEOUT_PREFIX ".wh."
@@ -365,8 +364,7 @@ static void finish_list(struct collect *c)
 struct sink {
 	enum plait_layer_compression comp;
 	struct plait_sha256 diff;
-	z_stream z;
-	bool z_ready;
+	struct plait_gzip *gz;
 	ZSTD_CCtx *zc;
 	struct plait_blob_writer *w;
 	unsigned char *obuf;
@@ -380,28 +378,21 @@ static int sink_out(struct sink *k, const void *data, size_t len)
 	return plait_blob_writer_write(k->w, data, len, &k->err) < 0 ? -1 : 0;
 }
 
+static int gzip_sink(void *ud, const void *data, size_t len, struct plait_error **err)
+{
+	struct sink *k = ud;
+	return plait_blob_writer_write(k->w, data, len, err);
+}
+
 static int sink_push(struct sink *k, const void *data, size_t len, bool end)
 {
 	switch (k->comp) {
 	case PLAIT_LAYER_UNCOMPRESSED:
 		return sink_out(k, data, len);
 	case PLAIT_LAYER_GZIP:
-		k->z.next_in = (Bytef *)data;
-		k->z.avail_in = (uInt)len;
-		for (;;) {
-			k->z.next_out = k->obuf;
-			k->z.avail_out = IO_CHUNK;
-			int zr = deflate(&k->z, end ? Z_FINISH : Z_NO_FLUSH);
-			if (zr == Z_STREAM_ERROR) {
-				plait_error_set(&k->err, PLAIT_E_GENERIC, "layer: gzip: %s",
-						k->z.msg ? k->z.msg : "deflate failed");
-				return -1;
-			}
-			if (sink_out(k, k->obuf, IO_CHUNK - k->z.avail_out) < 0)
-				return -1;
-			if (end ? zr == Z_STREAM_END : (k->z.avail_in == 0 && k->z.avail_out != 0))
-				return 0;
-		}
+		if (len && plait_gzip_write(k->gz, data, len, &k->err) < 0)
+			return -1;
+		return end && plait_gzip_finish(k->gz, &k->err) < 0 ? -1 : 0;
 	case PLAIT_LAYER_ZSTD: {
 		ZSTD_inBuffer in = {data, len, 0};
 		for (;;) {
@@ -440,15 +431,9 @@ static int sink_init(struct sink *k, struct plait_store *s, const struct plait_l
 		return r;
 	k->obuf = xmalloc(IO_CHUNK);
 	if (k->comp == PLAIT_LAYER_GZIP) {
-		int level = o->level ? o->level : GZIP_DEFAULT_LEVEL;
-		if (deflateInit2(&k->z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-			return plait_error_set(err, PLAIT_E_INVALID,
-					       "layer: gzip level %d is not valid (1-9)", level);
-		k->z_ready = true;
-		/* No name, mtime 0, OS unknown: the header must not depend on the host. */
-		static gz_header hdr = {.os = 255};
-		if (deflateSetHeader(&k->z, &hdr) != Z_OK)
-			return plait_error_set(err, PLAIT_E_GENERIC, "layer: gzip header");
+		r = plait_gzip_new(o->level, o->threads, gzip_sink, k, &k->gz, err);
+		if (r < 0)
+			return plait_error_wrap(err, "layer");
 	} else if (k->comp == PLAIT_LAYER_ZSTD) {
 		int level = o->level ? o->level : ZSTD_DEFAULT_LEVEL;
 		k->zc = ZSTD_createCCtx();
@@ -468,8 +453,7 @@ static int sink_init(struct sink *k, struct plait_store *s, const struct plait_l
 static void sink_release(struct sink *k)
 {
 	plait_sha256_release(&k->diff);
-	if (k->z_ready)
-		deflateEnd(&k->z);
+	plait_gzip_free(k->gz);
 	ZSTD_freeCCtx(k->zc);
 	plait_blob_writer_free(k->w);
 	free(k->obuf);

@@ -26,11 +26,13 @@
  *    owner 0:0, mtime the epoch when clamping and 0 otherwise.
  *  - one pass and streaming: tar -> sha256 (diff_id) -> compressor -> blob
  *    writer of the store (which hashes the digest). Memory holds the entry
- *    names, never file data. gzip is zlib level 6 (unless level is set) with a
- *    header without name or mtime and OS=255 (unknown) so the bytes do not
- *    depend on the host; zstd is level 3 with a checksum and one thread. Two
+ *    names and a few compression blocks, never a file's data. gzip is
+ *    core/gzip's block-parallel libdeflate stream, level 6 unless level is set,
+ *    header without name or mtime and OS=255 (unknown): its bytes depend on
+ *    the input, the level and the libdeflate version only, not on the host or
+ *    the thread count; zstd is level 3 with a checksum and one thread. Two
  *    builds of the same tree give the same digest on hosts with the same
- *    zlib/zstd; the diff_id is the same everywhere.
+ *    libdeflate/zstd; the diff_id is the same everywhere.
  *  - the source must not change while it is read (a file that shrinks is an
  *    error naming it). */
 #ifndef PLAIT_LAYER_H
@@ -74,6 +76,7 @@ struct plait_layer_source {
 struct plait_layer_options {
 	enum plait_layer_compression compression;
 	int level;		   /* 0: the default (gzip 6, zstd 3) */
+	unsigned threads;	   /* gzip threads; 0: the online CPUs (the bytes do not depend on it) */
 	bool clamp_mtime;	   /* SOURCE_DATE_EPOCH was given */
 	int64_t source_date_epoch; /* seconds, used when clamp_mtime */
 };
