@@ -87,16 +87,31 @@ static int map_for(const char *file, const char *user, uint32_t self, const char
 	}
 	uint64_t total = 0;
 	*n_map = plait_idmap_build(self, sub, n_sub, map, PLAIT_IDMAP_MAX, &total);
-	if (total < PLAIT_ROOTLESS_MIN_IDS)
+	if (total < PLAIT_ROOTLESS_MIN_IDS) {
+		char have[48] = "no";
+		if (n_sub)
+			snprintf(have, sizeof(have), "only %llu", (unsigned long long)(total - 1));
 		return plait_error_set(
 		    err, PLAIT_E_USAGE,
-		    "%s: user '%s' (%s %u) has %s subordinate %ss (%llu): a rootless build maps the image's "
-		    "owners to them; add a range as root: usermod --add-subuids 100000-165535 "
-		    "--add-subgids 100000-165535 %s (or build with --userns=single: one id, every file "
-		    "owned by root)",
-		    file, user, kind, (unsigned)self, n_sub ? "too few" : "no", kind,
-		    (unsigned long long)(total - 1), user);
+		    "%s: user '%s' (%s %u) has %s subordinate %ss (a rootless build needs %d, for the owners "
+		    "of an image's files): add a range as root: usermod --add-subuids 100000-165535 "
+		    "--add-subgids 100000-165535 %s (or build with --userns=single: your id alone, every "
+		    "file owned by root)",
+		    file, user, kind, (unsigned)self, have, kind, PLAIT_ROOTLESS_MIN_IDS - 1, user);
+	}
 	return 0;
+}
+
+int plait_rootless_maps(const struct plait_rootless_env *env, const char *user, uid_t uid, gid_t gid,
+			struct plait_idmap_range umap[PLAIT_IDMAP_MAX], size_t *n_umap,
+			struct plait_idmap_range gmap[PLAIT_IDMAP_MAX], size_t *n_gmap, struct plait_error **err)
+{
+	const char *subuid = env && env->subuid ? env->subuid : "/etc/subuid";
+	const char *subgid = env && env->subgid ? env->subgid : "/etc/subgid";
+	int r = map_for(subuid, user, uid, "uid", umap, n_umap, err);
+	if (r >= 0)
+		r = map_for(subgid, user, gid, "gid", gmap, n_gmap, err);
+	return r;
 }
 
 static void format_map_args(char ***argv, const char *prog, pid_t pid, const struct plait_idmap_range *m,
@@ -183,9 +198,7 @@ static int enter_mapped(const struct plait_rootless_env *env, struct plait_error
 	const char *subgid = env && env->subgid ? env->subgid : "/etc/subgid";
 	struct plait_idmap_range umap[PLAIT_IDMAP_MAX], gmap[PLAIT_IDMAP_MAX];
 	size_t n_umap, n_gmap;
-	int r = map_for(subuid, name, uid, "uid", umap, &n_umap, err);
-	if (r >= 0)
-		r = map_for(subgid, name, gid, "gid", gmap, &n_gmap, err);
+	int r = plait_rootless_maps(env, name, uid, gid, umap, &n_umap, gmap, &n_gmap, err);
 	if (r < 0)
 		return r;
 	_cleanup_free_ char *newuidmap = find_program(env ? env->newuidmap : NULL, "newuidmap");

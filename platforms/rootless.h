@@ -30,7 +30,10 @@
 
 #include <stdbool.h>
 
+#include <sys/types.h>
+
 #include "core/error.h"
+#include "core/userns.h"
 
 enum plait_userns_mode {
 	PLAIT_USERNS_AUTO = 0, /* subuid/subgid ranges */
@@ -50,6 +53,14 @@ struct plait_rootless_env {
 
 /* "auto" / "single" -> mode; -1 when neither. */
 int plait_userns_mode_from_string(const char *s, enum plait_userns_mode *out);
+
+/* The uid and gid maps for user (uid, gid) from env's subordinate-id files:
+ * 0 -> uid/gid, then the ranges (core/userns.h plait_idmap_build). Fewer
+ * than PLAIT_ROOTLESS_MIN_IDS ids: the error naming the file and the usermod
+ * command. */
+int plait_rootless_maps(const struct plait_rootless_env *env, const char *user, uid_t uid, gid_t gid,
+			struct plait_idmap_range umap[PLAIT_IDMAP_MAX], size_t *n_umap,
+			struct plait_idmap_range gmap[PLAIT_IDMAP_MAX], size_t *n_gmap, struct plait_error **err);
 
 /* Enter the namespace as described above. *entered is set when a new user
  * namespace was made. */
