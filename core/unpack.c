@@ -628,6 +628,14 @@ static int set_metadata(struct unpacker *u, struct archive_entry *ae, int pfd, c
 		goto fail;
 	return 0;
 fail:
+	if (errno == EINVAL && streq(what, "chown") && plait_userns_self()->nested)
+		return plait_error_set(err, PLAIT_E_IO,
+				       "unpack: chown '%s' to %u:%u: the id is not mapped in plait's user namespace "
+				       "(%llu uids, %llu gids): give the user a larger range in /etc/subuid and "
+				       "/etc/subgid",
+				       name, (unsigned)uid, (unsigned)gid,
+				       (unsigned long long)plait_userns_self()->n_uids,
+				       (unsigned long long)plait_userns_self()->n_gids);
 	return plait_error_set_errno(err, PLAIT_E_IO, errno, "unpack: %s '%s'", what, name);
 }
 
