@@ -239,6 +239,27 @@ if command -v getfattr >/dev/null; then
 fi
 pass "the rootless image keeps security.capability, setuid bits and every owner (1234, 4242, 65534, 65535)"
 
+# ---------------------------------------------------------------- the other commands as a user
+
+run_ok as $UA "$PLAIT" inspect "$R_HOST/rl/basic:user"
+assert_contains "$OUT" "linux/$HOSTARCH" "plait inspect as $UA"
+run_ok as $UA "$PLAIT" copy --all "$R_HOST/rl/basic:user" "oci:/home/$UA/copied:1"
+assert_eq "$(raw_digest "docker://$R_HOST/rl/basic:user")" "$(raw_digest "oci:/home/$UA/copied:1")" "digest of the index $UA copied"
+assert_eq "$UIDA" "$(stat -c %u "/home/$UA/copied/index.json")" "owner of the layout $UA copied to"
+run_ok as $UA "$PLAIT" plan --platform "$PLATFORMS" --build-arg "BASE=$BASE" -t "$R_HOST/rl/basic:plan" "$T/ctx/basic"
+run_ok as $UA "$PLAIT" index create -q -t "$R_HOST/rl/basic:indexed" "$R_HOST/rl/basic:user"
+assert_eq "$(tr , '\n' <<<"$PLATFORMS" | wc -l)" "$(skopeo_reg inspect --raw "docker://$R_HOST/rl/basic:indexed" | jq '.manifests | length')" \
+	"entries of the index $UA made"
+registry_start S tls-basic
+chmod -R a+rX "$CERTS_DIR"
+printf '%s\n' "$S_PASS" >"$T/pass"
+chmod 644 "$T/pass"
+run_ok as $UA sh -c "'$PLAIT' login --cert-dir '$CERTS_DIR' -u '$S_USER' --password-stdin '$S_HOST' <'$T/pass'"
+assert_eq "$UIDA 600" "$(stat -c '%u %a' /home/$UA/.docker/config.json)" "owner and mode of $UA's docker config"
+run_ok as $UA "$PLAIT" copy --cert-dir "$CERTS_DIR" "$R_HOST/rl/multistage:user" "$S_HOST/rl/multistage:user"
+run_ok as $UA "$PLAIT" logout "$S_HOST"
+pass "inspect, copy, plan, index create, login and logout work as $UA with $UA's docker config"
+
 # ---------------------------------------------------------------- cache and lock ownership
 
 CA=/home/$UA/.cache/plait
