@@ -239,6 +239,29 @@ if command -v getfattr >/dev/null; then
 fi
 pass "the rootless image keeps security.capability, setuid bits and every owner (1234, 4242, 65534, 65535)"
 
+# ---------------------------------------------------------------- device nodes
+
+# A base whose layer carries device nodes: a user namespace cannot make them.
+# They are left out with a warning; the layers the build writes are a root
+# build's.
+bash "$LIB_DIR/mkbase.sh" "$T/devbase" busybox >/dev/null # one platform: umoci unpacks no index
+run_ok umoci unpack --image "$T/devbase:busybox" "$T/devbundle"
+mknod -m 0666 "$T/devbundle/rootfs/dev/null2" c 1 3
+mknod -m 0660 "$T/devbundle/rootfs/disk" b 7 0
+run_ok umoci repack --image "$T/devbase:devnode" "$T/devbundle"
+skopeo_reg copy -q "oci:$T/devbase:devnode" "docker://$R_HOST/base/devnode:1"
+mkdir -p "$T/ctx/devnode"
+printf 'ARG BASE\nFROM ${BASE}\nRUN echo built > /built && ls /dev >/dev/null\n' >"$T/ctx/devnode/Dockerfile"
+chmod -R a+rX "$T/ctx/devnode"
+run_ok as $UA "$PLAIT" build --progress plain --build-arg "BASE=$R_HOST/base/devnode:1" --source-date-epoch $EPOCH \
+	-t "$R_HOST/rl/devnode:user" --push "$T/ctx/devnode"
+assert_contains "$OUT$ERR" "2 device nodes left out: a rootless build (user namespace) cannot create devices"
+run_ok "$PLAIT" build --progress plain --build-arg "BASE=$R_HOST/base/devnode:1" --source-date-epoch $EPOCH \
+	-t "$R_HOST/rl/devnode:root" --push --cache-dir "$T/root-cache" "$T/ctx/devnode"
+assert_not_contains "$OUT$ERR" "device node" "root build of the device-node base"
+same_image devnode user root
+pass "device nodes of a base layer are left out with a warning; the image is still a root build's"
+
 # ---------------------------------------------------------------- the other commands as a user
 
 run_ok as $UA "$PLAIT" inspect "$R_HOST/rl/basic:user"
