@@ -239,6 +239,16 @@ if command -v getfattr >/dev/null; then
 fi
 pass "the rootless image keeps security.capability, setuid bits and every owner (1234, 4242, 65534, 65535)"
 
+# plait bake as the user: the same namespace, the same image.
+mkdir -p "$T/bake"
+jq -n --arg ctx "$T/ctx/multistage" --arg base "$BASE" --arg tag "$R_HOST/rl/multistage:bake" --arg p "$PLATFORMS" \
+	'{target: {default: {context: $ctx, args: {BASE: $base}, tags: [$tag], platforms: ($p | split(","))}}}' \
+	>"$T/bake/docker-bake.json"
+chmod -R a+rX "$T/bake"
+run_ok as $UA "$PLAIT" bake -f "$T/bake/docker-bake.json" --progress plain --source-date-epoch $EPOCH --push
+same_image multistage bake root
+pass "plait bake as $UA gives the root build's image"
+
 # ---------------------------------------------------------------- device nodes
 
 # A base whose layer carries device nodes: a user namespace cannot make them.
