@@ -9,7 +9,9 @@
 # Each round gets fresh caches; the registry is one for the whole run (the
 # pushes go to different repositories). Prints the median wall time per
 # side and scenario and the ratio rootless/root, and checks that both sides
-# pushed the same digest (--source-date-epoch). Not a test.
+# pushed images with the same layers count (the workload's RUN writes a
+# tar | gzip, so its digests differ between any two builds, root or not;
+# test_rootless.sh compares digests). Not a test.
 #
 # Environment: ROUNDS (3), FILES (3000), BIG_MIB (32), BENCH_USER (default
 # plait-bench: created with a subuid/subgid range and removed at the end; an
@@ -29,7 +31,7 @@ EPOCH=1700000000
 
 # shellcheck source=../tests/integration/lib.sh
 source "$SRCDIR/tests/integration/lib.sh"
-require_cmd docker-registry skopeo curl useradd userdel runuser newuidmap
+require_cmd docker-registry skopeo curl jq bc useradd userdel runuser newuidmap
 [ "$(id -u)" = 0 ] || skip "the benchmark creates a user and builds as root too"
 [ -x "$PLAIT" ] || fail "plait binary '$PLAIT' not found; run 'make' first or pass its path"
 OUTDIR=$SRCDIR/bench/out
@@ -83,9 +85,12 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			one "$who" "$scen" "$r"
 		done
 	done
-	d_root=$(raw_digest "docker://$R_HOST/bench/root:r$r-cold")
-	d_user=$(raw_digest "docker://$R_HOST/bench/user:r$r-cold")
-	assert_eq "$d_root" "$d_user" "digest of round $r's root and rootless builds"
+	# The workload is not reproducible even root against root (its RUN makes
+	# a tar | gzip inside the image), so digests are not compared here;
+	# tests/integration/test_rootless.sh compares them on contexts that are.
+	n_root=$(skopeo_reg inspect --raw "docker://$R_HOST/bench/root:r$r-cold" | jq '.layers | length')
+	n_user=$(skopeo_reg inspect --raw "docker://$R_HOST/bench/user:r$r-cold" | jq '.layers | length')
+	assert_eq "$n_root" "$n_user" "layers of round $r's root and rootless images"
 done
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
