@@ -284,6 +284,8 @@ int plait_rootless_enter(enum plait_userns_mode mode, const struct plait_rootles
 	*entered = false;
 	if (geteuid() == 0) {
 		const struct plait_userns_info *in = plait_userns_self();
+		if (!in->nested)
+			return 0; /* real root: --userns changes nothing */
 		if (mode == PLAIT_USERNS_SINGLE) {
 			plait_userns_set_flatten(true);
 			return 0;

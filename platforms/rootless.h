@@ -2,7 +2,8 @@
  * of its own before it does anything else (cmd/main.c, single-threaded).
  *
  * Contract of plait_rootless_enter():
- *  - as root of the initial user namespace: nothing (a root build).
+ *  - as root of the initial user namespace: nothing (a root build; the mode
+ *    is ignored).
  *  - as root of another user namespace (a container, `unshare --user`): no
  *    new namespace. With PLAIT_USERNS_AUTO the namespace must map at least
  *    PLAIT_ROOTLESS_MIN_IDS uids and gids (an image's users, nobody included,
