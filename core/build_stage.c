@@ -120,7 +120,12 @@ int build_ensure_layer_dir(struct builder *b, struct layer_ref *l, struct plait_
 	if (r < 0)
 		return r;
 	_cleanup_free_ char *tmp = plait_path_join(t.path, "tree");
-	if (mkdir(tmp, 0700) < 0) { /* as mkdtemp made it before */
+	/* 0755, the mode of an image's root when its layer has no "./" entry (as
+	 * docker and containerd give it): the copying snapshotter copies a
+	 * lower's root metadata onto the snapshot root, and a 0700 root would
+	 * lock every RUN with a USER other than root out of its own image.
+	 * (layers/ itself is 0700: nobody else reaches the tree.) */
+	if (mkdir(tmp, 0755) < 0 || chmod(tmp, 0755) < 0) {
 		r = plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot create '%s'", tmp);
 		plait_tmpdir_remove(&t);
 		return r;

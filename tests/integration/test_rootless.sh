@@ -249,6 +249,19 @@ run_ok as $UA "$PLAIT" bake -f "$T/bake/docker-bake.json" --progress plain --sou
 same_image multistage bake root
 pass "plait bake as $UA gives the root build's image"
 
+# The copying snapshotter (what a kernel without overlayfs in user namespaces
+# gets): a cache on overlayfs cannot hold overlay uppers, so plait copies.
+mkdir -p "$T/ovl/l" "$T/ovl/u" "$T/ovl/w" "$T/ovl/m"
+mount -t overlay overlay -o "lowerdir=$T/ovl/l,upperdir=$T/ovl/u,workdir=$T/ovl/w" "$T/ovl/m"
+trap 'rc=$?; umount -l "$T/ovl/m" 2>/dev/null || true; del_users; (exit $rc); lib_cleanup' EXIT
+mkdir "$T/ovl/m/a"
+chown $UA "$T/ovl/m/a"
+chmod 755 "$T/ovl" "$T/ovl/m"
+build $UA basic "$T/ctx/basic" copying --cache-dir "$T/ovl/m/a/cache"
+same_image basic copying root
+umount "$T/ovl/m"
+pass "rootless with the copying snapshotter (cache on overlayfs) gives the root build's image"
+
 # ---------------------------------------------------------------- device nodes
 
 # A base whose layer carries device nodes: a user namespace cannot make them.
