@@ -27,7 +27,7 @@ define ensure_pkgs
 	fi
 endef
 
-.PHONY: all build deps test-deps demo-deps test unit integration fuzz fuzz-deps fuzz-build demo bench bench-build bench-build-multi clean
+.PHONY: all build deps test-deps demo-deps test unit integration fuzz fuzz-deps fuzz-build demo bench bench-build bench-build-multi bench-rootless clean
 
 all: build
 
@@ -81,6 +81,9 @@ bench-build: test-deps build
 
 bench-build-multi: test-deps build
 	MULTI=1 bash bench/build.sh $(BUILD)/cmd/plait
+
+bench-rootless: test-deps build
+	bash bench/rootless.sh $(BUILD)/cmd/plait
 
 clean:
 	rm -rf $(BUILD) $(FUZZ_BUILD)
