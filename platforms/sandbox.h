@@ -54,7 +54,11 @@
  *    contents (read-only but host-wide), and the network without network_none.
  *    It is a build sandbox for trusted Dockerfiles, not a security boundary.
  *  - Rootless (platforms/rootless.h): the same, inside plait's user
- *    namespace; the user's ids are those of that namespace.
+ *    namespace; the user's ids are those of that namespace. Under
+ *    --userns=single the kernel denies setgroups: the command keeps the
+ *    invoking user's supplementary groups (unmapped, so they grant nothing
+ *    the user does not have anyway), devpts gets no gid=5, and a USER other
+ *    than root fails (its id is not mapped).
  *  - Requires root (CAP_SYS_ADMIN; of plait's user namespace when rootless). The calling process is not changed (no
  *    unshare, no chdir); safe to call from several threads at once. */
 #ifndef PLAIT_SANDBOX_H
