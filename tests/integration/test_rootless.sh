@@ -263,6 +263,22 @@ same_image basic copying root
 umount "$T/ovl/m"
 pass "rootless with the copying snapshotter (cache on overlayfs) gives the root build's image"
 
+# An owner beyond the range (uid 70000; 0 and 65536 subordinate ids mapped) cannot be written:
+# the error names the entry, the id and the fix.
+mkdir -p "$T/ctx/farid"
+"$PY" - "$T/ctx/farid/far.tar" <<'PY'
+import io, sys, tarfile
+with tarfile.open(sys.argv[1], 'w') as t:
+    i = tarfile.TarInfo('far-owner')
+    i.size, i.uid, i.gid, i.mtime = 2, 70000, 70000, 1600000000
+    t.addfile(i, io.BytesIO(b'x\n'))
+PY
+printf 'ARG BASE\nFROM ${BASE}\nADD far.tar /\n' >"$T/ctx/farid/Dockerfile"
+chmod -R a+rX "$T/ctx/farid"
+run_expect_fail as $UA "$PLAIT" build --progress plain --build-arg "BASE=$BASE" -t "$R_HOST/rl/farid:user" "$T/ctx/farid"
+assert_contains "$ERR" "chown 'far-owner' to 70000:70000: the id is not mapped in plait's user namespace (65537 uids, 65537 gids): give the user a larger range in /etc/subuid and /etc/subgid"
+pass "an owner beyond the user's range is refused, naming the entry, the id and the fix"
+
 # ---------------------------------------------------------------- device nodes
 
 # A base whose layer carries device nodes: a user namespace cannot make them.
