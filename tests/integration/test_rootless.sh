@@ -12,10 +12,13 @@
 # difference every layer's entries are listed side by side). Then: the same
 # as root of `unshare --map-auto --map-root-user --mount` (a container with a
 # range) and of `unshare --user --map-root-user --mount` (one id: refused
-# unless --userns=single), N's named error and --userns=single, the cache's
-# and lock's owners and modes, two users building at once, `plait cache`
-# as a user, a masked /proc refused with the named flag and
+# unless --userns=single), N's named error and --userns=single, bake, the
+# copying snapshotter (a cache on overlayfs), an owner beyond the range,
+# device nodes in a base layer, inspect/copy/plan/index/login/logout as a
+# user, the cache's and lock's owners and modes, two users building at once,
+# `plait cache` as a user, a masked /proc refused with the named flag and
 # --no-process-sandbox, and `plait qemu status` as a user.
+# RL_CONTEXTS and RL_HOST_ONLY=1 shorten a debugging run.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_cmd skopeo umoci docker-registry curl jq useradd userdel usermod runuser unshare newuidmap newgidmap tar
 require_plait
