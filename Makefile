@@ -11,7 +11,8 @@ FUZZ_SECONDS ?= 60
 BUILD_PKGS = meson ninja-build pkg-config gcc libc6-dev libcurl4-openssl-dev libjansson-dev \
 	libarchive-dev libssl-dev zlib1g-dev libzstd-dev libdeflate-dev
 TEST_PKGS = libcmocka-dev docker-registry skopeo umoci openssl apache2-utils python3 \
-	ca-certificates curl jq time busybox-static buildah zstd xz-utils bzip2 qemu-user-static clang
+	ca-certificates curl jq time busybox-static buildah zstd xz-utils bzip2 qemu-user-static clang \
+	uidmap attr
 DEMO_PKGS = docker-registry umoci qemu-user-static busybox-static curl python3
 
 # Install the Debian packages in $(1) that are missing (apt-get update first).
@@ -26,7 +27,7 @@ define ensure_pkgs
 	fi
 endef
 
-.PHONY: all build deps test-deps demo-deps test unit integration test-asan fuzz fuzz-deps fuzz-build demo bench bench-build bench-build-multi bench-buildkit bench-gzip clean
+.PHONY: all build deps test-deps demo-deps test unit integration test-asan fuzz fuzz-deps fuzz-build demo bench bench-build bench-build-multi bench-buildkit bench-gzip bench-rootless clean
 
 all: build
 
@@ -98,6 +99,9 @@ bench-buildkit: test-deps build
 
 bench-gzip: test-deps build
 	bash bench/gzip.sh $(BUILD)
+
+bench-rootless: test-deps build
+	bash bench/rootless.sh $(BUILD)/cmd/plait
 
 clean:
 	rm -rf $(BUILD) $(FUZZ_BUILD)

@@ -31,6 +31,8 @@ static const char du_usage[] =
 	"\n"
 	"      --cache-dir DIR   the build cache (default $XDG_CACHE_HOME/plait)\n"
 	"      --format FORMAT   table (default) or json\n"
+	"      --userns MODE     not root: the user namespace the cache was built in\n"
+	"                        (auto or single, as 'plait build --userns')\n"
 	"  -h, --help            show this help\n";
 
 static const char prune_usage[] =
@@ -45,9 +47,11 @@ static const char prune_usage[] =
 	"                        powers of 1024 (500M, 2G)\n"
 	"      --all             remove everything (the default)\n"
 	"      --dry-run         print what would be removed, remove nothing\n"
+	"      --userns MODE     not root: the user namespace the cache was built in\n"
+	"                        (auto or single, as 'plait build --userns')\n"
 	"  -h, --help            show this help\n";
 
-enum { OPT_CACHE_DIR = OPT_FIRST_PRIVATE, OPT_FORMAT, OPT_KEEP, OPT_ALL, OPT_DRY_RUN };
+enum { OPT_CACHE_DIR = OPT_FIRST_PRIVATE, OPT_FORMAT, OPT_KEEP, OPT_ALL, OPT_DRY_RUN, OPT_USERNS };
 
 
 static void print_table(const char *dir, const struct plait_cache_usage *u)
@@ -91,6 +95,7 @@ static int cache_du(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "cache-dir", required_argument, NULL, OPT_CACHE_DIR },
+		{ "userns", required_argument, NULL, OPT_USERNS },
 		{ "format", required_argument, NULL, OPT_FORMAT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -104,6 +109,8 @@ static int cache_du(int argc, char **argv)
 		switch (c) {
 		case OPT_CACHE_DIR:
 			dir_opt = optarg;
+			break;
+		case OPT_USERNS: /* main entered the namespace (cmd/main.c) */
 			break;
 		case OPT_FORMAT:
 			if (streq(optarg, "json"))
@@ -146,6 +153,7 @@ static int cache_prune(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "cache-dir", required_argument, NULL, OPT_CACHE_DIR },
+		{ "userns", required_argument, NULL, OPT_USERNS },
 		{ "keep", required_argument, NULL, OPT_KEEP },
 		{ "all", no_argument, NULL, OPT_ALL },
 		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
@@ -162,6 +170,8 @@ static int cache_prune(int argc, char **argv)
 		switch (c) {
 		case OPT_CACHE_DIR:
 			dir_opt = optarg;
+			break;
+		case OPT_USERNS: /* main entered the namespace (cmd/main.c) */
 			break;
 		case OPT_KEEP:
 			if (parse_size(optarg, &o.keep_bytes) < 0)

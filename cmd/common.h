@@ -19,6 +19,7 @@ struct plait_cmd {
 	int (*fn)(int argc, char **argv);
 	const char *summary;
 	bool own_mounts; /* mounts snapshots: runs in a mount namespace of its own */
+	bool rootless;   /* not root: runs in a user namespace of its own (cmd/main.c) */
 };
 
 int cmd_version(int argc, char **argv);

@@ -11,19 +11,21 @@
 
 #include "common.h"
 #include "plait-config.h"
+#include "platforms/rootless.h"
+#include "platforms/sandbox.h"
 #include "core/banned.h"
 
 static const struct plait_cmd commands[] = {
-	{ "build", cmd_build, "build an image from a Dockerfile (no daemon)", true },
+	{ "build", cmd_build, "build an image from a Dockerfile (no daemon)", true, true },
 	{ "inspect", cmd_inspect, "show an image or index in a registry, OCI layout or archive" },
 	{ "copy", cmd_copy, "copy images between registries, OCI layouts and archives" },
 	{ "index", cmd_index, "assemble a multi-platform index from single-platform images" },
 	{ "login", cmd_login, "store credentials for a registry" },
 	{ "logout", cmd_logout, "remove stored credentials for a registry" },
-	{ "cache", cmd_cache, "show and prune the build cache" },
+	{ "cache", cmd_cache, "show and prune the build cache", false, true },
 	{ "qemu", cmd_qemu, "show and set up QEMU emulation for foreign architectures" },
 	{ "plan", cmd_plan, "show the jobs a build would run, without building" },
-	{ "bake", cmd_bake, "build the targets of a docker-bake.json file together", true },
+	{ "bake", cmd_bake, "build the targets of a docker-bake.json file together", true, true },
 	{ "lint", cmd_lint, "check a Dockerfile against container best practices" },
 	{ "version", cmd_version, "print the version" },
 };
@@ -72,13 +74,61 @@ static int finish_stdout(int rc)
 	return rc ? rc : 1;
 }
 
+/* --userns MODE and --no-process-sandbox act before the command parses its
+ * options (the namespace must be made while plait is single-threaded): they
+ * are looked for here, up to "--", and the command's parser accepts them. */
+static int rootless_options(int argc, char **argv, enum plait_userns_mode *mode)
+{
+	*mode = PLAIT_USERNS_AUTO;
+	for (int i = 2; i < argc; i++) {
+		const char *a = argv[i], *v = NULL;
+		if (streq(a, "--"))
+			break;
+		if (streq(a, "-h") || streq(a, "--help"))
+			return -1; /* the help needs no namespace */
+		if (streq(a, "--no-process-sandbox"))
+			plait_sandbox_set_process_sandbox(false);
+		else if (startswith(a, "--userns="))
+			v = a + strlen("--userns=");
+		else if (streq(a, "--userns") && i + 1 < argc)
+			v = argv[++i];
+		if (v && plait_userns_mode_from_string(v, mode) < 0)
+			return usage_error(argv[1], "--userns: unknown '%s'; use auto or single", v);
+	}
+	return 0;
+}
+
+/* Not root: the build runs as root of a user namespace of its own
+ * (platforms/rootless.h); as root of a small user namespace, only with
+ * --userns=single. */
+static int enter_rootless(int argc, char **argv)
+{
+	enum plait_userns_mode mode;
+	int r = rootless_options(argc, argv, &mode);
+	if (r)
+		return r < 0 ? 0 : r;
+	struct plait_error *err = NULL;
+	bool entered;
+	int code = plait_rootless_enter(mode, NULL, &entered, &err);
+	if (code == -PLAIT_E_USAGE && geteuid() != 0 && streq(argv[1], "cache")) {
+		/* No range: the cache can only be one of --userns=single builds,
+		 * whose files are all the user's own - no namespace needed. */
+		plait_error_free(err);
+		return 0;
+	}
+	if (code < 0) {
+		plait_error_wrap(&err, "plait %s", argv[1]);
+		return report_error(err);
+	}
+	return 0;
+}
+
 /* A command that mounts (the build's overlay snapshots) gets a mount
  * namespace of its own, made while plait is still single-threaded: every
  * mount it makes lives there only, so none is left on the host when plait is
  * killed (kill -9, OOM), and none is seen by other processes. Host mounts
- * still reach it (slave propagation). Without the privilege to unshare
- * (rootless: issue 14) the mounts are made in the caller's namespace, and the
- * next build removes what a killed one left (core/cache.h). */
+ * still reach it (slave propagation). Rootless, plait is root of its own
+ * user namespace by now (enter_rootless), which owns the new mount namespace. */
 static void own_mount_namespace(void)
 {
 	if (geteuid() != 0)
@@ -112,6 +162,11 @@ int main(int argc, char **argv)
 		name = "version";
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
 		if (streq(commands[i].name, name)) {
+			if (commands[i].rootless) {
+				int r = enter_rootless(argc, argv);
+				if (r)
+					return r;
+			}
 			if (commands[i].own_mounts)
 				own_mount_namespace();
 			return finish_stdout(commands[i].fn(argc - 1, argv + 1));

@@ -11,6 +11,7 @@
 #include "platforms/builder.h"
 #include "core/platform.h"
 #include "platforms/host.h"
+#include "platforms/rootless.h"
 #include "registry/endpoint.h"
 #include "registry/fetch.h"
 #include "core/ref.h"
@@ -136,6 +137,15 @@ int pipeline_option(struct pipeline *pl, const char *cmd, int c, const char *arg
 	case OPT_P_KEEP_GOING:
 		p->keep_going = true;
 		return 1;
+	case OPT_P_USERNS: {
+		/* Acted on by main before anything else ran (cmd/main.c). */
+		enum plait_userns_mode m;
+		if (plait_userns_mode_from_string(arg, &m) < 0)
+			return usage_error(cmd, "--userns: unknown '%s'; use auto or single", arg), -1;
+		return 1;
+	}
+	case OPT_P_NO_PROCESS_SANDBOX:
+		return 1; /* main set it: plait_sandbox_set_process_sandbox() */
 	case OPT_P_INDEX_FORMAT:
 		if (streq(arg, "docker"))
 			p->docker_format = true;

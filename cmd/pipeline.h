@@ -34,6 +34,8 @@ enum {
 	OPT_P_JOBS,
 	OPT_P_KEEP_GOING,
 	OPT_P_INDEX_FORMAT,
+	OPT_P_USERNS,
+	OPT_P_NO_PROCESS_SANDBOX,
 };
 #define PIPELINE_OPTIONS                                                        \
 	{ "cache-dir", required_argument, NULL, OPT_P_CACHE_DIR },             \
@@ -49,7 +51,9 @@ enum {
 	{ "allow-latest", no_argument, NULL, OPT_P_ALLOW_LATEST },             \
 	{ "jobs", required_argument, NULL, OPT_P_JOBS },                       \
 	{ "keep-going", no_argument, NULL, OPT_P_KEEP_GOING },                 \
-	{ "index-format", required_argument, NULL, OPT_P_INDEX_FORMAT }
+	{ "index-format", required_argument, NULL, OPT_P_INDEX_FORMAT },       \
+	{ "userns", required_argument, NULL, OPT_P_USERNS },                   \
+	{ "no-process-sandbox", no_argument, NULL, OPT_P_NO_PROCESS_SANDBOX }
 #define PIPELINE_HELP                                                                               \
 	"      --push                    push to every -t registry reference (tags move only after\n"   \
 	"                                every job succeeded and everything is uploaded)\n"           \
@@ -62,6 +66,11 @@ enum {
 	"                                published either way)\n"                                      \
 	"      --index-format oci|docker an OCI image index (default) or a Docker manifest list\n"     \
 	"                                (docker: Docker media types throughout; gzip layers only)\n"  \
+	"      --userns auto|single      not root: auto (default) maps the /etc/subuid and\n"         \
+	"                                /etc/subgid ranges through newuidmap; single maps only\n"   \
+	"                                your own id and makes every file root's in the image\n"     \
+	"      --no-process-sandbox      RUN shares plait's PID namespace and /proc (where new proc\n" \
+	"                                mounts are refused, e.g. an unprivileged container)\n"    \
 	"      --cache-dir DIR           the build cache (default $XDG_CACHE_HOME/plait)\n"            \
 	"      --no-cache                run every step, ignoring cached results\n"                    \
 	"      --compression gzip|zstd   layer compression (default gzip)\n"                           \

@@ -3,6 +3,7 @@
  * handlers with the F and P flags that foreign RUN steps need. */
 #include <getopt.h>
 #include <jansson.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -94,6 +95,26 @@ static void print_table(const struct plait_binfmt_status *v, size_t n, bool moun
 	}
 }
 
+/* Run by a user: a handler root registered with F serves that user's
+ * rootless builds too (the kernel opened the interpreter at registration, so
+ * the user's namespaces and the build's chroot need no path to it); one
+ * without F or disabled serves nobody's. The names of the usable ones. */
+static void usable_for_user(const struct plait_binfmt_status *v, size_t n, struct plait_buf *out)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!v[i].native && v[i].registered && v[i].enabled && v[i].fix_binary)
+			plait_buf_addf(out, "%s%s", out->len ? " " : "", v[i].arch->arch);
+}
+
+static const char *user_name(char buf[32])
+{
+	struct passwd *pw = getpwuid(getuid());
+	if (pw)
+		return pw->pw_name;
+	snprintf(buf, 32, "%u", (unsigned)getuid());
+	return buf;
+}
+
 static json_t *status_json(const struct plait_binfmt_status *v, size_t n, bool mounted,
 			   const char *host)
 {
@@ -178,11 +199,34 @@ static int qemu_status(int argc, char **argv)
 			    o, "message",
 			    json_string("binfmt_misc is not mounted at " PLAIT_BINFMT_DIR
 					": run 'plait qemu install' as root"));
+		if (geteuid() != 0) {
+			char nb[32];
+			struct plait_buf u = PLAIT_BUF_INIT;
+			usable_for_user(v, n, &u);
+			json_t *uo = json_object();
+			json_object_set_new(uo, "name", json_string(user_name(nb)));
+			json_object_set_new(uo, "uid", json_integer(getuid()));
+			json_t *ua = json_array();
+			for (char *save = NULL, *t = strtok_r(u.buf, " ", &save); t; t = strtok_r(NULL, " ", &save))
+				json_array_append_new(ua, json_string(t));
+			json_object_set_new(uo, "usable", ua);
+			json_object_set_new(o, "user", uo);
+			plait_buf_release(&u);
+		}
 		char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		printf("%s\n", s);
 		free(s);
 	} else {
 		print_table(v, n, mounted);
+		if (geteuid() != 0) {
+			char nb[32];
+			struct plait_buf u = PLAIT_BUF_INIT;
+			usable_for_user(v, n, &u);
+			printf("\nfor user %s (uid %u, rootless builds): %s%s\n", user_name(nb), (unsigned)getuid(),
+			       u.len ? "handlers with the F flag work: " : "no usable handler",
+			       u.len ? u.buf : " (one registered by root with 'plait qemu install' serves every user)");
+			plait_buf_release(&u);
+		}
 	}
 	plait_binfmt_status_free(v, n);
 	plait_platform_release(&host);

@@ -330,7 +330,7 @@ bool build_is_archive(int fd)
 }
 
 int build_extract_into(const char *root, int fd, const char *dest, const struct copy_attrs *a,
-		       const char *what, struct plait_error **err)
+		       const char *what, size_t *devices_skipped, struct plait_error **err)
 {
 	_cleanup_close_ int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
@@ -349,7 +349,7 @@ int build_extract_into(const char *root, int fd, const char *dest, const struct 
 		return plait_error_set_errno(err, PLAIT_E_IO, errno, "%s: open '%s'", what, dest);
 	snprintf(dir, sizeof(dir), "/proc/self/fd/%d", real);
 	/* An archive, not a layer: its ".wh." members are files, not deletions. */
-	struct plait_unpack_options uo = { .mode = PLAIT_UNPACK_PLAIN };
+	struct plait_unpack_options uo = { .mode = PLAIT_UNPACK_PLAIN, .devices_skipped = devices_skipped };
 	r = plait_unpack_fd(fd, dir, &uo, NULL, err);
 	if (r < 0)
 		plait_error_wrap(err, "%s: extract into '%s'", what, dest);
@@ -761,6 +761,8 @@ int build_do_copy(struct builder *b, struct stage *st, size_t idx, const struct 
 			goto out;
 		}
 		a.chown = true;
+		if (plait_userns_flatten()) /* --userns=single: every file is root's */
+			a.uid = a.gid = 0;
 	}
 	for (size_t i = 0; i < n_src && r >= 0; i++) {
 		const struct plait_df_heredoc *h = plait_df_heredoc_for_arg(in, words[i]);
@@ -793,8 +795,11 @@ int build_do_copy(struct builder *b, struct stage *st, size_t idx, const struct 
 			continue;
 		_cleanup_close_ int fd = -1;
 		r = plait_context_open_entry(src_ctx, &l.entries[l.sources[i].first], &fd, err);
+		size_t devices = 0;
 		if (r >= 0)
-			r = build_extract_into(plait_snapshot_root(snap), fd, dest.buf, &a, whr.buf, err);
+			r = build_extract_into(plait_snapshot_root(snap), fd, dest.buf, &a, whr.buf, &devices, err);
+		if (r >= 0 && devices)
+			build_warn_devices(b, whr.buf, devices);
 	}
 	for (size_t i = 0; i < n_urls && r >= 0; i++) {
 		_cleanup_close_ int fd = -1;

@@ -26,6 +26,7 @@
 #include "snapshot.h"
 #include "strv.h"
 #include "timestamp.h"
+#include "userns.h"
 
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -121,6 +122,9 @@ static inline void env_set(char ***envp, const char *key, const char *value)
 /* ------------------------------------------------------------ build_stage.c */
 
 void build_emit(struct builder *b, enum plait_build_event_kind kind, const char *text, double secs);
+/* The warning for device nodes a rootless unpack of what (a layer digest, an
+ * ADD source) left out. */
+void build_warn_devices(struct builder *b, const char *what, size_t n);
 bool build_cancelled(const struct builder *b);
 /* "Dockerfile:12" for messages. */
 void build_where(const struct builder *b, const struct plait_df_instr *in, struct plait_buf *out);
@@ -284,7 +288,7 @@ int build_copy_into(const char *root, struct plait_context *src, const struct pl
  * the directory dest inside root (ADD of a local archive); the directories
  * made for dest get a's owner when a->chown (ADD --chown), as buildah does. */
 int build_extract_into(const char *root, int fd, const char *dest, const struct copy_attrs *a,
-		       const char *what, struct plait_error **err);
+		       const char *what, size_t *devices_skipped, struct plait_error **err);
 /* true when fd (read with pread from 0) holds a tar archive, compressed or not. */
 bool build_is_archive(int fd);
 /* Write the file dest inside root from fd (ADD of a URL), mode and owner from a. */

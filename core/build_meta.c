@@ -302,6 +302,8 @@ int build_do_workdir(struct builder *b, struct stage *st, const struct plait_df_
 	if (r >= 0 && user) {
 		r = b->o->runner->resolve_user(b->o->runner->ctx, plait_snapshot_root(snap), user, &owner.uid,
 					       &owner.gid, err);
+		if (plait_userns_flatten()) /* --userns=single: every file is root's */
+			owner.uid = owner.gid = 0;
 		owner.chown = r >= 0 && (owner.uid || owner.gid);
 		if (r < 0) {
 			struct plait_buf w = PLAIT_BUF_INIT;

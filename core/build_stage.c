@@ -27,6 +27,16 @@ void build_emit(struct builder *b, enum plait_build_event_kind kind, const char 
 	b->o->progress(&ev, b->o->progress_ctx);
 }
 
+void build_warn_devices(struct builder *b, const char *what, size_t n)
+{
+	struct plait_buf m = PLAIT_BUF_INIT;
+	plait_buf_addf(&m, "warning: %s: %zu device node%s left out: a rootless build (user namespace) "
+		       "cannot create devices; RUN and COPY do not see %s", what, n, n == 1 ? "" : "s",
+		       n == 1 ? "it" : "them");
+	build_emit(b, PLAIT_BUILD_STEP_OUTPUT, m.buf, 0);
+	plait_buf_release(&m);
+}
+
 bool build_cancelled(const struct builder *b)
 {
 	return b->o->cancel && *b->o->cancel;
@@ -110,16 +120,25 @@ int build_ensure_layer_dir(struct builder *b, struct layer_ref *l, struct plait_
 	if (r < 0)
 		return r;
 	_cleanup_free_ char *tmp = plait_path_join(t.path, "tree");
-	if (mkdir(tmp, 0700) < 0) { /* as mkdtemp made it before */
+	/* 0755, the mode of an image's root when its layer has no "./" entry (as
+	 * docker and containerd give it): the copying snapshotter copies a
+	 * lower's root metadata onto the snapshot root, and a 0700 root would
+	 * lock every RUN with a USER other than root out of its own image.
+	 * (layers/ itself is 0700: nobody else reaches the tree.) */
+	if (mkdir(tmp, 0755) < 0 || chmod(tmp, 0755) < 0) {
 		r = plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot create '%s'", tmp);
 		plait_tmpdir_remove(&t);
 		return r;
 	}
+	size_t devices = 0;
 	struct plait_unpack_options uo = { .mode = PLAIT_UNPACK_OVERLAY,
 					   .media_type = l->desc.media_type,
 					   .diff_id = l->diff_id,
-					   .digest = l->desc.digest };
+					   .digest = l->desc.digest,
+					   .devices_skipped = &devices };
 	r = plait_unpack_blob(b->store, l->desc.digest, tmp, &uo, NULL, err);
+	if (r >= 0 && devices)
+		build_warn_devices(b, l->desc.digest, devices);
 	if (r >= 0 && rename(tmp, l->dir) < 0) {
 		/* another build unpacked it first */
 		if (errno != EEXIST && errno != ENOTEMPTY)

@@ -3,6 +3,7 @@
 #include "buf.h"
 #include "fs.h"
 #include "strv.h"
+#include "userns.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -23,7 +24,6 @@
 #define OVERLAYFS_SUPER_MAGIC 0x794c7630
 #endif
 
-#define OPAQUE_XATTR "trusted.overlay.opaque"
 
 /* The new mount API; glibc >= 2.36 declares it in sys/mount.h, but we call the
  * syscalls directly so older headers build too. */
@@ -39,6 +39,7 @@
 #ifndef MOVE_MOUNT_F_EMPTY_PATH
 #define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
 #endif
+#define P_FSCONFIG_SET_FLAG 0
 #define P_FSCONFIG_SET_STRING 1
 #define P_FSCONFIG_CMD_CREATE 6
 
@@ -119,7 +120,7 @@ static bool is_whiteout(const struct stat *st)
 static bool is_opaque(const char *path)
 {
 	char v[4];
-	ssize_t n = lgetxattr(path, OPAQUE_XATTR, v, sizeof(v));
+	ssize_t n = lgetxattr(path, plait_userns_opaque_xattr(), v, sizeof(v));
 	return n == 1 && v[0] == 'y';
 }
 
@@ -199,7 +200,7 @@ static int copy_xattrs(const char *src, const char *dst, struct plait_error **er
 	if (n < 0)
 		return plait_error_set_errno(err, PLAIT_E_IO, errno, "list xattrs of '%s'", src);
 	for (char *k = names; k < names + n; k += strlen(k) + 1) {
-		if (startswith(k, "trusted.overlay."))
+		if (startswith(k, "trusted.overlay.") || startswith(k, "user.overlay."))
 			continue;
 		ssize_t vn = lgetxattr(src, k, NULL, 0);
 		if (vn < 0)
@@ -627,11 +628,23 @@ static int sys_move_mount(int from_dfd, const char *from, int to_dfd, const char
 	return syscall(SYS_move_mount, from_dfd, from, to_dfd, to, flags);
 }
 
+/* In a user namespace (rootless) overlayfs cannot use trusted.* xattrs: it
+ * is mounted with userxattr and keeps opaque markers in user.overlay.*, which
+ * the unpacker writes there (plait_userns_opaque_xattr()). */
 static const char *const overlay_fixed_opts[][2] = {
 	{ "index", "off" },
 	{ "redirect_dir", "off" },
 	{ "metacopy", "off" },
 };
+
+/* userxattr refuses redirect_dir=off ("nofollow" is its own setting: no
+ * redirect made, none followed) and implies metacopy=off. */
+static const char *overlay_opt_value(size_t i)
+{
+	if (plait_userns_self()->nested && streq(overlay_fixed_opts[i][0], "redirect_dir"))
+		return "nofollow";
+	return overlay_fixed_opts[i][1];
+}
 
 /* The new mount API, one lower at a time. Returns 0, or -errno. Both ways
  * mount nodev: a device node of a layer is never opened through the snapshot
@@ -647,9 +660,10 @@ static int mount_overlay_new(struct plait_snapshot *s, const char *work)
 	if (sys_fsconfig(fsfd, P_FSCONFIG_SET_STRING, "upperdir", s->upper, 0) < 0 ||
 	    sys_fsconfig(fsfd, P_FSCONFIG_SET_STRING, "workdir", work, 0) < 0)
 		return -errno;
+	if (plait_userns_self()->nested && sys_fsconfig(fsfd, P_FSCONFIG_SET_FLAG, "userxattr", NULL, 0) < 0)
+		return -errno;
 	for (size_t i = 0; i < ARRAY_SIZE(overlay_fixed_opts); i++)
-		if (sys_fsconfig(fsfd, P_FSCONFIG_SET_STRING, overlay_fixed_opts[i][0],
-				 overlay_fixed_opts[i][1], 0) < 0)
+		if (sys_fsconfig(fsfd, P_FSCONFIG_SET_STRING, overlay_fixed_opts[i][0], overlay_opt_value(i), 0) < 0)
 			return -errno;
 	if (sys_fsconfig(fsfd, P_FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
 		return -errno;
@@ -673,7 +687,9 @@ static int mount_overlay_classic(struct plait_snapshot *s, const char *work)
 	}
 	plait_buf_addf(&o, ",upperdir=%s,workdir=%s", s->upper, work);
 	for (size_t i = 0; i < ARRAY_SIZE(overlay_fixed_opts); i++)
-		plait_buf_addf(&o, ",%s=%s", overlay_fixed_opts[i][0], overlay_fixed_opts[i][1]);
+		plait_buf_addf(&o, ",%s=%s", overlay_fixed_opts[i][0], overlay_opt_value(i));
+	if (plait_userns_self()->nested)
+		plait_buf_adds(&o, ",userxattr");
 	if (o.len >= 4096)
 		return -E2BIG;
 	if (mount("overlay", s->root, "overlay", MS_NODEV, o.buf) < 0)

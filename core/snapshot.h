@@ -5,14 +5,17 @@
  *  - lowers are unpacked layer directories, BOTTOM FIRST (lowers[0] is the base
  *    image's first layer). They use overlayfs conventions for deletions: a
  *    whiteout is a character device 0/0, an opaque directory carries the xattr
- *    trusted.overlay.opaque="y". Lowers are never modified.
+ *    trusted.overlay.opaque="y" (user.overlay.opaque="y" in a user namespace:
+ *    rootless, core/userns.h). Lowers are never modified.
  *  - OVERLAY mode mounts overlayfs at <tmp>/root with a fresh <tmp>/upper; after
  *    the step the upper directory IS the change (whiteouts and opaque dirs in
  *    overlay form). Mount options: index=off, redirect_dir=off, metacopy=off,
  *    so the upper never holds redirects or metadata-only copies that a layer
- *    writer would have to understand.
+ *    writer would have to understand. In a user namespace: userxattr, with
+ *    redirect_dir=nofollow (userxattr refuses "off"; nofollow neither makes
+ *    nor follows redirects).
  *  - COPY mode deep-copies the lowers into <tmp>/root (owners, modes, mtimes,
- *    xattrs except trusted.overlay.*, devices, fifos, symlinks; hard links within
+ *    xattrs except trusted.overlay.* and user.overlay.*, devices, fifos, symlinks; hard links within
  *    one layer stay hard links; no link into the lowers is ever made, so the step
  *    cannot write through to a lower). It records the copied tree's metadata
  *    (inode, ctime, mtime, size, mode, owner) and plait_snapshot_changes() diffs

@@ -25,6 +25,7 @@
 #include "cleanup.h"
 #include "fs.h"
 #include "unpack.h"
+#include "userns.h"
 #include "banned.h"
 
 
@@ -533,15 +534,16 @@ static int whiteout(struct unpacker *u, struct archive_entry *ae, const char *pa
 			_cleanup_close_ int dfd =
 			    openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 			r = dfd < 0						      ? -errno
-			    : fsetxattr(dfd, "trusted.overlay.opaque", "y", 1, 0) < 0 ? -errno
+			    : fsetxattr(dfd, plait_userns_opaque_xattr(), "y", 1, 0) < 0 ? -errno
 										      : 0;
 		} else if (r >= 0) {
 			r = plait_rm_rf_at(pfd, target);
 			if (r >= 0 && mknodat(pfd, target, S_IFCHR | 0, makedev(0, 0)) < 0)
 				r = -errno;
+			bool flat = plait_userns_flatten();
 			if (r >= 0 && !u->o->no_chown &&
-			    fchownat(pfd, target, (uid_t)archive_entry_uid(ae),
-				     (gid_t)archive_entry_gid(ae), AT_SYMLINK_NOFOLLOW) < 0)
+			    fchownat(pfd, target, flat ? 0 : (uid_t)archive_entry_uid(ae),
+				     flat ? 0 : (gid_t)archive_entry_gid(ae), AT_SYMLINK_NOFOLLOW) < 0)
 				r = -errno;
 		}
 	}
@@ -574,8 +576,10 @@ static int set_metadata(struct unpacker *u, struct archive_entry *ae, int pfd, c
 		fd = dfd;
 	}
 	const char *what = "chown";
-	uid_t uid = (uid_t)archive_entry_uid(ae);
-	gid_t gid = (gid_t)archive_entry_gid(ae);
+	/* --userns=single: every file is root's (only one id is mapped). */
+	bool flat = plait_userns_flatten();
+	uid_t uid = flat ? 0 : (uid_t)archive_entry_uid(ae);
+	gid_t gid = flat ? 0 : (gid_t)archive_entry_gid(ae);
 	if (!u->o->no_chown && (fd >= 0 ? fchown(fd, uid, gid)
 					: fchownat(pfd, base, uid, gid, AT_SYMLINK_NOFOLLOW)) < 0)
 		goto fail;
@@ -624,6 +628,14 @@ static int set_metadata(struct unpacker *u, struct archive_entry *ae, int pfd, c
 		goto fail;
 	return 0;
 fail:
+	if (errno == EINVAL && streq(what, "chown") && plait_userns_self()->nested)
+		return plait_error_set(err, PLAIT_E_IO,
+				       "unpack: chown '%s' to %u:%u: the id is not mapped in plait's user namespace "
+				       "(%llu uids, %llu gids): give the user a larger range in /etc/subuid and "
+				       "/etc/subgid",
+				       name, (unsigned)uid, (unsigned)gid,
+				       (unsigned long long)plait_userns_self()->n_uids,
+				       (unsigned long long)plait_userns_self()->n_gids);
 	return plait_error_set_errno(err, PLAIT_E_IO, errno, "unpack: %s '%s'", what, name);
 }
 
@@ -730,6 +742,16 @@ static int unpack_entry(struct unpacker *u, struct archive *a, struct archive_en
 	}
 	case AE_IFCHR:
 	case AE_IFBLK:
+		if (plait_userns_self()->nested) {
+			/* A user namespace cannot make device nodes (mknod needs
+			 * CAP_MKNOD in the initial one): the node is left out,
+			 * counted for the caller's warning. RUN never opens one
+			 * anyway (its root is nodev); what it replaced is gone. */
+			if (u->o->devices_skipped)
+				(*u->o->devices_skipped)++;
+			return 0;
+		}
+		/* fall through */
 	case AE_IFIFO: {
 		dev_t dev = makedev(archive_entry_rdevmajor(ae), archive_entry_rdevminor(ae));
 		r = mknodat(pfd, base, type | 0600, type == AE_IFIFO ? 0 : dev) < 0 ? -errno : 0;

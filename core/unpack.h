@@ -21,6 +21,9 @@
  *    trusted.overlay.* / user.overlay.* xattrs itself (they are dropped).
  *  - an existing path is replaced unless both it and the entry are
  *    directories (the directory is kept, its metadata updated).
+ *  - in a user namespace (core/userns.h) the opaque marker is user.overlay.opaque,
+ *    character and block devices are left out (counted in devices_skipped),
+ *    and --userns=single makes every owner 0:0.
  *  - owners (unless no_chown), modes (suid/sgid/sticky included), xattrs
  *    (security.selinux dropped), mtimes (directories last), devices and fifos
  *    are restored. Sockets are skipped.
@@ -50,7 +53,10 @@ struct plait_unpack_options {
 				 * magic bytes, as docker does (registries mislabel) */
 	const char *diff_id;	/* NULL: not verified */
 	const char *digest;	/* NULL: not verified (the store checked it already) */
-	bool no_chown;		/* keep the unpacking user as owner (rootless) */
+	bool no_chown;		/* keep the unpacking user as owner */
+	/* In a user namespace (rootless) character and block devices cannot be
+	 * made: they are left out and counted here (when not NULL). */
+	size_t *devices_skipped;
 };
 
 /* Reads up to len bytes into buf: bytes read, 0 at the end, or -errno. */

@@ -10,6 +10,7 @@
 
 #include "sandbox.h"
 #include "core/buf.h"
+#include "core/userns.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +21,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -36,6 +38,14 @@
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define LINE_MAX_BYTES (64 * 1024)
 #define ID_FILE_MAX (16 * 1024 * 1024)
+
+/* --no-process-sandbox: chosen on the command line, for the whole process. */
+static atomic_bool no_process_sandbox;
+
+void plait_sandbox_set_process_sandbox(bool on)
+{
+	atomic_store(&no_process_sandbox, !on);
+}
 
 /* ---- resolving paths inside the root ---- */
 
@@ -398,6 +408,7 @@ struct child_ctx {
 	int out_w, err_w, sync_w, status_w;
 	pid_t caller;  /* the helper's parent: gone means exit at once */
 	int alive_r;   /* pid 1: EOF once the helper is gone */
+	bool share_pids; /* --no-process-sandbox */
 };
 
 _noreturn_ static void child_fail(int sync_w, struct plait_buf *msg)
@@ -504,8 +515,11 @@ static void setup_dev(struct child_ctx *c, int rootfd)
 		close(f);
 	}
 	CHILD_CHECK(mkdirat(devfd, "pts", 0755) == 0, c, "sandbox: create /dev/pts");
+	/* gid 5 (tty) exists only where it is mapped (not under --userns=single). */
 	mount_in_root(c, rootfd, "devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
-		      "newinstance,ptmxmode=0666,mode=0620,gid=5", false);
+		      plait_userns_self()->n_gids > 5 ? "newinstance,ptmxmode=0666,mode=0620,gid=5"
+						       : "newinstance,ptmxmode=0666,mode=0620",
+		      false);
 	CHILD_CHECK(symlinkat("pts/ptmx", devfd, "ptmx") == 0, c, "sandbox: create /dev/ptmx");
 	CHILD_CHECK(mkdirat(devfd, "shm", 01777) == 0, c, "sandbox: create /dev/shm");
 	mount_in_root(c, rootfd, "shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
@@ -674,7 +688,25 @@ _noreturn_ static void run_pid1(struct child_ctx *c)
 
 	/* Secrets go on a tmpfs first, which /proc then covers. */
 	int staging = stage_files(c, rootfd);
-	mount_in_root(c, rootfd, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, false);
+	if (c->share_pids) {
+		/* --no-process-sandbox: the PID namespace is plait's, and so is
+		 * its /proc (a new proc mount is what was refused). */
+		mount_in_root(c, rootfd, "/proc", "/proc", NULL, MS_BIND | MS_REC | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+			      NULL, false);
+	} else {
+		int fd = openat_in_root(rootfd, "/proc", O_PATH);
+		errno = fd < 0 ? -fd : 0;
+		CHILD_CHECK(fd >= 0, c, "sandbox: open mount target '/proc'");
+		fd_path(p, sizeof(p), fd);
+		if (mount("proc", p, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+			CHILD_CHECK(errno != EPERM, c,
+				    "sandbox: mount proc for RUN's own PID namespace: refused here (a container "
+				    "whose /proc is masked or read-only?); run plait with --no-process-sandbox to "
+				    "let RUN share plait's PID namespace and /proc instead");
+			CHILD_CHECK(false, c, "sandbox: mount 'proc' on '/proc'");
+		}
+		close(fd);
+	}
 	{
 		int fd = openat_in_root(rootfd, "/sys", O_PATH);
 		errno = fd < 0 ? -fd : 0;
@@ -738,10 +770,17 @@ _noreturn_ static void run_pid1(struct child_ctx *c)
 		    "sandbox: set up stdio");
 
 	drop_capabilities(c);
-	CHILD_CHECK(setgroups(c->user->n_groups, c->user->groups) == 0, c, "set groups of user '%s'",
-		    spec->user && *spec->user ? spec->user : "root");
-	CHILD_CHECK(setgid(c->user->gid) == 0, c, "set gid %u", (unsigned)c->user->gid);
-	CHILD_CHECK(setuid(c->user->uid) == 0, c, "set uid %u", (unsigned)c->user->uid);
+	/* Under --userns=single setgroups is denied (an unprivileged map): the
+	 * groups stay what they are, none of them mapped. */
+	CHILD_CHECK(setgroups(c->user->n_groups, c->user->groups) == 0 || (errno == EPERM && plait_userns_flatten()),
+		    c, "set groups of user '%s'", spec->user && *spec->user ? spec->user : "root");
+	const char *unmapped = plait_userns_self()->nested
+				   ? " (not mapped in plait's user namespace: --userns=single maps root only)"
+				   : "";
+	CHILD_CHECK(setgid(c->user->gid) == 0, c, "set gid %u%s", (unsigned)c->user->gid,
+		    errno == EINVAL ? unmapped : "");
+	CHILD_CHECK(setuid(c->user->uid) == 0, c, "set uid %u%s", (unsigned)c->user->uid,
+		    errno == EINVAL ? unmapped : "");
 	/* No setuid bit or file capability raises what RUN may do (as runc's
 	 * noNewPrivileges); an entitlement such as RUN --security=insecure
 	 * would be the one place to leave it off. */
@@ -807,7 +846,7 @@ _noreturn_ static void run_helper(struct child_ctx *c)
 		_exit(1);
 	int keep[] = { c->out_w, c->err_w, c->sync_w, c->status_w };
 	CHILD_CHECK(close_all_but(keep, ARRAY_SIZE(keep)) == 0, c, "sandbox: close the caller's descriptors");
-	int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
+	int flags = CLONE_NEWNS | (c->share_pids ? 0 : CLONE_NEWPID) | CLONE_NEWUTS | CLONE_NEWIPC;
 	if (c->spec->network_none)
 		flags |= CLONE_NEWNET;
 	CHILD_CHECK(unshare(flags) == 0, c, "sandbox: create namespaces (are you root?)");
@@ -966,7 +1005,8 @@ int plait_sandbox_run(const struct plait_sandbox_spec *spec, struct plait_sandbo
 		plait_buf_release(&h);
 	}
 	with_home.env = (const char *const *)env;
-	struct child_ctx c = { &with_home, root_abs, &user, outp[1], errp[1], syncp[1], statp[1], getpid(), -1 };
+	struct child_ctx c = { &with_home, root_abs, &user, outp[1], errp[1], syncp[1], statp[1], getpid(), -1,
+			       atomic_load(&no_process_sandbox) };
 	helper = fork();
 	if (helper < 0) {
 		r = plait_error_set_errno(err, PLAIT_E_IO, errno, "sandbox: fork");

@@ -53,7 +53,13 @@
  *    cgroups and resource limits, the kernel and its keyrings, time, /sys
  *    contents (read-only but host-wide), and the network without network_none.
  *    It is a build sandbox for trusted Dockerfiles, not a security boundary.
- *  - Requires root (CAP_SYS_ADMIN). The calling process is not changed (no
+ *  - Rootless (platforms/rootless.h): the same, inside plait's user
+ *    namespace; the user's ids are those of that namespace. Under
+ *    --userns=single the kernel denies setgroups: the command keeps the
+ *    invoking user's supplementary groups (unmapped, so they grant nothing
+ *    the user does not have anyway), devpts gets no gid=5, and a USER other
+ *    than root fails (its id is not mapped).
+ *  - Requires root (CAP_SYS_ADMIN; of plait's user namespace when rootless). The calling process is not changed (no
  *    unshare, no chdir); safe to call from several threads at once. */
 #ifndef PLAIT_SANDBOX_H
 #define PLAIT_SANDBOX_H
@@ -120,6 +126,15 @@ struct plait_sandbox_result {
  * look at *res), <0 when the sandbox could not be set up or the command could
  * not be executed (the message says which, e.g. "exec 'foo': not found").
  * *res is filled in both cases; release it with plait_sandbox_result_release(). */
+/* --no-process-sandbox (off by default; the whole process): the command
+ * shares the caller's PID namespace and its /proc (bound, nosuid, nodev,
+ * noexec) instead of a new PID namespace with a fresh proc - for containers
+ * that refuse new proc mounts. It can then see and signal the caller's other
+ * processes of the same user, and a killed build's RUN children that left
+ * their process group are not taken with it. Without it, a refused proc mount
+ * is an error that names this flag. */
+void plait_sandbox_set_process_sandbox(bool on);
+
 int plait_sandbox_run(const struct plait_sandbox_spec *spec, struct plait_sandbox_result *res,
 		      struct plait_error **err);
 void plait_sandbox_result_release(struct plait_sandbox_result *res);

@@ -222,6 +222,27 @@ static void test_sandbox__command_is_pid_1_with_a_fresh_proc(void **state)
 	output_release(&o);
 }
 
+/* --no-process-sandbox: the command shares our PID namespace and sees our
+ * /proc (our own pid in it); every other part of the sandbox stays. */
+static void test_sandbox__no_process_sandbox_shares_the_pid_namespace(void **state)
+{
+	(void)state;
+	require_root();
+	plait_sandbox_set_process_sandbox(false);
+	struct output o = { PLAIT_BUF_INIT, PLAIT_BUF_INIT };
+	char cmd[160];
+	snprintf(cmd, sizeof(cmd), "test $$ != 1 && test -d /proc/%d && grep NoNewPrivs /proc/self/status && hostname",
+		 (int)getpid());
+	struct plait_sandbox_spec spec = spec_for(SH(cmd), &o);
+	struct plait_sandbox_result res;
+	run_ok(&spec, &res);
+	plait_sandbox_set_process_sandbox(true);
+	assert_int_equal(res.exit_code, 0);
+	assert_string_equal(o.out.buf, "NoNewPrivs:\t1\nplait\n");
+	plait_sandbox_result_release(&res);
+	output_release(&o);
+}
+
 static void test_sandbox__hostname_is_set(void **state)
 {
 	(void)state;
@@ -866,6 +887,7 @@ int main(void)
 		cmocka_unit_test(test_sandbox__exit_status_is_propagated),
 		cmocka_unit_test(test_sandbox__environment_is_exactly_the_given_one),
 		cmocka_unit_test(test_sandbox__command_is_pid_1_with_a_fresh_proc),
+		cmocka_unit_test(test_sandbox__no_process_sandbox_shares_the_pid_namespace),
 		cmocka_unit_test(test_sandbox__hostname_is_set),
 		cmocka_unit_test(test_sandbox__network_none_has_only_an_up_loopback),
 		cmocka_unit_test(test_sandbox__user_by_name_gets_supplementary_groups),
