@@ -14,6 +14,7 @@ struct pipeline {
 	struct plait_request req;
 	struct registry_cli rc;
 	enum progress_mode mode;
+	char *builder; /* --builder NAME; NULL: the one 'plait builder use' chose */
 };
 
 void pipeline_release(struct pipeline *p);
@@ -36,6 +37,7 @@ enum {
 	OPT_P_INDEX_FORMAT,
 	OPT_P_USERNS,
 	OPT_P_NO_PROCESS_SANDBOX,
+	OPT_P_BUILDER,
 };
 #define PIPELINE_OPTIONS                                                        \
 	{ "cache-dir", required_argument, NULL, OPT_P_CACHE_DIR },             \
@@ -53,7 +55,8 @@ enum {
 	{ "keep-going", no_argument, NULL, OPT_P_KEEP_GOING },                 \
 	{ "index-format", required_argument, NULL, OPT_P_INDEX_FORMAT },       \
 	{ "userns", required_argument, NULL, OPT_P_USERNS },                   \
-	{ "no-process-sandbox", no_argument, NULL, OPT_P_NO_PROCESS_SANDBOX }
+	{ "no-process-sandbox", no_argument, NULL, OPT_P_NO_PROCESS_SANDBOX }, \
+	{ "builder", required_argument, NULL, OPT_P_BUILDER }
 #define PIPELINE_HELP                                                                               \
 	"      --push                    push to every -t registry reference (tags move only after\n"   \
 	"                                every job succeeded and everything is uploaded)\n"           \
@@ -71,6 +74,9 @@ enum {
 	"                                your own id and makes every file root's in the image\n"     \
 	"      --no-process-sandbox      RUN shares plait's PID namespace and /proc (where new proc\n" \
 	"                                mounts are refused, e.g. an unprivileged container)\n"    \
+	"      --builder NAME|local      send each platform to a node of builder NAME that runs it\n"  \
+	"                                natively (see 'plait builder'; default: the one chosen\n"  \
+	"                                with 'plait builder use'); local: this host only\n"          \
 	"      --cache-dir DIR           the build cache (default $XDG_CACHE_HOME/plait)\n"            \
 	"      --no-cache                run every step, ignoring cached results\n"                    \
 	"      --compression gzip|zstd   layer compression (default gzip)\n"                           \

@@ -257,6 +257,9 @@ void print_plan(const struct plait_plan *plan, bool as_json)
 		       args.len ? args.buf : "-");
 		if (tags.len)
 			printf("%-3s %-14s %-10s %-16s %-8s -> %s\n", "", "", "", "", "", tags.buf);
+		if (j->builder.node || j->builder.reason)
+			printf("%-3s %-14s %-10s %-16s %-8s on %s: %s\n", "", "", "", "", "",
+			       j->builder.node ? j->builder.node : "this host", j->builder.reason ? j->builder.reason : "-");
 		plait_buf_release(&args);
 		plait_buf_release(&tags);
 	}
