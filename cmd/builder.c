@@ -39,12 +39,20 @@ static const char builder_usage[] =
 
 enum { OPT_NODE = OPT_FIRST_PRIVATE, OPT_IDENTITY, OPT_REMOTE_PLAIT, OPT_FORMAT };
 
+/* report_error, then free err. */
+static int report(struct plait_error *err)
+{
+	int r = report_error(err);
+	plait_error_free(err);
+	return r;
+}
+
 static int load(char **path, struct plait_builders_conf *c)
 {
 	*path = plait_builders_default_path();
 	struct plait_error *err = NULL;
 	if (plait_builders_load(*path, c, &err) < 0)
-		return report_error(err);
+		return report(err);
 	return 0;
 }
 
@@ -52,7 +60,7 @@ static int save(const char *path, const struct plait_builders_conf *c)
 {
 	struct plait_error *err = NULL;
 	if (plait_builders_save(path, c, &err) < 0)
-		return report_error(err);
+		return report(err);
 	return 0;
 }
 
@@ -189,7 +197,7 @@ static int builder_create(int argc, char **argv)
 		for (size_t i = 0; i < b.n_nodes; i++)
 			if (b.nodes[i].error && !strstr(err->msg, b.nodes[i].error))
 				fprintf(stderr, "plait: error: %s\n", b.nodes[i].error);
-		ret = report_error(err);
+		ret = report(err);
 		goto done;
 	}
 	struct plait_remote_builder *old = plait_builders_find(&conf, name);
@@ -247,7 +255,7 @@ static int not_found(const char *name, const char *path)
 			"no builder named '%s' in %s: see 'plait builder ls', or make it with 'plait builder create "
 			"%s --node ssh://HOST'",
 			name, path, name);
-	return report_error(err);
+	return report(err);
 }
 
 static int builder_ls(int argc, char **argv)
@@ -324,7 +332,7 @@ static int builder_inspect(int argc, char **argv)
 	if (failed) {
 		plait_error_wrap(&err, "plait builder inspect %s (%zu of %zu node%s unreachable)", name, failed,
 				 b->n_nodes, b->n_nodes == 1 ? "" : "s");
-		ret = report_error(err);
+		ret = report(err);
 	}
 done:
 	plait_builders_conf_release(&conf);
