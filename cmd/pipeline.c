@@ -151,6 +151,11 @@ int pipeline_option(struct pipeline *pl, const char *cmd, int c, const char *arg
 	case OPT_P_BUILDER:
 		free(pl->builder);
 		pl->builder = xstrdup(arg);
+		return 1;
+	case OPT_P_FALLBACK:
+		if (!streq(arg, "local"))
+			return usage_error(cmd, "--fallback: unknown '%s'; use local", arg), -1;
+		pl->fallback_local = true;
 		return 1; /* main set it: plait_sandbox_set_process_sandbox() */
 	case OPT_P_INDEX_FORMAT:
 		if (streq(arg, "docker"))
@@ -321,7 +326,7 @@ int pipeline_run(struct pipeline *pl, bool plan_only, bool plan_json)
 	if (remote_builder(pl, &conf, &rb, &err) < 0)
 		goto fail;
 	if (rb) {
-		rctx_b = (struct plait_remote_chooser){ .b = rb, .local = &local };
+		rctx_b = (struct plait_remote_chooser){ .b = rb, .local = &local, .fallback_local = pl->fallback_local };
 		plait_remote_builders(&rctx_b, &chooser);
 	}
 	struct plait_plan_opts po = {

@@ -15,6 +15,7 @@ struct pipeline {
 	struct registry_cli rc;
 	enum progress_mode mode;
 	char *builder; /* --builder NAME; NULL: the one 'plait builder use' chose */
+	bool fallback_local; /* --fallback local */
 };
 
 void pipeline_release(struct pipeline *p);
@@ -38,6 +39,7 @@ enum {
 	OPT_P_USERNS,
 	OPT_P_NO_PROCESS_SANDBOX,
 	OPT_P_BUILDER,
+	OPT_P_FALLBACK,
 };
 #define PIPELINE_OPTIONS                                                        \
 	{ "cache-dir", required_argument, NULL, OPT_P_CACHE_DIR },             \
@@ -56,7 +58,8 @@ enum {
 	{ "index-format", required_argument, NULL, OPT_P_INDEX_FORMAT },       \
 	{ "userns", required_argument, NULL, OPT_P_USERNS },                   \
 	{ "no-process-sandbox", no_argument, NULL, OPT_P_NO_PROCESS_SANDBOX }, \
-	{ "builder", required_argument, NULL, OPT_P_BUILDER }
+	{ "builder", required_argument, NULL, OPT_P_BUILDER },                 \
+	{ "fallback", required_argument, NULL, OPT_P_FALLBACK }
 #define PIPELINE_HELP                                                                               \
 	"      --push                    push to every -t registry reference (tags move only after\n"   \
 	"                                every job succeeded and everything is uploaded)\n"           \
@@ -77,6 +80,8 @@ enum {
 	"      --builder NAME|local      send each platform to a node of builder NAME that runs it\n"  \
 	"                                natively (see 'plait builder'; default: the one chosen\n"  \
 	"                                with 'plait builder use'); local: this host only\n"          \
+	"      --fallback local          with a builder: a node that cannot be reached is left out\n" \
+	"                                (its platforms go to this host) instead of failing the plan\n" \
 	"      --cache-dir DIR           the build cache (default $XDG_CACHE_HOME/plait)\n"            \
 	"      --no-cache                run every step, ignoring cached results\n"                    \
 	"      --compression gzip|zstd   layer compression (default gzip)\n"                           \

@@ -649,6 +649,8 @@ static const struct plait_node *node_serving(const struct plait_remote_builder *
 {
 	for (size_t i = 0; i < b->n_nodes; i++) {
 		const struct plait_node *n = &b->nodes[i];
+		if (n->error)
+			continue; /* unreachable (with --fallback local) */
 		for (char **p = native ? n->native : n->qemu; p && *p; p++)
 			if (arch_same(startswith(*p, "linux/") ? *p + 6 : *p, arch))
 				return n;
@@ -671,30 +673,48 @@ static int choose_remote(void *ctx, const struct plait_platform *p, struct plait
 	const struct plait_remote_chooser *rc = ctx;
 	const struct plait_remote_builder *b = rc->b;
 	memset(out, 0, sizeof(*out));
-	for (size_t i = 0; i < b->n_nodes; i++)
-		if (b->nodes[i].error)
-			return plait_error_set(err, PLAIT_E_NETWORK, "builder '%s': %s", b->name, b->nodes[i].error);
+	struct plait_buf down = PLAIT_BUF_INIT; /* the nodes left out, for the reason */
+	for (size_t i = 0; i < b->n_nodes; i++) {
+		if (!b->nodes[i].error)
+			continue;
+		if (!rc->fallback_local) {
+			plait_buf_release(&down);
+			return plait_error_set(err, PLAIT_E_NETWORK,
+					       "builder '%s': %s (or pass --fallback local to build its platforms here)",
+					       b->name, b->nodes[i].error);
+		}
+		plait_buf_addf(&down, "%s%s", down.len ? ", " : "", b->nodes[i].url);
+	}
 	_cleanup_free_ char *ps = plait_platform_format(p);
-	if (!p->os || !streq(p->os, "linux"))
+	if (!p->os || !streq(p->os, "linux")) {
+		plait_buf_release(&down);
 		return plait_error_set(err, PLAIT_E_USAGE,
 				       "no builder for %s: RUN steps need a Linux kernel; build linux/* platforms", ps);
+	}
 	const struct plait_node *n = node_serving(b, p->architecture, true);
 	if (n) {
 		struct plait_buf why = PLAIT_BUF_INIT;
 		plait_buf_addf(&why, "node runs %s natively", p->architecture);
 		remote_builder(out, n, false, why.buf);
 		plait_buf_release(&why);
+		plait_buf_release(&down);
 		return 0;
 	}
 	struct plait_error *lerr = NULL;
 	if (rc->local->choose(rc->local->ctx, p, out, &lerr) >= 0) {
 		free(out->reason);
-		out->reason = xstrdup(out->emulated ? "no node runs it natively; this host's QEMU does"
-						    : "no node runs it natively; this host does");
+		struct plait_buf why = PLAIT_BUF_INIT;
+		plait_buf_addf(&why, "no %snode runs it natively; this host%s does", down.len ? "reachable " : "",
+			       out->emulated ? "'s QEMU" : "");
+		if (down.len)
+			plait_buf_addf(&why, " (--fallback local: %s unreachable)", down.buf);
+		out->reason = plait_buf_detach(&why, NULL);
 		plait_error_free(lerr);
+		plait_buf_release(&down);
 		return 0;
 	}
 	n = node_serving(b, p->architecture, false);
+	plait_buf_release(&down);
 	if (n) {
 		plait_error_free(lerr);
 		remote_builder(out, n, true, "no node runs it natively, nor does this host; the node's QEMU does");

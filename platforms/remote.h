@@ -19,7 +19,8 @@
  *  - the chooser gives each platform: a node that runs it natively, else
  *    this host's native or QEMU builder, else a node whose QEMU serves it;
  *    the builder's node and reason say which and why; a node that could not
- *    be probed makes every choice fail with its error (a planning problem). */
+ *    be probed makes every choice fail with its error (a planning problem),
+ *    unless fallback_local: then it is left out and the reasons name it. */
 #ifndef PLAIT_REMOTE_H
 #define PLAIT_REMOTE_H
 
@@ -82,6 +83,9 @@ int plait_node_probe(const struct plait_remote_builder *b, struct plait_node *n,
 struct plait_remote_chooser {
 	const struct plait_remote_builder *b;
 	const struct plait_builder_chooser *local;
+	/* --fallback local: an unreachable node is left out (its platforms go
+	 * to this host, and the reason says so) instead of failing the plan. */
+	bool fallback_local;
 };
 void plait_remote_builders(struct plait_remote_chooser *ctx, struct plait_builder_chooser *out);
 

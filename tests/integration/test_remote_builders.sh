@@ -17,7 +17,8 @@
 # to node A (native) and linux/arm64 to node B (its QEMU) for both variants,
 # and linux/arm64 to this host's QEMU once it has one; 'use' makes the
 # builder the default and 'use local' undoes it; build --builder says that
-# running on nodes is not implemented (exit 2, nothing built); an
+# running on nodes is not implemented (exit 2, nothing built); --fallback
+# local leaves an unreachable node out and the plan says so; an
 # unreachable node, a wrong key and an unknown host key are clear errors
 # naming the node with ssh's message, in create and as planning problems; a
 # node speaking another protocol is refused with the fix; a corrupt
@@ -281,7 +282,17 @@ expect_rc 2
 assert_contains "$ERR" "cannot plan this build"
 assert_contains "$ERR" "builder 'farm': node ssh://root@127.0.0.1:$DEAD: ssh could not connect"
 assert_contains "$ERR" "Connection refused"
+assert_contains "$ERR" "--fallback local"
 pass "an unreachable node is a planning problem with ssh's message"
+
+PLAIT_BINFMT_DIR=$T/local-qemu run_ok "$PLAIT" "${PLAN[@]}" --builder farm --fallback local --format json "$C"
+assert_eq "ssh://node-a" "$(jq -r '.jobs[] | select(.platform == "linux/amd64") | .node' <<<"$OUT" | sort -u)" \
+	"node of amd64 with --fallback local"
+assert_contains "$(jq -r '.jobs[] | select(.platform == "linux/arm64") | .reason' <<<"$OUT")" \
+	"this host's QEMU does (--fallback local: ssh://root@127.0.0.1:$DEAD unreachable)"
+run_expect_fail "$PLAIT" "${PLAN[@]}" --builder farm --fallback remote "$C"
+expect_rc 2
+pass "--fallback local leaves the unreachable node out and the plan says so"
 
 run_expect_fail "$PLAIT" builder inspect farm
 expect_rc 1

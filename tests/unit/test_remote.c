@@ -245,6 +245,20 @@ static void test_assign(void **state)
 	assert_true(choose(&c, "linux/amd64", &out, &e) < 0);
 	assert_non_null(strstr(e->msg, "builder 'farm': node ssh://arm: ssh could not connect: Connection refused"));
 	assert_int_equal(PLAIT_E_NETWORK, e->code);
+	assert_non_null(strstr(e->msg, "--fallback local"));
+	plait_error_free(e);
+	e = NULL;
+	/* --fallback local: it is left out, and the reason says so */
+	rc.fallback_local = true;
+	assert_int_equal(0, choose(&c, "linux/amd64", &out, &e));
+	assert_string_equal("ssh://x86", out.node);
+	plait_builder_release(&out);
+	assert_int_equal(0, choose(&c, "linux/arm64", &out, &e)); /* this host's QEMU now */
+	assert_null(out.node);
+	assert_string_equal("qemu", out.name);
+	assert_non_null(strstr(out.reason, "(--fallback local: ssh://arm unreachable)"));
+	plait_builder_release(&out);
+	assert_true(choose(&c, "linux/arm/v7", &out, &e) < 0); /* only the unreachable node ran it */
 	plait_error_free(e);
 	plait_remote_builder_release(&b);
 }
