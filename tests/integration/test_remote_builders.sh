@@ -135,6 +135,20 @@ run_ok ssh -F "$S/ssh_config" -i "$S/id" -o BatchMode=yes node-a "$N/plait-node"
 assert_eq "$("$PLAIT" version --format json | jq -r .version)" "$(jq -r .version <<<"$OUT")" "version seen over ssh"
 pass "sshd on 127.0.0.1:$PORT logs in with the test's key"
 
+# ---------------------------------------------------------------- help
+for sub in "" create ls inspect rm use; do
+	run_ok "$PLAIT" builder $sub --help
+	assert_contains "$OUT" "usage: plait builder create NAME --node ssh://"
+	assert_eq "" "$ERR" "stderr of 'plait builder $sub --help'"
+done
+run_ok "$PLAIT" build --help
+assert_contains "$OUT" "--builder NAME|local"
+assert_contains "$OUT" "--fallback local"
+run_expect_fail "$PLAIT" builder frob
+expect_rc 2
+assert_contains "$ERR" "use create, ls, inspect, rm or use"
+pass "plait builder --help, build --help name the builder options"
+
 # ---------------------------------------------------------------- version --format json
 run_ok "$PLAIT" version --format json
 assert_eq 1 "$(jq -r .protocol <<<"$OUT")" "protocol of plait version --format json"
