@@ -35,6 +35,7 @@ int cmd_bake(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_lint(int argc, char **argv);
 int cmd_builder(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 /* Commands with subcommands (plait cache du, plait qemu status, ...): run the
  * one argv[1] names from subs (NULL-name terminated), print usage for -h,

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <spawn.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include "remote.h"
 #include "binfmt.h"
 #include "core/buf.h"
+#include "core/frame.h"
 #include "core/fs.h"
 #include "core/platform.h"
 #include "core/shell_words.h"
@@ -502,7 +504,7 @@ static char **ssh_argv(const struct plait_remote_builder *b, const char *user, c
 }
 
 /* Run argv, collecting stdout and stderr; *status its exit status. */
-static int run_capture(char **argv, struct plait_buf *out, struct plait_buf *errout, int *status,
+static int run_capture(char **argv, int stdin_fd, struct plait_buf *out, struct plait_buf *errout, int *status,
 		       struct plait_error **err)
 {
 	int o[2], e[2];
@@ -515,7 +517,10 @@ static int run_capture(char **argv, struct plait_buf *out, struct plait_buf *err
 	}
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+	if (stdin_fd >= 0)
+		posix_spawn_file_actions_adddup2(&fa, stdin_fd, STDIN_FILENO);
+	else
+		posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, o[1], STDOUT_FILENO);
 	posix_spawn_file_actions_adddup2(&fa, e[1], STDERR_FILENO);
 	pid_t pid;
@@ -582,7 +587,7 @@ static char *ssh_message(const struct plait_buf *e)
 }
 
 static int run_on_node(const struct plait_remote_builder *b, const struct plait_node *n, const char *args,
-		       struct plait_buf *out, struct plait_error **err)
+		       int stdin_fd, struct plait_buf *out, struct plait_error **err)
 {
 	char *user = NULL, *host = NULL;
 	int port = 0;
@@ -597,7 +602,7 @@ static int run_on_node(const struct plait_remote_builder *b, const struct plait_
 	int status = 0;
 	char portbuf[16];
 	snprintf(portbuf, sizeof(portbuf), "%d", port);
-	r = run_capture(argv, out, &errout, &status, err);
+	r = run_capture(argv, stdin_fd, out, &errout, &status, err);
 	if (r >= 0 && status != 0) {
 		_cleanup_free_ char *msg = ssh_message(&errout);
 		if (status == 255)
@@ -623,15 +628,77 @@ static int run_on_node(const struct plait_remote_builder *b, const struct plait_
 	return r < 0 ? r : 0;
 }
 
+/* A file (memfd) holding bytes, at offset 0. */
+static int bytes_fd(const char *name, const void *bytes, size_t len, struct plait_error **err)
+{
+	int fd = memfd_create(name, MFD_CLOEXEC);
+	if (fd < 0)
+		return plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot make a memory file");
+	if (plait_write_all(fd, bytes, len) < 0 || lseek(fd, 0, SEEK_SET) < 0) {
+		close(fd);
+		return plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot write a memory file");
+	}
+	return fd;
+}
+
+/* 'plait serve' on the node answers a hello with its own over the frame
+ * protocol (core/frame.h): the channel carries frames both ways. */
+static int handshake(const struct plait_remote_builder *b, const struct plait_node *n, struct plait_error **err)
+{
+	json_auto_t *hello = json_pack("{s:s, s:i, s:s}", "type", "hello", "protocol", PLAIT_REMOTE_PROTOCOL, "version",
+				       PLAIT_VERSION);
+	json_auto_t *bye = json_pack("{s:s}", "type", "bye");
+	int in = memfd_create("plait-hello", MFD_CLOEXEC);
+	if (in < 0)
+		return plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot make a memory file");
+	int r = plait_frame_write_control(in, hello, err);
+	if (r >= 0)
+		r = plait_frame_write_control(in, bye, err);
+	if (r >= 0 && lseek(in, 0, SEEK_SET) < 0)
+		r = plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot rewind a memory file");
+	struct plait_buf out = PLAIT_BUF_INIT;
+	char args[48];
+	snprintf(args, sizeof(args), "serve --protocol %d", PLAIT_REMOTE_PROTOCOL);
+	if (r >= 0)
+		r = run_on_node(b, n, args, in, &out, err);
+	close(in);
+	int fd = -1;
+	if (r >= 0)
+		r = fd = bytes_fd("plait-reply", out.buf ? out.buf : "", out.len, err);
+	if (r >= 0) {
+		struct plait_frame f;
+		size_t k = 0;
+		struct plait_error *e = NULL;
+		int got = plait_frame_read(fd, &f, &k, &e);
+		const char *type = got > 0 && f.control ? json_string_value(json_object_get(f.control, "type")) : NULL;
+		if (got <= 0 || !type || !streq(type, "hello"))
+			r = plait_error_set(err, PLAIT_E_INVALID,
+					    "node %s: 'plait serve' did not answer the hello: %s", n->url,
+					    got < 0 ? e->msg
+					    : type && streq(type, "error")
+						? json_string_value(json_object_get(f.control, "message"))
+						: "no frame came back");
+		plait_error_free(e);
+		if (got > 0)
+			plait_frame_release(&f);
+	}
+	if (fd >= 0)
+		close(fd);
+	plait_buf_release(&out);
+	return r < 0 ? r : 0;
+}
+
 int plait_node_probe(const struct plait_remote_builder *b, struct plait_node *n, struct plait_error **err)
 {
 	struct plait_buf v = PLAIT_BUF_INIT, q = PLAIT_BUF_INIT;
 	struct plait_error *e = NULL;
-	int r = run_on_node(b, n, "version --format json", &v, &e);
+	int r = run_on_node(b, n, "version --format json", -1, &v, &e);
 	if (r >= 0)
-		r = run_on_node(b, n, "qemu status --format json", &q, &e);
+		r = run_on_node(b, n, "qemu status --format json", -1, &q, &e);
 	if (r >= 0)
 		r = plait_node_facts(n, v.buf ? v.buf : "", q.buf ? q.buf : "", &e);
+	if (r >= 0)
+		r = handshake(b, n, &e);
 	free(n->error);
 	n->error = r < 0 ? xstrdup(e ? e->msg : "probe failed") : NULL;
 	if (r < 0 && err)

@@ -79,6 +79,11 @@ Host node-old
   Port $PORT
   User root
   SetEnv PLAIT_NODE=old
+Host node-noserve
+  HostName 127.0.0.1
+  Port $PORT
+  User root
+  SetEnv PLAIT_NODE=noserve
 Host node-stranger
   HostName 127.0.0.1
   Port $PORT
@@ -123,6 +128,9 @@ b) export XDG_CACHE_HOME=$N/b/cache PLAIT_BINFMT_DIR=$N/b/binfmt ;;
 old)
 	# a node with another plait: a protocol this one does not speak
 	if [ "\$1" = version ]; then echo '{"version": "0.0.1", "protocol": 0}'; exit 0; fi ;;
+noserve)
+	# a plait whose serve prints text, not frames
+	if [ "\$1" = serve ]; then echo "plait 0.1.0"; exit 0; fi ;;
 *) echo "plait-node: unknown PLAIT_NODE '\$PLAIT_NODE'" >&2; exit 3 ;;
 esac
 exec "$PLAIT" "\$@"
@@ -156,6 +164,41 @@ assert_match "$(jq -r .cache.free_bytes <<<"$OUT")" '^[0-9]+$' "cache.free_bytes
 run_expect_fail "$PLAIT" version --format yaml
 expect_rc 2
 pass "plait version --format json gives version, protocol, cache dir and free space"
+
+# ---------------------------------------------------------------- plait serve
+# Frames in, frames out (core/frame.h): a hello is answered with a hello, a
+# job with an error saying it is not implemented yet, bye ends the session.
+frames() {
+	"$PY" -c 'import json, struct, sys
+out = b""
+for m in sys.argv[1:]:
+    p = m.encode()
+    out += b"PLT1" + bytes([1, 0, 0, 0]) + struct.pack(">I", len(p)) + p
+sys.stdout.buffer.write(out)' "$@"
+}
+unframe() {
+	"$PY" -c 'import struct, sys
+d = sys.stdin.buffer.read()
+while d:
+    assert d[:4] == b"PLT1", d[:16]
+    n = struct.unpack(">I", d[8:12])[0]
+    print(d[12:12 + n].decode())
+    d = d[12 + n:]'
+}
+frames '{"type":"hello","protocol":1,"version":"x"}' '{"type":"job","id":7}' '{"type":"bye"}' >"$T/frames.in"
+"$PLAIT" serve --protocol 1 <"$T/frames.in" >"$T/frames.out" 2>"$T/serve.err" || fail "plait serve failed: $(cat "$T/serve.err")"
+replies=$(unframe <"$T/frames.out")
+assert_eq "hello 1" "$(jq -rs '.[0] | "\(.type) \(.protocol)"' <<<"$replies")" "serve's first reply"
+assert_eq "error 7" "$(jq -rs '.[1] | "\(.type) \(.id)"' <<<"$replies")" "serve's reply to a job"
+assert_contains "$(jq -rs '.[1].message' <<<"$replies")" "'job' is not implemented"
+run_expect_fail "$PLAIT" serve --protocol 2
+expect_rc 1
+assert_contains "$ERR" "speaks protocol 1, not 2"
+printf 'hello\n' >"$T/notframes"
+lib_run "$PLAIT" serve --protocol 1 <"$T/notframes"
+assert_eq 1 "$RC" "exit code of serve on a stream that is not frames"
+assert_contains "$ERR" "frame 1: the stream ends inside its header"
+pass "plait serve answers the hello in frames and refuses jobs (not implemented yet)"
 
 # ---------------------------------------------------------------- create, ls, inspect
 run_ok "$PLAIT" builder create farm --node ssh://node-a --node "ssh://root@node-b:$PORT" \
@@ -277,6 +320,11 @@ expect_rc 2
 assert_contains "$ERR" "node ssh://node-old runs plait 0.0.1, which speaks protocol 0"
 assert_contains "$ERR" "install plait"
 pass "a node of another protocol is refused with the fix"
+
+run_expect_fail "$PLAIT" builder create noserve --node ssh://node-noserve --identity "$S/id" --remote-plait "$N/plait-node"
+expect_rc 1
+assert_contains "$ERR" "node ssh://node-noserve: 'plait serve' did not answer the hello: frame 1: no \"PLT1\" header"
+pass "create checks the frame channel: a node whose serve prints no frames is refused"
 
 run_expect_fail "$PLAIT" builder create nope --node ssh://node-a --identity "$S/id" --remote-plait /no/such/plait
 expect_rc 1
