@@ -34,6 +34,8 @@ enum {
 	OPT_P_JOBS,
 	OPT_P_KEEP_GOING,
 	OPT_P_INDEX_FORMAT,
+	OPT_P_CACHE_FROM,
+	OPT_P_CACHE_TO,
 };
 #define PIPELINE_OPTIONS                                                        \
 	{ "cache-dir", required_argument, NULL, OPT_P_CACHE_DIR },             \
@@ -49,7 +51,9 @@ enum {
 	{ "allow-latest", no_argument, NULL, OPT_P_ALLOW_LATEST },             \
 	{ "jobs", required_argument, NULL, OPT_P_JOBS },                       \
 	{ "keep-going", no_argument, NULL, OPT_P_KEEP_GOING },                 \
-	{ "index-format", required_argument, NULL, OPT_P_INDEX_FORMAT }
+	{ "index-format", required_argument, NULL, OPT_P_INDEX_FORMAT },       \
+	{ "cache-from", required_argument, NULL, OPT_P_CACHE_FROM },           \
+	{ "cache-to", required_argument, NULL, OPT_P_CACHE_TO }
 #define PIPELINE_HELP                                                                               \
 	"      --push                    push to every -t registry reference (tags move only after\n"   \
 	"                                every job succeeded and everything is uploaded)\n"           \
@@ -64,6 +68,13 @@ enum {
 	"                                (docker: Docker media types throughout; gzip layers only)\n"  \
 	"      --cache-dir DIR           the build cache (default $XDG_CACHE_HOME/plait)\n"            \
 	"      --no-cache                run every step, ignoring cached results\n"                    \
+	"      --cache-from type=registry,ref=REG/REPO:TAG | type=local,src=DIR\n"                     \
+	"                                read a shared build cache first (repeatable, tried in\n"     \
+	"                                order); one that cannot be read is a warning\n"              \
+	"      --cache-to type=registry,ref=REG/REPO:TAG | type=local,dest=DIR\n"                      \
+	"                                [,mode=min|max][,ignore-error=true] write the steps of\n"    \
+	"                                the images (min) or of every stage (max), merged with\n"     \
+	"                                what other runners wrote there (repeatable)\n"               \
 	"      --compression gzip|zstd   layer compression (default gzip)\n"                           \
 	"      --source-date-epoch N     clamp file times and set created times to N (also\n"          \
 	"                                $SOURCE_DATE_EPOCH): same inputs, same digest\n"              \

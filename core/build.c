@@ -180,6 +180,9 @@ void plait_build_result_release(struct plait_build_result *r)
 	if (!r)
 		return;
 	plait_descriptor_release(&r->manifest);
+	plait_strv_free(r->cache_keys_all);
+	plait_strv_free(r->cache_keys_final);
+	r->cache_keys_all = r->cache_keys_final = NULL;
 	if (r->lock_fd > 0)
 		close(r->lock_fd);
 	r->lock_fd = -1;
@@ -268,6 +271,7 @@ void build_release(struct builder *b)
 	for (size_t i = 0; i < b->n_tail; i++)
 		free(b->tail[i]);
 	free(b->stages);
+	plait_strv_free(b->all_keys);
 	plait_map_release(&b->build_args);
 	plait_map_release(&b->meta);
 	plait_context_free(b->ctx);
@@ -319,6 +323,8 @@ int plait_build(const struct plait_build_opts *o, struct plait_build_result *res
 	r = write_image(&b, &b.stages[target], res, err);
 	res->steps = b.total;
 	res->cached = b.cached;
+	res->cache_keys_all = TAKE_PTR(b.all_keys);
+	res->cache_keys_final = plait_strv_copy(b.stages[target].keys);
 	if (r >= 0)
 		res->lock_fd = plait_cache_take_lock(b.cache);
 out:

@@ -33,6 +33,9 @@ struct layer_ref {
 	struct plait_descriptor desc; /* the blob */
 	char diff_id[PLAIT_SHA256_DIGEST_SIZE];
 	char *dir; /* unpacked, overlay form */
+	/* A --cache-from hit: dir is where it goes, but neither the blob nor
+	 * the tree may exist yet (build_ensure_stage_layers() makes them). */
+	bool lazy;
 };
 
 /* A stage's base image, resolved before the stage loop (build_resolve_bases())
@@ -67,6 +70,9 @@ struct stage {
 	 * target's. In the RUN key instead of the target platform, so a
 	 * FROM --platform=$BUILDPLATFORM stage is the same step for every target. */
 	char *run_platform;
+	/* Keys of the steps that made this state's layers (and empty steps), in
+	 * order, FROM <stage> included: what --cache-to mode=min exports. */
+	char **keys;
 };
 
 struct builder {
@@ -81,6 +87,7 @@ struct builder {
 	struct plait_map build_args; /* --build-arg */
 	struct plait_map meta;       /* global ARGs and automatic args, for FROM */
 	int step, total, cached;
+	char **all_keys; /* every step's key, once, in build order (mode=max) */
 	/* for a failing RUN: its last output lines */
 	char *tail[8];
 	size_t n_tail;
@@ -156,8 +163,10 @@ void build_layer_settings(const struct builder *b, struct plait_buf *k);
 const char *const *build_lowers_of(const struct stage *st, const char ***buf);
 /* Make sure the layer blob is unpacked as an overlay lower (l->dir). */
 int build_ensure_layer_dir(struct builder *b, struct layer_ref *l, struct plait_error **err);
+/* Fetch and unpack what --cache-from hits of st left lazy. */
+int build_ensure_stage_layers(struct builder *b, struct stage *st, struct plait_error **err);
 /* A fresh snapshot of st's root (the caller releases it). */
-int build_snapshot_of_stage(struct builder *b, const struct stage *st, struct plait_snapshot **out,
+int build_snapshot_of_stage(struct builder *b, struct stage *st, struct plait_snapshot **out,
 			    struct plait_error **err);
 /* Look the step with key k up and, on a hit, take its recorded layer: 1 hit,
  * 0 miss (or --no-cache; the step's lock is then held), <0 error. */

@@ -280,6 +280,8 @@ static int bind_stage(struct builder *b, size_t idx, const struct plait_df_instr
 	}
 	if ((r = build_stage_ready(b, fs, in, m->from, err)) < 0)
 		return r;
+	if ((r = build_ensure_stage_layers(b, fs, err)) < 0)
+		return r;
 	const char **lw = NULL;
 	struct plait_snapshot *view = NULL;
 	r = snapshot_of(b, build_lowers_of(fs, &lw), fs->n_layers, v, &view, err);

@@ -199,10 +199,10 @@ void plait_cache_step_release(struct plait_cache_step *s)
 	memset(s, 0, sizeof(*s));
 }
 
-int plait_cache_step_write(struct plait_cache *c, const char *key, const struct plait_cache_step *s)
+json_t *plait_cache_step_to_json(const struct plait_cache_step *s)
 {
-	json_auto_t *o = json_object();
-	json_object_set_new(o, "created", json_string(s->created));
+	json_t *o = json_object();
+	json_object_set_new(o, "created", json_string(s->created ? s->created : ""));
 	if (s->empty) {
 		json_object_set_new(o, "empty", json_true());
 	} else {
@@ -211,6 +211,46 @@ int plait_cache_step_write(struct plait_cache *c, const char *key, const struct 
 		json_object_set_new(o, "size", json_integer(s->layer.size));
 		json_object_set_new(o, "diffID", json_string(s->diff_id));
 	}
+	return o;
+}
+
+int plait_cache_step_from_json(const json_t *o, struct plait_cache_step *out)
+{
+	memset(out, 0, sizeof(*out));
+	const char *c = json_is_object(o) ? json_string_value(json_object_get(o, "created")) : NULL;
+	if (!c)
+		return 0;
+	if (json_is_true(json_object_get(o, "empty"))) {
+		out->empty = true;
+		out->created = xstrdup(c);
+		return 1;
+	}
+	const char *mt = json_string_value(json_object_get(o, "mediaType"));
+	const char *dg = json_string_value(json_object_get(o, "digest"));
+	const char *di = json_string_value(json_object_get(o, "diffID"));
+	json_t *sz = json_object_get(o, "size");
+	if (!mt || !dg || !di || !json_is_integer(sz) || json_integer_value(sz) < 0 ||
+	    plait_digest_validate(dg, NULL) < 0 || !plait_digest_is_sha256(di) ||
+	    strlen(di) + 1 != PLAIT_SHA256_DIGEST_SIZE)
+		return 0;
+	out->created = xstrdup(c);
+	out->layer.media_type = xstrdup(mt);
+	memcpy(out->layer.digest, dg, strlen(dg) + 1);
+	out->layer.size = json_integer_value(sz);
+	memcpy(out->diff_id, di, PLAIT_SHA256_DIGEST_SIZE);
+	return 1;
+}
+
+char *plait_cache_step_path(const char *cache_dir, const char *key)
+{
+	struct plait_buf p = PLAIT_BUF_INIT;
+	plait_buf_addf(&p, "%s/steps/%s", cache_dir, plait_digest_hex(key));
+	return plait_buf_detach(&p, NULL);
+}
+
+int plait_cache_step_write(struct plait_cache *c, const char *key, const struct plait_cache_step *s)
+{
+	json_auto_t *o = plait_cache_step_to_json(s);
 	_cleanup_free_ char *path = plait_path_join(c->steps_dir, plait_digest_hex(key));
 	_cleanup_free_ char *text = json_dumps(o, JSON_COMPACT);
 	return text ? plait_replace_file(path, text, strlen(text)) : -ENOMEM;
@@ -226,25 +266,7 @@ int plait_cache_step_read(const char *path, struct plait_cache_step *out)
 	}
 	json_auto_t *o = json_loadb(b.buf, b.len, 0, NULL);
 	plait_buf_release(&b);
-	const char *c = o ? json_string_value(json_object_get(o, "created")) : NULL;
-	if (!c)
-		return 0;
-	if (json_is_true(json_object_get(o, "empty"))) {
-		out->empty = true;
-		out->created = xstrdup(c);
-		return 1;
-	}
-	const char *mt = json_string_value(json_object_get(o, "mediaType"));
-	const char *dg = json_string_value(json_object_get(o, "digest"));
-	const char *di = json_string_value(json_object_get(o, "diffID"));
-	if (!mt || !dg || !di || plait_digest_validate(dg, NULL) < 0 || !plait_digest_is_sha256(di))
-		return 0;
-	out->created = xstrdup(c);
-	out->layer.media_type = xstrdup(mt);
-	memcpy(out->layer.digest, dg, strlen(dg) + 1);
-	out->layer.size = json_integer_value(json_object_get(o, "size"));
-	memcpy(out->diff_id, di, PLAIT_SHA256_DIGEST_SIZE);
-	return 1;
+	return plait_cache_step_from_json(o, out);
 }
 
 int plait_cache_step_lookup(struct plait_cache *c, const char *key, struct plait_cache_step *out)

@@ -87,6 +87,14 @@ struct plait_cache_step {
 };
 void plait_cache_step_release(struct plait_cache_step *s);
 
+/* A record as JSON (the file's form, and the cache artifact's, core/cache_remote.h). */
+struct json_t;
+struct json_t *plait_cache_step_to_json(const struct plait_cache_step *s);
+/* 1 and *out filled when o is a valid record, else 0 (*out zeroed). */
+int plait_cache_step_from_json(const struct json_t *o, struct plait_cache_step *out);
+/* <cache_dir>/steps/<hex of key>. Caller frees. */
+char *plait_cache_step_path(const char *cache_dir, const char *key);
+
 /* Record what the step with cache key `key` (a sha256 digest) made. */
 int plait_cache_step_write(struct plait_cache *c, const char *key, const struct plait_cache_step *s);
 /* 1 and *out filled when the file at path is a valid step record, else 0. */

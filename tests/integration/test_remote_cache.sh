@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# test_remote_cache.sh - the shared build cache (--cache-to / --cache-from)
+# against a real docker-registry on loopback and OCI layout directories:
+#  1. bad specs: exit 2 naming the option; bake's cache-from / cache-to fields;
+#  2. type=local round trip: a fresh cache dir runs no RUN, same digest, and
+#     the directory is an OCI layout holding the cache artifact;
+#  3. two "runners" (separate --cache-dir) export linux/amd64 and linux/arm64
+#     (QEMU) to the same ref at the same time; a third, empty, builds both
+#     platforms and both variants with --cache-from: no RUN executes
+#     (--progress json), its images' digests equal the runners', and the
+#     layers it did not need stay in the registry (mounted, not pulled);
+#  4. mode=min vs mode=max on a builder stage;
+#  5. an unreachable, foreign or corrupt cache: a warning and a correct cold
+#     build; a --cache-to failure after the push: exit 1 saying the images
+#     are published, or a warning and exit 0 with ignore-error=true.
+# Needs root (the RUN sandbox, binfmt_misc), an amd64 host, qemu-user-static
+# and busybox-static:arm64 (apt-get download; $MULTI_DEB_DIR may hold it).
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+require_cmd docker-registry skopeo curl jq
+require_plait
+[ "$(id -u)" = 0 ] || skip "plait build's RUN sandbox needs root"
+[ "$(uname -m)" = x86_64 ] || skip "the host is $(uname -m): this test expects an amd64 host (arm64 emulated)"
+[ -x /usr/bin/qemu-aarch64-static ] || skip "/usr/bin/qemu-aarch64-static is missing: apt-get install qemu-user-static"
+
+deb_dir=${MULTI_DEB_DIR:-$T/deb}
+mkdir -p "$deb_dir"
+deb_for() {
+	find "$deb_dir" -maxdepth 1 -name "busybox-static_*_$1.deb" | sort | head -n1
+}
+if [ -z "$(deb_for arm64)" ]; then
+	dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64
+	(cd "$deb_dir" && timeout 120 apt-get download -qq busybox-static:arm64) >"$T/apt.log" 2>&1 ||
+		{ timeout 300 apt-get update -qq >>"$T/apt.log" 2>&1 || true
+		  (cd "$deb_dir" && timeout 120 apt-get download -qq busybox-static:arm64) >>"$T/apt.log" 2>&1 || true; }
+fi
+[ -n "$(deb_for arm64)" ] || skip "could not download busybox-static:arm64 (no network or no foreign archive?)"
+run_ok "$PLAIT" qemu install arm64
+
+registry_start R plain
+REG=$R_HOST
+bash "$LIB_DIR/mkbase.sh" "$T/bases" multi amd64 "arm64=$(deb_for arm64)" >/dev/null
+skopeo_reg copy -q --all "oci:$T/bases:multi" "docker://$REG/base/multi:1"
+BASE=$REG/base/multi:1
+EPOCH=1700000000
+
+# A builder stage, a final stage that copies from it, and a variant arg.
+CTX=$T/ctx
+mkdir -p "$CTX"
+cat >"$CTX/Dockerfile" <<'EOF'
+ARG BASE
+FROM $BASE AS builder
+RUN echo "RAN-builder" && mkdir -p /out && uname -m >/out/arch && echo tool >/out/tool
+FROM $BASE
+COPY --from=builder /out /app
+RUN echo "RAN-final" && cat /app/arch >/final-arch
+ARG VARIANT=cpu
+RUN echo "RAN-variant-$VARIANT" && echo "$VARIANT" >/variant
+EOF
+pass "context and two-platform base image at $BASE"
+
+# build CACHE_DIR ARGS... : a build of $CTX; stderr in $ERR (json events).
+build() {
+	local dir=$1
+	shift
+	run_ok "$PLAIT" build --progress json --cache-dir "$dir" --build-arg "BASE=$BASE" \
+		--source-date-epoch "$EPOCH" "$@" "$CTX"
+}
+
+# ran : the RAN-* markers RUN steps printed (their output events), sorted.
+ran() {
+	grep '^{' <<<"$ERR" | jq -r 'select(.event == "output") | .text' | grep -o 'RAN-[a-z0-9-]*' | sort -u | tr '\n' ' ' || true
+}
+
+# ---------------------------------------------------------------- 1. specs
+
+run_expect_fail "$PLAIT" build --cache-to type=foo,ref=x "$CTX"
+expect_rc 2
+assert_contains "$ERR" "--cache-to 'type=foo,ref=x': unknown type 'foo'" "unknown type"
+run_expect_fail "$PLAIT" build --cache-from type=local,dest=/tmp "$CTX"
+expect_rc 2
+assert_contains "$ERR" "--cache-from 'type=local,dest=/tmp': unknown key 'dest' (only --cache-to has it)" "dest on --cache-from"
+run_expect_fail "$PLAIT" build --cache-to "type=registry,ref=$REG/c/x:1,mode=all" "$CTX"
+expect_rc 2
+assert_contains "$ERR" "mode must be min or max, not 'all'" "bad mode"
+run_expect_fail "$PLAIT" build --cache-to "type=registry,ref=$REG/c/x" "$CTX"
+expect_rc 2
+assert_contains "$ERR" "needs a tag" "registry ref without a tag"
+run_expect_fail "$PLAIT" build --cache-to "type=registry,ref=$REG/c/x:1,ignore-error=maybe" "$CTX"
+expect_rc 2
+assert_contains "$ERR" "ignore-error takes true or false" "bad ignore-error"
+pass "bad --cache-from/--cache-to specs: exit 2 naming the option and the fix"
+
+cat >"$T/bake.json" <<EOF
+{"target": {"app": {"context": "$CTX", "tags": ["localhost/app:1"],
+  "args": {"BASE": "$BASE"},
+  "cache-from": ["type=local,src=$T/bake-cache"], "cache-to": ["type=local,dest=$T/bake-cache,mode=max"]}}}
+EOF
+run_ok "$PLAIT" bake -f "$T/bake.json" --print
+assert_eq "type=local,dest=$T/bake-cache,mode=max" "$(jq -r '.target.app."cache-to"[0]' <<<"$OUT")" "bake --print cache-to"
+run_ok "$PLAIT" bake -f "$T/bake.json" --progress json --source-date-epoch "$EPOCH" --cache-dir "$T/bake-c1"
+assert_contains "$ERR" "nothing there yet" "first bake: warning about the empty cache"
+run_ok "$PLAIT" bake -f "$T/bake.json" --progress json --source-date-epoch "$EPOCH" --cache-dir "$T/bake-c2"
+assert_eq "" "$(ran)" "RUN steps a second bake with a fresh --cache-dir ran"
+jq -e '.target.app."cache-to" = ["type=nope"]' "$T/bake.json" >"$T/bake-bad.json"
+run_expect_fail "$PLAIT" bake -f "$T/bake-bad.json" --cache-dir "$T/bake-c3"
+expect_rc 2
+assert_contains "$ERR" "cache-to 'type=nope'" "bake: bad cache-to"
+pass "bake: cache-from / cache-to fields read, printed, used; a bad one is exit 2"
+
+# ---------------------------------------------------------------- 2. type=local
+
+build "$T/L1" --platform linux/amd64 -t localhost/app:1 --output "type=oci,dest=$T/l1-out" \
+	--cache-to "type=local,dest=$T/lc,mode=max" --metadata-file "$T/l1.json"
+assert_eq "RAN-builder RAN-final RAN-variant-cpu " "$(ran)" "RUN steps of the cold build"
+L1=$(jq -r '.images[0].digest' "$T/l1.json")
+run_ok skopeo inspect --raw "oci:$T/lc:cache"
+assert_eq "application/vnd.plait.cache.v1+json" "$(jq -r .artifactType <<<"$OUT")" "artifactType of the local cache index"
+assert_eq "default/-/linux/amd64" "$(jq -r '.manifests[0].annotations."dev.plait.cache.part"' <<<"$OUT")" "part name"
+PART=$(jq -r '.manifests[0].digest' <<<"$OUT")
+verify_layout_blobs "$T/lc"
+assert_eq "" "$(find "$T/lc" -name '*.tmp*' -o -name '.tmp-*')" "temporary files left in the local cache"
+build "$T/L2" --platform linux/amd64 -t localhost/app:1 --output "type=oci,dest=$T/l2-out" \
+	--cache-from "type=local,src=$T/lc" --metadata-file "$T/l2.json"
+assert_eq "" "$(ran)" "RUN steps run by a fresh cache dir with --cache-from type=local"
+assert_eq "$L1" "$(jq -r '.images[0].digest' "$T/l2.json")" "digest built from the local cache"
+verify_layout_blobs "$T/l2-out"
+pass "type=local round trip: OCI layout with the cache artifact, no RUN, same digest $L1"
+
+# ---------------------------------------------------------------- 5. bad input
+
+build "$T/U1" --platform linux/amd64 -t localhost/app:1 --output "type=oci,dest=$T/u1-out" \
+	--cache-from "type=registry,ref=127.0.0.1:1/nothing/here:1" --metadata-file "$T/u1.json"
+assert_contains "$ERR" "plait: warning: cache type=registry,ref=127.0.0.1:1/nothing/here:1 cannot be read" "unreachable cache warning"
+assert_eq "RAN-builder RAN-final RAN-variant-cpu " "$(ran)" "RUN steps with an unreachable cache"
+assert_eq "$L1" "$(jq -r '.images[0].digest' "$T/u1.json")" "digest of the cold build past an unreachable cache"
+pass "unreachable --cache-from: warning, cold build, correct image"
+
+build "$T/F1" --platform linux/amd64 -t localhost/app:1 --cache-from "type=registry,ref=$BASE"
+assert_contains "$ERR" "is not a plait cache" "foreign cache warning"
+pass "an image given as --cache-from: warning 'not a plait cache', cold build"
+
+cp -a "$T/lc" "$T/lc-bad"
+REC=$(jq -r '.layers[0].digest' "$T/lc-bad/blobs/sha256/${PART#sha256:}")
+chmod u+w "$T/lc-bad/blobs/sha256/${REC#sha256:}"
+sed -i 's/"created"/"cre4ted"/' "$T/lc-bad/blobs/sha256/${REC#sha256:}"
+build "$T/C1" --platform linux/amd64 -t localhost/app:1 --output "type=oci,dest=$T/c1-out" \
+	--cache-from "type=local,src=$T/lc-bad" --metadata-file "$T/c1.json"
+assert_contains "$ERR" "ignored: step records $REC: blob $REC in oci:$T/lc-bad is corrupt" "corrupt record named"
+assert_eq "RAN-builder RAN-final RAN-variant-cpu " "$(ran)" "RUN steps with a corrupt cache"
+assert_eq "$L1" "$(jq -r '.images[0].digest' "$T/c1.json")" "digest past a corrupt cache"
+pass "corrupt step records (digest mismatch): named, ignored, correct cold build"
+
+# a newer format: the index says format 2
+cp -a "$T/lc" "$T/lc-new"
+IDX=$(jq -r '.manifests[] | select(.annotations."org.opencontainers.image.ref.name" == "cache") | .digest' "$T/lc-new/index.json")
+jq -c '.annotations."dev.plait.cache.format" = "2"' "$T/lc-new/blobs/sha256/${IDX#sha256:}" >"$T/new-idx.json"
+NEWD=sha256:$(sha256sum "$T/new-idx.json" | cut -d' ' -f1)
+cp "$T/new-idx.json" "$T/lc-new/blobs/sha256/${NEWD#sha256:}"
+jq --arg d "$NEWD" --argjson s "$(stat -c %s "$T/new-idx.json")" \
+	'(.manifests[] | select(.annotations."org.opencontainers.image.ref.name" == "cache")) |= (.digest = $d | .size = $s)' \
+	"$T/lc-new/index.json" >"$T/lc-new/index.json.n" && mv "$T/lc-new/index.json.n" "$T/lc-new/index.json"
+build "$T/N1" --platform linux/amd64 -t localhost/app:1 --cache-from "type=local,src=$T/lc-new"
+assert_contains "$ERR" "written by a newer plait (format 2)" "newer format warning"
+assert_eq "RAN-builder RAN-final RAN-variant-cpu " "$(ran)" "RUN steps with a newer-format cache"
+pass "a cache of a newer format: warning, cold build"
+
+run_expect_fail "$PLAIT" build --progress plain --cache-dir "$T/E1" --build-arg "BASE=$BASE" --source-date-epoch "$EPOCH" \
+	--platform linux/amd64 -t "$REG/app/e:1" --push --cache-to "type=registry,ref=127.0.0.1:1/no/cache:1" "$CTX"
+expect_rc 1
+assert_contains "$ERR" "the images ARE published (tags moved), but --cache-to type=registry,ref=127.0.0.1:1/no/cache:1 failed" "cache-to failure message"
+run_ok skopeo_reg inspect --raw "docker://$REG/app/e:1"
+run_ok "$PLAIT" build --progress plain --cache-dir "$T/E1" --build-arg "BASE=$BASE" --source-date-epoch "$EPOCH" \
+	--platform linux/amd64 -t "$REG/app/e:1" --push --cache-to "type=registry,ref=127.0.0.1:1/no/cache:1,ignore-error=true" "$CTX"
+assert_contains "$ERR" "plait: warning: --cache-to type=registry,ref=127.0.0.1:1/no/cache:1,ignore-error=true failed (ignored" "ignore-error warning"
+pass "--cache-to failure after the push: exit 1 saying the images are published; ignore-error=true: warning, exit 0"
