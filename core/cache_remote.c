@@ -546,6 +546,10 @@ int plait_cache_import_fetch(struct plait_cache_import *imp, struct plait_store 
 		return 0;
 	pthread_mutex_lock(&imp->lock);
 	int r = plait_store_has(store, d->digest, NULL, err), failed = 0;
+	if (r == 1) {
+		pthread_mutex_unlock(&imp->lock);
+		return 0;
+	}
 	for (size_t i = 0; r == 0 && i < imp->n_src; i++) {
 		struct import_source *s = &imp->src[i];
 		if (!plait_strv_contains(s->blobs, d->digest))
