@@ -173,3 +173,71 @@ run_ok "$PLAIT" build --progress plain --cache-dir "$T/E1" --build-arg "BASE=$BA
 	--platform linux/amd64 -t "$REG/app/e:1" --push --cache-to "type=registry,ref=127.0.0.1:1/no/cache:1,ignore-error=true" "$CTX"
 assert_contains "$ERR" "plait: warning: --cache-to type=registry,ref=127.0.0.1:1/no/cache:1,ignore-error=true failed (ignored" "ignore-error warning"
 pass "--cache-to failure after the push: exit 1 saying the images are published; ignore-error=true: warning, exit 0"
+
+# ---------------------------------------------------------------- 3. runners A, B -> C
+
+CREF=$REG/cache/app:ci
+VARIANTS=(--variant cpu --variant gpu:VARIANT=gpu)
+# runner PLATFORM DIR : one CI runner's build, pushed by digest, exporting the cache (max).
+runner() {
+	"$PLAIT" build --progress json --cache-dir "$2" --build-arg "BASE=$BASE" --source-date-epoch "$EPOCH" \
+		--platform "$1" "${VARIANTS[@]}" -t "$REG/app/x:1-{variant}" --push-by-digest \
+		--cache-to "type=registry,ref=$CREF,mode=max" --metadata-file "$2.json" "$CTX" >"$2.out" 2>"$2.err"
+}
+runner linux/amd64 "$T/A" &
+PA=$!
+runner linux/arm64 "$T/B" &
+PB=$!
+wait "$PA" || fail "runner A (linux/amd64) failed: $(tail -n 5 "$T/A.err")"
+wait "$PB" || fail "runner B (linux/arm64) failed: $(tail -n 5 "$T/B.err")"
+grep -q '"RAN-builder"' "$T/A.err" || fail "runner A did not run its RUN steps (cold): $(tail -n 3 "$T/A.err")"
+grep -q '"RAN-builder"' "$T/B.err" || fail "runner B did not run its RUN steps (cold)"
+run_ok skopeo_reg inspect --raw "docker://$CREF"
+assert_eq "application/vnd.plait.cache.v1+json" "$(jq -r .artifactType <<<"$OUT")" "artifactType at $CREF"
+assert_eq "default/cpu/linux/amd64 default/cpu/linux/arm64 default/gpu/linux/amd64 default/gpu/linux/arm64" \
+	"$(jq -r '[.manifests[].annotations."dev.plait.cache.part"] | sort | join(" ")' <<<"$OUT")" \
+	"parts of the shared cache after two concurrent writers"
+merges=$(cat "$T/A.err" "$T/B.err" | grep -c '"exported cache' || true)
+assert_eq 2 "$merges" "runners that reported an exported cache"
+run_ok skopeo_reg copy -q --all "docker://$CREF" "oci:$T/cache-copy:ci"
+pass "two runners exported linux/amd64 and linux/arm64 to $CREF at once: all four parts are there (skopeo copies it)"
+
+# digest_of META VARIANT PLATFORM : a platform's manifest digest in a metadata file
+digest_of() {
+	jq -r --arg v "$2" --arg p "$3" '.variants[$v].platforms[] | select(.platform == $p) | .digest' "$1"
+}
+build "$T/C" --platform linux/amd64,linux/arm64 "${VARIANTS[@]}" -t "$REG/app/c:1-{variant}" --push \
+	--cache-from "type=registry,ref=$CREF" --metadata-file "$T/C.json"
+assert_eq "" "$(ran)" "RUN steps runner C executed"
+for v in cpu gpu; do
+	assert_eq "$(digest_of "$T/A.json" $v linux/amd64)" "$(digest_of "$T/C.json" $v linux/amd64)" "C's $v linux/amd64 digest vs A's"
+	assert_eq "$(digest_of "$T/B.json" $v linux/arm64)" "$(digest_of "$T/C.json" $v linux/arm64)" "C's $v linux/arm64 digest vs B's"
+	assert_eq "4 4" "$(jq -r --arg v $v '[.variants[$v].platforms[] | .cached] | map(tostring) | join(" ")' "$T/C.json")" \
+		"cached steps (RUN, COPY, RUN, RUN) of C's $v images per platform"
+done
+# C pushed to the cache's registry: the RUN layers were mounted there, never pulled
+RUNLAYER=$(skopeo_reg inspect --raw "docker://$REG/app/c@$(digest_of "$T/C.json" gpu linux/arm64)" | jq -r '.layers[-1].digest')
+[ ! -e "$T/C/store/blobs/sha256/${RUNLAYER#sha256:}" ] || fail "runner C pulled layer $RUNLAYER, which it only had to mount"
+run_ok skopeo_reg inspect "docker://$REG/app/c:1-gpu"
+pass "runner C (empty cache dir) built 2 platforms x 2 variants from the shared cache: no RUN, digests equal A's and B's, layers mounted not pulled"
+
+# ---------------------------------------------------------------- 4. mode=min vs max
+
+build "$T/M1" --platform linux/amd64 -t localhost/app:1 --cache-to "type=registry,ref=$REG/cache/min:1"
+build "$T/M2" --platform linux/amd64 -t localhost/app:1 --cache-from "type=registry,ref=$REG/cache/min:1"
+assert_eq "RAN-builder " "$(ran)" "RUN steps run from a mode=min cache (the builder stage is not in it)"
+build "$T/X1" --platform linux/amd64 -t localhost/app:1 --cache-to "type=registry,ref=$REG/cache/max:1,mode=max"
+build "$T/X2" --platform linux/amd64 -t localhost/app:1 --cache-from "type=registry,ref=$REG/cache/max:1"
+assert_eq "" "$(ran)" "RUN steps run from a mode=max cache"
+nmin=$(skopeo_reg inspect --raw "docker://$REG/cache/min:1" | jq -r '.manifests[0].digest')
+nmin=$(skopeo_reg inspect --raw "docker://$REG/cache/min@$nmin" | jq '.layers | length')
+nmax=$(skopeo_reg inspect --raw "docker://$REG/cache/max:1" | jq -r '.manifests[0].digest')
+nmax=$(skopeo_reg inspect --raw "docker://$REG/cache/max@$nmax" | jq '.layers | length')
+[ "$nmax" -gt "$nmin" ] || fail "mode=max part has $nmax blobs, mode=min $nmin: expected more with max"
+pass "mode=min exports the final image's steps (the builder stage runs again), mode=max every stage's ($nmin vs $nmax blobs)"
+
+# --cache-from tried in order: an unreachable first, the good one second
+build "$T/O1" --platform linux/amd64 -t localhost/app:1 --cache-from "type=registry,ref=127.0.0.1:1/x/y:1" \
+	--cache-from "type=registry,ref=$REG/cache/max:1"
+assert_eq "" "$(ran)" "RUN steps with an unreachable then a good --cache-from"
+pass "--cache-from is repeatable, tried in order"
