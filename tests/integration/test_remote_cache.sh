@@ -200,6 +200,8 @@ assert_eq "default/cpu/linux/amd64 default/cpu/linux/arm64 default/gpu/linux/amd
 merges=$(cat "$T/A.err" "$T/B.err" | grep -c '"exported cache' || true)
 assert_eq 2 "$merges" "runners that reported an exported cache"
 run_ok skopeo_reg copy -q --all "docker://$CREF" "oci:$T/cache-copy:ci"
+run_ok "$PLAIT" inspect --format json "$CREF"
+assert_eq "application/vnd.plait.cache.v1+json 4" "$(jq -r '"\(.artifactType) \(.manifests | length)"' <<<"$OUT")" "plait inspect of the cache"
 pass "two runners exported linux/amd64 and linux/arm64 to $CREF at once: all four parts are there (skopeo copies it)"
 
 # digest_of META VARIANT PLATFORM : a platform's manifest digest in a metadata file
