@@ -54,7 +54,7 @@ FROM $BASE
 COPY --from=builder /out /app
 RUN echo "RAN-final" && cat /app/arch >/final-arch
 ARG VARIANT=cpu
-RUN echo "RAN-variant-$VARIANT" && echo "$VARIANT" >/variant
+RUN echo "RAN-variant-$VARIANT" && cat /final-arch /app/tool && echo "$VARIANT" >/variant
 EOF
 pass "context and two-platform base image at $BASE"
 
@@ -125,6 +125,13 @@ assert_eq "" "$(ran)" "RUN steps run by a fresh cache dir with --cache-from type
 assert_eq "$L1" "$(jq -r '.images[0].digest' "$T/l2.json")" "digest built from the local cache"
 verify_layout_blobs "$T/l2-out"
 pass "type=local round trip: OCI layout with the cache artifact, no RUN, same digest $L1"
+
+# a changed last step runs on the imported layers: fetched (lazily) and unpacked for it
+build "$T/L3" --platform linux/amd64 -t localhost/app:1 --build-arg VARIANT=other \
+	--cache-from "type=local,src=$T/lc"
+assert_eq "RAN-variant-other " "$(ran)" "RUN steps with one changed step on top of imported ones"
+assert_contains "$ERR" '"text":"x86_64"' "the changed RUN read the imported layers' files"
+pass "a step that misses runs on the imported layers below it (fetched when needed)"
 
 # ---------------------------------------------------------------- 5. bad input
 
