@@ -182,7 +182,8 @@ void plait_build_result_release(struct plait_build_result *r)
 	plait_descriptor_release(&r->manifest);
 	plait_strv_free(r->cache_keys_all);
 	plait_strv_free(r->cache_keys_final);
-	r->cache_keys_all = r->cache_keys_final = NULL;
+	plait_strv_free(r->cache_mounts);
+	r->cache_keys_all = r->cache_keys_final = r->cache_mounts = NULL;
 	if (r->lock_fd > 0)
 		close(r->lock_fd);
 	r->lock_fd = -1;
@@ -272,6 +273,7 @@ void build_release(struct builder *b)
 		free(b->tail[i]);
 	free(b->stages);
 	plait_strv_free(b->all_keys);
+	plait_strv_free(b->mount_ids);
 	plait_map_release(&b->build_args);
 	plait_map_release(&b->meta);
 	plait_context_free(b->ctx);
@@ -325,6 +327,7 @@ int plait_build(const struct plait_build_opts *o, struct plait_build_result *res
 	res->cached = b.cached;
 	res->cache_keys_all = TAKE_PTR(b.all_keys);
 	res->cache_keys_final = plait_strv_copy(b.stages[target].keys);
+	res->cache_mounts = TAKE_PTR(b.mount_ids);
 	if (r >= 0)
 		res->lock_fd = plait_cache_take_lock(b.cache);
 out:

@@ -163,6 +163,7 @@ struct plait_build_result {
 	 * step of every stage built (--cache-to mode=max), and those whose
 	 * layers make the image (mode=min). */
 	char **cache_keys_all, **cache_keys_final;
+	char **cache_mounts; /* ids of the RUN --mount=type=cache it used */
 	/* The cache's shared lock, held until the result is released, so a
 	 * `plait cache prune` cannot remove blobs while the caller exports them. */
 	int lock_fd;

@@ -88,6 +88,7 @@ struct builder {
 	struct plait_map meta;       /* global ARGs and automatic args, for FROM */
 	int step, total, cached;
 	char **all_keys; /* every step's key, once, in build order (mode=max) */
+	char **mount_ids; /* RUN --mount=type=cache ids used (--cache-to mounts=) */
 	/* for a failing RUN: its last output lines */
 	char *tail[8];
 	size_t n_tail;
@@ -222,8 +223,13 @@ struct mount_views {
 	char **keep;
 	struct plait_buf *secrets; /* FILE mounts' contents: zeroed and freed after the RUN */
 	size_t n_secrets;
+	/* cache mounts: id and directory, for build_restore_mounts() */
+	char **restore_ids, **restore_dirs;
+	size_t n_restore;
 };
 void mount_views_release(struct mount_views *v);
+/* After the RUN's cache miss: fill its empty cache mounts from --cache-from. */
+void build_restore_mounts(struct builder *b, const struct mount_views *v);
 /* Prepare RUN --mount=spec (not expanded yet) of stage idx: add what the
  * runner must bind to v->mounts (nothing for an optional secret not given or
  * an env-only one), its line to key and, for a secret env=, the value to *env. */

@@ -179,6 +179,15 @@ int plait_cache_mount_dir(struct plait_cache *c, const char *id, char **path, bo
 	return 0;
 }
 
+char *plait_cache_mount_path(const char *cache_dir, const char *id)
+{
+	char h[PLAIT_SHA256_DIGEST_SIZE];
+	plait_sha256_buf(id, strlen(id), h);
+	struct plait_buf p = PLAIT_BUF_INIT;
+	plait_buf_addf(&p, "%s/mounts/%s", cache_dir, plait_digest_hex(h));
+	return plait_buf_detach(&p, NULL);
+}
+
 char *plait_cache_mount_lock_path(const struct plait_cache *c, const char *id)
 {
 	char h[PLAIT_SHA256_DIGEST_SIZE];

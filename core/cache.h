@@ -75,6 +75,8 @@ char *plait_cache_layer_dir(const struct plait_cache *c, const char *diff_id);
  * made when missing (*fresh: made by this call). */
 int plait_cache_mount_dir(struct plait_cache *c, const char *id, char **path, bool *fresh,
 			  struct plait_error **err);
+/* <cache_dir>/mounts/<hex of sha256(id)>, made or not. Caller frees. */
+char *plait_cache_mount_path(const char *cache_dir, const char *id);
 /* work/mount-<hex of sha256(id)>.lock: what sharing=locked|private flock. */
 char *plait_cache_mount_lock_path(const struct plait_cache *c, const char *id);
 

@@ -4,12 +4,16 @@
 #include <stdarg.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cache_remote.h"
 #include "buf.h"
 #include "copy.h"
+#include "fs.h"
+#include "layer.h"
+#include "unpack.h"
 #include "digest.h"
 #include "ref.h"
 #include "strv.h"
@@ -28,6 +32,7 @@ void plait_cache_spec_release(struct plait_cache_spec *s)
 	free(s->text);
 	free(s->endpoint);
 	free(s->tag);
+	plait_strv_free(s->mounts);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -58,7 +63,7 @@ int plait_cache_spec_parse(const char *text, bool to, const char *what, struct p
 	memset(out, 0, sizeof(*out));
 	_cleanup_free_ char *copy = xstrdup(text);
 	const char *type = NULL, *ref = NULL, *dir = NULL, *tag = NULL, *mode = NULL;
-	bool ignore = false;
+	bool ignore = false, in_mounts = false;
 	struct plait_buf why = PLAIT_BUF_INIT;
 	int r = 0;
 	if (!*text)
@@ -70,13 +75,25 @@ int plait_cache_spec_parse(const char *text, bool to, const char *what, struct p
 	} else {
 		for (char *save = NULL, *f = strtok_r(copy, ",", &save); f; f = strtok_r(NULL, ",", &save)) {
 			char *eq = strchr(f, '=');
+			if (!eq && in_mounts && *f) {
+				plait_strv_push(&out->mounts, f); /* mounts=pip,apt */
+				continue;
+			}
 			if (!eq) {
 				plait_buf_addf(&why, "'%s' is not KEY=VALUE", f);
 				goto bad;
 			}
 			*eq = '\0';
 			const char *v = eq + 1;
-			if (streq(f, "type"))
+			in_mounts = false;
+			if (streq(f, "mounts") && to) {
+				if (!*v) {
+					plait_buf_adds(&why, "mounts= needs cache mount IDs or 'all'");
+					goto bad;
+				}
+				in_mounts = true;
+				plait_strv_push(&out->mounts, v);
+			} else if (streq(f, "type"))
 				type = v;
 			else if (streq(f, "ref"))
 				ref = v;
@@ -98,12 +115,12 @@ int plait_cache_spec_parse(const char *text, bool to, const char *what, struct p
 				   streq(f, "force-compression")) {
 				/* buildx's: plait always writes OCI media types, an
 				 * image manifest per part and the images' own blobs */
-			} else if (streq(f, "mounts") || streq(f, "max-size")) {
+			} else if (streq(f, "max-size")) {
 				plait_buf_addf(&why, "'%s' is not supported yet", f);
 				goto bad;
 			} else {
 				plait_buf_addf(&why, "unknown key '%s'%s", f,
-					       (streq(f, "dest") || streq(f, "mode")) && !to ? " (only --cache-to has it)"
+					       (streq(f, "dest") || streq(f, "mode") || streq(f, "mounts")) && !to ? " (only --cache-to has it)"
 					       : streq(f, "src") && to		       ? " (only --cache-from has it)"
 										       : "");
 				goto bad;
@@ -119,6 +136,11 @@ int plait_cache_spec_parse(const char *text, bool to, const char *what, struct p
 		goto bad;
 	}
 	out->mode_max = mode && streq(mode, "max");
+	if (plait_strv_contains(out->mounts, "all")) {
+		out->mounts_all = true;
+		plait_strv_free(out->mounts);
+		out->mounts = NULL;
+	}
 	out->ignore_error = ignore;
 	if (streq(type, "registry")) {
 		if (!ref || !*ref) {
@@ -343,6 +365,12 @@ struct plait_cache_import {
 	struct plait_cache_record *rec;
 	size_t n_rec;
 	size_t *rec_src; /* per record: its source */
+	struct imported_mount {
+		char *id;
+		struct plait_cache_step blob;
+		size_t src;
+	} *mounts;
+	size_t n_mounts;
 	size_t fetched;
 	pthread_mutex_t lock;
 };
@@ -366,6 +394,11 @@ void plait_cache_import_free(struct plait_cache_import *imp)
 	free(imp->src);
 	plait_cache_records_free(imp->rec, imp->n_rec);
 	free(imp->rec_src);
+	for (size_t i = 0; i < imp->n_mounts; i++) {
+		free(imp->mounts[i].id);
+		plait_cache_step_release(&imp->mounts[i].blob);
+	}
+	free(imp->mounts);
 	pthread_mutex_destroy(&imp->lock);
 	free(imp);
 }
@@ -457,6 +490,24 @@ static void import_part(struct plait_cache_import *imp, size_t si, const struct 
 	for (size_t i = 1; i < m.n_layers; i++)
 		if (!plait_strv_contains(s->blobs, m.layers[i].digest))
 			plait_strv_push(&s->blobs, m.layers[i].digest);
+	{
+		/* a cache mount's part: its tree as one blob */
+		json_auto_t *o = json_loadb(rb.buf, rb.len, 0, NULL);
+		json_t *mo = json_object_get(o, "mount");
+		const char *id = json_string_value(json_object_get(mo, "id"));
+		struct plait_cache_step blob;
+		if (id && *id && plait_cache_step_from_json(mo, &blob) == 1) {
+			bool known = blob.empty || !plait_strv_contains(s->blobs, blob.layer.digest);
+			for (size_t i = 0; !known && i < imp->n_mounts; i++)
+				known = streq(imp->mounts[i].id, id);
+			if (!known) {
+				imp->mounts = xrealloc(imp->mounts, (imp->n_mounts + 1) * sizeof(*imp->mounts));
+				imp->mounts[imp->n_mounts++] = (struct imported_mount){ xstrdup(id), blob, si };
+			} else {
+				plait_cache_step_release(&blob);
+			}
+		}
+	}
 	for (size_t i = 0; i < n; i++) {
 		/* a record whose blob the part does not carry cannot be fetched */
 		if (!v[i].step.empty && !plait_strv_contains(s->blobs, v[i].step.layer.digest))
@@ -580,6 +631,58 @@ int plait_cache_import_fetch(struct plait_cache_import *imp, struct plait_store 
 	return r < 0 ? r : failed < 0 ? failed : 0;
 }
 
+int plait_cache_import_restore_mount(struct plait_cache_import *imp, const char *id, struct plait_store *store,
+				     const char *dir, const char *tmp_parent, struct plait_error **err)
+{
+	const struct imported_mount *m = NULL;
+	for (size_t i = 0; imp && !m && i < imp->n_mounts; i++)
+		if (streq(imp->mounts[i].id, id))
+			m = &imp->mounts[i];
+	if (!m)
+		return 0;
+	int r = plait_cache_import_fetch(imp, store, &m->blob.layer, err);
+	if (r < 0)
+		return r;
+	struct plait_tmpdir t = PLAIT_TMPDIR_INIT;
+	r = plait_tmpdir_make(tmp_parent, "mount-", &t, err);
+	if (r < 0)
+		return r;
+	_cleanup_free_ char *tree = plait_path_join(t.path, "tree");
+	if (mkdir(tree, 0755) < 0) {
+		r = plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot create '%s'", tree);
+		goto out;
+	}
+	/* untrusted bytes like any layer: the unpacker keeps them below tree */
+	struct plait_unpack_options uo = { .mode = PLAIT_UNPACK_PLAIN,
+					   .media_type = m->blob.layer.media_type,
+					   .diff_id = m->blob.diff_id,
+					   .digest = m->blob.layer.digest };
+	r = plait_unpack_blob(store, m->blob.layer.digest, tree, &uo, NULL, err);
+	if (r < 0) {
+		plait_error_wrap(err, "restore cache mount '%s' from %s", id, imp->src[m->src].name);
+		goto out;
+	}
+	struct stat old;
+	if (stat(dir, &old) == 0) {
+		/* the empty directory it replaces was made with the mount's uid=, gid=, mode= */
+		if (chown(tree, old.st_uid, old.st_gid) < 0 || chmod(tree, old.st_mode & 07777) < 0) {
+			r = plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot set the owner and mode of '%s'", tree);
+			goto out;
+		}
+	}
+	if (rename(tree, dir) < 0) {
+		if (errno != EEXIST && errno != ENOTEMPTY)
+			r = plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot rename '%s' to '%s'", tree, dir);
+		else
+			r = 0; /* another job restored it first */
+		goto out;
+	}
+	r = 1;
+out:
+	plait_tmpdir_remove(&t);
+	return r;
+}
+
 int plait_cache_import_mount(struct plait_cache_import *imp, struct plait_endpoint *dst,
 			     const struct plait_descriptor *d, struct plait_error **err)
 {
@@ -650,6 +753,39 @@ static int make_part(const char *cache_dir, struct plait_store *store, const str
 	m.media_type = xstrdup(plait_media_type_to_string(PLAIT_MT_OCI_MANIFEST));
 	m.artifact_type = xstrdup(PLAIT_CACHE_ARTIFACT_TYPE);
 	m.layers = xcalloc(p->n_keys + 2, sizeof(*m.layers));
+	if (p->mount_dir) {
+		/* a cache mount: its tree as one layer, and a records blob naming it */
+		struct plait_layer lay;
+		r = plait_layer_from_tree(store, p->mount_dir, NULL, &lay, err);
+		if (r < 0) {
+			plait_error_wrap(err, "cache mount '%s'", p->mount_id);
+			goto out;
+		}
+		struct plait_cache_step blob = { .created = (char *)"" };
+		blob.layer.media_type = (char *)lay.media_type;
+		memcpy(blob.layer.digest, lay.digest, sizeof(lay.digest));
+		blob.layer.size = lay.size;
+		memcpy(blob.diff_id, lay.diff_id, sizeof(lay.diff_id));
+		json_auto_t *o = json_object();
+		json_t *mo = plait_cache_step_to_json(&blob);
+		json_object_set_new(mo, "id", json_string(p->mount_id));
+		json_object_set_new(o, "format", json_integer(PLAIT_CACHE_FORMAT));
+		json_object_set_new(o, "part", json_string(p->name));
+		json_object_set_new(o, "steps", json_array());
+		json_object_set_new(o, "mount", mo);
+		_cleanup_free_ char *text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+		plait_buf_reset(&rb);
+		plait_buf_adds(&rb, text);
+		r = plait_store_put_bytes(store, rb.buf, rb.len, dg, err);
+		if (r < 0)
+			goto out;
+		m.layers[0].media_type = xstrdup(PLAIT_CACHE_STEPS_MEDIA_TYPE);
+		memcpy(m.layers[0].digest, dg, sizeof(dg));
+		m.layers[0].size = (int64_t)rb.len;
+		plait_descriptor_copy(&m.layers[1], &blob.layer);
+		m.n_layers = 2;
+		goto config;
+	}
 	for (size_t i = 0; i < p->n_keys; i++) {
 		bool dup = false;
 		for (size_t j = 0; j < n; j++)
@@ -679,6 +815,7 @@ static int make_part(const char *cache_dir, struct plait_store *store, const str
 			m.n_layers++;
 		}
 	}
+config:
 	r = plait_store_put_bytes(store, EMPTY_JSON, strlen(EMPTY_JSON), dg, err);
 	if (r < 0)
 		goto out;

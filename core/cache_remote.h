@@ -24,6 +24,10 @@
  * the index before this one's tag moved and wrote after), it merges again,
  * up to PLAIT_CACHE_MERGE_TRIES times.
  *
+ * A cache mount's part (--cache-to ...,mounts=ID|all) is named "mount/ID":
+ * its records blob has no steps and a "mount" object ({"id", "created",
+ * "mediaType", "digest", "size", "diffID"}), layers[1] the directory's tree.
+ *
  * Import (plait_cache_import_*): reads every --cache-from in order, the
  * records only; the first source naming a key wins. Layer blobs stay where
  * they are until a build needs their files (plait_cache_import_fetch) or a
@@ -59,11 +63,16 @@ struct plait_cache_spec {
 	char *tag;	/* the tag at the endpoint */
 	bool mode_max;	/* --cache-to: mode=max (default min) */
 	bool ignore_error;
+	/* --cache-to mounts=ID[,ID...]|all: RUN --mount=type=cache contents to export */
+	char **mounts;
+	bool mounts_all;
 };
 void plait_cache_spec_release(struct plait_cache_spec *s);
 /* Parse "type=registry,ref=REG/REPO:TAG[,mode=min|max][,ignore-error=true]",
  * "type=local,dest=DIR" (to) / "type=local,src=DIR" (from), or a bare
- * "REG/REPO:TAG" (buildx's short form for type=registry). what names the
+ * "REG/REPO:TAG" (buildx's short form for type=registry); --cache-to also
+ * takes mounts=ID[,ID...]|all (the words after mounts= up to the next
+ * KEY=VALUE are its IDs). what names the
  * option in errors ("--cache-to", or bake's "cache-to"): -PLAIT_E_USAGE. */
 int plait_cache_spec_parse(const char *text, bool to, const char *what, struct plait_cache_spec *out,
 			   struct plait_error **err);
@@ -112,6 +121,12 @@ int plait_cache_import_fetch(struct plait_cache_import *imp, struct plait_store 
 /* Mount d at dst from a source on dst's registry: 1 mounted, 0 not possible. */
 int plait_cache_import_mount(struct plait_cache_import *imp, struct plait_endpoint *dst,
 			     const struct plait_descriptor *d, struct plait_error **err);
+/* Restore cache mount id into dir (which must not exist yet) from a source
+ * that has it: its blob fetched into store, unpacked below tmp_parent (a
+ * directory on dir's file system) and renamed to dir. 1 restored, 0 no
+ * source has it (or dir appeared meanwhile), <0 failed. */
+int plait_cache_import_restore_mount(struct plait_cache_import *imp, const char *id, struct plait_store *store,
+				     const char *dir, const char *tmp_parent, struct plait_error **err);
 /* Blobs fetched so far (for tests and `plait cache du`-like reporting). */
 size_t plait_cache_import_fetched(const struct plait_cache_import *imp);
 
@@ -130,6 +145,9 @@ struct plait_cache_part {
 	const char *name;
 	const char *const *keys;
 	size_t n_keys;
+	/* A cache mount's part instead (name "mount/ID"): the directory's tree
+	 * as one blob, restored by --cache-from before a RUN that mounts ID. */
+	const char *mount_id, *mount_dir;
 };
 
 struct plait_cache_export_stats {

@@ -1,4 +1,5 @@
 /* core/pipeline.c - plan, build in parallel, assemble, publish; see pipeline.h. */
+#include <dirent.h>
 #include <sys/stat.h>
 
 #include "pipeline.h"
@@ -464,6 +465,21 @@ static char *part_name(const struct plait_pipeline *p, size_t j)
 	return plait_buf_detach(&b, NULL);
 }
 
+/* A cache mount directory worth exporting: one with something in it (a
+ * fully cached build's mount was made empty and must not replace a full one). */
+static bool has_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return false;
+	struct dirent *de;
+	bool any = false;
+	while (!any && (de = readdir(d)))
+		any = !streq(de->d_name, ".") && !streq(de->d_name, "..");
+	closedir(d);
+	return any;
+}
+
 /* Every --cache-to, after the images are out. A failure does not take back
  * what was published: the error says so (or, ignore-error=true, a warning). */
 static int export_caches(struct plait_pipeline *p, struct plait_store *store, struct plait_error **err)
@@ -489,18 +505,47 @@ static int export_caches(struct plait_pipeline *p, struct plait_store *store, st
 			}
 			plait_error_free(e);
 		}
+	/* every cache mount id the jobs used */
+	char **used = NULL;
+	for (size_t j = 0; j < nj; j++)
+		for (char **m = p->results[j].cache_mounts; m && *m; m++)
+			if (!plait_strv_contains(used, *m))
+				plait_strv_push(&used, *m);
+	size_t n_used = plait_strv_length(used);
+	char **mnames = xcalloc(n_used + 1, sizeof(*mnames)), **mdirs = xcalloc(n_used + 1, sizeof(*mdirs));
+	for (size_t i = 0; i < n_used; i++) {
+		struct plait_buf b = PLAIT_BUF_INIT;
+		plait_buf_addf(&b, "mount/%s", used[i]);
+		mnames[i] = plait_buf_detach(&b, NULL);
+		mdirs[i] = plait_cache_mount_path(req->cache_dir, used[i]);
+	}
+	parts = xrealloc(parts, (nj + n_used + 1) * sizeof(*parts));
 	for (size_t c = 0; c < req->n_cache_to; c++) {
 		const struct plait_cache_spec *s = &req->cache_to[c];
+		size_t np = nj;
 		for (size_t j = 0; j < nj; j++) {
 			char **k = s->mode_max ? p->results[j].cache_keys_all : p->results[j].cache_keys_final;
 			parts[j] = (struct plait_cache_part){ names[j], (const char *const *)k, plait_strv_length(k) };
 		}
+		for (size_t i = 0; i < n_used; i++) {
+			if ((s->mounts_all || plait_strv_contains(s->mounts, used[i])) && has_entries(mdirs[i]))
+				parts[np++] = (struct plait_cache_part){ .name = mnames[i], .mount_id = used[i],
+									 .mount_dir = mdirs[i] };
+		}
+		for (char **m = s->mounts; m && *m; m++)
+			if (!plait_strv_contains(used, *m)) {
+				struct plait_buf w = PLAIT_BUF_INIT;
+				plait_buf_addf(&w, "--cache-to %s: no RUN --mount=type=cache with id '%s' ran in this build: "
+						   "not exported", s->text, *m);
+				pipeline_warn((void *)ops, w.buf);
+				plait_buf_release(&w);
+			}
 		struct plait_endpoint *dst = NULL;
 		struct plait_error *e = NULL;
 		struct plait_cache_export_stats st = { 0 };
 		int r = ops->open(ops->ctx, s->endpoint, true, &dst, &e);
 		if (r >= 0)
-			r = plait_cache_export(dst, s->tag, req->cache_dir, store, parts, nj, mf, n_mf, p->cache_import, 0,
+			r = plait_cache_export(dst, s->tag, req->cache_dir, store, parts, np, mf, n_mf, p->cache_import, 0,
 					       &st, pipeline_warn, (void *)ops, &e);
 		plait_endpoint_free(dst);
 		if (r >= 0) {
@@ -531,6 +576,13 @@ static int export_caches(struct plait_pipeline *p, struct plait_store *store, st
 	for (size_t j = 0; j < nj; j++)
 		free(names[j]);
 	free(names);
+	for (size_t i = 0; i < n_used; i++) {
+		free(mnames[i]);
+		free(mdirs[i]);
+	}
+	free(mnames);
+	free(mdirs);
+	plait_strv_free(used);
 	free(parts);
 	return ret;
 }

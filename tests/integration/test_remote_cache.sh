@@ -250,3 +250,38 @@ build "$T/O1" --platform linux/amd64 -t localhost/app:1 --cache-from "type=regis
 	--cache-from "type=registry,ref=$REG/cache/max:1"
 assert_eq "" "$(ran)" "RUN steps with an unreachable then a good --cache-from"
 pass "--cache-from is repeatable, tried in order"
+
+# ---------------------------------------------------------------- 6. cache mounts
+
+MCTX=$T/mctx
+mkdir -p "$MCTX"
+cat >"$MCTX/Dockerfile" <<'EOF2'
+ARG BASE
+FROM $BASE
+ARG N=1
+RUN --mount=type=cache,id=dl,target=/cache echo "RAN-count-$N $(ls /cache | wc -l)" && touch /cache/file-$N
+EOF2
+# mbuild DIR N ARGS... : build $MCTX with N
+mbuild() {
+	local dir=$1 n=$2
+	shift 2
+	run_ok "$PLAIT" build --progress json --cache-dir "$dir" --build-arg "BASE=$BASE" --build-arg "N=$n" \
+		--source-date-epoch "$EPOCH" --platform linux/amd64 -t localhost/m:1 "$@" "$MCTX"
+}
+mbuild "$T/P1" 1 --cache-to "type=local,dest=$T/mc,mounts=dl"
+assert_contains "$ERR" '"text":"RAN-count-1 0"' "first build: the cache mount starts empty"
+run_ok skopeo inspect --raw "oci:$T/mc:cache"
+assert_eq "default/-/linux/amd64 mount/dl" "$(jq -r '[.manifests[].annotations."dev.plait.cache.part"] | sort | join(" ")' <<<"$OUT")" "parts with mounts=dl"
+mbuild "$T/P2" 2 --cache-from "type=local,src=$T/mc"
+assert_contains "$ERR" '"text":"RAN-count-2 1"' "a fresh runner's RUN sees the restored cache mount"
+assert_contains "$ERR" "cache mount 'dl' restored from --cache-from" "restore said in the RUN output"
+# a fully cached build neither restores the mount nor exports an empty one over it
+mbuild "$T/P3" 1 --cache-from "type=local,src=$T/mc" --cache-to "type=local,dest=$T/mc,mounts=all"
+assert_not_contains "$ERR" '"text":"RAN-count' "RUN output of a fully cached build"
+assert_not_contains "$ERR" "restored" "a cached RUN's mount restore"
+mbuild "$T/P4" 3 --cache-from "type=local,src=$T/mc"
+assert_contains "$ERR" '"text":"RAN-count-3 1"' "the mount part survived a fully cached export"
+mbuild "$T/P5" 1 --cache-to "type=local,dest=$T/mc2"
+run_ok skopeo inspect --raw "oci:$T/mc2:cache"
+assert_eq "default/-/linux/amd64" "$(jq -r '[.manifests[].annotations."dev.plait.cache.part"] | join(" ")' <<<"$OUT")" "parts without mounts="
+pass "RUN --mount=type=cache contents travel with mounts=ID (opt-in), restored before the RUN that runs with them"

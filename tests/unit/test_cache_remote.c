@@ -70,6 +70,20 @@ static void test_cache_remote__specs_as_buildx_spells_them(void **state)
 						true, "--cache-to", &s, NULL),
 			 0);
 	plait_cache_spec_release(&s);
+
+	/* mounts=ID[,ID...]: the words after it up to the next KEY=VALUE */
+	assert_int_equal(plait_cache_spec_parse("type=local,dest=/c,mounts=pip,apt,mode=max", true, "--cache-to", &s, NULL),
+			 0);
+	assert_true(s.mode_max);
+	assert_false(s.mounts_all);
+	assert_int_equal(plait_strv_length(s.mounts), 2);
+	assert_string_equal(s.mounts[0], "pip");
+	assert_string_equal(s.mounts[1], "apt");
+	plait_cache_spec_release(&s);
+	assert_int_equal(plait_cache_spec_parse("type=local,dest=/c,mounts=all", true, "--cache-to", &s, NULL), 0);
+	assert_true(s.mounts_all);
+	assert_null(s.mounts);
+	plait_cache_spec_release(&s);
 }
 
 static void test_cache_remote__bad_specs_name_the_option_and_the_fix(void **state)
@@ -98,6 +112,9 @@ static void test_cache_remote__bad_specs_name_the_option_and_the_fix(void **stat
 		{ "", false, "--cache-from '': empty" },
 		{ "type=local,dest=/x,tag=a/b", true, "tag 'a/b' is not a tag" },
 		{ "type=local,dest=/x,ref=r/c:1", true, "type=local takes dest=DIR, not ref=" },
+		{ "type=local,src=/x,mounts=all", false, "unknown key 'mounts' (only --cache-to has it)" },
+		{ "type=local,dest=/x,mounts=", true, "mounts= needs cache mount IDs or 'all'" },
+		{ "type=local,dest=/x,max-size=1G", true, "'max-size' is not supported yet" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		_cleanup_free_ char *m = spec_err(cases[i].text, cases[i].to);
