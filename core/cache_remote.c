@@ -17,6 +17,7 @@
 #include "digest.h"
 #include "ref.h"
 #include "strv.h"
+#include "timestamp.h"
 #include "util.h"
 #include "banned.h"
 
@@ -115,12 +116,14 @@ int plait_cache_spec_parse(const char *text, bool to, const char *what, struct p
 				   streq(f, "force-compression")) {
 				/* buildx's: plait always writes OCI media types, an
 				 * image manifest per part and the images' own blobs */
-			} else if (streq(f, "max-size")) {
-				plait_buf_addf(&why, "'%s' is not supported yet", f);
-				goto bad;
+			} else if (streq(f, "max-size") && to) {
+				if (plait_parse_size(v, &out->max_size) < 0 || out->max_size == 0) {
+					plait_buf_addf(&why, "max-size takes a size such as 512M or 10G, not '%s'", v);
+					goto bad;
+				}
 			} else {
 				plait_buf_addf(&why, "unknown key '%s'%s", f,
-					       (streq(f, "dest") || streq(f, "mode") || streq(f, "mounts")) && !to ? " (only --cache-to has it)"
+					       (streq(f, "dest") || streq(f, "mode") || streq(f, "mounts") || streq(f, "max-size")) && !to ? " (only --cache-to has it)"
 					       : streq(f, "src") && to		       ? " (only --cache-from has it)"
 										       : "");
 				goto bad;
@@ -289,9 +292,18 @@ static int index_is_ours(const struct plait_index *idx)
 	return 1;
 }
 
-int plait_cache_index_merge(const void *old, size_t old_len, const struct plait_descriptor *parts,
-			    size_t n_parts, struct plait_buf *out, char **note, struct plait_error **err)
+static int64_t size_of(const struct plait_descriptor *d)
 {
+	const char *s = plait_map_get(&d->annotations, PLAIT_CACHE_ANNOTATION_SIZE);
+	long long v = s ? atoll(s) : 0;
+	return v > 0 ? v : d->size;
+}
+
+int plait_cache_index_merge(const void *old, size_t old_len, const struct plait_descriptor *parts,
+			    size_t n_parts, int64_t max_size, struct plait_buf *out, char **note, size_t *dropped,
+			    struct plait_error **err)
+{
+	*dropped = 0;
 	struct plait_index prev = { 0 }, idx = { 0 };
 	*note = NULL;
 	bool have_prev = false;
@@ -326,8 +338,29 @@ int plait_cache_index_merge(const void *old, size_t old_len, const struct plait_
 		if (pn && !mine)
 			plait_index_add(&idx, &prev.manifests[i]);
 	}
+	size_t others = idx.n_manifests;
 	for (size_t j = 0; j < n_parts; j++)
 		plait_index_add(&idx, &parts[j]);
+	/* max-size: the least recently written of the others go first */
+	int64_t total = 0;
+	for (size_t i = 0; i < idx.n_manifests; i++)
+		total += size_of(&idx.manifests[i]);
+	while (max_size > 0 && total > max_size && others > 0) {
+		size_t oldest = 0;
+		for (size_t i = 1; i < others; i++) {
+			const char *a = plait_map_get(&idx.manifests[i].annotations, PLAIT_CACHE_ANNOTATION_WRITTEN);
+			const char *b = plait_map_get(&idx.manifests[oldest].annotations, PLAIT_CACHE_ANNOTATION_WRITTEN);
+			if (strcmp(a ? a : "", b ? b : "") < 0)
+				oldest = i;
+		}
+		total -= size_of(&idx.manifests[oldest]);
+		plait_descriptor_release(&idx.manifests[oldest]);
+		memmove(&idx.manifests[oldest], &idx.manifests[oldest + 1],
+			(idx.n_manifests - oldest - 1) * sizeof(*idx.manifests));
+		idx.n_manifests--;
+		others--;
+		(*dropped)++;
+	}
 	plait_buf_reset(out);
 	int r = plait_index_serialise(&idx, out, err);
 	plait_index_release(&prev);
@@ -832,6 +865,14 @@ config:
 	out->size = (int64_t)bytes->len;
 	out->artifact_type = xstrdup(PLAIT_CACHE_ARTIFACT_TYPE);
 	plait_map_set(&out->annotations, PLAIT_CACHE_ANNOTATION_PART, p->name);
+	int64_t total = m.config.size + (int64_t)bytes->len;
+	for (size_t i = 0; i < m.n_layers; i++)
+		total += m.layers[i].size;
+	char num[32], now[PLAIT_RFC3339_MAX];
+	snprintf(num, sizeof(num), "%lld", (long long)total);
+	plait_map_set(&out->annotations, PLAIT_CACHE_ANNOTATION_SIZE, num);
+	plait_rfc3339_now_or(false, 0, now); /* real time, whatever the epoch: LRU order */
+	plait_map_set(&out->annotations, PLAIT_CACHE_ANNOTATION_WRITTEN, now);
 	*n_rec = n;
 out:
 	plait_manifest_release(&m);
@@ -862,7 +903,7 @@ static int read_shared(struct plait_endpoint *dst, const char *tag, struct plait
 
 int plait_cache_export(struct plait_endpoint *dst, const char *tag, const char *cache_dir, struct plait_store *store,
 		       const struct plait_cache_part *parts, size_t n_parts, struct plait_endpoint *const *mount_from,
-		       size_t n_mount_from, struct plait_cache_import *imp, long settle_ms,
+		       size_t n_mount_from, struct plait_cache_import *imp, int64_t max_size, long settle_ms,
 		       struct plait_cache_export_stats *stats, plait_cache_warn_fn warn, void *ctx,
 		       struct plait_error **err)
 {
@@ -907,7 +948,8 @@ int plait_cache_export(struct plait_endpoint *dst, const char *tag, const char *
 		_cleanup_free_ char *note = NULL;
 		r = read_shared(dst, tag, &cur, &found, err);
 		if (r >= 0)
-			r = plait_cache_index_merge(found ? cur.buf : NULL, cur.len, pd, n_parts, &merged, &note, err);
+			r = plait_cache_index_merge(found ? cur.buf : NULL, cur.len, pd, n_parts, max_size, &merged, &note,
+						    &st.dropped, err);
 		if (r < 0)
 			goto out;
 		if (note && attempt == 0)

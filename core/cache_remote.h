@@ -49,6 +49,8 @@
 #define PLAIT_CACHE_STEPS_MEDIA_TYPE "application/vnd.plait.cache.steps.v1+json"
 #define PLAIT_CACHE_ANNOTATION_PART "dev.plait.cache.part"
 #define PLAIT_CACHE_ANNOTATION_FORMAT "dev.plait.cache.format"
+#define PLAIT_CACHE_ANNOTATION_SIZE "dev.plait.cache.size"       /* a part's bytes (its blobs) */
+#define PLAIT_CACHE_ANNOTATION_WRITTEN "dev.plait.cache.written" /* RFC 3339, when last exported */
 #define PLAIT_CACHE_FORMAT 1
 #define PLAIT_CACHE_MERGE_TRIES 6
 #define PLAIT_CACHE_LOCAL_TAG "cache"
@@ -66,6 +68,7 @@ struct plait_cache_spec {
 	/* --cache-to mounts=ID[,ID...]|all: RUN --mount=type=cache contents to export */
 	char **mounts;
 	bool mounts_all;
+	int64_t max_size; /* --cache-to max-size=SIZE; 0: no bound */
 };
 void plait_cache_spec_release(struct plait_cache_spec *s);
 /* Parse "type=registry,ref=REG/REPO:TAG[,mode=min|max][,ignore-error=true]",
@@ -94,9 +97,12 @@ int plait_cache_records_parse(const char *data, size_t len, char **part, struct 
 
 /* The shared index with parts (descriptors of part manifests carrying the
  * part annotation) merged into old (old NULL: none yet). A foreign or newer
- * document at old is replaced, and *note (caller frees) says so. */
+ * document at old is replaced, and *note (caller frees) says so. With
+ * max_size > 0, other writers' parts go, least recently written first, while
+ * the parts' sizes add up to more (*dropped says how many; parts is kept whole). */
 int plait_cache_index_merge(const void *old, size_t old_len, const struct plait_descriptor *parts,
-			    size_t n_parts, struct plait_buf *out, char **note, struct plait_error **err);
+			    size_t n_parts, int64_t max_size, struct plait_buf *out, char **note, size_t *dropped,
+			    struct plait_error **err);
 /* true when every one of parts (by digest) is an entry of the index data. */
 bool plait_cache_index_has(const void *data, size_t len, const struct plait_descriptor *parts, size_t n_parts);
 
@@ -152,6 +158,7 @@ struct plait_cache_part {
 
 struct plait_cache_export_stats {
 	size_t parts, records, merges; /* merges: index writes it took */
+	size_t dropped;		       /* other parts dropped for max_size */
 };
 
 /* Write parts to dst (at tag): records read from the cache directory
@@ -160,7 +167,7 @@ struct plait_cache_export_stats {
  * or three times the slowest read-merge-write seen, whichever is more). */
 int plait_cache_export(struct plait_endpoint *dst, const char *tag, const char *cache_dir, struct plait_store *store,
 		       const struct plait_cache_part *parts, size_t n_parts, struct plait_endpoint *const *mount_from,
-		       size_t n_mount_from, struct plait_cache_import *imp, long settle_ms,
+		       size_t n_mount_from, struct plait_cache_import *imp, int64_t max_size, long settle_ms,
 		       struct plait_cache_export_stats *stats, plait_cache_warn_fn warn, void *ctx,
 		       struct plait_error **err);
 

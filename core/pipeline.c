@@ -545,13 +545,13 @@ static int export_caches(struct plait_pipeline *p, struct plait_store *store, st
 		struct plait_cache_export_stats st = { 0 };
 		int r = ops->open(ops->ctx, s->endpoint, true, &dst, &e);
 		if (r >= 0)
-			r = plait_cache_export(dst, s->tag, req->cache_dir, store, parts, np, mf, n_mf, p->cache_import, 0,
-					       &st, pipeline_warn, (void *)ops, &e);
+			r = plait_cache_export(dst, s->tag, req->cache_dir, store, parts, np, mf, n_mf, p->cache_import,
+					       s->max_size, 0, &st, pipeline_warn, (void *)ops, &e);
 		plait_endpoint_free(dst);
 		if (r >= 0) {
-			char n[96];
-			snprintf(n, sizeof(n), "%zu part%s, %zu step records, mode=%s", st.parts, st.parts == 1 ? "" : "s",
-				 st.records, s->mode_max ? "max" : "min");
+			char n[160];
+			snprintf(n, sizeof(n), "%zu part%s, %zu step records, mode=%s%s", st.parts, st.parts == 1 ? "" : "s",
+				 st.records, s->mode_max ? "max" : "min", st.dropped ? ", older parts dropped for max-size" : "");
 			if (ops->note)
 				ops->note(ops->ctx, PLAIT_PIPELINE_CACHE_EXPORTED, s->text, n);
 		} else if (s->ignore_error) {

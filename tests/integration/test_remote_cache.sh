@@ -285,3 +285,10 @@ mbuild "$T/P5" 1 --cache-to "type=local,dest=$T/mc2"
 run_ok skopeo inspect --raw "oci:$T/mc2:cache"
 assert_eq "default/-/linux/amd64" "$(jq -r '[.manifests[].annotations."dev.plait.cache.part"] | join(" ")' <<<"$OUT")" "parts without mounts="
 pass "RUN --mount=type=cache contents travel with mounts=ID (opt-in), restored before the RUN that runs with them"
+
+# max-size: the others' least recently written parts go first, the writer's own stay
+mbuild "$T/P6" 4 --variant big --cache-to "type=local,dest=$T/mc2,max-size=1K"
+assert_contains "$ERR" "older parts dropped for max-size" "max-size note"
+run_ok skopeo inspect --raw "oci:$T/mc2:cache"
+assert_eq "default/big/linux/amd64" "$(jq -r '[.manifests[].annotations."dev.plait.cache.part"] | join(" ")' <<<"$OUT")" "parts after max-size=1K"
+pass "--cache-to max-size=SIZE drops other writers' least recently written parts"

@@ -114,7 +114,8 @@ static void test_cache_remote__bad_specs_name_the_option_and_the_fix(void **stat
 		{ "type=local,dest=/x,ref=r/c:1", true, "type=local takes dest=DIR, not ref=" },
 		{ "type=local,src=/x,mounts=all", false, "unknown key 'mounts' (only --cache-to has it)" },
 		{ "type=local,dest=/x,mounts=", true, "mounts= needs cache mount IDs or 'all'" },
-		{ "type=local,dest=/x,max-size=1G", true, "'max-size' is not supported yet" },
+		{ "type=local,dest=/x,max-size=big", true, "max-size takes a size such as 512M or 10G, not 'big'" },
+		{ "type=local,src=/x,max-size=1G", false, "unknown key 'max-size' (only --cache-to has it)" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		_cleanup_free_ char *m = spec_err(cases[i].text, cases[i].to);
@@ -206,16 +207,17 @@ static void test_cache_remote__merge_keeps_other_parts_and_replaces_its_own(void
 	part_desc(&amd2, "app/-/linux/amd64", "amd64-2");
 	struct plait_buf a = PLAIT_BUF_INIT, ab = PLAIT_BUF_INIT, ab2 = PLAIT_BUF_INIT;
 	char *note = NULL;
-	assert_int_equal(plait_cache_index_merge(NULL, 0, &amd, 1, &a, &note, NULL), 0);
+	size_t dropped = 0;
+	assert_int_equal(plait_cache_index_merge(NULL, 0, &amd, 1, 0, &a, &note, &dropped, NULL), 0);
 	assert_null(note);
 	assert_true(plait_cache_index_has(a.buf, a.len, &amd, 1));
 	assert_false(plait_cache_index_has(a.buf, a.len, &arm, 1));
 	/* runner B merges into what A wrote: both are there */
-	assert_int_equal(plait_cache_index_merge(a.buf, a.len, &arm, 1, &ab, &note, NULL), 0);
+	assert_int_equal(plait_cache_index_merge(a.buf, a.len, &arm, 1, 0, &ab, &note, &dropped, NULL), 0);
 	assert_true(plait_cache_index_has(ab.buf, ab.len, &amd, 1));
 	assert_true(plait_cache_index_has(ab.buf, ab.len, &arm, 1));
 	/* A again, with a new amd64 part: its old one goes, B's stays */
-	assert_int_equal(plait_cache_index_merge(ab.buf, ab.len, &amd2, 1, &ab2, &note, NULL), 0);
+	assert_int_equal(plait_cache_index_merge(ab.buf, ab.len, &amd2, 1, 0, &ab2, &note, &dropped, NULL), 0);
 	assert_true(plait_cache_index_has(ab2.buf, ab2.len, &amd2, 1));
 	assert_true(plait_cache_index_has(ab2.buf, ab2.len, &arm, 1));
 	assert_false(plait_cache_index_has(ab2.buf, ab2.len, &amd, 1));
@@ -229,7 +231,7 @@ static void test_cache_remote__merge_keeps_other_parts_and_replaces_its_own(void
 	/* a foreign index, or a newer plait's, is replaced and said so */
 	const char *foreign = "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"manifests\":[]}";
 	struct plait_buf f = PLAIT_BUF_INIT;
-	assert_int_equal(plait_cache_index_merge(foreign, strlen(foreign), &arm, 1, &f, &note, NULL), 0);
+	assert_int_equal(plait_cache_index_merge(foreign, strlen(foreign), &arm, 1, 0, &f, &note, &dropped, NULL), 0);
 	assert_non_null(note);
 	assert_non_null(strstr(note, "not a plait cache: replaced"));
 	free(note);
@@ -238,11 +240,11 @@ static void test_cache_remote__merge_keeps_other_parts_and_replaces_its_own(void
 	const char *newer = "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\","
 			    "\"artifactType\":\"application/vnd.plait.cache.v1+json\","
 			    "\"annotations\":{\"dev.plait.cache.format\":\"9\"},\"manifests\":[]}";
-	assert_int_equal(plait_cache_index_merge(newer, strlen(newer), &arm, 1, &f, &note, NULL), 0);
+	assert_int_equal(plait_cache_index_merge(newer, strlen(newer), &arm, 1, 0, &f, &note, &dropped, NULL), 0);
 	assert_non_null(strstr(note, "newer format"));
 	free(note);
 	note = NULL;
-	assert_int_equal(plait_cache_index_merge("not json", 8, &arm, 1, &f, &note, NULL), 0);
+	assert_int_equal(plait_cache_index_merge("not json", 8, &arm, 1, 0, &f, &note, &dropped, NULL), 0);
 	assert_non_null(strstr(note, "not a plait cache"));
 	free(note);
 	plait_buf_release(&a);
@@ -252,6 +254,39 @@ static void test_cache_remote__merge_keeps_other_parts_and_replaces_its_own(void
 	plait_descriptor_release(&amd);
 	plait_descriptor_release(&arm);
 	plait_descriptor_release(&amd2);
+}
+
+static void test_cache_remote__max_size_drops_the_least_recently_written_other_parts(void **state)
+{
+	(void)state;
+	struct plait_descriptor p[4];
+	const char *names[] = { "a", "b", "c", "mine" }, *when[] = { "2026-01-02T00:00:00Z", "2026-01-01T00:00:00Z",
+								   "2026-01-03T00:00:00Z", "2026-01-04T00:00:00Z" };
+	for (int i = 0; i < 4; i++) {
+		part_desc(&p[i], names[i], names[i]);
+		plait_map_set(&p[i].annotations, PLAIT_CACHE_ANNOTATION_SIZE, "100");
+		plait_map_set(&p[i].annotations, PLAIT_CACHE_ANNOTATION_WRITTEN, when[i]);
+	}
+	struct plait_buf idx = PLAIT_BUF_INIT, out = PLAIT_BUF_INIT;
+	char *note = NULL;
+	size_t dropped = 9;
+	assert_int_equal(plait_cache_index_merge(NULL, 0, p, 3, 0, &idx, &note, &dropped, NULL), 0);
+	assert_int_equal(dropped, 0);
+	/* 4 x 100 bytes, at most 250: b (oldest), then a go; c and ours stay */
+	assert_int_equal(plait_cache_index_merge(idx.buf, idx.len, &p[3], 1, 250, &out, &note, &dropped, NULL), 0);
+	assert_int_equal(dropped, 2);
+	assert_true(plait_cache_index_has(out.buf, out.len, &p[2], 1));
+	assert_true(plait_cache_index_has(out.buf, out.len, &p[3], 1));
+	assert_false(plait_cache_index_has(out.buf, out.len, &p[0], 1));
+	assert_false(plait_cache_index_has(out.buf, out.len, &p[1], 1));
+	/* our own parts are never dropped, even alone over the bound */
+	assert_int_equal(plait_cache_index_merge(idx.buf, idx.len, &p[3], 1, 50, &out, &note, &dropped, NULL), 0);
+	assert_int_equal(dropped, 3);
+	assert_true(plait_cache_index_has(out.buf, out.len, &p[3], 1));
+	for (int i = 0; i < 4; i++)
+		plait_descriptor_release(&p[i]);
+	plait_buf_release(&idx);
+	plait_buf_release(&out);
 }
 
 /* ------------------------------------------------------------ export -> import */
@@ -275,7 +310,7 @@ static void *export_thread(void *arg)
 	if (w->r >= 0)
 		w->r = plait_endpoint_open_local(w->spec, true, &dst, &err);
 	if (w->r >= 0)
-		w->r = plait_cache_export(dst, "cache", w->cache_dir, s, &w->part, 1, NULL, 0, NULL, 30, &w->st, NULL,
+		w->r = plait_cache_export(dst, "cache", w->cache_dir, s, &w->part, 1, NULL, 0, NULL, 0, 30, &w->st, NULL,
 					  NULL, &err);
 	if (w->r < 0)
 		w->msg = xstrdup(err->msg);
@@ -390,6 +425,7 @@ int main(void)
 		cmocka_unit_test(test_cache_remote__bad_specs_name_the_option_and_the_fix),
 		cmocka_unit_test(test_cache_remote__records_round_trip_and_refuse_newer_formats),
 		cmocka_unit_test(test_cache_remote__merge_keeps_other_parts_and_replaces_its_own),
+		cmocka_unit_test(test_cache_remote__max_size_drops_the_least_recently_written_other_parts),
 		cmocka_unit_test(test_cache_remote__two_writers_at_once_lose_nothing_and_import_is_lazy),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
