@@ -204,6 +204,7 @@ void plait_cache_step_release(struct plait_cache_step *s)
 	if (!s)
 		return;
 	free(s->created);
+	free(s->source);
 	plait_descriptor_release(&s->layer);
 	memset(s, 0, sizeof(*s));
 }
@@ -220,6 +221,8 @@ json_t *plait_cache_step_to_json(const struct plait_cache_step *s)
 		json_object_set_new(o, "size", json_integer(s->layer.size));
 		json_object_set_new(o, "diffID", json_string(s->diff_id));
 	}
+	if (s->source)
+		json_object_set_new(o, "imported", json_string(s->source));
 	return o;
 }
 
@@ -229,9 +232,11 @@ int plait_cache_step_from_json(const json_t *o, struct plait_cache_step *out)
 	const char *c = json_is_object(o) ? json_string_value(json_object_get(o, "created")) : NULL;
 	if (!c)
 		return 0;
+	const char *src = json_string_value(json_object_get(o, "imported"));
 	if (json_is_true(json_object_get(o, "empty"))) {
 		out->empty = true;
 		out->created = xstrdup(c);
+		out->source = xstrdup_or_null(src);
 		return 1;
 	}
 	const char *mt = json_string_value(json_object_get(o, "mediaType"));
@@ -243,6 +248,7 @@ int plait_cache_step_from_json(const json_t *o, struct plait_cache_step *out)
 	    strlen(di) + 1 != PLAIT_SHA256_DIGEST_SIZE)
 		return 0;
 	out->created = xstrdup(c);
+	out->source = xstrdup_or_null(src);
 	out->layer.media_type = xstrdup(mt);
 	memcpy(out->layer.digest, dg, strlen(dg) + 1);
 	out->layer.size = json_integer_value(sz);

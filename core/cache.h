@@ -86,6 +86,7 @@ struct plait_cache_step {
 	char *created; /* RFC 3339, when the step ran */
 	struct plait_descriptor layer; /* the blob (not empty) */
 	char diff_id[PLAIT_SHA256_DIGEST_SIZE];
+	char *source; /* the --cache-from it was imported from, or NULL (made here) */
 };
 void plait_cache_step_release(struct plait_cache_step *s);
 

@@ -223,6 +223,7 @@ void plait_cache_records_serialise(const char *part, const struct plait_cache_re
 	json_object_set_new(o, "part", json_string(part));
 	for (size_t i = 0; i < n; i++) {
 		json_t *s = plait_cache_step_to_json(&v[i].step);
+		json_object_del(s, "imported"); /* where this cache dir got it: not the artifact's business */
 		json_object_set_new(s, "key", json_string(v[i].key));
 		json_array_append_new(a, s);
 	}
@@ -616,6 +617,7 @@ int plait_cache_import_lookup(const struct plait_cache_import *imp, const char *
 	memset(out, 0, sizeof(*out));
 	out->empty = s->empty;
 	out->created = xstrdup_or_null(s->created);
+	out->source = xstrdup(imp->src[imp->rec_src[i]].name);
 	if (!s->empty) {
 		plait_descriptor_copy(&out->layer, &s->layer);
 		memcpy(out->diff_id, s->diff_id, sizeof(out->diff_id));

@@ -228,6 +228,11 @@ done
 RUNLAYER=$(skopeo_reg inspect --raw "docker://$REG/app/c@$(digest_of "$T/C.json" gpu linux/arm64)" | jq -r '.layers[-1].digest')
 [ ! -e "$T/C/store/blobs/sha256/${RUNLAYER#sha256:}" ] || fail "runner C pulled layer $RUNLAYER, which it only had to mount"
 run_ok skopeo_reg inspect "docker://$REG/app/c:1-gpu"
+run_ok "$PLAIT" cache du --cache-dir "$T/C" --format json
+nimp=$(jq -r '.imported.entries' <<<"$OUT")
+assert_eq 10 "$nimp" "imported step records in runner C's cache (per platform: RUN, COPY, RUN; per job: RUN)"
+run_ok "$PLAIT" cache du --cache-dir "$T/C"
+assert_contains "$OUT" "$nimp of the step records came from --cache-from" "cache du table"
 pass "runner C (empty cache dir) built 2 platforms x 2 variants from the shared cache: no RUN, digests equal A's and B's, layers mounted not pulled"
 
 # ---------------------------------------------------------------- 4. mode=min vs max
