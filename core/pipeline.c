@@ -550,8 +550,9 @@ static int export_caches(struct plait_pipeline *p, struct plait_store *store, st
 		plait_endpoint_free(dst);
 		if (r >= 0) {
 			char n[160];
-			snprintf(n, sizeof(n), "%zu part%s, %zu step records, mode=%s%s", st.parts, st.parts == 1 ? "" : "s",
-				 st.records, s->mode_max ? "max" : "min", st.dropped ? ", older parts dropped for max-size" : "");
+			snprintf(n, sizeof(n), "%zu part%s, %zu step records, mode=%s, merged in %zu index write%s%s",
+				 st.parts, st.parts == 1 ? "" : "s", st.records, s->mode_max ? "max" : "min", st.merges,
+				 st.merges == 1 ? "" : "s", st.dropped ? ", older parts dropped for max-size" : "");
 			if (ops->note)
 				ops->note(ops->ctx, PLAIT_PIPELINE_CACHE_EXPORTED, s->text, n);
 		} else if (s->ignore_error) {

@@ -206,6 +206,7 @@ assert_eq "default/cpu/linux/amd64 default/cpu/linux/arm64 default/gpu/linux/amd
 	"parts of the shared cache after two concurrent writers"
 merges=$(cat "$T/A.err" "$T/B.err" | grep -c '"exported cache' || true)
 assert_eq 2 "$merges" "runners that reported an exported cache"
+echo "# runner A: $(grep -o 'merged in [0-9]* index writes*' "$T/A.err"), runner B: $(grep -o 'merged in [0-9]* index writes*' "$T/B.err")"
 run_ok skopeo_reg copy -q --all "docker://$CREF" "oci:$T/cache-copy:ci"
 run_ok "$PLAIT" inspect --format json "$CREF"
 assert_eq "application/vnd.plait.cache.v1+json 4" "$(jq -r '"\(.artifactType) \(.manifests | length)"' <<<"$OUT")" "plait inspect of the cache"

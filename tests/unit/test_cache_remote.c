@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/buf.h"
 #include "core/cache.h"
@@ -297,6 +298,7 @@ struct writer {
 	int r;
 	char *msg;
 	struct plait_cache_export_stats st;
+	long settle_ms; /* 0: 30 */
 };
 
 static void *export_thread(void *arg)
@@ -310,7 +312,7 @@ static void *export_thread(void *arg)
 	if (w->r >= 0)
 		w->r = plait_endpoint_open_local(w->spec, true, &dst, &err);
 	if (w->r >= 0)
-		w->r = plait_cache_export(dst, "cache", w->cache_dir, s, &w->part, 1, NULL, 0, NULL, 0, 30, &w->st, NULL,
+		w->r = plait_cache_export(dst, "cache", w->cache_dir, s, &w->part, 1, NULL, 0, NULL, 0, w->settle_ms ? w->settle_ms : 30, &w->st, NULL,
 					  NULL, &err);
 	if (w->r < 0)
 		w->msg = xstrdup(err->msg);
@@ -318,6 +320,13 @@ static void *export_thread(void *arg)
 	plait_store_free(s);
 	plait_error_free(err);
 	return NULL;
+}
+
+static void *export_thread_slow(void *arg)
+{
+	struct writer *w = arg;
+	w->settle_ms = 500;
+	return export_thread(arg);
 }
 
 static void collect(void *ctx, const char *msg)
@@ -418,6 +427,84 @@ static void test_cache_remote__two_writers_at_once_lose_nothing_and_import_is_la
 	plait_rm_rf(tmp);
 }
 
+/* The index at tag "cache" of the layout at dir, or an empty buffer. */
+static void read_index(const char *dir, struct plait_buf *out)
+{
+	struct plait_store *st = NULL;
+	struct plait_descriptor d = { 0 };
+	plait_buf_reset(out);
+	if (plait_store_open(dir, false, &st, NULL) == 0 && plait_store_resolve(st, "cache", &d, NULL) == 0)
+		plait_store_read_blob(st, d.digest, PLAIT_MANIFEST_MAX, out, NULL);
+	plait_descriptor_release(&d);
+	plait_store_free(st);
+}
+
+/* The one race a registry leaves: another writer that read the index before
+ * this one's tag moved writes an index without this one's part after it.
+ * The writer's check after the settle time finds its part missing and
+ * merges again: nothing is lost. */
+static void test_cache_remote__a_part_lost_to_a_stale_writer_is_merged_again(void **state)
+{
+	(void)state;
+	_cleanup_free_ char *tmp = test_mkdtemp("cache-race");
+	_cleanup_free_ char *cdir = plait_path_join(tmp, "cache");
+	_cleanup_free_ char *ldir = plait_path_join(tmp, "shared");
+	struct plait_buf sp = PLAIT_BUF_INIT, cur = PLAIT_BUF_INIT, stale = PLAIT_BUF_INIT;
+	plait_buf_addf(&sp, "oci:%s:cache", ldir);
+	struct plait_cache *c = NULL;
+	assert_int_equal(plait_cache_open(cdir, &c, NULL), 0);
+	struct plait_cache_record rec;
+	fill_record(&rec, "race", true, NULL);
+	assert_int_equal(plait_cache_step_write(c, rec.key, &rec.step), 0);
+	const char *keys[] = { rec.key };
+	struct writer w = { .cache_dir = cdir, .spec = sp.buf, .part = { "app/-/linux/amd64", keys, 1 } };
+	/* a long settle time (export_thread_slow), so the stale write lands inside it */
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, export_thread_slow, &w), 0);
+	struct plait_descriptor theirs, mine = { 0 };
+	part_desc(&theirs, "app/-/linux/arm64", "stale-writer");
+	bool wrote = false;
+	for (int i = 0; i < 2000 && !wrote; i++) {
+		read_index(ldir, &cur);
+		struct plait_index idx = { 0 };
+		if (cur.len && plait_index_parse(cur.buf, cur.len, &idx, NULL) == 0 && idx.n_manifests == 1) {
+			/* the writer's tag moved: now the stale writer's index, without it */
+			plait_descriptor_copy(&mine, &idx.manifests[0]);
+			char *note = NULL;
+			size_t dropped;
+			assert_int_equal(plait_cache_index_merge(NULL, 0, &theirs, 1, 0, &stale, &note, &dropped, NULL), 0);
+			struct plait_store *st = NULL;
+			struct plait_descriptor d = { .media_type = (char *)"application/vnd.oci.image.index.v1+json",
+						      .size = (int64_t)stale.len };
+			assert_int_equal(plait_store_open(ldir, false, &st, NULL), 0);
+			assert_int_equal(plait_store_put_bytes(st, stale.buf, stale.len, d.digest, NULL), 0);
+			assert_int_equal(plait_store_tag(st, &d, "cache", NULL), 0);
+			plait_store_free(st);
+			wrote = true;
+		}
+		plait_index_release(&idx);
+		if (!wrote)
+			usleep(2000);
+	}
+	pthread_join(t, NULL);
+	assert_true(wrote);
+	if (w.r < 0)
+		fail_msg("writer failed: %s", w.msg);
+	assert_int_equal(w.st.merges, 2); /* its check saw the part gone and merged again */
+	read_index(ldir, &cur);
+	assert_true(plait_cache_index_has(cur.buf, cur.len, &mine, 1));
+	assert_true(plait_cache_index_has(cur.buf, cur.len, &theirs, 1));
+	plait_descriptor_release(&theirs);
+	plait_descriptor_release(&mine);
+	plait_cache_step_release(&rec.step);
+	free(w.msg);
+	plait_cache_free(c);
+	plait_buf_release(&sp);
+	plait_buf_release(&cur);
+	plait_buf_release(&stale);
+	plait_rm_rf(tmp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -427,6 +514,7 @@ int main(void)
 		cmocka_unit_test(test_cache_remote__merge_keeps_other_parts_and_replaces_its_own),
 		cmocka_unit_test(test_cache_remote__max_size_drops_the_least_recently_written_other_parts),
 		cmocka_unit_test(test_cache_remote__two_writers_at_once_lose_nothing_and_import_is_lazy),
+		cmocka_unit_test(test_cache_remote__a_part_lost_to_a_stale_writer_is_merged_again),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
