@@ -26,7 +26,7 @@ define ensure_pkgs
 	fi
 endef
 
-.PHONY: all build deps test-deps demo-deps test unit integration fuzz fuzz-deps fuzz-build demo bench bench-build bench-build-multi clean
+.PHONY: all build deps test-deps demo-deps test unit integration fuzz fuzz-deps fuzz-build demo bench bench-build bench-build-multi bench-ci-cache clean
 
 all: build
 
@@ -80,6 +80,9 @@ bench-build: test-deps build
 
 bench-build-multi: test-deps build
 	MULTI=1 bash bench/build.sh $(BUILD)/cmd/plait
+
+bench-ci-cache: test-deps build
+	bash bench/ci-cache.sh $(BUILD)/cmd/plait
 
 clean:
 	rm -rf $(BUILD) $(FUZZ_BUILD)
