@@ -72,9 +72,11 @@ enum {
 	"                                read a shared build cache first (repeatable, tried in\n"     \
 	"                                order); one that cannot be read is a warning\n"              \
 	"      --cache-to type=registry,ref=REG/REPO:TAG | type=local,dest=DIR\n"                      \
-	"                                [,mode=min|max][,ignore-error=true] write the steps of\n"    \
-	"                                the images (min) or of every stage (max), merged with\n"     \
-	"                                what other runners wrote there (repeatable)\n"               \
+	"                                [,mode=min|max][,mounts=ID,...|all][,max-size=SIZE]\n"     \
+	"                                [,ignore-error=true] after publishing, write the steps\n"   \
+	"                                of the images (min) or of every stage (max), and the\n"     \
+	"                                RUN --mount=type=cache dirs named, merged with what\n"      \
+	"                                other runners wrote there (repeatable)\n"                   \
 	"      --compression gzip|zstd   layer compression (default gzip)\n"                           \
 	"      --source-date-epoch N     clamp file times and set created times to N (also\n"          \
 	"                                $SOURCE_DATE_EPOCH): same inputs, same digest\n"              \
