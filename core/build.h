@@ -164,6 +164,10 @@ struct plait_build_result {
 	 * layers make the image (mode=min). */
 	char **cache_keys_all, **cache_keys_final;
 	char **cache_mounts; /* ids of the RUN --mount=type=cache it used */
+	/* "DIGEST REF": base image layers this build did not pull (with
+	 * --cache-from nothing needed their files): REF (an image by digest)
+	 * has them, for the push to mount or fetch. */
+	char **remote_blobs;
 	/* The cache's shared lock, held until the result is released, so a
 	 * `plait cache prune` cannot remove blobs while the caller exports them. */
 	int lock_fd;

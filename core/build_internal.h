@@ -36,6 +36,9 @@ struct layer_ref {
 	/* A --cache-from hit: dir is where it goes, but neither the blob nor
 	 * the tree may exist yet (build_ensure_stage_layers() makes them). */
 	bool lazy;
+	/* A base image layer left in its registry (a build with --cache-from):
+	 * fetched from here when needed. Borrowed: the builder's base_eps. */
+	struct plait_endpoint *src;
 };
 
 /* A stage's base image, resolved before the stage loop (build_resolve_bases())
@@ -89,6 +92,9 @@ struct builder {
 	int step, total, cached;
 	char **all_keys; /* every step's key, once, in build order (mode=max) */
 	char **mount_ids; /* RUN --mount=type=cache ids used (--cache-to mounts=) */
+	struct plait_endpoint **base_eps; /* what lazy base layers come from */
+	size_t n_base_eps;
+	char **remote_blobs; /* "DIGEST REF" of base layers not pulled */
 	/* for a failing RUN: its last output lines */
 	char *tail[8];
 	size_t n_tail;

@@ -106,6 +106,8 @@ int build_ensure_layer_dir(struct builder *b, struct layer_ref *l, struct plait_
 	}
 	/* A --cache-from hit's blob comes now, when its files are needed. */
 	int r = plait_store_has(b->store, l->desc.digest, NULL, err);
+	if (r == 0 && l->src)
+		r = plait_cache_fetch_blob(l->src, b->store, &l->desc, err);
 	if (r == 0 && (r = plait_cache_import_fetch(b->o->cache_import, b->store, &l->desc, err)) == 0)
 		r = plait_error_set(err, PLAIT_E_NOT_FOUND, "layer %s is not in the cache store", l->desc.digest);
 	if (r < 0)
@@ -417,6 +419,7 @@ void stage_copy_state(struct stage *dst, const struct stage *src)
 		memcpy(dst->layers[i].diff_id, src->layers[i].diff_id, PLAIT_SHA256_DIGEST_SIZE);
 		dst->layers[i].dir = xstrdup(src->layers[i].dir);
 		dst->layers[i].lazy = src->layers[i].lazy;
+		dst->layers[i].src = src->layers[i].src;
 	}
 	plait_strv_free(dst->keys);
 	dst->keys = plait_strv_copy(src->keys);

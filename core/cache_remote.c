@@ -733,6 +733,21 @@ int plait_cache_import_mount(struct plait_cache_import *imp, struct plait_endpoi
 	return 0;
 }
 
+int plait_cache_fetch_blob(struct plait_endpoint *ep, struct plait_store *store, const struct plait_descriptor *d,
+			   struct plait_error **err)
+{
+	struct plait_blob_writer *w = NULL;
+	int r = plait_blob_writer_new(store, d->digest, d->size, &w, err);
+	if (r >= 0)
+		r = ep->ops->fetch_blob(ep, d, w, err);
+	if (r >= 0)
+		r = plait_blob_writer_commit(w, NULL, err);
+	plait_blob_writer_free(w);
+	if (r < 0)
+		plait_error_wrap(err, "fetch %s from %s", d->digest, ep->display);
+	return r < 0 ? r : 1;
+}
+
 int plait_cache_ensure_blob(struct plait_endpoint *dst, const struct plait_descriptor *d, struct plait_store *store,
 			    struct plait_endpoint *const *mount_from, size_t n_mount_from,
 			    struct plait_cache_import *imp, struct plait_error **err)
@@ -761,6 +776,15 @@ int plait_cache_ensure_blob(struct plait_endpoint *dst, const struct plait_descr
 	r = plait_cache_import_fetch(imp, store, d, err);
 	if (r != 0)
 		return r < 0 ? r : 0;
+	for (size_t i = 0; i < n_mount_from; i++) {
+		struct plait_error *e = NULL;
+		if (mount_from[i]->ops->has_blob(mount_from[i], d, &e) == 1) {
+			plait_error_free(e);
+			r = plait_cache_fetch_blob(mount_from[i], store, d, err);
+			return r < 0 ? r : 0;
+		}
+		plait_error_free(e);
+	}
 	return plait_error_set(err, PLAIT_E_NOT_FOUND,
 			       "blob %s is neither in the local cache nor in any --cache-from source", d->digest);
 }

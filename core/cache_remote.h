@@ -136,10 +136,15 @@ int plait_cache_import_restore_mount(struct plait_cache_import *imp, const char 
 /* Blobs fetched so far (for tests and `plait cache du`-like reporting). */
 size_t plait_cache_import_fetched(const struct plait_cache_import *imp);
 
+/* Fetch blob d from ep into store (verified): 1 done, <0 failed. */
+int plait_cache_fetch_blob(struct plait_endpoint *ep, struct plait_store *store, const struct plait_descriptor *d,
+			   struct plait_error **err);
+
 /* Make blob d available for a copy to dst: present at dst (nothing to do),
  * mounted there from one of mount_from (registry endpoints on dst's host) or
  * from an import source, present in store (the copy uploads it), or fetched
- * into store from an import source. -PLAIT_E_NOT_FOUND when none works. */
+ * into store from an import source or from one of mount_from that has it.
+ * -PLAIT_E_NOT_FOUND when none works. */
 int plait_cache_ensure_blob(struct plait_endpoint *dst, const struct plait_descriptor *d, struct plait_store *store,
 			    struct plait_endpoint *const *mount_from, size_t n_mount_from,
 			    struct plait_cache_import *imp, struct plait_error **err);

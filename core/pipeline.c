@@ -307,10 +307,30 @@ static void items_release(struct items *x)
 static int ensure_image_blobs(struct plait_pipeline *p, struct plait_store *store, size_t image,
 			      struct plait_endpoint *dst, struct plait_error **err)
 {
-	if (!plait_cache_import_count(p->cache_import))
-		return 0;
 	const struct plait_plan_image *im = &p->plan.images[image];
+	const struct plait_pipeline_ops *ops = p->o->ops;
+	/* the base images whose layers a build left in their registry */
+	struct plait_endpoint **bases = NULL;
+	size_t n_bases = 0;
+	char **seen = NULL;
+	for (size_t k = 0; k < im->n_jobs; k++)
+		for (char **l = p->results[im->jobs[k]].remote_blobs; l && *l; l++) {
+			const char *ref = strchr(*l, ' ');
+			if (!ref || plait_strv_contains(seen, ref + 1))
+				continue;
+			plait_strv_push(&seen, ref + 1);
+			struct plait_endpoint *ep = NULL;
+			struct plait_error *e = NULL;
+			if (ops->open(ops->ctx, ref + 1, false, &ep, &e) >= 0) {
+				bases = xrealloc(bases, (n_bases + 1) * sizeof(*bases));
+				bases[n_bases++] = ep;
+			}
+			plait_error_free(e);
+		}
+	plait_strv_free(seen);
 	int r = 0;
+	if (!n_bases && !plait_cache_import_count(p->cache_import))
+		goto out;
 	for (size_t k = 0; r >= 0 && k < im->n_jobs; k++) {
 		struct plait_buf mb = PLAIT_BUF_INIT;
 		struct plait_manifest m = { 0 };
@@ -318,10 +338,14 @@ static int ensure_image_blobs(struct plait_pipeline *p, struct plait_store *stor
 		if (r >= 0)
 			r = plait_manifest_parse(mb.buf, mb.len, &m, err);
 		for (size_t i = 0; r >= 0 && i < m.n_layers; i++)
-			r = plait_cache_ensure_blob(dst, &m.layers[i], store, NULL, 0, p->cache_import, err);
+			r = plait_cache_ensure_blob(dst, &m.layers[i], store, bases, n_bases, p->cache_import, err);
 		plait_manifest_release(&m);
 		plait_buf_release(&mb);
 	}
+out:
+	for (size_t i = 0; i < n_bases; i++)
+		plait_endpoint_free(bases[i]);
+	free(bases);
 	return r;
 }
 

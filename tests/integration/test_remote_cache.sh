@@ -228,13 +228,15 @@ done
 # C pushed to the cache's registry: the RUN layers were mounted there, never pulled
 RUNLAYER=$(skopeo_reg inspect --raw "docker://$REG/app/c@$(digest_of "$T/C.json" gpu linux/arm64)" | jq -r '.layers[-1].digest')
 [ ! -e "$T/C/store/blobs/sha256/${RUNLAYER#sha256:}" ] || fail "runner C pulled layer $RUNLAYER, which it only had to mount"
+# (COPY --from=builder's key is the content of what it copies, so C reads the
+# builder stage's files: its layers and the base are fetched, nothing else.)
 run_ok skopeo_reg inspect "docker://$REG/app/c:1-gpu"
 run_ok "$PLAIT" cache du --cache-dir "$T/C" --format json
 nimp=$(jq -r '.imported.entries' <<<"$OUT")
 assert_eq 10 "$nimp" "imported step records in runner C's cache (per platform: RUN, COPY, RUN; per job: RUN)"
 run_ok "$PLAIT" cache du --cache-dir "$T/C"
 assert_contains "$OUT" "$nimp of the step records came from --cache-from" "cache du table"
-pass "runner C (empty cache dir) built 2 platforms x 2 variants from the shared cache: no RUN, digests equal A's and B's, layers mounted not pulled"
+pass "runner C (empty cache dir) built 2 platforms x 2 variants from the shared cache: no RUN, digests equal A's and B's, the final stage's own layers mounted, not pulled"
 
 # ---------------------------------------------------------------- 4. mode=min vs max
 
@@ -285,6 +287,10 @@ assert_contains "$ERR" "cache mount 'dl' restored from --cache-from" "restore sa
 mbuild "$T/P3" 1 --cache-from "type=local,src=$T/mc" --cache-to "type=local,dest=$T/mc,mounts=all"
 assert_not_contains "$ERR" '"text":"RAN-count' "RUN output of a fully cached build"
 assert_not_contains "$ERR" "restored" "a cached RUN's mount restore"
+# nothing of the image was needed on this runner: not the base's layers either
+[ -z "$(ls "$T/P3/layers")" ] || fail "a fully cached build unpacked layers: $(ls "$T/P3/layers")"
+n_layer_blobs=$(find "$T/P3/store/blobs/sha256" -type f -size +100k | wc -l)
+assert_eq 0 "$n_layer_blobs" "layer-sized blobs a fully cached build pulled into its store"
 mbuild "$T/P4" 3 --cache-from "type=local,src=$T/mc"
 assert_contains "$ERR" '"text":"RAN-count-3 1"' "the mount part survived a fully cached export"
 mbuild "$T/P5" 1 --cache-to "type=local,dest=$T/mc2"
