@@ -27,7 +27,7 @@ define ensure_pkgs
 	fi
 endef
 
-.PHONY: all build deps test-deps demo-deps test unit integration test-asan fuzz fuzz-deps fuzz-build demo bench bench-build bench-build-multi bench-buildkit bench-gzip bench-rootless clean
+.PHONY: all build deps test-deps demo-deps test unit integration test-asan fuzz fuzz-deps fuzz-build demo bench bench-build bench-build-multi bench-buildkit bench-gzip bench-rootless bench-ci-cache clean
 
 all: build
 
@@ -102,6 +102,9 @@ bench-gzip: test-deps build
 
 bench-rootless: test-deps build
 	bash bench/rootless.sh $(BUILD)/cmd/plait
+
+bench-ci-cache: test-deps build
+	bash bench/ci-cache.sh $(BUILD)/cmd/plait
 
 clean:
 	rm -rf $(BUILD) $(FUZZ_BUILD)

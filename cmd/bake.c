@@ -12,7 +12,8 @@ static const char usage[] =
 	"\n"
 	"Build the targets of a bake file (the JSON form of docker-bake files: variable,\n"
 	"group, target with context, dockerfile, args, platforms, tags, target, labels,\n"
-	"annotations, output, inherits, matrix). No name builds the group 'default'.\n"
+	"annotations, output, cache-from, cache-to, inherits, matrix). No name builds the\n"
+	"group 'default'.\n"
 	"Every target and platform is planned together before anything runs, and nothing\n"
 	"is pushed or tagged unless every job of every target succeeded.\n"
 	"\n"
@@ -23,7 +24,8 @@ static const char usage[] =
 	"      --format table|json       with --plan: the output (default table)\n"
 	"      --set TARGET.KEY=VALUE    override a field (TARGET may be '*'; KEY: context,\n"
 	"                                dockerfile, target, args.NAME, labels.NAME, tags,\n"
-	"                                platform, output, annotations, no-cache) (repeatable)\n"
+	"                                platform, output, annotations, cache-from, cache-to,\n"
+	"                                no-cache) (repeatable)\n"
 	"\n"
 	"Variables take their defaults unless the environment sets them.\n"
 	"\n"
@@ -33,7 +35,8 @@ static const char usage[] =
 enum { OPT_PRINT = OPT_FIRST_PRIVATE, OPT_SET, OPT_PLAN, OPT_FORMAT };
 
 /* One resolved bake target as a request target. */
-static int to_target(const struct plait_bake_target *b, struct plait_target *t, struct plait_error **err)
+static int to_target(const struct plait_bake_target *b, struct plait_request *req, struct plait_target *t,
+		     struct plait_error **err)
 {
 	int r = 0;
 	t->name = xstrdup(b->name);
@@ -52,6 +55,11 @@ static int to_target(const struct plait_bake_target *b, struct plait_target *t, 
 		r = plait_target_add_annotation(t, *s, err);
 	for (char **s = b->outputs; r >= 0 && s && *s; s++)
 		r = plait_target_add_output(t, *s, err);
+	/* one cache per run: every target's caches are read and written for all */
+	for (char **s = b->cache_from; r >= 0 && s && *s; s++)
+		r = plait_request_add_cache(req, *s, false, "cache-from", err);
+	for (char **s = b->cache_to; r >= 0 && s && *s; s++)
+		r = plait_request_add_cache(req, *s, true, "cache-to", err);
 	if (r < 0)
 		plait_error_wrap(err, "target \"%s\"", b->name);
 	return r;
@@ -124,7 +132,7 @@ int cmd_bake(int argc, char **argv)
 		goto done;
 	}
 	for (size_t i = 0; i < bake.n_targets; i++) {
-		if (to_target(&bake.targets[i], plait_request_add_target(&p.req), &err) < 0)
+		if (to_target(&bake.targets[i], &p.req, plait_request_add_target(&p.req), &err) < 0)
 			goto fail;
 		if (bake.targets[i].no_cache)
 			p.req.no_cache = true; /* one cache setting per run */

@@ -66,6 +66,10 @@ static void print_table(const char *dir, const struct plait_cache_usage *u)
 		       k < PLAIT_CACHE_N_KINDS ? plait_cache_kind_name((enum plait_cache_kind)k) : "total",
 		       (long long)c->entries, h, (long long)c->bytes);
 	}
+	if (u->imported.entries)
+		printf("(%lld of the step records came from --cache-from; their layers are fetched when a build "
+		       "needs them)\n",
+		       (long long)u->imported.entries);
 }
 
 static json_t *usage_json(const struct plait_cache_usage *u)
@@ -140,6 +144,8 @@ static int cache_du(int argc, char **argv)
 		json_auto_t *o = json_object();
 		json_object_set_new(o, "dir", json_string(dir));
 		json_object_set_new(o, "usage", usage_json(&u));
+		json_object_set_new(o, "imported", json_pack("{s:I,s:I}", "entries", (json_int_t)u.imported.entries,
+							      "bytes", (json_int_t)u.imported.bytes));
 		char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		printf("%s\n", s);
 		free(s);

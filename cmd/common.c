@@ -221,33 +221,7 @@ int run_subcommand(const char *cmd, const char *usage, const struct plait_subcmd
 
 int parse_size(const char *s, int64_t *out)
 {
-	char *end;
-	errno = 0;
-	if (!*s || *s == '-' || *s == '+')
-		return -1;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -1;
-	int shift = 0;
-	switch (*end) {
-	case 'k': case 'K': shift = 10; break;
-	case 'm': case 'M': shift = 20; break;
-	case 'g': case 'G': shift = 30; break;
-	case 't': case 'T': shift = 40; break;
-	case '\0': break;
-	default: return -1;
-	}
-	if (*end) {
-		end++;
-		if (*end == 'i' && end[1] == 'B')
-			end += 2;
-		else if (*end == 'B')
-			end++;
-	}
-	if (*end || v > (unsigned long long)(INT64_MAX >> shift))
-		return -1;
-	*out = (int64_t)(v << shift);
-	return 0;
+	return plait_parse_size(s, out);
 }
 
 int parse_epoch(const char *cmd, const char *what, const char *s, int64_t *out)

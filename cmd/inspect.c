@@ -100,12 +100,16 @@ static int show_index(struct plait_endpoint *ep, const struct plait_descriptor *
 		for (size_t i = 0; i < idx.n_manifests; i++)
 			json_array_append_new(a, descriptor_json(&idx.manifests[i]));
 		json_object_set_new(o, "manifests", a);
+		if (idx.artifact_type)
+			json_object_set_new(o, "artifactType", json_string(idx.artifact_type));
 		if (idx.annotations.n)
 			json_object_set_new(o, "annotations", map_json(&idx.annotations));
 		json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		putchar('\n');
 	} else {
 		print_head(ep, root);
+		if (idx.artifact_type) /* a plait build cache, for one (core/cache_remote.h) */
+			printf("ArtifactType: %s\n", idx.artifact_type);
 		if (idx.annotations.n) {
 			printf("Annotations:\n");
 			for (size_t i = 0; i < idx.annotations.n; i++)

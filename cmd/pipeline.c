@@ -80,6 +80,17 @@ int pipeline_option(struct pipeline *pl, const char *cmd, int c, const char *arg
 	case OPT_P_NO_CACHE:
 		p->no_cache = true;
 		return 1;
+	case OPT_P_CACHE_FROM:
+	case OPT_P_CACHE_TO: {
+		struct plait_error *err = NULL;
+		bool to = c == OPT_P_CACHE_TO;
+		if (plait_request_add_cache(p, arg, to, to ? "--cache-to" : "--cache-from", &err) < 0) {
+			usage_error(cmd, "%s", err->msg);
+			plait_error_free(err);
+			return -1;
+		}
+		return 1;
+	}
 	case OPT_P_COMPRESSION:
 		if (streq(arg, "gzip"))
 			p->compression = PLAIT_LAYER_GZIP;
@@ -269,6 +280,10 @@ static void note(void *ctx, enum plait_pipeline_note kind, const char *name, con
 	struct progress *pr = &((struct wiring *)ctx)->progress;
 	if (kind == PLAIT_PIPELINE_EXPORTED)
 		progress_note(pr, "exported %s", name);
+	else if (kind == PLAIT_PIPELINE_CACHE_IMPORTED)
+		progress_note(pr, "cache %s: %s", name, digest);
+	else if (kind == PLAIT_PIPELINE_CACHE_EXPORTED)
+		progress_note(pr, "exported cache %s (%s)", name, digest);
 	else if (kind == PLAIT_PIPELINE_PUSHED)
 		progress_note(pr, "pushed %s by digest %s", name, digest);
 	else
@@ -300,6 +315,12 @@ static int remote_builder(const struct pipeline *pl, struct plait_builders_conf 
 	for (size_t i = 0; i < (*b)->n_nodes; i++)
 		(void)plait_node_probe(*b, &(*b)->nodes[i], NULL); /* the error stays in the node */
 	return 0;
+}
+
+static void warning(void *ctx, const char *msg)
+{
+	(void)ctx;
+	fprintf(stderr, "plait: warning: %s\n", msg);
 }
 
 int pipeline_run(struct pipeline *pl, bool plan_only, bool plan_json)
@@ -337,7 +358,8 @@ int pipeline_run(struct pipeline *pl, bool plan_only, bool plan_json)
 		.allow_latest = p->allow_latest,
 		.untagged_ok = p->by_digest,
 	};
-	struct plait_pipeline_ops ops = { .ctx = &w, .open = open_endpoint, .job_event = job_event, .note = note };
+	struct plait_pipeline_ops ops = { .ctx = &w, .open = open_endpoint, .job_event = job_event, .note = note,
+					  .warning = warning };
 	struct plait_pipeline_opts o = { .plan = &po, .ops = &ops, .interrupt = &plait_interrupted };
 	if (plait_pipeline_plan(&run, p, &o, &err) < 0)
 		goto fail;

@@ -40,6 +40,8 @@ enum {
 	OPT_P_NO_PROCESS_SANDBOX,
 	OPT_P_BUILDER,
 	OPT_P_FALLBACK,
+	OPT_P_CACHE_FROM,
+	OPT_P_CACHE_TO,
 };
 #define PIPELINE_OPTIONS                                                        \
 	{ "cache-dir", required_argument, NULL, OPT_P_CACHE_DIR },             \
@@ -59,7 +61,9 @@ enum {
 	{ "userns", required_argument, NULL, OPT_P_USERNS },                   \
 	{ "no-process-sandbox", no_argument, NULL, OPT_P_NO_PROCESS_SANDBOX }, \
 	{ "builder", required_argument, NULL, OPT_P_BUILDER },                 \
-	{ "fallback", required_argument, NULL, OPT_P_FALLBACK }
+	{ "fallback", required_argument, NULL, OPT_P_FALLBACK },                 \
+	{ "cache-from", required_argument, NULL, OPT_P_CACHE_FROM },           \
+	{ "cache-to", required_argument, NULL, OPT_P_CACHE_TO }
 #define PIPELINE_HELP                                                                               \
 	"      --push                    push to every -t registry reference (tags move only after\n"   \
 	"                                every job succeeded and everything is uploaded)\n"           \
@@ -84,6 +88,15 @@ enum {
 	"                                (its platforms go to this host) instead of failing the plan\n" \
 	"      --cache-dir DIR           the build cache (default $XDG_CACHE_HOME/plait)\n"            \
 	"      --no-cache                run every step, ignoring cached results\n"                    \
+	"      --cache-from type=registry,ref=REG/REPO:TAG | type=local,src=DIR\n"                     \
+	"                                read a shared build cache first (repeatable, tried in\n"     \
+	"                                order); one that cannot be read is a warning\n"              \
+	"      --cache-to type=registry,ref=REG/REPO:TAG | type=local,dest=DIR\n"                      \
+	"                                [,mode=min|max][,mounts=ID,...|all][,max-size=SIZE]\n"     \
+	"                                [,ignore-error=true] after publishing, write the steps\n"   \
+	"                                of the images (min) or of every stage (max), and the\n"     \
+	"                                RUN --mount=type=cache dirs named, merged with what\n"      \
+	"                                other runners wrote there (repeatable)\n"                   \
 	"      --compression gzip|zstd   layer compression (default gzip)\n"                           \
 	"      --source-date-epoch N     clamp file times and set created times to N (also\n"          \
 	"                                $SOURCE_DATE_EPOCH): same inputs, same digest\n"              \

@@ -293,13 +293,12 @@ static const struct field {
 } fields[] = {
     {"context", F_STRING}, {"dockerfile", F_STRING}, {"target", F_STRING}, {"platforms", F_LIST},
     {"tags", F_LIST},	   {"annotations", F_LIST},  {"output", F_LIST},   {"args", F_MAP},
-    {"labels", F_MAP},	   {"no-cache", F_BOOL},
+    {"labels", F_MAP},	   {"no-cache", F_BOOL},     {"cache-from", F_LIST}, {"cache-to", F_LIST},
 };
 
 /* buildx fields that plait does not implement: refused rather than silently dropped. */
 static const char *const unsupported_fields[] = {
-    "attest",	    "cache-from",
-    "cache-to",	    "call",
+    "attest",	    "call",
     "contexts",	    "dockerfile-inline",
     "entitlements", "extra-hosts",
     "network",	    "no-cache-filter",
@@ -845,7 +844,7 @@ static int select_default(struct ctx *c, struct names *sel)
 /* tags and platforms split on ','; an output or annotation is one value that may hold
  * commas ("type=oci,dest=out"), as in buildx's `--set '*.output=type=docker'`. */
 static const char *const set_list_keys[] = {"tags", "platform", "platforms", "output",
-					    "annotations"};
+					    "annotations", "cache-from", "cache-to"};
 static const char *const set_split_keys[] = {"tags", "platforms"};
 static const char *const set_string_keys[] = {"context", "dockerfile", "target"};
 
@@ -905,7 +904,7 @@ static int apply_set(struct ctx *c, const char *set, struct names *sel)
 		return fail(c, NULL,
 			    "invalid --set '%s': unknown key '%s': use context, dockerfile, "
 			    "target, args.NAME, "
-			    "labels.NAME, tags, platform, output, annotations or no-cache",
+			    "labels.NAME, tags, platform, output, annotations, cache-from, cache-to or no-cache",
 			    set, key);
 	}
 
@@ -1011,6 +1010,8 @@ static void fill_target(struct plait_bake_target *t, struct inst *in)
 	t->tags = list_to_strv(json_object_get(r, "tags"));
 	t->annotations = list_to_strv(json_object_get(r, "annotations"));
 	t->outputs = list_to_strv(json_object_get(r, "output"));
+	t->cache_from = list_to_strv(json_object_get(r, "cache-from"));
+	t->cache_to = list_to_strv(json_object_get(r, "cache-to"));
 	t->args = map_to_strv(json_object_get(r, "args"));
 	t->labels = map_to_strv(json_object_get(r, "labels"));
 	t->no_cache = json_is_true(json_object_get(r, "no-cache"));
@@ -1174,6 +1175,10 @@ void plait_bake_print(const struct plait_bake *b, struct plait_buf *out)
 			json_object_set_new(o, "annotations", strv_json(t->annotations));
 		if (t->outputs)
 			json_object_set_new(o, "output", strv_json(t->outputs));
+		if (t->cache_from)
+			json_object_set_new(o, "cache-from", strv_json(t->cache_from));
+		if (t->cache_to)
+			json_object_set_new(o, "cache-to", strv_json(t->cache_to));
 		if (t->no_cache)
 			json_object_set_new(o, "no-cache", json_true());
 		json_object_set_new(targets, t->name, o);
@@ -1201,6 +1206,8 @@ void plait_bake_release(struct plait_bake *b)
 		plait_strv_free(t->labels);
 		plait_strv_free(t->annotations);
 		plait_strv_free(t->outputs);
+		plait_strv_free(t->cache_from);
+		plait_strv_free(t->cache_to);
 	}
 	free(b->targets);
 	*b = (struct plait_bake){0};

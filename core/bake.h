@@ -56,6 +56,8 @@ struct plait_bake_target {
 	char **labels;       /* "K=V" */
 	char **annotations;  /* as written: "index:K=V", "manifest[linux/arm64]:K=V", "K=V" */
 	char **outputs;      /* as written: "type=oci,dest=DIR" */
+	char **cache_from;   /* as written: "type=registry,ref=R/X:cache" */
+	char **cache_to;
 	bool no_cache;
 };
 

@@ -180,6 +180,11 @@ void plait_build_result_release(struct plait_build_result *r)
 	if (!r)
 		return;
 	plait_descriptor_release(&r->manifest);
+	plait_strv_free(r->cache_keys_all);
+	plait_strv_free(r->cache_keys_final);
+	plait_strv_free(r->cache_mounts);
+	plait_strv_free(r->remote_blobs);
+	r->cache_keys_all = r->cache_keys_final = r->cache_mounts = r->remote_blobs = NULL;
 	if (r->lock_fd > 0)
 		close(r->lock_fd);
 	r->lock_fd = -1;
@@ -268,6 +273,12 @@ void build_release(struct builder *b)
 	for (size_t i = 0; i < b->n_tail; i++)
 		free(b->tail[i]);
 	free(b->stages);
+	plait_strv_free(b->all_keys);
+	plait_strv_free(b->mount_ids);
+	plait_strv_free(b->remote_blobs);
+	for (size_t i = 0; i < b->n_base_eps; i++)
+		plait_endpoint_free(b->base_eps[i]);
+	free(b->base_eps);
 	plait_map_release(&b->build_args);
 	plait_map_release(&b->meta);
 	plait_context_free(b->ctx);
@@ -319,6 +330,10 @@ int plait_build(const struct plait_build_opts *o, struct plait_build_result *res
 	r = write_image(&b, &b.stages[target], res, err);
 	res->steps = b.total;
 	res->cached = b.cached;
+	res->cache_keys_all = TAKE_PTR(b.all_keys);
+	res->cache_keys_final = plait_strv_copy(b.stages[target].keys);
+	res->cache_mounts = TAKE_PTR(b.mount_ids);
+	res->remote_blobs = TAKE_PTR(b.remote_blobs);
 	if (r >= 0)
 		res->lock_fd = plait_cache_take_lock(b.cache);
 out:

@@ -121,6 +121,8 @@ struct plait_named_dir {
 	const char *dir;
 };
 
+struct plait_cache_import; /* core/cache_remote.h */
+
 struct plait_build_opts {
 	const char *context_dir;
 	const struct plait_named_dir *named_dirs;
@@ -147,6 +149,9 @@ struct plait_build_opts {
 	void (*progress)(const struct plait_build_event *ev, void *ctx);
 	void *progress_ctx;
 	const atomic_int *cancel;
+	/* --cache-from records: a step missing here is looked up there; its
+	 * layer blob is fetched only when a later step needs its files. NULL: none. */
+	struct plait_cache_import *cache_import;
 };
 
 struct plait_build_result {
@@ -154,6 +159,15 @@ struct plait_build_result {
 	char config_digest[PLAIT_SHA256_DIGEST_SIZE];
 	int64_t size; /* manifest + config + layers */
 	int steps, cached;
+	/* Keys of the steps with records (NULL-terminated, build order): every
+	 * step of every stage built (--cache-to mode=max), and those whose
+	 * layers make the image (mode=min). */
+	char **cache_keys_all, **cache_keys_final;
+	char **cache_mounts; /* ids of the RUN --mount=type=cache it used */
+	/* "DIGEST REF": base image layers this build did not pull (with
+	 * --cache-from nothing needed their files): REF (an image by digest)
+	 * has them, for the push to mount or fetch. */
+	char **remote_blobs;
 	/* The cache's shared lock, held until the result is released, so a
 	 * `plait cache prune` cannot remove blobs while the caller exports them. */
 	int lock_fd;

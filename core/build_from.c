@@ -1,5 +1,7 @@
 /* core/build_from.c - FROM: a stage of this Dockerfile, scratch, or an image
  * the resolver finds, pulled into the cache's store and unpacked there. */
+#include <sys/stat.h>
+
 #include "build_internal.h"
 #include "copy.h"
 #include "banned.h"
@@ -53,6 +55,7 @@ int build_from_image(struct builder *b, struct stage *st, const char *ref, const
 	struct plait_buf bytes = PLAIT_BUF_INIT, cbuf = PLAIT_BUF_INIT;
 	struct plait_manifest m = { 0 };
 	const char *sp = b->cache->store_dir;
+	char *by_digest = NULL;
 	int r;
 	if (!st->base.tried)
 		build_resolve_base(b, st, ref, platform);
@@ -68,19 +71,42 @@ int build_from_image(struct builder *b, struct stage *st, const char *ref, const
 	memset(&st->base.man, 0, sizeof(st->base.man));
 	bytes = st->base.bytes;
 	st->base.bytes = (struct plait_buf)PLAIT_BUF_INIT;
-	/* Pull into the cache store (blobs it has are skipped). */
-	struct plait_store *cs = NULL;
-	r = plait_store_open(sp, true, &cs, err);
-	if (r < 0)
-		goto out;
-	cache_ep = plait_layout_endpoint_new(cs, sp, sp, NULL);
-	struct plait_copy_opts co = { .cancel = b->o->cancel };
-	r = plait_copy_image(ep, cache_ep, &man, bytes.buf, bytes.len, NULL, &co, NULL, err);
-	if (r < 0) {
-		plait_error_wrap(err, "pull %s", ref);
-		goto out;
+	/* With --cache-from, a registry base's layers stay there until a step
+	 * needs their files or a push needs them (a fully cached build on a
+	 * fresh runner mounts them where they go); else the whole image is
+	 * pulled into the cache store (blobs it has are skipped). */
+	bool lazy = b->o->cache_import && !ep->store;
+	if (lazy) {
+		char got[PLAIT_SHA256_DIGEST_SIZE];
+		r = plait_store_put_bytes(b->store, bytes.buf, bytes.len, got, err);
+		if (r >= 0 && (r = plait_manifest_parse(bytes.buf, bytes.len, &m, err)) >= 0 &&
+		    plait_store_has(b->store, m.config.digest, NULL, NULL) != 1) {
+			r = plait_endpoint_read_blob(ep, &m.config, PLAIT_MANIFEST_MAX, &cbuf, err);
+			if (r >= 0)
+				r = plait_store_put_bytes(b->store, cbuf.buf, cbuf.len, got, err);
+			if (r >= 0 && strcmp(got, m.config.digest) != 0)
+				r = plait_error_set(err, PLAIT_E_INVALID, "config %s: digest mismatch (got %s)",
+						    m.config.digest, got);
+			plait_buf_reset(&cbuf);
+		}
+		if (r < 0) {
+			plait_error_wrap(err, "pull %s", ref);
+			goto out;
+		}
+	} else {
+		struct plait_store *cs = NULL;
+		r = plait_store_open(sp, true, &cs, err);
+		if (r < 0)
+			goto out;
+		cache_ep = plait_layout_endpoint_new(cs, sp, sp, NULL);
+		struct plait_copy_opts co = { .cancel = b->o->cancel };
+		r = plait_copy_image(ep, cache_ep, &man, bytes.buf, bytes.len, NULL, &co, NULL, err);
+		if (r < 0) {
+			plait_error_wrap(err, "pull %s", ref);
+			goto out;
+		}
+		r = plait_manifest_parse(bytes.buf, bytes.len, &m, err);
 	}
-	r = plait_manifest_parse(bytes.buf, bytes.len, &m, err);
 	if (r >= 0)
 		r = plait_store_read_blob(b->store, m.config.digest, PLAIT_MANIFEST_MAX, &cbuf, err);
 	if (r >= 0)
@@ -98,15 +124,32 @@ int build_from_image(struct builder *b, struct stage *st, const char *ref, const
 		goto out;
 	}
 	st->layers = xcalloc(m.n_layers + 1, sizeof(*st->layers));
+	by_digest = lazy ? plait_endpoint_ref_string(ep, man.digest) : NULL;
 	for (size_t i = 0; i < m.n_layers && r >= 0; i++) {
 		struct layer_ref *l = &st->layers[st->n_layers++];
 		plait_descriptor_copy(&l->desc, &m.layers[i]);
 		memcpy(l->diff_id, st->cfg.diff_ids[i], PLAIT_SHA256_DIGEST_SIZE);
-		r = build_ensure_layer_dir(b, l, err);
+		struct stat sst;
+		if (lazy && plait_store_has(b->store, l->desc.digest, NULL, NULL) != 1) {
+			l->src = ep;
+			l->dir = plait_cache_layer_dir(b->cache, l->diff_id);
+			l->lazy = stat(l->dir, &sst) < 0;
+			struct plait_buf line = PLAIT_BUF_INIT;
+			plait_buf_addf(&line, "%s %s", l->desc.digest, by_digest);
+			if (!plait_strv_contains(b->remote_blobs, line.buf))
+				plait_strv_push(&b->remote_blobs, line.buf);
+			plait_buf_release(&line);
+		} else {
+			r = build_ensure_layer_dir(b, l, err);
+		}
 	}
 	if (r < 0) {
 		plait_error_wrap(err, "base image %s", ref);
 		goto out;
+	}
+	if (lazy) { /* the layers' source lives as long as the builder */
+		b->base_eps = xrealloc(b->base_eps, (b->n_base_eps + 1) * sizeof(*b->base_eps));
+		b->base_eps[b->n_base_eps++] = TAKE_PTR(ep);
 	}
 	free(st->last_created);
 	st->last_created = xstrdup_or_null(st->cfg.created);
@@ -116,6 +159,7 @@ int build_from_image(struct builder *b, struct stage *st, const char *ref, const
 	build_chain_key("", &k, st->key);
 	plait_buf_release(&k);
 out:
+	free(by_digest);
 	plait_manifest_release(&m);
 	plait_buf_release(&cbuf);
 	plait_buf_release(&bytes);

@@ -34,6 +34,12 @@ struct layer_ref {
 	struct plait_descriptor desc; /* the blob */
 	char diff_id[PLAIT_SHA256_DIGEST_SIZE];
 	char *dir; /* unpacked, overlay form */
+	/* A --cache-from hit: dir is where it goes, but neither the blob nor
+	 * the tree may exist yet (build_ensure_stage_layers() makes them). */
+	bool lazy;
+	/* A base image layer left in its registry (a build with --cache-from):
+	 * fetched from here when needed. Borrowed: the builder's base_eps. */
+	struct plait_endpoint *src;
 };
 
 /* A stage's base image, resolved before the stage loop (build_resolve_bases())
@@ -68,6 +74,9 @@ struct stage {
 	 * target's. In the RUN key instead of the target platform, so a
 	 * FROM --platform=$BUILDPLATFORM stage is the same step for every target. */
 	char *run_platform;
+	/* Keys of the steps that made this state's layers (and empty steps), in
+	 * order, FROM <stage> included: what --cache-to mode=min exports. */
+	char **keys;
 };
 
 struct builder {
@@ -82,6 +91,11 @@ struct builder {
 	struct plait_map build_args; /* --build-arg */
 	struct plait_map meta;       /* global ARGs and automatic args, for FROM */
 	int step, total, cached;
+	char **all_keys; /* every step's key, once, in build order (mode=max) */
+	char **mount_ids; /* RUN --mount=type=cache ids used (--cache-to mounts=) */
+	struct plait_endpoint **base_eps; /* what lazy base layers come from */
+	size_t n_base_eps;
+	char **remote_blobs; /* "DIGEST REF" of base layers not pulled */
 	/* for a failing RUN: its last output lines */
 	char *tail[8];
 	size_t n_tail;
@@ -160,8 +174,10 @@ void build_layer_settings(const struct builder *b, struct plait_buf *k);
 const char *const *build_lowers_of(const struct stage *st, const char ***buf);
 /* Make sure the layer blob is unpacked as an overlay lower (l->dir). */
 int build_ensure_layer_dir(struct builder *b, struct layer_ref *l, struct plait_error **err);
+/* Fetch and unpack what --cache-from hits of st left lazy. */
+int build_ensure_stage_layers(struct builder *b, struct stage *st, struct plait_error **err);
 /* A fresh snapshot of st's root (the caller releases it). */
-int build_snapshot_of_stage(struct builder *b, const struct stage *st, struct plait_snapshot **out,
+int build_snapshot_of_stage(struct builder *b, struct stage *st, struct plait_snapshot **out,
 			    struct plait_error **err);
 /* Look the step with key k up and, on a hit, take its recorded layer: 1 hit,
  * 0 miss (or --no-cache; the step's lock is then held), <0 error. */
@@ -217,8 +233,13 @@ struct mount_views {
 	char **keep;
 	struct plait_buf *secrets; /* FILE mounts' contents: zeroed and freed after the RUN */
 	size_t n_secrets;
+	/* cache mounts: id and directory, for build_restore_mounts() */
+	char **restore_ids, **restore_dirs;
+	size_t n_restore;
 };
 void mount_views_release(struct mount_views *v);
+/* After the RUN's cache miss: fill its empty cache mounts from --cache-from. */
+void build_restore_mounts(struct builder *b, const struct mount_views *v);
 /* Prepare RUN --mount=spec (not expanded yet) of stage idx: add what the
  * runner must bind to v->mounts (nothing for an optional secret not given or
  * an env-only one), its line to key and, for a secret env=, the value to *env. */

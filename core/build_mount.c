@@ -5,6 +5,7 @@
  * variable), a bind shows the context, a named context, a stage or an image,
  * read-only or through a throwaway overlay. Each mount adds its line to the
  * step's cache key: never a secret's value, never a cache mount's content. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "build_internal.h"
+#include "cache_remote.h"
 #include "dockerfile_mount.h"
 #include "banned.h"
 
@@ -43,6 +45,8 @@ void mount_views_release(struct mount_views *v)
 		plait_buf_release(&v->secrets[i]);
 	}
 	free(v->secrets);
+	plait_strv_free(v->restore_ids);
+	plait_strv_free(v->restore_dirs);
 	memset(v, 0, sizeof(*v));
 }
 
@@ -114,6 +118,46 @@ void build_add_mount(struct mount_views *v, const struct plait_run_mount *m, cha
 	v->keep[n] = NULL;
 }
 
+static void restore_mount(struct builder *b, const char *cid, const char *path);
+
+static bool dir_is_empty(const char *path)
+{
+	DIR *d = opendir(path);
+	if (!d)
+		return false;
+	struct dirent *de;
+	bool empty = true;
+	while (empty && (de = readdir(d)))
+		empty = streq(de->d_name, ".") || streq(de->d_name, "..");
+	closedir(d);
+	return empty;
+}
+
+void build_restore_mounts(struct builder *b, const struct mount_views *v)
+{
+	for (size_t i = 0; b->o->cache_import && i < v->n_restore; i++)
+		if (dir_is_empty(v->restore_dirs[i]))
+			restore_mount(b, v->restore_ids[i], v->restore_dirs[i]);
+}
+
+/* An empty cache mount, restored from a --cache-from that carries it
+ * (--cache-to ...,mounts=), just before the RUN that uses it runs. A failure
+ * only costs the RUN its warm cache: said in its output, not an error. */
+static void restore_mount(struct builder *b, const char *cid, const char *path)
+{
+	struct plait_error *e = NULL;
+	int r = plait_cache_import_restore_mount(b->o->cache_import, cid, b->store, path, b->cache->run_dir, &e);
+	struct plait_buf m = PLAIT_BUF_INIT;
+	if (r < 0)
+		plait_buf_addf(&m, "plait: cache mount '%s' not restored, starting empty: %s", cid, e->msg);
+	else if (r > 0)
+		plait_buf_addf(&m, "plait: cache mount '%s' restored from --cache-from", cid);
+	if (m.len)
+		build_emit(b, PLAIT_BUILD_STEP_OUTPUT, m.buf, 0);
+	plait_buf_release(&m);
+	plait_error_free(e);
+}
+
 /* type=cache: persisted in the cache directory, shared by id (default: target). */
 static int mount_cache(struct builder *b, const struct plait_df_mount *m, struct mount_views *v,
 		       struct plait_buf *key, struct plait_error **err)
@@ -121,6 +165,8 @@ static int mount_cache(struct builder *b, const struct plait_df_mount *m, struct
 	const char *cid = m->id ? m->id : m->target;
 	_cleanup_free_ char *dir = NULL;
 	bool fresh;
+	if (!plait_strv_contains(b->mount_ids, cid))
+		plait_strv_push(&b->mount_ids, cid);
 	int r = plait_cache_mount_dir(b->cache, cid, &dir, &fresh, err);
 	if (r < 0)
 		return r;
@@ -157,6 +203,9 @@ static int mount_cache(struct builder *b, const struct plait_df_mount *m, struct
 				return plait_error_set_errno(err, PLAIT_E_IO, errno, "chmod '%s'", tmp);
 		}
 	}
+	plait_strv_push(&v->restore_ids, cid);
+	plait_strv_push(&v->restore_dirs, dir);
+	v->n_restore++;
 	build_add_mount(v, &(struct plait_run_mount){ .type = PLAIT_RUN_MOUNT_BIND }, TAKE_PTR(dir),
 			xstrdup(m->target));
 	plait_buf_addf(key, "mount cache %s %s %ld %ld %lo\n", cid, m->target, m->uid, m->gid,
@@ -279,6 +328,8 @@ static int bind_stage(struct builder *b, size_t idx, const struct plait_df_instr
 		fs = img;
 	}
 	if ((r = build_stage_ready(b, fs, in, m->from, err)) < 0)
+		return r;
+	if ((r = build_ensure_stage_layers(b, fs, err)) < 0)
 		return r;
 	const char **lw = NULL;
 	struct plait_snapshot *view = NULL;

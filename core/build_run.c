@@ -128,6 +128,7 @@ int build_do_run(struct builder *b, struct stage *st, size_t idx, const struct p
 	r = build_snapshot_of_stage(b, st, &snap, err);
 	if (r < 0)
 		goto out;
+	build_restore_mounts(b, &views);
 	struct plait_run_request req = {
 		.rootfs = plait_snapshot_root(snap),
 		.argv = (const char *const *)argv,

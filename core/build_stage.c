@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "build_internal.h"
+#include "cache_remote.h"
 #include "expand.h"
 #include "unpack.h"
 #include "banned.h"
@@ -113,10 +114,18 @@ int build_ensure_layer_dir(struct builder *b, struct layer_ref *l, struct plait_
 		utimensat(AT_FDCWD, l->dir, NULL, 0); /* a use: cache prune is LRU on mtime */
 		return 0;
 	}
+	/* A --cache-from hit's blob comes now, when its files are needed. */
+	int r = plait_store_has(b->store, l->desc.digest, NULL, err);
+	if (r == 0 && l->src)
+		r = plait_cache_fetch_blob(l->src, b->store, &l->desc, err);
+	if (r == 0 && (r = plait_cache_import_fetch(b->o->cache_import, b->store, &l->desc, err)) == 0)
+		r = plait_error_set(err, PLAIT_E_NOT_FOUND, "layer %s is not in the cache store", l->desc.digest);
+	if (r < 0)
+		return r;
 	/* Locked while it fills: one a killed build left is swept by the next
 	 * (core/fs.h). The tree moves away by rename, the lock stays behind. */
 	struct plait_tmpdir t;
-	int r = plait_tmpdir_make(b->cache->layers_dir, ".tmp-", &t, err);
+	r = plait_tmpdir_make(b->cache->layers_dir, ".tmp-", &t, err);
 	if (r < 0)
 		return r;
 	_cleanup_free_ char *tmp = plait_path_join(t.path, "tree");
@@ -183,6 +192,14 @@ void stage_add_history(struct builder *b, struct stage *st, const char *created_
 	h->empty_layer = empty;
 }
 
+/* Step key k made (or reused) st's newest state: for --cache-to. */
+static void note_key(struct builder *b, struct stage *st, const char *k)
+{
+	plait_strv_push(&st->keys, k);
+	if (!plait_strv_contains(b->all_keys, k))
+		plait_strv_push(&b->all_keys, k);
+}
+
 /* The key of a state: what came before and what this step is. */
 void build_chain_key(const char *parent, const struct plait_buf *step, char out[PLAIT_SHA256_DIGEST_SIZE])
 {
@@ -210,11 +227,30 @@ const char *const *build_lowers_of(const struct stage *st, const char ***buf)
 	return *buf;
 }
 
-int build_snapshot_of_stage(struct builder *b, const struct stage *st, struct plait_snapshot **out,
+int build_ensure_stage_layers(struct builder *b, struct stage *st, struct plait_error **err)
+{
+	for (size_t i = 0; i < st->n_layers; i++) {
+		struct layer_ref *l = &st->layers[i];
+		if (!l->lazy)
+			continue;
+		free(l->dir);
+		l->dir = NULL;
+		int r = build_ensure_layer_dir(b, l, err);
+		if (r < 0)
+			return r;
+		l->lazy = false;
+	}
+	return 0;
+}
+
+int build_snapshot_of_stage(struct builder *b, struct stage *st, struct plait_snapshot **out,
 			    struct plait_error **err)
 {
 	const char **lw = NULL;
-	int r = plait_snapshot_prepare(build_lowers_of(st, &lw), st->n_layers, b->cache->run_dir,
+	int r = build_ensure_stage_layers(b, st, err);
+	if (r < 0)
+		return r;
+	r = plait_snapshot_prepare(build_lowers_of(st, &lw), st->n_layers, b->cache->run_dir,
 				       PLAIT_SNAPSHOT_AUTO, out, err);
 	free(lw);
 	return r;
@@ -281,6 +317,7 @@ int build_commit_change(struct builder *b, struct stage *st, struct plait_snapsh
 		stage_add_layer(st, &l);
 	stage_add_history(b, st, created_by, empty, when);
 	memcpy(st->key, key, PLAIT_SHA256_DIGEST_SIZE);
+	note_key(b, st, key);
 	return 0;
 }
 
@@ -289,13 +326,21 @@ static int apply_hit(struct builder *b, struct stage *st, const char *key, struc
 		     bool empty, const char *created, const char *created_by, struct plait_error **err)
 {
 	if (!empty) {
-		int r = build_ensure_layer_dir(b, l, err);
-		if (r < 0)
-			return r;
+		struct stat sst;
+		if (plait_store_has(b->store, l->desc.digest, NULL, NULL) == 1) {
+			int r = build_ensure_layer_dir(b, l, err);
+			if (r < 0)
+				return r;
+		} else {
+			/* imported: pulled and unpacked only if a later step reads it */
+			l->dir = plait_cache_layer_dir(b->cache, l->diff_id);
+			l->lazy = stat(l->dir, &sst) < 0;
+		}
 		stage_add_layer(st, l);
 	}
 	stage_add_history(b, st, created_by, empty, created);
 	memcpy(st->key, key, PLAIT_SHA256_DIGEST_SIZE);
+	note_key(b, st, key);
 	b->cached++;
 	build_emit(b, PLAIT_BUILD_STEP_CACHED, NULL, 0);
 	return 0;
@@ -312,6 +357,17 @@ void stage_release(struct stage *st)
 	free(st->label);
 	free(st->last_created);
 	free(st->run_platform);
+	plait_strv_free(st->keys);
+}
+
+/* A --cache-from record for k: recorded here too (the blob may come later),
+ * so a --cache-to of this build exports it like any local step. */
+static bool import_hit(struct builder *b, const char *k, struct plait_cache_step *rec)
+{
+	if (plait_cache_import_lookup(b->o->cache_import, k, rec) != 1)
+		return false;
+	plait_cache_step_write(b->cache, k, rec);
+	return true;
 }
 
 int build_use_cached_step(struct builder *b, struct stage *st, const char *k, const char *created_by,
@@ -321,11 +377,11 @@ int build_use_cached_step(struct builder *b, struct stage *st, const char *k, co
 	plait_cache_step_unlock(&b->step_lock);
 	if (b->o->no_cache)
 		return 0;
-	if (plait_cache_step_lookup(b->cache, k, &rec) != 1) {
+	if (plait_cache_step_lookup(b->cache, k, &rec) != 1 && !import_hit(b, k, &rec)) {
 		int r = plait_cache_step_lock(b->cache, k, b->o->cancel, &b->step_lock, err);
 		if (r < 0)
 			return r;
-		if (plait_cache_step_lookup(b->cache, k, &rec) != 1)
+		if (plait_cache_step_lookup(b->cache, k, &rec) != 1 && !import_hit(b, k, &rec))
 			return 0; /* ours to run, under the lock */
 		plait_cache_step_unlock(&b->step_lock);
 	}
@@ -381,7 +437,11 @@ void stage_copy_state(struct stage *dst, const struct stage *src)
 		plait_descriptor_copy(&dst->layers[i].desc, &src->layers[i].desc);
 		memcpy(dst->layers[i].diff_id, src->layers[i].diff_id, PLAIT_SHA256_DIGEST_SIZE);
 		dst->layers[i].dir = xstrdup(src->layers[i].dir);
+		dst->layers[i].lazy = src->layers[i].lazy;
+		dst->layers[i].src = src->layers[i].src;
 	}
+	plait_strv_free(dst->keys);
+	dst->keys = plait_strv_copy(src->keys);
 	dst->n_layers = src->n_layers;
 	memcpy(dst->key, src->key, sizeof(dst->key));
 	free(dst->last_created);

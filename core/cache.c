@@ -179,6 +179,15 @@ int plait_cache_mount_dir(struct plait_cache *c, const char *id, char **path, bo
 	return 0;
 }
 
+char *plait_cache_mount_path(const char *cache_dir, const char *id)
+{
+	char h[PLAIT_SHA256_DIGEST_SIZE];
+	plait_sha256_buf(id, strlen(id), h);
+	struct plait_buf p = PLAIT_BUF_INIT;
+	plait_buf_addf(&p, "%s/mounts/%s", cache_dir, plait_digest_hex(h));
+	return plait_buf_detach(&p, NULL);
+}
+
 char *plait_cache_mount_lock_path(const struct plait_cache *c, const char *id)
 {
 	char h[PLAIT_SHA256_DIGEST_SIZE];
@@ -195,14 +204,15 @@ void plait_cache_step_release(struct plait_cache_step *s)
 	if (!s)
 		return;
 	free(s->created);
+	free(s->source);
 	plait_descriptor_release(&s->layer);
 	memset(s, 0, sizeof(*s));
 }
 
-static json_t *step_json(const struct plait_cache_step *s)
+json_t *plait_cache_step_to_json(const struct plait_cache_step *s)
 {
 	json_t *o = json_object();
-	json_object_set_new(o, "created", json_string(s->created));
+	json_object_set_new(o, "created", json_string(s->created ? s->created : ""));
 	if (s->empty) {
 		json_object_set_new(o, "empty", json_true());
 	} else {
@@ -211,7 +221,46 @@ static json_t *step_json(const struct plait_cache_step *s)
 		json_object_set_new(o, "size", json_integer(s->layer.size));
 		json_object_set_new(o, "diffID", json_string(s->diff_id));
 	}
+	if (s->source)
+		json_object_set_new(o, "imported", json_string(s->source));
 	return o;
+}
+
+int plait_cache_step_from_json(const json_t *o, struct plait_cache_step *out)
+{
+	memset(out, 0, sizeof(*out));
+	const char *c = json_is_object(o) ? json_string_value(json_object_get(o, "created")) : NULL;
+	if (!c)
+		return 0;
+	const char *src = json_string_value(json_object_get(o, "imported"));
+	if (json_is_true(json_object_get(o, "empty"))) {
+		out->empty = true;
+		out->created = xstrdup(c);
+		out->source = xstrdup_or_null(src);
+		return 1;
+	}
+	const char *mt = json_string_value(json_object_get(o, "mediaType"));
+	const char *dg = json_string_value(json_object_get(o, "digest"));
+	const char *di = json_string_value(json_object_get(o, "diffID"));
+	json_t *sz = json_object_get(o, "size");
+	if (!mt || !dg || !di || !json_is_integer(sz) || json_integer_value(sz) < 0 ||
+	    plait_digest_validate(dg, NULL) < 0 || !plait_digest_is_sha256(di) ||
+	    strlen(di) + 1 != PLAIT_SHA256_DIGEST_SIZE)
+		return 0;
+	out->created = xstrdup(c);
+	out->source = xstrdup_or_null(src);
+	out->layer.media_type = xstrdup(mt);
+	memcpy(out->layer.digest, dg, strlen(dg) + 1);
+	out->layer.size = json_integer_value(sz);
+	memcpy(out->diff_id, di, PLAIT_SHA256_DIGEST_SIZE);
+	return 1;
+}
+
+char *plait_cache_step_path(const char *cache_dir, const char *key)
+{
+	struct plait_buf p = PLAIT_BUF_INIT;
+	plait_buf_addf(&p, "%s/steps/%s", cache_dir, plait_digest_hex(key));
+	return plait_buf_detach(&p, NULL);
 }
 
 static int write_record(struct plait_cache *c, const char *key, json_t *o)
@@ -223,7 +272,7 @@ static int write_record(struct plait_cache *c, const char *key, json_t *o)
 
 int plait_cache_step_write(struct plait_cache *c, const char *key, const struct plait_cache_step *s)
 {
-	json_auto_t *o = step_json(s);
+	json_auto_t *o = plait_cache_step_to_json(s);
 	return write_record(c, key, o);
 }
 
@@ -232,7 +281,7 @@ int plait_cache_alias_write(struct plait_cache *c, const char *alias, const char
 	struct plait_cache_step s;
 	if (plait_cache_step_lookup(c, key, &s) != 1)
 		return 0;
-	json_auto_t *o = step_json(&s);
+	json_auto_t *o = plait_cache_step_to_json(&s);
 	plait_cache_step_release(&s);
 	json_object_set_new(o, "aliasOf", json_string(key));
 	return write_record(c, alias, o);
@@ -266,25 +315,7 @@ int plait_cache_step_read(const char *path, struct plait_cache_step *out)
 	}
 	json_auto_t *o = json_loadb(b.buf, b.len, 0, NULL);
 	plait_buf_release(&b);
-	const char *c = o ? json_string_value(json_object_get(o, "created")) : NULL;
-	if (!c)
-		return 0;
-	if (json_is_true(json_object_get(o, "empty"))) {
-		out->empty = true;
-		out->created = xstrdup(c);
-		return 1;
-	}
-	const char *mt = json_string_value(json_object_get(o, "mediaType"));
-	const char *dg = json_string_value(json_object_get(o, "digest"));
-	const char *di = json_string_value(json_object_get(o, "diffID"));
-	if (!mt || !dg || !di || plait_digest_validate(dg, NULL) < 0 || !plait_digest_is_sha256(di))
-		return 0;
-	out->created = xstrdup(c);
-	out->layer.media_type = xstrdup(mt);
-	memcpy(out->layer.digest, dg, strlen(dg) + 1);
-	out->layer.size = json_integer_value(json_object_get(o, "size"));
-	memcpy(out->diff_id, di, PLAIT_SHA256_DIGEST_SIZE);
-	return 1;
+	return plait_cache_step_from_json(o, out);
 }
 
 int plait_cache_step_lookup(struct plait_cache *c, const char *key, struct plait_cache_step *out)

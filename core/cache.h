@@ -75,6 +75,8 @@ char *plait_cache_layer_dir(const struct plait_cache *c, const char *diff_id);
  * made when missing (*fresh: made by this call). */
 int plait_cache_mount_dir(struct plait_cache *c, const char *id, char **path, bool *fresh,
 			  struct plait_error **err);
+/* <cache_dir>/mounts/<hex of sha256(id)>, made or not. Caller frees. */
+char *plait_cache_mount_path(const char *cache_dir, const char *id);
 /* work/mount-<hex of sha256(id)>.lock: what sharing=locked|private flock. */
 char *plait_cache_mount_lock_path(const struct plait_cache *c, const char *id);
 
@@ -84,8 +86,17 @@ struct plait_cache_step {
 	char *created; /* RFC 3339, when the step ran */
 	struct plait_descriptor layer; /* the blob (not empty) */
 	char diff_id[PLAIT_SHA256_DIGEST_SIZE];
+	char *source; /* the --cache-from it was imported from, or NULL (made here) */
 };
 void plait_cache_step_release(struct plait_cache_step *s);
+
+/* A record as JSON (the file's form, and the cache artifact's, core/cache_remote.h). */
+struct json_t;
+struct json_t *plait_cache_step_to_json(const struct plait_cache_step *s);
+/* 1 and *out filled when o is a valid record, else 0 (*out zeroed). */
+int plait_cache_step_from_json(const struct json_t *o, struct plait_cache_step *out);
+/* <cache_dir>/steps/<hex of key>. Caller frees. */
+char *plait_cache_step_path(const char *cache_dir, const char *key);
 
 /* Record what the step with cache key `key` (a sha256 digest) made. */
 int plait_cache_step_write(struct plait_cache *c, const char *key, const struct plait_cache_step *s);

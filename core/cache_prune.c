@@ -365,12 +365,13 @@ static int scan_layers(struct scan *s, struct plait_error **err)
 
 /* Read with the build's own reader (cache.h): dead is exactly a record the
  * build's lookup would not take, or one whose names prune cannot file. */
-static void parse_record(struct record *rec, const char *path)
+static bool parse_record(struct record *rec, const char *path)
 {
 	struct plait_cache_step st;
 	rec->dead = true;
 	if (plait_cache_step_read(path, &st) != 1)
-		return;
+		return false;
+	bool imported = st.source != NULL;
 	if (st.empty) {
 		rec->empty = true;
 		rec->dead = false;
@@ -381,6 +382,7 @@ static void parse_record(struct record *rec, const char *path)
 		rec->dead = false;
 	}
 	plait_cache_step_release(&st);
+	return imported;
 }
 
 static int scan_steps(struct scan *s, struct plait_error **err)
@@ -402,7 +404,10 @@ static int scan_steps(struct scan *s, struct plait_error **err)
 		rec->size = st.st_size;
 		rec->mtime = ts_ns(&st.st_mtim);
 		rec->group = -1;
-		parse_record(rec, p);
+		if (parse_record(rec, p)) {
+			s->usage.imported.entries++;
+			s->usage.imported.bytes += st.st_size;
+		}
 		count(s, PLAIT_CACHE_STEPS, 1, st.st_size);
 	}
 	return 0;

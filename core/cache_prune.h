@@ -51,6 +51,8 @@ struct plait_cache_count {
 struct plait_cache_usage {
 	struct plait_cache_count kind[PLAIT_CACHE_N_KINDS];
 	struct plait_cache_count total;
+	/* step records a --cache-from brought (counted in steps too) */
+	struct plait_cache_count imported;
 };
 
 /* What dir holds, per kind. */

@@ -1,4 +1,5 @@
 /* core/pipeline.c - plan, build in parallel, assemble, publish; see pipeline.h. */
+#include <dirent.h>
 #include <sys/stat.h>
 
 #include "pipeline.h"
@@ -103,6 +104,47 @@ static void job_progress(const struct plait_build_event *ev, void *ctx)
 		ops->job_event(ops->ctx, jc->job, ev);
 }
 
+static void pipeline_warn(void *ctx, const char *msg)
+{
+	const struct plait_pipeline_ops *ops = ctx;
+	if (ops->warning)
+		ops->warning(ops->ctx, msg);
+}
+
+/* Every --cache-from, in order: its step records (blobs stay remote). */
+static void import_caches(struct plait_pipeline *p)
+{
+	const struct plait_request *req = p->req;
+	if (!req->n_cache_from || req->no_cache)
+		return;
+	const struct plait_pipeline_ops *ops = p->o->ops;
+	p->cache_import = plait_cache_import_new();
+	for (size_t i = 0; i < req->n_cache_from; i++) {
+		const struct plait_cache_spec *s = &req->cache_from[i];
+		struct plait_endpoint *ep = NULL;
+		struct plait_error *e = NULL;
+		size_t before = plait_cache_import_count(p->cache_import);
+		if (ops->open(ops->ctx, s->endpoint, false, &ep, &e) < 0) {
+			struct plait_buf m = PLAIT_BUF_INIT;
+			if (plait_error_code(&e) == PLAIT_E_NOT_FOUND && s->type == PLAIT_CACHE_LOCAL)
+				plait_buf_addf(&m, "cache %s: nothing there yet (no OCI layout; a --cache-to "
+						   "type=local,dest=DIR makes one): building without it",
+					       s->text);
+			else
+				plait_buf_addf(&m, "cache %s cannot be read (%s): building without it", s->text, e->msg);
+			pipeline_warn((void *)ops, m.buf);
+			plait_buf_release(&m);
+			plait_error_free(e);
+			continue;
+		}
+		plait_cache_import_add(p->cache_import, ep, s->text, pipeline_warn, (void *)ops);
+		char n[64];
+		snprintf(n, sizeof(n), "%zu step records", plait_cache_import_count(p->cache_import) - before);
+		if (ops->note)
+			ops->note(ops->ctx, PLAIT_PIPELINE_CACHE_IMPORTED, s->text, n);
+	}
+}
+
 static int run_job(void *ctx, size_t i, const atomic_int *cancel, struct plait_error **err)
 {
 	struct plait_pipeline *p = ctx;
@@ -137,6 +179,7 @@ static int run_job(void *ctx, size_t i, const atomic_int *cancel, struct plait_e
 		.progress = job_progress,
 		.progress_ctx = &p->job_ctx[i],
 		.cancel = cancel,
+		.cache_import = p->cache_import,
 	};
 	uint64_t t0 = plait_now_ns();
 	int r = plait_build(&bo, &p->results[i], err);
@@ -156,6 +199,7 @@ int plait_pipeline_build(struct plait_pipeline *p, struct plait_error **err)
 	p->seconds = xcalloc(plan->n_jobs + 1, sizeof(*p->seconds));
 	p->job_state = xcalloc(plan->n_jobs + 1, sizeof(*p->job_state));
 	p->job_ctx = xcalloc(plan->n_jobs + 1, sizeof(*p->job_ctx));
+	import_caches(p);
 	for (size_t i = 0; i < plan->n_jobs; i++) {
 		p->results[i].lock_fd = -1;
 		p->job_ctx[i] = (struct plait_job_ctx){ p, i };
@@ -257,6 +301,54 @@ static void items_release(struct items *x)
 	plait_strv_free(x->tags);
 }
 
+/* The layers a --cache-from hit left where they were: at dst already,
+ * mounted there from the cache's repository, or fetched into the store now,
+ * before the copy needs them. Nothing to do without imported records. */
+static int ensure_image_blobs(struct plait_pipeline *p, struct plait_store *store, size_t image,
+			      struct plait_endpoint *dst, struct plait_error **err)
+{
+	const struct plait_plan_image *im = &p->plan.images[image];
+	const struct plait_pipeline_ops *ops = p->o->ops;
+	/* the base images whose layers a build left in their registry */
+	struct plait_endpoint **bases = NULL;
+	size_t n_bases = 0;
+	char **seen = NULL;
+	for (size_t k = 0; k < im->n_jobs; k++)
+		for (char **l = p->results[im->jobs[k]].remote_blobs; l && *l; l++) {
+			const char *ref = strchr(*l, ' ');
+			if (!ref || plait_strv_contains(seen, ref + 1))
+				continue;
+			plait_strv_push(&seen, ref + 1);
+			struct plait_endpoint *ep = NULL;
+			struct plait_error *e = NULL;
+			if (ops->open(ops->ctx, ref + 1, false, &ep, &e) >= 0) {
+				bases = xrealloc(bases, (n_bases + 1) * sizeof(*bases));
+				bases[n_bases++] = ep;
+			}
+			plait_error_free(e);
+		}
+	plait_strv_free(seen);
+	int r = 0;
+	if (!n_bases && !plait_cache_import_count(p->cache_import))
+		goto out;
+	for (size_t k = 0; r >= 0 && k < im->n_jobs; k++) {
+		struct plait_buf mb = PLAIT_BUF_INIT;
+		struct plait_manifest m = { 0 };
+		r = plait_store_read_blob(store, p->results[im->jobs[k]].manifest.digest, PLAIT_MANIFEST_MAX, &mb, err);
+		if (r >= 0)
+			r = plait_manifest_parse(mb.buf, mb.len, &m, err);
+		for (size_t i = 0; r >= 0 && i < m.n_layers; i++)
+			r = plait_cache_ensure_blob(dst, &m.layers[i], store, bases, n_bases, p->cache_import, err);
+		plait_manifest_release(&m);
+		plait_buf_release(&mb);
+	}
+out:
+	for (size_t i = 0; i < n_bases; i++)
+		plait_endpoint_free(bases[i]);
+	free(bases);
+	return r;
+}
+
 /* Every image of target ti into one OCI layout or archive, tagged as -t says. */
 static int export_output(struct plait_pipeline *p, const struct plait_publish_copy *images, size_t ti,
 			 const char *spec, const struct plait_publish_opts *po, struct plait_error **err)
@@ -268,6 +360,8 @@ static int export_output(struct plait_pipeline *p, const struct plait_publish_co
 		const struct plait_plan_image *im = &p->plan.images[i];
 		if (im->target != ti)
 			continue;
+		if ((r = ensure_image_blobs(p, images[i].src->store, i, dst, err)) < 0)
+			break;
 		struct plait_publish_item it = { .dst = dst, .name = spec, .copies = &images[i], .n_copies = 1,
 						 .root = images[i].desc, .data = images[i].data, .len = images[i].len };
 		/* the first tag (or, without one, an untagged entry) with the image, then the others */
@@ -301,6 +395,11 @@ static int push_all(struct plait_pipeline *p, const struct plait_publish_copy *i
 			struct plait_endpoint *ep = NULL;
 			_cleanup_free_ char *ref = NULL, *tag = tag_of(*t);
 			r = plait_publish_pool_open(&pool, *t, p->o->ops->open, p->o->ops->ctx, &ep, &ref, err);
+			if (r < 0) {
+				plait_error_wrap(err, "push %s", *t);
+				break;
+			}
+			r = ensure_image_blobs(p, images[i].src->store, i, ep, err);
 			if (r < 0) {
 				plait_error_wrap(err, "push %s", *t);
 				break;
@@ -378,6 +477,141 @@ static int write_metadata(const struct plait_pipeline *p, struct plait_error **e
 	return r;
 }
 
+/* "target/variant/platform": a job's part of a shared cache, the same on
+ * every runner that builds that job. */
+static char *part_name(const struct plait_pipeline *p, size_t j)
+{
+	const struct plait_job *job = &p->plan.jobs[j];
+	const struct plait_plan_image *im = &p->plan.images[job->image];
+	struct plait_buf b = PLAIT_BUF_INIT;
+	plait_buf_addf(&b, "%s/%s/%s", im->req->name ? im->req->name : im->req->stage ? im->req->stage : "default",
+		       im->variant ? im->variant : "-", job->platform_str);
+	return plait_buf_detach(&b, NULL);
+}
+
+/* A cache mount directory worth exporting: one with something in it (a
+ * fully cached build's mount was made empty and must not replace a full one). */
+static bool has_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return false;
+	struct dirent *de;
+	bool any = false;
+	while (!any && (de = readdir(d)))
+		any = !streq(de->d_name, ".") && !streq(de->d_name, "..");
+	closedir(d);
+	return any;
+}
+
+/* Every --cache-to, after the images are out. A failure does not take back
+ * what was published: the error says so (or, ignore-error=true, a warning). */
+static int export_caches(struct plait_pipeline *p, struct plait_store *store, struct plait_error **err)
+{
+	const struct plait_request *req = p->req;
+	const struct plait_pipeline_ops *ops = p->o->ops;
+	size_t nj = p->plan.n_jobs;
+	struct plait_cache_part *parts = xcalloc(nj + 1, sizeof(*parts));
+	char **names = xcalloc(nj + 1, sizeof(*names));
+	struct plait_endpoint **mf = NULL;
+	size_t n_mf = 0;
+	int ret = 0;
+	for (size_t j = 0; j < nj; j++)
+		names[j] = part_name(p, j);
+	/* the images' repositories: where a cache on the same registry mounts from */
+	for (size_t i = 0; req->push && i < p->plan.n_images; i++)
+		for (char **t = p->plan.images[i].tags; t && *t; t++) {
+			struct plait_endpoint *ep = NULL;
+			struct plait_error *e = NULL;
+			if (ops->open(ops->ctx, *t, false, &ep, &e) >= 0) {
+				mf = xrealloc(mf, (n_mf + 1) * sizeof(*mf));
+				mf[n_mf++] = ep;
+			}
+			plait_error_free(e);
+		}
+	/* every cache mount id the jobs used */
+	char **used = NULL;
+	for (size_t j = 0; j < nj; j++)
+		for (char **m = p->results[j].cache_mounts; m && *m; m++)
+			if (!plait_strv_contains(used, *m))
+				plait_strv_push(&used, *m);
+	size_t n_used = plait_strv_length(used);
+	char **mnames = xcalloc(n_used + 1, sizeof(*mnames)), **mdirs = xcalloc(n_used + 1, sizeof(*mdirs));
+	for (size_t i = 0; i < n_used; i++) {
+		struct plait_buf b = PLAIT_BUF_INIT;
+		plait_buf_addf(&b, "mount/%s", used[i]);
+		mnames[i] = plait_buf_detach(&b, NULL);
+		mdirs[i] = plait_cache_mount_path(req->cache_dir, used[i]);
+	}
+	parts = xrealloc(parts, (nj + n_used + 1) * sizeof(*parts));
+	for (size_t c = 0; c < req->n_cache_to; c++) {
+		const struct plait_cache_spec *s = &req->cache_to[c];
+		size_t np = nj;
+		for (size_t j = 0; j < nj; j++) {
+			char **k = s->mode_max ? p->results[j].cache_keys_all : p->results[j].cache_keys_final;
+			parts[j] = (struct plait_cache_part){ names[j], (const char *const *)k, plait_strv_length(k) };
+		}
+		for (size_t i = 0; i < n_used; i++) {
+			if ((s->mounts_all || plait_strv_contains(s->mounts, used[i])) && has_entries(mdirs[i]))
+				parts[np++] = (struct plait_cache_part){ .name = mnames[i], .mount_id = used[i],
+									 .mount_dir = mdirs[i] };
+		}
+		for (char **m = s->mounts; m && *m; m++)
+			if (!plait_strv_contains(used, *m)) {
+				struct plait_buf w = PLAIT_BUF_INIT;
+				plait_buf_addf(&w, "--cache-to %s: no RUN --mount=type=cache with id '%s' ran in this build: "
+						   "not exported", s->text, *m);
+				pipeline_warn((void *)ops, w.buf);
+				plait_buf_release(&w);
+			}
+		struct plait_endpoint *dst = NULL;
+		struct plait_error *e = NULL;
+		struct plait_cache_export_stats st = { 0 };
+		int r = ops->open(ops->ctx, s->endpoint, true, &dst, &e);
+		if (r >= 0)
+			r = plait_cache_export(dst, s->tag, req->cache_dir, store, parts, np, mf, n_mf, p->cache_import,
+					       s->max_size, 0, &st, pipeline_warn, (void *)ops, &e);
+		plait_endpoint_free(dst);
+		if (r >= 0) {
+			char n[160];
+			snprintf(n, sizeof(n), "%zu part%s, %zu step records, mode=%s, merged in %zu index write%s%s",
+				 st.parts, st.parts == 1 ? "" : "s", st.records, s->mode_max ? "max" : "min", st.merges,
+				 st.merges == 1 ? "" : "s", st.dropped ? ", older parts dropped for max-size" : "");
+			if (ops->note)
+				ops->note(ops->ctx, PLAIT_PIPELINE_CACHE_EXPORTED, s->text, n);
+		} else if (s->ignore_error) {
+			struct plait_buf m = PLAIT_BUF_INIT;
+			plait_buf_addf(&m, "--cache-to %s failed (ignored, ignore-error=true): %s", s->text, e->msg);
+			pipeline_warn((void *)ops, m.buf);
+			plait_buf_release(&m);
+		} else if (ret == 0) {
+			ret = plait_error_set(err, e->code == PLAIT_E_USAGE ? PLAIT_E_GENERIC : e->code,
+					      "%s, but --cache-to %s failed: %s (add ignore-error=true to make this a "
+					      "warning)",
+					      req->push ? (req->by_digest ? "the images ARE pushed by digest"
+									  : "the images ARE published (tags moved)")
+							: "the images ARE built and written to their outputs",
+					      s->text, e->msg);
+		}
+		plait_error_free(e);
+	}
+	for (size_t i = 0; i < n_mf; i++)
+		plait_endpoint_free(mf[i]);
+	free(mf);
+	for (size_t j = 0; j < nj; j++)
+		free(names[j]);
+	free(names);
+	for (size_t i = 0; i < n_used; i++) {
+		free(mnames[i]);
+		free(mdirs[i]);
+	}
+	free(mnames);
+	free(mdirs);
+	plait_strv_free(used);
+	free(parts);
+	return ret;
+}
+
 int plait_pipeline_publish(struct plait_pipeline *p, struct plait_error **err)
 {
 	const struct plait_request *req = p->req;
@@ -424,6 +658,8 @@ int plait_pipeline_publish(struct plait_pipeline *p, struct plait_error **err)
 	p->total = (double)(plait_now_ns() - p->t0) / 1e9;
 	if (r >= 0 && req->metadata)
 		r = write_metadata(p, err);
+	if (r >= 0 && req->n_cache_to)
+		r = export_caches(p, src->store, err);
 	free(images);
 	plait_endpoint_free(src);
 	return r;
@@ -446,5 +682,6 @@ void plait_pipeline_release(struct plait_pipeline *p)
 	free(p->job_ctx);
 	free(p->dirs);
 	plait_plan_release(&p->plan);
+	plait_cache_import_free(p->cache_import);
 	memset(p, 0, sizeof(*p));
 }

@@ -10,10 +10,15 @@
  *  - plait_pipeline_build() runs every job; when one fails, nothing is
  *    exported, pushed or tagged: job_state says what became of each job and
  *    the error is the first real failure in start order;
+ *  - plait_pipeline_build() first reads every --cache-from (core/cache_remote.h):
+ *    what cannot be read is a warning and a colder build, never an error;
  *  - plait_pipeline_publish() refuses to write anything unless every job
  *    was built; it writes every --output first, then pushes every
  *    image to every -t repository by digest, then moves the tags (none with
- *    --push-by-digest), then writes the metadata file;
+ *    --push-by-digest), then the metadata file, then every --cache-to
+ *    (merged with what is there). A --cache-to that fails is an error
+ *    that says the images were published (or, with ignore-error=true, a
+ *    warning);
  *  - nothing here prints or opens a network connection: destinations are
  *    opened through ops->open, base images resolved through the plan opts'
  *    resolver, and progress goes out through ops (from worker threads for
@@ -31,6 +36,8 @@ enum plait_pipeline_note {
 	PLAIT_PIPELINE_EXPORTED, /* name: an --output, written whole */
 	PLAIT_PIPELINE_PUSHED,	 /* name: a -t, by digest (digest) */
 	PLAIT_PIPELINE_TAGGED,	 /* name: a -t, tagged */
+	PLAIT_PIPELINE_CACHE_IMPORTED, /* name: a --cache-from; digest: "N step records" */
+	PLAIT_PIPELINE_CACHE_EXPORTED, /* name: a --cache-to; digest: "N parts, M step records" */
 };
 
 struct plait_pipeline_ops {
@@ -39,6 +46,9 @@ struct plait_pipeline_ops {
 	/* A job's build progress; called from worker threads. */
 	void (*job_event)(void *ctx, size_t job, const struct plait_build_event *ev);
 	void (*note)(void *ctx, enum plait_pipeline_note kind, const char *name, const char *digest);
+	/* Something that does not fail the build (a --cache-from that cannot be
+	 * read, a --cache-to ignore-error=true that failed). */
+	void (*warning)(void *ctx, const char *msg);
 };
 
 struct plait_pipeline_opts {
@@ -69,6 +79,7 @@ struct plait_pipeline {
 	size_t n_dirs;
 	uint64_t t0;
 	struct plait_job_ctx *job_ctx;
+	struct plait_cache_import *cache_import; /* --cache-from, or NULL */
 };
 
 /* Plan req (targets without platforms get the build platform). p is

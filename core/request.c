@@ -83,7 +83,32 @@ void plait_request_release(struct plait_request *r)
 	free(r->named);
 	free(r->cache_dir);
 	free(r->metadata);
+	for (size_t i = 0; i < r->n_cache_from; i++)
+		plait_cache_spec_release(&r->cache_from[i]);
+	free(r->cache_from);
+	for (size_t i = 0; i < r->n_cache_to; i++)
+		plait_cache_spec_release(&r->cache_to[i]);
+	free(r->cache_to);
 	memset(r, 0, sizeof(*r));
+}
+
+int plait_request_add_cache(struct plait_request *r, const char *spec, bool to, const char *what,
+			    struct plait_error **err)
+{
+	struct plait_cache_spec s;
+	int ret = plait_cache_spec_parse(spec, to, what, &s, err);
+	if (ret < 0)
+		return ret;
+	struct plait_cache_spec **v = to ? &r->cache_to : &r->cache_from;
+	size_t *n = to ? &r->n_cache_to : &r->n_cache_from;
+	for (size_t i = 0; i < *n; i++)
+		if (streq((*v)[i].text, s.text)) {
+			plait_cache_spec_release(&s);
+			return 0;
+		}
+	*v = xrealloc(*v, (*n + 1) * sizeof(**v));
+	(*v)[(*n)++] = s;
+	return 0;
 }
 
 int plait_parse_variant(const char *spec, struct plait_variant *out, char ***problems, struct plait_error **err)

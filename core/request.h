@@ -17,6 +17,7 @@
 #define PLAIT_REQUEST_H
 
 #include "build.h"
+#include "cache_remote.h"
 
 struct plait_variant {
 	char *name;
@@ -81,7 +82,16 @@ struct plait_request {
 	bool push, by_digest, allow_latest, keep_going, docker_format;
 	size_t max_jobs; /* 0 = default */
 	char *metadata;	 /* --metadata-file, or NULL */
+	/* --cache-from (tried in order) and --cache-to (each written), bake's
+	 * cache-from / cache-to of every target included, each value once. */
+	struct plait_cache_spec *cache_from, *cache_to;
+	size_t n_cache_from, n_cache_to;
 };
+
+/* Parse a --cache-from (to false) or --cache-to value (what names it in
+ * errors) and add it to r unless r has the same text already. */
+int plait_request_add_cache(struct plait_request *r, const char *spec, bool to, const char *what,
+			    struct plait_error **err);
 
 /* A new empty target at the end of r->targets (zeroed). */
 struct plait_target *plait_request_add_target(struct plait_request *r);

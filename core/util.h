@@ -132,6 +132,9 @@ ssize_t plait_read_full(int fd, void *buf, size_t len);
 
 /* Monotonic clock in nanoseconds. */
 uint64_t plait_now_ns(void);
+/* A size: "10", "512K", "5G", "1TiB" (K, M, G, T: powers of 1024; B and iB
+ * may follow). 0, or -1 for anything else. */
+int plait_parse_size(const char *s, int64_t *out);
 
 /* The modules that used to live here, so that every user of util.h still
  * finds plait_strv_*, plait_path_dir, plait_replace_file, plait_rm_rf. */

@@ -492,14 +492,29 @@ static void test_bake__set_star_changes_every_target(void **state)
 	plait_bake_release(&b);
 }
 
+static void test_bake__cache_from_and_cache_to_are_read_inherited_and_set(void **state)
+{
+	(void)state;
+	struct plait_bake b = parse_ok("{'target': {'base': {'cache-from': ['type=local,src=/c'], "
+				       "'cache-to': ['type=local,dest=/c,mode=max']}, "
+				       "'a': {'inherits': ['base']}}}",
+				       (const char *const[]){"a", NULL}, NULL);
+	assert_joined(find(&b, "a")->cache_from, "[type=local,src=/c]", "cache-from inherited");
+	assert_joined(find(&b, "a")->cache_to, "[type=local,dest=/c,mode=max]", "cache-to inherited");
+	plait_bake_release(&b);
+	b = parse_ok("{'target': {'a': {}}}", NULL, (const char *const[]){"a.cache-to=type=registry,ref=r/c:1", NULL});
+	assert_joined(find(&b, "a")->cache_to, "[type=registry,ref=r/c:1]", "cache-to from --set");
+	plait_bake_release(&b);
+}
+
 static void test_bake__set_errors(void **state)
 {
 	(void)state;
 	const char *json = "{'target': {'a': {}}}";
 	_cleanup_free_ char *msg =
-	    parse_err(json, NULL, (const char *const[]){"a.cache-to=x", NULL});
+	    parse_err(json, NULL, (const char *const[]){"a.ssh=x", NULL});
 	assert_contains(msg,
-			"docker-bake.json: invalid --set 'a.cache-to=x': unknown key 'cache-to'");
+			"docker-bake.json: invalid --set 'a.ssh=x': unknown key 'ssh'");
 	_cleanup_free_ char *msg2 = parse_err(json, NULL, (const char *const[]){"a.tags", NULL});
 	assert_contains(msg2, "invalid --set 'a.tags': expected TARGET.KEY=VALUE");
 	_cleanup_free_ char *msg3 = parse_err(json, NULL, (const char *const[]){"b.tags=x", NULL});
@@ -579,9 +594,9 @@ static void test_bake__unknown_and_unsupported_fields_are_errors(void **state)
 	_cleanup_free_ char *msg = parse_err("{'target': {'a': {'tag': ['x']}}}", NULL, NULL);
 	assert_string_equal(msg, "docker-bake.json: target \"a\": tag: unknown field");
 	_cleanup_free_ char *msg2 =
-	    parse_err("{'target': {'a': {'cache-from': ['x']}}}", NULL, NULL);
+	    parse_err("{'target': {'a': {'ssh': ['default']}}}", NULL, NULL);
 	assert_string_equal(
-	    msg2, "docker-bake.json: target \"a\": cache-from: not supported by plait: remove it");
+	    msg2, "docker-bake.json: target \"a\": ssh: not supported by plait: remove it");
 	_cleanup_free_ char *msg3 = parse_err("{'targets': {}}", NULL, NULL);
 	assert_contains(msg3, "unknown top-level key 'targets'");
 	_cleanup_free_ char *msg4 = parse_err("{'target': {'a': {'tags': 'x'}}}", NULL, NULL);
@@ -699,6 +714,7 @@ int main(void)
 	    cmocka_unit_test(test_bake__matrix_makes_the_product_in_key_order),
 	    cmocka_unit_test(test_bake__matrix_name_selects_one_combination),
 	    cmocka_unit_test(test_bake__matrix_object_values_give_fields),
+	    cmocka_unit_test(test_bake__cache_from_and_cache_to_are_read_inherited_and_set),
 	    cmocka_unit_test(test_bake__matrix_duplicate_names_are_an_error),
 	    cmocka_unit_test(test_bake__matrix_needs_a_valid_name),
 	    cmocka_unit_test(test_bake__set_changes_one_target),
