@@ -34,6 +34,8 @@ int cmd_qemu(int argc, char **argv);
 int cmd_bake(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_lint(int argc, char **argv);
+int cmd_builder(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 /* Commands with subcommands (plait cache du, plait qemu status, ...): run the
  * one argv[1] names from subs (NULL-name terminated), print usage for -h,

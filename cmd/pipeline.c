@@ -11,6 +11,7 @@
 #include "platforms/builder.h"
 #include "core/platform.h"
 #include "platforms/host.h"
+#include "platforms/remote.h"
 #include "platforms/rootless.h"
 #include "registry/endpoint.h"
 #include "registry/fetch.h"
@@ -21,6 +22,7 @@ void pipeline_release(struct pipeline *p)
 {
 	plait_request_release(&p->req);
 	registry_cli_release(&p->rc);
+	free(p->builder);
 }
 
 static int add_secret(struct plait_request *p, const char *cmd, const char *arg)
@@ -156,6 +158,15 @@ int pipeline_option(struct pipeline *pl, const char *cmd, int c, const char *arg
 		return 1;
 	}
 	case OPT_P_NO_PROCESS_SANDBOX:
+		return 1;
+	case OPT_P_BUILDER:
+		free(pl->builder);
+		pl->builder = xstrdup(arg);
+		return 1;
+	case OPT_P_FALLBACK:
+		if (!streq(arg, "local"))
+			return usage_error(cmd, "--fallback: unknown '%s'; use local", arg), -1;
+		pl->fallback_local = true;
 		return 1; /* main set it: plait_sandbox_set_process_sandbox() */
 	case OPT_P_INDEX_FORMAT:
 		if (streq(arg, "docker"))
@@ -279,6 +290,33 @@ static void note(void *ctx, enum plait_pipeline_note kind, const char *name, con
 		progress_note(pr, "pushed %s", name);
 }
 
+/* The builder of --builder, else the one 'plait builder use' chose: its nodes
+ * probed (an unreachable one is a planning problem, said by the chooser).
+ * *b stays empty for this host alone. */
+static int remote_builder(const struct pipeline *pl, struct plait_builders_conf *conf, struct plait_remote_builder **b,
+			  struct plait_error **err)
+{
+	*b = NULL;
+	if (pl->builder && streq(pl->builder, "local"))
+		return 0;
+	_cleanup_free_ char *path = plait_builders_default_path();
+	int r = plait_builders_load(path, conf, err);
+	if (r < 0)
+		return r;
+	const char *name = pl->builder ? pl->builder : conf->current;
+	if (!name)
+		return 0;
+	*b = plait_builders_find(conf, name);
+	if (!*b)
+		return plait_error_set(err, PLAIT_E_USAGE,
+				       "--builder %s: no builder of that name in %s: see 'plait builder ls', or make it "
+				       "with 'plait builder create %s --node ssh://HOST'",
+				       name, path, name);
+	for (size_t i = 0; i < (*b)->n_nodes; i++)
+		(void)plait_node_probe(*b, &(*b)->nodes[i], NULL); /* the error stays in the node */
+	return 0;
+}
+
 static void warning(void *ctx, const char *msg)
 {
 	(void)ctx;
@@ -302,6 +340,16 @@ int pipeline_run(struct pipeline *pl, bool plan_only, bool plan_json)
 	plait_platform_host(&host);
 	host_str = plait_platform_format(&host);
 	plait_local_builders(&chooser);
+	struct plait_builder_chooser local = chooser;
+	struct plait_builders_conf conf = { 0 };
+	struct plait_remote_builder *rb = NULL;
+	struct plait_remote_chooser rctx_b = { 0 };
+	if (remote_builder(pl, &conf, &rb, &err) < 0)
+		goto fail;
+	if (rb) {
+		rctx_b = (struct plait_remote_chooser){ .b = rb, .local = &local, .fallback_local = pl->fallback_local };
+		plait_remote_builders(&rctx_b, &chooser);
+	}
 	struct plait_plan_opts po = {
 		.build_platform = &host,
 		.build_platform_str = host_str,
@@ -319,6 +367,15 @@ int pipeline_run(struct pipeline *pl, bool plan_only, bool plan_json)
 		print_plan(&run.plan, plan_json);
 		goto done;
 	}
+	for (size_t i = 0; i < run.plan.n_jobs; i++)
+		if (run.plan.jobs[i].builder.node) {
+			plait_error_set(&err, PLAIT_E_USAGE,
+					"%s is assigned to node %s of builder '%s', but running jobs on remote nodes is not "
+					"implemented yet (nothing was built): build with --builder local, or see the plan "
+					"with 'plait plan --builder %s'",
+					run.plan.jobs[i].label, run.plan.jobs[i].builder.node, rb->name, rb->name);
+			goto fail;
+		}
 	progress_init(progress, pl->mode, run.plan.n_jobs);
 	for (size_t i = 0; i < run.plan.n_jobs; i++) {
 		progress->jobs[i].label = run.plan.n_jobs > 1 ? run.plan.jobs[i].label : NULL;
@@ -340,6 +397,7 @@ done:
 	plait_pipeline_release(&run);
 	progress_release(progress);
 	plait_platform_release(&host);
+	plait_builders_conf_release(&conf);
 	plait_error_free(err);
 	return ret;
 }

@@ -14,6 +14,8 @@ struct pipeline {
 	struct plait_request req;
 	struct registry_cli rc;
 	enum progress_mode mode;
+	char *builder; /* --builder NAME; NULL: the one 'plait builder use' chose */
+	bool fallback_local; /* --fallback local */
 };
 
 void pipeline_release(struct pipeline *p);
@@ -36,6 +38,8 @@ enum {
 	OPT_P_INDEX_FORMAT,
 	OPT_P_USERNS,
 	OPT_P_NO_PROCESS_SANDBOX,
+	OPT_P_BUILDER,
+	OPT_P_FALLBACK,
 	OPT_P_CACHE_FROM,
 	OPT_P_CACHE_TO,
 };
@@ -56,6 +60,8 @@ enum {
 	{ "index-format", required_argument, NULL, OPT_P_INDEX_FORMAT },       \
 	{ "userns", required_argument, NULL, OPT_P_USERNS },                   \
 	{ "no-process-sandbox", no_argument, NULL, OPT_P_NO_PROCESS_SANDBOX }, \
+	{ "builder", required_argument, NULL, OPT_P_BUILDER },                 \
+	{ "fallback", required_argument, NULL, OPT_P_FALLBACK },                 \
 	{ "cache-from", required_argument, NULL, OPT_P_CACHE_FROM },           \
 	{ "cache-to", required_argument, NULL, OPT_P_CACHE_TO }
 #define PIPELINE_HELP                                                                               \
@@ -75,6 +81,11 @@ enum {
 	"                                your own id and makes every file root's in the image\n"     \
 	"      --no-process-sandbox      RUN shares plait's PID namespace and /proc (where new proc\n" \
 	"                                mounts are refused, e.g. an unprivileged container)\n"    \
+	"      --builder NAME|local      send each platform to a node of builder NAME that runs it\n"  \
+	"                                natively (see 'plait builder'; default: the one chosen\n"  \
+	"                                with 'plait builder use'); local: this host only\n"          \
+	"      --fallback local          with a builder: a node that cannot be reached is left out\n" \
+	"                                (its platforms go to this host) instead of failing the plan\n" \
 	"      --cache-dir DIR           the build cache (default $XDG_CACHE_HOME/plait)\n"            \
 	"      --no-cache                run every step, ignoring cached results\n"                    \
 	"      --cache-from type=registry,ref=REG/REPO:TAG | type=local,src=DIR\n"                     \

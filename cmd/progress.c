@@ -242,7 +242,7 @@ void print_plan(const struct plait_plan *plan, bool as_json)
 		fputc('\n', stdout);
 		return;
 	}
-	printf("%-3s %-14s %-10s %-16s %-8s %s\n", "#", "TARGET", "VARIANT", "PLATFORM", "BUILDER", "ARGS / TAGS");
+	printf("%-3s %-14s %-10s %-16s %-9s %s\n", "#", "TARGET", "VARIANT", "PLATFORM", "BUILDER", "ARGS / TAGS");
 	for (size_t k = 0; k < plan->n_jobs; k++) {
 		const struct plait_job *j = &plan->jobs[plan->order[k]];
 		const struct plait_plan_image *im = &plan->images[j->image];
@@ -251,12 +251,15 @@ void print_plan(const struct plait_plan *plan, bool as_json)
 			plait_buf_addf(&args, "%s%s", args.len ? " " : "", *a);
 		for (char **t = im->tags; t && *t; t++)
 			plait_buf_addf(&tags, "%s%s", tags.len ? " " : "", *t);
-		printf("%-3zu %-14s %-10s %-16s %-8s %s\n", k + 1,
+		printf("%-3zu %-14s %-10s %-16s %-9s %s\n", k + 1,
 		       im->req->name ? im->req->name : (im->req->stage ? im->req->stage : "-"),
 		       im->variant ? im->variant : "-", j->platform_str, j->builder.name ? j->builder.name : "?",
 		       args.len ? args.buf : "-");
 		if (tags.len)
-			printf("%-3s %-14s %-10s %-16s %-8s -> %s\n", "", "", "", "", "", tags.buf);
+			printf("%-3s %-14s %-10s %-16s %-9s -> %s\n", "", "", "", "", "", tags.buf);
+		if (j->builder.node || j->builder.reason)
+			printf("%-3s %-14s %-10s %-16s %-9s on %s: %s\n", "", "", "", "", "",
+			       j->builder.node ? j->builder.node : "this host", j->builder.reason ? j->builder.reason : "-");
 		plait_buf_release(&args);
 		plait_buf_release(&tags);
 	}

@@ -68,7 +68,7 @@ static void print_table(const struct plait_binfmt_status *v, size_t n, bool moun
 {
 	if (!mounted)
 		printf("binfmt_misc is not mounted at %s: run 'plait qemu install' as root\n\n",
-		       PLAIT_BINFMT_DIR);
+		       plait_binfmt_dir());
 	printf("%-10s %-7s %-11s %-6s %-6s %-22s %s\n", "ARCH", "NATIVE", "HANDLER", "F-FLAG", "P-FLAG",
 	       "NAME", "INTERPRETER");
 	for (size_t i = 0; i < n; i++) {
@@ -120,7 +120,7 @@ static json_t *status_json(const struct plait_binfmt_status *v, size_t n, bool m
 {
 	json_t *o = json_object();
 	json_object_set_new(o, "host", json_string(host));
-	json_object_set_new(o, "binfmt_misc", json_string(PLAIT_BINFMT_DIR));
+	json_object_set_new(o, "binfmt_misc", json_string(plait_binfmt_dir()));
 	json_object_set_new(o, "mounted", json_boolean(mounted));
 	json_t *a = json_array();
 	for (size_t i = 0; i < n; i++) {
@@ -186,7 +186,7 @@ static int qemu_status(int argc, char **argv)
 	size_t n = 0;
 	bool mounted = false;
 	_cleanup_error_ struct plait_error *err = NULL;
-	int r = plait_binfmt_status(PLAIT_BINFMT_DIR, PLAIT_BINFMT_INTERP_DIR, harch, aarch32, &v,
+	int r = plait_binfmt_status(plait_binfmt_dir(), PLAIT_BINFMT_INTERP_DIR, harch, aarch32, &v,
 				    &n, &mounted, &err);
 	if (r < 0) {
 		plait_platform_release(&host);

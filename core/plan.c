@@ -11,6 +11,8 @@ void plait_builder_release(struct plait_builder *b)
 		return;
 	free(b->name);
 	free(b->detail);
+	free(b->node);
+	free(b->reason);
 	memset(b, 0, sizeof(*b));
 }
 
@@ -401,6 +403,8 @@ int plait_plan_make(const struct plait_target *targets, size_t n, const struct p
 					job->builder = ch[c].b;
 					job->builder.name = xstrdup(ch[c].b.name);
 					job->builder.detail = xstrdup_or_null(ch[c].b.detail);
+					job->builder.node = xstrdup_or_null(ch[c].b.node);
+					job->builder.reason = xstrdup_or_null(ch[c].b.reason);
 				}
 				im->jobs = xrealloc(im->jobs, (im->n_jobs + 1) * sizeof(*im->jobs));
 				im->jobs[im->n_jobs++] = out->n_jobs;
@@ -482,6 +486,10 @@ json_t *plait_plan_to_json(const struct plait_plan *p)
 		json_object_set_new(o, "emulated", json_boolean(j->builder.emulated));
 		if (j->builder.detail)
 			json_object_set_new(o, "interpreter", json_string(j->builder.detail));
+		if (j->builder.node)
+			json_object_set_new(o, "node", json_string(j->builder.node));
+		if (j->builder.reason)
+			json_object_set_new(o, "reason", json_string(j->builder.reason));
 		json_object_set_new(o, "args", plait_strv_to_json(j->build_args));
 		json_object_set_new(o, "tags", plait_strv_to_json(im->tags));
 		json_object_set_new(o, "annotations", plait_strv_to_json(j->annotations));

@@ -34,6 +34,8 @@
 struct plait_builder {
 	char *name; /* "native", "qemu" */
 	char *detail; /* e.g. the interpreter; NULL when none */
+	char *node;   /* the remote node (ssh://...) that runs it; NULL: this host */
+	char *reason; /* why this builder was chosen; NULL when there was no choice */
 	bool emulated;
 	struct plait_runner runner;
 };
@@ -92,8 +94,8 @@ void plait_plan_release(struct plait_plan *p);
 /* "r/app:1.0-{variant}" -> "r/app:1.0-cuda" (variant NULL: unchanged); caller frees. */
 char *plait_plan_expand_variant(const char *s, const char *variant);
 /* {"images":[{target, variant, kind ("index"|"manifest"), tags, annotations, platforms:[...]}],
- *  "jobs":[{target, stage, variant, platform, builder, emulated, interpreter, args, tags,
- *  annotations}] in start order}; a new reference. */
+ *  "jobs":[{target, stage, variant, platform, builder, emulated, interpreter, node, reason,
+ *  args, tags, annotations}] in start order}; a new reference. */
 json_t *plait_plan_to_json(const struct plait_plan *p);
 
 #endif

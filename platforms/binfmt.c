@@ -508,3 +508,9 @@ int plait_binfmt_install(const char *dir, const char *interp_dir, const char *ho
 	*action = removed ? PLAIT_BINFMT_REREGISTERED : PLAIT_BINFMT_REGISTERED;
 	return 0;
 }
+
+const char *plait_binfmt_dir(void)
+{
+	const char *d = getenv("PLAIT_BINFMT_DIR");
+	return d && *d ? d : PLAIT_BINFMT_DIR;
+}

@@ -24,6 +24,11 @@
 
 #define PLAIT_BINFMT_DIR "/proc/sys/fs/binfmt_misc"
 #define PLAIT_BINFMT_INTERP_DIR "/usr/bin"
+/* Where plait reads handlers from for status and for choosing builders:
+ * $PLAIT_BINFMT_DIR when set (a copy or another mount of binfmt_misc, e.g.
+ * for a node of 'plait builder' whose handlers live elsewhere), else
+ * PLAIT_BINFMT_DIR. 'plait qemu install' always writes PLAIT_BINFMT_DIR. */
+const char *plait_binfmt_dir(void);
 /* ELF header bytes a magic/mask covers; the kernel allows up to 128. */
 #define PLAIT_BINFMT_MAX_MAGIC 128
 

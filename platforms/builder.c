@@ -97,8 +97,7 @@ static int choose_local(void *ctx, const struct plait_platform *p, struct plait_
 			struct plait_error **err)
 {
 	(void)ctx;
-	static const struct plait_host_env env = { .binfmt_dir = PLAIT_BINFMT_DIR,
-						   .interp_dir = PLAIT_BINFMT_INTERP_DIR };
+	const struct plait_host_env env = { .binfmt_dir = plait_binfmt_dir(), .interp_dir = PLAIT_BINFMT_INTERP_DIR };
 	return plait_builder_choose_in(&env, p, out, err);
 }
 

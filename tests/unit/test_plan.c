@@ -66,6 +66,19 @@ static int choose(void *ctx, const struct plait_platform *p, struct plait_builde
 
 static const struct plait_builder_chooser chooser = {.ctx = NULL, .choose = choose};
 
+/* As choose, but arm64 goes to a node (as platforms/remote.c's chooser does). */
+static int choose_node(void *ctx, const struct plait_platform *p, struct plait_builder *out,
+		       struct plait_error **err)
+{
+	if (!streq(p->architecture, "arm64"))
+		return choose(ctx, p, out, err);
+	memset(out, 0, sizeof(*out));
+	out->name = xstrdup("node");
+	out->node = xstrdup("ssh://arm1.example");
+	out->reason = xstrdup("node runs arm64 natively");
+	return 0;
+}
+
 static void opts_init(struct plait_plan_opts *o)
 {
 	*o = (struct plait_plan_opts){
@@ -221,6 +234,43 @@ static struct plait_target two_variants(struct plait_variant *v)
 }
 
 /* ---- tests ---- */
+
+/* A builder's node and reason reach every job of its platform and the JSON. */
+static void test_plan__node_and_reason_per_job(void **state)
+{
+	(void)state;
+	struct plait_variant v[] = {{.name = "cpu", .args = cpu_args},
+					  {.name = "cuda", .args = cuda_args}};
+	struct plait_target t = two_variants(v);
+	struct plait_plan_opts o;
+	opts_init(&o);
+	const struct plait_builder_chooser nodes = {.ctx = NULL, .choose = choose_node};
+	o.builders = &nodes;
+	struct plait_plan p;
+	plan_ok(&t, 1, &o, &p);
+	for (size_t i = 0; i < 2; i++) {
+		size_t im = image_of(&p, 0, i ? "cuda" : "cpu");
+		const struct plait_job *a = job_of(&p, im, "linux/arm64"), *x = job_of(&p, im, "linux/amd64");
+		assert_string_equal(a->builder.node, "ssh://arm1.example");
+		assert_string_equal(a->builder.reason, "node runs arm64 natively");
+		assert_null(x->builder.node);
+		assert_null(x->builder.reason);
+	}
+	json_t *j = plait_plan_to_json(&p);
+	size_t k;
+	json_t *job;
+	json_array_foreach(json_object_get(j, "jobs"), k, job)
+	{
+		bool arm = streq(json_string_value(json_object_get(job, "platform")), "linux/arm64");
+		json_t *n = json_object_get(job, "node");
+		if (arm)
+			assert_string_equal(json_string_value(n), "ssh://arm1.example");
+		else
+			assert_null(n);
+	}
+	json_decref(j);
+	plait_plan_release(&p);
+}
 
 static void test_plan__one_job_per_variant_and_platform(void **state)
 {
@@ -1224,6 +1274,7 @@ int main(void)
 	    cmocka_unit_test(test_plan__single_platform_is_a_manifest),
 	    cmocka_unit_test(test_plan__annotations_per_platform_and_index),
 	    cmocka_unit_test(test_plan__to_json_images_and_jobs),
+	    cmocka_unit_test(test_plan__node_and_reason_per_job),
 	    BT(test_plan__base_missing_for_one_platform_is_named),
 	    BT(test_plan__bases_present_plan_succeeds),
 	    BT(test_plan__base_default_arg_is_checked),

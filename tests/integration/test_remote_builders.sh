@@ -1,0 +1,388 @@
+#!/usr/bin/env bash
+# test_remote_builders.sh - `plait builder create|ls|inspect|use|rm` and
+# `plait plan --builder` against a real sshd (Debian's openssh-server) on a
+# free loopback port, with a host key, an authorized key, a known_hosts and
+# an ssh client config that this test makes (the user's ~/.ssh is never
+# read: PLAIT_SSH_COMMAND='ssh -F $T/ssh_config').
+#
+# Two nodes on that sshd, told apart by the ssh config (SetEnv PLAIT_NODE):
+# the --remote-plait wrapper runs the real plait with a cache dir of its own
+# and, on node B, a binfmt_misc copy (PLAIT_BINFMT_DIR) holding an arm64 QEMU
+# handler with the F and P flags; node A has none. This host is planned with
+# no QEMU handler (an empty PLAIT_BINFMT_DIR), then with one.
+#
+# Checks: create probes both nodes (native platforms, QEMU platforms, plait
+# version and protocol, cache dir and free space) and stores builders.json
+# with mode 0600; ls and inspect show them; plan --builder sends linux/amd64
+# to node A (native) and linux/arm64 to node B (its QEMU) for both variants,
+# and linux/arm64 to this host's QEMU once it has one; 'use' makes the
+# builder the default and 'use local' undoes it; build --builder says that
+# running on nodes is not implemented (exit 2, nothing built); --fallback
+# local leaves an unreachable node out and the plan says so; an
+# unreachable node, a wrong key and an unknown host key are clear errors
+# naming the node with ssh's message, in create and as planning problems; a
+# node speaking another protocol is refused with the fix; a corrupt
+# builders.json names the file; rm forgets a builder.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+require_cmd jq ssh ssh-keygen
+require_plait
+SSHD=/usr/sbin/sshd
+[ -x "$SSHD" ] || skip "$SSHD is missing: apt-get install openssh-server"
+[ "$(id -u)" = 0 ] || skip "sshd logs in as root here (it needs root for its privilege separation)"
+
+export XDG_CONFIG_HOME=$T/config
+unset SSH_AUTH_SOCK
+mkdir -p /run/sshd "$T/ssh"
+chmod 700 "$T/ssh"
+S=$T/ssh
+
+# ---------------------------------------------------------------- sshd
+ssh-keygen -q -t ed25519 -N '' -f "$S/host_key" -C plait-test-host
+ssh-keygen -q -t ed25519 -N '' -f "$S/id" -C plait-test-user
+ssh-keygen -q -t ed25519 -N '' -f "$S/wrong" -C plait-test-wrong
+cp "$S/id.pub" "$S/authorized_keys"
+PORT=$(free_port)
+cat >"$S/sshd_config" <<EOF
+ListenAddress 127.0.0.1:$PORT
+HostKey $S/host_key
+PidFile $S/sshd.pid
+AuthorizedKeysFile $S/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+AcceptEnv PLAIT_NODE
+LogLevel VERBOSE
+EOF
+bg_start sshd "$SSHD" -D -e -f "$S/sshd_config"
+for _ in $(seq 50); do
+	(exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
+	sleep 0.1
+done
+(exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null || fail "sshd did not listen on 127.0.0.1:$PORT (log: $(cat "$T/sshd.log"))"
+
+printf '[127.0.0.1]:%s %s\n' "$PORT" "$(cut -d' ' -f1,2 "$S/host_key.pub")" >"$S/known_hosts"
+: >"$S/known_hosts_empty"
+DEAD=$(free_port)
+cat >"$S/ssh_config" <<EOF
+Host node-a
+  HostName 127.0.0.1
+  Port $PORT
+  User root
+  SetEnv PLAIT_NODE=a
+Host node-b
+  HostName 127.0.0.1
+  SetEnv PLAIT_NODE=b
+Host node-old
+  HostName 127.0.0.1
+  Port $PORT
+  User root
+  SetEnv PLAIT_NODE=old
+Host node-noserve
+  HostName 127.0.0.1
+  Port $PORT
+  User root
+  SetEnv PLAIT_NODE=noserve
+Host node-stranger
+  HostName 127.0.0.1
+  Port $PORT
+  User root
+  UserKnownHostsFile $S/known_hosts_empty
+Host node-dead
+  HostName 127.0.0.1
+  Port $DEAD
+  User root
+Host *
+  UserKnownHostsFile $S/known_hosts
+  StrictHostKeyChecking yes
+  GlobalKnownHostsFile /dev/null
+  LogLevel ERROR
+EOF
+export PLAIT_SSH_COMMAND="ssh -F $S/ssh_config"
+
+# ---------------------------------------------------------------- nodes
+N=$T/nodes
+mkdir -p "$N/a/cache" "$N/b/cache" "$N/b/binfmt" "$N/a/binfmt-none" "$T/local-none" "$T/local-qemu"
+write_arm64_handler() {
+	printf 'enabled\n' >"$1/status"
+	: >"$1/register"
+	cat >"$1/qemu-aarch64" <<'EOF'
+enabled
+interpreter /usr/bin/qemu-aarch64-static
+flags: PF
+offset 0
+magic 7f454c460201010000000000000000000200b700
+mask ffffffffffffff00fffffffffffffffffeffffff
+EOF
+}
+write_arm64_handler "$N/b/binfmt"
+write_arm64_handler "$T/local-qemu"
+cat >"$N/plait-node" <<EOF
+#!/bin/sh
+# The plait of each test node: the real one, with the node's own cache and
+# binfmt_misc directory (ssh's SetEnv PLAIT_NODE says which node this is).
+case "\$PLAIT_NODE" in
+a) export XDG_CACHE_HOME=$N/a/cache PLAIT_BINFMT_DIR=$N/a/binfmt-none ;;
+b) export XDG_CACHE_HOME=$N/b/cache PLAIT_BINFMT_DIR=$N/b/binfmt ;;
+old)
+	# a node with another plait: a protocol this one does not speak
+	if [ "\$1" = version ]; then echo '{"version": "0.0.1", "protocol": 0}'; exit 0; fi ;;
+noserve)
+	# a plait whose serve prints text, not frames
+	if [ "\$1" = serve ]; then echo "plait 0.1.0"; exit 0; fi ;;
+*) echo "plait-node: unknown PLAIT_NODE '\$PLAIT_NODE'" >&2; exit 3 ;;
+esac
+exec "$PLAIT" "\$@"
+EOF
+chmod 755 "$N/plait-node"
+# The local side of the plans: no QEMU handler at first.
+export PLAIT_BINFMT_DIR=$T/local-none
+
+run_ok ssh -F "$S/ssh_config" -i "$S/id" -o BatchMode=yes node-a "$N/plait-node" version --format json
+assert_eq "$("$PLAIT" version --format json | jq -r .version)" "$(jq -r .version <<<"$OUT")" "version seen over ssh"
+pass "sshd on 127.0.0.1:$PORT logs in with the test's key"
+
+# ---------------------------------------------------------------- help
+for sub in "" create ls inspect rm use; do
+	run_ok "$PLAIT" builder $sub --help
+	assert_contains "$OUT" "usage: plait builder create NAME --node ssh://"
+	assert_eq "" "$ERR" "stderr of 'plait builder $sub --help'"
+done
+run_ok "$PLAIT" build --help
+assert_contains "$OUT" "--builder NAME|local"
+assert_contains "$OUT" "--fallback local"
+run_expect_fail "$PLAIT" builder frob
+expect_rc 2
+assert_contains "$ERR" "use create, ls, inspect, rm or use"
+pass "plait builder --help, build --help name the builder options"
+
+# ---------------------------------------------------------------- version --format json
+run_ok "$PLAIT" version --format json
+assert_eq 1 "$(jq -r .protocol <<<"$OUT")" "protocol of plait version --format json"
+assert_match "$(jq -r .cache.free_bytes <<<"$OUT")" '^[0-9]+$' "cache.free_bytes"
+run_expect_fail "$PLAIT" version --format yaml
+expect_rc 2
+pass "plait version --format json gives version, protocol, cache dir and free space"
+
+# ---------------------------------------------------------------- plait serve
+# Frames in, frames out (core/frame.h): a hello is answered with a hello, a
+# job with an error saying it is not implemented yet, bye ends the session.
+frames() {
+	"$PY" -c 'import json, struct, sys
+out = b""
+for m in sys.argv[1:]:
+    p = m.encode()
+    out += b"PLT1" + bytes([1, 0, 0, 0]) + struct.pack(">I", len(p)) + p
+sys.stdout.buffer.write(out)' "$@"
+}
+unframe() {
+	"$PY" -c 'import struct, sys
+d = sys.stdin.buffer.read()
+while d:
+    assert d[:4] == b"PLT1", d[:16]
+    n = struct.unpack(">I", d[8:12])[0]
+    print(d[12:12 + n].decode())
+    d = d[12 + n:]'
+}
+frames '{"type":"hello","protocol":1,"version":"x"}' '{"type":"job","id":7}' '{"type":"bye"}' >"$T/frames.in"
+"$PLAIT" serve --protocol 1 <"$T/frames.in" >"$T/frames.out" 2>"$T/serve.err" || fail "plait serve failed: $(cat "$T/serve.err")"
+replies=$(unframe <"$T/frames.out")
+assert_eq "hello 1" "$(jq -rs '.[0] | "\(.type) \(.protocol)"' <<<"$replies")" "serve's first reply"
+assert_eq "error 7" "$(jq -rs '.[1] | "\(.type) \(.id)"' <<<"$replies")" "serve's reply to a job"
+assert_contains "$(jq -rs '.[1].message' <<<"$replies")" "'job' is not implemented"
+run_expect_fail "$PLAIT" serve --protocol 2
+expect_rc 1
+assert_contains "$ERR" "speaks protocol 1, not 2"
+printf 'hello\n' >"$T/notframes"
+lib_run "$PLAIT" serve --protocol 1 <"$T/notframes"
+assert_eq 1 "$RC" "exit code of serve on a stream that is not frames"
+assert_contains "$ERR" "frame 1: the stream ends inside its header"
+pass "plait serve answers the hello in frames and refuses jobs (not implemented yet)"
+
+# ---------------------------------------------------------------- create, ls, inspect
+run_ok "$PLAIT" builder create farm --node ssh://node-a --node "ssh://root@node-b:$PORT" \
+	--identity "$S/id" --remote-plait "$N/plait-node"
+assert_contains "$OUT" "builder farm: 2 nodes"
+BJ=$XDG_CONFIG_HOME/plait/builders.json
+assert_file_mode "$BJ" 600
+assert_eq "ssh://node-a" "$(jq -r '.builders[0].nodes[0].url' "$BJ")" "node A's url"
+assert_eq "linux/amd64,linux/386" "$(jq -r '.builders[0].nodes[0].native | join(",")' "$BJ")" "node A's native platforms"
+assert_eq "" "$(jq -r '.builders[0].nodes[0].qemu | join(",")' "$BJ")" "node A's QEMU platforms"
+assert_eq "linux/arm64" "$(jq -r '.builders[0].nodes[1].qemu | join(",")' "$BJ")" "node B's QEMU platforms"
+assert_eq "$N/a/cache/plait" "$(jq -r '.builders[0].nodes[0].cache_dir' "$BJ")" "node A's cache dir"
+assert_eq "$N/b/cache/plait" "$(jq -r '.builders[0].nodes[1].cache_dir' "$BJ")" "node B's cache dir"
+assert_match "$(jq -r '.builders[0].nodes[1].cache_free_bytes' "$BJ")" '^[1-9][0-9]*$' "node B's free bytes"
+assert_eq 1 "$(jq -r '.builders[0].nodes[0].protocol' "$BJ")" "node A's protocol"
+assert_eq "$("$PLAIT" version --format json | jq -r .version)" "$(jq -r '.builders[0].nodes[1].plait_version' "$BJ")" \
+	"node B's plait version"
+assert_eq "$S/id" "$(jq -r '.builders[0].identity' "$BJ")" "identity"
+pass "create probes both nodes over ssh and stores what they run (mode 0600)"
+
+run_ok "$PLAIT" builder ls
+assert_match "$OUT" $'\n\\* +local +this host' "ls: local in use"
+assert_match "$OUT" $'\n +farm +ssh://node-a +linux/amd64,linux/386; -' "ls: node A"
+assert_contains "$OUT" "ssh://root@node-b:$PORT"
+pass "ls lists the builder and its nodes"
+
+run_ok "$PLAIT" builder inspect farm
+assert_contains "$OUT" "native:   linux/amd64,linux/386"
+assert_contains "$OUT" "qemu:     linux/arm64"
+assert_contains "$OUT" "cache:    $N/b/cache/plait"
+run_ok "$PLAIT" builder inspect farm --format json
+assert_eq "linux/arm64" "$(jq -r '.nodes[1].qemu | join(",")' <<<"$OUT")" "inspect json: node B's QEMU"
+assert_eq "null" "$(jq -r '.nodes[0].error' <<<"$OUT")" "inspect json: node A's error"
+run_expect_fail "$PLAIT" builder inspect nosuch
+expect_rc 1
+assert_contains "$ERR" "no builder named 'nosuch' in $BJ"
+pass "inspect connects again and shows each node"
+
+# ---------------------------------------------------------------- plan
+C=$T/ctx
+mkdir -p "$C"
+printf 'FROM scratch\nCOPY f /f\nRUN ["/f"]\n' >"$C/Dockerfile"
+echo x >"$C/f"
+PLAN=(plan --platform linux/amd64,linux/arm64 --variant a --variant b -t reg.example/app:1-{variant})
+run_ok "$PLAIT" "${PLAN[@]}" --builder farm --format json "$C"
+assert_eq 4 "$(jq '.jobs | length' <<<"$OUT")" "jobs planned"
+assert_eq "ssh://node-a ssh://node-a" "$(jq -r '[.jobs[] | select(.platform == "linux/amd64") | .node] | join(" ")' <<<"$OUT")" \
+	"node of the linux/amd64 jobs"
+assert_eq "ssh://root@node-b:$PORT ssh://root@node-b:$PORT" \
+	"$(jq -r '[.jobs[] | select(.platform == "linux/arm64") | .node] | join(" ")' <<<"$OUT")" "node of the linux/arm64 jobs"
+assert_eq "node node-qemu" "$(jq -r '[.jobs[] | .builder] | unique | join(" ")' <<<"$OUT")" "builders"
+assert_contains "$(jq -r '.jobs[] | select(.platform == "linux/arm64") | .reason' <<<"$OUT")" "the node's QEMU does"
+assert_contains "$(jq -r '.jobs[] | select(.platform == "linux/amd64") | .reason' <<<"$OUT")" "node runs amd64 natively"
+run_ok "$PLAIT" "${PLAN[@]}" --builder farm "$C"
+assert_contains "$OUT" "on ssh://node-a: node runs amd64 natively"
+assert_contains "$OUT" "on ssh://root@node-b:$PORT: no node runs it natively, nor does this host; the node's QEMU does"
+pass "plan --builder: amd64 to node A (native), arm64 to node B (its QEMU), both variants"
+
+PLAIT_BINFMT_DIR=$T/local-qemu run_ok "$PLAIT" "${PLAN[@]}" --builder farm --format json "$C"
+assert_eq "qemu" "$(jq -r '[.jobs[] | select(.platform == "linux/arm64") | .builder] | unique | join(" ")' <<<"$OUT")" \
+	"builder of arm64 with local QEMU"
+assert_eq "" "$(jq -r '[.jobs[] | select(.platform == "linux/arm64") | .node // empty] | join(" ")' <<<"$OUT")" \
+	"node of arm64 with local QEMU"
+assert_contains "$(jq -r '.jobs[] | select(.platform == "linux/arm64") | .reason' <<<"$OUT")" "this host's QEMU does"
+pass "plan --builder: this host's QEMU comes before a node's QEMU"
+
+run_expect_fail "$PLAIT" "${PLAN[@]}" "$C"
+expect_rc 2
+assert_contains "$ERR" "no builder for linux/arm64"
+pass "without a builder, the same plan has no arm64 builder here"
+
+# use / use local
+run_ok "$PLAIT" builder use farm
+assert_eq farm "$(jq -r .current "$BJ")" "current builder"
+run_ok "$PLAIT" "${PLAN[@]}" --format json "$C"
+assert_eq "ssh://node-a" "$(jq -r '.jobs[] | select(.platform == "linux/amd64") | .node' <<<"$OUT" | sort -u)" \
+	"node of amd64 with 'use farm'"
+run_ok "$PLAIT" builder ls
+assert_match "$OUT" $'\n\\* +farm ' "ls marks farm in use"
+PLAIT_BINFMT_DIR=$T/local-qemu run_ok "$PLAIT" "${PLAN[@]}" --builder local --format json "$C"
+assert_eq "" "$(jq -r '[.jobs[] | .node // empty] | join(" ")' <<<"$OUT")" "nodes with --builder local"
+assert_eq "native qemu" "$(jq -r '[.jobs[] | .builder] | unique | join(" ")' <<<"$OUT")" "builders with --builder local"
+pass "use makes the builder the default; --builder local overrides it"
+
+# build --builder: not silently local
+run_expect_fail "$PLAIT" build --platform linux/amd64 -t reg.example/app:1 --builder farm "$C"
+expect_rc 2
+assert_contains "$ERR" "assigned to node ssh://node-a of builder 'farm', but running jobs on remote nodes is not implemented yet"
+assert_file_absent "$N/a/cache/plait/store" "node A's store"
+pass "build --builder refuses (exit 2) instead of building locally"
+
+run_ok "$PLAIT" builder use local
+assert_eq null "$(jq -r .current "$BJ")" "current builder after 'use local'"
+pass "use local"
+
+# ---------------------------------------------------------------- failures
+run_expect_fail "$PLAIT" builder create dead --node ssh://node-dead --identity "$S/id" --remote-plait "$N/plait-node"
+expect_rc 1
+assert_contains "$ERR" "node ssh://node-dead: ssh could not connect"
+assert_contains "$ERR" "Connection refused"
+assert_eq "farm" "$(jq -r '[.builders[].name] | join(" ")' "$BJ")" "builders after a failed create"
+pass "an unreachable node: create fails naming the node and ssh's message, stores nothing"
+
+run_expect_fail "$PLAIT" builder create wrongkey --node ssh://node-a --identity "$S/wrong" --remote-plait "$N/plait-node"
+expect_rc 1
+assert_contains "$ERR" "node ssh://node-a: ssh could not connect"
+assert_contains "$ERR" "Permission denied"
+assert_contains "$ERR" "the key given with --identity"
+pass "a wrong key: the node and ssh's 'Permission denied'"
+
+run_expect_fail "$PLAIT" builder create stranger --node ssh://node-stranger --identity "$S/id" --remote-plait "$N/plait-node"
+expect_rc 1
+assert_contains "$ERR" "node ssh://node-stranger: ssh could not connect"
+assert_contains "$ERR" "Host key verification failed"
+pass "an unknown host key: the node and ssh's 'Host key verification failed'"
+
+run_expect_fail "$PLAIT" builder create old --node ssh://node-old --identity "$S/id" --remote-plait "$N/plait-node"
+expect_rc 2
+assert_contains "$ERR" "node ssh://node-old runs plait 0.0.1, which speaks protocol 0"
+assert_contains "$ERR" "install plait"
+pass "a node of another protocol is refused with the fix"
+
+run_expect_fail "$PLAIT" builder create noserve --node ssh://node-noserve --identity "$S/id" --remote-plait "$N/plait-node"
+expect_rc 1
+assert_contains "$ERR" "node ssh://node-noserve: 'plait serve' did not answer the hello: frame 1: no \"PLT1\" header"
+pass "create checks the frame channel: a node whose serve prints no frames is refused"
+
+run_expect_fail "$PLAIT" builder create nope --node ssh://node-a --identity "$S/id" --remote-plait /no/such/plait
+expect_rc 1
+assert_contains "$ERR" "'/no/such/plait' is not found on the node"
+pass "a missing remote plait says --remote-plait"
+
+run_expect_fail "$PLAIT" builder create bad --node http://node-a
+expect_rc 2
+assert_contains "$ERR" "write it as ssh://[USER@]HOST[:PORT]"
+pass "a node that is no ssh:// URL is a usage error"
+
+# A node that goes away after create: a planning problem with ssh's message.
+cp "$BJ" "$T/builders.good"
+jq --arg d "$DEAD" '.builders[0].nodes += [{"url": "ssh://root@127.0.0.1:\($d)"}]' "$T/builders.good" >"$BJ"
+run_expect_fail "$PLAIT" "${PLAN[@]}" --builder farm "$C"
+expect_rc 2
+assert_contains "$ERR" "cannot plan this build"
+assert_contains "$ERR" "builder 'farm': node ssh://root@127.0.0.1:$DEAD: ssh could not connect"
+assert_contains "$ERR" "Connection refused"
+assert_contains "$ERR" "--fallback local"
+pass "an unreachable node is a planning problem with ssh's message"
+
+PLAIT_BINFMT_DIR=$T/local-qemu run_ok "$PLAIT" "${PLAN[@]}" --builder farm --fallback local --format json "$C"
+assert_eq "ssh://node-a" "$(jq -r '.jobs[] | select(.platform == "linux/amd64") | .node' <<<"$OUT" | sort -u)" \
+	"node of amd64 with --fallback local"
+assert_contains "$(jq -r '.jobs[] | select(.platform == "linux/arm64") | .reason' <<<"$OUT")" \
+	"this host's QEMU does (--fallback local: ssh://root@127.0.0.1:$DEAD unreachable)"
+run_expect_fail "$PLAIT" "${PLAN[@]}" --builder farm --fallback remote "$C"
+expect_rc 2
+pass "--fallback local leaves the unreachable node out and the plan says so"
+
+run_expect_fail "$PLAIT" builder inspect farm
+expect_rc 1
+assert_contains "$OUT" "error:    node ssh://root@127.0.0.1:$DEAD: ssh could not connect"
+assert_contains "$OUT" "native:   linux/amd64,linux/386"
+pass "inspect shows the unreachable node's error next to the others"
+cp "$T/builders.good" "$BJ"
+
+# A corrupt file names itself.
+echo '{"builders": [' >"$BJ"
+run_expect_fail "$PLAIT" builder ls
+expect_rc 1
+assert_contains "$ERR" "$BJ:"
+assert_contains "$ERR" "not valid JSON"
+run_expect_fail "$PLAIT" "${PLAN[@]}" "$C"
+assert_contains "$ERR" "$BJ:"
+pass "a corrupt builders.json is named, with the fix"
+cp "$T/builders.good" "$BJ"
+
+# ---------------------------------------------------------------- rm
+run_ok "$PLAIT" builder use farm
+run_ok "$PLAIT" builder rm farm
+assert_contains "$OUT" "removed builder farm (it was in use"
+assert_eq "0 null" "$(jq -r '"\(.builders | length) \(.current)"' "$BJ")" "builders.json after rm"
+assert_file_mode "$BJ" 600
+run_expect_fail "$PLAIT" builder rm farm
+assert_contains "$ERR" "no builder named 'farm'"
+run_expect_fail "$PLAIT" "${PLAN[@]}" --builder farm "$C"
+expect_rc 2
+assert_contains "$ERR" "--builder farm: no builder of that name"
+pass "rm forgets the builder (and the choice of it)"
