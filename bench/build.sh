@@ -80,46 +80,8 @@ mkdir -p "$OUTDIR"
 OUTFILE=$OUTDIR/build.txt
 [ "$MULTI" = 1 ] && OUTFILE=$OUTDIR/build-multi.txt
 
-# shellcheck disable=SC2317 # invoked by the EXIT trap
-bench_cleanup() {
-	local rc=$?
-	set +e
-	trap - ERR
-	umount_under "$T"
-	(exit "$rc")
-	lib_cleanup
-}
-trap bench_cleanup EXIT
-
-# buildah, hermetic: own storage, no system registries or policy.
-echo '{"default":[{"type":"insecureAcceptAnything"}]}' >"$T/policy.json"
-: >"$T/registries.conf"
-export CONTAINERS_REGISTRIES_CONF=$T/registries.conf
-mkdir -p "$T/storage-conf"
-export TMPDIR=$T
-# buildah push insists that an auth file exists ($DOCKER_CONFIG is lib.sh's).
-echo '{"auths":{}}' >"$T/buildah-auth.json"
-# bah ROOT ARGS... : buildah on the storage under ROOT.
-bah() {
-	local root=$1
-	shift
-	buildah --root "$root/store" --runroot "$root/run" --storage-driver "$BUILDAH_DRIVER" "$@"
-}
-
-if [ -z "$BUILDAH_DRIVER" ]; then
-	BUILDAH_DRIVER=overlay
-	mkdir -p "$T/probe/ctx"
-	printf 'FROM scratch\nCOPY a /a\n' >"$T/probe/ctx/Dockerfile"
-	echo a >"$T/probe/ctx/a"
-	if ! bah "$T/probe" build -q --isolation chroot --signature-policy "$T/policy.json" \
-		-t localhost/probe:1 "$T/probe/ctx" >"$T/probe.log" 2>&1; then
-		BUILDAH_DRIVER=vfs
-	fi
-	umount_under "$T/probe"
-	rm -rf "$T/probe"
-fi
-printf '[storage]\ndriver = "%s"\n' "$BUILDAH_DRIVER" >"$T/storage-conf/storage.conf"
-export CONTAINERS_STORAGE_CONF=$T/storage-conf/storage.conf
+bench_trap
+buildah_setup
 
 CTX=$T/ctx
 "$PY" "$BENCH_DIR/build/gen-context.py" "$CTX" "$FILES" "$BIG_MIB"

@@ -32,52 +32,16 @@ EPOCH=1700000000
 
 # shellcheck source=../tests/integration/lib.sh
 source "$SRCDIR/tests/integration/lib.sh"
+# shellcheck source=lib.sh
+source "$BENCH_DIR/lib.sh"
 require_cmd buildah skopeo docker-registry curl
 [ "$(id -u)" = 0 ] || skip "buildah --isolation chroot and plait's RUN sandbox need root here"
 [ -x "$PLAIT" ] || fail "plait binary '$PLAIT' not found; run 'make' first or pass its path"
 OUTDIR=$SRCDIR/bench/out
 mkdir -p "$OUTDIR"
 
-umount_under() {
-	local dir=$1 m
-	awk -v d="$dir" '$5 == d || index($5, d "/") == 1 { print $5 }' /proc/self/mountinfo |
-		sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
-}
-# shellcheck disable=SC2317 # invoked by the EXIT trap
-bench_cleanup() {
-	local rc=$?
-	set +e
-	trap - ERR
-	umount_under "$T"
-	(exit "$rc")
-	lib_cleanup
-}
-trap bench_cleanup EXIT
-
-# buildah, hermetic (as bench/build.sh sets it up)
-echo '{"default":[{"type":"insecureAcceptAnything"}]}' >"$T/policy.json"
-: >"$T/registries.conf"
-export CONTAINERS_REGISTRIES_CONF=$T/registries.conf
-mkdir -p "$T/storage-conf"
-export TMPDIR=$T
-echo '{"auths":{}}' >"$T/buildah-auth.json"
-bah() {
-	local root=$1
-	shift
-	buildah --root "$root/store" --runroot "$root/run" --storage-driver "$BUILDAH_DRIVER" "$@"
-}
-if [ -z "$BUILDAH_DRIVER" ]; then
-	BUILDAH_DRIVER=overlay
-	mkdir -p "$T/probe/ctx"
-	printf 'FROM scratch\nCOPY a /a\n' >"$T/probe/ctx/Dockerfile"
-	echo a >"$T/probe/ctx/a"
-	bah "$T/probe" build -q --isolation chroot --signature-policy "$T/policy.json" \
-		-t localhost/probe:1 "$T/probe/ctx" >"$T/probe.log" 2>&1 || BUILDAH_DRIVER=vfs
-	umount_under "$T/probe"
-	rm -rf "$T/probe"
-fi
-printf '[storage]\ndriver = "%s"\n' "$BUILDAH_DRIVER" >"$T/storage-conf/storage.conf"
-export CONTAINERS_STORAGE_CONF=$T/storage-conf/storage.conf
+bench_trap
+buildah_setup
 
 CTX=$T/ctx
 "$PY" "$BENCH_DIR/build/gen-context.py" "$CTX" "$FILES" "$BIG_MIB"

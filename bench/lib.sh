@@ -82,3 +82,49 @@ make_base() {
 	fi
 	bash "$LIB_DIR/mkbase.sh" "$dir" busybox "${specs[@]}" >/dev/null
 }
+
+# bench_cleanup (the EXIT trap of bench_trap): unmount what is under $T, run
+# $BENCH_CLEANUP_HOOK if set (a function: stop a daemon), then lib.sh's cleanup.
+# shellcheck disable=SC2317 # invoked by the EXIT trap
+bench_cleanup() {
+	local rc=$?
+	set +e
+	trap - ERR
+	[ -z "${BENCH_CLEANUP_HOOK:-}" ] || "$BENCH_CLEANUP_HOOK"
+	umount_under "$T"
+	(exit "$rc")
+	lib_cleanup
+}
+bench_trap() { trap bench_cleanup EXIT; }
+
+# buildah_setup : buildah made hermetic under $T (own policy, no registries,
+# its storage driver in a storage.conf of its own, TMPDIR=$T, an empty auth
+# file) and the storage driver chosen: $BUILDAH_DRIVER, else overlay where a
+# probe build works here, else vfs. Defines bah ROOT ARGS... (buildah on the
+# storage under ROOT).
+bah() {
+	local root=$1
+	shift
+	buildah --root "$root/store" --runroot "$root/run" --storage-driver "$BUILDAH_DRIVER" "$@"
+}
+buildah_setup() {
+	echo '{"default":[{"type":"insecureAcceptAnything"}]}' >"$T/policy.json"
+	: >"$T/registries.conf"
+	export CONTAINERS_REGISTRIES_CONF=$T/registries.conf
+	mkdir -p "$T/storage-conf"
+	export TMPDIR=$T
+	# buildah push insists that an auth file exists ($DOCKER_CONFIG is lib.sh's).
+	echo '{"auths":{}}' >"$T/buildah-auth.json"
+	if [ -z "${BUILDAH_DRIVER:-}" ]; then
+		BUILDAH_DRIVER=overlay
+		mkdir -p "$T/probe/ctx"
+		printf 'FROM scratch\nCOPY a /a\n' >"$T/probe/ctx/Dockerfile"
+		echo a >"$T/probe/ctx/a"
+		bah "$T/probe" build -q --isolation chroot --signature-policy "$T/policy.json" \
+			-t localhost/probe:1 "$T/probe/ctx" >"$T/probe.log" 2>&1 || BUILDAH_DRIVER=vfs
+		umount_under "$T/probe"
+		rm -rf "$T/probe"
+	fi
+	printf '[storage]\ndriver = "%s"\n' "$BUILDAH_DRIVER" >"$T/storage-conf/storage.conf"
+	export CONTAINERS_STORAGE_CONF=$T/storage-conf/storage.conf
+}
