@@ -1227,14 +1227,11 @@ static int parse_file(struct parser *p, const char *data, size_t len, struct pla
 		plait_buf_add(&joined, s, n);
 		bool empty_cont = false;
 		while (cont) {
-			if (!read_line(&rd, &s, &n, &n_nl)) {
-				_cleanup_free_ char *shown = trim_dup(joined.buf, joined.len);
-				struct loc l = { .file = p->file, .line = start_line, .col = col };
-				return perr(p, &l,
-					    "unexpected end of file after line continuation in '%s%c': "
-					    "remove the trailing '%c'",
-					    shown, p->escape, p->escape);
-			}
+			/* A continuation on the last line (even followed only by
+			 * comments or blank lines) ends the instruction, as
+			 * BuildKit's parser has it. */
+			if (!read_line(&rd, &s, &n, &n_nl))
+				break;
 			if (is_comment(s, n))
 				continue;
 			size_t k = 0;

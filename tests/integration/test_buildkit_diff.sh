@@ -117,8 +117,14 @@ $(head -n 80 "$T/diff.out")"
 }
 
 # compare CASE CONTEXT [build args...] : build with both, compare.
+# CASES (space-separated) limits the run to those cases, for debugging.
+declare -A COMPARED=()
 compare() {
 	local name=$1 ctx
+	COMPARED[$2]=1
+	if [ -n "${CASES:-}" ] && [[ " $CASES " != *" $name "* ]]; then
+		return 0
+	fi
 	ctx=$(ctx_copy "$2")
 	shift 2
 	local w=$T/cmp-$name ref_b=$R_HOST/bk/$name:1 ref_p=$R_HOST/plait/$name:1
@@ -173,3 +179,11 @@ compare cache-mount cache-mount
 compare secret secret --secret "id=tok,src=$T/tok"
 compare onbuild-parent onbuild-parent
 compare onbuild-child onbuild-child --build-arg PARENT
+compare eof-continuation eof-continuation
+
+# Every context is compared or skipped with its reason.
+for d in "$DATA"/*/; do
+	d=$(basename "$d")
+	[ -n "${COMPARED[$d]:-}" ] || [ -n "${SKIPPED[$d]:-}" ] ||
+		fail "tests/data/build/$d is neither compared nor in SKIPPED: add it to test_buildkit_diff.sh"
+done

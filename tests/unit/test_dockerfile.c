@@ -477,11 +477,27 @@ static void test_dockerfile__file_errors_carry_the_line(void **state)
 	assert_parse_error("FROM x\n  COPY \\\n  a\n",
 			   "Dockerfile:2:3: COPY requires at least two arguments (sources and a "
 			   "destination): 'COPY   a'");
-	assert_parse_error("FROM x\nRUN echo \\\n", "Dockerfile:2:1: unexpected end of file after "
-						     "line continuation in 'RUN echo\\': remove the trailing '\\'");
-	assert_parse_error("FROM x\nRUN echo \\\n# only a comment follows\n\n",
-			   "Dockerfile:2:1: unexpected end of file after line continuation in 'RUN echo\\': "
-			   "remove the trailing '\\'");
+}
+
+/* BuildKit ends the instruction at the end of the file when its last line
+ * (with or without a final newline, perhaps followed by comments and blank
+ * lines) continues. */
+static void test_dockerfile__continuation_on_the_last_line_ends_it(void **state)
+{
+	(void)state;
+	static const char *srcs[] = {
+		"FROM x\nRUN echo a && \\\n  echo b \\",
+		"FROM x\nRUN echo a && \\\n  echo b \\\n",
+		"FROM x\nRUN echo a && \\\n  echo b \\\n# only a comment follows\n\n",
+	};
+	for (size_t i = 0; i < sizeof(srcs) / sizeof(srcs[0]); i++) {
+		struct plait_dockerfile df;
+		parse_ok(srcs[i], &df);
+		assert_int_equal(df.n_instrs, 2);
+		assert_int_equal(df.instrs[1].kind, PLAIT_DF_RUN);
+		assert_non_null(strstr(df.instrs[1].original, "echo b"));
+		plait_dockerfile_release(&df);
+	}
 }
 
 static void test_dockerfile__file_with_nul_is_refused_even_mid_file(void **state)
@@ -832,6 +848,7 @@ int main(void)
 		cmocka_unit_test(test_dockerfile__crlf_and_bom),
 		cmocka_unit_test(test_dockerfile__lines_and_columns),
 		cmocka_unit_test(test_dockerfile__file_errors_carry_the_line),
+		cmocka_unit_test(test_dockerfile__continuation_on_the_last_line_ends_it),
 		cmocka_unit_test(test_dockerfile__file_with_nul_is_refused_even_mid_file),
 		cmocka_unit_test(test_dockerfile__heredoc_run_script),
 		cmocka_unit_test(test_dockerfile__heredoc_with_shebang_runs_as_file),
