@@ -255,6 +255,17 @@ static bool dir_exists_in_root(int rootfd, const char *path)
 	return true;
 }
 
+static bool nondir_exists_in_root(int rootfd, const char *path)
+{
+	int fd = open_in_root(rootfd, path, O_PATH, 0);
+	if (fd < 0)
+		return false;
+	struct stat st;
+	bool yes = fstat(fd, &st) == 0 && !S_ISDIR(st.st_mode);
+	close(fd);
+	return yes;
+}
+
 int build_copy_into(const char *root, struct plait_context *src, const struct plait_context_list *l,
 		    const char *dest, bool dest_is_dir, const struct copy_attrs *a, const char *what,
 		    const bool *skip_source, struct plait_error **err)
@@ -262,9 +273,6 @@ int build_copy_into(const char *root, struct plait_context *src, const struct pl
 	_cleanup_close_ int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
 		return plait_error_set_errno(err, PLAIT_E_IO, errno, "open '%s'", root);
-	/* "COPY a.txt /dir" into an existing directory means /dir/a.txt. */
-	if (!dest_is_dir && l->n_sources == 1 && dir_exists_in_root(rootfd, dest))
-		dest_is_dir = true;
 	struct parent_cache pc = { PLAIT_BUF_INIT, -1 };
 	int r = 0;
 
@@ -272,6 +280,26 @@ int build_copy_into(const char *root, struct plait_context *src, const struct pl
 		const struct plait_context_source *so = &l->sources[s];
 		if (skip_source && skip_source[s])
 			continue;
+		/* "COPY a.txt /dir" into an existing directory means /dir/a.txt.
+		 * Without a trailing '/', BuildKit copies each source in turn as if
+		 * it were alone, so the test is made again for every source
+		 * ("COPY a b /x": /x is a, then b; "COPY dir a /x": /x/a). */
+		bool into = dest_is_dir || dir_exists_in_root(rootfd, dest);
+		if (!into && !a->parents && S_ISDIR(l->entries[so->first].mode) &&
+		    nondir_exists_in_root(rootfd, dest)) {
+			/* BuildKit refuses this too ("cannot copy to non-directory") */
+			r = plait_error_set(err, PLAIT_E_USAGE,
+					    "%s: cannot copy directory '%s' to '%s': that is a file (an "
+					    "earlier source or the image made it); give a directory "
+					    "destination",
+					    what, *so->name ? so->name : ".", dest);
+			goto out;
+		}
+		if (pc.fd >= 0) { /* the previous source may have made dest */
+			close(pc.fd);
+			pc.fd = -1;
+			plait_buf_reset(&pc.path);
+		}
 		for (size_t i = so->first; i < so->first + so->count; i++) {
 			const struct plait_context_entry *e = &l->entries[i];
 			bool src_is_dir = S_ISDIR(l->entries[so->first].mode);
@@ -295,7 +323,7 @@ int build_copy_into(const char *root, struct plait_context *src, const struct pl
 				/* a directory's contents go into dest */
 				if (*e->rel)
 					plait_buf_addf(&target, "%s%s", target.len ? "/" : "", e->rel);
-			} else if (dest_is_dir) {
+			} else if (into) {
 				const char *b = strrchr(so->name, '/');
 				plait_buf_addf(&target, "%s%s", target.len ? "/" : "", b ? b + 1 : so->name);
 			}
@@ -546,12 +574,8 @@ int build_do_copy(struct builder *b, struct stage *st, size_t idx, const struct 
 	size_t n_src = n_words - 1;
 	/* "dir/", ".", "dir/." all name a directory (Dockerfile reference). */
 	bool dest_is_dir = endswith(dst_word, "/") || streq(dst_word, ".") || endswith(dst_word, "/.");
-	if (n_src > 1 && !dest_is_dir) {
-		r = build_instr_error(b, in, PLAIT_E_USAGE, err,
-				"%s of several sources needs a directory destination ending in '/': write '%s/'",
-				what, dst_word);
-		goto out;
-	}
+	/* Several sources and a destination without '/': no error, as in
+	 * BuildKit; each source is copied to it in turn (build_copy_into). */
 
 	plait_buf_addf(&created_by, "%s ", what);
 	for (size_t i = 0; i < n_words; i++)
@@ -698,13 +722,10 @@ int build_do_copy(struct builder *b, struct stage *st, size_t idx, const struct 
 			plait_buf_addf(&key, "url %s %s\n", words[i], urls[n_urls - 1].digest);
 			continue;
 		}
-		size_t had = l.n_sources;
 		r = plait_context_resolve(src_ctx, words[i], what, &l, err);
-		/* A wildcard that matches several sources needs a directory; one match
-		 * is like naming it ("COPY target/x-*.jar /app.jar" makes a file), as
-		 * BuildKit and buildah do. */
-		if (r >= 0 && plait_glob_has_wildcards(words[i]) && l.n_sources - had > 1)
-			dest_is_dir = true;
+		/* A wildcard's matches are sources like named ones: with a
+		 * destination not ending in '/', each is copied to it in turn (the
+		 * last file wins), as BuildKit does; buildah makes a directory. */
 		if (r == -PLAIT_E_NOT_FOUND && from_s && src_ctx != b->ctx && !from_ctx_is_dir)
 			/* the context's message would say "build context": name the stage or image */
 			plait_error_set(err, PLAIT_E_NOT_FOUND, "%s --from=%s: '%s' not found in %s '%s'", what,
@@ -714,7 +735,7 @@ int build_do_copy(struct builder *b, struct stage *st, size_t idx, const struct 
 			goto out;
 		}
 	}
-	plait_buf_addf(&key, "dest-is-dir %d\n", dest_is_dir); /* wildcards decide it late */
+	plait_buf_addf(&key, "dest-is-dir %d\n", dest_is_dir);
 	if (checksum && n_urls == 0) {
 		r = build_instr_error(b, in, PLAIT_E_USAGE, err, "ADD --checksum only applies to URL sources");
 		goto out;

@@ -162,6 +162,31 @@ $(tail -n 25 "$T/.run.err")"
 	pass "$name: same root filesystem ($(wc -l <"$w/plait.list") entries) and config as BuildKit"
 }
 
+# refused CASE PLAIT-MESSAGE DOCKERFILE-LINES... : a Dockerfile (FROM $BASE,
+# then the lines; the context holds a.txt and dir/x.txt) that BuildKit
+# refuses: plait must refuse it too, saying PLAIT-MESSAGE.
+refused() {
+	local name=$1 msg=$2 c=$T/refused-$1
+	shift 2
+	if [ -n "${CASES:-}" ] && [[ " $CASES " != *" $name "* ]]; then
+		return 0
+	fi
+	mkdir -p "$c/dir"
+	echo a >"$c/a.txt"
+	echo x >"$c/dir/x.txt"
+	{
+		echo 'ARG BASE'
+		echo 'FROM ${BASE}'
+		printf '%s\n' "$@"
+	} >"$c/Dockerfile"
+	lib_run dk build --progress plain --network host --build-arg "BASE=$BASE" -t "$R_HOST/bk/$name:1" "$c"
+	[ "$RC" != 0 ] || fail "$name: BuildKit built it; this case expects BuildKit to refuse it"
+	run_expect_fail "$PLAIT" build --progress plain --build-arg "BASE=$BASE" --cache-dir "$T/plait-cache" \
+		--output "type=oci,dest=$T/refused-$name.oci" "$c"
+	assert_contains "$ERR" "$msg" "$name: plait's error (BuildKit refuses it too)"
+	pass "$name: refused by BuildKit and by plait"
+}
+
 for d in "$DATA"/*/; do
 	d=$(basename "$d")
 	[ -z "${SKIPPED[$d]:-}" ] || echo "# $d: not compared: ${SKIPPED[$d]}"
@@ -180,6 +205,9 @@ compare secret secret --secret "id=tok,src=$T/tok"
 compare onbuild-parent onbuild-parent
 compare onbuild-child onbuild-child --build-arg PARENT
 compare eof-continuation eof-continuation
+compare copy-sources copy-sources
+refused copy-dir-onto-file "cannot copy directory 'dir' to '/x': that is a file" 'COPY a.txt dir /x'
+refused copy-root-onto-file "cannot copy directory '.' to '/y': that is a file" 'COPY a.txt "" /y'
 
 # Every context is compared or skipped with its reason.
 for d in "$DATA"/*/; do
