@@ -216,7 +216,9 @@ int build_prepare(struct builder *b, const char *dfpath, struct plait_buf *data,
 			plait_map_set(&b->build_args, k, v);
 	}
 	set_auto_args(b);
-	/* Global ARGs, in order, each seeing those before it. */
+	/* Global ARGs, in order, each seeing those before it. Their names are
+	 * not expanded ("ARG ${X}=v" before FROM defines nothing usable), as in
+	 * BuildKit's 20.10 frontend; a stage's ARG names are (build_arg_name). */
 	for (size_t i = 0; i < b->df.n_global_args; i++) {
 		const struct plait_df_instr *in = &b->df.global_args[i];
 		for (size_t j = 0; j < in->n_kvs; j++) {

@@ -113,15 +113,35 @@ static int expand_args(struct builder *b, struct stage *st, const struct plait_d
 	return 0;
 }
 
+int build_arg_name(struct builder *b, struct stage *st, const struct plait_df_instr *in, const char *key,
+		   char **out, struct plait_error **err)
+{
+	*out = NULL;
+	int r = build_expand_word(b, st, in, key, out, err);
+	if (r < 0)
+		return r;
+	if (!**out) {
+		free(*out);
+		*out = NULL;
+		return build_instr_error(b, in, PLAIT_E_USAGE, err,
+					 "ARG name '%s' expands to nothing: set the variable it uses first", key);
+	}
+	return 0;
+}
+
 static int do_arg(struct builder *b, struct stage *st, const struct plait_df_instr *in,
 		  struct plait_error **err)
 {
 	for (size_t i = 0; i < in->n_kvs; i++) {
-		const char *name = in->kvs[i].key;
+		/* The name expands too ("ARG ${NAME}=value"), as in BuildKit. */
+		_cleanup_free_ char *name = NULL;
+		int r = build_arg_name(b, st, in, in->kvs[i].key, &name, err);
+		if (r < 0)
+			return r;
 		const char *given = plait_map_get(&b->build_args, name);
 		_cleanup_free_ char *def = NULL;
 		if (in->kvs[i].value) {
-			int r = build_expand_word(b, st, in, in->kvs[i].value, &def, err);
+			r = build_expand_word(b, st, in, in->kvs[i].value, &def, err);
 			if (r < 0)
 				return r;
 		}
