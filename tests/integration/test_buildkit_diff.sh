@@ -207,6 +207,7 @@ compare onbuild-child onbuild-child --build-arg PARENT
 compare eof-continuation eof-continuation
 compare arg-names arg-names --build-arg greeting_two=set
 compare add-archive add-archive
+compare workdir workdir
 compare copy-sources copy-sources
 refused copy-dir-onto-file "cannot copy directory 'dir' to '/x': that is a file" 'COPY a.txt dir /x'
 refused copy-root-onto-file "cannot copy directory '.' to '/y': that is a file" 'COPY a.txt "" /y'
