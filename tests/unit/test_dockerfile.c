@@ -479,6 +479,30 @@ static void test_dockerfile__file_errors_carry_the_line(void **state)
 			   "destination): 'COPY   a'");
 }
 
+/* '# syntax=' naming another frontend is warned about: plait does not run
+ * it. The standard frontend, with any tag or digest, is not. */
+static void test_dockerfile__other_syntax_frontend_is_warned_about(void **state)
+{
+	(void)state;
+	static const char *standard[] = { "docker/dockerfile", "docker/dockerfile:1.7-labs",
+					  "docker.io/docker/dockerfile:1@sha256:abc",
+					  "docker/dockerfile-upstream:master" };
+	for (size_t i = 0; i < sizeof(standard) / sizeof(standard[0]); i++) {
+		char src[200];
+		snprintf(src, sizeof(src), "# syntax=%s\nFROM x\n", standard[i]);
+		struct plait_dockerfile df;
+		parse_ok(src, &df);
+		assert_int_equal(df.n_warnings, 0);
+		plait_dockerfile_release(&df);
+	}
+	struct plait_dockerfile df;
+	parse_ok("# syntax=example.com/my/frontend:2\nFROM x\n", &df);
+	assert_int_equal(df.n_warnings, 1);
+	assert_non_null(strstr(df.warnings[0], "Dockerfile:1: '# syntax=example.com/my/frontend:2' names a "
+					       "frontend other than docker/dockerfile: plait builds with its own"));
+	plait_dockerfile_release(&df);
+}
+
 /* BuildKit ends the instruction at the end of the file when its last line
  * (with or without a final newline, perhaps followed by comments and blank
  * lines) continues. */
@@ -849,6 +873,7 @@ int main(void)
 		cmocka_unit_test(test_dockerfile__lines_and_columns),
 		cmocka_unit_test(test_dockerfile__file_errors_carry_the_line),
 		cmocka_unit_test(test_dockerfile__continuation_on_the_last_line_ends_it),
+		cmocka_unit_test(test_dockerfile__other_syntax_frontend_is_warned_about),
 		cmocka_unit_test(test_dockerfile__file_with_nul_is_refused_even_mid_file),
 		cmocka_unit_test(test_dockerfile__heredoc_run_script),
 		cmocka_unit_test(test_dockerfile__heredoc_with_shebang_runs_as_file),
