@@ -44,6 +44,7 @@ declare -A KNOWN=(
 	["mounts|/mnt/"]=$STUBS
 	["cache-mount|/cache dir "]=$STUBS
 	["secret|/run/secrets dir "]=$STUBS
+	["mount-relative|/w/"]=$STUBS
 	["mounts|/ro.txt file 0644 0:0 9 "]="20.10's BuildKit leaks an earlier RUN's rw into a later read-only bind of the same source (writable); the reference's default is read-only (readonly)"
 	["basic|/tmp/id.txt file 0644 1000:1000 "]="id's groups=: 20.10's BuildKit predates moby/buildkit#3651 (primary gid in the supplementary groups); newer BuildKit and plait agree"
 )
@@ -209,6 +210,7 @@ compare arg-names arg-names --build-arg greeting_two=set
 compare add-archive add-archive
 compare workdir workdir
 compare copy-sources copy-sources
+compare mount-relative mount-relative
 refused copy-dir-onto-file "cannot copy directory 'dir' to '/x': that is a file" 'COPY a.txt dir /x'
 refused copy-root-onto-file "cannot copy directory '.' to '/y': that is a file" 'COPY a.txt "" /y'
 
