@@ -327,7 +327,21 @@ int build_copy_into(const char *root, struct plait_context *src, const struct pl
 				const char *b = strrchr(so->name, '/');
 				plait_buf_addf(&target, "%s%s", target.len ? "/" : "", b ? b + 1 : so->name);
 			}
-			r = put_entry(rootfd, src, e, target.buf, a, what, &pc, err);
+			/* A directory source's own entry is dest itself. As BuildKit
+			 * does, an existing directory there is left as it is (owner,
+			 * mode), and a new one gets --chown but not --chmod. */
+			const struct copy_attrs *ea = a;
+			struct copy_attrs top;
+			if (src_is_dir && !a->parents && !*e->rel) {
+				if (dir_exists_in_root(rootfd, target.len ? target.buf : "/")) {
+					plait_buf_release(&target);
+					continue;
+				}
+				top = *a;
+				top.chmod = false;
+				ea = &top;
+			}
+			r = put_entry(rootfd, src, e, target.buf, ea, what, &pc, err);
 			plait_buf_release(&target);
 			if (r < 0)
 				goto out;

@@ -211,6 +211,7 @@ compare add-archive add-archive
 compare workdir workdir
 compare copy-sources copy-sources
 compare mount-relative mount-relative
+compare volume-chown volume-chown
 refused copy-dir-onto-file "cannot copy directory 'dir' to '/x': that is a file" 'COPY a.txt dir /x'
 refused copy-root-onto-file "cannot copy directory '.' to '/y': that is a file" 'COPY a.txt "" /y'
 
