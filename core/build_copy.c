@@ -34,8 +34,49 @@ static int open_in_root(int rootfd, const char *rel, int flags, mode_t mode)
 }
 
 /* Open (creating as needed, mode 0755) the directory at rel inside root. */
+static int mkdirs_depth(int rootfd, const char *rel, const struct copy_attrs *a, bool own_new, int depth,
+			int *fd_out, struct plait_error **err);
+
+/* A dangling symlink on the way to a destination is followed inside the
+ * root and its target made, as BuildKit does (ln -s /target /link, then
+ * ADD x /link/sub/ makes /target/sub). dfd holds the link's directory,
+ * parent its path below the root. */
+static int make_link_target(int rootfd, int dfd, const char *parent, const char *name, const struct copy_attrs *a,
+			    bool own_new, int depth, struct plait_error **err)
+{
+	struct stat st;
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(st.st_mode))
+		return -ENOTDIR;
+	if (depth >= 40)
+		return -ELOOP;
+	char buf[PATH_MAX];
+	ssize_t n = readlinkat(dfd, name, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return -errno;
+	buf[n] = 0;
+	struct plait_buf joined = PLAIT_BUF_INIT, clean = PLAIT_BUF_INIT;
+	if (buf[0] == '/')
+		plait_buf_adds(&joined, buf);
+	else
+		plait_buf_addf(&joined, "/%s/%s", parent, buf);
+	plait_path_clean(joined.buf, &clean); /* ".." stops at the root */
+	int fd = -1;
+	int r = mkdirs_depth(rootfd, clean.buf, a, own_new, depth + 1, &fd, err);
+	if (fd >= 0)
+		close(fd);
+	plait_buf_release(&joined);
+	plait_buf_release(&clean);
+	return r < 0 ? -EEXIST : 0;
+}
+
 static int mkdirs_in_root(int rootfd, const char *rel, const struct copy_attrs *a, bool own_new,
 			  int *fd_out, struct plait_error **err)
+{
+	return mkdirs_depth(rootfd, rel, a, own_new, 0, fd_out, err);
+}
+
+static int mkdirs_depth(int rootfd, const char *rel, const struct copy_attrs *a, bool own_new, int depth,
+			int *fd_out, struct plait_error **err)
 {
 	struct plait_buf prefix = PLAIT_BUF_INIT;
 	int dfd = open_in_root(rootfd, ".", O_PATH | O_DIRECTORY, 0);
@@ -55,9 +96,26 @@ static int mkdirs_in_root(int rootfd, const char *rel, const struct copy_attrs *
 		if (next == -ENOENT) {
 			/* Create it in the directory we already hold (resolved inside root). */
 			_cleanup_free_ char *name = xstrndup(p - n, n);
-			if (mkdirat(dfd, name, 0755) < 0 && errno != EEXIST) {
-				r = -errno;
-				break;
+			bool exists = false;
+			if (mkdirat(dfd, name, 0755) < 0) {
+				if (errno != EEXIST) {
+					r = -errno;
+					break;
+				}
+				exists = true;
+			}
+			if (exists) {
+				_cleanup_free_ char *parent = xstrndup(prefix.buf, prefix.len - n);
+				int lr = make_link_target(rootfd, dfd, parent, name, a, own_new, depth, err);
+				if (lr == -ELOOP) {
+					r = lr;
+					break;
+				}
+				if (lr == -EEXIST) { /* err already says what */
+					close(dfd);
+					plait_buf_release(&prefix);
+					return -PLAIT_E_IO;
+				}
 			}
 			next = open_in_root(rootfd, prefix.buf, O_PATH | O_DIRECTORY, 0);
 			if (next >= 0 && own_new && a->chown)
@@ -195,6 +253,14 @@ static int put_entry(int rootfd, struct plait_context *src, const struct plait_c
 		}
 	}
 	int c = clear_slot(dirfd, base, S_ISDIR(e->mode));
+	if (c == -EISDIR) {
+		/* BuildKit refuses it too ("cannot replace to directory") */
+		r = plait_error_set(err, PLAIT_E_USAGE,
+				    "%s: cannot replace the directory '/%s' with the %s '%s' from the source: "
+				    "remove the directory first (RUN rm -r) or leave it out of the source",
+				    what, target, S_ISLNK(e->mode) ? "symlink" : "file", e->path);
+		goto out;
+	}
 	if (c < 0) {
 		r = plait_error_set_errno(err, PLAIT_E_IO, c, "%s: cannot replace '%s'", what, target);
 		goto out;
@@ -255,6 +321,22 @@ static bool dir_exists_in_root(int rootfd, const char *path)
 	return true;
 }
 
+static bool symlink_in_root(int rootfd, const char *path)
+{
+	struct plait_buf parent = PLAIT_BUF_INIT;
+	const char *base;
+	split_parent(path, &parent, &base);
+	bool yes = false;
+	int pfd = *base ? open_in_root(rootfd, parent.len ? parent.buf : "/", O_PATH | O_DIRECTORY, 0) : -1;
+	struct stat st;
+	if (pfd >= 0) {
+		yes = fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
+		close(pfd);
+	}
+	plait_buf_release(&parent);
+	return yes;
+}
+
 static bool nondir_exists_in_root(int rootfd, const char *path)
 {
 	int fd = open_in_root(rootfd, path, O_PATH, 0);
@@ -284,6 +366,19 @@ int build_copy_into(const char *root, struct plait_context *src, const struct pl
 		 * Without a trailing '/', BuildKit copies each source in turn as if
 		 * it were alone, so the test is made again for every source
 		 * ("COPY a b /x": /x is a, then b; "COPY dir a /x": /x/a). */
+		/* dest itself a dangling symlink: followed, its target made (as
+		 * BuildKit), when a directory is copied or dest ends in '/'. */
+		if ((dest_is_dir || S_ISDIR(l->entries[so->first].mode)) && !a->parents &&
+		    !dir_exists_in_root(rootfd, dest) && symlink_in_root(rootfd, dest)) {
+			int fd = -1;
+			r = mkdirs_in_root(rootfd, dest, a, true, &fd, err);
+			if (fd >= 0)
+				close(fd);
+			if (r < 0) {
+				plait_error_wrap(err, "%s", what);
+				goto out;
+			}
+		}
 		bool into = dest_is_dir || dir_exists_in_root(rootfd, dest);
 		if (!into && !a->parents && S_ISDIR(l->entries[so->first].mode) &&
 		    nondir_exists_in_root(rootfd, dest)) {

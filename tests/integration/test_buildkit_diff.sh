@@ -164,7 +164,8 @@ $(tail -n 25 "$T/.run.err")"
 }
 
 # refused CASE PLAIT-MESSAGE DOCKERFILE-LINES... : a Dockerfile (FROM $BASE,
-# then the lines; the context holds a.txt and dir/x.txt) that BuildKit
+# then the lines; the context holds a.txt, dir/x.txt and the symlink
+# dir/was-dir) that BuildKit
 # refuses: plait must refuse it too, saying PLAIT-MESSAGE.
 refused() {
 	local name=$1 msg=$2 c=$T/refused-$1
@@ -175,6 +176,7 @@ refused() {
 	mkdir -p "$c/dir"
 	echo a >"$c/a.txt"
 	echo x >"$c/dir/x.txt"
+	ln -s elsewhere "$c/dir/was-dir"
 	{
 		echo 'ARG BASE'
 		echo 'FROM ${BASE}'
@@ -212,8 +214,10 @@ compare workdir workdir
 compare copy-sources copy-sources
 compare mount-relative mount-relative
 compare volume-chown volume-chown
+compare symlinks symlinks
 refused copy-dir-onto-file "cannot copy directory 'dir' to '/x': that is a file" 'COPY a.txt dir /x'
 refused copy-root-onto-file "cannot copy directory '.' to '/y': that is a file" 'COPY a.txt "" /y'
+refused copy-symlink-over-dir "cannot replace the directory '/t/was-dir' with the symlink" 'RUN mkdir -p /t/was-dir/keep' 'COPY dir/ /t/'
 
 # Every context is compared or skipped with its reason.
 for d in "$DATA"/*/; do
