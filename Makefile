@@ -12,7 +12,7 @@ BUILD_PKGS = meson ninja-build pkg-config gcc libc6-dev libcurl4-openssl-dev lib
 	libarchive-dev libssl-dev zlib1g-dev libzstd-dev libdeflate-dev
 TEST_PKGS = libcmocka-dev docker-registry skopeo umoci openssl apache2-utils python3 \
 	ca-certificates curl jq time busybox-static buildah zstd xz-utils bzip2 qemu-user-static clang \
-	uidmap attr openssh-server openssh-client
+	uidmap attr openssh-server openssh-client docker.io
 DEMO_PKGS = docker-registry umoci qemu-user-static busybox-static curl python3
 
 # Install the Debian packages in $(1) that are missing (apt-get update first).
@@ -94,7 +94,6 @@ bench-build-multi: test-deps build
 # plait against BuildKit (Debian's docker.io: a private dockerd the script
 # starts and stops); WORKLOADS=build,build2,ml ROUNDS=3 by default.
 bench-buildkit: test-deps build
-	$(call ensure_pkgs,docker.io)
 	bash bench/buildkit.sh $(BUILD)/cmd/plait
 
 bench-gzip: test-deps build

@@ -18,7 +18,8 @@ static const char usage[] =
 	"is pushed or tagged unless every job of every target succeeded.\n"
 	"\n"
 	"options:\n"
-	"  -f, --file FILE               the bake file (default docker-bake.json)\n"
+	"  -f, --file FILE               the bake file (default docker-bake.json); given\n"
+	"                                again, the files are merged in order (later wins)\n"
 	"      --print                   print the resolved targets as JSON and exit\n"
 	"      --plan                    print the jobs (as 'plait plan') and exit\n"
 	"      --format table|json       with --plan: the output (default table)\n"
@@ -83,7 +84,7 @@ int cmd_bake(int argc, char **argv)
 			      .mode = isatty(STDERR_FILENO) ? PROGRESS_TTY : PROGRESS_PLAIN };
 	struct plait_bake bake = { 0 };
 	struct plait_error *err = NULL;
-	const char *file = "docker-bake.json";
+	char **files = NULL;
 	char **sets = NULL, **names = NULL;
 	bool print = false, plan = false, json = false;
 	int c, ret = 0;
@@ -95,7 +96,7 @@ int cmd_bake(int argc, char **argv)
 			fputs(usage, stdout);
 			goto done;
 		case 'f':
-			file = optarg;
+			plait_strv_push(&files, optarg); /* several: merged in order */
 			break;
 		case OPT_PRINT:
 			print = true;
@@ -120,7 +121,9 @@ int cmd_bake(int argc, char **argv)
 	for (int i = optind; i < argc; i++)
 		plait_strv_push(&names, argv[i]);
 	struct plait_bake_opts bo = { .names = (const char *const *)names, .sets = (const char *const *)sets };
-	if (plait_bake_load(file, &bo, &bake, &err) < 0)
+	if (!files)
+		plait_strv_push(&files, "docker-bake.json");
+	if (plait_bake_load_files((const char *const *)files, &bo, &bake, &err) < 0)
 		goto fail;
 	if (print) {
 		struct plait_buf out = PLAIT_BUF_INIT;
@@ -150,6 +153,7 @@ done:
 	pipeline_release(&p);
 	plait_strv_free(sets);
 	plait_strv_free(names);
+	plait_strv_free(files);
 	plait_error_free(err);
 	return ret;
 }

@@ -1113,6 +1113,115 @@ int plait_bake_parse(const char *text, size_t len, const char *file_name,
 	return r;
 }
 
+/* Merge bake file src into dst, as buildx merges several -f files: a later
+ * file wins per field; a target's object fields (args, labels, ...) are
+ * merged per key, a group's targets are joined (each once), a variable's
+ * fields replaced. */
+static void merge_root(json_t *dst, json_t *src)
+{
+	const char *sect;
+	json_t *sv;
+	json_object_foreach(src, sect, sv)
+	{
+		json_t *dv = json_object_get(dst, sect);
+		if (!json_is_object(sv) || !json_is_object(dv)) {
+			json_object_set(dst, sect, sv); /* the resolver reports a bad shape */
+			continue;
+		}
+		const char *name;
+		json_t *item;
+		json_object_foreach(sv, name, item)
+		{
+			json_t *old = json_object_get(dv, name);
+			if (!json_is_object(item) || !json_is_object(old)) {
+				json_object_set(dv, name, item);
+				continue;
+			}
+			const char *f;
+			json_t *fv;
+			json_object_foreach(item, f, fv)
+			{
+				json_t *ov = json_object_get(old, f);
+				if (streq(sect, "target") && json_is_object(fv) && json_is_object(ov)) {
+					json_object_update(ov, fv);
+				} else if (streq(sect, "group") && streq(f, "targets") && json_is_array(fv) &&
+					   json_is_array(ov)) {
+					size_t i, k;
+					json_t *e, *e2;
+					json_array_foreach(fv, i, e)
+					{
+						bool have = false;
+						json_array_foreach(ov, k, e2) have = have || json_equal(e, e2);
+						if (!have)
+							json_array_append(ov, e);
+					}
+				} else {
+					json_object_set(old, f, fv);
+				}
+			}
+		}
+	}
+}
+
+int plait_bake_load_files(const char *const *paths, const struct plait_bake_opts *o,
+			  struct plait_bake *out, struct plait_error **err)
+{
+	*out = (struct plait_bake){0};
+	if (!paths || !paths[0])
+		return plait_error_set(err, PLAIT_E_USAGE, "no bake file given");
+	if (!paths[1])
+		return plait_bake_load(paths[0], o, out, err);
+	json_auto_t *root = NULL;
+	struct plait_buf names = PLAIT_BUF_INIT;
+	int r = 0;
+	for (size_t i = 0; paths[i] && r >= 0; i++) {
+		_cleanup_buf_ struct plait_buf b = PLAIT_BUF_INIT;
+		r = plait_buf_read_file(&b, paths[i], BAKE_MAX_SIZE);
+		if (r < 0) {
+			r = plait_error_set_errno(err, PLAIT_E_USAGE, r, "read bake file '%s'", paths[i]);
+			break;
+		}
+		json_error_t jerr;
+		json_t *one = json_loadb(b.buf, b.len, JSON_REJECT_DUPLICATES, &jerr);
+		if (!one) {
+			r = plait_error_set(err, PLAIT_E_USAGE, "%s:%d:%d: invalid JSON: %s%s", paths[i],
+					    jerr.line, jerr.column, jerr.text,
+					    endswith(paths[i], ".hcl")
+						? " (plait reads the JSON form of bake files only)"
+						: "");
+			break;
+		}
+		if (!json_is_object(one)) {
+			json_decref(one);
+			r = plait_error_set(err, PLAIT_E_USAGE,
+					    "%s: expected a JSON object with \"target\", \"group\" and \"variable\"",
+					    paths[i]);
+			break;
+		}
+		plait_buf_addf(&names, "%s%s", i ? "+" : "", paths[i]);
+		if (!root)
+			root = one;
+		else {
+			merge_root(root, one);
+			json_decref(one);
+		}
+	}
+	if (r >= 0) {
+		struct ctx c = {
+		    .file = names.buf,
+		    .getenv = o ? o->getenv : NULL,
+		    .getenv_ud = o ? o->getenv_ud : NULL,
+		    .err = err,
+		};
+		r = resolve(&c, root, o, out);
+		ctx_release(&c);
+		if (r < 0)
+			plait_bake_release(out);
+	}
+	plait_buf_release(&names);
+	return r;
+}
+
 int plait_bake_load(const char *path, const struct plait_bake_opts *o, struct plait_bake *out,
 		    struct plait_error **err)
 {

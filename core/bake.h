@@ -79,6 +79,10 @@ struct plait_bake_opts {
 /* Read and resolve the bake file at path. */
 int plait_bake_load(const char *path, const struct plait_bake_opts *o, struct plait_bake *out,
 		    struct plait_error **err);
+/* Several bake files (NULL-terminated paths), merged in order as buildx
+ * does (a later file wins per field), then resolved. */
+int plait_bake_load_files(const char *const *paths, const struct plait_bake_opts *o,
+			  struct plait_bake *out, struct plait_error **err);
 /* Resolve from JSON text; file_name names it in messages. */
 int plait_bake_parse(const char *text, size_t len, const char *file_name,
 		     const struct plait_bake_opts *o, struct plait_bake *out, struct plait_error **err);

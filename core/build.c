@@ -211,6 +211,14 @@ int build_prepare(struct builder *b, const char *dfpath, struct plait_buf *data,
 		(*err)->code = PLAIT_E_USAGE; /* the Dockerfile must change: exit 2 */
 		return -PLAIT_E_USAGE;
 	}
+	/* The parser's warnings (another '# syntax=' frontend, an empty
+	 * continuation line) are shown, as BuildKit shows its own. */
+	for (size_t i = 0; i < b->df.n_warnings; i++) {
+		struct plait_buf w = PLAIT_BUF_INIT;
+		plait_buf_addf(&w, "warning: %s", b->df.warnings[i]);
+		build_emit(b, PLAIT_BUILD_STEP_OUTPUT, w.buf, 0);
+		plait_buf_release(&w);
+	}
 	if (!b->df.n_stages)
 		return plait_error_set(err, PLAIT_E_USAGE, "%s has no FROM: nothing to build", dfpath);
 	for (const char *const *a = o->build_args; a && *a; a++) {
@@ -221,7 +229,9 @@ int build_prepare(struct builder *b, const char *dfpath, struct plait_buf *data,
 			plait_map_set(&b->build_args, k, v);
 	}
 	set_auto_args(b);
-	/* Global ARGs, in order, each seeing those before it. */
+	/* Global ARGs, in order, each seeing those before it. Their names are
+	 * not expanded ("ARG ${X}=v" before FROM defines nothing usable), as in
+	 * BuildKit's 20.10 frontend; a stage's ARG names are (build_arg_name). */
 	for (size_t i = 0; i < b->df.n_global_args; i++) {
 		const struct plait_df_instr *in = &b->df.global_args[i];
 		for (size_t j = 0; j < in->n_kvs; j++) {

@@ -34,8 +34,49 @@ static int open_in_root(int rootfd, const char *rel, int flags, mode_t mode)
 }
 
 /* Open (creating as needed, mode 0755) the directory at rel inside root. */
+static int mkdirs_depth(int rootfd, const char *rel, const struct copy_attrs *a, bool own_new, int depth,
+			int *fd_out, struct plait_error **err);
+
+/* A dangling symlink on the way to a destination is followed inside the
+ * root and its target made, as BuildKit does (ln -s /target /link, then
+ * ADD x /link/sub/ makes /target/sub). dfd holds the link's directory,
+ * parent its path below the root. */
+static int make_link_target(int rootfd, int dfd, const char *parent, const char *name, const struct copy_attrs *a,
+			    bool own_new, int depth, struct plait_error **err)
+{
+	struct stat st;
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(st.st_mode))
+		return -ENOTDIR;
+	if (depth >= 40)
+		return -ELOOP;
+	char buf[PATH_MAX];
+	ssize_t n = readlinkat(dfd, name, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return -errno;
+	buf[n] = 0;
+	struct plait_buf joined = PLAIT_BUF_INIT, clean = PLAIT_BUF_INIT;
+	if (buf[0] == '/')
+		plait_buf_adds(&joined, buf);
+	else
+		plait_buf_addf(&joined, "/%s/%s", parent, buf);
+	plait_path_clean(joined.buf, &clean); /* ".." stops at the root */
+	int fd = -1;
+	int r = mkdirs_depth(rootfd, clean.buf, a, own_new, depth + 1, &fd, err);
+	if (fd >= 0)
+		close(fd);
+	plait_buf_release(&joined);
+	plait_buf_release(&clean);
+	return r < 0 ? -EEXIST : 0;
+}
+
 static int mkdirs_in_root(int rootfd, const char *rel, const struct copy_attrs *a, bool own_new,
 			  int *fd_out, struct plait_error **err)
+{
+	return mkdirs_depth(rootfd, rel, a, own_new, 0, fd_out, err);
+}
+
+static int mkdirs_depth(int rootfd, const char *rel, const struct copy_attrs *a, bool own_new, int depth,
+			int *fd_out, struct plait_error **err)
 {
 	struct plait_buf prefix = PLAIT_BUF_INIT;
 	int dfd = open_in_root(rootfd, ".", O_PATH | O_DIRECTORY, 0);
@@ -55,9 +96,26 @@ static int mkdirs_in_root(int rootfd, const char *rel, const struct copy_attrs *
 		if (next == -ENOENT) {
 			/* Create it in the directory we already hold (resolved inside root). */
 			_cleanup_free_ char *name = xstrndup(p - n, n);
-			if (mkdirat(dfd, name, 0755) < 0 && errno != EEXIST) {
-				r = -errno;
-				break;
+			bool exists = false;
+			if (mkdirat(dfd, name, 0755) < 0) {
+				if (errno != EEXIST) {
+					r = -errno;
+					break;
+				}
+				exists = true;
+			}
+			if (exists) {
+				_cleanup_free_ char *parent = xstrndup(prefix.buf, prefix.len - n);
+				int lr = make_link_target(rootfd, dfd, parent, name, a, own_new, depth, err);
+				if (lr == -ELOOP) {
+					r = lr;
+					break;
+				}
+				if (lr == -EEXIST) { /* err already says what */
+					close(dfd);
+					plait_buf_release(&prefix);
+					return -PLAIT_E_IO;
+				}
 			}
 			next = open_in_root(rootfd, prefix.buf, O_PATH | O_DIRECTORY, 0);
 			if (next >= 0 && own_new && a->chown)
@@ -195,6 +253,14 @@ static int put_entry(int rootfd, struct plait_context *src, const struct plait_c
 		}
 	}
 	int c = clear_slot(dirfd, base, S_ISDIR(e->mode));
+	if (c == -EISDIR) {
+		/* BuildKit refuses it too ("cannot replace to directory") */
+		r = plait_error_set(err, PLAIT_E_USAGE,
+				    "%s: cannot replace the directory '/%s' with the %s '%s' from the source: "
+				    "remove the directory first (RUN rm -r) or leave it out of the source",
+				    what, target, S_ISLNK(e->mode) ? "symlink" : "file", e->path);
+		goto out;
+	}
 	if (c < 0) {
 		r = plait_error_set_errno(err, PLAIT_E_IO, c, "%s: cannot replace '%s'", what, target);
 		goto out;
@@ -255,6 +321,33 @@ static bool dir_exists_in_root(int rootfd, const char *path)
 	return true;
 }
 
+static bool symlink_in_root(int rootfd, const char *path)
+{
+	struct plait_buf parent = PLAIT_BUF_INIT;
+	const char *base;
+	split_parent(path, &parent, &base);
+	bool yes = false;
+	int pfd = *base ? open_in_root(rootfd, parent.len ? parent.buf : "/", O_PATH | O_DIRECTORY, 0) : -1;
+	struct stat st;
+	if (pfd >= 0) {
+		yes = fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
+		close(pfd);
+	}
+	plait_buf_release(&parent);
+	return yes;
+}
+
+static bool nondir_exists_in_root(int rootfd, const char *path)
+{
+	int fd = open_in_root(rootfd, path, O_PATH, 0);
+	if (fd < 0)
+		return false;
+	struct stat st;
+	bool yes = fstat(fd, &st) == 0 && !S_ISDIR(st.st_mode);
+	close(fd);
+	return yes;
+}
+
 int build_copy_into(const char *root, struct plait_context *src, const struct plait_context_list *l,
 		    const char *dest, bool dest_is_dir, const struct copy_attrs *a, const char *what,
 		    const bool *skip_source, struct plait_error **err)
@@ -262,9 +355,6 @@ int build_copy_into(const char *root, struct plait_context *src, const struct pl
 	_cleanup_close_ int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
 		return plait_error_set_errno(err, PLAIT_E_IO, errno, "open '%s'", root);
-	/* "COPY a.txt /dir" into an existing directory means /dir/a.txt. */
-	if (!dest_is_dir && l->n_sources == 1 && dir_exists_in_root(rootfd, dest))
-		dest_is_dir = true;
 	struct parent_cache pc = { PLAIT_BUF_INIT, -1 };
 	int r = 0;
 
@@ -272,6 +362,39 @@ int build_copy_into(const char *root, struct plait_context *src, const struct pl
 		const struct plait_context_source *so = &l->sources[s];
 		if (skip_source && skip_source[s])
 			continue;
+		/* "COPY a.txt /dir" into an existing directory means /dir/a.txt.
+		 * Without a trailing '/', BuildKit copies each source in turn as if
+		 * it were alone, so the test is made again for every source
+		 * ("COPY a b /x": /x is a, then b; "COPY dir a /x": /x/a). */
+		/* dest itself a dangling symlink: followed, its target made (as
+		 * BuildKit), when a directory is copied or dest ends in '/'. */
+		if ((dest_is_dir || S_ISDIR(l->entries[so->first].mode)) && !a->parents &&
+		    !dir_exists_in_root(rootfd, dest) && symlink_in_root(rootfd, dest)) {
+			int fd = -1;
+			r = mkdirs_in_root(rootfd, dest, a, true, &fd, err);
+			if (fd >= 0)
+				close(fd);
+			if (r < 0) {
+				plait_error_wrap(err, "%s", what);
+				goto out;
+			}
+		}
+		bool into = dest_is_dir || dir_exists_in_root(rootfd, dest);
+		if (!into && !a->parents && S_ISDIR(l->entries[so->first].mode) &&
+		    nondir_exists_in_root(rootfd, dest)) {
+			/* BuildKit refuses this too ("cannot copy to non-directory") */
+			r = plait_error_set(err, PLAIT_E_USAGE,
+					    "%s: cannot copy directory '%s' to '%s': that is a file (an "
+					    "earlier source or the image made it); give a directory "
+					    "destination",
+					    what, *so->name ? so->name : ".", dest);
+			goto out;
+		}
+		if (pc.fd >= 0) { /* the previous source may have made dest */
+			close(pc.fd);
+			pc.fd = -1;
+			plait_buf_reset(&pc.path);
+		}
 		for (size_t i = so->first; i < so->first + so->count; i++) {
 			const struct plait_context_entry *e = &l->entries[i];
 			bool src_is_dir = S_ISDIR(l->entries[so->first].mode);
@@ -295,11 +418,25 @@ int build_copy_into(const char *root, struct plait_context *src, const struct pl
 				/* a directory's contents go into dest */
 				if (*e->rel)
 					plait_buf_addf(&target, "%s%s", target.len ? "/" : "", e->rel);
-			} else if (dest_is_dir) {
+			} else if (into) {
 				const char *b = strrchr(so->name, '/');
 				plait_buf_addf(&target, "%s%s", target.len ? "/" : "", b ? b + 1 : so->name);
 			}
-			r = put_entry(rootfd, src, e, target.buf, a, what, &pc, err);
+			/* A directory source's own entry is dest itself. As BuildKit
+			 * does, an existing directory there is left as it is (owner,
+			 * mode), and a new one gets --chown but not --chmod. */
+			const struct copy_attrs *ea = a;
+			struct copy_attrs top;
+			if (src_is_dir && !a->parents && !*e->rel) {
+				if (dir_exists_in_root(rootfd, target.len ? target.buf : "/")) {
+					plait_buf_release(&target);
+					continue;
+				}
+				top = *a;
+				top.chmod = false;
+				ea = &top;
+			}
+			r = put_entry(rootfd, src, e, target.buf, ea, what, &pc, err);
 			plait_buf_release(&target);
 			if (r < 0)
 				goto out;
@@ -546,12 +683,8 @@ int build_do_copy(struct builder *b, struct stage *st, size_t idx, const struct 
 	size_t n_src = n_words - 1;
 	/* "dir/", ".", "dir/." all name a directory (Dockerfile reference). */
 	bool dest_is_dir = endswith(dst_word, "/") || streq(dst_word, ".") || endswith(dst_word, "/.");
-	if (n_src > 1 && !dest_is_dir) {
-		r = build_instr_error(b, in, PLAIT_E_USAGE, err,
-				"%s of several sources needs a directory destination ending in '/': write '%s/'",
-				what, dst_word);
-		goto out;
-	}
+	/* Several sources and a destination without '/': no error, as in
+	 * BuildKit; each source is copied to it in turn (build_copy_into). */
 
 	plait_buf_addf(&created_by, "%s ", what);
 	for (size_t i = 0; i < n_words; i++)
@@ -698,13 +831,10 @@ int build_do_copy(struct builder *b, struct stage *st, size_t idx, const struct 
 			plait_buf_addf(&key, "url %s %s\n", words[i], urls[n_urls - 1].digest);
 			continue;
 		}
-		size_t had = l.n_sources;
 		r = plait_context_resolve(src_ctx, words[i], what, &l, err);
-		/* A wildcard that matches several sources needs a directory; one match
-		 * is like naming it ("COPY target/x-*.jar /app.jar" makes a file), as
-		 * BuildKit and buildah do. */
-		if (r >= 0 && plait_glob_has_wildcards(words[i]) && l.n_sources - had > 1)
-			dest_is_dir = true;
+		/* A wildcard's matches are sources like named ones: with a
+		 * destination not ending in '/', each is copied to it in turn (the
+		 * last file wins), as BuildKit does; buildah makes a directory. */
 		if (r == -PLAIT_E_NOT_FOUND && from_s && src_ctx != b->ctx && !from_ctx_is_dir)
 			/* the context's message would say "build context": name the stage or image */
 			plait_error_set(err, PLAIT_E_NOT_FOUND, "%s --from=%s: '%s' not found in %s '%s'", what,
@@ -714,7 +844,7 @@ int build_do_copy(struct builder *b, struct stage *st, size_t idx, const struct 
 			goto out;
 		}
 	}
-	plait_buf_addf(&key, "dest-is-dir %d\n", dest_is_dir); /* wildcards decide it late */
+	plait_buf_addf(&key, "dest-is-dir %d\n", dest_is_dir);
 	if (checksum && n_urls == 0) {
 		r = build_instr_error(b, in, PLAIT_E_USAGE, err, "ADD --checksum only applies to URL sources");
 		goto out;

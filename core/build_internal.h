@@ -158,6 +158,9 @@ struct lookup_ctx {
 const char *build_lookup(const char *name, void *ud);
 int build_expand_word(struct builder *b, struct stage *st, const struct plait_df_instr *in,
 		      const char *text, char **out, struct plait_error **err);
+/* An ARG's name, expanded ("ARG ${NAME}=v" as BuildKit); empty is an error. */
+int build_arg_name(struct builder *b, struct stage *st, const struct plait_df_instr *in, const char *key,
+		   char **out, struct plait_error **err);
 
 void layer_ref_release(struct layer_ref *l);
 void stage_release(struct stage *st);

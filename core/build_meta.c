@@ -113,15 +113,35 @@ static int expand_args(struct builder *b, struct stage *st, const struct plait_d
 	return 0;
 }
 
+int build_arg_name(struct builder *b, struct stage *st, const struct plait_df_instr *in, const char *key,
+		   char **out, struct plait_error **err)
+{
+	*out = NULL;
+	int r = build_expand_word(b, st, in, key, out, err);
+	if (r < 0)
+		return r;
+	if (!**out) {
+		free(*out);
+		*out = NULL;
+		return build_instr_error(b, in, PLAIT_E_USAGE, err,
+					 "ARG name '%s' expands to nothing: set the variable it uses first", key);
+	}
+	return 0;
+}
+
 static int do_arg(struct builder *b, struct stage *st, const struct plait_df_instr *in,
 		  struct plait_error **err)
 {
 	for (size_t i = 0; i < in->n_kvs; i++) {
-		const char *name = in->kvs[i].key;
+		/* The name expands too ("ARG ${NAME}=value"), as in BuildKit. */
+		_cleanup_free_ char *name = NULL;
+		int r = build_arg_name(b, st, in, in->kvs[i].key, &name, err);
+		if (r < 0)
+			return r;
 		const char *given = plait_map_get(&b->build_args, name);
 		_cleanup_free_ char *def = NULL;
 		if (in->kvs[i].value) {
-			int r = build_expand_word(b, st, in, in->kvs[i].value, &def, err);
+			r = build_expand_word(b, st, in, in->kvs[i].value, &def, err);
 			if (r < 0)
 				return r;
 		}
@@ -168,8 +188,14 @@ int build_do_meta(struct builder *b, struct stage *st, const struct plait_df_ins
 		r = build_expand_word(b, st, in, arg0(in), &w, err);
 		if (r < 0)
 			break;
+		/* BuildKit records an absolute path as written ("/app/" stays
+		 * "/app/") and joins a relative one to the current directory,
+		 * cleaned. Whatever uses the directory cleans it itself. */
 		struct plait_buf p = PLAIT_BUF_INIT;
-		build_clean_abs(c->working_dir, w, &p);
+		if (w[0] == '/')
+			plait_buf_adds(&p, w);
+		else
+			build_clean_abs(c->working_dir, w, &p);
 		free(c->working_dir);
 		c->working_dir = plait_buf_detach(&p, NULL);
 		break;
@@ -282,7 +308,9 @@ int build_do_workdir(struct builder *b, struct stage *st, const struct plait_df_
 	int r = build_do_meta(b, st, in, err);
 	if (r < 0)
 		return r;
-	const char *wd = st->cfg.config.working_dir;
+	_cleanup_buf_ struct plait_buf wdb = PLAIT_BUF_INIT;
+	build_clean_abs("/", st->cfg.config.working_dir ? st->cfg.config.working_dir : "/", &wdb);
+	const char *wd = wdb.buf;
 	/* The directories WORKDIR makes belong to USER, as BuildKit makes them. */
 	const char *user = st->cfg.config.user && *st->cfg.config.user ? st->cfg.config.user : NULL;
 	struct plait_buf key = PLAIT_BUF_INIT, created_by = PLAIT_BUF_INIT;

@@ -427,6 +427,12 @@ int build_prepare_mount(struct builder *b, struct stage *st, size_t idx, const s
 	r = plait_df_mount_parse(copy, spec, &m, err);
 	if (r < 0)
 		return plait_error_wrap(err, "%s:%d", b->df.filename, in->line);
+	if (m.target[0] != '/') {
+		struct plait_buf t = PLAIT_BUF_INIT;
+		build_clean_abs(st->cfg.config.working_dir, m.target, &t);
+		free(m.target);
+		m.target = plait_buf_detach(&t, NULL);
+	}
 	switch (m.type) {
 	case PLAIT_DF_MOUNT_CACHE:
 		r = mount_cache(b, &m, v, key, err);

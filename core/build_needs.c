@@ -55,7 +55,9 @@ static void scope_apply(struct scope *sc, const struct plait_df_instr *in)
 		free(kv);
 	} else if (in->kind == PLAIT_DF_ARG) {
 		for (size_t i = 0; i < in->n_kvs; i++) {
-			const char *name = in->kvs[i].key;
+			_cleanup_free_ char *name = scope_expand(sc, in, in->kvs[i].key);
+			if (!name || !*name)
+				continue;
 			const char *given = plait_map_get(&sc->b->build_args, name);
 			_cleanup_free_ char *def = in->kvs[i].value ? scope_expand(sc, in, in->kvs[i].value) : NULL;
 			const char *v = given ? given : def ? def : plait_map_get(&sc->b->meta, name);

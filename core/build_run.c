@@ -44,6 +44,9 @@ int build_do_run(struct builder *b, struct stage *st, size_t idx, const struct p
 	char **env = NULL;
 	struct plait_snapshot *snap = NULL;
 	int r = 0;
+	/* The config keeps WORKDIR as written ("/app/"); RUN uses it cleaned. */
+	_cleanup_buf_ struct plait_buf wd = PLAIT_BUF_INIT;
+	build_clean_abs("/", st->cfg.config.working_dir ? st->cfg.config.working_dir : "/", &wd);
 
 	enum plait_df_run_form form = plait_df_run_script(in, &script, &file_name);
 	char *const *shell = build_shell_of(st);
@@ -85,7 +88,7 @@ int build_do_run(struct builder *b, struct stage *st, size_t idx, const struct p
 		plait_buf_addf(&key, "env %s\n", *e);
 	plait_buf_addf(&key, "user %s\nworkdir %s\nnetwork %s\nplatform %s\n",
 		       st->cfg.config.user ? st->cfg.config.user : "",
-		       st->cfg.config.working_dir ? st->cfg.config.working_dir : "/",
+		       wd.buf,
 		       network_none ? "none" : "default", st->run_platform ? st->run_platform : b->o->platform_str);
 	if (form == PLAIT_DF_RUN_FILE)
 		plait_buf_addf(&key, "script %s\n", script);
@@ -133,7 +136,7 @@ int build_do_run(struct builder *b, struct stage *st, size_t idx, const struct p
 		.rootfs = plait_snapshot_root(snap),
 		.argv = (const char *const *)argv,
 		.env = (const char *const *)env,
-		.workdir = st->cfg.config.working_dir ? st->cfg.config.working_dir : "/",
+		.workdir = wd.buf,
 		.user = st->cfg.config.user,
 		.network_none = network_none,
 		.mounts = views.mounts,

@@ -630,8 +630,12 @@ int plait_context_resolve(struct plait_context *ctx, const char *src, const char
 			  struct plait_context_list *out, struct plait_error **err)
 {
 	const char *instr = instruction ? instruction : "COPY";
-	if (!src || !*src)
-		return plait_error_set(err, PLAIT_E_USAGE, "%s source is empty", instr);
+	if (!src)
+		return plait_error_set(err, PLAIT_E_USAGE, "%s source is missing", instr);
+	/* An empty source ("COPY \"\" /dst/", or an unset variable) names the
+	 * context root, as in BuildKit. */
+	if (!*src)
+		src = ".";
 	_cleanup_free_ char *named = clean_in_root(src);
 	if (!named)
 		return plait_error_set(err, PLAIT_E_USAGE,

@@ -117,6 +117,21 @@ static int perr(struct parser *p, const struct loc *l, const char *fmt, ...)
 	return r;
 }
 
+/* The standard frontend BuildKit would pull: [docker.io/]docker/dockerfile
+ * (or -upstream), with any tag and digest. */
+static bool standard_frontend(const char *v)
+{
+	if (startswith(v, "docker.io/"))
+		v += strlen("docker.io/");
+	const char *names[] = { "docker/dockerfile-upstream", "docker/dockerfile" };
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		size_t n = strlen(names[i]);
+		if (strncmp(v, names[i], n) == 0 && (!v[n] || v[n] == ':' || v[n] == '@'))
+			return true;
+	}
+	return false;
+}
+
 static void warn(struct parser *p, int line, const char *fmt, ...) _printf_(3, 4);
 static void warn(struct parser *p, int line, const char *fmt, ...)
 {
@@ -1053,6 +1068,12 @@ static int directive_line(struct parser *p, struct directives *d, struct plait_d
 			return perr(p, &l, "invalid escape directive '%s': use '\\' or '`'", value);
 		p->escape = df->escape = value[0];
 	} else if (streq(key, "syntax")) {
+		if (!standard_frontend(value))
+			warn(p, line,
+			     "'# syntax=%s' names a frontend other than docker/dockerfile: plait builds "
+			     "with its own Dockerfile frontend, not that image, so what that frontend "
+			     "adds or changes is not applied",
+			     value);
 		df->syntax = TAKE_PTR(value);
 	} else {
 		df->check = TAKE_PTR(value);
@@ -1227,14 +1248,11 @@ static int parse_file(struct parser *p, const char *data, size_t len, struct pla
 		plait_buf_add(&joined, s, n);
 		bool empty_cont = false;
 		while (cont) {
-			if (!read_line(&rd, &s, &n, &n_nl)) {
-				_cleanup_free_ char *shown = trim_dup(joined.buf, joined.len);
-				struct loc l = { .file = p->file, .line = start_line, .col = col };
-				return perr(p, &l,
-					    "unexpected end of file after line continuation in '%s%c': "
-					    "remove the trailing '%c'",
-					    shown, p->escape, p->escape);
-			}
+			/* A continuation on the last line (even followed only by
+			 * comments or blank lines) ends the instruction, as
+			 * BuildKit's parser has it. */
+			if (!read_line(&rd, &s, &n, &n_nl))
+				break;
 			if (is_comment(s, n))
 				continue;
 			size_t k = 0;

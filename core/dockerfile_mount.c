@@ -123,8 +123,11 @@ static int check(struct plait_df_mount *m, const char *written, struct plait_err
 		plait_buf_addf(&t, "/run/secrets/%s", m->id ? m->id : "");
 		m->target = plait_buf_detach(&t, NULL);
 	}
-	if (!m->target || m->target[0] != '/')
-		return plait_error_set(err, PLAIT_E_USAGE, "--mount=%s: needs target=/absolute/path", written);
+	/* A relative target is below the working directory (the builder
+	 * resolves it), as in BuildKit. */
+	if (!m->target || !*m->target)
+		return plait_error_set(err, PLAIT_E_USAGE,
+				       "--mount=%s: needs target=PATH (absolute, or relative to WORKDIR)", written);
 	if (m->type == PLAIT_DF_MOUNT_CACHE && m->sharing == PLAIT_DF_MOUNT_SHARING_UNKNOWN)
 		return plait_error_set(err, PLAIT_E_USAGE, "--mount: sharing=%s: use shared, locked or private",
 				       m->sharing_name);

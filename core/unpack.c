@@ -685,6 +685,10 @@ static int unpack_entry(struct unpacker *u, struct archive *a, struct archive_en
 	const char *name = archive_entry_pathname(ae);
 	if (!name)
 		return plait_error_set(err, PLAIT_E_INVALID, "unpack: entry without a usable name");
+	/* ADD of an archive skips an entry whose name is empty, as BuildKit
+	 * does; in a layer it still names the root (below). */
+	if (!*name && u->o->mode == PLAIT_UNPACK_PLAIN)
+		return 0;
 	int r = clean_name(name, &u->rel, err);
 	if (r < 0)
 		return r;

@@ -556,3 +556,50 @@ host_platform() {
 	*) echo "linux/$(uname -m)" ;;
 	esac
 }
+
+# ---------------------------------------------------------------- dockerd
+
+# dockerd_start : a private dockerd (Debian's docker.io, with its embedded
+# BuildKit) under $T/dockerd: own data root, exec root, pid file and socket,
+# no iptables, no bridge, loopback registries insecure. Stopped by PID in
+# dockerd_stop (called from the script's cleanup). `dk ARGS` runs the
+# matching client (/usr/bin/docker, or $DOCKER) against it with BuildKit.
+DOCKER=${DOCKER:-/usr/bin/docker}
+DK_PID=
+dk() {
+	DOCKER_CONFIG=$T/docker-cli DOCKER_HOST=unix://$T/dockerd/docker.sock \
+		DOCKER_BUILDKIT=1 "$DOCKER" "$@"
+}
+dockerd_start() {
+	require_cmd dockerd containerd runc
+	[ -x "$DOCKER" ] || skip "docker client '$DOCKER' not found: install Debian's docker.io"
+	local dk=$T/dockerd i
+	mkdir -p "$dk" "$T/docker-cli"
+	echo '{"auths":{}}' >"$T/docker-cli/config.json"
+	dockerd --data-root "$dk/data" --exec-root "$dk/exec" --pidfile "$dk/docker.pid" \
+		--host "unix://$dk/docker.sock" --iptables=false --ip6tables=false --bridge=none \
+		--insecure-registry 127.0.0.0/8 >"$dk/dockerd.log" 2>&1 &
+	DK_PID=$!
+	for i in $(seq 1 120); do
+		dk info >/dev/null 2>&1 && return 0
+		kill -0 "$DK_PID" 2>/dev/null || fail "dockerd exited: $(tail -n 5 "$dk/dockerd.log")"
+		sleep 0.5
+	done
+	fail "dockerd did not answer on $dk/docker.sock within 60 s: $(tail -n 5 "$dk/dockerd.log")"
+}
+# dockerd_stop : TERM, up to 20 s, then KILL; then unmount what it left
+# under $T (its overlay mounts would stop the temp dir's removal).
+dockerd_stop() {
+	[ -n "$DK_PID" ] || return 0
+	kill "$DK_PID" 2>/dev/null || true
+	local i m
+	for i in $(seq 1 40); do
+		kill -0 "$DK_PID" 2>/dev/null || break
+		sleep 0.5
+	done
+	kill -9 "$DK_PID" 2>/dev/null || true
+	wait "$DK_PID" 2>/dev/null || true
+	DK_PID=
+	awk -v d="$T/dockerd" '$5 == d || index($5, d "/") == 1 { print $5 }' /proc/self/mountinfo |
+		sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+}

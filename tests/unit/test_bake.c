@@ -7,6 +7,8 @@
 
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "asserts.h"
 #include "core/bake.h"
@@ -692,10 +694,64 @@ static void test_bake__values_not_utf8_name_their_source(void **state)
 	plait_bake_release(&ok);
 }
 
+static void write_text(const char *path, const char *json)
+{
+	_cleanup_free_ char *text = dq(json);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* -f a.json -f b.json: merged in order, a later file winning per field (a
+ * target's args per key, a group's targets joined), as buildx merges. */
+static void test_bake__several_files_merge_in_order(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/plait-bake-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char a[64], b[64];
+	snprintf(a, sizeof(a), "%s/a.json", dir);
+	snprintf(b, sizeof(b), "%s/b.json", dir);
+	write_text(a, "{'variable':{'TAG':{'default':'1'}},'group':{'default':{'targets':['app']}},"
+		      "'target':{'app':{'context':'.','tags':['r/app:${TAG}'],'args':{'A':'a','B':'b'},"
+		      "'platforms':['linux/amd64']}}}");
+	write_text(b, "{'variable':{'TAG':{'default':'2'}},'group':{'default':{'targets':['web','app']}},"
+		      "'target':{'app':{'args':{'B':'B2','C':'c'},'platforms':['linux/arm64']},"
+		      "'web':{'context':'web'}}}");
+	const char *files[] = { a, b, NULL };
+	struct plait_bake_opts o = { .getenv = test_getenv };
+	struct plait_bake bk;
+	_cleanup_error_ struct plait_error *err = NULL;
+	int r = plait_bake_load_files(files, &o, &bk, &err);
+	if (r < 0)
+		fail_msg("load failed: %s", err ? err->msg : "?");
+	assert_int_equal(bk.n_targets, 2);
+	assert_string_equal(bk.targets[0].name, "app");
+	assert_string_equal(bk.targets[0].context, ".");
+	assert_string_equal(bk.targets[0].tags[0], "r/app:2");
+	assert_string_equal(bk.targets[0].platforms[0], "linux/arm64");
+	assert_null(bk.targets[0].platforms[1]);
+	assert_string_equal(bk.targets[0].args[0], "A=a");
+	assert_string_equal(bk.targets[0].args[1], "B=B2");
+	assert_string_equal(bk.targets[0].args[2], "C=c");
+	assert_string_equal(bk.targets[1].name, "web");
+	plait_bake_release(&bk);
+	/* one file alone is read as before; a bad second file is named */
+	write_text(b, "{'target':");
+	_cleanup_error_ struct plait_error *err2 = NULL;
+	assert_true(plait_bake_load_files(files, &o, &bk, &err2) < 0);
+	assert_non_null(strstr(err2->msg, "b.json:1:"));
+	unlink(a);
+	unlink(b);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_bake__variables_default_and_env_override),
+	    cmocka_unit_test(test_bake__several_files_merge_in_order),
 	    cmocka_unit_test(test_bake__variable_defaults_refer_to_variables),
 	    cmocka_unit_test(test_bake__variable_cycle_is_an_error),
 	    cmocka_unit_test(test_bake__interpolation_in_every_field),

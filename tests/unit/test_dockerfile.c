@@ -477,11 +477,51 @@ static void test_dockerfile__file_errors_carry_the_line(void **state)
 	assert_parse_error("FROM x\n  COPY \\\n  a\n",
 			   "Dockerfile:2:3: COPY requires at least two arguments (sources and a "
 			   "destination): 'COPY   a'");
-	assert_parse_error("FROM x\nRUN echo \\\n", "Dockerfile:2:1: unexpected end of file after "
-						     "line continuation in 'RUN echo\\': remove the trailing '\\'");
-	assert_parse_error("FROM x\nRUN echo \\\n# only a comment follows\n\n",
-			   "Dockerfile:2:1: unexpected end of file after line continuation in 'RUN echo\\': "
-			   "remove the trailing '\\'");
+}
+
+/* '# syntax=' naming another frontend is warned about: plait does not run
+ * it. The standard frontend, with any tag or digest, is not. */
+static void test_dockerfile__other_syntax_frontend_is_warned_about(void **state)
+{
+	(void)state;
+	static const char *standard[] = { "docker/dockerfile", "docker/dockerfile:1.7-labs",
+					  "docker.io/docker/dockerfile:1@sha256:abc",
+					  "docker/dockerfile-upstream:master" };
+	for (size_t i = 0; i < sizeof(standard) / sizeof(standard[0]); i++) {
+		char src[200];
+		snprintf(src, sizeof(src), "# syntax=%s\nFROM x\n", standard[i]);
+		struct plait_dockerfile df;
+		parse_ok(src, &df);
+		assert_int_equal(df.n_warnings, 0);
+		plait_dockerfile_release(&df);
+	}
+	struct plait_dockerfile df;
+	parse_ok("# syntax=example.com/my/frontend:2\nFROM x\n", &df);
+	assert_int_equal(df.n_warnings, 1);
+	assert_non_null(strstr(df.warnings[0], "Dockerfile:1: '# syntax=example.com/my/frontend:2' names a "
+					       "frontend other than docker/dockerfile: plait builds with its own"));
+	plait_dockerfile_release(&df);
+}
+
+/* BuildKit ends the instruction at the end of the file when its last line
+ * (with or without a final newline, perhaps followed by comments and blank
+ * lines) continues. */
+static void test_dockerfile__continuation_on_the_last_line_ends_it(void **state)
+{
+	(void)state;
+	static const char *srcs[] = {
+		"FROM x\nRUN echo a && \\\n  echo b \\",
+		"FROM x\nRUN echo a && \\\n  echo b \\\n",
+		"FROM x\nRUN echo a && \\\n  echo b \\\n# only a comment follows\n\n",
+	};
+	for (size_t i = 0; i < sizeof(srcs) / sizeof(srcs[0]); i++) {
+		struct plait_dockerfile df;
+		parse_ok(srcs[i], &df);
+		assert_int_equal(df.n_instrs, 2);
+		assert_int_equal(df.instrs[1].kind, PLAIT_DF_RUN);
+		assert_non_null(strstr(df.instrs[1].original, "echo b"));
+		plait_dockerfile_release(&df);
+	}
 }
 
 static void test_dockerfile__file_with_nul_is_refused_even_mid_file(void **state)
@@ -832,6 +872,8 @@ int main(void)
 		cmocka_unit_test(test_dockerfile__crlf_and_bom),
 		cmocka_unit_test(test_dockerfile__lines_and_columns),
 		cmocka_unit_test(test_dockerfile__file_errors_carry_the_line),
+		cmocka_unit_test(test_dockerfile__continuation_on_the_last_line_ends_it),
+		cmocka_unit_test(test_dockerfile__other_syntax_frontend_is_warned_about),
 		cmocka_unit_test(test_dockerfile__file_with_nul_is_refused_even_mid_file),
 		cmocka_unit_test(test_dockerfile__heredoc_run_script),
 		cmocka_unit_test(test_dockerfile__heredoc_with_shebang_runs_as_file),

@@ -473,6 +473,31 @@ static void test_unpack__bad_whiteout_names_are_refused(void **state)
 	assert_canary_intact(f);
 }
 
+/* An entry with an empty name: ADD (plain mode) skips it as BuildKit does;
+ * a layer still refuses it (it would name the root). */
+static void test_unpack__empty_name_is_skipped_in_plain_mode_only(void **state)
+{
+	struct fixture *f = *state;
+	make_root(f);
+	layer_begin(f, "l.tar", FILTER_NONE);
+	add_file(f, "before.txt", "before");
+	add_file(f, "", "nameless");
+	add_file(f, "after.txt", "after");
+	layer_end(f);
+	struct plait_unpack_options plain = {.mode = PLAIT_UNPACK_PLAIN};
+	_cleanup_free_ char *msg = NULL;
+	assert_int_equal(unpack(f, "l.tar", &plain, &msg), 0);
+	assert_string_equal(msg, "");
+	_cleanup_free_ char *b = get_file(path(f, "root/before.txt"));
+	_cleanup_free_ char *a = get_file(path(f, "root/after.txt"));
+	assert_string_equal(b, "before");
+	assert_string_equal(a, "after");
+	assert_canary_intact(f);
+	_cleanup_free_ char *msg2 = NULL;
+	assert_int_equal(unpack(f, "l.tar", NULL, &msg2), -PLAIT_E_INVALID);
+	assert_string_equal(msg2, "unpack: entry '' names the root but is not a directory");
+}
+
 static void test_unpack__existing_paths_are_replaced(void **state)
 {
 	struct fixture *f = *state;
@@ -616,6 +641,7 @@ int main(void)
 	    T(test_unpack__layer_cannot_set_overlay_xattrs),
 	    T(test_unpack__bad_whiteout_names_are_refused),
 	    T(test_unpack__existing_paths_are_replaced),
+	    T(test_unpack__empty_name_is_skipped_in_plain_mode_only),
 	    T(test_unpack__plain_tar_verifies_diff_id),
 	    T(test_unpack__gzip_detected_and_diff_id_verified),
 	    T(test_unpack__zstd_detected_and_diff_id_verified),
