@@ -786,14 +786,12 @@ int build_do_copy(struct builder *b, struct stage *st, size_t idx, const struct 
 				goto out;
 			have_fast = r > 0;
 			char known[PLAIT_SHA256_DIGEST_SIZE];
-			if (have_fast && !b->o->no_cache && plait_cache_alias_lookup(b->cache, fast, known) == 1) {
-				struct plait_cache_step rec;
-				bool hit = plait_cache_step_lookup(b->cache, known, &rec) == 1;
-				plait_cache_step_release(&rec);
-				if (hit && (r = build_use_cached_step(b, st, known, created_by.buf, err)) != 0) {
-					r = r < 0 ? r : 0;
-					goto out;
-				}
+			if (have_fast && build_alias_lookup(b, fast, known) == 1 &&
+			    (r = build_use_cached_step(b, st, known, created_by.buf, err)) != 0) {
+				if (r > 0)
+					build_note_key(b, st, fast); /* the alias goes with a --cache-to too */
+				r = r < 0 ? r : 0;
+				goto out;
 			}
 			r = stage_view(b, fs, &from_snap, &from_ctx, err);
 			if (r < 0)
@@ -871,8 +869,8 @@ int build_do_copy(struct builder *b, struct stage *st, size_t idx, const struct 
 	char k[PLAIT_SHA256_DIGEST_SIZE];
 	r = build_key_and_use_cached_step(b, st, &key, k, created_by.buf, err);
 	if (r != 0) {
-		if (r > 0 && have_fast)
-			(void)plait_cache_alias_write(b->cache, fast, k); /* only a shortcut */
+		if (r > 0 && have_fast && plait_cache_alias_write(b->cache, fast, k) == 1)
+			build_note_key(b, st, fast); /* only a shortcut */
 		r = r < 0 ? r : 0;
 		goto out;
 	}
@@ -945,8 +943,8 @@ int build_do_copy(struct builder *b, struct stage *st, size_t idx, const struct 
 	}
 	if (r >= 0)
 		r = build_commit_change(b, st, snap, k, created_by.buf, err);
-	if (r >= 0 && have_fast)
-		(void)plait_cache_alias_write(b->cache, fast, k);
+	if (r >= 0 && have_fast && plait_cache_alias_write(b->cache, fast, k) == 1)
+		build_note_key(b, st, fast);
 	if (r >= 0)
 		build_emit(b, PLAIT_BUILD_STEP_DONE, NULL, (double)(plait_now_ns() - t0) / 1e9);
 out:

@@ -189,6 +189,11 @@ int build_use_cached_step(struct builder *b, struct stage *st, const char *k, co
 /* The key of a step (build_chain_key of st's key and step) into k, then
  * build_use_cached_step under it: what COPY, ADD, RUN and WORKDIR's mkdir do
  * before they run. */
+/* Record k as a key of st's state for --cache-to (the chain's own, or an
+ * alias that finds it). */
+void build_note_key(struct builder *b, struct stage *st, const char *k);
+/* 1 and key filled when alias is an alias record, here or in a --cache-from. */
+int build_alias_lookup(struct builder *b, const char *alias, char key[PLAIT_SHA256_DIGEST_SIZE]);
 int build_key_and_use_cached_step(struct builder *b, struct stage *st, const struct plait_buf *step,
 				  char k[PLAIT_SHA256_DIGEST_SIZE], const char *created_by,
 				  struct plait_error **err);

@@ -193,7 +193,7 @@ void stage_add_history(struct builder *b, struct stage *st, const char *created_
 }
 
 /* Step key k made (or reused) st's newest state: for --cache-to. */
-static void note_key(struct builder *b, struct stage *st, const char *k)
+void build_note_key(struct builder *b, struct stage *st, const char *k)
 {
 	plait_strv_push(&st->keys, k);
 	if (!plait_strv_contains(b->all_keys, k))
@@ -317,7 +317,7 @@ int build_commit_change(struct builder *b, struct stage *st, struct plait_snapsh
 		stage_add_layer(st, &l);
 	stage_add_history(b, st, created_by, empty, when);
 	memcpy(st->key, key, PLAIT_SHA256_DIGEST_SIZE);
-	note_key(b, st, key);
+	build_note_key(b, st, key);
 	return 0;
 }
 
@@ -340,7 +340,7 @@ static int apply_hit(struct builder *b, struct stage *st, const char *key, struc
 	}
 	stage_add_history(b, st, created_by, empty, created);
 	memcpy(st->key, key, PLAIT_SHA256_DIGEST_SIZE);
-	note_key(b, st, key);
+	build_note_key(b, st, key);
 	b->cached++;
 	build_emit(b, PLAIT_BUILD_STEP_CACHED, NULL, 0);
 	return 0;
@@ -368,6 +368,24 @@ static bool import_hit(struct builder *b, const char *k, struct plait_cache_step
 		return false;
 	plait_cache_step_write(b->cache, k, rec);
 	return true;
+}
+
+int build_alias_lookup(struct builder *b, const char *alias, char key[PLAIT_SHA256_DIGEST_SIZE])
+{
+	if (b->o->no_cache)
+		return 0;
+	if (plait_cache_alias_lookup(b->cache, alias, key) == 1)
+		return 1;
+	struct plait_cache_step rec;
+	if (plait_cache_import_lookup(b->o->cache_import, alias, &rec) != 1)
+		return 0;
+	bool is_alias = rec.alias_of[0] != '\0';
+	if (is_alias) {
+		memcpy(key, rec.alias_of, PLAIT_SHA256_DIGEST_SIZE);
+		plait_cache_step_write(b->cache, alias, &rec); /* here too, for a --cache-to */
+	}
+	plait_cache_step_release(&rec);
+	return is_alias;
 }
 
 int build_use_cached_step(struct builder *b, struct stage *st, const char *k, const char *created_by,

@@ -223,6 +223,8 @@ json_t *plait_cache_step_to_json(const struct plait_cache_step *s)
 	}
 	if (s->source)
 		json_object_set_new(o, "imported", json_string(s->source));
+	if (s->alias_of[0])
+		json_object_set_new(o, "aliasOf", json_string(s->alias_of));
 	return o;
 }
 
@@ -233,10 +235,15 @@ int plait_cache_step_from_json(const json_t *o, struct plait_cache_step *out)
 	if (!c)
 		return 0;
 	const char *src = json_string_value(json_object_get(o, "imported"));
+	const char *alias = json_string_value(json_object_get(o, "aliasOf"));
+	if (alias && (!plait_digest_is_sha256(alias) || strlen(alias) + 1 != PLAIT_SHA256_DIGEST_SIZE))
+		return 0;
 	if (json_is_true(json_object_get(o, "empty"))) {
 		out->empty = true;
 		out->created = xstrdup(c);
 		out->source = xstrdup_or_null(src);
+		if (alias)
+			memcpy(out->alias_of, alias, PLAIT_SHA256_DIGEST_SIZE);
 		return 1;
 	}
 	const char *mt = json_string_value(json_object_get(o, "mediaType"));
@@ -249,6 +256,8 @@ int plait_cache_step_from_json(const json_t *o, struct plait_cache_step *out)
 		return 0;
 	out->created = xstrdup(c);
 	out->source = xstrdup_or_null(src);
+	if (alias)
+		memcpy(out->alias_of, alias, PLAIT_SHA256_DIGEST_SIZE);
 	out->layer.media_type = xstrdup(mt);
 	memcpy(out->layer.digest, dg, strlen(dg) + 1);
 	out->layer.size = json_integer_value(sz);
@@ -278,31 +287,29 @@ int plait_cache_step_write(struct plait_cache *c, const char *key, const struct 
 
 int plait_cache_alias_write(struct plait_cache *c, const char *alias, const char *key)
 {
-	struct plait_cache_step s;
-	if (plait_cache_step_lookup(c, key, &s) != 1)
+	struct plait_cache_step st;
+	if (plait_cache_step_lookup(c, key, &st) != 1)
 		return 0;
-	json_auto_t *o = plait_cache_step_to_json(&s);
-	plait_cache_step_release(&s);
-	json_object_set_new(o, "aliasOf", json_string(key));
-	return write_record(c, alias, o);
+	memcpy(st.alias_of, key, PLAIT_SHA256_DIGEST_SIZE);
+	json_auto_t *o = plait_cache_step_to_json(&st);
+	plait_cache_step_release(&st);
+	int r = write_record(c, alias, o);
+	return r < 0 ? r : 1;
 }
 
 int plait_cache_alias_lookup(struct plait_cache *c, const char *alias, char key[PLAIT_SHA256_DIGEST_SIZE])
 {
 	_cleanup_free_ char *path = plait_path_join(c->steps_dir, plait_digest_hex(alias));
-	struct plait_buf b = PLAIT_BUF_INIT;
-	if (plait_buf_read_file(&b, path, RECORD_MAX) < 0) {
-		plait_buf_release(&b);
+	struct plait_cache_step st;
+	if (plait_cache_step_read(path, &st) != 1)
 		return 0;
-	}
-	json_auto_t *o = json_loadb(b.buf, b.len, 0, NULL);
-	plait_buf_release(&b);
-	const char *k = o ? json_string_value(json_object_get(o, "aliasOf")) : NULL;
-	if (!k || !plait_digest_is_sha256(k))
-		return 0;
-	memcpy(key, k, PLAIT_SHA256_DIGEST_SIZE);
-	utimensat(AT_FDCWD, path, NULL, 0); /* used: LRU for cache prune */
-	return 1;
+	bool is_alias = st.alias_of[0] != '\0';
+	if (is_alias)
+		memcpy(key, st.alias_of, PLAIT_SHA256_DIGEST_SIZE);
+	plait_cache_step_release(&st);
+	if (is_alias)
+		utimensat(AT_FDCWD, path, NULL, 0); /* used: LRU for cache prune */
+	return is_alias;
 }
 
 int plait_cache_step_read(const char *path, struct plait_cache_step *out)

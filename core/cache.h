@@ -87,6 +87,9 @@ struct plait_cache_step {
 	struct plait_descriptor layer; /* the blob (not empty) */
 	char diff_id[PLAIT_SHA256_DIGEST_SIZE];
 	char *source; /* the --cache-from it was imported from, or NULL (made here) */
+	/* An alias record (plait_cache_alias_write): the key whose record this
+	 * repeats, "" for an ordinary one. Exported and imported with it. */
+	char alias_of[PLAIT_SHA256_DIGEST_SIZE];
 };
 void plait_cache_step_release(struct plait_cache_step *s);
 
@@ -103,7 +106,8 @@ int plait_cache_step_write(struct plait_cache *c, const char *key, const struct 
 /* A second key for the step recorded under key: an alias record (the step's
  * record plus "aliasOf": key, so prune sees its blob) under alias. A step
  * whose key needs expensive inputs (a COPY --from digests the files it
- * copies) can then be found from cheap ones. 0 when key has no record. */
+ * copies) can then be found from cheap ones. 1 written, 0 when key has no
+ * record, <0 when it cannot be written. */
 int plait_cache_alias_write(struct plait_cache *c, const char *alias, const char *key);
 /* 1 and key filled when alias names an alias record, else 0. */
 int plait_cache_alias_lookup(struct plait_cache *c, const char *alias, char key[PLAIT_SHA256_DIGEST_SIZE]);

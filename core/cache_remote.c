@@ -618,6 +618,7 @@ int plait_cache_import_lookup(const struct plait_cache_import *imp, const char *
 	out->empty = s->empty;
 	out->created = xstrdup_or_null(s->created);
 	out->source = xstrdup(imp->src[imp->rec_src[i]].name);
+	memcpy(out->alias_of, s->alias_of, sizeof(out->alias_of));
 	if (!s->empty) {
 		plait_descriptor_copy(&out->layer, &s->layer);
 		memcpy(out->diff_id, s->diff_id, sizeof(out->diff_id));

@@ -228,12 +228,15 @@ done
 # C pushed to the cache's registry: the RUN layers were mounted there, never pulled
 RUNLAYER=$(skopeo_reg inspect --raw "docker://$REG/app/c@$(digest_of "$T/C.json" gpu linux/arm64)" | jq -r '.layers[-1].digest')
 [ ! -e "$T/C/store/blobs/sha256/${RUNLAYER#sha256:}" ] || fail "runner C pulled layer $RUNLAYER, which it only had to mount"
-# (COPY --from=builder's key is the content of what it copies, so C reads the
-# builder stage's files: its layers and the base are fetched, nothing else.)
+# COPY --from=builder is found by the builder stage's layers (the alias the
+# exporters recorded next to its content key), so C reads none of the
+# builder's files: no layer is fetched or unpacked at all.
 run_ok skopeo_reg inspect "docker://$REG/app/c:1-gpu"
+UNPACKED=$(find "$T/C/layers" -mindepth 1 -maxdepth 1 ! -name '.*' 2>/dev/null | wc -l)
+assert_eq 0 "$UNPACKED" "layers runner C unpacked (a fully cached build needs none: COPY --from is found by its source's layers)"
 run_ok "$PLAIT" cache du --cache-dir "$T/C" --format json
 nimp=$(jq -r '.imported.entries' <<<"$OUT")
-assert_eq 10 "$nimp" "imported step records in runner C's cache (per platform: RUN, COPY, RUN; per job: RUN)"
+assert_eq 12 "$nimp" "imported step records in runner C's cache (per platform: RUN, COPY and its alias, RUN; per job: RUN)"
 run_ok "$PLAIT" cache du --cache-dir "$T/C"
 assert_contains "$OUT" "$nimp of the step records came from --cache-from" "cache du table"
 pass "runner C (empty cache dir) built 2 platforms x 2 variants from the shared cache: no RUN, digests equal A's and B's, the final stage's own layers mounted, not pulled"
