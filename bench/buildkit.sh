@@ -50,14 +50,12 @@ BIG_MIB=${BIG_MIB:-32}
 RUN_MIB=${RUN_MIB:-2048}
 MODEL_MIB=${MODEL_MIB:-512}
 PLAIT_ARGS=${PLAIT_ARGS:-}
-DOCKER=${DOCKER:-/usr/bin/docker}
 
 # shellcheck source=../tests/integration/lib.sh
 source "$SRCDIR/tests/integration/lib.sh"
 # shellcheck source=lib.sh
 source "$BENCH_DIR/lib.sh"
-require_cmd dockerd containerd runc skopeo docker-registry curl
-[ -x "$DOCKER" ] || fail "docker client '$DOCKER' not found: install Debian's docker.io (or set DOCKER)"
+require_cmd skopeo docker-registry curl
 [ -x /usr/bin/time ] || fail "/usr/bin/time not found: apt-get install time"
 [ "$(id -u)" = 0 ] || skip "dockerd and plait's RUN sandbox need root here"
 [ -x "$PLAIT" ] || fail "plait binary '$PLAIT' not found; run 'make' first or pass its path"
@@ -71,36 +69,10 @@ mkdir -p "$OUTDIR"
 HOSTPLAT=linux/$(dpkg --print-architecture)
 case "$HOSTPLAT" in linux/amd64 | linux/arm64) ;; *) fail "host platform $HOSTPLAT: only amd64 and arm64 hosts are set up" ;; esac
 
-# ---- the private dockerd
-DK=$T/dockerd
-DPID=
-dk() { DOCKER_CONFIG=$T/docker-cli DOCKER_HOST=unix://$DK/docker.sock DOCKER_BUILDKIT=1 "$DOCKER" "$@"; }
-dockerd_stop() {
-	[ -n "$DPID" ] || return 0
-	kill "$DPID" 2>/dev/null || true
-	local i
-	for i in $(seq 1 40); do
-		kill -0 "$DPID" 2>/dev/null || break
-		sleep 0.5
-	done
-	kill -9 "$DPID" 2>/dev/null || true
-	wait "$DPID" 2>/dev/null || true
-	DPID=
-}
+# ---- the private dockerd (tests/integration/lib.sh: dockerd_start, dk, dockerd_stop)
 BENCH_CLEANUP_HOOK=dockerd_stop
 bench_trap
-mkdir -p "$DK" "$T/docker-cli"
-echo '{"auths":{}}' >"$T/docker-cli/config.json"
-dockerd --data-root "$DK/data" --exec-root "$DK/exec" --pidfile "$DK/docker.pid" \
-	--host "unix://$DK/docker.sock" --iptables=false --ip6tables=false --bridge=none \
-	--insecure-registry 127.0.0.0/8 >"$DK/dockerd.log" 2>&1 &
-DPID=$!
-for _ in $(seq 1 60); do
-	dk info >/dev/null 2>&1 && break
-	kill -0 "$DPID" 2>/dev/null || fail "dockerd exited: $(tail -n 5 "$DK/dockerd.log")"
-	sleep 0.5
-done
-dk info >/dev/null 2>&1 || fail "dockerd did not answer on $DK/docker.sock: $(tail -n 5 "$DK/dockerd.log")"
+dockerd_start
 echo "# $(dk version --format 'dockerd {{.Server.Version}}, client {{.Client.Version}}'), storage $(dk info --format '{{.Driver}}')"
 
 # ---- contexts and the base
