@@ -212,8 +212,15 @@ void build_chain_key(const char *parent, const struct plait_buf *step, char out[
 
 /* What shapes every layer of a chain: part of the key at its root, so a layer
  * made with one epoch or compression is never reused for another. */
+/* Part of every chain's root key: raised whenever the same inputs give a
+ * step another result (2: layers gzip'd by core/gzip.c, BuildKit's COPY,
+ * WORKDIR and ARG rules), so that no cache, local or shared, made by an
+ * older plait answers for this one's steps. */
+#define STEP_KEYS_VERSION 2
+
 void build_layer_settings(const struct builder *b, struct plait_buf *k)
 {
+	plait_buf_addf(k, "keys %d\n", STEP_KEYS_VERSION);
 	plait_buf_addf(k, "compression %d\n", (int)b->o->compression);
 	if (b->o->have_epoch)
 		plait_buf_addf(k, "epoch %lld\n", (long long)b->o->source_date_epoch);
