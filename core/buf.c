@@ -2,6 +2,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+#include <unistd.h>
 #include <stdio.h>
 
 #include "util.h"
@@ -146,4 +149,35 @@ int plait_buf_read_file(struct plait_buf *b, const char *path, size_t max)
 	if (fd < 0)
 		return -errno;
 	return plait_buf_read_fd(b, fd, max);
+}
+
+void plait_buf_drain_two(int fd_a, struct plait_buf *a, int fd_b, struct plait_buf *b, size_t max, bool wipe)
+{
+	struct pollfd fds[2] = { { .fd = fd_a, .events = POLLIN }, { .fd = fd_b, .events = POLLIN } };
+	struct plait_buf *bufs[2] = { a, b };
+	int open_fds = 2;
+	while (open_fds > 0) {
+		if (poll(fds, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return;
+		}
+		for (int i = 0; i < 2; i++) {
+			if (fds[i].fd < 0 || !fds[i].revents)
+				continue;
+			char chunk[4096];
+			ssize_t n = read(fds[i].fd, chunk, sizeof(chunk));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				fds[i].fd = -1;
+				open_fds--;
+				continue;
+			}
+			if (bufs[i]->len + (size_t)n <= max)
+				plait_buf_add(bufs[i], chunk, (size_t)n);
+			if (wipe)
+				explicit_bzero(chunk, sizeof(chunk));
+		}
+	}
 }

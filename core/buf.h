@@ -47,6 +47,11 @@ static inline void plait_buf_releasep(struct plait_buf *b)
 /* Read the whole of path into b, refusing files larger than max bytes.
  * Returns 0, or -errno (-EFBIG when larger than max). */
 int plait_buf_read_file(struct plait_buf *b, const char *path, size_t max);
+/* Read two descriptors (a child's stdout and stderr) to their ends, in turn
+ * as either has data, so the writer never blocks on a full pipe: bytes go to
+ * a and b while each holds at most max, the rest is read and dropped. With
+ * wipe, the read buffer is cleared after each chunk (secrets). */
+void plait_buf_drain_two(int fd_a, struct plait_buf *a, int fd_b, struct plait_buf *b, size_t max, bool wipe);
 int plait_buf_read_fd(struct plait_buf *b, int fd, size_t max);
 
 #endif

@@ -3,7 +3,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <sys/mman.h>
@@ -536,31 +535,7 @@ static int run_capture(char **argv, int stdin_fd, struct plait_buf *out, struct 
 					     "set PLAIT_SSH_COMMAND)",
 					     argv[0]);
 	}
-	struct pollfd fds[2] = { { .fd = o[0], .events = POLLIN }, { .fd = e[0], .events = POLLIN } };
-	struct plait_buf *bufs[2] = { out, errout };
-	int open_fds = 2;
-	while (open_fds > 0) {
-		if (poll(fds, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		for (int i = 0; i < 2; i++) {
-			if (fds[i].fd < 0 || !fds[i].revents)
-				continue;
-			char chunk[4096];
-			ssize_t n = read(fds[i].fd, chunk, sizeof(chunk));
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				fds[i].fd = -1;
-				open_fds--;
-				continue;
-			}
-			if (bufs[i]->len + (size_t)n <= PROBE_OUTPUT_MAX)
-				plait_buf_add(bufs[i], chunk, (size_t)n);
-		}
-	}
+	plait_buf_drain_two(o[0], out, e[0], errout, PROBE_OUTPUT_MAX, false);
 	close(o[0]);
 	close(e[0]);
 	int ws;

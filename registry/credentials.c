@@ -19,7 +19,6 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <poll.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
@@ -356,33 +355,8 @@ static void write_to_child(int fd, const char *input)
 
 static void read_child(int out_fd, int err_fd, struct helper_run *h)
 {
-	struct pollfd fds[2] = {{.fd = out_fd, .events = POLLIN}, {.fd = err_fd, .events = POLLIN}};
-	struct plait_buf *bufs[2] = {&h->out, &h->errout};
-	int open_fds = 2;
-	while (open_fds > 0) {
-		if (poll(fds, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			return;
-		}
-		for (int i = 0; i < 2; i++) {
-			if (fds[i].fd < 0 || !fds[i].revents)
-				continue;
-			char chunk[4096];
-			ssize_t n = read(fds[i].fd, chunk, sizeof(chunk));
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				fds[i].fd = -1;
-				open_fds--;
-				continue;
-			}
-			/* Keep draining past the limit so the helper never blocks. */
-			if (bufs[i]->len + (size_t)n <= HELPER_OUTPUT_MAX)
-				plait_buf_add(bufs[i], chunk, (size_t)n);
-			OPENSSL_cleanse(chunk, sizeof(chunk));
-		}
-	}
+	/* Keep draining past the limit so the helper never blocks. */
+	plait_buf_drain_two(out_fd, &h->out, err_fd, &h->errout, HELPER_OUTPUT_MAX, true);
 }
 
 static void close_pipe(int p[2])
