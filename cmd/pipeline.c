@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
@@ -222,11 +223,71 @@ int pipeline_finish_options(struct pipeline *pl, const char *cmd)
 
 /* ------------------------------------------------------------ wiring */
 
+/* A base image resolved once per run: every stage and job that names the
+ * same reference for the same platform gets the same manifest (as BuildKit
+ * resolves a FROM once per build), and a warm build asks the registry once. */
+struct resolved {
+	char *ref, *platform;
+	struct plait_descriptor manifest;
+	struct plait_buf bytes;
+};
+
 struct resolver_ctx {
 	const struct plait_registry_opts *opts;
 	const struct plait_named_context *named;
 	size_t n_named;
+	pthread_mutex_t lock;
+	struct resolved *memo;
+	size_t n_memo;
 };
+
+static void resolver_release(struct resolver_ctx *rc)
+{
+	for (size_t i = 0; i < rc->n_memo; i++) {
+		free(rc->memo[i].ref);
+		free(rc->memo[i].platform);
+		plait_descriptor_release(&rc->memo[i].manifest);
+		plait_buf_release(&rc->memo[i].bytes);
+	}
+	free(rc->memo);
+	pthread_mutex_destroy(&rc->lock);
+}
+
+/* Copies the memo's answer for (ref, platform) out: true when it had one. */
+static bool memo_get(struct resolver_ctx *rc, const char *ref, const char *platform,
+		     struct plait_descriptor *manifest, struct plait_buf *bytes)
+{
+	bool found = false;
+	pthread_mutex_lock(&rc->lock);
+	for (size_t i = 0; i < rc->n_memo && !found; i++) {
+		const struct resolved *m = &rc->memo[i];
+		if (!streq(m->ref, ref) || !streq(m->platform, platform))
+			continue;
+		plait_descriptor_copy(manifest, &m->manifest);
+		plait_buf_reset(bytes);
+		plait_buf_add(bytes, m->bytes.buf, m->bytes.len);
+		found = true;
+	}
+	pthread_mutex_unlock(&rc->lock);
+	return found;
+}
+
+static void memo_put(struct resolver_ctx *rc, const char *ref, const char *platform,
+		     const struct plait_descriptor *manifest, const struct plait_buf *bytes)
+{
+	pthread_mutex_lock(&rc->lock);
+	bool known = false;
+	for (size_t i = 0; i < rc->n_memo && !known; i++)
+		known = streq(rc->memo[i].ref, ref) && streq(rc->memo[i].platform, platform);
+	if (!known) {
+		rc->memo = xrealloc(rc->memo, (rc->n_memo + 1) * sizeof(*rc->memo));
+		struct resolved *m = &rc->memo[rc->n_memo++];
+		*m = (struct resolved){ .ref = xstrdup(ref), .platform = xstrdup(platform), .bytes = PLAIT_BUF_INIT };
+		plait_descriptor_copy(&m->manifest, manifest);
+		plait_buf_add(&m->bytes, bytes->buf, bytes->len);
+	}
+	pthread_mutex_unlock(&rc->lock);
+}
 
 static int resolve_image(void *ctx, const char *ref, const char *platform, struct plait_endpoint **ep,
 			 struct plait_descriptor *manifest, struct plait_buf *bytes, struct plait_error **err)
@@ -242,10 +303,16 @@ static int resolve_image(void *ctx, const char *ref, const char *platform, struc
 	int r = plait_platform_parse(platform, &want, err);
 	if (r >= 0)
 		r = plait_endpoint_open(ref, false, rc->opts, ep, err);
+	if (r >= 0 && memo_get(rc, ref, platform, manifest, bytes)) {
+		plait_platform_release(&want);
+		return 0;
+	}
 	if (r >= 0)
 		r = plait_endpoint_resolve(*ep, NULL, manifest, bytes, err);
 	if (r >= 0) /* an index narrows to the platform; a manifest's config must match it */
 		r = plait_platform_narrow(*ep, manifest, bytes, &want, 1, err);
+	if (r >= 0)
+		memo_put(rc, ref, platform, manifest, bytes);
 	plait_platform_release(&want);
 	return r;
 }
@@ -286,6 +353,8 @@ static void note(void *ctx, enum plait_pipeline_note kind, const char *name, con
 		progress_note(pr, "exported cache %s (%s)", name, digest);
 	else if (kind == PLAIT_PIPELINE_PUSHED)
 		progress_note(pr, "pushed %s by digest %s", name, digest);
+	else if (kind == PLAIT_PIPELINE_CURRENT)
+		progress_note(pr, "%s is already %s: nothing to push", name, digest);
 	else
 		progress_note(pr, "pushed %s", name);
 }
@@ -330,7 +399,8 @@ int pipeline_run(struct pipeline *pl, bool plan_only, bool plan_json)
 	struct plait_pipeline run = { 0 };
 	struct plait_platform host = { 0 };
 	struct plait_builder_chooser chooser;
-	struct resolver_ctx rctx = { .opts = &pl->rc.opts, .named = p->named, .n_named = p->n_named };
+	struct resolver_ctx rctx = { .opts = &pl->rc.opts, .named = p->named, .n_named = p->n_named,
+				     .lock = PTHREAD_MUTEX_INITIALIZER };
 	struct plait_image_resolver resolver = { .ctx = &rctx, .resolve = resolve_image, .fetch_url = fetch_url };
 	struct wiring w = { .ropts = &pl->rc.opts };
 	struct progress *progress = &w.progress;
@@ -395,6 +465,7 @@ fail:
 	ret = report_error(err);
 done:
 	plait_pipeline_release(&run);
+	resolver_release(&rctx);
 	progress_release(progress);
 	plait_platform_release(&host);
 	plait_builders_conf_release(&conf);

@@ -42,6 +42,11 @@ struct plait_endpoint_ops {
 	/* Point tag at the manifest or index d whose bytes are data. */
 	int (*tag)(struct plait_endpoint *ep, const char *tag, const struct plait_descriptor *d,
 		   const void *data, size_t len, struct plait_error **err);
+	/* Optional: what ref (a tag or digest) names at the place written to
+	 * (never a mirror): 1 with its digest in digest, 0 when nothing is there.
+	 * Lets a publication skip what is already in place. */
+	int (*head_ref)(struct plait_endpoint *ep, const char *ref, char digest[PLAIT_DIGEST_MAX],
+			struct plait_error **err);
 	/* Finish writing (archives are written here). Optional. */
 	int (*commit)(struct plait_endpoint *ep, struct plait_error **err);
 	void (*free)(struct plait_endpoint *ep);

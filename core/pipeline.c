@@ -272,7 +272,10 @@ static void publish_note(void *ctx, enum plait_publish_event_kind kind, const st
 {
 	const struct plait_pipeline_ops *ops = ctx;
 	if (ops->note)
-		ops->note(ops->ctx, kind == PLAIT_PUBLISH_PUSHED ? PLAIT_PIPELINE_PUSHED : PLAIT_PIPELINE_TAGGED,
+		ops->note(ops->ctx,
+			  kind == PLAIT_PUBLISH_PUSHED	 ? PLAIT_PIPELINE_PUSHED
+			  : kind == PLAIT_PUBLISH_TAGGED ? PLAIT_PIPELINE_TAGGED
+							 : PLAIT_PIPELINE_CURRENT,
 			  it->name, it->root->digest);
 }
 

@@ -36,6 +36,7 @@ enum plait_pipeline_note {
 	PLAIT_PIPELINE_EXPORTED, /* name: an --output, written whole */
 	PLAIT_PIPELINE_PUSHED,	 /* name: a -t, by digest (digest) */
 	PLAIT_PIPELINE_TAGGED,	 /* name: a -t, tagged */
+	PLAIT_PIPELINE_CURRENT,	 /* name: a -t that already named digest: nothing pushed */
 	PLAIT_PIPELINE_CACHE_IMPORTED, /* name: a --cache-from; digest: "N step records" */
 	PLAIT_PIPELINE_CACHE_EXPORTED, /* name: a --cache-to; digest: "N parts, M step records" */
 };

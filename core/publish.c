@@ -32,6 +32,22 @@ static int put_item(const struct plait_publish_item *it, const struct plait_publ
 	return r;
 }
 
+/* Whether the destination already holds the item: its tag (or, by digest,
+ * the root itself) names the root's digest, so its blobs and child manifests
+ * are there too (a registry keeps what a manifest it holds names). A failed
+ * look-up only means "not known": the item is pushed as usual. */
+static bool in_place(const struct plait_publish_item *it, bool by_digest)
+{
+	if (!it->dst->ops->head_ref || !it->root)
+		return false;
+	const char *ref = !by_digest && it->tag ? it->tag : it->root->digest;
+	char got[PLAIT_DIGEST_MAX] = "";
+	struct plait_error *e = NULL;
+	int r = it->dst->ops->head_ref(it->dst, ref, got, &e);
+	plait_error_free(e);
+	return r == 1 && streq(got, it->root->digest);
+}
+
 static int commit_all(const struct plait_publish_item *items, size_t n, struct plait_error **err)
 {
 	for (size_t k = 0; k < n; k++) {
@@ -50,9 +66,15 @@ int plait_publish_push(const struct plait_publish_item *items, size_t n, bool by
 {
 	static const struct plait_copy_opts no_opts = { 0 };
 	const struct plait_copy_opts *co = o->copy ? o->copy : &no_opts;
+	_cleanup_free_ bool *current = xcalloc(n + 1, sizeof(*current));
 	memset(st, 0, sizeof(*st));
 	for (size_t k = 0; k < n; k++, st->pushed++) {
 		st->item = k;
+		current[k] = in_place(&items[k], by_digest);
+		if (current[k]) {
+			event(o, PLAIT_PUBLISH_CURRENT, &items[k]);
+			continue;
+		}
 		int r = put_item(&items[k], o, co, err);
 		if (r < 0)
 			return r;
@@ -67,6 +89,10 @@ int plait_publish_push(const struct plait_publish_item *items, size_t n, bool by
 		st->item = k;
 		if (!it->tag)
 			continue;
+		if (current[k]) { /* the tag is already where it is to go */
+			st->tagged++;
+			continue;
+		}
 		if (interrupted(o))
 			return plait_error_set(err, PLAIT_E_CANCELLED, "interrupted: '%s' not tagged", it->name);
 		int r = it->dst->ops->tag(it->dst, it->tag, it->root, it->data, it->len, err);

@@ -11,7 +11,9 @@
  * Contract of plait_publish_push() (its caller publishes only when every job
  * was built: core/pipeline.c's plait_pipeline_publish refuses before any
  * output or destination is opened):
- *  - every item's copies and root go by digest, item after item, before any
+ *  - an item the destination already holds (its tag names the root's
+ *    digest; by_digest: the root is there) is skipped, its tag included;
+ *  - every other item's copies and root go by digest, item after item, before any
  *    tag: blobs before the manifests that name them, manifests before the
  *    index, the index before its tags;
  *  - then, unless by_digest, every item's tag in item order; the interrupt
@@ -57,6 +59,8 @@ struct plait_publish_item {
 enum plait_publish_event_kind {
 	PLAIT_PUBLISH_PUSHED, /* an item's copies and root are in place, by digest */
 	PLAIT_PUBLISH_TAGGED, /* an item's tag moved */
+	PLAIT_PUBLISH_CURRENT, /* the destination already held the item (its tag, or by digest its
+				* root): nothing was pushed or moved for it */
 };
 
 struct plait_publish_opts {

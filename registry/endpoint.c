@@ -283,6 +283,18 @@ static int reg_tag(struct plait_endpoint *ep, const char *tag, const struct plai
 					   len, err);
 }
 
+static int reg_head_ref(struct plait_endpoint *ep, const char *ref, char digest[PLAIT_DIGEST_MAX],
+			struct plait_error **err)
+{
+	int r = plait_registry_head_manifest(primary(ep)->client->reg, primary(ep)->repo, ref, NULL, digest, NULL,
+					     err);
+	if (r == -PLAIT_E_NOT_FOUND) {
+		plait_error_clear(err);
+		return 0;
+	}
+	return r < 0 ? r : digest[0] != '\0';
+}
+
 static void sources_free(struct source *src, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -314,6 +326,7 @@ static const struct plait_endpoint_ops registry_ops = {
 	.mount_blob = reg_mount_blob,
 	.put_manifest = reg_put_manifest,
 	.tag = reg_tag,
+	.head_ref = reg_head_ref,
 	.free = reg_free,
 };
 

@@ -174,6 +174,49 @@ $LOG"
 done
 pass "COPY --from: cached while its files stay, rerun when they change, the first image when they come back"
 
+# ---------------------------------------------------------------- a warm push
+# An unchanged build whose tag already names its image writes nothing to the
+# registry: the base is resolved once for every stage that names it (one
+# manifest and one config GET) and the push is one HEAD of the tag. A tag
+# moved elsewhere meanwhile is pushed again.
+MCTX=$T/ctx/multistage
+cp -a "$PLAIT_SRCDIR/tests/data/build/multistage" "$MCTX"
+warm_push() {
+	run_ok "$PLAIT" build --progress plain --cache-dir "$CACHE" \
+		--build-arg "BASE=$BASE" -t "$R_HOST/warm/multi:1" --push "$MCTX"
+	LOG="$OUT
+$ERR"
+}
+# requests_since N : the registry's access log after line N, digests as D
+requests_since() {
+	tail -n +$(($1 + 1)) "$R_LOG" | grep -o '"[A-Z]* /v2/[^ ]*' | sed 's/sha256:[0-9a-f]*/D/g' | sort | uniq -c
+}
+warm_push
+D1=sha256:$(raw_digest "docker://$R_HOST/warm/multi:1")
+n0=$(wc -l <"$R_LOG")
+warm_push
+reqs=$(requests_since "$n0")
+if grep -qE '"(PUT|POST|PATCH|DELETE) ' <<<"$reqs"; then
+	fail "a warm push of an unchanged build wrote to the registry:
+$reqs"
+fi
+base_gets=$(awk '/GET \/v2\/base\/busybox\/manifests\// { n += $1 } END { print n + 0 }' <<<"$reqs")
+assert_eq 1 "$base_gets" "GETs of the base manifest by a warm build of two stages FROM it:
+$reqs
+count"
+assert_contains "$LOG" "$R_HOST/warm/multi:1 is already $D1: nothing to push" "progress of the warm push"
+assert_eq "$D1" "sha256:$(raw_digest "docker://$R_HOST/warm/multi:1")" "the tag after the warm push"
+pass "warm push: the base resolved once, the tag looked at, nothing written"
+
+skopeo_reg copy -q --all "docker://$BASE" "docker://$R_HOST/warm/multi:1"
+n0=$(wc -l <"$R_LOG")
+warm_push
+reqs=$(requests_since "$n0")
+assert_contains "$reqs" '"PUT /v2/warm/multi/manifests/1' "the retag of a tag moved elsewhere"
+assert_not_contains "$LOG" "nothing to push" "progress of the push after the tag moved"
+assert_eq "$D1" "sha256:$(raw_digest "docker://$R_HOST/warm/multi:1")" "the tag after it was moved back"
+pass "a tag moved elsewhere meanwhile is moved back by the next push"
+
 # ---------------------------------------------------------------- usage errors
 
 run_expect_fail "$PLAIT" cache prune --cache-dir "$CACHE" --keep 12Q
