@@ -9,7 +9,7 @@ FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 
 BUILD_PKGS = meson ninja-build pkg-config gcc libc6-dev libcurl4-openssl-dev libjansson-dev \
-	libarchive-dev libssl-dev zlib1g-dev libzstd-dev libdeflate-dev
+	libarchive-dev libssl-dev zlib1g-dev libzstd-dev libdeflate-dev libisal-dev
 TEST_PKGS = libcmocka-dev docker-registry skopeo umoci openssl apache2-utils python3 \
 	ca-certificates curl jq time busybox-static buildah zstd xz-utils bzip2 qemu-user-static clang \
 	uidmap attr openssh-server openssh-client docker.io

@@ -4,21 +4,29 @@
  *   plait-gzip-bench zlib  [-l LEVEL]             < IN > OUT
  *   plait-gzip-bench plait [-l LEVEL] [-t THREADS] < IN > OUT
  *   plait-gzip-bench layer [-l LEVEL] [-t THREADS] DIR STORE
+ *   plait-gzip-bench zinflate                     < IN.gz
+ *   plait-gzip-bench unpack LAYER DIR
  *
  * zlib is the compressor layers had before core/gzip (one deflate stream,
  * windowBits 15+16, memLevel 8, the same fixed header); plait is core/gzip;
  * layer is the whole layer write of DIR into the OCI layout STORE (tar,
- * diff_id, gzip, digest, file) and prints the digest. Each prints to stderr
+ * diff_id, gzip, digest, file) and prints the digest; zinflate is zlib's
+ * streaming gunzip to nowhere (the pull side before ISA-L); unpack is the
+ * pull side now, core/unpack of the gzip'd tar LAYER into the new DIR
+ * (inflate, both digests, tar reading, the files). Each prints to stderr
  * one line: mode, bytes in, bytes out, seconds, MB/s (of input). */
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include "core/gzip.h"
 #include "core/layer.h"
+#include "core/unpack.h"
 #include "core/util.h"
 
 #define CHUNK (128 * 1024)
@@ -121,6 +129,57 @@ static int run_layer(int level, unsigned threads, const char *dir, const char *s
 	return 0;
 }
 
+static int run_zinflate(uint64_t *in_n, uint64_t *out_n)
+{
+	z_stream z = {0};
+	if (inflateInit2(&z, 15 + 32) != Z_OK)
+		return -1;
+	unsigned char *in = xmalloc(CHUNK), *out = xmalloc(CHUNK);
+	int zr = Z_OK;
+	for (;;) {
+		ssize_t n = read(STDIN_FILENO, in, CHUNK);
+		if (n <= 0)
+			break;
+		*out_n += (uint64_t)n; /* "out" is the compressed size here, as for the compressors */
+		z.next_in = in;
+		z.avail_in = (uInt)n;
+		while (z.avail_in) {
+			z.next_out = out;
+			z.avail_out = CHUNK;
+			zr = inflate(&z, Z_NO_FLUSH);
+			if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR)
+				return -1;
+			*in_n += CHUNK - z.avail_out;
+			if (zr == Z_STREAM_END && inflateReset(&z) != Z_OK)
+				return -1;
+		}
+	}
+	inflateEnd(&z);
+	free(in);
+	free(out);
+	return 0;
+}
+
+static int run_unpack(const char *layer, const char *dir, uint64_t *in_n, uint64_t *out_n)
+{
+	struct plait_error *err = NULL;
+	struct plait_unpack_options o = {0};
+	int fd = open(layer, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || mkdir(dir, 0755) < 0) {
+		perror(layer);
+		return -1;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0 || plait_unpack_fd(fd, dir, &o, NULL, &err) < 0) {
+		fprintf(stderr, "plait-gzip-bench: %s\n", err ? err->msg : "fstat");
+		return -1;
+	}
+	close(fd);
+	*out_n = (uint64_t)st.st_size;
+	*in_n = 0; /* the tar size: the script knows it */
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -147,6 +206,10 @@ int main(int argc, char **argv)
 		r = run_zlib(level, &in_n, &out_n);
 	else if (streq(mode, "plait"))
 		r = run_plait(level, threads, &in_n, &out_n);
+	else if (streq(mode, "zinflate"))
+		r = run_zinflate(&in_n, &out_n);
+	else if (streq(mode, "unpack") && argc - optind == 2)
+		r = run_unpack(argv[optind], argv[optind + 1], &in_n, &out_n);
 	else if (streq(mode, "layer") && argc - optind == 2)
 		r = run_layer(level, threads, argv[optind], argv[optind + 1], &in_n, &out_n);
 	else

@@ -5,7 +5,10 @@
  * through openat2(RESOLVE_IN_ROOT) (or walk_in_root() doing the same), the
  * last component with *at() calls that do not follow it. Decompression is
  * done here rather than by libarchive so the uncompressed stream can be
- * hashed (diff_id) on its way into the tar reader. */
+ * hashed (diff_id) on its way into the tar reader. gzip is inflated with
+ * ISA-L (2-3x zlib's speed here; inflate's output is fixed by its input, so
+ * the compressor's freedom that keeps ISA-L out of core/gzip.c does not
+ * matter on this side). */
 #include <archive.h>
 #include <archive_entry.h>
 #include <dirent.h>
@@ -18,7 +21,7 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
-#include <zlib.h>
+#include <isa-l/igzip_lib.h>
 #include <zstd.h>
 
 #include "buf.h"
@@ -45,8 +48,8 @@ struct reader {
 	enum compression comp;
 	unsigned char *in, *out;
 	size_t in_len, in_pos;
-	bool in_eof, z_ready, frame_open;
-	z_stream z;
+	bool in_eof, frame_open;
+	struct inflate_state *z; /* ISA-L's state is large: on the heap */
 	ZSTD_DCtx *zd;
 	struct plait_sha256 raw, diff;
 	struct plait_error *err; /* set inside the libarchive callback */
@@ -86,10 +89,7 @@ static int detect(struct reader *r)
 	const unsigned char *m = r->in;
 	if (r->in_len >= 2 && m[0] == 0x1f && m[1] == 0x8b) {
 		r->comp = COMP_GZIP;
-		if (inflateInit2(&r->z, 15 + 32) != Z_OK)
-			return plait_error_set(&r->err, PLAIT_E_GENERIC,
-					       "unpack: gzip init failed");
-		r->z_ready = true;
+		r->z = xmalloc(sizeof(*r->z));
 	} else if (r->in_len >= 4 && m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f && m[3] == 0xfd) {
 		r->comp = COMP_ZSTD;
 		r->zd = ZSTD_createDCtx();
@@ -120,22 +120,28 @@ static ssize_t produce(struct reader *r, const void **p)
 		}
 		size_t made;
 		if (r->comp == COMP_GZIP) {
-			if (!r->frame_open && inflateReset(&r->z) != Z_OK)
-				return plait_error_set(&r->err, PLAIT_E_GENERIC,
-						       "unpack: gzip reset failed");
+			if (!r->frame_open) { /* a member starts: parse its header, check its trailer */
+				isal_inflate_init(r->z);
+				r->z->crc_flag = ISAL_GZIP;
+			}
 			r->frame_open = true;
-			r->z.next_in = r->in + r->in_pos;
-			r->z.avail_in = (uInt)avail;
-			r->z.next_out = r->out;
-			r->z.avail_out = IO_CHUNK;
-			int zr = inflate(&r->z, Z_NO_FLUSH);
-			if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR)
+			r->z->next_in = r->in + r->in_pos;
+			r->z->avail_in = (uint32_t)avail;
+			r->z->next_out = r->out;
+			r->z->avail_out = IO_CHUNK;
+			int zr = isal_inflate(r->z);
+			if (zr < 0)
+				return plait_error_set(&r->err, PLAIT_E_INVALID, "unpack: invalid gzip data: %s",
+						       zr == ISAL_INCORRECT_CHECKSUM ? "incorrect data check"
+						       : zr == ISAL_INVALID_WRAPPER  ? "incorrect header"
+						       : zr == ISAL_INVALID_LOOKBACK ? "invalid distance too far back"
+										     : "invalid deflate block");
+			if (zr == ISAL_NEED_DICT)
 				return plait_error_set(&r->err, PLAIT_E_INVALID,
-						       "unpack: invalid gzip data: %s",
-						       r->z.msg ? r->z.msg : "inflate failed");
-			r->in_pos = r->in_len - r->z.avail_in;
-			made = IO_CHUNK - r->z.avail_out;
-			if (zr == Z_STREAM_END)
+						       "unpack: invalid gzip data: a preset dictionary is needed");
+			r->in_pos = r->in_len - r->z->avail_in;
+			made = IO_CHUNK - r->z->avail_out;
+			if (r->z->block_state == ISAL_BLOCK_FINISH)
 				r->frame_open = false; /* another member may follow */
 		} else {
 			ZSTD_inBuffer in = {r->in, r->in_len, r->in_pos};
@@ -170,8 +176,7 @@ static la_ssize_t read_cb(struct archive *a, void *ud, const void **buf)
 
 static void reader_release(struct reader *r)
 {
-	if (r->z_ready)
-		inflateEnd(&r->z);
+	free(r->z);
 	ZSTD_freeDCtx(r->zd);
 	free(r->in);
 	free(r->out);

@@ -20,7 +20,9 @@
 
 #include "rm_tree.h"
 #include "core/buf.h"
+#include "core/fs.h"
 #include "core/digest.h"
+#include "core/gzip.h"
 #include "core/unpack.h"
 #include "core/userns.h"
 
@@ -590,6 +592,78 @@ static void test_unpack__diff_id_mismatch_fails(void **state)
 	assert_true(startswith(msg, "unpack: digest mismatch: expected sha256:0000"));
 }
 
+static int to_buf(void *ud, const void *data, size_t len, struct plait_error **err)
+{
+	(void)err;
+	plait_buf_add(ud, data, len);
+	return 0;
+}
+
+/* data as one gzip member, appended to out. */
+static void gzip_member(struct plait_buf *out, const void *data, size_t len)
+{
+	struct plait_gzip *g = NULL;
+	_cleanup_error_ struct plait_error *err = NULL;
+	assert_int_equal(plait_gzip_new(6, 1, to_buf, out, &g, &err), 0);
+	assert_int_equal(plait_gzip_write(g, data, len, &err), 0);
+	assert_int_equal(plait_gzip_finish(g, &err), 0);
+	plait_gzip_free(g);
+}
+
+static void write_buf(const char *p, const struct plait_buf *b)
+{
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(plait_write_all(fd, b->buf, b->len), 0);
+	close(fd);
+}
+
+/* A layer of several gzip members (as `cat a.gz b.gz` makes) is one stream:
+ * the members' outputs together are the tar, its diff_id checked. */
+static void test_unpack__gzip_of_several_members(void **state)
+{
+	struct fixture *f = *state;
+	make_root(f);
+	build_sample(f, "plain.tar", FILTER_NONE);
+	struct plait_buf tar = PLAIT_BUF_INIT, gz = PLAIT_BUF_INIT;
+	assert_int_equal(plait_buf_read_file(&tar, path(f, "plain.tar"), 1 << 20), 0);
+	size_t cut[] = { 0, 100, 512, tar.len - 1, tar.len };
+	for (size_t i = 0; i + 1 < ARRAY_SIZE(cut); i++)
+		gzip_member(&gz, tar.buf + cut[i], cut[i + 1] - cut[i]);
+	gzip_member(&gz, "", 0); /* an empty member at the end, too */
+	write_buf(path(f, "l.blob"), &gz);
+	char diff_id[PLAIT_SHA256_DIGEST_SIZE];
+	file_digest(f, "plain.tar", diff_id);
+	struct plait_unpack_options o = {.diff_id = diff_id};
+	_cleanup_free_ char *msg = NULL;
+	if (unpack(f, "l.blob", &o, &msg) < 0)
+		fail_msg("%s", msg);
+	_cleanup_free_ char *data = get_file(path(f, "root/etc/hostname"));
+	assert_string_equal(data, "plait\n");
+	plait_buf_release(&tar);
+	plait_buf_release(&gz);
+}
+
+/* The member's trailer is checked: a wrong CRC-32, or a wrong length, fails. */
+static void test_unpack__gzip_trailer_checked(void **state)
+{
+	struct fixture *f = *state;
+	make_root(f);
+	build_sample(f, "l.blob", FILTER_GZIP);
+	struct plait_buf gz = PLAIT_BUF_INIT;
+	assert_int_equal(plait_buf_read_file(&gz, path(f, "l.blob"), 1 << 20), 0);
+	for (size_t off = 8; off >= 4; off -= 4) { /* the CRC-32, then the length */
+		gz.buf[gz.len - off] ^= 0x01;
+		write_buf(path(f, "bad.blob"), &gz);
+		gz.buf[gz.len - off] ^= 0x01;
+		_cleanup_free_ char *msg = NULL;
+		assert_int_equal(unpack(f, "bad.blob", NULL, &msg), -PLAIT_E_INVALID);
+		if (!strstr(msg, "invalid gzip data"))
+			fail_msg("trailer byte -%zu flipped: %s", off, msg);
+	}
+	plait_buf_release(&gz);
+}
+
 static void test_unpack__truncated_gzip_fails(void **state)
 {
 	struct fixture *f = *state;
@@ -647,6 +721,8 @@ int main(void)
 	    T(test_unpack__zstd_detected_and_diff_id_verified),
 	    T(test_unpack__diff_id_mismatch_fails),
 	    T(test_unpack__truncated_gzip_fails),
+	    T(test_unpack__gzip_of_several_members),
+	    T(test_unpack__gzip_trailer_checked),
 	    T(test_unpack__garbage_is_not_a_layer),
 	};
 #undef T
