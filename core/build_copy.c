@@ -623,6 +623,41 @@ static int copy_fast_key(struct builder *b, struct stage *st, const struct plait
 	return 1;
 }
 
+/* The root a COPY --link's key chains from instead of the stage's state: the
+ * layer settings alone, so the same --link step in any stage, platform or
+ * variant of any build has the same key, and its layer is made once. */
+static void link_root(const struct builder *b, char out[PLAIT_SHA256_DIGEST_SIZE])
+{
+	struct plait_buf k = PLAIT_BUF_INIT;
+	plait_buf_adds(&k, "copy --link: an independent layer\n");
+	build_layer_settings(b, &k);
+	plait_sha256_buf(k.buf, k.len, out);
+	plait_buf_release(&k);
+}
+
+/* --chown's user and group: looked up in the stage's root (its /etc/passwd
+ * and /etc/group) as BuildKit does, also for --link, whose own root is empty. */
+static int resolve_chown(struct builder *b, struct stage *st, const struct plait_df_instr *in, const char *chown_s,
+			 const char *root, struct copy_attrs *a, const char *whr, struct plait_error **err)
+{
+	_cleanup_free_ char *cx = NULL;
+	struct plait_snapshot *own = NULL;
+	int r = build_expand_word(b, st, in, chown_s, &cx, err);
+	if (r >= 0 && !root) {
+		r = build_snapshot_of_stage(b, st, &own, err);
+		root = r >= 0 ? plait_snapshot_root(own) : NULL;
+	}
+	if (r >= 0)
+		r = b->o->runner->resolve_user(b->o->runner->ctx, root, cx, &a->uid, &a->gid, err);
+	plait_snapshot_release(own);
+	if (r < 0)
+		return plait_error_wrap(err, "%s --chown", whr), r;
+	a->chown = true;
+	if (plait_userns_flatten()) /* --userns=single: every file is root's */
+		a->uid = a->gid = 0;
+	return 0;
+}
+
 int build_do_copy(struct builder *b, struct stage *st, size_t idx, const struct plait_df_instr *in,
 		   struct plait_error **err)
 {
@@ -648,6 +683,12 @@ int build_do_copy(struct builder *b, struct stage *st, size_t idx, const struct 
 	/* COPY --from's second key, from what is cheap to know (see below). */
 	char fast[PLAIT_SHA256_DIGEST_SIZE];
 	bool have_fast = false;
+	/* --link: the layer is made in an empty root, keyed without the stage's
+	 * state (link_root), and stacked on the stage like any other; the stage's
+	 * own key goes on from its previous one and the layer's (see out:). */
+	bool link = plait_df_flag_bool(in, "link");
+	char prev_key[PLAIT_SHA256_DIGEST_SIZE];
+	memcpy(prev_key, st->key, sizeof(prev_key));
 	int r = 0;
 
 	build_where(b, in, &whr);
@@ -866,8 +907,21 @@ int build_do_copy(struct builder *b, struct stage *st, size_t idx, const struct 
 	for (size_t i = 0; i < l.n_sources; i++)
 		plait_buf_addf(&key, "source %s\n", l.sources[i].name);
 
+	if (link && chown_s) { /* the names' numbers are what the layer holds: keyed on those */
+		r = resolve_chown(b, st, in, chown_s, NULL, &a, whr.buf, err);
+		if (r < 0)
+			goto out;
+		plait_buf_addf(&key, "owner %u:%u\n", (unsigned)a.uid, (unsigned)a.gid);
+	}
 	char k[PLAIT_SHA256_DIGEST_SIZE];
-	r = build_key_and_use_cached_step(b, st, &key, k, created_by.buf, err);
+	if (link) {
+		char root[PLAIT_SHA256_DIGEST_SIZE];
+		link_root(b, root);
+		build_chain_key(root, &key, k);
+		r = build_use_cached_step(b, st, k, created_by.buf, err);
+	} else {
+		r = build_key_and_use_cached_step(b, st, &key, k, created_by.buf, err);
+	}
 	if (r != 0) {
 		if (r > 0 && have_fast && plait_cache_alias_write(b->cache, fast, k) == 1)
 			build_note_key(b, st, fast); /* only a shortcut */
@@ -875,23 +929,14 @@ int build_do_copy(struct builder *b, struct stage *st, size_t idx, const struct 
 		goto out;
 	}
 	uint64_t t0 = plait_now_ns();
-	r = build_snapshot_of_stage(b, st, &snap, err);
+	if (link)
+		r = plait_snapshot_prepare(NULL, 0, b->cache->run_dir, PLAIT_SNAPSHOT_AUTO, &snap, err);
+	else
+		r = build_snapshot_of_stage(b, st, &snap, err);
 	if (r < 0)
 		goto out;
-	if (chown_s) {
-		_cleanup_free_ char *cx = NULL;
-		r = build_expand_word(b, st, in, chown_s, &cx, err);
-		if (r >= 0)
-			r = b->o->runner->resolve_user(b->o->runner->ctx, plait_snapshot_root(snap), cx,
-						       &a.uid, &a.gid, err);
-		if (r < 0) {
-			plait_error_wrap(err, "%s --chown", whr.buf);
-			goto out;
-		}
-		a.chown = true;
-		if (plait_userns_flatten()) /* --userns=single: every file is root's */
-			a.uid = a.gid = 0;
-	}
+	if (chown_s && !a.chown && (r = resolve_chown(b, st, in, chown_s, plait_snapshot_root(snap), &a, whr.buf, err)) < 0)
+		goto out;
 	for (size_t i = 0; i < n_src && r >= 0; i++) {
 		const struct plait_df_heredoc *h = plait_df_heredoc_for_arg(in, words[i]);
 		if (!h)
@@ -948,6 +993,12 @@ int build_do_copy(struct builder *b, struct stage *st, size_t idx, const struct 
 	if (r >= 0)
 		build_emit(b, PLAIT_BUILD_STEP_DONE, NULL, (double)(plait_now_ns() - t0) / 1e9);
 out:
+	if (r >= 0 && link) { /* the layer is on the stage (made or found): the chain goes on */
+		struct plait_buf lk = PLAIT_BUF_INIT;
+		plait_buf_addf(&lk, "linked layer %s\n", st->key);
+		build_chain_key(prev_key, &lk, st->key);
+		plait_buf_release(&lk);
+	}
 	plait_snapshot_release(snap);
 	plait_context_list_release(&l);
 	plait_context_free(from_ctx);
