@@ -140,6 +140,16 @@ int pipeline_option(struct pipeline *pl, const char *cmd, int c, const char *arg
 	case OPT_P_ALLOW_LATEST:
 		p->allow_latest = true;
 		return 1;
+	case OPT_P_ALLOW:
+		/* buildx's entitlements; RUN --network=host needs none here (RUN
+		 * shares the host's network unless --network=none) */
+		if (streq(arg, "security.insecure"))
+			p->allow_insecure = true;
+		else if (!streq(arg, "network.host"))
+			return usage_error(cmd, "--allow: unknown entitlement '%s'; use security.insecure or "
+						"network.host", arg),
+			       -1;
+		return 1;
 	case 'j':
 	case OPT_P_JOBS: {
 		long n;

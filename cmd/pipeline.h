@@ -42,6 +42,7 @@ enum {
 	OPT_P_FALLBACK,
 	OPT_P_CACHE_FROM,
 	OPT_P_CACHE_TO,
+	OPT_P_ALLOW,
 };
 #define PIPELINE_OPTIONS                                                        \
 	{ "cache-dir", required_argument, NULL, OPT_P_CACHE_DIR },             \
@@ -63,13 +64,15 @@ enum {
 	{ "builder", required_argument, NULL, OPT_P_BUILDER },                 \
 	{ "fallback", required_argument, NULL, OPT_P_FALLBACK },                 \
 	{ "cache-from", required_argument, NULL, OPT_P_CACHE_FROM },           \
-	{ "cache-to", required_argument, NULL, OPT_P_CACHE_TO }
+	{ "cache-to", required_argument, NULL, OPT_P_CACHE_TO },               \
+	{ "allow", required_argument, NULL, OPT_P_ALLOW }
 #define PIPELINE_HELP                                                                               \
 	"      --push                    push to every -t registry reference (tags move only after\n"   \
 	"                                every job succeeded and everything is uploaded)\n"           \
 	"      --push-by-digest          push to the -t repositories without tagging (for\n"          \
 	"                                'plait index create --from-metadata' on a last CI job)\n"     \
 	"      --allow-latest            allow a -t tag named 'latest'\n"                              \
+	"      --allow security.insecure let RUN --security=insecure run with every capability\n"      \
 	"  -j, --jobs N                  build at most N jobs at once (default: one per job, up to\n"  \
 	"                                the number of CPUs)\n"                                        \
 	"      --keep-going              let the other jobs finish when one fails (nothing is\n"       \

@@ -61,6 +61,7 @@ struct plait_run_request {
 	const char *workdir;
 	const char *user;
 	bool network_none;
+	bool insecure; /* RUN --security=insecure: every capability, no no_new_privs */
 	const struct plait_run_mount *mounts;
 	size_t n_mounts;
 	/* Output line by line (stream 1 stdout, 2 stderr). */
@@ -140,6 +141,7 @@ struct plait_build_opts {
 	size_t n_secrets;
 	const char *cache_dir;
 	bool no_cache;
+	bool allow_insecure; /* RUN --security=insecure may run (--allow security.insecure) */
 	enum plait_layer_compression compression;
 	bool docker_media_types; /* Docker schema 2 manifest and config (gzip layers only) */
 	bool have_epoch;
@@ -195,6 +197,11 @@ struct plait_build_needs {
 	struct plait_base_ref *bases;
 	size_t n_bases;
 	bool runs_on_target;
+	/* The --build-arg names no ARG of the stages built declares (the ARGs
+	 * before the first FROM count), in the order given; the proxy args,
+	 * BUILDKIT_* and SOURCE_DATE_EPOCH are consumed without an ARG, as in
+	 * BuildKit. NULL-terminated, or NULL. */
+	char **unused_args;
 };
 int plait_build_needs(const struct plait_build_opts *o, struct plait_build_needs *out, struct plait_error **err);
 void plait_build_needs_release(struct plait_build_needs *n);

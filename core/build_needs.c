@@ -190,6 +190,7 @@ void plait_build_needs_release(struct plait_build_needs *n)
 		free(n->bases[i].platform);
 	}
 	free(n->bases);
+	plait_strv_free(n->unused_args);
 	memset(n, 0, sizeof(*n));
 }
 
@@ -199,6 +200,69 @@ static bool stage_has_run(const struct plait_df_stage *df)
 		if (df->instrs[k].kind == PLAIT_DF_RUN)
 			return true;
 	return false;
+}
+
+/* Args that need no ARG: the proxy ones (BuildKit passes them to RUN
+ * unasked), the frontend's own (BUILDKIT_*) and the epoch buildx passes. */
+static bool consumed_without_arg(const char *k)
+{
+	static const char *const proxy[] = { "HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY" };
+	for (size_t i = 0; i < ARRAY_SIZE(proxy); i++)
+		if (strcasecmp(k, proxy[i]) == 0)
+			return true;
+	return startswith(k, "BUILDKIT_") || streq(k, "SOURCE_DATE_EPOCH");
+}
+
+static bool declared(const struct plait_df_instr *in, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; in[i].kind == PLAIT_DF_ARG && j < in[i].n_kvs; j++)
+			if (streq(in[i].kvs[j].key, name))
+				return true;
+	return false;
+}
+
+/* A stage ARG's name as its stage sees it, near enough: a variable in it is
+ * the build arg of that name, else the global ARG's value. */
+static const char *given_or_meta(const char *name, void *ud)
+{
+	const struct builder *b = ud;
+	const char *v = plait_map_get(&b->build_args, name);
+	return v ? v : plait_map_get(&b->meta, name);
+}
+
+/* The --build-args that no ARG of a needed stage (or before the first FROM)
+ * names. A stage's ARG name that uses a variable is compared expanded. */
+static char **unused_args(struct builder *b, size_t target)
+{
+	char **names = NULL, **unused = NULL;
+	for (size_t i = 0; i <= target; i++) {
+		const struct stage *st = &b->stages[i];
+		if (!st->needed)
+			continue;
+		for (size_t k = 0; k < st->df->n_instrs; k++) {
+			const struct plait_df_instr *in = &st->df->instrs[k];
+			for (size_t j = 0; in->kind == PLAIT_DF_ARG && j < in->n_kvs; j++) {
+				char *x = NULL;
+				struct plait_expand_opts eo = { .escape = b->df.escape };
+				if (strchr(in->kvs[j].key, '$') &&
+				    plait_expand_word(in->kvs[j].key, &eo, given_or_meta, b, &x, NULL) >= 0)
+					plait_strv_push(&names, x);
+				else
+					plait_strv_push(&names, in->kvs[j].key);
+				free(x);
+			}
+		}
+	}
+	for (const char *const *a = b->o->build_args; a && *a; a++) {
+		const char *eq = strchr(*a, '=');
+		_cleanup_free_ char *k = eq ? xstrndup(*a, (size_t)(eq - *a)) : xstrdup(*a);
+		if (!consumed_without_arg(k) && !plait_strv_contains(names, k) &&
+		    !declared(b->df.global_args, b->df.n_global_args, k) && !plait_strv_contains(unused, k))
+			plait_strv_push(&unused, k);
+	}
+	plait_strv_free(names);
+	return unused;
 }
 
 int plait_build_needs(const struct plait_build_opts *o, struct plait_build_needs *out, struct plait_error **err)
@@ -235,6 +299,8 @@ int plait_build_needs(const struct plait_build_opts *o, struct plait_build_needs
 								      .line = in->line };
 	}
 	plait_strv_free(plat);
+	if (r >= 0)
+		out->unused_args = unused_args(&b, target);
 	if (r < 0)
 		plait_build_needs_release(out);
 	build_release(&b);

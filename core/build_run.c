@@ -81,6 +81,19 @@ int build_do_run(struct builder *b, struct stage *st, size_t idx, const struct p
 		goto out;
 	}
 
+	const char *security = plait_df_flag_get(in, "security");
+	bool insecure = security && streq(security, "insecure");
+	if (security && !insecure && !streq(security, "sandbox")) {
+		r = build_instr_error(b, in, PLAIT_E_USAGE, err, "--security=%s: use sandbox or insecure", security);
+		goto out;
+	}
+	if (insecure && !b->o->allow_insecure) {
+		r = build_instr_error(b, in, PLAIT_E_USAGE, err,
+				      "RUN --security=insecure runs with every capability: give the build "
+				      "--allow security.insecure to let it (or remove the flag)");
+		goto out;
+	}
+
 	plait_buf_adds(&key, "RUN\n");
 	for (char **a = argv; *a; a++)
 		plait_buf_addf(&key, "arg %s\n", *a);
@@ -92,6 +105,8 @@ int build_do_run(struct builder *b, struct stage *st, size_t idx, const struct p
 		       network_none ? "none" : "default", st->run_platform ? st->run_platform : b->o->platform_str);
 	if (form == PLAIT_DF_RUN_FILE)
 		plait_buf_addf(&key, "script %s\n", script);
+	if (insecure)
+		plait_buf_adds(&key, "security insecure\n");
 
 	for (size_t i = 0; i < in->n_flags; i++) {
 		if (!streq(in->flags[i].name, "mount"))
@@ -139,6 +154,7 @@ int build_do_run(struct builder *b, struct stage *st, size_t idx, const struct p
 		.workdir = wd.buf,
 		.user = st->cfg.config.user,
 		.network_none = network_none,
+		.insecure = insecure,
 		.mounts = views.mounts,
 		.n_mounts = views.n_mounts,
 		.on_output = on_output,

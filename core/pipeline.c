@@ -89,6 +89,24 @@ int plait_pipeline_plan(struct plait_pipeline *p, struct plait_request *req, con
 			p->dirs[p->n_dirs++] = (struct plait_named_dir){ req->named[i].name, v };
 	}
 	int r = plait_plan_make(req->targets, req->n_targets, o->plan, &p->plan, err);
+	for (size_t i = 0; r >= 0 && i < p->plan.n_images; i++) {
+		const struct plait_plan_image *im = &p->plan.images[i];
+		if (!im->unused_args)
+			continue;
+		/* BuildKit's words; then which image, when there are several */
+		struct plait_buf m = PLAIT_BUF_INIT;
+		plait_buf_adds(&m, "One or more build-args [");
+		for (char **a = im->unused_args; *a; a++)
+			plait_buf_addf(&m, "%s%s", a == im->unused_args ? "" : " ", *a);
+		plait_buf_adds(&m, "] were not consumed");
+		if (p->plan.n_images > 1 && im->req->name)
+			plait_buf_addf(&m, " (target %s)", im->req->name);
+		if (p->plan.n_images > 1 && im->variant)
+			plait_buf_addf(&m, " (variant %s)", im->variant);
+		if (o->ops->warning)
+			o->ops->warning(o->ops->ctx, m.buf);
+		plait_buf_release(&m);
+	}
 	if (r >= 0)
 		r = check_outputs(p, err);
 	if (r >= 0 && req->metadata)
@@ -170,6 +188,7 @@ static int run_job(void *ctx, size_t i, const atomic_int *cancel, struct plait_e
 		.n_secrets = req->n_secrets,
 		.cache_dir = req->cache_dir,
 		.no_cache = req->no_cache,
+		.allow_insecure = req->allow_insecure,
 		.compression = req->compression,
 		.have_epoch = req->have_epoch,
 		.source_date_epoch = req->source_date_epoch,

@@ -33,6 +33,7 @@ void plait_plan_release(struct plait_plan *p)
 		free(p->images[i].variant);
 		plait_strv_free(p->images[i].tags);
 		plait_strv_free(p->images[i].annotations);
+		plait_strv_free(p->images[i].unused_args);
 		free(p->images[i].jobs);
 	}
 	free(p->jobs);
@@ -249,6 +250,9 @@ static void check_bases(struct plait_plan *plan, const struct plait_plan_opts *o
 			plait_error_free(e);
 			continue;
 		}
+		struct plait_plan_image *im = &plan->images[job->image];
+		if (im->n_jobs && im->jobs[0] == j)
+			im->unused_args = TAKE_PTR(needs.unused_args);
 		const struct plait_base_ref *bases = needs.bases;
 		size_t n = needs.n_bases;
 		for (size_t b = 0; b < n; b++) {

@@ -78,6 +78,7 @@ struct plait_plan_image {
 	size_t *jobs;	     /* in platform order */
 	size_t n_jobs;
 	bool single;	     /* one platform: a manifest, not an index */
+	char **unused_args;  /* --build-arg names no ARG of its stages declares (its first job's) */
 };
 
 struct plait_plan {

@@ -71,6 +71,7 @@ struct plait_request {
 	/* shared by every job */
 	char *cache_dir; /* NULL = plait_build_default_cache_dir() */
 	bool no_cache;
+	bool allow_insecure; /* --allow security.insecure: RUN --security=insecure may run */
 	enum plait_layer_compression compression;
 	bool have_epoch;
 	int64_t source_date_epoch;

@@ -79,6 +79,7 @@ static int native_run(void *ctx, const struct plait_run_request *req, int *exit_
 		.workdir = req->workdir,
 		.user = req->user,
 		.network_none = req->network_none,
+		.insecure = req->insecure,
 		.mounts = mounts,
 		.n_mounts = req->n_mounts,
 		.on_output = relay_output,

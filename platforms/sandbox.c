@@ -769,7 +769,8 @@ _noreturn_ static void run_pid1(struct child_ctx *c)
 	CHILD_CHECK(dup2(devnull, 0) == 0 && dup2(c->out_w, 1) == 1 && dup2(c->err_w, 2) == 2, c,
 		    "sandbox: set up stdio");
 
-	drop_capabilities(c);
+	if (!spec->insecure) /* RUN --security=insecure, allowed by the build: keep them */
+		drop_capabilities(c);
 	/* Under --userns=single setgroups is denied (an unprivileged map): the
 	 * groups stay what they are, none of them mapped. */
 	CHILD_CHECK(setgroups(c->user->n_groups, c->user->groups) == 0 || (errno == EPERM && plait_userns_flatten()),
@@ -782,9 +783,9 @@ _noreturn_ static void run_pid1(struct child_ctx *c)
 	CHILD_CHECK(setuid(c->user->uid) == 0, c, "set uid %u%s", (unsigned)c->user->uid,
 		    errno == EINVAL ? unmapped : "");
 	/* No setuid bit or file capability raises what RUN may do (as runc's
-	 * noNewPrivileges); an entitlement such as RUN --security=insecure
-	 * would be the one place to leave it off. */
-	CHILD_CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0, c, "sandbox: set no_new_privs");
+	 * noNewPrivileges); RUN --security=insecure, an entitlement the build
+	 * was given, is the one place it is left off. */
+	CHILD_CHECK(spec->insecure || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0, c, "sandbox: set no_new_privs");
 
 	/* The caller may ignore or block signals (SIGPIPE): the command must not. */
 	sigset_t all;

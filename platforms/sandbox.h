@@ -106,6 +106,7 @@ struct plait_sandbox_spec {
 	const char *user;              /* USER: name, uid, name:group, uid:gid; NULL or "" means root */
 	const char *hostname;          /* NULL means "plait" */
 	bool network_none;             /* RUN --network=none */
+	bool insecure;                 /* RUN --security=insecure: capabilities not dropped, no no_new_privs */
 	const char *resolv_conf;       /* host file; NULL means /etc/resolv.conf */
 	const char *hosts;             /* host file; NULL means /etc/hosts */
 	const struct plait_sandbox_mount *mounts;

@@ -668,3 +668,17 @@ bad_df 'FROM scratch AS a\nCOPY --from=b /x /y\nFROM scratch AS b\nCOPY --from=a
 bad_df 'FROM scratch\nSTOPSIGNAL FOO\n' "Dockerfile:2: STOPSIGNAL FOO: not a signal"
 bad_df 'ARG BASE\nFROM ${BASE}\nRUN --mount=type=bogus true\n' "unknown type 'bogus'"
 pass "a COPY --from cycle, an unknown STOPSIGNAL and an unknown mount type are named (exit 2)"
+
+# An unused --build-arg is warned about in BuildKit's words; an ARG of a stage
+# the target does not need does not count, a global ARG does, a stage ARG
+# whose name uses a variable counts expanded, and the proxy args need no ARG.
+UA=$T/ctx-unused
+mkdir -p "$UA"
+printf 'ARG BASE\nARG GLOBAL\nFROM ${BASE} AS a\nARG USED\nARG ${USED}_NAMED=1\nRUN true\nFROM ${BASE}\nARG FINAL_ONLY\n' >"$UA/Dockerfile"
+build unused "$UA" --target a --build-arg GLOBAL=1 --build-arg USED=u --build-arg u_NAMED=2 \
+	--build-arg FINAL_ONLY=3 --build-arg NOT_DECLARED=4 --build-arg HTTP_PROXY=http://proxy.invalid:3128
+assert_contains "$ERR" "warning: One or more build-args [FINAL_ONLY NOT_DECLARED] were not consumed" \
+	"the warning for unused build args"
+build unused2 "$UA" --build-arg GLOBAL=1 --build-arg FINAL_ONLY=3
+assert_not_contains "$ERR" "were not consumed" "stderr of a build whose build args are all declared"
+pass "unused --build-args are warned about, as BuildKit does"
