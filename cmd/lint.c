@@ -100,14 +100,16 @@ int lint_before_build(const char *context, const char *dockerfile)
 	}
 	print_text(stderr, &res);
 	size_t errors = 0;
+	enum plait_lint_severity stop = res.error_on_warning ? PLAIT_LINT_WARNING : PLAIT_LINT_ERROR;
 	for (size_t i = 0; i < res.n; i++)
-		if (res.findings[i].rule->severity >= PLAIT_LINT_ERROR)
+		if (res.findings[i].rule->severity >= stop)
 			errors++;
 	if (errors)
-		fprintf(stderr, "plait: error: --lint: %zu finding%s of severity error in %s; fix %s (see 'plait "
+		fprintf(stderr, "plait: error: --lint: %zu finding%s of severity %s in %s; fix %s (see 'plait "
 				"lint --explain ID') or build without --lint\n",
-			errors, errors == 1 ? "" : "s", dockerfile ? dockerfile : "the Dockerfile",
-			errors == 1 ? "it" : "them");
+			errors, errors == 1 ? "" : "s",
+			res.error_on_warning ? "warning or error (the Dockerfile's # check=error=true)" : "error",
+			dockerfile ? dockerfile : "the Dockerfile", errors == 1 ? "it" : "them");
 	plait_lint_result_release(&res);
 	return errors ? 1 : 0;
 }
@@ -149,6 +151,7 @@ int cmd_lint(int argc, char **argv)
 	const char *explain_id = NULL;
 	bool json = false;
 	int fail_on = PLAIT_LINT_ERROR;
+	bool fail_on_given = false;
 	int c;
 	optind = 1;
 	opterr = 0; /* usage_error says it, once */
@@ -168,6 +171,7 @@ int cmd_lint(int argc, char **argv)
 			break;
 		case OPT_FAIL_ON:
 			fail_on = plait_lint_severity_parse(optarg);
+			fail_on_given = true;
 			if (fail_on < 0)
 				return usage_error("lint",
 						   "--fail-on: '%s' is not info, warning or error",
@@ -215,6 +219,9 @@ int cmd_lint(int argc, char **argv)
 	else
 		print_text(stdout, &res);
 	int ret = 0;
+	/* # check=error=true: warnings fail as well, unless --fail-on asks for less */
+	if (res.error_on_warning && !fail_on_given && fail_on > PLAIT_LINT_WARNING)
+		fail_on = PLAIT_LINT_WARNING;
 	for (size_t i = 0; i < res.n; i++)
 		if ((int)res.findings[i].rule->severity >= fail_on)
 			ret = 1;

@@ -1100,6 +1100,239 @@ static int check_context(struct linter *l, const struct plait_lint_opts *o, cons
 	return 0;
 }
 
+/* ------------------------------------------------------------ # check= and plait-lint ignore= */
+
+/* BuildKit's build check names (its docs' list) and the plait rule each one
+ * is, where one is: `# check=skip=` takes either spelling. */
+static const struct {
+	const char *buildkit, *plait;
+} buildkit_checks[] = {
+	{ "SecretsUsedInArgOrEnv", "PL018" }, { "JSONArgsRecommended", "PL020" },
+	{ "StageNameCasing", NULL },	      { "FromAsCasing", NULL },
+	{ "NoEmptyContinuation", NULL },      { "ConsistentInstructionCasing", NULL },
+	{ "DuplicateStageName", NULL },	      { "ReservedStageName", NULL },
+	{ "MaintainerDeprecated", NULL },     { "UndefinedArgInFrom", NULL },
+	{ "WorkdirRelativePath", NULL },      { "UndefinedVar", NULL },
+	{ "MultipleInstructionsDisallowed", NULL }, { "LegacyKeyValueFormat", NULL },
+	{ "InvalidBaseImagePlatform", NULL }, { "RedundantTargetPlatform", NULL },
+	{ "InvalidDefaultArgInFrom", NULL },  { "FromPlatformFlagConstDisallowed", NULL },
+	{ "CopyIgnoredFile", NULL },	      { "InvalidDefinitionDescription", NULL },
+	{ "ExposeProtoCasing", NULL },	      { "ExposeInvalidFormat", NULL },
+};
+
+/* The plait rule a name means (NULL for a BuildKit check plait lacks);
+ * -1 when the name is nothing known. */
+static int rule_of(const char *name, const struct plait_lint_rule **out)
+{
+	*out = plait_lint_rule_lookup(name);
+	if (*out)
+		return 0;
+	for (size_t i = 0; i < ARRAY_SIZE(buildkit_checks); i++)
+		if (strcasecmp(buildkit_checks[i].buildkit, name) == 0) {
+			*out = buildkit_checks[i].plait ? plait_lint_rule_lookup(buildkit_checks[i].plait) : NULL;
+			return 0;
+		}
+	return -1;
+}
+
+struct suppress {
+	const struct plait_lint_rule **rules; /* skip=: these everywhere */
+	size_t n_rules;
+	bool all;
+	struct {
+		int line; /* the instruction's */
+		const struct plait_lint_rule *rule;
+	} *at;
+	size_t n_at;
+};
+
+static int unknown_rule(const char *file, int line, const char *what, const char *name, struct plait_error **err)
+{
+	return plait_error_set(err, PLAIT_E_INVALID,
+			       "%s:%d: %s: unknown rule '%s': give plait's IDs (PL001...) or names, or BuildKit's "
+			       "check names (see 'plait lint --help')",
+			       file, line, what, name);
+}
+
+/* `# check=` is a parser directive: among the first lines. */
+static int directive_line(const char *data, size_t len)
+{
+	int line = 1;
+	for (size_t i = 0; i < len; i++) {
+		size_t j = i;
+		while (j < len && (data[j] == ' ' || data[j] == '\t'))
+			j++;
+		if (j < len && data[j] == '#') {
+			j++;
+			while (j < len && (data[j] == ' ' || data[j] == '\t'))
+				j++;
+			if (len - j >= 6 && strncasecmp(data + j, "check", 5) == 0)
+				return line;
+		}
+		while (i < len && data[i] != '\n')
+			i++;
+		line++;
+	}
+	return 1;
+}
+
+static int parse_check(const char *file, const char *data, size_t len, const char *check, struct suppress *s,
+		       bool *error_on_warning, struct plait_error **err)
+{
+	int line = directive_line(data, len);
+	_cleanup_free_ char *copy = xstrdup(check);
+	char *save = NULL;
+	for (char *part = strtok_r(copy, ";", &save); part; part = strtok_r(NULL, ";", &save)) {
+		while (*part == ' ')
+			part++;
+		char *eq = strchr(part, '=');
+		if (!*part)
+			continue;
+		if (!eq)
+			return plait_error_set(err, PLAIT_E_INVALID, "%s:%d: # check=: '%s' has no value: use skip=RULE,... or error=true",
+					       file, line, part);
+		*eq = '\0';
+		const char *v = eq + 1;
+		if (strcasecmp(part, "error") == 0) {
+			if (strcasecmp(v, "true") != 0 && strcasecmp(v, "false") != 0)
+				return plait_error_set(err, PLAIT_E_INVALID, "%s:%d: # check=: error=%s: use true or false", file,
+						       line, v);
+			*error_on_warning = strcasecmp(v, "true") == 0;
+		} else if (strcasecmp(part, "skip") == 0) {
+			_cleanup_free_ char *names = xstrdup(v);
+			char *save2 = NULL;
+			for (char *n = strtok_r(names, ",", &save2); n; n = strtok_r(NULL, ",", &save2)) {
+				while (*n == ' ')
+					n++;
+				char *e = n + strlen(n);
+				while (e > n && e[-1] == ' ')
+					*--e = '\0';
+				const struct plait_lint_rule *r = NULL;
+				if (strcasecmp(n, "all") == 0) {
+					s->all = true;
+					continue;
+				}
+				if (rule_of(n, &r) < 0)
+					return unknown_rule(file, line, "# check=skip", n, err);
+				if (r) {
+					s->rules = xrealloc(s->rules, (s->n_rules + 1) * sizeof(*s->rules));
+					s->rules[s->n_rules++] = r;
+				}
+			}
+		} else {
+			return plait_error_set(err, PLAIT_E_INVALID, "%s:%d: # check=: unknown key '%s': use skip= and error=",
+					       file, line, part);
+		}
+	}
+	return 0;
+}
+
+static bool blank_or_comment(const char *p, size_t n)
+{
+	size_t i = 0;
+	while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r'))
+		i++;
+	return i == n || p[i] == '#';
+}
+
+/* Every `# plait-lint ignore=...` comment: its rules, for the first line
+ * after it that is neither blank nor a comment (the instruction it sits on). */
+static int parse_ignores(const char *file, const char *data, size_t len, struct suppress *s, struct plait_error **err)
+{
+	static const char key[] = "plait-lint";
+	struct pending {
+		int line;
+		char *list;
+	} *pend = NULL;
+	size_t n_pend = 0;
+	int r = 0, line = 1;
+	for (size_t i = 0; i < len && r >= 0; line++) {
+		size_t e = i;
+		while (e < len && data[e] != '\n')
+			e++;
+		const char *p = data + i;
+		size_t n = e - i;
+		size_t k = 0;
+		while (k < n && (p[k] == ' ' || p[k] == '\t'))
+			k++;
+		if (k < n && p[k] == '#') {
+			k++;
+			while (k < n && (p[k] == ' ' || p[k] == '\t'))
+				k++;
+			if (n - k > strlen(key) && strncmp(p + k, key, strlen(key)) == 0 &&
+			    (p[k + strlen(key)] == ' ' || p[k + strlen(key)] == '\t')) {
+				k += strlen(key);
+				while (k < n && (p[k] == ' ' || p[k] == '\t'))
+					k++;
+				if (n - k < 7 || strncmp(p + k, "ignore=", 7) != 0) {
+					r = plait_error_set(err, PLAIT_E_INVALID,
+							    "%s:%d: plait-lint comment: use '# plait-lint ignore=PL0NN[,PL0NN...]'",
+							    file, line);
+					break;
+				}
+				size_t end = n;
+				while (end > k && (p[end - 1] == ' ' || p[end - 1] == '\t' || p[end - 1] == '\r'))
+					end--;
+				pend = xrealloc(pend, (n_pend + 1) * sizeof(*pend));
+				pend[n_pend++] = (struct pending){ line, xstrndup(p + k + 7, end - k - 7) };
+			}
+		} else if (!blank_or_comment(p, n)) {
+			for (size_t q = 0; q < n_pend && r >= 0; q++) {
+				char *save = NULL;
+				for (char *id = strtok_r(pend[q].list, ",", &save); id && r >= 0; id = strtok_r(NULL, ",", &save)) {
+					const struct plait_lint_rule *rule = plait_lint_rule_lookup(id);
+					if (!rule) {
+						r = unknown_rule(file, pend[q].line, "plait-lint ignore", id, err);
+						break;
+					}
+					s->at = xrealloc(s->at, (s->n_at + 1) * sizeof(*s->at));
+					s->at[s->n_at].line = line;
+					s->at[s->n_at++].rule = rule;
+				}
+			}
+			for (size_t q = 0; q < n_pend; q++)
+				free(pend[q].list);
+			n_pend = 0;
+		}
+		i = e + 1;
+	}
+	for (size_t q = 0; q < n_pend; q++) {
+		if (r >= 0)
+			r = plait_error_set(err, PLAIT_E_INVALID, "%s:%d: plait-lint ignore= with no instruction after it",
+					    file, pend[q].line);
+		free(pend[q].list);
+	}
+	free(pend);
+	return r;
+}
+
+static bool suppressed(const struct suppress *s, const struct plait_lint_finding *f)
+{
+	if (s->all)
+		return true;
+	for (size_t i = 0; i < s->n_rules; i++)
+		if (s->rules[i] == f->rule)
+			return true;
+	for (size_t i = 0; i < s->n_at; i++)
+		if (s->at[i].rule == f->rule && s->at[i].line == f->line)
+			return true;
+	return false;
+}
+
+static void drop_suppressed(struct plait_lint_result *out, const struct suppress *s)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < out->n; i++) {
+		if (suppressed(s, &out->findings[i])) {
+			free(out->findings[i].file);
+			free(out->findings[i].message);
+			continue;
+		}
+		out->findings[k++] = out->findings[i];
+	}
+	out->n = k;
+}
+
 /* ------------------------------------------------------------ entry */
 
 int plait_lint_run(const struct plait_lint_opts *o, struct plait_lint_result *out,
@@ -1126,6 +1359,19 @@ int plait_lint_run(const struct plait_lint_opts *o, struct plait_lint_result *ou
 	if (r < 0)
 		return r;
 
+	struct suppress sup = {0};
+	bool error_on_warning = false;
+	if (df.check)
+		r = parse_check(path, data.buf, data.len, df.check, &sup, &error_on_warning, err);
+	if (r >= 0)
+		r = parse_ignores(path, data.buf, data.len, &sup, err);
+	if (r < 0) {
+		free(sup.rules);
+		free(sup.at);
+		plait_dockerfile_release(&df);
+		return r;
+	}
+
 	struct linter l = {.df = &df, .file = path};
 	global_args(&l);
 	for (size_t i = 0; i < df.n_global_args; i++)
@@ -1140,6 +1386,10 @@ int plait_lint_run(const struct plait_lint_opts *o, struct plait_lint_result *ou
 	plait_dockerfile_release(&df);
 	out->findings = l.v;
 	out->n = l.n;
+	out->error_on_warning = error_on_warning;
+	drop_suppressed(out, &sup);
+	free(sup.rules);
+	free(sup.at);
 	if (r < 0) {
 		plait_lint_result_release(out);
 		return r;

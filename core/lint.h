@@ -6,6 +6,14 @@
  *    findings come sorted by line, then rule ID.
  *  - A Dockerfile that cannot be parsed is -PLAIT_E_INVALID (the parse error,
  *    file:line); a finding is not an error.
+ *  - The Dockerfile's `# check=skip=RULE[,RULE…]|all;error=true|false`
+ *    directive (BuildKit's) drops the rules it names (plait's IDs or names,
+ *    or the BuildKit check names that have a plait counterpart; other
+ *    BuildKit check names are accepted and mean nothing here); error=true
+ *    sets error_on_warning. A comment line `# plait-lint ignore=ID[,ID…]`
+ *    drops those findings of the instruction right below it (comments and
+ *    blank lines may come between). An unknown key or rule is
+ *    -PLAIT_E_INVALID, named with the Dockerfile and line.
  *  - Each rule has a stable ID ("PL001"...), a severity, a one-line reason and
  *    a fix hint (plait_lint_rules()); messages name what was found ("apt-get
  *    install without --no-install-recommends").
@@ -43,6 +51,8 @@ struct plait_lint_opts {
 struct plait_lint_result {
 	struct plait_lint_finding *findings;
 	size_t n;
+	/* `# check=error=true`: the Dockerfile asks that warnings fail too */
+	bool error_on_warning;
 };
 
 const struct plait_lint_rule *plait_lint_rules(size_t *n);

@@ -146,3 +146,24 @@ echo a >"$T/okctx/a.txt"
 run_ok "$PLAIT" build --lint --progress quiet --cache-dir "$T/cache" "$T/okctx"
 assert_match "$OUT" "^sha256:[0-9a-f]{64}$" "digest of the linted build"
 pass "build --lint stops on error findings and builds a clean Dockerfile"
+
+# The Dockerfile's own say: `# check=skip=` (plait's IDs or BuildKit's check
+# names), `# check=error=true` (warnings fail `plait lint` and stop
+# `build --lint`) and `# plait-lint ignore=` above one instruction.
+mkdir -p "$T/checkctx"
+echo a >"$T/checkctx/a.txt"
+printf '# check=skip=SecretsUsedInArgOrEnv;error=true\nFROM scratch\nARG API_TOKEN\n# plait-lint ignore=PL015\nADD a.txt /a.txt\nADD a.txt /b.txt\nUSER 1000\n' >"$T/checkctx/Dockerfile"
+lib_run "$PLAIT" lint "$T/checkctx"
+expect_rc 1
+assert_eq "$T/checkctx/Dockerfile:6: PL015" "$(cut -d' ' -f1-2 <<<"$OUT")" "the one finding left (PL018 skipped, line 5's PL015 ignored)"
+run_ok "$PLAIT" lint --fail-on error "$T/checkctx"
+run_expect_fail "$PLAIT" build --lint --cache-dir "$T/cache" "$T/checkctx"
+expect_rc 1
+assert_contains "$ERR" "# check=error=true" "build --lint stopping on a warning"
+sed -i 's/error=true/error=false/' "$T/checkctx/Dockerfile"
+run_ok "$PLAIT" lint "$T/checkctx"
+sed -i 's/SecretsUsedInArgOrEnv/NoSuchCheck/' "$T/checkctx/Dockerfile"
+lib_run "$PLAIT" lint "$T/checkctx"
+expect_rc 2
+assert_contains "$ERR" "Dockerfile:1: # check=skip: unknown rule 'NoSuchCheck'" "an unknown rule in # check=skip"
+pass "# check=skip/error and # plait-lint ignore= are honoured by plait lint and build --lint"

@@ -131,6 +131,68 @@ static void expect_at(const char *dockerfile, const char *id, int line, const ch
 
 #define CLEAN_TAIL "USER app\n"
 
+/* ------------------------------------------------------------ # check= and plait-lint ignore= */
+
+#define APT_TWICE "RUN apt-get install -y curl && rm -rf /var/lib/apt/lists/*\n" \
+		  "RUN apt-get install -y wget && rm -rf /var/lib/apt/lists/*\n"
+
+static void test_lint__check_skip_drops_rules_by_id_name_and_buildkit_name(void **state)
+{
+	(void)state;
+	expect("FROM debian:12\nARG API_TOKEN\n" APT_TWICE CLEAN_TAIL, "PL018", 1);
+	expect("# check=skip=SecretsUsedInArgOrEnv\nFROM debian:12\nARG API_TOKEN\n" CLEAN_TAIL, "PL018", 0);
+	expect("# check=skip=PL003\nFROM debian:12\n" APT_TWICE CLEAN_TAIL, "PL003", 0);
+	expect("# check=skip=apt-install-recommends,PL004\nFROM debian:12\n" APT_TWICE CLEAN_TAIL, "PL004", 0);
+	expect("# check=skip=apt-install-recommends,PL004\nFROM debian:12\n" APT_TWICE CLEAN_TAIL, "PL003", 0);
+	/* a BuildKit check plait has no counterpart for: accepted, nothing dropped */
+	expect("# check=skip=StageNameCasing\nFROM debian:12\n" APT_TWICE CLEAN_TAIL, "PL003", 2);
+	struct plait_lint_result res;
+	lint_text("# check=skip=all\nFROM debian:12\nARG API_TOKEN\n" APT_TWICE, &res);
+	assert_int_equal(res.n, 0);
+	assert_false(res.error_on_warning);
+	plait_lint_result_release(&res);
+	lint_text("# check=error=true\nFROM debian:12\n" CLEAN_TAIL, &res);
+	assert_true(res.error_on_warning);
+	plait_lint_result_release(&res);
+}
+
+static void test_lint__inline_ignore_drops_one_instructions_finding(void **state)
+{
+	(void)state;
+	const char *df = "FROM debian:12\n# plait-lint ignore=PL003\n\n# why: curl is small\n" APT_TWICE CLEAN_TAIL;
+	expect(df, "PL003", 1);
+	expect_at(df, "PL003", 6, "--no-install-recommends");
+	expect(df, "PL004", 2); /* only the rule named */
+	expect("FROM debian:12\n# plait-lint ignore=PL003,apt-install-unpinned\n" APT_TWICE CLEAN_TAIL, "PL004", 1);
+}
+
+static void lint_error(const char *dockerfile, const char *want)
+{
+	char *dir = new_dir();
+	write_file(dir, "Dockerfile", dockerfile);
+	struct plait_lint_opts o = {.context_dir = dir};
+	struct plait_lint_result res = {0};
+	struct plait_error *err = NULL;
+	assert_true(plait_lint_run(&o, &res, &err) < 0);
+	assert_int_equal(err->code, PLAIT_E_INVALID);
+	if (!strstr(err->msg, want))
+		fail_msg("error '%s' does not contain '%s'", err->msg, want);
+	plait_error_free(err);
+	plait_rm_rf(dir);
+	free(dir);
+}
+
+static void test_lint__bad_check_and_ignore_are_errors_with_line(void **state)
+{
+	(void)state;
+	lint_error("# check=skip=PL999\nFROM debian:12\n", "Dockerfile:1: # check=skip: unknown rule 'PL999'");
+	lint_error("# check=bogus=1\nFROM debian:12\n", "Dockerfile:1: # check=: unknown key 'bogus'");
+	lint_error("# check=error=maybe\nFROM debian:12\n", "error=maybe: use true or false");
+	lint_error("FROM debian:12\n# plait-lint ignore=PL998\nRUN true\n", "Dockerfile:2: plait-lint ignore: unknown rule 'PL998'");
+	lint_error("FROM debian:12\n# plait-lint skip\nRUN true\n", "Dockerfile:2: plait-lint comment");
+	lint_error("FROM debian:12\nRUN true\n# plait-lint ignore=PL003\n", "Dockerfile:3: plait-lint ignore= with no instruction");
+}
+
 /* ------------------------------------------------------------ table */
 
 static void test_lint__rules_have_ids_and_texts(void **state)
@@ -858,6 +920,9 @@ int main(void)
 	    cmocka_unit_test(test_lint__clean_dockerfile_has_no_findings),
 	    cmocka_unit_test(test_lint__findings_sorted_by_line_then_id),
 	    cmocka_unit_test(test_lint__parse_error_is_invalid_with_line),
+	    cmocka_unit_test(test_lint__check_skip_drops_rules_by_id_name_and_buildkit_name),
+	    cmocka_unit_test(test_lint__inline_ignore_drops_one_instructions_finding),
+	    cmocka_unit_test(test_lint__bad_check_and_ignore_are_errors_with_line),
 	    cmocka_unit_test(test_lint__missing_dockerfile_is_not_found),
 	    cmocka_unit_test(test_lint__dockerfile_option_overrides_context_path),
 	    cmocka_unit_test(test_lint__base_image_unpinned_triggers),
