@@ -66,6 +66,7 @@ struct stage {
 	size_t n_layers;
 	char key[PLAIT_SHA256_DIGEST_SIZE]; /* cache chain */
 	struct plait_map args;              /* ARGs in scope */
+	char **declared;                    /* the stage's ARG names in declaration order, set or not (RUN history) */
 	bool cmd_set;                       /* CMD given in this stage */
 	/* When the newest layer of this state was made: metadata steps and the
 	 * image take it, so an unchanged rebuild gives the same digest. */

@@ -148,6 +148,8 @@ static int do_arg(struct builder *b, struct stage *st, const struct plait_df_ins
 		const char *v = given ? given : def ? def : plait_map_get(&b->meta, name);
 		if (v)
 			plait_map_set(&st->args, name, v);
+		if (!plait_strv_contains(st->declared, name))
+			plait_strv_push(&st->declared, name);
 	}
 	return 0;
 }

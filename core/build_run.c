@@ -64,6 +64,19 @@ int build_do_run(struct builder *b, struct stage *st, size_t idx, const struct p
 		}
 	}
 	plait_buf_adds(&created_by, "RUN ");
+	/* BuildKit's history of a RUN in a stage with ARGs: "|N K=V ... " before
+	 * the command, each ARG the stage declared (in order, set or not) with
+	 * the value the command sees (an ENV of the name wins). */
+	size_t n_declared = plait_strv_length(st->declared);
+	if (n_declared)
+		plait_buf_addf(&created_by, "|%zu ", n_declared);
+	for (size_t i = 0; i < n_declared; i++) {
+		const char *name = st->declared[i];
+		const char *v = env_get(st->cfg.config.env, name);
+		if (!v)
+			v = plait_map_get(&st->args, name);
+		plait_buf_addf(&created_by, "%s=%s ", name, v ? v : "");
+	}
 	for (char **a = argv; *a; a++)
 		plait_buf_addf(&created_by, "%s%s", a == argv ? "" : " ", *a);
 	plait_buf_adds(&created_by, " # buildkit");

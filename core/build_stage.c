@@ -361,6 +361,7 @@ void stage_release(struct stage *st)
 		layer_ref_release(&st->layers[j]);
 	free(st->layers);
 	plait_map_release(&st->args);
+	plait_strv_free(st->declared);
 	free(st->label);
 	free(st->last_created);
 	free(st->run_platform);

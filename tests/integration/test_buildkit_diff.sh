@@ -46,6 +46,7 @@ declare -A KNOWN=(
 	["secret|/run/secrets dir "]=$STUBS
 	["mount-relative|/w/"]=$STUBS
 	["mounts|/ro.txt file 0644 0:0 9 "]="20.10's BuildKit leaks an earlier RUN's rw into a later read-only bind of the same source (writable); the reference's default is read-only (readonly)"
+	["copy-sources|COPY nomatch-* /none-alone/ # buildkit"]="a COPY that copies nothing: 20.10's BuildKit gives it a layer of no files, plait an empty history entry and no layer (the same files)"
 	["basic|/tmp/id.txt file 0644 1000:1000 "]="id's groups=: 20.10's BuildKit predates moby/buildkit#3651 (primary gid in the supplementary groups); newer BuildKit and plait agree"
 )
 
@@ -88,6 +89,19 @@ config_fields() {
 		Labels: (.Labels // {}), StopSignal: (.StopSignal // ""),
 		Shell: (.Shell // null), Healthcheck: (.Healthcheck // null),
 		OnBuild: (.OnBuild // []) }'
+}
+
+# history_of REF : the image's history of its layer steps (RUN, COPY, ADD),
+# one line per entry ("created_by [empty]"), after the base image's own.
+# (The other instructions' entries differ in form: BuildKit writes Go's
+# formatting of its values, "EXPOSE map[80/tcp:{}]", "CMD [\"a\" \"b\"]";
+# see the README's known differences.)
+history_of() {
+	local n
+	n=$(skopeo_reg inspect --config "docker://$BASE" | jq '.history | length')
+	skopeo_reg inspect --config "$1" |
+		jq -r --argjson n "$n" '.history[$n:][] | (.created_by // "") + (if .empty_layer then " [empty]" else "" end)' |
+		grep -E '^(RUN|COPY|ADD) ' || true
 }
 
 # show_diff CASE LABEL A B : fail with a unified diff unless every changed
@@ -160,7 +174,10 @@ $(tail -n 25 "$T/.run.err")"
 	config_fields "docker://$ref_b" >"$w/bk.cfg"
 	config_fields "docker://$ref_p" >"$w/plait.cfg"
 	show_diff "$name" "image config" "$w/bk.cfg" "$w/plait.cfg"
-	pass "$name: same root filesystem ($(wc -l <"$w/plait.list") entries) and config as BuildKit"
+	history_of "docker://$ref_b" >"$w/bk.hist"
+	history_of "docker://$ref_p" >"$w/plait.hist"
+	show_diff "$name" "history" "$w/bk.hist" "$w/plait.hist"
+	pass "$name: same root filesystem ($(wc -l <"$w/plait.list") entries), config and RUN/COPY/ADD history as BuildKit"
 }
 
 # refused CASE PLAIT-MESSAGE DOCKERFILE-LINES... : a Dockerfile (FROM $BASE,
