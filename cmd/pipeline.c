@@ -327,10 +327,11 @@ static int resolve_image(void *ctx, const char *ref, const char *platform, struc
 	return r;
 }
 
-static int fetch_url(void *ctx, const char *url, struct plait_blob_writer *w, struct plait_error **err)
+static int fetch_url(void *ctx, const char *url, struct plait_blob_writer *w, int64_t *mtime,
+		     struct plait_error **err)
 {
 	struct resolver_ctx *rc = ctx;
-	return plait_fetch_url(url, rc->opts, w, err);
+	return plait_fetch_url(url, rc->opts, w, mtime, err);
 }
 
 /* What the pipeline's ops reach: the registry options and the progress view. */

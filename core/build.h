@@ -90,7 +90,8 @@ struct plait_image_resolver {
 		       struct plait_endpoint **ep, struct plait_descriptor *manifest,
 		       struct plait_buf *bytes, struct plait_error **err);
 	/* ADD https://...: stream the URL's body into w (the caller commits w). */
-	int (*fetch_url)(void *ctx, const char *url, struct plait_blob_writer *w, struct plait_error **err);
+	int (*fetch_url)(void *ctx, const char *url, struct plait_blob_writer *w, int64_t *mtime,
+			 struct plait_error **err);
 };
 
 enum plait_build_event_kind {

@@ -203,7 +203,24 @@ static void owner_for(const struct copy_attrs *a, const struct plait_context_ent
 struct parent_cache {
 	struct plait_buf path;
 	int fd;
+	/* Files of the source with other hard links: the first copy of each
+	 * (an fd of it), so the others become links to it, as BuildKit keeps
+	 * hard links among the files one COPY copies. */
+	struct copied_inode {
+		dev_t dev;
+		ino_t ino;
+		int fd;
+	} *links;
+	size_t n_links;
 };
+
+static int copied_fd(const struct parent_cache *pc, const struct plait_context_entry *e)
+{
+	for (size_t i = 0; e->nlink > 1 && i < pc->n_links; i++)
+		if (pc->links[i].dev == e->dev && pc->links[i].ino == e->ino)
+			return pc->links[i].fd;
+	return -1;
+}
 
 static int put_entry(int rootfd, struct plait_context *src, const struct plait_context_entry *e,
 		     const char *target, const struct copy_attrs *a, const char *what,
@@ -278,6 +295,12 @@ static int put_entry(int rootfd, struct plait_context *src, const struct plait_c
 			goto out;
 		}
 		fchownat(dirfd, base, uid, gid, AT_SYMLINK_NOFOLLOW);
+	} else if (S_ISREG(e->mode) && copied_fd(pc, e) >= 0 &&
+		   linkat(copied_fd(pc, e), "", dirfd, base, AT_EMPTY_PATH) == 0) {
+		/* a hard link of a file this COPY made: the same inode, its owner,
+		 * mode and time already set (where linking is refused, e.g. in a user
+		 * namespace without CAP_DAC_READ_SEARCH, the file is copied instead) */
+		goto out;
 	} else if (S_ISREG(e->mode)) {
 		_cleanup_close_ int in = -1;
 		r = plait_context_open_entry(src, e, &in, err);
@@ -298,6 +321,10 @@ static int put_entry(int rootfd, struct plait_context *src, const struct plait_c
 		if (fchown(fd, uid, gid) < 0 || fchmod(fd, perm) < 0) {
 			r = plait_error_set_errno(err, PLAIT_E_IO, errno, "%s: set owner of '%s'", what, target);
 			goto out;
+		}
+		if (e->nlink > 1 && copied_fd(pc, e) < 0) {
+			pc->links = xrealloc(pc->links, (pc->n_links + 1) * sizeof(*pc->links));
+			pc->links[pc->n_links++] = (struct copied_inode){ e->dev, e->ino, fcntl(fd, F_DUPFD_CLOEXEC, 3) };
 		}
 	} else {
 		/* fifos and devices, as docker copies them */
@@ -445,6 +472,10 @@ int build_copy_into(const char *root, struct plait_context *src, const struct pl
 out:
 	if (pc.fd >= 0)
 		close(pc.fd);
+	for (size_t i = 0; i < pc.n_links; i++)
+		if (pc.links[i].fd >= 0)
+			close(pc.links[i].fd);
+	free(pc.links);
 	plait_buf_release(&pc.path);
 	return r;
 }
@@ -496,7 +527,7 @@ int build_extract_into(const char *root, int fd, const char *dest, const struct 
 /* A new file dest inside root (parents made as needed), owned and moded per a
  * (default mode def_mode), filled from data or, when data is NULL, from fd. */
 static int write_new_file(const char *root, const char *dest, const void *data, size_t len, int fd,
-			  const struct copy_attrs *a, mode_t def_mode, const char *what,
+			  int64_t mtime, const struct copy_attrs *a, mode_t def_mode, const char *what,
 			  struct plait_error **err)
 {
 	_cleanup_close_ int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -520,19 +551,22 @@ static int write_new_file(const char *root, const char *dest, const void *data, 
 	int w = data ? plait_write_all(out, data, len) : plait_copy_fd(fd, out, &no_copy_range, NULL);
 	if (w < 0 || fchown(out, uid, gid) < 0 || fchmod(out, a->chmod ? a->mode : def_mode) < 0)
 		return plait_error_set_errno(err, PLAIT_E_IO, w < 0 ? w : errno, "%s: write '%s'", what, dest);
+	struct timespec times[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_sec = (time_t)mtime } };
+	if (mtime >= 0 && futimens(out, times) < 0)
+		return plait_error_set_errno(err, PLAIT_E_IO, errno, "%s: set the time of '%s'", what, dest);
 	return 0;
 }
 
 int build_write_file_into(const char *root, const char *dest, const char *data, size_t len,
 			  const struct copy_attrs *a, const char *what, struct plait_error **err)
 {
-	return write_new_file(root, dest, data, len, -1, a, 0644, what, err);
+	return write_new_file(root, dest, data, len, -1, -1, a, 0644, what, err);
 }
 
-int build_write_fd_into(const char *root, const char *dest, int fd, const struct copy_attrs *a,
+int build_write_fd_into(const char *root, const char *dest, int fd, int64_t mtime, const struct copy_attrs *a,
 			const char *what, struct plait_error **err)
 {
-	return write_new_file(root, dest, NULL, 0, fd, a, 0600, what, err);
+	return write_new_file(root, dest, NULL, 0, fd, mtime, a, 0600, what, err);
 }
 
 /* ------------------------------------------------------------ the COPY and ADD instructions */
@@ -549,6 +583,7 @@ static int stage_view(struct builder *b, struct stage *from, struct plait_snapsh
 
 struct url_source {
 	char digest[PLAIT_SHA256_DIGEST_SIZE];
+	int64_t mtime; /* the server's Last-Modified, -1 when none: the file's time, as in BuildKit */
 	char name[256]; /* the file name the URL's path ends with */
 };
 
@@ -563,9 +598,10 @@ static int fetch_source(struct builder *b, const struct plait_df_instr *in, cons
 				   "ADD --checksum=%s: give a digest such as sha256:<64 hex>", checksum);
 	struct plait_blob_writer *w = NULL;
 	char got[PLAIT_SHA256_DIGEST_SIZE];
+	int64_t mtime = -1;
 	int r = plait_blob_writer_new(b->store, checksum, -1, &w, err);
 	if (r >= 0)
-		r = b->o->resolver->fetch_url(b->o->resolver->ctx, url, w, err);
+		r = b->o->resolver->fetch_url(b->o->resolver->ctx, url, w, &mtime, err);
 	if (r >= 0)
 		r = plait_blob_writer_commit(w, got, err);
 	plait_blob_writer_free(w);
@@ -579,6 +615,7 @@ static int fetch_source(struct builder *b, const struct plait_df_instr *in, cons
 	*urls = xrealloc(*urls, (*n + 1) * sizeof(**urls));
 	struct url_source *u = &(*urls)[(*n)++];
 	memcpy(u->digest, got, sizeof(got));
+	u->mtime = mtime;
 	/* The name is the last path segment, without query or fragment. */
 	const char *path = strstr(url, "://") + 3;
 	path += strcspn(path, "/");
@@ -867,7 +904,8 @@ int build_do_copy(struct builder *b, struct stage *st, size_t idx, const struct 
 			r = fetch_source(b, in, words[i], checksum, &urls, &n_urls, err);
 			if (r < 0)
 				goto out;
-			plait_buf_addf(&key, "url %s %s\n", words[i], urls[n_urls - 1].digest);
+			plait_buf_addf(&key, "url %s %s mtime %lld\n", words[i], urls[n_urls - 1].digest,
+				       (long long)urls[n_urls - 1].mtime);
 			continue;
 		}
 		r = plait_context_resolve(src_ctx, words[i], what, &l, err);
@@ -983,7 +1021,7 @@ int build_do_copy(struct builder *b, struct stage *st, size_t idx, const struct 
 			plait_buf_adds(&target, dest.buf);
 		r = plait_store_open_blob(b->store, urls[i].digest, &fd, err);
 		if (r >= 0)
-			r = build_write_fd_into(plait_snapshot_root(snap), target.buf, fd, &a, whr.buf, err);
+			r = build_write_fd_into(plait_snapshot_root(snap), target.buf, fd, urls[i].mtime, &a, whr.buf, err);
 		plait_buf_release(&target);
 	}
 	if (r >= 0)

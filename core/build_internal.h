@@ -321,8 +321,9 @@ int build_extract_into(const char *root, int fd, const char *dest, const struct 
 		       const char *what, size_t *devices_skipped, struct plait_error **err);
 /* true when fd (read with pread from 0) holds a tar archive, compressed or not. */
 bool build_is_archive(int fd);
-/* Write the file dest inside root from fd (ADD of a URL), mode and owner from a. */
-int build_write_fd_into(const char *root, const char *dest, int fd, const struct copy_attrs *a,
+/* Write the file dest inside root from fd (ADD of a URL), mode and owner from a,
+ * its time mtime (the server's Last-Modified; -1: the time of writing). */
+int build_write_fd_into(const char *root, const char *dest, int fd, int64_t mtime, const struct copy_attrs *a,
 			const char *what, struct plait_error **err);
 /* Write data as the file dest inside root (COPY <<EOF), creating parents. */
 int build_write_file_into(const char *root, const char *dest, const char *data, size_t len,

@@ -1,4 +1,5 @@
 /* registry/fetch.c - plain HTTP(S) downloads into the content store. */
+#include <curl/curl.h>
 #include <stdio.h>
 
 #include "fetch.h"
@@ -30,8 +31,10 @@ static char *host_of(const char *url)
 }
 
 int plait_fetch_url(const char *url, const struct plait_registry_opts *opts, struct plait_blob_writer *w,
-		    struct plait_error **err)
+		    int64_t *mtime, struct plait_error **err)
 {
+	if (mtime)
+		*mtime = -1;
 	bool https = startswith(url, "https://");
 	if (!https && !startswith(url, "http://"))
 		return plait_error_set(err, PLAIT_E_USAGE, "'%s' is not an http:// or https:// URL", url);
@@ -77,6 +80,8 @@ int plait_fetch_url(const char *url, const struct plait_registry_opts *opts, str
 	if (resp.status != 200)
 		r = plait_error_set(err, resp.status == 404 ? PLAIT_E_NOT_FOUND : PLAIT_E_GENERIC,
 				    "GET %s: %ld %s", url, resp.status, resp.reason ? resp.reason : "");
+	else if (mtime && resp.last_modified) /* an HTTP date; curl reads its three forms */
+		*mtime = (int64_t)curl_getdate(resp.last_modified, NULL);
 out:
 	plait_error_free(sc.err);
 	plait_http_resp_release(&resp);

@@ -20,6 +20,7 @@ tar -C "$ctx/t" -cJf "$ctx/arch.tar.xz" d
 tar -C "$ctx/t" -cjf "$ctx/arch.tar.bz2" d
 mkdir -p "$T/www"
 echo downloaded >"$T/www/file.txt"
+touch -d @981173106 "$T/www/file.txt" # the server's Last-Modified (http.server sends the file's time)
 SUM=sha256:$(sha256sum "$T/www/file.txt" | cut -d' ' -f1)
 port=$(free_port)
 bg_start www "$PY" -m http.server "$port" --bind 127.0.0.1 --directory "$T/www"
@@ -40,7 +41,8 @@ assert_eq "not an archive" "$(cat "$R/plain/plain.gz")" "ADD of a file named .gz
 pass "ADD extracts local tar archives (gzip, zstd, xz, bzip2) and copies other files"
 assert_eq downloaded "$(cat "$R/dl/file.txt")" "ADD of a URL"
 assert_eq 600 "$(stat -c %a "$R/dl/file.txt")" "mode of a file ADDed from a URL"
-pass "ADD --checksum of a URL downloads it with mode 600"
+assert_eq 981173106 "$(stat -c %Y "$R/dl/file.txt")" "time of a file ADDed from a URL (the server's Last-Modified)"
+pass "ADD --checksum of a URL downloads it with mode 600 and the server's Last-Modified as its time"
 [ -f "$R/ex/a/keep.txt" ] || [ -f "$R/ex/keep.txt" ] || fail "COPY --exclude dropped a file it should keep: $(find "$R/ex")"
 [ ! -e "$R/ex/skip.log" ] || fail "COPY --exclude=*.log kept $R/ex/skip.log"
 pass "COPY --exclude leaves out the matching files"

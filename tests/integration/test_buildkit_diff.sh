@@ -69,10 +69,12 @@ echo "# $(dk version --format 'dockerd {{.Server.Version}}'), storage $(dk info 
 
 # The comparison helpers are test_build_diff.sh's (same listing and format).
 ctx_copy() {
-	local name=$1 dst=$T/ctx/$1
+	local name=$1 src=$DATA/$1 dst=$T/ctx/$1
+	# a context the test made (hard links cannot live in git): its path
+	[[ $name != /* ]] || { src=$name dst=$T/ctx/$(basename "$name"); }
 	rm -rf "$dst"
 	mkdir -p "$T/ctx"
-	cp -a "$DATA/$name" "$dst"
+	cp -a "$src" "$dst"
 	find "$dst" -type d -exec chmod 755 {} +
 	find "$dst" -type f ! -name '*.sh' -exec chmod 644 {} +
 	find "$dst" -type f -name '*.sh' -exec chmod 755 {} +
@@ -232,6 +234,24 @@ compare copy-sources copy-sources
 compare mount-relative mount-relative
 compare volume-chown volume-chown
 compare symlinks symlinks
+# COPY of hard-linked context files keeps them linked (one inode), as
+# BuildKit does; a file linked to one outside the COPY's sources is a file.
+HL=$T/gen/hardlinks
+mkdir -p "$HL/d"
+echo one >"$HL/d/a"
+ln "$HL/d/a" "$HL/d/b"
+echo two >"$HL/c"
+ln "$HL/c" "$HL/d/c-link"
+printf 'ARG BASE\nFROM ${BASE}\nCOPY d/ /h/\n' >"$HL/Dockerfile"
+compare hardlinks "$HL"
+if [ -z "${CASES:-}" ] || [[ " $CASES " == *" hardlinks "* ]]; then
+	for tool in bk plait; do
+		r=$T/cmp-hardlinks/$tool/rootfs/h
+		got="$(stat -c %h "$r/a" "$r/b" "$r/c-link" | paste -sd' ') $(stat -c %i "$r/a" "$r/b" | sort -u | wc -l)"
+		assert_eq "2 2 1 1" "$got" "$tool: link counts of /h/a /h/b /h/c-link, then distinct inodes of a and b"
+	done
+	pass "hardlinks: hard links among the copied files are kept, as BuildKit keeps them"
+fi
 refused copy-dir-onto-file "cannot copy directory 'dir' to '/x': that is a file" 'COPY a.txt dir /x'
 refused copy-root-onto-file "cannot copy directory '.' to '/y': that is a file" 'COPY a.txt "" /y'
 refused copy-symlink-over-dir "cannot replace the directory '/t/was-dir' with the symlink" 'RUN mkdir -p /t/was-dir/keep' 'COPY dir/ /t/'
