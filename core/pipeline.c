@@ -62,6 +62,35 @@ static int check_outputs(const struct plait_pipeline *p, struct plait_error **er
 	return r;
 }
 
+/* The one place that knows which --build-context values a build can use:
+ * a directory (a local context), oci:DIR[:TAG] / oci-archive:FILE[:TAG] or
+ * docker-image://REF (an image). Anything else is refused here, before
+ * planning, so `plait plan` and `plait build` say the same thing. */
+static int check_build_context(const struct plait_named_context *c, struct plait_error **err)
+{
+	const char *v = c->ref;
+	struct stat st;
+	if (startswith(v, "oci:") || startswith(v, "oci-archive:") || startswith(v, "docker-image://"))
+		return 0;
+	if (stat(v, &st) == 0 && S_ISDIR(st.st_mode))
+		return 0;
+	static const struct {
+		const char *prefix, *what;
+	} later[] = { { "https://", "URL" },	  { "http://", "URL" },		  { "git://", "git" },
+		      { "git@", "git" },	  { "ssh://", "git" },		  { "oci-layout://", "oci-layout://" },
+		      { "input:", "input:" }, { "target:", "bake target:" }, { "service:", "service:" } };
+	for (size_t i = 0; i < ARRAY_SIZE(later); i++)
+		if (startswith(v, later[i].prefix))
+			return plait_error_set(err, PLAIT_E_USAGE,
+					       "--build-context %s=%s: plait cannot build from a %s context yet; give a "
+					       "directory, oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-image://REF",
+					       c->name, v, later[i].what);
+	return plait_error_set(err, PLAIT_E_USAGE,
+			       "--build-context %s=%s: no such directory; give a directory, oci:DIR[:TAG], "
+			       "oci-archive:FILE[:TAG] or docker-image://REF",
+			       c->name, v);
+}
+
 int plait_pipeline_plan(struct plait_pipeline *p, struct plait_request *req, const struct plait_pipeline_opts *o,
 			struct plait_error **err)
 {
@@ -80,6 +109,11 @@ int plait_pipeline_plan(struct plait_pipeline *p, struct plait_request *req, con
 	}
 	/* --build-context NAME=DIR: a directory is a named local context; other
 	 * values (oci:, docker-image://) name images for FROM and COPY --from. */
+	for (size_t i = 0; i < req->n_named; i++) {
+		int r = check_build_context(&req->named[i], err);
+		if (r < 0)
+			return r;
+	}
 	p->dirs = xcalloc(req->n_named + 1, sizeof(*p->dirs));
 	for (size_t i = 0; i < req->n_named; i++) {
 		const char *v = req->named[i].ref;

@@ -164,3 +164,19 @@ run_expect_fail "$PLAIT" copy oci:"$T/a" oci:"$T/b" --all
 expect_rc 2
 assert_contains "$ERR" "options go before SRC and DST" "copy with an option after DST"
 pass "copy refuses a DST with both tag and digest, and says options go first"
+
+# --build-context values a build cannot use are refused the same way by plan
+# and build, before anything is planned or pulled.
+mkdir -p "$T/bcctx"
+printf 'FROM scratch\nCOPY --from=x a /a\n' >"$T/bcctx/Dockerfile"
+for cmd in plan build; do
+	run_expect_fail "$PLAIT" "$cmd" --build-context x=https://example.invalid/a.tar.gz -t x/y:1 "$T/bcctx"
+	expect_rc 2
+	assert_contains "$ERR" "--build-context x=https://example.invalid/a.tar.gz: plait cannot build from a URL context yet" \
+		"plait $cmd of a URL build context"
+	run_expect_fail "$PLAIT" "$cmd" --build-context x=git@example.invalid:r.git -t x/y:1 "$T/bcctx"
+	assert_contains "$ERR" "plait cannot build from a git context yet" "plait $cmd of a git build context"
+	run_expect_fail "$PLAIT" "$cmd" --build-context "x=$T/no-such-dir" -t x/y:1 "$T/bcctx"
+	assert_contains "$ERR" "--build-context x=$T/no-such-dir: no such directory" "plait $cmd of a missing directory"
+done
+pass "plan and build refuse the same --build-context values, naming them"
