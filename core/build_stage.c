@@ -214,9 +214,10 @@ void build_chain_key(const char *parent, const struct plait_buf *step, char out[
  * made with one epoch or compression is never reused for another. */
 /* Part of every chain's root key: raised whenever the same inputs give a
  * step another result (2: layers gzip'd by core/gzip.c, BuildKit's COPY,
- * WORKDIR and ARG rules), so that no cache, local or shared, made by an
- * older plait answers for this one's steps. */
-#define STEP_KEYS_VERSION 2
+ * WORKDIR and ARG rules; 3: RUN layers without the directories overlayfs
+ * only copied up, COPY keeping hard links), so that no cache, local or
+ * shared, made by an older plait answers for this one's steps. */
+#define STEP_KEYS_VERSION 3
 
 void build_layer_settings(const struct builder *b, struct plait_buf *k)
 {
@@ -272,7 +273,10 @@ int build_commit_change(struct builder *b, struct stage *st, struct plait_snapsh
 	struct plait_layer out;
 	int r;
 	if (plait_snapshot_upper(snap)) {
-		r = plait_layer_from_overlay(b->store, plait_snapshot_upper(snap), &lo, &out, err);
+		const char **lw = NULL;
+		r = plait_layer_from_overlay_over(b->store, plait_snapshot_upper(snap), build_lowers_of(st, &lw),
+						  st->n_layers, &lo, &out, err);
+		free(lw);
 	} else {
 		struct plait_change_list cl = PLAIT_CHANGE_LIST_INIT;
 		r = plait_snapshot_changes(snap, &cl, err);

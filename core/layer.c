@@ -123,6 +123,64 @@ static bool has_overlay_xattr(const char *path, const char *what)
 
 static int walk(struct collect *c, const char *rel, struct plait_error **err);
 
+/* path's xattrs but overlayfs' own, as sorted "name=value" lines; NULL when
+ * they cannot be read (then nothing is taken as unchanged). */
+static char *xattrs_of(const char *path)
+{
+	ssize_t n = llistxattr(path, NULL, 0);
+	if (n < 0)
+		return errno == ENOTSUP ? xstrdup("") : NULL;
+	_cleanup_free_ char *names = xmalloc((size_t)n + 1);
+	n = llistxattr(path, names, (size_t)n);
+	if (n < 0)
+		return NULL;
+	char **lines = NULL;
+	for (ssize_t i = 0; i < n; i += (ssize_t)strlen(names + i) + 1) {
+		const char *name = names + i;
+		if (startswith(name, "trusted.overlay.") || startswith(name, "user.overlay."))
+			continue;
+		ssize_t vn = lgetxattr(path, name, NULL, 0);
+		_cleanup_free_ char *v = vn >= 0 ? xmalloc((size_t)vn + 1) : NULL;
+		if (vn < 0 || lgetxattr(path, name, v, (size_t)vn) != vn) {
+			plait_strv_free(lines);
+			return NULL;
+		}
+		struct plait_buf l = PLAIT_BUF_INIT;
+		plait_buf_addf(&l, "%s=", name);
+		plait_buf_add(&l, v, (size_t)vn);
+		plait_strv_push(&lines, l.buf);
+		plait_buf_release(&l);
+	}
+	plait_strv_sort(lines);
+	char *all = plait_strv_join(lines, "\n");
+	plait_strv_free(lines);
+	return all;
+}
+
+/* Whether the upper directory rel (stat st) is only overlayfs' copy-up of
+ * the directory the lowers show there: the topmost lower that has rel has a
+ * directory with the same mode, owner, mtime and xattrs (a whiteout or a
+ * non-directory there, or no lower with it, means it is new). */
+static bool copied_up_unchanged(struct collect *c, const char *rel, const struct stat *st)
+{
+	for (size_t i = c->src->n_lowers; i-- > 0;) {
+		_cleanup_free_ char *lp = plait_path_concat(c->src->lowers[i], rel);
+		struct stat ls;
+		if (lstat(lp, &ls) < 0) {
+			if (errno != ENOENT)
+				return false;
+			continue;
+		}
+		if (!S_ISDIR(ls.st_mode) || ls.st_mode != st->st_mode || ls.st_uid != st->st_uid ||
+		    ls.st_gid != st->st_gid || ls.st_mtim.tv_sec != st->st_mtim.tv_sec ||
+		    ls.st_mtim.tv_nsec != st->st_mtim.tv_nsec)
+			return false;
+		_cleanup_free_ char *a = xattrs_of(full_path(c, rel)), *b = xattrs_of(lp);
+		return a && b && streq(a, b);
+	}
+	return false;
+}
+
 /* Classify one object found under the source dir. */
 static int visit(struct collect *c, const char *rel, bool recurse, struct plait_error **err)
 {
@@ -165,8 +223,16 @@ static int visit(struct collect *c, const char *rel, bool recurse, struct plait_
 	}
 	if (*rel)
 		push_node(c, rel, &st);
-	if (S_ISDIR(st.st_mode) && recurse)
-		return walk(c, rel, err);
+	if (S_ISDIR(st.st_mode) && recurse) {
+		size_t at = c->n;
+		int r = walk(c, rel, err);
+		/* nothing below it changed, and it is the lower's own: not a change */
+		if (r >= 0 && *rel && c->n == at && c->src->kind == PLAIT_LAYER_SRC_OVERLAY && c->src->n_lowers &&
+		    copied_up_unchanged(c, rel, &st)) {
+			free(c->v[--c->n].path);
+		}
+		return r;
+	}
 	return 0;
 }
 
@@ -813,12 +879,20 @@ int plait_layer_from_tree(struct plait_store *s, const char *dir,
 	return plait_layer_write(s, &src, o, out, err);
 }
 
+int plait_layer_from_overlay_over(struct plait_store *s, const char *upper_dir, const char *const *lowers,
+				  size_t n_lowers, const struct plait_layer_options *o, struct plait_layer *out,
+				  struct plait_error **err)
+{
+	struct plait_layer_source src = {
+	    .kind = PLAIT_LAYER_SRC_OVERLAY, .dir = upper_dir, .lowers = lowers, .n_lowers = n_lowers};
+	return plait_layer_write(s, &src, o, out, err);
+}
+
 int plait_layer_from_overlay(struct plait_store *s, const char *upper_dir,
 			     const struct plait_layer_options *o, struct plait_layer *out,
 			     struct plait_error **err)
 {
-	struct plait_layer_source src = {.kind = PLAIT_LAYER_SRC_OVERLAY, .dir = upper_dir};
-	return plait_layer_write(s, &src, o, out, err);
+	return plait_layer_from_overlay_over(s, upper_dir, NULL, 0, o, out, err);
 }
 
 int plait_layer_from_changes(struct plait_store *s, const char *root,

@@ -71,6 +71,13 @@ struct plait_layer_source {
 	const char *dir;
 	const struct plait_layer_change *changes; /* CHANGES only */
 	size_t n_changes;
+	/* OVERLAY only, optional: the layer directories under the upper, bottom
+	 * first. With them, a directory the upper holds only because overlayfs
+	 * copied it up (nothing below it changed; mode, owner, time and xattrs
+	 * those of the lower's), e.g. /etc for a RUN's resolv.conf mount point,
+	 * is left out, as BuildKit's differ leaves it out. */
+	const char *const *lowers;
+	size_t n_lowers;
 };
 
 struct plait_layer_options {
@@ -99,6 +106,10 @@ int plait_layer_write(struct plait_store *s, const struct plait_layer_source *sr
 int plait_layer_from_tree(struct plait_store *s, const char *dir,
 			  const struct plait_layer_options *o, struct plait_layer *out,
 			  struct plait_error **err);
+/* The overlay upper over lowers (bottom first; NULL/0: none known). */
+int plait_layer_from_overlay_over(struct plait_store *s, const char *upper_dir, const char *const *lowers,
+				  size_t n_lowers, const struct plait_layer_options *o, struct plait_layer *out,
+				  struct plait_error **err);
 int plait_layer_from_overlay(struct plait_store *s, const char *upper_dir,
 			     const struct plait_layer_options *o, struct plait_layer *out,
 			     struct plait_error **err);

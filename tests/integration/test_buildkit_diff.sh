@@ -47,6 +47,7 @@ declare -A KNOWN=(
 	["mount-relative|/w/"]=$STUBS
 	["mounts|/ro.txt file 0644 0:0 9 "]="20.10's BuildKit leaks an earlier RUN's rw into a later read-only bind of the same source (writable); the reference's default is read-only (readonly)"
 	["copy-sources|COPY nomatch-* /none-alone/ # buildkit"]="a COPY that copies nothing: 20.10's BuildKit gives it a layer of no files, plait an empty history entry and no layer (the same files)"
+	["run-nochange|RUN /bin/sh -c true # buildkit"]="20.10's BuildKit gives a RUN that changes nothing a layer holding the etc/ it copied up for resolv.conf's mount point; its newer differ and plait leave both out"
 	["basic|/tmp/id.txt file 0644 1000:1000 "]="id's groups=: 20.10's BuildKit predates moby/buildkit#3651 (primary gid in the supplementary groups); newer BuildKit and plait agree"
 )
 
@@ -251,6 +252,24 @@ if [ -z "${CASES:-}" ] || [[ " $CASES " == *" hardlinks "* ]]; then
 		assert_eq "2 2 1 1" "$got" "$tool: link counts of /h/a /h/b /h/c-link, then distinct inodes of a and b"
 	done
 	pass "hardlinks: hard links among the copied files are kept, as BuildKit keeps them"
+fi
+# A RUN that changes nothing makes no layer, and one that writes only /tmp
+# has no etc/ entry (the mount points of resolv.conf and hosts are not
+# changes), as newer BuildKit's differ has it; 20.10's keeps the copied-up
+# etc/ (KNOWN), so plait's layers are checked as well as compared.
+NC=$T/gen/run-nochange
+mkdir -p "$NC"
+printf 'ARG BASE\nFROM ${BASE}\nRUN true\nRUN echo hi > /tmp/x\n' >"$NC/Dockerfile"
+compare run-nochange "$NC"
+if [ -z "${CASES:-}" ] || [[ " $CASES " == *" run-nochange "* ]]; then
+	w=$T/cmp-run-nochange
+	d=$(jq -r '.manifests[0].digest' "$w/plait-img/index.json")
+	m=$w/plait-img/blobs/sha256/${d#sha256:}
+	assert_eq 2 "$(jq '.layers | length' "$m")" "plait's layers (the base and the RUN that wrote /tmp/x)"
+	last=$(jq -r '.layers[-1].digest' "$m")
+	assert_eq "tmp/ tmp/x" "$(tar -tzf "$w/plait-img/blobs/sha256/${last#sha256:}" | sort | paste -sd' ')" \
+		"the entries of plait's RUN layer"
+	pass "run-nochange: a RUN that changes nothing adds no layer; one that writes /tmp has no etc/ entry"
 fi
 refused copy-dir-onto-file "cannot copy directory 'dir' to '/x': that is a file" 'COPY a.txt dir /x'
 refused copy-root-onto-file "cannot copy directory '.' to '/y': that is a file" 'COPY a.txt "" /y'

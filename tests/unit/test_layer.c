@@ -512,6 +512,49 @@ static void test_layer__overlay_upper_whiteouts_become_oci_whiteouts(void **stat
 	    getxattr(path(f, "lower/etc/added"), "trusted.overlay.origin", v, sizeof(v)), -1);
 }
 
+/* Given its lowers, a directory the upper holds only as overlayfs' copy-up
+ * (nothing below it changed, the lower's mode, owner, time and xattrs) is
+ * no change; one whose mode or time differs, or that no lower has, or that
+ * holds a change, is. */
+static void test_layer__overlay_copied_up_directory_is_no_change(void **state)
+{
+	struct fixture *f = *state;
+	mkdir_at(f, "l1", 0755, 0);
+	mkdir_at(f, "l1/etc", 0755, 100);
+	mkdir_at(f, "l1/var", 0755, 100);
+	mkdir_at(f, "l1/opt", 0755, 100);
+	mkdir_at(f, "l2", 0755, 0);
+	mkdir_at(f, "l2/opt", 0700, 150); /* the top lower's opt is what the upper's copies */
+	mkdir_at(f, "upper", 0755, 0);
+	mkdir_at(f, "upper/etc", 0755, 100); /* copied up, unchanged */
+	mkdir_at(f, "upper/var", 0750, 100); /* chmod'ed */
+	mkdir_at(f, "upper/opt", 0700, 150); /* copied up from l2, unchanged */
+	mkdir_at(f, "upper/new", 0755, 100); /* in no lower */
+	mkdir_at(f, "upper/tmp", 0755, 100);
+	write_at(f, "upper/tmp/x", "x", 0644, 100);
+	set_mtime(f, "upper/tmp", 100);
+	struct plait_layer l;
+	_cleanup_error_ struct plait_error *err = NULL;
+	_cleanup_free_ char *dir = xstrdup(path(f, "upper"));
+	_cleanup_free_ char *l1 = xstrdup(path(f, "l1")), *l2 = xstrdup(path(f, "l2"));
+	const char *lowers[] = { l1, l2 };
+	struct plait_layer_options o = {.compression = PLAIT_LAYER_ZSTD};
+	if (plait_layer_from_overlay_over(f->s, dir, lowers, 2, &o, &l, &err) < 0)
+		fail_msg("%s", err->msg);
+	_cleanup_free_ char *got = list_layer(f, &l);
+	assert_string_equal(got, "new/ 0755 0:0 100\n"
+				 "tmp/ 0755 0:0 100\n"
+				 "tmp/x 0644 0:0 100\n"
+				 "var/ 0750 0:0 100\n");
+	/* without lowers every directory of the upper is kept */
+	if (plait_layer_from_overlay(f->s, dir, &o, &l, &err) < 0)
+		fail_msg("%s", err->msg);
+	free(got);
+	got = list_layer(f, &l);
+	assert_non_null(strstr(got, "etc/ 0755 0:0 100\n"));
+	assert_non_null(strstr(got, "opt/ 0700 0:0 150\n"));
+}
+
 static void test_layer__overlay_metacopy_upper_is_refused(void **state)
 {
 	struct fixture *f = *state;
@@ -615,6 +658,7 @@ int main(void)
 	    T(test_layer__entries_sorted_as_a_walk_with_dir_slash_and_first_path_hardlinked),
 	    T(test_layer__overlay_upper_whiteouts_become_oci_whiteouts),
 	    T(test_layer__overlay_metacopy_upper_is_refused),
+	    T(test_layer__overlay_copied_up_directory_is_no_change),
 	    T(test_layer__changes_list_adds_parents_and_whiteouts),
 	    T(test_layer__changes_with_dotdot_are_refused),
 	    T(test_layer__missing_source_directory_fails),
