@@ -10,6 +10,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -506,4 +507,38 @@ int plait_copy_fd(int in, int out, int *no_range, enum plait_copy_step *failed)
 		if (r < 0)
 			return copy_failed(PLAIT_COPY_WRITE, failed, r);
 	}
+}
+
+/* path's xattrs but overlayfs' own, as sorted "name=value" lines; NULL when
+ * they cannot be read (then nothing is taken as unchanged). */
+char *plait_xattrs_signature(const char *path)
+{
+	ssize_t n = llistxattr(path, NULL, 0);
+	if (n < 0)
+		return errno == ENOTSUP ? xstrdup("") : NULL;
+	_cleanup_free_ char *names = xmalloc((size_t)n + 1);
+	n = llistxattr(path, names, (size_t)n);
+	if (n < 0)
+		return NULL;
+	char **lines = NULL;
+	for (ssize_t i = 0; i < n; i += (ssize_t)strlen(names + i) + 1) {
+		const char *name = names + i;
+		if (startswith(name, "trusted.overlay.") || startswith(name, "user.overlay."))
+			continue;
+		ssize_t vn = lgetxattr(path, name, NULL, 0);
+		_cleanup_free_ char *v = vn >= 0 ? xmalloc((size_t)vn + 1) : NULL;
+		if (vn < 0 || lgetxattr(path, name, v, (size_t)vn) != vn) {
+			plait_strv_free(lines);
+			return NULL;
+		}
+		struct plait_buf l = PLAIT_BUF_INIT;
+		plait_buf_addf(&l, "%s=", name);
+		plait_buf_add(&l, v, (size_t)vn);
+		plait_strv_push(&lines, l.buf);
+		plait_buf_release(&l);
+	}
+	plait_strv_sort(lines);
+	char *all = plait_strv_join(lines, "\n");
+	plait_strv_free(lines);
+	return all;
 }

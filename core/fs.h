@@ -136,4 +136,10 @@ enum plait_copy_step {
  * -errno with *failed (when not NULL) set to the step that failed. */
 int plait_copy_fd(int in, int out, int *no_range, enum plait_copy_step *failed);
 
+/* path's extended attributes but overlayfs' own (trusted./user.overlay.*),
+ * as sorted "name=value" lines joined by newlines ("" for none or a file
+ * system without xattrs): equal strings, equal xattrs. NULL when they cannot
+ * be read. Caller frees. */
+char *plait_xattrs_signature(const char *path);
+
 #endif

@@ -123,40 +123,6 @@ static bool has_overlay_xattr(const char *path, const char *what)
 
 static int walk(struct collect *c, const char *rel, struct plait_error **err);
 
-/* path's xattrs but overlayfs' own, as sorted "name=value" lines; NULL when
- * they cannot be read (then nothing is taken as unchanged). */
-static char *xattrs_of(const char *path)
-{
-	ssize_t n = llistxattr(path, NULL, 0);
-	if (n < 0)
-		return errno == ENOTSUP ? xstrdup("") : NULL;
-	_cleanup_free_ char *names = xmalloc((size_t)n + 1);
-	n = llistxattr(path, names, (size_t)n);
-	if (n < 0)
-		return NULL;
-	char **lines = NULL;
-	for (ssize_t i = 0; i < n; i += (ssize_t)strlen(names + i) + 1) {
-		const char *name = names + i;
-		if (startswith(name, "trusted.overlay.") || startswith(name, "user.overlay."))
-			continue;
-		ssize_t vn = lgetxattr(path, name, NULL, 0);
-		_cleanup_free_ char *v = vn >= 0 ? xmalloc((size_t)vn + 1) : NULL;
-		if (vn < 0 || lgetxattr(path, name, v, (size_t)vn) != vn) {
-			plait_strv_free(lines);
-			return NULL;
-		}
-		struct plait_buf l = PLAIT_BUF_INIT;
-		plait_buf_addf(&l, "%s=", name);
-		plait_buf_add(&l, v, (size_t)vn);
-		plait_strv_push(&lines, l.buf);
-		plait_buf_release(&l);
-	}
-	plait_strv_sort(lines);
-	char *all = plait_strv_join(lines, "\n");
-	plait_strv_free(lines);
-	return all;
-}
-
 /* Whether the upper directory rel (stat st) is only overlayfs' copy-up of
  * the directory the lowers show there: the topmost lower that has rel has a
  * directory with the same mode, owner, mtime and xattrs (a whiteout or a
@@ -175,7 +141,7 @@ static bool copied_up_unchanged(struct collect *c, const char *rel, const struct
 		    ls.st_gid != st->st_gid || ls.st_mtim.tv_sec != st->st_mtim.tv_sec ||
 		    ls.st_mtim.tv_nsec != st->st_mtim.tv_nsec)
 			return false;
-		_cleanup_free_ char *a = xattrs_of(full_path(c, rel)), *b = xattrs_of(lp);
+		_cleanup_free_ char *a = plait_xattrs_signature(full_path(c, rel)), *b = plait_xattrs_signature(lp);
 		return a && b && streq(a, b);
 	}
 	return false;

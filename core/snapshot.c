@@ -53,6 +53,7 @@ struct entry {
 	off_t size;
 	ino_t ino;
 	struct timespec mtime, ctime;
+	char *xattrs; /* directories only: plait_xattrs_signature() (NULL: unreadable) */
 };
 
 struct entries {
@@ -105,8 +106,10 @@ static void change_add(struct plait_change_list *l, const char *path, enum plait
 
 static void entries_release(struct entries *e)
 {
-	for (size_t i = 0; i < e->n; i++)
+	for (size_t i = 0; i < e->n; i++) {
 		free(e->v[i].path);
+		free(e->v[i].xattrs);
+	}
 	free(e->v);
 	e->v = NULL;
 	e->n = e->alloc = 0;
@@ -380,7 +383,6 @@ static int copy_layer(const char *src, const char *dst_top, struct plait_error *
 static int record_cb(void *opaque, const char *abs, const char *rel, const struct stat *st,
 		     struct plait_error **err)
 {
-	(void)abs;
 	(void)err;
 	struct entries *e = opaque;
 	PLAIT_ALLOC_GROW(e->v, e->n + 1, e->alloc);
@@ -388,6 +390,7 @@ static int record_cb(void *opaque, const char *abs, const char *rel, const struc
 		.path = xstrdup(rel), .mode = st->st_mode, .uid = st->st_uid, .gid = st->st_gid,
 		.rdev = st->st_rdev, .size = st->st_size, .ino = st->st_ino,
 		.mtime = st->st_mtim, .ctime = st->st_ctim,
+		.xattrs = S_ISDIR(st->st_mode) ? plait_xattrs_signature(abs) : NULL,
 	};
 	return 0;
 }
@@ -413,10 +416,16 @@ static bool ts_eq(struct timespec a, struct timespec b)
 static bool entry_same(const struct entry *a, const struct entry *b)
 {
 	/* ctime catches every content, owner, mode and xattr change, even one
-	 * that restores the old mtime; ino catches a replaced file. */
-	return a->mode == b->mode && a->uid == b->uid && a->gid == b->gid && a->rdev == b->rdev &&
-	       a->ino == b->ino && ts_eq(a->ctime, b->ctime) &&
-	       (S_ISDIR(a->mode) || (a->size == b->size && ts_eq(a->mtime, b->mtime)));
+	 * that restores the old mtime; ino catches a replaced file. A directory
+	 * is compared by what a layer holds of it (mode, owner, mtime, xattrs):
+	 * one whose entries came and went (a mount point made and removed in
+	 * /etc) is the same directory, as overlayfs' copy-up of it is no change
+	 * (core/layer.c); a change below it still brings it in as a parent. */
+	if (a->mode != b->mode || a->uid != b->uid || a->gid != b->gid || a->rdev != b->rdev || a->ino != b->ino)
+		return false;
+	if (S_ISDIR(a->mode))
+		return ts_eq(a->mtime, b->mtime) && a->xattrs && b->xattrs && streq(a->xattrs, b->xattrs);
+	return ts_eq(a->ctime, b->ctime) && a->size == b->size && ts_eq(a->mtime, b->mtime);
 }
 
 static int change_cmp(const void *a, const void *b)
