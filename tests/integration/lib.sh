@@ -511,6 +511,25 @@ raw_digest() {
 
 # ---------------------------------------------------------------- images
 
+# busybox_deb ARCH : the path of a busybox-static .deb for Debian
+# architecture ARCH (arm64, armhf, ...), from $MULTI_DEB_DIR or downloaded
+# there (the architecture added to dpkg, the lists updated once if the first
+# try fails); "" when it cannot be had. The caller skips or fails.
+busybox_deb() {
+	local a=$1 dir=${MULTI_DEB_DIR:-$T/deb} deb
+	mkdir -p "$dir"
+	deb=$(find "$dir" -maxdepth 1 -name "busybox-static_*_$a.deb" | sort | head -n1)
+	if [ -z "$deb" ]; then
+		dpkg --print-foreign-architectures | grep -qx "$a" || dpkg --add-architecture "$a" || return 0
+		if ! (cd "$dir" && timeout 120 apt-get download -qq "busybox-static:$a") >>"$T/apt.log" 2>&1; then
+			timeout 300 apt-get update -qq >>"$T/apt.log" 2>&1 || true
+			(cd "$dir" && timeout 120 apt-get download -qq "busybox-static:$a") >>"$T/apt.log" 2>&1 || true
+		fi
+		deb=$(find "$dir" -maxdepth 1 -name "busybox-static_*_$a.deb" | sort | head -n1)
+	fi
+	echo "$deb"
+}
+
 # mkimage OUTDIR ARGS... : tests/integration/mkimage.py
 mkimage() {
 	"$PY" "$LIB_DIR/mkimage.py" "$@"

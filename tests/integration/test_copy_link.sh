@@ -25,18 +25,8 @@ require_plait
 [ "$(uname -m)" = x86_64 ] || skip "the host is $(uname -m): this test expects an amd64 host (arm64 emulated)"
 [ -x /usr/bin/qemu-aarch64-static ] || skip "/usr/bin/qemu-aarch64-static is missing: apt-get install qemu-user-static"
 
-deb_dir=${MULTI_DEB_DIR:-$T/deb}
-mkdir -p "$deb_dir"
-deb=$(find "$deb_dir" -maxdepth 1 -name 'busybox-static_*_arm64.deb' | sort | head -n1)
-if [ -z "$deb" ]; then
-	dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64
-	if ! (cd "$deb_dir" && timeout 120 apt-get download -qq busybox-static:arm64) >"$T/apt.log" 2>&1; then
-		timeout 300 apt-get update -qq >>"$T/apt.log" 2>&1 || true
-		(cd "$deb_dir" && timeout 120 apt-get download -qq busybox-static:arm64) >>"$T/apt.log" 2>&1 ||
-			skip "could not download busybox-static:arm64: $(tail -n 2 "$T/apt.log")"
-	fi
-	deb=$(find "$deb_dir" -maxdepth 1 -name 'busybox-static_*_arm64.deb' | sort | head -n1)
-fi
+deb=$(busybox_deb arm64)
+[ -n "$deb" ] || skip "could not download busybox-static:arm64: $(tail -n 2 "$T/apt.log" 2>/dev/null)"
 run_ok "$PLAIT" qemu install arm64
 
 registry_start R plain

@@ -22,23 +22,13 @@ require_plait
 [ "$(uname -m)" = x86_64 ] || skip "the host is $(uname -m): this test expects an amd64 host (arm64 emulated)"
 [ -x /usr/bin/qemu-aarch64-static ] || skip "/usr/bin/qemu-aarch64-static is missing: apt-get install qemu-user-static"
 
-deb_dir=${MULTI_DEB_DIR:-$T/deb}
-mkdir -p "$deb_dir"
-deb_for() {
-	find "$deb_dir" -maxdepth 1 -name "busybox-static_*_$1.deb" | sort | head -n1
-}
-if [ -z "$(deb_for arm64)" ]; then
-	dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64
-	(cd "$deb_dir" && timeout 120 apt-get download -qq busybox-static:arm64) >"$T/apt.log" 2>&1 ||
-		{ timeout 300 apt-get update -qq >>"$T/apt.log" 2>&1 || true
-		  (cd "$deb_dir" && timeout 120 apt-get download -qq busybox-static:arm64) >>"$T/apt.log" 2>&1 || true; }
-fi
-[ -n "$(deb_for arm64)" ] || skip "could not download busybox-static:arm64 (no network or no foreign archive?)"
+deb=$(busybox_deb arm64)
+[ -n "$deb" ] || skip "could not download busybox-static:arm64 (no network or no foreign archive?)"
 run_ok "$PLAIT" qemu install arm64
 
 registry_start R plain
 REG=$R_HOST
-bash "$LIB_DIR/mkbase.sh" "$T/bases" multi amd64 "arm64=$(deb_for arm64)" >/dev/null
+bash "$LIB_DIR/mkbase.sh" "$T/bases" multi amd64 "arm64=$deb" >/dev/null
 skopeo_reg copy -q --all "oci:$T/bases:multi" "docker://$REG/base/multi:1"
 BASE=$REG/base/multi:1
 EPOCH=1700000000
