@@ -530,6 +530,24 @@ busybox_deb() {
 	echo "$deb"
 }
 
+# multi_base : an amd64 + arm64 busybox index pushed to a registry R this
+# starts (plain): sets REG and BASE; arm64 runs through the QEMU handler
+# `plait qemu install` registers. Skips on a host that cannot (not amd64,
+# no qemu-user-static, no busybox-static:arm64 to be had).
+multi_base() {
+	[ "$(uname -m)" = x86_64 ] || skip "the host is $(uname -m): this test expects an amd64 host (arm64 emulated)"
+	[ -x /usr/bin/qemu-aarch64-static ] || skip "/usr/bin/qemu-aarch64-static is missing: apt-get install qemu-user-static"
+	local deb
+	deb=$(busybox_deb arm64)
+	[ -n "$deb" ] || skip "could not download busybox-static:arm64: $(tail -n 2 "$T/apt.log" 2>/dev/null)"
+	run_ok "$PLAIT" qemu install arm64
+	registry_start R plain
+	REG=$R_HOST
+	bash "$LIB_DIR/mkbase.sh" "$T/bases" multi amd64 "arm64=$deb" >/dev/null
+	skopeo_reg copy -q --all "oci:$T/bases:multi" "docker://$REG/base/multi:1"
+	BASE=$REG/base/multi:1
+}
+
 # mkimage OUTDIR ARGS... : tests/integration/mkimage.py
 mkimage() {
 	"$PY" "$LIB_DIR/mkimage.py" "$@"

@@ -22,18 +22,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_cmd jq skopeo umoci docker-registry curl dpkg-deb
 require_plait
 [ "$(id -u)" = 0 ] || skip "RUN sandboxes and binfmt_misc handlers need root"
-[ "$(uname -m)" = x86_64 ] || skip "the host is $(uname -m): this test expects an amd64 host (arm64 emulated)"
-[ -x /usr/bin/qemu-aarch64-static ] || skip "/usr/bin/qemu-aarch64-static is missing: apt-get install qemu-user-static"
-
-deb=$(busybox_deb arm64)
-[ -n "$deb" ] || skip "could not download busybox-static:arm64: $(tail -n 2 "$T/apt.log" 2>/dev/null)"
-run_ok "$PLAIT" qemu install arm64
-
-registry_start R plain
-REG=$R_HOST
-bash "$LIB_DIR/mkbase.sh" "$T/bases" multi amd64 "arm64=$deb" >/dev/null
-skopeo_reg copy -q --all "oci:$T/bases:multi" "docker://$REG/base/multi:1"
-BASE=$REG/base/multi:1
+multi_base
 pass "amd64 + arm64 busybox base pushed to $BASE"
 
 CTX=$T/ctx

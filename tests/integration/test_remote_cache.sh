@@ -19,18 +19,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_cmd docker-registry skopeo curl jq
 require_plait
 [ "$(id -u)" = 0 ] || skip "plait build's RUN sandbox needs root"
-[ "$(uname -m)" = x86_64 ] || skip "the host is $(uname -m): this test expects an amd64 host (arm64 emulated)"
-[ -x /usr/bin/qemu-aarch64-static ] || skip "/usr/bin/qemu-aarch64-static is missing: apt-get install qemu-user-static"
-
-deb=$(busybox_deb arm64)
-[ -n "$deb" ] || skip "could not download busybox-static:arm64 (no network or no foreign archive?)"
-run_ok "$PLAIT" qemu install arm64
-
-registry_start R plain
-REG=$R_HOST
-bash "$LIB_DIR/mkbase.sh" "$T/bases" multi amd64 "arm64=$deb" >/dev/null
-skopeo_reg copy -q --all "oci:$T/bases:multi" "docker://$REG/base/multi:1"
-BASE=$REG/base/multi:1
+multi_base
 EPOCH=1700000000
 
 # A builder stage, a final stage that copies from it, and a variant arg.
