@@ -387,6 +387,30 @@ const char *plait_registry_endpoint_source(const struct plait_endpoint *ep, cons
 	return p->src[i].name;
 }
 
+int plait_registry_endpoint_referrers(struct plait_endpoint *ep, const char *subject,
+				      const char *artifact_type, struct plait_index *out,
+				      bool *via_api, struct plait_error **err)
+{
+	if (!ep || ep->ops != &registry_ops)
+		return plait_error_set(err, PLAIT_E_USAGE,
+				       "%s: referrers are kept by registries; this is not one",
+				       ep ? ep->display : "?");
+	struct source *s = primary(ep);
+	return plait_registry_list_referrers(s->client->reg, s->repo, subject, artifact_type, out,
+					     via_api, err);
+}
+
+int plait_registry_endpoint_put_referrer(struct plait_endpoint *ep, const void *data, size_t len,
+					 bool *via_api, struct plait_error **err)
+{
+	if (!ep || ep->ops != &registry_ops)
+		return plait_error_set(err, PLAIT_E_USAGE,
+				       "%s: referrers are kept by registries; this is not one",
+				       ep ? ep->display : "?");
+	struct source *s = primary(ep);
+	return plait_registry_put_referrer(s->client->reg, s->repo, data, len, via_api, err);
+}
+
 int plait_endpoint_open(const char *spec, bool for_write, const struct plait_registry_opts *opts,
 			struct plait_endpoint **out, struct plait_error **err)
 {
