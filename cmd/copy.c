@@ -88,83 +88,6 @@ static int destination_tag(const struct plait_endpoint *src, const struct plait_
 	return 0;
 }
 
-/* Copy what refers to subject d (whose bytes are data) and, for an index, to
- * each of its images: OCI referrers (through the Referrers API or the
- * sha256-HEX tag, whichever each registry offers) and cosign's
- * sha256-HEX.sig/.att tags; referrers of referrers too, to a small depth. */
-static int copy_referrers(struct plait_endpoint *src, struct plait_endpoint *dst,
-			  const struct plait_descriptor *d, const struct plait_buf *data, int depth,
-			  const struct plait_copy_opts *copts, struct plait_copy_stats *stats,
-			  struct plait_error **err)
-{
-	int r = 0;
-	if (depth > 3)
-		return 0;
-	if (plait_media_type_is_index(plait_media_type_from_string(d->media_type))) {
-		struct plait_index idx = { 0 };
-		r = plait_index_parse(data->buf, data->len, &idx, err);
-		for (size_t i = 0; r >= 0 && i < idx.n_manifests; i++) {
-			_cleanup_buf_ struct plait_buf child = PLAIT_BUF_INIT;
-			_cleanup_free_ char *cmt = NULL;
-			char cd[PLAIT_DIGEST_MAX];
-			r = src->ops->get_manifest(src, idx.manifests[i].digest, &child, &cmt, cd, err);
-			if (r >= 0)
-				r = copy_referrers(src, dst, &idx.manifests[i], &child, depth + 1, copts,
-						   stats, err);
-		}
-		plait_index_release(&idx);
-		if (r < 0)
-			return r;
-	}
-	struct plait_index refs = { 0 };
-	r = plait_registry_endpoint_referrers(src, d->digest, NULL, &refs, NULL, err);
-	for (size_t i = 0; r >= 0 && i < refs.n_manifests; i++) {
-		_cleanup_buf_ struct plait_buf body = PLAIT_BUF_INIT;
-		_cleanup_free_ char *mt = NULL;
-		struct plait_descriptor rd = { 0 };
-		char got[PLAIT_DIGEST_MAX];
-		plait_descriptor_copy(&rd, &refs.manifests[i]);
-		r = src->ops->get_manifest(src, rd.digest, &body, &mt, got, err);
-		if (r >= 0 && mt) {
-			free(rd.media_type);
-			rd.media_type = TAKE_PTR(mt);
-		}
-		if (r >= 0)
-			r = plait_copy_image(src, dst, &rd, body.buf, body.len, NULL, copts, stats, err);
-		if (r >= 0 && plait_media_type_is_manifest(plait_media_type_from_string(rd.media_type)))
-			r = plait_registry_endpoint_put_referrer(dst, body.buf, body.len, NULL, err);
-		if (r >= 0)
-			r = copy_referrers(src, dst, &rd, &body, depth + 1, copts, stats, err);
-		if (r < 0)
-			plait_error_wrap(err, "copy referrer %s of %s", rd.digest, d->digest);
-		plait_descriptor_release(&rd);
-	}
-	plait_index_release(&refs);
-	/* cosign's tags */
-	_cleanup_free_ char *base = plait_referrers_tag(d->digest);
-	static const char *const suffixes[] = { ".sig", ".att", ".sbom" };
-	for (size_t i = 0; r >= 0 && base && i < ARRAY_SIZE(suffixes); i++) {
-		_cleanup_buf_ struct plait_buf body = PLAIT_BUF_INIT, tagb = PLAIT_BUF_INIT;
-		_cleanup_free_ char *mt = NULL;
-		char digest[PLAIT_DIGEST_MAX];
-		plait_buf_addf(&tagb, "%s%s", base, suffixes[i]);
-		r = src->ops->get_manifest(src, tagb.buf, &body, &mt, digest, err);
-		if (r == -PLAIT_E_NOT_FOUND) {
-			plait_error_clear(err);
-			r = 0;
-			continue;
-		}
-		if (r < 0)
-			break;
-		struct plait_descriptor td = { .media_type = mt, .size = (int64_t)body.len };
-		memcpy(td.digest, digest, sizeof(td.digest));
-		r = plait_copy_image(src, dst, &td, body.buf, body.len, tagb.buf, copts, stats, err);
-		if (r < 0)
-			plait_error_wrap(err, "copy %s", tagb.buf);
-	}
-	return r;
-}
-
 int cmd_copy(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -285,13 +208,12 @@ int cmd_copy(int argc, char **argv)
 	if (plait_endpoint_open(argv[optind + 1], true, &rc.opts, &dst, &err) < 0 ||
 	    destination_tag(src, dst, &root, &tag, &err) < 0)
 		goto fail;
-	bool referrers = all && !no_referrers && streq(src->ops->kind, "registry") &&
-			 streq(dst->ops->kind, "registry");
+	bool referrers = all && !no_referrers && src->ops->list_referrers && dst->ops->put_referrer;
 	/* with referrers: the image by digest, its referrers, then the tag */
 	if (plait_copy_image(src, dst, &root, data.buf, data.len, referrers ? NULL : tag, &copts, &stats,
 			     &err) < 0)
 		goto fail;
-	if (referrers && (copy_referrers(src, dst, &root, &data, 0, &copts, &stats, &err) < 0 ||
+	if (referrers && (plait_copy_referrers(src, dst, &root, data.buf, data.len, &copts, &stats, &err) < 0 ||
 			  (tag && *tag && dst->ops->tag(dst, tag, &root, data.buf, data.len, &err) < 0)))
 		goto fail;
 	/* An untagged image in a layout is still listed in index.json, or nothing could find it. */

@@ -164,3 +164,13 @@ run_expect_fail "$PLAIT" inspect --attestations --raw "$A_HOST/src/img:v1"
 expect_rc 2
 assert_contains "$ERR" "--attestations and --raw" "the refusal"
 pass "inspect --attestations --raw is refused by name"
+
+# ------------------------------------------------ index create keeps its sources' referrers
+run_ok "$PLAIT" index create -q -t "$C_HOST/made/img:v1" "$A_HOST/src/img@$AMD64" "$A_HOST/src/img@$ARM64"
+run_ok "$PLAIT" inspect --attestations "$C_HOST/made/img:v1"
+assert_match "$OUT" "linux/amd64 +referrers-tag +$R1 +application/vnd.in-toto\+json +$AMD64" "inspect of a made index"
+assert_match "$OUT" "linux/arm64 +referrers-tag +$R2 +application/spdx\+json +$ARM64" "inspect of a made index"
+skopeo_reg inspect --raw "docker://$C_HOST/made/img:v1" >"$T/made.json"
+assert_eq 0 "$(jq '[.manifests[] | select(.platform.os == "unknown")] | length' "$T/made.json")" \
+	"unknown/unknown entries in the made index"
+pass "index create keeps its sources' referrers (and the index holds only platforms)"
