@@ -23,7 +23,10 @@ static const char usage[] =
 	"gets SRC's tag; nothing is tagged unless every blob and manifest arrived.\n"
 	"\n"
 	"options:\n"
-	"  -a, --all                     copy the whole index (byte-identical)\n"
+	"  -a, --all                     copy the whole index (byte-identical), with the\n"
+	"                                referrers (attestations, signatures) of the index and\n"
+	"                                of each image, and cosign's sha256-HEX.sig/.att tags\n"
+	"      --no-referrers            with --all: leave the referrers behind\n"
 	"      --platform P[,P...]       copy the images for these platforms only: one platform\n"
 	"                                copies its image, several a new index of just those\n"
 	TRANSFER_CLI_HELP REGISTRY_CLI_HELP PULL_CLI_HELP
@@ -31,7 +34,7 @@ static const char usage[] =
 	"\n"
 	"On success the destination reference with its digest is printed on stdout.\n";
 
-enum { OPT_PLATFORM = OPT_FIRST_PRIVATE };
+enum { OPT_PLATFORM = OPT_FIRST_PRIVATE, OPT_NO_REFERRERS };
 
 static void on_progress(const struct plait_copy_event *ev, void *ctx)
 {
@@ -90,6 +93,7 @@ int cmd_copy(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "all", no_argument, NULL, 'a' },
 		{ "platform", required_argument, NULL, OPT_PLATFORM },
+		{ "no-referrers", no_argument, NULL, OPT_NO_REFERRERS },
 		TRANSFER_CLI_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		REGISTRY_CLI_OPTIONS,
@@ -105,7 +109,7 @@ int cmd_copy(int argc, char **argv)
 	size_t n_want = 0;
 	struct plait_copy_opts copts = { .progress = on_progress, .cancel = &plait_interrupted };
 	struct plait_copy_stats stats = { 0 };
-	bool all = false;
+	bool all = false, no_referrers = false;
 	const char *tag = NULL;
 	int c, ret = 0;
 
@@ -117,6 +121,9 @@ int cmd_copy(int argc, char **argv)
 			goto done;
 		case 'a':
 			all = true;
+			break;
+		case OPT_NO_REFERRERS:
+			no_referrers = true;
 			break;
 		case OPT_PLATFORM: {
 			/* Repeated --platform options add up, as in docker buildx. */
@@ -201,7 +208,13 @@ int cmd_copy(int argc, char **argv)
 	if (plait_endpoint_open(argv[optind + 1], true, &rc.opts, &dst, &err) < 0 ||
 	    destination_tag(src, dst, &root, &tag, &err) < 0)
 		goto fail;
-	if (plait_copy_image(src, dst, &root, data.buf, data.len, tag, &copts, &stats, &err) < 0)
+	bool referrers = all && !no_referrers && src->ops->list_referrers && dst->ops->put_referrer;
+	/* with referrers: the image by digest, its referrers, then the tag */
+	if (plait_copy_image(src, dst, &root, data.buf, data.len, referrers ? NULL : tag, &copts, &stats,
+			     &err) < 0)
+		goto fail;
+	if (referrers && (plait_copy_referrers(src, dst, &root, data.buf, data.len, &copts, &stats, &err) < 0 ||
+			  (tag && *tag && dst->ops->tag(dst, tag, &root, data.buf, data.len, &err) < 0)))
 		goto fail;
 	/* An untagged image in a layout is still listed in index.json, or nothing could find it. */
 	if (!tag && dst->store && dst->ops->tag(dst, NULL, &root, data.buf, data.len, &err) < 0)

@@ -19,10 +19,12 @@ static const char usage[] =
 	"options:\n"
 	"      --raw                     print the exact bytes of the manifest or index\n"
 	"      --format table|json       output format (default table)\n"
-	"      --platform P              inspect the image for platform P in an index\n" REGISTRY_CLI_HELP PULL_CLI_HELP
+	"      --platform P              inspect the image for platform P in an index\n"
+	"      --attestations            list the attestations (OCI referrers: provenance, SBOMs)\n"
+	"                                of each platform image; with --format json, print them\n" REGISTRY_CLI_HELP PULL_CLI_HELP
 	"  -h, --help                    show this help\n";
 
-enum { OPT_RAW = OPT_FIRST_PRIVATE, OPT_FORMAT, OPT_PLATFORM };
+enum { OPT_RAW = OPT_FIRST_PRIVATE, OPT_FORMAT, OPT_PLATFORM, OPT_ATTESTATIONS };
 
 static json_t *map_json(const struct plait_map *m)
 {
@@ -42,6 +44,8 @@ static json_t *descriptor_json(const struct plait_descriptor *d)
 		_cleanup_free_ char *p = plait_platform_format(d->platform);
 		json_object_set_new(o, "platform", json_string(p));
 	}
+	if (d->artifact_type)
+		json_object_set_new(o, "artifactType", json_string(d->artifact_type));
 	if (d->annotations.n)
 		json_object_set_new(o, "annotations", map_json(&d->annotations));
 	return o;
@@ -235,12 +239,133 @@ out:
 	return r;
 }
 
+/* One referrer: its manifest, and (json) the layers' documents. */
+static int referrer_json(struct plait_endpoint *ep, const struct plait_descriptor *d, json_t **out,
+			 struct plait_error **err)
+{
+	_cleanup_buf_ struct plait_buf body = PLAIT_BUF_INIT;
+	struct plait_manifest m = { 0 };
+	_cleanup_free_ char *mt = NULL;
+	char digest[PLAIT_DIGEST_MAX];
+	int r = ep->ops->get_manifest(ep, d->digest, &body, &mt, digest, err);
+	if (r < 0)
+		return r;
+	r = plait_manifest_parse(body.buf, body.len, &m, err);
+	if (r < 0) {
+		plait_error_wrap(err, "referrer %s", d->digest);
+		return r;
+	}
+	json_t *o = descriptor_json(d);
+	json_t *docs = json_array();
+	for (size_t i = 0; i < m.n_layers; i++) {
+		_cleanup_buf_ struct plait_buf blob = PLAIT_BUF_INIT;
+		r = plait_endpoint_read_blob(ep, &m.layers[i], 64u << 20, &blob, err);
+		if (r < 0) {
+			json_decref(o);
+			json_decref(docs);
+			plait_manifest_release(&m);
+			return r;
+		}
+		json_t *doc = json_loadb(blob.buf, blob.len, 0, NULL);
+		json_t *l = descriptor_json(&m.layers[i]);
+		json_object_set_new(l, "content", doc ? doc : json_stringn(blob.buf, blob.len));
+		json_array_append_new(docs, l);
+	}
+	json_object_set_new(o, "layers", docs);
+	plait_manifest_release(&m);
+	*out = o;
+	return 0;
+}
+
+/* The subjects an --attestations listing looks at: the platform images of
+ * an index (buildx's in-index attestation entries are listed as such), or
+ * the image itself. */
+static int show_attestations(struct plait_endpoint *ep, const struct plait_descriptor *root,
+			     const struct plait_buf *data, const struct plait_platform *narrowed,
+			     bool json, struct plait_error **err)
+{
+	struct plait_index idx = { 0 };
+	struct plait_descriptor *subj = NULL;
+	size_t n = 0;
+	int r = 0;
+	bool is_index = plait_media_type_is_index(plait_media_type_from_string(root->media_type));
+	if (is_index) {
+		r = plait_index_parse(data->buf, data->len, &idx, err);
+		if (r < 0) {
+			plait_error_wrap(err, "%s", ep->display);
+			return r;
+		}
+		subj = idx.manifests;
+		n = idx.n_manifests;
+	} else {
+		subj = (struct plait_descriptor *)root;
+		n = 1;
+	}
+	json_auto_t *all = json_array();
+	if (!json)
+		printf("%-16s %-14s %-71s %-32s %s\n", "PLATFORM", "STORED", "REFERRER", "ARTIFACT TYPE",
+		       "SUBJECT");
+	for (size_t i = 0; i < n && r >= 0; i++) {
+		const struct plait_descriptor *d = &subj[i];
+		const char *ref_of = plait_map_get(&d->annotations, "vnd.docker.reference.digest");
+		const struct plait_platform *pl = d->platform ? d->platform : narrowed;
+		_cleanup_free_ char *p = pl ? plait_platform_format(pl) : xstrdup("-");
+		if (ref_of) { /* buildx's in-index form */
+			if (json) {
+				json_t *o = NULL;
+				r = referrer_json(ep, d, &o, err);
+				if (r < 0)
+					break;
+				json_object_set_new(o, "subject", json_string(ref_of));
+				json_object_set_new(o, "stored", json_string("in-index"));
+				json_array_append_new(all, o);
+			} else {
+				printf("%-16s %-14s %-71s %-32s %s\n", "-", "in-index", d->digest,
+				       d->artifact_type ? d->artifact_type : "attestation-manifest", ref_of);
+			}
+			continue;
+		}
+		struct plait_index refs = { 0 };
+		bool via_api = false;
+		r = plait_registry_endpoint_referrers(ep, d->digest, NULL, &refs, &via_api, err);
+		if (r < 0)
+			break;
+		const char *stored = via_api ? "referrers-api" : "referrers-tag";
+		for (size_t k = 0; k < refs.n_manifests && r >= 0; k++) {
+			const struct plait_descriptor *x = &refs.manifests[k];
+			if (json) {
+				json_t *o = NULL;
+				r = referrer_json(ep, x, &o, err);
+				if (r < 0)
+					break;
+				json_object_set_new(o, "subject", json_string(d->digest));
+				if (pl)
+					json_object_set_new(o, "platform", json_string(p));
+				json_object_set_new(o, "stored", json_string(stored));
+				json_array_append_new(all, o);
+			} else {
+				printf("%-16s %-14s %-71s %-32s %s\n", p, stored, x->digest,
+				       x->artifact_type ? x->artifact_type : "-", d->digest);
+			}
+		}
+		plait_index_release(&refs);
+	}
+	if (r >= 0 && json) {
+		json_dumpf(all, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		putchar('\n');
+	}
+	if (is_index)
+		plait_index_release(&idx);
+	return r;
+}
+
 int cmd_inspect(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "raw", no_argument, NULL, OPT_RAW },
 		{ "format", required_argument, NULL, OPT_FORMAT },
 		{ "platform", required_argument, NULL, OPT_PLATFORM },
+		{ "attestations", no_argument, NULL, OPT_ATTESTATIONS },
 		{ "help", no_argument, NULL, 'h' },
 		REGISTRY_CLI_OPTIONS,
 		PULL_CLI_OPTIONS,
@@ -252,7 +377,7 @@ int cmd_inspect(int argc, char **argv)
 	struct plait_descriptor root = { 0 };
 	struct plait_buf data = PLAIT_BUF_INIT;
 	struct plait_platform want = { 0 };
-	bool raw = false, json = false, have_platform = false;
+	bool raw = false, json = false, have_platform = false, attestations = false;
 	int c, r, ret = 0;
 
 	optind = 1;
@@ -263,6 +388,9 @@ int cmd_inspect(int argc, char **argv)
 			goto done;
 		case OPT_RAW:
 			raw = true;
+			break;
+		case OPT_ATTESTATIONS:
+			attestations = true;
 			break;
 		case OPT_FORMAT:
 			if (streq(optarg, "json"))
@@ -301,6 +429,15 @@ int cmd_inspect(int argc, char **argv)
 	    plait_endpoint_resolve(ep, NULL, &root, &data, &err) < 0 ||
 	    (have_platform && plait_platform_narrow(ep, &root, &data, &want, 1, &err) < 0)) {
 		ret = report_error(err);
+		goto done;
+	}
+	if (attestations && raw) {
+		ret = usage_error("inspect", "--attestations and --raw do not go together");
+		goto done;
+	}
+	if (attestations) {
+		if (show_attestations(ep, &root, &data, have_platform ? &want : NULL, json, &err) < 0)
+			ret = report_error(err);
 		goto done;
 	}
 	if (raw) {

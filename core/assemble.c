@@ -491,8 +491,25 @@ int plait_assemble_create(char *const *dsts, const struct plait_metadata_source 
 		for (size_t k = 0, at = 0; k < n_jobs; at += jobs[k].n_dsts, k++)
 			job_items(&jobs[k], items + at);
 		struct plait_publish_opts po = { .copy = o->copy, .interrupt = o->interrupt };
-		struct plait_publish_status st;
-		r = plait_publish_push(items, n_items, false, &po, &st, err);
+		struct plait_publish_status st = { 0 };
+		/* the sources' referrers (attestations, signatures) first: a
+		 * referrer may name a subject not pushed yet, and no tag moves
+		 * before they are all there */
+		struct plait_copy_stats cs = { 0 };
+		for (size_t k = 0; r >= 0 && k < n_jobs; k++)
+			for (size_t d = 0; r >= 0 && d < jobs[k].n_dsts; d++)
+				for (size_t i = 0; r >= 0 && i < jobs[k].added.n; i++) {
+					const struct entry *e = &jobs[k].added.v[i];
+					if (!e->src)
+						continue;
+					r = plait_copy_referrers(e->src, jobs[k].dst_eps[d], &e->desc, e->bytes.buf,
+								 e->bytes.len, o->copy, &cs, err);
+					if (r < 0)
+						plait_error_wrap(err, "copy the referrers of %s to %s", e->desc.digest,
+								 jobs[k].dsts[d]);
+				}
+		if (r >= 0)
+			r = plait_publish_push(items, n_items, false, &po, &st, err);
 		/* registries have no transactions: say which tags did move */
 		if (r < 0 && st.phase == PLAIT_PUBLISH_PHASE_TAG && st.tagged) {
 			struct plait_buf moved = PLAIT_BUF_INIT;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "copy.h"
+#include "digest.h"
 #include "banned.h"
 
 struct blob_job {
@@ -448,4 +449,96 @@ out:
 	plait_error_free(c.err);
 	pthread_mutex_destroy(&c.lock);
 	return r;
+}
+
+/* Copy what refers to subject d (whose bytes are data) and, for an index, to
+ * each of its images: OCI referrers (through the Referrers API or the
+ * sha256-HEX tag, whichever each registry offers) and cosign's
+ * sha256-HEX.sig/.att tags; referrers of referrers too, to a small depth. */
+static int copy_referrers(struct plait_endpoint *src, struct plait_endpoint *dst,
+			  const struct plait_descriptor *d, const char *data, size_t len, int depth,
+			  const struct plait_copy_opts *copts, struct plait_copy_stats *stats,
+			  struct plait_error **err)
+{
+	int r = 0;
+	if (depth > 3)
+		return 0;
+	if (plait_media_type_is_index(plait_media_type_from_string(d->media_type))) {
+		struct plait_index idx = { 0 };
+		r = plait_index_parse(data, len, &idx, err);
+		for (size_t i = 0; r >= 0 && i < idx.n_manifests; i++) {
+			_cleanup_buf_ struct plait_buf child = PLAIT_BUF_INIT;
+			_cleanup_free_ char *cmt = NULL;
+			char cd[PLAIT_DIGEST_MAX];
+			r = src->ops->get_manifest(src, idx.manifests[i].digest, &child, &cmt, cd, err);
+			if (r >= 0)
+				r = copy_referrers(src, dst, &idx.manifests[i], child.buf, child.len, depth + 1, copts,
+						   stats, err);
+		}
+		plait_index_release(&idx);
+		if (r < 0)
+			return r;
+	}
+	struct plait_index refs = { 0 };
+	r = src->ops->list_referrers(src, d->digest, &refs, NULL, err);
+	for (size_t i = 0; r >= 0 && i < refs.n_manifests; i++) {
+		_cleanup_buf_ struct plait_buf body = PLAIT_BUF_INIT;
+		_cleanup_free_ char *mt = NULL;
+		struct plait_descriptor rd = { 0 };
+		char got[PLAIT_DIGEST_MAX];
+		plait_descriptor_copy(&rd, &refs.manifests[i]);
+		r = src->ops->get_manifest(src, rd.digest, &body, &mt, got, err);
+		if (r >= 0 && mt) {
+			free(rd.media_type);
+			rd.media_type = TAKE_PTR(mt);
+		}
+		if (r >= 0)
+			r = plait_copy_image(src, dst, &rd, body.buf, body.len, NULL, copts, stats, err);
+		if (r >= 0 && plait_media_type_is_manifest(plait_media_type_from_string(rd.media_type)))
+			r = dst->ops->put_referrer(dst, body.buf, body.len, NULL, err);
+		if (r >= 0)
+			r = copy_referrers(src, dst, &rd, body.buf, body.len, depth + 1, copts, stats, err);
+		if (r < 0)
+			plait_error_wrap(err, "copy referrer %s of %s", rd.digest, d->digest);
+		plait_descriptor_release(&rd);
+	}
+	plait_index_release(&refs);
+	/* cosign's tags */
+	_cleanup_free_ char *base = NULL;
+	if (plait_digest_is_sha256(d->digest)) {
+		struct plait_buf b = PLAIT_BUF_INIT;
+		plait_buf_addf(&b, "sha256-%s", d->digest + strlen("sha256:"));
+		base = b.buf;
+	}
+	static const char *const suffixes[] = { ".sig", ".att", ".sbom" };
+	for (size_t i = 0; r >= 0 && base && i < ARRAY_SIZE(suffixes); i++) {
+		_cleanup_buf_ struct plait_buf body = PLAIT_BUF_INIT, tagb = PLAIT_BUF_INIT;
+		_cleanup_free_ char *mt = NULL;
+		char digest[PLAIT_DIGEST_MAX];
+		plait_buf_addf(&tagb, "%s%s", base, suffixes[i]);
+		r = src->ops->get_manifest(src, tagb.buf, &body, &mt, digest, err);
+		if (r == -PLAIT_E_NOT_FOUND) {
+			plait_error_clear(err);
+			r = 0;
+			continue;
+		}
+		if (r < 0)
+			break;
+		struct plait_descriptor td = { .media_type = mt, .size = (int64_t)body.len };
+		memcpy(td.digest, digest, sizeof(td.digest));
+		r = plait_copy_image(src, dst, &td, body.buf, body.len, tagb.buf, copts, stats, err);
+		if (r < 0)
+			plait_error_wrap(err, "copy %s", tagb.buf);
+	}
+	return r;
+}
+
+int plait_copy_referrers(struct plait_endpoint *src, struct plait_endpoint *dst,
+			 const struct plait_descriptor *d, const void *data, size_t len,
+			 const struct plait_copy_opts *opts, struct plait_copy_stats *stats,
+			 struct plait_error **err)
+{
+	if (!src->ops->list_referrers || !dst->ops->put_referrer)
+		return 0;
+	return copy_referrers(src, dst, d, data, len, 0, opts, stats, err);
 }

@@ -57,4 +57,15 @@ int plait_copy_image(struct plait_endpoint *src, struct plait_endpoint *dst,
 		     const struct plait_copy_opts *opts, struct plait_copy_stats *stats,
 		     struct plait_error **err);
 
+/* Copy what refers to d (whose exact bytes are data) and, for an index, to
+ * each of its images: OCI 1.1 referrers (listed at src and pushed to dst
+ * through whichever of the Referrers API and the sha256-HEX tag fallback each
+ * offers), referrers of those to a small depth, and cosign's
+ * sha256-HEX.sig/.att/.sbom tags. Nothing when either endpoint keeps no
+ * referrers (layouts, archives). d itself is not copied. */
+int plait_copy_referrers(struct plait_endpoint *src, struct plait_endpoint *dst,
+			 const struct plait_descriptor *d, const void *data, size_t len,
+			 const struct plait_copy_opts *opts, struct plait_copy_stats *stats,
+			 struct plait_error **err);
+
 #endif

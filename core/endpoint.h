@@ -12,6 +12,7 @@
 #ifndef PLAIT_ENDPOINT_H
 #define PLAIT_ENDPOINT_H
 
+#include "oci.h"
 #include "store.h"
 
 struct plait_endpoint;
@@ -47,6 +48,13 @@ struct plait_endpoint_ops {
 	 * Lets a publication skip what is already in place. */
 	int (*head_ref)(struct plait_endpoint *ep, const char *ref, char digest[PLAIT_DIGEST_MAX],
 			struct plait_error **err);
+	/* Optional (registries): the OCI 1.1 referrers of subject (a digest) as
+	 * an index (out initialised here; via_api may be NULL), and pushing a
+	 * referrer manifest (Referrers API or the sha256-HEX tag fallback). */
+	int (*list_referrers)(struct plait_endpoint *ep, const char *subject, struct plait_index *out,
+			      bool *via_api, struct plait_error **err);
+	int (*put_referrer)(struct plait_endpoint *ep, const void *data, size_t len, bool *via_api,
+			    struct plait_error **err);
 	/* Finish writing (archives are written here). Optional. */
 	int (*commit)(struct plait_endpoint *ep, struct plait_error **err);
 	void (*free)(struct plait_endpoint *ep);

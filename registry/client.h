@@ -169,6 +169,12 @@ bool registry_creds_usable(const struct plait_credentials *c);
 /* "Authorization: Basic base64(user:password)" (caller frees; a secret). */
 char *registry_basic_header(const struct plait_credentials *c);
 
+/* manifest.c: plait_registry_put_manifest, also giving the OCI-Subject header
+ * of the answer (*oci_subject, caller frees; NULL when absent). */
+int registry_put_manifest_subject(struct plait_registry *r, const char *repo, const char *ref,
+				  const char *media_type, const void *data, size_t len,
+				  char **oci_subject, struct plait_error **err);
+
 /* blob.c's header arithmetic (exposed for tests/fuzz): the start of a 206's
  * "Content-Range: bytes N-M/T", -1 when absent or malformed; the next offset
  * of an upload session's "Range: 0-N" (see blob.c), -1 when malformed. */

@@ -317,6 +317,11 @@ static void reg_free(struct plait_endpoint *ep)
 	free(p);
 }
 
+static int reg_list_referrers(struct plait_endpoint *ep, const char *subject, struct plait_index *out,
+			      bool *via_api, struct plait_error **err);
+static int reg_put_referrer(struct plait_endpoint *ep, const void *data, size_t len, bool *via_api,
+			    struct plait_error **err);
+
 static const struct plait_endpoint_ops registry_ops = {
 	.kind = "registry",
 	.get_manifest = reg_get_manifest,
@@ -327,6 +332,8 @@ static const struct plait_endpoint_ops registry_ops = {
 	.put_manifest = reg_put_manifest,
 	.tag = reg_tag,
 	.head_ref = reg_head_ref,
+	.list_referrers = reg_list_referrers,
+	.put_referrer = reg_put_referrer,
 	.free = reg_free,
 };
 
@@ -398,6 +405,42 @@ const char *plait_registry_endpoint_source(const struct plait_endpoint *ep, cons
 	if (mirror_from)
 		*mirror_from = p->src[i].where;
 	return p->src[i].name;
+}
+
+int plait_registry_endpoint_referrers(struct plait_endpoint *ep, const char *subject,
+				      const char *artifact_type, struct plait_index *out,
+				      bool *via_api, struct plait_error **err)
+{
+	if (!ep || ep->ops != &registry_ops)
+		return plait_error_set(err, PLAIT_E_USAGE,
+				       "%s: referrers are kept by registries; this is not one",
+				       ep ? ep->display : "?");
+	struct source *s = primary(ep);
+	return plait_registry_list_referrers(s->client->reg, s->repo, subject, artifact_type, out,
+					     via_api, err);
+}
+
+int plait_registry_endpoint_put_referrer(struct plait_endpoint *ep, const void *data, size_t len,
+					 bool *via_api, struct plait_error **err)
+{
+	if (!ep || ep->ops != &registry_ops)
+		return plait_error_set(err, PLAIT_E_USAGE,
+				       "%s: referrers are kept by registries; this is not one",
+				       ep ? ep->display : "?");
+	struct source *s = primary(ep);
+	return plait_registry_put_referrer(s->client->reg, s->repo, data, len, via_api, err);
+}
+
+static int reg_list_referrers(struct plait_endpoint *ep, const char *subject, struct plait_index *out,
+			      bool *via_api, struct plait_error **err)
+{
+	return plait_registry_endpoint_referrers(ep, subject, NULL, out, via_api, err);
+}
+
+static int reg_put_referrer(struct plait_endpoint *ep, const void *data, size_t len, bool *via_api,
+			    struct plait_error **err)
+{
+	return plait_registry_endpoint_put_referrer(ep, data, len, via_api, err);
 }
 
 int plait_endpoint_open(const char *spec, bool for_write, const struct plait_registry_opts *opts,

@@ -26,6 +26,15 @@ int plait_registry_endpoint_open(const char *reference, bool for_write, const st
  * "--registry-mirror"), NULL when it was the registry itself. NULL before any
  * read and for endpoints that are not registry endpoints. */
 const char *plait_registry_endpoint_source(const struct plait_endpoint *ep, const char **mirror_from);
+/* The referrers of subject (a digest) in the endpoint's repository on its
+ * registry itself (mirrors are not asked): see plait_registry_list_referrers.
+ * -PLAIT_E_USAGE for endpoints that are not registry endpoints. */
+int plait_registry_endpoint_referrers(struct plait_endpoint *ep, const char *subject,
+				      const char *artifact_type, struct plait_index *out,
+				      bool *via_api, struct plait_error **err);
+/* Push a referrer manifest (see plait_registry_put_referrer). */
+int plait_registry_endpoint_put_referrer(struct plait_endpoint *ep, const void *data, size_t len,
+					 bool *via_api, struct plait_error **err);
 /* Open any endpoint: "oci:…"/"oci-archive:…" locally, anything else as a registry reference. */
 int plait_endpoint_open(const char *spec, bool for_write, const struct plait_registry_opts *opts,
 			struct plait_endpoint **out, struct plait_error **err);

@@ -221,7 +221,7 @@ static void resp_clear_headers(struct plait_http_resp *r)
 {
 	char **fields[] = { &r->reason, &r->location, &r->range, &r->content_range,
 			    &r->docker_digest, &r->content_type, &r->www_authenticate,
-			    &r->retry_after, &r->upload_uuid, &r->last_modified };
+			    &r->retry_after, &r->upload_uuid, &r->last_modified, &r->oci_subject };
 	for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
 		free(*fields[i]);
 		*fields[i] = NULL;
@@ -352,6 +352,7 @@ void plait_http_parse_header_line(struct plait_http_resp *r, const char *line, s
 		{ "retry-after", offsetof(struct plait_http_resp, retry_after) },
 		{ "docker-upload-uuid", offsetof(struct plait_http_resp, upload_uuid) },
 		{ "last-modified", offsetof(struct plait_http_resp, last_modified) },
+		{ "oci-subject", offsetof(struct plait_http_resp, oci_subject) },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
 		if (strlen(fields[i].name) == nlen && strncasecmp(line, fields[i].name, nlen) == 0) {

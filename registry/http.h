@@ -84,6 +84,7 @@ struct plait_http_resp {
 	char *reason; /* "Service Unavailable" (from the status line, else a table) */
 	char *location, *range, *content_range, *docker_digest, *content_type;
 	char *www_authenticate, *retry_after, *upload_uuid, *last_modified;
+	char *oci_subject; /* OCI-Subject (distribution-spec 1.1 referrers) */
 	int64_t content_length; /* -1 when not sent */
 	struct plait_buf err_body; /* body of a non-2xx response, capped */
 	int64_t body_bytes;        /* bytes handed to out or the sink */

@@ -193,6 +193,13 @@ int plait_registry_put_manifest(struct plait_registry *r, const char *repo, cons
 				const char *media_type, const void *data, size_t len,
 				struct plait_error **err)
 {
+	return registry_put_manifest_subject(r, repo, ref, media_type, data, len, NULL, err);
+}
+
+int registry_put_manifest_subject(struct plait_registry *r, const char *repo, const char *ref,
+				  const char *media_type, const void *data, size_t len,
+				  char **oci_subject, struct plait_error **err)
+{
 	struct plait_buf path = PLAIT_BUF_INIT, ct = PLAIT_BUF_INIT;
 	struct plait_http_resp resp = PLAIT_HTTP_RESP_INIT;
 	_cleanup_free_ char *name = NULL;
@@ -236,6 +243,8 @@ int plait_registry_put_manifest(struct plait_registry *r, const char *repo, cons
 				     name, r->host, resp.docker_digest, got);
 		goto out;
 	}
+	if (oci_subject)
+		*oci_subject = resp.oci_subject ? xstrdup(resp.oci_subject) : NULL;
 	rc = 0;
 out:
 	plait_http_resp_release(&resp);

@@ -26,6 +26,7 @@
 #include <stdatomic.h>
 
 #include "core/buf.h"
+#include "core/oci.h"
 #include "core/store.h"
 #include "auth.h"
 
@@ -92,6 +93,25 @@ int plait_registry_put_blob(struct plait_registry *r, const char *repo, const ch
 int plait_registry_put_manifest(struct plait_registry *r, const char *repo, const char *ref,
 				const char *media_type, const void *data, size_t len,
 				struct plait_error **err);
+/* OCI 1.1 referrers (distribution-spec 1.1, registry/referrers.c). */
+/* Push data, an image manifest with a "subject" and an "artifactType", as a
+ * referrer of its subject: PUT by its digest; a registry that answers with
+ * OCI-Subject keeps the Referrers API itself (*via_api true), otherwise the
+ * tag schema fallback: the index under tag "sha256-<hex of the subject>" is
+ * read, gains the manifest's descriptor (artifactType, annotations) when it
+ * lacks it, and is put back. */
+int plait_registry_put_referrer(struct plait_registry *r, const char *repo, const void *data,
+				size_t len, bool *via_api, struct plait_error **err);
+/* The referrers of subject (a digest): GET /v2/<repo>/referrers/<digest>; a
+ * 404 (no Referrers API) falls back to the sha256-<hex> tag; neither = none.
+ * artifact_type (or NULL) keeps only those of that type. out gets an OCI
+ * index (release it); *via_api (may be NULL) tells which answered. */
+int plait_registry_list_referrers(struct plait_registry *r, const char *repo,
+				  const char *subject, const char *artifact_type,
+				  struct plait_index *out, bool *via_api, struct plait_error **err);
+/* "sha256-<hex>" for a sha256 digest (the fallback tag; caller frees), or NULL. */
+char *plait_referrers_tag(const char *subject);
+
 /* GET /v2/ with the given credentials (for `plait login`): 0 when accepted,
  * -PLAIT_E_AUTH when refused. */
 int plait_registry_check_login(struct plait_registry *r, const struct plait_credentials *c,
