@@ -30,8 +30,14 @@ static const char build_usage[] =
 	"      --label K=V               add a label to the image (repeatable)\n"
 	"      --annotation [TYPE:]K=V   index:K=V on the index, manifest:K=V (the default) or\n"
 	"                                manifest[linux/arm64]:K=V on the image manifests\n"
-	"      --output type=oci,dest=DIR | type=oci-archive,dest=FILE\n"
-	"                                write every image there (repeatable)\n"
+	"  -o, --output type=oci,dest=DIR | type=oci-archive,dest=FILE\n"
+	"                                write every image there (repeatable), or\n"
+	"                                type=docker,dest=FILE  a docker archive for 'docker load'\n"
+	"                                                       (one platform)\n"
+	"                                type=local,dest=DIR    the root file system (several\n"
+	"                                                       platforms: DIR/linux_amd64/...)\n"
+	"                                type=tar,dest=FILE     the same as one tar\n"
+	"                                (-o DIR is type=local,dest=DIR)\n"
 	"      --lint                    run 'plait lint' first; findings of severity error stop\n"
 	"                                the build (exit 1)\n" PIPELINE_HELP REGISTRY_CLI_HELP PULL_CLI_HELP
 	"  -h, --help                    show this help\n";
@@ -90,7 +96,7 @@ int build_or_plan(int argc, char **argv, bool plan)
 	int c, ret = 0;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+f:t:j:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+f:t:o:j:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			fputs(plan ? plan_usage : build_usage, stdout);
@@ -113,6 +119,7 @@ int build_or_plan(int argc, char **argv, bool plan)
 			/* A list, and repeated options add up (as in docker buildx). */
 			plait_target_add_platforms(t, "--platform", optarg);
 			break;
+		case 'o':
 		case OPT_OUTPUT:
 			if (plait_target_add_output(t, optarg, &err) < 0)
 				goto fail;

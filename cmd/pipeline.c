@@ -14,6 +14,7 @@
 #include "platforms/host.h"
 #include "platforms/remote.h"
 #include "platforms/rootless.h"
+#include "registry/daemon.h"
 #include "registry/endpoint.h"
 #include "registry/fetch.h"
 #include "core/ref.h"
@@ -136,6 +137,15 @@ int pipeline_option(struct pipeline *pl, const char *cmd, int c, const char *arg
 		return 1;
 	case OPT_P_PUSH_BY_DIGEST:
 		p->push = p->by_digest = true;
+		return 1;
+	case OPT_P_LOAD:
+		p->load = true;
+		return 1;
+	case OPT_P_IIDFILE:
+		if (!*arg)
+			return usage_error(cmd, "--iidfile: empty file name"), -1;
+		free(p->iidfile);
+		p->iidfile = xstrdup(arg);
 		return 1;
 	case OPT_P_ALLOW_LATEST:
 		p->allow_latest = true;
@@ -338,7 +348,14 @@ static int fetch_url(void *ctx, const char *url, struct plait_blob_writer *w, in
 struct wiring {
 	const struct plait_registry_opts *ropts;
 	struct progress progress;
+	char *docker_socket; /* --load: the daemon's */
 };
+
+static int load_image(void *ctx, int fd, int64_t size, struct plait_error **err)
+{
+	struct wiring *w = ctx;
+	return plait_daemon_load(w->docker_socket, fd, size, err);
+}
 
 static int open_endpoint(void *ctx, const char *spec, bool for_write, struct plait_endpoint **out,
 			 struct plait_error **err)
@@ -358,6 +375,10 @@ static void note(void *ctx, enum plait_pipeline_note kind, const char *name, con
 	struct progress *pr = &((struct wiring *)ctx)->progress;
 	if (kind == PLAIT_PIPELINE_EXPORTED)
 		progress_note(pr, "exported %s", name);
+	else if (kind == PLAIT_PIPELINE_LOADED)
+		progress_note(pr, "loaded into the docker daemon%s%s", *name ? ": " : "", name);
+	else if (kind == PLAIT_PIPELINE_IIDFILE)
+		progress_note(pr, "image ID %s written to %s", digest, name);
 	else if (kind == PLAIT_PIPELINE_CACHE_IMPORTED)
 		progress_note(pr, "cache %s: %s", name, digest);
 	else if (kind == PLAIT_PIPELINE_CACHE_EXPORTED)
@@ -440,7 +461,7 @@ int pipeline_run(struct pipeline *pl, bool plan_only, bool plan_json)
 		.untagged_ok = p->by_digest,
 	};
 	struct plait_pipeline_ops ops = { .ctx = &w, .open = open_endpoint, .job_event = job_event, .note = note,
-					  .warning = warning };
+					  .warning = warning, .load = load_image };
 	struct plait_pipeline_opts o = { .plan = &po, .ops = &ops, .interrupt = &plait_interrupted };
 	if (plait_pipeline_plan(&run, p, &o, &err) < 0)
 		goto fail;
@@ -448,6 +469,10 @@ int pipeline_run(struct pipeline *pl, bool plan_only, bool plan_json)
 		print_plan(&run.plan, plan_json);
 		goto done;
 	}
+	/* --load: a daemon that is not there is said before anything is built */
+	if (p->load && (plait_daemon_socket(getenv("DOCKER_HOST"), &w.docker_socket, &err) < 0 ||
+			plait_daemon_ping(w.docker_socket, &err) < 0))
+		goto fail;
 	for (size_t i = 0; i < run.plan.n_jobs; i++)
 		if (run.plan.jobs[i].builder.node) {
 			plait_error_set(&err, PLAIT_E_USAGE,
@@ -480,6 +505,7 @@ done:
 	progress_release(progress);
 	plait_platform_release(&host);
 	plait_builders_conf_release(&conf);
+	free(w.docker_socket);
 	plait_error_free(err);
 	return ret;
 }

@@ -43,6 +43,8 @@ enum {
 	OPT_P_CACHE_FROM,
 	OPT_P_CACHE_TO,
 	OPT_P_ALLOW,
+	OPT_P_LOAD,
+	OPT_P_IIDFILE,
 };
 #define PIPELINE_OPTIONS                                                        \
 	{ "cache-dir", required_argument, NULL, OPT_P_CACHE_DIR },             \
@@ -65,12 +67,18 @@ enum {
 	{ "fallback", required_argument, NULL, OPT_P_FALLBACK },                 \
 	{ "cache-from", required_argument, NULL, OPT_P_CACHE_FROM },           \
 	{ "cache-to", required_argument, NULL, OPT_P_CACHE_TO },               \
-	{ "allow", required_argument, NULL, OPT_P_ALLOW }
+	{ "allow", required_argument, NULL, OPT_P_ALLOW },                     \
+	{ "load", no_argument, NULL, OPT_P_LOAD },                             \
+	{ "iidfile", required_argument, NULL, OPT_P_IIDFILE }
 #define PIPELINE_HELP                                                                               \
 	"      --push                    push to every -t registry reference (tags move only after\n"   \
 	"                                every job succeeded and everything is uploaded)\n"           \
 	"      --push-by-digest          push to the -t repositories without tagging (for\n"          \
 	"                                'plait index create --from-metadata' on a last CI job)\n"     \
+	"      --load                    load the image into the docker daemon (DOCKER_HOST=unix://...\n" \
+	"                                or /var/run/docker.sock), tagged as -t says; one platform\n" \
+	"      --iidfile FILE            write the image ID there: the config digest of a\n"          \
+	"                                one-platform image (docker's image ID), else the index's\n"  \
 	"      --allow-latest            allow a -t tag named 'latest'\n"                              \
 	"      --allow security.insecure let RUN --security=insecure run with every capability\n"      \
 	"  -j, --jobs N                  build at most N jobs at once (default: one per job, up to\n"  \

@@ -1,9 +1,14 @@
 /* core/pipeline.c - plan, build in parallel, assemble, publish; see pipeline.h. */
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "pipeline.h"
 #include "assemble.h"
+#include "export.h"
+#include "fs.h"
 #include "scheduler.h"
 #include "util.h"
 #include "core/ref.h"
@@ -37,6 +42,8 @@ static int check_outputs(const struct plait_pipeline *p, struct plait_error **er
 	for (size_t i = 0; r >= 0 && i < plan->n_images; i++) {
 		const struct plait_plan_image *im = &plan->images[i];
 		for (char **o = im->req->outputs; r >= 0 && o && *o; o++) {
+			if (startswith(*o, "tar:") || startswith(*o, "local:"))
+				continue; /* no tags there */
 			for (char **t = im->tags; r >= 0 && t && *t; t++) {
 				_cleanup_free_ char *tag = tag_of(*t);
 				if (!tag)
@@ -59,6 +66,81 @@ static int check_outputs(const struct plait_pipeline *p, struct plait_error **er
 	}
 	plait_strv_free(seen);
 	free(owner);
+	return r;
+}
+
+/* "docker:FILE" -> "--output type=docker,dest=FILE" (caller frees) */
+static char *output_what(const char *spec)
+{
+	const char *c = strchr(spec, ':');
+	struct plait_buf b = PLAIT_BUF_INIT;
+	plait_buf_addf(&b, "--output type=%.*s,dest=%s", (int)(c - spec), spec, c + 1);
+	return plait_buf_detach(&b, NULL);
+}
+
+/* "linux/amd64, linux/arm64": image im's platforms, for messages (caller frees). */
+static char *image_platforms(const struct plait_plan *plan, const struct plait_plan_image *im)
+{
+	struct plait_buf b = PLAIT_BUF_INIT;
+	for (size_t k = 0; k < im->n_jobs; k++)
+		plait_buf_addf(&b, "%s%s", k ? ", " : "", plan->jobs[im->jobs[k]].platform_str);
+	return plait_buf_detach(&b, NULL);
+}
+
+/* What the docker daemon, a docker archive and a root file system can hold:
+ * refused before anything is built. */
+static int check_local_outputs(const struct plait_pipeline *p, struct plait_error **err)
+{
+	const struct plait_plan *plan = &p->plan;
+	const struct plait_request *req = p->req;
+	int r = 0;
+	for (size_t i = 0; r >= 0 && i < plan->n_images; i++) {
+		const struct plait_plan_image *im = &plan->images[i];
+		_cleanup_free_ char *pls = image_platforms(plan, im);
+		if (req->load && !im->single)
+			return plait_error_set(err, PLAIT_E_USAGE,
+					       "--load: the docker daemon holds one platform per image, and this build "
+					       "makes %zu (%s): pass --platform with one (or --push, or --output "
+					       "type=oci-archive,dest=FILE for all of them)",
+					       im->n_jobs, pls);
+		if (req->load && req->compression == PLAIT_LAYER_ZSTD)
+			return plait_error_set(err, PLAIT_E_USAGE,
+					       "--load: docker load (Docker 20.10) cannot read zstd layers: use "
+					       "--compression gzip");
+		for (char **o = im->req->outputs; o && *o; o++) {
+			_cleanup_free_ char *what = output_what(*o);
+			const char *dest = strchr(*o, ':') + 1;
+			if (startswith(*o, "docker:") && !im->single)
+				return plait_error_set(err, PLAIT_E_USAGE,
+						       "%s: a docker archive holds one platform per image, and this build "
+						       "makes %zu (%s): pass --platform with one (or use "
+						       "type=oci-archive for all of them)",
+						       what, im->n_jobs, pls);
+			if (startswith(*o, "docker:") && req->compression == PLAIT_LAYER_ZSTD)
+				return plait_error_set(err, PLAIT_E_USAGE,
+						       "%s: docker load (Docker 20.10) cannot read zstd layers: use "
+						       "--compression gzip",
+						       what);
+			if (!startswith(*o, "tar:") && !startswith(*o, "local:"))
+				continue;
+			size_t n = 0;
+			for (size_t k = 0; k < plan->n_images; k++)
+				n += plan->images[k].target == im->target;
+			if (n > 1)
+				return plait_error_set(err, PLAIT_E_USAGE,
+						       "%s: one root file system per output, and this target makes %zu "
+						       "images (variants): build one --variant per output, or use "
+						       "type=oci",
+						       what, n);
+			if (startswith(*o, "local:") && (r = plait_export_check_dir(dest, what, err)) < 0)
+				return r;
+		}
+	}
+	if (req->iidfile && plan->n_images != 1)
+		return plait_error_set(err, PLAIT_E_USAGE,
+				       "--iidfile %s: one image ID per file, and this build makes %zu images "
+				       "(variants or targets): use --metadata-file for all of them",
+				       req->iidfile, plan->n_images);
 	return r;
 }
 
@@ -143,6 +225,8 @@ int plait_pipeline_plan(struct plait_pipeline *p, struct plait_request *req, con
 	}
 	if (r >= 0)
 		r = check_outputs(p, err);
+	if (r >= 0)
+		r = check_local_outputs(p, err);
 	if (r >= 0 && req->metadata)
 		r = plait_metadata_check_path(req->metadata, err);
 	return r;
@@ -437,6 +521,103 @@ static int export_output(struct plait_pipeline *p, const struct plait_publish_co
 	return r;
 }
 
+/* The images of target ti (every one when ti is SIZE_MAX) as core/export.h
+ * takes them, each job one, with their blobs in the store. */
+static int export_images(struct plait_pipeline *p, struct plait_endpoint *src, size_t ti,
+			 struct plait_export_image **out, size_t *n, struct plait_error **err)
+{
+	*out = xcalloc(p->plan.n_jobs + 1, sizeof(**out));
+	*n = 0;
+	for (size_t i = 0; i < p->plan.n_images; i++) {
+		const struct plait_plan_image *im = &p->plan.images[i];
+		if (ti != SIZE_MAX && im->target != ti)
+			continue;
+		int r = ensure_image_blobs(p, src->store, i, src, err);
+		if (r < 0)
+			return r;
+		for (size_t k = 0; k < im->n_jobs; k++)
+			(*out)[(*n)++] = (struct plait_export_image){
+				.manifest = p->results[im->jobs[k]].manifest.digest,
+				.platform = p->plan.jobs[im->jobs[k]].platform_str,
+				.tags = (const char *const *)im->tags,
+			};
+	}
+	return 0;
+}
+
+/* A docker archive, a root file system directory or tar of target ti. */
+static int export_local(struct plait_pipeline *p, struct plait_endpoint *src, size_t ti, const char *spec,
+			struct plait_error **err)
+{
+	_cleanup_free_ char *what = output_what(spec);
+	const char *dest = strchr(spec, ':') + 1;
+	struct plait_export_image *ims = NULL;
+	size_t n = 0;
+	int r = export_images(p, src, ti, &ims, &n, err);
+	if (r >= 0 && startswith(spec, "docker:"))
+		r = plait_export_docker_archive(src->store, ims, n, dest, what, err);
+	else if (r >= 0)
+		r = plait_export_rootfs(src->store, ims, n, dest, startswith(spec, "tar:"), what, err);
+	free(ims);
+	return r;
+}
+
+/* --load: every image in one docker archive (a temporary file), sent to the daemon. */
+static int load_images(struct plait_pipeline *p, struct plait_endpoint *src, struct plait_error **err)
+{
+	const struct plait_pipeline_ops *ops = p->o->ops;
+	if (!ops->load)
+		return plait_error_set(err, PLAIT_E_USAGE, "--load: this command cannot load into a docker daemon");
+	struct plait_export_image *ims = NULL;
+	size_t n = 0;
+	struct plait_tmpdir t = PLAIT_TMPDIR_INIT;
+	_cleanup_free_ char *file = NULL;
+	_cleanup_close_ int fd = -1;
+	int r = export_images(p, src, SIZE_MAX, &ims, &n, err);
+	if (r >= 0)
+		r = plait_mkdtemp("load", &t, err);
+	if (r < 0)
+		goto out;
+	file = plait_path_join(t.path, "image.tar");
+	fd = open(file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		r = plait_error_set_errno(err, PLAIT_E_IO, errno, "--load: cannot create '%s'", file);
+		goto out;
+	}
+	r = plait_export_docker_archive_fd(src->store, ims, n, fd, file, "--load", err);
+	off_t size = r >= 0 ? lseek(fd, 0, SEEK_CUR) : 0;
+	if (r >= 0 && (size < 0 || lseek(fd, 0, SEEK_SET) < 0))
+		r = plait_error_set_errno(err, PLAIT_E_IO, errno, "--load: seek '%s'", file);
+	if (r >= 0)
+		r = ops->load(ops->ctx, fd, (int64_t)size, err);
+	if (r >= 0 && ops->note) {
+		struct plait_buf names = PLAIT_BUF_INIT;
+		for (size_t i = 0; i < p->plan.n_images; i++)
+			for (char **tg = p->plan.images[i].tags; tg && *tg; tg++)
+				plait_buf_addf(&names, "%s%s", names.len ? ", " : "", *tg);
+		ops->note(ops->ctx, PLAIT_PIPELINE_LOADED, names.buf, NULL);
+		plait_buf_release(&names);
+	}
+out:
+	free(ims);
+	plait_tmpdir_remove(&t);
+	return r;
+}
+
+/* --iidfile: buildx's image ID, the config digest of a one-platform image
+ * (what `docker images` shows as its ID), else the index digest. */
+static int write_iidfile(const struct plait_pipeline *p, struct plait_error **err)
+{
+	const struct plait_plan_image *im = &p->plan.images[0];
+	const char *id = im->single ? p->results[im->jobs[0]].config_digest : p->images[0].root.digest;
+	int r = plait_replace_file_full(p->req->iidfile, id, strlen(id), 0644, PLAIT_REPLACE_SYNC);
+	if (r < 0)
+		return plait_error_set_errno(err, PLAIT_E_IO, -r, "--iidfile %s: cannot write it", p->req->iidfile);
+	if (p->o->ops->note)
+		p->o->ops->note(p->o->ops->ctx, PLAIT_PIPELINE_IIDFILE, p->req->iidfile, id);
+	return 0;
+}
+
 /* Registries: everything by digest first (blobs, manifests, indexes), every
  * tag only after all of that succeeded. */
 static int push_all(struct plait_pipeline *p, const struct plait_publish_copy *images,
@@ -705,15 +886,22 @@ int plait_pipeline_publish(struct plait_pipeline *p, struct plait_error **err)
 							 p->images[i].data.len };
 	for (size_t ti = 0; r >= 0 && ti < req->n_targets; ti++)
 		for (char **o = req->targets[ti].outputs; r >= 0 && o && *o; o++) {
-			r = export_output(p, images, ti, *o, &po, err);
+			if (startswith(*o, "oci:") || startswith(*o, "oci-archive:"))
+				r = export_output(p, images, ti, *o, &po, err);
+			else
+				r = export_local(p, src, ti, *o, err);
 			if (r >= 0 && p->o->ops->note)
 				p->o->ops->note(p->o->ops->ctx, PLAIT_PIPELINE_EXPORTED, *o, NULL);
 		}
+	if (r >= 0 && req->load)
+		r = load_images(p, src, err);
 	if (r >= 0 && req->push)
 		r = push_all(p, images, &po, err);
 	p->total = (double)(plait_now_ns() - p->t0) / 1e9;
 	if (r >= 0 && req->metadata)
 		r = write_metadata(p, err);
+	if (r >= 0 && req->iidfile)
+		r = write_iidfile(p, err);
 	if (r >= 0 && req->n_cache_to)
 		r = export_caches(p, src->store, err);
 	free(images);

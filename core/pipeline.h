@@ -6,16 +6,23 @@
  * Contract:
  *  - plait_pipeline_plan() finds every problem before anything runs: the
  *    planner's, two images tagged alike in one --output, a --metadata-file
- *    that cannot be written;
+ *    that cannot be written, an output that cannot hold what is built
+ *    (type=docker or --load with several platforms or zstd layers,
+ *    type=tar/local of a target with several variants, a type=local dest
+ *    that is not empty, --iidfile with several images);
  *  - plait_pipeline_build() runs every job; when one fails, nothing is
  *    exported, pushed or tagged: job_state says what became of each job and
  *    the error is the first real failure in start order;
  *  - plait_pipeline_build() first reads every --cache-from (core/cache_remote.h):
  *    what cannot be read is a warning and a colder build, never an error;
  *  - plait_pipeline_publish() refuses to write anything unless every job
- *    was built; it writes every --output first, then pushes every
+ *    was built; it writes every --output first (core/export.h for docker,
+ *    tar and local), then --load (a docker archive in a temporary file
+ *    through ops->load), then pushes every
  *    image to every -t repository by digest, then moves the tags (none with
- *    --push-by-digest), then the metadata file, then every --cache-to
+ *    --push-by-digest), then the metadata file and the --iidfile (the
+ *    config digest of a one-platform image, as `docker images` shows it and
+ *    buildx writes it; the index digest otherwise), then every --cache-to
  *    (merged with what is there). A --cache-to that fails is an error
  *    that says the images were published (or, with ignore-error=true, a
  *    warning);
@@ -39,6 +46,8 @@ enum plait_pipeline_note {
 	PLAIT_PIPELINE_CURRENT,	 /* name: a -t that already named digest: nothing pushed */
 	PLAIT_PIPELINE_CACHE_IMPORTED, /* name: a --cache-from; digest: "N step records" */
 	PLAIT_PIPELINE_CACHE_EXPORTED, /* name: a --cache-to; digest: "N parts, M step records" */
+	PLAIT_PIPELINE_LOADED,	 /* name: the tags loaded by --load ("" for none) */
+	PLAIT_PIPELINE_IIDFILE,	 /* name: the --iidfile; digest: the image ID written */
 };
 
 struct plait_pipeline_ops {
@@ -47,6 +56,9 @@ struct plait_pipeline_ops {
 	/* A job's build progress; called from worker threads. */
 	void (*job_event)(void *ctx, size_t job, const struct plait_build_event *ev);
 	void (*note)(void *ctx, enum plait_pipeline_note kind, const char *name, const char *digest);
+	/* --load: send the docker archive at fd (size bytes, from offset 0) to
+	 * the docker daemon; NULL: --load is refused. */
+	int (*load)(void *ctx, int fd, int64_t size, struct plait_error **err);
 	/* Something that does not fail the build (a --cache-from that cannot be
 	 * read, a --cache-to ignore-error=true that failed). */
 	void (*warning)(void *ctx, const char *msg);

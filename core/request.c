@@ -83,6 +83,7 @@ void plait_request_release(struct plait_request *r)
 	free(r->named);
 	free(r->cache_dir);
 	free(r->metadata);
+	free(r->iidfile);
 	for (size_t i = 0; i < r->n_cache_from; i++)
 		plait_cache_spec_release(&r->cache_from[i]);
 	free(r->cache_from);
@@ -219,11 +220,29 @@ int plait_parse_annotation(const char *spec, struct plait_annotation *out, struc
 	return 0;
 }
 
-/* "type=oci,dest=DIR" -> "oci:DIR" */
+/* The --output types: what each writes and its dest's kind, for messages. */
+static const struct {
+	const char *type, *dest;
+} output_types[] = {
+	{ "oci", "DIR" },   { "oci-archive", "FILE" }, { "docker", "FILE" },
+	{ "tar", "FILE" },  { "local", "DIR" },
+};
+
+/* "type=oci,dest=DIR" -> "oci:DIR"; a value without '=' is a directory
+ * (type=local, as buildx's -o DIR). */
 int plait_parse_output(const char *arg, char **spec, struct plait_error **err)
 {
 	_cleanup_free_ char *copy = xstrdup(arg);
 	const char *type = NULL, *dest = NULL;
+	if (streq(arg, "-"))
+		return plait_error_set(err, PLAIT_E_USAGE,
+				       "--output '-': plait does not write images to stdout; use type=tar,dest=FILE "
+				       "or type=docker,dest=FILE");
+	if (*arg && !strchr(arg, '=')) {
+		type = "local";
+		dest = copy;
+		goto found;
+	}
 	for (char *save = NULL, *f = strtok_r(copy, ",", &save); f; f = strtok_r(NULL, ",", &save)) {
 		if (startswith(f, "type="))
 			type = f + 5;
@@ -232,9 +251,23 @@ int plait_parse_output(const char *arg, char **spec, struct plait_error **err)
 		else
 			return plait_error_set(err, PLAIT_E_USAGE, "--output '%s': unknown field '%s'", arg, f);
 	}
-	if (!type || !dest || !*dest || !(streq(type, "oci") || streq(type, "oci-archive")))
+	if (!type)
 		return plait_error_set(err, PLAIT_E_USAGE,
-				       "--output '%s': use type=oci,dest=DIR or type=oci-archive,dest=FILE", arg);
+				       "--output '%s': no type=; use type=oci|local,dest=DIR or "
+				       "type=oci-archive|docker|tar,dest=FILE",
+				       arg);
+	size_t i = 0;
+	while (i < ARRAY_SIZE(output_types) && !streq(output_types[i].type, type))
+		i++;
+	if (i == ARRAY_SIZE(output_types))
+		return plait_error_set(err, PLAIT_E_USAGE,
+				       "--output '%s': unknown type '%s'; use type=oci|local,dest=DIR or "
+				       "type=oci-archive|docker|tar,dest=FILE",
+				       arg, type);
+	if (!dest || !*dest)
+		return plait_error_set(err, PLAIT_E_USAGE, "--output '%s': type=%s needs dest=%s", arg, type,
+				       output_types[i].dest);
+found:;
 	struct plait_buf b = PLAIT_BUF_INIT;
 	plait_buf_addf(&b, "%s:%s", type, dest);
 	*spec = plait_buf_detach(&b, NULL);

@@ -52,7 +52,9 @@ struct plait_target {
 	char **labels;
 	struct plait_annotation *annotations;
 	size_t n_annotations;
-	char **outputs; /* "oci:DIR", "oci-archive:FILE" */
+	/* "oci:DIR", "oci-archive:FILE", "docker:FILE" (docker save's format),
+	 * "tar:FILE" and "local:DIR" (the root file system) */
+	char **outputs;
 	/* What reading this target's input found wrong (an unknown platform):
 	 * reported first, with the planner's own problems. */
 	char **problems;
@@ -83,6 +85,8 @@ struct plait_request {
 	bool push, by_digest, allow_latest, keep_going, docker_format;
 	size_t max_jobs; /* 0 = default */
 	char *metadata;	 /* --metadata-file, or NULL */
+	char *iidfile;	 /* --iidfile: the image ID written there, or NULL */
+	bool load;	 /* --load: the images loaded into the docker daemon (ops->load) */
 	/* --cache-from (tried in order) and --cache-to (each written), bake's
 	 * cache-from / cache-to of every target included, each value once. */
 	struct plait_cache_spec *cache_from, *cache_to;
@@ -103,8 +107,9 @@ void plait_request_release(struct plait_request *r);
 int plait_target_add_variant(struct plait_target *t, const char *spec, struct plait_error **err);
 /* "index:K=V", "manifest[P,...]:K=V", "K=V" (--annotation): added to t->annotations. */
 int plait_target_add_annotation(struct plait_target *t, const char *spec, struct plait_error **err);
-/* "type=oci,dest=DIR" | "type=oci-archive,dest=FILE" (--output): "oci:DIR"
- * (or "oci-archive:FILE") added to t->outputs. */
+/* "type=T,dest=D" (--output; T one of oci, oci-archive, docker, tar, local):
+ * "T:D" added to t->outputs. A value without '=' is "local:VALUE" (buildx's
+ * -o DIR). */
 int plait_target_add_output(struct plait_target *t, const char *spec, struct plait_error **err);
 /* A platform list ("linux/amd64,linux/arm64"). An unknown platform, an empty
  * entry or one listed twice goes to t->problems, not into t; what names the

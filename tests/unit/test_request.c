@@ -106,9 +106,33 @@ static void test_request__outputs(void **state)
 	assert_int_equal(plait_target_add_output(&t, "type=oci,dest=/tmp/x", &err), 0);
 	assert_int_equal(plait_target_add_output(&t, "dest=out.tar,type=oci-archive", &err), 0);
 	assert_strv(t.outputs, "oci:/tmp/x", "oci-archive:out.tar", NULL);
-	USAGE_ERROR("use type=oci,dest=DIR or type=oci-archive,dest=FILE", plait_target_add_output, &t, "type=docker,dest=x");
+	USAGE_ERROR("--output 'type=registry,dest=x': unknown type 'registry'; use type=oci|local,dest=DIR or "
+		    "type=oci-archive|docker|tar,dest=FILE", plait_target_add_output, &t, "type=registry,dest=x");
 	USAGE_ERROR("unknown field 'compression=zstd'", plait_target_add_output, &t, "type=oci,dest=x,compression=zstd");
-	USAGE_ERROR("use type=oci", plait_target_add_output, &t, "type=oci,dest=");
+	USAGE_ERROR("--output 'type=oci,dest=': type=oci needs dest=DIR", plait_target_add_output, &t, "type=oci,dest=");
+	assert_strv(t.outputs, "oci:/tmp/x", "oci-archive:out.tar", NULL);
+	plait_target_release(&t);
+}
+
+static void test_request__output_docker_tar_local(void **state)
+{
+	(void)state;
+	struct plait_target t = { 0 };
+	struct plait_error *err = NULL;
+	assert_int_equal(plait_target_add_output(&t, "type=docker,dest=img.tar", &err), 0);
+	assert_int_equal(plait_target_add_output(&t, "dest=root.tar,type=tar", &err), 0);
+	assert_int_equal(plait_target_add_output(&t, "type=local,dest=out/rootfs", &err), 0);
+	/* buildx's shorthand: a value without '=' is a directory */
+	assert_int_equal(plait_target_add_output(&t, "rootfs2", &err), 0);
+	assert_strv(t.outputs, "docker:img.tar", "tar:root.tar", "local:out/rootfs", "local:rootfs2", NULL);
+	USAGE_ERROR("--output 'type=docker': type=docker needs dest=FILE", plait_target_add_output, &t, "type=docker");
+	USAGE_ERROR("--output 'type=local,dest=': type=local needs dest=DIR", plait_target_add_output, &t,
+		    "type=local,dest=");
+	USAGE_ERROR("--output 'type=tar': type=tar needs dest=FILE", plait_target_add_output, &t, "type=tar");
+	USAGE_ERROR("--output 'dest=x': no type=", plait_target_add_output, &t, "dest=x");
+	USAGE_ERROR("--output '-': plait does not write images to stdout", plait_target_add_output, &t, "-");
+	USAGE_ERROR("unknown type 'Docker'", plait_target_add_output, &t, "type=Docker,dest=x");
+	assert_int_equal(plait_strv_length(t.outputs), 4);
 	plait_target_release(&t);
 }
 
@@ -235,6 +259,7 @@ int main(void)
 		cmocka_unit_test(test_request__variant_problems),
 		cmocka_unit_test(test_request__annotations),
 		cmocka_unit_test(test_request__outputs),
+		cmocka_unit_test(test_request__output_docker_tar_local),
 		cmocka_unit_test(test_request__platform_lists_add_up),
 		cmocka_unit_test(test_request__platform_list_problems),
 		cmocka_unit_test(test_request__release_frees_everything),
