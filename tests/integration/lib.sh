@@ -599,7 +599,7 @@ host_platform() {
 # dockerd_start : a private dockerd (Debian's docker.io, with its embedded
 # BuildKit) under $T/dockerd: own data root, exec root, pid file and socket,
 # no iptables, no bridge, loopback registries insecure. Stopped by PID in
-# dockerd_stop (called from the script's cleanup). `dk ARGS` runs the
+# dockerd_stop (a test sets 'trap dockerd_cleanup EXIT'). `dk ARGS` runs the
 # matching client (/usr/bin/docker, or $DOCKER) against it with BuildKit.
 DOCKER=${DOCKER:-/usr/bin/docker}
 DK_PID=
@@ -623,6 +623,16 @@ dockerd_start() {
 		sleep 0.5
 	done
 	fail "dockerd did not answer on $dk/docker.sock within 60 s: $(tail -n 5 "$dk/dockerd.log")"
+}
+# dockerd_cleanup : the EXIT trap of a test that starts dockerd: the daemon
+# stopped, then lib_cleanup, the script's exit status kept.
+dockerd_cleanup() {
+	local rc=$?
+	set +e
+	trap - ERR
+	dockerd_stop
+	(exit "$rc")
+	lib_cleanup
 }
 # dockerd_stop : TERM, up to 20 s, then KILL; then unmount what it left
 # under $T (its overlay mounts would stop the temp dir's removal).

@@ -51,16 +51,8 @@ declare -A KNOWN=(
 	["basic|/tmp/id.txt file 0644 1000:1000 "]="id's groups=: 20.10's BuildKit predates moby/buildkit#3651 (primary gid in the supplementary groups); newer BuildKit and plait agree"
 )
 
-dk_cleanup() {
-	local rc=$?
-	set +e
-	trap - ERR
-	dockerd_stop
-	(exit "$rc")
-	lib_cleanup
-}
-trap dk_cleanup EXIT
 
+trap dockerd_cleanup EXIT
 registry_start R plain
 bash "$LIB_DIR/mkbase.sh" "$T/base" busybox >/dev/null
 skopeo_reg copy -q --all "oci:$T/base:busybox" "docker://$R_HOST/base/busybox:1"

@@ -13,16 +13,7 @@ require_plait
 
 HOSTP=$(host_platform)
 
-out_cleanup() {
-	local rc=$?
-	set +e
-	trap - ERR
-	dockerd_stop
-	(exit "$rc")
-	lib_cleanup
-}
-trap out_cleanup EXIT
-
+trap dockerd_cleanup EXIT
 registry_start R plain
 bash "$LIB_DIR/mkbase.sh" "$T/base" busybox >/dev/null
 skopeo_reg copy -q --all "oci:$T/base:busybox" "docker://$R_HOST/base/busybox:1"
