@@ -147,6 +147,22 @@ int pipeline_option(struct pipeline *pl, const char *cmd, int c, const char *arg
 		free(p->iidfile);
 		p->iidfile = xstrdup(arg);
 		return 1;
+	case OPT_P_PROVENANCE:
+	case OPT_P_SBOM:
+	case OPT_P_ATTEST: {
+		struct plait_error *err = NULL;
+		int r = c == OPT_P_ATTEST	? plait_request_add_attest(p, arg, &err)
+			: c == OPT_P_SBOM ? plait_parse_sbom(arg ? arg : "", &p->sbom, &err)
+					  : plait_parse_provenance(arg ? arg : "", &p->provenance, &err);
+		if (c == OPT_P_SBOM)
+			p->sbom_given = true;
+		if (r < 0) {
+			usage_error(cmd, "%s", err->msg);
+			plait_error_free(err);
+			return -1;
+		}
+		return 1;
+	}
 	case OPT_P_ALLOW_LATEST:
 		p->allow_latest = true;
 		return 1;

@@ -45,6 +45,9 @@ enum {
 	OPT_P_ALLOW,
 	OPT_P_LOAD,
 	OPT_P_IIDFILE,
+	OPT_P_PROVENANCE,
+	OPT_P_SBOM,
+	OPT_P_ATTEST,
 };
 #define PIPELINE_OPTIONS                                                        \
 	{ "cache-dir", required_argument, NULL, OPT_P_CACHE_DIR },             \
@@ -69,7 +72,10 @@ enum {
 	{ "cache-to", required_argument, NULL, OPT_P_CACHE_TO },               \
 	{ "allow", required_argument, NULL, OPT_P_ALLOW },                     \
 	{ "load", no_argument, NULL, OPT_P_LOAD },                             \
-	{ "iidfile", required_argument, NULL, OPT_P_IIDFILE }
+	{ "iidfile", required_argument, NULL, OPT_P_IIDFILE },                 \
+	{ "provenance", optional_argument, NULL, OPT_P_PROVENANCE },           \
+	{ "sbom", optional_argument, NULL, OPT_P_SBOM },                       \
+	{ "attest", required_argument, NULL, OPT_P_ATTEST }
 #define PIPELINE_HELP                                                                               \
 	"      --push                    push to every -t registry reference (tags move only after\n"   \
 	"                                every job succeeded and everything is uploaded)\n"           \
@@ -79,6 +85,14 @@ enum {
 	"                                or /var/run/docker.sock), tagged as -t says; one platform\n" \
 	"      --iidfile FILE            write the image ID there: the config digest of a\n"          \
 	"                                one-platform image (docker's image ID), else the index's\n"  \
+	"      --provenance[=mode=min|max|false]\n"                                                     \
+	"                                a SLSA v1 provenance per pushed platform image, attached\n" \
+	"                                as an OCI referrer (default with --push: mode=min; max\n"  \
+	"                                adds every step; false: none)\n"                           \
+	"      --sbom[=true|false]       an SPDX 2.3 SBOM per pushed platform image (dpkg, apk,\n"   \
+	"                                Python and conda packages of its root file system)\n"     \
+	"      --attest type=provenance[,mode=max] | type=sbom\n"                                     \
+	"                                buildx's spelling of the two above\n"                        \
 	"      --allow-latest            allow a -t tag named 'latest'\n"                              \
 	"      --allow security.insecure let RUN --security=insecure run with every capability\n"      \
 	"  -j, --jobs N                  build at most N jobs at once (default: one per job, up to\n"  \

@@ -175,6 +175,25 @@ out:
 	return r;
 }
 
+void plait_build_materials_free(struct plait_build_material *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].ref);
+		free(v[i].resolved);
+		free(v[i].platform);
+	}
+	free(v);
+}
+
+void plait_build_step_records_free(struct plait_build_step_record *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].stage);
+		free(v[i].text);
+	}
+	free(v);
+}
+
 void plait_build_result_release(struct plait_build_result *r)
 {
 	if (!r)
@@ -185,6 +204,11 @@ void plait_build_result_release(struct plait_build_result *r)
 	plait_strv_free(r->cache_mounts);
 	plait_strv_free(r->remote_blobs);
 	r->cache_keys_all = r->cache_keys_final = r->cache_mounts = r->remote_blobs = NULL;
+	plait_build_materials_free(r->materials, r->n_materials);
+	plait_build_step_records_free(r->step_records, r->n_step_records);
+	r->materials = NULL;
+	r->step_records = NULL;
+	r->n_materials = r->n_step_records = 0;
 	if (r->lock_fd > 0)
 		close(r->lock_fd);
 	r->lock_fd = -1;
@@ -286,6 +310,8 @@ void build_release(struct builder *b)
 	plait_strv_free(b->all_keys);
 	plait_strv_free(b->mount_ids);
 	plait_strv_free(b->remote_blobs);
+	plait_build_materials_free(b->materials, b->n_materials);
+	plait_build_step_records_free(b->step_records, b->n_step_records);
 	for (size_t i = 0; i < b->n_base_eps; i++)
 		plait_endpoint_free(b->base_eps[i]);
 	free(b->base_eps);
@@ -338,6 +364,13 @@ int plait_build(const struct plait_build_opts *o, struct plait_build_result *res
 	if (r < 0)
 		goto out;
 	r = write_image(&b, &b.stages[target], res, err);
+	plait_sha256_buf(data.buf, data.len, res->dockerfile_digest);
+	res->materials = TAKE_PTR(b.materials);
+	res->n_materials = b.n_materials;
+	res->base_material = b.stages[target].base_material;
+	res->step_records = TAKE_PTR(b.step_records);
+	res->n_step_records = b.n_step_records;
+	b.n_materials = b.n_step_records = 0;
 	res->steps = b.total;
 	res->cached = b.cached;
 	res->cache_keys_all = TAKE_PTR(b.all_keys);

@@ -157,8 +157,33 @@ struct plait_build_opts {
 	struct plait_cache_import *cache_import;
 };
 
+/* What a build read from outside its contexts, for provenance's resolved
+ * dependencies: a base image (FROM, COPY --from, RUN --mount from=) or an
+ * ADD URL, each once. */
+struct plait_build_material {
+	char *ref;	/* an image as the Dockerfile named it (expanded), or the URL */
+	char *resolved; /* an image: where it was found, by digest ("host/repo@sha256:…"); NULL for a URL */
+	char *platform; /* an image: the platform asked for; NULL for a URL */
+	char digest[PLAIT_SHA256_DIGEST_SIZE]; /* the platform manifest's, or the URL body's */
+};
+
+/* One step as provenance mode=max shows it, in build order. */
+struct plait_build_step_record {
+	char *stage;
+	char *text; /* the instruction as written ("FROM" with its expanded image) */
+	bool cached;
+};
+
 struct plait_build_result {
 	struct plait_descriptor manifest; /* in the cache's store */
+	char dockerfile_digest[PLAIT_SHA256_DIGEST_SIZE];
+	struct plait_build_material *materials;
+	size_t n_materials;
+	/* 1 + the index in materials of the image the target stage starts
+	 * from (through FROM <stage> chains); 0: scratch */
+	size_t base_material;
+	struct plait_build_step_record *step_records;
+	size_t n_step_records;
 	char config_digest[PLAIT_SHA256_DIGEST_SIZE];
 	int64_t size; /* manifest + config + layers */
 	int steps, cached;
@@ -176,6 +201,8 @@ struct plait_build_result {
 	int lock_fd;
 };
 void plait_build_result_release(struct plait_build_result *r);
+void plait_build_materials_free(struct plait_build_material *v, size_t n);
+void plait_build_step_records_free(struct plait_build_step_record *v, size_t n);
 
 /* Build; the image lands in the store of the cache directory (see
  * plait_build_cache_store()). */

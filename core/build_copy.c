@@ -612,6 +612,7 @@ static int fetch_source(struct builder *b, const struct plait_df_instr *in, cons
 		plait_buf_release(&m);
 		return r;
 	}
+	build_add_material(b, url, NULL, NULL, got);
 	*urls = xrealloc(*urls, (*n + 1) * sizeof(**urls));
 	struct url_source *u = &(*urls)[(*n)++];
 	memcpy(u->digest, got, sizeof(got));

@@ -153,6 +153,11 @@ int build_from_image(struct builder *b, struct stage *st, const char *ref, const
 	}
 	free(st->last_created);
 	st->last_created = xstrdup_or_null(st->cfg.created);
+	{
+		_cleanup_free_ char *resolved = plait_endpoint_ref_string(ep ? ep : b->base_eps[b->n_base_eps - 1],
+									  man.digest);
+		st->base_material = build_add_material(b, ref, resolved, platform, man.digest);
+	}
 	struct plait_buf k = PLAIT_BUF_INIT;
 	plait_buf_addf(&k, "FROM %s\n", man.digest);
 	build_layer_settings(b, &k);
@@ -188,7 +193,9 @@ int build_do_from(struct builder *b, struct stage *st, size_t idx, struct plait_
 		if ((r = build_stage_ready(b, base, in, image, err)) < 0)
 			return r;
 		stage_copy_state(st, base);
+		st->base_material = base->base_material;
 	} else if (streq(image, "scratch")) {
+		st->base_material = 0;
 		memset(&st->cfg, 0, sizeof(st->cfg));
 		struct plait_buf k = PLAIT_BUF_INIT;
 		plait_buf_adds(&k, "FROM scratch\n");

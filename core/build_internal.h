@@ -78,6 +78,7 @@ struct stage {
 	/* Keys of the steps that made this state's layers (and empty steps), in
 	 * order, FROM <stage> included: what --cache-to mode=min exports. */
 	char **keys;
+	size_t base_material; /* see plait_build_result */
 };
 
 struct builder {
@@ -97,6 +98,10 @@ struct builder {
 	struct plait_endpoint **base_eps; /* what lazy base layers come from */
 	size_t n_base_eps;
 	char **remote_blobs; /* "DIGEST REF" of base layers not pulled */
+	struct plait_build_material *materials;
+	size_t n_materials;
+	struct plait_build_step_record *step_records;
+	size_t n_step_records;
 	/* for a failing RUN: its last output lines */
 	char *tail[8];
 	size_t n_tail;
@@ -137,6 +142,10 @@ static inline void env_set(char ***envp, const char *key, const char *value)
 /* ------------------------------------------------------------ build_stage.c */
 
 void build_emit(struct builder *b, enum plait_build_event_kind kind, const char *text, double secs);
+/* Record a material (see plait_build_result) unless there already; returns
+ * 1 + its index. */
+size_t build_add_material(struct builder *b, const char *ref, const char *resolved, const char *platform,
+			  const char *digest);
 /* The warning for device nodes a rootless unpack of what (a layer digest, an
  * ADD source) left out. */
 void build_warn_devices(struct builder *b, const char *what, size_t n);

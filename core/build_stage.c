@@ -17,6 +17,13 @@
 
 void build_emit(struct builder *b, enum plait_build_event_kind kind, const char *text, double secs)
 {
+	if (kind == PLAIT_BUILD_STEP_START) {
+		b->step_records = xrealloc(b->step_records, (b->n_step_records + 1) * sizeof(*b->step_records));
+		b->step_records[b->n_step_records++] = (struct plait_build_step_record){
+			.stage = xstrdup(b->cur ? b->cur->label : ""), .text = xstrdup(text ? text : "") };
+	} else if (kind == PLAIT_BUILD_STEP_CACHED && b->n_step_records) {
+		b->step_records[b->n_step_records - 1].cached = true;
+	}
 	if (!b->o->progress)
 		return;
 	struct plait_build_event ev = { .kind = kind,
@@ -26,6 +33,23 @@ void build_emit(struct builder *b, enum plait_build_event_kind kind, const char 
 					.text = text,
 					.seconds = secs };
 	b->o->progress(&ev, b->o->progress_ctx);
+}
+
+size_t build_add_material(struct builder *b, const char *ref, const char *resolved, const char *platform,
+			  const char *digest)
+{
+	for (size_t i = 0; i < b->n_materials; i++) {
+		const struct plait_build_material *m = &b->materials[i];
+		if (streq(m->ref, ref) && streq(m->digest, digest) && !m->platform == !platform &&
+		    (!platform || streq(m->platform, platform)))
+			return i + 1;
+	}
+	b->materials = xrealloc(b->materials, (b->n_materials + 1) * sizeof(*b->materials));
+	struct plait_build_material *m = &b->materials[b->n_materials++];
+	*m = (struct plait_build_material){ .ref = xstrdup(ref), .resolved = xstrdup_or_null(resolved),
+					    .platform = xstrdup_or_null(platform) };
+	snprintf(m->digest, sizeof(m->digest), "%s", digest);
+	return b->n_materials;
 }
 
 void build_warn_devices(struct builder *b, const char *what, size_t n)

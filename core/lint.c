@@ -800,7 +800,7 @@ static bool part_is_secret(const char *part)
 
 /* Names that hold secrets: HF_TOKEN, DB_PASSWORD, OPENAI_API_KEY, AWS_SECRET_ACCESS_KEY;
  * not TOKENIZERS_PARALLELISM, GPG_KEY (a public key id), PASSWORD_FILE (a path). */
-static bool secret_name(const char *name)
+bool plait_lint_secret_name(const char *name)
 {
 	_cleanup_free_ char *u = xstrdup(name);
 	for (char *p = u; *p; p++)
@@ -832,7 +832,7 @@ static void check_secrets(struct linter *l, const struct plait_df_instr *in)
 	for (size_t k = 0; k < in->n_kvs; k++) {
 		const char *key = in->kvs[k].key;
 		const char *v = in->kvs[k].value;
-		if (!secret_name(key))
+		if (!plait_lint_secret_name(key))
 			continue;
 		/* ENV X="" is a placeholder set at run time, not a leak. */
 		if (in->kind == PLAIT_DF_ENV && (!v || !*v || streq(v, "\"\"") || streq(v, "''")))

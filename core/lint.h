@@ -61,6 +61,11 @@ const char *plait_lint_severity_name(enum plait_lint_severity s);
 /* "info"|"warning"|"error" -> severity; -1 when unknown. */
 int plait_lint_severity_parse(const char *s);
 
+/* Whether a variable's name says it holds a secret (HF_TOKEN, DB_PASSWORD,
+ * OPENAI_API_KEY; not TOKENIZERS_PARALLELISM, GPG_KEY, PASSWORD_FILE): the
+ * secret-in-arg-env rule, and what provenance leaves out. */
+bool plait_lint_secret_name(const char *name);
+
 int plait_lint_run(const struct plait_lint_opts *o, struct plait_lint_result *out,
 		   struct plait_error **err);
 void plait_lint_result_release(struct plait_lint_result *r);

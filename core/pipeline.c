@@ -12,6 +12,9 @@
 #include "scheduler.h"
 #include "util.h"
 #include "core/ref.h"
+#include "attest.h"
+#include "sbom.h"
+#include "timestamp.h"
 #include "core/banned.h"
 
 struct plait_job_ctx {
@@ -319,7 +322,9 @@ static int run_job(void *ctx, size_t i, const atomic_int *cancel, struct plait_e
 		.cache_import = p->cache_import,
 	};
 	uint64_t t0 = plait_now_ns();
+	p->started[i] = (int64_t)time(NULL);
 	int r = plait_build(&bo, &p->results[i], err);
+	p->finished[i] = (int64_t)time(NULL);
 	p->seconds[i] = (double)(plait_now_ns() - t0) / 1e9;
 	/* Name the job when there is more than one, or a bake target to name. */
 	if (r < 0 && (p->plan.n_jobs > 1 || t->name))
@@ -334,6 +339,8 @@ int plait_pipeline_build(struct plait_pipeline *p, struct plait_error **err)
 		p->req->cache_dir = plait_build_default_cache_dir();
 	p->results = xcalloc(plan->n_jobs + 1, sizeof(*p->results));
 	p->seconds = xcalloc(plan->n_jobs + 1, sizeof(*p->seconds));
+	p->started = xcalloc(plan->n_jobs + 1, sizeof(*p->started));
+	p->finished = xcalloc(plan->n_jobs + 1, sizeof(*p->finished));
 	p->job_state = xcalloc(plan->n_jobs + 1, sizeof(*p->job_state));
 	p->job_ctx = xcalloc(plan->n_jobs + 1, sizeof(*p->job_ctx));
 	import_caches(p);
@@ -618,6 +625,128 @@ static int write_iidfile(const struct plait_pipeline *p, struct plait_error **er
 	return 0;
 }
 
+/* The provenance and SBOM of job j (see core/attest.h, core/sbom.h), as
+ * artifact manifests in the store whose subject is the job's manifest. */
+static int attest_job(struct plait_pipeline *p, struct plait_store *store, size_t j,
+		      const struct plait_git_source *git, struct plait_error **err)
+{
+	const struct plait_request *req = p->req;
+	const struct plait_job *job = &p->plan.jobs[j];
+	const struct plait_plan_image *im = &p->plan.images[job->image];
+	const struct plait_target *t = im->req;
+	const struct plait_build_result *res = &p->results[j];
+	enum plait_provenance_mode mode = req->provenance == PLAIT_PROVENANCE_DEFAULT ? PLAIT_PROVENANCE_MIN
+											: req->provenance;
+	char created[PLAIT_RFC3339_MAX];
+	plait_rfc3339(req->have_epoch && p->finished[j] > req->source_date_epoch ? req->source_date_epoch
+										   : p->finished[j],
+		      created);
+	struct plait_map ann = { 0 }, lann = { 0 };
+	plait_map_set(&ann, "org.opencontainers.image.created", created);
+	struct plait_buf doc = PLAIT_BUF_INIT;
+	int r = 0;
+	if (mode != PLAIT_PROVENANCE_OFF) {
+		const char **secret_ids = xcalloc(req->n_secrets + 1, sizeof(*secret_ids));
+		for (size_t i = 0; i < req->n_secrets; i++)
+			secret_ids[i] = req->secrets[i].id;
+		struct plait_provenance pv = {
+			.subjects = (const char *const *)im->tags,
+			.subject_digest = res->manifest.digest,
+			.max = mode == PLAIT_PROVENANCE_MAX,
+			.target_name = t->name,
+			.stage = t->stage,
+			.platform = job->platform_str,
+			.variant = im->variant,
+			.build_args = (const char *const *)job->build_args,
+			.secret_ids = secret_ids,
+			.dockerfile = t->dockerfile,
+			.context_dir = t->context_dir,
+			.git = git,
+			.build_platform = p->o->plan->build_platform_str,
+			.builder = job->builder.name,
+			.have_epoch = req->have_epoch,
+			.epoch = req->source_date_epoch,
+			.res = res,
+			.started = p->started[j],
+			.finished = p->finished[j],
+		};
+		r = plait_provenance_json(&pv, &doc, err);
+		free(secret_ids);
+		plait_map_set(&lann, "in-toto.io/predicate-type", PLAIT_PROVENANCE_PREDICATE);
+		struct plait_pipeline_image *a = &p->attest[2 * j + p->n_attest[j]];
+		plait_buf_init(&a->data, 0);
+		if (r >= 0)
+			r = plait_attest_put(store, &res->manifest, PLAIT_MT_INTOTO, PLAIT_MT_INTOTO, &lann, &ann, doc.buf,
+					     doc.len, &a->root, &a->data, err);
+		p->n_attest[j]++;
+	}
+	if (r >= 0 && req->sbom) {
+		struct plait_sbom sb = { 0 };
+		const struct plait_build_material *base =
+			res->base_material ? &res->materials[res->base_material - 1] : NULL;
+		struct plait_sbom_doc d = {
+			.name = im->tags ? im->tags[0] : NULL,
+			.platform = job->platform_str,
+			.digest = res->manifest.digest,
+			.base_ref = base ? base->ref : NULL,
+			.base_digest = base ? base->digest : NULL,
+			.have_epoch = req->have_epoch,
+			.epoch = req->source_date_epoch,
+			.now = p->finished[j],
+		};
+		r = plait_sbom_scan(store, res->manifest.digest, &sb, err);
+		if (r >= 0)
+			r = plait_sbom_spdx(&sb, &d, &doc, err);
+		plait_sbom_release(&sb);
+		if (r < 0)
+			plait_error_wrap(err, "--sbom of %s", job->label);
+		struct plait_pipeline_image *a = &p->attest[2 * j + p->n_attest[j]];
+		plait_buf_init(&a->data, 0);
+		if (r >= 0)
+			r = plait_attest_put(store, &res->manifest, PLAIT_MT_SPDX, PLAIT_MT_SPDX, NULL, &ann, doc.buf,
+					     doc.len, &a->root, &a->data, err);
+		p->n_attest[j]++;
+	}
+	plait_buf_release(&doc);
+	plait_map_release(&ann);
+	plait_map_release(&lann);
+	return r;
+}
+
+/* Every job's attestations, with --push (registries keep referrers). */
+static int make_attestations(struct plait_pipeline *p, struct plait_endpoint *src, struct plait_error **err)
+{
+	const struct plait_request *req = p->req;
+	bool prov = req->provenance != PLAIT_PROVENANCE_OFF;
+	if (!req->push) {
+		if ((req->provenance > PLAIT_PROVENANCE_OFF || req->sbom) && p->o->ops->warning)
+			p->o->ops->warning(p->o->ops->ctx,
+					   "--provenance/--sbom: attestations are attached to images pushed to a "
+					   "registry (--push); the outputs written here carry none");
+		return 0;
+	}
+	if (!prov && !req->sbom)
+		return 0;
+	p->attest = xcalloc(2 * p->plan.n_jobs + 1, sizeof(*p->attest));
+	p->n_attest = xcalloc(p->plan.n_jobs + 1, sizeof(*p->n_attest));
+	int r = 0;
+	for (size_t i = 0; r >= 0 && req->sbom && i < p->plan.n_images; i++)
+		r = ensure_image_blobs(p, src->store, i, src, err); /* the SBOM reads every layer */
+	struct plait_git_source *git = xcalloc(req->n_targets + 1, sizeof(*git));
+	bool *have_git = xcalloc(req->n_targets + 1, sizeof(*have_git));
+	for (size_t ti = 0; ti < req->n_targets; ti++)
+		have_git[ti] = plait_git_source(req->targets[ti].context_dir, &git[ti]) == 1;
+	for (size_t j = 0; r >= 0 && j < p->plan.n_jobs; j++) {
+		size_t ti = p->plan.images[p->plan.jobs[j].image].target;
+		r = attest_job(p, src->store, j, have_git[ti] ? &git[ti] : NULL, err);
+	}
+	for (size_t ti = 0; ti < req->n_targets; ti++)
+		plait_git_source_release(&git[ti]);
+	free(git);
+	free(have_git);
+	return r;
+}
+
 /* Registries: everything by digest first (blobs, manifests, indexes), every
  * tag only after all of that succeeded. */
 static int push_all(struct plait_pipeline *p, const struct plait_publish_copy *images,
@@ -626,6 +755,19 @@ static int push_all(struct plait_pipeline *p, const struct plait_publish_copy *i
 	struct plait_publish_pool pool = { 0 };
 	struct items x = { 0 };
 	int r = 0;
+	/* per image, its jobs' attestations */
+	struct plait_publish_copy **refs = xcalloc(p->plan.n_images + 1, sizeof(*refs));
+	size_t *n_refs = xcalloc(p->plan.n_images + 1, sizeof(*n_refs));
+	for (size_t i = 0; p->attest && i < p->plan.n_images; i++) {
+		const struct plait_plan_image *im = &p->plan.images[i];
+		refs[i] = xcalloc(2 * im->n_jobs + 1, sizeof(**refs));
+		for (size_t k = 0; k < im->n_jobs; k++)
+			for (size_t a = 0; a < p->n_attest[im->jobs[k]]; a++) {
+				struct plait_pipeline_image *at = &p->attest[2 * im->jobs[k] + a];
+				refs[i][n_refs[i]++] = (struct plait_publish_copy){ images[i].src, &at->root, at->data.buf,
+										     at->data.len };
+			}
+	}
 	for (size_t i = 0; r >= 0 && i < p->plan.n_images; i++) {
 		const struct plait_plan_image *im = &p->plan.images[i];
 		for (char **t = im->tags; r >= 0 && t && *t; t++) {
@@ -643,7 +785,8 @@ static int push_all(struct plait_pipeline *p, const struct plait_publish_copy *i
 			}
 			items_add(&x, (struct plait_publish_item){ .dst = ep, .name = *t, .copies = &images[i],
 								    .n_copies = 1, .root = images[i].desc,
-								    .data = images[i].data, .len = images[i].len },
+								    .data = images[i].data, .len = images[i].len,
+								    .referrers = refs[i], .n_referrers = n_refs[i] },
 				  tag);
 		}
 	}
@@ -659,6 +802,10 @@ static int push_all(struct plait_pipeline *p, const struct plait_publish_copy *i
 out:
 	items_release(&x);
 	plait_publish_pool_release(&pool);
+	for (size_t i = 0; i < p->plan.n_images; i++)
+		free(refs[i]);
+	free(refs);
+	free(n_refs);
 	return r;
 }
 
@@ -895,6 +1042,8 @@ int plait_pipeline_publish(struct plait_pipeline *p, struct plait_error **err)
 		}
 	if (r >= 0 && req->load)
 		r = load_images(p, src, err);
+	if (r >= 0)
+		r = make_attestations(p, src, err);
 	if (r >= 0 && req->push)
 		r = push_all(p, images, &po, err);
 	p->total = (double)(plait_now_ns() - p->t0) / 1e9;
@@ -922,6 +1071,15 @@ void plait_pipeline_release(struct plait_pipeline *p)
 		plait_build_result_release(&p->results[i]);
 	free(p->results);
 	free(p->seconds);
+	free(p->started);
+	free(p->finished);
+	for (size_t i = 0; p->attest && i < p->plan.n_jobs; i++)
+		for (size_t k = 0; k < p->n_attest[i]; k++) {
+			plait_descriptor_release(&p->attest[2 * i + k].root);
+			plait_buf_release(&p->attest[2 * i + k].data);
+		}
+	free(p->attest);
+	free(p->n_attest);
 	free(p->job_state);
 	free(p->job_ctx);
 	free(p->dirs);

@@ -19,7 +19,9 @@
  *    was built; it writes every --output first (core/export.h for docker,
  *    tar and local), then --load (a docker archive in a temporary file
  *    through ops->load), then pushes every
- *    image to every -t repository by digest, then moves the tags (none with
+ *    image to every -t repository by digest with its attestations (the
+ *    provenance, by default, and the SBOM of each platform image, made
+ *    here: core/attest.h, core/sbom.h) attached as referrers, then moves the tags (none with
  *    --push-by-digest), then the metadata file and the --iidfile (the
  *    config digest of a one-platform image, as `docker images` shows it and
  *    buildx writes it; the index digest otherwise), then every --cache-to
@@ -86,6 +88,11 @@ struct plait_pipeline {
 	double *seconds;		    /* per job */
 	enum plait_job_state *job_state;    /* per job, after a build */
 	struct plait_pipeline_image *images; /* per plan image, after publish */
+	int64_t *started, *finished;	     /* per job: Unix seconds (provenance) */
+	/* per job, after publish: its attestations (artifact manifests in the
+	 * store whose subject is its manifest), attest[2 * job + k], k < n_attest[job] */
+	struct plait_pipeline_image *attest;
+	size_t *n_attest;
 	double total;			     /* seconds, planning included */
 	/* internal */
 	struct plait_named_dir *dirs;

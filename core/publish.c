@@ -48,6 +48,52 @@ static bool in_place(const struct plait_publish_item *it, bool by_digest)
 	return r == 1 && streq(got, it->root->digest);
 }
 
+/* Whether subject already has a referrer of artifact type at in dst. */
+static bool has_referrer_of_type(struct plait_endpoint *dst, const char *subject, const char *at)
+{
+	struct plait_index idx = { 0 };
+	struct plait_error *e = NULL;
+	bool found = false;
+	if (dst->ops->list_referrers && dst->ops->list_referrers(dst, subject, &idx, NULL, &e) >= 0)
+		for (size_t i = 0; i < idx.n_manifests && !found; i++)
+			found = idx.manifests[i].artifact_type && streq(idx.manifests[i].artifact_type, at);
+	plait_error_free(e);
+	plait_index_release(&idx);
+	return found;
+}
+
+static int put_referrers(const struct plait_publish_item *it, bool current, const struct plait_copy_opts *co,
+			 struct plait_error **err)
+{
+	if (!it->n_referrers)
+		return 0;
+	if (!it->dst->ops->put_referrer)
+		return plait_error_set(err, PLAIT_E_USAGE,
+				       "%s keeps no referrers: attestations are attached to images in registries",
+				       it->name);
+	for (size_t i = 0; i < it->n_referrers; i++) {
+		const struct plait_publish_copy *c = &it->referrers[i];
+		struct plait_manifest m = { 0 };
+		int r = plait_manifest_parse(c->data, c->len, &m, err);
+		if (r >= 0 && !m.subject)
+			r = plait_error_set(err, PLAIT_E_USAGE, "referrer %s has no subject", c->desc->digest);
+		bool skip = r >= 0 && current && m.artifact_type &&
+			    has_referrer_of_type(it->dst, m.subject->digest, m.artifact_type);
+		if (r >= 0 && !skip)
+			r = plait_copy_image(c->src, it->dst, c->desc, c->data, c->len, NULL, co, NULL, err);
+		if (r >= 0 && !skip)
+			r = it->dst->ops->put_referrer(it->dst, c->data, c->len, NULL, err);
+		if (r < 0)
+			plait_error_wrap(err, "attach %s (%s) to %s", c->desc->digest,
+					 m.artifact_type ? m.artifact_type : "artifact",
+					 m.subject ? m.subject->digest : "?");
+		plait_manifest_release(&m);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 static int commit_all(const struct plait_publish_item *items, size_t n, struct plait_error **err)
 {
 	for (size_t k = 0; k < n; k++) {
@@ -71,14 +117,12 @@ int plait_publish_push(const struct plait_publish_item *items, size_t n, bool by
 	for (size_t k = 0; k < n; k++, st->pushed++) {
 		st->item = k;
 		current[k] = in_place(&items[k], by_digest);
-		if (current[k]) {
-			event(o, PLAIT_PUBLISH_CURRENT, &items[k]);
-			continue;
-		}
-		int r = put_item(&items[k], o, co, err);
+		int r = current[k] ? 0 : put_item(&items[k], o, co, err);
+		if (r >= 0)
+			r = put_referrers(&items[k], current[k], co, err);
 		if (r < 0)
 			return r;
-		event(o, PLAIT_PUBLISH_PUSHED, &items[k]);
+		event(o, current[k] ? PLAIT_PUBLISH_CURRENT : PLAIT_PUBLISH_PUSHED, &items[k]);
 	}
 	st->phase = PLAIT_PUBLISH_PHASE_TAG;
 	st->item = 0;

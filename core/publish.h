@@ -15,7 +15,7 @@
  *    digest; by_digest: the root is there) is skipped, its tag included;
  *  - every other item's copies and root go by digest, item after item, before any
  *    tag: blobs before the manifests that name them, manifests before the
- *    index, the index before its tags;
+ *    index, the index before its tags; its referrers right after its root;
  *  - then, unless by_digest, every item's tag in item order; the interrupt
  *    flag is checked before each tag, so an interrupt stops before the next
  *    one (registries have no transactions: tags already moved stay moved);
@@ -54,6 +54,14 @@ struct plait_publish_item {
 	size_t len;
 	bool put_root;
 	const char *tag; /* NULL: none (by digest only) */
+	/* Referrers of the root's images (attestations: artifact manifests whose
+	 * subject is one of them), each copied by digest and attached through
+	 * the destination's put_referrer right after the root, before any tag.
+	 * When the destination already held the item, a referrer is attached
+	 * only if its subject has none of its artifactType yet (a rebuild of an
+	 * unchanged image does not pile up attestations). */
+	const struct plait_publish_copy *referrers;
+	size_t n_referrers;
 };
 
 enum plait_publish_event_kind {

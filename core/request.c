@@ -403,3 +403,91 @@ size_t plait_target_check_utf8(const struct plait_target *t, char ***problems)
 	}
 	return n;
 }
+
+static int parse_bool(const char *v, bool *out)
+{
+	if (streq(v, "true") || streq(v, "1")) {
+		*out = true;
+		return 0;
+	}
+	if (streq(v, "false") || streq(v, "0")) {
+		*out = false;
+		return 0;
+	}
+	return -1;
+}
+
+int plait_parse_provenance(const char *spec, enum plait_provenance_mode *out, struct plait_error **err)
+{
+	bool b;
+	if (!*spec || parse_bool(spec, &b) == 0) {
+		*out = !*spec || b ? PLAIT_PROVENANCE_MIN : PLAIT_PROVENANCE_OFF;
+		return 0;
+	}
+	_cleanup_free_ char *copy = xstrdup(spec);
+	enum plait_provenance_mode m = PLAIT_PROVENANCE_MIN;
+	bool disabled = false;
+	for (char *save = NULL, *f = strtok_r(copy, ",", &save); f; f = strtok_r(NULL, ",", &save)) {
+		if (streq(f, "mode=min"))
+			m = PLAIT_PROVENANCE_MIN;
+		else if (streq(f, "mode=max"))
+			m = PLAIT_PROVENANCE_MAX;
+		else if (startswith(f, "mode="))
+			return plait_error_set(err, PLAIT_E_USAGE, "--provenance '%s': unknown mode '%s'; use mode=min or mode=max",
+					       spec, f + 5);
+		else if (startswith(f, "disabled=") && parse_bool(f + 9, &disabled) == 0)
+			;
+		else if (streq(f, "version=v1"))
+			;
+		else if (startswith(f, "version="))
+			return plait_error_set(err, PLAIT_E_USAGE,
+					       "--provenance '%s': plait writes SLSA provenance v1 only (version=v1)", spec);
+		else
+			return plait_error_set(err, PLAIT_E_USAGE,
+					       "--provenance '%s': unknown field '%s'; use true, false, mode=min or mode=max",
+					       spec, f);
+	}
+	*out = disabled ? PLAIT_PROVENANCE_OFF : m;
+	return 0;
+}
+
+int plait_parse_sbom(const char *spec, bool *out, struct plait_error **err)
+{
+	bool b;
+	if (!*spec || parse_bool(spec, &b) == 0) {
+		*out = !*spec || b;
+		return 0;
+	}
+	_cleanup_free_ char *copy = xstrdup(spec);
+	bool disabled = false;
+	for (char *save = NULL, *f = strtok_r(copy, ",", &save); f; f = strtok_r(NULL, ",", &save)) {
+		if (startswith(f, "disabled=") && parse_bool(f + 9, &disabled) == 0)
+			continue;
+		if (startswith(f, "generator="))
+			return plait_error_set(err, PLAIT_E_USAGE,
+					       "--sbom '%s': plait makes SBOMs itself from the image's package databases; "
+					       "generator= images are not run",
+					       spec);
+		return plait_error_set(err, PLAIT_E_USAGE, "--sbom '%s': unknown field '%s'; use true or false", spec, f);
+	}
+	*out = !disabled;
+	return 0;
+}
+
+int plait_request_add_attest(struct plait_request *r, const char *spec, struct plait_error **err)
+{
+	const char *rest = NULL;
+	if (startswith(spec, "type=provenance"))
+		rest = spec + strlen("type=provenance");
+	else if (startswith(spec, "type=sbom"))
+		rest = spec + strlen("type=sbom");
+	if (!rest || (*rest && *rest != ','))
+		return plait_error_set(err, PLAIT_E_USAGE,
+				       "--attest '%s': give type=provenance[,mode=min|max] or type=sbom first", spec);
+	if (*rest == ',')
+		rest++;
+	if (startswith(spec, "type=provenance"))
+		return plait_parse_provenance(*rest ? rest : "true", &r->provenance, err);
+	r->sbom_given = true;
+	return plait_parse_sbom(*rest ? rest : "true", &r->sbom, err);
+}

@@ -87,6 +87,17 @@ struct plait_request {
 	char *metadata;	 /* --metadata-file, or NULL */
 	char *iidfile;	 /* --iidfile: the image ID written there, or NULL */
 	bool load;	 /* --load: the images loaded into the docker daemon (ops->load) */
+	/* Attestations attached to every pushed platform image as OCI referrers
+	 * (core/attest.h, core/sbom.h): provenance is mode=min by default with
+	 * --push, as in buildx; the SBOM only when asked for. */
+	enum plait_provenance_mode {
+		PLAIT_PROVENANCE_DEFAULT,
+		PLAIT_PROVENANCE_OFF,
+		PLAIT_PROVENANCE_MIN,
+		PLAIT_PROVENANCE_MAX,
+	} provenance;
+	bool sbom;
+	bool sbom_given; /* --sbom (true or false) was given */
 	/* --cache-from (tried in order) and --cache-to (each written), bake's
 	 * cache-from / cache-to of every target included, each value once. */
 	struct plait_cache_spec *cache_from, *cache_to;
@@ -127,5 +138,12 @@ size_t plait_target_check_utf8(const struct plait_target *t, char ***problems);
 int plait_parse_variant(const char *spec, struct plait_variant *out, char ***problems, struct plait_error **err);
 int plait_parse_annotation(const char *spec, struct plait_annotation *out, struct plait_error **err);
 int plait_parse_output(const char *spec, char **out, struct plait_error **err);
+/* --provenance's value ("" for the bare flag): true, false, mode=min|max,
+ * disabled=BOOL, version=v1 (comma-separated). */
+int plait_parse_provenance(const char *spec, enum plait_provenance_mode *out, struct plait_error **err);
+/* --sbom's value ("" for the bare flag): true, false, disabled=BOOL. */
+int plait_parse_sbom(const char *spec, bool *out, struct plait_error **err);
+/* --attest type=provenance[,mode=…] | type=sbom[,disabled=BOOL] into r. */
+int plait_request_add_attest(struct plait_request *r, const char *spec, struct plait_error **err);
 
 #endif
