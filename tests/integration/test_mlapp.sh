@@ -91,7 +91,7 @@ pass "make plan: 8 jobs, amd64 native and arm64 under QEMU"
 
 # ---------------------------------------------------------------- build and push
 CMD_TIMEOUT=500 run_ok make -s -C "$SRC" push PLAIT="$PLAIT" \
-	BAKE_FLAGS="--cache-dir $T/cache --metadata-file $T/meta.json --progress plain"
+	BAKE_FLAGS="--cache-dir $T/cache --metadata-file $T/meta.json --progress plain --sbom"
 echo "# built and pushed after $((SECONDS - START)) s"
 assert_eq 4 "$(jq '.images | length' "$T/meta.json")" "images in the metadata file"
 for t in "${TARGETS[@]}"; do
@@ -163,6 +163,32 @@ declare -A answers trained
 for a in amd64 arm64; do
 	unpack "$R_HOST/test/ml-app/train:0.1.0-cpu" "train-$a" "$a"
 	unpack "$R_HOST/test/ml-app/inference:0.1.0-cpu" "inference-$a" "$a"
+
+	# Its SBOM lists exactly the packages dpkg-query lists in its root
+	# file system (with the same versions), numpy as a Python package too;
+	# its provenance names the base image's $a digest.
+	run_ok "$PLAIT" inspect --attestations --platform "linux/$a" --format json "$R_HOST/test/ml-app/train:0.1.0-cpu"
+	att=$OUT
+	sbom=$(jq '[.[] | select(.artifactType == "application/spdx+json")][0].layers[0].content' <<<"$att")
+	want=$(dpkg-query --admindir="$T/run-train-$a/rootfs/var/lib/dpkg" -W -f '${db:Status-Status} ${Package} ${Version}\n' |
+		awk '$1 != "not-installed" && $1 != "config-files" { print $2 " " $3 }' | sort)
+	got=$(jq -r '.packages[] | select(.externalRefs[0].referenceLocator | startswith("pkg:deb/")) | "\(.name) \(.versionInfo)"' <<<"$sbom" | sort)
+	[ "$(wc -l <<<"$want")" -gt 50 ] || fail "dpkg-query lists only $(wc -l <<<"$want") packages in the $a image"
+	assert_eq "$want" "$got" "dpkg packages in the $a SBOM vs dpkg-query in the image"
+	assert_eq "${np_pin#*:}" "$(jq -r '.packages[] | select(.name == "python3-numpy") | .versionInfo' <<<"$sbom" | sed 's/^[0-9]*://')" \
+		"python3-numpy's version in the $a SBOM"
+	np_up=${np_pin#*:}
+	assert_eq "${np_up%%-*}" "$(jq -r '.packages[] | select(.externalRefs[0].referenceLocator | startswith("pkg:pypi/numpy@")) | .versionInfo' <<<"$sbom")" \
+		"numpy as a Python package in the $a SBOM"
+	assert_eq "pkg:deb/debian/python3-numpy@$(jq -rn --arg v "$np_pin" '$v | @uri')?arch=$a&distro=debian-12&upstream=numpy" \
+		"$(jq -r '.packages[] | select(.name == "python3-numpy") | .externalRefs[0].referenceLocator' <<<"$sbom")" "python3-numpy's purl ($a)"
+	prov=$(jq '[.[] | select(.artifactType == "application/vnd.in-toto+json")][0].layers[0].content' <<<"$att")
+	base_digest=$(skopeo_reg inspect --raw "docker://$BASE" | jq -r --arg a "$a" '.manifests[] | select(.platform.architecture == $a) | .digest')
+	assert_eq "$base_digest" "$(jq -r --arg b "$BASE" '.predicate.buildDefinition.resolvedDependencies[] | select(.name == $b) | "sha256:" + .digest.sha256' <<<"$prov")" \
+		"the base image's $a digest in the provenance"
+	assert_eq "train-cpu cpu" "$(jq -r '.predicate.buildDefinition.externalParameters.request | "\(.bakeTarget) \(.args.VARIANT)"' <<<"$prov")" \
+		"bake target and variant arg in the $a provenance"
+	pass "linux/$a: the SBOM lists what dpkg-query lists, the provenance names the base's digest"
 	want_m=$([ "$a" = amd64 ] && echo x86_64 || echo aarch64)
 	lib_run chroot "$T/run-train-$a/rootfs" uname -m
 	assert_eq "$want_m" "$OUT" "uname -m in the $a image"
