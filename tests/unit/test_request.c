@@ -252,6 +252,40 @@ static void test_request__values_not_utf8_are_problems(void **state)
 	plait_request_release(&r);
 }
 
+static void test_request__provenance_sbom_attest(void **state)
+{
+	(void)state;
+	struct plait_error *err = NULL;
+	enum plait_provenance_mode m = PLAIT_PROVENANCE_DEFAULT;
+	bool b = false;
+	assert_int_equal(plait_parse_provenance("", &m, &err), 0);
+	assert_int_equal(m, PLAIT_PROVENANCE_MIN);
+	assert_int_equal(plait_parse_provenance("false", &m, &err), 0);
+	assert_int_equal(m, PLAIT_PROVENANCE_OFF);
+	assert_int_equal(plait_parse_provenance("mode=max,version=v1", &m, &err), 0);
+	assert_int_equal(m, PLAIT_PROVENANCE_MAX);
+	assert_int_equal(plait_parse_provenance("mode=max,disabled=true", &m, &err), 0);
+	assert_int_equal(m, PLAIT_PROVENANCE_OFF);
+	USAGE_ERROR("unknown mode 'full'", plait_parse_provenance, "mode=full", &m);
+	USAGE_ERROR("SLSA provenance v1 only", plait_parse_provenance, "version=v0.2", &m);
+	USAGE_ERROR("unknown field 'builder-id=x'", plait_parse_provenance, "builder-id=x", &m);
+	assert_int_equal(plait_parse_sbom("", &b, &err), 0);
+	assert_true(b);
+	assert_int_equal(plait_parse_sbom("disabled=true", &b, &err), 0);
+	assert_false(b);
+	USAGE_ERROR("generator=", plait_parse_sbom, "generator=docker/scout-sbom-indexer", &b);
+	struct plait_request r = { 0 };
+	assert_int_equal(plait_request_add_attest(&r, "type=sbom", &err), 0);
+	assert_true(r.sbom && r.sbom_given);
+	assert_int_equal(plait_request_add_attest(&r, "type=provenance,mode=max", &err), 0);
+	assert_int_equal(r.provenance, PLAIT_PROVENANCE_MAX);
+	assert_int_equal(plait_request_add_attest(&r, "type=provenance,disabled=true", &err), 0);
+	assert_int_equal(r.provenance, PLAIT_PROVENANCE_OFF);
+	USAGE_ERROR("type=provenance", plait_request_add_attest, &r, "type=sig");
+	USAGE_ERROR("type=provenance", plait_request_add_attest, &r, "type=sbomx");
+	plait_request_release(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -264,6 +298,7 @@ int main(void)
 		cmocka_unit_test(test_request__platform_list_problems),
 		cmocka_unit_test(test_request__release_frees_everything),
 		cmocka_unit_test(test_request__values_not_utf8_are_problems),
+		cmocka_unit_test(test_request__provenance_sbom_attest),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
