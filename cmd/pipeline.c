@@ -163,6 +163,14 @@ int pipeline_option(struct pipeline *pl, const char *cmd, int c, const char *arg
 		}
 		return 1;
 	}
+	case OPT_P_ATTEST_LAYOUT:
+		if (streq(arg, "buildx"))
+			p->attest_in_index = true;
+		else if (streq(arg, "referrers"))
+			p->attest_in_index = false;
+		else
+			return usage_error(cmd, "--attest-layout: unknown '%s'; use referrers or buildx", arg), -1;
+		return 1;
 	case OPT_P_ALLOW_LATEST:
 		p->allow_latest = true;
 		return 1;

@@ -48,6 +48,7 @@ enum {
 	OPT_P_PROVENANCE,
 	OPT_P_SBOM,
 	OPT_P_ATTEST,
+	OPT_P_ATTEST_LAYOUT,
 };
 #define PIPELINE_OPTIONS                                                        \
 	{ "cache-dir", required_argument, NULL, OPT_P_CACHE_DIR },             \
@@ -75,7 +76,8 @@ enum {
 	{ "iidfile", required_argument, NULL, OPT_P_IIDFILE },                 \
 	{ "provenance", optional_argument, NULL, OPT_P_PROVENANCE },           \
 	{ "sbom", optional_argument, NULL, OPT_P_SBOM },                       \
-	{ "attest", required_argument, NULL, OPT_P_ATTEST }
+	{ "attest", required_argument, NULL, OPT_P_ATTEST },                   \
+	{ "attest-layout", required_argument, NULL, OPT_P_ATTEST_LAYOUT }
 #define PIPELINE_HELP                                                                               \
 	"      --push                    push to every -t registry reference (tags move only after\n"   \
 	"                                every job succeeded and everything is uploaded)\n"           \
@@ -93,6 +95,9 @@ enum {
 	"                                Python and conda packages of its root file system)\n"     \
 	"      --attest type=provenance[,mode=max] | type=sbom\n"                                     \
 	"                                buildx's spelling of the two above\n"                        \
+	"      --attest-layout referrers|buildx\n"                                                    \
+	"                                OCI referrers (default), or buildx's unknown/unknown\n"    \
+	"                                attestation manifests inside the index (OCI outputs too)\n" \
 	"      --allow-latest            allow a -t tag named 'latest'\n"                              \
 	"      --allow security.insecure let RUN --security=insecure run with every capability\n"      \
 	"  -j, --jobs N                  build at most N jobs at once (default: one per job, up to\n"  \

@@ -262,6 +262,56 @@ static char *image_purl(const char *ref, const char *platform)
 	return b.buf;
 }
 
+/* in-toto subjects: one per name, all with the image's digest ("_" when unnamed). */
+static json_t *subject_list(const char *const *names, const char *platform, const char *digest)
+{
+	json_t *subjects = json_array();
+	for (const char *const *s = names; s && *s; s++) {
+		json_t *o = json_object();
+		_cleanup_free_ char *purl = image_purl(*s, platform);
+		json_object_set_new(o, "name", json_string(purl));
+		json_object_set_new(o, "digest", digest_set(digest));
+		json_array_append_new(subjects, o);
+	}
+	if (!json_array_size(subjects)) {
+		json_t *o = json_object();
+		json_object_set_new(o, "name", json_string("_"));
+		json_object_set_new(o, "digest", digest_set(digest));
+		json_array_append_new(subjects, o);
+	}
+	return subjects;
+}
+
+static int dump(json_t *o, const char *what, struct plait_buf *out, struct plait_error **err)
+{
+	char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(o);
+	if (!s)
+		return plait_error_set(err, PLAIT_E_GENERIC, "%s: cannot serialise it", what);
+	plait_buf_reset(out);
+	plait_buf_adds(out, s);
+	free(s);
+	return 0;
+}
+
+int plait_intoto_statement(const char *const *subjects, const char *platform, const char *digest,
+			   const char *predicate_type, const char *predicate_json, struct plait_buf *out,
+			   struct plait_error **err)
+{
+	json_t *pred = json_loads(predicate_json, 0, NULL);
+	if (!json_is_object(pred)) {
+		json_decref(pred);
+		return plait_error_set(err, PLAIT_E_INVALID, "in-toto statement: the %s predicate is not a JSON object",
+				       predicate_type);
+	}
+	json_t *st = json_object();
+	json_object_set_new(st, "_type", json_string(PLAIT_INTOTO_STATEMENT));
+	json_object_set_new(st, "predicateType", json_string(predicate_type));
+	json_object_set_new(st, "subject", subject_list(subjects, platform, digest));
+	json_object_set_new(st, "predicate", pred);
+	return dump(st, "in-toto statement", out, err);
+}
+
 static char *rfc3339(int64_t t, const struct plait_provenance *p)
 {
 	char s[PLAIT_RFC3339_MAX];
@@ -289,21 +339,7 @@ int plait_provenance_json(const struct plait_provenance *p, struct plait_buf *ou
 	json_t *st = json_object();
 	json_object_set_new(st, "_type", json_string(PLAIT_INTOTO_STATEMENT));
 	json_object_set_new(st, "predicateType", json_string(PLAIT_PROVENANCE_PREDICATE));
-	json_t *subjects = json_array();
-	for (const char *const *s = p->subjects; s && *s; s++) {
-		json_t *o = json_object();
-		_cleanup_free_ char *purl = image_purl(*s, p->platform);
-		json_object_set_new(o, "name", json_string(purl));
-		json_object_set_new(o, "digest", digest_set(p->subject_digest));
-		json_array_append_new(subjects, o);
-	}
-	if (!json_array_size(subjects)) {
-		json_t *o = json_object();
-		json_object_set_new(o, "name", json_string("_"));
-		json_object_set_new(o, "digest", digest_set(p->subject_digest));
-		json_array_append_new(subjects, o);
-	}
-	json_object_set_new(st, "subject", subjects);
+	json_object_set_new(st, "subject", subject_list(p->subjects, p->platform, p->subject_digest));
 
 	/* buildDefinition.externalParameters: what the user asked for */
 	json_t *ext = json_object(), *req = json_object(), *args = json_object(), *redacted = json_array();
@@ -429,14 +465,7 @@ int plait_provenance_json(const struct plait_provenance *p, struct plait_buf *ou
 	json_object_set_new(pred, "runDetails", run);
 	json_object_set_new(st, "predicate", pred);
 
-	char *s = json_dumps(st, JSON_COMPACT | JSON_SORT_KEYS);
-	json_decref(st);
-	if (!s)
-		return plait_error_set(err, PLAIT_E_GENERIC, "provenance: cannot serialise the statement");
-	plait_buf_reset(out);
-	plait_buf_adds(out, s);
-	free(s);
-	return 0;
+	return dump(st, "provenance", out, err);
 }
 
 /* ------------------------------------------------------------ referrers */
@@ -483,4 +512,60 @@ int plait_attest_put(struct plait_store *s, const struct plait_descriptor *subje
 	desc->size = (int64_t)bytes->len;
 	desc->artifact_type = xstrdup(artifact_type);
 	return 0;
+}
+
+int plait_attest_put_buildx(struct plait_store *s, const struct plait_buf *statements,
+			    const char *const *predicate_types, size_t n, struct plait_descriptor *desc,
+			    struct plait_buf *bytes, struct plait_error **err)
+{
+	struct plait_descriptor *layers = xcalloc(n + 1, sizeof(*layers));
+	json_t *diff_ids = json_array();
+	int r = 0;
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		r = plait_store_put_bytes(s, statements[i].buf, statements[i].len, layers[i].digest, err);
+		layers[i].media_type = xstrdup(PLAIT_MT_INTOTO);
+		layers[i].size = (int64_t)statements[i].len;
+		plait_map_set(&layers[i].annotations, "in-toto.io/predicate-type", predicate_types[i]);
+		json_array_append_new(diff_ids, json_string(layers[i].digest));
+	}
+	json_t *cfg = json_object(), *rootfs = json_object();
+	json_object_set_new(cfg, "architecture", json_string("unknown"));
+	json_object_set_new(cfg, "os", json_string("unknown"));
+	json_object_set_new(cfg, "config", json_object());
+	json_object_set_new(rootfs, "type", json_string("layers"));
+	json_object_set_new(rootfs, "diff_ids", diff_ids);
+	json_object_set_new(cfg, "rootfs", rootfs);
+	struct plait_buf cb = PLAIT_BUF_INIT;
+	struct plait_manifest m = {
+		.schema_version = 2,
+		.media_type = (char *)plait_media_type_to_string(PLAIT_MT_OCI_MANIFEST),
+		.config = { .media_type = (char *)plait_media_type_to_string(PLAIT_MT_OCI_CONFIG) },
+		.layers = layers,
+		.n_layers = n,
+	};
+	char md[PLAIT_SHA256_DIGEST_SIZE];
+	if (r >= 0)
+		r = dump(cfg, "attestation config", &cb, err);
+	else
+		json_decref(cfg);
+	if (r >= 0)
+		r = plait_store_put_bytes(s, cb.buf, cb.len, m.config.digest, err);
+	m.config.size = (int64_t)cb.len;
+	if (r >= 0) {
+		plait_buf_reset(bytes);
+		r = plait_manifest_serialise(&m, bytes, err);
+	}
+	if (r >= 0)
+		r = plait_store_put_bytes(s, bytes->buf, bytes->len, md, err);
+	if (r >= 0) {
+		plait_descriptor_release(desc);
+		desc->media_type = xstrdup(m.media_type);
+		memcpy(desc->digest, md, sizeof(md));
+		desc->size = (int64_t)bytes->len;
+	}
+	for (size_t i = 0; i < n; i++)
+		plait_descriptor_release(&layers[i]);
+	free(layers);
+	plait_buf_release(&cb);
+	return r;
 }

@@ -72,4 +72,20 @@ int plait_attest_put(struct plait_store *s, const struct plait_descriptor *subje
 		     const struct plait_map *annotations, const void *doc, size_t len, struct plait_descriptor *desc,
 		     struct plait_buf *bytes, struct plait_error **err);
 
+/* An in-toto v1 statement about the image at digest (named by subjects, for
+ * platform) whose predicate is predicate_json (a JSON object's text). */
+int plait_intoto_statement(const char *const *subjects, const char *platform, const char *digest,
+			   const char *predicate_type, const char *predicate_json, struct plait_buf *out,
+			   struct plait_error **err);
+
+/* --attest-layout buildx: BuildKit's attestation manifest, an image manifest
+ * whose layers are in-toto statements (application/vnd.in-toto+json, each
+ * annotated in-toto.io/predicate-type) and whose config is an image config
+ * of platform unknown/unknown listing them as diff_ids; it goes into the
+ * index as an unknown/unknown entry naming its image by
+ * vnd.docker.reference.digest. Everything put into s. */
+int plait_attest_put_buildx(struct plait_store *s, const struct plait_buf *statements,
+			    const char *const *predicate_types, size_t n, struct plait_descriptor *desc,
+			    struct plait_buf *bytes, struct plait_error **err);
+
 #endif

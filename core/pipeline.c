@@ -38,6 +38,10 @@ static char *tag_of(const char *ref)
 static int check_outputs(const struct plait_pipeline *p, struct plait_error **err)
 {
 	const struct plait_plan *plan = &p->plan;
+	if (p->req->attest_in_index && p->req->docker_format)
+		return plait_error_set(err, PLAIT_E_USAGE,
+				       "--attest-layout buildx puts OCI attestation manifests into the index: "
+				       "use --index-format oci (the default) with it");
 	char **seen = NULL;   /* "output\ntag" */
 	size_t *owner = NULL; /* the image each came from: its own tags never clash */
 	size_t n_seen = 0;
@@ -380,31 +384,44 @@ int plait_pipeline_build(struct plait_pipeline *p, struct plait_error **err)
 static int make_root(struct plait_pipeline *p, struct plait_store *s, const struct plait_plan_image *im,
 		     struct plait_pipeline_image *out, struct plait_error **err)
 {
-	if (im->single) {
+	bool in_index = p->attest && p->req->attest_in_index;
+	if (im->single && !in_index) {
 		plait_descriptor_copy(&out->root, &p->results[im->jobs[0]].manifest);
 		return plait_store_read_blob(s, out->root.digest, PLAIT_MANIFEST_MAX, &out->data, err);
 	}
 	bool docker = p->req->docker_format;
 	struct plait_index idx = { 0 };
 	struct plait_map ann = { 0 };
-	struct plait_descriptor *entries = xcalloc(im->n_jobs + 1, sizeof(*entries));
-	for (size_t k = 0; k < im->n_jobs; k++) {
+	struct plait_descriptor *entries = xcalloc(2 * im->n_jobs + 1, sizeof(*entries));
+	size_t n = 0;
+	for (size_t k = 0; k < im->n_jobs; k++, n++) {
 		const struct plait_job *j = &p->plan.jobs[im->jobs[k]];
-		plait_descriptor_copy(&entries[k], &p->results[im->jobs[k]].manifest);
-		entries[k].platform = xcalloc(1, sizeof(*entries[k].platform));
-		plait_platform_copy(entries[k].platform, &j->platform);
+		plait_descriptor_copy(&entries[n], &p->results[im->jobs[k]].manifest);
+		entries[n].platform = xcalloc(1, sizeof(*entries[n].platform));
+		plait_platform_copy(entries[n].platform, &j->platform);
 	}
+	/* buildx's layout: each image's attestation manifest after the images */
+	for (size_t k = 0; in_index && k < im->n_jobs; k++)
+		for (size_t a = 0; a < p->n_attest[im->jobs[k]]; a++, n++) {
+			plait_descriptor_copy(&entries[n], &p->attest[2 * im->jobs[k] + a].root);
+			entries[n].platform = xcalloc(1, sizeof(*entries[n].platform));
+			entries[n].platform->os = xstrdup("unknown");
+			entries[n].platform->architecture = xstrdup("unknown");
+			plait_map_set(&entries[n].annotations, "vnd.docker.reference.digest",
+				      p->results[im->jobs[k]].manifest.digest);
+			plait_map_set(&entries[n].annotations, "vnd.docker.reference.type", "attestation-manifest");
+		}
 	for (char **a = im->annotations; !docker && a && *a; a++) {
 		const char *eq = strchr(*a, '=');
 		_cleanup_free_ char *k = xstrndup(*a, (size_t)(eq - *a));
 		plait_map_set(&ann, k, eq + 1);
 	}
 	int r = plait_index_assemble(&idx, docker ? PLAIT_MT_DOCKER_LIST : PLAIT_MT_OCI_INDEX, &ann,
-				     p->req->have_epoch, p->req->source_date_epoch, entries, im->n_jobs, &out->data,
+				     p->req->have_epoch, p->req->source_date_epoch, entries, n, &out->data,
 				     &out->root, err);
 	if (r >= 0)
 		r = plait_store_put_bytes(s, out->data.buf, out->data.len, out->root.digest, err);
-	for (size_t k = 0; k < im->n_jobs; k++)
+	for (size_t k = 0; k < n; k++)
 		plait_descriptor_release(&entries[k]);
 	free(entries);
 	plait_map_release(&ann);
@@ -644,6 +661,11 @@ static int attest_job(struct plait_pipeline *p, struct plait_store *store, size_
 	struct plait_map ann = { 0 }, lann = { 0 };
 	plait_map_set(&ann, "org.opencontainers.image.created", created);
 	struct plait_buf doc = PLAIT_BUF_INIT;
+	/* --attest-layout buildx: the statements of one attestation manifest */
+	struct plait_buf stmts[2] = { PLAIT_BUF_INIT, PLAIT_BUF_INIT };
+	const char *types[2];
+	size_t n_stmts = 0;
+	bool in_index = req->attest_in_index;
 	int r = 0;
 	if (mode != PLAIT_PROVENANCE_OFF) {
 		const char **secret_ids = xcalloc(req->n_secrets + 1, sizeof(*secret_ids));
@@ -673,12 +695,15 @@ static int attest_job(struct plait_pipeline *p, struct plait_store *store, size_
 		r = plait_provenance_json(&pv, &doc, err);
 		free(secret_ids);
 		plait_map_set(&lann, "in-toto.io/predicate-type", PLAIT_PROVENANCE_PREDICATE);
-		struct plait_pipeline_image *a = &p->attest[2 * j + p->n_attest[j]];
-		plait_buf_init(&a->data, 0);
-		if (r >= 0)
-			r = plait_attest_put(store, &res->manifest, PLAIT_MT_INTOTO, PLAIT_MT_INTOTO, &lann, &ann, doc.buf,
-					     doc.len, &a->root, &a->data, err);
-		p->n_attest[j]++;
+		if (in_index && r >= 0) {
+			plait_buf_add(&stmts[n_stmts], doc.buf, doc.len);
+			types[n_stmts++] = PLAIT_PROVENANCE_PREDICATE;
+		} else if (r >= 0) {
+			struct plait_pipeline_image *a = &p->attest[2 * j + p->n_attest[j]++];
+			plait_buf_init(&a->data, 0);
+			r = plait_attest_put(store, &res->manifest, PLAIT_MT_INTOTO, PLAIT_MT_INTOTO, &lann, &ann,
+					     doc.buf, doc.len, &a->root, &a->data, err);
+		}
 	}
 	if (r >= 0 && req->sbom) {
 		struct plait_sbom sb = { 0 };
@@ -700,13 +725,25 @@ static int attest_job(struct plait_pipeline *p, struct plait_store *store, size_
 		plait_sbom_release(&sb);
 		if (r < 0)
 			plait_error_wrap(err, "--sbom of %s", job->label);
-		struct plait_pipeline_image *a = &p->attest[2 * j + p->n_attest[j]];
-		plait_buf_init(&a->data, 0);
-		if (r >= 0)
+		if (in_index && r >= 0) {
+			r = plait_intoto_statement((const char *const *)im->tags, job->platform_str,
+						   res->manifest.digest, PLAIT_SPDX_PREDICATE, doc.buf, &stmts[n_stmts],
+						   err);
+			types[n_stmts++] = PLAIT_SPDX_PREDICATE;
+		} else if (r >= 0) {
+			struct plait_pipeline_image *a = &p->attest[2 * j + p->n_attest[j]++];
+			plait_buf_init(&a->data, 0);
 			r = plait_attest_put(store, &res->manifest, PLAIT_MT_SPDX, PLAIT_MT_SPDX, NULL, &ann, doc.buf,
 					     doc.len, &a->root, &a->data, err);
-		p->n_attest[j]++;
+		}
 	}
+	if (r >= 0 && n_stmts) {
+		struct plait_pipeline_image *a = &p->attest[2 * j + p->n_attest[j]++];
+		plait_buf_init(&a->data, 0);
+		r = plait_attest_put_buildx(store, stmts, types, n_stmts, &a->root, &a->data, err);
+	}
+	plait_buf_release(&stmts[0]);
+	plait_buf_release(&stmts[1]);
 	plait_buf_release(&doc);
 	plait_map_release(&ann);
 	plait_map_release(&lann);
@@ -718,7 +755,12 @@ static int make_attestations(struct plait_pipeline *p, struct plait_endpoint *sr
 {
 	const struct plait_request *req = p->req;
 	bool prov = req->provenance != PLAIT_PROVENANCE_OFF;
-	if (!req->push) {
+	bool oci_out = false;
+	for (size_t ti = 0; ti < req->n_targets; ti++)
+		for (char **o = req->targets[ti].outputs; o && *o; o++)
+			oci_out |= startswith(*o, "oci:") || startswith(*o, "oci-archive:");
+	/* in the index, they reach OCI outputs too */
+	if (!req->push && !(req->attest_in_index && oci_out)) {
 		if ((req->provenance > PLAIT_PROVENANCE_OFF || req->sbom) && p->o->ops->warning)
 			p->o->ops->warning(p->o->ops->ctx,
 					   "--provenance/--sbom: attestations are attached to images pushed to a "
@@ -758,7 +800,7 @@ static int push_all(struct plait_pipeline *p, const struct plait_publish_copy *i
 	/* per image, its jobs' attestations */
 	struct plait_publish_copy **refs = xcalloc(p->plan.n_images + 1, sizeof(*refs));
 	size_t *n_refs = xcalloc(p->plan.n_images + 1, sizeof(*n_refs));
-	for (size_t i = 0; p->attest && i < p->plan.n_images; i++) {
+	for (size_t i = 0; p->attest && !p->req->attest_in_index && i < p->plan.n_images; i++) {
 		const struct plait_plan_image *im = &p->plan.images[i];
 		refs[i] = xcalloc(2 * im->n_jobs + 1, sizeof(**refs));
 		for (size_t k = 0; k < im->n_jobs; k++)
@@ -1020,14 +1062,15 @@ int plait_pipeline_publish(struct plait_pipeline *p, struct plait_error **err)
 	images = xcalloc(p->plan.n_images + 1, sizeof(*images));
 	for (size_t i = 0; i < p->plan.n_images; i++)
 		plait_buf_init(&p->images[i].data, 0);
+	src = plait_layout_endpoint_new(store, sp, sp, NULL); /* owns the store */
+	r = make_attestations(p, src, err);
 	for (size_t i = 0; r >= 0 && i < p->plan.n_images; i++)
-		r = make_root(p, store, &p->plan.images[i], &p->images[i], err);
+		r = make_root(p, src->store, &p->plan.images[i], &p->images[i], err);
 	if (r < 0) {
-		plait_store_free(store);
+		plait_endpoint_free(src);
 		free(images);
 		return r;
 	}
-	src = plait_layout_endpoint_new(store, sp, sp, NULL); /* owns the store */
 	for (size_t i = 0; i < p->plan.n_images; i++)
 		images[i] = (struct plait_publish_copy){ src, &p->images[i].root, p->images[i].data.buf,
 							 p->images[i].data.len };
@@ -1042,8 +1085,6 @@ int plait_pipeline_publish(struct plait_pipeline *p, struct plait_error **err)
 		}
 	if (r >= 0 && req->load)
 		r = load_images(p, src, err);
-	if (r >= 0)
-		r = make_attestations(p, src, err);
 	if (r >= 0 && req->push)
 		r = push_all(p, images, &po, err);
 	p->total = (double)(plait_now_ns() - p->t0) / 1e9;

@@ -98,6 +98,10 @@ struct plait_request {
 	} provenance;
 	bool sbom;
 	bool sbom_given; /* --sbom (true or false) was given */
+	/* --attest-layout buildx: BuildKit's attestation manifests inside the
+	 * index (unknown/unknown entries) instead of OCI referrers; written to
+	 * OCI outputs too */
+	bool attest_in_index;
 	/* --cache-from (tried in order) and --cache-to (each written), bake's
 	 * cache-from / cache-to of every target included, each value once. */
 	struct plait_cache_spec *cache_from, *cache_to;

@@ -227,3 +227,28 @@ assert_contains "$ERR" "unknown mode 'maximal'" "the refusal of a bad mode"
 run_expect_fail "$PLAIT" build --sbom=generator=docker/buildkit-syft-scanner "$ctx"
 assert_contains "$ERR" "generator=" "the refusal of an SBOM generator image"
 pass "bad --provenance and --sbom values are refused by name"
+
+# ---------------------------------------------------------------- --attest-layout buildx
+build --sbom --attest-layout buildx -t "$R_HOST/app/bx:1.0-{variant}" --push -o "type=oci,dest=$T/bx-oci"
+bx=$(skopeo_reg inspect --raw "docker://$R_HOST/app/bx:1.0-cpu")
+assert_eq "linux/amd64 linux/arm64 unknown/unknown unknown/unknown" \
+	"$(jq -r '[.manifests[].platform | .os + "/" + .architecture] | join(" ")' <<<"$bx")" "entries of a buildx-layout index"
+for a in amd64 arm64; do
+	img=$(child "$bx" "$a")
+	att=$(jq -r --arg d "$img" '.manifests[] | select(.annotations["vnd.docker.reference.digest"] == $d) | "\(.annotations["vnd.docker.reference.type"]) \(.digest)"' <<<"$bx")
+	assert_eq "attestation-manifest" "${att% *}" "the $a image's attestation entry"
+	m=$(curl -s -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$R_HOST/v2/app/bx/manifests/${att#* }")
+	assert_eq "https://slsa.dev/provenance/v1 https://spdx.dev/Document" \
+		"$(jq -r '[.layers[].annotations["in-toto.io/predicate-type"]] | join(" ")' <<<"$m")" "statements of the $a attestation manifest"
+	s=$(blob "$R_HOST" app/bx "$(jq -r '.layers[1].digest' <<<"$m")")
+	assert_eq "${img#sha256:} SPDX-2.3" "$(jq -r '"\(.subject[0].digest.sha256) \(.predicate.spdxVersion)"' <<<"$s")" \
+		"the SBOM statement's subject and document ($a)"
+	assert_eq "" "$(fallback_index "$R_HOST" app/bx "$img")" "no referrers tag in the buildx layout ($a)"
+done
+assert_eq "$bx" "$(skopeo inspect --raw "oci:$T/bx-oci:1.0-cpu")" "the OCI output's index (attestation entries too) vs the pushed one"
+run_ok "$PLAIT" inspect --attestations --format json "$R_HOST/app/bx:1.0-cpu"
+assert_eq "in-index" "$(jq -r '[.[].stored] | unique | join(",")' <<<"$OUT")" "inspect --attestations of the buildx layout"
+run_expect_fail "$PLAIT" build --attest-layout buildx --index-format docker --platform linux/amd64 \
+	--build-arg BASE="$BASE" -t "$R_HOST/app/bx:x" --push "$ctx"
+assert_contains "$ERR" "--index-format oci" "the refusal of the buildx layout in a Docker list"
+pass "--attest-layout buildx: attestation manifests as unknown/unknown index entries (registry and OCI output), no referrers"

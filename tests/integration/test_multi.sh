@@ -82,9 +82,11 @@ skopeo_reg copy -q --all "oci:$T/bases:multi" "docker://$REG/base/multi:1"
 skopeo_reg copy -q --all "oci:$T/bases:noarm64" "docker://$REG/base/noarm64:1"
 BASE=$REG/base/multi:1
 
-# tags_of REPO : the registry's tags of REPO, sorted, space separated.
+# tags_of REPO : the registry's tags of REPO, sorted, space separated;
+# not the sha256-<hex> referrers tags that hold the images' provenance
+# (test_build_attest.sh checks those).
 tags_of() {
-	curl -s "http://$REG/v2/$1/tags/list" | jq -r '(.tags // []) | sort | join(" ")'
+	curl -s "http://$REG/v2/$1/tags/list" | jq -r '(.tags // []) | map(select(startswith("sha256-") | not)) | sort | join(" ")'
 }
 
 # raw REF : the manifest/index bytes of docker://REF.

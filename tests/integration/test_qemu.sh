@@ -156,8 +156,12 @@ if [ -n "$got_deb" ]; then
 			--build-arg "BASE=$R_HOST/base/multi:1" -t "$R_HOST/app/matrix:2.0" --push-by-digest \
 			--metadata-file "$T/m-$a.json" "$T/xb"
 	done
+	# no image tag moved; the sha256-<hex> tags are the referrers tag
+	# fallback holding each platform image's provenance
 	tags=$(curl -s "http://$R_HOST/v2/app/matrix/tags/list" | jq -c '.tags // []')
-	assert_eq "[]" "$tags" "tags after two --push-by-digest builds"
+	assert_eq "[]" "$(jq -c '[.[] | select(startswith("sha256-") | not)]' <<<"$tags")" "tags after two --push-by-digest builds"
+	assert_eq 2 "$(jq '[.[] | select(startswith("sha256-"))] | length' <<<"$tags")" \
+		"referrers tags after two --push-by-digest builds (one provenance per platform image)"
 	run_ok "$PLAIT" index create -t "$R_HOST/app/matrix:2.0" --from-metadata "$T/m-amd64.json" \
 		--from-metadata "$T/m-arm64.json"
 	raw=$(skopeo_reg inspect --raw "docker://$R_HOST/app/matrix:2.0")
