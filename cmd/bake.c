@@ -12,8 +12,8 @@ static const char usage[] =
 	"\n"
 	"Build the targets of a bake file (the JSON form of docker-bake files: variable,\n"
 	"group, target with context, dockerfile, args, platforms, tags, target, labels,\n"
-	"annotations, output, cache-from, cache-to, inherits, matrix). No name builds the\n"
-	"group 'default'.\n"
+	"annotations, output, cache-from, cache-to, attest, inherits, matrix). No name\n"
+	"builds the group 'default'.\n"
 	"Every target and platform is planned together before anything runs, and nothing\n"
 	"is pushed or tagged unless every job of every target succeeded.\n"
 	"\n"
@@ -26,7 +26,7 @@ static const char usage[] =
 	"      --set TARGET.KEY=VALUE    override a field (TARGET may be '*'; KEY: context,\n"
 	"                                dockerfile, target, args.NAME, labels.NAME, tags,\n"
 	"                                platform, output, annotations, cache-from, cache-to,\n"
-	"                                no-cache) (repeatable)\n"
+	"                                attest, no-cache) (repeatable)\n"
 	"\n"
 	"Variables take their defaults unless the environment sets them.\n"
 	"\n"
@@ -64,6 +64,48 @@ static int to_target(const struct plait_bake_target *b, struct plait_request *re
 	if (r < 0)
 		plait_error_wrap(err, "target \"%s\"", b->name);
 	return r;
+}
+
+/* The targets' attest lists: one setting per run (the publish attaches one
+ * kind of attestation to every image), so targets that ask for different
+ * ones are refused; --provenance/--sbom/--attest on the command line win. */
+static int apply_attest(const struct plait_bake *bake, struct plait_request *req, struct plait_error **err)
+{
+	const struct plait_bake_target *first = NULL;
+	for (size_t i = 0; i < bake->n_targets; i++) {
+		const struct plait_bake_target *t = &bake->targets[i];
+		if (!t->attest)
+			continue;
+		if (!first) {
+			first = t;
+			continue;
+		}
+		bool same = true;
+		size_t k = 0;
+		for (; same && t->attest[k] && first->attest[k]; k++)
+			same = streq(t->attest[k], first->attest[k]);
+		if (!same || t->attest[k] || first->attest[k])
+			return plait_error_set(err, PLAIT_E_USAGE,
+					       "target \"%s\": attest differs from target \"%s\"'s; plait attaches "
+					       "one kind of attestations to every image of a run: give the same attest "
+					       "to each, or --provenance/--sbom on the command line",
+					       t->name, first->name);
+	}
+	struct plait_request r = { .provenance = PLAIT_PROVENANCE_DEFAULT };
+	for (char **a = first ? first->attest : NULL; a && *a; a++)
+		if (plait_request_add_attest(&r, *a, err) < 0) {
+			plait_error_wrap(err, "target \"%s\": attest", first->name);
+			plait_request_release(&r);
+			return -1;
+		}
+	if (req->provenance == PLAIT_PROVENANCE_DEFAULT)
+		req->provenance = r.provenance;
+	if (!req->sbom_given && r.sbom_given) {
+		req->sbom = r.sbom;
+		req->sbom_given = true;
+	}
+	plait_request_release(&r);
+	return 0;
 }
 
 int cmd_bake(int argc, char **argv)
@@ -140,6 +182,8 @@ int cmd_bake(int argc, char **argv)
 		if (bake.targets[i].no_cache)
 			p.req.no_cache = true; /* one cache setting per run */
 	}
+	if (apply_attest(&bake, &p.req, &err) < 0)
+		goto fail;
 	if (pipeline_finish_options(&p, "bake") < 0) {
 		ret = EXIT_USAGE;
 		goto done;

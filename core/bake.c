@@ -294,11 +294,12 @@ static const struct field {
     {"context", F_STRING}, {"dockerfile", F_STRING}, {"target", F_STRING}, {"platforms", F_LIST},
     {"tags", F_LIST},	   {"annotations", F_LIST},  {"output", F_LIST},   {"args", F_MAP},
     {"labels", F_MAP},	   {"no-cache", F_BOOL},     {"cache-from", F_LIST}, {"cache-to", F_LIST},
+    {"attest", F_LIST},
 };
 
 /* buildx fields that plait does not implement: refused rather than silently dropped. */
 static const char *const unsupported_fields[] = {
-    "attest",	    "call",
+    "call",
     "contexts",	    "dockerfile-inline",
     "entitlements", "extra-hosts",
     "network",	    "no-cache-filter",
@@ -844,7 +845,7 @@ static int select_default(struct ctx *c, struct names *sel)
 /* tags and platforms split on ','; an output or annotation is one value that may hold
  * commas ("type=oci,dest=out"), as in buildx's `--set '*.output=type=docker'`. */
 static const char *const set_list_keys[] = {"tags", "platform", "platforms", "output",
-					    "annotations", "cache-from", "cache-to"};
+					    "annotations", "cache-from", "cache-to", "attest"};
 static const char *const set_split_keys[] = {"tags", "platforms"};
 static const char *const set_string_keys[] = {"context", "dockerfile", "target"};
 
@@ -1012,6 +1013,7 @@ static void fill_target(struct plait_bake_target *t, struct inst *in)
 	t->outputs = list_to_strv(json_object_get(r, "output"));
 	t->cache_from = list_to_strv(json_object_get(r, "cache-from"));
 	t->cache_to = list_to_strv(json_object_get(r, "cache-to"));
+	t->attest = list_to_strv(json_object_get(r, "attest"));
 	t->args = map_to_strv(json_object_get(r, "args"));
 	t->labels = map_to_strv(json_object_get(r, "labels"));
 	t->no_cache = json_is_true(json_object_get(r, "no-cache"));
@@ -1288,6 +1290,8 @@ void plait_bake_print(const struct plait_bake *b, struct plait_buf *out)
 			json_object_set_new(o, "cache-from", strv_json(t->cache_from));
 		if (t->cache_to)
 			json_object_set_new(o, "cache-to", strv_json(t->cache_to));
+		if (t->attest)
+			json_object_set_new(o, "attest", strv_json(t->attest));
 		if (t->no_cache)
 			json_object_set_new(o, "no-cache", json_true());
 		json_object_set_new(targets, t->name, o);
@@ -1316,6 +1320,7 @@ void plait_bake_release(struct plait_bake *b)
 		plait_strv_free(t->annotations);
 		plait_strv_free(t->outputs);
 		plait_strv_free(t->cache_from);
+		plait_strv_free(t->attest);
 		plait_strv_free(t->cache_to);
 	}
 	free(b->targets);

@@ -58,6 +58,7 @@ struct plait_bake_target {
 	char **outputs;      /* as written: "type=oci,dest=DIR" */
 	char **cache_from;   /* as written: "type=registry,ref=R/X:cache" */
 	char **cache_to;
+	char **attest;       /* as written: "type=provenance,mode=max", "type=sbom" */
 	bool no_cache;
 };
 

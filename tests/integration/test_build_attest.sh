@@ -252,3 +252,25 @@ run_expect_fail "$PLAIT" build --attest-layout buildx --index-format docker --pl
 	--build-arg BASE="$BASE" -t "$R_HOST/app/bx:x" --push "$ctx"
 assert_contains "$ERR" "--index-format oci" "the refusal of the buildx layout in a Docker list"
 pass "--attest-layout buildx: attestation manifests as unknown/unknown index entries (registry and OCI output), no referrers"
+
+# ---------------------------------------------------------------- bake's attest
+cat >"$T/docker-bake.json" <<EOF2
+{"target": {
+  "a": {"context": "$ctx", "platforms": ["linux/amd64"], "args": {"BASE": "$BASE"},
+        "tags": ["$R_HOST/bake/a:1"], "attest": ["type=provenance,mode=max", "type=sbom"]},
+  "b": {"context": "$ctx", "platforms": ["linux/amd64"], "args": {"BASE": "$BASE", "FLAVOR": "b"},
+        "tags": ["$R_HOST/bake/b:1"], "attest": ["type=provenance,mode=max", "type=sbom"]}},
+ "group": {"default": {"targets": ["a", "b"]}}}
+EOF2
+CMD_TIMEOUT=300 run_ok "$PLAIT" bake -f "$T/docker-bake.json" --cache-dir "$T/cache" --push
+for t in a b; do
+	d=$(raw_digest "docker://$R_HOST/bake/$t:1")
+	assert_eq "application/spdx+json application/vnd.in-toto+json" \
+		"$(fallback_index "$R_HOST" "bake/$t" "$d" | jq -r '[.manifests[].artifactType] | sort | join(" ")')" "referrers of bake target $t"
+done
+run_ok "$PLAIT" bake -f "$T/docker-bake.json" --print
+assert_eq '["type=provenance,mode=max","type=sbom"]' "$(jq -c .target.a.attest <<<"$OUT")" "attest in bake --print"
+jq '.target.b.attest = ["type=provenance,mode=min"]' "$T/docker-bake.json" >"$T/bake-differ.json"
+run_expect_fail "$PLAIT" bake -f "$T/bake-differ.json" --cache-dir "$T/cache" --push
+assert_contains "$ERR" "target \"b\": attest differs from target \"a\"'s" "the refusal of differing attest lists"
+pass "bake: a target's attest list is applied; targets that differ are refused by name"
