@@ -17,6 +17,7 @@
 #include "banned.h"
 
 #define SBOM_FILE_MAX (64u << 20)
+#define SBOM_TOTAL_MAX (256u << 20) /* every database read, over all layers */
 
 struct sbom_file {
 	char *path; /* relative, no leading "./" or "/" */
@@ -136,18 +137,16 @@ static struct sbom_file *find_file(struct sbom_file *v, size_t n, const char *pa
 	return NULL;
 }
 
+/* The layer's own files, added to sb after all of its entries are read;
+ * its whiteouts and replacements act on sb at once, which then holds only
+ * what lower layers left (a whiteout hides lower layers only). */
 struct layer_state {
-	/* the layer's own changes, applied after all of its entries are read:
-	 * whiteouts hide lower layers only */
-	char **hide_self, **hide_below;
 	struct sbom_file *files;
 	size_t n_files;
 };
 
 static void layer_release(struct layer_state *l)
 {
-	plait_strv_free(l->hide_self);
-	plait_strv_free(l->hide_below);
 	for (size_t i = 0; i < l->n_files; i++)
 		file_release(&l->files[i]);
 	free(l->files);
@@ -210,21 +209,18 @@ int plait_sbom_add_layer(struct plait_sbom *sb, int fd, const char *what, struct
 		if (startswith(base, ".wh.")) {
 			_cleanup_free_ char *dir = xstrndup(path, (size_t)(base - path) - (base > path));
 			if (streq(base, ".wh..wh..opq")) {
-				plait_strv_push(&l.hide_below, dir);
+				remove_under(sb, dir, false, true);
 			} else {
 				_cleanup_free_ char *target = plait_path_join(dir, base + 4);
 				_cleanup_free_ char *t = normalise(target);
-				plait_strv_push(&l.hide_self, t);
-				plait_strv_push(&l.hide_below, t);
+				remove_under(sb, t, true, true);
 			}
 			continue;
 		}
 		mode_t type = archive_entry_filetype(ae);
 		const char *hl = archive_entry_hardlink(ae);
-		if (type != AE_IFDIR) { /* anything but a directory replaces what a lower layer had there */
-			plait_strv_push(&l.hide_self, path);
-			plait_strv_push(&l.hide_below, path);
-		}
+		if (type != AE_IFDIR) /* anything but a directory replaces what a lower layer had there */
+			remove_under(sb, path, true, true);
 		if (type == AE_IFDIR || !(type == AE_IFREG || hl))
 			continue;
 		bool rpm = is_rpm_db(path);
@@ -240,6 +236,14 @@ int plait_sbom_add_layer(struct plait_sbom *sb, int fd, const char *what, struct
 			file_release(&f);
 			goto out;
 		}
+		sb->kept_bytes += f.data.len;
+		if (sb->kept_bytes > SBOM_TOTAL_MAX) {
+			file_release(&f);
+			r = plait_error_set(err, PLAIT_E_INVALID,
+					    "sbom: %s: the package databases add up to more than %u MiB (at /%s)", what,
+					    SBOM_TOTAL_MAX >> 20, path);
+			goto out;
+		}
 		struct sbom_file *old = find_file(l.files, l.n_files, path);
 		if (old) {
 			file_release(old);
@@ -249,12 +253,7 @@ int plait_sbom_add_layer(struct plait_sbom *sb, int fd, const char *what, struct
 			l.files[l.n_files++] = f;
 		}
 	}
-	for (char **h = l.hide_self; h && *h; h++)
-		remove_under(sb, *h, true, false);
-	for (char **h = l.hide_below; h && *h; h++)
-		remove_under(sb, *h, false, true);
 	for (size_t i = 0; i < l.n_files; i++) {
-		remove_under(sb, l.files[i].path, true, false);
 		sb->files = xrealloc(sb->files, (sb->n_files + 1) * sizeof(*sb->files));
 		sb->files[sb->n_files++] = l.files[i];
 	}

@@ -16,7 +16,8 @@
  * Contract: the document is a pure function of the layers and the
  * description (packages sorted; with have_epoch the creation time is the
  * epoch), so a reproducible image has a reproducible SBOM. A database larger
- * than 64 MiB is an error naming it, never a silent truncation. */
+ * than 64 MiB, or databases adding up to more than 256 MiB over all layers,
+ * are an error naming them, never a silent truncation. */
 #ifndef PLAIT_SBOM_H
 #define PLAIT_SBOM_H
 
@@ -47,6 +48,7 @@ struct plait_sbom {
 	/* internal: the files kept while the layers are read */
 	struct sbom_file *files;
 	size_t n_files;
+	size_t kept_bytes;
 };
 void plait_sbom_release(struct plait_sbom *sb);
 
