@@ -13,6 +13,7 @@
 #include "fs.h"
 #include "lint.h"
 #include "oci.h"
+#include "sbom.h"
 #include "ref.h"
 #include "strv.h"
 #include "timestamp.h"
@@ -222,18 +223,6 @@ static json_t *digest_set(const char *digest)
 	return o;
 }
 
-/* purl's percent-encoding of a qualifier value ("linux/arm64" -> "linux%2Farm64"). */
-static void purl_escape(struct plait_buf *b, const char *s)
-{
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		    strchr("-._~", *p))
-			plait_buf_addf(b, "%c", *p);
-		else
-			plait_buf_addf(b, "%%%02X", *p);
-	}
-}
-
 /* pkg:docker/NAME@VERSION?platform=P, as BuildKit names its base images
  * (NAME without docker.io/library/; VERSION the tag, else the digest). */
 static char *image_purl(const char *ref, const char *platform)
@@ -251,12 +240,12 @@ static char *image_purl(const char *ref, const char *platform)
 					   : r.path);
 		if (r.tag || r.digest) {
 			plait_buf_adds(&b, "@");
-			purl_escape(&b, r.tag ? r.tag : r.digest);
+			plait_purl_escape(&b, r.tag ? r.tag : r.digest);
 		}
 	}
 	if (platform) {
 		plait_buf_adds(&b, "?platform=");
-		purl_escape(&b, platform);
+		plait_purl_escape(&b, platform);
 	}
 	plait_ref_release(&r);
 	return b.buf;

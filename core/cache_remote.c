@@ -45,19 +45,6 @@ static int spec_fail(struct plait_error **err, const char *what, const char *tex
 			       what, text, why, streq(what, "--cache-from") || streq(what, "cache-from") ? "src" : "dest");
 }
 
-static int parse_bool(const char *v, bool *out)
-{
-	if (streq(v, "true") || streq(v, "1")) {
-		*out = true;
-		return 0;
-	}
-	if (streq(v, "false") || streq(v, "0")) {
-		*out = false;
-		return 0;
-	}
-	return -1;
-}
-
 int plait_cache_spec_parse(const char *text, bool to, const char *what, struct plait_cache_spec *out,
 			   struct plait_error **err)
 {
@@ -107,7 +94,7 @@ int plait_cache_spec_parse(const char *text, bool to, const char *what, struct p
 			else if (streq(f, "mode") && to)
 				mode = v;
 			else if (streq(f, "ignore-error")) {
-				if (parse_bool(v, &ignore) < 0) {
+				if (plait_parse_bool(v, &ignore) < 0) {
 					plait_buf_addf(&why, "ignore-error takes true or false, not '%s'", v);
 					goto bad;
 				}

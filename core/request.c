@@ -404,23 +404,10 @@ size_t plait_target_check_utf8(const struct plait_target *t, char ***problems)
 	return n;
 }
 
-static int parse_bool(const char *v, bool *out)
-{
-	if (streq(v, "true") || streq(v, "1")) {
-		*out = true;
-		return 0;
-	}
-	if (streq(v, "false") || streq(v, "0")) {
-		*out = false;
-		return 0;
-	}
-	return -1;
-}
-
 int plait_parse_provenance(const char *spec, enum plait_provenance_mode *out, struct plait_error **err)
 {
 	bool b;
-	if (!*spec || parse_bool(spec, &b) == 0) {
+	if (!*spec || plait_parse_bool(spec, &b) == 0) {
 		*out = !*spec || b ? PLAIT_PROVENANCE_MIN : PLAIT_PROVENANCE_OFF;
 		return 0;
 	}
@@ -435,7 +422,7 @@ int plait_parse_provenance(const char *spec, enum plait_provenance_mode *out, st
 		else if (startswith(f, "mode="))
 			return plait_error_set(err, PLAIT_E_USAGE, "--provenance '%s': unknown mode '%s'; use mode=min or mode=max",
 					       spec, f + 5);
-		else if (startswith(f, "disabled=") && parse_bool(f + 9, &disabled) == 0)
+		else if (startswith(f, "disabled=") && plait_parse_bool(f + 9, &disabled) == 0)
 			;
 		else if (streq(f, "version=v1"))
 			;
@@ -454,14 +441,14 @@ int plait_parse_provenance(const char *spec, enum plait_provenance_mode *out, st
 int plait_parse_sbom(const char *spec, bool *out, struct plait_error **err)
 {
 	bool b;
-	if (!*spec || parse_bool(spec, &b) == 0) {
+	if (!*spec || plait_parse_bool(spec, &b) == 0) {
 		*out = !*spec || b;
 		return 0;
 	}
 	_cleanup_free_ char *copy = xstrdup(spec);
 	bool disabled = false;
 	for (char *save = NULL, *f = strtok_r(copy, ",", &save); f; f = strtok_r(NULL, ",", &save)) {
-		if (startswith(f, "disabled=") && parse_bool(f + 9, &disabled) == 0)
+		if (startswith(f, "disabled=") && plait_parse_bool(f + 9, &disabled) == 0)
 			continue;
 		if (startswith(f, "generator="))
 			return plait_error_set(err, PLAIT_E_USAGE,

@@ -512,8 +512,7 @@ int plait_sbom_scan(struct plait_store *s, const char *manifest_digest, struct p
 
 /* ------------------------------------------------------------ SPDX */
 
-/* purl percent-encoding of a name, version or qualifier value. */
-static void purl_escape(struct plait_buf *b, const char *s)
+void plait_purl_escape(struct plait_buf *b, const char *s)
 {
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
 		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
@@ -530,27 +529,27 @@ static char *pkg_purl(const struct plait_sbom *sb, const struct plait_sbom_packa
 	if (streq(p->type, "deb") || streq(p->type, "apk")) {
 		const char *ns = sb->os_id ? sb->os_id : streq(p->type, "deb") ? "debian" : "alpine";
 		plait_buf_addf(&b, "pkg:%s/", p->type);
-		purl_escape(&b, ns);
+		plait_purl_escape(&b, ns);
 		plait_buf_adds(&b, "/");
-		purl_escape(&b, p->name);
+		plait_purl_escape(&b, p->name);
 		plait_buf_adds(&b, "@");
-		purl_escape(&b, p->version);
+		plait_purl_escape(&b, p->version);
 		char sep = '?';
 		if (p->arch) {
 			plait_buf_addf(&b, "%carch=", sep);
-			purl_escape(&b, p->arch);
+			plait_purl_escape(&b, p->arch);
 			sep = '&';
 		}
 		if (sb->os_id && sb->os_version_id) {
 			plait_buf_addf(&b, "%cdistro=", sep);
-			purl_escape(&b, sb->os_id);
+			plait_purl_escape(&b, sb->os_id);
 			plait_buf_adds(&b, "-");
-			purl_escape(&b, sb->os_version_id);
+			plait_purl_escape(&b, sb->os_version_id);
 			sep = '&';
 		}
 		if (p->source && !streq(p->source, p->name)) {
 			plait_buf_addf(&b, "%cupstream=", sep);
-			purl_escape(&b, p->source);
+			plait_purl_escape(&b, p->source);
 		}
 	} else if (streq(p->type, "pypi")) {
 		/* PEP 503 normalisation: lower case, runs of -_. as one - */
@@ -567,28 +566,28 @@ static char *pkg_purl(const struct plait_sbom *sb, const struct plait_sbom_packa
 		}
 		n[k] = '\0';
 		plait_buf_adds(&b, "pkg:pypi/");
-		purl_escape(&b, n);
+		plait_purl_escape(&b, n);
 		plait_buf_adds(&b, "@");
-		purl_escape(&b, p->version);
+		plait_purl_escape(&b, p->version);
 	} else {
 		plait_buf_addf(&b, "pkg:%s/", p->type);
-		purl_escape(&b, p->name);
+		plait_purl_escape(&b, p->name);
 		plait_buf_adds(&b, "@");
-		purl_escape(&b, p->version);
+		plait_purl_escape(&b, p->version);
 		char sep = '?';
 		if (p->extra) {
 			plait_buf_addf(&b, "%cbuild=", sep);
-			purl_escape(&b, p->extra);
+			plait_purl_escape(&b, p->extra);
 			sep = '&';
 		}
 		if (p->source) {
 			plait_buf_addf(&b, "%cchannel=", sep);
-			purl_escape(&b, p->source);
+			plait_purl_escape(&b, p->source);
 			sep = '&';
 		}
 		if (p->arch) {
 			plait_buf_addf(&b, "%csubdir=", sep);
-			purl_escape(&b, p->arch);
+			plait_purl_escape(&b, p->arch);
 		}
 	}
 	return b.buf;
@@ -659,16 +658,16 @@ static json_t *container_pkg(const char *id, const char *name, const char *diges
 			*colon = '\0';
 		const char *last = strrchr(repo, '/');
 		plait_buf_adds(&b, "pkg:oci/");
-		purl_escape(&b, last ? last + 1 : repo);
+		plait_purl_escape(&b, last ? last + 1 : repo);
 		plait_buf_adds(&b, "@");
-		purl_escape(&b, digest);
+		plait_purl_escape(&b, digest);
 		if (last) {
 			plait_buf_adds(&b, "?repository_url=");
-			purl_escape(&b, repo);
+			plait_purl_escape(&b, repo);
 		}
 		if (platform) {
 			plait_buf_adds(&b, last ? "&platform=" : "?platform=");
-			purl_escape(&b, platform);
+			plait_purl_escape(&b, platform);
 		}
 		json_t *ref = json_object();
 		json_object_set_new(ref, "referenceCategory", json_string("PACKAGE-MANAGER"));
@@ -694,7 +693,7 @@ int plait_sbom_spdx(const struct plait_sbom *sb, const struct plait_sbom_doc *d,
 	plait_buf_addf(&title, "%s (%s)", name, d->platform);
 	/* unique per image, and the same for the same image */
 	plait_buf_addf(&ns, "urn:plait:sbom:%s:", d->digest);
-	purl_escape(&ns, d->platform);
+	plait_purl_escape(&ns, d->platform);
 	json_object_set_new(doc, "spdxVersion", json_string("SPDX-2.3"));
 	json_object_set_new(doc, "dataLicense", json_string("CC0-1.0"));
 	json_object_set_new(doc, "SPDXID", json_string("SPDXRef-DOCUMENT"));

@@ -69,6 +69,10 @@ struct plait_sbom_doc {
 	bool have_epoch;
 	int64_t epoch, now; /* Unix seconds: the creation time is epoch with have_epoch, else now */
 };
+/* Package URL percent-encoding of a name, version or qualifier value: all
+ * but ASCII letters, digits and "-._~" ("1:2.0+b1" -> "1%3A2.0%2Bb1"). */
+void plait_purl_escape(struct plait_buf *b, const char *s);
+
 int plait_sbom_spdx(const struct plait_sbom *sb, const struct plait_sbom_doc *d, struct plait_buf *out,
 		    struct plait_error **err);
 

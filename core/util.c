@@ -158,3 +158,16 @@ int plait_parse_size(const char *s, int64_t *out)
 	*out = (int64_t)(v << shift);
 	return 0;
 }
+
+int plait_parse_bool(const char *v, bool *out)
+{
+	if (streq(v, "true") || streq(v, "1")) {
+		*out = true;
+		return 0;
+	}
+	if (streq(v, "false") || streq(v, "0")) {
+		*out = false;
+		return 0;
+	}
+	return -1;
+}

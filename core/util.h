@@ -114,6 +114,8 @@ static inline bool startswith(const char *s, const char *prefix)
 	return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 bool endswith(const char *s, const char *suffix);
+/* "true"/"1" and "false"/"0", as buildx's option values: 0, or -1 for anything else. */
+int plait_parse_bool(const char *v, bool *out);
 
 /* Write all of buf to fd, retrying on EINTR and short writes. 0 or -errno. */
 int plait_write_all(int fd, const void *buf, size_t len);

@@ -437,6 +437,18 @@ registry_curl() {
 
 # ---------------------------------------------------------------- proxy
 
+# refproxy_start UPSTREAM_HOST : referrersproxy.py (the Referrers API) in
+# front of a plain registry; sets P_HOST, its stats in $T/refproxy-stats.json.
+refproxy_start() {
+	local port
+	port=$(free_port)
+	bg_start refproxy "$PY" "$LIB_DIR/referrersproxy.py" --port "$port" \
+		--upstream "http://$1" --stats "$T/refproxy-stats.json"
+	wait_http "http://127.0.0.1:$port/referrersproxy/health"
+	P_HOST=127.0.0.1:$port
+	LIB_HOST_MODE[$P_HOST]=plain
+}
+
 # faultproxy_start NAME UPSTREAM_HOST [faultproxy flags...]
 # Exports NAME_HOST (the proxy's 127.0.0.1:PORT), NAME_STATS (JSON file).
 faultproxy_start() {

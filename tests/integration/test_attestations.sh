@@ -13,12 +13,7 @@ require_plait
 registry_start A plain
 registry_start B plain
 registry_start C plain
-port=$(free_port)
-bg_start refproxy "$PY" "$LIB_DIR/referrersproxy.py" --port "$port" \
-	--upstream "http://$B_HOST" --stats "$T/refproxy-stats.json"
-wait_http "http://127.0.0.1:$port/referrersproxy/health"
-P_HOST=127.0.0.1:$port
-LIB_HOST_MODE[$P_HOST]=plain
+refproxy_start "$B_HOST"
 
 mkimage "$T/img" --tag v1 --platform linux/amd64 --platform linux/arm64 --layers 1 \
 	--layer-size 64K >/dev/null

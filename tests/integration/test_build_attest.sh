@@ -17,12 +17,7 @@ require_plait
 multi_base # R: the busybox amd64 + arm64 base at $BASE
 registry_start C plain
 registry_start B plain
-port=$(free_port)
-bg_start refproxy "$PY" "$LIB_DIR/referrersproxy.py" --port "$port" \
-	--upstream "http://$B_HOST" --stats "$T/refproxy-stats.json"
-wait_http "http://127.0.0.1:$port/referrersproxy/health"
-P_HOST=127.0.0.1:$port
-LIB_HOST_MODE[$P_HOST]=plain
+refproxy_start "$B_HOST"
 export SOURCE_DATE_EPOCH=1700000000
 SECRET=hf_s3cr3t-value-7d1e
 
