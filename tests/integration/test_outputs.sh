@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_outputs.sh - the local outputs of `plait build`: --output type=docker
-# (loaded with `docker load` into a private dockerd and run there), --load
-# (the Engine API through DOCKER_HOST's socket), type=local and type=tar
+# (loaded with `docker load` into a private dockerd and run there, and with
+# `podman load`), --load (the Engine API through DOCKER_HOST's socket: a
+# private dockerd's, and podman's Docker-compatible service), type=local and type=tar
 # (compared entry by entry with umoci's unpacking of the same image's OCI
 # output: path, type, mode, size, content hash, link target), --iidfile
 # (against --metadata-file), the refused combinations, and a failed build
@@ -165,6 +166,38 @@ assert_eq "plait outputs ok" "$OUT" "docker run of the image --load loaded"
 pass "--load through DOCKER_HOST loads the image into the daemon; it runs"
 
 dockerd_stop
+
+# ---------------------------------------------------------------- podman load, --load into podman
+# podman's own store (vfs) under $T; its containers cannot start in every CI
+# sandbox (rlimits), so the image's Cmd runs in a chroot of `podman image mount`.
+pm() { podman --root "$T/podman/root" --runroot "$T/podman/run" --storage-driver vfs "$@"; }
+# pm_run REF : the image's Cmd, run in its mounted root file system.
+pm_run() {
+	local mnt cmd=()
+	mapfile -t cmd < <(pm image inspect --format '{{json .Config.Cmd}}' "$1" | jq -r '.[]')
+	mnt=$(pm image mount "$1")
+	lib_run chroot "$mnt" "${cmd[@]}"
+	pm image unmount "$1" >/dev/null
+}
+if command -v podman >/dev/null; then
+	mkdir -p "$T/podman"
+	run_ok pm load -i "$O/img.tar"
+	assert_contains "$OUT" "localhost/outputs:1" "podman load output"
+	assert_eq "${CONFIG#sha256:}" "$(pm image inspect --format '{{.Id}}' localhost/outputs:extra)" "podman's image ID of the loaded archive"
+	pm_run localhost/outputs:1
+	assert_eq "plait outputs ok" "$OUT" "the Cmd of the image podman loaded"
+	bg_start podman-service podman --root "$T/podman/root" --runroot "$T/podman/run" --storage-driver vfs \
+		system service --time=0 "unix://$T/podman/podman.sock"
+	for _ in $(seq 50); do [ -S "$T/podman/podman.sock" ] && break; sleep 0.2; done
+	run_ok env DOCKER_HOST="unix://$T/podman/podman.sock" "$PLAIT" build --progress plain --cache-dir "$T/cache" \
+		--build-arg "BASE=$BASE" --platform "$HOSTP" -t localhost/outputs-podman:3 --load "$CTX"
+	kill "$BG_PID"
+	pm_run localhost/outputs-podman:3
+	assert_eq "plait outputs ok" "$OUT" "the Cmd of the image --load put into podman"
+	pass "podman load -i takes the type=docker archive; --load through podman's Docker API socket loads into podman"
+else
+	echo "# podman is not installed: podman load and --load into podman not checked"
+fi
 
 # ---------------------------------------------------------------- several platforms
 
