@@ -14,6 +14,7 @@
 #include "platforms/host.h"
 #include "platforms/remote.h"
 #include "platforms/rootless.h"
+#include "platforms/ssh_agent.h"
 #include "registry/daemon.h"
 #include "registry/endpoint.h"
 #include "registry/fetch.h"
@@ -22,6 +23,11 @@
 
 void pipeline_release(struct pipeline *p)
 {
+	for (size_t i = 0; i < p->n_agents; i++)
+		plait_ssh_agent_stop(p->agents[i]);
+	free(p->agents);
+	p->agents = NULL;
+	p->n_agents = 0;
 	plait_request_release(&p->req);
 	registry_cli_release(&p->rc);
 	free(p->builder);
@@ -68,6 +74,67 @@ static int add_secret(struct plait_request *p, const char *cmd, const char *arg)
 	p->secrets[p->n_secrets].id = xstrdup(id);
 	p->secrets[p->n_secrets].src = TAKE_PTR(path);
 	p->n_secrets++;
+	return 0;
+}
+
+/* --ssh default | ID | ID=SOCKET | ID=KEYFILE[,KEYFILE...] (buildx's forms). */
+static int add_ssh(struct pipeline *pl, const char *cmd, const char *arg)
+{
+	struct plait_request *p = &pl->req;
+	const char *eq = strchr(arg, '=');
+	_cleanup_free_ char *id = eq ? xstrndup(arg, (size_t)(eq - arg)) : xstrdup(arg);
+	if (!*id)
+		return usage_error(cmd, "--ssh '%s': give default, ID, ID=SOCKET or ID=KEYFILE", arg), -1;
+	for (size_t i = 0; i < p->n_ssh; i++)
+		if (streq(p->ssh[i].id, id))
+			return usage_error(cmd, "--ssh %s: given twice", id), -1;
+	char *sock = NULL;
+	if (!eq || !eq[1]) {
+		const char *env = getenv("SSH_AUTH_SOCK");
+		if (!env || !*env)
+			return usage_error(cmd, "--ssh %s: $SSH_AUTH_SOCK is not set: start ssh-agent (eval $(ssh-agent)) "
+						"and ssh-add your key, or give --ssh %s=SOCKET or --ssh %s=KEYFILE",
+					   id, id, id),
+			       -1;
+		sock = xstrdup(env);
+	} else {
+		_cleanup_strv_free_ char **paths = NULL;
+		_cleanup_free_ char *copy = xstrdup(eq + 1);
+		for (char *save = NULL, *f = strtok_r(copy, ",", &save); f; f = strtok_r(NULL, ",", &save))
+			plait_strv_push(&paths, f);
+		struct stat st;
+		size_t n = 0;
+		while (paths && paths[n])
+			n++;
+		for (size_t i = 0; i < n; i++) {
+			if (stat(paths[i], &st) < 0)
+				return usage_error(cmd, "--ssh %s: cannot read '%s': %s", id, paths[i], strerror(errno)), -1;
+			if (S_ISSOCK(st.st_mode) && n > 1)
+				return usage_error(cmd, "--ssh %s: '%s' is a socket: give one agent socket, or key files",
+						   id, paths[i]),
+				       -1;
+			if (!S_ISSOCK(st.st_mode) && !S_ISREG(st.st_mode))
+				return usage_error(cmd, "--ssh %s: '%s' is neither an agent socket nor a key file", id,
+						   paths[i]),
+				       -1;
+		}
+		if (n == 1 && stat(paths[0], &st) == 0 && S_ISSOCK(st.st_mode)) {
+			sock = realpath(paths[0], NULL);
+		} else {
+			struct plait_ssh_agent *a = NULL;
+			struct plait_error *err = NULL;
+			if (plait_ssh_agent_start(id, (const char *const *)paths, &a, &err) < 0) {
+				usage_error(cmd, "%s", err->msg);
+				plait_error_free(err);
+				return -1;
+			}
+			pl->agents = xrealloc(pl->agents, (pl->n_agents + 1) * sizeof(*pl->agents));
+			pl->agents[pl->n_agents++] = a;
+			sock = xstrdup(plait_ssh_agent_socket(a));
+		}
+	}
+	p->ssh = xrealloc(p->ssh, (p->n_ssh + 1) * sizeof(*p->ssh));
+	p->ssh[p->n_ssh++] = (struct plait_build_ssh){ .id = TAKE_PTR(id), .socket = sock };
 	return 0;
 }
 
@@ -163,6 +230,8 @@ int pipeline_option(struct pipeline *pl, const char *cmd, int c, const char *arg
 		}
 		return 1;
 	}
+	case OPT_P_SSH:
+		return add_ssh(pl, cmd, arg) < 0 ? -1 : 1;
 	case OPT_P_ATTEST_LAYOUT:
 		if (streq(arg, "buildx"))
 			p->attest_in_index = true;

@@ -16,6 +16,8 @@ struct pipeline {
 	enum progress_mode mode;
 	char *builder; /* --builder NAME; NULL: the one 'plait builder use' chose */
 	bool fallback_local; /* --fallback local */
+	struct plait_ssh_agent **agents; /* --ssh ID=KEYFILE: stopped by pipeline_release */
+	size_t n_agents;
 };
 
 void pipeline_release(struct pipeline *p);
@@ -49,6 +51,7 @@ enum {
 	OPT_P_SBOM,
 	OPT_P_ATTEST,
 	OPT_P_ATTEST_LAYOUT,
+	OPT_P_SSH,
 };
 #define PIPELINE_OPTIONS                                                        \
 	{ "cache-dir", required_argument, NULL, OPT_P_CACHE_DIR },             \
@@ -77,7 +80,8 @@ enum {
 	{ "provenance", optional_argument, NULL, OPT_P_PROVENANCE },           \
 	{ "sbom", optional_argument, NULL, OPT_P_SBOM },                       \
 	{ "attest", required_argument, NULL, OPT_P_ATTEST },                   \
-	{ "attest-layout", required_argument, NULL, OPT_P_ATTEST_LAYOUT }
+	{ "attest-layout", required_argument, NULL, OPT_P_ATTEST_LAYOUT },     \
+	{ "ssh", required_argument, NULL, OPT_P_SSH }
 #define PIPELINE_HELP                                                                               \
 	"      --push                    push to every -t registry reference (tags move only after\n"   \
 	"                                every job succeeded and everything is uploaded)\n"           \
@@ -132,6 +136,9 @@ enum {
 	"                                $SOURCE_DATE_EPOCH): same inputs, same digest\n"              \
 	"      --secret id=ID,src=FILE | id=ID,env=VAR\n"                                              \
 	"                                a secret for RUN --mount=type=secret (never stored)\n"        \
+	"      --ssh default|ID[=SOCKET|KEYFILE[,KEYFILE...]]\n"                                     \
+	"                                an ssh agent for RUN --mount=type=ssh: $SSH_AUTH_SOCK's,\n" \
+	"                                SOCKET, or one plait starts with the keys (repeatable)\n"  \
 	"      --build-context NAME=REF  a named context: a directory (for COPY --from=NAME and\n"     \
 	"                                RUN --mount from=NAME), or an image FROM NAME and\n"          \
 	"                                COPY --from=NAME resolve to (oci:DIR[:TAG], docker-image://REF)\n" \

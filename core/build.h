@@ -116,6 +116,12 @@ struct plait_build_secret {
 	const char *src; /* host file holding the secret */
 };
 
+/* --ssh ID=SOCKET: the agent RUN --mount=type=ssh,id=ID reaches. */
+struct plait_build_ssh {
+	const char *id;
+	const char *socket;
+};
+
 /* --build-context NAME=DIR: a local directory COPY --from=NAME and
  * RUN --mount from=NAME read, like a second build context. */
 struct plait_named_dir {
@@ -140,6 +146,8 @@ struct plait_build_opts {
 	const char *const *annotations;       /* "K=V" added to the image manifest */
 	const struct plait_build_secret *secrets;
 	size_t n_secrets;
+	const struct plait_build_ssh *ssh; /* --ssh */
+	size_t n_ssh;
 	const char *cache_dir;
 	bool no_cache;
 	bool allow_insecure; /* RUN --security=insecure may run (--allow security.insecure) */

@@ -251,6 +251,8 @@ struct mount_views {
 	char **keep;
 	struct plait_buf *secrets; /* FILE mounts' contents: zeroed and freed after the RUN */
 	size_t n_secrets;
+	struct plait_ssh_forward **ssh; /* RUN --mount=type=ssh relays, stopped after the RUN */
+	size_t n_ssh;
 	/* cache mounts: id and directory, for build_restore_mounts() */
 	char **restore_ids, **restore_dirs;
 	size_t n_restore;

@@ -17,6 +17,7 @@
 #include "build_internal.h"
 #include "cache_remote.h"
 #include "dockerfile_mount.h"
+#include "ssh_forward.h"
 #include "banned.h"
 
 void mount_views_release(struct mount_views *v)
@@ -45,6 +46,9 @@ void mount_views_release(struct mount_views *v)
 		plait_buf_release(&v->secrets[i]);
 	}
 	free(v->secrets);
+	for (size_t i = 0; i < v->n_ssh; i++)
+		plait_ssh_forward_stop(v->ssh[i]);
+	free(v->ssh);
 	plait_strv_free(v->restore_ids);
 	plait_strv_free(v->restore_dirs);
 	memset(v, 0, sizeof(*v));
@@ -283,6 +287,53 @@ static int mount_secret(struct builder *b, const struct plait_df_instr *in, cons
 	return 0;
 }
 
+/* An ssh agent --ssh named, relayed through a socket of the mount's own
+ * (owner, mode: BuildKit's defaults root 0600) at target, default
+ * /run/buildkit/ssh_agent.N; the first one is SSH_AUTH_SOCK unless the RUN's
+ * environment sets it. Only the id and the target enter the key. */
+static int mount_ssh(struct builder *b, const struct plait_df_instr *in, struct plait_df_mount *m,
+		     struct mount_views *v, struct plait_buf *key, char ***env, struct plait_error **err)
+{
+	const char *id = plait_df_mount_ssh_id(m);
+	const char *sock = NULL;
+	for (size_t i = 0; i < b->o->n_ssh; i++)
+		if (streq(b->o->ssh[i].id, id))
+			sock = b->o->ssh[i].socket;
+	if (!sock) {
+		if (m->required)
+			return build_instr_error(b, in, PLAIT_E_USAGE, err,
+						 "ssh agent '%s' is required: pass --ssh %s (the agent of $SSH_AUTH_SOCK), "
+						 "--ssh %s=SOCKET or --ssh %s=KEYFILE",
+						 id, id, id, id);
+		return 0; /* BuildKit: an optional agent that was not given is no mount */
+	}
+	if (!m->target) {
+		struct plait_buf t = PLAIT_BUF_INIT;
+		plait_buf_addf(&t, "/run/buildkit/ssh_agent.%zu", v->n_ssh);
+		m->target = plait_buf_detach(&t, NULL);
+	}
+	plait_buf_addf(key, "mount ssh %s %s %ld %ld %lo\n", id, m->target, m->uid, m->gid,
+		       m->mode >= 0 ? (unsigned long)m->mode : 0600UL);
+	struct plait_ssh_forward *f = NULL;
+	int r = plait_ssh_forward_start(sock, id, m->uid >= 0 ? (uid_t)m->uid : 0, m->gid >= 0 ? (gid_t)m->gid : 0,
+					m->mode >= 0 ? (mode_t)m->mode : 0600, &f, err);
+	if (r < 0) {
+		struct plait_buf w = PLAIT_BUF_INIT;
+		build_where(b, in, &w);
+		plait_error_wrap(err, "%s: RUN --mount=type=ssh", w.buf);
+		plait_buf_release(&w);
+		return r;
+	}
+	v->ssh = xrealloc(v->ssh, (v->n_ssh + 1) * sizeof(*v->ssh));
+	v->ssh[v->n_ssh++] = f;
+	if (v->n_ssh == 1 && !env_get(*env, "SSH_AUTH_SOCK"))
+		env_set(env, "SSH_AUTH_SOCK", m->target);
+	build_add_mount(v,
+			&(struct plait_run_mount){ .type = PLAIT_RUN_MOUNT_BIND, .readonly = false },
+			xstrdup(plait_ssh_forward_path(f)), xstrdup(m->target));
+	return 0;
+}
+
 /* A bind from a named local context: the source is resolved inside it
  * (symlinks stay in it), and that resolved entry is what gets bound. */
 static int bind_named(const char *ndir, const struct plait_df_mount *m, struct plait_buf *key, char **path,
@@ -427,7 +478,7 @@ int build_prepare_mount(struct builder *b, struct stage *st, size_t idx, const s
 	r = plait_df_mount_parse(copy, spec, &m, err);
 	if (r < 0)
 		return plait_error_wrap(err, "%s:%d", b->df.filename, in->line);
-	if (m.target[0] != '/') {
+	if (m.target && m.target[0] != '/') {
 		struct plait_buf t = PLAIT_BUF_INIT;
 		build_clean_abs(st->cfg.config.working_dir, m.target, &t);
 		free(m.target);
@@ -442,6 +493,9 @@ int build_prepare_mount(struct builder *b, struct stage *st, size_t idx, const s
 		break;
 	case PLAIT_DF_MOUNT_SECRET:
 		r = mount_secret(b, in, &m, v, key, env, err);
+		break;
+	case PLAIT_DF_MOUNT_SSH:
+		r = mount_ssh(b, in, &m, v, key, env, err);
 		break;
 	default:
 		r = mount_bind(b, idx, in, &m, v, key, err);

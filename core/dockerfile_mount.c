@@ -8,7 +8,7 @@
 #include "util.h"
 #include "banned.h"
 
-static const char *const type_names[] = { "bind", "cache", "tmpfs", "secret" };
+static const char *const type_names[] = { "bind", "cache", "tmpfs", "secret", "ssh" };
 static const char *const sharing_names[] = { "shared", "locked", "private" };
 
 const char *plait_df_mount_type_name(enum plait_df_mount_type t)
@@ -111,11 +111,11 @@ static int check(struct plait_df_mount *m, const char *written, struct plait_err
 				       "--mount: mode=%s: give octal permissions, e.g. 0400", m->mode_name);
 	if (m->type == PLAIT_DF_MOUNT_UNKNOWN)
 		return plait_error_set(err, PLAIT_E_USAGE,
-				       "--mount: unknown type '%s'; use bind, cache, tmpfs or secret", m->type_name);
+				       "--mount: unknown type '%s'; use bind, cache, tmpfs, secret or ssh", m->type_name);
 	if ((m->uid >= 0 || m->gid >= 0 || m->mode >= 0) && m->type != PLAIT_DF_MOUNT_CACHE &&
-	    m->type != PLAIT_DF_MOUNT_SECRET)
+	    m->type != PLAIT_DF_MOUNT_SECRET && m->type != PLAIT_DF_MOUNT_SSH)
 		return plait_error_set(err, PLAIT_E_USAGE,
-				       "--mount: uid=, gid= and mode= are for type=cache and type=secret");
+				       "--mount: uid=, gid= and mode= are for type=cache, type=secret and type=ssh");
 	if (m->env && m->type != PLAIT_DF_MOUNT_SECRET)
 		return plait_error_set(err, PLAIT_E_USAGE, "--mount: env= is for type=secret only");
 	if (m->type == PLAIT_DF_MOUNT_SECRET && !m->target) {
@@ -123,6 +123,11 @@ static int check(struct plait_df_mount *m, const char *written, struct plait_err
 		plait_buf_addf(&t, "/run/secrets/%s", m->id ? m->id : "");
 		m->target = plait_buf_detach(&t, NULL);
 	}
+	/* An ssh agent socket without target= goes to
+	 * /run/buildkit/ssh_agent.N, N counting the RUN's ssh mounts: the
+	 * executor numbers them. */
+	if (m->type == PLAIT_DF_MOUNT_SSH && !m->target)
+		return 0;
 	/* A relative target is below the working directory (the builder
 	 * resolves it), as in BuildKit. */
 	if (!m->target || !*m->target)
@@ -142,6 +147,11 @@ int plait_df_mount_parse(const char *spec, const char *written, struct plait_df_
 	if (r < 0)
 		plait_df_mount_release(m);
 	return r;
+}
+
+const char *plait_df_mount_ssh_id(const struct plait_df_mount *m)
+{
+	return m->id && *m->id ? m->id : "default";
 }
 
 const char *plait_df_mount_secret_id(const struct plait_df_mount *m)

@@ -13,12 +13,14 @@
  *  - defaults: type=bind, read-only, not required, sharing=shared, uid, gid
  *    and mode not given (-1); a secret without target= is mounted at
  *    /run/secrets/<id>; a secret's id defaults to its target's last component;
+ *    an ssh mount's id defaults to "default" and its target stays NULL when
+ *    not given (the executor numbers /run/buildkit/ssh_agent.N);
  *  - plait_df_mount_parse() checks, in this order, and reports the first
  *    failure (messages as the executor has always said them, without the
  *    "Dockerfile:N: " prefix the caller adds): the first field that is an
  *    unknown option or a uid=/gid= that is not a number; mode= not octal
- *    (0-07777); an unknown type; uid=/gid=/mode= on a type other than cache or
- *    secret; env= on a type other than secret; a target that is missing or not
+ *    (0-07777); an unknown type; uid=/gid=/mode= on a type other than cache,
+ *    secret or ssh; env= on a type other than secret; a target that is missing or not
  *    absolute; sharing= other than shared, locked or private (type=cache);
  *    all with code PLAIT_E_USAGE;
  *  - plait_df_mount_scan() reads the fields without checking anything (the
@@ -35,6 +37,7 @@ enum plait_df_mount_type {
 	PLAIT_DF_MOUNT_CACHE,
 	PLAIT_DF_MOUNT_TMPFS,
 	PLAIT_DF_MOUNT_SECRET,
+	PLAIT_DF_MOUNT_SSH,
 	PLAIT_DF_MOUNT_UNKNOWN, /* type= something else (only after scan) */
 };
 
@@ -76,9 +79,11 @@ void plait_df_mount_scan(const char *spec, struct plait_df_mount *m);
  * failure m is released. */
 int plait_df_mount_parse(const char *spec, const char *written, struct plait_df_mount *m,
 			 struct plait_error **err);
+/* An ssh mount's id: id=, else "default" (as --ssh default). */
+const char *plait_df_mount_ssh_id(const struct plait_df_mount *m);
 /* A secret's id: id=, else the last component of the target. */
 const char *plait_df_mount_secret_id(const struct plait_df_mount *m);
-/* "bind", "cache", "tmpfs", "secret" */
+/* "bind", "cache", "tmpfs", "secret", "ssh" */
 const char *plait_df_mount_type_name(enum plait_df_mount_type t);
 void plait_df_mount_release(struct plait_df_mount *m);
 

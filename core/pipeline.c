@@ -311,6 +311,8 @@ static int run_job(void *ctx, size_t i, const atomic_int *cancel, struct plait_e
 		.annotations = (const char *const *)job->annotations,
 		.secrets = req->secrets,
 		.n_secrets = req->n_secrets,
+		.ssh = req->ssh,
+		.n_ssh = req->n_ssh,
 		.cache_dir = req->cache_dir,
 		.no_cache = req->no_cache,
 		.allow_insecure = req->allow_insecure,

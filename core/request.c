@@ -76,6 +76,11 @@ void plait_request_release(struct plait_request *r)
 		free((char *)r->secrets[i].src);
 	}
 	free(r->secrets);
+	for (size_t i = 0; i < r->n_ssh; i++) {
+		free((char *)r->ssh[i].id);
+		free((char *)r->ssh[i].socket);
+	}
+	free(r->ssh);
 	for (size_t i = 0; i < r->n_named; i++) {
 		free(r->named[i].name);
 		free(r->named[i].ref);

@@ -80,6 +80,8 @@ struct plait_request {
 	struct plait_build_secret *secrets; /* id and src owned */
 	size_t n_secrets;
 	char **secret_files; /* temporary files, removed by _release */
+	struct plait_build_ssh *ssh; /* --ssh: id and agent socket owned */
+	size_t n_ssh;
 	struct plait_named_context *named;
 	size_t n_named;
 	bool push, by_digest, allow_latest, keep_going, docker_format;

@@ -437,6 +437,33 @@ registry_curl() {
 
 # ---------------------------------------------------------------- proxy
 
+# sshd_start DIR [sshd_config lines...] : Debian's sshd on a free loopback
+# port, root logins with the key DIR/id only (DIR/host_key, DIR/id,
+# DIR/authorized_keys, DIR/sshd_config are made; extra config lines are
+# appended). Sets SSHD_PORT; fails when it does not listen.
+sshd_start() {
+	local dir=$1 l _
+	shift
+	[ -x /usr/sbin/sshd ] || skip "/usr/sbin/sshd is missing: apt-get install openssh-server"
+	[ "$(id -u)" = 0 ] || skip "sshd logs in as root here (it needs root for its privilege separation)"
+	mkdir -p /run/sshd "$dir"
+	chmod 700 "$dir"
+	ssh-keygen -q -t ed25519 -N '' -f "$dir/host_key" -C plait-test-host
+	ssh-keygen -q -t ed25519 -N '' -f "$dir/id" -C plait-test-user
+	cp "$dir/id.pub" "$dir/authorized_keys"
+	SSHD_PORT=$(free_port)
+	printf '%s\n' "ListenAddress 127.0.0.1:$SSHD_PORT" "HostKey $dir/host_key" "PidFile $dir/sshd.pid" \
+		"AuthorizedKeysFile $dir/authorized_keys" "PermitRootLogin prohibit-password" \
+		"PasswordAuthentication no" "KbdInteractiveAuthentication no" "UsePAM no" "StrictModes no" \
+		"LogLevel VERBOSE" "$@" >"$dir/sshd_config"
+	bg_start sshd /usr/sbin/sshd -D -e -f "$dir/sshd_config"
+	for _ in $(seq 50); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$SSHD_PORT") 2>/dev/null && return 0
+		sleep 0.1
+	done
+	fail "sshd did not listen on 127.0.0.1:$SSHD_PORT (log: $(cat "$T/sshd.log"))"
+}
+
 # refproxy_start UPSTREAM_HOST : referrersproxy.py (the Referrers API) in
 # front of a plain registry; sets P_HOST, its stats in $T/refproxy-stats.json.
 refproxy_start() {

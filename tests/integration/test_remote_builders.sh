@@ -26,41 +26,15 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_cmd jq ssh ssh-keygen
 require_plait
-SSHD=/usr/sbin/sshd
-[ -x "$SSHD" ] || skip "$SSHD is missing: apt-get install openssh-server"
-[ "$(id -u)" = 0 ] || skip "sshd logs in as root here (it needs root for its privilege separation)"
 
 export XDG_CONFIG_HOME=$T/config
 unset SSH_AUTH_SOCK
-mkdir -p /run/sshd "$T/ssh"
-chmod 700 "$T/ssh"
 S=$T/ssh
 
 # ---------------------------------------------------------------- sshd
-ssh-keygen -q -t ed25519 -N '' -f "$S/host_key" -C plait-test-host
-ssh-keygen -q -t ed25519 -N '' -f "$S/id" -C plait-test-user
+sshd_start "$S" "AcceptEnv PLAIT_NODE"
+PORT=$SSHD_PORT
 ssh-keygen -q -t ed25519 -N '' -f "$S/wrong" -C plait-test-wrong
-cp "$S/id.pub" "$S/authorized_keys"
-PORT=$(free_port)
-cat >"$S/sshd_config" <<EOF
-ListenAddress 127.0.0.1:$PORT
-HostKey $S/host_key
-PidFile $S/sshd.pid
-AuthorizedKeysFile $S/authorized_keys
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-AcceptEnv PLAIT_NODE
-LogLevel VERBOSE
-EOF
-bg_start sshd "$SSHD" -D -e -f "$S/sshd_config"
-for _ in $(seq 50); do
-	(exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
-	sleep 0.1
-done
-(exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null || fail "sshd did not listen on 127.0.0.1:$PORT (log: $(cat "$T/sshd.log"))"
 
 printf '[127.0.0.1]:%s %s\n' "$PORT" "$(cut -d' ' -f1,2 "$S/host_key.pub")" >"$S/known_hosts"
 : >"$S/known_hosts_empty"
