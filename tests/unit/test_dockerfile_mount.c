@@ -183,6 +183,27 @@ static void test_dockerfile_mount__secret_defaults(void **state)
 	plait_df_mount_release(&m);
 }
 
+static void test_dockerfile_mount__ssh_defaults(void **state)
+{
+	(void)state;
+	struct plait_df_mount m;
+	/* no id: "default"; no target: left for the executor to number */
+	parse_ok("type=ssh", &m);
+	assert_int_equal(m.type, PLAIT_DF_MOUNT_SSH);
+	str_is("id", plait_df_mount_ssh_id(&m), "default");
+	assert_null(m.target);
+	assert_false(m.required);
+	assert_int_equal(m.mode, -1);
+	plait_df_mount_release(&m);
+	parse_ok("type=ssh,id=gitlab,target=/agent.sock,required=true,mode=0666,uid=1000,gid=1000", &m);
+	str_is("id", plait_df_mount_ssh_id(&m), "gitlab");
+	str_is("target", m.target, "/agent.sock");
+	assert_true(m.required);
+	assert_int_equal(m.mode, 0666);
+	assert_int_equal(m.uid, 1000);
+	plait_df_mount_release(&m);
+}
+
 static void test_dockerfile_mount__errors_say_what_to_do(void **state)
 {
 	(void)state;
@@ -198,12 +219,13 @@ static void test_dockerfile_mount__errors_say_what_to_do(void **state)
 	parse_fails("type=cache,target=/x,mode=10000", NULL,
 		    "--mount: mode=10000: give octal permissions, e.g. 0400");
 	parse_fails("type=volume,target=/x", NULL,
-		    "--mount: unknown type 'volume'; use bind, cache, tmpfs or secret");
+		    "--mount: unknown type 'volume'; use bind, cache, tmpfs, secret or ssh");
 	parse_fails("type=bind,target=/x,uid=0", NULL,
-		    "--mount: uid=, gid= and mode= are for type=cache and type=secret");
+		    "--mount: uid=, gid= and mode= are for type=cache, type=secret and type=ssh");
 	parse_fails("type=tmpfs,target=/x,mode=0700", NULL,
-		    "--mount: uid=, gid= and mode= are for type=cache and type=secret");
+		    "--mount: uid=, gid= and mode= are for type=cache, type=secret and type=ssh");
 	parse_fails("type=cache,target=/x,env=X", NULL, "--mount: env= is for type=secret only");
+	parse_fails("type=ssh,env=X", NULL, "--mount: env= is for type=secret only");
 	parse_fails("type=cache", NULL, "--mount=type=cache: needs target=PATH (absolute, or relative to WORKDIR)");
 	parse_fails("type=cache,target=/x,sharing=exclusive", NULL,
 		    "--mount: sharing=exclusive: use shared, locked or private");
@@ -219,9 +241,9 @@ static void test_dockerfile_mount__errors_come_in_order(void **state)
 	parse_fails("type=volume,mode=9,bogus", NULL, "--mount: unknown option 'bogus'");
 	parse_fails("type=volume,mode=9", NULL, "--mount: mode=9: give octal permissions, e.g. 0400");
 	/* an unknown type is said before a missing target */
-	parse_fails("type=volume", NULL, "--mount: unknown type 'volume'; use bind, cache, tmpfs or secret");
+	parse_fails("type=volume", NULL, "--mount: unknown type 'volume'; use bind, cache, tmpfs, secret or ssh");
 	/* uid= on the wrong type before env= on the wrong type, both before the target */
-	parse_fails("type=bind,uid=1,env=X", NULL, "--mount: uid=, gid= and mode= are for type=cache and type=secret");
+	parse_fails("type=bind,uid=1,env=X", NULL, "--mount: uid=, gid= and mode= are for type=cache, type=secret and type=ssh");
 	parse_fails("type=bind,env=X", NULL, "--mount: env= is for type=secret only");
 	/* the target before sharing= */
 	parse_fails("type=cache,sharing=nope", NULL, "--mount=type=cache,sharing=nope: needs target=PATH (absolute, or relative to WORKDIR)");
@@ -266,6 +288,7 @@ int main(void)
 		cmocka_unit_test(test_dockerfile_mount__tmpfs_size),
 		cmocka_unit_test(test_dockerfile_mount__secret_defaults),
 		cmocka_unit_test(test_dockerfile_mount__errors_say_what_to_do),
+		cmocka_unit_test(test_dockerfile_mount__ssh_defaults),
 		cmocka_unit_test(test_dockerfile_mount__errors_come_in_order),
 		cmocka_unit_test(test_dockerfile_mount__target_message_quotes_the_value_as_written),
 		cmocka_unit_test(test_dockerfile_mount__scan_reads_without_checking),
