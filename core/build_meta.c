@@ -10,7 +10,153 @@
 #include "build_internal.h"
 #include "banned.h"
 
-static int set_healthcheck(struct stage *st, const struct plait_df_instr *in)
+/* Go's %q of a string (strconv.Quote), as BuildKit's history has it. */
+static void go_quote(struct plait_buf *b, const char *s)
+{
+	plait_buf_adds(b, "\"");
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		switch (*p) {
+		case '"': plait_buf_adds(b, "\\\""); break;
+		case '\\': plait_buf_adds(b, "\\\\"); break;
+		case '\a': plait_buf_adds(b, "\\a"); break;
+		case '\b': plait_buf_adds(b, "\\b"); break;
+		case '\f': plait_buf_adds(b, "\\f"); break;
+		case '\n': plait_buf_adds(b, "\\n"); break;
+		case '\r': plait_buf_adds(b, "\\r"); break;
+		case '\t': plait_buf_adds(b, "\\t"); break;
+		case '\v': plait_buf_adds(b, "\\v"); break;
+		default:
+			if (*p < 0x20 || *p == 0x7f)
+				plait_buf_addf(b, "\\x%02x", *p);
+			else
+				plait_buf_addf(b, "%c", *p);
+		}
+	}
+	plait_buf_adds(b, "\"");
+}
+
+/* Go's %q of a []string: ["a" "b"]. */
+static void go_quote_list(struct plait_buf *b, char *const *v)
+{
+	plait_buf_adds(b, "[");
+	for (size_t i = 0; v && v[i]; i++) {
+		if (i)
+			plait_buf_adds(b, " ");
+		go_quote(b, v[i]);
+	}
+	plait_buf_adds(b, "]");
+}
+
+/* Go's %v of a []string: [a b]. */
+static void go_list(struct plait_buf *b, char *const *v)
+{
+	plait_buf_adds(b, "[");
+	for (size_t i = 0; v && v[i]; i++)
+		plait_buf_addf(b, "%s%s", i ? " " : "", v[i]);
+	plait_buf_adds(b, "]");
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* EXPOSE's words as ports: "80" -> 80/tcp, "9000-9001/udp" -> 9000/udp and
+ * 9001/udp (docker's nat.ParsePortSpecs). */
+static int expose_ports(struct builder *b, const struct plait_df_instr *in, char **words, char ***out,
+			struct plait_error **err)
+{
+	for (size_t i = 0; words && words[i]; i++) {
+		const char *w = words[i];
+		const char *slash = strchr(w, '/');
+		_cleanup_free_ char *ports = slash ? xstrndup(w, (size_t)(slash - w)) : xstrdup(w);
+		const char *proto = slash ? slash + 1 : "tcp";
+		char *dash = strchr(ports, '-');
+		char *end = NULL;
+		unsigned long lo = strtoul(ports, &end, 10), hi = lo;
+		bool ok = end != ports && (dash ? end == dash : !*end);
+		if (ok && dash) {
+			char *e2 = NULL;
+			hi = strtoul(dash + 1, &e2, 10);
+			ok = e2 != dash + 1 && !*e2 && hi >= lo;
+		}
+		if (!ok || hi > 65535 || !*proto)
+			return build_instr_error(b, in, PLAIT_E_USAGE, err,
+						 "EXPOSE %s: give PORT, PORT/PROTO or a range START-END[/PROTO]", w);
+		for (unsigned long p = lo; p <= hi; p++) {
+			struct plait_buf s = PLAIT_BUF_INIT;
+			plait_buf_addf(&s, "%lu/%s", p, proto);
+			if (!plait_strv_contains(*out, s.buf))
+				plait_strv_push(out, s.buf);
+			plait_buf_release(&s);
+		}
+	}
+	return 0;
+}
+
+/* Go's time.Duration.String(): "0s", "500ms", "1.5s", "1m30s", "1h0m0s". */
+static void go_duration(struct plait_buf *b, int64_t ns)
+{
+	uint64_t u = ns < 0 ? (uint64_t)-ns : (uint64_t)ns;
+	if (ns < 0)
+		plait_buf_adds(b, "-");
+	if (u == 0) {
+		plait_buf_adds(b, "0s");
+		return;
+	}
+	if (u < 1000000000ULL) {
+		unsigned prec = u < 1000 ? 0 : u < 1000000 ? 3 : 6;
+		const char *unit = u < 1000 ? "ns" : u < 1000000 ? "\xc2\xb5s" : "ms";
+		uint64_t div = prec == 0 ? 1 : prec == 3 ? 1000 : 1000000;
+		plait_buf_addf(b, "%llu", (unsigned long long)(u / div));
+		uint64_t frac = u % div;
+		if (frac) {
+			char f[16];
+			snprintf(f, sizeof(f), "%0*llu", (int)prec, (unsigned long long)frac);
+			size_t n = strlen(f);
+			while (n && f[n - 1] == '0')
+				f[--n] = '\0';
+			plait_buf_addf(b, ".%s", f);
+		}
+		plait_buf_adds(b, unit);
+		return;
+	}
+	uint64_t secs = u / 1000000000ULL, frac = u % 1000000000ULL;
+	uint64_t h = secs / 3600, m = (secs / 60) % 60, sec = secs % 60;
+	if (h)
+		plait_buf_addf(b, "%lluh", (unsigned long long)h);
+	if (h || m)
+		plait_buf_addf(b, "%llum", (unsigned long long)m);
+	plait_buf_addf(b, "%llu", (unsigned long long)sec);
+	if (frac) {
+		char f[16];
+		snprintf(f, sizeof(f), "%09llu", (unsigned long long)frac);
+		size_t n = strlen(f);
+		while (n && f[n - 1] == '0')
+			f[--n] = '\0';
+		plait_buf_addf(b, ".%s", f);
+	}
+	plait_buf_adds(b, "s");
+}
+
+/* Go's %q of an int (strconv.QuoteRune): '\x03', 'A', '\n'. */
+static void go_quote_rune(struct plait_buf *b, long v)
+{
+	static const char esc[] = { ['\a'] = 'a', ['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n',
+				    ['\r'] = 'r', ['\t'] = 't', ['\v'] = 'v' };
+	if (v >= 0 && v < (long)sizeof(esc) && esc[v])
+		plait_buf_addf(b, "'\\%c'", esc[v]);
+	else if (v == '\'' || v == '\\')
+		plait_buf_addf(b, "'\\%c'", (char)v);
+	else if (v >= 0x20 && v < 0x7f)
+		plait_buf_addf(b, "'%c'", (char)v);
+	else if (v >= 0 && v < 0x100)
+		plait_buf_addf(b, "'\\x%02lx'", v);
+	else
+		plait_buf_addf(b, "'\\u%04lx'", v);
+}
+
+static int set_healthcheck(struct stage *st, const struct plait_df_instr *in, struct plait_buf *hist)
 {
 	json_auto_t *extra = st->cfg.config.extra_json ? json_loads(st->cfg.config.extra_json, 0, NULL)
 							 : json_object();
@@ -40,6 +186,26 @@ static int set_healthcheck(struct stage *st, const struct plait_df_instr *in)
 	if (in->health_retries)
 		json_object_set_new(h, "Retries", json_integer(in->health_retries));
 	json_object_set_new(extra, "Healthcheck", h);
+	/* BuildKit (20.10's frontend): "HEALTHCHECK %q" of its HealthConfig,
+	 * &{Test Interval Timeout StartPeriod Retries} */
+	plait_buf_adds(hist, "HEALTHCHECK &{[");
+	size_t k;
+	json_t *t;
+	json_array_foreach(test, k, t)
+	{
+		if (k)
+			plait_buf_adds(hist, " ");
+		go_quote(hist, json_string_value(t));
+	}
+	plait_buf_adds(hist, "] \"");
+	go_duration(hist, in->health_interval_ns);
+	plait_buf_adds(hist, "\" \"");
+	go_duration(hist, in->health_timeout_ns);
+	plait_buf_adds(hist, "\" \"");
+	go_duration(hist, in->health_start_period_ns);
+	plait_buf_adds(hist, "\" ");
+	go_quote_rune(hist, (long)in->health_retries);
+	plait_buf_adds(hist, "}");
 	free(st->cfg.config.extra_json);
 	st->cfg.config.extra_json = json_dumps(extra, JSON_COMPACT | JSON_SORT_KEYS);
 	return 0;
@@ -129,9 +295,10 @@ int build_arg_name(struct builder *b, struct stage *st, const struct plait_df_in
 	return 0;
 }
 
-static int do_arg(struct builder *b, struct stage *st, const struct plait_df_instr *in,
+static int do_arg(struct builder *b, struct stage *st, const struct plait_df_instr *in, struct plait_buf *hist,
 		  struct plait_error **err)
 {
+	plait_buf_adds(hist, "ARG");
 	for (size_t i = 0; i < in->n_kvs; i++) {
 		/* The name expands too ("ARG ${NAME}=value"), as in BuildKit. */
 		_cleanup_free_ char *name = NULL;
@@ -145,6 +312,7 @@ static int do_arg(struct builder *b, struct stage *st, const struct plait_df_ins
 			if (r < 0)
 				return r;
 		}
+		plait_buf_addf(hist, " %s%s%s", name, def ? "=" : "", def ? def : "");
 		const char *v = given ? given : def ? def : plait_map_get(&b->meta, name);
 		if (v)
 			plait_map_set(&st->args, name, v);
@@ -158,6 +326,9 @@ int build_do_meta(struct builder *b, struct stage *st, const struct plait_df_ins
 		   struct plait_error **err)
 {
 	struct plait_container_config *c = &st->cfg.config;
+	/* The history entry as BuildKit writes it: the expanded values, lists
+	 * in Go's formatting, no "# buildkit" (that marks RUN, COPY and ADD). */
+	_cleanup_buf_ struct plait_buf hist = PLAIT_BUF_INIT;
 	int r = 0;
 	switch (in->kind) {
 	case PLAIT_DF_ENV:
@@ -171,11 +342,13 @@ int build_do_meta(struct builder *b, struct stage *st, const struct plait_df_ins
 				r = build_expand_word(b, st, in, in->kvs[i].value ? in->kvs[i].value : "", &kv[2 * i + 1],
 						err);
 		}
+		plait_buf_adds(&hist, in->kind == PLAIT_DF_ENV ? "ENV" : "LABEL");
 		for (size_t i = 0; i < in->n_kvs && r >= 0; i++) {
 			if (in->kind == PLAIT_DF_ENV)
 				env_set(&c->env, kv[2 * i], kv[2 * i + 1]);
 			else
 				plait_map_set(&c->labels, kv[2 * i], kv[2 * i + 1]);
+			plait_buf_addf(&hist, " %s=%s", kv[2 * i], kv[2 * i + 1]);
 		}
 		for (size_t i = 0; i < 2 * in->n_kvs; i++)
 			free(kv[i]);
@@ -183,7 +356,7 @@ int build_do_meta(struct builder *b, struct stage *st, const struct plait_df_ins
 		break;
 	}
 	case PLAIT_DF_ARG:
-		r = do_arg(b, st, in, err);
+		r = do_arg(b, st, in, &hist, err);
 		break;
 	case PLAIT_DF_WORKDIR: {
 		_cleanup_free_ char *w = NULL;
@@ -204,21 +377,29 @@ int build_do_meta(struct builder *b, struct stage *st, const struct plait_df_ins
 	}
 	case PLAIT_DF_USER:
 		r = expand_into(b, st, in, &c->user, err);
+		if (r >= 0)
+			plait_buf_addf(&hist, "USER %s", c->user);
 		break;
 	case PLAIT_DF_EXPOSE: {
-		char **w = NULL;
+		char **w = NULL, **ports = NULL;
 		r = expand_args(b, st, in, &w, err);
-		for (size_t i = 0; w && w[i] && r >= 0; i++) {
-			struct plait_buf p = PLAIT_BUF_INIT;
-			plait_buf_addf(&p, "%s%s", w[i], strchr(w[i], '/') ? "" : "/tcp");
-			bool have = false;
-			for (char **e = c->exposed_ports; e && *e; e++)
-				have |= streq(*e, p.buf);
-			if (!have)
-				plait_strv_push(&c->exposed_ports, p.buf);
-			plait_buf_release(&p);
-		}
+		if (r >= 0)
+			r = expose_ports(b, in, w, &ports, err);
+		for (size_t i = 0; ports && ports[i] && r >= 0; i++)
+			if (!plait_strv_contains(c->exposed_ports, ports[i]))
+				plait_strv_push(&c->exposed_ports, ports[i]);
+		/* Go's %v of the instruction's map: keys sorted, "map[80/tcp:{} …]" */
+		size_t n = 0;
+		while (ports && ports[n])
+			n++;
+		if (n)
+			qsort(ports, n, sizeof(*ports), cmp_str);
+		plait_buf_adds(&hist, "EXPOSE map[");
+		for (size_t i = 0; i < n; i++)
+			plait_buf_addf(&hist, "%s%s:{}", i ? " " : "", ports[i]);
+		plait_buf_adds(&hist, "]");
 		plait_strv_free(w);
+		plait_strv_free(ports);
 		break;
 	}
 	case PLAIT_DF_VOLUME: {
@@ -226,6 +407,8 @@ int build_do_meta(struct builder *b, struct stage *st, const struct plait_df_ins
 		r = expand_args(b, st, in, &w, err);
 		for (size_t i = 0; w && w[i] && r >= 0; i++)
 			plait_strv_push(&c->volumes, w[i]);
+		plait_buf_adds(&hist, "VOLUME ");
+		go_list(&hist, w);
 		plait_strv_free(w);
 		break;
 	}
@@ -233,6 +416,8 @@ int build_do_meta(struct builder *b, struct stage *st, const struct plait_df_ins
 		plait_strv_free(c->cmd);
 		c->cmd = command_of(st, in);
 		st->cmd_set = true;
+		plait_buf_adds(&hist, "CMD ");
+		go_quote_list(&hist, c->cmd);
 		break;
 	case PLAIT_DF_ENTRYPOINT:
 		plait_strv_free(c->entrypoint);
@@ -242,6 +427,8 @@ int build_do_meta(struct builder *b, struct stage *st, const struct plait_df_ins
 			plait_strv_free(c->cmd);
 			c->cmd = NULL;
 		}
+		plait_buf_adds(&hist, "ENTRYPOINT ");
+		go_quote_list(&hist, c->entrypoint);
 		break;
 	case PLAIT_DF_STOPSIGNAL:
 		r = expand_into(b, st, in, &c->stop_signal, err);
@@ -249,13 +436,17 @@ int build_do_meta(struct builder *b, struct stage *st, const struct plait_df_ins
 			r = build_instr_error(b, in, PLAIT_E_USAGE, err,
 					"STOPSIGNAL %s: not a signal; give a name (SIGTERM, TERM) or a number 1-64",
 					c->stop_signal);
+		if (r >= 0)
+			plait_buf_addf(&hist, "STOPSIGNAL %s", c->stop_signal);
 		break;
 	case PLAIT_DF_SHELL:
 		plait_strv_free(c->shell);
 		c->shell = plait_strv_copy_nonnull(in->args);
+		plait_buf_adds(&hist, "SHELL ");
+		go_list(&hist, c->shell);
 		break;
 	case PLAIT_DF_HEALTHCHECK:
-		r = set_healthcheck(st, in);
+		r = set_healthcheck(st, in, &hist);
 		break;
 	case PLAIT_DF_ONBUILD:
 		plait_strv_push(&c->on_build, in->shell ? in->shell : "");
@@ -263,6 +454,7 @@ int build_do_meta(struct builder *b, struct stage *st, const struct plait_df_ins
 	case PLAIT_DF_MAINTAINER:
 		free(st->cfg.author);
 		st->cfg.author = xstrdup(arg0(in));
+		plait_buf_addf(&hist, "MAINTAINER %s", st->cfg.author);
 		break;
 	default:
 		r = build_instr_error(b, in, PLAIT_E_USAGE, err, "'%s' cannot be used here",
@@ -293,11 +485,9 @@ int build_do_meta(struct builder *b, struct stage *st, const struct plait_df_ins
 	memcpy(st->key, nk, sizeof(nk));
 	plait_buf_release(&k);
 history:
-	if (in->kind != PLAIT_DF_ARG && in->kind != PLAIT_DF_WORKDIR) {
-		struct plait_buf cb = PLAIT_BUF_INIT;
-		plait_buf_addf(&cb, "%s # buildkit", in->original);
-		stage_add_history(b, st, cb.buf, true, NULL);
-		plait_buf_release(&cb);
+	/* WORKDIR writes its own (it makes a layer); ONBUILD none (as BuildKit) */
+	if (in->kind != PLAIT_DF_WORKDIR && in->kind != PLAIT_DF_ONBUILD && hist.len) {
+		stage_add_history(b, st, hist.buf, true, NULL);
 	}
 	return 0;
 }
@@ -319,7 +509,8 @@ int build_do_workdir(struct builder *b, struct stage *st, const struct plait_df_
 	plait_buf_addf(&key, "WORKDIR-mkdir %s\n", wd);
 	if (user)
 		plait_buf_addf(&key, "user %s\n", user);
-	plait_buf_addf(&created_by, "%s # buildkit", in->original);
+	/* BuildKit's: the directory as the config records it */
+	plait_buf_addf(&created_by, "WORKDIR %s", st->cfg.config.working_dir ? st->cfg.config.working_dir : "/");
 	char k[PLAIT_SHA256_DIGEST_SIZE];
 	struct plait_snapshot *snap = NULL;
 	r = build_key_and_use_cached_step(b, st, &key, k, created_by.buf, err);
