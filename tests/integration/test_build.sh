@@ -486,10 +486,13 @@ build cm1 "$CM" --cache-dir "$T/cache-cm"
 unpack cm1
 assert_content "$R/seen-counter" "1"
 assert_file_absent "$R/cache/counter" "the cache mount's content in the image"
+assert_content "$R/tmp/plain-uid" "10"
+assert_content "$R/tmp/mount-uid" "10"
+assert_content "$R/tmp/cache-owner" "10"
 build cm2 "$CM" --cache-dir "$T/cache-cm" --no-cache
 unpack cm2
 assert_content "$R/seen-counter" "2"
-pass "a cache mount keeps its content across builds, even with --no-cache"
+pass "a cache mount keeps its content across builds, even with --no-cache; USER 10 runs with a cache mount uid=10 it owns"
 build cm3 "$CM" --cache-dir "$T/cache-cm-other"
 unpack cm3
 assert_content "$R/seen-counter" "1"

@@ -43,6 +43,7 @@ declare -A KNOWN=(
 	["mounts|/mnt dir "]=$STUBS
 	["mounts|/mnt/"]=$STUBS
 	["cache-mount|/cache dir "]=$STUBS
+	["cache-mount|/home/ten"]=$STUBS
 	["secret|/run/secrets dir "]=$STUBS
 	["mount-relative|/w/"]=$STUBS
 	["mounts|/ro.txt file 0644 0:0 9 "]="20.10's BuildKit leaks an earlier RUN's rw into a later read-only bind of the same source (writable); the reference's default is read-only (readonly)"
