@@ -335,8 +335,13 @@ for d in layers steps mounts work; do
 	assert_eq "$UIDA 700" "$(stat -c '%u %a' "$CA/$d")" "owner and mode of $CA/$d"
 done
 assert_eq "$UIDA" "$(stat -c %u "$CA/lock")" "owner of $CA/lock"
-bad=$(find "$CA" -maxdepth 2 ! -uid "$UIDA" -printf '%u %p\n' | head -n 5)
+# A cache mount's own directory carries the uid= its RUN --mount gave (the
+# cache-mount case asks for uid=10: $UA's subordinate uid RA + 9 here), as
+# it does in BuildKit; everything else is $UA's.
+bad=$(find "$CA" -maxdepth 2 ! -uid "$UIDA" ! \( -path "$CA/mounts/*" -uid $((RA + 9)) \) -printf '%u %p\n' | head -n 5)
 [ -z "$bad" ] || fail "entries of $UA's cache not owned by $UA: $bad"
+assert_eq "$((RA + 9))" "$(find "$CA/mounts" -mindepth 1 -maxdepth 1 ! -uid "$UIDA" -printf '%u\n' | sort -u)" \
+	"owner of the uid=10 cache mount's directory (10 in $UA's user namespace)"
 # Below layers/ files keep their image owners, mapped into A's range: never
 # root's, never outside A's ids.
 bad=$(find "$CA" \( ! -uid "$UIDA" \( -uid -$RA -o -uid +$((RA + COUNT - 1)) \) \) -printf '%U %p\n' | head -n 5)
