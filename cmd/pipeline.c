@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "pipeline.h"
+#include "remote_context.h"
 #include "core/pipeline.h"
 #include "platforms/builder.h"
 #include "core/platform.h"
@@ -28,6 +29,11 @@ void pipeline_release(struct pipeline *p)
 	free(p->agents);
 	p->agents = NULL;
 	p->n_agents = 0;
+	for (size_t i = 0; i < p->n_fetched; i++)
+		remote_context_release(&p->fetched[i]);
+	free(p->fetched);
+	p->fetched = NULL;
+	p->n_fetched = 0;
 	plait_request_release(&p->req);
 	registry_cli_release(&p->rc);
 	free(p->builder);
@@ -517,6 +523,41 @@ static void warning(void *ctx, const char *msg)
 	fprintf(stderr, "plait: warning: %s\n", msg);
 }
 
+/* Git and URL contexts (the CONTEXT argument, a bake target's context,
+ * --build-context NAME=…) fetched into temporary directories that take
+ * their place; a relative -f of such a context is inside it (BuildKit). */
+static int fetch_remote_contexts(struct pipeline *pl, struct plait_error **err)
+{
+	struct plait_request *p = &pl->req;
+	size_t n = p->n_targets + p->n_named;
+	for (size_t i = 0; i < n; i++) {
+		char **slot = i < p->n_targets ? &p->targets[i].context_dir : &p->named[i - p->n_targets].ref;
+		if (!*slot || !remote_context_is(*slot))
+			continue;
+		pl->fetched = xrealloc(pl->fetched, (pl->n_fetched + 1) * sizeof(*pl->fetched));
+		struct remote_context *c = &pl->fetched[pl->n_fetched];
+		if (remote_context_fetch(*slot, &pl->rc.opts, c, err) < 0) {
+			if (i >= p->n_targets)
+				plait_error_wrap(err, "--build-context %s", p->named[i - p->n_targets].name);
+			return -1;
+		}
+		pl->n_fetched++;
+		free(*slot);
+		*slot = xstrdup(c->dir);
+		if (i >= p->n_targets)
+			continue;
+		struct plait_target *t = &p->targets[i];
+		if (t->dockerfile && t->dockerfile[0] != '/') {
+			char *df = plait_path_join(c->dir, t->dockerfile);
+			free(t->dockerfile);
+			t->dockerfile = df;
+		} else if (!t->dockerfile && c->dockerfile) {
+			t->dockerfile = xstrdup(c->dockerfile);
+		}
+	}
+	return 0;
+}
+
 int pipeline_run(struct pipeline *pl, bool plan_only, bool plan_json)
 {
 	struct plait_request *p = &pl->req;
@@ -539,7 +580,7 @@ int pipeline_run(struct pipeline *pl, bool plan_only, bool plan_json)
 	struct plait_builders_conf conf = { 0 };
 	struct plait_remote_builder *rb = NULL;
 	struct plait_remote_chooser rctx_b = { 0 };
-	if (remote_builder(pl, &conf, &rb, &err) < 0)
+	if (fetch_remote_contexts(pl, &err) < 0 || remote_builder(pl, &conf, &rb, &err) < 0)
 		goto fail;
 	if (rb) {
 		rctx_b = (struct plait_remote_chooser){ .b = rb, .local = &local, .fallback_local = pl->fallback_local };

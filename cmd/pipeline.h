@@ -18,6 +18,8 @@ struct pipeline {
 	bool fallback_local; /* --fallback local */
 	struct plait_ssh_agent **agents; /* --ssh ID=KEYFILE: stopped by pipeline_release */
 	size_t n_agents;
+	struct remote_context *fetched; /* git and URL contexts (cmd/remote_context.h), removed by pipeline_release */
+	size_t n_fetched;
 };
 
 void pipeline_release(struct pipeline *p);

@@ -152,9 +152,11 @@ static int check_local_outputs(const struct plait_pipeline *p, struct plait_erro
 }
 
 /* The one place that knows which --build-context values a build can use:
- * a directory (a local context), oci:DIR[:TAG] / oci-archive:FILE[:TAG] or
- * docker-image://REF (an image). Anything else is refused here, before
- * planning, so `plait plan` and `plait build` say the same thing. */
+ * a directory (a local context; git and URL contexts are fetched into one
+ * by the caller first: cmd/remote_context.h), oci:DIR[:TAG] /
+ * oci-archive:FILE[:TAG] or docker-image://REF (an image). Anything else is
+ * refused here, before planning, so `plait plan` and `plait build` say the
+ * same thing. */
 static int check_build_context(const struct plait_named_context *c, struct plait_error **err)
 {
 	const char *v = c->ref;
@@ -165,9 +167,8 @@ static int check_build_context(const struct plait_named_context *c, struct plait
 		return 0;
 	static const struct {
 		const char *prefix, *what;
-	} later[] = { { "https://", "URL" },	  { "http://", "URL" },		  { "git://", "git" },
-		      { "git@", "git" },	  { "ssh://", "git" },		  { "oci-layout://", "oci-layout://" },
-		      { "input:", "input:" }, { "target:", "bake target:" }, { "service:", "service:" } };
+	} later[] = { { "oci-layout://", "oci-layout://" }, { "input:", "input:" },
+		      { "target:", "bake target:" },	  { "service:", "service:" } };
 	for (size_t i = 0; i < ARRAY_SIZE(later); i++)
 		if (startswith(v, later[i].prefix))
 			return plait_error_set(err, PLAIT_E_USAGE,

@@ -170,12 +170,17 @@ pass "copy refuses a DST with both tag and digest, and says options go first"
 mkdir -p "$T/bcctx"
 printf 'FROM scratch\nCOPY --from=x a /a\n' >"$T/bcctx/Dockerfile"
 for cmd in plan build; do
-	run_expect_fail "$PLAIT" "$cmd" --build-context x=https://example.invalid/a.tar.gz -t x/y:1 "$T/bcctx"
+	run_expect_fail "$PLAIT" "$cmd" --build-context x=oci-layout://example -t x/y:1 "$T/bcctx"
 	expect_rc 2
-	assert_contains "$ERR" "--build-context x=https://example.invalid/a.tar.gz: plait cannot build from a URL context yet" \
-		"plait $cmd of a URL build context"
+	assert_contains "$ERR" "--build-context x=oci-layout://example: plait cannot build from a oci-layout:// context yet" \
+		"plait $cmd of an oci-layout:// build context"
+	# git and URL contexts are fetched first (test_build_remote_context.sh): one
+	# that cannot be is an error naming it
+	run_expect_fail "$PLAIT" "$cmd" --build-context x=https://example.invalid/a.tar.gz -t x/y:1 "$T/bcctx"
+	assert_contains "$ERR" "--build-context x: URL context https://example.invalid/a.tar.gz:" "plait $cmd of an unreachable URL context"
 	run_expect_fail "$PLAIT" "$cmd" --build-context x=git@example.invalid:r.git -t x/y:1 "$T/bcctx"
-	assert_contains "$ERR" "plait cannot build from a git context yet" "plait $cmd of a git build context"
+	assert_contains "$ERR" "--build-context x: git context git@example.invalid:r.git: git fetch failed" \
+		"plait $cmd of an unreachable git build context"
 	run_expect_fail "$PLAIT" "$cmd" --build-context "x=$T/no-such-dir" -t x/y:1 "$T/bcctx"
 	assert_contains "$ERR" "--build-context x=$T/no-such-dir: no such directory" "plait $cmd of a missing directory"
 done

@@ -1,0 +1,274 @@
+/* cmd/remote_context.c - git and URL build contexts; see remote_context.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "remote_context.h"
+#include "core/buf.h"
+#include "core/digest.h"
+#include "core/store.h"
+#include "core/strv.h"
+#include "core/unpack.h"
+#include "core/util.h"
+#include "registry/fetch.h"
+
+#include "core/banned.h"
+
+extern char **environ;
+
+static bool http_url(const char *s)
+{
+	return startswith(s, "https://") || startswith(s, "http://");
+}
+
+bool remote_context_is_git(const char *spec)
+{
+	if (startswith(spec, "git://") || startswith(spec, "git@") || startswith(spec, "ssh://") ||
+	    startswith(spec, "github.com/"))
+		return true;
+	if (!http_url(spec))
+		return false;
+	size_t n = strcspn(spec, "#");
+	return n >= 4 && strncmp(spec + n - 4, ".git", 4) == 0;
+}
+
+bool remote_context_is(const char *spec)
+{
+	return remote_context_is_git(spec) || http_url(spec);
+}
+
+void remote_context_release(struct remote_context *c)
+{
+	if (!c)
+		return;
+	plait_tmpdir_remove(&c->tmp);
+	free(c->dir);
+	free(c->dockerfile);
+	free(c->commit);
+	memset(c, 0, sizeof(*c));
+	c->tmp = (struct plait_tmpdir)PLAIT_TMPDIR_INIT;
+}
+
+/* git ARGS in dir (NULL: none), its stdout in *out; its stderr's last lines
+ * as the error when it fails. */
+static int git(const char *dir, const char *url, struct plait_buf *out, struct plait_error **err, ...)
+{
+	char **argv = NULL;
+	plait_strv_push(&argv, "git");
+	if (dir) {
+		plait_strv_push(&argv, "-C");
+		plait_strv_push(&argv, dir);
+	}
+	va_list ap;
+	va_start(ap, err);
+	for (const char *a = va_arg(ap, const char *); a; a = va_arg(ap, const char *))
+		plait_strv_push(&argv, a);
+	va_end(ap);
+	char **envp = NULL;
+	for (char **e = environ; e && *e; e++)
+		if (!startswith(*e, "GIT_TERMINAL_PROMPT="))
+			plait_strv_push(&envp, *e);
+	plait_strv_push(&envp, "GIT_TERMINAL_PROMPT=0");
+	int o[2] = { -1, -1 }, e[2] = { -1, -1 };
+	int r = 0;
+	if (pipe2(o, O_CLOEXEC) < 0 || pipe2(e, O_CLOEXEC) < 0) {
+		r = plait_error_set_errno(err, PLAIT_E_IO, errno, "git context %s: cannot run git", url);
+		goto out;
+	}
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, o[1], STDOUT_FILENO);
+	posix_spawn_file_actions_adddup2(&fa, e[1], STDERR_FILENO);
+	pid_t pid;
+	int sr = posix_spawnp(&pid, "git", &fa, NULL, argv, envp);
+	posix_spawn_file_actions_destroy(&fa);
+	close(o[1]);
+	close(e[1]);
+	o[1] = e[1] = -1;
+	if (sr != 0) {
+		r = plait_error_set_errno(err, PLAIT_E_NOT_FOUND, sr,
+					  "git context %s: cannot run git (apt-get install git)", url);
+		goto out;
+	}
+	struct plait_buf so = PLAIT_BUF_INIT, se = PLAIT_BUF_INIT;
+	plait_buf_drain_two(o[0], &so, e[0], &se, 1u << 20, false);
+	int ws;
+	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
+		struct plait_buf m = PLAIT_BUF_INIT;
+		_cleanup_free_ char *copy = xstrdup(se.buf ? se.buf : "");
+		for (char *save = NULL, *l = strtok_r(copy, "\r\n", &save); l; l = strtok_r(NULL, "\r\n", &save))
+			plait_buf_addf(&m, "%s%s", m.len ? "; " : "", l);
+		r = plait_error_set(err, PLAIT_E_NETWORK, "git context %s: git %s failed: %s", url, argv[dir ? 3 : 1],
+				    m.len ? m.buf : "no message");
+		plait_buf_release(&m);
+	} else if (out) {
+		plait_buf_add(out, so.buf ? so.buf : "", so.len);
+	}
+	plait_buf_release(&so);
+	plait_buf_release(&se);
+out:
+	for (int i = 0; i < 2; i++) {
+		if (o[i] >= 0)
+			close(o[i]);
+		if (e[i] >= 0)
+			close(e[i]);
+	}
+	plait_strv_free(argv);
+	plait_strv_free(envp);
+	return r;
+}
+
+/* "#REF:SUBDIR": *ref (NULL: the default branch) and *subdir (NULL: the top). */
+static int split_fragment(const char *spec, char **url, char **ref, char **subdir, struct plait_error **err)
+{
+	const char *hash = strchr(spec, '#');
+	*url = hash ? xstrndup(spec, (size_t)(hash - spec)) : xstrdup(spec);
+	*ref = *subdir = NULL;
+	if (!hash)
+		return 0;
+	const char *colon = strchr(hash + 1, ':');
+	*ref = colon ? xstrndup(hash + 1, (size_t)(colon - hash - 1)) : xstrdup(hash + 1);
+	if (colon && colon[1])
+		*subdir = xstrdup(colon + 1);
+	if (!**ref) {
+		free(*ref);
+		*ref = NULL;
+	}
+	if (*ref && ((*ref)[0] == '-' || strstr(*ref, "..")))
+		return plait_error_set(err, PLAIT_E_USAGE, "git context %s: '%s' is not a ref", spec, *ref);
+	if (*subdir && ((*subdir)[0] == '/' || strstr(*subdir, "..")))
+		return plait_error_set(err, PLAIT_E_USAGE,
+				       "git context %s: the subdirectory '%s' must be a path inside the repository", spec,
+				       *subdir);
+	return 0;
+}
+
+static int fetch_git(const char *spec, struct remote_context *out, struct plait_error **err)
+{
+	_cleanup_free_ char *url = NULL, *ref = NULL, *subdir = NULL;
+	int r = split_fragment(spec, &url, &ref, &subdir, err);
+	if (r < 0)
+		return r;
+	if (startswith(url, "github.com/")) {
+		char *u = NULL;
+		struct plait_buf b = PLAIT_BUF_INIT;
+		plait_buf_addf(&b, "https://%s", url);
+		u = b.buf;
+		free(url);
+		url = u;
+	}
+	_cleanup_free_ char *repo = plait_path_join(out->tmp.path, "repo");
+	r = git(NULL, spec, NULL, err, "init", "-q", repo, NULL);
+	if (r >= 0)
+		r = git(repo, spec, NULL, err, "remote", "add", "origin", url, NULL);
+	/* the ref at depth 1; a commit a server will not serve that way, fully */
+	bool shallow = r >= 0 && git(repo, spec, NULL, NULL, "fetch", "-q", "--depth", "1", "origin",
+				      ref ? ref : "HEAD", NULL) >= 0;
+	if (r >= 0 && !shallow)
+		r = git(repo, spec, NULL, err, "fetch", "-q", "--tags", "origin", NULL);
+	if (r >= 0)
+		r = git(repo, spec, NULL, err, "checkout", "-q", shallow || !ref ? "FETCH_HEAD" : ref, NULL);
+	struct plait_buf head = PLAIT_BUF_INIT;
+	if (r >= 0)
+		r = git(repo, spec, &head, err, "rev-parse", "HEAD", NULL);
+	if (r >= 0) {
+		while (head.len && (head.buf[head.len - 1] == '\n'))
+			head.buf[--head.len] = '\0';
+		out->commit = xstrdup(head.buf);
+		/* as BuildKit: the context is the work tree, without .git */
+		_cleanup_free_ char *dotgit = plait_path_join(repo, ".git");
+		plait_rm_rf(dotgit);
+		out->dir = subdir ? plait_path_join(repo, subdir) : xstrdup(repo);
+		struct stat st;
+		if (stat(out->dir, &st) < 0 || !S_ISDIR(st.st_mode))
+			r = plait_error_set(err, PLAIT_E_NOT_FOUND, "git context %s: no directory '%s' at %s", spec,
+					    subdir, out->commit);
+	}
+	plait_buf_release(&head);
+	return r;
+}
+
+/* An archive by its magic bytes: tar (ustar at 257), gzip, bzip2, xz, zstd. */
+static bool looks_like_archive(int fd)
+{
+	unsigned char h[512];
+	ssize_t n = pread(fd, h, sizeof(h), 0);
+	if (n >= 2 && h[0] == 0x1f && h[1] == 0x8b)
+		return true;
+	if (n >= 3 && memcmp(h, "BZh", 3) == 0)
+		return true;
+	if (n >= 6 && memcmp(h, "\xfd" "7zXZ\0", 6) == 0)
+		return true;
+	if (n >= 4 && memcmp(h, "\x28\xb5\x2f\xfd", 4) == 0)
+		return true;
+	return n >= 262 && memcmp(h + 257, "ustar", 5) == 0;
+}
+
+static int fetch_url(const char *url, const struct plait_registry_opts *opts, struct remote_context *out,
+		     struct plait_error **err)
+{
+	_cleanup_free_ char *sp = plait_path_join(out->tmp.path, "store");
+	struct plait_store *s = NULL;
+	struct plait_blob_writer *w = NULL;
+	char digest[PLAIT_SHA256_DIGEST_SIZE];
+	int r = plait_store_open(sp, true, &s, err);
+	if (r >= 0)
+		r = plait_blob_writer_new(s, NULL, -1, &w, err);
+	if (r >= 0)
+		r = plait_fetch_url(url, opts, w, NULL, err);
+	if (r >= 0)
+		r = plait_blob_writer_commit(w, digest, err);
+	plait_blob_writer_free(w);
+	_cleanup_close_ int fd = -1;
+	if (r >= 0)
+		r = plait_store_open_blob(s, digest, &fd, err);
+	if (r < 0) {
+		plait_error_wrap(err, "URL context %s", url);
+		plait_store_free(s);
+		return r;
+	}
+	out->dir = plait_path_join(out->tmp.path, "context");
+	if (mkdir(out->dir, 0755) < 0) {
+		r = plait_error_set_errno(err, PLAIT_E_IO, errno, "URL context %s: cannot create '%s'", url, out->dir);
+	} else if (looks_like_archive(fd)) {
+		/* the same safe unpacker as ADD's archives: nothing lands outside */
+		struct plait_unpack_options uo = { .mode = PLAIT_UNPACK_PLAIN, .no_chown = true };
+		r = plait_unpack_fd(fd, out->dir, &uo, NULL, err);
+		if (r < 0)
+			plait_error_wrap(err, "URL context %s", url);
+	} else {
+		/* a Dockerfile, with an empty context (BuildKit) */
+		struct plait_buf b = PLAIT_BUF_INIT;
+		r = plait_store_read_blob(s, digest, 16u << 20, &b, err);
+		out->dockerfile = plait_path_join(out->tmp.path, "Dockerfile");
+		if (r >= 0 && plait_replace_file_full(out->dockerfile, b.buf ? b.buf : "", b.len, 0644, 0) < 0)
+			r = plait_error_set_errno(err, PLAIT_E_IO, errno, "URL context %s: cannot write '%s'", url,
+						  out->dockerfile);
+		plait_buf_release(&b);
+	}
+	plait_store_free(s);
+	_cleanup_free_ char *store_dir = plait_path_join(out->tmp.path, "store");
+	plait_rm_rf(store_dir);
+	return r;
+}
+
+int remote_context_fetch(const char *spec, const struct plait_registry_opts *opts, struct remote_context *out,
+			 struct plait_error **err)
+{
+	memset(out, 0, sizeof(*out));
+	out->tmp = (struct plait_tmpdir)PLAIT_TMPDIR_INIT;
+	int r = plait_mkdtemp("context", &out->tmp, err);
+	if (r >= 0)
+		r = remote_context_is_git(spec) ? fetch_git(spec, out, err) : fetch_url(spec, opts, out, err);
+	if (r < 0)
+		remote_context_release(out);
+	return r;
+}
