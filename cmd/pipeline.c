@@ -542,17 +542,26 @@ static int fetch_remote_contexts(struct pipeline *pl, struct plait_error **err)
 			return -1;
 		}
 		pl->n_fetched++;
-		free(*slot);
+		char *spec = *slot;
 		*slot = xstrdup(c->dir);
-		if (i >= p->n_targets)
+		if (i >= p->n_targets) {
+			free(spec);
 			continue;
+		}
 		struct plait_target *t = &p->targets[i];
-		if (t->dockerfile && t->dockerfile[0] != '/') {
+		if (c->commit) {
+			t->context_git_url = spec;
+			t->context_git_commit = xstrdup(c->commit);
+		} else {
+			free(spec);
+		}
+		if (c->dockerfile) { /* the URL was the Dockerfile: the context is empty */
+			free(t->dockerfile);
+			t->dockerfile = xstrdup(c->dockerfile);
+		} else if (t->dockerfile && t->dockerfile[0] != '/') {
 			char *df = plait_path_join(c->dir, t->dockerfile);
 			free(t->dockerfile);
 			t->dockerfile = df;
-		} else if (!t->dockerfile && c->dockerfile) {
-			t->dockerfile = xstrdup(c->dockerfile);
 		}
 	}
 	return 0;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "remote_context.h"
+#include "core/attest.h"
 #include "core/buf.h"
 #include "core/digest.h"
 #include "core/store.h"
@@ -127,7 +128,8 @@ out:
 }
 
 /* "#REF:SUBDIR": *ref (NULL: the default branch) and *subdir (NULL: the top). */
-static int split_fragment(const char *spec, char **url, char **ref, char **subdir, struct plait_error **err)
+static int split_fragment(const char *spec, const char *shown, char **url, char **ref, char **subdir,
+			  struct plait_error **err)
 {
 	const char *hash = strchr(spec, '#');
 	*url = hash ? xstrndup(spec, (size_t)(hash - spec)) : xstrdup(spec);
@@ -143,18 +145,18 @@ static int split_fragment(const char *spec, char **url, char **ref, char **subdi
 		*ref = NULL;
 	}
 	if (*ref && ((*ref)[0] == '-' || strstr(*ref, "..")))
-		return plait_error_set(err, PLAIT_E_USAGE, "git context %s: '%s' is not a ref", spec, *ref);
+		return plait_error_set(err, PLAIT_E_USAGE, "git context %s: '%s' is not a ref", shown, *ref);
 	if (*subdir && ((*subdir)[0] == '/' || strstr(*subdir, "..")))
 		return plait_error_set(err, PLAIT_E_USAGE,
-				       "git context %s: the subdirectory '%s' must be a path inside the repository", spec,
+				       "git context %s: the subdirectory '%s' must be a path inside the repository", shown,
 				       *subdir);
 	return 0;
 }
 
-static int fetch_git(const char *spec, struct remote_context *out, struct plait_error **err)
+static int fetch_git(const char *spec, const char *shown, struct remote_context *out, struct plait_error **err)
 {
 	_cleanup_free_ char *url = NULL, *ref = NULL, *subdir = NULL;
-	int r = split_fragment(spec, &url, &ref, &subdir, err);
+	int r = split_fragment(spec, shown, &url, &ref, &subdir, err);
 	if (r < 0)
 		return r;
 	if (startswith(url, "github.com/")) {
@@ -166,19 +168,19 @@ static int fetch_git(const char *spec, struct remote_context *out, struct plait_
 		url = u;
 	}
 	_cleanup_free_ char *repo = plait_path_join(out->tmp.path, "repo");
-	r = git(NULL, spec, NULL, err, "init", "-q", repo, NULL);
+	r = git(NULL, shown, NULL, err, "init", "-q", repo, NULL);
 	if (r >= 0)
-		r = git(repo, spec, NULL, err, "remote", "add", "origin", url, NULL);
+		r = git(repo, shown, NULL, err, "remote", "add", "origin", url, NULL);
 	/* the ref at depth 1; a commit a server will not serve that way, fully */
-	bool shallow = r >= 0 && git(repo, spec, NULL, NULL, "fetch", "-q", "--depth", "1", "origin",
+	bool shallow = r >= 0 && git(repo, shown, NULL, NULL, "fetch", "-q", "--depth", "1", "origin",
 				      ref ? ref : "HEAD", NULL) >= 0;
 	if (r >= 0 && !shallow)
-		r = git(repo, spec, NULL, err, "fetch", "-q", "--tags", "origin", NULL);
+		r = git(repo, shown, NULL, err, "fetch", "-q", "--tags", "origin", NULL);
 	if (r >= 0)
-		r = git(repo, spec, NULL, err, "checkout", "-q", shallow || !ref ? "FETCH_HEAD" : ref, NULL);
+		r = git(repo, shown, NULL, err, "checkout", "-q", shallow || !ref ? "FETCH_HEAD" : ref, NULL);
 	struct plait_buf head = PLAIT_BUF_INIT;
 	if (r >= 0)
-		r = git(repo, spec, &head, err, "rev-parse", "HEAD", NULL);
+		r = git(repo, shown, &head, err, "rev-parse", "HEAD", NULL);
 	if (r >= 0) {
 		while (head.len && (head.buf[head.len - 1] == '\n'))
 			head.buf[--head.len] = '\0';
@@ -189,7 +191,7 @@ static int fetch_git(const char *spec, struct remote_context *out, struct plait_
 		out->dir = subdir ? plait_path_join(repo, subdir) : xstrdup(repo);
 		struct stat st;
 		if (stat(out->dir, &st) < 0 || !S_ISDIR(st.st_mode))
-			r = plait_error_set(err, PLAIT_E_NOT_FOUND, "git context %s: no directory '%s' at %s", spec,
+			r = plait_error_set(err, PLAIT_E_NOT_FOUND, "git context %s: no directory '%s' at %s", shown,
 					    subdir, out->commit);
 	}
 	plait_buf_release(&head);
@@ -212,8 +214,8 @@ static bool looks_like_archive(int fd)
 	return n >= 262 && memcmp(h + 257, "ustar", 5) == 0;
 }
 
-static int fetch_url(const char *url, const struct plait_registry_opts *opts, struct remote_context *out,
-		     struct plait_error **err)
+static int fetch_url(const char *url, const char *shown, const struct plait_registry_opts *opts,
+		     struct remote_context *out, struct plait_error **err)
 {
 	_cleanup_free_ char *sp = plait_path_join(out->tmp.path, "store");
 	struct plait_store *s = NULL;
@@ -231,26 +233,26 @@ static int fetch_url(const char *url, const struct plait_registry_opts *opts, st
 	if (r >= 0)
 		r = plait_store_open_blob(s, digest, &fd, err);
 	if (r < 0) {
-		plait_error_wrap(err, "URL context %s", url);
+		plait_error_wrap(err, "URL context %s", shown);
 		plait_store_free(s);
 		return r;
 	}
 	out->dir = plait_path_join(out->tmp.path, "context");
 	if (mkdir(out->dir, 0755) < 0) {
-		r = plait_error_set_errno(err, PLAIT_E_IO, errno, "URL context %s: cannot create '%s'", url, out->dir);
+		r = plait_error_set_errno(err, PLAIT_E_IO, errno, "URL context %s: cannot create '%s'", shown, out->dir);
 	} else if (looks_like_archive(fd)) {
 		/* the same safe unpacker as ADD's archives: nothing lands outside */
 		struct plait_unpack_options uo = { .mode = PLAIT_UNPACK_PLAIN, .no_chown = true };
 		r = plait_unpack_fd(fd, out->dir, &uo, NULL, err);
 		if (r < 0)
-			plait_error_wrap(err, "URL context %s", url);
+			plait_error_wrap(err, "URL context %s", shown);
 	} else {
 		/* a Dockerfile, with an empty context (BuildKit) */
 		struct plait_buf b = PLAIT_BUF_INIT;
 		r = plait_store_read_blob(s, digest, 16u << 20, &b, err);
 		out->dockerfile = plait_path_join(out->tmp.path, "Dockerfile");
 		if (r >= 0 && plait_replace_file_full(out->dockerfile, b.buf ? b.buf : "", b.len, 0644, 0) < 0)
-			r = plait_error_set_errno(err, PLAIT_E_IO, errno, "URL context %s: cannot write '%s'", url,
+			r = plait_error_set_errno(err, PLAIT_E_IO, errno, "URL context %s: cannot write '%s'", shown,
 						  out->dockerfile);
 		plait_buf_release(&b);
 	}
@@ -265,9 +267,11 @@ int remote_context_fetch(const char *spec, const struct plait_registry_opts *opt
 {
 	memset(out, 0, sizeof(*out));
 	out->tmp = (struct plait_tmpdir)PLAIT_TMPDIR_INIT;
+	/* messages name the URL without its credentials */
+	_cleanup_free_ char *shown = plait_url_strip_credentials(spec);
 	int r = plait_mkdtemp("context", &out->tmp, err);
 	if (r >= 0)
-		r = remote_context_is_git(spec) ? fetch_git(spec, out, err) : fetch_url(spec, opts, out, err);
+		r = remote_context_is_git(spec) ? fetch_git(spec, shown, out, err) : fetch_url(spec, shown, opts, out, err);
 	if (r < 0)
 		remote_context_release(out);
 	return r;

@@ -94,8 +94,7 @@ static char *resolve_ref(const char *gitdir, const char *common, const char *ref
 	return NULL;
 }
 
-/* url without "user:password@" (https://TOKEN@github.com/... is common). */
-static char *strip_credentials(const char *url)
+char *plait_url_strip_credentials(const char *url)
 {
 	const char *scheme = strstr(url, "://");
 	if (!scheme)
@@ -149,7 +148,7 @@ static char *remote_url(const char *common)
 			first = xstrdup(v);
 	}
 	const char *u = origin ? origin : first;
-	return u ? strip_credentials(u) : NULL;
+	return u ? plait_url_strip_credentials(u) : NULL;
 }
 
 int plait_git_source(const char *dir, struct plait_git_source *out)

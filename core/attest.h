@@ -33,6 +33,9 @@ struct plait_git_source {
 	char *remote; /* NULL when none is configured */
 	char *subdir; /* the context's path inside the work tree ("" at its top) */
 };
+/* url without "user:password@" (https://TOKEN@github.com/... is common);
+ * scp-like git@host:path is kept (the user is no secret). Caller frees. */
+char *plait_url_strip_credentials(const char *url);
 /* 1 and *out filled when dir is inside a git work tree whose HEAD names a
  * commit, 0 when not (or unreadable: provenance then says "local"). */
 int plait_git_source(const char *dir, struct plait_git_source *out);

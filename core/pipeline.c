@@ -779,8 +779,26 @@ static int make_attestations(struct plait_pipeline *p, struct plait_endpoint *sr
 		r = ensure_image_blobs(p, src->store, i, src, err); /* the SBOM reads every layer */
 	struct plait_git_source *git = xcalloc(req->n_targets + 1, sizeof(*git));
 	bool *have_git = xcalloc(req->n_targets + 1, sizeof(*have_git));
-	for (size_t ti = 0; ti < req->n_targets; ti++)
-		have_git[ti] = plait_git_source(req->targets[ti].context_dir, &git[ti]) == 1;
+	for (size_t ti = 0; ti < req->n_targets; ti++) {
+		const struct plait_target *t = &req->targets[ti];
+		if (t->context_git_url && t->context_git_commit) {
+			/* a fetched git context: URL#REF:SUBDIR and the commit checked out */
+			const char *hash = strchr(t->context_git_url, '#');
+			const char *colon = hash ? strchr(hash, ':') : NULL;
+			/* (the credentials of an https://TOKEN@host URL never reach it) */
+			git[ti] = (struct plait_git_source){
+				.commit = xstrdup(t->context_git_commit),
+				.remote = plait_url_strip_credentials(t->context_git_url),
+				.subdir = xstrdup(colon ? colon + 1 : ""),
+			};
+			char *h = strchr(git[ti].remote, '#');
+			if (h)
+				*h = '\0';
+			have_git[ti] = true;
+		} else {
+			have_git[ti] = plait_git_source(t->context_dir, &git[ti]) == 1;
+		}
+	}
 	for (size_t j = 0; r >= 0 && j < p->plan.n_jobs; j++) {
 		size_t ti = p->plan.images[p->plan.jobs[j].image].target;
 		r = attest_job(p, src->store, j, have_git[ti] ? &git[ti] : NULL, err);

@@ -35,6 +35,8 @@ void plait_target_release(struct plait_target *t)
 		return;
 	free(t->name);
 	free(t->context_dir);
+	free(t->context_git_url);
+	free(t->context_git_commit);
 	free(t->dockerfile);
 	free(t->stage);
 	plait_platform_list_free(t->platforms, t->n_platforms);

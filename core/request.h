@@ -38,6 +38,10 @@ void plait_annotation_release(struct plait_annotation *a);
 struct plait_target {
 	char *name; /* bake target, or NULL */
 	char *context_dir;
+	/* A git context fetched into context_dir (cmd/remote_context.h): the
+	 * URL as given (with #REF:SUBDIR) and the commit checked out, for the
+	 * provenance; else NULL */
+	char *context_git_url, *context_git_commit;
 	char *dockerfile; /* NULL = <context>/Dockerfile */
 	char *stage;	  /* --target, or NULL */
 	/* An image of one platform is a manifest, not an index. */

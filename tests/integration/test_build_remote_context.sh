@@ -120,3 +120,26 @@ assert_contains "$ERR" "URL context $U/nosuch.tar.gz" "a 404 names the URL"
 assert_contains "$ERR" "404" "the HTTP status"
 assert_eq "" "$(left)" "temporary context directories after the URL builds"
 pass "URL contexts: a tar.gz, a plain Dockerfile; a hostile tar and a 404 are refused naming the URL"
+
+# ---------------------------------------------------------------- bake
+cat >"$T/docker-bake.json" <<EOF2
+{"target": {
+  "fromgit": {"context": "$G#main", "dockerfile": "Dockerfile.top", "tags": ["localhost/rc-git:1"],
+              "output": ["type=local,dest=$T/o-bake-git"]},
+  "fromurl": {"context": "$U/Dockerfile", "tags": ["localhost/rc-url:1"], "output": ["type=local,dest=$T/o-bake-url"]}},
+ "group": {"default": {"targets": ["fromgit", "fromurl"]}}}
+EOF2
+CMD_TIMEOUT=120 run_ok "$PLAIT" bake -f "$T/docker-bake.json" --cache-dir "$T/cache" "${BASECTX[@]}"
+assert_eq two "$(cat "$T/o-bake-git/top-msg")" "bake target with a git context and a dockerfile in it"
+assert_eq from-a-url-dockerfile "$(cat "$T/o-bake-url/made")" "bake target whose context is a Dockerfile URL"
+pass "bake targets with git and URL contexts"
+
+# ---------------------------------------------------------------- provenance of a git context
+registry_start R plain
+CMD_TIMEOUT=120 run_ok "$PLAIT" build --cache-dir "$T/cache" "${BASECTX[@]}" -t "$R_HOST/rc/git:1" --push "$G#v1:sub"
+run_ok "$PLAIT" inspect --attestations --format json "$R_HOST/rc/git:1"
+assert_eq "git+$G@$C1#sub" "$(jq -r '.[0].layers[0].content.predicate.buildDefinition.externalParameters.configSource.uri' <<<"$OUT")" \
+	"the provenance's source of a git context"
+assert_eq "$C1" "$(jq -r '.[0].layers[0].content.predicate.buildDefinition.resolvedDependencies[] | select(.name == "context") | .digest.gitCommit' <<<"$OUT")" \
+	"the commit among the resolved dependencies"
+pass "the provenance of a git context names its URL, subdirectory and commit"
