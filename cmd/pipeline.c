@@ -358,6 +358,8 @@ struct resolver_ctx {
 	pthread_mutex_t lock;
 	struct resolved *memo;
 	size_t n_memo;
+	struct remote_context *gits; /* ADD git-url checkouts, removed with the resolver */
+	size_t n_gits;
 };
 
 static void resolver_release(struct resolver_ctx *rc)
@@ -369,6 +371,9 @@ static void resolver_release(struct resolver_ctx *rc)
 		plait_buf_release(&rc->memo[i].bytes);
 	}
 	free(rc->memo);
+	for (size_t i = 0; i < rc->n_gits; i++)
+		remote_context_release(&rc->gits[i]);
+	free(rc->gits);
 	pthread_mutex_destroy(&rc->lock);
 }
 
@@ -449,6 +454,23 @@ struct wiring {
 	struct progress progress;
 	char *docker_socket; /* --load: the daemon's */
 };
+
+static int fetch_git(void *ctx, const char *url, bool keep_git_dir, char **dir, char **commit,
+		     struct plait_error **err)
+{
+	struct resolver_ctx *rc = ctx;
+	struct remote_context c;
+	int r = remote_context_fetch(url, rc->opts, keep_git_dir, &c, err);
+	if (r < 0)
+		return r;
+	*dir = xstrdup(c.dir);
+	*commit = xstrdup_or_null(c.commit);
+	pthread_mutex_lock(&rc->lock);
+	rc->gits = xrealloc(rc->gits, (rc->n_gits + 1) * sizeof(*rc->gits));
+	rc->gits[rc->n_gits++] = c;
+	pthread_mutex_unlock(&rc->lock);
+	return 0;
+}
 
 static int load_image(void *ctx, int fd, int64_t size, struct plait_error **err)
 {
@@ -536,7 +558,7 @@ static int fetch_remote_contexts(struct pipeline *pl, struct plait_error **err)
 			continue;
 		pl->fetched = xrealloc(pl->fetched, (pl->n_fetched + 1) * sizeof(*pl->fetched));
 		struct remote_context *c = &pl->fetched[pl->n_fetched];
-		if (remote_context_fetch(*slot, &pl->rc.opts, c, err) < 0) {
+		if (remote_context_fetch(*slot, &pl->rc.opts, false, c, err) < 0) {
 			if (i >= p->n_targets)
 				plait_error_wrap(err, "--build-context %s", p->named[i - p->n_targets].name);
 			return -1;
@@ -576,7 +598,8 @@ int pipeline_run(struct pipeline *pl, bool plan_only, bool plan_json)
 	struct plait_builder_chooser chooser;
 	struct resolver_ctx rctx = { .opts = &pl->rc.opts, .named = p->named, .n_named = p->n_named,
 				     .lock = PTHREAD_MUTEX_INITIALIZER };
-	struct plait_image_resolver resolver = { .ctx = &rctx, .resolve = resolve_image, .fetch_url = fetch_url };
+	struct plait_image_resolver resolver = { .ctx = &rctx, .resolve = resolve_image, .fetch_url = fetch_url,
+						 .fetch_git = fetch_git };
 	struct wiring w = { .ropts = &pl->rc.opts };
 	struct progress *progress = &w.progress;
 	_cleanup_free_ char *host_str = NULL;

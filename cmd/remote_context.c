@@ -27,20 +27,9 @@ static bool http_url(const char *s)
 	return startswith(s, "https://") || startswith(s, "http://");
 }
 
-bool remote_context_is_git(const char *spec)
-{
-	if (startswith(spec, "git://") || startswith(spec, "git@") || startswith(spec, "ssh://") ||
-	    startswith(spec, "github.com/"))
-		return true;
-	if (!http_url(spec))
-		return false;
-	size_t n = strcspn(spec, "#");
-	return n >= 4 && strncmp(spec + n - 4, ".git", 4) == 0;
-}
-
 bool remote_context_is(const char *spec)
 {
-	return remote_context_is_git(spec) || http_url(spec);
+	return plait_url_is_git(spec) || http_url(spec);
 }
 
 void remote_context_release(struct remote_context *c)
@@ -153,7 +142,8 @@ static int split_fragment(const char *spec, const char *shown, char **url, char 
 	return 0;
 }
 
-static int fetch_git(const char *spec, const char *shown, struct remote_context *out, struct plait_error **err)
+static int fetch_git(const char *spec, const char *shown, bool keep_git, struct remote_context *out,
+		     struct plait_error **err)
 {
 	_cleanup_free_ char *url = NULL, *ref = NULL, *subdir = NULL;
 	int r = split_fragment(spec, shown, &url, &ref, &subdir, err);
@@ -185,9 +175,11 @@ static int fetch_git(const char *spec, const char *shown, struct remote_context 
 		while (head.len && (head.buf[head.len - 1] == '\n'))
 			head.buf[--head.len] = '\0';
 		out->commit = xstrdup(head.buf);
-		/* as BuildKit: the context is the work tree, without .git */
+		/* as BuildKit: the context is the work tree, without .git
+		 * (ADD --keep-git-dir keeps it) */
 		_cleanup_free_ char *dotgit = plait_path_join(repo, ".git");
-		plait_rm_rf(dotgit);
+		if (!keep_git)
+			plait_rm_rf(dotgit);
 		out->dir = subdir ? plait_path_join(repo, subdir) : xstrdup(repo);
 		struct stat st;
 		if (stat(out->dir, &st) < 0 || !S_ISDIR(st.st_mode))
@@ -262,8 +254,8 @@ static int fetch_url(const char *url, const char *shown, const struct plait_regi
 	return r;
 }
 
-int remote_context_fetch(const char *spec, const struct plait_registry_opts *opts, struct remote_context *out,
-			 struct plait_error **err)
+int remote_context_fetch(const char *spec, const struct plait_registry_opts *opts, bool keep_git,
+			 struct remote_context *out, struct plait_error **err)
 {
 	memset(out, 0, sizeof(*out));
 	out->tmp = (struct plait_tmpdir)PLAIT_TMPDIR_INIT;
@@ -271,7 +263,7 @@ int remote_context_fetch(const char *spec, const struct plait_registry_opts *opt
 	_cleanup_free_ char *shown = plait_url_strip_credentials(spec);
 	int r = plait_mkdtemp("context", &out->tmp, err);
 	if (r >= 0)
-		r = remote_context_is_git(spec) ? fetch_git(spec, shown, out, err) : fetch_url(spec, shown, opts, out, err);
+		r = plait_url_is_git(spec) ? fetch_git(spec, shown, keep_git, out, err) : fetch_url(spec, shown, opts, out, err);
 	if (r < 0)
 		remote_context_release(out);
 	return r;

@@ -28,9 +28,9 @@ struct remote_context {
 
 /* Whether spec is one of the forms above (else a local path). */
 bool remote_context_is(const char *spec);
-bool remote_context_is_git(const char *spec);
-int remote_context_fetch(const char *spec, const struct plait_registry_opts *opts, struct remote_context *out,
-			 struct plait_error **err);
+/* keep_git: a git checkout keeps its .git (ADD --keep-git-dir). */
+int remote_context_fetch(const char *spec, const struct plait_registry_opts *opts, bool keep_git,
+			 struct remote_context *out, struct plait_error **err);
 void remote_context_release(struct remote_context *c);
 
 #endif

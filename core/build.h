@@ -92,6 +92,11 @@ struct plait_image_resolver {
 	/* ADD https://...: stream the URL's body into w (the caller commits w). */
 	int (*fetch_url)(void *ctx, const char *url, struct plait_blob_writer *w, int64_t *mtime,
 			 struct plait_error **err);
+	/* ADD of a git repository ("URL#REF[:SUBDIR]", plait_url_is_git()):
+	 * checked out into a directory the resolver keeps until it is released,
+	 * with its .git when keep_git_dir; *dir and *commit are the caller's. */
+	int (*fetch_git)(void *ctx, const char *url, bool keep_git_dir, char **dir, char **commit,
+			 struct plait_error **err);
 };
 
 enum plait_build_event_kind {

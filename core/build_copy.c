@@ -731,11 +731,6 @@ int build_do_copy(struct builder *b, struct stage *st, size_t idx, const struct 
 
 	build_where(b, in, &whr);
 	plait_buf_addf(&whr, ": %s", what);
-	static const char *const unsupported[] = { "keep-git-dir" };
-	for (size_t i = 0; i < ARRAY_SIZE(unsupported); i++)
-		if (plait_df_flag_get(in, unsupported[i]))
-			return build_instr_error(b, in, PLAIT_E_USAGE, err, "%s --%s is not supported yet", what,
-					   unsupported[i]);
 
 	/* args holds the words in both forms; each is expanded on its own. */
 	words = plait_strv_copy_nonnull(in->args);
@@ -884,6 +879,40 @@ int build_do_copy(struct builder *b, struct stage *st, size_t idx, const struct 
 		}
 	}
 
+	/* ADD of a git repository (BuildKit's ADD URL.git#REF[:SUBDIR]): its
+	 * checkout at REF is the one source, copied as a directory's content;
+	 * the commit is in the key (the ref may move), the .git only with
+	 * --keep-git-dir. */
+	bool keep_git = plait_df_flag_bool(in, "keep-git-dir");
+	if (add && !from_s && n_src >= 1 && plait_url_is_git(words[0])) {
+		if (n_src != 1) {
+			r = build_instr_error(b, in, PLAIT_E_USAGE, err,
+					      "ADD of a git repository takes it as the only source (then the destination)");
+			goto out;
+		}
+		if (!b->o->resolver || !b->o->resolver->fetch_git) {
+			r = build_instr_error(b, in, PLAIT_E_USAGE, err, "ADD %s: no way to fetch git repositories here",
+					      words[0]);
+			goto out;
+		}
+		_cleanup_free_ char *gdir = NULL, *commit = NULL;
+		r = b->o->resolver->fetch_git(b->o->resolver->ctx, words[0], keep_git, &gdir, &commit, err);
+		if (r >= 0)
+			r = plait_context_open(gdir, NULL, &from_ctx, err);
+		if (r < 0) {
+			plait_error_wrap(err, "%s", whr.buf);
+			goto out;
+		}
+		src_ctx = from_ctx;
+		from_ctx_is_dir = true;
+		plait_buf_addf(&key, "git %s keep %d\n", commit ? commit : "", keep_git);
+		free(words[0]);
+		words[0] = xstrdup(".");
+	} else if (keep_git) {
+		r = build_instr_error(b, in, PLAIT_E_USAGE, err,
+				      "ADD --keep-git-dir applies to a git repository source (URL.git#REF)");
+		goto out;
+	}
 	/* Sources: resolved (and digested) before anything runs. */
 	for (size_t i = 0; i < n_src; i++) {
 		const struct plait_df_heredoc *h = plait_df_heredoc_for_arg(in, words[i]);

@@ -171,3 +171,13 @@ int plait_parse_bool(const char *v, bool *out)
 	}
 	return -1;
 }
+
+bool plait_url_is_git(const char *s)
+{
+	if (startswith(s, "git://") || startswith(s, "git@") || startswith(s, "ssh://") || startswith(s, "github.com/"))
+		return true;
+	if (!startswith(s, "https://") && !startswith(s, "http://"))
+		return false;
+	size_t n = strcspn(s, "#");
+	return n >= 4 && strncmp(s + n - 4, ".git", 4) == 0;
+}

@@ -114,6 +114,10 @@ static inline bool startswith(const char *s, const char *prefix)
 	return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 bool endswith(const char *s, const char *suffix);
+/* Whether s names a git repository as BuildKit reads contexts and ADD
+ * sources: git://, git@, ssh://, github.com/, or http(s) ending in .git
+ * (before a "#REF:SUBDIR" fragment). */
+bool plait_url_is_git(const char *s);
 /* "true"/"1" and "false"/"0", as buildx's option values: 0, or -1 for anything else. */
 int plait_parse_bool(const char *v, bool *out);
 

@@ -143,3 +143,22 @@ assert_eq "git+$G@$C1#sub" "$(jq -r '.[0].layers[0].content.predicate.buildDefin
 assert_eq "$C1" "$(jq -r '.[0].layers[0].content.predicate.buildDefinition.resolvedDependencies[] | select(.name == "context") | .digest.gitCommit' <<<"$OUT")" \
 	"the commit among the resolved dependencies"
 pass "the provenance of a git context names its URL, subdirectory and commit"
+
+# ---------------------------------------------------------------- ADD of a git repository
+mkdir -p "$T/addgit"
+cat >"$T/addgit/Dockerfile" <<EOF2
+FROM busybox
+ADD $G#v1:sub /src/
+ADD --keep-git-dir=true $G#main /full/
+EOF2
+build "$T/o-addgit" "$T/addgit"
+assert_eq one "$(cat "$T/o-addgit/src/msg")" "ADD of the repository at v1, its sub directory"
+assert_file_absent "$T/o-addgit/src/.git" ".git of an ADD without --keep-git-dir"
+assert_eq two "$(cat "$T/o-addgit/full/sub/msg")" "ADD --keep-git-dir of main"
+[ -d "$T/o-addgit/full/.git" ] || fail "ADD --keep-git-dir left out .git"
+assert_eq "$(git -C "$W" rev-parse main)" "$(git -C "$T/o-addgit/full" rev-parse HEAD)" "the commit in the kept .git"
+printf 'FROM busybox\nADD --keep-git-dir=true Dockerfile /x\n' >"$T/addgit/Dockerfile.bad"
+run_expect_fail "$PLAIT" build --cache-dir "$T/cache" "${BASECTX[@]}" -f "$T/addgit/Dockerfile.bad" "$T/addgit"
+assert_contains "$ERR" "Dockerfile.bad:2" "the place of a --keep-git-dir without a repository"
+assert_contains "$ERR" "--keep-git-dir applies to a git repository source" "the refusal"
+pass "ADD URL.git#REF[:DIR] copies the checkout (.git only with --keep-git-dir)"
