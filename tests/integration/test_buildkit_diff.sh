@@ -228,6 +228,7 @@ compare mount-relative mount-relative
 compare volume-chown volume-chown
 compare symlinks symlinks
 compare metadata metadata --build-arg NAME=plait-app
+compare chmod-dir chmod-dir
 # COPY of hard-linked context files keeps them linked (one inode), as
 # BuildKit does; a file linked to one outside the COPY's sources is a file.
 HL=$T/gen/hardlinks
