@@ -47,7 +47,7 @@ declare -A KNOWN=(
 	["secret|/run/secrets dir "]=$STUBS
 	["mount-relative|/w/"]=$STUBS
 	["mounts|/ro.txt file 0644 0:0 9 "]="20.10's BuildKit leaks an earlier RUN's rw into a later read-only bind of the same source (writable); the reference's default is read-only (readonly)"
-	["copy-sources|COPY nomatch-* /none-alone/ # buildkit"]="a COPY that copies nothing: 20.10's BuildKit gives it a layer of no files, plait an empty history entry and no layer (the same files)"
+	["copy-sources|COPY nomatch-* /none-alone/ # buildkit"]="a COPY that copies nothing: 20.10's BuildKit gives it a layer of no files, plait (deliberately: no layer without files, as for a RUN that changes nothing) an empty history entry and no layer (the same files)"
 	["run-nochange|RUN /bin/sh -c true # buildkit"]="20.10's BuildKit gives a RUN that changes nothing a layer holding the etc/ it copied up for resolv.conf's mount point; its newer differ and plait leave both out"
 	["basic|/tmp/id.txt file 0644 1000:1000 "]="id's groups=: 20.10's BuildKit predates moby/buildkit#3651 (primary gid in the supplementary groups); newer BuildKit and plait agree"
 )
