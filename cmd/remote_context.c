@@ -60,9 +60,17 @@ static int git(const char *dir, const char *url, struct plait_buf *out, struct p
 		plait_strv_push(&argv, a);
 	va_end(ap);
 	char **envp = NULL;
-	for (char **e = environ; e && *e; e++)
-		if (!startswith(*e, "GIT_TERMINAL_PROMPT="))
+	/* not the caller's repository (a hook or CI step may set these) */
+	static const char *const drop[] = { "GIT_TERMINAL_PROMPT=", "GIT_DIR=", "GIT_WORK_TREE=", "GIT_INDEX_FILE=",
+					    "GIT_OBJECT_DIRECTORY=", "GIT_ALTERNATE_OBJECT_DIRECTORIES=",
+					    "GIT_COMMON_DIR=", "GIT_NAMESPACE=", "GIT_PREFIX=", "GIT_CONFIG" };
+	for (char **e = environ; e && *e; e++) {
+		bool keep = true;
+		for (size_t i = 0; i < ARRAY_SIZE(drop) && keep; i++)
+			keep = !startswith(*e, drop[i]);
+		if (keep)
 			plait_strv_push(&envp, *e);
+	}
 	plait_strv_push(&envp, "GIT_TERMINAL_PROMPT=0");
 	int o[2] = { -1, -1 }, e[2] = { -1, -1 };
 	int r = 0;
@@ -88,10 +96,11 @@ static int git(const char *dir, const char *url, struct plait_buf *out, struct p
 	}
 	struct plait_buf so = PLAIT_BUF_INIT, se = PLAIT_BUF_INIT;
 	plait_buf_drain_two(o[0], &so, e[0], &se, 1u << 20, false);
-	int ws;
-	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
+	int ws = 0;
+	pid_t w;
+	while ((w = waitpid(pid, &ws, 0)) < 0 && errno == EINTR)
 		;
-	if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
+	if (w < 0 || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
 		struct plait_buf m = PLAIT_BUF_INIT;
 		_cleanup_free_ char *copy = xstrdup(se.buf ? se.buf : "");
 		for (char *save = NULL, *l = strtok_r(copy, "\r\n", &save); l; l = strtok_r(NULL, "\r\n", &save))
@@ -180,11 +189,24 @@ static int fetch_git(const char *spec, const char *shown, bool keep_git, struct 
 		_cleanup_free_ char *dotgit = plait_path_join(repo, ".git");
 		if (!keep_git)
 			plait_rm_rf(dotgit);
-		out->dir = subdir ? plait_path_join(repo, subdir) : xstrdup(repo);
+		/* the remote as .git/config keeps it (ADD --keep-git-dir puts it in
+		 * the image): without the URL's credentials */
+		if (keep_git)
+			r = git(repo, shown, NULL, err, "remote", "set-url", "origin", shown, NULL);
+		/* SUBDIR resolved, symlinks followed, must stay inside the checkout:
+		 * a repository's link to / or ~/.ssh is not a context */
+		_cleanup_free_ char *joined = subdir ? plait_path_join(repo, subdir) : xstrdup(repo);
+		_cleanup_free_ char *top = realpath(repo, NULL);
+		out->dir = realpath(joined, NULL);
+		size_t tl = top ? strlen(top) : 0;
 		struct stat st;
-		if (stat(out->dir, &st) < 0 || !S_ISDIR(st.st_mode))
+		if (r >= 0 && (!out->dir || stat(out->dir, &st) < 0 || !S_ISDIR(st.st_mode)))
 			r = plait_error_set(err, PLAIT_E_NOT_FOUND, "git context %s: no directory '%s' at %s", shown,
-					    subdir, out->commit);
+					    subdir ? subdir : ".", out->commit);
+		else if (r >= 0 && (!top || strncmp(out->dir, top, tl) != 0 || (out->dir[tl] && out->dir[tl] != '/')))
+			r = plait_error_set(err, PLAIT_E_USAGE,
+					    "git context %s: '%s' leads outside the repository (a symlink); refused", shown,
+					    subdir);
 	}
 	plait_buf_release(&head);
 	return r;

@@ -10,7 +10,9 @@
 #include "sbom.h"
 #include "cleanup.h"
 #include "oci.h"
+#include "strv.h"
 #include "timestamp.h"
+#include "utf8.h"
 #include "util.h"
 
 #include "plait-config.h"
@@ -18,6 +20,7 @@
 
 #define SBOM_FILE_MAX (64u << 20)
 #define SBOM_TOTAL_MAX (256u << 20) /* every database read, over all layers */
+#define SBOM_FILES_MAX 100000u /* records kept (METADATA files, conda JSON...) */
 
 struct sbom_file {
 	char *path; /* relative, no leading "./" or "/" */
@@ -236,12 +239,14 @@ int plait_sbom_add_layer(struct plait_sbom *sb, int fd, const char *what, struct
 			file_release(&f);
 			goto out;
 		}
-		sb->kept_bytes += f.data.len;
-		if (sb->kept_bytes > SBOM_TOTAL_MAX) {
+		/* each record costs its bytes and its bookkeeping: a layer of a
+		 * million empty METADATA files is bounded too */
+		sb->kept_bytes += f.data.len + strlen(path) + 256;
+		if (sb->kept_bytes > SBOM_TOTAL_MAX || sb->n_files + l.n_files >= SBOM_FILES_MAX) {
 			file_release(&f);
 			r = plait_error_set(err, PLAIT_E_INVALID,
-					    "sbom: %s: the package databases add up to more than %u MiB (at /%s)", what,
-					    SBOM_TOTAL_MAX >> 20, path);
+					    "sbom: %s: the package databases add up to more than %u MiB or %u records (at /%s)",
+					    what, SBOM_TOTAL_MAX >> 20, SBOM_FILES_MAX, path);
 			goto out;
 		}
 		struct sbom_file *old = find_file(l.files, l.n_files, path);
@@ -266,15 +271,18 @@ out:
 /* ------------------------------------------------------------ parsers */
 
 /* RFC 822-style fields of one stanza: "Key: value" with continuation lines. */
+#define STANZA_FIELDS_MAX 256
+
 struct stanza {
 	char **keys, **values;
+	size_t n, alloc_k, alloc_v;
 };
 
 static void stanza_release(struct stanza *s)
 {
 	plait_strv_free(s->keys);
 	plait_strv_free(s->values);
-	s->keys = s->values = NULL;
+	memset(s, 0, sizeof(*s));
 }
 
 static const char *stanza_get(const struct stanza *s, const char *key)
@@ -306,15 +314,16 @@ static bool next_stanza(const char *text, size_t len, size_t *pos, struct stanza
 		if (l[0] == ' ' || l[0] == '\t')
 			continue; /* a continuation line: only the first line of a field is used */
 		const char *colon = memchr(l, ':', n);
-		if (!colon)
-			continue;
+		if (!colon || out->n >= STANZA_FIELDS_MAX)
+			continue; /* a stanza of a real database has a few dozen fields */
 		const char *v = colon + 1;
 		while (v < l + n && (*v == ' ' || *v == '\t'))
 			v++;
 		_cleanup_free_ char *k = xstrndup(l, (size_t)(colon - l));
 		_cleanup_free_ char *val = xstrndup(v, (size_t)(l + n - v));
-		plait_strv_push(&out->keys, k);
-		plait_strv_push(&out->values, val);
+		plait_strv_add_take(&out->keys, &out->n, &out->alloc_k, TAKE_PTR(k));
+		out->n--; /* one count for both lists */
+		plait_strv_add_take(&out->values, &out->n, &out->alloc_v, TAKE_PTR(val));
 	}
 	return true;
 }
@@ -324,6 +333,11 @@ static void add_pkg(struct plait_sbom *sb, const char *type, const char *name, c
 {
 	if (!name || !*name || !version || !*version)
 		return;
+	/* JSON holds UTF-8 only: a record that is not is left out, not garbled */
+	const char *fields[] = { type, name, version, arch, license, source, extra, path };
+	for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
+		if (fields[i] && !plait_utf8_valid(fields[i], strlen(fields[i]), NULL))
+			return;
 	sb->pkgs = xrealloc(sb->pkgs, (sb->n + 1) * sizeof(*sb->pkgs));
 	sb->pkgs[sb->n++] = (struct plait_sbom_package){
 		.type = xstrdup(type),

@@ -51,8 +51,39 @@ static int connect_unix(const char *path)
 	return fd;
 }
 
+/* At most this many connections at once (two descriptors each): a RUN
+ * cannot take plait's descriptors away. */
+#define MAX_CONNS 64
+/* A side that takes no bytes for this long loses its connection: one stuck
+ * client cannot stall the others or the stop. */
+#define WRITE_TIMEOUT_MS 10000
+
+/* Write all of buf to the non-blocking to, waiting for it at most
+ * WRITE_TIMEOUT_MS in all, and not past a stop request. */
+static bool write_out(int to, const char *buf, size_t len, int stop)
+{
+	int waited = 0;
+	while (len) {
+		ssize_t w = write(to, buf, len);
+		if (w > 0) {
+			buf += w;
+			len -= (size_t)w;
+			continue;
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno != EAGAIN)
+			return false;
+		struct pollfd p[2] = { { .fd = to, .events = POLLOUT }, { .fd = stop, .events = POLLIN } };
+		if (waited >= WRITE_TIMEOUT_MS || poll(p, 2, 100) < 0 || p[1].revents)
+			return false;
+		waited += 100;
+	}
+	return true;
+}
+
 /* Move what one side has to the other: false when the connection is over. */
-static bool pass_on(int from, int to)
+static bool pass_on(int from, int to, int stop)
 {
 	char buf[65536];
 	ssize_t n = read(from, buf, sizeof(buf));
@@ -60,7 +91,7 @@ static bool pass_on(int from, int to)
 		return true;
 	if (n <= 0)
 		return false;
-	return plait_write_all(to, buf, (size_t)n) >= 0;
+	return write_out(to, buf, (size_t)n, stop);
 }
 
 static void *relay(void *arg)
@@ -68,15 +99,17 @@ static void *relay(void *arg)
 	struct plait_ssh_forward *f = arg;
 	struct conn *c = NULL;
 	size_t n = 0;
+	bool pause = false; /* accept failed (no descriptors): not the listener for a moment */
 	for (;;) {
 		struct pollfd *p = xcalloc(2 + 2 * n, sizeof(*p));
 		p[0] = (struct pollfd){ .fd = f->stop[0], .events = POLLIN };
-		p[1] = (struct pollfd){ .fd = f->listen_fd, .events = POLLIN };
+		p[1] = (struct pollfd){ .fd = pause || n >= MAX_CONNS ? -1 : f->listen_fd, .events = POLLIN };
 		for (size_t i = 0; i < n; i++) {
 			p[2 + 2 * i] = (struct pollfd){ .fd = c[i].client, .events = POLLIN };
 			p[3 + 2 * i] = (struct pollfd){ .fd = c[i].agent, .events = POLLIN };
 		}
-		int pr = poll(p, 2 + 2 * n, -1);
+		int pr = poll(p, 2 + 2 * n, pause ? 100 : -1);
+		pause = false;
 		if (pr < 0 && errno != EINTR) {
 			free(p);
 			break;
@@ -94,9 +127,9 @@ static void *relay(void *arg)
 		for (size_t i = 0; i < n; i++) {
 			bool alive = true;
 			if (p[2 + 2 * i].revents)
-				alive = pass_on(c[i].client, c[i].agent);
+				alive = pass_on(c[i].client, c[i].agent, f->stop[0]);
 			if (alive && p[3 + 2 * i].revents)
-				alive = pass_on(c[i].agent, c[i].client);
+				alive = pass_on(c[i].agent, c[i].client, f->stop[0]);
 			if (alive) {
 				c[k++] = c[i];
 			} else {
@@ -106,8 +139,12 @@ static void *relay(void *arg)
 		}
 		n = k;
 		if (p[1].revents & POLLIN) {
-			int cfd = accept4(f->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+			int cfd = accept4(f->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 			int afd = cfd >= 0 ? connect_unix(f->agent) : -1;
+			if (afd >= 0)
+				(void)fcntl(afd, F_SETFL, fcntl(afd, F_GETFL) | O_NONBLOCK);
+			if (cfd < 0 && errno != EINTR && errno != EAGAIN)
+				pause = true;
 			if (cfd >= 0 && afd < 0) {
 				close(cfd); /* the agent went away: this client sees EOF */
 			} else if (cfd >= 0) {
@@ -160,8 +197,13 @@ int plait_ssh_forward_start(const char *agent, const char *id, uid_t uid, gid_t 
 					  id, f->path);
 		goto fail;
 	}
-	if (pipe2(f->stop, O_CLOEXEC) < 0 || pthread_create(&f->thread, NULL, relay, f) != 0) {
+	if (pipe2(f->stop, O_CLOEXEC) < 0) {
 		r = plait_error_set_errno(err, PLAIT_E_IO, errno, "ssh agent '%s': cannot start the relay", id);
+		goto fail;
+	}
+	int pe = pthread_create(&f->thread, NULL, relay, f);
+	if (pe != 0) {
+		r = plait_error_set_errno(err, PLAIT_E_IO, pe, "ssh agent '%s': cannot start the relay", id);
 		goto fail;
 	}
 	f->running = true;

@@ -82,7 +82,8 @@ static int spawn(char *const *argv, char *const *envp, bool wait_it, pid_t *pid_
 		if (!wait_it)
 			watch_over(argv, envp, parent); /* does not return */
 		execve(argv[0], argv, envp);
-		dprintf(2, "cannot run %s: %s", argv[0], strerror(errno));
+		static const char failed[] = "cannot run the program (execve failed)";
+		(void)!write(2, failed, sizeof(failed) - 1);
 		_exit(127);
 	}
 	close(ep[1]);
@@ -145,7 +146,6 @@ int plait_ssh_agent_start(const char *id, const char *const *keys, struct plait_
 	for (int i = 0; i < 250 && stat(a->sock, &st) < 0; i++) {
 		if (waitpid(a->pid, NULL, WNOHANG) == a->pid) {
 			a->pid = -1;
-	a->dir = (struct plait_tmpdir)PLAIT_TMPDIR_INIT;
 			break;
 		}
 		nanosleep(&(struct timespec){ 0, 20 * 1000 * 1000 }, NULL);

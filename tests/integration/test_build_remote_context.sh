@@ -31,6 +31,7 @@ git -C "$W" tag v1
 C1=$(git -C "$W" rev-parse HEAD)
 echo two >"$W/sub/msg"
 printf 'FROM busybox\nCOPY sub/msg /top-msg\n' >"$W/Dockerfile.top"
+ln -s /etc "$W/escape"
 git -C "$W" add -A
 git -C "$W" commit -qm two
 git -C "$W" push -q "$SRV/app.git" main v1
@@ -68,8 +69,12 @@ run_expect_fail "$PLAIT" build --cache-dir "$T/cache" "${BASECTX[@]}" "$G#main:m
 assert_contains "$ERR" "no directory 'missing'" "a missing subdirectory"
 run_expect_fail "$PLAIT" build --cache-dir "$T/cache" "${BASECTX[@]}" "$G#main:../x"
 assert_contains "$ERR" "must be a path inside the repository" "a subdirectory leaving the repository"
+run_expect_fail "$PLAIT" build --cache-dir "$T/cache" "${BASECTX[@]}" "$G#main:escape"
+assert_contains "$ERR" "'escape' leads outside the repository (a symlink); refused" "a subdirectory that is a symlink out"
+GIT_DIR=$T/not-this-repo GIT_WORK_TREE=$T/not-this-repo build "$T/o-env" "$G#v1:sub"
+assert_eq one "$(cat "$T/o-env/ctx/msg")" "a git context fetched with GIT_DIR and GIT_WORK_TREE set by the caller"
 assert_eq "" "$(left)" "temporary context directories after failed fetches"
-pass "a bad ref, a missing or escaping subdirectory are errors naming the URL; nothing is left behind"
+pass "a bad ref, a missing, escaping or symlinked-out subdirectory are errors naming the URL; the caller's GIT_DIR is not used; nothing is left behind"
 
 # --build-context NAME=git://…
 printf 'FROM busybox\nCOPY --from=src sub/msg /named-msg\n' >"$T/Dockerfile.named"

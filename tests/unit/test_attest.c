@@ -149,6 +149,8 @@ static void test_sbom__apk_conda_egg_info_rpm(void **state)
 		{ "usr/lib/python3/dist-packages/six-1.16.0.egg-info", "Name: six\nVersion: 1.16.0\nLicense: MIT\n" },
 		{ "usr/lib/python3/dist-packages/pkg-0.1.egg-info/PKG-INFO", "Name: pkg\nVersion: 0.1\n" },
 		{ "var/lib/rpm/rpmdb.sqlite", "SQLite format 3" },
+		/* not UTF-8: left out, not garbled into the JSON */
+		{ "usr/lib/python3/dist-packages/bad-1.egg-info", "Name: b\xff" "d\nVersion: 1\n" },
 		{ "usr/lib/os-release", "ID=alpine\nVERSION_ID=3.19.1\n" },
 	};
 	add_layer(&sb, l, ARRAY_SIZE(l), true);
