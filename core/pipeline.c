@@ -143,6 +143,35 @@ static int check_local_outputs(const struct plait_pipeline *p, struct plait_erro
 				return r;
 		}
 	}
+	/* A docker archive, a tar or a directory is one target's: two bake
+	 * targets (a shared `*.output`) writing one would replace each other. */
+	for (size_t ti = 0; ti < req->n_targets; ti++)
+		for (char **o = req->targets[ti].outputs; o && *o; o++) {
+			if (!startswith(*o, "docker:") && !startswith(*o, "tar:") && !startswith(*o, "local:"))
+				continue;
+			const char *d = strchr(*o, ':') + 1;
+			size_t dl = strlen(d);
+			while (dl > 1 && d[dl - 1] == '/')
+				dl--;
+			for (size_t tj = ti + 1; tj < req->n_targets; tj++)
+				for (char **q = req->targets[tj].outputs; q && *q; q++) {
+					if (!startswith(*q, "docker:") && !startswith(*q, "tar:") && !startswith(*q, "local:"))
+						continue;
+					const char *e = strchr(*q, ':') + 1;
+					size_t el = strlen(e);
+					while (el > 1 && e[el - 1] == '/')
+						el--;
+					if (dl != el || strncmp(d, e, dl) != 0)
+						continue;
+					_cleanup_free_ char *w1 = output_what(*o), *w2 = output_what(*q);
+					const char *n1 = req->targets[ti].name, *n2 = req->targets[tj].name;
+					return plait_error_set(err, PLAIT_E_USAGE,
+							       "%s (target %s) and %s (target %s) write the same path: "
+							       "give each target its own dest (or use type=oci, which "
+							       "holds several images)",
+							       w1, n1 ? n1 : "1", w2, n2 ? n2 : "2");
+				}
+		}
 	if (req->iidfile && plan->n_images != 1)
 		return plait_error_set(err, PLAIT_E_USAGE,
 				       "--iidfile %s: one image ID per file, and this build makes %zu images "

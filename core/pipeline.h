@@ -5,7 +5,8 @@
  *
  * Contract:
  *  - plait_pipeline_plan() finds every problem before anything runs: the
- *    planner's, two images tagged alike in one --output, a --metadata-file
+ *    planner's, two images tagged alike in one --output, two targets writing
+ *    one docker archive, tar or directory, a --metadata-file
  *    that cannot be written, an output that cannot hold what is built
  *    (type=docker or --load with several platforms or zstd layers,
  *    type=tar/local of a target with several variants, a type=local dest

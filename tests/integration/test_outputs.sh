@@ -234,6 +234,17 @@ assert_contains "$ERR" "pass --platform with one" "type=docker with two platform
 refused "--load: the docker daemon holds one platform per image" --platform "$HOSTP,$OTHER" --load
 assert_contains "$ERR" "pass --platform with one" "--load with two platforms"
 refused "--output type=local,dest=$O/multi: '$O/multi' is not empty" --output "type=local,dest=$O/multi"
+# two bake targets writing one tar (a shared output) are refused at plan time
+cat >"$T/bake-same.json" <<EOF
+{"target": {"a": {"context": "$SCR", "args": {"BASE": "$BASE"}, "output": ["type=tar,dest=$O/same.tar"]},
+            "b": {"context": "$SCR", "args": {"BASE": "$BASE"}, "output": ["type=tar,dest=$O/same.tar"]}},
+ "group": {"default": {"targets": ["a", "b"]}}}
+EOF
+run_expect_fail "$PLAIT" bake -f "$T/bake-same.json" --cache-dir "$T/cache"
+expect_rc 2
+assert_contains "$ERR" "--output type=tar,dest=$O/same.tar (target a) and --output type=tar,dest=$O/same.tar (target b) write the same path" \
+	"two bake targets writing one tar"
+assert_file_absent "$O/same.tar" "the tar two targets would write"
 refused "--output type=docker,dest=$O/x.tar: docker load (Docker 20.10) cannot read zstd layers" \
 	--compression zstd --output "type=docker,dest=$O/x.tar"
 refused "--output type=local,dest=$O/v: one root file system per output" \
