@@ -181,8 +181,7 @@ static int fetch_git(const char *spec, const char *shown, bool keep_git, struct 
 	if (r >= 0)
 		r = git(repo, shown, &head, err, "rev-parse", "HEAD", NULL);
 	if (r >= 0) {
-		while (head.len && (head.buf[head.len - 1] == '\n'))
-			head.buf[--head.len] = '\0';
+		plait_buf_rtrim(&head);
 		out->commit = xstrdup(head.buf);
 		/* as BuildKit: the context is the work tree, without .git
 		 * (ADD --keep-git-dir keeps it) */

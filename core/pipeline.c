@@ -94,6 +94,21 @@ static char *image_platforms(const struct plait_plan *plan, const struct plait_p
 	return plait_buf_detach(&b, NULL);
 }
 
+/* The path a docker, tar or local output writes (its length without
+ * trailing slashes in *len), or NULL for another output. */
+static const char *local_dest(const char *spec, size_t *len)
+{
+	if (!startswith(spec, "docker:") && !startswith(spec, "tar:") && !startswith(spec, "local:"))
+		return NULL;
+	const char *d = strchr(spec, ':') + 1;
+	size_t n = strlen(d);
+	while (n > 1 && d[n - 1] == '/')
+		n--;
+	if (len)
+		*len = n;
+	return d;
+}
+
 /* What the docker daemon, a docker archive and a root file system can hold:
  * refused before anything is built. */
 static int check_local_outputs(const struct plait_pipeline *p, struct plait_error **err)
@@ -147,20 +162,16 @@ static int check_local_outputs(const struct plait_pipeline *p, struct plait_erro
 	 * targets (a shared `*.output`) writing one would replace each other. */
 	for (size_t ti = 0; ti < req->n_targets; ti++)
 		for (char **o = req->targets[ti].outputs; o && *o; o++) {
-			if (!startswith(*o, "docker:") && !startswith(*o, "tar:") && !startswith(*o, "local:"))
+			if (!local_dest(*o, NULL))
 				continue;
-			const char *d = strchr(*o, ':') + 1;
-			size_t dl = strlen(d);
-			while (dl > 1 && d[dl - 1] == '/')
-				dl--;
+			size_t dl;
+			const char *d = local_dest(*o, &dl);
 			for (size_t tj = ti + 1; tj < req->n_targets; tj++)
 				for (char **q = req->targets[tj].outputs; q && *q; q++) {
-					if (!startswith(*q, "docker:") && !startswith(*q, "tar:") && !startswith(*q, "local:"))
+					if (!local_dest(*q, NULL))
 						continue;
-					const char *e = strchr(*q, ':') + 1;
-					size_t el = strlen(e);
-					while (el > 1 && e[el - 1] == '/')
-						el--;
+					size_t el;
+					const char *e = local_dest(*q, &el);
 					if (dl != el || strncmp(d, e, dl) != 0)
 						continue;
 					_cleanup_free_ char *w1 = output_what(*o), *w2 = output_what(*q);
@@ -807,7 +818,6 @@ static int make_attestations(struct plait_pipeline *p, struct plait_endpoint *sr
 	for (size_t i = 0; r >= 0 && req->sbom && i < p->plan.n_images; i++)
 		r = ensure_image_blobs(p, src->store, i, src, err); /* the SBOM reads every layer */
 	struct plait_git_source *git = xcalloc(req->n_targets + 1, sizeof(*git));
-	bool *have_git = xcalloc(req->n_targets + 1, sizeof(*have_git));
 	for (size_t ti = 0; ti < req->n_targets; ti++) {
 		const struct plait_target *t = &req->targets[ti];
 		if (t->context_git_url && t->context_git_commit) {
@@ -823,19 +833,17 @@ static int make_attestations(struct plait_pipeline *p, struct plait_endpoint *sr
 			char *h = strchr(git[ti].remote, '#');
 			if (h)
 				*h = '\0';
-			have_git[ti] = true;
 		} else {
-			have_git[ti] = plait_git_source(t->context_dir, &git[ti]) == 1;
+			(void)plait_git_source(t->context_dir, &git[ti]); /* none: left zeroed */
 		}
 	}
 	for (size_t j = 0; r >= 0 && j < p->plan.n_jobs; j++) {
 		size_t ti = p->plan.images[p->plan.jobs[j].image].target;
-		r = attest_job(p, src->store, j, have_git[ti] ? &git[ti] : NULL, err);
+		r = attest_job(p, src->store, j, git[ti].commit ? &git[ti] : NULL, err);
 	}
 	for (size_t ti = 0; ti < req->n_targets; ti++)
 		plait_git_source_release(&git[ti]);
 	free(git);
-	free(have_git);
 	return r;
 }
 
