@@ -42,6 +42,7 @@ struct ent {
 	enum ent_kind kind;
 	bool dropped;
 	bool is_dir;
+	bool is_reg; /* a regular file when collected: opened without a stat first */
 	nlink_t nlink;
 	dev_t dev;
 	ino_t ino;
@@ -86,6 +87,7 @@ static void push_node(struct collect *c, const char *rel, const struct stat *st)
 {
 	struct ent *e = push(c, rel, strlen(rel), ENT_NODE);
 	e->is_dir = S_ISDIR(st->st_mode);
+	e->is_reg = S_ISREG(st->st_mode);
 	e->nlink = st->st_nlink;
 	e->dev = st->st_dev;
 	e->ino = st->st_ino;
@@ -161,11 +163,8 @@ static int visit(struct collect *c, const char *rel, bool recurse, struct plait_
 			push_whiteout(c, rel);
 			return 0;
 		}
-		if (S_ISREG(st.st_mode) && has_overlay_xattr(path, "metacopy"))
-			return plait_error_set(err, PLAIT_E_INVALID,
-					       "layer: overlay upper file '%s' is a metacopy: "
-					       "mount overlayfs with metacopy=off",
-					       path);
+		/* a metacopy file (metacopy=on) is refused where its xattrs are read
+		 * (add_xattrs), not with two more lookups per file here */
 		if (S_ISREG(st.st_mode) && st.st_size == 0 && has_overlay_xattr(path, "whiteout")) {
 			push_whiteout(c, rel);
 			return 0;
@@ -549,6 +548,12 @@ static int add_xattrs(struct writer *w, struct archive_entry *ae, const char *pa
 	_cleanup_free_ char **names = NULL;
 	size_t count = 0, alloc = 0;
 	for (char *p = w->xnames.buf; p < w->xnames.buf + n; p += strlen(p) + 1) {
+		if (w->src->kind == PLAIT_LAYER_SRC_OVERLAY && fd >= 0 &&
+		    (streq(p, "trusted.overlay.metacopy") || streq(p, "user.overlay.metacopy")))
+			return plait_error_set(err, PLAIT_E_INVALID,
+					       "layer: overlay upper file '%s' is a metacopy: "
+					       "mount overlayfs with metacopy=off",
+					       path);
 		if (!*p || !keep_xattr(p))
 			continue;
 		PLAIT_ALLOC_GROW(names, count + 1, alloc);
@@ -631,13 +636,17 @@ static int write_node(struct writer *w, size_t idx, struct plait_error **err)
 
 	_cleanup_close_ int fd = -1;
 	struct stat st;
-	if (lstat(path, &st) < 0)
-		return plait_error_set_errno(err, PLAIT_E_IO, errno, "layer: stat '%s'", path);
-	if (S_ISSOCK(st.st_mode))
-		return 0;
-	bool hardlink = e->link_to && !S_ISDIR(st.st_mode);
-	if (S_ISREG(st.st_mode) && !hardlink) {
-		fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	bool hardlink = e->link_to && !e->is_dir;
+	if (!e->is_reg || hardlink) {
+		if (lstat(path, &st) < 0)
+			return plait_error_set_errno(err, PLAIT_E_IO, errno, "layer: stat '%s'", path);
+		if (S_ISSOCK(st.st_mode))
+			return 0;
+		hardlink = e->link_to && !S_ISDIR(st.st_mode);
+	}
+	if (e->is_reg && !hardlink) {
+		/* O_NONBLOCK: should it have become a fifo, the open does not wait */
+		fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 		if (fd < 0 || fstat(fd, &st) < 0)
 			return plait_error_set_errno(err, PLAIT_E_IO, errno, "layer: open '%s'",
 						     path);
