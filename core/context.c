@@ -834,6 +834,12 @@ static int hash_file(struct plait_context *ctx, const struct plait_context_entry
 	return 0;
 }
 
+int plait_context_entry_digest(struct plait_context *ctx, const struct plait_context_entry *e,
+			       char out[PLAIT_SHA256_DIGEST_SIZE], struct plait_error **err)
+{
+	return hash_file(ctx, e, out, err);
+}
+
 static int hash_file_read(struct plait_context *ctx, const struct plait_context_entry *e,
 			  char out[PLAIT_SHA256_DIGEST_SIZE], struct plait_error **err)
 {

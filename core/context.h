@@ -130,6 +130,10 @@ int plait_context_openat(struct plait_context *ctx, const char *relpath, int fla
 int plait_context_open_entry(struct plait_context *ctx, const struct plait_context_entry *e, int *fd_out,
 			     struct plait_error **err);
 
+/* The content digest of the listed regular file e: the memo's when it knows
+ * the file as it is, else read (a file that changed while read fails). */
+int plait_context_entry_digest(struct plait_context *ctx, const struct plait_context_entry *e,
+			       char out[PLAIT_SHA256_DIGEST_SIZE], struct plait_error **err);
 /* The content digest of a list (what goes in: see the contract above). */
 int plait_context_digest(struct plait_context *ctx, const struct plait_context_list *l,
 			 char out[PLAIT_SHA256_DIGEST_SIZE], struct plait_error **err);

@@ -1,0 +1,442 @@
+/* core/node_job.c - the files of a job sent to a node; see node_job.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "frame.h"
+#include "fs.h"
+#include "node_job.h"
+#include "strv.h"
+#include "banned.h"
+
+/* ------------------------------------------------------------ collecting */
+
+static char type_of(mode_t m)
+{
+	switch (m & S_IFMT) {
+	case S_IFREG:
+		return 'f';
+	case S_IFDIR:
+		return 'd';
+	case S_IFLNK:
+		return 'l';
+	case S_IFIFO:
+		return 'p';
+	default:
+		return 0;
+	}
+}
+
+int plait_node_files_collect(struct plait_context *ctx, json_t **out, struct plait_error **err)
+{
+	struct plait_context_list l = PLAIT_CONTEXT_LIST_INIT;
+	int r = plait_context_walk(ctx, &l, err);
+	json_t *a = json_array();
+	for (size_t i = 0; r >= 0 && i < l.n_entries; i++) {
+		const struct plait_context_entry *e = &l.entries[i];
+		if (!*e->path)
+			continue; /* the root: the job directory itself */
+		char t = type_of(e->mode);
+		if (!t) {
+			r = plait_error_set(err, PLAIT_E_USAGE,
+					    "'%s' in build context '%s' is a %s: a job on a node carries files, "
+					    "directories, symlinks and fifos only (leave it out with .dockerignore, or "
+					    "build this job locally with --builder local)",
+					    e->path, plait_context_path(ctx), S_ISSOCK(e->mode) ? "socket" : "device node");
+			break;
+		}
+		char digest[PLAIT_SHA256_DIGEST_SIZE] = "";
+		if (t == 'f' && (r = plait_context_entry_digest(ctx, e, digest, err)) < 0)
+			break;
+		const char ts[2] = { t, 0 };
+		json_t *data = t == 'f' ? json_string(digest) : t == 'l' ? json_string(e->link_target ? e->link_target : "")
+									  : json_null();
+		json_array_append_new(a, json_pack("[s, s, i, I, I, I, I, o, i]", e->path, ts, (int)(e->mode & 07777),
+						   (json_int_t)e->uid, (json_int_t)e->gid,
+						   (json_int_t)(t == 'f' ? e->size : 0), (json_int_t)e->mtime_sec, data, 0));
+	}
+	plait_context_save_memo(ctx);
+	plait_context_list_release(&l);
+	if (r < 0) {
+		json_decref(a);
+		return r;
+	}
+	*out = a;
+	return 0;
+}
+
+/* ------------------------------------------------------------ checking */
+
+void plait_node_files_release(struct plait_node_files *f)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		free(f->v[i].path);
+		free(f->v[i].data);
+	}
+	free(f->v);
+	*f = (struct plait_node_files){ 0 };
+}
+
+/* Relative and clean: no empty, "." or ".." component, no leading or
+ * trailing '/', no NUL (json strings may hold one). */
+static bool clean_path(const char *p, size_t len)
+{
+	if (!len || len > PATH_MAX || memchr(p, 0, len))
+		return false;
+	const char *s = p, *end = p + len;
+	while (s <= end) {
+		const char *e = memchr(s, '/', (size_t)(end - s));
+		if (!e)
+			e = end;
+		size_t n = (size_t)(e - s);
+		if (!n || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+			return false;
+		s = e + 1;
+	}
+	return true;
+}
+
+static int cmp_path(const void *a, const void *b, void *ud)
+{
+	const struct plait_node_files *f = ud;
+	return strcmp(f->v[*(const size_t *)a].path, f->v[*(const size_t *)b].path);
+}
+
+/* The entry at path[0..len) through idx (f's entries sorted by path), or -1. */
+static ssize_t find_sorted(const struct plait_node_files *f, const size_t *idx, const char *path, size_t len)
+{
+	size_t lo = 0, hi = f->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const char *p = f->v[idx[mid]].path;
+		int c = strncmp(p, path, len);
+		if (!c)
+			c = p[len] ? 1 : 0;
+		if (!c)
+			return (ssize_t)idx[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+static int bad_entry(struct plait_error **err, const char *where, size_t i, const char *path, const char *what)
+{
+	return plait_error_set(err, PLAIT_E_INVALID, "%s: entry %zu%s%s%s: %s", where, i, path ? " ('" : "",
+			       path ? path : "", path ? "')" : "", what);
+}
+
+int plait_node_files_parse(const json_t *list, const char *where, struct plait_node_files *out,
+			   struct plait_error **err)
+{
+	*out = (struct plait_node_files){ 0 };
+	if (!json_is_array(list))
+		return plait_error_set(err, PLAIT_E_INVALID, "%s: the file list is not an array", where);
+	size_t n = json_array_size(list);
+	if (n > PLAIT_NODE_FILES_MAX)
+		return plait_error_set(err, PLAIT_E_INVALID, "%s: %zu entries, more than the %d a job may carry",
+				       where, n, PLAIT_NODE_FILES_MAX);
+	out->v = xcalloc(n + 1, sizeof(*out->v));
+	_cleanup_free_ size_t *idx = xcalloc(n + 1, sizeof(*idx));
+	int r = 0;
+	for (size_t i = 0; i < n; i++) {
+		const json_t *e = json_array_get(list, i);
+		const char *path, *type;
+		size_t plen;
+		json_int_t mode, uid, gid, size, mtime, rdev;
+		json_t *data;
+		json_error_t je;
+		if (!json_is_array(e) || json_array_size(e) != 9 ||
+		    json_unpack_ex((json_t *)e, &je, JSON_STRICT, "[s%sIIIIIoI]", &path, &plen, &type, &mode, &uid, &gid,
+				   &size, &mtime, &data, &rdev) < 0) {
+			r = bad_entry(err, where, i, NULL,
+				      "not [path, type, mode, uid, gid, size, mtime, data, rdev]");
+			break;
+		}
+		if (!clean_path(path, plen)) {
+			r = bad_entry(err, where, i, path, "the path must be relative and clean (no '.', '..' or empty "
+							   "components)");
+			break;
+		}
+		if (strlen(type) != 1 || !strchr("fdlp", type[0])) {
+			r = bad_entry(err, where, i, path, "the type must be f, d, l or p");
+			break;
+		}
+		if (mode < 0 || mode > 07777 || uid < 0 || uid > UINT32_MAX - 1 || gid < 0 || gid > UINT32_MAX - 1 ||
+		    size < 0 || (type[0] != 'f' && size) || rdev != 0) {
+			r = bad_entry(err, where, i, path, "mode, owner, size or rdev out of range");
+			break;
+		}
+		const char *ds = json_string_value(data);
+		if (type[0] == 'f' && (!ds || !plait_digest_is_sha256(ds))) {
+			r = bad_entry(err, where, i, path, "a file's data must be its digest, sha256:<64 hex digits>");
+			break;
+		}
+		if (type[0] == 'l' && (!ds || !*ds || strlen(ds) >= PATH_MAX ||
+				       json_string_length(data) != strlen(ds))) {
+			r = bad_entry(err, where, i, path, "a symlink's data must be its target");
+			break;
+		}
+		if (type[0] != 'f' && type[0] != 'l' && !json_is_null(data)) {
+			r = bad_entry(err, where, i, path, "only files and symlinks have data");
+			break;
+		}
+		struct plait_node_file *f = &out->v[out->n];
+		*f = (struct plait_node_file){ .path = xstrdup(path), .type = type[0], .mode = (mode_t)mode,
+					       .uid = (uid_t)uid, .gid = (gid_t)gid, .size = size, .mtime = mtime,
+					       .data = ds ? xstrdup(ds) : NULL };
+		if (size > INT64_MAX - out->bytes) {
+			r = bad_entry(err, where, i, path, "the sizes add up to more than a job may carry");
+			free(f->path);
+			free(f->data);
+			break;
+		}
+		out->bytes += size;
+		out->n++;
+	}
+	/* duplicates and parents, through the entries sorted by path */
+	for (size_t i = 0; i < out->n; i++)
+		idx[i] = i;
+	if (r >= 0)
+		qsort_r(idx, out->n, sizeof(*idx), cmp_path, out);
+	for (size_t k = 1; r >= 0 && k < out->n; k++)
+		if (streq(out->v[idx[k]].path, out->v[idx[k - 1]].path))
+			r = bad_entry(err, where, idx[k] > idx[k - 1] ? idx[k] : idx[k - 1], out->v[idx[k]].path,
+				      "listed twice");
+	for (size_t i = 0; r >= 0 && i < out->n; i++) {
+		const char *path = out->v[i].path, *slash = strrchr(path, '/');
+		if (!slash)
+			continue;
+		ssize_t p = find_sorted(out, idx, path, (size_t)(slash - path));
+		if (p < 0 || (size_t)p > i)
+			r = bad_entry(err, where, i, path, "its directory is not listed before it");
+		else if (out->v[p].type != 'd')
+			r = bad_entry(err, where, i, path, "its parent is not a directory");
+	}
+	if (r < 0)
+		plait_node_files_release(out);
+	return r;
+}
+
+int plait_node_files_missing(const struct plait_node_files *f, struct plait_store *s, char ***out,
+			     struct plait_error **err)
+{
+	char **v = NULL;
+	size_t n = 0;
+	for (size_t i = 0; i < f->n; i++) {
+		if (f->v[i].type != 'f')
+			continue;
+		bool seen = false;
+		for (size_t j = 0; j < n && !seen; j++)
+			seen = streq(v[j], f->v[i].data);
+		if (seen)
+			continue;
+		int has = plait_store_has(s, f->v[i].data, NULL, err);
+		if (has < 0) {
+			plait_strv_free(v);
+			return has;
+		}
+		if (!has)
+			plait_strv_push(&v, f->v[i].data), n++;
+	}
+	*out = v;
+	return 0;
+}
+
+/* ------------------------------------------------------------ making */
+
+/* The parent directory of path inside root, opened one component at a time
+ * without following anything; *base points at the last component. */
+static int open_parent(int rootfd, const char *path, const char **base)
+{
+	int fd = fcntl(rootfd, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0)
+		return -errno;
+	const char *s = path;
+	for (;;) {
+		const char *slash = strchr(s, '/');
+		if (!slash) {
+			*base = s;
+			return fd;
+		}
+		char name[NAME_MAX + 1];
+		size_t n = (size_t)(slash - s);
+		if (n > NAME_MAX) {
+			close(fd);
+			return -ENAMETOOLONG;
+		}
+		memcpy(name, s, n);
+		name[n] = 0;
+		int next = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int e = errno;
+		close(fd);
+		if (next < 0)
+			return -e;
+		fd = next;
+		s = slash + 1;
+	}
+}
+
+static int set_meta(int dirfd, const char *base, const struct plait_node_file *f, bool root, bool times)
+{
+	if (root && fchownat(dirfd, base, f->uid, f->gid, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (f->type != 'l' && fchmodat(dirfd, base, f->mode, 0) < 0)
+		return -errno;
+	if (times) {
+		struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_sec = f->mtime } };
+		if (utimensat(dirfd, base, ts, AT_SYMLINK_NOFOLLOW) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+static int make_one(int rootfd, const struct plait_node_file *f, struct plait_store *s, bool root,
+		    struct plait_error **err)
+{
+	const char *base;
+	_cleanup_close_ int dfd = open_parent(rootfd, f->path, &base);
+	if (dfd < 0)
+		return plait_error_set_errno(err, PLAIT_E_IO, -dfd, "open the directory of '%s'", f->path);
+	int r = 0;
+	switch (f->type) {
+	case 'd':
+		r = mkdirat(dfd, base, 0700) < 0 ? -errno : 0;
+		break;
+	case 'l':
+		r = symlinkat(f->data, dfd, base) < 0 ? -errno : 0;
+		break;
+	case 'p':
+		r = mknodat(dfd, base, S_IFIFO | 0600, 0) < 0 ? -errno : 0;
+		break;
+	case 'f': {
+		_cleanup_close_ int in = -1;
+		int g = plait_store_open_blob(s, f->data, &in, err);
+		if (g < 0)
+			return plait_error_wrap(err, "the content of '%s' (%s) was not sent", f->path, f->data);
+		_cleanup_close_ int o = openat(dfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (o < 0)
+			return plait_error_set_errno(err, PLAIT_E_IO, errno, "create '%s'", f->path);
+		r = plait_copy_fd(in, o, NULL, NULL);
+		struct stat st;
+		if (r >= 0 && (fstat(o, &st) < 0 || st.st_size != f->size))
+			return plait_error_set(err, PLAIT_E_INVALID, "'%s': its content (%s) is not %lld bytes", f->path,
+					       f->data, (long long)f->size);
+		break;
+	}
+	}
+	if (r < 0)
+		return plait_error_set_errno(err, PLAIT_E_IO, -r, "create '%s'", f->path);
+	/* a directory's mode and time wait until what is in it is made (it is
+	 * 0700, the caller's, meanwhile) */
+	if (f->type == 'd')
+		r = root && fchownat(dfd, base, f->uid, f->gid, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+	else
+		r = set_meta(dfd, base, f, root, true);
+	if (r < 0)
+		return plait_error_set_errno(err, PLAIT_E_IO, -r, "set the owner, mode or time of '%s'", f->path);
+	return 0;
+}
+
+int plait_node_files_materialize(const struct plait_node_files *f, struct plait_store *s, const char *dir,
+				 struct plait_error **err)
+{
+	_cleanup_close_ int rootfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (rootfd < 0)
+		return plait_error_set_errno(err, PLAIT_E_IO, errno, "open the job directory '%s'", dir);
+	bool root = geteuid() == 0;
+	for (size_t i = 0; i < f->n; i++) {
+		int r = make_one(rootfd, &f->v[i], s, root, err);
+		if (r < 0)
+			return plait_error_wrap(err, "job directory '%s'", dir);
+	}
+	/* directories: mode and time once nothing more goes in, deepest first */
+	for (size_t i = f->n; i-- > 0;) {
+		if (f->v[i].type != 'd')
+			continue;
+		const char *base;
+		_cleanup_close_ int dfd = open_parent(rootfd, f->v[i].path, &base);
+		int r = dfd < 0 ? dfd : set_meta(dfd, base, &f->v[i], false, true);
+		if (r < 0)
+			return plait_error_set_errno(err, PLAIT_E_IO, -r, "job directory '%s': set the mode of '%s'", dir,
+						     f->v[i].path);
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ blobs */
+
+int plait_node_blob_send(int out, const char *digest, int64_t size, int fd, struct plait_error **err)
+{
+	json_auto_t *ctl = json_pack("{s:s, s:s, s:I}", "type", "blob", "digest", digest, "size", (json_int_t)size);
+	int r = plait_frame_write_control(out, ctl, err);
+	if (r < 0)
+		return r;
+	_cleanup_free_ char *buf = xmalloc(1 << 20);
+	int64_t left = size;
+	while (left > 0) {
+		size_t want = left < (1 << 20) ? (size_t)left : (1 << 20);
+		ssize_t n = read(fd, buf, want);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return plait_error_set_errno(err, PLAIT_E_IO, errno, "read %s", digest);
+		if (n == 0)
+			return plait_error_set(err, PLAIT_E_IO, "%s: shorter than its %lld bytes", digest,
+					       (long long)size);
+		r = plait_frame_write(out, PLAIT_FRAME_CONTENT, buf, (size_t)n, err);
+		if (r < 0)
+			return r;
+		left -= n;
+	}
+	return plait_frame_write(out, PLAIT_FRAME_END, NULL, 0, err);
+}
+
+int plait_node_blob_receive(int in, const json_t *ctl, struct plait_store *s, int64_t max, size_t *n,
+			    struct plait_error **err)
+{
+	const char *digest = json_string_value(json_object_get(ctl, "digest"));
+	json_t *sz = json_object_get(ctl, "size");
+	if (!digest || !plait_digest_is_sha256(digest) || !json_is_integer(sz) || json_integer_value(sz) < 0 ||
+	    json_integer_value(sz) > max)
+		return plait_error_set(err, PLAIT_E_INVALID,
+				       "frame %zu: a blob needs a sha256 digest and a size of at most %lld bytes", *n,
+				       (long long)max);
+	int64_t size = json_integer_value(sz);
+	struct plait_blob_writer *w = NULL;
+	int r = plait_blob_writer_new(s, digest, size, &w, err);
+	int64_t got = 0;
+	while (r >= 0) {
+		struct plait_frame f;
+		r = plait_frame_read(in, &f, n, err);
+		if (r == 0)
+			r = plait_error_set(err, PLAIT_E_NETWORK, "the channel closed inside blob %s", digest);
+		if (r < 0)
+			break;
+		if (f.type == PLAIT_FRAME_END) {
+			plait_frame_release(&f);
+			break;
+		}
+		if (f.type != PLAIT_FRAME_CONTENT || (int64_t)f.len > size - got) {
+			r = plait_error_set(err, PLAIT_E_INVALID, "frame %zu: %s inside blob %s", *n,
+					    f.type != PLAIT_FRAME_CONTENT ? "not content" : "more bytes than announced",
+					    digest);
+			plait_frame_release(&f);
+			break;
+		}
+		got += (int64_t)f.len;
+		r = plait_blob_writer_write(w, f.payload, f.len, err);
+		plait_frame_release(&f);
+	}
+	if (r >= 0)
+		r = plait_blob_writer_commit(w, NULL, err);
+	plait_blob_writer_free(w);
+	return r < 0 ? r : 0;
+}

@@ -1,0 +1,88 @@
+/* core/node_job.h - the files of a job sent to a node (plait builder; the
+ * README's "Builders on other machines"): the build context (and each
+ * --build-context directory) goes over the channel as a list of entries
+ * with content digests, then the contents the node's store lacks, and the
+ * node makes the directory again from them.
+ *
+ * Contract:
+ *  - a list is what a build of the directory sees: every entry its
+ *    .dockerignore does not exclude (plait_context_walk), the root left out,
+ *    in walk order (parents before what is in them, names sorted). As JSON,
+ *    each entry is an array [path, type, mode, uid, gid, size, mtime, data,
+ *    rdev]: type "f" (data: the content digest "sha256:<hex>"), "d", "l"
+ *    (data: the link target) or "p"; mode the permission bits (07777);
+ *    mtime Unix seconds; rdev 0. Sockets and device nodes are not carried:
+ *    collecting one is -PLAIT_E_USAGE naming it (COPY of a device from a
+ *    context is for local builds);
+ *  - plait_node_files_parse (the node's side) trusts nothing: a path must be
+ *    relative, clean (no "", ".", ".." component, no '//' or trailing '/'),
+ *    at most PATH_MAX bytes, listed once, after its parent, whose entry is a
+ *    directory; a type, mode, size or digest out of range, or more than
+ *    PLAIT_NODE_FILES_MAX entries, is -PLAIT_E_INVALID naming the entry (its
+ *    index and path) and what is wrong;
+ *  - plait_node_files_materialize makes the entries under dir (which must be
+ *    an empty directory) one by one, each created with O_EXCL/O_NOFOLLOW in
+ *    its parent opened component by component with O_NOFOLLOW|O_DIRECTORY,
+ *    so nothing is written outside dir whatever the list says (a symlink in
+ *    the list is created, never followed); file contents come from the store
+ *    by digest (a missing one is -PLAIT_E_NOT_FOUND naming it); owners are
+ *    set when running as root, else the files are the caller's; modes, then
+ *    times (directories last, deepest first) as listed;
+ *  - contents travel as a control frame {"type":"blob","digest","size"}, the
+ *    bytes in content frames, then an end frame; plait_node_blob_receive
+ *    stores them under that digest only when they match it (size and
+ *    SHA-256): no partial or wrong blob is ever named. */
+#ifndef PLAIT_NODE_JOB_H
+#define PLAIT_NODE_JOB_H
+
+#include <jansson.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "context.h"
+#include "digest.h"
+#include "error.h"
+#include "store.h"
+
+#define PLAIT_NODE_FILES_MAX 1000000
+
+struct plait_node_file {
+	char *path;
+	char type; /* 'f', 'd', 'l', 'p' */
+	mode_t mode; /* permission bits */
+	uid_t uid;
+	gid_t gid;
+	int64_t size;
+	int64_t mtime;
+	char *data; /* 'f': "sha256:…"; 'l': the target; else NULL */
+};
+
+struct plait_node_files {
+	struct plait_node_file *v;
+	size_t n;
+	int64_t bytes; /* sum of the files' sizes */
+};
+
+/* The list of what a build of ctx sees (see the contract), as JSON. */
+int plait_node_files_collect(struct plait_context *ctx, json_t **out, struct plait_error **err);
+/* Check and take in a list (the node's side). where names the list in messages. */
+int plait_node_files_parse(const json_t *list, const char *where, struct plait_node_files *out,
+			   struct plait_error **err);
+void plait_node_files_release(struct plait_node_files *f);
+/* The distinct content digests of f's files that s lacks, in list order. */
+int plait_node_files_missing(const struct plait_node_files *f, struct plait_store *s, char ***out,
+			     struct plait_error **err);
+/* Make f under the empty directory dir, contents from s. */
+int plait_node_files_materialize(const struct plait_node_files *f, struct plait_store *s, const char *dir,
+				 struct plait_error **err);
+
+/* Send the blob digest (size bytes) read from fd as frames on out. */
+int plait_node_blob_send(int out, const char *digest, int64_t size, int fd, struct plait_error **err);
+/* Having read the control frame ctl ({"type":"blob",…}), read the content
+ * and end frames from in into s; *n counts frames (core/frame.h). The
+ * digest stored is ctl's, and only when the bytes match it; max bounds
+ * the size a blob may announce. */
+int plait_node_blob_receive(int in, const json_t *ctl, struct plait_store *s, int64_t max, size_t *n,
+			    struct plait_error **err);
+
+#endif
