@@ -25,7 +25,7 @@ static const struct plait_cmd commands[] = {
 	{ "cache", cmd_cache, "show and prune the build cache", false, true },
 	{ "qemu", cmd_qemu, "show and set up QEMU emulation for foreign architectures" },
 	{ "builder", cmd_builder, "manage builders: machines reached over SSH that build natively" },
-	{ "serve", cmd_serve, "the node side of 'plait builder' (run over ssh)" },
+	{ "serve", cmd_serve, "the node side of 'plait builder' (run over ssh)", true, true },
 	{ "plan", cmd_plan, "show the jobs a build would run, without building" },
 	{ "bake", cmd_bake, "build the targets of a docker-bake.json file together", true, true },
 	{ "lint", cmd_lint, "check a Dockerfile against container best practices" },

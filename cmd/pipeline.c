@@ -14,6 +14,7 @@
 #include "core/platform.h"
 #include "platforms/host.h"
 #include "platforms/remote.h"
+#include "platforms/remote_job.h"
 #include "platforms/rootless.h"
 #include "platforms/ssh_agent.h"
 #include "registry/daemon.h"
@@ -342,27 +343,7 @@ int pipeline_finish_options(struct pipeline *pl, const char *cmd)
 
 /* ------------------------------------------------------------ wiring */
 
-/* A base image resolved once per run: every stage and job that names the
- * same reference for the same platform gets the same manifest (as BuildKit
- * resolves a FROM once per build), and a warm build asks the registry once. */
-struct resolved {
-	char *ref, *platform;
-	struct plait_descriptor manifest;
-	struct plait_buf bytes;
-};
-
-struct resolver_ctx {
-	const struct plait_registry_opts *opts;
-	const struct plait_named_context *named;
-	size_t n_named;
-	pthread_mutex_t lock;
-	struct resolved *memo;
-	size_t n_memo;
-	struct remote_context *gits; /* ADD git-url checkouts, removed with the resolver */
-	size_t n_gits;
-};
-
-static void resolver_release(struct resolver_ctx *rc)
+void pipeline_resolver_release(struct resolver_ctx *rc)
 {
 	for (size_t i = 0; i < rc->n_memo; i++) {
 		free(rc->memo[i].ref);
@@ -451,8 +432,10 @@ static int fetch_url(void *ctx, const char *url, struct plait_blob_writer *w, in
 /* What the pipeline's ops reach: the registry options and the progress view. */
 struct wiring {
 	const struct plait_registry_opts *ropts;
+	const char *const *insecure; /* --insecure-registry, for the nodes too */
 	struct progress progress;
 	char *docker_socket; /* --load: the daemon's */
+	const struct plait_remote_builder *rb; /* --builder's, or NULL */
 };
 
 static int fetch_git(void *ctx, const char *url, bool keep_git_dir, char **dir, char **commit,
@@ -472,6 +455,16 @@ static int fetch_git(void *ctx, const char *url, bool keep_git_dir, char **dir, 
 	return 0;
 }
 
+void pipeline_resolver_init(struct resolver_ctx *rc, struct plait_image_resolver *r,
+			    const struct plait_registry_opts *opts, const struct plait_named_context *named,
+			    size_t n_named)
+{
+	*rc = (struct resolver_ctx){ .opts = opts, .named = named, .n_named = n_named };
+	pthread_mutex_init(&rc->lock, NULL);
+	*r = (struct plait_image_resolver){ .ctx = rc, .resolve = resolve_image, .fetch_url = fetch_url,
+					    .fetch_git = fetch_git };
+}
+
 static int load_image(void *ctx, int fd, int64_t size, struct plait_error **err)
 {
 	struct wiring *w = ctx;
@@ -483,6 +476,28 @@ static int open_endpoint(void *ctx, const char *spec, bool for_write, struct pla
 {
 	struct wiring *w = ctx;
 	return plait_endpoint_open(spec, for_write, w->ropts, out, err);
+}
+
+/* A job assigned to a node: built there, its image fetched into the local
+ * cache's store, where publishing finds it as it finds a local build's. */
+static int remote_build(void *ctx, size_t job, const char *node, const struct plait_build_opts *o,
+			struct plait_build_result *res, struct plait_error **err)
+{
+	(void)job;
+	struct wiring *w = ctx;
+	const struct plait_node *n = NULL;
+	for (size_t i = 0; w->rb && i < w->rb->n_nodes && !n; i++)
+		if (streq(w->rb->nodes[i].url, node))
+			n = &w->rb->nodes[i];
+	if (!n)
+		return plait_error_set(err, PLAIT_E_USAGE, "node %s is not in the builder", node);
+	_cleanup_free_ char *path = plait_build_cache_store(o->cache_dir);
+	struct plait_store *store = NULL;
+	int r = plait_store_open(path, true, &store, err);
+	if (r >= 0)
+		r = plait_remote_job_run(w->rb, n, o, w->insecure, store, res, NULL, err);
+	plait_store_free(store);
+	return r;
 }
 
 static void job_event(void *ctx, size_t job, const struct plait_build_event *ev)
@@ -596,11 +611,10 @@ int pipeline_run(struct pipeline *pl, bool plan_only, bool plan_json)
 	struct plait_pipeline run = { 0 };
 	struct plait_platform host = { 0 };
 	struct plait_builder_chooser chooser;
-	struct resolver_ctx rctx = { .opts = &pl->rc.opts, .named = p->named, .n_named = p->n_named,
-				     .lock = PTHREAD_MUTEX_INITIALIZER };
-	struct plait_image_resolver resolver = { .ctx = &rctx, .resolve = resolve_image, .fetch_url = fetch_url,
-						 .fetch_git = fetch_git };
-	struct wiring w = { .ropts = &pl->rc.opts };
+	struct resolver_ctx rctx;
+	struct plait_image_resolver resolver;
+	pipeline_resolver_init(&rctx, &resolver, &pl->rc.opts, p->named, p->n_named);
+	struct wiring w = { .ropts = &pl->rc.opts, .insecure = (const char *const *)pl->rc.insecure };
 	struct progress *progress = &w.progress;
 	_cleanup_free_ char *host_str = NULL;
 	int ret = 0;
@@ -614,6 +628,7 @@ int pipeline_run(struct pipeline *pl, bool plan_only, bool plan_json)
 	struct plait_remote_chooser rctx_b = { 0 };
 	if (fetch_remote_contexts(pl, &err) < 0 || remote_builder(pl, &conf, &rb, &err) < 0)
 		goto fail;
+	w.rb = rb;
 	if (rb) {
 		rctx_b = (struct plait_remote_chooser){ .b = rb, .local = &local, .fallback_local = pl->fallback_local };
 		plait_remote_builders(&rctx_b, &chooser);
@@ -627,7 +642,7 @@ int pipeline_run(struct pipeline *pl, bool plan_only, bool plan_json)
 		.untagged_ok = p->by_digest,
 	};
 	struct plait_pipeline_ops ops = { .ctx = &w, .open = open_endpoint, .job_event = job_event, .note = note,
-					  .warning = warning, .load = load_image };
+					  .warning = warning, .load = load_image, .remote_build = remote_build };
 	struct plait_pipeline_opts o = { .plan = &po, .ops = &ops, .interrupt = &plait_interrupted };
 	if (plait_pipeline_plan(&run, p, &o, &err) < 0)
 		goto fail;
@@ -639,15 +654,6 @@ int pipeline_run(struct pipeline *pl, bool plan_only, bool plan_json)
 	if (p->load && (plait_daemon_socket(getenv("DOCKER_HOST"), &w.docker_socket, &err) < 0 ||
 			plait_daemon_ping(w.docker_socket, &err) < 0))
 		goto fail;
-	for (size_t i = 0; i < run.plan.n_jobs; i++)
-		if (run.plan.jobs[i].builder.node) {
-			plait_error_set(&err, PLAIT_E_USAGE,
-					"%s is assigned to node %s of builder '%s', but running jobs on remote nodes is not "
-					"implemented yet (nothing was built): build with --builder local, or see the plan "
-					"with 'plait plan --builder %s'",
-					run.plan.jobs[i].label, run.plan.jobs[i].builder.node, rb->name, rb->name);
-			goto fail;
-		}
 	progress_init(progress, pl->mode, run.plan.n_jobs);
 	for (size_t i = 0; i < run.plan.n_jobs; i++) {
 		progress->jobs[i].label = run.plan.n_jobs > 1 ? run.plan.jobs[i].label : NULL;
@@ -667,7 +673,7 @@ fail:
 	ret = report_error(err);
 done:
 	plait_pipeline_release(&run);
-	resolver_release(&rctx);
+	pipeline_resolver_release(&rctx);
 	progress_release(progress);
 	plait_platform_release(&host);
 	plait_builders_conf_release(&conf);

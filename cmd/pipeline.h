@@ -5,6 +5,8 @@
 #ifndef PLAIT_CMD_PIPELINE_H
 #define PLAIT_CMD_PIPELINE_H
 
+#include <pthread.h>
+
 #include "common.h"
 #include "progress.h"
 #include "core/request.h"
@@ -23,6 +25,35 @@ struct pipeline {
 };
 
 void pipeline_release(struct pipeline *p);
+
+/* A base image resolved once per run: every stage and job that names the
+ * same reference for the same platform gets the same manifest (as BuildKit
+ * resolves a FROM once per build), and a warm build asks the registry once. */
+struct resolved {
+	char *ref, *platform;
+	struct plait_descriptor manifest;
+	struct plait_buf bytes;
+};
+
+struct resolver_ctx {
+	const struct plait_registry_opts *opts;
+	const struct plait_named_context *named;
+	size_t n_named;
+	pthread_mutex_t lock;
+	struct resolved *memo;
+	size_t n_memo;
+	struct remote_context *gits; /* ADD git-url checkouts, removed with the resolver */
+	size_t n_gits;
+};
+
+/* The resolver of base images, ADD URLs and ADD git sources that builds
+ * use (here and on a node, cmd/serve.c): registry options, --build-context
+ * NAME=docker-image://… names. rc is r's context; release it after the builds. */
+void pipeline_resolver_init(struct resolver_ctx *rc, struct plait_image_resolver *r,
+			    const struct plait_registry_opts *opts, const struct plait_named_context *named,
+			    size_t n_named);
+void pipeline_resolver_release(struct resolver_ctx *rc);
+
 
 /* Options build and bake share (getopt ids and help text). */
 enum {

@@ -1,13 +1,27 @@
 /* cmd/serve.c - plait serve --protocol N: the node side of 'plait builder'
- * (run by the local plait over ssh; frames on stdin and stdout, core/frame.h).
- * This increment answers the hello and refuses every job: running jobs on
- * nodes is the next one. Nothing but frames goes to stdout. */
+ * (run by the local plait over ssh; frames on stdin and stdout, core/frame.h;
+ * the README's "Builders on other machines" has the conversation). After the
+ * hello, each job: its file lists (core/node_job.h), a "need" for the
+ * contents this node's cache lacks, the blobs, "start"; the build runs here,
+ * its progress goes back as events, then the result and the blobs asked for.
+ * Nothing but frames goes to stdout. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common.h"
+#include "pipeline.h"
 #include "plait-config.h"
+#include "core/build.h"
 #include "core/frame.h"
+#include "core/fs.h"
+#include "core/node_job.h"
+#include "core/oci.h"
+#include "platforms/builder.h"
 #include "platforms/remote.h"
 #include "core/banned.h"
 
@@ -21,6 +35,405 @@ static int send_error(long id, const char *msg)
 {
 	json_auto_t *o = json_pack("{s:s, s:i, s:s}", "type", "error", "id", (json_int_t)id, "message", msg);
 	return plait_frame_write_control(STDOUT_FILENO, o, NULL);
+}
+
+/* ------------------------------------------------------------ jobs */
+
+struct serve {
+	int in, out;
+	size_t n; /* frames read */
+	pthread_mutex_t wlock; /* frames written by the build's progress */
+	struct plait_store *store; /* the node's cache store: contents and results */
+	char *cache_dir;
+	long id; /* the running job's */
+};
+
+static int send_job_error(struct serve *s, long id, const struct plait_error *e)
+{
+	json_auto_t *o = json_pack("{s:s, s:I, s:i, s:s}", "type", "error", "id", (json_int_t)id, "code",
+				   e ? e->code : PLAIT_E_GENERIC, "message", e && e->msg ? e->msg : "failed");
+	pthread_mutex_lock(&s->wlock);
+	int r = plait_frame_write_control(s->out, o, NULL);
+	pthread_mutex_unlock(&s->wlock);
+	return r;
+}
+
+static void job_progress(const struct plait_build_event *ev, void *ctx)
+{
+	struct serve *s = ctx;
+	json_auto_t *o = json_pack("{s:s, s:I, s:i, s:i, s:i, s:s?, s:s?, s:f}", "type", "event", "id", (json_int_t)s->id,
+				   "kind", (int)ev->kind, "step", ev->step, "total", ev->total, "stage", ev->stage, "text",
+				   ev->text, "seconds", ev->seconds);
+	if (!o) /* text that is not UTF-8: the event without it */
+		o = json_pack("{s:s, s:I, s:i, s:i, s:i, s:f}", "type", "event", "id", (json_int_t)s->id, "kind",
+			      (int)ev->kind, "step", ev->step, "total", ev->total, "seconds", ev->seconds);
+	pthread_mutex_lock(&s->wlock);
+	(void)plait_frame_write_control(s->out, o, NULL); /* a closed channel shows at the next read */
+	pthread_mutex_unlock(&s->wlock);
+}
+
+/* While a build runs the other side says nothing but "cancel": the watcher
+ * reads the channel, and a cancel, a hang-up (ssh gone: the local plait was
+ * killed or the network dropped) or garbage stops the build as Ctrl-C would,
+ * so no build goes on orphaned on the node. */
+struct watch {
+	struct serve *s;
+	int wake[2]; /* written when the build is over */
+	pthread_t tid;
+	bool running;
+};
+
+static void *watch_main(void *arg)
+{
+	struct watch *w = arg;
+	for (;;) {
+		struct pollfd p[2] = { { .fd = w->s->in, .events = POLLIN }, { .fd = w->wake[0], .events = POLLIN } };
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[1].revents)
+			return NULL;
+		struct plait_frame f;
+		struct plait_error *e = NULL;
+		int r = plait_frame_read(w->s->in, &f, &w->s->n, &e);
+		plait_error_free(e);
+		bool cancel = r <= 0 || !f.control ||
+			      streq(json_string_value(json_object_get(f.control, "type")) ?: "", "cancel");
+		if (r > 0)
+			plait_frame_release(&f);
+		if (cancel)
+			break;
+	}
+	plait_interrupted = 1;
+	return NULL;
+}
+
+static void watch_start(struct watch *w, struct serve *s)
+{
+	*w = (struct watch){ .s = s, .wake = { -1, -1 } };
+	if (pipe2(w->wake, O_CLOEXEC) == 0)
+		w->running = pthread_create(&w->tid, NULL, watch_main, w) == 0;
+}
+
+static void watch_stop(struct watch *w)
+{
+	if (w->running) {
+		(void)!write(w->wake[1], "x", 1);
+		pthread_join(w->tid, NULL);
+	}
+	if (w->wake[0] >= 0) {
+		close(w->wake[0]);
+		close(w->wake[1]);
+	}
+}
+
+/* Read control frames until one of type want (its frame in *f), storing the
+ * blobs that come before it. 0 at a clean end or a bye, <0 on errors. */
+static int read_until(struct serve *s, const char *want, struct plait_frame *f, int64_t max_blob,
+		      struct plait_error **err)
+{
+	for (;;) {
+		int r = plait_frame_read(s->in, f, &s->n, err);
+		if (r <= 0)
+			return r;
+		const char *t = f->control ? json_string_value(json_object_get(f->control, "type")) : NULL;
+		if (!t) {
+			plait_frame_release(f);
+			return plait_error_set(err, PLAIT_E_INVALID, "frame %zu: content outside a blob", s->n);
+		}
+		if (streq(t, want))
+			return 1;
+		if (streq(t, "bye")) {
+			plait_frame_release(f);
+			return 0;
+		}
+		if (!streq(t, "blob")) {
+			r = plait_error_set(err, PLAIT_E_INVALID, "frame %zu: '%.64s' where a blob or %s was expected",
+					    s->n, t, want);
+			plait_frame_release(f);
+			return r;
+		}
+		r = plait_node_blob_receive(s->in, f->control, s->store, max_blob, &s->n, err);
+		plait_frame_release(f);
+		if (r < 0)
+			return r;
+	}
+}
+
+static void add_missing(struct serve *s, const struct plait_node_files *f, json_t *need, int *r,
+			struct plait_error **err)
+{
+	_cleanup_strv_free_ char **v = NULL;
+	if (*r < 0 || (*r = plait_node_files_missing(f, s->store, &v, err)) < 0)
+		return;
+	for (char **d = v; d && *d; d++) {
+		bool seen = false;
+		for (size_t i = 0; i < json_array_size(need) && !seen; i++)
+			seen = streq(json_string_value(json_array_get(need, i)), *d);
+		if (!seen)
+			json_array_append_new(need, json_string(*d));
+	}
+}
+
+static int make_dir(const char *parent, const char *name, char **out, struct plait_error **err)
+{
+	*out = plait_path_join(parent, name);
+	if (mkdir(*out, 0700) < 0)
+		return plait_error_set_errno(err, PLAIT_E_IO, errno, "create '%s'", *out);
+	return 0;
+}
+
+/* The blobs of the image m (the manifest at digest d, its config, its layers), as [{digest,size}]. */
+static int result_blobs(struct serve *s, const struct plait_descriptor *d, json_t **out, struct plait_error **err)
+{
+	struct plait_buf b = PLAIT_BUF_INIT;
+	struct plait_manifest m = { 0 };
+	int r = plait_store_read_blob(s->store, d->digest, 4 << 20, &b, err);
+	if (r >= 0)
+		r = plait_manifest_parse(b.buf, b.len, &m, err);
+	if (r >= 0) {
+		json_t *a = json_array();
+		json_array_append_new(a, json_pack("{s:s, s:I}", "digest", d->digest, "size", (json_int_t)d->size));
+		json_array_append_new(a, json_pack("{s:s, s:I}", "digest", m.config.digest, "size", (json_int_t)m.config.size));
+		for (size_t i = 0; i < m.n_layers; i++)
+			json_array_append_new(a, json_pack("{s:s, s:I}", "digest", m.layers[i].digest, "size",
+							   (json_int_t)m.layers[i].size));
+		*out = a;
+	}
+	plait_manifest_release(&m);
+	plait_buf_release(&b);
+	return r;
+}
+
+static int send_blobs(struct serve *s, const json_t *digests, struct plait_error **err)
+{
+	for (size_t i = 0; i < json_array_size(digests); i++) {
+		const char *d = json_string_value(json_array_get(digests, i));
+		int64_t size = 0;
+		int fd = -1;
+		int r = !d || !plait_digest_is_sha256(d)
+				? plait_error_set(err, PLAIT_E_INVALID, "fetch: entry %zu is not a digest", i)
+				: plait_store_has(s->store, d, &size, err);
+		if (r == 0)
+			r = plait_error_set(err, PLAIT_E_NOT_FOUND, "fetch: %s is not in this node's store", d);
+		if (r > 0)
+			r = plait_store_open_blob(s->store, d, &fd, err);
+		if (r >= 0) {
+			pthread_mutex_lock(&s->wlock);
+			r = plait_node_blob_send(s->out, d, size, fd, err);
+			pthread_mutex_unlock(&s->wlock);
+			close(fd);
+		}
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* One job: its contents in, the build, its result out, the blobs asked for. */
+static int run_job(struct serve *s, const json_t *msg, struct plait_error **err)
+{
+	struct plait_node_job job;
+	int r = plait_node_job_parse(msg, &job, err);
+	if (r < 0) {
+		const json_t *id = json_object_get(msg, "id");
+		send_job_error(s, json_is_integer(id) ? (long)json_integer_value(id) : 0, *err);
+		plait_error_free(*err);
+		*err = NULL;
+		return 0; /* the job is refused; the session goes on */
+	}
+	s->id = job.id;
+	json_auto_t *need = json_array();
+	add_missing(s, &job.context, need, &r, err);
+	for (size_t i = 0; i < job.n_named; i++)
+		add_missing(s, &job.named_files[i], need, &r, err);
+	if (r >= 0 && (r = plait_store_has(s->store, job.dockerfile_digest, NULL, err)) == 0)
+		json_array_append_new(need, json_string(job.dockerfile_digest));
+	struct plait_frame f = { 0 };
+	struct plait_tmpdir tmp = PLAIT_TMPDIR_INIT;
+	_cleanup_free_ char *ctxdir = NULL, *dfdir = NULL, *dfpath = NULL;
+	struct plait_named_dir *named = xcalloc(job.n_named + 1, sizeof(*named));
+	char **named_paths = xcalloc(job.n_named + 1, sizeof(*named_paths));
+	struct plait_builder builder = { 0 };
+	struct plait_build_result res = { .lock_fd = -1 };
+	struct resolver_ctx rctx;
+	struct plait_image_resolver resolver;
+	struct registry_cli rc = { 0 };
+	for (char **i = job.insecure_registries; i && *i; i++)
+		plait_strv_push(&rc.insecure, *i);
+	registry_cli_finish(&rc);
+	pipeline_resolver_init(&rctx, &resolver, &rc.opts, NULL, 0);
+	bool started = false;
+	if (r >= 0) {
+		json_auto_t *o = json_pack("{s:s, s:I, s:O}", "type", "need", "id", (json_int_t)job.id, "digests", need);
+		r = plait_frame_write_control(s->out, o, err);
+	}
+	int64_t max_blob = job.context.bytes + job.dockerfile_size;
+	for (size_t i = 0; i < job.n_named; i++)
+		max_blob += job.named_files[i].bytes;
+	if (r >= 0 && (r = read_until(s, "start", &f, max_blob, err)) == 0)
+		goto out; /* the other side went away before the start */
+	if (r > 0) {
+		plait_frame_release(&f);
+		started = true;
+	}
+	/* the job's directory: the contexts and the Dockerfile made again */
+	if (r >= 0)
+		r = plait_mkdtemp("node-job", &tmp, err);
+	if (r >= 0)
+		r = make_dir(tmp.path, "context", &ctxdir, err);
+	if (r >= 0)
+		r = plait_node_files_materialize(&job.context, s->store, ctxdir, err);
+	for (size_t i = 0; r >= 0 && i < job.n_named; i++) {
+		char sub[32];
+		snprintf(sub, sizeof(sub), "named-%zu", i);
+		r = make_dir(tmp.path, sub, &named_paths[i], err);
+		if (r >= 0)
+			r = plait_node_files_materialize(&job.named_files[i], s->store, named_paths[i], err);
+		named[i] = (struct plait_named_dir){ .name = job.named[i], .dir = named_paths[i] };
+	}
+	if (r >= 0)
+		r = make_dir(tmp.path, "dockerfile", &dfdir, err);
+	if (r >= 0) {
+		dfpath = plait_path_join(dfdir, job.dockerfile_name);
+		struct plait_buf df = PLAIT_BUF_INIT;
+		r = plait_store_read_blob(s->store, job.dockerfile_digest, 16 << 20, &df, err);
+		if (r >= 0 && plait_replace_file(dfpath, df.buf ? df.buf : "", df.len) < 0)
+			r = plait_error_set_errno(err, PLAIT_E_IO, errno, "write '%s'", dfpath);
+		plait_buf_release(&df);
+	}
+	struct plait_platform plat = { 0 }, bplat = { 0 };
+	if (r >= 0)
+		r = plait_platform_parse(job.platform, &plat, err);
+	if (r >= 0)
+		r = plait_platform_parse(job.build_platform, &bplat, err);
+	struct plait_builder_chooser chooser;
+	plait_local_builders(&chooser);
+	if (r >= 0)
+		r = chooser.choose(chooser.ctx, &plat, &builder, err);
+	if (r >= 0) {
+		struct plait_build_opts bo = {
+			.context_dir = ctxdir,
+			.named_dirs = named,
+			.n_named_dirs = job.n_named,
+			.dockerfile = dfpath,
+			.target = job.target,
+			.platform = plat,
+			.platform_str = job.platform,
+			.build_platform = bplat,
+			.build_platform_str = job.build_platform,
+			.build_args = (const char *const *)job.build_args,
+			.labels = (const char *const *)job.labels,
+			.annotations = (const char *const *)job.annotations,
+			.cache_dir = s->cache_dir,
+			.no_cache = job.no_cache,
+			.allow_insecure = job.allow_insecure,
+			.compression = job.compression,
+			.docker_media_types = job.docker_media_types,
+			.have_epoch = job.have_epoch,
+			.source_date_epoch = job.source_date_epoch,
+			.runner = &builder.runner,
+			.resolver = &resolver,
+			.progress = job_progress,
+			.progress_ctx = s,
+			.cancel = &plait_interrupted,
+		};
+		struct watch w;
+		watch_start(&w, s);
+		r = plait_build(&bo, &res, err);
+		watch_stop(&w);
+	}
+	plait_platform_release(&plat);
+	plait_platform_release(&bplat);
+	if (r >= 0) {
+		json_t *blobs = NULL;
+		r = result_blobs(s, &res.manifest, &blobs, err);
+		if (r >= 0) {
+			json_auto_t *o = json_pack(
+			    "{s:s, s:I, s:{s:s, s:s, s:I}, s:s, s:s, s:I, s:i, s:i, s:o}", "type", "result", "id",
+			    (json_int_t)job.id, "manifest", "mediaType", res.manifest.media_type, "digest",
+			    res.manifest.digest, "size", (json_int_t)res.manifest.size, "config_digest", res.config_digest,
+			    "dockerfile_digest", res.dockerfile_digest, "size", (json_int_t)res.size, "steps", res.steps,
+			    "cached", res.cached, "blobs", blobs);
+			pthread_mutex_lock(&s->wlock);
+			r = plait_frame_write_control(s->out, o, err);
+			pthread_mutex_unlock(&s->wlock);
+		}
+		/* the blobs the other side lacks; the cache's lock (res) keeps them meanwhile */
+		if (r >= 0 && (r = read_until(s, "fetch", &f, 0, err)) > 0) {
+			r = send_blobs(s, json_object_get(f.control, "digests"), err);
+			plait_frame_release(&f);
+			json_auto_t *done = json_pack("{s:s, s:I}", "type", "fetched", "id", (json_int_t)job.id);
+			if (r >= 0)
+				r = plait_frame_write_control(s->out, done, err);
+		}
+	} else if (started) {
+		/* the job failed (its Dockerfile, its build): said to the other
+		 * side, and the session goes on */
+		send_job_error(s, job.id, *err);
+		plait_error_free(*err);
+		*err = NULL;
+		r = 0;
+	}
+out:
+	plait_build_result_release(&res);
+	plait_builder_release(&builder);
+	pipeline_resolver_release(&rctx);
+	registry_cli_release(&rc);
+	if (tmp.path)
+		plait_tmpdir_remove(&tmp);
+	for (size_t i = 0; i < job.n_named; i++)
+		free(named_paths[i]);
+	free(named_paths);
+	free(named);
+	plait_node_job_release(&job);
+	s->id = 0;
+	return r < 0 ? r : 0;
+}
+
+/* The jobs of a session, until a bye or the end of the stream. */
+static int serve_jobs(size_t n, struct plait_error **err)
+{
+	struct plait_frame f;
+	int r;
+	struct serve s = { .in = STDIN_FILENO, .out = STDOUT_FILENO, .n = n, .wlock = PTHREAD_MUTEX_INITIALIZER };
+	s.cache_dir = plait_build_default_cache_dir();
+	_cleanup_free_ char *store = plait_build_cache_store(s.cache_dir);
+	if (plait_store_open(store, true, &s.store, err) < 0) {
+		free(s.cache_dir);
+		return -1;
+	}
+	for (;;) {
+		r = plait_frame_read(s.in, &f, &s.n, err);
+		if (r < 0)
+			break;
+		if (r == 0)
+			break; /* the other side hung up */
+		if (f.type == PLAIT_FRAME_CONTROL) {
+			const char *t = json_string_value(json_object_get(f.control, "type"));
+			if (streq(t, "bye")) {
+				plait_frame_release(&f);
+				break;
+			}
+			json_t *id = json_object_get(f.control, "id");
+			if (streq(t, "job")) {
+				r = run_job(&s, f.control, err);
+				plait_frame_release(&f);
+				if (r < 0)
+					break;
+				continue;
+			}
+			char m[200];
+			snprintf(m, sizeof(m), "'%.64s' is not a message plait %s on this node knows", t, PLAIT_VERSION);
+			send_error(json_is_integer(id) ? (long)json_integer_value(id) : 0, m);
+		}
+		plait_frame_release(&f);
+	}
+	plait_store_free(s.store);
+	free(s.cache_dir);
+	return r < 0 ? r : 0;
 }
 
 int cmd_serve(int argc, char **argv)
@@ -74,25 +487,8 @@ int cmd_serve(int argc, char **argv)
 				       "version", PLAIT_VERSION, "features");
 	if (plait_frame_write_control(STDOUT_FILENO, hello, &err) < 0)
 		goto fail;
-	for (;;) {
-		r = plait_frame_read(STDIN_FILENO, &f, &n, &err);
-		if (r < 0)
-			goto fail;
-		if (r == 0)
-			return 0; /* the other side hung up */
-		if (f.type == PLAIT_FRAME_CONTROL) {
-			const char *t = json_string_value(json_object_get(f.control, "type"));
-			if (streq(t, "bye")) {
-				plait_frame_release(&f);
-				return 0;
-			}
-			json_t *id = json_object_get(f.control, "id");
-			char m[200];
-			snprintf(m, sizeof(m), "'%.64s' is not implemented by plait %s on this node yet", t, PLAIT_VERSION);
-			send_error(json_is_integer(id) ? (long)json_integer_value(id) : 0, m);
-		}
-		plait_frame_release(&f);
-	}
+	if (serve_jobs(n, &err) >= 0)
+		return 0;
 fail:
 	fprintf(stderr, "plait serve: %s\n", err ? err->msg : "failed");
 	plait_error_free(err);

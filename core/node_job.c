@@ -440,3 +440,159 @@ int plait_node_blob_receive(int in, const json_t *ctl, struct plait_store *s, in
 	plait_blob_writer_free(w);
 	return r < 0 ? r : 0;
 }
+
+/* ------------------------------------------------------------ the job */
+
+static json_t *strv_json(const char *const *v)
+{
+	json_t *a = json_array();
+	for (; v && *v; v++)
+		json_array_append_new(a, json_string(*v));
+	return a;
+}
+
+json_t *plait_node_job_to_json(long id, const struct plait_build_opts *o, const char *const *insecure_registries,
+			       const char *dockerfile_name, const char *dockerfile_digest, int64_t dockerfile_size,
+			       json_t *context, json_t *named)
+{
+	json_t *m = json_pack("{s:s, s:I, s:s, s:s, s:o, s:{s:s, s:s, s:I}, s:o, s:o, s:o, s:o, s:b, s:b, s:b, s:i}",
+			      "type", "job", "id", (json_int_t)id, "platform", o->platform_str, "build_platform",
+			      o->build_platform_str, "target", o->target ? json_string(o->target) : json_null(),
+			      "dockerfile", "name", dockerfile_name, "digest", dockerfile_digest, "size",
+			      (json_int_t)dockerfile_size, "build_args", strv_json(o->build_args), "labels",
+			      strv_json(o->labels), "annotations", strv_json(o->annotations), "insecure_registries",
+			      strv_json(insecure_registries), "no_cache", o->no_cache, "docker_media_types",
+			      o->docker_media_types, "allow_insecure", o->allow_insecure, "compression",
+			      (int)o->compression);
+	json_object_set_new(m, "source_date_epoch",
+			    o->have_epoch ? json_integer((json_int_t)o->source_date_epoch) : json_null());
+	json_object_set_new(m, "context", context ? context : json_array());
+	json_object_set_new(m, "named", named ? named : json_array());
+	return m;
+}
+
+void plait_node_job_release(struct plait_node_job *j)
+{
+	free(j->platform);
+	free(j->build_platform);
+	free(j->target);
+	free(j->dockerfile_name);
+	free(j->dockerfile_digest);
+	plait_strv_free(j->build_args);
+	plait_strv_free(j->labels);
+	plait_strv_free(j->annotations);
+	plait_strv_free(j->insecure_registries);
+	plait_node_files_release(&j->context);
+	for (size_t i = 0; i < j->n_named; i++)
+		plait_node_files_release(&j->named_files[i]);
+	free(j->named_files);
+	plait_strv_free(j->named);
+	*j = (struct plait_node_job){ 0 };
+}
+
+static int job_strv(const json_t *msg, const char *key, char ***out, struct plait_error **err)
+{
+	const json_t *a = json_object_get(msg, key);
+	*out = xcalloc(1, sizeof(**out));
+	if (!json_is_array(a))
+		return plait_error_set(err, PLAIT_E_INVALID, "job: '%s' is not a list of strings", key);
+	size_t n = 0;
+	for (size_t i = 0; i < json_array_size(a); i++) {
+		const char *s = json_string_value(json_array_get(a, i));
+		if (!s || json_string_length(json_array_get(a, i)) != strlen(s))
+			return plait_error_set(err, PLAIT_E_INVALID, "job: '%s' entry %zu is not a string", key, i);
+		*out = xrealloc(*out, (n + 2) * sizeof(**out));
+		(*out)[n++] = xstrdup(s);
+		(*out)[n] = NULL;
+	}
+	return 0;
+}
+
+static int job_str(const json_t *msg, const char *key, bool optional, char **out, struct plait_error **err)
+{
+	const json_t *v = json_object_get(msg, key);
+	if (optional && (!v || json_is_null(v)))
+		return 0;
+	const char *s = json_string_value(v);
+	if (!s || !*s || json_string_length(v) != strlen(s))
+		return plait_error_set(err, PLAIT_E_INVALID, "job: '%s' is not a string", key);
+	*out = xstrdup(s);
+	return 0;
+}
+
+int plait_node_job_parse(const json_t *msg, struct plait_node_job *out, struct plait_error **err)
+{
+	*out = (struct plait_node_job){ 0 };
+	const json_t *id = json_object_get(msg, "id");
+	out->id = json_is_integer(id) ? (long)json_integer_value(id) : 0;
+	int r = 0;
+	if (!json_is_integer(id) || out->id <= 0)
+		r = plait_error_set(err, PLAIT_E_INVALID, "job: no positive 'id'");
+	if (r >= 0)
+		r = job_str(msg, "platform", false, &out->platform, err);
+	if (r >= 0)
+		r = job_str(msg, "build_platform", false, &out->build_platform, err);
+	if (r >= 0)
+		r = job_str(msg, "target", true, &out->target, err);
+	const json_t *df = json_object_get(msg, "dockerfile");
+	if (r >= 0)
+		r = job_str(df, "name", false, &out->dockerfile_name, err);
+	if (r >= 0)
+		r = job_str(df, "digest", false, &out->dockerfile_digest, err);
+	const json_t *dsz = json_object_get(df, "size");
+	if (r >= 0 && (!plait_digest_is_sha256(out->dockerfile_digest) || strchr(out->dockerfile_name, '/') ||
+		       streq(out->dockerfile_name, "..") || streq(out->dockerfile_name, ".") || !json_is_integer(dsz) ||
+		       json_integer_value(dsz) < 0))
+		r = plait_error_set(err, PLAIT_E_INVALID, "job: 'dockerfile' needs a base name, a sha256 digest and a size");
+	if (r >= 0)
+		out->dockerfile_size = json_integer_value(dsz);
+	if (r >= 0)
+		r = job_strv(msg, "build_args", &out->build_args, err);
+	if (r >= 0)
+		r = job_strv(msg, "labels", &out->labels, err);
+	if (r >= 0)
+		r = job_strv(msg, "annotations", &out->annotations, err);
+	if (r >= 0)
+		r = job_strv(msg, "insecure_registries", &out->insecure_registries, err);
+	const json_t *comp = json_object_get(msg, "compression");
+	if (r >= 0 && (!json_is_integer(comp) || json_integer_value(comp) < PLAIT_LAYER_GZIP ||
+		       json_integer_value(comp) > PLAIT_LAYER_UNCOMPRESSED))
+		r = plait_error_set(err, PLAIT_E_INVALID, "job: 'compression' is not one plait knows");
+	if (r >= 0)
+		out->compression = (enum plait_layer_compression)json_integer_value(comp);
+	out->no_cache = json_is_true(json_object_get(msg, "no_cache"));
+	out->docker_media_types = json_is_true(json_object_get(msg, "docker_media_types"));
+	out->allow_insecure = json_is_true(json_object_get(msg, "allow_insecure"));
+	const json_t *ep = json_object_get(msg, "source_date_epoch");
+	if (r >= 0 && ep && !json_is_null(ep)) {
+		if (!json_is_integer(ep) || json_integer_value(ep) < 0)
+			r = plait_error_set(err, PLAIT_E_INVALID, "job: 'source_date_epoch' is not a time");
+		out->have_epoch = true;
+		out->source_date_epoch = json_is_integer(ep) ? json_integer_value(ep) : 0;
+	}
+	if (r >= 0)
+		r = plait_node_files_parse(json_object_get(msg, "context"), "job: the context", &out->context, err);
+	const json_t *named = json_object_get(msg, "named");
+	if (r >= 0 && !json_is_array(named))
+		r = plait_error_set(err, PLAIT_E_INVALID, "job: 'named' is not a list");
+	out->named = xcalloc(1, sizeof(*out->named));
+	for (size_t i = 0; r >= 0 && i < json_array_size(named); i++) {
+		const json_t *e = json_array_get(named, i);
+		char *name = NULL;
+		r = job_str(e, "name", false, &name, err);
+		if (r < 0)
+			break;
+		plait_strv_push(&out->named, name);
+		out->named_files = xrealloc(out->named_files, (out->n_named + 1) * sizeof(*out->named_files));
+		struct plait_buf where = PLAIT_BUF_INIT;
+		plait_buf_addf(&where, "job: --build-context %s", name);
+		free(name);
+		r = plait_node_files_parse(json_object_get(e, "files"), where.buf, &out->named_files[out->n_named], err);
+		plait_buf_release(&where);
+		if (r >= 0)
+			out->n_named++;
+	}
+	if (r < 0)
+		plait_node_job_release(out);
+	return r;
+}

@@ -39,6 +39,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "build.h"
 #include "context.h"
 #include "digest.h"
 #include "error.h"
@@ -84,5 +85,39 @@ int plait_node_blob_send(int out, const char *digest, int64_t size, int fd, stru
  * the size a blob may announce. */
 int plait_node_blob_receive(int in, const json_t *ctl, struct plait_store *s, int64_t max, size_t *n,
 			    struct plait_error **err);
+
+/* The build a job asks for: the settings of plait_build_opts that travel
+ * (the node uses its own cache, runner and resolver), the Dockerfile as a
+ * content like the files (its digest and size; its base name chooses the
+ * ignore file), the context's list and each --build-context directory's. As
+ * JSON: {"type":"job", "id", "platform", "build_platform", "target"|null,
+ * "dockerfile":{"name","digest","size"}, "build_args":[], "labels":[],
+ * "annotations":[], "insecure_registries":[], "no_cache", "docker_media_types",
+ * "allow_insecure", "compression", "source_date_epoch"|null, "context":[list],
+ * "named":[{"name","files":[list]}]}. */
+struct plait_node_job {
+	long id;
+	char *platform, *build_platform, *target;
+	char *dockerfile_name, *dockerfile_digest;
+	int64_t dockerfile_size;
+	char **build_args, **labels, **annotations, **insecure_registries; /* NULL-terminated, never NULL */
+	bool no_cache, docker_media_types, allow_insecure, have_epoch;
+	int64_t source_date_epoch;
+	enum plait_layer_compression compression;
+	struct plait_node_files context;
+	char **named;			  /* names, NULL-terminated */
+	struct plait_node_files *named_files; /* one per name */
+	size_t n_named;
+};
+
+/* The job message for o (its context and named dirs listed already: context
+ * and named are taken over; named is [{"name","files"}]). */
+json_t *plait_node_job_to_json(long id, const struct plait_build_opts *o, const char *const *insecure_registries,
+			       const char *dockerfile_name, const char *dockerfile_digest, int64_t dockerfile_size,
+			       json_t *context, json_t *named);
+/* The node's side: every field checked (lists as plait_node_files_parse);
+ * -PLAIT_E_INVALID naming the field. */
+int plait_node_job_parse(const json_t *msg, struct plait_node_job *out, struct plait_error **err);
+void plait_node_job_release(struct plait_node_job *j);
 
 #endif

@@ -370,7 +370,14 @@ static int run_job(void *ctx, size_t i, const atomic_int *cancel, struct plait_e
 	};
 	uint64_t t0 = plait_now_ns();
 	p->started[i] = (int64_t)time(NULL);
-	int r = plait_build(&bo, &p->results[i], err);
+	int r;
+	if (!job->builder.node)
+		r = plait_build(&bo, &p->results[i], err);
+	else if (p->o->ops->remote_build)
+		r = p->o->ops->remote_build(p->o->ops->ctx, i, job->builder.node, &bo, &p->results[i], err);
+	else
+		r = plait_error_set(err, PLAIT_E_USAGE, "%s is assigned to node %s, but this plait runs jobs here only",
+				    job->label, job->builder.node);
 	p->finished[i] = (int64_t)time(NULL);
 	p->seconds[i] = (double)(plait_now_ns() - t0) / 1e9;
 	/* Name the job when there is more than one, or a bake target to name. */

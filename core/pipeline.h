@@ -62,6 +62,11 @@ struct plait_pipeline_ops {
 	/* --load: send the docker archive at fd (size bytes, from offset 0) to
 	 * the docker daemon; NULL: --load is refused. */
 	int (*load)(void *ctx, int fd, int64_t size, struct plait_error **err);
+	/* Run the build o of job on the node (a URL the builder chooser gave,
+	 * plait_builder.node) and leave its image in the local cache's store;
+	 * NULL: jobs assigned to nodes are refused. Called from worker threads. */
+	int (*remote_build)(void *ctx, size_t job, const char *node, const struct plait_build_opts *o,
+			    struct plait_build_result *res, struct plait_error **err);
 	/* Something that does not fail the build (a --cache-from that cannot be
 	 * read, a --cache-to ignore-error=true that failed). */
 	void (*warning)(void *ctx, const char *msg);

@@ -561,6 +561,32 @@ static char *ssh_message(const struct plait_buf *e)
 	return plait_buf_detach(&m, NULL);
 }
 
+char **plait_node_ssh_argv(const struct plait_remote_builder *b, const struct plait_node *n, const char *args,
+			   struct plait_error **err)
+{
+	char *user = NULL, *host = NULL;
+	int port = 0;
+	if (plait_node_url_parse(n->url, &user, &host, &port, err) < 0)
+		return NULL;
+	struct plait_buf cmd = PLAIT_BUF_INIT;
+	shell_quote(&cmd, b->remote_plait ? b->remote_plait : "plait");
+	plait_buf_addf(&cmd, " %s", args);
+	char **argv = ssh_argv(b, user, host, port, cmd.buf);
+	plait_buf_release(&cmd);
+	free(user);
+	free(host);
+	return argv;
+}
+
+char *plait_node_ssh_message(const char *stderr_text)
+{
+	struct plait_buf e = PLAIT_BUF_INIT;
+	plait_buf_adds(&e, stderr_text ? stderr_text : "");
+	char *m = ssh_message(&e);
+	plait_buf_release(&e);
+	return m;
+}
+
 static int run_on_node(const struct plait_remote_builder *b, const struct plait_node *n, const char *args,
 		       int stdin_fd, struct plait_buf *out, struct plait_error **err)
 {

@@ -79,6 +79,13 @@ int plait_node_facts(struct plait_node *n, const char *version_json, const char 
 /* Connect to node n of b and record what it runs. On failure n->error gets the message too. */
 int plait_node_probe(const struct plait_remote_builder *b, struct plait_node *n, struct plait_error **err);
 
+/* The ssh command line that runs 'PLAIT args' (args already shell words) on
+ * node n of b; NULL with err set when n's URL is not ssh://. */
+char **plait_node_ssh_argv(const struct plait_remote_builder *b, const struct plait_node *n, const char *args,
+			   struct plait_error **err);
+/* ssh's stderr as one line (its non-empty lines joined, host-key notices left out). */
+char *plait_node_ssh_message(const char *stderr_text);
+
 /* The chooser over b's nodes (probed already) and a local chooser. */
 struct plait_remote_chooser {
 	const struct plait_remote_builder *b;

@@ -16,8 +16,10 @@
 # with mode 0600; ls and inspect show them; plan --builder sends linux/amd64
 # to node A (native) and linux/arm64 to node B (its QEMU) for both variants,
 # and linux/arm64 to this host's QEMU once it has one; 'use' makes the
-# builder the default and 'use local' undoes it; build --builder says that
-# running on nodes is not implemented (exit 2, nothing built); --fallback
+# builder the default and 'use local' undoes it; build --builder runs a
+# linux/amd64 job on node A (the image equals the local build's, the node's
+# cache has it, an ignored file never reaches it) and a failing job names
+# the node and moves no tag; --fallback
 # local leaves an unreachable node out and the plan says so; an
 # unreachable node, a wrong key and an unknown host key are clear errors
 # naming the node with ssh's message, in create and as planning problems; a
@@ -141,7 +143,7 @@ pass "plait version --format json gives version, protocol, cache dir and free sp
 
 # ---------------------------------------------------------------- plait serve
 # Frames in, frames out (core/frame.h): a hello is answered with a hello, a
-# job with an error saying it is not implemented yet, bye ends the session.
+# malformed job with an error naming what is wrong, bye ends the session.
 frames() {
 	"$PY" -c 'import json, struct, sys
 out = b""
@@ -164,7 +166,7 @@ frames '{"type":"hello","protocol":1,"version":"x"}' '{"type":"job","id":7}' '{"
 replies=$(unframe <"$T/frames.out")
 assert_eq "hello 1" "$(jq -rs '.[0] | "\(.type) \(.protocol)"' <<<"$replies")" "serve's first reply"
 assert_eq "error 7" "$(jq -rs '.[1] | "\(.type) \(.id)"' <<<"$replies")" "serve's reply to a job"
-assert_contains "$(jq -rs '.[1].message' <<<"$replies")" "'job' is not implemented"
+assert_contains "$(jq -rs '.[1].message' <<<"$replies")" "job: 'platform' is not a string"
 run_expect_fail "$PLAIT" serve --protocol 2
 expect_rc 1
 assert_contains "$ERR" "speaks protocol 1, not 2"
@@ -172,7 +174,7 @@ printf 'hello\n' >"$T/notframes"
 lib_run "$PLAIT" serve --protocol 1 <"$T/notframes"
 assert_eq 1 "$RC" "exit code of serve on a stream that is not frames"
 assert_contains "$ERR" "frame 1: the stream ends inside its header"
-pass "plait serve answers the hello in frames and refuses jobs (not implemented yet)"
+pass "plait serve answers the hello in frames and refuses a malformed job, naming the field"
 
 # ---------------------------------------------------------------- create, ls, inspect
 run_ok "$PLAIT" builder create farm --node ssh://node-a --node "ssh://root@node-b:$PORT" \
@@ -257,12 +259,86 @@ assert_eq "" "$(jq -r '[.jobs[] | .node // empty] | join(" ")' <<<"$OUT")" "node
 assert_eq "native qemu" "$(jq -r '[.jobs[] | .builder] | unique | join(" ")' <<<"$OUT")" "builders with --builder local"
 pass "use makes the builder the default; --builder local overrides it"
 
-# build --builder: not silently local
-run_expect_fail "$PLAIT" build --platform linux/amd64 -t reg.example/app:1 --builder farm "$C"
-expect_rc 2
-assert_contains "$ERR" "assigned to node ssh://node-a of builder 'farm', but running jobs on remote nodes is not implemented yet"
-assert_file_absent "$N/a/cache/plait/store" "node A's store"
-pass "build --builder refuses (exit 2) instead of building locally"
+# ---------------------------------------------------------------- jobs on nodes
+# A real build on node A (linux/amd64, native there): the context goes over
+# the channel, the node builds with its own cache and resolves the base from
+# the loopback registry itself, the image comes back into the local store and
+# is pushed from here; with --source-date-epoch it is the local build's image
+# digest for digest.
+registry_start R plain
+bash "$LIB_DIR/mkbase.sh" "$T/base" busybox >/dev/null
+skopeo_reg copy -q --all "oci:$T/base:busybox" "docker://$R_HOST/base/busybox:1"
+J=$T/jobctx
+mkdir -p "$J/src/sub"
+cat >"$J/Dockerfile" <<'DF'
+ARG BASE
+FROM $BASE AS base
+COPY src/ /app/
+RUN cat /app/a.txt /app/sub/b.txt > /app/both.txt && echo "$GREETING" > /app/greeting
+ARG GREETING
+RUN echo "$GREETING" > /app/greeting2
+DF
+printf 'secret.txt\n' >"$J/.dockerignore"
+echo alpha >"$J/src/a.txt"
+echo beta >"$J/src/sub/b.txt"
+echo "not for the node" >"$J/secret.txt"
+BUILD=(build --platform linux/amd64 --source-date-epoch 1700000000 --build-arg "BASE=$R_HOST/base/busybox:1"
+	--build-arg GREETING=hello --progress plain --push)
+run_ok "$PLAIT" "${BUILD[@]}" --builder farm --cache-dir "$T/local-cache" -t "$R_HOST/app:node" "$J"
+assert_contains "$OUT$ERR" "on ssh://node-a"
+node_digest=$(raw_digest "docker://$R_HOST/app:node")
+run_ok "$PLAIT" "${BUILD[@]}" --builder local --cache-dir "$T/local-cache2" -t "$R_HOST/app:local" "$J"
+assert_not_contains "$OUT$ERR" "on ssh://node-a"
+assert_eq "$(raw_digest "docker://$R_HOST/app:local")" "$node_digest" "the node's image and the local one"
+# the node built it: its cache has the image, and what the context sent
+hex=${node_digest#sha256:}
+assert_file_exists "$N/a/cache/plait/store/blobs/sha256/$hex"
+assert_file_absent "$N/b/cache/plait/store/blobs/sha256/$hex"
+[ -z "$(grep -rl "not for the node" "$N/a/cache/plait/store/blobs" 2>/dev/null)" ] ||
+	fail "the .dockerignore'd file reached node A's store"
+skopeo_reg copy -q "docker://$R_HOST/app:node" "oci:$T/fromnode:x"
+pass "build --builder runs the linux/amd64 job on node A; its image equals the local build's"
+
+# a job that fails on the node: named, with the node's message, nothing pushed
+printf 'FROM %s\nRUN exit 3\n' "$R_HOST/base/busybox:1" >"$T/badctx.Dockerfile"
+run_expect_fail "$PLAIT" build --platform linux/amd64 --builder farm --cache-dir "$T/local-cache" \
+	-f "$T/badctx.Dockerfile" -t "$R_HOST/app:bad" --push "$J"
+assert_contains "$ERR" "node ssh://node-a:"
+assert_contains "$ERR" "failed with exit code 3"
+run_expect_fail skopeo_reg inspect --raw "docker://$R_HOST/app:bad"
+pass "a build failing on the node names the node and its error; nothing is tagged"
+
+# the connection dropping mid-job (the local ssh client killed): the build
+# fails naming the node and the last step, no tag moves, and the node stops
+# the job (no build left running there)
+# a sleep of this test's own length, told apart from any other on the machine
+SLEEP="/bin/sleep $((3000 + $$ % 5000))"
+printf 'FROM %s\nRUN echo started && %s\n' "$R_HOST/base/busybox:1" "$SLEEP" >"$T/slow.Dockerfile"
+lib_run_bg() { "$@" >"$T/slow.out" 2>"$T/slow.err" & SLOW_PID=$!; }
+lib_run_bg "$PLAIT" build --platform linux/amd64 --builder farm --cache-dir "$T/local-cache" --progress plain \
+	-f "$T/slow.Dockerfile" -t "$R_HOST/app:slow" --push "$J"
+for _ in $(seq 1 200); do
+	pgrep -f "$SLEEP" >/dev/null && break
+	sleep 0.1
+done
+pgrep -f "$SLEEP" >/dev/null || fail "the slow job never started on the node: $(cat "$T/slow.err")"
+pkill -f "ssh -F $S/ssh_config .* serve --protocol" || fail "no ssh client of the job to kill (the build said: $(cat "$T/slow.err"))"
+rc=0
+wait "$SLOW_PID" || rc=$?
+[ "$rc" != 0 ] || fail "the build whose connection dropped succeeded"
+assert_contains "$(cat "$T/slow.err")" "node ssh://node-a: the connection ended during the build"
+assert_contains "$(cat "$T/slow.err")" "RUN echo started"
+for _ in $(seq 1 100); do
+	pgrep -f "$SLEEP" >/dev/null || break
+	sleep 0.1
+done
+if pgrep -f "$SLEEP" >/dev/null; then
+	pkill -f "$SLEEP"
+	pkill -f "$PLAIT serve --protocol" || true
+	fail "the job kept running on the node after its connection dropped"
+fi
+run_expect_fail skopeo_reg inspect --raw "docker://$R_HOST/app:slow"
+pass "a connection dropped mid-job fails the build naming the node and its last step; the node stops the job"
 
 run_ok "$PLAIT" builder use local
 assert_eq null "$(jq -r .current "$BJ")" "current builder after 'use local'"

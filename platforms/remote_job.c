@@ -1,0 +1,428 @@
+/* platforms/remote_job.c - one build job on a node; see remote_job.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "remote_job.h"
+#include "core/frame.h"
+#include "core/node_job.h"
+#include "core/oci.h"
+#include "core/strv.h"
+#include "plait-config.h"
+#include "core/banned.h"
+
+extern char **environ;
+
+struct conn {
+	const struct plait_node *n;
+	pid_t pid;
+	int to, from, errfd; /* errfd: a memory file holding ssh's stderr */
+	size_t nread;
+	char last[200]; /* the last event seen, for the message when the channel drops */
+};
+
+static int conn_open(const struct plait_remote_builder *b, const struct plait_node *n, struct conn *c,
+		     struct plait_error **err)
+{
+	*c = (struct conn){ .n = n, .pid = -1, .to = -1, .from = -1, .errfd = -1 };
+	char args[48];
+	snprintf(args, sizeof(args), "serve --protocol %d", PLAIT_REMOTE_PROTOCOL);
+	_cleanup_strv_free_ char **argv = plait_node_ssh_argv(b, n, args, err);
+	if (!argv)
+		return -PLAIT_E_INVALID;
+	int in[2], out[2];
+	if (pipe2(in, O_CLOEXEC) < 0)
+		return plait_error_set_errno(err, PLAIT_E_IO, errno, "node %s: cannot make a pipe", n->url);
+	if (pipe2(out, O_CLOEXEC) < 0) {
+		close(in[0]);
+		close(in[1]);
+		return plait_error_set_errno(err, PLAIT_E_IO, errno, "node %s: cannot make a pipe", n->url);
+	}
+	c->errfd = memfd_create("plait-ssh-stderr", MFD_CLOEXEC);
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, in[0], STDIN_FILENO);
+	posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
+	if (c->errfd >= 0)
+		posix_spawn_file_actions_adddup2(&fa, c->errfd, STDERR_FILENO);
+	int r = posix_spawnp(&c->pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(in[0]);
+	close(out[1]);
+	c->to = in[1];
+	c->from = out[0];
+	if (r != 0) {
+		c->pid = -1;
+		return plait_error_set_errno(err, PLAIT_E_NOT_FOUND, r,
+					     "node %s: cannot run '%s' (the ssh client; apt-get install openssh-client, "
+					     "or set PLAIT_SSH_COMMAND)",
+					     n->url, argv[0]);
+	}
+	return 0;
+}
+
+/* ssh's stderr so far, as one line. */
+static char *conn_stderr(const struct conn *c)
+{
+	struct plait_buf b = PLAIT_BUF_INIT;
+	if (c->errfd >= 0) {
+		off_t end = lseek(c->errfd, 0, SEEK_END);
+		if (end > 0 && lseek(c->errfd, end > 4096 ? end - 4096 : 0, SEEK_SET) >= 0)
+			(void)plait_buf_read_fd(&b, c->errfd, 4096);
+	}
+	char *m = plait_node_ssh_message(b.buf);
+	plait_buf_release(&b);
+	return m;
+}
+
+/* The process is waited for; a status other than 0 stays unsaid (the
+ * protocol said how the job went). */
+static void conn_close(struct conn *c, bool kill_it)
+{
+	if (c->to >= 0)
+		close(c->to);
+	c->to = -1;
+	if (c->pid > 0) {
+		if (kill_it)
+			kill(c->pid, SIGTERM);
+		while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	c->pid = -1;
+	if (c->from >= 0)
+		close(c->from);
+	if (c->errfd >= 0)
+		close(c->errfd);
+	c->from = c->errfd = -1;
+}
+
+static int conn_dropped(struct conn *c, const char *when, struct plait_error **err)
+{
+	/* ssh has said what it has to say once its stdout ended: wait for it */
+	if (c->to >= 0)
+		close(c->to);
+	c->to = -1;
+	int status = 0;
+	if (c->pid > 0) {
+		while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR)
+			;
+		c->pid = -1;
+	}
+	_cleanup_free_ char *msg = conn_stderr(c);
+	int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	plait_error_free(*err);
+	*err = NULL;
+	return plait_error_set(err, PLAIT_E_NETWORK,
+			       "node %s: the connection ended %s%s%s%s (ssh exit %d: %s)", c->n->url, when,
+			       *c->last ? " (last event: " : "", c->last, *c->last ? ")" : "", code, msg);
+}
+
+/* The next frame, which must be a control frame; an "error" from the node
+ * becomes err with its message. 1 with *f filled, <0 on errors. */
+static int conn_read(struct conn *c, struct plait_frame *f, const char *when, struct plait_error **err)
+{
+	int r = plait_frame_read(c->from, f, &c->nread, err);
+	if (r == 0)
+		return conn_dropped(c, when, err);
+	if (r < 0)
+		return plait_error_wrap(err, "node %s", c->n->url);
+	const char *t = f->control ? json_string_value(json_object_get(f->control, "type")) : NULL;
+	if (!t) {
+		plait_frame_release(f);
+		return plait_error_set(err, PLAIT_E_INVALID, "node %s: frame %zu: content where a message was expected",
+				       c->n->url, c->nread);
+	}
+	if (streq(t, "error")) {
+		const json_t *code = json_object_get(f->control, "code");
+		int k = json_is_integer(code) && json_integer_value(code) > 0 ? (int)json_integer_value(code)
+									     : PLAIT_E_GENERIC;
+		r = plait_error_set(err, k, "node %s: %s", c->n->url,
+				    json_string_value(json_object_get(f->control, "message")) ?: "failed");
+		plait_frame_release(f);
+		return r;
+	}
+	return 1;
+}
+
+static bool is_type(const struct plait_frame *f, const char *t)
+{
+	return streq(json_string_value(json_object_get(f->control, "type")) ?: "", t);
+}
+
+/* Where a content the node asked for is read from. */
+struct source {
+	struct plait_context *ctx;
+	json_t *list;
+};
+
+static int send_content(struct conn *c, const char *digest, const struct source *src, size_t n_src,
+			const char *df_digest, const struct plait_buf *df, struct plait_remote_job_stats *st,
+			struct plait_error **err)
+{
+	if (streq(digest, df_digest)) {
+		int fd = memfd_create("plait-dockerfile", MFD_CLOEXEC);
+		if (fd < 0 || plait_write_all(fd, df->buf ? df->buf : "", df->len) < 0 || lseek(fd, 0, SEEK_SET) < 0) {
+			if (fd >= 0)
+				close(fd);
+			return plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot make a memory file");
+		}
+		int r = plait_node_blob_send(c->to, digest, (int64_t)df->len, fd, err);
+		close(fd);
+		st->bytes_sent += (int64_t)df->len;
+		st->files_sent++;
+		return r;
+	}
+	for (size_t s = 0; s < n_src; s++) {
+		for (size_t i = 0; i < json_array_size(src[s].list); i++) {
+			const json_t *e = json_array_get(src[s].list, i);
+			if (!streq(json_string_value(json_array_get(e, 1)) ?: "", "f") ||
+			    !streq(json_string_value(json_array_get(e, 7)) ?: "", digest))
+				continue;
+			const char *path = json_string_value(json_array_get(e, 0));
+			int64_t size = json_integer_value(json_array_get(e, 5));
+			_cleanup_close_ int fd = -1;
+			int r = plait_context_openat(src[s].ctx, path, O_RDONLY, false, &fd, err);
+			struct stat sb;
+			if (r >= 0 && (fstat(fd, &sb) < 0 || sb.st_size != size))
+				r = plait_error_set(err, PLAIT_E_IO, "'%s' in build context '%s' changed while the build "
+								     "read it",
+						    path, plait_context_path(src[s].ctx));
+			if (r >= 0)
+				r = plait_node_blob_send(c->to, digest, size, fd, err);
+			st->bytes_sent += size;
+			st->files_sent++;
+			return r;
+		}
+	}
+	return plait_error_set(err, PLAIT_E_INVALID, "node %s: asked for %s, which this job does not have", c->n->url,
+			       digest);
+}
+
+static void forward_event(struct conn *c, const json_t *o, const struct plait_build_opts *bo)
+{
+	struct plait_build_event ev = {
+		.kind = (enum plait_build_event_kind)json_integer_value(json_object_get(o, "kind")),
+		.step = (int)json_integer_value(json_object_get(o, "step")),
+		.total = (int)json_integer_value(json_object_get(o, "total")),
+		.text = json_string_value(json_object_get(o, "text")),
+		.seconds = json_real_value(json_object_get(o, "seconds")),
+	};
+	if (ev.kind > PLAIT_BUILD_STEP_ERROR)
+		return;
+	/* the stage is named with the node, so the progress says where it runs */
+	const char *stage = json_string_value(json_object_get(o, "stage"));
+	struct plait_buf sb = PLAIT_BUF_INIT;
+	plait_buf_addf(&sb, "%s on %s", stage ? stage : "", c->n->url);
+	ev.stage = sb.buf;
+	if (ev.kind == PLAIT_BUILD_STEP_START && ev.text)
+		snprintf(c->last, sizeof(c->last), "step %d: %s", ev.step, ev.text);
+	if (bo->progress)
+		bo->progress(&ev, bo->progress_ctx);
+	plait_buf_release(&sb);
+}
+
+/* Wait for the next frame, sending a cancel once when the build is interrupted. */
+static int wait_frame(struct conn *c, const struct plait_build_opts *o, bool *cancel_sent, long id,
+		      struct plait_error **err)
+{
+	for (;;) {
+		struct pollfd p = { .fd = c->from, .events = POLLIN };
+		int k = poll(&p, 1, 100);
+		if (k < 0 && errno != EINTR)
+			return plait_error_set_errno(err, PLAIT_E_IO, errno, "node %s: poll", c->n->url);
+		if (k > 0)
+			return 0;
+		if (o->cancel && *o->cancel && !*cancel_sent) {
+			json_auto_t *m = json_pack("{s:s, s:I}", "type", "cancel", "id", (json_int_t)id);
+			(void)plait_frame_write_control(c->to, m, NULL);
+			*cancel_sent = true;
+		}
+	}
+}
+
+static int list_dir(const char *dir, const char *dockerfile, struct source *s, struct plait_error **err)
+{
+	int r = plait_context_open(dir, dockerfile, &s->ctx, err);
+	if (r >= 0)
+		r = plait_node_files_collect(s->ctx, &s->list, err);
+	return r;
+}
+
+int plait_remote_job_run(const struct plait_remote_builder *b, const struct plait_node *n,
+			 const struct plait_build_opts *o, const char *const *insecure_registries,
+			 struct plait_store *local, struct plait_build_result *res, struct plait_remote_job_stats *stats,
+			 struct plait_error **err)
+{
+	struct plait_remote_job_stats st_local = { 0 };
+	struct plait_remote_job_stats *st = stats ? stats : &st_local;
+	*st = (struct plait_remote_job_stats){ 0 };
+	if (o->n_secrets || o->n_ssh)
+		return plait_error_set(err, PLAIT_E_USAGE,
+				       "node %s: --%s is not carried to nodes yet: build this job with --builder local",
+				       n->url, o->n_secrets ? "secret" : "ssh");
+	size_t n_src = 1 + o->n_named_dirs;
+	struct source *src = xcalloc(n_src + 1, sizeof(*src));
+	struct plait_buf df = PLAIT_BUF_INIT;
+	struct conn c = { .pid = -1, .to = -1, .from = -1, .errfd = -1 };
+	struct plait_frame f = { 0 };
+	bool cancel_sent = false;
+	static long next_id;
+	long id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
+	_cleanup_free_ char *dfpath = o->dockerfile ? xstrdup(o->dockerfile) : plait_path_join(o->context_dir, "Dockerfile");
+	const char *dfname = strrchr(dfpath, '/') ? strrchr(dfpath, '/') + 1 : dfpath;
+	char df_digest[PLAIT_SHA256_DIGEST_SIZE];
+
+	int r = plait_buf_read_file(&df, dfpath, 16 << 20);
+	if (r < 0)
+		r = plait_error_set_errno(err, PLAIT_E_NOT_FOUND, -r, "cannot read the Dockerfile '%s'", dfpath);
+	plait_sha256_buf(df.buf ? df.buf : "", df.len, df_digest);
+	if (r >= 0)
+		r = list_dir(o->context_dir, o->dockerfile, &src[0], err);
+	json_t *named = json_array();
+	for (size_t i = 0; r >= 0 && i < o->n_named_dirs; i++) {
+		r = list_dir(o->named_dirs[i].dir, NULL, &src[1 + i], err);
+		if (r >= 0)
+			json_array_append_new(named, json_pack("{s:s, s:O}", "name", o->named_dirs[i].name, "files",
+							       src[1 + i].list));
+	}
+	if (r >= 0)
+		r = conn_open(b, n, &c, err);
+	/* hello */
+	if (r >= 0) {
+		json_auto_t *hello = json_pack("{s:s, s:i, s:s}", "type", "hello", "protocol", PLAIT_REMOTE_PROTOCOL,
+					       "version", PLAIT_VERSION);
+		r = plait_frame_write_control(c.to, hello, err);
+	}
+	if (r >= 0 && (r = conn_read(&c, &f, "before its hello", err)) > 0) {
+		if (!is_type(&f, "hello"))
+			r = plait_error_set(err, PLAIT_E_INVALID, "node %s: 'plait serve' did not answer the hello", n->url);
+		plait_frame_release(&f);
+	}
+	/* the job, the contents it needs, start */
+	if (r >= 0) {
+		json_incref(src[0].list);
+		json_auto_t *job = plait_node_job_to_json(id, o, insecure_registries, dfname, df_digest,
+							  (int64_t)df.len, src[0].list, json_incref(named));
+		r = plait_frame_write_control(c.to, job, err);
+	}
+	if (r >= 0 && (r = conn_read(&c, &f, "before it said what it needs", err)) > 0) {
+		const json_t *need = json_object_get(f.control, "digests");
+		if (!is_type(&f, "need") || !json_is_array(need))
+			r = plait_error_set(err, PLAIT_E_INVALID, "node %s: a need was expected", n->url);
+		for (size_t i = 0; r >= 0 && i < json_array_size(need); i++)
+			r = send_content(&c, json_string_value(json_array_get(need, i)) ?: "", src, n_src, df_digest, &df,
+					 st, err);
+		plait_frame_release(&f);
+	}
+	if (r >= 0) {
+		json_auto_t *start = json_pack("{s:s, s:I}", "type", "start", "id", (json_int_t)id);
+		r = plait_frame_write_control(c.to, start, err);
+	}
+	/* events until the result */
+	json_t *result = NULL;
+	while (r >= 0 && !result) {
+		r = wait_frame(&c, o, &cancel_sent, id, err);
+		if (r >= 0)
+			r = conn_read(&c, &f, "during the build", err);
+		if (r < 0)
+			break;
+		if (is_type(&f, "event"))
+			forward_event(&c, f.control, o);
+		else if (is_type(&f, "result"))
+			result = json_incref(f.control);
+		else
+			r = plait_error_set(err, PLAIT_E_INVALID, "node %s: frame %zu: unexpected '%s'", n->url, c.nread,
+					    json_string_value(json_object_get(f.control, "type")));
+		plait_frame_release(&f);
+	}
+	if (r < 0 && cancel_sent) {
+		plait_error_free(*err);
+		*err = NULL;
+		r = plait_error_set(err, PLAIT_E_CANCELLED, "interrupted (the job on node %s was stopped)", n->url);
+	}
+	/* the blobs this side lacks */
+	json_auto_t *fetch = json_array();
+	const json_t *blobs = result ? json_object_get(result, "blobs") : NULL;
+	for (size_t i = 0; r >= 0 && i < json_array_size(blobs); i++) {
+		const char *d = json_string_value(json_object_get(json_array_get(blobs, i), "digest"));
+		if (!d || !plait_digest_is_sha256(d)) {
+			r = plait_error_set(err, PLAIT_E_INVALID, "node %s: the result's blob %zu has no digest", n->url, i);
+			break;
+		}
+		r = plait_store_has(local, d, NULL, err);
+		if (r == 0)
+			json_array_append_new(fetch, json_string(d));
+	}
+	if (r >= 0) {
+		json_auto_t *m = json_pack("{s:s, s:I, s:O}", "type", "fetch", "id", (json_int_t)id, "digests", fetch);
+		r = plait_frame_write_control(c.to, m, err);
+	}
+	size_t got = 0;
+	while (r >= 0 && result) {
+		r = conn_read(&c, &f, "while the result came back", err);
+		if (r < 0)
+			break;
+		bool done = is_type(&f, "fetched");
+		if (is_type(&f, "blob") && got < json_array_size(fetch)) {
+			const char *d = json_string_value(json_object_get(f.control, "digest"));
+			bool asked = false;
+			for (size_t i = 0; i < json_array_size(fetch) && !asked; i++)
+				asked = d && streq(d, json_string_value(json_array_get(fetch, i)));
+			r = asked ? plait_node_blob_receive(c.from, f.control, local, INT64_MAX / 2, &c.nread, err)
+				  : plait_error_set(err, PLAIT_E_INVALID, "node %s: sent a blob not asked for", n->url);
+			st->bytes_fetched += json_integer_value(json_object_get(f.control, "size"));
+			got++;
+		} else if (!done) {
+			r = plait_error_set(err, PLAIT_E_INVALID, "node %s: frame %zu: a blob was expected", n->url, c.nread);
+		}
+		plait_frame_release(&f);
+		if (done)
+			break;
+	}
+	if (r >= 0 && got != json_array_size(fetch))
+		r = plait_error_set(err, PLAIT_E_INVALID, "node %s: %zu of the %zu blobs asked for came back", n->url, got,
+				    json_array_size(fetch));
+	/* what plait_build would say */
+	if (r >= 0) {
+		const json_t *m = json_object_get(result, "manifest");
+		const char *mt = json_string_value(json_object_get(m, "mediaType"));
+		const char *md = json_string_value(json_object_get(m, "digest"));
+		const char *cd = json_string_value(json_object_get(result, "config_digest"));
+		const char *dd = json_string_value(json_object_get(result, "dockerfile_digest"));
+		if (!mt || !md || !plait_digest_is_sha256(md) || !cd || !plait_digest_is_sha256(cd) || !dd ||
+		    strlen(dd) >= PLAIT_SHA256_DIGEST_SIZE) {
+			r = plait_error_set(err, PLAIT_E_INVALID, "node %s: the result does not name its image", n->url);
+		} else {
+			*res = (struct plait_build_result){ .lock_fd = -1 };
+			res->manifest.media_type = xstrdup(mt);
+			snprintf(res->manifest.digest, sizeof(res->manifest.digest), "%s", md);
+			res->manifest.size = json_integer_value(json_object_get(m, "size"));
+			snprintf(res->config_digest, sizeof(res->config_digest), "%s", cd);
+			snprintf(res->dockerfile_digest, sizeof(res->dockerfile_digest), "%s", dd);
+			res->size = json_integer_value(json_object_get(result, "size"));
+			res->steps = (int)json_integer_value(json_object_get(result, "steps"));
+			res->cached = (int)json_integer_value(json_object_get(result, "cached"));
+		}
+	}
+	if (c.to >= 0 && r >= 0) {
+		json_auto_t *bye = json_pack("{s:s}", "type", "bye");
+		(void)plait_frame_write_control(c.to, bye, NULL);
+	}
+	conn_close(&c, r < 0);
+	json_decref(result);
+	json_decref(named);
+	for (size_t i = 0; i < n_src; i++) {
+		plait_context_free(src[i].ctx);
+		json_decref(src[i].list);
+	}
+	free(src);
+	plait_buf_release(&df);
+	return r < 0 ? r : 0;
+}

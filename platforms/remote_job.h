@@ -1,0 +1,40 @@
+/* platforms/remote_job.h - running one build job on a node of a builder:
+ * the local side of 'plait serve' (cmd/serve.c), over the system ssh client.
+ *
+ * Contract:
+ *  - the node is reached as plait_node_probe reaches it (ssh_argv:
+ *    BatchMode, the builder's identity, $PLAIT_SSH_COMMAND), running
+ *    'PLAIT serve --protocol N'; a hello is exchanged first;
+ *  - the job goes as core/node_job.h says: the file lists of the context and
+ *    of each --build-context directory, the Dockerfile as a content; only the
+ *    contents the node asks for ("need") are sent (bytes_sent counts them);
+ *  - the node's progress events go to o->progress as they come; an
+ *    interrupt (o->cancel) sends "cancel" and the job ends
+ *    -PLAIT_E_CANCELLED;
+ *  - the result's blobs the local store lacks are fetched into it (each
+ *    checked against its digest), and res describes the image as
+ *    plait_build would (manifest, config, size, steps; no materials or
+ *    cache keys yet);
+ *  - every failure names the node: a job the node refused or whose build
+ *    failed gives the node's message; a connection that ends before the
+ *    result is -PLAIT_E_NETWORK with the last event seen and ssh's message;
+ *  - --secret and --ssh are refused (-PLAIT_E_USAGE, not carried yet). */
+#ifndef PLAIT_REMOTE_JOB_H
+#define PLAIT_REMOTE_JOB_H
+
+#include "core/build.h"
+#include "core/store.h"
+#include "remote.h"
+
+struct plait_remote_job_stats {
+	int64_t bytes_sent; /* contents sent (the files the node lacked) */
+	size_t files_sent;
+	int64_t bytes_fetched; /* result blobs this side lacked */
+};
+
+int plait_remote_job_run(const struct plait_remote_builder *b, const struct plait_node *n,
+			 const struct plait_build_opts *o, const char *const *insecure_registries,
+			 struct plait_store *local, struct plait_build_result *res, struct plait_remote_job_stats *stats,
+			 struct plait_error **err);
+
+#endif
