@@ -494,9 +494,14 @@ static int remote_build(void *ctx, size_t job, const char *node, const struct pl
 	_cleanup_free_ char *path = plait_build_cache_store(o->cache_dir);
 	struct plait_store *store = NULL;
 	int r = plait_store_open(path, true, &store, err);
+	struct plait_remote_job_stats st = { 0 };
 	if (r >= 0)
-		r = plait_remote_job_run(w->rb, n, o, w->insecure, store, res, NULL, err);
+		r = plait_remote_job_run(w->rb, n, o, w->insecure, store, res, &st, err);
 	plait_store_free(store);
+	if (r >= 0)
+		progress_note(&w->progress, "%s built on %s: sent %zu file%s (%lld bytes) the node lacked, fetched %lld bytes",
+			      o->platform_str, node, st.files_sent, st.files_sent == 1 ? "" : "s", (long long)st.bytes_sent,
+			      (long long)st.bytes_fetched);
 	return r;
 }
 

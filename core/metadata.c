@@ -33,6 +33,8 @@ json_t *plait_metadata_image_json(const struct plait_metadata_image *im)
 		json_object_set_new(e, "steps", json_integer(p->steps));
 		json_object_set_new(e, "cached", json_integer(p->cached));
 		json_object_set_new(e, "builder", json_string(p->builder));
+		if (p->node)
+			json_object_set_new(e, "node", json_string(p->node));
 		json_array_append_new(pl, e);
 	}
 	json_object_set_new(o, "platforms", pl);

@@ -25,6 +25,7 @@
 
 struct plait_metadata_platform {
 	const char *platform, *digest, *config_digest, *builder;
+	const char *node; /* the node that built it (ssh://…), or NULL: this host */
 	int64_t size;
 	double duration_s;
 	int steps, cached;

@@ -308,6 +308,47 @@ assert_contains "$ERR" "failed with exit code 3"
 run_expect_fail skopeo_reg inspect --raw "docker://$R_HOST/app:bad"
 pass "a build failing on the node names the node and its error; nothing is tagged"
 
+# the second build of a barely changed context sends only what changed
+echo alpha2 >"$J/src/a.txt"
+run_ok "$PLAIT" "${BUILD[@]}" --builder farm --cache-dir "$T/local-cache" --metadata-file "$T/meta1.json" \
+	-t "$R_HOST/app:node2" "$J"
+assert_contains "$OUT$ERR" "linux/amd64 built on ssh://node-a: sent 1 file (7 bytes) the node lacked"
+assert_eq "ssh://node-a" "$(jq -r '.platforms[0].node' "$T/meta1.json")" "the metadata file's node"
+echo alpha >"$J/src/a.txt"
+pass "a second build sends only the changed file (7 bytes); --metadata-file names the node"
+
+# two platforms, two variants: amd64 on node A natively, arm64 on node B
+# through its QEMU handler; every index equals the local build's (this host's
+# QEMU), digest for digest, and each node's store holds its platform's images
+deb=$(busybox_deb arm64)
+if [ "$(uname -m)" = x86_64 ] && [ -x /usr/bin/qemu-aarch64-static ] && [ -n "$deb" ]; then
+	run_ok "$PLAIT" qemu install arm64
+	bash "$LIB_DIR/mkbase.sh" "$T/bases" multi amd64 "arm64=$deb" >/dev/null
+	skopeo_reg copy -q --all "oci:$T/bases:multi" "docker://$R_HOST/base/multi:1"
+	MB=(build --platform linux/amd64,linux/arm64 --variant a:GREETING=ha --variant b:GREETING=hb
+		--source-date-epoch 1700000000 --build-arg "BASE=$R_HOST/base/multi:1" --progress plain --push)
+	run_ok "$PLAIT" "${MB[@]}" --builder farm --cache-dir "$T/lc-multi" --metadata-file "$T/meta2.json" \
+		-t "$R_HOST/multi:1-{variant}" "$J"
+	PLAIT_BINFMT_DIR=/proc/sys/fs/binfmt_misc run_ok "$PLAIT" "${MB[@]}" --builder local --cache-dir "$T/lc-multil" \
+		-t "$R_HOST/multil:1-{variant}" "$J"
+	for v in a b; do
+		assert_eq "$(raw_digest "docker://$R_HOST/multil:1-$v")" "$(raw_digest "docker://$R_HOST/multi:1-$v")" \
+			"variant $v: the index built on the nodes and the local one"
+		assert_eq "ssh://node-a ssh://root@node-b:$PORT" \
+			"$(jq -r --arg v "$v" '.variants[$v].platforms | map(.node) | join(" ")' "$T/meta2.json")" \
+			"variant $v: the nodes in the metadata file"
+		for p in amd64:a arm64:b; do
+			md=$(jq -r --arg v "$v" --arg a "linux/${p%%:*}" '.variants[$v].platforms[] | select(.platform == $a) | .digest' \
+				"$T/meta2.json")
+			assert_file_exists "$N/${p#*:}/cache/plait/store/blobs/sha256/${md#sha256:}"
+		done
+	done
+	skopeo_reg copy -q --override-arch arm64 "docker://$R_HOST/multi:1-b" "oci:$T/arm64b:x"
+	pass "two platforms x two variants: amd64 jobs on node A, arm64 jobs on node B's QEMU; the indexes equal the local build's"
+else
+	echo "# the two-platform part needs an amd64 host, qemu-user-static and busybox-static:arm64 (not here)"
+fi
+
 # the connection dropping mid-job (the local ssh client killed): the build
 # fails naming the node and the last step, no tag moves, and the node stops
 # the job (no build left running there)
