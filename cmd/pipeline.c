@@ -284,6 +284,15 @@ int pipeline_option(struct pipeline *pl, const char *cmd, int c, const char *arg
 		free(pl->builder);
 		pl->builder = xstrdup(arg);
 		return 1;
+	case OPT_P_RETRY_JOBS: {
+		long n;
+		if (streq(arg, "0"))
+			n = 0;
+		else if (parse_number_option(cmd, "--retry-jobs", arg, 16, &n) < 0)
+			return -1;
+		pl->retry_jobs = (int)n;
+		return 1;
+	}
 	case OPT_P_FALLBACK:
 		if (!streq(arg, "local"))
 			return usage_error(cmd, "--fallback: unknown '%s'; use local", arg), -1;
@@ -436,6 +445,8 @@ struct wiring {
 	struct progress progress;
 	char *docker_socket; /* --load: the daemon's */
 	const struct plait_remote_builder *rb; /* --builder's, or NULL */
+	const struct plait_builder_chooser *local; /* this host's builders (--retry-jobs) */
+	int retry_jobs;
 };
 
 static int fetch_git(void *ctx, const char *url, bool keep_git_dir, char **dir, char **commit,
@@ -479,7 +490,11 @@ static int open_endpoint(void *ctx, const char *spec, bool for_write, struct pla
 }
 
 /* A job assigned to a node: built there, its image fetched into the local
- * cache's store, where publishing finds it as it finds a local build's. */
+ * cache's store, where publishing finds it as it finds a local build's. With
+ * --retry-jobs N, a job whose node dropped or could not be reached
+ * (PLAIT_E_NETWORK: a failing build is not retried) runs again, up to N
+ * times: on another node that runs the platform natively, else here (native
+ * or QEMU), else on another node's QEMU. */
 static int remote_build(void *ctx, size_t job, const char *node, const struct plait_build_opts *o,
 			struct plait_build_result *res, struct plait_error **err)
 {
@@ -494,14 +509,53 @@ static int remote_build(void *ctx, size_t job, const char *node, const struct pl
 	_cleanup_free_ char *path = plait_build_cache_store(o->cache_dir);
 	struct plait_store *store = NULL;
 	int r = plait_store_open(path, true, &store, err);
-	struct plait_remote_job_stats st = { 0 };
-	if (r >= 0)
+	_cleanup_strv_free_ char **tried = NULL;
+	for (int attempt = 0; r >= 0; attempt++) {
+		struct plait_remote_job_stats st = { 0 };
 		r = plait_remote_job_run(w->rb, n, o, w->insecure, store, res, &st, err);
+		if (r >= 0) {
+			res->built_on = xstrdup(n->url);
+			progress_note(&w->progress,
+				      "%s built on %s: sent %zu file%s (%lld bytes) the node lacked, fetched %lld bytes",
+				      o->platform_str, n->url, st.files_sent, st.files_sent == 1 ? "" : "s",
+				      (long long)st.bytes_sent, (long long)st.bytes_fetched);
+			break;
+		}
+		if (plait_error_code(err) != PLAIT_E_NETWORK || attempt >= w->retry_jobs)
+			break;
+		plait_strv_push(&tried, n->url);
+		const char *arch = o->platform.architecture;
+		const struct plait_node *next = plait_remote_node_serving(w->rb, arch, true, (const char *const *)tried);
+		struct plait_builder local = { 0 };
+		struct plait_error *lerr = NULL;
+		bool here = !next && w->local->choose(w->local->ctx, &o->platform, &local, &lerr) >= 0;
+		if (!next && !here)
+			next = plait_remote_node_serving(w->rb, arch, false, (const char *const *)tried);
+		if (!next && !here) {
+			plait_error_wrap(err, "no other node or builder here runs %s (%s)", o->platform_str,
+					 lerr ? lerr->msg : "none");
+			plait_error_free(lerr);
+			break;
+		}
+		plait_error_free(lerr);
+		progress_note(&w->progress, "%s: %s; running it again %s (retry %d of %d)", o->platform_str,
+			      (*err)->msg, next ? next->url : here && local.emulated ? "here, under QEMU" : "here",
+			      attempt + 1, w->retry_jobs);
+		plait_error_free(*err);
+		*err = NULL;
+		if (next) {
+			n = next;
+			plait_builder_release(&local);
+			r = 0;
+			continue;
+		}
+		struct plait_build_opts lo = *o;
+		lo.runner = &local.runner;
+		r = plait_build(&lo, res, err);
+		plait_builder_release(&local);
+		break;
+	}
 	plait_store_free(store);
-	if (r >= 0)
-		progress_note(&w->progress, "%s built on %s: sent %zu file%s (%lld bytes) the node lacked, fetched %lld bytes",
-			      o->platform_str, node, st.files_sent, st.files_sent == 1 ? "" : "s", (long long)st.bytes_sent,
-			      (long long)st.bytes_fetched);
 	return r;
 }
 
@@ -634,6 +688,8 @@ int pipeline_run(struct pipeline *pl, bool plan_only, bool plan_json)
 	if (fetch_remote_contexts(pl, &err) < 0 || remote_builder(pl, &conf, &rb, &err) < 0)
 		goto fail;
 	w.rb = rb;
+	w.local = &local;
+	w.retry_jobs = pl->retry_jobs;
 	if (rb) {
 		rctx_b = (struct plait_remote_chooser){ .b = rb, .local = &local, .fallback_local = pl->fallback_local };
 		plait_remote_builders(&rctx_b, &chooser);

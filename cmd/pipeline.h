@@ -18,6 +18,7 @@ struct pipeline {
 	enum progress_mode mode;
 	char *builder; /* --builder NAME; NULL: the one 'plait builder use' chose */
 	bool fallback_local; /* --fallback local */
+	int retry_jobs; /* --retry-jobs N */
 	struct plait_ssh_agent **agents; /* --ssh ID=KEYFILE: stopped by pipeline_release */
 	size_t n_agents;
 	struct remote_context *fetched; /* git and URL contexts (cmd/remote_context.h), removed by pipeline_release */
@@ -85,6 +86,7 @@ enum {
 	OPT_P_ATTEST,
 	OPT_P_ATTEST_LAYOUT,
 	OPT_P_SSH,
+	OPT_P_RETRY_JOBS,
 };
 #define PIPELINE_OPTIONS                                                        \
 	{ "cache-dir", required_argument, NULL, OPT_P_CACHE_DIR },             \
@@ -105,6 +107,7 @@ enum {
 	{ "no-process-sandbox", no_argument, NULL, OPT_P_NO_PROCESS_SANDBOX }, \
 	{ "builder", required_argument, NULL, OPT_P_BUILDER },                 \
 	{ "fallback", required_argument, NULL, OPT_P_FALLBACK },                 \
+	{ "retry-jobs", required_argument, NULL, OPT_P_RETRY_JOBS },           \
 	{ "cache-from", required_argument, NULL, OPT_P_CACHE_FROM },           \
 	{ "cache-to", required_argument, NULL, OPT_P_CACHE_TO },               \
 	{ "allow", required_argument, NULL, OPT_P_ALLOW },                     \
@@ -153,6 +156,8 @@ enum {
 	"                                with 'plait builder use'); local: this host only\n"          \
 	"      --fallback local          with a builder: a node that cannot be reached is left out\n" \
 	"                                (its platforms go to this host) instead of failing the plan\n" \
+	"      --retry-jobs N            a job whose node drops or cannot be reached is run again,\n" \
+	"                                up to N times: on another node, else here (default 0)\n"   \
 	"      --cache-dir DIR           the build cache (default $XDG_CACHE_HOME/plait)\n"            \
 	"      --no-cache                run every step, ignoring cached results\n"                    \
 	"      --cache-from type=registry,ref=REG/REPO:TAG | type=local,src=DIR\n"                     \

@@ -199,6 +199,8 @@ void plait_build_result_release(struct plait_build_result *r)
 	if (!r)
 		return;
 	plait_descriptor_release(&r->manifest);
+	free(r->built_on);
+	r->built_on = NULL;
 	plait_strv_free(r->cache_keys_all);
 	plait_strv_free(r->cache_keys_final);
 	plait_strv_free(r->cache_mounts);

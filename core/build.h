@@ -209,6 +209,9 @@ struct plait_build_result {
 	 * --cache-from nothing needed their files): REF (an image by digest)
 	 * has them, for the push to mount or fetch. */
 	char **remote_blobs;
+	/* The node that built it (ssh://…, set by whoever ran the job there);
+	 * NULL: this host. */
+	char *built_on;
 	/* The cache's shared lock, held until the result is released, so a
 	 * `plait cache prune` cannot remove blobs while the caller exports them. */
 	int lock_fd;

@@ -928,7 +928,7 @@ static void describe(const struct plait_pipeline *p, size_t i, struct plait_meta
 			.digest = p->results[j].manifest.digest,
 			.config_digest = p->results[j].config_digest,
 			.builder = p->plan.jobs[j].builder.name,
-			.node = p->plan.jobs[j].builder.node,
+			.node = p->results[j].built_on,
 			.size = p->results[j].size,
 			.duration_s = p->seconds[j],
 			.steps = p->results[j].steps,

@@ -713,12 +713,18 @@ int plait_node_probe(const struct plait_remote_builder *b, struct plait_node *n,
 
 /* ------------------------------------------------------------ assignment */
 
-static const struct plait_node *node_serving(const struct plait_remote_builder *b, const char *arch, bool native)
+const struct plait_node *plait_remote_node_serving(const struct plait_remote_builder *b, const char *arch, bool native,
+						   const char *const *skip)
 {
 	for (size_t i = 0; i < b->n_nodes; i++) {
 		const struct plait_node *n = &b->nodes[i];
 		if (n->error)
 			continue; /* unreachable (with --fallback local) */
+		bool skipped = false;
+		for (const char *const *k = skip; k && *k && !skipped; k++)
+			skipped = streq(*k, n->url);
+		if (skipped)
+			continue;
 		for (char **p = native ? n->native : n->qemu; p && *p; p++)
 			if (arch_same(startswith(*p, "linux/") ? *p + 6 : *p, arch))
 				return n;
@@ -759,7 +765,7 @@ static int choose_remote(void *ctx, const struct plait_platform *p, struct plait
 		return plait_error_set(err, PLAIT_E_USAGE,
 				       "no builder for %s: RUN steps need a Linux kernel; build linux/* platforms", ps);
 	}
-	const struct plait_node *n = node_serving(b, p->architecture, true);
+	const struct plait_node *n = plait_remote_node_serving(b, p->architecture, true, NULL);
 	if (n) {
 		struct plait_buf why = PLAIT_BUF_INIT;
 		plait_buf_addf(&why, "node runs %s natively", p->architecture);
@@ -781,7 +787,7 @@ static int choose_remote(void *ctx, const struct plait_platform *p, struct plait
 		plait_buf_release(&down);
 		return 0;
 	}
-	n = node_serving(b, p->architecture, false);
+	n = plait_remote_node_serving(b, p->architecture, false, NULL);
 	plait_buf_release(&down);
 	if (n) {
 		plait_error_free(lerr);

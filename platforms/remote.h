@@ -86,6 +86,12 @@ char **plait_node_ssh_argv(const struct plait_remote_builder *b, const struct pl
 /* ssh's stderr as one line (its non-empty lines joined, host-key notices left out). */
 char *plait_node_ssh_message(const char *stderr_text);
 
+/* The first reachable node of b that runs arch (natively, or through its
+ * QEMU), leaving out the nodes whose URLs are in skip (NULL-terminated, may
+ * be NULL); NULL when none. */
+const struct plait_node *plait_remote_node_serving(const struct plait_remote_builder *b, const char *arch, bool native,
+						   const char *const *skip);
+
 /* The chooser over b's nodes (probed already) and a local chooser. */
 struct plait_remote_chooser {
 	const struct plait_remote_builder *b;

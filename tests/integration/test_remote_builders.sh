@@ -381,6 +381,36 @@ fi
 run_expect_fail skopeo_reg inspect --raw "docker://$R_HOST/app:slow"
 pass "a connection dropped mid-job fails the build naming the node and its last step; the node stops the job"
 
+# --retry-jobs 1: the same drop, and the job runs again elsewhere: on node B
+# (it runs amd64 natively too), or, for a builder of node A alone, here
+retry_drop() { # NAME BUILDER TAG : a build whose first connection is killed mid-step
+	local s="/bin/sleep $((4 + $$ % 3))"
+	printf 'FROM %s\nRUN echo %s && %s\n' "$R_HOST/base/busybox:1" "$1" "$s" >"$T/$1.Dockerfile"
+	"$PLAIT" build --platform linux/amd64 --builder "$2" --retry-jobs 1 --cache-dir "$T/local-cache" \
+		--progress plain --metadata-file "$T/$1.json" -f "$T/$1.Dockerfile" -t "$3" --push "$J" \
+		>"$T/$1.out" 2>"$T/$1.err" &
+	local pid=$! i
+	for i in $(seq 1 200); do
+		pgrep -f "^$s\$" >/dev/null && break
+		sleep 0.1
+	done
+	pgrep -f "^$s\$" >/dev/null || fail "$1: the job never started on node A: $(cat "$T/$1.err")"
+	pkill -f "ssh -F $S/ssh_config .* serve --protocol" || fail "$1: no ssh client to kill"
+	wait "$pid" || fail "$1: the retried build failed: $(cat "$T/$1.err")"
+}
+retry_drop retry-node farm "$R_HOST/app:retry"
+assert_contains "$(cat "$T/retry-node.err")" "linux/amd64: node ssh://node-a: the connection ended during the build"
+assert_contains "$(cat "$T/retry-node.err")" "running it again ssh://root@node-b:$PORT (retry 1 of 1)"
+assert_eq "ssh://root@node-b:$PORT" "$(jq -r '.platforms[0].node' "$T/retry-node.json")" "node of the retried job"
+raw_digest "docker://$R_HOST/app:retry" >/dev/null
+run_ok "$PLAIT" builder create solo --node ssh://node-a --identity "$S/id" --remote-plait "$N/plait-node"
+retry_drop retry-here solo "$R_HOST/app:retry-here"
+assert_contains "$(cat "$T/retry-here.err")" "running it again here (retry 1 of 1)"
+assert_eq "null" "$(jq -r '.platforms[0].node' "$T/retry-here.json")" "node of the job retried here"
+raw_digest "docker://$R_HOST/app:retry-here" >/dev/null
+run_ok "$PLAIT" builder rm solo
+pass "--retry-jobs 1: a job whose connection dropped runs again on node B, or here for a one-node builder"
+
 run_ok "$PLAIT" builder use local
 assert_eq null "$(jq -r .current "$BJ")" "current builder after 'use local'"
 pass "use local"
