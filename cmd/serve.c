@@ -10,6 +10,8 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -46,7 +48,80 @@ struct serve {
 	struct plait_store *store; /* the node's cache store: contents and results */
 	char *cache_dir;
 	long id; /* the running job's */
+	/* The job's --secret values, each in a memory file (never on a disk),
+	 * read by the build as /proc/self/fd/N; closed when the job ends. */
+	struct plait_build_secret *secrets;
+	int *secret_fds;
+	char **secret_paths;
+	size_t n_secrets;
 };
+
+static void secrets_drop(struct serve *s)
+{
+	for (size_t i = 0; i < s->n_secrets; i++) {
+		close(s->secret_fds[i]);
+		free((char *)s->secrets[i].id);
+		free(s->secret_paths[i]);
+	}
+	free(s->secrets);
+	free(s->secret_fds);
+	free(s->secret_paths);
+	s->secrets = NULL;
+	s->secret_fds = NULL;
+	s->secret_paths = NULL;
+	s->n_secrets = 0;
+}
+
+/* Having read {"type":"secret","name","size"}: its bytes into a memory file. */
+static int receive_secret(struct serve *s, const json_t *ctl, struct plait_error **err)
+{
+	const char *name = json_string_value(json_object_get(ctl, "name"));
+	const json_t *sz = json_object_get(ctl, "size");
+	if (!name || !*name || !json_is_integer(sz) || json_integer_value(sz) < 0 ||
+	    json_integer_value(sz) > PLAIT_NODE_SECRET_MAX)
+		return plait_error_set(err, PLAIT_E_INVALID, "frame %zu: a secret needs a name and a size of at most %u bytes",
+				       s->n, PLAIT_NODE_SECRET_MAX);
+	int fd = memfd_create("plait-secret", MFD_CLOEXEC);
+	if (fd < 0)
+		return plait_error_set_errno(err, PLAIT_E_IO, errno, "secret '%s': cannot make a memory file", name);
+	int64_t left = json_integer_value(sz);
+	int r = 0;
+	for (;;) {
+		struct plait_frame f;
+		r = plait_frame_read(s->in, &f, &s->n, err);
+		if (r == 0)
+			r = plait_error_set(err, PLAIT_E_NETWORK, "the channel closed inside secret '%s'", name);
+		if (r < 0)
+			break;
+		bool end = f.type == PLAIT_FRAME_END;
+		if (!end && (f.type != PLAIT_FRAME_CONTENT || (int64_t)f.len > left))
+			r = plait_error_set(err, PLAIT_E_INVALID, "frame %zu: inside secret '%s': not its content", s->n, name);
+		else if (!end && plait_write_all(fd, f.payload, f.len) < 0)
+			r = plait_error_set_errno(err, PLAIT_E_IO, errno, "secret '%s': cannot keep it", name);
+		if (f.payload)
+			explicit_bzero(f.payload, f.len);
+		left -= end ? 0 : (int64_t)f.len;
+		plait_frame_release(&f);
+		if (r < 0 || end)
+			break;
+	}
+	if (r >= 0 && left)
+		r = plait_error_set(err, PLAIT_E_INVALID, "secret '%s': shorter than announced", name);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	s->secrets = xrealloc(s->secrets, (s->n_secrets + 1) * sizeof(*s->secrets));
+	s->secret_fds = xrealloc(s->secret_fds, (s->n_secrets + 1) * sizeof(*s->secret_fds));
+	s->secret_paths = xrealloc(s->secret_paths, (s->n_secrets + 1) * sizeof(*s->secret_paths));
+	struct plait_buf p = PLAIT_BUF_INIT;
+	plait_buf_addf(&p, "/proc/self/fd/%d", fd);
+	s->secret_paths[s->n_secrets] = plait_buf_detach(&p, NULL);
+	s->secret_fds[s->n_secrets] = fd;
+	s->secrets[s->n_secrets] = (struct plait_build_secret){ .id = xstrdup(name), .src = s->secret_paths[s->n_secrets] };
+	s->n_secrets++;
+	return 0;
+}
 
 static int send_job_error(struct serve *s, long id, const struct plait_error *e)
 {
@@ -148,6 +223,13 @@ static int read_until(struct serve *s, const char *want, struct plait_frame *f, 
 		if (streq(t, "bye")) {
 			plait_frame_release(f);
 			return 0;
+		}
+		if (streq(t, "secret")) {
+			r = receive_secret(s, f->control, err);
+			plait_frame_release(f);
+			if (r < 0)
+				return r;
+			continue;
 		}
 		if (!streq(t, "blob")) {
 			r = plait_error_set(err, PLAIT_E_INVALID, "frame %zu: '%.64s' where a blob or %s was expected",
@@ -327,6 +409,8 @@ static int run_job(struct serve *s, const json_t *msg, struct plait_error **err)
 			.build_args = (const char *const *)job.build_args,
 			.labels = (const char *const *)job.labels,
 			.annotations = (const char *const *)job.annotations,
+			.secrets = s->secrets,
+			.n_secrets = s->n_secrets,
 			.cache_dir = s->cache_dir,
 			.no_cache = job.no_cache,
 			.allow_insecure = job.allow_insecure,
@@ -378,6 +462,7 @@ static int run_job(struct serve *s, const json_t *msg, struct plait_error **err)
 		r = 0;
 	}
 out:
+	secrets_drop(s);
 	plait_build_result_release(&res);
 	plait_builder_release(&builder);
 	pipeline_resolver_release(&rctx);

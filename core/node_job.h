@@ -46,6 +46,8 @@
 #include "store.h"
 
 #define PLAIT_NODE_FILES_MAX 1000000
+/* The largest --secret a job carries (as a local build reads one). */
+#define PLAIT_NODE_SECRET_MAX (1u << 20)
 
 struct plait_node_file {
 	char *path;

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -205,6 +206,28 @@ static int send_content(struct conn *c, const char *digest, const struct source 
 			       digest);
 }
 
+/* A --secret's value: read here, sent in frames, wiped; the node keeps it in memory. */
+static int send_secret(struct conn *c, long id, const struct plait_build_secret *sec, struct plait_error **err)
+{
+	struct plait_buf v = PLAIT_BUF_INIT;
+	int r = plait_buf_read_file(&v, sec->src, PLAIT_NODE_SECRET_MAX);
+	if (r < 0) {
+		plait_buf_release(&v);
+		return plait_error_set_errno(err, PLAIT_E_IO, -r, "--secret id=%s: cannot read it", sec->id);
+	}
+	json_auto_t *ctl = json_pack("{s:s, s:I, s:s, s:I}", "type", "secret", "id", (json_int_t)id, "name", sec->id,
+				     "size", (json_int_t)v.len);
+	r = plait_frame_write_control(c->to, ctl, err);
+	if (r >= 0 && v.len)
+		r = plait_frame_write(c->to, PLAIT_FRAME_CONTENT, v.buf, v.len, err);
+	if (r >= 0)
+		r = plait_frame_write(c->to, PLAIT_FRAME_END, NULL, 0, err);
+	if (v.buf)
+		explicit_bzero(v.buf, v.len);
+	plait_buf_release(&v);
+	return r;
+}
+
 static void forward_event(struct conn *c, const json_t *o, const struct plait_build_opts *bo)
 {
 	struct plait_build_event ev = {
@@ -263,10 +286,10 @@ int plait_remote_job_run(const struct plait_remote_builder *b, const struct plai
 	struct plait_remote_job_stats st_local = { 0 };
 	struct plait_remote_job_stats *st = stats ? stats : &st_local;
 	*st = (struct plait_remote_job_stats){ 0 };
-	if (o->n_secrets || o->n_ssh)
+	if (o->n_ssh)
 		return plait_error_set(err, PLAIT_E_USAGE,
-				       "node %s: --%s is not carried to nodes yet: build this job with --builder local",
-				       n->url, o->n_secrets ? "secret" : "ssh");
+				       "node %s: --ssh is not carried to nodes yet: build this job with --builder local",
+				       n->url);
 	size_t n_src = 1 + o->n_named_dirs;
 	struct source *src = xcalloc(n_src + 1, sizeof(*src));
 	struct plait_buf df = PLAIT_BUF_INIT;
@@ -321,6 +344,8 @@ int plait_remote_job_run(const struct plait_remote_builder *b, const struct plai
 					 st, err);
 		plait_frame_release(&f);
 	}
+	for (size_t i = 0; r >= 0 && i < o->n_secrets; i++)
+		r = send_secret(&c, id, &o->secrets[i], err);
 	if (r >= 0) {
 		json_auto_t *start = json_pack("{s:s, s:I}", "type", "start", "id", (json_int_t)id);
 		r = plait_frame_write_control(c.to, start, err);

@@ -18,7 +18,9 @@
  *  - every failure names the node: a job the node refused or whose build
  *    failed gives the node's message; a connection that ends before the
  *    result is -PLAIT_E_NETWORK with the last event seen and ssh's message;
- *  - --secret and --ssh are refused (-PLAIT_E_USAGE, not carried yet). */
+ *  - each --secret goes after the contents as {"type":"secret","name","size"}
+ *    and its bytes (read here, wiped after); the node keeps it in memory;
+ *  - --ssh is refused (-PLAIT_E_USAGE, not carried yet). */
 #ifndef PLAIT_REMOTE_JOB_H
 #define PLAIT_REMOTE_JOB_H
 

@@ -308,6 +308,26 @@ assert_contains "$ERR" "failed with exit code 3"
 run_expect_fail skopeo_reg inspect --raw "docker://$R_HOST/app:bad"
 pass "a build failing on the node names the node and its error; nothing is tagged"
 
+# --secret travels over the channel and stays in memory on the node: the RUN
+# reads it (as a file and as an environment variable), and its value is in no
+# file under the nodes' directories, in no temporary file and not in the
+# progress
+SECRET_VALUE="s3cr3t-$$-$RANDOM"
+printf '%s' "$SECRET_VALUE" >"$T/token.txt"
+sum=$(sha256sum "$T/token.txt" | cut -d' ' -f1)
+cat >"$T/secret.Dockerfile" <<DF
+FROM $R_HOST/base/busybox:1
+RUN --mount=type=secret,id=tok test "\$(/bin/sha256sum /run/secrets/tok | /bin/cut -c1-64)" = "$sum" && echo file-ok > /ok
+RUN --mount=type=secret,id=tok,env=TOK test "\$(printf %s "\$TOK" | /bin/sha256sum | /bin/cut -c1-64)" = "$sum" && echo env-ok > /ok2
+DF
+run_ok "$PLAIT" build --platform linux/amd64 --builder farm --cache-dir "$T/local-cache" --progress plain \
+	--secret "id=tok,src=$T/token.txt" -f "$T/secret.Dockerfile" -t "$R_HOST/app:secret" --push "$J"
+assert_contains "$OUT$ERR" "on ssh://node-a"
+assert_not_contains "$OUT$ERR" "$SECRET_VALUE"
+leaks=$(grep -rlF "$SECRET_VALUE" "$N" /tmp/plait-node-job-* 2>/dev/null || true)
+[ -z "$leaks" ] || fail "the secret's value is in files on the node: $leaks"
+pass "--secret reaches the node's RUN (file and env) and is written to no file there, nor shown"
+
 # the second build of a barely changed context sends only what changed
 echo alpha2 >"$J/src/a.txt"
 run_ok "$PLAIT" "${BUILD[@]}" --builder farm --cache-dir "$T/local-cache" --metadata-file "$T/meta1.json" \
