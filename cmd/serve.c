@@ -441,6 +441,20 @@ static int run_job(struct serve *s, const json_t *msg, struct plait_error **err)
 			    res.manifest.digest, "size", (json_int_t)res.manifest.size, "config_digest", res.config_digest,
 			    "dockerfile_digest", res.dockerfile_digest, "size", (json_int_t)res.size, "steps", res.steps,
 			    "cached", res.cached, "blobs", blobs);
+			json_t *mats = json_array(), *steps = json_array();
+			for (size_t i = 0; i < res.n_materials; i++) {
+				const struct plait_build_material *m = &res.materials[i];
+				json_array_append_new(mats, json_pack("{s:s, s:s?, s:s?, s:s}", "ref", m->ref, "resolved",
+								      m->resolved, "platform", m->platform, "digest",
+								      m->digest));
+			}
+			for (size_t i = 0; i < res.n_step_records; i++)
+				json_array_append_new(steps, json_pack("{s:s, s:s, s:b}", "stage", res.step_records[i].stage,
+								       "text", res.step_records[i].text, "cached",
+								       res.step_records[i].cached));
+			json_object_set_new(o, "materials", mats);
+			json_object_set_new(o, "base_material", json_integer((json_int_t)res.base_material));
+			json_object_set_new(o, "step_records", steps);
 			pthread_mutex_lock(&s->wlock);
 			r = plait_frame_write_control(s->out, o, err);
 			pthread_mutex_unlock(&s->wlock);

@@ -251,6 +251,48 @@ static void forward_event(struct conn *c, const json_t *o, const struct plait_bu
 	plait_buf_release(&sb);
 }
 
+/* The result's materials and step records (for provenance), each checked. */
+static int take_records(const struct plait_node *n, const json_t *result, struct plait_build_result *res,
+			struct plait_error **err)
+{
+	const json_t *mats = json_object_get(result, "materials"), *steps = json_object_get(result, "step_records");
+	const json_t *base = json_object_get(result, "base_material");
+	if ((mats && !json_is_array(mats)) || (steps && !json_is_array(steps)) || (base && !json_is_integer(base)) ||
+	    json_array_size(mats) > 100000 || json_array_size(steps) > 100000)
+		return plait_error_set(err, PLAIT_E_INVALID, "node %s: the result's materials or steps are malformed", n->url);
+	res->materials = xcalloc(json_array_size(mats) + 1, sizeof(*res->materials));
+	for (size_t i = 0; i < json_array_size(mats); i++) {
+		const json_t *m = json_array_get(mats, i);
+		const char *ref = json_string_value(json_object_get(m, "ref"));
+		const char *d = json_string_value(json_object_get(m, "digest"));
+		if (!ref || !d || strlen(d) >= PLAIT_SHA256_DIGEST_SIZE)
+			return plait_error_set(err, PLAIT_E_INVALID, "node %s: the result's material %zu is malformed",
+					       n->url, i);
+		struct plait_build_material *bm = &res->materials[res->n_materials++];
+		bm->ref = xstrdup(ref);
+		bm->resolved = xstrdup_or_null(json_string_value(json_object_get(m, "resolved")));
+		bm->platform = xstrdup_or_null(json_string_value(json_object_get(m, "platform")));
+		snprintf(bm->digest, sizeof(bm->digest), "%s", d);
+	}
+	json_int_t b = base ? json_integer_value(base) : 0;
+	if (b < 0 || (size_t)b > res->n_materials)
+		return plait_error_set(err, PLAIT_E_INVALID, "node %s: the result's base material is out of range", n->url);
+	res->base_material = (size_t)b;
+	res->step_records = xcalloc(json_array_size(steps) + 1, sizeof(*res->step_records));
+	for (size_t i = 0; i < json_array_size(steps); i++) {
+		const json_t *st = json_array_get(steps, i);
+		const char *stage = json_string_value(json_object_get(st, "stage"));
+		const char *text = json_string_value(json_object_get(st, "text"));
+		if (!stage || !text)
+			return plait_error_set(err, PLAIT_E_INVALID, "node %s: the result's step %zu is malformed", n->url, i);
+		struct plait_build_step_record *sr = &res->step_records[res->n_step_records++];
+		sr->stage = xstrdup(stage);
+		sr->text = xstrdup(text);
+		sr->cached = json_is_true(json_object_get(st, "cached"));
+	}
+	return 0;
+}
+
 /* Wait for the next frame, sending a cancel once when the build is interrupted. */
 static int wait_frame(struct conn *c, const struct plait_build_opts *o, bool *cancel_sent, long id,
 		      struct plait_error **err)
@@ -434,6 +476,7 @@ int plait_remote_job_run(const struct plait_remote_builder *b, const struct plai
 			res->size = json_integer_value(json_object_get(result, "size"));
 			res->steps = (int)json_integer_value(json_object_get(result, "steps"));
 			res->cached = (int)json_integer_value(json_object_get(result, "cached"));
+			r = take_records(c.n, result, res, err);
 		}
 	}
 	if (c.to >= 0 && r >= 0) {

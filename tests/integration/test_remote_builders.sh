@@ -284,9 +284,20 @@ echo beta >"$J/src/sub/b.txt"
 echo "not for the node" >"$J/secret.txt"
 BUILD=(build --platform linux/amd64 --source-date-epoch 1700000000 --build-arg "BASE=$R_HOST/base/busybox:1"
 	--build-arg GREETING=hello --progress plain --push)
-run_ok "$PLAIT" "${BUILD[@]}" --builder farm --cache-dir "$T/local-cache" -t "$R_HOST/app:node" "$J"
+run_ok "$PLAIT" "${BUILD[@]}" --builder farm --cache-dir "$T/local-cache" --provenance=mode=max -t "$R_HOST/app:node" "$J"
 assert_contains "$OUT$ERR" "on ssh://node-a"
 node_digest=$(raw_digest "docker://$R_HOST/app:node")
+# its provenance (pushed from here) has what the node's build read and ran
+fb=$(curl -s -H 'Accept: application/vnd.oci.image.index.v1+json' \
+	"http://$R_HOST/v2/app/manifests/sha256-${node_digest#sha256:}" | jq -c 'select(.manifests)')
+[ -n "$fb" ] || fail "no provenance referrer for the node's image"
+pm=$(curl -s -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+	"http://$R_HOST/v2/app/manifests/$(jq -r '.manifests[0].digest' <<<"$fb")")
+curl -sf "http://$R_HOST/v2/app/blobs/$(jq -r '.layers[0].digest' <<<"$pm")" >"$T/node-prov.json"
+assert_eq "$(raw_digest "docker://$R_HOST/base/busybox:1")" \
+	"$(jq -r --arg b "$R_HOST/base/busybox:1" '.predicate.buildDefinition.resolvedDependencies[] | select(.name == $b) | .digest.sha256' "$T/node-prov.json")" \
+	"the base image in the node build's provenance"
+assert_contains "$(jq -c '.predicate.buildDefinition.internalParameters' "$T/node-prov.json")" "RUN echo"
 run_ok "$PLAIT" "${BUILD[@]}" --builder local --cache-dir "$T/local-cache2" -t "$R_HOST/app:local" "$J"
 assert_not_contains "$OUT$ERR" "on ssh://node-a"
 assert_eq "$(raw_digest "docker://$R_HOST/app:local")" "$node_digest" "the node's image and the local one"
