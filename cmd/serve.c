@@ -7,8 +7,10 @@
  * Nothing but frames goes to stdout. */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -35,7 +37,7 @@ static const char usage[] =
 
 static int send_error(long id, const char *msg)
 {
-	json_auto_t *o = json_pack("{s:s, s:i, s:s}", "type", "error", "id", (json_int_t)id, "message", msg);
+	json_auto_t *o = json_pack("{s:s, s:I, s:s}", "type", "error", "id", (json_int_t)id, "message", msg);
 	return plait_frame_write_control(STDOUT_FILENO, o, NULL);
 }
 
@@ -48,6 +50,7 @@ struct serve {
 	struct plait_store *store; /* the node's cache store: contents and results */
 	char *cache_dir;
 	long id; /* the running job's */
+	atomic_int cancel; /* the running job's: a cancel, a hang-up, or this process's SIGINT/SIGTERM */
 	/* The job's --secret values, each in a memory file (never on a disk),
 	 * read by the build as /proc/self/fd/N; closed when the job ends. */
 	struct plait_build_secret *secrets;
@@ -81,6 +84,8 @@ static int receive_secret(struct serve *s, const json_t *ctl, struct plait_error
 	    json_integer_value(sz) > PLAIT_NODE_SECRET_MAX)
 		return plait_error_set(err, PLAIT_E_INVALID, "frame %zu: a secret needs a name and a size of at most %u bytes",
 				       s->n, PLAIT_NODE_SECRET_MAX);
+	if (s->n_secrets >= 256)
+		return plait_error_set(err, PLAIT_E_INVALID, "frame %zu: more than 256 secrets for one job", s->n);
 	int fd = memfd_create("plait-secret", MFD_CLOEXEC);
 	if (fd < 0)
 		return plait_error_set_errno(err, PLAIT_E_IO, errno, "secret '%s': cannot make a memory file", name);
@@ -163,13 +168,15 @@ static void *watch_main(void *arg)
 	struct watch *w = arg;
 	for (;;) {
 		struct pollfd p[2] = { { .fd = w->s->in, .events = POLLIN }, { .fd = w->wake[0], .events = POLLIN } };
-		if (poll(p, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
+		int k = poll(p, 2, 100);
+		if (k < 0 && errno != EINTR)
 			break;
-		}
 		if (p[1].revents)
 			return NULL;
+		if (plait_interrupted)
+			break;
+		if (k <= 0)
+			continue;
 		struct plait_frame f;
 		struct plait_error *e = NULL;
 		int r = plait_frame_read(w->s->in, &f, &w->s->n, &e);
@@ -181,7 +188,7 @@ static void *watch_main(void *arg)
 		if (cancel)
 			break;
 	}
-	plait_interrupted = 1;
+	w->s->cancel = 1;
 	return NULL;
 }
 
@@ -289,15 +296,18 @@ static int result_blobs(struct serve *s, const struct plait_descriptor *d, json_
 	return r;
 }
 
-static int send_blobs(struct serve *s, const json_t *digests, struct plait_error **err)
+/* The blobs asked for, each one of the result's (blobs: [{digest,size}]). */
+static int send_blobs(struct serve *s, const json_t *digests, const json_t *blobs, struct plait_error **err)
 {
 	for (size_t i = 0; i < json_array_size(digests); i++) {
 		const char *d = json_string_value(json_array_get(digests, i));
+		bool listed = false;
+		for (size_t k = 0; d && k < json_array_size(blobs) && !listed; k++)
+			listed = streq(d, json_string_value(json_object_get(json_array_get(blobs, k), "digest")) ?: "");
 		int64_t size = 0;
 		int fd = -1;
-		int r = !d || !plait_digest_is_sha256(d)
-				? plait_error_set(err, PLAIT_E_INVALID, "fetch: entry %zu is not a digest", i)
-				: plait_store_has(s->store, d, &size, err);
+		int r = !d || !listed ? plait_error_set(err, PLAIT_E_INVALID, "fetch: entry %zu is not a blob of the result", i)
+				      : plait_store_has(s->store, d, &size, err);
 		if (r == 0)
 			r = plait_error_set(err, PLAIT_E_NOT_FOUND, "fetch: %s is not in this node's store", d);
 		if (r > 0)
@@ -311,6 +321,16 @@ static int send_blobs(struct serve *s, const json_t *digests, struct plait_error
 		if (r < 0)
 			return r;
 	}
+	return 0;
+}
+
+/* nftw: a directory of the job made owner-writable and searchable, so that a
+ * node that is not root can remove what the list made 0555 (or 0). */
+static int open_up(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)ftw;
+	if (flag == FTW_D || flag == FTW_DNR)
+		(void)chmod(path, (st->st_mode & 07777) | S_IRWXU);
 	return 0;
 }
 
@@ -352,9 +372,12 @@ static int run_job(struct serve *s, const json_t *msg, struct plait_error **err)
 		json_auto_t *o = json_pack("{s:s, s:I, s:O}", "type", "need", "id", (json_int_t)job.id, "digests", need);
 		r = plait_frame_write_control(s->out, o, err);
 	}
-	int64_t max_blob = job.context.bytes + job.dockerfile_size;
-	for (size_t i = 0; i < job.n_named; i++)
-		max_blob += job.named_files[i].bytes;
+	/* no blob is larger than what the job lists (saturating: sizes are the other side's) */
+	int64_t max_blob = job.dockerfile_size;
+	for (size_t i = 0; i <= job.n_named; i++) {
+		int64_t add = i < job.n_named ? job.named_files[i].bytes : job.context.bytes;
+		max_blob = add > INT64_MAX - max_blob ? INT64_MAX : max_blob + add;
+	}
 	if (r >= 0 && (r = read_until(s, "start", &f, max_blob, err)) == 0)
 		goto out; /* the other side went away before the start */
 	if (r > 0) {
@@ -422,9 +445,10 @@ static int run_job(struct serve *s, const json_t *msg, struct plait_error **err)
 			.resolver = &resolver,
 			.progress = job_progress,
 			.progress_ctx = s,
-			.cancel = &plait_interrupted,
+			.cancel = &s->cancel,
 		};
 		struct watch w;
+		s->cancel = 0;
 		watch_start(&w, s);
 		r = plait_build(&bo, &res, err);
 		watch_stop(&w);
@@ -436,7 +460,7 @@ static int run_job(struct serve *s, const json_t *msg, struct plait_error **err)
 		r = result_blobs(s, &res.manifest, &blobs, err);
 		if (r >= 0) {
 			json_auto_t *o = json_pack(
-			    "{s:s, s:I, s:{s:s, s:s, s:I}, s:s, s:s, s:I, s:i, s:i, s:o}", "type", "result", "id",
+			    "{s:s, s:I, s:{s:s, s:s, s:I}, s:s, s:s, s:I, s:i, s:i, s:O}", "type", "result", "id",
 			    (json_int_t)job.id, "manifest", "mediaType", res.manifest.media_type, "digest",
 			    res.manifest.digest, "size", (json_int_t)res.manifest.size, "config_digest", res.config_digest,
 			    "dockerfile_digest", res.dockerfile_digest, "size", (json_int_t)res.size, "steps", res.steps,
@@ -461,12 +485,13 @@ static int run_job(struct serve *s, const json_t *msg, struct plait_error **err)
 		}
 		/* the blobs the other side lacks; the cache's lock (res) keeps them meanwhile */
 		if (r >= 0 && (r = read_until(s, "fetch", &f, 0, err)) > 0) {
-			r = send_blobs(s, json_object_get(f.control, "digests"), err);
+			r = send_blobs(s, json_object_get(f.control, "digests"), blobs, err);
 			plait_frame_release(&f);
 			json_auto_t *done = json_pack("{s:s, s:I}", "type", "fetched", "id", (json_int_t)job.id);
 			if (r >= 0)
 				r = plait_frame_write_control(s->out, done, err);
 		}
+		json_decref(blobs);
 	} else if (started) {
 		/* the job failed (its Dockerfile, its build): said to the other
 		 * side, and the session goes on */
@@ -481,8 +506,11 @@ out:
 	plait_builder_release(&builder);
 	pipeline_resolver_release(&rctx);
 	registry_cli_release(&rc);
-	if (tmp.path)
+	if (tmp.path) {
+		if (geteuid() != 0)
+			(void)nftw(tmp.path, open_up, 64, FTW_PHYS);
 		plait_tmpdir_remove(&tmp);
+	}
 	for (size_t i = 0; i < job.n_named; i++)
 		free(named_paths[i]);
 	free(named_paths);

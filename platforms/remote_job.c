@@ -144,6 +144,10 @@ static int conn_read(struct conn *c, struct plait_frame *f, const char *when, st
 		const json_t *code = json_object_get(f->control, "code");
 		int k = json_is_integer(code) && json_integer_value(code) > 0 ? (int)json_integer_value(code)
 									     : PLAIT_E_GENERIC;
+		/* what failed there is not this channel: --retry-jobs retries only a
+		 * connection that dropped, never the node's own network errors */
+		if (k == PLAIT_E_NETWORK)
+			k = PLAIT_E_GENERIC;
 		r = plait_error_set(err, k, "node %s: %s", c->n->url,
 				    json_string_value(json_object_get(f->control, "message")) ?: "failed");
 		plait_frame_release(f);
@@ -212,6 +216,8 @@ static int send_secret(struct conn *c, long id, const struct plait_build_secret 
 	struct plait_buf v = PLAIT_BUF_INIT;
 	int r = plait_buf_read_file(&v, sec->src, PLAIT_NODE_SECRET_MAX);
 	if (r < 0) {
+		if (v.buf)
+			explicit_bzero(v.buf, v.len);
 		plait_buf_release(&v);
 		return plait_error_set_errno(err, PLAIT_E_IO, -r, "--secret id=%s: cannot read it", sec->id);
 	}
@@ -291,6 +297,47 @@ static int take_records(const struct plait_node *n, const json_t *result, struct
 		sr->cached = json_is_true(json_object_get(st, "cached"));
 	}
 	return 0;
+}
+
+static int check_image(const struct plait_node *n, const json_t *result, struct plait_store *local,
+		       struct plait_error **err)
+{
+	const json_t *m = json_object_get(result, "manifest");
+	const char *md = json_string_value(json_object_get(m, "digest"));
+	const char *mt = json_string_value(json_object_get(m, "mediaType"));
+	const char *cd = json_string_value(json_object_get(result, "config_digest"));
+	int64_t msize = json_integer_value(json_object_get(m, "size")), have = -1;
+	if (!md || !plait_digest_is_sha256(md) || !mt || !cd)
+		return plait_error_set(err, PLAIT_E_INVALID, "node %s: the result does not name its image", n->url);
+	int r = plait_store_has(local, md, &have, err);
+	if (r == 0 || (r > 0 && have != msize))
+		return plait_error_set(err, PLAIT_E_INVALID, "node %s: the result's manifest %s did not come back whole",
+				       n->url, md);
+	if (r < 0)
+		return r;
+	struct plait_buf b = PLAIT_BUF_INIT;
+	struct plait_manifest man = { 0 };
+	r = plait_store_read_blob(local, md, 4 << 20, &b, err);
+	if (r >= 0)
+		r = plait_manifest_parse(b.buf, b.len, &man, err);
+	if (r >= 0 && ((man.media_type && !streq(man.media_type, mt)) || !streq(man.config.digest, cd)))
+		r = plait_error_set(err, PLAIT_E_INVALID, "node %s: the result's manifest %s is not the image it names",
+				    n->url, md);
+	for (size_t i = 0; r >= 0 && i <= man.n_layers; i++) {
+		const struct plait_descriptor *d = i < man.n_layers ? &man.layers[i] : &man.config;
+		int64_t sz = -1;
+		int h = plait_store_has(local, d->digest, &sz, err);
+		if (h < 0)
+			r = h;
+		else if (!h || sz != d->size)
+			r = plait_error_set(err, PLAIT_E_INVALID, "node %s: the image's blob %s did not come back", n->url,
+					    d->digest);
+	}
+	plait_manifest_release(&man);
+	plait_buf_release(&b);
+	if (r < 0)
+		plait_error_wrap(err, "node %s", n->url);
+	return r;
 }
 
 /* Wait for the next frame, sending a cancel once when the build is interrupted. */
@@ -414,38 +461,46 @@ int plait_remote_job_run(const struct plait_remote_builder *b, const struct plai
 		*err = NULL;
 		r = plait_error_set(err, PLAIT_E_CANCELLED, "interrupted (the job on node %s was stopped)", n->url);
 	}
-	/* the blobs this side lacks */
+	/* the blobs this side lacks, each asked for once, bounded by the size
+	 * the result lists for it */
 	json_auto_t *fetch = json_array();
+	json_auto_t *sizes = json_object(); /* digest -> listed size, of those asked for */
 	const json_t *blobs = result ? json_object_get(result, "blobs") : NULL;
+	if (result && (!json_is_array(blobs) || json_array_size(blobs) > 100000))
+		r = plait_error_set(err, PLAIT_E_INVALID, "node %s: the result lists no blobs", n->url);
 	for (size_t i = 0; r >= 0 && i < json_array_size(blobs); i++) {
-		const char *d = json_string_value(json_object_get(json_array_get(blobs, i), "digest"));
-		if (!d || !plait_digest_is_sha256(d)) {
-			r = plait_error_set(err, PLAIT_E_INVALID, "node %s: the result's blob %zu has no digest", n->url, i);
+		const json_t *bj = json_array_get(blobs, i);
+		const char *d = json_string_value(json_object_get(bj, "digest"));
+		const json_t *sz = json_object_get(bj, "size");
+		if (!d || !plait_digest_is_sha256(d) || !json_is_integer(sz) || json_integer_value(sz) < 0) {
+			r = plait_error_set(err, PLAIT_E_INVALID, "node %s: the result's blob %zu has no digest and size",
+					    n->url, i);
 			break;
 		}
 		r = plait_store_has(local, d, NULL, err);
-		if (r == 0)
+		if (r == 0 && !json_object_get(sizes, d)) {
 			json_array_append_new(fetch, json_string(d));
+			json_object_set_new(sizes, d, json_integer(json_integer_value(sz)));
+		}
 	}
-	if (r >= 0) {
+	if (r >= 0 && result) {
 		json_auto_t *m = json_pack("{s:s, s:I, s:O}", "type", "fetch", "id", (json_int_t)id, "digests", fetch);
 		r = plait_frame_write_control(c.to, m, err);
 	}
-	size_t got = 0;
 	while (r >= 0 && result) {
 		r = conn_read(&c, &f, "while the result came back", err);
 		if (r < 0)
 			break;
 		bool done = is_type(&f, "fetched");
-		if (is_type(&f, "blob") && got < json_array_size(fetch)) {
+		if (is_type(&f, "blob")) {
 			const char *d = json_string_value(json_object_get(f.control, "digest"));
-			bool asked = false;
-			for (size_t i = 0; i < json_array_size(fetch) && !asked; i++)
-				asked = d && streq(d, json_string_value(json_array_get(fetch, i)));
-			r = asked ? plait_node_blob_receive(c.from, f.control, local, INT64_MAX / 2, &c.nread, err)
-				  : plait_error_set(err, PLAIT_E_INVALID, "node %s: sent a blob not asked for", n->url);
-			st->bytes_fetched += json_integer_value(json_object_get(f.control, "size"));
-			got++;
+			json_t *want = d ? json_object_get(sizes, d) : NULL;
+			r = want ? plait_node_blob_receive(c.from, f.control, local, json_integer_value(want), &c.nread, err)
+				 : plait_error_set(err, PLAIT_E_INVALID, "node %s: sent a blob not asked for (or twice)", n->url);
+			if (r >= 0) {
+				st->bytes_fetched += json_integer_value(want);
+				json_object_del(sizes, d); /* received: a second copy is refused */
+			}
 		} else if (!done) {
 			r = plait_error_set(err, PLAIT_E_INVALID, "node %s: frame %zu: a blob was expected", n->url, c.nread);
 		}
@@ -453,9 +508,13 @@ int plait_remote_job_run(const struct plait_remote_builder *b, const struct plai
 		if (done)
 			break;
 	}
-	if (r >= 0 && got != json_array_size(fetch))
-		r = plait_error_set(err, PLAIT_E_INVALID, "node %s: %zu of the %zu blobs asked for came back", n->url, got,
-				    json_array_size(fetch));
+	if (r >= 0 && json_object_size(sizes))
+		r = plait_error_set(err, PLAIT_E_INVALID, "node %s: %zu of the blobs asked for did not come back", n->url,
+				    json_object_size(sizes));
+	/* the image is what the result says, and all here: the manifest (its
+	 * size, media type), its config, every layer */
+	if (r >= 0 && result)
+		r = check_image(n, result, local, err);
 	/* what plait_build would say */
 	if (r >= 0) {
 		const json_t *m = json_object_get(result, "manifest");
@@ -479,6 +538,10 @@ int plait_remote_job_run(const struct plait_remote_builder *b, const struct plai
 			r = take_records(c.n, result, res, err);
 		}
 	}
+	if (r < 0 && *err && (*err)->errnum == EPIPE && c.pid > 0)
+		r = conn_dropped(&c, "while plait sent to it", err);
+	else if (r < 0 && *err && !startswith((*err)->msg, "node ") && (*err)->code != PLAIT_E_CANCELLED)
+		plait_error_wrap(err, "node %s", n->url);
 	if (c.to >= 0 && r >= 0) {
 		json_auto_t *bye = json_pack("{s:s}", "type", "bye");
 		(void)plait_frame_write_control(c.to, bye, NULL);
