@@ -27,7 +27,7 @@ define ensure_pkgs
 	fi
 endef
 
-.PHONY: all build deps test-deps demo-deps test unit integration test-asan fuzz fuzz-deps fuzz-build demo bench bench-build bench-build-multi bench-buildkit bench-gzip bench-rootless bench-ci-cache clean
+.PHONY: all build deps test-deps demo-deps test unit integration test-asan fuzz fuzz-deps fuzz-build demo bench bench-build bench-build-multi bench-buildkit bench-gzip bench-rootless bench-ci-cache bench-nodes clean
 
 all: build
 
@@ -104,6 +104,10 @@ bench-rootless: test-deps build
 
 bench-ci-cache: test-deps build
 	bash bench/ci-cache.sh $(BUILD)/cmd/plait
+
+# a two-platform build on two builder nodes (a loopback sshd) against this host
+bench-nodes: test-deps build
+	bash bench/nodes.sh $(BUILD)/cmd/plait
 
 clean:
 	rm -rf $(BUILD) $(FUZZ_BUILD)
