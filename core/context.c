@@ -685,7 +685,7 @@ int plait_context_open_entry(struct plait_context *ctx, const struct plait_conte
 	return 0;
 }
 
-static char type_char(mode_t m)
+char plait_context_type_char(mode_t m)
 {
 	switch (m & S_IFMT) {
 	case S_IFREG:
@@ -925,7 +925,7 @@ int plait_context_digest(struct plait_context *ctx, const struct plait_context_l
 			}
 			bool dev = S_ISCHR(e->mode) || S_ISBLK(e->mode);
 			struct plait_buf b = PLAIT_BUF_INIT;
-			plait_buf_addf(&b, "%c %o %u %u %lld", type_char(e->mode), (unsigned)(e->mode & 07777),
+			plait_buf_addf(&b, "%c %o %u %u %lld", plait_context_type_char(e->mode), (unsigned)(e->mode & 07777),
 				       (unsigned)e->uid, (unsigned)e->gid, (long long)size);
 			char *tok = b.buf;
 			/* the numeric fields go in one by one, each NUL-terminated */

@@ -130,6 +130,8 @@ int plait_context_openat(struct plait_context *ctx, const char *relpath, int fla
 int plait_context_open_entry(struct plait_context *ctx, const struct plait_context_entry *e, int *fd_out,
 			     struct plait_error **err);
 
+/* The type letter of the digest's contract: f d l c b p s. */
+char plait_context_type_char(mode_t m);
 /* The content digest of the listed regular file e: the memo's when it knows
  * the file as it is, else read (a file that changed while read fails). */
 int plait_context_entry_digest(struct plait_context *ctx, const struct plait_context_entry *e,

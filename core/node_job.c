@@ -16,22 +16,6 @@
 
 /* ------------------------------------------------------------ collecting */
 
-static char type_of(mode_t m)
-{
-	switch (m & S_IFMT) {
-	case S_IFREG:
-		return 'f';
-	case S_IFDIR:
-		return 'd';
-	case S_IFLNK:
-		return 'l';
-	case S_IFIFO:
-		return 'p';
-	default:
-		return 0;
-	}
-}
-
 int plait_node_files_collect(struct plait_context *ctx, json_t **out, struct plait_error **err)
 {
 	struct plait_context_list l = PLAIT_CONTEXT_LIST_INIT;
@@ -41,8 +25,8 @@ int plait_node_files_collect(struct plait_context *ctx, json_t **out, struct pla
 		const struct plait_context_entry *e = &l.entries[i];
 		if (!*e->path)
 			continue; /* the root: the job directory itself */
-		char t = type_of(e->mode);
-		if (!t) {
+		char t = plait_context_type_char(e->mode);
+		if (!strchr("fdlp", t)) {
 			r = plait_error_set(err, PLAIT_E_USAGE,
 					    "'%s' in build context '%s' is a %s: a job on a node carries files, "
 					    "directories, symlinks and fifos only (leave it out with .dockerignore, or "
