@@ -608,8 +608,7 @@ static int remote_builder(const struct pipeline *pl, struct plait_builders_conf 
 				       "--builder %s: no builder of that name in %s: see 'plait builder ls', or make it "
 				       "with 'plait builder create %s --node ssh://HOST'",
 				       name, path, name);
-	for (size_t i = 0; i < (*b)->n_nodes; i++)
-		(void)plait_node_probe(*b, &(*b)->nodes[i], NULL); /* the error stays in the node */
+	plait_nodes_probe_all(*b); /* each node's error stays in it */
 	return 0;
 }
 

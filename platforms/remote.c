@@ -2,6 +2,7 @@
  * node, and assigning jobs to nodes; see remote.h. */
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -709,6 +710,37 @@ int plait_node_probe(const struct plait_remote_builder *b, struct plait_node *n,
 	plait_buf_release(&v);
 	plait_buf_release(&q);
 	return r;
+}
+
+struct probe_arg {
+	const struct plait_remote_builder *b;
+	struct plait_node *n;
+};
+
+static void *probe_main(void *arg)
+{
+	struct probe_arg *a = arg;
+	(void)plait_node_probe(a->b, a->n, NULL); /* the error stays in the node */
+	return NULL;
+}
+
+void plait_nodes_probe_all(struct plait_remote_builder *b)
+{
+	struct probe_arg *args = xcalloc(b->n_nodes + 1, sizeof(*args));
+	pthread_t *tids = xcalloc(b->n_nodes + 1, sizeof(*tids));
+	bool *started = xcalloc(b->n_nodes + 1, sizeof(*started));
+	for (size_t i = 0; i < b->n_nodes; i++) {
+		args[i] = (struct probe_arg){ b, &b->nodes[i] };
+		started[i] = pthread_create(&tids[i], NULL, probe_main, &args[i]) == 0;
+		if (!started[i])
+			probe_main(&args[i]);
+	}
+	for (size_t i = 0; i < b->n_nodes; i++)
+		if (started[i])
+			pthread_join(tids[i], NULL);
+	free(started);
+	free(tids);
+	free(args);
 }
 
 /* ------------------------------------------------------------ assignment */

@@ -86,6 +86,9 @@ char **plait_node_ssh_argv(const struct plait_remote_builder *b, const struct pl
 /* ssh's stderr as one line (its non-empty lines joined, host-key notices left out). */
 char *plait_node_ssh_message(const char *stderr_text);
 
+/* Probe every node of b at once (a thread each); each node's error, if any,
+ * stays in it (plait_node.error). */
+void plait_nodes_probe_all(struct plait_remote_builder *b);
 /* The first reachable node of b that runs arch (natively, or through its
  * QEMU), leaving out the nodes whose URLs are in skip (NULL-terminated, may
  * be NULL); NULL when none. */
