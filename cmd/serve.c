@@ -251,21 +251,6 @@ static int read_until(struct serve *s, const char *want, struct plait_frame *f, 
 	}
 }
 
-static void add_missing(struct serve *s, const struct plait_node_files *f, json_t *need, int *r,
-			struct plait_error **err)
-{
-	_cleanup_strv_free_ char **v = NULL;
-	if (*r < 0 || (*r = plait_node_files_missing(f, s->store, &v, err)) < 0)
-		return;
-	for (char **d = v; d && *d; d++) {
-		bool seen = false;
-		for (size_t i = 0; i < json_array_size(need) && !seen; i++)
-			seen = streq(json_string_value(json_array_get(need, i)), *d);
-		if (!seen)
-			json_array_append_new(need, json_string(*d));
-	}
-}
-
 static int make_dir(const char *parent, const char *name, char **out, struct plait_error **err)
 {
 	*out = plait_path_join(parent, name);
@@ -348,11 +333,17 @@ static int run_job(struct serve *s, const json_t *msg, struct plait_error **err)
 	}
 	s->id = job.id;
 	json_auto_t *need = json_array();
-	add_missing(s, &job.context, need, &r, err);
-	for (size_t i = 0; i < job.n_named; i++)
-		add_missing(s, &job.named_files[i], need, &r, err);
-	if (r >= 0 && (r = plait_store_has(s->store, job.dockerfile_digest, NULL, err)) == 0)
-		json_array_append_new(need, json_string(job.dockerfile_digest));
+	{
+		const struct plait_node_files **lists = xcalloc(job.n_named + 2, sizeof(*lists));
+		lists[0] = &job.context;
+		for (size_t i = 0; i < job.n_named; i++)
+			lists[1 + i] = &job.named_files[i];
+		_cleanup_strv_free_ char **v = NULL;
+		r = plait_node_files_missing(lists, 1 + job.n_named, job.dockerfile_digest, s->store, &v, err);
+		for (char **d = v; r >= 0 && d && *d; d++)
+			json_array_append_new(need, json_string(*d));
+		free(lists);
+	}
 	struct plait_frame f = { 0 };
 	struct plait_tmpdir tmp = PLAIT_TMPDIR_INIT;
 	_cleanup_free_ char *ctxdir = NULL, *dfdir = NULL, *dfpath = NULL;

@@ -209,26 +209,39 @@ int plait_node_files_parse(const json_t *list, const char *where, struct plait_n
 	return r;
 }
 
-int plait_node_files_missing(const struct plait_node_files *f, struct plait_store *s, char ***out,
-			     struct plait_error **err)
+static int cmp_str(const void *a, const void *b)
 {
-	char **v = NULL;
-	size_t n = 0;
-	for (size_t i = 0; i < f->n; i++) {
-		if (f->v[i].type != 'f')
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int plait_node_files_missing(const struct plait_node_files *const *lists, size_t n_lists, const char *extra,
+			     struct plait_store *s, char ***out, struct plait_error **err)
+{
+	/* every digest once: sorted, then unique (n log n, whatever the lists hold) */
+	size_t n = extra ? 1 : 0, k = 0;
+	for (size_t l = 0; l < n_lists; l++)
+		n += lists[l]->n;
+	const char **all = xcalloc(n + 1, sizeof(*all));
+	if (extra)
+		all[k++] = extra;
+	for (size_t l = 0; l < n_lists; l++)
+		for (size_t i = 0; i < lists[l]->n; i++)
+			if (lists[l]->v[i].type == 'f')
+				all[k++] = lists[l]->v[i].data;
+	qsort(all, k, sizeof(*all), cmp_str);
+	char **v = xcalloc(1, sizeof(*v));
+	int r = 0;
+	for (size_t i = 0; i < k && r >= 0; i++) {
+		if (i && streq(all[i], all[i - 1]))
 			continue;
-		bool seen = false;
-		for (size_t j = 0; j < n && !seen; j++)
-			seen = streq(v[j], f->v[i].data);
-		if (seen)
-			continue;
-		int has = plait_store_has(s, f->v[i].data, NULL, err);
-		if (has < 0) {
-			plait_strv_free(v);
-			return has;
-		}
-		if (!has)
-			plait_strv_push(&v, f->v[i].data), n++;
+		r = plait_store_has(s, all[i], NULL, err);
+		if (r == 0)
+			plait_strv_push(&v, all[i]);
+	}
+	free(all);
+	if (r < 0) {
+		plait_strv_free(v);
+		return r;
 	}
 	*out = v;
 	return 0;

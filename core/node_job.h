@@ -72,9 +72,10 @@ int plait_node_files_collect(struct plait_context *ctx, json_t **out, struct pla
 int plait_node_files_parse(const json_t *list, const char *where, struct plait_node_files *out,
 			   struct plait_error **err);
 void plait_node_files_release(struct plait_node_files *f);
-/* The distinct content digests of f's files that s lacks, in list order. */
-int plait_node_files_missing(const struct plait_node_files *f, struct plait_store *s, char ***out,
-			     struct plait_error **err);
+/* The distinct content digests of the lists' files (and extra, if not NULL)
+ * that s lacks, sorted. */
+int plait_node_files_missing(const struct plait_node_files *const *lists, size_t n_lists, const char *extra,
+			     struct plait_store *s, char ***out, struct plait_error **err);
 /* Make f under the empty directory dir, contents from s. */
 int plait_node_files_materialize(const struct plait_node_files *f, struct plait_store *s, const char *dir,
 				 struct plait_error **err);

@@ -167,7 +167,21 @@ struct source {
 	json_t *list;
 };
 
-static int send_content(struct conn *c, const char *digest, const struct source *src, size_t n_src,
+/* digest -> [source, entry] of the first file with that content (a hash table) */
+static json_t *index_contents(const struct source *src, size_t n_src)
+{
+	json_t *by = json_object();
+	for (size_t s = 0; s < n_src; s++)
+		for (size_t i = 0; i < json_array_size(src[s].list); i++) {
+			const json_t *e = json_array_get(src[s].list, i);
+			const char *d = json_string_value(json_array_get(e, 7));
+			if (d && streq(json_string_value(json_array_get(e, 1)) ?: "", "f") && !json_object_get(by, d))
+				json_object_set_new(by, d, json_pack("[I, I]", (json_int_t)s, (json_int_t)i));
+		}
+	return by;
+}
+
+static int send_content(struct conn *c, const char *digest, const struct source *src, const json_t *by_digest,
 			const char *df_digest, const struct plait_buf *df, struct plait_remote_job_stats *st,
 			struct plait_error **err)
 {
@@ -184,30 +198,25 @@ static int send_content(struct conn *c, const char *digest, const struct source 
 		st->files_sent++;
 		return r;
 	}
-	for (size_t s = 0; s < n_src; s++) {
-		for (size_t i = 0; i < json_array_size(src[s].list); i++) {
-			const json_t *e = json_array_get(src[s].list, i);
-			if (!streq(json_string_value(json_array_get(e, 1)) ?: "", "f") ||
-			    !streq(json_string_value(json_array_get(e, 7)) ?: "", digest))
-				continue;
-			const char *path = json_string_value(json_array_get(e, 0));
-			int64_t size = json_integer_value(json_array_get(e, 5));
-			_cleanup_close_ int fd = -1;
-			int r = plait_context_openat(src[s].ctx, path, O_RDONLY, false, &fd, err);
-			struct stat sb;
-			if (r >= 0 && (fstat(fd, &sb) < 0 || sb.st_size != size))
-				r = plait_error_set(err, PLAIT_E_IO, "'%s' in build context '%s' changed while the build "
-								     "read it",
-						    path, plait_context_path(src[s].ctx));
-			if (r >= 0)
-				r = plait_node_blob_send(c->to, digest, size, fd, err);
-			st->bytes_sent += size;
-			st->files_sent++;
-			return r;
-		}
-	}
-	return plait_error_set(err, PLAIT_E_INVALID, "node %s: asked for %s, which this job does not have", c->n->url,
-			       digest);
+	const json_t *at = json_object_get(by_digest, digest);
+	if (!at)
+		return plait_error_set(err, PLAIT_E_INVALID, "node %s: asked for %s, which this job does not have",
+				       c->n->url, digest);
+	size_t s = (size_t)json_integer_value(json_array_get(at, 0));
+	const json_t *e = json_array_get(src[s].list, (size_t)json_integer_value(json_array_get(at, 1)));
+	const char *path = json_string_value(json_array_get(e, 0));
+	int64_t size = json_integer_value(json_array_get(e, 5));
+	_cleanup_close_ int fd = -1;
+	int r = plait_context_openat(src[s].ctx, path, O_RDONLY, false, &fd, err);
+	struct stat sb;
+	if (r >= 0 && (fstat(fd, &sb) < 0 || sb.st_size != size))
+		r = plait_error_set(err, PLAIT_E_IO, "'%s' in build context '%s' changed while the build read it", path,
+				    plait_context_path(src[s].ctx));
+	if (r >= 0)
+		r = plait_node_blob_send(c->to, digest, size, fd, err);
+	st->bytes_sent += size;
+	st->files_sent++;
+	return r;
 }
 
 /* A --secret's value: read here, sent in frames, wiped; the node keeps it in memory. */
@@ -428,9 +437,10 @@ int plait_remote_job_run(const struct plait_remote_builder *b, const struct plai
 		const json_t *need = json_object_get(f.control, "digests");
 		if (!is_type(&f, "need") || !json_is_array(need))
 			r = plait_error_set(err, PLAIT_E_INVALID, "node %s: a need was expected", n->url);
+		json_auto_t *by_digest = index_contents(src, n_src);
 		for (size_t i = 0; r >= 0 && i < json_array_size(need); i++)
-			r = send_content(&c, json_string_value(json_array_get(need, i)) ?: "", src, n_src, df_digest, &df,
-					 st, err);
+			r = send_content(&c, json_string_value(json_array_get(need, i)) ?: "", src, by_digest, df_digest,
+					 &df, st, err);
 		plait_frame_release(&f);
 	}
 	for (size_t i = 0; r >= 0 && i < o->n_secrets; i++)

@@ -115,7 +115,8 @@ static void send_missing(struct fix *f, const struct plait_node_files *files, si
 {
 	char **need = NULL;
 	struct plait_error *err = NULL;
-	assert_int_equal(0, plait_node_files_missing(files, f->s, &need, &err));
+	const struct plait_node_files *lists[] = { files };
+	assert_int_equal(0, plait_node_files_missing(lists, 1, NULL, f->s, &need, &err));
 	*sent = 0;
 	for (char **d = need; d && *d; d++, (*sent)++) {
 		const struct plait_node_file *nf = NULL;
