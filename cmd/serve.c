@@ -231,6 +231,10 @@ static int read_until(struct serve *s, const char *want, struct plait_frame *f, 
 			plait_frame_release(f);
 			return 0;
 		}
+		if (streq(t, "cancel")) { /* too late: the build is over */
+			plait_frame_release(f);
+			continue;
+		}
 		if (streq(t, "secret")) {
 			r = receive_secret(s, f->control, err);
 			plait_frame_release(f);

@@ -89,6 +89,8 @@ int plait_frame_read(int fd, struct plait_frame *out, size_t *n, struct plait_er
 		out->payload = xmalloc(len);
 		got = plait_read_full(fd, out->payload, len);
 		if (got < 0 || (size_t)got < len) {
+			if (out->payload)
+				explicit_bzero(out->payload, len); /* it may be part of a secret */
 			plait_frame_release(out);
 			if (got < 0)
 				return plait_error_set_errno(err, PLAIT_E_IO, (int)-got, "frame %zu: cannot read its payload",

@@ -125,6 +125,13 @@ static int conn_dropped(struct conn *c, const char *when, struct plait_error **e
 			       *c->last ? " (last event: " : "", c->last, *c->last ? ")" : "", code, msg);
 }
 
+/* Text from the node, for a terminal: control characters (but tabs) become '?'. */
+static void printable(struct plait_buf *b, const char *text)
+{
+	for (const unsigned char *p = (const unsigned char *)(text ? text : ""); *p; p++)
+		plait_buf_addch(b, (*p < 0x20 && *p != '\t') || *p == 0x7f ? '?' : *p);
+}
+
 /* The next frame, which must be a control frame; an "error" from the node
  * becomes err with its message. 1 with *f filled, <0 on errors. */
 static int conn_read(struct conn *c, struct plait_frame *f, const char *when, struct plait_error **err)
@@ -148,8 +155,10 @@ static int conn_read(struct conn *c, struct plait_frame *f, const char *when, st
 		 * connection that dropped, never the node's own network errors */
 		if (k == PLAIT_E_NETWORK)
 			k = PLAIT_E_GENERIC;
-		r = plait_error_set(err, k, "node %s: %s", c->n->url,
-				    json_string_value(json_object_get(f->control, "message")) ?: "failed");
+		struct plait_buf m = PLAIT_BUF_INIT;
+		printable(&m, json_string_value(json_object_get(f->control, "message")) ?: "failed");
+		r = plait_error_set(err, k, "node %s: %s", c->n->url, m.buf ? m.buf : "failed");
+		plait_buf_release(&m);
 		plait_frame_release(f);
 		return r;
 	}
@@ -256,14 +265,20 @@ static void forward_event(struct conn *c, const json_t *o, const struct plait_bu
 		return;
 	/* the stage is named with the node, so the progress says where it runs */
 	const char *stage = json_string_value(json_object_get(o, "stage"));
-	struct plait_buf sb = PLAIT_BUF_INIT;
-	plait_buf_addf(&sb, "%s on %s", stage ? stage : "", c->n->url);
+	struct plait_buf sb = PLAIT_BUF_INIT, tb = PLAIT_BUF_INIT;
+	printable(&sb, stage);
+	plait_buf_addf(&sb, " on %s", c->n->url);
 	ev.stage = sb.buf;
+	if (ev.text) {
+		printable(&tb, ev.text);
+		ev.text = tb.buf ? tb.buf : "";
+	}
 	if (ev.kind == PLAIT_BUILD_STEP_START && ev.text)
 		snprintf(c->last, sizeof(c->last), "step %d: %s", ev.step, ev.text);
 	if (bo->progress)
 		bo->progress(&ev, bo->progress_ctx);
 	plait_buf_release(&sb);
+	plait_buf_release(&tb);
 }
 
 /* The result's materials and step records (for provenance), each checked. */
