@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <poll.h>
 #include <string.h>
 #include <unistd.h>
@@ -148,6 +149,11 @@ int plait_buf_read_file(struct plait_buf *b, const char *path, size_t max)
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
+	/* room for the whole file at once: no realloc leaves a stale copy of
+	 * what was read (a --secret's bytes) in freed memory */
+	struct stat st;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= 0 && (uint64_t)st.st_size <= max)
+		plait_buf_grow(b, (size_t)st.st_size + 65536 + 1);
 	return plait_buf_read_fd(b, fd, max);
 }
 
