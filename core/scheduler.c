@@ -76,11 +76,7 @@ int plait_sched_run(size_t n, plait_sched_fn fn, void *ctx, const struct plait_s
 		workers = n;
 	s.started = xcalloc(n, sizeof(*s.started));
 	pthread_mutex_init(&s.lock, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&s.done_cond, &ca);
-	pthread_condattr_destroy(&ca);
+	plait_cond_init_monotonic(&s.done_cond);
 
 	pthread_t *tids = xcalloc(workers, sizeof(*tids));
 	size_t n_started = 0;
@@ -96,14 +92,7 @@ int plait_sched_run(size_t n, plait_sched_fn fn, void *ctx, const struct plait_s
 	while (s.finished < n && (s.running || (s.next < n && !s.cancel))) {
 		if (o->interrupt && *o->interrupt)
 			s.cancel = 1;
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += 100 * 1000 * 1000;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&s.done_cond, &s.lock, &ts);
+		plait_cond_wait_ms(&s.done_cond, &s.lock, 100);
 	}
 	pthread_mutex_unlock(&s.lock);
 	for (size_t i = 0; i < n_started; i++)

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <dirent.h>
+#include <pthread.h>
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
 #define _unused_ __attribute__((unused))
@@ -138,6 +139,10 @@ ssize_t plait_read_full(int fd, void *buf, size_t len);
 
 /* Monotonic clock in nanoseconds. */
 uint64_t plait_now_ns(void);
+/* A condition variable whose timed waits count on CLOCK_MONOTONIC (a clock
+ * step does not stretch them), and such a wait of ms milliseconds (m held). */
+void plait_cond_init_monotonic(pthread_cond_t *c);
+void plait_cond_wait_ms(pthread_cond_t *c, pthread_mutex_t *m, unsigned ms);
 /* A size: "10", "512K", "5G", "1TiB" (K, M, G, T: powers of 1024; B and iB
  * may follow). 0, or -1 for anything else. */
 int plait_parse_size(const char *s, int64_t *out);

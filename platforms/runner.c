@@ -41,14 +41,7 @@ static void *watch_cancel(void *arg)
 			(void)!write(w->fd, "x", 1);
 			break;
 		}
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += 100 * 1000 * 1000;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&w->cond, &w->mu, &ts);
+		plait_cond_wait_ms(&w->cond, &w->mu, 100);
 	}
 	pthread_mutex_unlock(&w->mu);
 	return NULL;
@@ -60,11 +53,7 @@ static int native_run(void *ctx, const struct plait_run_request *req, int *exit_
 	(void)ctx;
 	int cancel_pipe[2] = { -1, -1 };
 	struct watcher w = { .cancel = req->cancel, .fd = -1, .mu = PTHREAD_MUTEX_INITIALIZER };
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&w.cond, &ca);
-	pthread_condattr_destroy(&ca);
+	plait_cond_init_monotonic(&w.cond);
 	pthread_t t;
 	bool watching = false;
 	if (req->cancel && pipe2(cancel_pipe, O_CLOEXEC) == 0) {
