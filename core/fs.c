@@ -406,6 +406,36 @@ int plait_rm_rf(const char *path)
 	return plait_rm_rf_at(dfd, base);
 }
 
+int plait_open_dir_nofollow(int rootfd, const char *rel, int *out)
+{
+	int fd = openat(rootfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	const char *p = rel;
+	while (*p) {
+		const char *e = strchrnul(p, '/');
+		char comp[NAME_MAX + 1];
+		size_t n = (size_t)(e - p);
+		if (n > NAME_MAX) {
+			close(fd);
+			return -ENAMETOOLONG;
+		}
+		memcpy(comp, p, n);
+		comp[n] = '\0';
+		p = *e ? e + 1 : e;
+		if (!n)
+			continue;
+		int nfd = openat(fd, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int saved = errno;
+		close(fd);
+		if (nfd < 0)
+			return -saved;
+		fd = nfd;
+	}
+	*out = fd;
+	return 0;
+}
+
 /* ------------------------------------------------------------ replace_file */
 
 static atomic_uint replace_seq;

@@ -95,6 +95,11 @@ mode_t plait_umask(void);
  * flock their own directory (core/store.c); put it in a subdirectory. */
 int plait_mkdtemp(const char *what, struct plait_tmpdir *out, struct plait_error **err);
 
+/* The directory rel inside rootfd, opened one component at a time with
+ * O_NOFOLLOW (an O_PATH descriptor in *out): no symlink is followed, not
+ * even one inside; empty components are skipped, "" is rootfd itself. rel
+ * must hold no ".." (the callers have cleaned it). -errno (-ELOOP, -ENOTDIR, ...). */
+int plait_open_dir_nofollow(int rootfd, const char *rel, int *out);
 /* rm -rf path (see the contract above). A missing path is success; a path
  * that is not a directory is unlinked (a symlink itself, never its target).
  * The components above the last one are resolved as the caller gave them. */

@@ -253,32 +253,12 @@ int plait_node_files_missing(const struct plait_node_files *const *lists, size_t
  * without following anything; *base points at the last component. */
 static int open_parent(int rootfd, const char *path, const char **base)
 {
-	int fd = fcntl(rootfd, F_DUPFD_CLOEXEC, 3);
-	if (fd < 0)
-		return -errno;
-	const char *s = path;
-	for (;;) {
-		const char *slash = strchr(s, '/');
-		if (!slash) {
-			*base = s;
-			return fd;
-		}
-		char name[NAME_MAX + 1];
-		size_t n = (size_t)(slash - s);
-		if (n > NAME_MAX) {
-			close(fd);
-			return -ENAMETOOLONG;
-		}
-		memcpy(name, s, n);
-		name[n] = 0;
-		int next = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		int e = errno;
-		close(fd);
-		if (next < 0)
-			return -e;
-		fd = next;
-		s = slash + 1;
-	}
+	const char *slash = strrchr(path, '/');
+	*base = slash ? slash + 1 : path;
+	_cleanup_free_ char *parent = slash ? xstrndup(path, (size_t)(slash - path)) : xstrdup("");
+	int fd = -1;
+	int r = plait_open_dir_nofollow(rootfd, parent, &fd);
+	return r < 0 ? r : fd;
 }
 
 static int set_meta(int dirfd, const char *base, const struct plait_node_file *f, bool root, bool times)

@@ -206,36 +206,6 @@ struct unpacker {
 	size_t n_dirs, alloc_dirs;
 };
 
-static int reopen_plain(int rootfd, const char *rel, int *out)
-{
-	int fd = openat(rootfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	const char *p = rel;
-	while (*p) {
-		const char *e = strchrnul(p, '/');
-		char comp[NAME_MAX + 1];
-		size_t n = (size_t)(e - p);
-		if (n > NAME_MAX) {
-			close(fd);
-			return -ENAMETOOLONG;
-		}
-		memcpy(comp, p, n);
-		comp[n] = '\0';
-		p = *e ? e + 1 : e;
-		if (!n)
-			continue;
-		int nfd = openat(fd, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		int saved = errno;
-		close(fd);
-		if (nfd < 0)
-			return -saved;
-		fd = nfd;
-	}
-	*out = fd;
-	return 0;
-}
-
 /* openat2(RESOLVE_IN_ROOT) done by hand for kernels without it: symlinks are
  * read and resolved against the root, ".." stops at the root. Every step
  * opens one name with O_NOFOLLOW under a directory fd already inside. */
@@ -245,7 +215,7 @@ static int walk_in_root(int rootfd, const char *path, int *out)
 	_cleanup_buf_ struct plait_buf done = PLAIT_BUF_INIT;
 	_cleanup_buf_ struct plait_buf link = PLAIT_BUF_INIT;
 	plait_buf_adds(&rest, path);
-	int cur = -1, r = reopen_plain(rootfd, "", &cur);
+	int cur = -1, r = plait_open_dir_nofollow(rootfd, "", &cur);
 	if (r < 0)
 		return r;
 	int links = 0;
@@ -269,7 +239,7 @@ static int walk_in_root(int rootfd, const char *path, int *out)
 			plait_buf_setlen(&done, slash ? (size_t)(slash - done.buf) : 0);
 			close(cur);
 			cur = -1;
-			if ((r = reopen_plain(rootfd, done.buf, &cur)) < 0)
+			if ((r = plait_open_dir_nofollow(rootfd, done.buf, &cur)) < 0)
 				goto fail;
 			continue;
 		}
@@ -302,7 +272,7 @@ static int walk_in_root(int rootfd, const char *path, int *out)
 				plait_buf_reset(&done);
 				close(cur);
 				cur = -1;
-				if ((r = reopen_plain(rootfd, "", &cur)) < 0)
+				if ((r = plait_open_dir_nofollow(rootfd, "", &cur)) < 0)
 					goto fail;
 			}
 			continue;
@@ -330,7 +300,7 @@ fail:
 static int open_dir(struct unpacker *u, const char *rel, int *out)
 {
 	if (!*rel)
-		return reopen_plain(u->rootfd, "", out);
+		return plait_open_dir_nofollow(u->rootfd, "", out);
 	if (u->use_openat2) {
 		struct open_how how = {
 		    .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
