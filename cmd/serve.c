@@ -7,7 +7,6 @@
  * Nothing but frames goes to stdout. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -53,9 +52,8 @@ struct serve {
 	atomic_int cancel; /* the running job's: a cancel, a hang-up, or this process's SIGINT/SIGTERM */
 	/* The job's --secret values, each in a memory file (never on a disk),
 	 * read by the build as /proc/self/fd/N; closed when the job ends. */
-	struct plait_build_secret *secrets;
+	struct plait_build_secret *secrets; /* id and src ("/proc/self/fd/N") owned here */
 	int *secret_fds;
-	char **secret_paths;
 	size_t n_secrets;
 };
 
@@ -64,14 +62,12 @@ static void secrets_drop(struct serve *s)
 	for (size_t i = 0; i < s->n_secrets; i++) {
 		close(s->secret_fds[i]);
 		free((char *)s->secrets[i].id);
-		free(s->secret_paths[i]);
+		free((char *)s->secrets[i].src);
 	}
 	free(s->secrets);
 	free(s->secret_fds);
-	free(s->secret_paths);
 	s->secrets = NULL;
 	s->secret_fds = NULL;
-	s->secret_paths = NULL;
 	s->n_secrets = 0;
 }
 
@@ -118,12 +114,10 @@ static int receive_secret(struct serve *s, const json_t *ctl, struct plait_error
 	}
 	s->secrets = xrealloc(s->secrets, (s->n_secrets + 1) * sizeof(*s->secrets));
 	s->secret_fds = xrealloc(s->secret_fds, (s->n_secrets + 1) * sizeof(*s->secret_fds));
-	s->secret_paths = xrealloc(s->secret_paths, (s->n_secrets + 1) * sizeof(*s->secret_paths));
 	struct plait_buf p = PLAIT_BUF_INIT;
 	plait_buf_addf(&p, "/proc/self/fd/%d", fd);
-	s->secret_paths[s->n_secrets] = plait_buf_detach(&p, NULL);
 	s->secret_fds[s->n_secrets] = fd;
-	s->secrets[s->n_secrets] = (struct plait_build_secret){ .id = xstrdup(name), .src = s->secret_paths[s->n_secrets] };
+	s->secrets[s->n_secrets] = (struct plait_build_secret){ .id = xstrdup(name), .src = plait_buf_detach(&p, NULL) };
 	s->n_secrets++;
 	return 0;
 }
@@ -313,16 +307,6 @@ static int send_blobs(struct serve *s, const json_t *digests, const json_t *blob
 	return 0;
 }
 
-/* nftw: a directory of the job made owner-writable and searchable, so that a
- * node that is not root can remove what the list made 0555 (or 0). */
-static int open_up(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)ftw;
-	if (flag == FTW_D || flag == FTW_DNR)
-		(void)chmod(path, (st->st_mode & 07777) | S_IRWXU);
-	return 0;
-}
-
 /* One job: its contents in, the build, its result out, the blobs asked for. */
 static int run_job(struct serve *s, const json_t *msg, struct plait_error **err)
 {
@@ -501,11 +485,8 @@ out:
 	plait_builder_release(&builder);
 	pipeline_resolver_release(&rctx);
 	registry_cli_release(&rc);
-	if (tmp.path) {
-		if (geteuid() != 0)
-			(void)nftw(tmp.path, open_up, 64, FTW_PHYS);
+	if (tmp.path) /* serve is root here, of its own user namespace when run rootless (cmd/main.c) */
 		plait_tmpdir_remove(&tmp);
-	}
 	for (size_t i = 0; i < job.n_named; i++)
 		free(named_paths[i]);
 	free(named_paths);
