@@ -643,12 +643,17 @@ static int bytes_fd(const char *name, const void *bytes, size_t len, struct plai
 	return fd;
 }
 
+json_t *plait_node_hello(void)
+{
+	return json_pack("{s:s, s:i, s:s}", "type", "hello", "protocol", PLAIT_REMOTE_PROTOCOL, "version",
+			 PLAIT_VERSION);
+}
+
 /* 'plait serve' on the node answers a hello with its own over the frame
  * protocol (core/frame.h): the channel carries frames both ways. */
 static int handshake(const struct plait_remote_builder *b, const struct plait_node *n, struct plait_error **err)
 {
-	json_auto_t *hello = json_pack("{s:s, s:i, s:s}", "type", "hello", "protocol", PLAIT_REMOTE_PROTOCOL, "version",
-				       PLAIT_VERSION);
+	json_auto_t *hello = plait_node_hello();
 	json_auto_t *bye = json_pack("{s:s}", "type", "bye");
 	int in = memfd_create("plait-hello", MFD_CLOEXEC);
 	if (in < 0)

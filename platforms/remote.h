@@ -83,6 +83,8 @@ int plait_node_probe(const struct plait_remote_builder *b, struct plait_node *n,
  * node n of b; NULL with err set when n's URL is not ssh://. */
 char **plait_node_ssh_argv(const struct plait_remote_builder *b, const struct plait_node *n, const char *args,
 			   struct plait_error **err);
+/* The hello this side opens a node session with (protocol, version). */
+json_t *plait_node_hello(void);
 /* ssh's stderr as one line (its non-empty lines joined, host-key notices left out). */
 char *plait_node_ssh_message(const char *stderr_text);
 

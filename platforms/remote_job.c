@@ -16,7 +16,6 @@
 #include "core/node_job.h"
 #include "core/oci.h"
 #include "core/strv.h"
-#include "plait-config.h"
 #include "core/banned.h"
 
 extern char **environ;
@@ -432,8 +431,7 @@ int plait_remote_job_run(const struct plait_remote_builder *b, const struct plai
 		r = conn_open(b, n, &c, err);
 	/* hello */
 	if (r >= 0) {
-		json_auto_t *hello = json_pack("{s:s, s:i, s:s}", "type", "hello", "protocol", PLAIT_REMOTE_PROTOCOL,
-					       "version", PLAIT_VERSION);
+		json_auto_t *hello = plait_node_hello();
 		r = plait_frame_write_control(c.to, hello, err);
 	}
 	if (r >= 0 && (r = conn_read(&c, &f, "before its hello", err)) > 0) {
