@@ -104,8 +104,7 @@ static const char *local_dest(const char *spec, size_t *len)
 	size_t n = strlen(d);
 	while (n > 1 && d[n - 1] == '/')
 		n--;
-	if (len)
-		*len = n;
+	*len = n;
 	return d;
 }
 
@@ -162,17 +161,15 @@ static int check_local_outputs(const struct plait_pipeline *p, struct plait_erro
 	 * targets (a shared `*.output`) writing one would replace each other. */
 	for (size_t ti = 0; ti < req->n_targets; ti++)
 		for (char **o = req->targets[ti].outputs; o && *o; o++) {
-			if (!local_dest(*o, NULL))
-				continue;
 			size_t dl;
 			const char *d = local_dest(*o, &dl);
+			if (!d)
+				continue;
 			for (size_t tj = ti + 1; tj < req->n_targets; tj++)
 				for (char **q = req->targets[tj].outputs; q && *q; q++) {
-					if (!local_dest(*q, NULL))
-						continue;
 					size_t el;
 					const char *e = local_dest(*q, &el);
-					if (dl != el || strncmp(d, e, dl) != 0)
+					if (!e || dl != el || strncmp(d, e, dl) != 0)
 						continue;
 					_cleanup_free_ char *w1 = output_what(*o), *w2 = output_what(*q);
 					const char *n1 = req->targets[ti].name, *n2 = req->targets[tj].name;
