@@ -495,8 +495,55 @@ static int open_endpoint(void *ctx, const char *spec, bool for_write, struct pla
  * (PLAIT_E_NETWORK: a failing build is not retried) runs again, up to N
  * times: on another node that runs the platform natively, else here (native
  * or QEMU), else on another node's QEMU. */
+/* --push from a node: the repositories of the image's -t references, and
+ * the credentials this side would push to their registries with (none
+ * stored: anonymous, so the node's own never stand in for the user's). */
+static int push_logins(const struct wiring *w, const char *const *push_to, struct plait_remote_push *out,
+		       struct plait_error **err)
+{
+	char **repos = NULL, **hosts = NULL;
+	struct plait_node_login *logins = NULL;
+	size_t n = 0;
+	int r = 0;
+	for (const char *const *t = push_to; r >= 0 && t && *t; t++) {
+		struct plait_ref ref = { 0 };
+		r = plait_ref_parse(*t, &ref, err);
+		_cleanup_free_ char *name = r >= 0 ? plait_ref_name(&ref) : NULL;
+		const char *host = r >= 0 ? plait_ref_api_host(&ref) : NULL;
+		if (name && !plait_strv_contains(repos, name))
+			plait_strv_push(&repos, name);
+		struct plait_credentials c = { 0 };
+		if (host && !plait_strv_contains(hosts, host)) {
+			plait_strv_push(&hosts, host);
+			r = plait_auth_lookup_api_host(w->ropts->docker_config_dir, w->ropts->logins, w->ropts->n_logins,
+						       host, &c, err);
+			if (r < 0)
+				plait_error_wrap(err, "--push %s: the credentials for the node's push", *t);
+		}
+		if (r >= 0 && host && n < plait_strv_length(hosts)) {
+			logins = xrealloc(logins, (n + 1) * sizeof(*logins));
+			logins[n++] = (struct plait_node_login){ xstrdup(host), TAKE_PTR(c.username), TAKE_PTR(c.password),
+								 TAKE_PTR(c.identity_token) };
+		}
+		plait_credentials_release(&c);
+		plait_ref_release(&ref);
+	}
+	plait_strv_free(hosts);
+	*out = (struct plait_remote_push){ (const char *const *)repos, logins, n };
+	return r;
+}
+
+static void push_logins_release(struct plait_remote_push *p)
+{
+	for (size_t i = 0; i < p->n_logins; i++)
+		plait_node_login_release((struct plait_node_login *)&p->logins[i]);
+	free((void *)p->logins);
+	plait_strv_free((char **)p->repositories);
+	*p = (struct plait_remote_push){ 0 };
+}
+
 static int remote_build(void *ctx, size_t job, const char *node, const struct plait_build_opts *o,
-			struct plait_build_result *res, struct plait_error **err)
+			const char *const *push_to, struct plait_build_result *res, struct plait_error **err)
 {
 	(void)job;
 	struct wiring *w = ctx;
@@ -508,17 +555,26 @@ static int remote_build(void *ctx, size_t job, const char *node, const struct pl
 		return plait_error_set(err, PLAIT_E_USAGE, "node %s is not in the builder", node);
 	_cleanup_free_ char *path = plait_build_cache_store(o->cache_dir);
 	struct plait_store *store = NULL;
+	struct plait_remote_push push = { 0 };
 	int r = plait_store_open(path, true, &store, err);
+	if (r >= 0)
+		r = push_logins(w, push_to, &push, err);
 	_cleanup_strv_free_ char **tried = NULL;
 	for (int attempt = 0; r >= 0; attempt++) {
 		struct plait_remote_job_stats st = { 0 };
-		r = plait_remote_job_run(w->rb, n, o, w->insecure, store, res, &st, err);
+		r = plait_remote_job_run(w->rb, n, o, w->insecure, &push, store, res, &st, err);
 		if (r >= 0) {
 			res->built_on = xstrdup(n->url);
+			struct plait_buf pushed = PLAIT_BUF_INIT;
+			if (st.pushed)
+				plait_buf_addf(&pushed, ", pushed %lld bytes from the node to %s%s",
+					       (long long)st.bytes_pushed, push.repositories[0],
+					       push.repositories[1] ? " and the other repositories" : "");
 			progress_note(&w->progress,
-				      "%s built on %s: sent %zu file%s (%lld bytes) the node lacked, fetched %lld bytes",
+				      "%s built on %s: sent %zu file%s (%lld bytes) the node lacked%s, fetched %lld bytes",
 				      o->platform_str, n->url, st.files_sent, st.files_sent == 1 ? "" : "s",
-				      (long long)st.bytes_sent, (long long)st.bytes_fetched);
+				      (long long)st.bytes_sent, pushed.buf ? pushed.buf : "", (long long)st.bytes_fetched);
+			plait_buf_release(&pushed);
 			break;
 		}
 		if (plait_error_code(err) != PLAIT_E_NETWORK || attempt >= w->retry_jobs)
@@ -555,6 +611,7 @@ static int remote_build(void *ctx, size_t job, const char *node, const struct pl
 		plait_builder_release(&local);
 		break;
 	}
+	push_logins_release(&push);
 	plait_store_free(store);
 	return r;
 }

@@ -3,8 +3,9 @@
  * the README's "Builders on other machines" has the conversation). After the
  * hello, each job: its file lists (core/node_job.h), a "need" for the
  * contents this node's cache lacks, the blobs, "start"; the build runs here,
- * its progress goes back as events, then the result and the blobs asked for.
- * Nothing but frames goes to stdout. */
+ * its progress goes back as events, then (a job with "push") the image
+ * pushed by digest to its repositories with the logins handed over, then the
+ * result and the blobs asked for. Nothing but frames goes to stdout. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -20,12 +21,14 @@
 #include "pipeline.h"
 #include "plait-config.h"
 #include "core/build.h"
+#include "core/copy.h"
 #include "core/frame.h"
 #include "core/fs.h"
 #include "core/node_job.h"
 #include "core/oci.h"
 #include "platforms/builder.h"
 #include "platforms/remote.h"
+#include "registry/endpoint.h"
 #include "core/banned.h"
 
 static const char usage[] =
@@ -55,6 +58,10 @@ struct serve {
 	struct plait_build_secret *secrets; /* id and src ("/proc/self/fd/N") owned here */
 	int *secret_fds;
 	size_t n_secrets;
+	/* The job's registry logins (for its push), in memory only, wiped when it ends. */
+	struct plait_node_login *logins;
+	struct plait_registry_login *reg_logins; /* the same, as the registry client takes them */
+	size_t n_logins;
 };
 
 static void secrets_drop(struct serve *s)
@@ -69,47 +76,77 @@ static void secrets_drop(struct serve *s)
 	s->secrets = NULL;
 	s->secret_fds = NULL;
 	s->n_secrets = 0;
+	for (size_t i = 0; i < s->n_logins; i++)
+		plait_node_login_release(&s->logins[i]);
+	free(s->logins);
+	free(s->reg_logins);
+	s->logins = NULL;
+	s->reg_logins = NULL;
+	s->n_logins = 0;
+}
+
+static void wipe_release(struct plait_buf *b)
+{
+	if (b->buf)
+		explicit_bzero(b->buf, b->len);
+	plait_buf_release(b);
+}
+
+/* Having read a control frame announcing size bytes of what (a secret, a
+ * login), those bytes into *out (wiped by the caller), as the content frames
+ * and end frame that follow; every frame's copy is wiped. */
+static int receive_wiped(struct serve *s, const char *what, const json_t *sz, struct plait_buf *out,
+			 struct plait_error **err)
+{
+	if (!json_is_integer(sz) || json_integer_value(sz) < 0 || json_integer_value(sz) > PLAIT_NODE_SECRET_MAX)
+		return plait_error_set(err, PLAIT_E_INVALID, "frame %zu: %s needs a size of at most %u bytes", s->n, what,
+				       PLAIT_NODE_SECRET_MAX);
+	int64_t left = json_integer_value(sz);
+	plait_buf_init(out, (size_t)left + 1); /* sized once: no stale copy left by a realloc */
+	int r = 0;
+	for (;;) {
+		struct plait_frame f;
+		r = plait_frame_read(s->in, &f, &s->n, err);
+		if (r == 0)
+			r = plait_error_set(err, PLAIT_E_NETWORK, "the channel closed inside %s", what);
+		if (r < 0)
+			break;
+		bool end = f.type == PLAIT_FRAME_END;
+		if (!end && (f.type != PLAIT_FRAME_CONTENT || (int64_t)f.len > left))
+			r = plait_error_set(err, PLAIT_E_INVALID, "frame %zu: inside %s: not its content", s->n, what);
+		else if (!end)
+			plait_buf_add(out, f.payload, f.len);
+		if (f.payload)
+			explicit_bzero(f.payload, f.len);
+		left -= end || r < 0 ? 0 : (int64_t)f.len;
+		plait_frame_release(&f);
+		if (r < 0 || end)
+			break;
+	}
+	if (r >= 0 && left)
+		r = plait_error_set(err, PLAIT_E_INVALID, "%s: shorter than announced", what);
+	return r;
 }
 
 /* Having read {"type":"secret","name","size"}: its bytes into a memory file. */
 static int receive_secret(struct serve *s, const json_t *ctl, struct plait_error **err)
 {
 	const char *name = json_string_value(json_object_get(ctl, "name"));
-	const json_t *sz = json_object_get(ctl, "size");
-	if (!name || !*name || !json_is_integer(sz) || json_integer_value(sz) < 0 ||
-	    json_integer_value(sz) > PLAIT_NODE_SECRET_MAX)
-		return plait_error_set(err, PLAIT_E_INVALID, "frame %zu: a secret needs a name and a size of at most %u bytes",
-				       s->n, PLAIT_NODE_SECRET_MAX);
+	if (!name || !*name)
+		return plait_error_set(err, PLAIT_E_INVALID, "frame %zu: a secret needs a name", s->n);
 	if (s->n_secrets >= 256)
 		return plait_error_set(err, PLAIT_E_INVALID, "frame %zu: more than 256 secrets for one job", s->n);
-	int fd = memfd_create("plait-secret", MFD_CLOEXEC);
-	if (fd < 0)
-		return plait_error_set_errno(err, PLAIT_E_IO, errno, "secret '%s': cannot make a memory file", name);
-	int64_t left = json_integer_value(sz);
-	int r = 0;
-	for (;;) {
-		struct plait_frame f;
-		r = plait_frame_read(s->in, &f, &s->n, err);
-		if (r == 0)
-			r = plait_error_set(err, PLAIT_E_NETWORK, "the channel closed inside secret '%s'", name);
-		if (r < 0)
-			break;
-		bool end = f.type == PLAIT_FRAME_END;
-		if (!end && (f.type != PLAIT_FRAME_CONTENT || (int64_t)f.len > left))
-			r = plait_error_set(err, PLAIT_E_INVALID, "frame %zu: inside secret '%s': not its content", s->n, name);
-		else if (!end && plait_write_all(fd, f.payload, f.len) < 0)
-			r = plait_error_set_errno(err, PLAIT_E_IO, errno, "secret '%s': cannot keep it", name);
-		if (f.payload)
-			explicit_bzero(f.payload, f.len);
-		left -= end ? 0 : (int64_t)f.len;
-		plait_frame_release(&f);
-		if (r < 0 || end)
-			break;
-	}
-	if (r >= 0 && left)
-		r = plait_error_set(err, PLAIT_E_INVALID, "secret '%s': shorter than announced", name);
+	struct plait_buf what = PLAIT_BUF_INIT, v = PLAIT_BUF_INIT;
+	plait_buf_addf(&what, "secret '%s'", name);
+	int r = receive_wiped(s, what.buf, json_object_get(ctl, "size"), &v, err);
+	plait_buf_release(&what);
+	int fd = r >= 0 ? memfd_create("plait-secret", MFD_CLOEXEC) : -1;
+	if (r >= 0 && (fd < 0 || plait_write_all(fd, v.buf ? v.buf : "", v.len) < 0))
+		r = plait_error_set_errno(err, PLAIT_E_IO, errno, "secret '%s': cannot keep it in a memory file", name);
+	wipe_release(&v);
 	if (r < 0) {
-		close(fd);
+		if (fd >= 0)
+			close(fd);
 		return r;
 	}
 	s->secrets = xrealloc(s->secrets, (s->n_secrets + 1) * sizeof(*s->secrets));
@@ -119,6 +156,38 @@ static int receive_secret(struct serve *s, const json_t *ctl, struct plait_error
 	s->secret_fds[s->n_secrets] = fd;
 	s->secrets[s->n_secrets] = (struct plait_build_secret){ .id = xstrdup(name), .src = plait_buf_detach(&p, NULL) };
 	s->n_secrets++;
+	return 0;
+}
+
+/* Having read {"type":"login","host","size"}: the credentials, kept in memory for the job's push. */
+static int receive_login(struct serve *s, const json_t *ctl, struct plait_error **err)
+{
+	const char *host = json_string_value(json_object_get(ctl, "host"));
+	if (s->n_logins >= 64)
+		return plait_error_set(err, PLAIT_E_INVALID, "frame %zu: more than 64 logins for one job", s->n);
+	struct plait_buf v = PLAIT_BUF_INIT;
+	struct plait_node_login l;
+	int r = receive_wiped(s, "a login", json_object_get(ctl, "size"), &v, err);
+	if (r >= 0)
+		r = plait_node_login_parse(host, v.buf, v.len, &l, err);
+	wipe_release(&v);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < s->n_logins; i++)
+		if (streq(s->logins[i].host, l.host)) {
+			r = plait_error_set(err, PLAIT_E_INVALID, "frame %zu: a second login for %s", s->n, l.host);
+			plait_node_login_release(&l);
+			return r;
+		}
+	s->logins = xrealloc(s->logins, (s->n_logins + 1) * sizeof(*s->logins));
+	s->logins[s->n_logins++] = l;
+	/* as the registry client takes them (pointing into s->logins, rebuilt whole) */
+	free(s->reg_logins);
+	s->reg_logins = xcalloc(s->n_logins, sizeof(*s->reg_logins));
+	for (size_t i = 0; i < s->n_logins; i++)
+		s->reg_logins[i] = (struct plait_registry_login){
+			s->logins[i].host, { s->logins[i].username, s->logins[i].password, s->logins[i].identity_token }
+		};
 	return 0;
 }
 
@@ -229,8 +298,8 @@ static int read_until(struct serve *s, const char *want, struct plait_frame *f, 
 			plait_frame_release(f);
 			continue;
 		}
-		if (streq(t, "secret")) {
-			r = receive_secret(s, f->control, err);
+		if (streq(t, "secret") || streq(t, "login")) {
+			r = streq(t, "secret") ? receive_secret(s, f->control, err) : receive_login(s, f->control, err);
 			plait_frame_release(f);
 			if (r < 0)
 				return r;
@@ -257,8 +326,10 @@ static int make_dir(const char *parent, const char *name, char **out, struct pla
 	return 0;
 }
 
-/* The blobs of the image m (the manifest at digest d, its config, its layers), as [{digest,size}]. */
-static int result_blobs(struct serve *s, const struct plait_descriptor *d, json_t **out, struct plait_error **err)
+/* The blobs of the image m (the manifest at digest d, its config, its
+ * layers unless they were pushed), as [{digest,size}]. */
+static int result_blobs(struct serve *s, const struct plait_descriptor *d, bool layers, json_t **out,
+			struct plait_error **err)
 {
 	struct plait_buf b = PLAIT_BUF_INIT;
 	struct plait_manifest m = { 0 };
@@ -269,7 +340,7 @@ static int result_blobs(struct serve *s, const struct plait_descriptor *d, json_
 		json_t *a = json_array();
 		json_array_append_new(a, json_pack("{s:s, s:I}", "digest", d->digest, "size", (json_int_t)d->size));
 		json_array_append_new(a, json_pack("{s:s, s:I}", "digest", m.config.digest, "size", (json_int_t)m.config.size));
-		for (size_t i = 0; i < m.n_layers; i++)
+		for (size_t i = 0; layers && i < m.n_layers; i++)
 			json_array_append_new(a, json_pack("{s:s, s:I}", "digest", m.layers[i].digest, "size",
 							   (json_int_t)m.layers[i].size));
 		*out = a;
@@ -305,6 +376,40 @@ static int send_blobs(struct serve *s, const json_t *digests, const json_t *blob
 			return r;
 	}
 	return 0;
+}
+
+/* A job with "push": its image by digest to each repository (no tag), from
+ * this node's store, as the logins handed over let it; *pushed gets
+ * [{"repository","bytes"}]. */
+static int push_image(struct serve *s, const struct plait_node_job *job, const struct plait_build_result *res,
+		      const struct plait_registry_opts *ro, json_t **pushed, struct plait_error **err)
+{
+	_cleanup_free_ char *sp = plait_build_cache_store(s->cache_dir);
+	struct plait_store *st = NULL;
+	struct plait_buf mb = PLAIT_BUF_INIT;
+	*pushed = json_array();
+	int r = plait_store_open(sp, false, &st, err);
+	if (r < 0)
+		return r;
+	struct plait_endpoint *src = plait_layout_endpoint_new(st, sp, sp, NULL); /* owns st */
+	r = plait_store_read_blob(src->store, res->manifest.digest, PLAIT_MANIFEST_MAX, &mb, err);
+	const struct plait_copy_opts co = { .cancel = &s->cancel };
+	for (char **repo = job->push; r >= 0 && *repo; repo++) {
+		struct plait_endpoint *dst = NULL;
+		struct plait_copy_stats cs = { 0 };
+		r = plait_registry_endpoint_open(*repo, true, ro, &dst, err);
+		if (r >= 0)
+			r = plait_copy_image(src, dst, &res->manifest, mb.buf, mb.len, NULL, &co, &cs, err);
+		if (r >= 0)
+			json_array_append_new(*pushed, json_pack("{s:s, s:I}", "repository", *repo, "bytes",
+								 (json_int_t)cs.bytes_copied));
+		else
+			plait_error_wrap(err, "push %s from this node", *repo);
+		plait_endpoint_free(dst);
+	}
+	plait_buf_release(&mb);
+	plait_endpoint_free(src);
+	return r;
 }
 
 /* One job: its contents in, the build, its result out, the blobs asked for. */
@@ -347,6 +452,7 @@ static int run_job(struct serve *s, const json_t *msg, struct plait_error **err)
 	registry_cli_finish(&rc);
 	pipeline_resolver_init(&rctx, &resolver, &rc.opts, NULL, 0);
 	bool started = false;
+	json_auto_t *pushed = NULL;
 	if (r >= 0) {
 		json_auto_t *o = json_pack("{s:s, s:I, s:O}", "type", "need", "id", (json_int_t)job.id, "digests", need);
 		r = plait_frame_write_control(s->out, o, err);
@@ -363,6 +469,11 @@ static int run_job(struct serve *s, const json_t *msg, struct plait_error **err)
 		plait_frame_release(&f);
 		started = true;
 	}
+	/* the logins came before the start: the push (and base pulls from the
+	 * same registries) use them, never this node's own */
+	rc.opts.logins = s->reg_logins;
+	rc.opts.n_logins = s->n_logins;
+	rc.opts.cancel = &s->cancel;
 	/* the job's directory: the contexts and the Dockerfile made again */
 	if (r >= 0)
 		r = plait_mkdtemp("node-job", &tmp, err);
@@ -430,13 +541,15 @@ static int run_job(struct serve *s, const json_t *msg, struct plait_error **err)
 		s->cancel = 0;
 		watch_start(&w, s);
 		r = plait_build(&bo, &res, err);
+		if (r >= 0 && *job.push) /* Ctrl-C there stops the push too */
+			r = push_image(s, &job, &res, &rc.opts, &pushed, err);
 		watch_stop(&w);
 	}
 	plait_platform_release(&plat);
 	plait_platform_release(&bplat);
 	if (r >= 0) {
 		json_t *blobs = NULL;
-		r = result_blobs(s, &res.manifest, &blobs, err);
+		r = result_blobs(s, &res.manifest, !*job.push, &blobs, err);
 		if (r >= 0) {
 			json_auto_t *o = json_pack(
 			    "{s:s, s:I, s:{s:s, s:s, s:I}, s:s, s:s, s:I, s:i, s:i, s:O}", "type", "result", "id",
@@ -458,6 +571,8 @@ static int run_job(struct serve *s, const json_t *msg, struct plait_error **err)
 			json_object_set_new(o, "materials", mats);
 			json_object_set_new(o, "base_material", json_integer((json_int_t)res.base_material));
 			json_object_set_new(o, "step_records", steps);
+			if (pushed)
+				json_object_set_new(o, "pushed", json_incref(pushed));
 			pthread_mutex_lock(&s->wlock);
 			r = plait_frame_write_control(s->out, o, err);
 			pthread_mutex_unlock(&s->wlock);
@@ -586,8 +701,8 @@ int cmd_serve(int argc, char **argv)
 		return 1;
 	}
 	plait_frame_release(&f);
-	json_auto_t *hello = json_pack("{s:s, s:i, s:s, s:[]}", "type", "hello", "protocol", PLAIT_REMOTE_PROTOCOL,
-				       "version", PLAIT_VERSION, "features");
+	json_auto_t *hello = json_pack("{s:s, s:i, s:s, s:[s]}", "type", "hello", "protocol", PLAIT_REMOTE_PROTOCOL,
+				       "version", PLAIT_VERSION, "features", "push");
 	if (plait_frame_write_control(STDOUT_FILENO, hello, &err) < 0)
 		goto fail;
 	if (serve_jobs(n, &err) >= 0)

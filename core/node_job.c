@@ -1,4 +1,5 @@
 /* core/node_job.c - the files of a job sent to a node; see node_job.h. */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -11,6 +12,7 @@
 #include "frame.h"
 #include "fs.h"
 #include "node_job.h"
+#include "ref.h"
 #include "strv.h"
 #include "banned.h"
 
@@ -429,8 +431,8 @@ static json_t *strv_json(const char *const *v)
 }
 
 json_t *plait_node_job_to_json(long id, const struct plait_build_opts *o, const char *const *insecure_registries,
-			       const char *dockerfile_name, const char *dockerfile_digest, int64_t dockerfile_size,
-			       json_t *context, json_t *named)
+			       const char *const *push, const char *dockerfile_name, const char *dockerfile_digest,
+			       int64_t dockerfile_size, json_t *context, json_t *named)
 {
 	json_t *m = json_pack("{s:s, s:I, s:s, s:s, s:o, s:{s:s, s:s, s:I}, s:o, s:o, s:o, s:o, s:b, s:b, s:b, s:i}",
 			      "type", "job", "id", (json_int_t)id, "platform", o->platform_str, "build_platform",
@@ -445,6 +447,7 @@ json_t *plait_node_job_to_json(long id, const struct plait_build_opts *o, const 
 			    o->have_epoch ? json_integer((json_int_t)o->source_date_epoch) : json_null());
 	json_object_set_new(m, "context", context ? context : json_array());
 	json_object_set_new(m, "named", named ? named : json_array());
+	json_object_set_new(m, "push", strv_json(push));
 	return m;
 }
 
@@ -459,6 +462,7 @@ void plait_node_job_release(struct plait_node_job *j)
 	plait_strv_free(j->labels);
 	plait_strv_free(j->annotations);
 	plait_strv_free(j->insecure_registries);
+	plait_strv_free(j->push);
 	plait_node_files_release(&j->context);
 	for (size_t i = 0; i < j->n_named; i++)
 		plait_node_files_release(&j->named_files[i]);
@@ -531,6 +535,19 @@ int plait_node_job_parse(const json_t *msg, struct plait_node_job *out, struct p
 		r = job_strv(msg, "annotations", &out->annotations, err);
 	if (r >= 0)
 		r = job_strv(msg, "insecure_registries", &out->insecure_registries, err);
+	if (r >= 0 && !json_object_get(msg, "push")) /* a sender without the push feature */
+		out->push = xcalloc(1, sizeof(*out->push));
+	else if (r >= 0)
+		r = job_strv(msg, "push", &out->push, err);
+	for (char **p = out->push; r >= 0 && p && *p; p++) {
+		struct plait_ref ref = { 0 };
+		struct plait_error *e = NULL;
+		if (plait_ref_parse(*p, &ref, &e) < 0 || ref.tag || ref.digest || !strchr(*p, '/'))
+			r = plait_error_set(err, PLAIT_E_INVALID, "job: push '%.300s' is not a repository (host/path)%s%s",
+					    *p, e ? ": " : "", e ? e->msg : "");
+		plait_error_free(e);
+		plait_ref_release(&ref);
+	}
 	const json_t *comp = json_object_get(msg, "compression");
 	if (r >= 0 && (!json_is_integer(comp) || json_integer_value(comp) < PLAIT_LAYER_GZIP ||
 		       json_integer_value(comp) > PLAIT_LAYER_UNCOMPRESSED))
@@ -572,4 +589,62 @@ int plait_node_job_parse(const json_t *msg, struct plait_node_job *out, struct p
 	if (r < 0)
 		plait_node_job_release(out);
 	return r;
+}
+
+/* ------------------------------------------------------------ logins */
+
+void plait_node_login_payload(const struct plait_node_login *l, struct plait_buf *out)
+{
+	const char *f[3] = { l->username, l->password, l->identity_token };
+	for (int i = 0; i < 3; i++) {
+		plait_buf_add(out, f[i] ? f[i] : "", f[i] ? strlen(f[i]) : 0);
+		plait_buf_addch(out, '\0');
+	}
+}
+
+static bool host_ok(const char *h)
+{
+	size_t n = strlen(h);
+	if (!n || n > 255)
+		return false;
+	for (const char *c = h; *c; c++)
+		if (!isalnum((unsigned char)*c) && !strchr(".-:[]_", *c))
+			return false;
+	return true;
+}
+
+int plait_node_login_parse(const char *host, const void *payload, size_t len, struct plait_node_login *out,
+			   struct plait_error **err)
+{
+	*out = (struct plait_node_login){ 0 };
+	if (!host || !host_ok(host))
+		return plait_error_set(err, PLAIT_E_INVALID, "login: '%.300s' is not a registry host", host ? host : "");
+	char *f[3] = { NULL };
+	const char *p = payload, *end = p + len;
+	for (int i = 0; i < 3; i++) {
+		const char *z = p < end ? memchr(p, '\0', (size_t)(end - p)) : NULL;
+		if (!z) {
+			for (int k = 0; k < i; k++)
+				plait_free_secret(f[k]);
+			return plait_error_set(err, PLAIT_E_INVALID, "login for %s: not three fields", host);
+		}
+		f[i] = z > p ? xstrndup(p, (size_t)(z - p)) : NULL;
+		p = z + 1;
+	}
+	if (p != end) {
+		for (int k = 0; k < 3; k++)
+			plait_free_secret(f[k]);
+		return plait_error_set(err, PLAIT_E_INVALID, "login for %s: bytes after its fields", host);
+	}
+	*out = (struct plait_node_login){ xstrdup(host), f[0], f[1], f[2] };
+	return 0;
+}
+
+void plait_node_login_release(struct plait_node_login *l)
+{
+	free(l->host);
+	free(l->username);
+	plait_free_secret(l->password);
+	plait_free_secret(l->identity_token);
+	*l = (struct plait_node_login){ 0 };
 }

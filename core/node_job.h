@@ -97,7 +97,10 @@ int plait_node_blob_receive(int in, const json_t *ctl, struct plait_store *s, in
  * "dockerfile":{"name","digest","size"}, "build_args":[], "labels":[],
  * "annotations":[], "insecure_registries":[], "no_cache", "docker_media_types",
  * "allow_insecure", "compression", "source_date_epoch"|null, "context":[list],
- * "named":[{"name","files":[list]}]}. */
+ * "named":[{"name","files":[list]}], "push":["host/repo", …]}. With push
+ * (a node whose hello lists the "push" feature), the node pushes the image
+ * by digest to each repository itself (no tag: tags move from the local
+ * side, after every job), with the credentials handed over for the job. */
 struct plait_node_job {
 	long id;
 	char *platform, *build_platform, *target;
@@ -108,6 +111,7 @@ struct plait_node_job {
 	int64_t source_date_epoch;
 	enum plait_layer_compression compression;
 	struct plait_node_files context;
+	char **push;			  /* repositories "host/repo", NULL-terminated, never NULL */
 	char **named;			  /* names, NULL-terminated */
 	struct plait_node_files *named_files; /* one per name */
 	size_t n_named;
@@ -116,11 +120,29 @@ struct plait_node_job {
 /* The job message for o (its context and named dirs listed already: context
  * and named are taken over; named is [{"name","files"}]). */
 json_t *plait_node_job_to_json(long id, const struct plait_build_opts *o, const char *const *insecure_registries,
-			       const char *dockerfile_name, const char *dockerfile_digest, int64_t dockerfile_size,
-			       json_t *context, json_t *named);
+			       const char *const *push, const char *dockerfile_name, const char *dockerfile_digest,
+			       int64_t dockerfile_size, json_t *context, json_t *named);
 /* The node's side: every field checked (lists as plait_node_files_parse);
  * -PLAIT_E_INVALID naming the field. */
 int plait_node_job_parse(const json_t *msg, struct plait_node_job *out, struct plait_error **err);
 void plait_node_job_release(struct plait_node_job *j);
+
+/* Registry credentials for one host, handed to the node for one job's push
+ * (never a file there, never a log line): a control frame
+ * {"type":"login","id","host","size"} then its payload in content frames,
+ * "USERNAME\0PASSWORD\0IDENTITY_TOKEN\0" (an empty field: none; all
+ * empty: anonymous), then an end frame. Both sides wipe what held it. */
+struct plait_node_login {
+	char *host; /* the registry's API host, as plait_ref_api_host names it */
+	char *username, *password, *identity_token; /* NULL: none */
+};
+/* The payload for l (out is wiped and released by the caller). */
+void plait_node_login_payload(const struct plait_node_login *l, struct plait_buf *out);
+/* The node's side: host checked (a host[:port], nothing else), the payload
+ * three NUL-terminated fields and nothing after them. */
+int plait_node_login_parse(const char *host, const void *payload, size_t len, struct plait_node_login *out,
+			   struct plait_error **err);
+/* Wipes the password and token. */
+void plait_node_login_release(struct plait_node_login *l);
 
 #endif

@@ -371,7 +371,9 @@ static int run_job(void *ctx, size_t i, const atomic_int *cancel, struct plait_e
 	if (!job->builder.node)
 		r = plait_build(&bo, &p->results[i], err);
 	else if (p->o->ops->remote_build)
-		r = p->o->ops->remote_build(p->o->ops->ctx, i, job->builder.node, &bo, &p->results[i], err);
+		r = p->o->ops->remote_build(p->o->ops->ctx, i, job->builder.node, &bo,
+					    req->push ? (const char *const *)p->plan.images[job->image].tags : NULL,
+					    &p->results[i], err);
 	else
 		r = plait_error_set(err, PLAIT_E_USAGE, "%s is assigned to node %s, but this plait runs jobs here only",
 				    job->label, job->builder.node);

@@ -64,9 +64,13 @@ struct plait_pipeline_ops {
 	int (*load)(void *ctx, int fd, int64_t size, struct plait_error **err);
 	/* Run the build o of job on the node (a URL the builder chooser gave,
 	 * plait_builder.node) and leave its image in the local cache's store;
-	 * NULL: jobs assigned to nodes are refused. Called from worker threads. */
+	 * NULL: jobs assigned to nodes are refused. Called from worker threads.
+	 * push_to (--push: the job's image's -t references; else NULL) lets the
+	 * node push the image by digest itself: then res->remote_blobs says
+	 * where its layers are, as for a lazy base (publishing finds them in
+	 * place; outputs fetch them). Tags still move only in publish. */
 	int (*remote_build)(void *ctx, size_t job, const char *node, const struct plait_build_opts *o,
-			    struct plait_build_result *res, struct plait_error **err);
+			    const char *const *push_to, struct plait_build_result *res, struct plait_error **err);
 	/* Something that does not fail the build (a --cache-from that cannot be
 	 * read, a --cache-to ignore-error=true that failed). */
 	void (*warning)(void *ctx, const char *msg);

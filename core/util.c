@@ -61,6 +61,14 @@ char *xstrdup_or_null(const char *s)
 	return s ? xstrdup(s) : NULL;
 }
 
+void plait_free_secret(char *s)
+{
+	if (!s)
+		return;
+	explicit_bzero(s, strlen(s));
+	free(s);
+}
+
 bool endswith(const char *s, const char *suffix)
 {
 	size_t a = strlen(s), b = strlen(suffix);

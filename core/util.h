@@ -87,6 +87,8 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 /* xstrdup that maps NULL to NULL. */
 char *xstrdup_or_null(const char *s);
+/* free() for a string that held a secret: its bytes are wiped first. NULL is fine. */
+void plait_free_secret(char *s);
 
 /* Grow *arr (element size elem) so that it holds at least want elements. */
 #define PLAIT_ALLOC_GROW(arr, want, alloc)                                        \

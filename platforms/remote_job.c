@@ -227,6 +227,23 @@ static int send_content(struct conn *c, const char *digest, const struct source 
 	return r;
 }
 
+/* ctl ({"type","id",…}) with "size" added, then v's bytes, then an end
+ * frame; v is wiped and released (it held a secret). */
+static int send_wiped(struct conn *c, json_t *ctl, struct plait_buf *v, struct plait_error **err)
+{
+	json_object_set_new(ctl, "size", json_integer((json_int_t)v->len));
+	int r = plait_frame_write_control(c->to, ctl, err);
+	if (r >= 0 && v->len)
+		r = plait_frame_write(c->to, PLAIT_FRAME_CONTENT, v->buf, v->len, err);
+	if (r >= 0)
+		r = plait_frame_write(c->to, PLAIT_FRAME_END, NULL, 0, err);
+	if (v->buf)
+		explicit_bzero(v->buf, v->len);
+	plait_buf_release(v);
+	json_decref(ctl);
+	return r;
+}
+
 /* A --secret's value: read here, sent in frames, wiped; the node keeps it in memory. */
 static int send_secret(struct conn *c, long id, const struct plait_build_secret *sec, struct plait_error **err)
 {
@@ -238,17 +255,48 @@ static int send_secret(struct conn *c, long id, const struct plait_build_secret 
 		plait_buf_release(&v);
 		return plait_error_set_errno(err, PLAIT_E_IO, -r, "--secret id=%s: cannot read it", sec->id);
 	}
-	json_auto_t *ctl = json_pack("{s:s, s:I, s:s, s:I}", "type", "secret", "id", (json_int_t)id, "name", sec->id,
-				     "size", (json_int_t)v.len);
-	r = plait_frame_write_control(c->to, ctl, err);
-	if (r >= 0 && v.len)
-		r = plait_frame_write(c->to, PLAIT_FRAME_CONTENT, v.buf, v.len, err);
-	if (r >= 0)
-		r = plait_frame_write(c->to, PLAIT_FRAME_END, NULL, 0, err);
-	if (v.buf)
-		explicit_bzero(v.buf, v.len);
-	plait_buf_release(&v);
-	return r;
+	return send_wiped(c, json_pack("{s:s, s:I, s:s}", "type", "secret", "id", (json_int_t)id, "name", sec->id), &v,
+			  err);
+}
+
+/* A registry login for the node's push of this job. */
+static int send_login(struct conn *c, long id, const struct plait_node_login *l, struct plait_error **err)
+{
+	struct plait_buf v = PLAIT_BUF_INIT;
+	plait_node_login_payload(l, &v);
+	return send_wiped(c, json_pack("{s:s, s:I, s:s}", "type", "login", "id", (json_int_t)id, "host", l->host), &v,
+			  err);
+}
+
+static bool has_feature(const json_t *hello, const char *name)
+{
+	const json_t *f = json_object_get(hello, "features");
+	for (size_t i = 0; i < json_array_size(f); i++)
+		if (streq(json_string_value(json_array_get(f, i)) ?: "", name))
+			return true;
+	return false;
+}
+
+/* What the node says it pushed: every repository asked for, each once, with the bytes it sent. */
+static int take_pushed(const struct plait_node *n, const json_t *result, const char *const *repos,
+		       struct plait_remote_job_stats *st, struct plait_error **err)
+{
+	const json_t *pushed = json_object_get(result, "pushed");
+	size_t want = plait_strv_length((char **)repos);
+	if (!json_is_array(pushed) || json_array_size(pushed) != want)
+		return plait_error_set(err, PLAIT_E_INVALID, "node %s: the result does not say where it pushed the image",
+				       n->url);
+	for (size_t i = 0; i < want; i++) {
+		const json_t *e = json_array_get(pushed, i);
+		const json_t *b = json_object_get(e, "bytes");
+		if (!streq(json_string_value(json_object_get(e, "repository")) ?: "", repos[i]) || !json_is_integer(b) ||
+		    json_integer_value(b) < 0)
+			return plait_error_set(err, PLAIT_E_INVALID, "node %s: the result's push %zu is not to %s", n->url, i,
+					       repos[i]);
+		st->bytes_pushed += json_integer_value(b);
+	}
+	st->pushed = true;
+	return 0;
 }
 
 static void forward_event(struct conn *c, const json_t *o, const struct plait_build_opts *bo)
@@ -322,8 +370,11 @@ static int take_records(const struct plait_node *n, const json_t *result, struct
 	return 0;
 }
 
+/* The image is what the result says, and here: the manifest (its size,
+ * media type), its config, every layer unless the node pushed them (then
+ * *remote gets "LAYER REPO@MANIFEST" for each, REPO the first pushed to). */
 static int check_image(const struct plait_node *n, const json_t *result, struct plait_store *local,
-		       struct plait_error **err)
+		       const char *pushed_to, char ***remote, struct plait_error **err)
 {
 	const json_t *m = json_object_get(result, "manifest");
 	const char *md = json_string_value(json_object_get(m, "digest"));
@@ -348,6 +399,14 @@ static int check_image(const struct plait_node *n, const json_t *result, struct 
 				    n->url, md);
 	for (size_t i = 0; r >= 0 && i <= man.n_layers; i++) {
 		const struct plait_descriptor *d = i < man.n_layers ? &man.layers[i] : &man.config;
+		if (i < man.n_layers && pushed_to) {
+			struct plait_buf line = PLAIT_BUF_INIT;
+			plait_buf_addf(&line, "%s %s@%s", d->digest, pushed_to, md);
+			if (!plait_strv_contains(*remote, line.buf))
+				plait_strv_push(remote, line.buf);
+			plait_buf_release(&line);
+			continue;
+		}
 		int64_t sz = -1;
 		int h = plait_store_has(local, d->digest, &sz, err);
 		if (h < 0)
@@ -392,8 +451,8 @@ static int list_dir(const char *dir, const char *dockerfile, struct source *s, s
 
 int plait_remote_job_run(const struct plait_remote_builder *b, const struct plait_node *n,
 			 const struct plait_build_opts *o, const char *const *insecure_registries,
-			 struct plait_store *local, struct plait_build_result *res, struct plait_remote_job_stats *stats,
-			 struct plait_error **err)
+			 const struct plait_remote_push *push, struct plait_store *local, struct plait_build_result *res,
+			 struct plait_remote_job_stats *stats, struct plait_error **err)
 {
 	struct plait_remote_job_stats st_local = { 0 };
 	struct plait_remote_job_stats *st = stats ? stats : &st_local;
@@ -407,7 +466,8 @@ int plait_remote_job_run(const struct plait_remote_builder *b, const struct plai
 	struct plait_buf df = PLAIT_BUF_INIT;
 	struct conn c = { .pid = -1, .to = -1, .from = -1, .errfd = -1 };
 	struct plait_frame f = { 0 };
-	bool cancel_sent = false;
+	bool cancel_sent = false, node_pushes = false;
+	char **remote_blobs = NULL;
 	static long next_id;
 	long id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
 	_cleanup_free_ char *dfpath = o->dockerfile ? xstrdup(o->dockerfile) : plait_path_join(o->context_dir, "Dockerfile");
@@ -437,12 +497,14 @@ int plait_remote_job_run(const struct plait_remote_builder *b, const struct plai
 	if (r >= 0 && (r = conn_read(&c, &f, "before its hello", err)) > 0) {
 		if (!is_type(&f, "hello"))
 			r = plait_error_set(err, PLAIT_E_INVALID, "node %s: 'plait serve' did not answer the hello", n->url);
+		node_pushes = push && push->repositories && *push->repositories && has_feature(f.control, "push");
 		plait_frame_release(&f);
 	}
 	/* the job, the contents it needs, start */
 	if (r >= 0) {
 		json_incref(src[0].list);
-		json_auto_t *job = plait_node_job_to_json(id, o, insecure_registries, dfname, df_digest,
+		json_auto_t *job = plait_node_job_to_json(id, o, insecure_registries,
+							  node_pushes ? push->repositories : NULL, dfname, df_digest,
 							  (int64_t)df.len, src[0].list, json_incref(named));
 		r = plait_frame_write_control(c.to, job, err);
 	}
@@ -458,6 +520,8 @@ int plait_remote_job_run(const struct plait_remote_builder *b, const struct plai
 	}
 	for (size_t i = 0; r >= 0 && i < o->n_secrets; i++)
 		r = send_secret(&c, id, &o->secrets[i], err);
+	for (size_t i = 0; r >= 0 && node_pushes && i < push->n_logins; i++)
+		r = send_login(&c, id, &push->logins[i], err);
 	if (r >= 0) {
 		json_auto_t *start = json_pack("{s:s, s:I}", "type", "start", "id", (json_int_t)id);
 		r = plait_frame_write_control(c.to, start, err);
@@ -536,8 +600,10 @@ int plait_remote_job_run(const struct plait_remote_builder *b, const struct plai
 				    json_object_size(sizes));
 	/* the image is what the result says, and all here: the manifest (its
 	 * size, media type), its config, every layer */
+	if (r >= 0 && result && node_pushes)
+		r = take_pushed(n, result, push->repositories, st, err);
 	if (r >= 0 && result)
-		r = check_image(n, result, local, err);
+		r = check_image(n, result, local, node_pushes ? push->repositories[0] : NULL, &remote_blobs, err);
 	/* what plait_build would say */
 	if (r >= 0) {
 		const json_t *m = json_object_get(result, "manifest");
@@ -559,6 +625,7 @@ int plait_remote_job_run(const struct plait_remote_builder *b, const struct plai
 			res->steps = (int)json_integer_value(json_object_get(result, "steps"));
 			res->cached = (int)json_integer_value(json_object_get(result, "cached"));
 			r = take_records(c.n, result, res, err);
+			res->remote_blobs = TAKE_PTR(remote_blobs);
 		}
 	}
 	if (r < 0 && *err && (*err)->errnum == EPIPE && c.pid > 0)
@@ -570,6 +637,7 @@ int plait_remote_job_run(const struct plait_remote_builder *b, const struct plai
 		(void)plait_frame_write_control(c.to, bye, NULL);
 	}
 	conn_close(&c, r < 0);
+	plait_strv_free(remote_blobs);
 	json_decref(result);
 	json_decref(named);
 	for (size_t i = 0; i < n_src; i++) {

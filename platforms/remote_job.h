@@ -20,11 +20,21 @@
  *    result is -PLAIT_E_NETWORK with the last event seen and ssh's message;
  *  - each --secret goes after the contents as {"type":"secret","name","size"}
  *    and its bytes (read here, wiped after); the node keeps it in memory;
+ *  - with push (its repositories not empty) and a node whose hello lists
+ *    the "push" feature, the node pushes the image by digest to each
+ *    repository itself, after its build, logging in with push->logins (one
+ *    per registry host; sent as core/node_job.h says, after the secrets,
+ *    for this job only); only the manifest and config come back, and
+ *    res->remote_blobs names where each layer is ("DIGEST REPO@MANIFEST",
+ *    as a lazy base's are), so outputs and SBOMs fetch them from there and
+ *    the publication finds them in place. A node without the feature sends
+ *    every blob back (stats->pushed stays false);
  *  - --ssh is refused (-PLAIT_E_USAGE, not carried yet). */
 #ifndef PLAIT_REMOTE_JOB_H
 #define PLAIT_REMOTE_JOB_H
 
 #include "core/build.h"
+#include "core/node_job.h"
 #include "core/store.h"
 #include "remote.h"
 
@@ -32,11 +42,19 @@ struct plait_remote_job_stats {
 	int64_t bytes_sent; /* contents sent (the files the node lacked) */
 	size_t files_sent;
 	int64_t bytes_fetched; /* result blobs this side lacked */
+	bool pushed;	       /* the node pushed the image itself */
+	int64_t bytes_pushed;  /* what it uploaded (blobs the registries lacked) */
+};
+
+struct plait_remote_push {
+	const char *const *repositories; /* "host/repo", NULL-terminated; NULL: no push */
+	const struct plait_node_login *logins;
+	size_t n_logins;
 };
 
 int plait_remote_job_run(const struct plait_remote_builder *b, const struct plait_node *n,
 			 const struct plait_build_opts *o, const char *const *insecure_registries,
-			 struct plait_store *local, struct plait_build_result *res, struct plait_remote_job_stats *stats,
-			 struct plait_error **err);
+			 const struct plait_remote_push *push, struct plait_store *local, struct plait_build_result *res,
+			 struct plait_remote_job_stats *stats, struct plait_error **err);
 
 #endif

@@ -23,9 +23,23 @@ struct plait_credentials {
 };
 void plait_credentials_release(struct plait_credentials *c);
 
+/* Credentials given for one registry (API) host, used instead of the docker
+ * config's for it: a build job on a node pushes with those the local plait
+ * handed over (platforms/remote_job.h). No username and no token: anonymous. */
+struct plait_registry_login {
+	const char *host; /* "localhost:5000", "registry-1.docker.io" */
+	struct plait_credentials creds;
+};
+
 /* The docker config directory: config_dir if not NULL, else $DOCKER_CONFIG,
  * else $HOME/.docker. Caller frees. */
 char *plait_auth_config_dir(const char *config_dir);
+/* The credentials a registry client for API host (as plait_ref_api_host
+ * names it) would use: a login given for it, else the docker config's
+ * (config_dir as plait_auth_config_dir takes it). 1 with *out filled, 0 when
+ * none, <0 on error. */
+int plait_auth_lookup_api_host(const char *config_dir, const struct plait_registry_login *logins, size_t n_logins,
+			       const char *host, struct plait_credentials *out, struct plait_error **err);
 /* 1 with *out filled when credentials exist for host, 0 when none, <0 on error
  * (unreadable or malformed config.json names the file; a failing helper is named). */
 int plait_auth_lookup(const char *config_dir, const char *host, struct plait_credentials *out,

@@ -237,8 +237,16 @@ int plait_registry_new(const char *host, const struct plait_registry_opts *opts,
 
 	struct plait_registry *r = xcalloc(1, sizeof(*r));
 	r->host = xstrdup(host);
-	r->creds_host = xstrdup(streq(host, plait_docker_hub_api_host()) ? plait_docker_hub_domain() : host);
+	r->creds_host = xstrdup(registry_creds_host(host));
 	r->config_dir = xstrdup_or_null(opts->docker_config_dir);
+	for (size_t i = 0; i < opts->n_logins && !r->creds_loaded; i++)
+		if (opts->logins[i].host && streq(opts->logins[i].host, host)) {
+			const struct plait_credentials *c = &opts->logins[i].creds;
+			r->creds = (struct plait_credentials){ xstrdup_or_null(c->username), xstrdup_or_null(c->password),
+							       xstrdup_or_null(c->identity_token) };
+			r->have_creds = registry_creds_usable(&r->creds);
+			r->creds_loaded = true; /* given: the docker config is not asked */
+		}
 	r->certs_dirs = plait_strv_copy(opts->certs_dirs);
 	r->insecure_hosts = plait_strv_copy(opts->insecure_hosts);
 	r->insecure = registry_host_listed(r->insecure_hosts, host) ||

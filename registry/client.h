@@ -166,6 +166,8 @@ int registry_stored_creds(struct plait_registry *r, struct plait_credentials *ou
 bool registry_have_stored_creds(struct plait_registry *r);
 /* A user name or an identity token to send. */
 bool registry_creds_usable(const struct plait_credentials *c);
+/* The name credentials for API host are stored under ("docker.io" for Docker Hub's). */
+const char *registry_creds_host(const char *host);
 /* "Authorization: Basic base64(user:password)" (caller frees; a secret). */
 char *registry_basic_header(const struct plait_credentials *c);
 

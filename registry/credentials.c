@@ -44,28 +44,16 @@ void plait_credentials_release(struct plait_credentials *c)
 {
 	if (!c)
 		return;
-	if (c->password)
-		OPENSSL_cleanse(c->password, strlen(c->password));
-	if (c->identity_token)
-		OPENSSL_cleanse(c->identity_token, strlen(c->identity_token));
 	free(c->username);
-	free(c->password);
-	free(c->identity_token);
+	plait_free_secret(c->password);
+	plait_free_secret(c->identity_token);
 	memset(c, 0, sizeof(*c));
 }
 
 /* free() for strings that held a secret. */
-static void free_secret(char *s)
-{
-	if (!s)
-		return;
-	OPENSSL_cleanse(s, strlen(s));
-	free(s);
-}
-
 static void free_secretp(char **s)
 {
-	free_secret(*s);
+	plait_free_secret(*s);
 }
 #define _cleanup_secret_ _cleanup_(free_secretp)
 
@@ -193,7 +181,7 @@ static char *b64_decode(const char *s)
 	n -= (int)(padded - data);
 	out[n] = '\0';
 	if (memchr(out, '\0', (size_t)n)) {
-		free_secret(out);
+		plait_free_secret(out);
 		return NULL;
 	}
 	return out;
@@ -534,7 +522,7 @@ static int auths_entry_get(const struct config *c, const char *key, json_t *entr
 	}
 	if (json_is_string(token) && *json_string_value(token)) {
 		out->identity_token = xstrdup(json_string_value(token));
-		free_secret(TAKE_PTR(out->password));
+		plait_free_secret(TAKE_PTR(out->password));
 	}
 	if (out->password && !*out->password && !out->username[0]) {
 		plait_credentials_release(out);
@@ -686,6 +674,22 @@ int plait_auth_erase(const char *config_dir, const char *host, struct plait_erro
 	return removed;
 }
 
+int plait_auth_lookup_api_host(const char *config_dir, const struct plait_registry_login *logins, size_t n_logins,
+			       const char *host, struct plait_credentials *out, struct plait_error **err)
+{
+	*out = (struct plait_credentials){ 0 };
+	for (size_t i = 0; i < n_logins; i++)
+		if (logins[i].host && streq(logins[i].host, host)) {
+			const struct plait_credentials *c = &logins[i].creds;
+			if (!registry_creds_usable(c))
+				return 0;
+			*out = (struct plait_credentials){ xstrdup_or_null(c->username), xstrdup_or_null(c->password),
+							   xstrdup_or_null(c->identity_token) };
+			return 1;
+		}
+	return plait_auth_lookup(config_dir, registry_creds_host(host), out, err);
+}
+
 /* ---- the registry client's credentials ------------------------------------ */
 
 /* Stored credentials for the registry (looked up once). 1 when there are some. */
@@ -713,6 +717,11 @@ int registry_stored_creds(struct plait_registry *r, struct plait_credentials *ou
 	}
 	pthread_mutex_unlock(&r->lock);
 	return have;
+}
+
+const char *registry_creds_host(const char *host)
+{
+	return streq(host, plait_docker_hub_api_host()) ? plait_docker_hub_domain() : host;
 }
 
 bool registry_creds_usable(const struct plait_credentials *c)

@@ -42,6 +42,9 @@ struct plait_registry_opts {
 	void (*mirror_warning)(const char *msg);
 	const char *const *certs_dirs;     /* NULL-terminated; NULL = /etc/docker/certs.d, /etc/containers/certs.d */
 	const char *docker_config_dir;     /* NULL = plait_auth_config_dir(NULL) */
+	/* Hosts whose credentials are given (auth.h), never looked up; NULL = none. */
+	const struct plait_registry_login *logins;
+	size_t n_logins;
 	int max_tries;                     /* 0 = 5 */
 	long backoff_base_ms;              /* 0 = 200 */
 	int64_t chunk_size;                /* most bytes in one PATCH; 0 = no limit (one PATCH) */

@@ -99,8 +99,8 @@ cat >"$N/plait-node" <<EOF
 # The plait of each test node: the real one, with the node's own cache and
 # binfmt_misc directory (ssh's SetEnv PLAIT_NODE says which node this is).
 case "\$PLAIT_NODE" in
-a) export XDG_CACHE_HOME=$N/a/cache PLAIT_BINFMT_DIR=$N/a/binfmt-none ;;
-b) export XDG_CACHE_HOME=$N/b/cache PLAIT_BINFMT_DIR=$N/b/binfmt ;;
+a) export XDG_CACHE_HOME=$N/a/cache PLAIT_BINFMT_DIR=$N/a/binfmt-none DOCKER_CONFIG=$N/a/docker ;;
+b) export XDG_CACHE_HOME=$N/b/cache PLAIT_BINFMT_DIR=$N/b/binfmt DOCKER_CONFIG=$N/b/docker ;;
 old)
 	# a node with another plait: a protocol this one does not speak
 	if [ "\$1" = version ]; then echo '{"version": "0.0.1", "protocol": 0}'; exit 0; fi ;;
@@ -347,6 +347,60 @@ assert_contains "$OUT$ERR" "linux/amd64 built on ssh://node-a: sent 1 file (7 by
 assert_eq "ssh://node-a" "$(jq -r '.platforms[0].node' "$T/meta1.json")" "the metadata file's node"
 echo alpha >"$J/src/a.txt"
 pass "a second build sends only the changed file (7 bytes); --metadata-file names the node"
+
+# --push from the node: to a registry that wants a login (bearer tokens), the
+# node pushes the image by digest itself with the credentials this side
+# logged in with (handed over for the job: the node's docker config stays
+# empty), only the manifest and config come back, the tag moves from here;
+# an OCI output of the same build fetches the layers from the registry
+registry_start RT token
+run_ok "$PLAIT" login -u alice --password-stdin "$RT_HOST" <<<"$RT_PASS"
+run_ok "$PLAIT" "${BUILD[@]}" --builder farm --cache-dir "$T/lc-push" --metadata-file "$T/meta-push.json" \
+	-t "$RT_HOST/team/app:node" -t "$RT_HOST/team/other:node" "$J"
+assert_contains "$OUT$ERR" "linux/amd64 built on ssh://node-a: sent"
+assert_match "$OUT$ERR" "pushed [1-9][0-9]* bytes from the node to $RT_HOST/team/app and the other repositories, fetched [0-9]+ bytes" \
+	"the note of the node's push"
+pushed_digest=$(jq -r '.platforms[0].digest' "$T/meta-push.json" | sed 's/^sha256://')
+assert_eq "$node_digest" "$pushed_digest" "the image pushed from the node and the one built before"
+for repo in app other; do
+	assert_eq "$node_digest" "$(raw_digest --creds "alice:$RT_PASS" "docker://$RT_HOST/team/$repo:node")" \
+		"team/$repo:node (tagged from here)"
+done
+skopeo_reg copy -q --src-creds "alice:$RT_PASS" "docker://$RT_HOST/team/app:node" "oci:$T/push-check:x"
+layers=$(jq -r '.layers[].digest' "$T/push-check/blobs/sha256/${node_digest#sha256:}")
+[ -n "$layers" ] || fail "the pushed image has no layers"
+for l in $layers; do
+	assert_file_absent "$T/lc-push/store/blobs/sha256/${l#sha256:}"
+done
+assert_file_exists "$T/lc-push/store/blobs/sha256/${node_digest#sha256:}"
+# again with an OCI output: the node's cache has it, the push finds it in
+# place, and the output's layers come from the registry
+run_ok "$PLAIT" "${BUILD[@]}" --builder farm --cache-dir "$T/lc-push" --output "type=oci,dest=$T/push-out" \
+	-t "$RT_HOST/team/app:node" "$J"
+assert_match "$OUT$ERR" "pushed 0 bytes from the node to $RT_HOST/team/app, fetched [0-9]+ bytes" "the note of the second push"
+for l in $layers; do
+	assert_file_exists "$T/push-out/blobs/sha256/${l#sha256:}"
+done
+assert_eq "$node_digest" "$(jq -r '.manifests[0].digest' "$T/push-out/index.json" | sed 's/^sha256://')" \
+	"the OCI output's image"
+[ -z "$(ls -A "$N/a/docker" 2>/dev/null)" ] || fail "node A's docker config is not empty: $(ls -A "$N/a/docker")"
+leaks=$(grep -rlF "$RT_PASS" "$N" /tmp/plait-node-job-* "$S" 2>/dev/null || true)
+[ -z "$leaks" ] || fail "the registry password is in files on the node: $leaks"
+assert_not_contains "$OUT$ERR" "$RT_PASS"
+pass "--push from node A: the node pushes the layers with the handed-over login, the tags move from here, the output fetches them"
+
+# a wrong password here: the node's push is refused, named with the node and
+# the registry; nothing is tagged
+mkdir -p "$T/docker-wrong"
+printf '{"auths":{"%s":{"auth":"%s"}}}\n' "$RT_HOST" "$(printf 'alice:wrong-%s' "$RT_PASS" | base64 -w0)" \
+	>"$T/docker-wrong/config.json"
+DOCKER_CONFIG=$T/docker-wrong run_expect_fail "$PLAIT" "${BUILD[@]}" --builder farm --cache-dir "$T/lc-push" \
+	-t "$RT_HOST/team/app:wrong" "$J"
+assert_contains "$ERR" "node ssh://node-a: push $RT_HOST/team/app from this node"
+assert_contains "$ERR" "plait login"
+run_expect_fail skopeo_reg inspect --raw --creds "alice:$RT_PASS" "docker://$RT_HOST/team/app:wrong"
+assert_not_contains "$OUT$ERR" "wrong-$RT_PASS"
+pass "--push from the node with a wrong login: refused naming the node and the registry; no tag"
 
 # two platforms, two variants: amd64 on node A natively, arm64 on node B
 # through its QEMU handler; every index equals the local build's (this host's
