@@ -402,6 +402,28 @@ run_expect_fail skopeo_reg inspect --raw --creds "alice:$RT_PASS" "docker://$RT_
 assert_not_contains "$OUT$ERR" "wrong-$RT_PASS"
 pass "--push from the node with a wrong login: refused naming the node and the registry; no tag"
 
+# plait bake with the builder: each target's job runs on node A, and the
+# metadata file names the node of each
+cat >"$T/bake.json" <<EOF
+{"group": {"default": {"targets": ["one", "two"]}},
+ "target": {
+  "one": {"context": "$J", "platforms": ["linux/amd64"], "tags": ["$R_HOST/bake/one:1"],
+          "args": {"BASE": "$R_HOST/base/busybox:1", "GREETING": "one"}},
+  "two": {"context": "$J", "platforms": ["linux/amd64"], "tags": ["$R_HOST/bake/two:1"],
+          "args": {"BASE": "$R_HOST/base/busybox:1", "GREETING": "two"}}}}
+EOF
+run_ok "$PLAIT" bake -f "$T/bake.json" --builder farm --push --cache-dir "$T/lc-bake" --progress plain \
+	--metadata-file "$T/meta-bake.json"
+for t in one two; do
+	assert_contains "$OUT$ERR" "linux/amd64 built on ssh://node-a"
+	assert_eq "ssh://node-a" "$(jq -r --arg t "$t" '.images[] | select(.target == $t) | .platforms[0].node' "$T/meta-bake.json")" \
+		"bake target $t: its node"
+	skopeo_reg copy -q "docker://$R_HOST/bake/$t:1" "oci:$T/bake-$t:x"
+	got=$(for b in "$T/bake-$t"/blobs/sha256/*; do { gzip -dc "$b" 2>/dev/null | tar -xOf - app/greeting2 2>/dev/null; } || true; done)
+	assert_eq "$t" "$got" "bake target $t: /app/greeting2 (its GREETING arg)"
+done
+pass "bake --builder: every target's job runs on node A; the metadata file names the node"
+
 # two platforms, two variants: amd64 on node A natively, arm64 on node B
 # through its QEMU handler; every index equals the local build's (this host's
 # QEMU), digest for digest, and each node's store holds its platform's images
@@ -468,7 +490,18 @@ pass "a connection dropped mid-job fails the build naming the node and its last 
 
 # --retry-jobs 1: the same drop, and the job runs again elsewhere: on node B
 # (it runs amd64 natively too), or, for a builder of node A alone, here
-retry_drop() { # NAME BUILDER TAG : a build whose first connection is killed mid-step
+# the sshd session process above a node's 'plait serve' (the node's side of the connection)
+node_sshd_of() {
+	local pid ppid
+	pid=$(pgrep -f "^$PLAIT serve --protocol" | head -1)
+	while [ -n "$pid" ] && [ "$pid" != 1 ]; do
+		case "$(ps -o args= -p "$pid")" in sshd:*) echo "$pid"; return 0 ;; esac
+		ppid=$(ps -o ppid= -p "$pid" | tr -d ' ')
+		pid=$ppid
+	done
+	return 1
+}
+retry_drop() { # NAME BUILDER TAG [node] : a build whose first connection is killed mid-step
 	local s="/bin/sleep $((4 + $$ % 3))"
 	printf 'FROM %s\nRUN echo %s && %s\n' "$R_HOST/base/busybox:1" "$1" "$s" >"$T/$1.Dockerfile"
 	"$PLAIT" build --platform linux/amd64 --builder "$2" --retry-jobs 1 --cache-dir "$T/local-cache" \
@@ -480,10 +513,16 @@ retry_drop() { # NAME BUILDER TAG : a build whose first connection is killed mid
 		sleep 0.1
 	done
 	pgrep -f "^$s\$" >/dev/null || fail "$1: the job never started on node A: $(cat "$T/$1.err")"
-	pkill -f "ssh -F $S/ssh_config .* serve --protocol" || fail "$1: no ssh client to kill"
+	if [ "${4:-}" = node ]; then # the node's end: its sshd session goes, as when sshd is stopped
+		local sp
+		sp=$(node_sshd_of) || fail "$1: no sshd session above the node's plait serve"
+		kill "$sp"
+	else
+		pkill -f "ssh -F $S/ssh_config .* serve --protocol" || fail "$1: no ssh client to kill"
+	fi
 	wait "$pid" || fail "$1: the retried build failed: $(cat "$T/$1.err")"
 }
-retry_drop retry-node farm "$R_HOST/app:retry"
+retry_drop retry-node farm "$R_HOST/app:retry" node
 assert_contains "$(cat "$T/retry-node.err")" "linux/amd64: node ssh://node-a: the connection ended during the build"
 assert_contains "$(cat "$T/retry-node.err")" "running it again ssh://root@node-b:$PORT (retry 1 of 1)"
 assert_eq "ssh://root@node-b:$PORT" "$(jq -r '.platforms[0].node' "$T/retry-node.json")" "node of the retried job"
@@ -494,7 +533,7 @@ assert_contains "$(cat "$T/retry-here.err")" "running it again here (retry 1 of 
 assert_eq "null" "$(jq -r '.platforms[0].node' "$T/retry-here.json")" "node of the job retried here"
 raw_digest "docker://$R_HOST/app:retry-here" >/dev/null
 run_ok "$PLAIT" builder rm solo
-pass "--retry-jobs 1: a job whose connection dropped runs again on node B, or here for a one-node builder"
+pass "--retry-jobs 1: a job whose connection dropped (the node's sshd session killed) runs again on node B, or here for a one-node builder"
 
 run_ok "$PLAIT" builder use local
 assert_eq null "$(jq -r .current "$BJ")" "current builder after 'use local'"
