@@ -412,6 +412,25 @@ static int push_image(struct serve *s, const struct plait_node_job *job, const s
 	return r;
 }
 
+/* The job's --ssh agents, forwarded by the other side's ssh client: each
+ * socket is there (sshd makes it as the session starts: a moment is
+ * allowed), or the job fails saying what sshd must allow. */
+static int ssh_agents_present(const struct plait_node_job *job, struct plait_error **err)
+{
+	for (size_t i = 0; i < job->n_ssh; i++) {
+		struct stat st;
+		int k, tries = 0;
+		while ((k = lstat(job->ssh[i].socket, &st)) < 0 && errno == ENOENT && tries++ < 50)
+			usleep(20 * 1000);
+		if (k < 0 || !S_ISSOCK(st.st_mode))
+			return plait_error_set(err, PLAIT_E_USAGE,
+					       "--ssh %s: the agent forwarded for it is not at %s on this node (its sshd "
+					       "must allow it: AllowStreamLocalForwarding yes, no DisableForwarding)",
+					       job->ssh[i].id, job->ssh[i].socket);
+	}
+	return 0;
+}
+
 /* One job: its contents in, the build, its result out, the blobs asked for. */
 static int run_job(struct serve *s, const json_t *msg, struct plait_error **err)
 {
@@ -508,6 +527,8 @@ static int run_job(struct serve *s, const json_t *msg, struct plait_error **err)
 	plait_local_builders(&chooser);
 	if (r >= 0)
 		r = chooser.choose(chooser.ctx, &plat, &builder, err);
+	if (r >= 0)
+		r = ssh_agents_present(&job, err);
 	if (r >= 0) {
 		struct plait_build_opts bo = {
 			.context_dir = ctxdir,
@@ -524,6 +545,8 @@ static int run_job(struct serve *s, const json_t *msg, struct plait_error **err)
 			.annotations = (const char *const *)job.annotations,
 			.secrets = s->secrets,
 			.n_secrets = s->n_secrets,
+			.ssh = job.ssh,
+			.n_ssh = job.n_ssh,
 			.cache_dir = s->cache_dir,
 			.no_cache = job.no_cache,
 			.allow_insecure = job.allow_insecure,
@@ -596,6 +619,8 @@ static int run_job(struct serve *s, const json_t *msg, struct plait_error **err)
 	}
 out:
 	secrets_drop(s);
+	for (size_t i = 0; i < job.n_ssh; i++) /* sshd may leave the forward's socket behind */
+		(void)unlink(job.ssh[i].socket);
 	plait_build_result_release(&res);
 	plait_builder_release(&builder);
 	pipeline_resolver_release(&rctx);

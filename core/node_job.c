@@ -431,8 +431,8 @@ static json_t *strv_json(const char *const *v)
 }
 
 json_t *plait_node_job_to_json(long id, const struct plait_build_opts *o, const char *const *insecure_registries,
-			       const char *const *push, const char *dockerfile_name, const char *dockerfile_digest,
-			       int64_t dockerfile_size, json_t *context, json_t *named)
+			       const char *const *push, const char *const *ssh_sockets, const char *dockerfile_name,
+			       const char *dockerfile_digest, int64_t dockerfile_size, json_t *context, json_t *named)
 {
 	json_t *m = json_pack("{s:s, s:I, s:s, s:s, s:o, s:{s:s, s:s, s:I}, s:o, s:o, s:o, s:o, s:b, s:b, s:b, s:i}",
 			      "type", "job", "id", (json_int_t)id, "platform", o->platform_str, "build_platform",
@@ -448,6 +448,10 @@ json_t *plait_node_job_to_json(long id, const struct plait_build_opts *o, const 
 	json_object_set_new(m, "context", context ? context : json_array());
 	json_object_set_new(m, "named", named ? named : json_array());
 	json_object_set_new(m, "push", strv_json(push));
+	json_t *ssh = json_array();
+	for (size_t i = 0; ssh_sockets && i < o->n_ssh; i++)
+		json_array_append_new(ssh, json_pack("{s:s, s:s}", "id", o->ssh[i].id, "socket", ssh_sockets[i]));
+	json_object_set_new(m, "ssh", ssh);
 	return m;
 }
 
@@ -463,6 +467,11 @@ void plait_node_job_release(struct plait_node_job *j)
 	plait_strv_free(j->annotations);
 	plait_strv_free(j->insecure_registries);
 	plait_strv_free(j->push);
+	for (size_t i = 0; i < j->n_ssh; i++) {
+		free((char *)j->ssh[i].id);
+		free((char *)j->ssh[i].socket);
+	}
+	free(j->ssh);
 	plait_node_files_release(&j->context);
 	for (size_t i = 0; i < j->n_named; i++)
 		plait_node_files_release(&j->named_files[i]);
@@ -547,6 +556,31 @@ int plait_node_job_parse(const json_t *msg, struct plait_node_job *out, struct p
 					    *p, e ? ": " : "", e ? e->msg : "");
 		plait_error_free(e);
 		plait_ref_release(&ref);
+	}
+	const json_t *ssh = json_object_get(msg, "ssh");
+	if (r >= 0 && ssh && (!json_is_array(ssh) || json_array_size(ssh) > 64))
+		r = plait_error_set(err, PLAIT_E_INVALID, "job: 'ssh' is not a list of at most 64 agents");
+	out->ssh = xcalloc(json_array_size(ssh) + 1, sizeof(*out->ssh));
+	for (size_t i = 0; r >= 0 && i < json_array_size(ssh); i++) {
+		char *sid = NULL, *sock = NULL;
+		r = job_str(json_array_get(ssh, i), "id", false, &sid, err);
+		if (r >= 0)
+			r = job_str(json_array_get(ssh, i), "socket", false, &sock, err);
+		/* only a socket of the node's own naming: it is removed when the job ends */
+		const char *rest = sock && startswith(sock, PLAIT_NODE_SSH_PREFIX) ? sock + strlen(PLAIT_NODE_SSH_PREFIX) : NULL;
+		if (r >= 0 && (!rest || !*rest || strchr(rest, '/') || !endswith(rest, ".sock") || strchr(sid, ',') ||
+			       strchr(sid, '=')))
+			r = plait_error_set(err, PLAIT_E_INVALID, "job: ssh %zu ('%.100s' at '%.200s') is not an agent this "
+					    "node forwards (%s*.sock)", i, sid, sock, PLAIT_NODE_SSH_PREFIX);
+		for (size_t k = 0; r >= 0 && k < out->n_ssh; k++)
+			if (streq(out->ssh[k].id, sid) || streq(out->ssh[k].socket, sock))
+				r = plait_error_set(err, PLAIT_E_INVALID, "job: ssh %zu ('%s') is listed twice", i, sid);
+		if (r < 0) {
+			free(sid);
+			free(sock);
+			break;
+		}
+		out->ssh[out->n_ssh++] = (struct plait_build_ssh){ sid, sock };
 	}
 	const json_t *comp = json_object_get(msg, "compression");
 	if (r >= 0 && (!json_is_integer(comp) || json_integer_value(comp) < PLAIT_LAYER_GZIP ||

@@ -48,6 +48,8 @@
 #define PLAIT_NODE_FILES_MAX 1000000
 /* The largest --secret a job carries (as a local build reads one). */
 #define PLAIT_NODE_SECRET_MAX (1u << 20)
+/* Where a job's forwarded ssh agents are on the node (the only sockets it removes). */
+#define PLAIT_NODE_SSH_PREFIX "/tmp/plait-node-ssh-"
 
 struct plait_node_file {
 	char *path;
@@ -97,7 +99,11 @@ int plait_node_blob_receive(int in, const json_t *ctl, struct plait_store *s, in
  * "dockerfile":{"name","digest","size"}, "build_args":[], "labels":[],
  * "annotations":[], "insecure_registries":[], "no_cache", "docker_media_types",
  * "allow_insecure", "compression", "source_date_epoch"|null, "context":[list],
- * "named":[{"name","files":[list]}], "push":["host/repo", …]}. With push
+ * "named":[{"name","files":[list]}], "push":["host/repo", …],
+ * "ssh":[{"id","socket"}]}. Each --ssh agent is forwarded by the ssh
+ * client of the session (ssh -R) to a socket on the node, named
+ * PLAIT_NODE_SSH_PREFIX<random>-<n>.sock: the node builds with it as a
+ * local build with --ssh ID=SOCKET, and removes it when the job ends. With push
  * (a node whose hello lists the "push" feature), the node pushes the image
  * by digest to each repository itself (no tag: tags move from the local
  * side, after every job), with the credentials handed over for the job. */
@@ -112,16 +118,19 @@ struct plait_node_job {
 	enum plait_layer_compression compression;
 	struct plait_node_files context;
 	char **push;			  /* repositories "host/repo", NULL-terminated, never NULL */
+	struct plait_build_ssh *ssh;	  /* id and socket owned here */
+	size_t n_ssh;
 	char **named;			  /* names, NULL-terminated */
 	struct plait_node_files *named_files; /* one per name */
 	size_t n_named;
 };
 
 /* The job message for o (its context and named dirs listed already: context
- * and named are taken over; named is [{"name","files"}]). */
+ * and named are taken over; named is [{"name","files"}]); ssh_sockets: the
+ * node's socket for each of o->ssh (NULL when o has none). */
 json_t *plait_node_job_to_json(long id, const struct plait_build_opts *o, const char *const *insecure_registries,
-			       const char *const *push, const char *dockerfile_name, const char *dockerfile_digest,
-			       int64_t dockerfile_size, json_t *context, json_t *named);
+			       const char *const *push, const char *const *ssh_sockets, const char *dockerfile_name,
+			       const char *dockerfile_digest, int64_t dockerfile_size, json_t *context, json_t *named);
 /* The node's side: every field checked (lists as plait_node_files_parse);
  * -PLAIT_E_INVALID naming the field. */
 int plait_node_job_parse(const json_t *msg, struct plait_node_job *out, struct plait_error **err);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,15 +29,26 @@ struct conn {
 	char last[200]; /* the last event seen, for the message when the channel drops */
 };
 
-static int conn_open(const struct plait_remote_builder *b, const struct plait_node *n, struct conn *c,
-		     struct plait_error **err)
+/* The ssh client of the job; ssh_opts go before the destination (the
+ * --ssh agents' -R forwards). */
+static int conn_open(const struct plait_remote_builder *b, const struct plait_node *n, char *const *ssh_opts,
+		     struct conn *c, struct plait_error **err)
 {
 	*c = (struct conn){ .n = n, .pid = -1, .to = -1, .from = -1, .errfd = -1 };
 	char args[48];
 	snprintf(args, sizeof(args), "serve --protocol %d", PLAIT_REMOTE_PROTOCOL);
-	_cleanup_strv_free_ char **argv = plait_node_ssh_argv(b, n, args, err);
-	if (!argv)
+	_cleanup_strv_free_ char **words = plait_node_ssh_argv(b, n, args, err);
+	if (!words)
 		return -PLAIT_E_INVALID;
+	_cleanup_strv_free_ char **argv = NULL;
+	bool put = false;
+	for (char **w = words; *w; w++) {
+		if (!put && streq(*w, "--"))
+			for (char *const *o = ssh_opts; o && *o; o++)
+				plait_strv_push(&argv, *o);
+		put |= streq(*w, "--");
+		plait_strv_push(&argv, *w);
+	}
 	int in[2], out[2];
 	if (pipe2(in, O_CLOEXEC) < 0)
 		return plait_error_set_errno(err, PLAIT_E_IO, errno, "node %s: cannot make a pipe", n->url);
@@ -441,6 +453,37 @@ static int wait_frame(struct conn *c, const struct plait_build_opts *o, bool *ca
 	}
 }
 
+/* Each --ssh agent forwarded to a socket of its own on the node (ssh -R
+ * NODE_SOCKET:LOCAL_SOCKET; sshd makes it, the login user's, mode 0600):
+ * *opts the ssh options, *sockets the node's paths, in o->ssh order. */
+static int ssh_forwards(const struct plait_node *n, const struct plait_build_opts *o, char ***opts, char ***sockets,
+			struct plait_error **err)
+{
+	unsigned char rnd[8];
+	if (o->n_ssh && getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+		return plait_error_set_errno(err, PLAIT_E_IO, errno, "node %s: --ssh: no random name for the agent socket",
+					     n->url);
+	char hex[2 * sizeof(rnd) + 1];
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+	for (size_t i = 0; i < o->n_ssh; i++) {
+		if (strchr(o->ssh[i].socket, ':'))
+			return plait_error_set(err, PLAIT_E_USAGE,
+					       "node %s: --ssh %s: the agent socket '%s' has a ':', which ssh -R cannot "
+					       "forward: give one at another path",
+					       n->url, o->ssh[i].id, o->ssh[i].socket);
+		struct plait_buf p = PLAIT_BUF_INIT, f = PLAIT_BUF_INIT;
+		plait_buf_addf(&p, "%s%s-%zu.sock", PLAIT_NODE_SSH_PREFIX, hex, i);
+		plait_buf_addf(&f, "%s:%s", p.buf, o->ssh[i].socket);
+		plait_strv_push(opts, "-R");
+		plait_strv_push(opts, f.buf);
+		plait_strv_push(sockets, p.buf);
+		plait_buf_release(&p);
+		plait_buf_release(&f);
+	}
+	return 0;
+}
+
 static int list_dir(const char *dir, const char *dockerfile, struct source *s, struct plait_error **err)
 {
 	int r = plait_context_open(dir, dockerfile, &s->ctx, err);
@@ -457,10 +500,6 @@ int plait_remote_job_run(const struct plait_remote_builder *b, const struct plai
 	struct plait_remote_job_stats st_local = { 0 };
 	struct plait_remote_job_stats *st = stats ? stats : &st_local;
 	*st = (struct plait_remote_job_stats){ 0 };
-	if (o->n_ssh)
-		return plait_error_set(err, PLAIT_E_USAGE,
-				       "node %s: --ssh is not carried to nodes yet: build this job with --builder local",
-				       n->url);
 	size_t n_src = 1 + o->n_named_dirs;
 	struct source *src = xcalloc(n_src + 1, sizeof(*src));
 	struct plait_buf df = PLAIT_BUF_INIT;
@@ -487,8 +526,11 @@ int plait_remote_job_run(const struct plait_remote_builder *b, const struct plai
 			json_array_append_new(named, json_pack("{s:s, s:O}", "name", o->named_dirs[i].name, "files",
 							       src[1 + i].list));
 	}
+	_cleanup_strv_free_ char **ssh_opts = NULL, **ssh_sockets = NULL;
 	if (r >= 0)
-		r = conn_open(b, n, &c, err);
+		r = ssh_forwards(n, o, &ssh_opts, &ssh_sockets, err);
+	if (r >= 0)
+		r = conn_open(b, n, ssh_opts, &c, err);
 	/* hello */
 	if (r >= 0) {
 		json_auto_t *hello = plait_node_hello();
@@ -504,7 +546,8 @@ int plait_remote_job_run(const struct plait_remote_builder *b, const struct plai
 	if (r >= 0) {
 		json_incref(src[0].list);
 		json_auto_t *job = plait_node_job_to_json(id, o, insecure_registries,
-							  node_pushes ? push->repositories : NULL, dfname, df_digest,
+							  node_pushes ? push->repositories : NULL,
+							  (const char *const *)ssh_sockets, dfname, df_digest,
 							  (int64_t)df.len, src[0].list, json_incref(named));
 		r = plait_frame_write_control(c.to, job, err);
 	}

@@ -29,7 +29,9 @@
  *    as a lazy base's are), so outputs and SBOMs fetch them from there and
  *    the publication finds them in place. A node without the feature sends
  *    every blob back (stats->pushed stays false);
- *  - --ssh is refused (-PLAIT_E_USAGE, not carried yet). */
+ *  - each --ssh agent (o->ssh: a socket here) is forwarded by the session's
+ *    ssh client (-R) to a socket of its own on the node, named in the job;
+ *    the node's build uses it as a local build uses --ssh ID=SOCKET. */
 #ifndef PLAIT_REMOTE_JOB_H
 #define PLAIT_REMOTE_JOB_H
 

@@ -2,7 +2,10 @@
  * input as a job message (JSON, NULs allowed), checked by
  * plait_node_job_parse. A job that parses must hold only clean relative
  * paths, each listed after a parent that is a directory, with types f d l
- * p and file digests well formed; a refusal must say what was wrong.
+ * p and file digests well formed, pushes to repositories only, --ssh
+ * sockets of the node's naming only; a refusal must say what was wrong. The
+ * input is also a login's payload (plait_node_login_parse): three fields
+ * exactly, or a refusal.
  * Run: make fuzz (see the README, Fuzzing). */
 #include "fuzz.h"
 
@@ -39,10 +42,30 @@ static void check_files(const struct plait_node_files *f)
 	}
 }
 
+/* The input as a login's payload too: three fields, or a refusal that says why. */
+static void check_login(const uint8_t *data, size_t size)
+{
+	struct plait_node_login l;
+	struct plait_error *err = NULL;
+	if (plait_node_login_parse("127.0.0.1:5000", data, size, &l, &err) >= 0) {
+		size_t n = 0;
+		const char *f[3] = { l.username, l.password, l.identity_token };
+		for (int i = 0; i < 3; i++)
+			n += (f[i] ? strlen(f[i]) : 0) + 1;
+		if (n != size)
+			abort();
+		plait_node_login_release(&l);
+	} else if (!err || !err->msg || !*err->msg) {
+		abort();
+	}
+	plait_error_free(err);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size > 1 << 16)
 		return 0;
+	check_login(data, size);
 	json_error_t je;
 	json_t *msg = json_loadb((const char *)data, size, JSON_ALLOW_NUL, &je);
 	if (!msg)
@@ -53,6 +76,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_files(&job.context);
 		for (size_t i = 0; i < job.n_named; i++)
 			check_files(&job.named_files[i]);
+		for (size_t i = 0; i < job.n_ssh; i++) /* only sockets of the node's naming (it removes them) */
+			if (strncmp(job.ssh[i].socket, PLAIT_NODE_SSH_PREFIX, strlen(PLAIT_NODE_SSH_PREFIX)) ||
+			    strchr(job.ssh[i].socket + strlen(PLAIT_NODE_SSH_PREFIX), '/'))
+				abort();
+		for (char **p = job.push; *p; p++) /* repositories only: never a tag or digest to move */
+			if (strchr(*p, '@') || !strchr(*p, '/') || strchr(strrchr(*p, '/'), ':'))
+				abort();
 		plait_node_job_release(&job);
 	} else if (!err || !err->msg || !*err->msg) {
 		abort();

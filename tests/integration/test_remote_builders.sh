@@ -424,6 +424,33 @@ for t in one two; do
 done
 pass "bake --builder: every target's job runs on node A; the metadata file names the node"
 
+# --ssh on a node: plait's own agent for a key file here, forwarded by the
+# job's ssh client to a socket on node A; the node's RUN logs in to this
+# test's sshd through it. Afterwards no forwarded socket is left on the node
+# and the key is in no file there.
+sb=$T/sshbase
+mkdir -p "$sb/root/usr/bin"
+cp /usr/bin/ssh "$sb/root/usr/bin/ssh"
+for lib in $(ldd /usr/bin/ssh | grep -o '/[^ ]*'); do
+	mkdir -p "$sb/root$(dirname "$lib")"
+	cp -L "$lib" "$sb/root$lib"
+done
+printf 'FROM %s\nCOPY root/ /\n' "$R_HOST/base/busybox:1" >"$sb/Dockerfile"
+run_ok "$PLAIT" build --platform linux/amd64 --builder local --cache-dir "$T/lc-ssh" -t "$R_HOST/sshbase:1" --push "$sb"
+echo "answer-$RANDOM-$$" >"$S/answer"
+SSHCMD="ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -p $PORT root@127.0.0.1 cat $S/answer"
+printf 'FROM %s\nRUN --mount=type=ssh,id=deploy %s >/answer\n' "$R_HOST/sshbase:1" "$SSHCMD" >"$T/ssh.Dockerfile"
+ls /tmp/plait-node-ssh-* >/dev/null 2>&1 && fail "forwarded agent sockets are left from before: $(ls -d /tmp/plait-node-ssh-*)"
+CMD_TIMEOUT=120 run_ok "$PLAIT" build --platform linux/amd64 --builder farm --cache-dir "$T/lc-ssh" --progress plain \
+	--ssh "deploy=$S/id" -f "$T/ssh.Dockerfile" --output "type=local,dest=$T/ssh-out" "$J"
+assert_contains "$OUT$ERR" "linux/amd64 built on ssh://node-a"
+assert_eq "$(cat "$S/answer")" "$(cat "$T/ssh-out/answer")" "what sshd said to the node's RUN through the forwarded agent"
+if ls /tmp/plait-node-ssh-* >/dev/null 2>&1; then fail "the forwarded agent's socket is left on the node: $(ls -d /tmp/plait-node-ssh-*)"; fi
+keyline=$(sed -n 2p "$S/id")
+leaks=$(grep -rlF "$keyline" "$N" /tmp/plait-node-job-* 2>/dev/null || true)
+[ -z "$leaks" ] || fail "the --ssh key is in files on the node: $leaks"
+pass "--ssh ID=KEYFILE on a node: its agent is forwarded over the job's ssh, the node's RUN logs in with it; nothing left there"
+
 # two platforms, two variants: amd64 on node A natively, arm64 on node B
 # through its QEMU handler; every index equals the local build's (this host's
 # QEMU), digest for digest, and each node's store holds its platform's images

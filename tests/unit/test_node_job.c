@@ -235,7 +235,8 @@ static void refused(const char *json, const char *want)
 	json_decref(l);
 }
 
-#define D "\"sha256:0000000000000000000000000000000000000000000000000000000000000000\""
+#define D_HEX "0000000000000000000000000000000000000000000000000000000000000000"
+#define D "\"sha256:" D_HEX "\""
 
 static void test_hostile_lists(void **state)
 {
@@ -261,6 +262,148 @@ static void test_hostile_lists(void **state)
 	refused("[[\"x\",\"f\",420,0,0,1,0," D "]]", "not [path, type");
 	refused("[\"x\"]", "not [path, type");
 	refused("[[\"x\\u0000y\",\"f\",420,0,0,1,0," D ",0]]", "the path must be relative");
+}
+
+/* The job's push list: what to_json writes parses back; a repository with a
+ * tag or digest, or not host/path, is refused naming it. */
+static void push_parse(const char *const *push, const char *want_error)
+{
+	struct plait_build_opts o = { .platform_str = "linux/amd64", .build_platform_str = "linux/amd64" };
+	json_t *m = plait_node_job_to_json(3, &o, NULL, push, NULL, "Dockerfile", "sha256:" D_HEX, 10, NULL, NULL);
+	struct plait_node_job job;
+	struct plait_error *err = NULL;
+	int r = plait_node_job_parse(m, &job, &err);
+	if (want_error) {
+		if (r >= 0)
+			fail_msg("push '%s' was accepted", push[0]);
+		if (!strstr(err->msg, want_error))
+			fail_msg("push '%s': message '%s' does not say '%s'", push[0], err->msg, want_error);
+		plait_error_free(err);
+	} else {
+		if (r < 0)
+			fail_msg("push '%s' refused: %s", push[0], err->msg);
+		size_t n = 0;
+		for (; push[n]; n++)
+			assert_string_equal(push[n], job.push[n]);
+		assert_null(job.push[n]);
+		plait_node_job_release(&job);
+	}
+	json_decref(m);
+}
+
+static void test_job_push(void **state)
+{
+	(void)state;
+	const char *ok[] = { "127.0.0.1:5000/team/app", "registry.example.com/ml/train", NULL };
+	push_parse(ok, NULL);
+	const char *none[] = { NULL };
+	push_parse(none, NULL);
+	const char *tagged[] = { "127.0.0.1:5000/app:1.0", NULL };
+	push_parse(tagged, "push '127.0.0.1:5000/app:1.0' is not a repository");
+	const char *digest[] = { "127.0.0.1:5000/app@sha256:" D_HEX, NULL };
+	push_parse(digest, "is not a repository");
+	const char *bare[] = { "busybox", NULL };
+	push_parse(bare, "push 'busybox' is not a repository");
+	const char *upper[] = { "127.0.0.1:5000/App", NULL };
+	push_parse(upper, "must be lowercase");
+	/* a sender without the push feature: no "push" at all is none */
+	struct plait_build_opts o = { .platform_str = "linux/amd64", .build_platform_str = "linux/amd64" };
+	json_t *m = plait_node_job_to_json(3, &o, NULL, NULL, NULL, "Dockerfile", "sha256:" D_HEX, 10, NULL, NULL);
+	json_object_del(m, "push");
+	struct plait_node_job job;
+	struct plait_error *err = NULL;
+	assert_int_equal(0, plait_node_job_parse(m, &job, &err));
+	assert_null(job.push[0]);
+	plait_node_job_release(&job);
+	json_decref(m);
+}
+
+/* The job's --ssh agents: each socket is one the node forwards (and will
+ * remove), listed once; anything else is refused naming it. */
+static void ssh_parse(const char *sock0, const char *sock1, const char *want_error)
+{
+	struct plait_build_ssh ssh[2] = { { "default", "/here/agent.sock" }, { "deploy", "/here/own.sock" } };
+	struct plait_build_opts o = {
+		.platform_str = "linux/amd64", .build_platform_str = "linux/amd64", .ssh = ssh, .n_ssh = 2
+	};
+	const char *socks[] = { sock0, sock1, NULL };
+	json_t *m = plait_node_job_to_json(3, &o, NULL, NULL, socks, "Dockerfile", "sha256:" D_HEX, 10, NULL, NULL);
+	struct plait_node_job job;
+	struct plait_error *err = NULL;
+	int r = plait_node_job_parse(m, &job, &err);
+	if (want_error) {
+		if (r >= 0)
+			fail_msg("ssh sockets '%s' '%s' were accepted", sock0, sock1);
+		if (!strstr(err->msg, want_error))
+			fail_msg("ssh '%s' '%s': message '%s' does not say '%s'", sock0, sock1, err->msg, want_error);
+		plait_error_free(err);
+	} else {
+		if (r < 0)
+			fail_msg("ssh refused: %s", err->msg);
+		assert_int_equal(2, job.n_ssh);
+		assert_string_equal("default", job.ssh[0].id);
+		assert_string_equal(sock0, job.ssh[0].socket);
+		assert_string_equal("deploy", job.ssh[1].id);
+		assert_string_equal(sock1, job.ssh[1].socket);
+		plait_node_job_release(&job);
+	}
+	json_decref(m);
+}
+
+static void test_job_ssh(void **state)
+{
+	(void)state;
+	ssh_parse(PLAIT_NODE_SSH_PREFIX "0011-0.sock", PLAIT_NODE_SSH_PREFIX "0011-1.sock", NULL);
+	ssh_parse("/etc/passwd", PLAIT_NODE_SSH_PREFIX "0011-1.sock", "ssh 0 ('default' at '/etc/passwd') is not an agent");
+	ssh_parse(PLAIT_NODE_SSH_PREFIX "x/../../etc/shadow.sock", PLAIT_NODE_SSH_PREFIX "0011-1.sock", "is not an agent");
+	ssh_parse(PLAIT_NODE_SSH_PREFIX "0011-0", PLAIT_NODE_SSH_PREFIX "0011-1.sock", "is not an agent");
+	ssh_parse(PLAIT_NODE_SSH_PREFIX "0011-0.sock", PLAIT_NODE_SSH_PREFIX "0011-0.sock", "ssh 1 ('deploy') is listed twice");
+}
+
+/* A login's payload: three NUL-terminated fields, empty ones none; the
+ * node refuses anything else, and a host that is not one. */
+static void test_login_payload(void **state)
+{
+	(void)state;
+	struct plait_node_login in = { "127.0.0.1:5000", "alice", "p-\x01secret", NULL }, out;
+	struct plait_buf b = PLAIT_BUF_INIT;
+	plait_node_login_payload(&in, &b);
+	assert_int_equal(strlen("alice") + strlen("p-\x01secret") + 3, b.len);
+	struct plait_error *err = NULL;
+	assert_int_equal(0, plait_node_login_parse(in.host, b.buf, b.len, &out, &err));
+	assert_string_equal("127.0.0.1:5000", out.host);
+	assert_string_equal("alice", out.username);
+	assert_string_equal("p-\x01secret", out.password);
+	assert_null(out.identity_token);
+	plait_node_login_release(&out);
+	assert_int_equal(0, plait_node_login_parse("registry-1.docker.io", "\0\0tok\0", 6, &out, &err));
+	assert_null(out.username);
+	assert_null(out.password);
+	assert_string_equal("tok", out.identity_token);
+	plait_node_login_release(&out);
+	static const struct {
+		const char *host, *payload;
+		size_t len;
+		const char *want;
+	} bad[] = {
+		{ "h", "a\0b\0", 4, "not three fields" },
+		{ "h", "a\0b\0c\0d", 7, "bytes after its fields" },
+		{ "h", "", 0, "not three fields" },
+		{ "a/b", "\0\0\0", 3, "'a/b' is not a registry host" },
+		{ "h ost", "\0\0\0", 3, "is not a registry host" },
+		{ "", "\0\0\0", 3, "is not a registry host" },
+		{ NULL, "\0\0\0", 3, "is not a registry host" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int r = plait_node_login_parse(bad[i].host, bad[i].payload, bad[i].len, &out, &err);
+		if (r >= 0)
+			fail_msg("bad login %zu accepted", i);
+		if (!strstr(err->msg, bad[i].want))
+			fail_msg("bad login %zu: '%s' does not say '%s'", i, err->msg, bad[i].want);
+		plait_error_free(err);
+		err = NULL;
+	}
+	plait_buf_release(&b);
 }
 
 /* A listed symlink is made, never followed: a later entry cannot go through
@@ -347,6 +490,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
 		cmocka_unit_test(test_hostile_lists),
+		cmocka_unit_test(test_job_push),
+		cmocka_unit_test(test_job_ssh),
+		cmocka_unit_test(test_login_payload),
 		cmocka_unit_test_setup_teardown(test_materialize_never_follows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_content_named, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wrong_bytes_not_stored, setup, teardown),
