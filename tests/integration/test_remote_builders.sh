@@ -515,6 +515,34 @@ fi
 run_expect_fail skopeo_reg inspect --raw "docker://$R_HOST/app:slow"
 pass "a connection dropped mid-job fails the build naming the node and its last step; the node stops the job"
 
+# Ctrl-C (SIGINT to the local plait alone: its ssh client stays): the cancel
+# goes over the channel, the node stops the job, the build ends interrupted
+SLEEP2="/bin/sleep $((3000 + ($$ + 1) % 5000))"
+printf 'FROM %s\nRUN echo started && %s\n' "$R_HOST/base/busybox:1" "$SLEEP2" >"$T/slow2.Dockerfile"
+"$PLAIT" build --platform linux/amd64 --builder farm --cache-dir "$T/local-cache" --progress plain \
+	-f "$T/slow2.Dockerfile" -t "$R_HOST/app:int" --push "$J" >"$T/int.out" 2>"$T/int.err" &
+INT_PID=$!
+for _ in $(seq 1 200); do
+	pgrep -f "$SLEEP2" >/dev/null && break
+	sleep 0.1
+done
+pgrep -f "$SLEEP2" >/dev/null || fail "the job to interrupt never started on the node: $(cat "$T/int.err")"
+kill -INT "$INT_PID"
+rc=0
+wait "$INT_PID" || rc=$?
+[ "$rc" != 0 ] || fail "the interrupted build succeeded"
+assert_contains "$(cat "$T/int.err")" "interrupted (the job on node ssh://node-a was stopped)"
+for _ in $(seq 1 100); do
+	pgrep -f "$SLEEP2" >/dev/null || break
+	sleep 0.1
+done
+if pgrep -f "$SLEEP2" >/dev/null; then
+	pkill -f "$SLEEP2"
+	fail "the job kept running on the node after Ctrl-C here"
+fi
+run_expect_fail skopeo_reg inspect --raw "docker://$R_HOST/app:int"
+pass "Ctrl-C here sends a cancel: the node stops the job, the build ends interrupted, no tag"
+
 # --retry-jobs 1: the same drop, and the job runs again elsewhere: on node B
 # (it runs amd64 natively too), or, for a builder of node A alone, here
 # the sshd session process above a node's 'plait serve' (the node's side of the connection)
