@@ -1035,12 +1035,27 @@ static int export_caches(struct plait_pipeline *p, struct plait_store *store, st
 		mdirs[i] = plait_cache_mount_path(req->cache_dir, used[i]);
 	}
 	parts = xrealloc(parts, (nj + n_used + 1) * sizeof(*parts));
+	/* a job built on a node left its steps in the node's cache: its part
+	 * is not written (an empty one would replace what another run put there) */
+	struct plait_buf remote = PLAIT_BUF_INIT;
+	for (size_t j = 0; req->n_cache_to && j < nj; j++)
+		if (p->results[j].built_on)
+			plait_buf_addf(&remote, "%s%s on %s", remote.len ? ", " : "", names[j], p->results[j].built_on);
+	if (remote.len) {
+		struct plait_buf w = PLAIT_BUF_INIT;
+		plait_buf_addf(&w, "--cache-to: the steps of jobs built on nodes stay in those nodes' caches and are not "
+				   "exported: %s", remote.buf);
+		pipeline_warn((void *)ops, w.buf);
+		plait_buf_release(&w);
+	}
+	plait_buf_release(&remote);
 	for (size_t c = 0; c < req->n_cache_to; c++) {
 		const struct plait_cache_spec *s = &req->cache_to[c];
-		size_t np = nj;
+		size_t np = 0;
 		for (size_t j = 0; j < nj; j++) {
 			char **k = s->mode_max ? p->results[j].cache_keys_all : p->results[j].cache_keys_final;
-			parts[j] = (struct plait_cache_part){ names[j], (const char *const *)k, plait_strv_length(k) };
+			if (!p->results[j].built_on)
+				parts[np++] = (struct plait_cache_part){ names[j], (const char *const *)k, plait_strv_length(k) };
 		}
 		for (size_t i = 0; i < n_used; i++) {
 			if ((s->mounts_all || plait_strv_contains(s->mounts, used[i])) && has_entries(mdirs[i]))
@@ -1055,6 +1070,8 @@ static int export_caches(struct plait_pipeline *p, struct plait_store *store, st
 				pipeline_warn((void *)ops, w.buf);
 				plait_buf_release(&w);
 			}
+		if (!np) /* every job on a node (said above) and no cache mount here */
+			continue;
 		struct plait_endpoint *dst = NULL;
 		struct plait_error *e = NULL;
 		struct plait_cache_export_stats st = { 0 };

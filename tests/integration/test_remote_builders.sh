@@ -348,6 +348,14 @@ assert_eq "ssh://node-a" "$(jq -r '.platforms[0].node' "$T/meta1.json")" "the me
 echo alpha >"$J/src/a.txt"
 pass "a second build sends only the changed file (7 bytes); --metadata-file names the node"
 
+# --cache-to with every job on a node: said, and no cache written (an empty
+# part would replace what another run exported)
+run_ok "$PLAIT" "${BUILD[@]}" --builder farm --cache-dir "$T/local-cache" --cache-to "type=registry,ref=$R_HOST/cache:node" \
+	-t "$R_HOST/app:node3" "$J"
+assert_contains "$ERR" "--cache-to: the steps of jobs built on nodes stay in those nodes' caches and are not exported: default/-/linux/amd64 on ssh://node-a"
+run_expect_fail skopeo_reg inspect --raw "docker://$R_HOST/cache:node"
+pass "--cache-to of a job built on a node: a warning names it, no empty cache part is written"
+
 # --push from the node: to a registry that wants a login (bearer tokens), the
 # node pushes the image by digest itself with the credentials this side
 # logged in with (handed over for the job: the node's docker config stays
