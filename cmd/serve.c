@@ -6,6 +6,7 @@
  * its progress goes back as events, then (a job with "push") the image
  * pushed by digest to its repositories with the logins handed over, then the
  * result and the blobs asked for. Nothing but frames goes to stdout. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -14,7 +15,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -26,6 +29,7 @@
 #include "core/fs.h"
 #include "core/node_job.h"
 #include "core/oci.h"
+#include "core/ref.h"
 #include "platforms/builder.h"
 #include "platforms/remote.h"
 #include "registry/endpoint.h"
@@ -159,6 +163,19 @@ static int receive_secret(struct serve *s, const json_t *ctl, struct plait_error
 	return 0;
 }
 
+static void logins_add(struct serve *s, struct plait_node_login l)
+{
+	s->logins = xrealloc(s->logins, (s->n_logins + 1) * sizeof(*s->logins));
+	s->logins[s->n_logins++] = l;
+	/* as the registry client takes them (pointing into s->logins, rebuilt whole) */
+	free(s->reg_logins);
+	s->reg_logins = xcalloc(s->n_logins, sizeof(*s->reg_logins));
+	for (size_t i = 0; i < s->n_logins; i++)
+		s->reg_logins[i] = (struct plait_registry_login){
+			s->logins[i].host, { s->logins[i].username, s->logins[i].password, s->logins[i].identity_token }
+		};
+}
+
 /* Having read {"type":"login","host","size"}: the credentials, kept in memory for the job's push. */
 static int receive_login(struct serve *s, const json_t *ctl, struct plait_error **err)
 {
@@ -179,16 +196,27 @@ static int receive_login(struct serve *s, const json_t *ctl, struct plait_error 
 			plait_node_login_release(&l);
 			return r;
 		}
-	s->logins = xrealloc(s->logins, (s->n_logins + 1) * sizeof(*s->logins));
-	s->logins[s->n_logins++] = l;
-	/* as the registry client takes them (pointing into s->logins, rebuilt whole) */
-	free(s->reg_logins);
-	s->reg_logins = xcalloc(s->n_logins, sizeof(*s->reg_logins));
-	for (size_t i = 0; i < s->n_logins; i++)
-		s->reg_logins[i] = (struct plait_registry_login){
-			s->logins[i].host, { s->logins[i].username, s->logins[i].password, s->logins[i].identity_token }
-		};
+	logins_add(s, l);
 	return 0;
+}
+
+/* Every registry the job pushes to has a login: one the other side sent,
+ * else an anonymous one (so this node's own credentials never stand in for
+ * the user's). */
+static void logins_cover_push(struct serve *s, const struct plait_node_job *job)
+{
+	for (char **p = job->push; *p; p++) {
+		struct plait_ref ref = { 0 };
+		if (plait_ref_parse(*p, &ref, NULL) < 0) /* checked by the job's parse */
+			continue;
+		const char *host = plait_ref_api_host(&ref);
+		bool have = false;
+		for (size_t i = 0; i < s->n_logins && !have; i++)
+			have = streq(s->logins[i].host, host);
+		if (!have)
+			logins_add(s, (struct plait_node_login){ .host = xstrdup(host) });
+		plait_ref_release(&ref);
+	}
 }
 
 static int send_job_error(struct serve *s, long id, const struct plait_error *e)
@@ -275,9 +303,10 @@ static void watch_stop(struct watch *w)
 }
 
 /* Read control frames until one of type want (its frame in *f), storing the
- * blobs that come before it. 0 at a clean end or a bye, <0 on errors. */
+ * blobs that come before it (and, before the start, the job's secrets and
+ * logins). 0 at a clean end or a bye, <0 on errors. */
 static int read_until(struct serve *s, const char *want, struct plait_frame *f, int64_t max_blob,
-		      struct plait_error **err)
+		      bool started, struct plait_error **err)
 {
 	for (;;) {
 		int r = plait_frame_read(s->in, f, &s->n, err);
@@ -298,7 +327,7 @@ static int read_until(struct serve *s, const char *want, struct plait_frame *f, 
 			plait_frame_release(f);
 			continue;
 		}
-		if (streq(t, "secret") || streq(t, "login")) {
+		if (!started && (streq(t, "secret") || streq(t, "login"))) {
 			r = streq(t, "secret") ? receive_secret(s, f->control, err) : receive_login(s, f->control, err);
 			plait_frame_release(f);
 			if (r < 0)
@@ -422,6 +451,10 @@ static int ssh_agents_present(const struct plait_node_job *job, struct plait_err
 		int k, tries = 0;
 		while ((k = lstat(job->ssh[i].socket, &st)) < 0 && errno == ENOENT && tries++ < 50)
 			usleep(20 * 1000);
+		/* this login's own (sshd makes it so): not another session's agent */
+		if (k == 0 && S_ISSOCK(st.st_mode) && st.st_uid != geteuid())
+			return plait_error_set(err, PLAIT_E_USAGE, "--ssh %s: %s on this node is not this login's",
+					       job->ssh[i].id, job->ssh[i].socket);
 		if (k < 0 || !S_ISSOCK(st.st_mode))
 			return plait_error_set(err, PLAIT_E_USAGE,
 					       "--ssh %s: the agent forwarded for it is not at %s on this node (its sshd "
@@ -431,12 +464,66 @@ static int ssh_agents_present(const struct plait_node_job *job, struct plait_err
 	return 0;
 }
 
+/* A forwarded agent's socket this login may remove: one of the naming
+ * PLAIT_NODE_SSH_PREFIX<name>.sock, a socket, its own. */
+static bool own_agent_socket(const char *path)
+{
+	const char *rest = startswith(path, PLAIT_NODE_SSH_PREFIX) ? path + strlen(PLAIT_NODE_SSH_PREFIX) : NULL;
+	struct stat st;
+	return rest && *rest && !strchr(rest, '/') && endswith(rest, ".sock") && lstat(path, &st) == 0 &&
+	       S_ISSOCK(st.st_mode) && st.st_uid == geteuid();
+}
+
+/* A job that was refused still had its agents forwarded: their sockets go. */
+static void unlink_job_sockets(const json_t *msg)
+{
+	const json_t *ssh = json_object_get(msg, "ssh");
+	for (size_t i = 0; i < json_array_size(ssh) && i < 64; i++) {
+		const char *p = json_string_value(json_object_get(json_array_get(ssh, i), "socket"));
+		if (p && own_agent_socket(p))
+			(void)unlink(p);
+	}
+}
+
+/* Sockets sshd left from sessions that are over (a job never sent, a
+ * killed serve): this login's, refusing connections. */
+static void sweep_agent_sockets(void)
+{
+	_cleanup_free_ char *dir = xstrdup(PLAIT_NODE_SSH_PREFIX);
+	char *slash = strrchr(dir, '/');
+	const char *base = PLAIT_NODE_SSH_PREFIX + (slash - dir) + 1;
+	*slash = '\0';
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (!startswith(de->d_name, base))
+			continue;
+		_cleanup_free_ char *p = plait_path_join(dir, de->d_name);
+		if (!own_agent_socket(p))
+			continue;
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		if (strlen(p) >= sizeof(sa.sun_path))
+			continue;
+		memcpy(sa.sun_path, p, strlen(p) + 1);
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (fd < 0)
+			break;
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno == ECONNREFUSED)
+			(void)unlink(p); /* no listener: its session is gone */
+		close(fd);
+	}
+	closedir(d);
+}
+
 /* One job: its contents in, the build, its result out, the blobs asked for. */
 static int run_job(struct serve *s, const json_t *msg, struct plait_error **err)
 {
 	struct plait_node_job job;
 	int r = plait_node_job_parse(msg, &job, err);
 	if (r < 0) {
+		unlink_job_sockets(msg);
 		const json_t *id = json_object_get(msg, "id");
 		send_job_error(s, json_is_integer(id) ? (long)json_integer_value(id) : 0, *err);
 		plait_error_free(*err);
@@ -482,7 +569,7 @@ static int run_job(struct serve *s, const json_t *msg, struct plait_error **err)
 		int64_t add = i < job.n_named ? job.named_files[i].bytes : job.context.bytes;
 		max_blob = add > INT64_MAX - max_blob ? INT64_MAX : max_blob + add;
 	}
-	if (r >= 0 && (r = read_until(s, "start", &f, max_blob, err)) == 0)
+	if (r >= 0 && (r = read_until(s, "start", &f, max_blob, false, err)) == 0)
 		goto out; /* the other side went away before the start */
 	if (r > 0) {
 		plait_frame_release(&f);
@@ -490,6 +577,8 @@ static int run_job(struct serve *s, const json_t *msg, struct plait_error **err)
 	}
 	/* the logins came before the start: the push (and base pulls from the
 	 * same registries) use them, never this node's own */
+	if (started)
+		logins_cover_push(s, &job);
 	rc.opts.logins = s->reg_logins;
 	rc.opts.n_logins = s->n_logins;
 	rc.opts.cancel = &s->cancel;
@@ -601,7 +690,7 @@ static int run_job(struct serve *s, const json_t *msg, struct plait_error **err)
 			pthread_mutex_unlock(&s->wlock);
 		}
 		/* the blobs the other side lacks; the cache's lock (res) keeps them meanwhile */
-		if (r >= 0 && (r = read_until(s, "fetch", &f, 0, err)) > 0) {
+		if (r >= 0 && (r = read_until(s, "fetch", &f, 0, true, err)) > 0) {
 			r = send_blobs(s, json_object_get(f.control, "digests"), blobs, err);
 			plait_frame_release(&f);
 			json_auto_t *done = json_pack("{s:s, s:I}", "type", "fetched", "id", (json_int_t)job.id);
@@ -620,7 +709,8 @@ static int run_job(struct serve *s, const json_t *msg, struct plait_error **err)
 out:
 	secrets_drop(s);
 	for (size_t i = 0; i < job.n_ssh; i++) /* sshd may leave the forward's socket behind */
-		(void)unlink(job.ssh[i].socket);
+		if (own_agent_socket(job.ssh[i].socket))
+			(void)unlink(job.ssh[i].socket);
 	plait_build_result_release(&res);
 	plait_builder_release(&builder);
 	pipeline_resolver_release(&rctx);
@@ -643,6 +733,7 @@ static int serve_jobs(size_t n, struct plait_error **err)
 	int r;
 	struct serve s = { .in = STDIN_FILENO, .out = STDOUT_FILENO, .n = n, .wlock = PTHREAD_MUTEX_INITIALIZER };
 	s.cache_dir = plait_build_default_cache_dir();
+	sweep_agent_sockets();
 	_cleanup_free_ char *store = plait_build_cache_store(s.cache_dir);
 	if (plait_store_open(store, true, &s.store, err) < 0) {
 		free(s.cache_dir);
@@ -726,8 +817,8 @@ int cmd_serve(int argc, char **argv)
 		return 1;
 	}
 	plait_frame_release(&f);
-	json_auto_t *hello = json_pack("{s:s, s:i, s:s, s:[s]}", "type", "hello", "protocol", PLAIT_REMOTE_PROTOCOL,
-				       "version", PLAIT_VERSION, "features", "push");
+	json_auto_t *hello = json_pack("{s:s, s:i, s:s, s:[s, s]}", "type", "hello", "protocol",
+				       PLAIT_REMOTE_PROTOCOL, "version", PLAIT_VERSION, "features", "push", "ssh");
 	if (plait_frame_write_control(STDOUT_FILENO, hello, &err) < 0)
 		goto fail;
 	if (serve_jobs(n, &err) >= 0)

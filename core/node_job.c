@@ -630,6 +630,10 @@ int plait_node_job_parse(const json_t *msg, struct plait_node_job *out, struct p
 void plait_node_login_payload(const struct plait_node_login *l, struct plait_buf *out)
 {
 	const char *f[3] = { l->username, l->password, l->identity_token };
+	size_t n = 3;
+	for (int i = 0; i < 3; i++)
+		n += f[i] ? strlen(f[i]) : 0;
+	plait_buf_init(out, n + 1); /* sized once: no stale copy left by a realloc */
 	for (int i = 0; i < 3; i++) {
 		plait_buf_add(out, f[i] ? f[i] : "", f[i] ? strlen(f[i]) : 0);
 		plait_buf_addch(out, '\0');

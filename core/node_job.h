@@ -145,7 +145,8 @@ struct plait_node_login {
 	char *host; /* the registry's API host, as plait_ref_api_host names it */
 	char *username, *password, *identity_token; /* NULL: none */
 };
-/* The payload for l (out is wiped and released by the caller). */
+/* The payload for l, into out (initialised here, sized once; the caller
+ * wipes and releases it). */
 void plait_node_login_payload(const struct plait_node_login *l, struct plait_buf *out);
 /* The node's side: host checked (a host[:port], nothing else), the payload
  * three NUL-terminated fields and nothing after them. */

@@ -305,7 +305,8 @@ static int take_pushed(const struct plait_node *n, const json_t *result, const c
 		    json_integer_value(b) < 0)
 			return plait_error_set(err, PLAIT_E_INVALID, "node %s: the result's push %zu is not to %s", n->url, i,
 					       repos[i]);
-		st->bytes_pushed += json_integer_value(b);
+		int64_t add = json_integer_value(b);
+		st->bytes_pushed = add > INT64_MAX - st->bytes_pushed ? INT64_MAX : st->bytes_pushed + add;
 	}
 	st->pushed = true;
 	return 0;
@@ -460,13 +461,18 @@ static int ssh_forwards(const struct plait_node *n, const struct plait_build_opt
 			struct plait_error **err)
 {
 	unsigned char rnd[8];
-	if (o->n_ssh && getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+	if (!o->n_ssh)
+		return 0;
+	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
 		return plait_error_set_errno(err, PLAIT_E_IO, errno, "node %s: --ssh: no random name for the agent socket",
 					     n->url);
 	char hex[2 * sizeof(rnd) + 1];
 	for (size_t i = 0; i < sizeof(rnd); i++)
 		snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
 	for (size_t i = 0; i < o->n_ssh; i++) {
+		if (strpbrk(o->ssh[i].id, ",="))
+			return plait_error_set(err, PLAIT_E_USAGE, "node %s: --ssh id '%s' has a ',' or '=': a node takes "
+					       "ids without them", n->url, o->ssh[i].id);
 		if (strchr(o->ssh[i].socket, ':'))
 			return plait_error_set(err, PLAIT_E_USAGE,
 					       "node %s: --ssh %s: the agent socket '%s' has a ':', which ssh -R cannot "
@@ -540,6 +546,11 @@ int plait_remote_job_run(const struct plait_remote_builder *b, const struct plai
 		if (!is_type(&f, "hello"))
 			r = plait_error_set(err, PLAIT_E_INVALID, "node %s: 'plait serve' did not answer the hello", n->url);
 		node_pushes = push && push->repositories && *push->repositories && has_feature(f.control, "push");
+		if (r >= 0 && o->n_ssh && !has_feature(f.control, "ssh"))
+			r = plait_error_set(err, PLAIT_E_USAGE,
+					    "node %s: its plait takes no --ssh agents (install this plait's version there, or "
+					    "build this job with --builder local)",
+					    n->url);
 		plait_frame_release(&f);
 	}
 	/* the job, the contents it needs, start */
