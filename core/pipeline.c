@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <unistd.h>
 #include <sys/stat.h>
 
@@ -326,6 +327,56 @@ static void import_caches(struct plait_pipeline *p)
 	}
 }
 
+/* --push: a job's image goes to its image's repositories by digest (its
+ * blobs, then its manifest: no tag, no index) as soon as it is built, while
+ * the other jobs still build; publishing finds it there with a HEAD each. A
+ * native job's gigabytes upload while an emulated one runs. Best effort: a
+ * failure here is met (and reported) again by publishing. One job at a time:
+ * the jobs of an image share layers (a COPY of the same file), and the
+ * second finds them in place instead of uploading them too. A job whose
+ * layers are not all in the store (a --cache-from hit, a node that pushed
+ * them itself) is left to publishing, which knows where they are. A
+ * repository that has the manifest already (a warm build's) gets nothing. */
+static void push_early(struct plait_pipeline *p, size_t i)
+{
+	const struct plait_pipeline_ops *ops = p->o->ops;
+	const struct plait_build_result *res = &p->results[i];
+	const struct plait_plan_image *im = &p->plan.images[p->plan.jobs[i].image];
+	if (!p->req->push || !ops->open || res->remote_blobs || plait_cache_import_count(p->cache_import) ||
+	    (p->o->interrupt && *p->o->interrupt))
+		return;
+	_cleanup_free_ char *sp = plait_build_cache_store(p->req->cache_dir);
+	struct plait_store *store = NULL;
+	struct plait_buf mb = PLAIT_BUF_INIT;
+	struct plait_error *e = NULL;
+	char **seen = NULL;
+	pthread_mutex_lock(&p->push_early_lock);
+	if (plait_store_open(sp, false, &store, &e) < 0)
+		goto out;
+	struct plait_endpoint *src = plait_layout_endpoint_new(store, sp, sp, NULL); /* owns store */
+	const struct plait_copy_opts co = { .cancel = p->o->interrupt };
+	int r = plait_store_read_blob(src->store, res->manifest.digest, PLAIT_MANIFEST_MAX, &mb, &e);
+	for (char **t = im->tags; r >= 0 && t && *t; t++) {
+		struct plait_endpoint *dst = NULL;
+		if (ops->open(ops->ctx, *t, true, &dst, &e) < 0)
+			break;
+		char there[PLAIT_DIGEST_MAX] = "";
+		if (!plait_strv_contains(seen, dst->name)) {
+			plait_strv_push(&seen, dst->name);
+			if (!dst->ops->head_ref || dst->ops->head_ref(dst, res->manifest.digest, there, NULL) != 1 ||
+			    !streq(there, res->manifest.digest))
+				r = plait_copy_image(src, dst, &res->manifest, mb.buf, mb.len, NULL, &co, NULL, &e);
+		}
+		plait_endpoint_free(dst);
+	}
+	plait_endpoint_free(src);
+out:
+	pthread_mutex_unlock(&p->push_early_lock);
+	plait_strv_free(seen);
+	plait_buf_release(&mb);
+	plait_error_free(e);
+}
+
 static int run_job(void *ctx, size_t i, const atomic_int *cancel, struct plait_error **err)
 {
 	struct plait_pipeline *p = ctx;
@@ -379,6 +430,8 @@ static int run_job(void *ctx, size_t i, const atomic_int *cancel, struct plait_e
 				    job->label, job->builder.node);
 	p->finished[i] = (int64_t)time(NULL);
 	p->seconds[i] = (double)(plait_now_ns() - t0) / 1e9;
+	if (r >= 0)
+		push_early(p, i);
 	/* Name the job when there is more than one, or a bake target to name. */
 	if (r < 0 && (p->plan.n_jobs > 1 || t->name))
 		plait_error_wrap(err, "%s", job->label);
@@ -396,6 +449,7 @@ int plait_pipeline_build(struct plait_pipeline *p, struct plait_error **err)
 	p->finished = xcalloc(plan->n_jobs + 1, sizeof(*p->finished));
 	p->job_state = xcalloc(plan->n_jobs + 1, sizeof(*p->job_state));
 	p->job_ctx = xcalloc(plan->n_jobs + 1, sizeof(*p->job_ctx));
+	pthread_mutex_init(&p->push_early_lock, NULL);
 	import_caches(p);
 	for (size_t i = 0; i < plan->n_jobs; i++) {
 		p->results[i].lock_fd = -1;
@@ -1203,6 +1257,8 @@ void plait_pipeline_release(struct plait_pipeline *p)
 		}
 	free(p->attest);
 	free(p->n_attest);
+	if (p->results) /* built: the lock was made */
+		pthread_mutex_destroy(&p->push_early_lock);
 	free(p->job_state);
 	free(p->job_ctx);
 	free(p->dirs);

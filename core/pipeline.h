@@ -12,8 +12,14 @@
  *    type=tar/local of a target with several variants, a type=local dest
  *    that is not empty, --iidfile with several images);
  *  - plait_pipeline_build() runs every job; when one fails, nothing is
- *    exported, pushed or tagged: job_state says what became of each job and
- *    the error is the first real failure in start order;
+ *    exported, tagged or pushed but by digest: job_state says what became
+ *    of each job and the error is the first real failure in start order.
+ *    With --push, each job's image (its blobs, then its manifest; never an
+ *    index, a tag or an attestation) goes to its -t repositories by digest
+ *    as soon as it is built, while the other jobs build (best effort:
+ *    publishing pushes what is missing, and says what failed); a failed
+ *    build may so leave untagged manifests in a registry, as a node that
+ *    pushed its job does;
  *  - plait_pipeline_build() first reads every --cache-from (core/cache_remote.h):
  *    what cannot be read is a warning and a colder build, never an error;
  *  - plait_pipeline_publish() refuses to write anything unless every job
@@ -36,6 +42,7 @@
 #ifndef PLAIT_PIPELINE_H
 #define PLAIT_PIPELINE_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include "metadata.h"
@@ -110,6 +117,7 @@ struct plait_pipeline {
 	uint64_t t0;
 	struct plait_job_ctx *job_ctx;
 	struct plait_cache_import *cache_import; /* --cache-from, or NULL */
+	pthread_mutex_t push_early_lock;	 /* one job's early push at a time */
 };
 
 /* Plan req (targets without platforms get the build platform). p is

@@ -21,7 +21,9 @@
 #  9. busybox applets the shell execs (sleep) work under QEMU (argv[0]);
 # 10. cache mounts shared by parallel jobs (sharing=locked|private);
 # 11. a platform no builder runs, whose image only takes files from a
-#     $BUILDPLATFORM stage, is built without one (builder "none").
+#     $BUILDPLATFORM stage, is built without one (builder "none");
+# 12. --push: a finished job's image is in the registry by digest while the
+#     other job still runs; no tag until both are built.
 # A failed check ends its section; the test goes on and fails at the end.
 # Needs root (binfmt_misc, the RUN sandbox), an amd64 host, qemu-user-static
 # and the busybox-static .debs for arm64 and armhf (apt-get download); skips
@@ -634,6 +636,46 @@ s11_no_builder() {
 	pass "a RUN on linux/$free is still refused at planning, with the fix"
 }
 
+# ---------------------------------------------------------------- 12. early push
+# With --push, a job's image goes to its repository by digest as soon as it
+# is built, while the other jobs still build (no tag, no index: those wait
+# for every job); publishing finds it in place.
+s12_early_push() {
+	mkdir -p "$T/c12"
+	cat >"$T/c12/Dockerfile" <<-'EOF'
+	ARG BASE
+	FROM ${BASE}
+	ARG PAUSE=0
+	RUN echo "slept $PAUSE" > /slept && /bin/sleep "$PAUSE"
+	EOF
+	local log=$T/early.log pid seen=0
+	"$PLAIT" build --cache-dir "$CACHE" --progress plain --platform linux/amd64 --build-arg "BASE=$BASE" \
+		--variant fast --variant slow:PAUSE=6 -t "$REG/early:{variant}" --push "$T/c12" >"$log" 2>&1 &
+	pid=$!
+	for _ in $(seq 1 100); do
+		if grep -q 'PUT /v2/early/manifests/sha256:' "$R_LOG"; then
+			seen=1
+			break
+		fi
+		sleep 0.1
+	done
+	# the fast job's manifest is there by digest while the slow one sleeps; no tag yet
+	local tags_then
+	tags_then=$(tags_of early)
+	local running=0
+	kill -0 "$pid" 2>/dev/null && running=1
+	wait "$pid" || fail "the build with two variants failed: $(cat "$log")"
+	[ "$seen" = 1 ] || fail "no manifest of early was pushed by digest while the build ran"
+	[ "$running" = 1 ] || fail "the build had ended before the check (the slow job should still sleep)"
+	assert_eq "" "$tags_then" "tags of early while the slow job still ran"
+	assert_eq "fast slow" "$(tags_of early)" "tags of early after the build"
+	local fast
+	fast=$(raw "$REG/early:fast" | sha256_stdin)
+	grep -q "PUT /v2/early/manifests/sha256:$fast" "$R_LOG" ||
+		fail "the manifest pushed early is not the one tagged fast (sha256:$fast)"
+	pass "--push: the first job's image is pushed by digest while the other builds; tags move after both"
+}
+
 section "1. three platforms, BUILDPLATFORM tool stage" s1_three_platforms
 section "2. variants" s2_variants
 section "3. plait plan" s3_plan
@@ -645,6 +687,7 @@ section "8. SIGINT" s8_sigint
 section "9. busybox applets under QEMU" s9_applets
 section "10. cache mount sharing" s10_sharing
 section "11. no builder needed" s11_no_builder
+section "12. early push" s12_early_push
 
 if [ ${#FAILED[@]} -gt 0 ]; then
 	fail "${#FAILED[@]} of 11 sections failed: $(printf '[%s] ' "${FAILED[@]}")"
