@@ -294,6 +294,39 @@ server_cert() {
 		fail "openssl could not sign the server certificate"
 }
 
+# ssh_client_root DIR : Debian's ssh client and the libraries it loads
+# under DIR (usr/bin/ssh and each library at its own path), for an image
+# whose RUN logs in somewhere.
+ssh_client_root() {
+	local lib
+	mkdir -p "$1/usr/bin"
+	cp /usr/bin/ssh "$1/usr/bin/ssh"
+	for lib in $(ldd /usr/bin/ssh | grep -o '/[^ ]*'); do
+		mkdir -p "$1$(dirname "$lib")"
+		cp -L "$lib" "$1$lib"
+	done
+}
+
+# wait_proc PATTERN SECONDS : 0 once a process matches PATTERN (pgrep -f), 1 after SECONDS.
+wait_proc() {
+	local i
+	for i in $(seq 1 $(($2 * 10))); do
+		pgrep -f "$1" >/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# wait_proc_gone PATTERN SECONDS : 0 once no process matches PATTERN, 1 after SECONDS.
+wait_proc_gone() {
+	local i
+	for i in $(seq 1 $(($2 * 10))); do
+		pgrep -f "$1" >/dev/null || return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 # ---------------------------------------------------------------- registry
 
 # registry_start NAME [plain|tls|tls-basic|token]

@@ -22,12 +22,7 @@ unset SSH_AUTH_SOCK
 # ---------------------------------------------------------------- the base
 bash "$LIB_DIR/mkbase.sh" "$T/base" busybox >/dev/null
 sb=$T/sshbase
-mkdir -p "$sb/root/usr/bin"
-cp /usr/bin/ssh "$sb/root/usr/bin/ssh"
-for lib in $(ldd /usr/bin/ssh | grep -o '/[^ ]*'); do
-	mkdir -p "$sb/root$(dirname "$lib")"
-	cp -L "$lib" "$sb/root$lib"
-done
+ssh_client_root "$sb/root"
 printf 'FROM base\nCOPY root/ /\n' >"$sb/Dockerfile"
 run_ok "$PLAIT" build --cache-dir "$T/cache" --build-context "base=oci:$T/base:busybox" \
 	-t localhost/sshbase:1 --output "type=oci,dest=$T/sshbase.oci" "$sb"

@@ -437,12 +437,7 @@ pass "bake --builder: every target's job runs on node A; the metadata file names
 # test's sshd through it. Afterwards no forwarded socket is left on the node
 # and the key is in no file there.
 sb=$T/sshbase
-mkdir -p "$sb/root/usr/bin"
-cp /usr/bin/ssh "$sb/root/usr/bin/ssh"
-for lib in $(ldd /usr/bin/ssh | grep -o '/[^ ]*'); do
-	mkdir -p "$sb/root$(dirname "$lib")"
-	cp -L "$lib" "$sb/root$lib"
-done
+ssh_client_root "$sb/root"
 printf 'FROM %s\nCOPY root/ /\n' "$R_HOST/base/busybox:1" >"$sb/Dockerfile"
 run_ok "$PLAIT" build --platform linux/amd64 --builder local --cache-dir "$T/lc-ssh" -t "$R_HOST/sshbase:1" --push "$sb"
 echo "answer-$RANDOM-$$" >"$S/answer"
@@ -503,22 +498,14 @@ printf 'FROM %s\nRUN echo started && %s\n' "$R_HOST/base/busybox:1" "$SLEEP" >"$
 lib_run_bg() { "$@" >"$T/slow.out" 2>"$T/slow.err" & SLOW_PID=$!; }
 lib_run_bg "$PLAIT" build --platform linux/amd64 --builder farm --cache-dir "$T/local-cache" --progress plain \
 	-f "$T/slow.Dockerfile" -t "$R_HOST/app:slow" --push "$J"
-for _ in $(seq 1 200); do
-	pgrep -f "$SLEEP" >/dev/null && break
-	sleep 0.1
-done
-pgrep -f "$SLEEP" >/dev/null || fail "the slow job never started on the node: $(cat "$T/slow.err")"
+wait_proc "$SLEEP" 20 || fail "the slow job never started on the node: $(cat "$T/slow.err")"
 pkill -f "ssh -F $S/ssh_config .* serve --protocol" || fail "no ssh client of the job to kill (the build said: $(cat "$T/slow.err"))"
 rc=0
 wait "$SLOW_PID" || rc=$?
 [ "$rc" != 0 ] || fail "the build whose connection dropped succeeded"
 assert_contains "$(cat "$T/slow.err")" "node ssh://node-a: the connection ended during the build"
 assert_contains "$(cat "$T/slow.err")" "RUN echo started"
-for _ in $(seq 1 100); do
-	pgrep -f "$SLEEP" >/dev/null || break
-	sleep 0.1
-done
-if pgrep -f "$SLEEP" >/dev/null; then
+if ! wait_proc_gone "$SLEEP" 10; then
 	pkill -f "$SLEEP"
 	pkill -f "$PLAIT serve --protocol" || true
 	fail "the job kept running on the node after its connection dropped"
@@ -533,21 +520,13 @@ printf 'FROM %s\nRUN echo started && %s\n' "$R_HOST/base/busybox:1" "$SLEEP2" >"
 "$PLAIT" build --platform linux/amd64 --builder farm --cache-dir "$T/local-cache" --progress plain \
 	-f "$T/slow2.Dockerfile" -t "$R_HOST/app:int" --push "$J" >"$T/int.out" 2>"$T/int.err" &
 INT_PID=$!
-for _ in $(seq 1 200); do
-	pgrep -f "$SLEEP2" >/dev/null && break
-	sleep 0.1
-done
-pgrep -f "$SLEEP2" >/dev/null || fail "the job to interrupt never started on the node: $(cat "$T/int.err")"
+wait_proc "$SLEEP2" 20 || fail "the job to interrupt never started on the node: $(cat "$T/int.err")"
 kill -INT "$INT_PID"
 rc=0
 wait "$INT_PID" || rc=$?
 [ "$rc" != 0 ] || fail "the interrupted build succeeded"
 assert_contains "$(cat "$T/int.err")" "interrupted (the job on node ssh://node-a was stopped)"
-for _ in $(seq 1 100); do
-	pgrep -f "$SLEEP2" >/dev/null || break
-	sleep 0.1
-done
-if pgrep -f "$SLEEP2" >/dev/null; then
+if ! wait_proc_gone "$SLEEP2" 10; then
 	pkill -f "$SLEEP2"
 	fail "the job kept running on the node after Ctrl-C here"
 fi
