@@ -5,6 +5,8 @@
  * is in its own file (build_internal.h lists them). */
 #include <errno.h>
 #include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 #include "build_internal.h"
@@ -30,6 +32,7 @@ static int run_instruction(struct builder *b, struct stage *st, size_t idx,
 				       in->line);
 	b->cur = st;
 	b->step++;
+	b->step_t0 = plait_now_ns();
 	build_emit(b, PLAIT_BUILD_STEP_START, in->original, 0);
 	int r;
 	switch (in->kind) {
@@ -324,6 +327,152 @@ void build_release(struct builder *b)
 	plait_dockerfile_release(&b->df);
 }
 
+/* ------------------------------------------------------------ prefetch
+ *
+ * A job's stages are built one after the other, but a later stage FROM an
+ * image often starts with steps that read nothing of the stages before it
+ * (COPY of context files, WORKDIR, ENV): BuildKit runs such steps while
+ * the earlier stages build. Here a second builder runs that head of one
+ * such stage in a thread of its own, quietly, while the job builds the
+ * stages before it; each step it runs goes to the cache under the same key
+ * the job will compute, so the job finds it there, or waits on the step's
+ * lock while it is being made (core/cache.h), and shows it as done in this
+ * build (not cached). The head ends before the first RUN, COPY --from,
+ * ADD or COPY of another stage, or anything else; a base image with ONBUILD
+ * triggers is left alone. Whatever the prefetch meets (an error, an
+ * interrupt) the job meets again itself, and reports. */
+struct prefetch {
+	struct plait_build_opts o; /* the job's: quiet, stopped by stop */
+	atomic_int stop;
+	size_t stage, n_instrs;
+	pthread_mutex_t lock;
+	char **ran; /* the keys of the steps it ran itself */
+	pthread_t tid;
+	bool running;
+};
+
+bool build_prefetched(const struct builder *b, const char *key)
+{
+	if (!b->prefetch)
+		return false;
+	pthread_mutex_lock(&b->prefetch->lock);
+	bool ran = plait_strv_contains(b->prefetch->ran, key);
+	pthread_mutex_unlock(&b->prefetch->lock);
+	return ran;
+}
+
+static bool prefetch_kind(const struct plait_df_instr *in)
+{
+	switch (in->kind) {
+	case PLAIT_DF_COPY:
+	case PLAIT_DF_ADD:
+		return !plait_df_flag_get(in, "from");
+	case PLAIT_DF_WORKDIR:
+	case PLAIT_DF_ENV:
+	case PLAIT_DF_ARG:
+	case PLAIT_DF_LABEL:
+	case PLAIT_DF_USER:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void *prefetch_main(void *arg)
+{
+	struct prefetch *pf = arg;
+	struct builder b = { .o = &pf->o, .step_lock = PLAIT_CACHE_STEP_LOCK_INIT };
+	struct plait_buf data = PLAIT_BUF_INIT;
+	struct plait_error *e = NULL;
+	size_t target = 0;
+	_cleanup_free_ char *dfpath = pf->o.dockerfile ? xstrdup(pf->o.dockerfile)
+						       : plait_path_concat(pf->o.context_dir, "Dockerfile");
+	int r = build_prepare(&b, dfpath, &data, &target, &e);
+	if (r >= 0)
+		r = plait_context_open(pf->o.context_dir, dfpath, &b.ctx, &e);
+	if (r >= 0)
+		r = plait_cache_open(pf->o.cache_dir, &b.cache, &e);
+	if (r >= 0) {
+		b.store = b.cache->store;
+		_cleanup_free_ char *memo = plait_path_concat(b.cache->dir, "context-digests");
+		plait_context_set_memo(b.ctx, memo);
+		build_resolve_bases(&b, target);
+	}
+	struct stage *st = r >= 0 ? &b.stages[pf->stage] : NULL;
+	if (st) {
+		b.cur = st;
+		r = build_do_from(&b, st, pf->stage, &e);
+	}
+	if (r >= 0 && st->cfg.config.on_build && *st->cfg.config.on_build)
+		r = -1; /* its triggers may run anything: the job runs them */
+	for (size_t i = 0; r >= 0 && i < pf->n_instrs && !pf->stop; i++) {
+		int cached = b.cached;
+		r = run_instruction(&b, st, pf->stage, &st->df->instrs[i], &e);
+		if (r >= 0 && b.cached == cached) {
+			pthread_mutex_lock(&pf->lock);
+			plait_strv_push(&pf->ran, st->key);
+			pthread_mutex_unlock(&pf->lock);
+		}
+	}
+	plait_error_free(e);
+	build_release(&b);
+	plait_buf_release(&data);
+	return NULL;
+}
+
+/* The head of the first later stage worth running alongside, started. */
+static void prefetch_start(struct builder *b, size_t target, struct prefetch *pf)
+{
+	const struct plait_build_opts *o = b->o;
+	if (o->no_cache)
+		return;
+	size_t first = SIZE_MAX;
+	for (size_t i = 0; i <= target; i++) {
+		struct stage *st = &b->stages[i];
+		if (!st->needed)
+			continue;
+		if (first == SIZE_MAX) {
+			first = i; /* built first anyway */
+			continue;
+		}
+		_cleanup_free_ char *image = NULL;
+		if (build_expand_word(b, NULL, st->df->from, st->df->image, &image, NULL) < 0 ||
+		    build_find_stage(b, image, i))
+			continue; /* FROM another stage: it waits for that one */
+		size_t n = 0, heavy = 0;
+		while (n < st->df->n_instrs && prefetch_kind(&st->df->instrs[n])) {
+			enum plait_df_kind k = st->df->instrs[n++].kind;
+			if (k == PLAIT_DF_COPY || k == PLAIT_DF_ADD)
+				heavy = n; /* up to the last COPY or ADD */
+		}
+		if (!heavy)
+			continue;
+		*pf = (struct prefetch){ .o = *o, .stage = i, .n_instrs = heavy };
+		pf->o.progress = NULL;
+		pf->o.progress_ctx = NULL;
+		pf->o.cancel = &pf->stop;
+		pthread_mutex_init(&pf->lock, NULL);
+		pf->running = pthread_create(&pf->tid, NULL, prefetch_main, pf) == 0;
+		if (pf->running)
+			b->prefetch = pf;
+		else
+			pthread_mutex_destroy(&pf->lock);
+		return;
+	}
+}
+
+static void prefetch_finish(struct builder *b, struct prefetch *pf)
+{
+	if (!pf->running)
+		return;
+	pf->stop = 1;
+	pthread_join(pf->tid, NULL);
+	b->prefetch = NULL;
+	pthread_mutex_destroy(&pf->lock);
+	plait_strv_free(pf->ran);
+	pf->running = false;
+}
+
 int plait_build(const struct plait_build_opts *o, struct plait_build_result *res,
 		struct plait_error **err)
 {
@@ -350,6 +499,8 @@ int plait_build(const struct plait_build_opts *o, struct plait_build_result *res
 	}
 	/* The base images first: their ONBUILD triggers and ENV may name stages. */
 	build_resolve_bases(&b, target);
+	struct prefetch pf = { 0 };
+	prefetch_start(&b, target, &pf);
 
 	for (size_t i = 0; i < b.n_stages; i++)
 		if (b.stages[i].needed)
@@ -361,6 +512,7 @@ int plait_build(const struct plait_build_opts *o, struct plait_build_result *res
 	for (size_t i = 0; i <= target && r >= 0; i++)
 		if (b.stages[i].needed)
 			r = build_stage(&b, i, err);
+	prefetch_finish(&b, &pf);
 	if (r >= 0 && build_cancelled(&b))
 		r = plait_error_set(err, PLAIT_E_CANCELLED, "interrupted: no image written");
 	if (r < 0)

@@ -106,7 +106,15 @@ struct builder {
 	char *tail[8];
 	size_t n_tail;
 	struct stage *cur;
+	uint64_t step_t0; /* when the current step started (plait_now_ns) */
+	/* The head of a later stage that a second builder runs alongside
+	 * (build.c's prefetch); its steps are found in the cache here. */
+	struct prefetch *prefetch;
 };
+
+/* Whether key is a step the prefetch ran in this build (a cache hit on it
+ * is this build's work, not an earlier build's). */
+bool build_prefetched(const struct builder *b, const char *key);
 
 /* ------------------------------------------------------------ small helpers */
 

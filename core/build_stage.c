@@ -376,6 +376,10 @@ static int apply_hit(struct builder *b, struct stage *st, const char *key, struc
 	stage_add_history(b, st, created_by, empty, created);
 	memcpy(st->key, key, PLAIT_SHA256_DIGEST_SIZE);
 	build_note_key(b, st, key);
+	if (build_prefetched(b, key)) { /* made alongside during this build: done, not cached */
+		build_emit(b, PLAIT_BUILD_STEP_DONE, NULL, (double)(plait_now_ns() - b->step_t0) / 1e9);
+		return 0;
+	}
 	b->cached++;
 	build_emit(b, PLAIT_BUILD_STEP_CACHED, NULL, 0);
 	return 0;

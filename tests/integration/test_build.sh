@@ -685,3 +685,44 @@ assert_contains "$ERR" "warning: One or more build-args [FINAL_ONLY NOT_DECLARED
 build unused2 "$UA" --build-arg GLOBAL=1 --build-arg FINAL_ONLY=3
 assert_not_contains "$ERR" "were not consumed" "stderr of a build whose build args are all declared"
 pass "unused --build-args are warned about, as BuildKit does"
+
+# A later stage FROM an image starts with steps that read nothing of the
+# stages before it (COPY from the context): they run alongside the earlier
+# stage (as BuildKit runs independent steps), so their layer is in the cache
+# while the first stage's RUN still sleeps; the build shows them done, not
+# cached, and the image is what it is without that.
+PF=$T/ctx/prefetch
+mkdir -p "$PF"
+marker="prefetch-marker-$$"
+echo "$marker" >"$PF/$marker"
+cat >"$PF/Dockerfile" <<EOF
+ARG BASE
+FROM \$BASE AS slow
+RUN /bin/sleep 4 && echo slow > /slow
+FROM \$BASE
+COPY $marker /opt/$marker
+COPY --from=slow /slow /slow
+EOF
+"$PLAIT" build --progress plain --cache-dir "$T/cache-pf" --build-arg "BASE=$BASE" -t localhost/pf:1 \
+	--output "type=oci,dest=$T/out/pf" "$PF" >"$T/pf.log" 2>&1 &
+pf_pid=$!
+found=0
+for _ in $(seq 1 30); do
+	for blob in "$T"/cache-pf/store/blobs/sha256/*; do
+		[ -f "$blob" ] || continue
+		if { gzip -dc "$blob" 2>/dev/null | tar -tf - 2>/dev/null; } | grep -q "opt/$marker"; then
+			found=1
+			break
+		fi
+	done
+	[ "$found" = 1 ] && break
+	sleep 0.1
+done
+still=0
+kill -0 "$pf_pid" 2>/dev/null && still=1
+wait "$pf_pid" || fail "the prefetch build failed: $(cat "$T/pf.log")"
+[ "$found" = 1 ] || fail "the second stage's COPY layer was not made while the first stage's RUN slept"
+[ "$still" = 1 ] || fail "the build was over before the layer was looked for"
+assert_match "$(cat "$T/pf.log")" "#[0-9]+ DONE" "the progress of the prefetch build"
+assert_not_contains "$(cat "$T/pf.log")" "CACHED" "a cold build (the prefetched COPY is this build's work)"
+pass "a later stage's head (COPY from the context) runs while an earlier stage's RUN does; shown done, not cached"
