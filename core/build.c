@@ -344,12 +344,22 @@ void build_release(struct builder *b)
 struct prefetch {
 	struct plait_build_opts o; /* the job's: quiet, stopped by stop */
 	atomic_int stop;
+	const atomic_int *job_cancel; /* the job's own (Ctrl-C, another job failed) */
+	char df_digest[PLAIT_SHA256_DIGEST_SIZE]; /* the Dockerfile the job read */
 	size_t stage, n_instrs;
 	pthread_mutex_t lock;
 	char **ran; /* the keys of the steps it ran itself */
 	pthread_t tid;
 	bool running;
 };
+
+void build_prefetch_record(struct prefetch *pf, const char *key)
+{
+	pthread_mutex_lock(&pf->lock);
+	if (!plait_strv_contains(pf->ran, key))
+		plait_strv_push(&pf->ran, key);
+	pthread_mutex_unlock(&pf->lock);
+}
 
 bool build_prefetched(const struct builder *b, const char *key)
 {
@@ -365,8 +375,10 @@ static bool prefetch_kind(const struct plait_df_instr *in)
 {
 	switch (in->kind) {
 	case PLAIT_DF_COPY:
-	case PLAIT_DF_ADD:
 		return !plait_df_flag_get(in, "from");
+	case PLAIT_DF_ADD: /* a URL or git source is fetched before its key is known: the job's alone */
+		return !plait_df_flag_get(in, "from") && !strstr(in->rest ? in->rest : "", "://") &&
+		       !strstr(in->rest ? in->rest : "", "git@");
 	case PLAIT_DF_WORKDIR:
 	case PLAIT_DF_ENV:
 	case PLAIT_DF_ARG:
@@ -381,13 +393,19 @@ static bool prefetch_kind(const struct plait_df_instr *in)
 static void *prefetch_main(void *arg)
 {
 	struct prefetch *pf = arg;
-	struct builder b = { .o = &pf->o, .step_lock = PLAIT_CACHE_STEP_LOCK_INIT };
+	struct builder b = { .o = &pf->o, .step_lock = PLAIT_CACHE_STEP_LOCK_INIT, .recorder = pf };
 	struct plait_buf data = PLAIT_BUF_INIT;
 	struct plait_error *e = NULL;
 	size_t target = 0;
 	_cleanup_free_ char *dfpath = pf->o.dockerfile ? xstrdup(pf->o.dockerfile)
 						       : plait_path_concat(pf->o.context_dir, "Dockerfile");
 	int r = build_prepare(&b, dfpath, &data, &target, &e);
+	char dd[PLAIT_SHA256_DIGEST_SIZE];
+	plait_sha256_buf(data.buf, data.len, dd);
+	/* the Dockerfile changed since the job read it: its stages are not these */
+	if (r >= 0 && (!streq(dd, pf->df_digest) || pf->stage >= b.n_stages ||
+		       pf->n_instrs > b.stages[pf->stage].df->n_instrs))
+		r = -1;
 	if (r >= 0)
 		r = plait_context_open(pf->o.context_dir, dfpath, &b.ctx, &e);
 	if (r >= 0)
@@ -396,7 +414,7 @@ static void *prefetch_main(void *arg)
 		b.store = b.cache->store;
 		_cleanup_free_ char *memo = plait_path_concat(b.cache->dir, "context-digests");
 		plait_context_set_memo(b.ctx, memo);
-		build_resolve_bases(&b, target);
+		build_resolve_bases(&b, pf->stage); /* only what that stage reads */
 	}
 	struct stage *st = r >= 0 ? &b.stages[pf->stage] : NULL;
 	if (st) {
@@ -405,15 +423,8 @@ static void *prefetch_main(void *arg)
 	}
 	if (r >= 0 && st->cfg.config.on_build && *st->cfg.config.on_build)
 		r = -1; /* its triggers may run anything: the job runs them */
-	for (size_t i = 0; r >= 0 && i < pf->n_instrs && !pf->stop; i++) {
-		int cached = b.cached;
+	for (size_t i = 0; r >= 0 && i < pf->n_instrs && !pf->stop && !(pf->job_cancel && *pf->job_cancel); i++)
 		r = run_instruction(&b, st, pf->stage, &st->df->instrs[i], &e);
-		if (r >= 0 && b.cached == cached) {
-			pthread_mutex_lock(&pf->lock);
-			plait_strv_push(&pf->ran, st->key);
-			pthread_mutex_unlock(&pf->lock);
-		}
-	}
 	plait_error_free(e);
 	build_release(&b);
 	plait_buf_release(&data);
@@ -421,11 +432,14 @@ static void *prefetch_main(void *arg)
 }
 
 /* The head of the first later stage worth running alongside, started. */
-static void prefetch_start(struct builder *b, size_t target, struct prefetch *pf)
+static void prefetch_start(struct builder *b, size_t target, const struct plait_buf *df, struct prefetch *pf)
 {
 	const struct plait_build_opts *o = b->o;
 	if (o->no_cache)
 		return;
+	for (size_t i = 0; i <= target; i++) /* a base that failed: the job reports it, nobody tries again */
+		if (b->stages[i].needed && b->stages[i].base.tried && b->stages[i].base.r < 0)
+			return;
 	size_t first = SIZE_MAX;
 	for (size_t i = 0; i <= target; i++) {
 		struct stage *st = &b->stages[i];
@@ -451,6 +465,8 @@ static void prefetch_start(struct builder *b, size_t target, struct prefetch *pf
 		pf->o.progress = NULL;
 		pf->o.progress_ctx = NULL;
 		pf->o.cancel = &pf->stop;
+		pf->job_cancel = o->cancel;
+		plait_sha256_buf(df->buf, df->len, pf->df_digest);
 		pthread_mutex_init(&pf->lock, NULL);
 		pf->running = pthread_create(&pf->tid, NULL, prefetch_main, pf) == 0;
 		if (pf->running)
@@ -500,7 +516,7 @@ int plait_build(const struct plait_build_opts *o, struct plait_build_result *res
 	/* The base images first: their ONBUILD triggers and ENV may name stages. */
 	build_resolve_bases(&b, target);
 	struct prefetch pf = { 0 };
-	prefetch_start(&b, target, &pf);
+	prefetch_start(&b, target, &data, &pf);
 
 	for (size_t i = 0; i < b.n_stages; i++)
 		if (b.stages[i].needed)

@@ -110,7 +110,12 @@ struct builder {
 	/* The head of a later stage that a second builder runs alongside
 	 * (build.c's prefetch); its steps are found in the cache here. */
 	struct prefetch *prefetch;
+	struct prefetch *recorder; /* set in the prefetch's own builder */
 };
+
+/* The prefetch's builder is about to make step key itself (it holds the
+ * step's lock and the cache has no record yet). */
+void build_prefetch_record(struct prefetch *pf, const char *key);
 
 /* Whether key is a step the prefetch ran in this build (a cache hit on it
  * is this build's work, not an earlier build's). */

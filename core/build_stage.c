@@ -439,8 +439,11 @@ int build_use_cached_step(struct builder *b, struct stage *st, const char *k, co
 		int r = plait_cache_step_lock(b->cache, k, b->o->cancel, &b->step_lock, err);
 		if (r < 0)
 			return r;
-		if (plait_cache_step_lookup(b->cache, k, &rec) != 1 && !import_hit(b, k, &rec))
+		if (plait_cache_step_lookup(b->cache, k, &rec) != 1 && !import_hit(b, k, &rec)) {
+			if (b->recorder) /* known before the record exists: the job, waiting on the lock, sees it */
+				build_prefetch_record(b->recorder, k);
 			return 0; /* ours to run, under the lock */
+		}
 		plait_cache_step_unlock(&b->step_lock);
 	}
 	struct layer_ref hit = { 0 };

@@ -336,13 +336,18 @@ static void import_caches(struct plait_pipeline *p)
  * second finds them in place instead of uploading them too. A job whose
  * layers are not all in the store (a --cache-from hit, a node that pushed
  * them itself) is left to publishing, which knows where they are. A
- * repository that has the manifest already (a warm build's) gets nothing. */
-static void push_early(struct plait_pipeline *p, size_t i)
+ * repository that has the manifest already (a warm build's) gets nothing.
+ * It runs in the job's worker: while a job still waits for a worker, the
+ * upload is left to publishing rather than hold the slot; a job cancelled
+ * (another failed, Ctrl-C) stops it; after one failure, no job tries again
+ * (publishing meets the registry's trouble once, and reports it). */
+static void push_early(struct plait_pipeline *p, size_t i, const atomic_int *cancel)
 {
 	const struct plait_pipeline_ops *ops = p->o->ops;
 	const struct plait_build_result *res = &p->results[i];
 	const struct plait_plan_image *im = &p->plan.images[p->plan.jobs[i].image];
 	if (!p->req->push || !ops->open || res->remote_blobs || plait_cache_import_count(p->cache_import) ||
+	    atomic_load(&p->jobs_started) < p->plan.n_jobs || (cancel && *cancel) ||
 	    (p->o->interrupt && *p->o->interrupt))
 		return;
 	_cleanup_free_ char *sp = plait_build_cache_store(p->req->cache_dir);
@@ -351,14 +356,14 @@ static void push_early(struct plait_pipeline *p, size_t i)
 	struct plait_error *e = NULL;
 	char **seen = NULL;
 	pthread_mutex_lock(&p->push_early_lock);
-	if (plait_store_open(sp, false, &store, &e) < 0)
+	if (p->push_early_failed || (cancel && *cancel) || plait_store_open(sp, false, &store, &e) < 0)
 		goto out;
 	struct plait_endpoint *src = plait_layout_endpoint_new(store, sp, sp, NULL); /* owns store */
-	const struct plait_copy_opts co = { .cancel = p->o->interrupt };
+	const struct plait_copy_opts co = { .cancel = cancel ? cancel : p->o->interrupt };
 	int r = plait_store_read_blob(src->store, res->manifest.digest, PLAIT_MANIFEST_MAX, &mb, &e);
 	for (char **t = im->tags; r >= 0 && t && *t; t++) {
 		struct plait_endpoint *dst = NULL;
-		if (ops->open(ops->ctx, *t, true, &dst, &e) < 0)
+		if ((r = ops->open(ops->ctx, *t, true, &dst, &e)) < 0)
 			break;
 		char there[PLAIT_DIGEST_MAX] = "";
 		if (!plait_strv_contains(seen, dst->name)) {
@@ -370,6 +375,8 @@ static void push_early(struct plait_pipeline *p, size_t i)
 		plait_endpoint_free(dst);
 	}
 	plait_endpoint_free(src);
+	if (r < 0)
+		p->push_early_failed = true;
 out:
 	pthread_mutex_unlock(&p->push_early_lock);
 	plait_strv_free(seen);
@@ -418,6 +425,7 @@ static int run_job(void *ctx, size_t i, const atomic_int *cancel, struct plait_e
 	};
 	uint64_t t0 = plait_now_ns();
 	p->started[i] = (int64_t)time(NULL);
+	atomic_fetch_add(&p->jobs_started, 1);
 	int r;
 	if (!job->builder.node)
 		r = plait_build(&bo, &p->results[i], err);
@@ -431,7 +439,7 @@ static int run_job(void *ctx, size_t i, const atomic_int *cancel, struct plait_e
 	p->finished[i] = (int64_t)time(NULL);
 	p->seconds[i] = (double)(plait_now_ns() - t0) / 1e9;
 	if (r >= 0)
-		push_early(p, i);
+		push_early(p, i, cancel);
 	/* Name the job when there is more than one, or a bake target to name. */
 	if (r < 0 && (p->plan.n_jobs > 1 || t->name))
 		plait_error_wrap(err, "%s", job->label);

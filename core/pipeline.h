@@ -118,6 +118,8 @@ struct plait_pipeline {
 	struct plait_job_ctx *job_ctx;
 	struct plait_cache_import *cache_import; /* --cache-from, or NULL */
 	pthread_mutex_t push_early_lock;	 /* one job's early push at a time */
+	bool push_early_failed;			 /* under the lock: no more early pushes */
+	atomic_size_t jobs_started;
 };
 
 /* Plan req (targets without platforms get the build platform). p is

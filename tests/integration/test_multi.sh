@@ -649,7 +649,7 @@ s12_early_push() {
 	RUN echo "slept $PAUSE" > /slept && /bin/sleep "$PAUSE"
 	EOF
 	local log=$T/early.log pid seen=0
-	"$PLAIT" build --cache-dir "$CACHE" --progress plain --platform linux/amd64 --build-arg "BASE=$BASE" \
+	"$PLAIT" build --cache-dir "$CACHE" --progress plain --jobs 2 --platform linux/amd64 --build-arg "BASE=$BASE" \
 		--variant fast --variant slow:PAUSE=6 -t "$REG/early:{variant}" --push "$T/c12" >"$log" 2>&1 &
 	pid=$!
 	for _ in $(seq 1 100); do
