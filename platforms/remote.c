@@ -588,8 +588,10 @@ char *plait_node_ssh_message(const char *stderr_text)
 	return m;
 }
 
+/* 'PLAIT args' on the node, and with then, '&& PLAIT then' in the same
+ * session (one ssh connection for both). */
 static int run_on_node(const struct plait_remote_builder *b, const struct plait_node *n, const char *args,
-		       int stdin_fd, struct plait_buf *out, struct plait_error **err)
+		       const char *then, int stdin_fd, struct plait_buf *out, struct plait_error **err)
 {
 	char *user = NULL, *host = NULL;
 	int port = 0;
@@ -599,6 +601,11 @@ static int run_on_node(const struct plait_remote_builder *b, const struct plait_
 	struct plait_buf cmd = PLAIT_BUF_INIT;
 	shell_quote(&cmd, b->remote_plait ? b->remote_plait : "plait");
 	plait_buf_addf(&cmd, " %s", args);
+	if (then) {
+		plait_buf_adds(&cmd, " && ");
+		shell_quote(&cmd, b->remote_plait ? b->remote_plait : "plait");
+		plait_buf_addf(&cmd, " %s", then);
+	}
 	char **argv = ssh_argv(b, user, host, port, cmd.buf);
 	struct plait_buf errout = PLAIT_BUF_INIT;
 	int status = 0;
@@ -667,7 +674,7 @@ static int handshake(const struct plait_remote_builder *b, const struct plait_no
 	char args[48];
 	snprintf(args, sizeof(args), "serve --protocol %d", PLAIT_REMOTE_PROTOCOL);
 	if (r >= 0)
-		r = run_on_node(b, n, args, in, &out, err);
+		r = run_on_node(b, n, args, NULL, in, &out, err);
 	close(in);
 	int fd = -1;
 	if (r >= 0)
@@ -699,9 +706,17 @@ int plait_node_probe(const struct plait_remote_builder *b, struct plait_node *n,
 {
 	struct plait_buf v = PLAIT_BUF_INIT, q = PLAIT_BUF_INIT;
 	struct plait_error *e = NULL;
-	int r = run_on_node(b, n, "version --format json", -1, &v, &e);
-	if (r >= 0)
-		r = run_on_node(b, n, "qemu status --format json", -1, &q, &e);
+	/* both reports in one session: the version's JSON document, then qemu's */
+	int r = run_on_node(b, n, "version --format json", "qemu status --format json", -1, &v, &e);
+	if (r >= 0) {
+		json_error_t je;
+		json_t *first = json_loadb(v.buf ? v.buf : "", v.len, JSON_DISABLE_EOF_CHECK, &je);
+		if (first && je.position <= (int)v.len) {
+			plait_buf_add(&q, v.buf + je.position, v.len - (size_t)je.position);
+			plait_buf_setlen(&v, (size_t)je.position);
+		}
+		json_decref(first); /* not JSON: plait_node_facts says so about the whole */
+	}
 	if (r >= 0)
 		r = plait_node_facts(n, v.buf ? v.buf : "", q.buf ? q.buf : "", &e);
 	if (r >= 0)
