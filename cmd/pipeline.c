@@ -501,7 +501,7 @@ static int open_endpoint(void *ctx, const char *spec, bool for_write, struct pla
 static int push_logins(const struct wiring *w, const char *const *push_to, struct plait_remote_push *out,
 		       struct plait_error **err)
 {
-	char **repos = NULL, **hosts = NULL;
+	char **repos = NULL;
 	struct plait_node_login *logins = NULL;
 	size_t n = 0;
 	int r = 0;
@@ -512,15 +512,15 @@ static int push_logins(const struct wiring *w, const char *const *push_to, struc
 		const char *host = r >= 0 ? plait_ref_api_host(&ref) : NULL;
 		if (name && !plait_strv_contains(repos, name))
 			plait_strv_push(&repos, name);
+		bool known = false;
+		for (size_t k = 0; host && k < n && !known; k++)
+			known = streq(logins[k].host, host);
 		struct plait_credentials c = { 0 };
-		if (host && !plait_strv_contains(hosts, host)) {
-			plait_strv_push(&hosts, host);
-			r = plait_auth_lookup_api_host(w->ropts->docker_config_dir, w->ropts->logins, w->ropts->n_logins,
-						       host, &c, err);
-			if (r < 0)
-				plait_error_wrap(err, "--push %s: the credentials for the node's push", *t);
-		}
-		if (r >= 0 && host && n < plait_strv_length(hosts)) {
+		if (host && !known &&
+		    (r = plait_auth_lookup_api_host(w->ropts->docker_config_dir, w->ropts->logins, w->ropts->n_logins,
+						    host, &c, err)) < 0)
+			plait_error_wrap(err, "--push %s: the credentials for the node's push", *t);
+		else if (host && !known) {
 			logins = xrealloc(logins, (n + 1) * sizeof(*logins));
 			logins[n++] = (struct plait_node_login){ xstrdup(host), TAKE_PTR(c.username), TAKE_PTR(c.password),
 								 TAKE_PTR(c.identity_token) };
@@ -528,7 +528,6 @@ static int push_logins(const struct wiring *w, const char *const *push_to, struc
 		plait_credentials_release(&c);
 		plait_ref_release(&ref);
 	}
-	plait_strv_free(hosts);
 	*out = (struct plait_remote_push){ (const char *const *)repos, logins, n };
 	return r;
 }

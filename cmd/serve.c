@@ -163,6 +163,14 @@ static int receive_secret(struct serve *s, const json_t *ctl, struct plait_error
 	return 0;
 }
 
+static bool has_login(const struct serve *s, const char *host)
+{
+	for (size_t i = 0; i < s->n_logins; i++)
+		if (streq(s->logins[i].host, host))
+			return true;
+	return false;
+}
+
 static void logins_add(struct serve *s, struct plait_node_login l)
 {
 	s->logins = xrealloc(s->logins, (s->n_logins + 1) * sizeof(*s->logins));
@@ -190,12 +198,11 @@ static int receive_login(struct serve *s, const json_t *ctl, struct plait_error 
 	wipe_release(&v);
 	if (r < 0)
 		return r;
-	for (size_t i = 0; i < s->n_logins; i++)
-		if (streq(s->logins[i].host, l.host)) {
-			r = plait_error_set(err, PLAIT_E_INVALID, "frame %zu: a second login for %s", s->n, l.host);
-			plait_node_login_release(&l);
-			return r;
-		}
+	if (has_login(s, l.host)) {
+		r = plait_error_set(err, PLAIT_E_INVALID, "frame %zu: a second login for %s", s->n, l.host);
+		plait_node_login_release(&l);
+		return r;
+	}
 	logins_add(s, l);
 	return 0;
 }
@@ -210,10 +217,7 @@ static void logins_cover_push(struct serve *s, const struct plait_node_job *job)
 		if (plait_ref_parse(*p, &ref, NULL) < 0) /* checked by the job's parse */
 			continue;
 		const char *host = plait_ref_api_host(&ref);
-		bool have = false;
-		for (size_t i = 0; i < s->n_logins && !have; i++)
-			have = streq(s->logins[i].host, host);
-		if (!have)
+		if (!has_login(s, host))
 			logins_add(s, (struct plait_node_login){ .host = xstrdup(host) });
 		plait_ref_release(&ref);
 	}
@@ -413,14 +417,12 @@ static int send_blobs(struct serve *s, const json_t *digests, const json_t *blob
 static int push_image(struct serve *s, const struct plait_node_job *job, const struct plait_build_result *res,
 		      const struct plait_registry_opts *ro, json_t **pushed, struct plait_error **err)
 {
-	_cleanup_free_ char *sp = plait_build_cache_store(s->cache_dir);
-	struct plait_store *st = NULL;
+	struct plait_endpoint *src = NULL;
 	struct plait_buf mb = PLAIT_BUF_INIT;
 	*pushed = json_array();
-	int r = plait_store_open(sp, false, &st, err);
+	int r = plait_build_cache_endpoint(s->cache_dir, &src, err);
 	if (r < 0)
 		return r;
-	struct plait_endpoint *src = plait_layout_endpoint_new(st, sp, sp, NULL); /* owns st */
 	r = plait_store_read_blob(src->store, res->manifest.digest, PLAIT_MANIFEST_MAX, &mb, err);
 	const struct plait_copy_opts co = { .cancel = &s->cancel };
 	for (char **repo = job->push; r >= 0 && *repo; repo++) {
@@ -468,10 +470,9 @@ static int ssh_agents_present(const struct plait_node_job *job, struct plait_err
  * PLAIT_NODE_SSH_PREFIX<name>.sock, a socket, its own. */
 static bool own_agent_socket(const char *path)
 {
-	const char *rest = startswith(path, PLAIT_NODE_SSH_PREFIX) ? path + strlen(PLAIT_NODE_SSH_PREFIX) : NULL;
 	struct stat st;
-	return rest && *rest && !strchr(rest, '/') && endswith(rest, ".sock") && lstat(path, &st) == 0 &&
-	       S_ISSOCK(st.st_mode) && st.st_uid == geteuid();
+	return plait_node_ssh_socket_named(path) && lstat(path, &st) == 0 && S_ISSOCK(st.st_mode) &&
+	       st.st_uid == geteuid();
 }
 
 /* A job that was refused still had its agents forwarded: their sockets go. */

@@ -24,6 +24,16 @@ char *plait_build_cache_store(const char *cache_dir)
 	return plait_cache_store_dir(cache_dir);
 }
 
+int plait_build_cache_endpoint(const char *cache_dir, struct plait_endpoint **out, struct plait_error **err)
+{
+	_cleanup_free_ char *sp = plait_build_cache_store(cache_dir);
+	struct plait_store *s = NULL;
+	int r = plait_store_open(sp, false, &s, err);
+	if (r >= 0)
+		*out = plait_layout_endpoint_new(s, sp, sp, NULL); /* owns s */
+	return r;
+}
+
 static int run_instruction(struct builder *b, struct stage *st, size_t idx,
 			   const struct plait_df_instr *in, struct plait_error **err)
 {
@@ -222,20 +232,18 @@ void plait_build_result_release(struct plait_build_result *r)
 /* Read and parse the Dockerfile, set the args, find the target stage and
  * mark the stages it needs: what both a build and the planner's base image
  * check start from. */
-int build_prepare(struct builder *b, const char *dfpath, struct plait_buf *data, size_t *target_out,
-		   struct plait_error **err)
+char *build_dockerfile_path(const struct plait_build_opts *o)
+{
+	return o->dockerfile ? xstrdup(o->dockerfile) : plait_path_concat(o->context_dir, "Dockerfile");
+}
+
+/* build_prepare's work on the Dockerfile's bytes (data, read from dfpath). */
+static int build_parse(struct builder *b, const char *dfpath, const struct plait_buf *data, size_t *target_out,
+		       struct plait_error **err)
 {
 	const struct plait_build_opts *o = b->o;
-	int r = plait_buf_read_file(data, dfpath, 16u << 20);
-	if (r < 0) {
-		/* A missing Dockerfile or context is the command line's fault: exit 2. */
-		r = plait_error_set_errno(err, r == -ENOENT ? PLAIT_E_USAGE : PLAIT_E_IO, r,
-					  "cannot read Dockerfile '%s'%s", dfpath,
-					  r == -ENOENT ? " (name the context directory, and the Dockerfile with -f)" : "");
-		return r;
-	}
 	const char *base = strrchr(dfpath, '/');
-	r = plait_dockerfile_parse(data->buf, data->len, base ? base + 1 : dfpath, &b->df, err);
+	int r = plait_dockerfile_parse(data->buf, data->len, base ? base + 1 : dfpath, &b->df, err);
 	if (r < 0) {
 		(*err)->code = PLAIT_E_USAGE; /* the Dockerfile must change: exit 2 */
 		return -PLAIT_E_USAGE;
@@ -304,6 +312,35 @@ int build_prepare(struct builder *b, const char *dfpath, struct plait_buf *data,
 	return 0;
 }
 
+int build_prepare(struct builder *b, const char *dfpath, struct plait_buf *data, size_t *target_out,
+		  struct plait_error **err)
+{
+	int r = plait_buf_read_file(data, dfpath, 16u << 20);
+	if (r < 0) {
+		/* A missing Dockerfile or context is the command line's fault: exit 2. */
+		r = plait_error_set_errno(err, r == -ENOENT ? PLAIT_E_USAGE : PLAIT_E_IO, r,
+					  "cannot read Dockerfile '%s'%s", dfpath,
+					  r == -ENOENT ? " (name the context directory, and the Dockerfile with -f)" : "");
+		return r;
+	}
+	return build_parse(b, dfpath, data, target_out, err);
+}
+
+/* The build context (with the cache's digest memo) and the cache. */
+static int build_open(struct builder *b, const char *dfpath, struct plait_error **err)
+{
+	int r = plait_context_open(b->o->context_dir, dfpath, &b->ctx, err);
+	if (r >= 0)
+		r = plait_cache_open(b->o->cache_dir, &b->cache, err);
+	if (r < 0)
+		return r;
+	b->store = b->cache->store;
+	/* COPY's cache check need not read unchanged context files again. */
+	_cleanup_free_ char *memo = plait_path_concat(b->cache->dir, "context-digests");
+	plait_context_set_memo(b->ctx, memo);
+	return 0;
+}
+
 void build_release(struct builder *b)
 {
 	plait_cache_step_unlock(&b->step_lock);
@@ -345,7 +382,8 @@ struct prefetch {
 	struct plait_build_opts o; /* the job's: quiet, stopped by stop */
 	atomic_int stop;
 	const atomic_int *job_cancel; /* the job's own (Ctrl-C, another job failed) */
-	char df_digest[PLAIT_SHA256_DIGEST_SIZE]; /* the Dockerfile the job read */
+	const char *dfpath;	      /* the job's Dockerfile, as it read it: */
+	const struct plait_buf *df;   /* parsed again from these bytes, the same stages */
 	size_t stage, n_instrs;
 	pthread_mutex_t lock;
 	char **ran; /* the keys of the steps it ran itself */
@@ -394,28 +432,13 @@ static void *prefetch_main(void *arg)
 {
 	struct prefetch *pf = arg;
 	struct builder b = { .o = &pf->o, .step_lock = PLAIT_CACHE_STEP_LOCK_INIT, .recorder = pf };
-	struct plait_buf data = PLAIT_BUF_INIT;
 	struct plait_error *e = NULL;
 	size_t target = 0;
-	_cleanup_free_ char *dfpath = pf->o.dockerfile ? xstrdup(pf->o.dockerfile)
-						       : plait_path_concat(pf->o.context_dir, "Dockerfile");
-	int r = build_prepare(&b, dfpath, &data, &target, &e);
-	char dd[PLAIT_SHA256_DIGEST_SIZE];
-	plait_sha256_buf(data.buf, data.len, dd);
-	/* the Dockerfile changed since the job read it: its stages are not these */
-	if (r >= 0 && (!streq(dd, pf->df_digest) || pf->stage >= b.n_stages ||
-		       pf->n_instrs > b.stages[pf->stage].df->n_instrs))
-		r = -1;
+	int r = build_parse(&b, pf->dfpath, pf->df, &target, &e);
 	if (r >= 0)
-		r = plait_context_open(pf->o.context_dir, dfpath, &b.ctx, &e);
+		r = build_open(&b, pf->dfpath, &e);
 	if (r >= 0)
-		r = plait_cache_open(pf->o.cache_dir, &b.cache, &e);
-	if (r >= 0) {
-		b.store = b.cache->store;
-		_cleanup_free_ char *memo = plait_path_concat(b.cache->dir, "context-digests");
-		plait_context_set_memo(b.ctx, memo);
 		build_resolve_bases(&b, pf->stage); /* only what that stage reads */
-	}
 	struct stage *st = r >= 0 ? &b.stages[pf->stage] : NULL;
 	if (st) {
 		b.cur = st;
@@ -427,12 +450,12 @@ static void *prefetch_main(void *arg)
 		r = run_instruction(&b, st, pf->stage, &st->df->instrs[i], &e);
 	plait_error_free(e);
 	build_release(&b);
-	plait_buf_release(&data);
 	return NULL;
 }
 
 /* The head of the first later stage worth running alongside, started. */
-static void prefetch_start(struct builder *b, size_t target, const struct plait_buf *df, struct prefetch *pf)
+static void prefetch_start(struct builder *b, size_t target, const char *dfpath, const struct plait_buf *df,
+			   struct prefetch *pf)
 {
 	const struct plait_build_opts *o = b->o;
 	if (o->no_cache)
@@ -461,12 +484,11 @@ static void prefetch_start(struct builder *b, size_t target, const struct plait_
 		}
 		if (!heavy)
 			continue;
-		*pf = (struct prefetch){ .o = *o, .stage = i, .n_instrs = heavy };
+		*pf = (struct prefetch){ .o = *o, .stage = i, .n_instrs = heavy, .dfpath = dfpath, .df = df };
 		pf->o.progress = NULL;
 		pf->o.progress_ctx = NULL;
 		pf->o.cancel = &pf->stop;
 		pf->job_cancel = o->cancel;
-		plait_sha256_buf(df->buf, df->len, pf->df_digest);
 		pthread_mutex_init(&pf->lock, NULL);
 		pf->running = pthread_create(&pf->tid, NULL, prefetch_main, pf) == 0;
 		if (pf->running)
@@ -494,29 +516,19 @@ int plait_build(const struct plait_build_opts *o, struct plait_build_result *res
 {
 	struct builder b = { .o = o, .step_lock = PLAIT_CACHE_STEP_LOCK_INIT };
 	struct plait_buf data = PLAIT_BUF_INIT;
-	_cleanup_free_ char *dfpath = o->dockerfile ? xstrdup(o->dockerfile) : plait_path_concat(o->context_dir, "Dockerfile");
+	_cleanup_free_ char *dfpath = build_dockerfile_path(o);
 	memset(res, 0, sizeof(*res));
 	res->lock_fd = -1;
 	size_t target = 0;
 	int r = build_prepare(&b, dfpath, &data, &target, err);
+	if (r >= 0)
+		r = build_open(&b, dfpath, err);
 	if (r < 0)
 		goto out;
-	r = plait_context_open(o->context_dir, dfpath, &b.ctx, err);
-	if (r < 0)
-		goto out;
-	r = plait_cache_open(o->cache_dir, &b.cache, err);
-	if (r < 0)
-		goto out;
-	b.store = b.cache->store;
-	{
-		/* COPY's cache check need not read unchanged context files again. */
-		_cleanup_free_ char *memo = plait_path_concat(b.cache->dir, "context-digests");
-		plait_context_set_memo(b.ctx, memo);
-	}
 	/* The base images first: their ONBUILD triggers and ENV may name stages. */
 	build_resolve_bases(&b, target);
 	struct prefetch pf = { 0 };
-	prefetch_start(&b, target, &data, &pf);
+	prefetch_start(&b, target, dfpath, &data, &pf);
 
 	for (size_t i = 0; i < b.n_stages; i++)
 		if (b.stages[i].needed)

@@ -253,6 +253,9 @@ void plait_build_needs_release(struct plait_build_needs *n);
 /* The cache directory's content store path: "<cache>/store" (as
  * plait_cache_store_dir()). Caller frees. */
 char *plait_build_cache_store(const char *cache_dir);
+/* That store (which must exist) as an endpoint, for copying built images
+ * out of it. */
+int plait_build_cache_endpoint(const char *cache_dir, struct plait_endpoint **out, struct plait_error **err);
 /* $XDG_CACHE_HOME/plait or ~/.cache/plait (as plait_cache_default_dir()). Caller frees. */
 char *plait_build_default_cache_dir(void);
 

@@ -297,6 +297,8 @@ int build_do_workdir(struct builder *b, struct stage *st, const struct plait_df_
 
 /* ------------------------------------------------------------ build.c */
 
+/* The Dockerfile a build reads: -f's, else CONTEXT/Dockerfile (caller frees). */
+char *build_dockerfile_path(const struct plait_build_opts *o);
 /* Read and parse the Dockerfile, set the args, find the target stage and
  * mark the stages it needs: what both a build and the planner's query start
  * from. */

@@ -269,7 +269,7 @@ int plait_build_needs(const struct plait_build_opts *o, struct plait_build_needs
 {
 	struct builder b = { .o = o, .step_lock = PLAIT_CACHE_STEP_LOCK_INIT };
 	struct plait_buf data = PLAIT_BUF_INIT;
-	_cleanup_free_ char *dfpath = o->dockerfile ? xstrdup(o->dockerfile) : plait_path_concat(o->context_dir, "Dockerfile");
+	_cleanup_free_ char *dfpath = build_dockerfile_path(o);
 	size_t target = 0;
 	memset(out, 0, sizeof(*out));
 	int r = build_prepare(&b, dfpath, &data, &target, err);

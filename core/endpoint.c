@@ -127,3 +127,14 @@ int plait_endpoint_image_config(struct plait_endpoint *ep, const struct plait_ma
 	plait_buf_release(&b);
 	return r;
 }
+
+bool plait_endpoint_holds(struct plait_endpoint *ep, const char *ref, const char *digest)
+{
+	if (!ep->ops->head_ref)
+		return false;
+	char got[PLAIT_DIGEST_MAX] = "";
+	struct plait_error *e = NULL;
+	int r = ep->ops->head_ref(ep, ref, got, &e);
+	plait_error_free(e);
+	return r == 1 && streq(got, digest);
+}

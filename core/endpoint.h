@@ -85,6 +85,9 @@ void plait_endpoint_free(struct plait_endpoint *ep);
 /* A reference to ref (a tag or digest) at ep that plait accepts back:
  * "host/repo@sha256:…", "host/repo:tag", "oci:DIR:sha256:…". Caller frees. */
 char *plait_endpoint_ref_string(const struct plait_endpoint *ep, const char *ref);
+/* Whether ref (a tag or digest) names digest at ep, by its head_ref; a
+ * failed look-up, or a kind without head_ref, is "not known": false. */
+bool plait_endpoint_holds(struct plait_endpoint *ep, const char *ref, const char *digest);
 /* Finish writing (an archive is written here); no-op for kinds without commit. */
 int plait_endpoint_commit(struct plait_endpoint *ep, struct plait_error **err);
 /* Read a small blob (a config) into out, refusing more than max bytes. Remote

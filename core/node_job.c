@@ -567,9 +567,7 @@ int plait_node_job_parse(const json_t *msg, struct plait_node_job *out, struct p
 		if (r >= 0)
 			r = job_str(json_array_get(ssh, i), "socket", false, &sock, err);
 		/* only a socket of the node's own naming: it is removed when the job ends */
-		const char *rest = sock && startswith(sock, PLAIT_NODE_SSH_PREFIX) ? sock + strlen(PLAIT_NODE_SSH_PREFIX) : NULL;
-		if (r >= 0 && (!rest || !*rest || strchr(rest, '/') || !endswith(rest, ".sock") || strchr(sid, ',') ||
-			       strchr(sid, '=')))
+		if (r >= 0 && (!plait_node_ssh_socket_named(sock) || strchr(sid, ',') || strchr(sid, '=')))
 			r = plait_error_set(err, PLAIT_E_INVALID, "job: ssh %zu ('%.100s' at '%.200s') is not an agent this "
 					    "node forwards (%s*.sock)", i, sid, sock, PLAIT_NODE_SSH_PREFIX);
 		for (size_t k = 0; r >= 0 && k < out->n_ssh; k++)
@@ -623,6 +621,12 @@ int plait_node_job_parse(const json_t *msg, struct plait_node_job *out, struct p
 	if (r < 0)
 		plait_node_job_release(out);
 	return r;
+}
+
+bool plait_node_ssh_socket_named(const char *path)
+{
+	const char *rest = startswith(path, PLAIT_NODE_SSH_PREFIX) ? path + strlen(PLAIT_NODE_SSH_PREFIX) : NULL;
+	return rest && *rest && !strchr(rest, '/') && endswith(rest, ".sock");
 }
 
 /* ------------------------------------------------------------ logins */

@@ -50,6 +50,9 @@
 #define PLAIT_NODE_SECRET_MAX (1u << 20)
 /* Where a job's forwarded ssh agents are on the node (the only sockets it removes). */
 #define PLAIT_NODE_SSH_PREFIX "/tmp/plait-node-ssh-"
+/* Whether path is named as a forwarded agent's socket: PLAIT_NODE_SSH_PREFIX,
+ * a name without '/', ".sock". */
+bool plait_node_ssh_socket_named(const char *path);
 
 struct plait_node_file {
 	char *path;

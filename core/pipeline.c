@@ -350,26 +350,22 @@ static void push_early(struct plait_pipeline *p, size_t i, const atomic_int *can
 	    atomic_load(&p->jobs_started) < p->plan.n_jobs || (cancel && *cancel) ||
 	    (p->o->interrupt && *p->o->interrupt))
 		return;
-	_cleanup_free_ char *sp = plait_build_cache_store(p->req->cache_dir);
-	struct plait_store *store = NULL;
+	struct plait_endpoint *src = NULL;
 	struct plait_buf mb = PLAIT_BUF_INIT;
 	struct plait_error *e = NULL;
 	char **seen = NULL;
 	pthread_mutex_lock(&p->push_early_lock);
-	if (p->push_early_failed || (cancel && *cancel) || plait_store_open(sp, false, &store, &e) < 0)
+	if (p->push_early_failed || (cancel && *cancel) || plait_build_cache_endpoint(p->req->cache_dir, &src, &e) < 0)
 		goto out;
-	struct plait_endpoint *src = plait_layout_endpoint_new(store, sp, sp, NULL); /* owns store */
 	const struct plait_copy_opts co = { .cancel = cancel ? cancel : p->o->interrupt };
 	int r = plait_store_read_blob(src->store, res->manifest.digest, PLAIT_MANIFEST_MAX, &mb, &e);
 	for (char **t = im->tags; r >= 0 && t && *t; t++) {
 		struct plait_endpoint *dst = NULL;
 		if ((r = ops->open(ops->ctx, *t, true, &dst, &e)) < 0)
 			break;
-		char there[PLAIT_DIGEST_MAX] = "";
 		if (!plait_strv_contains(seen, dst->name)) {
 			plait_strv_push(&seen, dst->name);
-			if (!dst->ops->head_ref || dst->ops->head_ref(dst, res->manifest.digest, there, NULL) != 1 ||
-			    !streq(there, res->manifest.digest))
+			if (!plait_endpoint_holds(dst, res->manifest.digest, res->manifest.digest))
 				r = plait_copy_image(src, dst, &res->manifest, mb.buf, mb.len, NULL, &co, NULL, &e);
 		}
 		plait_endpoint_free(dst);
@@ -1185,10 +1181,8 @@ static int export_caches(struct plait_pipeline *p, struct plait_store *store, st
 int plait_pipeline_publish(struct plait_pipeline *p, struct plait_error **err)
 {
 	const struct plait_request *req = p->req;
-	struct plait_store *store = NULL;
 	struct plait_endpoint *src = NULL;
 	struct plait_publish_copy *images = NULL;
-	_cleanup_free_ char *sp = plait_build_cache_store(req->cache_dir);
 	struct plait_copy_opts co = { .cancel = p->o->interrupt };
 	struct plait_publish_opts po = { .copy = &co, .interrupt = p->o->interrupt, .event = publish_note,
 					 .ctx = (void *)p->o->ops };
@@ -1198,7 +1192,7 @@ int plait_pipeline_publish(struct plait_pipeline *p, struct plait_error **err)
 	if (failed) /* the publish protocol's first rule, before the outputs too */
 		return plait_error_set(err, PLAIT_E_GENERIC, "%zu job%s not built: nothing was published, no tag moved",
 				       failed, failed == 1 ? "" : "s");
-	int r = plait_store_open(sp, false, &store, err);
+	int r = plait_build_cache_endpoint(req->cache_dir, &src, err);
 	if (r < 0)
 		return r;
 	/* Export: the images from the cache's store to every output, then the registries. */
@@ -1206,7 +1200,6 @@ int plait_pipeline_publish(struct plait_pipeline *p, struct plait_error **err)
 	images = xcalloc(p->plan.n_images + 1, sizeof(*images));
 	for (size_t i = 0; i < p->plan.n_images; i++)
 		plait_buf_init(&p->images[i].data, 0);
-	src = plait_layout_endpoint_new(store, sp, sp, NULL); /* owns the store */
 	r = make_attestations(p, src, err);
 	for (size_t i = 0; r >= 0 && i < p->plan.n_images; i++)
 		r = make_root(p, src->store, &p->plan.images[i], &p->images[i], err);

@@ -38,14 +38,8 @@ static int put_item(const struct plait_publish_item *it, const struct plait_publ
  * look-up only means "not known": the item is pushed as usual. */
 static bool in_place(const struct plait_publish_item *it, bool by_digest)
 {
-	if (!it->dst->ops->head_ref || !it->root)
-		return false;
-	const char *ref = !by_digest && it->tag ? it->tag : it->root->digest;
-	char got[PLAIT_DIGEST_MAX] = "";
-	struct plait_error *e = NULL;
-	int r = it->dst->ops->head_ref(it->dst, ref, got, &e);
-	plait_error_free(e);
-	return r == 1 && streq(got, it->root->digest);
+	return it->root &&
+	       plait_endpoint_holds(it->dst, !by_digest && it->tag ? it->tag : it->root->digest, it->root->digest);
 }
 
 /* Whether subject already has a referrer of artifact type at in dst. */
