@@ -343,6 +343,7 @@ static int build_open(struct builder *b, const char *dfpath, struct plait_error 
 
 void build_release(struct builder *b)
 {
+	build_commits_release(b);
 	plait_cache_step_unlock(&b->step_lock);
 	for (size_t i = 0; i < b->n_stages; i++)
 		stage_release(&b->stages[i]);
@@ -541,6 +542,8 @@ int plait_build(const struct plait_build_opts *o, struct plait_build_result *res
 		if (b.stages[i].needed)
 			r = build_stage(&b, i, err);
 	prefetch_finish(&b, &pf);
+	if (r >= 0)
+		r = build_commits_settle(&b, NULL, err); /* the image names every layer's digests */
 	if (r >= 0 && build_cancelled(&b))
 		r = plait_error_set(err, PLAIT_E_CANCELLED, "interrupted: no image written");
 	if (r < 0)

@@ -1224,9 +1224,7 @@ int build_do_copy(struct builder *b, struct stage *st, size_t idx, const struct 
 		plait_buf_release(&target);
 	}
 	if (r >= 0)
-		r = build_commit_change(b, st, snap, k, created_by.buf, err);
-	if (r >= 0 && have_fast && plait_cache_alias_write(b->cache, fast, k) == 1)
-		build_note_key(b, st, fast);
+		r = build_commit_change(b, st, snap, k, have_fast ? fast : NULL, created_by.buf, in, err);
 	if (r >= 0)
 		build_emit(b, PLAIT_BUILD_STEP_DONE, NULL, (double)(plait_now_ns() - t0) / 1e9);
 out:

@@ -8,6 +8,7 @@
  *                  plait_build_needs() for the planner
  *   build_stage.c  stage state: layers, history, cache keys, cache hits and
  *                  the per-step lock, events and messages, variables
+ *   build_commit.c a step's layer written by a thread behind the next steps
  *   build_from.c   FROM: a stage, scratch, or an image pulled into the cache
  *   build_run.c    RUN: argv, environment, key, running it
  *   build_mount.c  RUN --mount: turning a parsed mount (dockerfile_mount.h)
@@ -40,6 +41,9 @@ struct layer_ref {
 	/* A base image layer left in its registry (a build with --cache-from):
 	 * fetched from here when needed. Borrowed: the builder's base_eps. */
 	struct plait_endpoint *src;
+	/* Its blob is being written (build_commit.c): desc and diff_id are not
+	 * known yet, dir names the tree through a descriptor. */
+	struct build_commit *pending;
 };
 
 /* A stage's base image, resolved before the stage loop (build_resolve_bases())
@@ -111,6 +115,7 @@ struct builder {
 	 * (build.c's prefetch); its steps are found in the cache here. */
 	struct prefetch *prefetch;
 	struct prefetch *recorder; /* set in the prefetch's own builder */
+	struct build_commits *commits; /* layers being written behind the steps */
 };
 
 /* The prefetch's builder is about to make step key itself (it holds the
@@ -221,9 +226,28 @@ int build_key_and_use_cached_step(struct builder *b, struct stage *st, const str
 				  char k[PLAIT_SHA256_DIGEST_SIZE], const char *created_by,
 				  struct plait_error **err);
 /* Turn the snapshot's change into a layer of st (or an empty history entry),
- * record it under key and release the step's lock. */
+ * record it under key (and alias, when not NULL: plait_cache_alias_write)
+ * and release the step's lock. An overlay snapshot's layer is written
+ * behind the next steps (build_commit_behind()). */
 int build_commit_change(struct builder *b, struct stage *st, struct plait_snapshot *snap,
-			const char *key, const char *created_by, struct plait_error **err);
+			const char *key, const char *alias, const char *created_by,
+			const struct plait_df_instr *in, struct plait_error **err);
+void stage_add_layer(struct stage *st, struct layer_ref *l);
+
+/* ------------------------------------------------------------ build_commit.c */
+
+/* The overlay snapshot's upper becomes a pending layer of st at once; the
+ * builder's commit thread writes its blob, syncs and moves the tree, records
+ * the step under key (and alias) and releases the step's lock. */
+int build_commit_behind(struct builder *b, struct stage *st, struct plait_snapshot *snap, const char *key,
+			const char *alias, const char *created_by, const struct plait_df_instr *in,
+			struct plait_error **err);
+/* Wait until st's layers (NULL: every stage's) are written and take them in;
+ * the error of a commit that failed, naming its step. */
+int build_commits_settle(struct builder *b, const struct stage *st, struct plait_error **err);
+/* Wait for the commit thread to finish what it has and stop it; the
+ * commits' temporary trees go. Before the stages and the cache are freed. */
+void build_commits_release(struct builder *b);
 
 /* A --build-context directory, or NULL. */
 const char *build_named_dir(const struct builder *b, const char *name);

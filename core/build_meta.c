@@ -536,7 +536,7 @@ int build_do_workdir(struct builder *b, struct stage *st, const struct plait_df_
 	if (r >= 0)
 		r = build_mkdir_in_root(plait_snapshot_root(snap), wd, owner.chown ? &owner : NULL, err);
 	if (r >= 0)
-		r = build_commit_change(b, st, snap, k, created_by.buf, err);
+		r = build_commit_change(b, st, snap, k, NULL, created_by.buf, in, err);
 out:
 	plait_snapshot_release(snap);
 	plait_buf_release(&key);

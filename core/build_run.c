@@ -207,7 +207,7 @@ int build_do_run(struct builder *b, struct stage *st, size_t idx, const struct p
 		plait_buf_release(&m);
 		goto out;
 	}
-	r = build_commit_change(b, st, snap, k, created_by.buf, err);
+	r = build_commit_change(b, st, snap, k, NULL, created_by.buf, in, err);
 	if (r >= 0)
 		build_emit(b, PLAIT_BUILD_STEP_DONE, NULL, (double)(plait_now_ns() - t0) / 1e9);
 out:

@@ -187,7 +187,7 @@ void layer_ref_release(struct layer_ref *l)
 	free(l->dir);
 }
 
-static void stage_add_layer(struct stage *st, struct layer_ref *l)
+void stage_add_layer(struct stage *st, struct layer_ref *l)
 {
 	st->layers = xrealloc(st->layers, (st->n_layers + 1) * sizeof(*st->layers));
 	st->layers[st->n_layers++] = *l;
@@ -289,33 +289,28 @@ int build_snapshot_of_stage(struct builder *b, struct stage *st, struct plait_sn
 }
 
 int build_commit_change(struct builder *b, struct stage *st, struct plait_snapshot *snap,
-			const char *key, const char *created_by, struct plait_error **err)
+			const char *key, const char *alias, const char *created_by,
+			const struct plait_df_instr *in, struct plait_error **err)
 {
+	if (plait_snapshot_upper(snap))
+		return build_commit_behind(b, st, snap, key, alias, created_by, in, err);
+	/* The copying snapshotter: the change is found by comparing trees, in line. */
 	struct plait_layer_options lo = { .compression = b->o->compression,
 					  .clamp_mtime = b->o->have_epoch,
 					  .source_date_epoch = b->o->source_date_epoch };
 	struct plait_layer out;
-	int r;
-	if (plait_snapshot_upper(snap)) {
-		const char **lw = NULL;
-		r = plait_layer_from_overlay_over(b->store, plait_snapshot_upper(snap), build_lowers_of(st, &lw),
-						  st->n_layers, &lo, &out, err);
-		free(lw);
-	} else {
-		struct plait_change_list cl = PLAIT_CHANGE_LIST_INIT;
-		r = plait_snapshot_changes(snap, &cl, err);
-		struct plait_layer_change *lc = xcalloc(cl.n + 1, sizeof(*lc));
-		for (size_t i = 0; i < cl.n; i++) {
-			lc[i].path = cl.items[i].path;
-			lc[i].kind = cl.items[i].kind == PLAIT_CHANGE_DELETE ? PLAIT_LAYER_CHANGE_DELETE
-									    : PLAIT_LAYER_CHANGE_ADD;
-		}
-		if (r >= 0)
-			r = plait_layer_from_changes(b->store, plait_snapshot_root(snap), lc, cl.n, &lo,
-						     &out, err);
-		free(lc);
-		plait_change_list_release(&cl);
+	struct plait_change_list cl = PLAIT_CHANGE_LIST_INIT;
+	int r = plait_snapshot_changes(snap, &cl, err);
+	struct plait_layer_change *lc = xcalloc(cl.n + 1, sizeof(*lc));
+	for (size_t i = 0; i < cl.n; i++) {
+		lc[i].path = cl.items[i].path;
+		lc[i].kind = cl.items[i].kind == PLAIT_CHANGE_DELETE ? PLAIT_LAYER_CHANGE_DELETE
+								    : PLAIT_LAYER_CHANGE_ADD;
 	}
+	if (r >= 0)
+		r = plait_layer_from_changes(b->store, plait_snapshot_root(snap), lc, cl.n, &lo, &out, err);
+	free(lc);
+	plait_change_list_release(&cl);
 	if (r < 0)
 		return r;
 	bool empty = out.n_entries == 0;
@@ -325,14 +320,6 @@ int build_commit_change(struct builder *b, struct stage *st, struct plait_snapsh
 		memcpy(l.desc.digest, out.digest, sizeof(out.digest));
 		l.desc.size = out.size;
 		memcpy(l.diff_id, out.diff_id, sizeof(out.diff_id));
-		/* The overlay upper already is this layer in lower form: keep it
-		 * rather than unpack the blob just written. */
-		if (plait_snapshot_upper(snap)) {
-			_cleanup_free_ char *dir = plait_cache_layer_dir(b->cache, l.diff_id);
-			struct stat sst;
-			if (stat(dir, &sst) < 0)
-				(void)plait_snapshot_take_upper(snap, dir, NULL);
-		}
 		r = build_ensure_layer_dir(b, &l, err);
 		if (r < 0) {
 			layer_ref_release(&l);
@@ -347,12 +334,15 @@ int build_commit_change(struct builder *b, struct stage *st, struct plait_snapsh
 		memcpy(rec.diff_id, l.diff_id, sizeof(rec.diff_id));
 	}
 	plait_cache_step_write(b->cache, key, &rec);
+	bool aliased = alias && plait_cache_alias_write(b->cache, alias, key) == 1;
 	plait_cache_step_unlock(&b->step_lock); /* others waiting for this step find the record now */
 	if (!empty)
 		stage_add_layer(st, &l);
 	stage_add_history(b, st, created_by, empty, when);
 	memcpy(st->key, key, PLAIT_SHA256_DIGEST_SIZE);
 	build_note_key(b, st, key);
+	if (aliased)
+		build_note_key(b, st, alias);
 	return 0;
 }
 
@@ -514,8 +504,10 @@ void stage_copy_state(struct stage *dst, const struct stage *src)
 int build_stage_ready(struct builder *b, const struct stage *fs, const struct plait_df_instr *in,
 		      const char *name, struct plait_error **err)
 {
-	if (!fs->df || fs->built)
-		return 0;
+	/* Its layers' digests are read next (a --from's key, FROM's copy). */
+	int r = build_commits_settle(b, fs, err);
+	if (r < 0 || !fs->df || fs->built)
+		return r;
 	/* The stage loop builds what build_mark_needed() found, in order, base
 	 * images' ONBUILD triggers and ENV included (build_resolve_bases()): a
 	 * stage not built yet here means the two disagree, an internal error. */

@@ -264,6 +264,16 @@ void plait_tmpdir_remove(struct plait_tmpdir *t)
 	*t = (struct plait_tmpdir)PLAIT_TMPDIR_INIT;
 }
 
+int plait_syncfs(const char *path, struct plait_error **err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot open '%s' to sync it", path);
+	int r = syncfs(fd) < 0 ? plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot sync the file system of '%s'", path) : 0;
+	close(fd);
+	return r;
+}
+
 mode_t plait_umask(void)
 {
 	FILE *f = fopen("/proc/self/status", "re");

@@ -86,6 +86,10 @@ int plait_sweep_stale(const char *parent, const char *prefix);
  * deepest first. 0, or -errno when /proc/self/mountinfo cannot be read. */
 int plait_umount_below(const char *path);
 
+/* syncfs(2) of the file system that holds path: what it wrote is on disk,
+ * or the writeback error is reported (Linux >= 5.8 returns it). */
+int plait_syncfs(const char *path, struct plait_error **err);
+
 /* The process's umask, read without changing it (umask(2) cannot be
  * read atomically by a threaded program); 022 when /proc says nothing. */
 mode_t plait_umask(void);

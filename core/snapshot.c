@@ -15,6 +15,7 @@
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <stdatomic.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -646,6 +647,15 @@ static const char *const overlay_fixed_opts[][2] = {
 	{ "metacopy", "off" },
 };
 
+/* volatile (Linux >= 5.10): overlayfs passes no sync of the upper on to its
+ * file system, neither a step's own fsync() calls nor the syncfs() of the
+ * upper's whole file system that unmounting would do (tens of milliseconds
+ * a step, more with other writers on it). What a step leaves is synced once
+ * by whoever keeps it (the builder, before it records the step); a kernel
+ * without the option mounts without it, as before. -1 not known yet, 0 no,
+ * 1 yes. */
+static atomic_int overlay_volatile = -1;
+
 /* userxattr refuses redirect_dir=off ("nofollow" is its own setting: no
  * redirect made, none followed) and implies metacopy=off. */
 static const char *overlay_opt_value(size_t i)
@@ -658,7 +668,7 @@ static const char *overlay_opt_value(size_t i)
 /* The new mount API, one lower at a time. Returns 0, or -errno. Both ways
  * mount nodev: a device node of a layer is never opened through the snapshot
  * (the RUN sandbox remounts its root nodev too). */
-static int mount_overlay_new(struct plait_snapshot *s, const char *work)
+static int mount_overlay_new(struct plait_snapshot *s, const char *work, bool vol)
 {
 	_cleanup_close_ int fsfd = sys_fsopen("overlay", FSOPEN_CLOEXEC);
 	if (fsfd < 0)
@@ -674,6 +684,8 @@ static int mount_overlay_new(struct plait_snapshot *s, const char *work)
 	for (size_t i = 0; i < ARRAY_SIZE(overlay_fixed_opts); i++)
 		if (sys_fsconfig(fsfd, P_FSCONFIG_SET_STRING, overlay_fixed_opts[i][0], overlay_opt_value(i), 0) < 0)
 			return -errno;
+	if (vol && sys_fsconfig(fsfd, P_FSCONFIG_SET_FLAG, "volatile", NULL, 0) < 0)
+		return -errno;
 	if (sys_fsconfig(fsfd, P_FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
 		return -errno;
 	_cleanup_close_ int mfd = sys_fsmount(fsfd, FSMOUNT_CLOEXEC, MOUNT_ATTR_NODEV);
@@ -685,7 +697,7 @@ static int mount_overlay_new(struct plait_snapshot *s, const char *work)
 }
 
 /* mount(2) with one option string, limited by the kernel to a page. */
-static int mount_overlay_classic(struct plait_snapshot *s, const char *work)
+static int mount_overlay_classic(struct plait_snapshot *s, const char *work, bool vol)
 {
 	_cleanup_buf_ struct plait_buf o = PLAIT_BUF_INIT;
 	plait_buf_adds(&o, "lowerdir=");
@@ -699,11 +711,33 @@ static int mount_overlay_classic(struct plait_snapshot *s, const char *work)
 		plait_buf_addf(&o, ",%s=%s", overlay_fixed_opts[i][0], overlay_opt_value(i));
 	if (plait_userns_self()->nested)
 		plait_buf_adds(&o, ",userxattr");
+	if (vol)
+		plait_buf_adds(&o, ",volatile");
 	if (o.len >= 4096)
 		return -E2BIG;
 	if (mount("overlay", s->root, "overlay", MS_NODEV, o.buf) < 0)
 		return -errno;
 	return 0;
+}
+
+/* The new API, else the classic call; volatile unless the kernel has been
+ * seen to refuse it (EINVAL both ways: it does not know the option). */
+static int overlay_mount(struct plait_snapshot *s, const char *work)
+{
+	int known = atomic_load(&overlay_volatile);
+	int r = mount_overlay_new(s, work, known != 0);
+	if (r == -ENOSYS || r == -EINVAL)
+		r = mount_overlay_classic(s, work, known != 0);
+	if (r == -EINVAL && known != 0) {
+		r = mount_overlay_new(s, work, false);
+		if (r == -ENOSYS || r == -EINVAL)
+			r = mount_overlay_classic(s, work, false);
+		if (r == 0)
+			atomic_store(&overlay_volatile, 0);
+	} else if (r == 0 && known < 0) {
+		atomic_store(&overlay_volatile, 1);
+	}
+	return r;
 }
 
 static int prepare_overlay(struct plait_snapshot *s, struct plait_error **err)
@@ -727,9 +761,7 @@ static int prepare_overlay(struct plait_snapshot *s, struct plait_error **err)
 		plait_buf_reset(&p);
 		plait_buf_addf(&p, "%s/work", s->dir);
 	}
-	r = mount_overlay_new(s, p.buf);
-	if (r == -ENOSYS || r == -EINVAL)
-		r = mount_overlay_classic(s, p.buf);
+	r = overlay_mount(s, p.buf);
 	if (r < 0)
 		return plait_error_set_errno(err, PLAIT_E_IO, r, "mount overlay at '%s' (%zu lowers)", s->root,
 					     s->n_lowers);

@@ -13,7 +13,11 @@
  *    so the upper never holds redirects or metadata-only copies that a layer
  *    writer would have to understand. In a user namespace: userxattr, with
  *    redirect_dir=nofollow (userxattr refuses "off"; nofollow neither makes
- *    nor follows redirects).
+ *    nor follows redirects). And volatile where the kernel has it (5.10):
+ *    the overlay syncs nothing of its upper, neither a step's fsync() nor
+ *    the syncfs() of the upper's file system that unmounting would do; a
+ *    caller that keeps the upper (plait_snapshot_take_upper) syncs it
+ *    itself (plait_syncfs) before it relies on it.
  *  - COPY mode deep-copies the lowers into <tmp>/root (owners, modes, mtimes,
  *    xattrs except trusted.overlay.* and user.overlay.*, devices, fifos, symlinks; hard links within
  *    one layer stay hard links; no link into the lowers is ever made, so the step

@@ -35,6 +35,7 @@ mkdir -p "$XDG_RUNTIME_DIR"
 chmod 700 "$XDG_RUNTIME_DIR"
 
 LIB_PIDS=()
+LIB_MOUNTS=() # mount points a test made: detached at exit, before $T goes
 declare -A LIB_HOST_MODE=()   # host:port -> plain|tls
 
 lib_cleanup() {
@@ -51,6 +52,9 @@ lib_cleanup() {
 	if [ "$rc" != 0 ] && [ "$rc" != 77 ]; then
 		lib_dump_logs >&2
 	fi
+	for pid in "${LIB_MOUNTS[@]}"; do
+		umount -l "$pid" 2>/dev/null
+	done
 	if [ "${KEEP_T:-0}" = 1 ]; then
 		echo "# kept $T" >&2
 	else

@@ -726,3 +726,36 @@ wait "$pf_pid" || fail "the prefetch build failed: $(cat "$T/pf.log")"
 assert_match "$(cat "$T/pf.log")" "#[0-9]+ DONE" "the progress of the prefetch build"
 assert_not_contains "$(cat "$T/pf.log")" "CACHED" "a cold build (the prefetched COPY is this build's work)"
 pass "a later stage's head (COPY from the context) runs while an earlier stage's RUN does; shown done, not cached"
+
+# A step's layer is written behind the steps after it (core/build_commit.c):
+# a layer that cannot be written (its blob does not fit the cache's file
+# system) fails the build with the message naming that step, not the one
+# running when the failure came in; the step is not recorded, the next step
+# neither, and nothing is left under layers/ or as a blob. With room again
+# the same cache builds it.
+WB=$T/ctx/write-behind
+mkdir -p "$WB" "$T/cache-small"
+cat >"$WB/Dockerfile" <<'EOF2'
+ARG BASE
+FROM $BASE
+RUN /bin/head -c 20971520 /dev/urandom > /big
+RUN /bin/sleep 1 && echo after > /after
+EOF2
+mount -t tmpfs -o size=36m plait-test-small "$T/cache-small" || fail "cannot mount a tmpfs for the small cache"
+LIB_MOUNTS+=("$T/cache-small")
+build_fail wb "$WB" --cache-dir "$T/cache-small/c"
+assert_contains "$ERR" "Dockerfile:3: writing the layer of 'RUN /bin/head -c 20971520 /dev/urandom > /big'" "stderr of a build whose layer does not fit"
+assert_contains "$ERR" "No space left on device" "stderr of a build whose layer does not fit"
+left=$(find "$T/cache-small/c/layers" -mindepth 1 -maxdepth 1 -name '.tmp-*' 2>/dev/null)
+[ -z "$left" ] || fail "temporary layer trees left after the failed build: $left"
+records=$(find "$T/cache-small/c/steps" -type f 2>/dev/null | wc -l)
+[ "$records" = 0 ] || fail "$records step records after a build whose layers failed"
+big=$(find "$T/cache-small/c/store/blobs" -type f -size +1M 2>/dev/null)
+[ -z "$big" ] || fail "a blob of the failed layer was left: $big"
+cp -a "$T/cache-small/c" "$T/cache-wb"
+umount "$T/cache-small"
+build wb "$WB" --cache-dir "$T/cache-wb"
+unpack wb
+[ "$(stat -c %s "$R/big")" = 20971520 ] && [ "$(cat "$R/after")" = after ] ||
+	fail "the image built after the failure lacks /big or /after: $(ls -l "$R/big" "$R/after" 2>&1)"
+pass "a layer written behind the next steps that fails names its own step; nothing of it is left or recorded"

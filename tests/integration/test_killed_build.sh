@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test_killed_build.sh - a build killed with SIGKILL during a RUN that has a
-# secret (issue 11, findings 3 and 4): the secret never touches a disk (not
+# secret (issue 11, findings 3 and 4), while the step before it still has its
+# layer written behind it: the secret never touches a disk (not
 # while the RUN runs, not after the kill), the RUN's processes die with plait,
 # no mount is left, the cache lock is free; the next build on that cache
 # succeeds and removes what the killed one left (its work/run-* directory).
@@ -24,6 +25,7 @@ mkdir -p "$CTX"
 cat >"$CTX/Dockerfile" <<EOF
 ARG BASE
 FROM \${BASE}
+RUN /bin/seq 1 6000000 > /numbers
 RUN --mount=type=secret,id=tok test "\$(cat /run/secrets/tok)" = "$TOKEN" && echo run-started-$NAP && sleep $NAP
 EOF
 cat >"$CTX/Dockerfile.next" <<'EOF'
@@ -67,6 +69,12 @@ HOSTM=$(awk -v d="$(realpath "$CACHE")" 'index($5, d "/") == 1 { print $5 }' /pr
 LEFT_RUN=$(ls -d "$CACHE"/work/run-* 2>/dev/null | head -n1)
 [ -n "$LEFT_RUN" ] || fail "no work/run-* directory while the build runs: $(ls -la "$CACHE/work")"
 pass "a RUN with a secret runs; the secret is in no file under the cache or \$TMPDIR; its mounts are plait's own"
+# The first RUN's 46 MB layer is still being written behind the second: its
+# tree waits in layers/.tmp-*/tree, and that step has no record yet.
+LEFT_TREE=$(ls -d "$CACHE"/layers/.tmp-*/tree 2>/dev/null | head -n1)
+[ -n "$LEFT_TREE" ] || fail "no layers/.tmp-*/tree while the first RUN's layer is written: $(ls -la "$CACHE/layers")"
+RECS=$(ls -A "$CACHE/steps" 2>/dev/null | wc -l)
+[ "$RECS" = 0 ] || fail "$RECS step records while the first RUN's layer is still being written: $(cat "$CACHE"/steps/* 2>/dev/null)"
 
 kill -KILL "$PID"
 wait "$PID" 2>/dev/null || true
@@ -94,6 +102,7 @@ pass "kill -9 of plait: no secret bytes anywhere under the cache or \$TMPDIR"
 # What the killed build left, to be removed by the next one. The sweep
 # spares what is younger than 10 s (it may not be locked yet): wait that out.
 [ -d "$LEFT_RUN" ] || fail "the killed build's $LEFT_RUN is already gone (nothing to test)"
+[ -d "$LEFT_TREE" ] || fail "the killed build's $LEFT_TREE is already gone (nothing to test)"
 sleep 11
 run_ok "$PLAIT" build "${BUILD[@]}" -f "$CTX/Dockerfile.next" "$CTX"
 assert_file_absent "$LEFT_RUN" "the killed build's run directory after the next build"
@@ -102,9 +111,10 @@ REST=$(ls -A "$CACHE/work" | grep '^run-' || true)
 REST=$(ls -A "$TMPDIR")
 [ -z "$REST" ] || fail "left in \$TMPDIR after a clean build: $REST"
 REST=$(ls -A "$CACHE/layers" | grep '^\.tmp-' || true)
-[ -z "$REST" ] || fail "unpack directories left in $CACHE/layers: $REST"
+[ -z "$REST" ] || fail "unpack directories or unwritten layer trees left in $CACHE/layers: $REST"
+assert_file_absent "$LEFT_TREE" "the killed build's unwritten layer tree after the next build"
 grep -qx index.json <<<"$(tar -tf "$T/out.tar")" || fail "the next build's archive $T/out.tar has no index.json"
-pass "the next build on that cache succeeds and removes the killed build's run directory"
+pass "the next build on that cache succeeds and removes the killed build's run directory and unwritten layer tree"
 
 run_ok "$PLAIT" cache prune --cache-dir "$CACHE" --all
 pass "the cache lock is free: cache prune --all runs"
