@@ -85,14 +85,39 @@ static void commit_free(struct build_commit *j)
 	free(j);
 }
 
+struct tree_sync {
+	const char *tree;
+	int r;
+	struct plait_error *err;
+};
+
+static void *tree_sync_main(void *arg)
+{
+	struct tree_sync *t = arg;
+	t->r = plait_syncfs(t->tree, &t->err);
+	return NULL;
+}
+
 /* The commit itself, on the thread (or in line): touches no builder state. */
 static int commit_write(struct build_commits *c, struct build_commit *j)
 {
+	/* The overlay was volatile: the tree is synced here, as its unmount
+	 * used to. The sync waits on the disk, the blob on the CPU: both at
+	 * once (in line when no thread can be had). */
+	struct tree_sync ts = { .tree = j->tree };
+	pthread_t stid;
+	bool syncing = pthread_create(&stid, NULL, tree_sync_main, &ts) == 0;
 	int r = plait_layer_from_overlay_over(c->store, j->tree, (const char *const *)j->lowers, j->n_lowers,
 					      &j->lo, &j->out, &j->err);
-	/* The overlay was volatile: this is the sync its unmount used to do. */
-	if (r >= 0)
-		r = plait_syncfs(j->tree, &j->err);
+	if (syncing)
+		pthread_join(stid, NULL);
+	else
+		tree_sync_main(&ts);
+	if (r >= 0 && ts.r < 0) {
+		r = ts.r;
+		j->err = TAKE_PTR(ts.err);
+	}
+	plait_error_free(ts.err);
 	if (r < 0)
 		return r;
 	struct plait_cache_step rec = { .empty = j->out.n_entries == 0, .created = j->when };
