@@ -299,9 +299,20 @@ int build_commit_behind(struct builder *b, struct stage *st, struct plait_snapsh
 	j->lock = (struct plait_cache_step_lock)PLAIT_CACHE_STEP_LOCK_INIT;
 	r = plait_tmpdir_make(b->cache->layers_dir, ".tmp-", &j->tmp, err);
 	if (r >= 0) {
+		struct plait_error *te = NULL;
 		j->tree = plait_path_join(j->tmp.path, "tree");
-		r = plait_snapshot_take_upper(snap, j->tree, err);
-		if (r == 0) /* a fresh directory cannot hold it already */
+		r = plait_snapshot_take_upper(snap, j->tree, &te);
+		if (r < 0 && te && te->errnum == EBUSY) {
+			/* still mounted, the upper in place: the caller commits in line */
+			plait_error_free(te);
+			commit_free(j);
+			return 1;
+		}
+		if (r < 0) {
+			plait_error_free(*err);
+			*err = te;
+		}
+		else if (r == 0) /* a fresh directory cannot hold it already */
 			r = plait_error_set(err, PLAIT_E_IO, "'%s' exists", j->tree);
 	}
 	if (r >= 0 && (j->tree_fd = open(j->tree, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)

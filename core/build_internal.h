@@ -238,7 +238,9 @@ void stage_add_layer(struct stage *st, struct layer_ref *l);
 
 /* The overlay snapshot's upper becomes a pending layer of st at once; the
  * builder's commit thread writes its blob, syncs and moves the tree, records
- * the step under key (and alias) and releases the step's lock. */
+ * the step under key (and alias) and releases the step's lock. 1 when the
+ * snapshot's root stays busy and cannot be unmounted: nothing done, the
+ * caller commits in line. */
 int build_commit_behind(struct builder *b, struct stage *st, struct plait_snapshot *snap, const char *key,
 			const char *alias, const char *created_by, const struct plait_df_instr *in,
 			struct plait_error **err);

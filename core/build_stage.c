@@ -292,25 +292,38 @@ int build_commit_change(struct builder *b, struct stage *st, struct plait_snapsh
 			const char *key, const char *alias, const char *created_by,
 			const struct plait_df_instr *in, struct plait_error **err)
 {
-	if (plait_snapshot_upper(snap))
-		return build_commit_behind(b, st, snap, key, alias, created_by, in, err);
-	/* The copying snapshotter: the change is found by comparing trees, in line. */
+	int r;
+	if (plait_snapshot_upper(snap) && (r = build_commit_behind(b, st, snap, key, alias, created_by, in, err)) <= 0)
+		return r;
+	/* In line: the copying snapshotter (the change is found by comparing
+	 * trees), or an overlay whose root stayed busy (its upper, still
+	 * mounted, is read; the tree comes from the blob). Earlier layers'
+	 * digests first: this one's record must not come before theirs. */
+	if ((r = build_commits_settle(b, NULL, err)) < 0)
+		return r;
 	struct plait_layer_options lo = { .compression = b->o->compression,
 					  .clamp_mtime = b->o->have_epoch,
 					  .source_date_epoch = b->o->source_date_epoch };
 	struct plait_layer out;
-	struct plait_change_list cl = PLAIT_CHANGE_LIST_INIT;
-	int r = plait_snapshot_changes(snap, &cl, err);
-	struct plait_layer_change *lc = xcalloc(cl.n + 1, sizeof(*lc));
-	for (size_t i = 0; i < cl.n; i++) {
-		lc[i].path = cl.items[i].path;
-		lc[i].kind = cl.items[i].kind == PLAIT_CHANGE_DELETE ? PLAIT_LAYER_CHANGE_DELETE
-								    : PLAIT_LAYER_CHANGE_ADD;
+	if (plait_snapshot_upper(snap)) {
+		const char **lw = NULL;
+		r = plait_layer_from_overlay_over(b->store, plait_snapshot_upper(snap), build_lowers_of(st, &lw),
+						  st->n_layers, &lo, &out, err);
+		free(lw);
+	} else {
+		struct plait_change_list cl = PLAIT_CHANGE_LIST_INIT;
+		r = plait_snapshot_changes(snap, &cl, err);
+		struct plait_layer_change *lc = xcalloc(cl.n + 1, sizeof(*lc));
+		for (size_t i = 0; i < cl.n; i++) {
+			lc[i].path = cl.items[i].path;
+			lc[i].kind = cl.items[i].kind == PLAIT_CHANGE_DELETE ? PLAIT_LAYER_CHANGE_DELETE
+									    : PLAIT_LAYER_CHANGE_ADD;
+		}
+		if (r >= 0)
+			r = plait_layer_from_changes(b->store, plait_snapshot_root(snap), lc, cl.n, &lo, &out, err);
+		free(lc);
+		plait_change_list_release(&cl);
 	}
-	if (r >= 0)
-		r = plait_layer_from_changes(b->store, plait_snapshot_root(snap), lc, cl.n, &lo, &out, err);
-	free(lc);
-	plait_change_list_release(&cl);
 	if (r < 0)
 		return r;
 	bool empty = out.n_entries == 0;

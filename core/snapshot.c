@@ -809,9 +809,15 @@ int plait_snapshot_take_upper(struct plait_snapshot *s, const char *dest, struct
 	if (s->mode != PLAIT_SNAPSHOT_OVERLAY || !s->upper)
 		return plait_error_set(err, PLAIT_E_USAGE, "snapshot: only an overlay snapshot has an upper directory");
 	if (s->mounted) {
-		/* A plain unmount: a lazily detached overlay would still hold the upper. */
-		if (umount2(s->root, 0) < 0)
-			return plait_error_set_errno(err, PLAIT_E_IO, errno, "snapshot: unmount '%s'", s->root);
+		/* A plain unmount: a lazily detached overlay would still hold the
+		 * upper. EBUSY is usually brief: a process another thread is just
+		 * forking holds copies of descriptors into the root until it execs. */
+		int tries = 0;
+		while (umount2(s->root, 0) < 0) {
+			if (errno != EBUSY || ++tries > 50)
+				return plait_error_set_errno(err, PLAIT_E_IO, errno, "snapshot: unmount '%s'", s->root);
+			usleep(2000);
+		}
 		s->mounted = false;
 	}
 	if (rename(s->upper, dest) < 0) {

@@ -103,7 +103,9 @@ void plait_snapshot_release(struct plait_snapshot *s);
  * overlay-lower form: whiteouts and opaque markers) to dest, where it can serve
  * as a lower of later snapshots. 1 when moved, 0 when dest already existed (the
  * upper stays and goes with release), <0 on error; the snapshot is spent either
- * way (only release it). Copy mode: -PLAIT_E_USAGE. */
+ * way (only release it); when the root stays busy (EBUSY, the error's
+ * errnum, after about 100 ms of retries) it is still mounted and its upper
+ * in place. Copy mode: -PLAIT_E_USAGE. */
 int plait_snapshot_take_upper(struct plait_snapshot *s, const char *dest, struct plait_error **err);
 static inline void plait_snapshot_releasep(struct plait_snapshot **s)
 {
