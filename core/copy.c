@@ -240,13 +240,18 @@ static int relay_blob(struct copier *c, const struct plait_descriptor *d, struct
 		fetch_thread(&j); /* no thread to be had: download first, then upload */
 	r = c->dst->ops->put_blob(c->dst, d, &src, err);
 	/* A restarted download (a mirror sent bad bytes, the next source is
-	 * being asked) may have fed the upload bytes that are gone: let it
-	 * finish, and upload again from the verified staged copy below. */
-	bool again = r < 0 && plait_blob_writer_restarted(j.w) && plait_error_code(err) != PLAIT_E_CANCELLED;
-	if (r < 0 && !again)
+	 * being asked) may have fed the upload bytes that are gone, and the
+	 * upload can fail on them (a short file, the registry's digest check)
+	 * before the download finds them wrong and restarts: unless the
+	 * registry cannot be reached or refused us, let the download finish,
+	 * and upload again from the verified staged copy below. */
+	int code = r < 0 ? plait_error_code(err) : 0;
+	bool wait_download = r < 0 && code != PLAIT_E_CANCELLED && code != PLAIT_E_AUTH && code != PLAIT_E_NETWORK;
+	if (r < 0 && !wait_download)
 		plait_blob_writer_abandon(j.w); /* stops the download */
 	if (threaded)
 		pthread_join(t, NULL);
+	bool again = wait_download && plait_blob_writer_restarted(j.w);
 	if (again && j.r >= 0) {
 		_cleanup_close_ int fd = -1;
 		plait_error_clear(err);

@@ -548,13 +548,16 @@ int plait_blob_writer_restart(struct plait_blob_writer *w, struct plait_error **
 	if (w->spent || w->fd < 0)
 		return plait_error_set(err, PLAIT_E_GENERIC, "%s: restart after commit",
 				       writer_name(w));
+	/* Sources learn of the restart before the file shrinks: a reader that
+	 * then finds it short must see "restarted" (copy.c uploads again), and
+	 * waits for the new bytes instead of spinning on the old offset. */
+	pthread_mutex_lock(&w->lock);
+	w->offset = 0;
+	atomic_store(&w->restarted, true);
+	pthread_mutex_unlock(&w->lock);
 	if (ftruncate(w->fd, 0) < 0 || lseek(w->fd, 0, SEEK_SET) < 0)
 		return plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot restart %s in %s",
 					     writer_name(w), w->s->display);
-	pthread_mutex_lock(&w->lock);
-	w->offset = 0;
-	pthread_mutex_unlock(&w->lock);
-	atomic_store(&w->restarted, true);
 	plait_sha256_release(&w->h);
 	return plait_sha256_init(&w->h, err);
 }
