@@ -168,6 +168,12 @@ struct plait_build_opts {
 	/* --cache-from records: a step missing here is looked up there; its
 	 * layer blob is fetched only when a later step needs its files. NULL: none. */
 	struct plait_cache_import *cache_import;
+	/* Called on a layer-writing thread with the blob writer of each layer
+	 * the image will hold (the target stage's own, and those of the stages
+	 * it is FROM), before its first byte: an upload can follow it as it
+	 * grows (--push, core/push_stream.h). NULL: none. */
+	void (*layer_writer)(void *ctx, struct plait_blob_writer *w);
+	void *layer_writer_ctx;
 };
 
 /* What a build read from outside its contexts, for provenance's resolved

@@ -339,9 +339,7 @@ int build_commit_behind(struct builder *b, struct stage *st, struct plait_snapsh
 	plait_rfc3339_now_or(b->o->have_epoch, b->o->source_date_epoch, j->when);
 	j->lock = b->step_lock;
 	b->step_lock = (struct plait_cache_step_lock)PLAIT_CACHE_STEP_LOCK_INIT;
-	j->lo = (struct plait_layer_options){ .compression = b->o->compression,
-					      .clamp_mtime = b->o->have_epoch,
-					      .source_date_epoch = b->o->source_date_epoch };
+	build_layer_options(b, st, &j->lo);
 	j->lowers = xcalloc(st->n_layers + 1, sizeof(char *));
 	j->fds = xcalloc(st->n_layers + 1, sizeof(int));
 	for (size_t i = 0; i < st->n_layers; i++) {

@@ -65,6 +65,10 @@ struct stage {
 	struct base_image base;
 	char *label; /* name or index, for messages */
 	bool needed, built;
+	/* Its layers end up in the image: the target stage, and each stage a
+	 * stage in the image is FROM (build_mark_needed()). */
+	bool in_image;
+	struct stage *from_stage; /* FROM <stage>, else NULL */
 	struct plait_image_config cfg;
 	struct layer_ref *layers;
 	size_t n_layers;
@@ -235,6 +239,10 @@ int build_commit_change(struct builder *b, struct stage *st, struct plait_snapsh
 void stage_add_layer(struct stage *st, struct layer_ref *l);
 
 /* ------------------------------------------------------------ build_commit.c */
+
+/* The options st's layers are written with: the build's compression and
+ * clamping, and its layer_writer hook for a stage in the image. */
+void build_layer_options(const struct builder *b, const struct stage *st, struct plait_layer_options *lo);
 
 /* The overlay snapshot's upper becomes a pending layer of st at once; the
  * builder's commit thread writes its blob, syncs and moves the tree, records

@@ -126,6 +126,7 @@ void build_mark_needed(struct builder *b, size_t target)
 		plait_expand_opts_for(&eo, &b->df, st->df->from);
 		plait_expand_word(st->df->image, &eo, build_lookup, &(struct lookup_ctx){ b, NULL }, &image, NULL);
 		struct stage *base = image ? build_find_stage(b, image, i) : NULL;
+		st->from_stage = base;
 		if (base) {
 			dep[i * n + (size_t)(base - b->stages)] = true;
 			sc.env = plait_strv_copy_nonnull(envs[base - b->stages]);
@@ -146,6 +147,8 @@ void build_mark_needed(struct builder *b, size_t target)
 		for (size_t j = 0; b->stages[i].needed && j < i; j++)
 			if (dep[i * n + j])
 				b->stages[j].needed = true;
+	for (struct stage *st = &b->stages[target]; st && !st->in_image; st = st->from_stage)
+		st->in_image = true;
 	for (size_t i = 0; i < n; i++)
 		plait_strv_free(envs[i]);
 	free(envs);

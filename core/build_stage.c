@@ -288,6 +288,17 @@ int build_snapshot_of_stage(struct builder *b, struct stage *st, struct plait_sn
 	return r;
 }
 
+void build_layer_options(const struct builder *b, const struct stage *st, struct plait_layer_options *lo)
+{
+	*lo = (struct plait_layer_options){ .compression = b->o->compression,
+					    .clamp_mtime = b->o->have_epoch,
+					    .source_date_epoch = b->o->source_date_epoch };
+	if (st->in_image && b->o->layer_writer) {
+		lo->on_writer = b->o->layer_writer;
+		lo->on_writer_ud = b->o->layer_writer_ctx;
+	}
+}
+
 int build_commit_change(struct builder *b, struct stage *st, struct plait_snapshot *snap,
 			const char *key, const char *alias, const char *created_by,
 			const struct plait_df_instr *in, struct plait_error **err)
@@ -301,9 +312,8 @@ int build_commit_change(struct builder *b, struct stage *st, struct plait_snapsh
 	 * digests first: this one's record must not come before theirs. */
 	if ((r = build_commits_settle(b, NULL, err)) < 0)
 		return r;
-	struct plait_layer_options lo = { .compression = b->o->compression,
-					  .clamp_mtime = b->o->have_epoch,
-					  .source_date_epoch = b->o->source_date_epoch };
+	struct plait_layer_options lo;
+	build_layer_options(b, st, &lo);
 	struct plait_layer out;
 	if (plait_snapshot_upper(snap)) {
 		const char **lw = NULL;

@@ -268,8 +268,7 @@ static int relay_blob(struct copier *c, const struct plait_descriptor *d, struct
 		r = j.r;
 	}
 out:
-	if (src.fd >= 0)
-		close(src.fd);
+	plait_blob_source_release(&src);
 	plait_blob_writer_free(j.w);
 	plait_error_free(j.err);
 	plait_store_remove_blob(c->staging, d->digest, NULL);

@@ -478,7 +478,10 @@ static int sink_init(struct sink *k, struct plait_store *s, const struct plait_l
 		return plait_error_set(err, PLAIT_E_INVALID, "layer: unknown compression %d",
 				       (int)k->comp);
 	}
-	return plait_blob_writer_new(s, NULL, -1, &k->w, err);
+	int wr = plait_blob_writer_new(s, NULL, -1, &k->w, err);
+	if (wr >= 0 && o->on_writer)
+		o->on_writer(o->on_writer_ud, k->w);
+	return wr;
 }
 
 static void sink_release(struct sink *k)

@@ -86,6 +86,11 @@ struct plait_layer_options {
 	unsigned threads;	   /* gzip threads; 0: the online CPUs (the bytes do not depend on it) */
 	bool clamp_mtime;	   /* SOURCE_DATE_EPOCH was given */
 	int64_t source_date_epoch; /* seconds, used when clamp_mtime */
+	/* Called on the writing thread with the blob's writer before its first
+	 * byte: a caller can read the blob as it is written (an upload,
+	 * plait_blob_writer_source). NULL: none. */
+	void (*on_writer)(void *ud, struct plait_blob_writer *w);
+	void *on_writer_ud;
 };
 
 struct plait_layer {

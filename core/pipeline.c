@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "pipeline.h"
+#include "push_stream.h"
 #include "assemble.h"
 #include "export.h"
 #include "fs.h"
@@ -419,6 +420,14 @@ static int run_job(void *ctx, size_t i, const atomic_int *cancel, struct plait_e
 		.cancel = cancel,
 		.cache_import = p->cache_import,
 	};
+	/* --push: the image's layers go to its (first) repository as they are
+	 * written; publishing and the early push find them there. */
+	struct plait_push_stream *ps = NULL;
+	if (req->push && p->o->ops->open && im->tags && im->tags[0] && !job->builder.node) {
+		ps = plait_push_stream_new(p->o->ops->open, p->o->ops->ctx, im->tags[0]);
+		bo.layer_writer = plait_push_stream_writer;
+		bo.layer_writer_ctx = ps;
+	}
 	uint64_t t0 = plait_now_ns();
 	p->started[i] = (int64_t)time(NULL);
 	atomic_fetch_add(&p->jobs_started, 1);
@@ -434,6 +443,9 @@ static int run_job(void *ctx, size_t i, const atomic_int *cancel, struct plait_e
 				    job->label, job->builder.node);
 	p->finished[i] = (int64_t)time(NULL);
 	p->seconds[i] = (double)(plait_now_ns() - t0) / 1e9;
+	/* Every layer is written (or given up) once plait_build returns: what
+	 * is left is the tail of each upload. */
+	plait_push_stream_free(ps);
 	if (r >= 0)
 		push_early(p, i, cancel);
 	/* Name the job when there is more than one, or a bake target to name. */

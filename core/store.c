@@ -40,6 +40,8 @@ struct plait_blob_writer {
 	pthread_mutex_t lock;
 	pthread_cond_t grown;
 	int state; /* 0 writing, 1 committed, -1 abandoned */
+	char digest[PLAIT_SHA256_DIGEST_SIZE]; /* once committed */
+	int refs; /* under lock: the owner's and each source's */
 };
 
 const char *plait_store_path(const struct plait_store *s)
@@ -455,6 +457,7 @@ int plait_blob_writer_new(struct plait_store *s, const char *expected_digest, in
 	w->fd = -1;
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->grown, NULL);
+	w->refs = 1;
 	w->expected_size = expected_size < 0 ? -1 : expected_size;
 	if (expected_digest)
 		memcpy(w->expected, expected_digest, strlen(expected_digest) + 1);
@@ -499,9 +502,11 @@ int plait_blob_writer_write(struct plait_blob_writer *w, const void *data, size_
 	return 0;
 }
 
-static void writer_settle(struct plait_blob_writer *w, int state)
+static void writer_settle(struct plait_blob_writer *w, int state, const char *digest)
 {
 	pthread_mutex_lock(&w->lock);
+	if (w->state == 0 && digest)
+		memcpy(w->digest, digest, PLAIT_SHA256_DIGEST_SIZE);
 	if (w->state == 0)
 		__atomic_store_n(&w->state, state, __ATOMIC_RELEASE); /* write() reads it unlocked */
 	pthread_cond_broadcast(&w->grown);
@@ -511,7 +516,7 @@ static void writer_settle(struct plait_blob_writer *w, int state)
 void plait_blob_writer_abandon(struct plait_blob_writer *w)
 {
 	if (w)
-		writer_settle(w, -1);
+		writer_settle(w, -1, NULL);
 }
 
 static int64_t writer_wait(void *ud, int64_t end)
@@ -525,6 +530,33 @@ static int64_t writer_wait(void *ud, int64_t end)
 	return have;
 }
 
+static int64_t writer_grown(void *ud, int64_t end, char digest[PLAIT_SHA256_DIGEST_SIZE])
+{
+	struct plait_blob_writer *w = ud;
+	pthread_mutex_lock(&w->lock);
+	while (w->offset < end && w->state == 0)
+		pthread_cond_wait(&w->grown, &w->lock);
+	int64_t have = w->state >= 0 ? w->offset : -1;
+	digest[0] = 0;
+	if (w->state == 1)
+		memcpy(digest, w->digest, PLAIT_SHA256_DIGEST_SIZE);
+	pthread_mutex_unlock(&w->lock);
+	return have;
+}
+
+static void writer_unref(struct plait_blob_writer *w)
+{
+	pthread_mutex_lock(&w->lock);
+	bool last = --w->refs == 0;
+	pthread_mutex_unlock(&w->lock);
+	if (!last)
+		return;
+	plait_sha256_release(&w->h);
+	pthread_cond_destroy(&w->grown);
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+}
+
 int plait_blob_writer_source(struct plait_blob_writer *w, struct plait_blob_source *out,
 			     struct plait_error **err)
 {
@@ -534,8 +566,21 @@ int plait_blob_writer_source(struct plait_blob_writer *w, struct plait_blob_sour
 	if (fd < 0)
 		return plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot read %s being written",
 					     writer_name(w));
-	*out = (struct plait_blob_source){ .fd = fd, .wait = writer_wait, .ud = w };
+	pthread_mutex_lock(&w->lock);
+	w->refs++;
+	pthread_mutex_unlock(&w->lock);
+	*out = (struct plait_blob_source){ .fd = fd, .wait = writer_wait, .grown = writer_grown, .ud = w };
 	return 0;
+}
+
+void plait_blob_source_release(struct plait_blob_source *src)
+{
+	if (src->fd >= 0)
+		close(src->fd);
+	src->fd = -1;
+	if (src->ud && src->wait == writer_wait)
+		writer_unref(src->ud);
+	src->ud = NULL;
 }
 
 int64_t plait_blob_writer_offset(const struct plait_blob_writer *w)
@@ -660,7 +705,7 @@ int plait_blob_writer_commit(struct plait_blob_writer *w, char digest_out[PLAIT_
 	if (digest_out)
 		memcpy(digest_out, got, PLAIT_SHA256_DIGEST_SIZE);
 out:
-	writer_settle(w, r < 0 ? -1 : 1);
+	writer_settle(w, r < 0 ? -1 : 1, r < 0 ? NULL : got);
 	writer_discard(w);
 	return r;
 }
@@ -669,12 +714,9 @@ void plait_blob_writer_free(struct plait_blob_writer *w)
 {
 	if (!w)
 		return;
-	writer_settle(w, -1);
+	writer_settle(w, -1, NULL);
 	writer_discard(w);
-	plait_sha256_release(&w->h);
-	pthread_cond_destroy(&w->grown);
-	pthread_mutex_destroy(&w->lock);
-	free(w);
+	writer_unref(w); /* the last source's release frees it otherwise */
 }
 
 void plait_store_set_display(struct plait_store *s, const char *display)

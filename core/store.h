@@ -80,13 +80,21 @@ void plait_blob_writer_free(struct plait_blob_writer *w);
 struct plait_blob_source {
 	int fd;
 	int64_t (*wait)(void *ud, int64_t end);
+	/* For a blob whose size is not known yet (a layer being compressed):
+	 * blocks until at least end bytes exist or the writer is done, and
+	 * returns how many exist; once the blob is complete (the count is then
+	 * its size) it fills digest, else leaves digest[0] 0; < 0 when it never
+	 * will be (abandoned, failed). NULL for a source that cannot tell. */
+	int64_t (*grown)(void *ud, int64_t end, char digest[PLAIT_SHA256_DIGEST_SIZE]);
 	void *ud;
 };
 /* A source over what w has written and will write, so a blob can be uploaded
- * while it is downloaded. out->fd is a duplicate the caller closes; w must
- * outlive every read through it. */
+ * while it is downloaded or written. It holds w: free and release may come
+ * in either order, from different threads. */
 int plait_blob_writer_source(struct plait_blob_writer *w, struct plait_blob_source *out,
 			     struct plait_error **err);
+/* Close a writer source's duplicate fd and let go of its writer. */
+void plait_blob_source_release(struct plait_blob_source *src);
 /* Give up on w: sources waiting on it fail. Commit and free do this as needed. */
 void plait_blob_writer_abandon(struct plait_blob_writer *w);
 

@@ -16,6 +16,8 @@
 #include "core/banned.h"
 
 enum { UP_DONE = 0, UP_RESTART = 1 };
+/* A growing blob goes in PATCHes of about this much, as it is written. */
+#define STREAM_CHUNK ((int64_t)32 << 20)
 
 static int upload_status(struct plait_registry *r, const char *repo, char **loc, int64_t *next,
 			 struct plait_http_resp *resp, struct plait_error **e);
@@ -386,10 +388,13 @@ static int upload_status(struct plait_registry *r, const char *repo, char **loc,
 /* One upload session: POST, then PUT with the body, or PATCHes and a PUT.
  * UP_DONE, UP_RESTART (e says why), or <0 (*failed >= max_tries when out
  * of tries). */
-static int upload_once(struct plait_registry *r, const char *repo, const char *digest,
-		       int64_t size, const struct plait_blob_source *src, int *failed, struct plait_http_resp *resp,
+static int upload_once(struct plait_registry *r, const char *repo, char *digest, int64_t *sizep,
+		       const struct plait_blob_source *src, int *failed, struct plait_http_resp *resp,
 		       struct plait_error **e)
 {
+	/* *sizep < 0: a blob still being written (src->grown), sent in chunks
+	 * as it grows; its digest and size are filled in once it is complete. */
+	int64_t size = *sizep;
 	struct plait_buf path = PLAIT_BUF_INIT;
 	plait_buf_addf(&path, "/v2/%s/blobs/uploads/", repo);
 	struct rq q = { .method = "POST", .url = path.buf, .repo = repo, .access = ACCESS_PUSH };
@@ -400,19 +405,36 @@ static int upload_once(struct plait_registry *r, const char *repo, const char *d
 	plait_buf_release(&path);
 	if (rc < 0)
 		return rc;
-	if (resp->status == 201) /* the registry took it without a body: it has it */
+	if (resp->status == 201 && size >= 0) /* the registry took it without a body: it has it */
 		return UP_DONE;
-	if (!loc)
+	if (!loc || resp->status == 201)
 		return plait_error_set(e, PLAIT_E_GENERIC,
 				       "registry started an upload without a valid Location");
 
-	if (size <= r->monolithic_max)
+	if (size >= 0 && size <= r->monolithic_max)
 		return finish_upload(r, repo, digest, size, src, true, loc, false, resp, e);
 
 	int64_t off = 0;
 	bool resumed = false;
-	while (off < size) {
-		int64_t n = size - off < r->chunk_size ? size - off : r->chunk_size;
+	while (size < 0 || off < size) {
+		int64_t n;
+		if (size < 0) {
+			char done[PLAIT_SHA256_DIGEST_SIZE];
+			int64_t want = r->chunk_size < STREAM_CHUNK ? r->chunk_size : STREAM_CHUNK;
+			int64_t have = src->grown(src->ud, off + want, done);
+			if (have < 0) {
+				cancel_upload(r, repo, NULL, loc);
+				return plait_error_set(e, PLAIT_E_CANCELLED, "the blob being sent was not completed");
+			}
+			if (done[0]) {
+				memcpy(digest, done, PLAIT_SHA256_DIGEST_SIZE);
+				*sizep = size = have;
+				continue;
+			}
+			n = have - off < r->chunk_size ? have - off : r->chunk_size;
+		} else {
+			n = size - off < r->chunk_size ? size - off : r->chunk_size;
+		}
 		char crange[96];
 		snprintf(crange, sizeof(crange), "Content-Range: %lld-%lld", (long long)off,
 			 (long long)(off + n - 1));
@@ -457,19 +479,17 @@ static int upload_once(struct plait_registry *r, const char *repo, const char *d
 	return finish_upload(r, repo, digest, size, src, false, loc, resumed, resp, e);
 }
 
-int plait_registry_put_blob(struct plait_registry *r, const char *repo, const char *digest,
-			    int64_t size, const struct plait_blob_source *src, struct plait_error **err)
+/* put_blob, or with *size < 0 the growing upload: digest (PLAIT_DIGEST_MAX)
+ * and *size are then filled in as the blob completes. */
+static int put_blob(struct plait_registry *r, const char *repo, char *digest, int64_t *size,
+		    const struct plait_blob_source *src, struct plait_error **err)
 {
-	int rc = plait_digest_validate(digest, err);
-	if (rc < 0)
-		return rc;
-	if (!repo || !*repo || size < 0)
-		return plait_error_set(err, PLAIT_E_USAGE, "upload blob %s: missing repository or size",
-				       digest);
-	int failed = 0, restarts = 0;
+	int failed = 0, restarts = 0, rc;
 	for (;;) {
 		_cleanup_error_ struct plait_error *e = NULL;
 		struct plait_http_resp resp = PLAIT_HTTP_RESP_INIT;
+		/* A restarted growing upload starts again from byte 0, of a blob
+		 * that may be complete by now. */
 		rc = upload_once(r, repo, digest, size, src, &failed, &resp, &e);
 		_cleanup_free_ char *retry_after = xstrdup_or_null(resp.retry_after);
 		plait_http_resp_release(&resp);
@@ -488,10 +508,49 @@ int plait_registry_put_blob(struct plait_registry *r, const char *repo, const ch
 		int code = e ? e->code : PLAIT_E_GENERIC;
 		if (rc == UP_RESTART && code != PLAIT_E_NETWORK)
 			code = PLAIT_E_RETRYABLE;
+		const char *what = digest[0] ? digest : "being written";
 		if (failed >= r->max_tries)
 			return plait_error_set(err, code, "upload blob %s to %s/%s: %s after %d tries",
-					       digest, r->host, repo, why, failed);
-		return plait_error_set(err, code, "upload blob %s to %s/%s: %s", digest, r->host,
+					       what, r->host, repo, why, failed);
+		return plait_error_set(err, code, "upload blob %s to %s/%s: %s", what, r->host,
 				       repo, why);
 	}
+}
+
+int plait_registry_put_blob(struct plait_registry *r, const char *repo, const char *digest,
+			    int64_t size, const struct plait_blob_source *src, struct plait_error **err)
+{
+	int rc = plait_digest_validate(digest, err);
+	if (rc < 0)
+		return rc;
+	if (!repo || !*repo || size < 0)
+		return plait_error_set(err, PLAIT_E_USAGE, "upload blob %s: missing repository or size",
+				       digest);
+	char d[PLAIT_DIGEST_MAX];
+	snprintf(d, sizeof(d), "%s", digest);
+	return put_blob(r, repo, d, &size, src, err);
+}
+
+int plait_registry_put_growing_blob(struct plait_registry *r, const char *repo,
+				    const struct plait_blob_source *src, int64_t min_size,
+				    char digest[PLAIT_SHA256_DIGEST_SIZE], int64_t *size,
+				    struct plait_error **err)
+{
+	if (!repo || !*repo || !src->grown)
+		return plait_error_set(err, PLAIT_E_USAGE, "upload a growing blob: missing repository or source");
+	char d[PLAIT_DIGEST_MAX] = "";
+	/* Not worth a session: a blob complete below min_size. */
+	int64_t have = src->grown(src->ud, min_size, d);
+	if (have < 0)
+		return plait_error_set(err, PLAIT_E_CANCELLED, "upload a blob being written to %s/%s: it was not completed",
+				       r->host, repo);
+	if (d[0] && have < min_size)
+		return 0;
+	int64_t n = d[0] ? have : -1;
+	int rc = put_blob(r, repo, d, &n, src, err);
+	if (rc < 0)
+		return rc;
+	memcpy(digest, d, PLAIT_SHA256_DIGEST_SIZE);
+	*size = n;
+	return 1;
 }

@@ -257,6 +257,13 @@ static int reg_put_blob(struct plait_endpoint *ep, const struct plait_descriptor
 	return plait_registry_put_blob(primary(ep)->client->reg, primary(ep)->repo, d->digest, d->size, src, err);
 }
 
+static int reg_put_growing_blob(struct plait_endpoint *ep, const struct plait_blob_source *src, int64_t min_size,
+				char digest[PLAIT_SHA256_DIGEST_SIZE], int64_t *size, struct plait_error **err)
+{
+	return plait_registry_put_growing_blob(primary(ep)->client->reg, primary(ep)->repo, src, min_size, digest,
+					       size, err);
+}
+
 static const struct plait_endpoint_ops registry_ops;
 
 static int reg_mount_blob(struct plait_endpoint *ep, const struct plait_descriptor *d,
@@ -328,6 +335,7 @@ static const struct plait_endpoint_ops registry_ops = {
 	.has_blob = reg_has_blob,
 	.fetch_blob = reg_fetch_blob,
 	.put_blob = reg_put_blob,
+	.put_growing_blob = reg_put_growing_blob,
 	.mount_blob = reg_mount_blob,
 	.put_manifest = reg_put_manifest,
 	.tag = reg_tag,

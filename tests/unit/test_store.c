@@ -511,6 +511,67 @@ static void test_store__writer_without_expected_digest_names_by_content(void **s
 	assert_int_equal(plait_store_has(f->s, HELLO_SHA256, NULL, NULL), 1);
 }
 
+/* A source over a writer of unknown size (a layer being compressed): grown
+ * waits for bytes, tells the digest once committed, outlives the writer;
+ * an abandoned writer ends it with < 0. */
+struct grow_reader {
+	struct plait_blob_source src;
+	int64_t first, last;
+	char digest[PLAIT_SHA256_DIGEST_SIZE];
+	char bytes[16];
+};
+
+static void *grow_reader_main(void *arg)
+{
+	struct grow_reader *g = arg;
+	char d[PLAIT_SHA256_DIGEST_SIZE];
+	g->first = g->src.grown(g->src.ud, 3, d);
+	if (d[0])
+		g->first = -2; /* complete too early */
+	g->last = g->src.grown(g->src.ud, 1000, g->digest);
+	if (g->last > 0)
+		assert_int_equal(pread(g->src.fd, g->bytes, (size_t)g->last, 0), g->last);
+	return NULL;
+}
+
+static void test_store__writer_source_grows_and_outlives_writer(void **state)
+{
+	struct fixture *f = *state;
+	struct plait_blob_writer *w = NULL;
+	assert_int_equal(plait_blob_writer_new(f->s, NULL, -1, &w, NULL), 0);
+	struct grow_reader g = { .first = -9, .last = -9 };
+	assert_int_equal(plait_blob_writer_source(w, &g.src, NULL), 0);
+	assert_non_null(g.src.grown);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, grow_reader_main, &g), 0);
+	assert_int_equal(plait_blob_writer_write(w, "hel", 3, NULL), 0);
+	usleep(20000);
+	assert_int_equal(plait_blob_writer_write(w, "lo", 2, NULL), 0);
+	char digest[PLAIT_SHA256_DIGEST_SIZE];
+	assert_int_equal(plait_blob_writer_commit(w, digest, NULL), 0);
+	plait_blob_writer_free(w); /* before the source is released: it holds w */
+	pthread_join(t, NULL);
+	assert_true(g.first >= 3);
+	assert_int_equal(g.last, 5);
+	assert_string_equal(g.digest, HELLO_SHA256);
+	assert_memory_equal(g.bytes, "hello", 5);
+	plait_blob_source_release(&g.src);
+
+	/* abandoned: the reader learns it will never be complete */
+	assert_int_equal(plait_blob_writer_new(f->s, NULL, -1, &w, NULL), 0);
+	struct grow_reader h = { .first = -9, .last = -9 };
+	assert_int_equal(plait_blob_writer_source(w, &h.src, NULL), 0);
+	assert_int_equal(pthread_create(&t, NULL, grow_reader_main, &h), 0);
+	assert_int_equal(plait_blob_writer_write(w, "abcd", 4, NULL), 0);
+	usleep(20000);
+	plait_blob_writer_free(w);
+	pthread_join(t, NULL);
+	assert_int_equal(h.first, 4);
+	assert_true(h.last < 0);
+	assert_int_equal(h.digest[0], 0);
+	plait_blob_source_release(&h.src);
+}
+
 static void test_store__writer_refuses_sha512_expectation(void **state)
 {
 	struct fixture *f = *state;
@@ -860,6 +921,7 @@ int main(void)
 	    T(test_store__writer_restart_discards_written_bytes),
 	    T(test_store__writer_check_before_commit),
 	    T(test_store__writer_without_expected_digest_names_by_content),
+	    T(test_store__writer_source_grows_and_outlives_writer),
 	    T(test_store__writer_refuses_sha512_expectation),
 	    T(test_store__concurrent_writers_of_same_blob_all_succeed),
 	    T(test_store__concurrent_writers_of_same_blob_without_o_tmpfile),
