@@ -308,6 +308,10 @@ static int build_parse(struct builder *b, const char *dfpath, const struct plait
 		target = ts->index;
 	}
 	build_mark_needed(b, target);
+	/* Only here, for the build's target: the prefetch marks its own stage
+	 * needed again (build_resolve_bases), not part of the image. */
+	for (struct stage *st = &b->stages[target]; st && !st->in_image; st = st->from_stage)
+		st->in_image = true;
 	*target_out = target;
 	return 0;
 }

@@ -66,7 +66,8 @@ struct stage {
 	char *label; /* name or index, for messages */
 	bool needed, built;
 	/* Its layers end up in the image: the target stage, and each stage a
-	 * stage in the image is FROM (build_mark_needed()). */
+	 * stage in the image is FROM (build_parse(), from build_mark_needed()'s
+	 * from_stage). */
 	bool in_image;
 	struct stage *from_stage; /* FROM <stage>, else NULL */
 	struct plait_image_config cfg;

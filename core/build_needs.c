@@ -147,8 +147,6 @@ void build_mark_needed(struct builder *b, size_t target)
 		for (size_t j = 0; b->stages[i].needed && j < i; j++)
 			if (dep[i * n + j])
 				b->stages[j].needed = true;
-	for (struct stage *st = &b->stages[target]; st && !st->in_image; st = st->from_stage)
-		st->in_image = true;
 	for (size_t i = 0; i < n; i++)
 		plait_strv_free(envs[i]);
 	free(envs);

@@ -242,11 +242,14 @@ static int relay_blob(struct copier *c, const struct plait_descriptor *d, struct
 	/* A restarted download (a mirror sent bad bytes, the next source is
 	 * being asked) may have fed the upload bytes that are gone, and the
 	 * upload can fail on them (a short file, the registry's digest check)
-	 * before the download finds them wrong and restarts: unless the
-	 * registry cannot be reached or refused us, let the download finish,
-	 * and upload again from the verified staged copy below. */
+	 * before the download finds them wrong and restarts: for the failures
+	 * such bytes cause (a short or failed read of the staged file, the
+	 * registry's refusal of the bytes: a 400 or another digest), let the
+	 * download finish, and upload again from the verified staged copy
+	 * below. Other failures (unreachable, refused login, 5xx after its
+	 * retries, no such repository, Ctrl-C) stop the download at once. */
 	int code = r < 0 ? plait_error_code(err) : 0;
-	bool wait_download = r < 0 && code != PLAIT_E_CANCELLED && code != PLAIT_E_AUTH && code != PLAIT_E_NETWORK;
+	bool wait_download = r < 0 && (code == PLAIT_E_IO || code == PLAIT_E_INVALID || code == PLAIT_E_GENERIC);
 	if (r < 0 && !wait_download)
 		plait_blob_writer_abandon(j.w); /* stops the download */
 	if (threaded)

@@ -424,7 +424,7 @@ static int run_job(void *ctx, size_t i, const atomic_int *cancel, struct plait_e
 	 * written; publishing and the early push find them there. */
 	struct plait_push_stream *ps = NULL;
 	if (req->push && p->o->ops->open && im->tags && im->tags[0] && !job->builder.node) {
-		ps = plait_push_stream_new(p->o->ops->open, p->o->ops->ctx, im->tags[0]);
+		ps = plait_push_stream_new(p->o->ops->open, p->o->ops->ctx, im->tags[0], cancel);
 		bo.layer_writer = plait_push_stream_writer;
 		bo.layer_writer_ctx = ps;
 	}
@@ -444,7 +444,9 @@ static int run_job(void *ctx, size_t i, const atomic_int *cancel, struct plait_e
 	p->finished[i] = (int64_t)time(NULL);
 	p->seconds[i] = (double)(plait_now_ns() - t0) / 1e9;
 	/* Every layer is written (or given up) once plait_build returns: what
-	 * is left is the tail of each upload. */
+	 * is left is the tail of each upload, or nothing if the job failed. */
+	if (r < 0)
+		plait_push_stream_abort(ps);
 	plait_push_stream_free(ps);
 	if (r >= 0)
 		push_early(p, i, cancel);

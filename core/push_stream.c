@@ -1,5 +1,7 @@
 /* core/push_stream.c - layers uploaded as they are written (see push_stream.h). */
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include "push_stream.h"
 #include "endpoint.h"
@@ -9,7 +11,8 @@
 
 struct upload {
 	struct plait_push_stream *s;
-	struct plait_blob_source src;
+	struct plait_blob_source src;  /* the writer's */
+	struct plait_blob_source view; /* the same, ended by a stop */
 	pthread_t t;
 	struct upload *next;
 };
@@ -18,19 +21,46 @@ struct plait_push_stream {
 	plait_open_fn open;
 	void *ctx;
 	char *ref;
+	const atomic_int *cancel; /* the job's */
+	atomic_bool abort;
 	pthread_mutex_t lock;
 	struct upload *ups; /* under lock */
 	size_t arrived;	    /* under lock */
 };
 
-struct plait_push_stream *plait_push_stream_new(plait_open_fn open, void *ctx, const char *ref)
+struct plait_push_stream *plait_push_stream_new(plait_open_fn open, void *ctx, const char *ref,
+						 const atomic_int *cancel)
 {
 	struct plait_push_stream *s = xcalloc(1, sizeof(*s));
 	s->open = open;
 	s->ctx = ctx;
 	s->ref = xstrdup(ref);
+	s->cancel = cancel;
+	atomic_init(&s->abort, false);
 	pthread_mutex_init(&s->lock, NULL);
 	return s;
+}
+
+static bool stopped(const struct plait_push_stream *s)
+{
+	return atomic_load(&s->abort) || (s->cancel && atomic_load(s->cancel));
+}
+
+/* The writer's answers, or "never" once the job stops: the upload's
+ * session is then cancelled and its transfer aborted at the next read. */
+static int64_t view_wait(void *ud, int64_t end)
+{
+	struct upload *u = ud;
+	int64_t have = stopped(u->s) ? -1 : u->src.wait(u->src.ud, end);
+	return stopped(u->s) ? -1 : have;
+}
+
+static int64_t view_grown(void *ud, int64_t end, char digest[PLAIT_SHA256_DIGEST_SIZE])
+{
+	struct upload *u = ud;
+	digest[0] = 0;
+	int64_t have = stopped(u->s) ? -1 : u->src.grown(u->src.ud, end, digest);
+	return stopped(u->s) ? -1 : have;
 }
 
 static void *upload_main(void *arg)
@@ -42,12 +72,12 @@ static void *upload_main(void *arg)
 	char digest[PLAIT_SHA256_DIGEST_SIZE];
 	int64_t size = 0;
 	/* A small or failed layer opens nothing. */
-	int64_t have = u->src.grown(u->src.ud, PLAIT_PUSH_STREAM_MIN, digest);
+	int64_t have = u->view.grown(u->view.ud, PLAIT_PUSH_STREAM_MIN, digest);
 	int r = have < 0 || (digest[0] && have < PLAIT_PUSH_STREAM_MIN) ? -1 : 0;
 	if (r >= 0)
 		r = s->open(s->ctx, s->ref, true, &ep, &e);
 	if (r >= 0 && ep->ops->put_growing_blob)
-		r = ep->ops->put_growing_blob(ep, &u->src, PLAIT_PUSH_STREAM_MIN, digest, &size, &e);
+		r = ep->ops->put_growing_blob(ep, &u->view, PLAIT_PUSH_STREAM_MIN, digest, &size, &e);
 	else
 		r = 0;
 	/* A failure is publishing's to meet again, and to report. */
@@ -68,10 +98,11 @@ void plait_push_stream_writer(void *ctx, struct plait_blob_writer *w)
 	struct upload *u = xcalloc(1, sizeof(*u));
 	u->s = s;
 	u->src.fd = -1;
-	if (plait_blob_writer_source(w, &u->src, NULL) < 0) {
+	if (stopped(s) || plait_blob_writer_source(w, &u->src, NULL) < 0) {
 		free(u);
 		return;
 	}
+	u->view = (struct plait_blob_source){ .fd = u->src.fd, .wait = view_wait, .grown = view_grown, .ud = u };
 	pthread_mutex_lock(&s->lock);
 	if (pthread_create(&u->t, NULL, upload_main, u) != 0) {
 		pthread_mutex_unlock(&s->lock);
@@ -82,6 +113,12 @@ void plait_push_stream_writer(void *ctx, struct plait_blob_writer *w)
 	u->next = s->ups;
 	s->ups = u;
 	pthread_mutex_unlock(&s->lock);
+}
+
+void plait_push_stream_abort(struct plait_push_stream *s)
+{
+	if (s)
+		atomic_store(&s->abort, true);
 }
 
 size_t plait_push_stream_finish(struct plait_push_stream *s)

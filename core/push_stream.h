@@ -10,6 +10,7 @@
 #ifndef PLAIT_PUSH_STREAM_H
 #define PLAIT_PUSH_STREAM_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include "publish.h"
 #include "store.h"
@@ -20,11 +21,15 @@
 
 struct plait_push_stream;
 
-/* Uploads go to ref (an image reference; opened with open(ctx, ref, true)). */
-struct plait_push_stream *plait_push_stream_new(plait_open_fn open, void *ctx, const char *ref);
+/* Uploads go to ref (an image reference; opened with open(ctx, ref, true)).
+ * cancel (the job's; may be NULL) set: they stop, their sessions cancelled. */
+struct plait_push_stream *plait_push_stream_new(plait_open_fn open, void *ctx, const char *ref,
+						 const atomic_int *cancel);
 /* The layer_writer hook (ctx: a plait_push_stream): starts w's upload in a
  * thread of its own. Any thread. */
 void plait_push_stream_writer(void *ctx, struct plait_blob_writer *w);
+/* The job failed: the uploads stop as cancel would stop them. */
+void plait_push_stream_abort(struct plait_push_stream *s);
 /* Wait for every upload started (they end when their blob is complete and
  * sent, or was given up); how many arrived. */
 size_t plait_push_stream_finish(struct plait_push_stream *s);

@@ -395,6 +395,7 @@ static int upload_once(struct plait_registry *r, const char *repo, char *digest,
 	/* *sizep < 0: a blob still being written (src->grown), sent in chunks
 	 * as it grows; its digest and size are filled in once it is complete. */
 	int64_t size = *sizep;
+	bool growing = size < 0;
 	struct plait_buf path = PLAIT_BUF_INIT;
 	plait_buf_addf(&path, "/v2/%s/blobs/uploads/", repo);
 	struct rq q = { .method = "POST", .url = path.buf, .repo = repo, .access = ACCESS_PUSH };
@@ -423,8 +424,8 @@ static int upload_once(struct plait_registry *r, const char *repo, char *digest,
 			int64_t want = r->chunk_size < STREAM_CHUNK ? r->chunk_size : STREAM_CHUNK;
 			int64_t have = src->grown(src->ud, off + want, done);
 			if (have < 0) {
-				cancel_upload(r, repo, NULL, loc);
-				return plait_error_set(e, PLAIT_E_CANCELLED, "the blob being sent was not completed");
+				rc = plait_error_set(e, PLAIT_E_CANCELLED, "the blob being sent was not completed");
+				goto out;
 			}
 			if (done[0]) {
 				memcpy(digest, done, PLAIT_SHA256_DIGEST_SIZE);
@@ -456,27 +457,36 @@ static int upload_once(struct plait_registry *r, const char *repo, char *digest,
 		}
 		if (rc == 0 && resp->status == 404) {
 			registry_unexpected(e, "PATCH", loc, resp);
-			return UP_RESTART;
+			rc = UP_RESTART;
+			goto out;
 		}
 		if (rc < 0 && !pq.retryable_failure)
-			return rc;
-		if (rc == 0 && resp->status != 416)
-			return registry_unexpected(e, "PATCH", loc, resp);
+			goto out;
+		if (rc == 0 && resp->status != 416) {
+			rc = registry_unexpected(e, "PATCH", loc, resp);
+			goto out;
+		}
 		/* dropped connection, 5xx, or a range the registry disagrees with:
 		 * ask what it holds and go on from there */
 		if (rc == 0)
 			rc = registry_unexpected(e, "PATCH", loc, resp);
 		if (++*failed >= r->max_tries)
-			return rc;
+			goto out;
 		registry_backoff(r, *failed, resp->retry_after);
 		int64_t next = 0;
 		rc = upload_status(r, repo, &loc, &next, resp, e);
 		if (rc != 0)
-			return rc;
+			goto out;
 		off = next;
 		resumed = true;
 	}
-	return finish_upload(r, repo, digest, size, src, false, loc, resumed, resp, e);
+	rc = finish_upload(r, repo, digest, size, src, false, loc, resumed, resp, e);
+out:
+	/* A growing blob's session that did not complete is closed (the
+	 * blob's size is known only once it is) rather than left to expire. */
+	if (growing && rc != UP_DONE)
+		cancel_upload(r, repo, NULL, loc);
+	return rc;
 }
 
 /* put_blob, or with *size < 0 the growing upload: digest (PLAIT_DIGEST_MAX)

@@ -514,8 +514,8 @@ int registry_send(struct plait_registry *r, struct rq *q, const struct auth_hook
 				goto out;
 			}
 			if (resp->aborted) {
-				rc = plait_error_set(err, PLAIT_E_IO, "%s %s: transfer stopped", q->method,
-						     url);
+				rc = plait_error_set(err, PLAIT_E_IO, "%s %s: %s", q->method, url,
+						     resp->errmsg[0] ? resp->errmsg : "transfer stopped");
 				goto out;
 			}
 			if (resp->curl_code != CURLE_COULDNT_CONNECT)

@@ -275,6 +275,7 @@ static size_t read_cb(char *buf, size_t size, size_t nitems, void *ud)
 		 * than send a body that does not match its Content-Length. */
 		snprintf(x->resp->errmsg, sizeof(x->resp->errmsg), "cannot read the upload source: %s",
 			 got < 0 ? strerror(errno) : "file is shorter than its size");
+		x->resp->aborted = true; /* a local failure, not the network's */
 		return CURL_READFUNC_ABORT;
 	}
 	x->pos += got;
