@@ -399,6 +399,7 @@ struct sink {
 	ZSTD_CCtx *zc;
 	struct plait_blob_writer *w;
 	unsigned char *obuf;
+	const atomic_int *cancel;
 	struct plait_error *err; /* the first failure inside a libarchive callback */
 };
 
@@ -449,6 +450,11 @@ static la_ssize_t tar_write_cb(struct archive *a, void *ud, const void *buf, siz
 {
 	(void)a;
 	struct sink *k = ud;
+	if (k->cancel && atomic_load(k->cancel)) {
+		if (!k->err)
+			plait_error_set(&k->err, PLAIT_E_CANCELLED, "interrupted");
+		return -1;
+	}
 	plait_sha256_update(&k->diff, buf, len);
 	return sink_push(k, buf, len, false) < 0 ? -1 : (la_ssize_t)len;
 }
@@ -457,6 +463,7 @@ static int sink_init(struct sink *k, struct plait_store *s, const struct plait_l
 		     struct plait_error **err)
 {
 	k->comp = o->compression;
+	k->cancel = o->cancel;
 	int r = plait_sha256_init(&k->diff, err);
 	if (r < 0)
 		return r;

@@ -38,6 +38,7 @@
 #ifndef PLAIT_LAYER_H
 #define PLAIT_LAYER_H
 
+#include <stdatomic.h>
 #include "digest.h"
 #include "store.h"
 
@@ -91,6 +92,9 @@ struct plait_layer_options {
 	 * plait_blob_writer_source). NULL: none. */
 	void (*on_writer)(void *ud, struct plait_blob_writer *w);
 	void *on_writer_ud;
+	/* Set (Ctrl-C, the job cancelled): the write stops with
+	 * -PLAIT_E_CANCELLED, nothing stored. NULL: runs to the end. */
+	const atomic_int *cancel;
 };
 
 struct plait_layer {

@@ -119,6 +119,58 @@ pass "the next build on that cache succeeds and removes the killed build's run d
 run_ok "$PLAIT" cache prune --cache-dir "$CACHE" --all
 pass "the cache lock is free: cache prune --all runs"
 
+# ------------------------------------------------- Ctrl-C while a layer is written
+# A 1 GiB text layer is compressed behind the next RUN (several seconds at
+# gzip level 6 on any machine): SIGINT then stops the write itself, not
+# only the RUN, so plait exits at once with 130, stores no blob, records
+# no step and leaves no unwritten tree.
+NAP2=$((4000 + RANDOM % 1000))
+CTX2=$T/ctx-int
+mkdir -p "$CTX2"
+cat >"$CTX2/Dockerfile" <<EOF
+ARG BASE
+FROM \${BASE}
+RUN /bin/seq 1 200000 | /bin/head -c 1048576 > /tmp/mib && i=0 && \\
+    while [ \$i -lt 1024 ]; do /bin/cat /tmp/mib; i=\$((i + 1)); done > /text && /bin/rm /tmp/mib
+RUN echo after-text-$NAP2 && sleep $NAP2
+EOF
+CACHE2=$T/cache-int
+"$PLAIT" build --progress plain --cache-dir "$CACHE2" --build-arg "BASE=$R_HOST/base/busybox:1" \
+	-t localhost/int:1 --output "type=oci,dest=$T/out-int" "$CTX2" >"$T/int.log" 2>&1 &
+PID=$!
+LIB_PIDS+=("$PID")
+for _ in $(seq 1 1200); do
+	grep -q "after-text-$NAP2" "$T/int.log" && break
+	kill -0 "$PID" 2>/dev/null || fail "plait exited before the second RUN started: $(cat "$T/int.log")"
+	sleep 0.1
+done
+grep -q "after-text-$NAP2" "$T/int.log" || fail "the second RUN did not start within 120 s: $(cat "$T/int.log")"
+ls -d "$CACHE2"/layers/.tmp-*/tree >/dev/null 2>&1 ||
+	fail "no layers/.tmp-*/tree: the 1 GiB layer is not being written behind the second RUN (nothing to interrupt)"
+RECS=$(ls -A "$CACHE2/steps" 2>/dev/null | wc -l)
+[ "$RECS" = 0 ] || fail "the text layer was written already ($RECS step records) before SIGINT: nothing to interrupt"
+t0=$(date +%s%N)
+kill -INT "$PID"
+for _ in $(seq 1 600); do
+	kill -0 "$PID" 2>/dev/null || break
+	sleep 0.05
+done
+t1=$(date +%s%N)
+if kill -0 "$PID" 2>/dev/null; then
+	fail "plait still ran 30 s after SIGINT during a layer write: $(cat "$T/int.log")"
+fi
+rc=0
+wait "$PID" || rc=$?
+assert_eq 130 "$rc" "exit code after SIGINT during a layer write (output: $(cat "$T/int.log"))"
+RECS=$(ls -A "$CACHE2/steps" 2>/dev/null | wc -l)
+assert_eq 0 "$RECS" "step records after SIGINT during the text layer's write (it must stop, not finish)"
+BIG=$(find "$CACHE2/store/blobs" -type f -size +10M 2>/dev/null || true)
+[ -z "$BIG" ] || fail "a blob of the interrupted layer is stored: $BIG"
+REST=$(ls -A "$CACHE2/layers" 2>/dev/null | grep '^\.tmp-' || true)
+[ -z "$REST" ] || fail "unwritten layer trees left after SIGINT: $REST"
+[ -z "$(pgrep -f "sleep $NAP2" || true)" ] || fail "the second RUN still runs after SIGINT"
+pass "SIGINT while a 1 GiB layer is written behind a RUN: exit 130 in $(((t1 - t0) / 1000000)) ms, the write stopped (no blob, no record, no tree left)"
+
 # ---------------------------------------------------------------- a killed copy
 # Every registry request is held 2 s: the copy into an archive is killed
 # while its unpacked layout ($TMPDIR/plait-archive-*) exists.

@@ -1,6 +1,8 @@
 /* Unit tests for core/layer: deterministic OCI layers from a tree, an
  * overlayfs upper directory and a list of changes (run as root: they chown,
  * mknod and set trusted.* and security.capability xattrs). */
+#include <stdatomic.h>
+#include <dirent.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -644,6 +646,54 @@ static void test_layer__empty_change_is_an_empty_tar(void **state)
 	    l.diff_id, "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef");
 }
 
+/* A set cancel flag stops the write: -PLAIT_E_CANCELLED, no blob named, and
+ * the on_writer hook saw the writer (its source ends < 0). */
+static void note_writer(void *ud, struct plait_blob_writer *w)
+{
+	*(struct plait_blob_writer **)ud = w;
+}
+
+static void test_layer__cancel_stops_the_write_and_stores_nothing(void **state)
+{
+	struct fixture *f = *state;
+	mkdir_at(f, "big", 0755, 0);
+	_cleanup_free_ char *data = xmalloc(1 << 20);
+	memset(data, 'x', 1 << 20);
+	struct plait_buf p = PLAIT_BUF_INIT;
+	plait_buf_addf(&p, "%s/file", path(f, "big"));
+	int fd = open(p.buf, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(write(fd, data, 1 << 20), 1 << 20);
+	close(fd);
+	plait_buf_release(&p);
+	atomic_int cancel = 1;
+	struct plait_blob_writer *seen = NULL;
+	struct plait_layer_options o = { .compression = PLAIT_LAYER_GZIP, .cancel = &cancel,
+					 .on_writer = note_writer, .on_writer_ud = &seen };
+	struct plait_layer l;
+	_cleanup_error_ struct plait_error *err = NULL;
+	_cleanup_free_ char *dir = xstrdup(path(f, "big"));
+	assert_int_equal(plait_layer_from_tree(f->s, dir, &o, &l, &err), -PLAIT_E_CANCELLED);
+	assert_non_null(strstr(err->msg, "interrupted"));
+	assert_non_null(seen);
+	/* nothing named under blobs/sha256 but the layout's own files */
+	struct plait_buf b = PLAIT_BUF_INIT;
+	plait_buf_addf(&b, "%s/blobs/sha256", plait_store_path(f->s));
+	DIR *d = opendir(b.buf);
+	int n = 0;
+	for (struct dirent *e; d && (e = readdir(d));)
+		n += e->d_name[0] != '.';
+	if (d)
+		closedir(d);
+	plait_buf_release(&b);
+	assert_int_equal(n, 0);
+	/* not cancelled: the same tree writes */
+	cancel = 0;
+	plait_error_clear(&err);
+	assert_int_equal(plait_layer_from_tree(f->s, dir, &o, &l, &err), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -663,6 +713,7 @@ int main(void)
 	    T(test_layer__changes_with_dotdot_are_refused),
 	    T(test_layer__missing_source_directory_fails),
 	    T(test_layer__empty_change_is_an_empty_tar),
+	    T(test_layer__cancel_stops_the_write_and_stores_nothing),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
