@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <unistd.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "pipeline.h"
@@ -381,6 +382,62 @@ out:
 	plait_error_free(e);
 }
 
+/* A native job that runs alongside an emulated one yields the CPU to it:
+ * the emulated job's steps are the build's critical path (each waits for
+ * the one before, every process start is interpreted), while the native
+ * job has time to spare. Its build runs in a thread of its own at a higher
+ * nice value, which what that thread starts inherits (RUN processes, the
+ * layer writer, the stage prefetch); the thread ends with the build, so
+ * nothing has to lower the value again (which an unprivileged user could
+ * not). */
+#define NATIVE_NICE 10
+
+static bool yields_to_emulated(const struct plait_pipeline *p, const struct plait_job *job)
+{
+	if (job->builder.emulated || job->builder.node)
+		return false;
+	for (size_t k = 0; k < p->plan.n_jobs; k++)
+		if (p->plan.jobs[k].builder.emulated && !p->plan.jobs[k].builder.node)
+			return true;
+	return false;
+}
+
+struct niced_build {
+	const struct plait_build_opts *bo;
+	struct plait_build_result *res;
+	struct plait_error *err;
+	int r;
+};
+
+static void *niced_build_main(void *arg)
+{
+	struct niced_build *n = arg;
+	id_t tid = (id_t)gettid();
+	errno = 0;
+	int cur = getpriority(PRIO_PROCESS, tid);
+	if (cur != -1 || errno == 0)
+		(void)setpriority(PRIO_PROCESS, tid, cur + NATIVE_NICE); /* best effort */
+	n->r = plait_build(n->bo, n->res, &n->err);
+	return NULL;
+}
+
+static int build_yielding(const struct plait_build_opts *bo, struct plait_build_result *res,
+			  struct plait_error **err)
+{
+	struct niced_build n = { .bo = bo, .res = res };
+	pthread_t t;
+	if (pthread_create(&t, NULL, niced_build_main, &n) != 0)
+		return plait_build(bo, res, err);
+	pthread_join(t, NULL);
+	if (n.r < 0 && err) {
+		plait_error_free(*err);
+		*err = n.err;
+	} else {
+		plait_error_free(n.err);
+	}
+	return n.r;
+}
+
 static int run_job(void *ctx, size_t i, const atomic_int *cancel, struct plait_error **err)
 {
 	struct plait_pipeline *p = ctx;
@@ -432,7 +489,9 @@ static int run_job(void *ctx, size_t i, const atomic_int *cancel, struct plait_e
 	p->started[i] = (int64_t)time(NULL);
 	atomic_fetch_add(&p->jobs_started, 1);
 	int r;
-	if (!job->builder.node)
+	if (!job->builder.node && yields_to_emulated(p, job))
+		r = build_yielding(&bo, &p->results[i], err);
+	else if (!job->builder.node)
 		r = plait_build(&bo, &p->results[i], err);
 	else if (p->o->ops->remote_build)
 		r = p->o->ops->remote_build(p->o->ops->ctx, i, job->builder.node, &bo,

@@ -136,6 +136,24 @@ if [ -n "$got_deb" ]; then
 	done
 	pass "--platform linux/amd64,linux/arm64 builds both and pushes one index, in order"
 
+	# The native job yields the CPU to the emulated one (the critical
+	# path): its RUN runs 10 nice steps lower than plait; alone, it does not.
+	mkdir -p "$T/xn"
+	printf 'ARG BASE\nFROM ${BASE}\nRUN /bin/awk "{ print \\$19 }" /proc/self/stat > /nice\n' >"$T/xn/Dockerfile"
+	host_nice=$(awk '{ print $19 }' /proc/self/stat)
+	want=$((host_nice + 10 > 19 ? 19 : host_nice + 10))
+	run_ok "$PLAIT" build --platform linux/amd64,linux/arm64 --cache-dir "$T/cache" \
+		--build-arg "BASE=$R_HOST/base/multi:1" -t "$R_HOST/app/nice:2" --push "$T/xn"
+	run_ok "$PLAIT" copy -q --platform linux/amd64 "$R_HOST/app/nice:2" "oci:$T/n2:x"
+	run_ok umoci unpack --image "$T/n2:x" "$T/n2b"
+	assert_eq "$want" "$(cat "$T/n2b/rootfs/nice")" "nice value of the native job's RUN next to an emulated job (plait's is $host_nice)"
+	run_ok "$PLAIT" build --platform linux/amd64 --no-cache --cache-dir "$T/cache" \
+		--build-arg "BASE=$R_HOST/base/multi:1" -t "$R_HOST/app/nice:1" --push "$T/xn"
+	run_ok "$PLAIT" copy -q --platform linux/amd64 "$R_HOST/app/nice:1" "oci:$T/n1:x"
+	run_ok umoci unpack --image "$T/n1:x" "$T/n1b"
+	assert_eq "$host_nice" "$(cat "$T/n1b/rootfs/nice")" "nice value of a RUN of a native-only build"
+	pass "a native job yields the CPU (nice +10) only while an emulated job runs alongside"
+
 	before=$(skopeo_reg inspect --raw "docker://$R_HOST/app/multi:1.0" | sha256sum)
 	mkdir -p "$T/xfail"
 	printf 'ARG BASE\nFROM ${BASE}\nRUN test "$(uname -m)" != aarch64\n' >"$T/xfail/Dockerfile"
