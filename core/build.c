@@ -404,6 +404,13 @@ void build_prefetch_record(struct prefetch *pf, const char *key)
 	pthread_mutex_unlock(&pf->lock);
 }
 
+const atomic_int *build_layer_cancel(const struct builder *b)
+{
+	/* The prefetch's own stop comes when the job is done with it, failed
+	 * or not: a layer it is writing then is still worth its record. */
+	return b->recorder ? b->recorder->job_cancel : b->o->cancel;
+}
+
 bool build_prefetched(const struct builder *b, const char *key)
 {
 	if (!b->prefetch)

@@ -127,6 +127,10 @@ struct builder {
  * step's lock and the cache has no record yet). */
 void build_prefetch_record(struct prefetch *pf, const char *key);
 
+/* What stops a layer write of b: the job's cancel (Ctrl-C, another job
+ * failed), also in the prefetch's builder. */
+const atomic_int *build_layer_cancel(const struct builder *b);
+
 /* Whether key is a step the prefetch ran in this build (a cache hit on it
  * is this build's work, not an earlier build's). */
 bool build_prefetched(const struct builder *b, const char *key);

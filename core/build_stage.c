@@ -293,7 +293,7 @@ void build_layer_options(const struct builder *b, const struct stage *st, struct
 	*lo = (struct plait_layer_options){ .compression = b->o->compression,
 					    .clamp_mtime = b->o->have_epoch,
 					    .source_date_epoch = b->o->source_date_epoch,
-					    .cancel = b->o->cancel };
+					    .cancel = build_layer_cancel(b) };
 	if (st->in_image && b->o->layer_writer) {
 		lo->on_writer = b->o->layer_writer;
 		lo->on_writer_ud = b->o->layer_writer_ctx;

@@ -394,7 +394,8 @@ out:
 
 static bool yields_to_emulated(const struct plait_pipeline *p, const struct plait_job *job)
 {
-	if (job->builder.emulated || job->builder.node)
+	size_t parallel = p->req->max_jobs ? p->req->max_jobs : plait_sched_default_parallel(p->plan.n_jobs);
+	if (job->builder.emulated || job->builder.node || parallel < 2)
 		return false;
 	for (size_t k = 0; k < p->plan.n_jobs; k++)
 		if (p->plan.jobs[k].builder.emulated && !p->plan.jobs[k].builder.node)
@@ -412,11 +413,11 @@ struct niced_build {
 static void *niced_build_main(void *arg)
 {
 	struct niced_build *n = arg;
-	id_t tid = (id_t)gettid();
+	/* On Linux, PRIO_PROCESS 0 is the calling thread alone. */
 	errno = 0;
-	int cur = getpriority(PRIO_PROCESS, tid);
+	int cur = getpriority(PRIO_PROCESS, 0);
 	if (cur != -1 || errno == 0)
-		(void)setpriority(PRIO_PROCESS, tid, cur + NATIVE_NICE); /* best effort */
+		(void)setpriority(PRIO_PROCESS, 0, cur + NATIVE_NICE); /* best effort */
 	n->r = plait_build(n->bo, n->res, &n->err);
 	return NULL;
 }
