@@ -224,12 +224,26 @@ int registry_put_manifest_subject(struct plait_registry *r, const char *repo, co
 		goto out;
 	}
 	plait_buf_addf(&ct, "Content-Type: %s", media_type);
-	struct rq q = { .method = "PUT", .url = path.buf, .repo = repo, .access = ACCESS_PUSH,
-			.hdrs = { ct.buf }, .body = data, .body_len = (int64_t)len };
-	rc = registry_request(r, &q, &resp, err);
-	if (rc < 0) {
-		plait_error_wrap(err, "push manifest '%s'", name);
-		goto out;
+	for (int tries = 1;; tries++) {
+		struct rq q = { .method = "PUT", .url = path.buf, .repo = repo, .access = ACCESS_PUSH,
+				.hdrs = { ct.buf }, .body = data, .body_len = (int64_t)len };
+		rc = registry_request(r, &q, &resp, err);
+		if (rc < 0) {
+			plait_error_wrap(err, "push manifest '%s'", name);
+			goto out;
+		}
+		/* DIGEST_INVALID for bytes whose digest is computed here (got) is
+		 * the registry's own race: distribution writes a manifest's blob
+		 * in place, and a client putting the same bytes at the same time
+		 * (two builds of one reproducible image) can make the check read
+		 * a half-written file. Bytes that are really refused are refused
+		 * again. */
+		if (resp.status != 400 || !resp.err_body.buf || !strstr(resp.err_body.buf, "DIGEST_INVALID") ||
+		    tries >= 3)
+			break;
+		plait_http_resp_release(&resp);
+		resp = (struct plait_http_resp)PLAIT_HTTP_RESP_INIT;
+		registry_backoff(r, tries, NULL);
 	}
 	if (resp.status != 201 && resp.status != 200 && resp.status != 202) {
 		rc = registry_unexpected(err, "PUT", path.buf, &resp);

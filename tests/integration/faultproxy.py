@@ -317,7 +317,7 @@ class Handler(socketserver.BaseRequestHandler):
         for prefix, code in args.reply:
             if req.path.startswith(prefix):
                 req.drain()
-                ecode = {401: "UNAUTHORIZED", 403: "DENIED",
+                ecode = {400: "DIGEST_INVALID", 401: "UNAUTHORIZED", 403: "DENIED",
                          404: "NAME_UNKNOWN"}.get(int(code), "UNKNOWN")
                 body = json.dumps({"errors": [{
                     "code": ecode,

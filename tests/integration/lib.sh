@@ -331,6 +331,28 @@ wait_proc_gone() {
 	return 1
 }
 
+# wait_pid_gone PID SECONDS : 0 once PID has exited, 1 after SECONDS.
+wait_pid_gone() {
+	local i
+	for i in $(seq 1 $(($2 * 20))); do
+		kill -0 "$1" 2>/dev/null || return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# wait_log PID LOG TEXT SECONDS WHAT : until LOG holds TEXT (a fixed
+# string); fails naming WHAT when PID exits first or SECONDS pass.
+wait_log() {
+	local i
+	for i in $(seq 1 $(($4 * 10))); do
+		grep -qF "$3" "$2" && return 0
+		kill -0 "$1" 2>/dev/null || fail "plait exited before $5: $(cat "$2")"
+		sleep 0.1
+	done
+	grep -qF "$3" "$2" || fail "$5 did not happen within $4 s: $(cat "$2")"
+}
+
 # ---------------------------------------------------------------- registry
 
 # registry_start NAME [plain|tls|tls-basic|token]

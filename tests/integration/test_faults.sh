@@ -51,6 +51,20 @@ f2=$(stat_of "$P503D_STATS" fail_every_nth)
 	fail "503 faults did not happen on both sides: source $f1, destination $f2"
 pass "copy through 503 every 3rd request completes ($f1 + $f2 faults)"
 
+# A manifest PUT answered 400 DIGEST_INVALID, for bytes whose digest plait
+# computed itself (distribution's race when two clients put the same
+# manifest at once): two more tries, then the registry's error; no tag.
+faultproxy_start PDIG "$R_HOST" --reply /v2/dig/img/manifests/ 400
+run_expect_fail "$PLAIT" copy --platform linux/amd64 "oci:$T/img:v1" "$PDIG_HOST/dig/img:v1"
+assert_contains "$ERR" "400"
+assert_contains "$ERR" "dig/img"
+n=$(grep -c 'PUT /v2/dig/img/manifests/[^ ]* -> 400 (reply)' "$T/PDIG-proxy.log" || true)
+assert_eq 3 "$n" "PUTs of the manifest answered 400 DIGEST_INVALID (one and two retries)"
+if skopeo_reg inspect --raw "docker://$R_HOST/dig/img:v1" >/dev/null 2>&1; then
+	fail "dig/img:v1 exists after its manifest PUT was refused"
+fi
+pass "a manifest PUT answered DIGEST_INVALID is tried three times, then fails naming the registry's answer"
+
 # 429 with Retry-After: 1 on the first 4 blob/manifest requests
 faultproxy_start P429 "$R_HOST" --429 4
 start=$(date +%s)

@@ -53,12 +53,7 @@ mounts_under() { # DIR : mount points at or below DIR, in any mount namespace of
 "$PLAIT" build "${BUILD[@]}" "$CTX" >"$T/killed.log" 2>&1 &
 PID=$!
 LIB_PIDS+=("$PID")
-for _ in $(seq 1 600); do
-	grep -q "run-started-$NAP" "$T/killed.log" && break
-	kill -0 "$PID" 2>/dev/null || fail "plait exited before the RUN started: $(cat "$T/killed.log")"
-	sleep 0.1
-done
-grep -q "run-started-$NAP" "$T/killed.log" || fail "the RUN did not start within 60 s: $(cat "$T/killed.log")"
+wait_log "$PID" "$T/killed.log" "run-started-$NAP" 60 "the RUN started"
 [ -n "$(sleepers)" ] || fail "the RUN's 'sleep $NAP' is not running"
 # While the RUN reads it, the secret is on no disk: not in the cache, not in $TMPDIR.
 HITS=$(secret_files "$CACHE" "$TMPDIR")
@@ -139,26 +134,15 @@ CACHE2=$T/cache-int
 	-t localhost/int:1 --output "type=oci,dest=$T/out-int" "$CTX2" >"$T/int.log" 2>&1 &
 PID=$!
 LIB_PIDS+=("$PID")
-for _ in $(seq 1 1200); do
-	grep -q "after-text-$NAP2" "$T/int.log" && break
-	kill -0 "$PID" 2>/dev/null || fail "plait exited before the second RUN started: $(cat "$T/int.log")"
-	sleep 0.1
-done
-grep -q "after-text-$NAP2" "$T/int.log" || fail "the second RUN did not start within 120 s: $(cat "$T/int.log")"
+wait_log "$PID" "$T/int.log" "after-text-$NAP2" 120 "the second RUN started"
 ls -d "$CACHE2"/layers/.tmp-*/tree >/dev/null 2>&1 ||
 	fail "no layers/.tmp-*/tree: the 1 GiB layer is not being written behind the second RUN (nothing to interrupt)"
 RECS=$(ls -A "$CACHE2/steps" 2>/dev/null | wc -l)
 [ "$RECS" = 0 ] || fail "the text layer was written already ($RECS step records) before SIGINT: nothing to interrupt"
 t0=$(date +%s%N)
 kill -INT "$PID"
-for _ in $(seq 1 600); do
-	kill -0 "$PID" 2>/dev/null || break
-	sleep 0.05
-done
+wait_pid_gone "$PID" 30 || fail "plait still ran 30 s after SIGINT during a layer write: $(cat "$T/int.log")"
 t1=$(date +%s%N)
-if kill -0 "$PID" 2>/dev/null; then
-	fail "plait still ran 30 s after SIGINT during a layer write: $(cat "$T/int.log")"
-fi
 rc=0
 wait "$PID" || rc=$?
 assert_eq 130 "$rc" "exit code after SIGINT during a layer write (output: $(cat "$T/int.log"))"

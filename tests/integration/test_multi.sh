@@ -535,11 +535,7 @@ s8_sigint() {
 		fail "the two RUN sleeps are not running: $(pgrep -af 'sleep 37' || true); $(cat "$log")"
 	t0=$(date +%s%N)
 	kill -INT "$pid"
-	for _ in $(seq 1 150); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then
+	if ! wait_pid_gone "$pid" 15; then
 		kill -KILL "$pid"
 		fail "plait still ran 15 s after SIGINT: $(cat "$log")"
 	fi
