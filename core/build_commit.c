@@ -308,12 +308,8 @@ int build_commit_behind(struct builder *b, struct stage *st, struct plait_snapsh
 			commit_free(j);
 			return 1;
 		}
-		if (r < 0 && err) {
-			plait_error_free(*err);
-			*err = te;
-		} else if (r < 0) {
-			plait_error_free(te);
-		}
+		if (r < 0)
+			plait_error_move(err, te);
 		else if (r == 0) /* a fresh directory cannot hold it already */
 			r = plait_error_set(err, PLAIT_E_IO, "'%s' exists", j->tree);
 	}

@@ -34,11 +34,9 @@ struct plait_endpoint_ops {
 	int (*put_blob)(struct plait_endpoint *ep, const struct plait_descriptor *d,
 			const struct plait_blob_source *src, struct plait_error **err);
 	/* Optional (registries): upload a blob still being written, whose size
-	 * and digest src->grown tells once it is complete (filled in here). 1
-	 * uploaded, 0 complete below min_size and not sent. */
+	 * and digest src->grown tells once it is complete (filled in here). */
 	int (*put_growing_blob)(struct plait_endpoint *ep, const struct plait_blob_source *src,
-				int64_t min_size, char digest[PLAIT_SHA256_DIGEST_SIZE], int64_t *size,
-				struct plait_error **err);
+				char digest[PLAIT_SHA256_DIGEST_SIZE], int64_t *size, struct plait_error **err);
 	/* Optional: make blob d present by reference to from (same registry,
 	 * another repository). 1 done, 0 not possible (caller uploads). */
 	int (*mount_blob)(struct plait_endpoint *ep, const struct plait_descriptor *d,

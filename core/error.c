@@ -79,3 +79,13 @@ void plait_error_clear(struct plait_error **err)
 	plait_error_free(*err);
 	*err = NULL;
 }
+
+void plait_error_move(struct plait_error **err, struct plait_error *e)
+{
+	if (!err) {
+		plait_error_free(e);
+		return;
+	}
+	plait_error_free(*err);
+	*err = e;
+}

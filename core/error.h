@@ -43,6 +43,8 @@ int plait_error_code(struct plait_error *const *err);
 void plait_error_free(struct plait_error *e);
 /* Free *err and set it to NULL. */
 void plait_error_clear(struct plait_error **err);
+/* Hand e to *err, replacing what was there (e is freed when err is NULL). */
+void plait_error_move(struct plait_error **err, struct plait_error *e);
 static inline void plait_error_freep(struct plait_error **e)
 {
 	plait_error_free(*e);

@@ -430,12 +430,10 @@ static int build_yielding(const struct plait_build_opts *bo, struct plait_build_
 	if (pthread_create(&t, NULL, niced_build_main, &n) != 0)
 		return plait_build(bo, res, err);
 	pthread_join(t, NULL);
-	if (n.r < 0 && err) {
-		plait_error_free(*err);
-		*err = n.err;
-	} else {
+	if (n.r < 0)
+		plait_error_move(err, n.err);
+	else
 		plait_error_free(n.err);
-	}
 	return n.r;
 }
 

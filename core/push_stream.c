@@ -25,7 +25,6 @@ struct plait_push_stream {
 	atomic_bool abort;
 	pthread_mutex_t lock;
 	struct upload *ups; /* under lock */
-	size_t arrived;	    /* under lock */
 };
 
 struct plait_push_stream *plait_push_stream_new(plait_open_fn open, void *ctx, const char *ref,
@@ -71,24 +70,16 @@ static void *upload_main(void *arg)
 	struct plait_error *e = NULL;
 	char digest[PLAIT_SHA256_DIGEST_SIZE];
 	int64_t size = 0;
-	/* A small or failed layer opens nothing. */
+	/* Not worth a session, nor an endpoint: a layer complete below the
+	 * minimum, or one that failed. A failed upload is publishing's to
+	 * meet again, and to report. */
 	int64_t have = u->view.grown(u->view.ud, PLAIT_PUSH_STREAM_MIN, digest);
-	int r = have < 0 || (digest[0] && have < PLAIT_PUSH_STREAM_MIN) ? -1 : 0;
-	if (r >= 0)
-		r = s->open(s->ctx, s->ref, true, &ep, &e);
-	if (r >= 0 && ep->ops->put_growing_blob)
-		r = ep->ops->put_growing_blob(ep, &u->view, PLAIT_PUSH_STREAM_MIN, digest, &size, &e);
-	else
-		r = 0;
-	/* A failure is publishing's to meet again, and to report. */
+	bool worth = have >= 0 && !(digest[0] && have < PLAIT_PUSH_STREAM_MIN);
+	if (worth && s->open(s->ctx, s->ref, true, &ep, &e) >= 0 && ep->ops->put_growing_blob)
+		(void)ep->ops->put_growing_blob(ep, &u->view, digest, &size, &e);
 	plait_error_free(e);
 	plait_endpoint_free(ep);
 	plait_blob_source_release(&u->src);
-	if (r > 0) {
-		pthread_mutex_lock(&s->lock);
-		s->arrived++;
-		pthread_mutex_unlock(&s->lock);
-	}
 	return NULL;
 }
 
@@ -121,8 +112,11 @@ void plait_push_stream_abort(struct plait_push_stream *s)
 		atomic_store(&s->abort, true);
 }
 
-size_t plait_push_stream_finish(struct plait_push_stream *s)
+void plait_push_stream_free(struct plait_push_stream *s)
 {
+	if (!s)
+		return;
+	/* Every upload ends once its blob is complete and sent, or given up. */
 	for (;;) {
 		pthread_mutex_lock(&s->lock);
 		struct upload *u = s->ups;
@@ -134,17 +128,6 @@ size_t plait_push_stream_finish(struct plait_push_stream *s)
 		pthread_join(u->t, NULL);
 		free(u);
 	}
-	pthread_mutex_lock(&s->lock);
-	size_t n = s->arrived;
-	pthread_mutex_unlock(&s->lock);
-	return n;
-}
-
-void plait_push_stream_free(struct plait_push_stream *s)
-{
-	if (!s)
-		return;
-	plait_push_stream_finish(s);
 	pthread_mutex_destroy(&s->lock);
 	free(s->ref);
 	free(s);

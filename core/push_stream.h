@@ -30,10 +30,8 @@ struct plait_push_stream *plait_push_stream_new(plait_open_fn open, void *ctx, c
 void plait_push_stream_writer(void *ctx, struct plait_blob_writer *w);
 /* The job failed: the uploads stop as cancel would stop them. */
 void plait_push_stream_abort(struct plait_push_stream *s);
-/* Wait for every upload started (they end when their blob is complete and
- * sent, or was given up); how many arrived. */
-size_t plait_push_stream_finish(struct plait_push_stream *s);
-/* Finishes first. NULL is fine. */
+/* Wait for every upload started (each ends when its blob is complete and
+ * sent, or was given up), then free s. NULL is fine. */
 void plait_push_stream_free(struct plait_push_stream *s);
 
 #endif

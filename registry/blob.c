@@ -418,24 +418,22 @@ static int upload_once(struct plait_registry *r, const char *repo, char *digest,
 	int64_t off = 0;
 	bool resumed = false;
 	while (size < 0 || off < size) {
-		int64_t n;
+		int64_t end = size; /* what can be sent: the blob, or what exists of it */
 		if (size < 0) {
 			char done[PLAIT_SHA256_DIGEST_SIZE];
 			int64_t want = r->chunk_size < STREAM_CHUNK ? r->chunk_size : STREAM_CHUNK;
-			int64_t have = src->grown(src->ud, off + want, done);
-			if (have < 0) {
+			end = src->grown(src->ud, off + want, done);
+			if (end < 0) {
 				rc = plait_error_set(e, PLAIT_E_CANCELLED, "the blob being sent was not completed");
 				goto out;
 			}
 			if (done[0]) {
 				memcpy(digest, done, PLAIT_SHA256_DIGEST_SIZE);
-				*sizep = size = have;
+				*sizep = size = end;
 				continue;
 			}
-			n = have - off < r->chunk_size ? have - off : r->chunk_size;
-		} else {
-			n = size - off < r->chunk_size ? size - off : r->chunk_size;
 		}
+		int64_t n = end - off < r->chunk_size ? end - off : r->chunk_size;
 		char crange[96];
 		snprintf(crange, sizeof(crange), "Content-Range: %lld-%lld", (long long)off,
 			 (long long)(off + n - 1));
@@ -542,25 +540,17 @@ int plait_registry_put_blob(struct plait_registry *r, const char *repo, const ch
 }
 
 int plait_registry_put_growing_blob(struct plait_registry *r, const char *repo,
-				    const struct plait_blob_source *src, int64_t min_size,
-				    char digest[PLAIT_SHA256_DIGEST_SIZE], int64_t *size,
-				    struct plait_error **err)
+				    const struct plait_blob_source *src, char digest[PLAIT_SHA256_DIGEST_SIZE],
+				    int64_t *size, struct plait_error **err)
 {
 	if (!repo || !*repo || !src->grown)
 		return plait_error_set(err, PLAIT_E_USAGE, "upload a growing blob: missing repository or source");
 	char d[PLAIT_DIGEST_MAX] = "";
-	/* Not worth a session: a blob complete below min_size. */
-	int64_t have = src->grown(src->ud, min_size, d);
-	if (have < 0)
-		return plait_error_set(err, PLAIT_E_CANCELLED, "upload a blob being written to %s/%s: it was not completed",
-				       r->host, repo);
-	if (d[0] && have < min_size)
-		return 0;
-	int64_t n = d[0] ? have : -1;
+	int64_t n = -1;
 	int rc = put_blob(r, repo, d, &n, src, err);
 	if (rc < 0)
 		return rc;
 	memcpy(digest, d, PLAIT_SHA256_DIGEST_SIZE);
 	*size = n;
-	return 1;
+	return 0;
 }

@@ -257,11 +257,10 @@ static int reg_put_blob(struct plait_endpoint *ep, const struct plait_descriptor
 	return plait_registry_put_blob(primary(ep)->client->reg, primary(ep)->repo, d->digest, d->size, src, err);
 }
 
-static int reg_put_growing_blob(struct plait_endpoint *ep, const struct plait_blob_source *src, int64_t min_size,
+static int reg_put_growing_blob(struct plait_endpoint *ep, const struct plait_blob_source *src,
 				char digest[PLAIT_SHA256_DIGEST_SIZE], int64_t *size, struct plait_error **err)
 {
-	return plait_registry_put_growing_blob(primary(ep)->client->reg, primary(ep)->repo, src, min_size, digest,
-					       size, err);
+	return plait_registry_put_growing_blob(primary(ep)->client->reg, primary(ep)->repo, src, digest, size, err);
 }
 
 static const struct plait_endpoint_ops registry_ops;

@@ -94,14 +94,13 @@ int plait_registry_put_blob(struct plait_registry *r, const char *repo, const ch
 			    int64_t size, const struct plait_blob_source *src, struct plait_error **err);
 /* Upload a blob still being written (src->grown: a layer as it is
  * compressed), in PATCHes of about 32 MiB as it grows, then the final PUT
- * with the digest it ends with, which the registry checks. 1 when uploaded
- * (digest and size filled in), 0 when it was complete below min_size
- * (nothing sent: not worth a session), <0 on error, or -PLAIT_E_CANCELLED
- * when the writer gave up (the session is cancelled). */
+ * with the digest it ends with, which the registry checks. 0 when uploaded
+ * (digest and size filled in), <0 on error, -PLAIT_E_CANCELLED when the
+ * writer gave up (the session is cancelled). Whether a blob is worth a
+ * session is the caller's to decide. */
 int plait_registry_put_growing_blob(struct plait_registry *r, const char *repo,
-				    const struct plait_blob_source *src, int64_t min_size,
-				    char digest[PLAIT_SHA256_DIGEST_SIZE], int64_t *size,
-				    struct plait_error **err);
+				    const struct plait_blob_source *src, char digest[PLAIT_SHA256_DIGEST_SIZE],
+				    int64_t *size, struct plait_error **err);
 /* PUT a manifest or index under ref (a tag or its digest), Content-Type media_type. */
 int plait_registry_put_manifest(struct plait_registry *r, const char *repo, const char *ref,
 				const char *media_type, const void *data, size_t len,
