@@ -311,35 +311,26 @@ ssh_client_root() {
 	done
 }
 
+# wait_until SECONDS CMD... : 0 once CMD succeeds (tried every 0.1 s), 1 after SECONDS.
+wait_until() {
+	local secs=$1 i
+	shift
+	for i in $(seq 1 $((secs * 10))); do
+		"$@" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+proc_running() { pgrep -f "$1" >/dev/null; }
+proc_gone() { ! pgrep -f "$1" >/dev/null; }
+pid_gone() { ! kill -0 "$1" 2>/dev/null; }
+
 # wait_proc PATTERN SECONDS : 0 once a process matches PATTERN (pgrep -f), 1 after SECONDS.
-wait_proc() {
-	local i
-	for i in $(seq 1 $(($2 * 10))); do
-		pgrep -f "$1" >/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
+wait_proc() { wait_until "$2" proc_running "$1"; }
 # wait_proc_gone PATTERN SECONDS : 0 once no process matches PATTERN, 1 after SECONDS.
-wait_proc_gone() {
-	local i
-	for i in $(seq 1 $(($2 * 10))); do
-		pgrep -f "$1" >/dev/null || return 0
-		sleep 0.1
-	done
-	return 1
-}
-
+wait_proc_gone() { wait_until "$2" proc_gone "$1"; }
 # wait_pid_gone PID SECONDS : 0 once PID has exited, 1 after SECONDS.
-wait_pid_gone() {
-	local i
-	for i in $(seq 1 $(($2 * 20))); do
-		kill -0 "$1" 2>/dev/null || return 0
-		sleep 0.05
-	done
-	return 1
-}
+wait_pid_gone() { wait_until "$2" pid_gone "$1"; }
 
 # wait_log PID LOG TEXT SECONDS WHAT : until LOG holds TEXT (a fixed
 # string); fails naming WHAT when PID exits first or SECONDS pass.
