@@ -423,6 +423,8 @@ int plait_copy_image(struct plait_endpoint *src, struct plait_endpoint *dst,
 				    root->digest);
 		goto out;
 	}
+	if (opts && opts->no_root)
+		goto out;
 	r = dst->ops->put_manifest(dst, root->media_type, data, len, root->digest, err);
 	if (r < 0) {
 		plait_error_wrap(err, "push %s to %s", root->digest, dst->display);

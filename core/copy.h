@@ -42,6 +42,9 @@ struct plait_copy_opts {
 	/* When not NULL and non-zero, the copy stops at the next blob with
 	 * -PLAIT_E_CANCELLED and tags nothing. */
 	const atomic_int *cancel;
+	/* Copy what the root references but not the root itself, which the
+	 * caller stores (a referrer: the destination's put_referrer does). */
+	bool no_root;
 };
 
 struct plait_copy_stats {

@@ -65,6 +65,9 @@ static int put_referrers(const struct plait_publish_item *it, bool current, cons
 		return plait_error_set(err, PLAIT_E_USAGE,
 				       "%s keeps no referrers: attestations are attached to images in registries",
 				       it->name);
+	/* put_referrer stores the referrer itself: the copy brings its blobs */
+	struct plait_copy_opts blobs = *co;
+	blobs.no_root = true;
 	for (size_t i = 0; i < it->n_referrers; i++) {
 		const struct plait_publish_copy *c = &it->referrers[i];
 		struct plait_manifest m = { 0 };
@@ -74,7 +77,7 @@ static int put_referrers(const struct plait_publish_item *it, bool current, cons
 		bool skip = r >= 0 && current && m.artifact_type &&
 			    has_referrer_of_type(it->dst, m.subject->digest, m.artifact_type);
 		if (r >= 0 && !skip)
-			r = plait_copy_image(c->src, it->dst, c->desc, c->data, c->len, NULL, co, NULL, err);
+			r = plait_copy_image(c->src, it->dst, c->desc, c->data, c->len, NULL, &blobs, NULL, err);
 		if (r >= 0 && !skip)
 			r = it->dst->ops->put_referrer(it->dst, c->data, c->len, NULL, err);
 		if (r < 0)

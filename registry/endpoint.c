@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "endpoint.h"
+#include "core/digest.h"
 #include "core/ref.h"
 #include "core/strv.h"
 #include "registries_conf.h"
@@ -99,6 +100,43 @@ struct source {
 	char *name;  /* "127.0.0.1:5001/library/busybox", for messages and inspect */
 	char *where; /* a mirror's origin: "FILE:LINE" or "--registry-mirror"; NULL for the location */
 };
+
+/* What this run has seen repositories hold: blobs it uploaded, mounted or
+ * found with a HEAD, manifests it stored or found by digest. A registry keeps
+ * what it acknowledged (plait deletes nothing), so nothing here is asked for
+ * twice in a run: publishing does not check again the blobs the early push
+ * (or a layer stream) just uploaded, nor push again a manifest already stored
+ * by digest. Entries are "b HOST/REPO@DIGEST" and "m HOST/REPO@DIGEST";
+ * only endpoints of a single source (pushes, pulls without mirrors) use it. */
+static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;
+static char **held;
+
+static char *held_key(char kind, const struct source *s, const char *digest)
+{
+	struct plait_buf k = PLAIT_BUF_INIT;
+	plait_buf_addf(&k, "%c %s/%s@%s", kind, s->client->host, s->repo, digest);
+	return plait_buf_detach(&k, NULL);
+}
+
+static bool held_has(char kind, const struct source *s, const char *digest)
+{
+	_cleanup_free_ char *k = held_key(kind, s, digest);
+	pthread_mutex_lock(&held_lock);
+	bool has = plait_strv_contains((const char *const *)held, k);
+	pthread_mutex_unlock(&held_lock);
+	return has;
+}
+
+static void held_add(char kind, const struct source *s, const char *digest)
+{
+	char *k = held_key(kind, s, digest);
+	pthread_mutex_lock(&held_lock);
+	if (plait_strv_contains((const char *const *)held, k))
+		free(k);
+	else
+		plait_strv_push_take(&held, k);
+	pthread_mutex_unlock(&held_lock);
+}
 
 struct reg_priv {
 	struct source *src; /* mirrors in order, the location last */
@@ -215,7 +253,13 @@ static int reg_has_blob(struct plait_endpoint *ep, const struct plait_descriptor
 			struct plait_error **err)
 {
 	int which;
-	return try_sources(ep, source_has_blob, (void *)d, true, &which, err);
+	bool one = P(ep)->n == 1;
+	if (one && held_has('b', primary(ep), d->digest))
+		return 1;
+	int r = try_sources(ep, source_has_blob, (void *)d, true, &which, err);
+	if (one && r > 0)
+		held_add('b', primary(ep), d->digest);
+	return r;
 }
 
 struct blob_call {
@@ -254,13 +298,19 @@ static int reg_fetch_blob(struct plait_endpoint *ep, const struct plait_descript
 static int reg_put_blob(struct plait_endpoint *ep, const struct plait_descriptor *d,
 			const struct plait_blob_source *src, struct plait_error **err)
 {
-	return plait_registry_put_blob(primary(ep)->client->reg, primary(ep)->repo, d->digest, d->size, src, err);
+	int r = plait_registry_put_blob(primary(ep)->client->reg, primary(ep)->repo, d->digest, d->size, src, err);
+	if (r >= 0)
+		held_add('b', primary(ep), d->digest);
+	return r;
 }
 
 static int reg_put_growing_blob(struct plait_endpoint *ep, const struct plait_blob_source *src,
 				char digest[PLAIT_SHA256_DIGEST_SIZE], int64_t *size, struct plait_error **err)
 {
-	return plait_registry_put_growing_blob(primary(ep)->client->reg, primary(ep)->repo, src, digest, size, err);
+	int r = plait_registry_put_growing_blob(primary(ep)->client->reg, primary(ep)->repo, src, digest, size, err);
+	if (r >= 0)
+		held_add('b', primary(ep), digest);
+	return r;
 }
 
 static const struct plait_endpoint_ops registry_ops;
@@ -271,15 +321,25 @@ static int reg_mount_blob(struct plait_endpoint *ep, const struct plait_descript
 	if (!from || from->ops != &registry_ops || primary(from)->client != primary(ep)->client ||
 	    streq(primary(from)->repo, primary(ep)->repo))
 		return 0;
-	return plait_registry_mount_blob(primary(ep)->client->reg, primary(ep)->repo, d->digest,
-					 primary(from)->repo, err);
+	int r = plait_registry_mount_blob(primary(ep)->client->reg, primary(ep)->repo, d->digest,
+					  primary(from)->repo, err);
+	if (r > 0)
+		held_add('b', primary(ep), d->digest);
+	return r;
 }
 
 static int reg_put_manifest(struct plait_endpoint *ep, const char *media_type, const void *data,
 			    size_t len, const char *digest, struct plait_error **err)
 {
-	return plait_registry_put_manifest(primary(ep)->client->reg, primary(ep)->repo, digest, media_type, data,
-					   len, err);
+	/* the same bytes, by the same digest, stored earlier in this run */
+	bool by_digest = plait_digest_is_sha256(digest);
+	if (by_digest && held_has('m', primary(ep), digest))
+		return 0;
+	int r = plait_registry_put_manifest(primary(ep)->client->reg, primary(ep)->repo, digest, media_type,
+					    data, len, err);
+	if (r >= 0 && by_digest)
+		held_add('m', primary(ep), digest);
+	return r;
 }
 
 static int reg_tag(struct plait_endpoint *ep, const char *tag, const struct plait_descriptor *d,
@@ -292,12 +352,19 @@ static int reg_tag(struct plait_endpoint *ep, const char *tag, const struct plai
 static int reg_head_ref(struct plait_endpoint *ep, const char *ref, char digest[PLAIT_DIGEST_MAX],
 			struct plait_error **err)
 {
+	bool by_digest = plait_digest_is_sha256(ref);
+	if (by_digest && held_has('m', primary(ep), ref)) {
+		snprintf(digest, PLAIT_DIGEST_MAX, "%s", ref);
+		return 1;
+	}
 	int r = plait_registry_head_manifest(primary(ep)->client->reg, primary(ep)->repo, ref, NULL, digest, NULL,
 					     err);
 	if (r == -PLAIT_E_NOT_FOUND) {
 		plait_error_clear(err);
 		return 0;
 	}
+	if (r >= 0 && plait_digest_is_sha256(digest)) /* by tag too: the repository holds that manifest */
+		held_add('m', primary(ep), digest);
 	return r < 0 ? r : digest[0] != '\0';
 }
 
