@@ -53,6 +53,7 @@ int build_from_image(struct builder *b, struct stage *st, const char *ref, const
 	struct plait_endpoint *ep = NULL, *cache_ep = NULL;
 	struct plait_descriptor man = { 0 };
 	struct plait_buf bytes = PLAIT_BUF_INIT, cbuf = PLAIT_BUF_INIT;
+	struct plait_buf key = PLAIT_BUF_INIT; /* held while the base is pulled and unpacked */
 	struct plait_manifest m = { 0 };
 	const char *sp = b->cache->store_dir;
 	char *by_digest = NULL;
@@ -76,6 +77,8 @@ int build_from_image(struct builder *b, struct stage *st, const char *ref, const
 	 * fresh runner mounts them where they go); else the whole image is
 	 * pulled into the cache store (blobs it has are skipped). */
 	bool lazy = b->o->cache_import && !ep->store;
+	plait_buf_addf(&key, "pull %s %s", sp, man.digest);
+	build_key_lock(key.buf);
 	if (lazy) {
 		char got[PLAIT_SHA256_DIGEST_SIZE];
 		r = plait_store_put_bytes(b->store, bytes.buf, bytes.len, got, err);
@@ -143,6 +146,8 @@ int build_from_image(struct builder *b, struct stage *st, const char *ref, const
 			r = build_ensure_layer_dir(b, l, err);
 		}
 	}
+	build_key_unlock(key.buf);
+	plait_buf_reset(&key);
 	if (r < 0) {
 		plait_error_wrap(err, "base image %s", ref);
 		goto out;
@@ -164,6 +169,9 @@ int build_from_image(struct builder *b, struct stage *st, const char *ref, const
 	build_chain_key("", &k, st->key);
 	plait_buf_release(&k);
 out:
+	if (key.len)
+		build_key_unlock(key.buf);
+	plait_buf_release(&key);
 	free(by_digest);
 	plait_manifest_release(&m);
 	plait_buf_release(&cbuf);

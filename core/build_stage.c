@@ -3,6 +3,7 @@
  * every step needs to report (events, "Dockerfile:N: " messages, variables). */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <strings.h>
@@ -130,6 +131,35 @@ int build_expand_word(struct builder *b, struct stage *st, const struct plait_df
 /* ------------------------------------------------------------ layers and history */
 
 /* Make sure the layer blob d (diff_id) is unpacked as an overlay lower. */
+/* Keys being worked on in this process, one thread each (build_key_lock). */
+static pthread_mutex_t keys_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t keys_cond = PTHREAD_COND_INITIALIZER;
+static char **keys_busy;
+
+void build_key_lock(const char *key)
+{
+	pthread_mutex_lock(&keys_lock);
+	while (plait_strv_contains((const char *const *)keys_busy, key))
+		pthread_cond_wait(&keys_cond, &keys_lock);
+	plait_strv_push(&keys_busy, key);
+	pthread_mutex_unlock(&keys_lock);
+}
+
+void build_key_unlock(const char *key)
+{
+	pthread_mutex_lock(&keys_lock);
+	size_t n = plait_strv_length((const char *const *)keys_busy);
+	for (size_t i = 0; i < n; i++)
+		if (streq(keys_busy[i], key)) {
+			free(keys_busy[i]);
+			keys_busy[i] = keys_busy[n - 1];
+			keys_busy[n - 1] = NULL;
+			break;
+		}
+	pthread_cond_broadcast(&keys_cond);
+	pthread_mutex_unlock(&keys_lock);
+}
+
 int build_ensure_layer_dir(struct builder *b, struct layer_ref *l, struct plait_error **err)
 {
 	l->dir = plait_cache_layer_dir(b->cache, l->diff_id);

@@ -644,7 +644,8 @@ s12_early_push() {
 	ARG PAUSE=0
 	RUN echo "slept $PAUSE" > /slept && /bin/sleep "$PAUSE"
 	EOF
-	local log=$T/early.log pid seen=0
+	local log=$T/early.log pid seen=0 n0
+	n0=$(wc -l <"$R_LOG")
 	"$PLAIT" build --cache-dir "$CACHE" --progress plain --jobs 2 --platform linux/amd64 --build-arg "BASE=$BASE" \
 		--variant fast --variant slow:PAUSE=6 -t "$REG/early:{variant}" --push "$T/c12" >"$log" 2>&1 &
 	pid=$!
@@ -670,6 +671,50 @@ s12_early_push() {
 	grep -q "PUT /v2/early/manifests/sha256:$fast" "$R_LOG" ||
 		fail "the manifest pushed early is not the one tagged fast (sha256:$fast)"
 	pass "--push: the first job's image is pushed by digest while the other builds; tags move after both"
+
+	# What the run stored it does not ask for again: publishing finds the
+	# blobs the early push uploaded and the manifests it stored by digest
+	# without a request (before: a HEAD of every blob, each manifest PUT twice).
+	local again
+	again=$(tail -n +$((n0 + 1)) "$R_LOG" | "$PY" -c '
+import re, sys, collections
+up, puts, bad = set(), collections.Counter(), []
+for line in sys.stdin:
+    m = re.search(r"\"(PUT|HEAD) (/v2/early/[^ ?]*)(\?[^ ]*)? HTTP[^\"]*\" (\d+)", line)
+    if not m:
+        continue
+    meth, path, query, code = m.group(1), m.group(2), m.group(3) or "", m.group(4)
+    if meth == "PUT" and "/blobs/uploads/" in path:
+        d = re.search(r"digest=(sha256(?::|%3A)[0-9a-f]{64})", query)
+        if d and code == "201":
+            up.add(d.group(1).replace("%3A", ":"))
+    elif meth == "HEAD" and "/blobs/" in path and path.rsplit("/", 1)[1] in up:
+        bad.append("HEAD of blob %s after its upload" % path.rsplit("/", 1)[1][:19])
+    elif meth == "PUT" and "/manifests/sha256:" in path:
+        puts[path.rsplit("/", 1)[1]] += 1
+bad += ["manifest %s PUT %d times" % (d[:19], n) for d, n in puts.items() if n > 1]
+print("; ".join(bad))')
+	assert_eq "" "$again" "requests for what the run had stored already"
+	pass "--push: nothing the early push stored is checked or stored again by publishing"
+}
+
+# ---------------------------------------------------------------- 13. one pull per base
+# Two stages FROM one base (the second prefetched while the first runs) and
+# two platforms at once: with an empty cache each base blob is fetched once,
+# the stage that comes second waits for the first pull and unpack.
+s13_one_pull() {
+	mkdir -p "$T/c13"
+	printf '%s\n' 'ARG BASE' 'FROM ${BASE} AS a' 'RUN echo a > /a' \
+		'FROM ${BASE}' 'COPY f.txt /f.txt' 'COPY --from=a /a /a' 'RUN cat /a' >"$T/c13/Dockerfile"
+	echo f >"$T/c13/f.txt"
+	local n0 gets
+	n0=$(wc -l <"$R_LOG")
+	run_ok "$PLAIT" build --cache-dir "$T/cache13" --progress plain --platform linux/amd64,linux/arm64 \
+		--build-arg "BASE=$BASE" -t "$REG/onepull:1" --push "$T/c13"
+	gets=$(tail -n +$((n0 + 1)) "$R_LOG" | grep -oE '"GET /v2/base/multi/blobs/sha256:[0-9a-f]+' | sort | uniq -c |
+		awk '{ n++; if ($1 != 1) bad = bad " " substr($3, 29, 12) " x" $1 } END { print n + 0 ":" bad }')
+	assert_eq "4:" "$gets" "base blobs fetched (count: blobs fetched more than once)"
+	pass "two stages and two platforms FROM one base: each of its blobs fetched once"
 }
 
 section "1. three platforms, BUILDPLATFORM tool stage" s1_three_platforms
@@ -684,7 +729,8 @@ section "9. busybox applets under QEMU" s9_applets
 section "10. cache mount sharing" s10_sharing
 section "11. no builder needed" s11_no_builder
 section "12. early push" s12_early_push
+section "13. one pull per base" s13_one_pull
 
 if [ ${#FAILED[@]} -gt 0 ]; then
-	fail "${#FAILED[@]} of 11 sections failed: $(printf '[%s] ' "${FAILED[@]}")"
+	fail "${#FAILED[@]} of 13 sections failed: $(printf '[%s] ' "${FAILED[@]}")"
 fi
