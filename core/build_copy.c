@@ -435,7 +435,12 @@ static int put_entry(int rootfd, struct plait_context *src, const struct plait_c
 			goto out;
 		}
 	}
-	int c = clear_slot(dirfd, base, S_ISDIR(e->mode));
+	/* A new regular file is created first, without a look-up: most names a
+	 * COPY writes do not exist yet (EEXIST: make room as for any other). */
+	int made = -1;
+	if (S_ISREG(e->mode) && copied_fd(pc, e) < 0)
+		made = openat(dirfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	int c = made >= 0 ? 0 : clear_slot(dirfd, base, S_ISDIR(e->mode));
 	if (c == -EISDIR) {
 		/* BuildKit refuses it too ("cannot replace to directory") */
 		r = plait_error_set(err, PLAIT_E_USAGE,
@@ -468,7 +473,7 @@ static int put_entry(int rootfd, struct plait_context *src, const struct plait_c
 		 * namespace without CAP_DAC_READ_SEARCH, the file is copied instead) */
 		goto out;
 	} else if (S_ISREG(e->mode)) {
-		int fd = openat(dirfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		int fd = made >= 0 ? made : openat(dirfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd < 0) {
 			r = plait_error_set_errno(err, PLAIT_E_IO, errno, "%s: create '%s'", what, target);
 			goto out;

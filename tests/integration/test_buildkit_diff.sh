@@ -229,6 +229,7 @@ compare volume-chown volume-chown
 compare symlinks symlinks
 compare metadata metadata --build-arg NAME=plait-app
 compare chmod-dir chmod-dir
+compare copy-replace copy-replace
 # COPY of hard-linked context files keeps them linked (one inode), as
 # BuildKit does; a file linked to one outside the COPY's sources is a file.
 HL=$T/gen/hardlinks
@@ -268,6 +269,7 @@ fi
 refused copy-dir-onto-file "cannot copy directory 'dir' to '/x': that is a file" 'COPY a.txt dir /x'
 refused copy-root-onto-file "cannot copy directory '.' to '/y': that is a file" 'COPY a.txt "" /y'
 refused copy-symlink-over-dir "cannot replace the directory '/t/was-dir' with the symlink" 'RUN mkdir -p /t/was-dir/keep' 'COPY dir/ /t/'
+refused copy-file-over-dir "cannot replace the directory '/t/x.txt' with the file" 'RUN mkdir -p /t/x.txt/keep' 'COPY dir/ /t/'
 
 # Every context is compared or skipped with its reason.
 for d in "$DATA"/*/; do
