@@ -596,8 +596,7 @@ static int remote_build(void *ctx, size_t job, const char *node, const struct pl
 		progress_note(&w->progress, "%s: %s; running it again %s (retry %d of %d)", o->platform_str,
 			      (*err)->msg, next ? next->url : here && local.emulated ? "here, under QEMU" : "here",
 			      attempt + 1, w->retry_jobs);
-		plait_error_free(*err);
-		*err = NULL;
+		plait_error_clear(err);
 		if (next) {
 			n = next;
 			plait_builder_release(&local);

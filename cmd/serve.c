@@ -527,8 +527,7 @@ static int run_job(struct serve *s, const json_t *msg, struct plait_error **err)
 		unlink_job_sockets(msg);
 		const json_t *id = json_object_get(msg, "id");
 		send_job_error(s, json_is_integer(id) ? (long)json_integer_value(id) : 0, *err);
-		plait_error_free(*err);
-		*err = NULL;
+		plait_error_clear(err);
 		return 0; /* the job is refused; the session goes on */
 	}
 	s->id = job.id;
@@ -703,8 +702,7 @@ static int run_job(struct serve *s, const json_t *msg, struct plait_error **err)
 		/* the job failed (its Dockerfile, its build): said to the other
 		 * side, and the session goes on */
 		send_job_error(s, job.id, *err);
-		plait_error_free(*err);
-		*err = NULL;
+		plait_error_clear(err);
 		r = 0;
 	}
 out:

@@ -290,8 +290,7 @@ static void *filler_main(void *arg)
 static int filler_failed(struct filler *f, struct plait_error **err)
 {
 	if (err && f->err) {
-		plait_error_free(*err);
-		*err = TAKE_PTR(f->err);
+		plait_error_move(err, TAKE_PTR(f->err));
 	}
 	return -f->code;
 }

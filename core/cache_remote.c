@@ -643,8 +643,7 @@ int plait_cache_import_fetch(struct plait_cache_import *imp, struct plait_store 
 			break;
 		}
 		/* kept for the message when no later source has it either */
-		plait_error_free(*err);
-		*err = e;
+		plait_error_move(err, e);
 		plait_error_wrap(err, "fetch layer %s from cache %s", d->digest, s->name);
 		failed = f;
 	}
@@ -909,8 +908,7 @@ static int read_shared(struct plait_endpoint *dst, const char *tag, struct plait
 		return 0;
 	}
 	if (r < 0) {
-		plait_error_free(*err);
-		*err = e;
+		plait_error_move(err, e);
 	}
 	return r;
 }

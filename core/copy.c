@@ -266,8 +266,7 @@ static int relay_blob(struct copier *c, const struct plait_descriptor *d, struct
 	}
 	/* A failed download is the cause of whatever the upload saw. */
 	if (j.r < 0 && (r >= 0 || j.err->code != PLAIT_E_CANCELLED)) {
-		plait_error_free(*err);
-		*err = TAKE_PTR(j.err);
+		plait_error_move(err, TAKE_PTR(j.err));
 		r = j.r;
 	}
 out:
@@ -382,8 +381,7 @@ static int copy_blobs(struct copier *c, struct plait_error **err)
 		pthread_join(threads[i], NULL);
 	free(threads);
 	if (c->failed) {
-		plait_error_free(*err);
-		*err = TAKE_PTR(c->err);
+		plait_error_move(err, TAKE_PTR(c->err));
 		return -(*err)->code;
 	}
 	return 0;

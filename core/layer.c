@@ -604,8 +604,7 @@ static int archive_fail(struct writer *w, const char *what, const char *name,
 		/* The callback failed (the store, the compressor): its message is the cause. */
 		int code = w->k->err->code;
 		if (err) {
-			plait_error_free(*err);
-			*err = TAKE_PTR(w->k->err);
+			plait_error_move(err, TAKE_PTR(w->k->err));
 			plait_error_wrap(err, "layer: %s '%s'", what, name);
 		}
 		return -code;

@@ -545,8 +545,7 @@ int plait_pipeline_build(struct plait_pipeline *p, struct plait_error **err)
 		/* a non-zero return means some job has an error; a job that
 		 * succeeded has none, so it is never the one reported */
 		if (first < plan->n_jobs) {
-			plait_error_free(*err);
-			*err = TAKE_PTR(errs[first]);
+			plait_error_move(err, TAKE_PTR(errs[first]));
 			r = -(*err)->code;
 		} else {
 			r = plait_error_set(err, PLAIT_E_GENERIC, "a job failed (no error message)");

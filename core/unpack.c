@@ -881,8 +881,7 @@ archive_failed:
 reader_failed:
 	r = -rd.err->code;
 	if (err) {
-		plait_error_free(*err);
-		*err = TAKE_PTR(rd.err);
+		plait_error_move(err, TAKE_PTR(rd.err));
 	}
 out:
 	reader_release(&rd);

@@ -129,8 +129,7 @@ static int conn_dropped(struct conn *c, const char *when, struct plait_error **e
 	}
 	_cleanup_free_ char *msg = conn_stderr(c);
 	int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-	plait_error_free(*err);
-	*err = NULL;
+	plait_error_clear(err);
 	return plait_error_set(err, PLAIT_E_NETWORK,
 			       "node %s: the connection ended %s%s%s%s (ssh exit %d: %s)", c->n->url, when,
 			       *c->last ? " (last event: " : "", c->last, *c->last ? ")" : "", code, msg);
@@ -598,8 +597,7 @@ int plait_remote_job_run(const struct plait_remote_builder *b, const struct plai
 		plait_frame_release(&f);
 	}
 	if (r < 0 && cancel_sent) {
-		plait_error_free(*err);
-		*err = NULL;
+		plait_error_clear(err);
 		r = plait_error_set(err, PLAIT_E_CANCELLED, "interrupted (the job on node %s was stopped)", n->url);
 	}
 	/* the blobs this side lacks, each asked for once, bounded by the size

@@ -192,8 +192,7 @@ static int try_sources(struct plait_endpoint *ep, source_fn fn, void *ud, bool z
 				plait_error_set(err, code, "%s: %s; then the registry: %s", ep->display, tried.buf,
 						e->msg);
 			else if (err) {
-				plait_error_free(*err);
-				*err = TAKE_PTR(e);
+				plait_error_move(err, TAKE_PTR(e));
 			}
 			plait_error_free(e);
 			goto out;

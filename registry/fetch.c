@@ -66,8 +66,7 @@ int plait_fetch_url(const char *url, const struct plait_registry_opts *opts, str
 				      .cancel = opts ? opts->cancel : NULL };
 	if (plait_http_perform(http, &req, &resp) < 0) {
 		if (sc.err) {
-			plait_error_free(*err);
-			*err = TAKE_PTR(sc.err);
+			plait_error_move(err, TAKE_PTR(sc.err));
 			r = -(*err)->code;
 		} else {
 			struct plait_buf why = PLAIT_BUF_INIT;
