@@ -78,7 +78,11 @@ int build_from_image(struct builder *b, struct stage *st, const char *ref, const
 	 * pulled into the cache store (blobs it has are skipped). */
 	bool lazy = b->o->cache_import && !ep->store;
 	plait_buf_addf(&key, "pull %s %s", sp, man.digest);
-	build_key_lock(key.buf);
+	if (build_key_lock(key.buf, b->o->cancel) < 0) {
+		plait_buf_reset(&key); /* not held */
+		r = plait_error_set(err, PLAIT_E_CANCELLED, "interrupted while waiting for the pull of %s", ref);
+		goto out;
+	}
 	if (lazy) {
 		char got[PLAIT_SHA256_DIGEST_SIZE];
 		r = plait_store_put_bytes(b->store, bytes.buf, bytes.len, got, err);

@@ -212,12 +212,13 @@ void build_chain_key(const char *parent, const struct plait_buf *step, char out[
 void build_layer_settings(const struct builder *b, struct plait_buf *k);
 /* st's layer dirs, NULL-terminated in *buf (the caller frees *buf). */
 const char *const *build_lowers_of(const struct stage *st, const char ***buf);
-/* Make sure the layer blob is unpacked as an overlay lower (l->dir). */
 /* One thread of this process at a time works on key (others wait): two
  * stages FROM one base (a stage's prefetch and the stage before it, two jobs
- * of one platform) pull and unpack it once, the second finding it done. */
-void build_key_lock(const char *key);
+ * of one platform) pull and unpack it once, the second finding it done.
+ * A wait ends with -PLAIT_E_CANCELLED once *cancel is set. */
+int build_key_lock(const char *key, const atomic_int *cancel);
 void build_key_unlock(const char *key);
+/* Make sure the layer blob is unpacked as an overlay lower (l->dir). */
 int build_ensure_layer_dir(struct builder *b, struct layer_ref *l, struct plait_error **err);
 /* Fetch and unpack what --cache-from hits of st left lazy. */
 int build_ensure_stage_layers(struct builder *b, struct stage *st, struct plait_error **err);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "build_internal.h"
@@ -130,19 +131,32 @@ int build_expand_word(struct builder *b, struct stage *st, const struct plait_df
 
 /* ------------------------------------------------------------ layers and history */
 
-/* Make sure the layer blob d (diff_id) is unpacked as an overlay lower. */
 /* Keys being worked on in this process, one thread each (build_key_lock). */
 static pthread_mutex_t keys_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t keys_cond = PTHREAD_COND_INITIALIZER;
 static char **keys_busy;
 
-void build_key_lock(const char *key)
+int build_key_lock(const char *key, const atomic_int *cancel)
 {
 	pthread_mutex_lock(&keys_lock);
-	while (plait_strv_contains((const char *const *)keys_busy, key))
-		pthread_cond_wait(&keys_cond, &keys_lock);
+	while (plait_strv_contains((const char *const *)keys_busy, key)) {
+		if (cancel && *cancel) {
+			pthread_mutex_unlock(&keys_lock);
+			return -PLAIT_E_CANCELLED;
+		}
+		/* woken by an unlock; a cancel is seen within 50 ms */
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 50 * 1000 * 1000;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&keys_cond, &keys_lock, &until);
+	}
 	plait_strv_push(&keys_busy, key);
 	pthread_mutex_unlock(&keys_lock);
+	return 0;
 }
 
 void build_key_unlock(const char *key)
@@ -160,6 +174,7 @@ void build_key_unlock(const char *key)
 	pthread_mutex_unlock(&keys_lock);
 }
 
+/* Make sure the layer blob d (diff_id) is unpacked as an overlay lower. */
 int build_ensure_layer_dir(struct builder *b, struct layer_ref *l, struct plait_error **err)
 {
 	l->dir = plait_cache_layer_dir(b->cache, l->diff_id);
