@@ -107,7 +107,10 @@ struct source {
  * twice in a run: publishing does not check again the blobs the early push
  * (or a layer stream) just uploaded, nor push again a manifest already stored
  * by digest. Entries are "b HOST/REPO@DIGEST" and "m HOST/REPO@DIGEST";
- * only endpoints of a single source (pushes, pulls without mirrors) use it. */
+ * only endpoints of a single source (pushes, pulls without mirrors) use it.
+ * It lasts as long as the process: one run (a `plait serve` session is one
+ * run of the plait that started it). A copy's progress still counts a
+ * manifest it found stored as put. */
 static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;
 static char **held;
 

@@ -693,6 +693,8 @@ for line in sys.stdin:
     elif meth == "PUT" and "/manifests/sha256:" in path:
         puts[path.rsplit("/", 1)[1]] += 1
 bad += ["manifest %s PUT %d times" % (d[:19], n) for d, n in puts.items() if n > 1]
+if not up or not puts:
+    bad.append("the log shows %d blob uploads and %d manifest PUTs by digest: nothing to check" % (len(up), len(puts)))
 print("; ".join(bad))')
 	assert_eq "" "$again" "requests for what the run had stored already"
 	pass "--push: nothing the early push stored is checked or stored again by publishing"
