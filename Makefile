@@ -12,7 +12,7 @@ BUILD_PKGS = meson ninja-build pkg-config gcc libc6-dev libcurl4-openssl-dev lib
 	libarchive-dev libssl-dev zlib1g-dev libzstd-dev libdeflate-dev libisal-dev
 TEST_PKGS = libcmocka-dev docker-registry skopeo umoci openssl apache2-utils python3 \
 	ca-certificates curl jq time busybox-static buildah zstd xz-utils bzip2 qemu-user-static clang \
-	uidmap attr openssh-server openssh-client docker.io git podman
+	uidmap attr openssh-server openssh-client docker.io git podman strace
 DEMO_PKGS = docker-registry umoci qemu-user-static busybox-static curl python3
 
 # Install the Debian packages in $(1) that are missing (apt-get update first).

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "build_internal.h"
+#include "util.h"
 #include "layer.h"
 #include "banned.h"
 
@@ -44,6 +45,7 @@ struct build_commit {
 	struct plait_layer_options lo;
 	struct plait_tmpdir tmp; /* tmp/tree until it moves to layers/<diff_id> */
 	char *tree;
+	uint64_t complete_ns; /* when the step's tree was all written (plait_now_ns) */
 	int tree_fd; /* O_PATH: the stage's dir for the layer meanwhile */
 	char **lowers; /* the stage's lowers under it; a pending one through its own descriptor */
 	int *fds;
@@ -66,6 +68,10 @@ struct build_commits {
 	struct plait_store *store;
 	struct plait_cache *cache;
 	struct build_commit *spent; /* taken in: their tmp dirs go at the end */
+	/* When the last syncfs of the trees' file system that succeeded began
+	 * (0: none yet). Only the thread (or, without one, the builder's)
+	 * writes commits, so one writer. */
+	uint64_t synced_from;
 };
 
 static void commit_free(struct build_commit *j)
@@ -104,15 +110,22 @@ static int commit_write(struct build_commits *c, struct build_commit *j)
 	/* The overlay was volatile: the tree is synced here, as its unmount
 	 * used to. The sync waits on the disk, the blob on the CPU: both at
 	 * once (in line when no thread can be had). */
+	/* A syncfs that began after the tree was complete (the one of the
+	 * commit before, when this step ended while it ran) has written it:
+	 * the last steps of a stage, queued together, share one. */
+	bool covered = j->complete_ns && c->synced_from > j->complete_ns;
 	struct tree_sync ts = { .tree = j->tree };
 	pthread_t stid;
-	bool syncing = pthread_create(&stid, NULL, tree_sync_main, &ts) == 0;
+	uint64_t sync_t0 = plait_now_ns();
+	bool syncing = !covered && pthread_create(&stid, NULL, tree_sync_main, &ts) == 0;
 	int r = plait_layer_from_overlay_over(c->store, j->tree, (const char *const *)j->lowers, j->n_lowers,
 					      &j->lo, &j->out, &j->err);
 	if (syncing)
 		pthread_join(stid, NULL);
-	else
+	else if (!covered)
 		tree_sync_main(&ts);
+	if (!covered && ts.r >= 0)
+		c->synced_from = sync_t0;
 	if (r >= 0 && ts.r < 0) {
 		r = ts.r;
 		j->err = TAKE_PTR(ts.err);
@@ -312,6 +325,8 @@ int build_commit_behind(struct builder *b, struct stage *st, struct plait_snapsh
 			plait_error_move(err, te);
 		else if (r == 0) /* a fresh directory cannot hold it already */
 			r = plait_error_set(err, PLAIT_E_IO, "'%s' exists", j->tree);
+		else
+			j->complete_ns = plait_now_ns(); /* the step is over, its overlay unmounted */
 	}
 	if (r >= 0 && (j->tree_fd = open(j->tree, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
 		r = plait_error_set_errno(err, PLAIT_E_IO, errno, "cannot open '%s'", j->tree);

@@ -759,3 +759,34 @@ unpack wb
 [ "$(stat -c %s "$R/big")" = 20971520 ] && [ "$(cat "$R/after")" = after ] ||
 	fail "the image built after the failure lacks /big or /after: $(ls -l "$R/big" "$R/after" 2>&1)"
 pass "a layer written behind the next steps that fails names its own step; nothing of it is left or recorded"
+
+# ---------------------------------------------------------------- one sync for queued steps
+# Steps that end while an earlier step's layer is still being written queue
+# their layers behind it; the syncfs of the next commit begins after all
+# their trees are complete and writes them all, so the ones queued with it
+# do not sync the file system again (5 layer steps: 2 syncs, not 5).
+require_cmd strace
+SY=$T/ctx/syncs
+mkdir -p "$SY"
+cat >"$SY/Dockerfile" <<'EOF2'
+ARG BASE
+FROM $BASE
+RUN /bin/seq 1 8000000 > /text
+RUN echo a > /a
+RUN echo b > /b
+RUN echo c > /c
+RUN echo d > /d
+EOF2
+# (LeakSanitizer cannot run under ptrace: a sanitizer build skips its leak check here)
+ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 \
+	strace -f -qq -e trace=syncfs -e signal=none -o "$T/syncs.trace" "$PLAIT" build --progress plain --cache-dir "$T/cache-syncs" \
+	--build-arg "BASE=$BASE" --output "type=oci,dest=$T/out/syncs" "$SY" >"$T/syncs.log" 2>&1 ||
+	fail "the build of $SY failed: $(tail -n 20 "$T/syncs.log")"
+syncs=$(grep -c 'syncfs(' "$T/syncs.trace" || true)
+[ "$syncs" -ge 1 ] && [ "$syncs" -le 2 ] ||
+	fail "$syncs syncfs calls for 5 layer steps, 4 of them queued behind the first's layer (want 1-2): $(grep 'syncfs(' "$T/syncs.trace")"
+assert_file_exists "$T/out/syncs/index.json"
+run_ok "$PLAIT" build --progress plain --cache-dir "$T/cache-syncs" --build-arg "BASE=$BASE" \
+	--output "type=oci,dest=$T/out/syncs2" "$SY"
+assert_contains "$ERR$OUT" "#6 CACHED" "the second build (every step recorded after the shared syncs)"
+pass "layers queued behind a slow one share its successor's syncfs ($syncs for 5 layer steps)"
