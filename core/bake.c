@@ -986,7 +986,7 @@ static char *join_dockerfile(const char *context, const char *dockerfile)
 		return xstrdup(dockerfile);
 	while (startswith(dockerfile, "./"))
 		dockerfile += 2;
-	if (streq(context, ".") || streq(context, "./"))
+	if (!*context || streq(context, ".") || streq(context, "./")) /* "" is the current directory too */
 		return xstrdup(dockerfile);
 	struct plait_buf b = PLAIT_BUF_INIT;
 	plait_buf_adds(&b, context);

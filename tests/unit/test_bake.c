@@ -535,8 +535,11 @@ static void test_bake__dockerfile_is_joined_to_context(void **state)
 	    "{'target': {'dflt': {}, 'ctx': {'context': 'app/'}, 'rel': {'context': 'app',"
 	    " 'dockerfile': 'docker/Dockerfile.prod'}, 'abs': {'context': 'app', 'dockerfile':"
 	    " '/srv/Dockerfile'}, 'dot': {'context': '.', 'dockerfile': './x/Dockerfile'},"
-	    " 'url': {'context': 'https://github.com/o/r.git', 'dockerfile': 'Dockerfile'}}}",
-	    (const char *const[]){"dflt", "ctx", "rel", "abs", "dot", "url", NULL}, NULL);
+	    " 'url': {'context': 'https://github.com/o/r.git', 'dockerfile': 'Dockerfile'},"
+	    " 'empty': {'context': '', 'dockerfile': 'x/Dockerfile'}}}",
+	    (const char *const[]){"dflt", "ctx", "rel", "abs", "dot", "url", "empty", NULL}, NULL);
+	/* an empty context is the current directory (read before its first byte, found by fuzz_bake) */
+	assert_string_equal(find(&b, "empty")->dockerfile, "x/Dockerfile");
 	assert_string_equal(find(&b, "dflt")->context, ".");
 	assert_string_equal(find(&b, "dflt")->dockerfile, "Dockerfile");
 	assert_string_equal(find(&b, "ctx")->dockerfile, "app/Dockerfile");
