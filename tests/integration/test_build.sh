@@ -783,8 +783,11 @@ ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 \
 	--build-arg "BASE=$BASE" --output "type=oci,dest=$T/out/syncs" "$SY" >"$T/syncs.log" 2>&1 ||
 	fail "the build of $SY failed: $(tail -n 20 "$T/syncs.log")"
 syncs=$(grep -c 'syncfs(' "$T/syncs.trace" || true)
-[ "$syncs" -ge 1 ] && [ "$syncs" -le 2 ] ||
-	fail "$syncs syncfs calls for 5 layer steps, 4 of them queued behind the first's layer (want 1-2): $(grep 'syncfs(' "$T/syncs.trace")"
+# 2 when all four end before the first layer is written (here); up to 4 on a
+# machine where that layer is written faster; 5 is one sync per layer, and
+# fewer than 2 would mean a tree recorded without a sync begun after it.
+[ "$syncs" -ge 2 ] && [ "$syncs" -le 4 ] ||
+	fail "$syncs syncfs calls for 5 layer steps, 4 of them queued behind the first's layer (want 2-4): $(grep 'syncfs(' "$T/syncs.trace")"
 assert_file_exists "$T/out/syncs/index.json"
 run_ok "$PLAIT" build --progress plain --cache-dir "$T/cache-syncs" --build-arg "BASE=$BASE" \
 	--output "type=oci,dest=$T/out/syncs2" "$SY"
