@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "build_internal.h"
@@ -133,26 +132,25 @@ int build_expand_word(struct builder *b, struct stage *st, const struct plait_df
 
 /* Keys being worked on in this process, one thread each (build_key_lock). */
 static pthread_mutex_t keys_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t keys_cond = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t keys_cond;
+static pthread_once_t keys_once = PTHREAD_ONCE_INIT;
 static char **keys_busy;
+
+static void keys_init(void)
+{
+	plait_cond_init_monotonic(&keys_cond);
+}
 
 int build_key_lock(const char *key, const atomic_int *cancel)
 {
+	pthread_once(&keys_once, keys_init);
 	pthread_mutex_lock(&keys_lock);
 	while (plait_strv_contains((const char *const *)keys_busy, key)) {
 		if (cancel && *cancel) {
 			pthread_mutex_unlock(&keys_lock);
 			return -PLAIT_E_CANCELLED;
 		}
-		/* woken by an unlock; a cancel is seen within 50 ms */
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += 50 * 1000 * 1000;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&keys_cond, &keys_lock, &until);
+		plait_cond_wait_ms(&keys_cond, &keys_lock, 50); /* woken by an unlock; a cancel seen within 50 ms */
 	}
 	plait_strv_push(&keys_busy, key);
 	pthread_mutex_unlock(&keys_lock);
@@ -161,7 +159,7 @@ int build_key_lock(const char *key, const atomic_int *cancel)
 
 void build_key_unlock(const char *key)
 {
-	pthread_mutex_lock(&keys_lock);
+	pthread_mutex_lock(&keys_lock); /* after a build_key_lock: keys_cond is set up */
 	size_t n = plait_strv_length((const char *const *)keys_busy);
 	for (size_t i = 0; i < n; i++)
 		if (streq(keys_busy[i], key)) {
